@@ -1,0 +1,121 @@
+"""The error taxonomy. Every error rdstd raises is an :class:`RdstdError` with a stable code and a hint.
+
+The codes are a fixed list (:data:`ERROR_CODES`), documented in ``docs/errors.md``; a test keeps the two in step.
+The CLI maps the classes to exit codes in one place (``rdstd.cli.errors``).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class RdstdError(Exception):
+    """Root of every error rdstd raises on purpose.
+
+    ``message`` says what went wrong and where (a file, a record); ``hint`` says what to do next.
+    """
+
+    code: ClassVar[str] = "RD000"
+    exit_code: ClassVar[int] = 3
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        """The error as one line: code, message and, when there is one, the next step."""
+        text = f"[{self.code}] {self.message}"
+        return f"{text} ({self.hint})" if self.hint else text
+
+
+class UsageError(RdstdError):
+    """The call itself is wrong: a bad option, an output that exists, an unknown spec name."""
+
+    code = "RD100"
+    exit_code = 2
+
+
+class MappingError(RdstdError):
+    """A converter spec does not fit the source: a missing key, a wrong dimension count, a bad unit."""
+
+    code = "RD200"
+    exit_code = 2
+
+
+class MissingDependencyError(RdstdError):
+    """A backend needs an optional dependency that is not installed; the hint names the extra."""
+
+    code = "RD300"
+    exit_code = 3
+
+    def __init__(self, module: str, extra: str, *, purpose: str = "") -> None:
+        why = f" to {purpose}" if purpose else ""
+        super().__init__(
+            f"the Python package {module!r} is needed{why} but is not installed",
+            hint=f"install it with: pip install 'rdstd[{extra}]'",
+        )
+        self.module = module
+        self.extra = extra
+
+
+class SourceError(RdstdError):
+    """A source cannot be read: not found, unknown format, unsupported version, corrupt file."""
+
+    code = "RD400"
+    exit_code = 3
+
+
+class SourceNotFoundError(SourceError):
+    """The path does not exist."""
+
+    code = "RD401"
+
+
+class UnknownFormatError(SourceError):
+    """No format backend recognises the path."""
+
+    code = "RD402"
+
+
+class UnsupportedVersionError(SourceError):
+    """The format is known but this version of it is not."""
+
+    code = "RD403"
+
+
+class CorruptSourceError(SourceError):
+    """A file is truncated, fails a checksum, or does not decode."""
+
+    code = "RD404"
+
+
+class SchemaError(RdstdError):
+    """A canonical dataset is invalid: a corrupt manifest, an unknown schema version, a missing shard."""
+
+    code = "RD500"
+    exit_code = 3
+
+
+class IncompleteDatasetError(SchemaError):
+    """A canonical dataset whose write did not finish (no manifest, or a writer still holds it)."""
+
+    code = "RD501"
+
+
+class EpisodeError(RdstdError):
+    """One episode failed; with ``--on-error skip`` it is listed and the others go on."""
+
+    code = "RD600"
+    exit_code = 1
+
+
+def _all_subclasses(cls: type[RdstdError]) -> list[type[RdstdError]]:
+    found: list[type[RdstdError]] = [cls]
+    for sub in cls.__subclasses__():
+        found.extend(_all_subclasses(sub))
+    return found
+
+
+#: Every error code and the class that carries it.
+ERROR_CODES: dict[str, type[RdstdError]] = {c.code: c for c in _all_subclasses(RdstdError)}

@@ -1,0 +1,129 @@
+"""The format backend contract: detect a source, describe it, stream its episodes.
+
+A backend turns files of one format into :class:`SourceEpisode` objects keyed by *source* names; the
+converter spec (``rdstd.convert``) turns those into canonical episodes. Backends register under the
+``rdstd.formats`` entry-point group; :mod:`rdstd.testing` holds the contract tests every backend runs.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from rdstd.schema.episode import ImageFrames
+
+KeyKind = Literal["vector", "image", "text", "timestamp"]
+
+
+@dataclass(frozen=True)
+class SourceKey:
+    """One per-step key a source holds, as the source says it (for ``rdstd spec`` and ``rdstd info``)."""
+
+    key: str
+    kind: KeyKind
+    shape: tuple[int, ...]
+    dtype: str
+    names: list[str] | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class EpisodeRef:
+    """A cheap handle on one source episode; ``index`` is its position in the source's own order."""
+
+    index: int
+    key: str
+    path: str
+    length: int | None = None
+
+
+@dataclass
+class SourceInfo:
+    """What ``rdstd info`` shows about a source: format, version, counts, keys, and backend extras."""
+
+    format: str
+    version: str
+    path: str
+    episodes: int
+    frames: int | None
+    keys: list[SourceKey]
+    rate_hz: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SourceEpisode:
+    """One episode as the source holds it: per-step arrays by source key, plus episode-level facts."""
+
+    ref: EpisodeRef
+    length: int
+    vectors: dict[str, npt.NDArray[Any]] = field(default_factory=dict)
+    images: dict[str, ImageFrames] = field(default_factory=dict)
+    texts: dict[str, list[str]] = field(default_factory=dict)
+    timestamps_s: npt.NDArray[np.float64] | None = None
+    task: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def keys(self) -> set[str]:
+        """Every per-step key this episode holds."""
+        return set(self.vectors) | set(self.images) | set(self.texts)
+
+
+class SourceDataset(abc.ABC):
+    """An opened source. Episodes stream one at a time; memory is bounded by one episode."""
+
+    format: ClassVar[str]
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @abc.abstractmethod
+    def info(self) -> SourceInfo:
+        """Describe the source without reading episode data."""
+
+    @abc.abstractmethod
+    def episode_refs(self) -> Sequence[EpisodeRef]:
+        """Handles on every episode, in source order (used to split work across workers)."""
+
+    @abc.abstractmethod
+    def read_episode(self, ref: EpisodeRef) -> SourceEpisode:
+        """Read one episode. Raises :class:`rdstd.errors.SourceError` naming the file when it cannot."""
+
+    def episodes(self) -> Iterator[SourceEpisode]:
+        """Stream every episode in source order."""
+        for ref in self.episode_refs():
+            yield self.read_episode(ref)
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release open files."""
+
+    def __enter__(self) -> SourceDataset:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class FormatBackend(abc.ABC):
+    """A source format: how to recognise it and how to open it."""
+
+    #: Short name used by ``--format`` and in provenance.
+    name: ClassVar[str]
+    #: The pip extra that installs what this backend needs (named in errors).
+    extra: ClassVar[str | None] = None
+    #: Detection order: lower runs first (specific formats before generic ones).
+    priority: ClassVar[int] = 100
+
+    @abc.abstractmethod
+    def detect(self, path: Path) -> bool:
+        """Whether ``path`` is this format. Must be cheap, must not raise, and must not import heavy packages."""
+
+    @abc.abstractmethod
+    def open(self, path: Path) -> SourceDataset:
+        """Open ``path``; raises :class:`rdstd.errors.SourceError` when it is not readable."""

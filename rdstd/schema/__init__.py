@@ -1,0 +1,70 @@
+"""The canonical schema (pydantic v2). Imports nothing else of rdstd."""
+
+from rdstd.schema.embodiment import ControlMode, Embodiment, Joint, JointType, RobotType
+from rdstd.schema.episode import EncodedFrames, Episode, EpisodeMeta, ImageFrames, VideoFrames
+from rdstd.schema.features import (
+    ActionSemantics,
+    CameraIntrinsics,
+    Dimension,
+    Extrinsics,
+    Feature,
+    GripperConvention,
+    ImageFeature,
+    RotationGroup,
+    SourceConvention,
+    VectorFeature,
+)
+from rdstd.schema.manifest import SCHEMA_VERSION, Counts, Manifest, Provenance, StorageLayout
+from rdstd.schema.spec import CameraSpec, ConverterSpec, DimSpec, VectorSpec
+from rdstd.schema.vocabulary import (
+    ActionMode,
+    ActionSpace,
+    ColorOrder,
+    DeltaReference,
+    GripperOpen,
+    ImageCodec,
+    Role,
+    RotationRepr,
+    Unit,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "ActionMode",
+    "ActionSemantics",
+    "ActionSpace",
+    "CameraIntrinsics",
+    "CameraSpec",
+    "ColorOrder",
+    "ControlMode",
+    "ConverterSpec",
+    "Counts",
+    "DeltaReference",
+    "DimSpec",
+    "Dimension",
+    "Embodiment",
+    "EncodedFrames",
+    "Episode",
+    "EpisodeMeta",
+    "Extrinsics",
+    "Feature",
+    "GripperConvention",
+    "GripperOpen",
+    "ImageCodec",
+    "ImageFeature",
+    "ImageFrames",
+    "Joint",
+    "JointType",
+    "Manifest",
+    "Provenance",
+    "RobotType",
+    "Role",
+    "RotationGroup",
+    "RotationRepr",
+    "SourceConvention",
+    "StorageLayout",
+    "Unit",
+    "VectorFeature",
+    "VectorSpec",
+    "VideoFrames",
+]

@@ -1,0 +1,91 @@
+"""A canonical episode in memory: frames on one clock plus episode metadata.
+
+Format backends produce these (through ``rdstd.convert``); the store writes and reads them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import Field
+
+from rdstd.schema.features import StrictModel
+from rdstd.schema.vocabulary import ImageCodec
+
+
+class EpisodeMeta(StrictModel):
+    """Episode-level facts: stable id, task text, split, outcome, embodiment, where it came from."""
+
+    episode_id: str = Field(description="stable id derived from the source (file + key), not from position")
+    task: str = ""
+    split: str = "train"
+    success: bool | None = None
+    embodiment: str = ""
+    source_path: str = ""
+    source_key: str = ""
+    source_checksum: str = ""
+    source_meta: dict[str, Any] = Field(default_factory=dict, description="what the source had that is not mapped")
+
+
+@dataclass(frozen=True)
+class EncodedFrames:
+    """Images that are already encoded (JPEG or PNG bytes), one per frame, kept byte for byte."""
+
+    codec: ImageCodec
+    frames: list[bytes]
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+@dataclass(frozen=True)
+class VideoFrames:
+    """Frames that live in a video file: the segment ``[from_s, to_s)`` of ``path`` (kept as video)."""
+
+    path: str
+    from_s: float
+    to_s: float
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+
+#: One camera's frames in an episode: decoded pixels (T, H, W, C), encoded bytes, or a video segment.
+ImageFrames = npt.NDArray[np.generic] | EncodedFrames | VideoFrames
+
+
+@dataclass
+class Episode:
+    """One episode: ``timestamps`` (float64 seconds from 0, strictly increasing), vectors (T, *shape) and images."""
+
+    meta: EpisodeMeta
+    timestamps: npt.NDArray[np.float64]
+    vectors: dict[str, npt.NDArray[Any]] = field(default_factory=dict)
+    images: dict[str, ImageFrames] = field(default_factory=dict)
+
+    @property
+    def length(self) -> int:
+        """Number of frames."""
+        return int(self.timestamps.shape[0])
+
+    def problems(self) -> list[str]:
+        """Structural problems (lengths, clock) that make the episode unwritable; empty when it is sound."""
+        found: list[str] = []
+        n = self.length
+        if self.timestamps.ndim != 1:
+            found.append("timestamps must be one-dimensional")
+        elif n and self.timestamps[0] != 0.0:
+            found.append(f"timestamps must start at 0.0, not {self.timestamps[0]!r}")
+        if n > 1 and not bool(np.all(np.diff(self.timestamps) > 0)):
+            found.append("timestamps are not strictly increasing")
+        for key, values in self.vectors.items():
+            if values.shape[:1] != (n,):
+                found.append(f"{key} has {values.shape[0] if values.ndim else 0} rows, the episode has {n} frames")
+        for key, frames in self.images.items():
+            if len(frames) != n:
+                found.append(f"{key} has {len(frames)} images, the episode has {n} frames")
+        return found

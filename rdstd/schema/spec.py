@@ -1,0 +1,133 @@
+"""The converter spec: how one source's keys become canonical features, with the meaning the source omits.
+
+Specs are YAML files (``converters/<format>/<name>.yaml``) validated by :class:`ConverterSpec`. A lab adds its
+dataset by adding a YAML, not Python. ``rdstd spec SRC`` drafts one from what a source holds.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from rdstd.schema.embodiment import Embodiment
+from rdstd.schema.features import (
+    ActionSemantics,
+    CameraIntrinsics,
+    Dimension,
+    Extrinsics,
+    GripperConvention,
+    RotationGroup,
+    StrictModel,
+    VectorDType,
+)
+from rdstd.schema.vocabulary import ColorOrder, ImageCodec, Role, Unit
+
+
+class DimSpec(StrictModel):
+    """One source dimension's meaning; fields left out fall back to the feature's defaults."""
+
+    name: str
+    role: Role | None = None
+    unit: Unit | None = None
+    frame: str | None = None
+
+
+class VectorSpec(StrictModel):
+    """A canonical vector feature taken from one source key.
+
+    Give the meaning either per dimension (``dims``) or as ``names`` plus shared ``role``/``unit``/``frame``.
+    ``index`` picks (and orders) elements of the flattened source vector. ``rotations`` and ``grippers`` describe
+    the *source* convention; conversion produces the canonical one (quaternion xyzw, gripper 1 = open).
+    """
+
+    key: str
+    index: list[int] | None = None
+    names: list[str] | None = None
+    dims: list[DimSpec] | None = None
+    role: Role = Role.UNKNOWN
+    unit: Unit = Unit.UNKNOWN
+    frame: str = "unknown"
+    dtype: VectorDType | None = Field(default=None, description="cast to this dtype; default keeps the source's")
+    rotations: list[RotationGroup] = Field(default_factory=list)
+    grippers: list[GripperConvention] = Field(default_factory=list)
+    action: ActionSemantics | None = None
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _one_naming(self) -> VectorSpec:
+        if self.names is not None and self.dims is not None:
+            raise ValueError("give either names or dims, not both")
+        return self
+
+    def dimensions(self, size: int) -> list[Dimension]:
+        """The source dimensions' meaning for a vector of ``size`` elements (names default to ``<key>_<i>``)."""
+        if self.dims is not None:
+            specs = self.dims
+        elif self.names is not None:
+            specs = [DimSpec(name=n) for n in self.names]
+        else:
+            stem = self.key.rsplit("/", 1)[-1].rsplit(".", 1)[-1]
+            specs = [DimSpec(name=f"{stem}_{i}") for i in range(size)]
+        return [
+            Dimension(
+                name=d.name,
+                role=d.role or self.role,
+                unit=d.unit or self.unit,
+                frame=d.frame or self.frame,
+            )
+            for d in specs
+        ]
+
+
+class CameraSpec(StrictModel):
+    """A canonical camera taken from one source key."""
+
+    key: str
+    color: ColorOrder = ColorOrder.RGB
+    layout: str = Field(default="hwc", pattern="^(hwc|chw)$")
+    value_range: tuple[float, float] = Field(default=(0.0, 255.0), description="range of raw pixel values")
+    store_as: ImageCodec | None = Field(default=None, description="default: keep encoded bytes, JPEG for raw pixels")
+    jpeg_quality: int = Field(default=95, ge=1, le=100)
+    frame: str = "unknown"
+    intrinsics: CameraIntrinsics | None = None
+    extrinsics: Extrinsics | None = None
+    description: str = ""
+
+
+class MatchRule(StrictModel):
+    """When a shipped spec applies to a source on its own: every key present, and the path glob (if any) matches."""
+
+    keys: list[str] = Field(default_factory=list)
+    path_glob: str | None = None
+
+
+class TimestampSpec(StrictModel):
+    """Where frame times come from when the source has them."""
+
+    key: str
+    unit: Unit = Unit.S
+
+
+class ConverterSpec(StrictModel):
+    """Everything ``rdstd convert`` needs to know that the source does not say."""
+
+    name: str
+    format: str
+    description: str = ""
+    match: MatchRule = Field(default_factory=MatchRule)
+    rate_hz: float | None = Field(default=None, gt=0)
+    timestamps: TimestampSpec | None = None
+    task: str | None = Field(default=None, description="task text for every episode")
+    task_key: str | None = Field(default=None, description="source key holding the task text")
+    split: str | None = None
+    license: str = "unknown"
+    citation: str = ""
+    embodiment: Embodiment | None = None
+    features: dict[str, VectorSpec] = Field(default_factory=dict)
+    cameras: dict[str, CameraSpec] = Field(default_factory=dict)
+    keep_source_conventions: bool = Field(default=False, description="skip canonicalization, record only")
+
+    @model_validator(mode="after")
+    def _has_clock(self) -> ConverterSpec:
+        if not self.features and not self.cameras:
+            raise ValueError("a spec must map at least one feature or camera")
+        return self

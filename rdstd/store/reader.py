@@ -1,0 +1,314 @@
+"""Reading canonical datasets: ``rdstd.open(path)`` returns a :class:`Dataset`.
+
+Random access by global frame index goes episode table -> shard -> row group (from the Parquet footer) ->
+row; the last few row groups read are cached so sequential reads touch each once. Images are returned
+decoded; :meth:`Dataset.episode` decodes them only when asked. Shard handles are opened per process, so a
+Dataset can be handed to worker processes (torch DataLoader, multiprocessing) after fork or pickling.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, overload
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import ValidationError
+
+from rdstd.errors import IncompleteDatasetError, SchemaError, SourceNotFoundError
+from rdstd.schema.episode import EpisodeMeta
+from rdstd.schema.features import ImageFeature, VectorFeature
+from rdstd.schema.manifest import Manifest
+from rdstd.store import images, layout
+
+_ROW_GROUP_CACHE = 4
+
+
+def read_manifest(path: Path) -> Manifest:
+    """Load and validate ``rdstd.json`` of the dataset at ``path`` (clear errors for every failure)."""
+    if not path.exists():
+        raise SourceNotFoundError(f"{path}: no such dataset", hint="check the path")
+    file = path / layout.MANIFEST
+    marker = path / layout.WRITING_MARKER
+    if marker.exists():
+        raise IncompleteDatasetError(
+            f"{path}: the write of this dataset did not finish ({layout.WRITING_MARKER} is still there)",
+            hint="re-run the conversion with --overwrite to rebuild it",
+        )
+    if not file.is_file():
+        raise SchemaError(
+            f"{path}: not a canonical rdstd dataset (no {layout.MANIFEST})",
+            hint="convert the source first: rdstd convert SRC OUT",
+        )
+    text = file.read_bytes()
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SchemaError(f"{file}: corrupt manifest, not JSON ({exc})", hint="rebuild with rdstd convert") from exc
+    version = raw.get("schema_version") if isinstance(raw, dict) else None
+    try:
+        return Manifest.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(root)"
+        hint = (
+            "upgrade rdstd to read it"
+            if first["loc"] == ("schema_version",)
+            else "the dataset is corrupt or from another rdstd version; rebuild it with rdstd convert"
+        )
+        raise SchemaError(f"{file}: invalid manifest at {where} ({version=}): {first['msg']}", hint=hint) from exc
+
+
+@dataclass
+class EpisodeData:
+    """One episode read back: metadata, timestamps, vectors, and lazily decoded images."""
+
+    index: int
+    meta: EpisodeMeta
+    timestamps: npt.NDArray[np.float64]
+    vectors: dict[str, npt.NDArray[Any]]
+    images: dict[str, LazyImages]
+
+    @property
+    def length(self) -> int:
+        """Number of frames."""
+        return int(self.timestamps.shape[0])
+
+
+class LazyImages(Sequence[npt.NDArray[Any]]):
+    """A camera's frames in an episode: ``[i]`` decodes frame i, ``.encoded[i]`` gives the stored bytes."""
+
+    def __init__(self, encoded: pa.BinaryArray, feature: ImageFeature) -> None:
+        self._encoded = encoded
+        self._feature = feature
+
+    def __len__(self) -> int:
+        return len(self._encoded)
+
+    @overload
+    def __getitem__(self, i: int) -> npt.NDArray[Any]: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[npt.NDArray[Any]]: ...
+    def __getitem__(self, i: int | slice) -> npt.NDArray[Any] | list[npt.NDArray[Any]]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return images.decode(self._encoded[i].as_buffer(), self._feature.codec, channels=self._feature.channels)
+
+    @property
+    def encoded(self) -> list[bytes]:
+        """The stored bytes of every frame, exactly as written."""
+        return [b.as_py() for b in self._encoded]
+
+    def decode_all(self) -> npt.NDArray[Any]:
+        """Every frame decoded, stacked (T, H, W, C)."""
+        return np.stack([self[i] for i in range(len(self))])
+
+
+class Dataset:
+    """A canonical dataset (or a selection of its episodes).
+
+    ``len(ds)`` is the number of frames; ``ds.frame(i)`` reads frame i (global over the selection);
+    ``ds.episode(i)`` reads episode i of the selection; ``ds.select(expr)`` filters episodes with a polars
+    expression over :attr:`episodes`.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        manifest: Manifest,
+        episodes: pl.DataFrame,
+        stats: dict[str, Any] | None = None,
+    ) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.episodes = episodes
+        self._stats = stats
+        self._starts = np.concatenate([[0], np.cumsum(episodes["length"].to_numpy())]).astype(np.int64)
+        self._files: dict[int, pq.ParquetFile] = {}
+        self._rg_starts: dict[int, npt.NDArray[np.int64]] = {}
+        self._cache: OrderedDict[tuple[int, int], pa.Table] = OrderedDict()
+        self._pid = os.getpid()
+        self._columns = [*layout.INDEX_COLUMNS, *manifest.features]
+
+    # -- opening ---------------------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Dataset:
+        """Open the dataset at ``path`` (checks the manifest and the shard files)."""
+        root = Path(path)
+        manifest = read_manifest(root)
+        episodes_file = root / layout.EPISODES
+        try:
+            episodes = pl.read_parquet(episodes_file)
+        except (OSError, pl.exceptions.ComputeError) as exc:
+            raise SchemaError(f"{episodes_file}: unreadable episode table ({exc})", hint="rebuild with rdstd convert") from exc
+        for shard in range(manifest.counts.shards):
+            if not (root / layout.shard_name(shard)).is_file():
+                raise SchemaError(
+                    f"{root / layout.shard_name(shard)}: data shard is missing", hint="rebuild with rdstd convert"
+                )
+        if len(episodes) != manifest.counts.episodes or int(episodes["length"].sum() or 0) != manifest.counts.frames:
+            raise SchemaError(f"{root}: episode table and manifest disagree on counts", hint="rebuild with rdstd convert")
+        return cls(root, manifest, episodes)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.update(_files={}, _rg_starts={}, _cache=OrderedDict())
+        return state
+
+    # -- overview --------------------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    @property
+    def num_episodes(self) -> int:
+        """Number of episodes in this selection."""
+        return len(self.episodes)
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Per-feature, per-dimension statistics of the whole dataset (``stats.json``)."""
+        if self._stats is None:
+            file = self.path / layout.STATS
+            try:
+                self._stats = json.loads(file.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError) as exc:
+                raise SchemaError(f"{file}: unreadable stats ({exc})", hint="rebuild with rdstd convert") from exc
+        return self._stats
+
+    @property
+    def tasks(self) -> pl.DataFrame:
+        """Task index -> text."""
+        return pl.read_parquet(self.path / layout.TASKS)
+
+    def select(self, predicate: pl.Expr) -> Dataset:
+        """The episodes for which ``predicate`` (a polars expression over :attr:`episodes`) holds."""
+        return Dataset(self.path, self.manifest, self.episodes.filter(predicate), self._stats)
+
+    def __repr__(self) -> str:
+        return f"Dataset({str(self.path)!r}, episodes={self.num_episodes}, frames={len(self)})"
+
+    # -- reading ---------------------------------------------------------------------------------------------
+
+    def _file(self, shard: int) -> pq.ParquetFile:
+        if self._pid != os.getpid():
+            self._files, self._rg_starts, self._cache = {}, {}, OrderedDict()
+            self._pid = os.getpid()
+        handle = self._files.get(shard)
+        if handle is None:
+            file = self.path / layout.shard_name(shard)
+            try:
+                handle = pq.ParquetFile(file, memory_map=False)
+            except (OSError, pa.ArrowInvalid) as exc:
+                raise SchemaError(f"{file}: unreadable data shard ({exc})", hint="rebuild with rdstd convert") from exc
+            meta = handle.metadata
+            sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+            self._rg_starts[shard] = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+            self._files[shard] = handle
+        return handle
+
+    def _row_group(self, shard: int, group: int) -> pa.Table:
+        key = (shard, group)
+        table = self._cache.get(key)
+        if table is None:
+            table = self._file(shard).read_row_group(group, columns=self._columns)
+            self._cache[key] = table
+            if len(self._cache) > _ROW_GROUP_CACHE:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
+        return table
+
+    def _locate(self, i: int) -> tuple[int, int]:
+        """(position of the episode in this selection, frame index within it) of global frame ``i``."""
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"frame {i} is out of range for {n} frames")
+        pos = int(np.searchsorted(self._starts, i, side="right")) - 1
+        return pos, i - int(self._starts[pos])
+
+    def frame(self, i: int, *, decode_images: bool = True) -> dict[str, Any]:
+        """Frame ``i`` as a dict: index columns, vectors (numpy), images (decoded HWC arrays, or bytes)."""
+        pos, offset = self._locate(i)
+        row = self.episodes.row(pos, named=True)
+        shard_row = int(row["shard_row"]) + offset
+        self._file(row["shard"])
+        starts = self._rg_starts[row["shard"]]
+        group = int(np.searchsorted(starts, shard_row, side="right")) - 1
+        table = self._row_group(row["shard"], group)
+        r = shard_row - int(starts[group])
+        out: dict[str, Any] = {
+            "episode_index": int(row["episode_index"]),
+            "frame_index": offset,
+            "index": int(row["frame_start"]) + offset,
+            "timestamp": table.column("timestamp")[r].as_py(),
+        }
+        for key, feature in self.manifest.features.items():
+            column = table.column(key)
+            if isinstance(feature, VectorFeature):
+                values = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+                cell = values.values.slice(r * feature.size, feature.size).to_numpy(zero_copy_only=False)
+                out[key] = cell.reshape(feature.shape)
+            else:
+                data = column[r].as_buffer()
+                out[key] = images.decode(data, feature.codec, channels=feature.channels) if decode_images else data.to_pybytes()
+        return out
+
+    def episode(self, i: int) -> EpisodeData:
+        """Episode ``i`` of this selection: vectors as numpy arrays, images decoded on access."""
+        if not -self.num_episodes <= i < self.num_episodes:
+            raise IndexError(f"episode {i} is out of range for {self.num_episodes} episodes")
+        row = self.episodes.row(i, named=True)
+        table = self._episode_table(row)
+        vectors: dict[str, npt.NDArray[Any]] = {}
+        cams: dict[str, LazyImages] = {}
+        for key, feature in self.manifest.features.items():
+            column = table.column(key).combine_chunks()
+            if isinstance(feature, VectorFeature):
+                flat = column.values.to_numpy(zero_copy_only=False)
+                vectors[key] = flat.reshape(len(table), *feature.shape)
+            else:
+                cams[key] = LazyImages(column, feature)
+        meta = EpisodeMeta(
+            episode_id=row["episode_id"],
+            task=row["task"] or "",
+            split=row["split"] or "",
+            success=row["success"],
+            embodiment=row["embodiment"] or "",
+            source_path=row["source_path"] or "",
+            source_key=row["source_key"] or "",
+            source_checksum=row["source_checksum"] or "",
+            source_meta=json.loads(row["source_meta"] or "{}"),
+        )
+        timestamps = table.column("timestamp").to_numpy()
+        return EpisodeData(int(row["episode_index"]), meta, timestamps, vectors, cams)
+
+    def _episode_table(self, row: dict[str, Any]) -> pa.Table:
+        shard, first, length = int(row["shard"]), int(row["shard_row"]), int(row["length"])
+        handle = self._file(shard)
+        starts = self._rg_starts[shard]
+        g0 = int(np.searchsorted(starts, first, side="right")) - 1
+        g1 = int(np.searchsorted(starts, first + length - 1, side="right")) - 1 if length else g0
+        table = handle.read_row_groups(list(range(g0, g1 + 1)), columns=self._columns)
+        return table.slice(first - int(starts[g0]), length)
+
+    def iter_episodes(self) -> Iterator[EpisodeData]:
+        """Every episode of the selection, in order, one at a time."""
+        for i in range(self.num_episodes):
+            yield self.episode(i)
+
+
+def open_dataset(path: str | os.PathLike[str]) -> Dataset:
+    """Open the canonical dataset at ``path``."""
+    return Dataset.open(path)
