@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["__version__", "open"]
 
 
-def open(path: str | os.PathLike[str]) -> Dataset:  # noqa: A001 - the public name is rdstd.open
+def open(path: str | os.PathLike[str]) -> Dataset:
     """Open a canonical rdstd dataset: ``len()``, ``.episodes``, ``.episode(i)``, ``.frame(i)``, ``.select(expr)``."""
     from rdstd.store.reader import Dataset
 

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rdstd.schema.episode import ImageFrames
+from rdstd.schema.vocabulary import ImageCodec
 
 KeyKind = Literal["vector", "image", "text", "timestamp"]
 
@@ -31,11 +32,17 @@ class SourceKey:
     dtype: str
     names: list[str] | None = None
     note: str = ""
+    #: For images: how the source stores them (jpeg, png, video); None for raw pixel arrays.
+    codec: ImageCodec | None = None
 
 
 @dataclass(frozen=True)
 class EpisodeRef:
-    """A cheap handle on one source episode; ``index`` is its position in the source's own order."""
+    """A cheap handle on one source episode.
+
+    ``index`` is its position in the source's own order; ``key`` is a stable id, unique within the source and
+    derived from the source itself (file and key, never the position alone): it becomes the episode id.
+    """
 
     index: int
     key: str

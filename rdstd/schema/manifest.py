@@ -56,13 +56,17 @@ class Manifest(StrictModel):
     provenance: Provenance
     counts: Counts
     storage: StorageLayout
-    extra: dict[str, Any] = Field(default_factory=dict, description="dataset-level source facts the schema does not map")
+    extra: dict[str, Any] = Field(
+        default_factory=dict, description="dataset-level source facts the schema does not map"
+    )
 
     @field_validator("schema_version")
     @classmethod
     def _readable(cls, value: str) -> str:
         if value not in READABLE_SCHEMA_VERSIONS:
-            raise ValueError(f"schema_version {value!r} is not one this rdstd reads ({sorted(READABLE_SCHEMA_VERSIONS)})")
+            raise ValueError(
+                f"schema_version {value!r} is not one this rdstd reads ({sorted(READABLE_SCHEMA_VERSIONS)})"
+            )
         return value
 
     @property

@@ -9,12 +9,11 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from typing_extensions import Buffer
-
 import numpy as np
 import numpy.typing as npt
 import simplejpeg
 from PIL import Image
+from typing_extensions import Buffer
 
 from rdstd.errors import CorruptSourceError
 from rdstd.schema.vocabulary import ImageCodec
@@ -66,15 +65,14 @@ def decode(data: Buffer, codec: ImageCodec | None = None, *, channels: int = 3) 
 
     The result is uint8, or uint16 for 16-bit PNG.
     """
-    if not isinstance(data, bytes):
-        data = np.frombuffer(data, dtype=np.uint8)
-    codec = codec or sniff_codec(bytes(data[:8]))
+    view: bytes | npt.NDArray[np.uint8] = data if isinstance(data, bytes) else np.frombuffer(memoryview(data), np.uint8)
+    codec = codec or sniff_codec(bytes(view[:8]))
     try:
         if codec == ImageCodec.JPEG:
             colorspace = "GRAY" if channels == 1 else "RGB"
-            out: npt.NDArray[Any] = simplejpeg.decode_jpeg(data, colorspace=colorspace)
+            out: npt.NDArray[Any] = simplejpeg.decode_jpeg(view, colorspace=colorspace)
             return out
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(io.BytesIO(view)) as image:
             array = np.asarray(image)
     except (ValueError, OSError) as exc:
         raise CorruptSourceError(f"image bytes do not decode as {codec}: {exc}") from exc

@@ -149,14 +149,18 @@ class Dataset:
         try:
             episodes = pl.read_parquet(episodes_file)
         except (OSError, pl.exceptions.ComputeError) as exc:
-            raise SchemaError(f"{episodes_file}: unreadable episode table ({exc})", hint="rebuild with rdstd convert") from exc
+            raise SchemaError(
+                f"{episodes_file}: unreadable episode table ({exc})", hint="rebuild with rdstd convert"
+            ) from exc
         for shard in range(manifest.counts.shards):
             if not (root / layout.shard_name(shard)).is_file():
                 raise SchemaError(
                     f"{root / layout.shard_name(shard)}: data shard is missing", hint="rebuild with rdstd convert"
                 )
         if len(episodes) != manifest.counts.episodes or int(episodes["length"].sum() or 0) != manifest.counts.frames:
-            raise SchemaError(f"{root}: episode table and manifest disagree on counts", hint="rebuild with rdstd convert")
+            raise SchemaError(
+                f"{root}: episode table and manifest disagree on counts", hint="rebuild with rdstd convert"
+            )
         return cls(root, manifest, episodes)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -262,7 +266,11 @@ class Dataset:
                 out[key] = cell.reshape(feature.shape)
             else:
                 data = column[r].as_buffer()
-                out[key] = images.decode(data, feature.codec, channels=feature.channels) if decode_images else data.to_pybytes()
+                out[key] = (
+                    images.decode(data, feature.codec, channels=feature.channels)
+                    if decode_images
+                    else data.to_pybytes()
+                )
         return out
 
     def episode(self, i: int) -> EpisodeData:

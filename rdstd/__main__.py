@@ -1,0 +1,5 @@
+"""``python -m rdstd`` runs the CLI."""
+
+from rdstd.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""The command-line interface: only parses and prints; all work is in the library."""

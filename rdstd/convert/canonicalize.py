@@ -1,0 +1,291 @@
+"""Canonicalization: from a source's arrays to canonical features (DESIGN §3 conventions).
+
+SI units, quaternions scalar-last (xyzw), gripper normalized to [0, 1] with 1 = open, images RGB uint8 HWC.
+Each plan records the source convention and the transforms it applies in the feature's ``source`` field, so
+every change is visible in the manifest and can be undone. Plans are built once per dataset and applied to
+every episode.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from rdstd.errors import EpisodeError, MappingError
+from rdstd.formats.base import SourceKey
+from rdstd.schema.episode import EncodedFrames, ImageFrames, VideoFrames
+from rdstd.schema.features import (
+    Dimension,
+    GripperConvention,
+    ImageFeature,
+    RotationGroup,
+    SourceConvention,
+    VectorFeature,
+)
+from rdstd.schema.spec import CameraSpec, VectorSpec
+from rdstd.schema.vocabulary import (
+    UNIT_TO_SI,
+    ColorOrder,
+    GripperOpen,
+    ImageCodec,
+    Role,
+    RotationRepr,
+    Unit,
+)
+from rdstd.store import images
+
+_FLOATS = {"float16", "float32", "float64"}
+
+
+@dataclass
+class VectorPlan:
+    """How one canonical vector feature is computed from one source key."""
+
+    name: str
+    key: str
+    feature: VectorFeature
+    index: npt.NDArray[np.int64] | None = None
+    scale: npt.NDArray[np.float64] | None = None
+    offset: npt.NDArray[np.float64] | None = None
+    permutation: npt.NDArray[np.int64] | None = None
+
+    def apply(self, values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """Canonical values (T, *shape) from the source values (T, ...)."""
+        n = values.shape[0]
+        flat = values.reshape(n, -1)
+        if self.index is not None:
+            if self.index.max(initial=-1) >= flat.shape[1]:
+                raise EpisodeError(f"{self.key}: has {flat.shape[1]} elements per frame, the spec indexes more")
+            flat = flat[:, self.index]
+        elif flat.shape[1] != self.feature.size:
+            raise EpisodeError(
+                f"{self.key}: has {flat.shape[1]} elements per frame, the dataset has {self.feature.size}"
+            )
+        if self.scale is not None or self.offset is not None:
+            flat = flat.astype(np.float64)
+            if self.scale is not None:
+                flat = flat * self.scale
+            if self.offset is not None:
+                flat = flat + self.offset
+        if self.permutation is not None:
+            flat = flat[:, self.permutation]
+        return np.ascontiguousarray(flat, dtype=self.feature.dtype).reshape(n, *self.feature.shape)
+
+
+def plan_vector(name: str, spec: VectorSpec, source: SourceKey, *, keep_source: bool = False) -> VectorPlan:
+    """Plan the canonical feature ``name`` from ``spec`` and what the source says of its key."""
+    source_size = math.prod(source.shape) if source.shape else 1
+    index = np.asarray(spec.index, dtype=np.int64) if spec.index is not None else None
+    if index is not None and (index.min(initial=0) < 0 or index.max(initial=-1) >= source_size):
+        raise MappingError(f"feature {name}: index {spec.index} is outside {source.key} ({source_size} elements)")
+    size = len(index) if index is not None else source_size
+    dims = spec.dimensions(size)
+    if len(dims) != size:
+        raise MappingError(
+            f"feature {name}: the spec names {len(dims)} dimensions but {source.key} has {size}",
+            hint="give one name per element (or use index: to pick elements)",
+        )
+    shape = (size,) if index is not None or spec.dims is not None or spec.names is not None else source.shape or (1,)
+    transforms: list[str] = []
+    scale = np.ones(size)
+    offset = np.zeros(size)
+    out_dims = list(dims)
+    rotations = list(spec.rotations)
+    grippers = list(spec.grippers)
+    permutation = None
+    if not keep_source:
+        out_dims, transforms = _si_units(dims, scale)
+        rotations, permutation, rot_notes = _canonical_rotations(spec.rotations, size)
+        transforms += rot_notes
+        grippers, grip_notes = _canonical_grippers(spec.grippers, scale, offset, out_dims)
+        transforms += grip_notes
+    numeric = bool(np.any(scale != 1.0) or np.any(offset != 0.0))
+    dtype = spec.dtype or _output_dtype(source.dtype, numeric)
+    feature = VectorFeature(
+        dtype=dtype,
+        shape=shape,
+        dims=out_dims,
+        rotations=rotations,
+        grippers=grippers,
+        action=spec.action,
+        description=spec.description,
+        source=SourceConvention(
+            key=source.key,
+            dtype=source.dtype,
+            units=[d.unit for d in dims],
+            rotations=list(spec.rotations),
+            grippers=list(spec.grippers),
+            transforms=transforms,
+        ),
+    )
+    return VectorPlan(
+        name,
+        source.key,
+        feature,
+        index=index,
+        scale=scale if np.any(scale != 1.0) else None,
+        offset=offset if np.any(offset != 0.0) else None,
+        permutation=permutation,
+    )
+
+
+def _output_dtype(source_dtype: str, numeric: bool) -> str:
+    if not numeric:
+        return (
+            source_dtype if source_dtype in _FLOATS or source_dtype.startswith(("int", "uint", "bool")) else "float64"
+        )
+    return source_dtype if source_dtype in {"float32", "float64"} else "float64"
+
+
+def _si_units(dims: list[Dimension], scale: npt.NDArray[np.float64]) -> tuple[list[Dimension], list[str]]:
+    out = []
+    notes = []
+    for i, dim in enumerate(dims):
+        target = UNIT_TO_SI.get(dim.unit)
+        if target is None:
+            out.append(dim)
+            continue
+        unit, factor = target
+        scale[i] *= factor
+        out.append(dim.model_copy(update={"unit": unit}))
+        notes.append(f"dim {i} ({dim.name}): {dim.unit} -> {unit} (x{factor:.12g})")
+    return out, notes
+
+
+def _canonical_rotations(
+    groups: list[RotationGroup], size: int
+) -> tuple[list[RotationGroup], npt.NDArray[np.int64] | None, list[str]]:
+    perm = np.arange(size)
+    out = []
+    notes = []
+    for group in groups:
+        if group.representation == RotationRepr.QUAT_WXYZ:
+            s = group.start
+            perm[s : s + 4] = [s + 1, s + 2, s + 3, s]
+            out.append(RotationGroup(start=s, representation=RotationRepr.QUAT_XYZW))
+            notes.append(f"dims {s}..{s + 3}: quaternion wxyz -> xyzw")
+        else:
+            out.append(group)
+    changed = not np.array_equal(perm, np.arange(size))
+    return out, (perm if changed else None), notes
+
+
+def _canonical_grippers(
+    grippers: list[GripperConvention],
+    scale: npt.NDArray[np.float64],
+    offset: npt.NDArray[np.float64],
+    dims: list[Dimension],
+) -> tuple[list[GripperConvention], list[str]]:
+    out = []
+    notes = []
+    for grip in grippers:
+        if grip.open == GripperOpen.UNKNOWN:
+            out.append(grip)
+            notes.append(f"dim {grip.dim}: gripper polarity unknown, kept as the source has it")
+            continue
+        low, high = grip.range
+        if high == low:
+            raise MappingError(f"gripper dim {grip.dim}: range {grip.range} is empty")
+        opened, closed = (high, low) if grip.open == GripperOpen.HIGH else (low, high)
+        # x' = (x - closed) / (opened - closed); the range is in the source's units, so this replaces any unit factor.
+        span = opened - closed
+        scale[grip.dim] = 1.0 / span
+        offset[grip.dim] = -closed / span
+        dims[grip.dim] = dims[grip.dim].model_copy(update={"unit": Unit.NORMALIZED, "role": Role.GRIPPER})
+        out.append(GripperConvention(dim=grip.dim, range=(0.0, 1.0), open=GripperOpen.HIGH))
+        notes.append(f"dim {grip.dim}: gripper [{closed} closed, {opened} open] -> [0 closed, 1 open]")
+    return out, notes
+
+
+@dataclass
+class CameraPlan:
+    """How one canonical camera is taken from one source key."""
+
+    name: str
+    spec: CameraSpec
+    feature: ImageFeature
+    notes: list[str] = field(default_factory=list)
+
+    def apply(self, frames: ImageFrames) -> ImageFrames:
+        """Canonical frames: encoded bytes kept as they are when the codec matches, raw pixels encoded."""
+        target = self.feature.codec
+        if isinstance(frames, VideoFrames):
+            if target == ImageCodec.VIDEO:
+                return frames
+            from rdstd.store import video
+
+            return EncodedFrames(target, [self._encode(p) for p in video.decode_frames(frames)])
+        if isinstance(frames, EncodedFrames):
+            if target in {frames.codec, ImageCodec.VIDEO}:
+                return frames
+            return EncodedFrames(target, [self._encode(images.decode(b)) for b in frames.frames])
+        return EncodedFrames(target, [self._encode(p) for p in frames])
+
+    def _encode(self, pixels: npt.NDArray[Any]) -> bytes:
+        return images.encode(
+            canonical_pixels(pixels, self.spec), self.feature.codec, jpeg_quality=self.spec.jpeg_quality
+        )
+
+
+def canonical_pixels(pixels: npt.NDArray[Any], spec: CameraSpec) -> npt.NDArray[Any]:
+    """One raw image to canonical pixels: HWC, RGB, uint8 (uint16 kept for depth)."""
+    array = np.asarray(pixels)
+    if spec.layout == "chw":
+        array = np.moveaxis(array, 0, -1)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.dtype != np.uint16 or spec.color != ColorOrder.DEPTH:
+        low, high = spec.value_range
+        if array.dtype != np.uint8 or (low, high) != (0.0, 255.0):
+            scaled = (array.astype(np.float32) - low) * (255.0 / (high - low))
+            array = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    if spec.color == ColorOrder.BGR:
+        array = array[:, :, ::-1]
+    return np.ascontiguousarray(array)
+
+
+def plan_camera(
+    name: str, spec: CameraSpec, source: SourceKey, *, store_as: ImageCodec | None, source_codec: ImageCodec | None
+) -> CameraPlan:
+    """Plan the canonical camera ``name``.
+
+    ``store_as`` overrides the spec's choice; ``source_codec`` is how the source stores the frames (None: raw pixels).
+    """
+    if len(source.shape) not in (2, 3):
+        raise MappingError(f"camera {name}: {source.key} has shape {list(source.shape)}, not an image")
+    shape = source.shape if spec.layout == "hwc" else (*source.shape[1:], source.shape[0])
+    height, width = shape[0], shape[1]
+    channels = shape[2] if len(shape) == 3 else 1
+    codec = store_as or spec.store_as or source_codec or ImageCodec.JPEG
+    depth = spec.color == ColorOrder.DEPTH
+    dtype = "uint16" if depth and source.dtype == "uint16" else "uint8"
+    if dtype == "uint16" and codec == ImageCodec.JPEG:
+        codec = ImageCodec.PNG
+    notes = []
+    if source_codec is None:
+        notes.append(
+            f"raw {source.dtype} pixels in [{spec.value_range[0]:g}, {spec.value_range[1]:g}] -> {dtype} {codec}"
+        )
+    if spec.layout == "chw":
+        notes.append("CHW -> HWC")
+    if spec.color == ColorOrder.BGR:
+        notes.append("BGR -> RGB")
+    color = ColorOrder.RGB if spec.color == ColorOrder.BGR else spec.color
+    feature = ImageFeature(
+        height=height,
+        width=width,
+        channels=channels,
+        dtype=dtype,
+        codec=codec,
+        color=color,
+        frame=spec.frame,
+        intrinsics=spec.intrinsics,
+        extrinsics=spec.extrinsics,
+        description=spec.description,
+        source=SourceConvention(key=source.key, dtype=source.dtype, transforms=notes),
+    )
+    return CameraPlan(name, spec, feature, notes)

@@ -1,0 +1,161 @@
+"""Converter specs: load them (shipped name or YAML path), pick one for a source, or draft one from what it holds."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from rdstd.errors import MappingError, UsageError
+from rdstd.formats.base import SourceInfo, SourceKey
+from rdstd.schema.spec import CameraSpec, ConverterSpec, VectorSpec
+from rdstd.schema.vocabulary import Role, Unit
+
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+
+def specs_root() -> Path:
+    """The folder of shipped specs: ``rdstd/_converters`` in a wheel, ``converters/`` in a checkout."""
+    installed = _PACKAGE_DIR / "_converters"
+    return installed if installed.is_dir() else _PACKAGE_DIR.parent / "converters"
+
+
+@dataclass(frozen=True)
+class LoadedSpec:
+    """A validated spec, where it came from, and the SHA-256 of its text (recorded in provenance)."""
+
+    spec: ConverterSpec
+    origin: str
+    sha256: str
+
+
+def shipped_specs() -> dict[str, Path]:
+    """Every shipped spec by name (``<format>/<stem>``, e.g. ``zarr/pusht``)."""
+    root = specs_root()
+    return {p.relative_to(root).with_suffix("").as_posix(): p for p in sorted(root.glob("*/*.yaml"))}
+
+
+def parse_spec(text: str, origin: str) -> ConverterSpec:
+    """Validate YAML text as a converter spec; errors name ``origin`` and the failing field."""
+    try:
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise MappingError(f"{origin}: not valid YAML ({exc})", hint="fix the spec file") from exc
+    if not isinstance(data, dict):
+        raise MappingError(
+            f"{origin}: a converter spec must be a YAML mapping", hint="see schemas/converter-spec.schema.json"
+        )
+    try:
+        return ConverterSpec.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(root)"
+        raise MappingError(
+            f"{origin}: invalid converter spec at {where}: {first['msg']} ({exc.error_count()} problem(s))",
+            hint="see schemas/converter-spec.schema.json, or draft one with: rdstd spec SRC",
+        ) from exc
+
+
+def load_spec(name_or_path: str | Path) -> LoadedSpec:
+    """Load a shipped spec by name, or a spec YAML file by path."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        shipped = shipped_specs()
+        if str(name_or_path) not in shipped:
+            raise UsageError(
+                f"no converter spec file or shipped spec called {str(name_or_path)!r}",
+                hint=f"shipped specs: {', '.join(shipped) or 'none'}; or draft one with: rdstd spec SRC > my.yaml",
+            )
+        path = shipped[str(name_or_path)]
+    text = path.read_text(encoding="utf-8")
+    return LoadedSpec(parse_spec(text, str(path)), str(path), hashlib.sha256(text.encode()).hexdigest())
+
+
+def match_spec(info: SourceInfo) -> LoadedSpec | None:
+    """The shipped spec whose match rule fits this source (most keys required wins), if any."""
+    keys = {k.key for k in info.keys}
+    best: tuple[int, LoadedSpec] | None = None
+    for path in shipped_specs().values():
+        loaded = load_spec(path)
+        rule = loaded.spec.match
+        if loaded.spec.format != info.format or not rule.keys:
+            continue
+        if not set(rule.keys) <= keys:
+            continue
+        if rule.path_glob and not fnmatch.fnmatch(Path(info.path).name, rule.path_glob):
+            continue
+        if best is None or len(rule.keys) > best[0]:
+            best = (len(rule.keys), loaded)
+    return best[1] if best else None
+
+
+_ROLE_GUESS = {"action": Role.UNKNOWN, "reward": Role.REWARD, "is_first": Role.FLAG, "is_last": Role.FLAG}
+
+
+def canonical_name(key: str, kind: str) -> str:
+    """A canonical feature name guessed from a source key (``data/state`` -> ``observation.state``)."""
+    parts = [p for p in key.replace("/", ".").split(".") if p not in {"data", "steps"}]
+    leaf = ".".join(parts) or key
+    if kind == "image":
+        stem = leaf.removeprefix("observation.").removeprefix("images.")
+        return f"observation.images.{stem}"
+    if leaf.startswith(("observation.", "action", "next.", "reward", "discount", "is_")):
+        return leaf
+    if leaf in {"state", "qpos", "joint_positions", "eef_pose", "proprio"}:
+        return f"observation.{leaf}" if leaf != "state" else "observation.state"
+    return f"observation.{leaf}"
+
+
+def draft_spec(info: SourceInfo, *, name: str = "draft") -> ConverterSpec:
+    """A spec covering every key the source holds, with ``unknown`` wherever the source does not say.
+
+    The draft is for the user to edit: names come from the source when it has them, units, roles and frames
+    are ``unknown``, the rate is the source's when it states one.
+    """
+    features: dict[str, VectorSpec] = {}
+    cameras: dict[str, CameraSpec] = {}
+    timestamps_key = None
+    for key in info.keys:
+        if key.kind == "timestamp":
+            timestamps_key = key.key
+        elif key.kind == "image":
+            cameras[canonical_name(key.key, "image")] = CameraSpec(key=key.key)
+        elif key.kind == "vector":
+            features[canonical_name(key.key, "vector")] = _draft_vector(key)
+    spec: dict[str, Any] = {
+        "name": name,
+        "format": info.format,
+        "description": f"Drafted by rdstd from {info.path}; fill in units, frames, roles and semantics.",
+        "rate_hz": info.rate_hz,
+        "features": features,
+        "cameras": cameras,
+    }
+    if timestamps_key:
+        spec["timestamps"] = {"key": timestamps_key, "unit": Unit.S}
+    return ConverterSpec.model_validate(spec)
+
+
+def _draft_vector(key: SourceKey) -> VectorSpec:
+    size = 1
+    for d in key.shape:
+        size *= d
+    names = key.names if key.names and len(key.names) == size else None
+    stem = key.key.rsplit("/", 1)[-1]
+    return VectorSpec(key=key.key, names=names, role=_ROLE_GUESS.get(stem, Role.UNKNOWN), description=key.note)
+
+
+def spec_to_yaml(spec: ConverterSpec) -> str:
+    """A spec as YAML text (defaults left out) with a header saying how to use it."""
+    data = spec.model_dump(mode="json", exclude_defaults=True)
+    data.setdefault("features", {})
+    header = (
+        "# rdstd converter spec. Edit the units, roles, frames and semantics marked unknown, then:\n"
+        "#   rdstd convert SRC OUT --spec THIS_FILE.yaml\n"
+        "# Schema: schemas/converter-spec.schema.json\n"
+    )
+    return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110)
