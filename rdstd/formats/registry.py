@@ -12,6 +12,7 @@ from rdstd.formats.base import FormatBackend
 #: Built-in backends, imported on first use (module path, class name).
 BUILTINS: dict[str, tuple[str, str]] = {
     "zarr": ("rdstd.formats.zarr", "ZarrReplayBufferBackend"),
+    "rlds": ("rdstd.formats.rlds", "RldsBackend"),
 }
 
 

@@ -1,0 +1,191 @@
+"""Walk a tfds ``features.json`` into the list of leaves an RLDS ``tf.train.Example`` holds.
+
+``features.json`` is the JSON form of the tfds ``Feature`` proto tree. Each node names its ``pythonClassName`` and
+holds one of ``featuresDict`` (named children), ``sequence`` (``Dataset``/``Sequence``: one more level of steps),
+``tensor`` (``Tensor``/``Scalar``), ``image``, ``text`` or ``classLabel``. tfds flattens the tree with ``/`` to name
+the Example's features, so a leaf's key is its path joined with ``/``. The path is kept as a tuple: some Open
+X-Embodiment feature *names* contain ``/`` (``future/xyz_residual``), so the key must never be split to find the
+tree. The walk is ours rather than tfds's ``FeaturesDict``: it is a few dozen lines, needs no pyarrow/etils import
+at read time, and is checked against tfds's own interpretation in the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from rdstd.errors import CorruptSourceError, UnsupportedVersionError
+
+LeafKind = Literal["tensor", "image", "text"]
+Encoding = Literal["none", "bytes", "zlib"]
+
+#: tfds dtypes this reader decodes (numpy names; ``string`` is a Tensor of bytes).
+NUMERIC_DTYPES = frozenset(
+    {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+     "float16", "float32", "float64"}
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """One feature of the serialized Example: its path in the tree and how tfds stored it.
+
+    ``shape`` is the shape of one element (one step for a step leaf), ``None`` where features.json says ``-1``.
+    ``sequence_rank`` counts the enclosing ``Dataset``/``Sequence`` nodes (1 for an RLDS step leaf; 2 and more are
+    stored as ``ragged_flat_values`` + ``ragged_row_lengths_<i>``).
+    """
+
+    path: tuple[str, ...]
+    kind: LeafKind
+    dtype: str
+    shape: tuple[int | None, ...]
+    python_class: str
+    encoding: Encoding = "none"
+    image_format: str | None = None
+    sequence_rank: int = 0
+    description: str = ""
+
+    @property
+    def key(self) -> str:
+        """The Example feature name (the path joined with ``/``; a display key, never split)."""
+        return "/".join(self.path)
+
+    @property
+    def in_steps(self) -> bool:
+        """Whether the leaf is per step (under the RLDS ``steps`` dataset)."""
+        return self.path[0] == "steps" and self.sequence_rank >= 1
+
+    @property
+    def ragged(self) -> bool:
+        """Whether one element's size can vary (an unknown dimension, or a nested sequence)."""
+        return self.sequence_rank >= 2 or any(d is None for d in self.shape)
+
+    @property
+    def size(self) -> int | None:
+        """Scalars per element, or ``None`` when the shape has an unknown dimension."""
+        if any(d is None for d in self.shape):
+            return None
+        return math.prod(d for d in self.shape if d is not None)
+
+    @property
+    def class_name(self) -> str:
+        """The tfds class, short (``Tensor``, ``Scalar``, ``Image``, ``Text``, ``ClassLabel``)."""
+        return self.python_class.rsplit(".", 1)[-1]
+
+
+@dataclass(frozen=True)
+class FeatureTree:
+    """The leaves of one builder's ``features.json``, in file order."""
+
+    leaves: tuple[Leaf, ...]
+    raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
+
+    def step_leaves(self) -> Iterator[Leaf]:
+        """Leaves under ``steps``."""
+        return (leaf for leaf in self.leaves if leaf.in_steps)
+
+    def episode_leaves(self) -> Iterator[Leaf]:
+        """Leaves outside ``steps`` (episode metadata)."""
+        return (leaf for leaf in self.leaves if not leaf.in_steps)
+
+    def by_key(self) -> dict[str, Leaf]:
+        """Leaves by Example key."""
+        return {leaf.key: leaf for leaf in self.leaves}
+
+
+def load_features(path: Path) -> FeatureTree:
+    """Read and walk ``features.json``; raises :class:`~rdstd.errors.SourceError` naming the file."""
+    if not path.is_file():
+        raise CorruptSourceError(
+            f"{path}: features.json is missing, so the records cannot be interpreted",
+            hint="copy the builder directory completely (dataset_info.json, features.json and the shards)",
+        )
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CorruptSourceError(f"{path}: not readable JSON ({exc})", hint="the file is damaged") from exc
+    return parse_features(raw, source=str(path))
+
+
+def parse_features(raw: Mapping[str, Any], *, source: str = "features.json") -> FeatureTree:
+    """Walk an already-loaded ``features.json`` document."""
+    leaves: list[Leaf] = []
+    _walk(raw, (), 0, leaves, source)
+    keys: dict[str, tuple[str, ...]] = {}
+    for leaf in leaves:
+        if leaf.key in keys:
+            raise UnsupportedVersionError(
+                f"{source}: features {'/'.join(keys[leaf.key])!r} and {leaf.path!r} flatten to the same key",
+                hint="tfds itself cannot tell them apart; rename one in the builder",
+            )
+        keys[leaf.key] = leaf.path
+    if not any(leaf.in_steps for leaf in leaves):
+        raise UnsupportedVersionError(
+            f"{source}: no 'steps' Dataset feature, so this tfds dataset is not RLDS",
+            hint="rdstd reads RLDS episodes (a 'steps' Dataset of per-step features)",
+        )
+    return FeatureTree(tuple(leaves), raw)
+
+
+def _shape(node: Mapping[str, Any], where: str, source: str) -> tuple[int | None, ...]:
+    dims = node.get("shape", {}).get("dimensions", [])
+    try:
+        return tuple(None if int(d) < 0 else int(d) for d in dims)
+    except (TypeError, ValueError) as exc:
+        raise CorruptSourceError(f"{source}: feature {where!r} has a bad shape {dims!r}") from exc
+
+
+def _walk(node: Any, path: tuple[str, ...], rank: int, out: list[Leaf], source: str) -> None:
+    where = "/".join(path) or "<root>"
+    if not isinstance(node, Mapping):
+        raise CorruptSourceError(f"{source}: feature {where!r} is not a JSON object")
+    cls = str(node.get("pythonClassName", ""))
+    doc = node.get("description", "")
+    description = doc if isinstance(doc, str) else str(doc)
+    if "featuresDict" in node:
+        children = node["featuresDict"].get("features", {})
+        for name, child in children.items():
+            _walk(child, (*path, str(name)), rank, out, source)
+        return
+    if "sequence" in node:
+        seq = node["sequence"]
+        length = int(seq.get("length", "-1"))
+        if rank == 0 and path == ("steps",) and length != -1:
+            raise UnsupportedVersionError(f"{source}: 'steps' has a fixed length {length}; RLDS steps are a Dataset")
+        _walk(seq.get("feature", {}), path, rank + 1, out, source)
+        return
+    if not path:
+        raise CorruptSourceError(f"{source}: the root feature is not a FeaturesDict")
+    if "tensor" in node:
+        t = node["tensor"]
+        dtype = str(t.get("dtype", ""))
+        if dtype not in NUMERIC_DTYPES and dtype != "string":
+            raise UnsupportedVersionError(f"{source}: feature {where!r} has dtype {dtype!r}, which rdstd cannot read")
+        encoding = str(t.get("encoding", "none")) or "none"
+        if encoding not in ("none", "bytes", "zlib"):
+            raise UnsupportedVersionError(f"{source}: feature {where!r} has unknown encoding {encoding!r}")
+        kind: LeafKind = "text" if dtype == "string" else "tensor"
+        shape = _shape(t, where, source)
+        out.append(Leaf(path, kind, dtype, shape, cls, cast(Encoding, encoding), None, rank, description))
+        return
+    if "image" in node:
+        im = node["image"]
+        fmt = im.get("encodingFormat") or None
+        out.append(Leaf(path, "image", str(im.get("dtype", "uint8")), _shape(im, where, source), cls,
+                        "none", fmt, rank, description))  # fmt: skip
+        return
+    if "text" in node:
+        out.append(Leaf(path, "text", "string", (), cls, "none", None, rank, description))
+        return
+    if "classLabel" in node:
+        out.append(Leaf(path, "tensor", "int64", (), cls, "none", None, rank, description))
+        return
+    kinds = sorted(k for k in node if k not in ("pythonClassName", "description", "metadata"))
+    raise UnsupportedVersionError(
+        f"{source}: feature {where!r} is a {cls or '?'} ({', '.join(kinds) or 'empty'}), which rdstd cannot read yet",
+        hint="open an issue with the features.json; Tensor, Scalar, Image, Text, ClassLabel and nested dicts work",
+    )

@@ -1,0 +1,316 @@
+"""The RLDS backend: tfds builder directories (TFRecord or ArrayRecord shards) read without TensorFlow.
+
+One record is one episode. Episodes stream shard by shard, one record in memory at a time, and every shard can
+be read on its own (:meth:`RldsDataset.shard_episodes`), so a batch pipeline splits work by shard. Episode
+handles carry the shard and the record number in their key (``train/shard-00003/rec-12``).
+
+tfds shuffles episodes when it writes (by a hash of the example key), so the order on disk is not the order
+the episodes were recorded in. The episode id is therefore derived from the episode's own metadata
+(``episode_metadata/file_path``, ``episode_id`` … see :data:`ID_FIELDS`), prefixed by the split, and falls back
+to the SHA-256 of the record when the builder stored no such field. ``meta["checksum"]`` is always that SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from rdstd.errors import CorruptSourceError, SourceError, UsageError
+from rdstd.formats.base import EpisodeRef, FormatBackend, SourceDataset, SourceEpisode, SourceInfo, SourceKey
+from rdstd.formats.rlds.builder import (
+    FEATURES_FILE,
+    BuilderInfo,
+    Shard,
+    find_builder_dirs,
+    read_builder_info,
+    resolve_builder_dir,
+)
+from rdstd.formats.rlds.example import DecodedExample, ExampleMismatchError, decode_example
+from rdstd.formats.rlds.features import FeatureTree, Leaf, load_features
+from rdstd.formats.rlds.quirks import episode_notes
+from rdstd.formats.rlds.shards import ShardReader, open_shard
+from rdstd.formats.rlds.tfrecord import Record, RecordCorruptError
+from rdstd.schema.episode import EncodedFrames
+from rdstd.schema.vocabulary import ImageCodec
+
+#: Episode-level fields that identify an episode, by leaf name, most specific first (their values, joined,
+#: make the episode id; Open X-Embodiment builders store ``episode_metadata/file_path`` and often an id).
+ID_FIELDS: tuple[str, ...] = (
+    "file_path", "recording_folderpath", "episode_path", "episode_name", "episode_id", "episode_index", "traj_index",
+)  # fmt: skip
+
+#: Step text leaves taken as the task, by leaf name, in order of preference.
+LANGUAGE_FIELDS: tuple[str, ...] = ("language_instruction", "natural_language_instruction", "instruction")
+
+OnError = Literal["fail", "skip"]
+
+
+def _native(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _codec(leaf: Leaf, frames: list[bytes]) -> ImageCodec:
+    fmt = (leaf.image_format or "").lower()
+    if fmt in ("jpeg", "jpg"):
+        return ImageCodec.JPEG
+    if fmt == "png":
+        return ImageCodec.PNG
+    first = frames[0] if frames else b""
+    return ImageCodec.JPEG if first[:2] == b"\xff\xd8" else ImageCodec.PNG
+
+
+class RldsDataset(SourceDataset):
+    """An opened tfds RLDS builder directory (all splits unless ``splits`` names some)."""
+
+    format: ClassVar[str] = "rlds"
+
+    def __init__(self, path: Path, *, splits: Sequence[str] | None = None, check_crc: bool = True) -> None:
+        super().__init__(path)
+        self.root = resolve_builder_dir(path)
+        self.builder: BuilderInfo = read_builder_info(self.root)
+        self.tree: FeatureTree = load_features(self.root / FEATURES_FILE)
+        self.check_crc = check_crc
+        if splits is not None:
+            unknown = sorted(set(splits) - set(self.builder.splits))
+            if unknown:
+                raise UsageError(
+                    f"{self.root}: no split {', '.join(unknown)}", hint=f"splits: {', '.join(self.builder.splits)}"
+                )
+        self._shards = [s for s in self.builder.shards if splits is None or s.split in splits]
+        self._by_label = {s.label: s for s in self._shards}
+        self._open: tuple[Path, ShardReader] | None = None
+        self._step_leaves = {leaf.key: leaf for leaf in self.tree.step_leaves()}
+        #: Records skipped by ``shard_episodes(on_error="skip")``: one error per record, naming shard and record.
+        self.skipped: list[SourceError] = []
+        #: Dataset-level observations made while reading (e.g. shardLengths that disagree with a file).
+        self.notes: list[str] = []
+
+    # -- description -------------------------------------------------------------------------------------
+    def info(self) -> SourceInfo:
+        """Format, builder name/version, splits and per-step keys from dataset_info.json + features.json."""
+        keys = [self._source_key(leaf) for leaf in self.tree.step_leaves()]
+        splits: dict[str, dict[str, int]] = {}
+        for shard in self._shards:
+            entry = splits.setdefault(shard.split, {"episodes": 0, "shards": 0})
+            entry["episodes"] += shard.records or 0
+            entry["shards"] += 1
+        for name, entry in splits.items():
+            entry["num_bytes"] = self.builder.num_bytes.get(name, 0)
+        episode_keys = {
+            leaf.key: {"class": leaf.class_name, "dtype": leaf.dtype, "shape": [d or -1 for d in leaf.shape]}
+            for leaf in self.tree.episode_leaves()
+        }
+        from rdstd.formats.rlds.proto import protobuf_backend
+
+        return SourceInfo(
+            format="rlds",
+            version=f"tfds {self.builder.file_format} builder {self.builder.name} {self.builder.version}",
+            path=str(self.root),
+            episodes=sum(s.records or 0 for s in self._shards),
+            frames=None,
+            keys=keys,
+            rate_hz=None,
+            extra={
+                "builder_dir": str(self.root),
+                "name": self.builder.name,
+                "version": self.builder.version,
+                "file_format": self.builder.file_format,
+                "splits": splits,
+                "episode_keys": episode_keys,
+                "description": self.builder.description,
+                "citation": self.builder.citation,
+                "protobuf": protobuf_backend(),
+            },
+        )
+
+    @staticmethod
+    def _source_key(leaf: Leaf) -> SourceKey:
+        shape = tuple(-1 if d is None else d for d in leaf.shape)
+        doc = leaf.description
+        if leaf.kind == "image":
+            note = f"{leaf.image_format or 'encoded'} bytes, passed through"
+            codec = _codec(leaf, [])
+            return SourceKey(leaf.key, "image", shape, leaf.dtype, note=f"{note}; {doc}" if doc else note, codec=codec)
+        if leaf.kind == "text":
+            return SourceKey(leaf.key, "text", (), "str", note=doc)
+        if leaf.ragged:
+            note = "ragged: size varies per step; in SourceEpisode.meta['ragged']"
+            return SourceKey(leaf.key, "vector", shape, leaf.dtype, note=f"{note}; {doc}" if doc else note)
+        return SourceKey(leaf.key, "vector", shape, leaf.dtype, note=doc)
+
+    # -- shards and handles ------------------------------------------------------------------------------
+    def shards(self) -> list[Shard]:
+        """The shards, split by split in file-name order: the unit of parallel work."""
+        return list(self._shards)
+
+    def _reader(self, shard: Shard) -> ShardReader:
+        if self._open is not None and self._open[0] == shard.path:
+            return self._open[1]
+        self.close()
+        reader = open_shard(shard.path, self.builder.file_format, check_crc=self.check_crc)
+        self._open = (shard.path, reader)
+        return reader
+
+    def _shard_count(self, shard: Shard) -> int:
+        if shard.records is not None:
+            return shard.records
+        return self._reader(shard).count()
+
+    def episode_refs(self) -> Sequence[EpisodeRef]:
+        """One handle per record, in file order (split, shard, record); counts come from dataset_info.json."""
+        refs: list[EpisodeRef] = []
+        for shard in self._shards:
+            for r in range(self._shard_count(shard)):
+                refs.append(EpisodeRef(index=len(refs), key=f"{shard.label}/rec-{r}", path=str(shard.path)))
+        return refs
+
+    def _locate(self, ref: EpisodeRef) -> tuple[Shard, int]:
+        label, _, rec = ref.key.rpartition("/rec-")
+        shard = self._by_label.get(label)
+        if shard is None or not rec.isdigit():
+            raise UsageError(f"{self.root}: {ref.key!r} is not an episode of this dataset")
+        return shard, int(rec)
+
+    # -- reading -----------------------------------------------------------------------------------------
+    def read_episode(self, ref: EpisodeRef) -> SourceEpisode:
+        """Read the record ``ref`` points at; errors name the shard file and the record number."""
+        shard, number = self._locate(ref)
+        record = self._reader(shard).read(number)
+        return self._episode(shard, record, ref.index)
+
+    def episodes(self) -> Iterator[SourceEpisode]:
+        """Stream every episode, shard after shard (one record in memory at a time)."""
+        index = 0
+        for shard in self._shards:
+            for episode in self.shard_episodes(shard, first_index=index):
+                index = episode.ref.index + 1
+                yield episode
+
+    def shard_episodes(
+        self, shard: Shard, *, on_error: OnError = "fail", first_index: int = 0
+    ) -> Iterator[SourceEpisode]:
+        """Stream one shard's episodes in file order. With ``on_error="skip"`` a bad record is recorded in
+        :attr:`skipped` and reading goes on with the next one (after a framing error, the rest of the shard is
+        unreadable and is recorded as one error)."""
+        reader = open_shard(shard.path, self.builder.file_format, check_crc=self.check_crc)
+        count = 0
+        try:
+            while True:
+                try:
+                    record = reader.next_record()
+                    if record is None:
+                        break
+                    count += 1
+                    yield self._episode(shard, record, first_index + record.index)
+                except (RecordCorruptError, CorruptSourceError) as exc:
+                    if on_error != "skip":
+                        raise
+                    count += 1
+                    self.skipped.append(exc)
+        finally:
+            reader.close()
+        if shard.records is not None and count != shard.records and not self.skipped:
+            self.notes.append(
+                f"{shard.path}: holds {count} records, dataset_info.json shardLengths says {shard.records}"
+            )
+
+    def _episode(self, shard: Shard, record: Record, index: int) -> SourceEpisode:
+        where = f"{shard.path}: record {record.index}"
+        try:
+            decoded = decode_example(record.data, self.tree)
+        except ExampleMismatchError as exc:
+            raise CorruptSourceError(
+                f"{where}: does not match features.json: {exc}",
+                hint="pass --on-error skip to go on with the next record",
+            ) from exc
+        checksum = hashlib.sha256(record.data).hexdigest()
+        key = f"{shard.label}/rec-{record.index}"
+        ref = EpisodeRef(index=index, key=key, path=str(shard.path), length=decoded.length)
+        return self._source_episode(shard, ref, record, decoded, checksum)
+
+    def _source_episode(
+        self, shard: Shard, ref: EpisodeRef, record: Record, decoded: DecodedExample, checksum: str
+    ) -> SourceEpisode:
+        images = {
+            key: EncodedFrames(codec=_codec(self._step_leaves[key], frames), frames=frames)
+            for key, frames in decoded.images.items()
+        }
+        metadata = {key: _native(value) for key, value in decoded.episode.items()}
+        task = None
+        for name in LANGUAGE_FIELDS:
+            for key, texts in decoded.texts.items():
+                if self._step_leaves[key].path[-1] == name and texts and all(t == texts[0] for t in texts):
+                    task = texts[0]
+                    break
+            if task is not None:
+                break
+        meta: dict[str, Any] = {
+            "episode_id": self._episode_id(shard, decoded, checksum),
+            "split": shard.split,
+            "source_path": str(shard.path),
+            "source_key": ref.key,
+            "checksum": f"sha256:{checksum}",
+            "record": {
+                "shard": shard.path.name,
+                "index": record.index,
+                "offset": record.offset,
+                "bytes": len(record.data),
+            },
+            "episode_metadata": metadata,
+            "notes": episode_notes(decoded, self.tree),
+        }
+        if decoded.ragged:
+            meta["ragged"] = decoded.ragged
+        return SourceEpisode(
+            ref=ref,
+            length=decoded.length,
+            vectors=decoded.vectors,
+            images=dict(images),
+            texts=decoded.texts,
+            timestamps_s=None,
+            task=task,
+            meta=meta,
+        )
+
+    def _episode_id(self, shard: Shard, decoded: DecodedExample, checksum: str) -> str:
+        by_name: dict[str, str] = {}
+        for leaf in self.tree.episode_leaves():
+            value = decoded.episode.get(leaf.key)
+            name = leaf.path[-1]
+            if name in ID_FIELDS and isinstance(value, (str, np.integer, int)) and name not in by_name:
+                by_name[name] = str(_native(value))
+        parts = [by_name[name] for name in ID_FIELDS if name in by_name]
+        if not parts:
+            return f"{shard.split}:sha256-{checksum[:16]}"
+        return f"{shard.split}:{'#'.join(parts)}"
+
+    def close(self) -> None:
+        """Close the shard file kept open for random access."""
+        if self._open is not None:
+            self._open[1].close()
+            self._open = None
+
+
+class RldsBackend(FormatBackend):
+    """tfds RLDS builder directories (Open X-Embodiment and any ``tfds`` RLDS dataset), no TensorFlow."""
+
+    name: ClassVar[str] = "rlds"
+    extra: ClassVar[str | None] = "rlds"
+    priority: ClassVar[int] = 20
+
+    def detect(self, path: Path) -> bool:
+        """A directory that is (or holds exactly one) builder dir: dataset_info.json beside features.json or shards."""
+        try:
+            return len(find_builder_dirs(path)) == 1
+        except Exception:
+            return False
+
+    def open(self, path: Path) -> RldsDataset:
+        """Open the builder directory at or below ``path``."""
+        return RldsDataset(path)
