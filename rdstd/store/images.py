@@ -72,7 +72,7 @@ def decode(data: Buffer, codec: ImageCodec | None = None, *, channels: int = 3) 
             colorspace = "GRAY" if channels == 1 else "RGB"
             out: npt.NDArray[Any] = simplejpeg.decode_jpeg(view, colorspace=colorspace)
             return out
-        with Image.open(io.BytesIO(view)) as image:
+        with Image.open(io.BytesIO(bytes(view))) as image:
             array = np.asarray(image)
     except (ValueError, OSError) as exc:
         raise CorruptSourceError(f"image bytes do not decode as {codec}: {exc}") from exc

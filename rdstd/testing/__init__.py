@@ -1,0 +1,1 @@
+"""Test support shipped with rdstd: fixture generators and the backend contract suite (:mod:`rdstd.testing.contract`)."""
