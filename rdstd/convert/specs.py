@@ -153,6 +153,9 @@ def spec_to_yaml(spec: ConverterSpec) -> str:
     """A spec as YAML text (defaults left out) with a header saying how to use it."""
     data = spec.model_dump(mode="json", exclude_defaults=True)
     data.setdefault("features", {})
+    for name, feature in spec.features.items():  # say the unknowns out loud: they are what the user edits
+        for field in ("role", "unit", "frame"):
+            data["features"][name].setdefault(field, str(getattr(feature, field)))
     header = (
         "# rdstd converter spec. Edit the units, roles, frames and semantics marked unknown, then:\n"
         "#   rdstd convert SRC OUT --spec THIS_FILE.yaml\n"

@@ -49,5 +49,5 @@ def detect(path: Path) -> FormatBackend:
             return backend
     raise UnknownFormatError(
         f"{path}: not a dataset any rdstd backend recognises ({', '.join(sorted(backends()))})",
-        hint="pass --format to name it, or check that the path is the dataset's root folder",
+        hint="pass --source-format to name it, or check that the path is the dataset's root folder",
     )

@@ -1,0 +1,113 @@
+"""Canonicalization: SI units, xyzw quaternions, gripper 1 = open, RGB uint8 images, with provenance recorded."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from rdstd.convert.canonicalize import canonical_pixels, plan_camera, plan_vector
+from rdstd.errors import MappingError
+from rdstd.formats.base import SourceKey
+from rdstd.schema import CameraSpec, ImageCodec, VectorSpec
+
+
+def key(shape: tuple[int, ...], dtype: str = "float32") -> SourceKey:
+    return SourceKey("obs/pose", "vector", shape, dtype)
+
+
+def test_degrees_and_millimetres_become_radians_and_metres() -> None:
+    spec = VectorSpec.model_validate(
+        {"key": "obs/pose", "dims": [{"name": "x", "unit": "mm"}, {"name": "yaw", "unit": "deg"}, {"name": "g", "unit": "N"}]}
+    )
+    plan = plan_vector("observation.pose", spec, key((3,)))
+    out = plan.apply(np.array([[1000.0, 180.0, 5.0]], dtype=np.float32))
+    np.testing.assert_allclose(out, [[1.0, math.pi, 5.0]], rtol=1e-6)
+    assert [d.unit for d in plan.feature.dims] == ["m", "rad", "N"]
+    assert plan.feature.source is not None
+    assert plan.feature.source.units == ["mm", "deg", "N"]
+    assert any("deg -> rad" in t for t in plan.feature.source.transforms)
+    assert plan.feature.dtype == "float32"
+
+
+def test_scalar_first_quaternions_are_reordered_to_scalar_last() -> None:
+    spec = VectorSpec.model_validate(
+        {
+            "key": "obs/pose",
+            "names": ["x", "y", "z", "qw", "qx", "qy", "qz"],
+            "rotations": [{"start": 3, "representation": "quat_wxyz"}],
+        }
+    )
+    plan = plan_vector("observation.pose", spec, key((7,), "float64"))
+    out = plan.apply(np.array([[1, 2, 3, 0.9, 0.1, 0.2, 0.3]], dtype=np.float64))
+    np.testing.assert_array_equal(out, [[1, 2, 3, 0.1, 0.2, 0.3, 0.9]])
+    assert plan.feature.rotations[0].representation == "quat_xyzw"
+    assert plan.feature.source is not None and plan.feature.source.rotations[0].representation == "quat_wxyz"
+    assert [d.name for d in plan.feature.dims] == ["x", "y", "z", "qw", "qx", "qy", "qz"]
+
+
+@pytest.mark.parametrize(
+    ("grip", "values", "expected"),
+    [
+        ({"dim": 0, "range": [0.0, 0.08], "open": "high"}, [0.0, 0.04, 0.08], [0.0, 0.5, 1.0]),
+        ({"dim": 0, "range": [-1.0, 1.0], "open": "low"}, [1.0, 0.0, -1.0], [0.0, 0.5, 1.0]),
+    ],
+)
+def test_grippers_become_zero_closed_one_open(grip: dict, values: list[float], expected: list[float]) -> None:
+    spec = VectorSpec.model_validate({"key": "obs/pose", "names": ["gripper"], "grippers": [grip]})
+    plan = plan_vector("action.gripper", spec, key((1,)))
+    np.testing.assert_allclose(plan.apply(np.array(values)[:, None]).ravel(), expected)
+    assert plan.feature.grippers[0].open == "high" and plan.feature.grippers[0].range == (0.0, 1.0)
+    assert plan.feature.dims[0].unit == "normalized"
+
+
+def test_keep_source_conventions_records_but_does_not_convert() -> None:
+    spec = VectorSpec.model_validate({"key": "obs/pose", "names": ["yaw"], "unit": "deg"})
+    plan = plan_vector("obs", spec, key((1,)), keep_source=True)
+    np.testing.assert_array_equal(plan.apply(np.array([[90.0]])), [[90.0]])
+    assert plan.feature.dims[0].unit == "deg"
+
+
+def test_index_picks_and_orders_source_elements() -> None:
+    spec = VectorSpec.model_validate({"key": "obs/pose", "index": [2, 0], "names": ["c", "a"]})
+    plan = plan_vector("x", spec, key((3,), "float64"))
+    np.testing.assert_array_equal(plan.apply(np.array([[1.0, 2.0, 3.0]])), [[3.0, 1.0]])
+
+
+def test_a_spec_that_names_the_wrong_number_of_dimensions_is_a_mapping_error() -> None:
+    spec = VectorSpec.model_validate({"key": "obs/pose", "names": ["a", "b"]})
+    with pytest.raises(MappingError, match="names 2 dimensions but obs/pose has 3"):
+        plan_vector("x", spec, key((3,)))
+
+
+def test_an_index_outside_the_source_is_a_mapping_error() -> None:
+    spec = VectorSpec.model_validate({"key": "obs/pose", "index": [5], "names": ["a"]})
+    with pytest.raises(MappingError, match="outside"):
+        plan_vector("x", spec, key((3,)))
+
+
+def test_float_images_in_0_255_become_uint8_exactly() -> None:
+    pixels = np.arange(48, dtype=np.float32).reshape(4, 4, 3) * 5
+    out = canonical_pixels(pixels, CameraSpec(key="img", value_range=(0, 255)))
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out, pixels.astype(np.uint8))
+
+
+def test_unit_range_chw_bgr_images_become_hwc_rgb_uint8() -> None:
+    chw = np.zeros((3, 2, 2), dtype=np.float32)
+    chw[0] = 1.0  # blue channel in BGR
+    out = canonical_pixels(chw, CameraSpec(key="img", layout="chw", color="bgr", value_range=(0, 1)))
+    assert out.shape == (2, 2, 3)
+    np.testing.assert_array_equal(out[0, 0], [0, 0, 255])
+
+
+def test_a_depth_camera_keeps_16_bits_and_is_stored_as_png() -> None:
+    plan = plan_camera(
+        "observation.images.depth",
+        CameraSpec(key="depth", color="depth"),
+        SourceKey("depth", "image", (8, 8, 1), "uint16"),
+        store_as=ImageCodec.JPEG,
+        source_codec=None,
+    )
+    assert (plan.feature.dtype, plan.feature.codec) == ("uint16", "png")
