@@ -94,7 +94,8 @@ class RldsDataset(SourceDataset):
     # -- description -------------------------------------------------------------------------------------
     def info(self) -> SourceInfo:
         """Format, builder name/version, splits and per-step keys from dataset_info.json + features.json."""
-        keys = [self._source_key(leaf) for leaf in self.tree.step_leaves()]
+        keys = [self._source_key(leaf) for leaf in self.tree.step_leaves() if not leaf.ragged or leaf.kind != "tensor"]
+        ragged = [leaf.key for leaf in self.tree.step_leaves() if leaf.ragged and leaf.kind == "tensor"]
         splits: dict[str, dict[str, int]] = {}
         for shard in self._shards:
             entry = splits.setdefault(shard.split, {"episodes": 0, "shards": 0})
@@ -123,6 +124,7 @@ class RldsDataset(SourceDataset):
                 "file_format": self.builder.file_format,
                 "splits": splits,
                 "episode_keys": episode_keys,
+                "ragged_keys": ragged,
                 "description": self.builder.description,
                 "citation": self.builder.citation,
                 "protobuf": protobuf_backend(),
@@ -139,9 +141,6 @@ class RldsDataset(SourceDataset):
             return SourceKey(leaf.key, "image", shape, leaf.dtype, note=f"{note}; {doc}" if doc else note, codec=codec)
         if leaf.kind == "text":
             return SourceKey(leaf.key, "text", (), "str", note=doc)
-        if leaf.ragged:
-            note = "ragged: size varies per step; in SourceEpisode.meta['ragged']"
-            return SourceKey(leaf.key, "vector", shape, leaf.dtype, note=f"{note}; {doc}" if doc else note)
         return SourceKey(leaf.key, "vector", shape, leaf.dtype, note=doc)
 
     # -- shards and handles ------------------------------------------------------------------------------
