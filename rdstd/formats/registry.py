@@ -13,6 +13,7 @@ from rdstd.formats.base import FormatBackend
 BUILTINS: dict[str, tuple[str, str]] = {
     "zarr": ("rdstd.formats.zarr", "ZarrReplayBufferBackend"),
     "rlds": ("rdstd.formats.rlds", "RldsBackend"),
+    "lerobot": ("rdstd.formats.lerobot", "LeRobotBackend"),
 }
 
 

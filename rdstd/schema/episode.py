@@ -43,12 +43,17 @@ class EncodedFrames:
 
 @dataclass(frozen=True)
 class VideoFrames:
-    """Frames that live in a video file: the segment ``[from_s, to_s)`` of ``path`` (kept as video)."""
+    """Frames that live in a video file: the segment ``[from_s, to_s)`` of ``path`` (kept as video).
+
+    ``frame_times_s`` (optional) gives each frame's presentation time in the file, in seconds; without it the
+    ``count`` frames are spread evenly over the segment.
+    """
 
     path: str
     from_s: float
     to_s: float
     count: int
+    frame_times_s: tuple[float, ...] | None = None
 
     def __len__(self) -> int:
         return self.count

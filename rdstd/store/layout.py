@@ -8,6 +8,7 @@ import pyarrow as pa
 
 from rdstd.schema.features import ImageFeature, VectorFeature
 from rdstd.schema.manifest import Manifest
+from rdstd.schema.vocabulary import ImageCodec
 
 MANIFEST = "rdstd.json"
 EPISODES = "episodes.parquet"
@@ -17,6 +18,9 @@ DATA_DIR = "data"
 VIDEOS_DIR = "videos"
 #: Present while a writer owns the directory; a dataset that still has it did not finish.
 WRITING_MARKER = ".rdstd-writing"
+
+#: Arrow type of a camera kept as video: per frame, the file (relative to the root) and the time inside it.
+VIDEO_REF_TYPE = pa.struct([pa.field("path", pa.string()), pa.field("timestamp_s", pa.float64())])
 
 #: Columns every frame row has, before the features.
 INDEX_COLUMNS = ("episode_index", "frame_index", "index", "timestamp")
@@ -35,7 +39,7 @@ def is_dataset(path: Path) -> bool:
 def arrow_type(feature: VectorFeature | ImageFeature) -> pa.DataType:
     """The Arrow type a feature's column has in a shard."""
     if isinstance(feature, ImageFeature):
-        return pa.binary()
+        return VIDEO_REF_TYPE if feature.codec == ImageCodec.VIDEO else pa.binary()
     value = pa.bool_() if feature.dtype == "bool" else pa.from_numpy_dtype(feature.dtype)
     return pa.list_(value, feature.size)
 

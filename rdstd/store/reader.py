@@ -23,11 +23,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from rdstd.errors import IncompleteDatasetError, SchemaError, SourceNotFoundError
+from rdstd.errors import IncompleteDatasetError, SchemaError, SourceNotFoundError, UsageError
 from rdstd.schema.episode import EpisodeMeta
 from rdstd.schema.features import ImageFeature, VectorFeature
 from rdstd.schema.manifest import Manifest
-from rdstd.store import images, layout
+from rdstd.schema.vocabulary import ImageCodec
+from rdstd.store import images, layout, video
 
 _ROW_GROUP_CACHE = 4
 
@@ -84,11 +85,16 @@ class EpisodeData:
 
 
 class LazyImages(Sequence[npt.NDArray[Any]]):
-    """A camera's frames in an episode: ``[i]`` decodes frame i, ``.encoded[i]`` gives the stored bytes."""
+    """A camera's frames in an episode: ``[i]`` decodes frame i, ``.encoded[i]`` gives the stored bytes.
 
-    def __init__(self, encoded: pa.BinaryArray, feature: ImageFeature) -> None:
+    For a camera kept as video (``root`` given) the column holds frame references, and ``[i]`` decodes the
+    frame from the video file by its timestamp.
+    """
+
+    def __init__(self, encoded: pa.Array, feature: ImageFeature, root: Path | None = None) -> None:
         self._encoded = encoded
         self._feature = feature
+        self._root = root
 
     def __len__(self) -> int:
         return len(self._encoded)
@@ -100,12 +106,22 @@ class LazyImages(Sequence[npt.NDArray[Any]]):
     def __getitem__(self, i: int | slice) -> npt.NDArray[Any] | list[npt.NDArray[Any]]:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
+        if self._root is not None:
+            ref = self._encoded[i].as_py()
+            return video.DECODERS.get(video.resolve_ref(self._root, ref["path"])).frame_at(ref["timestamp_s"])
         return images.decode(self._encoded[i].as_buffer(), self._feature.codec, channels=self._feature.channels)
 
     @property
     def encoded(self) -> list[bytes]:
-        """The stored bytes of every frame, exactly as written."""
+        """The stored bytes of every frame, exactly as written (cameras kept as video have none: see ``refs``)."""
+        if self._root is not None:
+            raise UsageError("this camera is stored as video; its frames have no bytes of their own (see .refs)")
         return [b.as_py() for b in self._encoded]
+
+    @property
+    def refs(self) -> list[dict[str, Any]]:
+        """For a camera kept as video: each frame's ``{path, timestamp_s}`` (path relative to the dataset)."""
+        return [] if self._root is None else list(self._encoded.to_pylist())
 
     def decode_all(self) -> npt.NDArray[Any]:
         """Every frame decoded, stacked (T, H, W, C)."""
@@ -264,6 +280,13 @@ class Dataset:
                 values = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
                 cell = values.values.slice(r * feature.size, feature.size).to_numpy(zero_copy_only=False)
                 out[key] = cell.reshape(feature.shape)
+            elif feature.codec == ImageCodec.VIDEO:
+                ref = column[r].as_py()
+                out[key] = (
+                    video.DECODERS.get(video.resolve_ref(self.path, ref["path"])).frame_at(ref["timestamp_s"])
+                    if decode_images
+                    else ref
+                )
             else:
                 data = column[r].as_buffer()
                 out[key] = (
@@ -287,7 +310,8 @@ class Dataset:
                 flat = column.values.to_numpy(zero_copy_only=False)
                 vectors[key] = flat.reshape(len(table), *feature.shape)
             else:
-                cams[key] = LazyImages(column, feature)
+                root = self.path if feature.codec == ImageCodec.VIDEO else None
+                cams[key] = LazyImages(column, feature, root)
         meta = EpisodeMeta(
             episode_id=row["episode_id"],
             task=row["task"] or "",

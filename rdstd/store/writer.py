@@ -24,6 +24,7 @@ from rdstd.schema.embodiment import Embodiment
 from rdstd.schema.episode import EncodedFrames, Episode, ImageFrames, VideoFrames
 from rdstd.schema.features import ImageFeature, VectorFeature
 from rdstd.schema.manifest import Counts, Manifest, Provenance, StorageLayout
+from rdstd.schema.vocabulary import ImageCodec
 from rdstd.store import atomic, images, layout
 from rdstd.store.stats import RunningStats
 
@@ -81,6 +82,7 @@ class DatasetWriter:
         self._pending_rows = 0
         self._frames = 0
         self._closed = False
+        self._videos: Any = None  # rdstd.store.video.VideoCopier, created for the first camera kept as video
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -180,6 +182,8 @@ class DatasetWriter:
             if isinstance(feature, VectorFeature):
                 flat = np.ascontiguousarray(episode.vectors[key], dtype=feature.dtype).reshape(-1)
                 columns.append(pa.FixedSizeListArray.from_arrays(pa.array(flat), feature.size))
+            elif feature.codec == ImageCodec.VIDEO:
+                columns.append(self._video_refs(key, feature, episode, index))
             else:
                 columns.append(pa.array(self._encoded(key, feature, episode.images[key]), type=pa.binary()))
         return pa.RecordBatch.from_arrays(columns, schema=self._schema)
@@ -189,8 +193,25 @@ class DatasetWriter:
         if isinstance(frames, EncodedFrames):
             return frames.frames
         if isinstance(frames, VideoFrames):
-            raise EpisodeError(f"{key}: video storage is not supported by this store yet; use --images jpeg")
+            from rdstd.store import video
+
+            return [images.encode(p, feature.codec) for p in video.decode_frames(frames)]
         return [images.encode(np.asarray(f), feature.codec) for f in frames]
+
+    def _video_refs(self, key: str, feature: ImageFeature, episode: Episode, index: int) -> pa.Array:
+        """A camera kept as video: copy the source file (once) or encode the frames, then reference them."""
+        from rdstd.store import video
+
+        if self._videos is None:
+            self._videos = video.VideoCopier(self.path, layout.VIDEOS_DIR)
+        frames = episode.images[key]
+        if isinstance(frames, VideoFrames):
+            return self._videos.refs(key, frames)
+        pixels = (images.decode(b) for b in frames.frames) if isinstance(frames, EncodedFrames) else frames
+        rate = self._manifest_base["rate_hz"] or _rate_of(episode.timestamps)
+        return self._videos.encode(
+            key, index, pixels, episode.timestamps, width=feature.width, height=feature.height, rate_hz=rate
+        )
 
     def _buffer(self, batch: pa.RecordBatch) -> None:
         self._pending.append(batch)
@@ -211,7 +232,9 @@ class DatasetWriter:
     def _open_shard(self) -> None:
         final = self.path / layout.shard_name(self._shard_number)
         self._parquet_tmp = atomic.temp_name(final)
-        image_cols = [k for k, f in self.features.items() if isinstance(f, ImageFeature)]
+        image_cols = [
+            k for k, f in self.features.items() if isinstance(f, ImageFeature) and f.codec != ImageCodec.VIDEO
+        ]
         self._parquet = pq.ParquetWriter(
             self._parquet_tmp,
             self._schema,
@@ -288,6 +311,12 @@ class DatasetWriter:
     def _write_table(self, name: str, table: pa.Table) -> None:
         with atomic.atomic_path(self.path / name) as tmp:
             pq.write_table(table, tmp, compression="zstd")
+
+
+def _rate_of(timestamps: np.ndarray[Any, Any]) -> float:
+    """Nominal frame rate of an episode from its timestamps (30 when it has fewer than two frames)."""
+    steps = np.diff(timestamps)
+    return float(1.0 / np.median(steps)) if steps.size and np.median(steps) > 0 else 30.0
 
 
 def _utc_now() -> str:

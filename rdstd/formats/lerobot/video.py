@@ -1,0 +1,138 @@
+"""Checking an episode's video segment against its data before any frame is trusted.
+
+For each camera of an episode: the file exists; its stream's codec and size are the ones info.json declares;
+and every frame the data expects (``from_timestamp + timestamp``) has a frame in the file within half a frame
+period, one to one, with no extra frames inside the episode's span (nor, for v2.x files that hold one
+episode, anywhere in the file). Only demuxing is needed (no decoding); per-file results are cached, so a
+v3.0 file shared by many episodes is scanned once.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from rdstd.errors import EpisodeError, RdstdError
+from rdstd.formats.lerobot.episodes import VideoSegment
+from rdstd.formats.lerobot.meta import Feature
+from rdstd.schema.episode import VideoFrames
+from rdstd.store import video
+
+#: Codec names that mean the same bitstream format.
+_FAMILIES = {
+    "libdav1d": "av1", "libaom-av1": "av1", "libsvtav1": "av1", "av01": "av1", "librav1e": "av1",
+    "libx264": "h264", "avc1": "h264", "avc": "h264", "libopenh264": "h264",
+    "h265": "hevc", "libx265": "hevc", "hvc1": "hevc", "hev1": "hevc",
+    "mp4v": "mpeg4", "libvpx-vp9": "vp9",
+}  # fmt: skip
+
+
+def codec_family(name: str) -> str:
+    """``libsvtav1`` -> ``av1``, ``libx264`` -> ``h264`` …"""
+    name = name.lower()
+    return _FAMILIES.get(name, name)
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What one video file holds: its stream header and every frame's time."""
+
+    stream: video.StreamInfo
+    times_s: npt.NDArray[np.float64]
+    keyframes: npt.NDArray[np.bool_]
+
+
+class VideoChecker:
+    """Matches episodes' frames to their video files; keeps the facts of the last few files."""
+
+    def __init__(self, fps: float, cache_size: int = 4) -> None:
+        self.fps = fps
+        self.tolerance_s = 0.5 / fps
+        self._facts: OrderedDict[Path, FileFacts] = OrderedDict()
+        self._cache_size = cache_size
+
+    def facts(self, path: Path) -> FileFacts:
+        """Header and frame times of ``path`` (cached)."""
+        found = self._facts.get(path)
+        if found is None:
+            times, keys = video.packet_times(path)
+            found = FileFacts(video.probe(path), times, keys)
+            self._facts[path] = found
+            if len(self._facts) > self._cache_size:
+                self._facts.popitem(last=False)
+        else:
+            self._facts.move_to_end(path)
+        return found
+
+    def segment(
+        self,
+        feature: Feature,
+        seg: VideoSegment,
+        stamps_s: npt.NDArray[np.float64],
+        *,
+        whole_file: bool,
+        where: str,
+    ) -> VideoFrames:
+        """The episode's frames of camera ``feature`` as a video segment, after checking them all.
+
+        Raises :class:`EpisodeError` (naming the file and what disagrees) when the video does not fit the data.
+        """
+        if not seg.path.is_file():
+            raise EpisodeError(
+                f"{where}: video file {seg.path} is missing",
+                hint="the dataset is incomplete, or the video_path template does not match the files; "
+                "skip such episodes with --on-error skip",
+            )
+        try:
+            facts = self.facts(seg.path)
+        except RdstdError as exc:
+            raise EpisodeError(f"{where}: {exc.message}", hint=exc.hint) from exc
+        declared = feature.declared_codec
+        actual = codec_family(facts.stream.codec)
+        if declared and codec_family(declared) != actual:
+            raise EpisodeError(
+                f"{where}: {seg.path} holds {actual} video but meta/info.json declares {declared} for {feature.key}",
+                hint=f"correct video.codec of {feature.key} in meta/info.json to {actual!r}",
+            )
+        if len(feature.shape) == 3 and (facts.stream.height, facts.stream.width) != feature.shape[:2]:
+            raise EpisodeError(
+                f"{where}: {seg.path} is {facts.stream.width}x{facts.stream.height} but meta/info.json declares "
+                f"{feature.shape[1]}x{feature.shape[0]} for {feature.key}",
+                hint="fix the feature's shape in meta/info.json",
+            )
+        times = facts.times_s
+        want = seg.from_s + stamps_s
+        n = len(want)
+        if not len(times):
+            raise EpisodeError(f"{where}: {seg.path} has no frames", hint="re-encode or re-download the video")
+        right = np.clip(np.searchsorted(times, want), 0, len(times) - 1)
+        left = np.clip(right - 1, 0, len(times) - 1)
+        nearest = np.where(np.abs(times[left] - want) <= np.abs(times[right] - want), left, right)
+        error = np.abs(times[nearest] - want)
+        bad = np.flatnonzero(error > self.tolerance_s)
+        span = f"{len(times)} frames over [{times[0]:.3f}, {times[-1]:.3f}] s"
+        if bad.size:
+            i = int(bad[0])
+            raise EpisodeError(
+                f"{where}: {seg.path} has no frame at {want[i]:.4f} s (episode frame {i} of {n}; "
+                f"{bad.size} frames missing; the file has {span})",
+                hint="the video is shorter than the data or its timestamps are off; skip with --on-error skip",
+            )
+        inside = int(np.count_nonzero((times >= want[0] - self.tolerance_s) & (times <= want[-1] + self.tolerance_s)))
+        if inside != n or len(np.unique(nearest)) != n:
+            raise EpisodeError(
+                f"{where}: {seg.path} has {inside} frames in the episode's time span, the data has {n} rows",
+                hint="frame counts disagree with length; skip with --on-error skip",
+            )
+        if whole_file and len(times) != n:
+            raise EpisodeError(
+                f"{where}: {seg.path} has {len(times)} frames, the episode has {n} (length in the metadata)",
+                hint="frame counts disagree with length; skip with --on-error skip",
+            )
+        matched = times[nearest]
+        to_s = seg.to_s if seg.to_s is not None else float(matched[-1] + 1.0 / self.fps)
+        return VideoFrames(str(seg.path), seg.from_s, to_s, n, tuple(float(t) for t in matched))

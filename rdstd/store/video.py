@@ -1,0 +1,433 @@
+"""Cameras kept as video: mp4 files copied into the store, frames located and decoded by timestamp.
+
+A camera whose feature has ``codec: video`` stores, per frame, a reference ``{path, timestamp_s}``: the file
+under ``videos/<camera>/`` (relative to the dataset root) and the frame's presentation time inside it. Source
+files are copied once, byte for byte (a LeRobot v3.0 file holds many episodes, so episodes share it), never
+re-encoded. Reading seeks to the keyframe at or before the time, decodes forward and returns the frame whose
+time lies within half a frame period of the one asked for; an open decoder is kept per file so sequential
+reads decode each frame once. Nothing here holds more than one decoded frame (plus the codec's own buffers).
+
+PyAV (``pip install 'rdstd[video]'``) is imported on first use, so ``import rdstd`` stays light.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from rdstd.errors import CorruptSourceError, MissingDependencyError, SourceNotFoundError
+from rdstd.schema.episode import VideoFrames
+from rdstd.store import atomic
+from rdstd.store.layout import VIDEO_REF_TYPE
+
+#: Open decoders kept per process (each holds a demuxer and a codec context, a few MB).
+DECODER_CACHE_SIZE = 8
+#: A request this far ahead of the last decoded frame still decodes forward instead of seeking.
+FORWARD_DECODE_S = 1.0
+#: Encoder defaults, as LeRobot records: keyframe every 2 frames (fast random access), CRF 30, yuv420p.
+DEFAULT_GOP = 2
+DEFAULT_CRF = 30
+DEFAULT_PIX_FMT = "yuv420p"
+
+
+def require_av() -> ModuleType:
+    """PyAV, or a :class:`MissingDependencyError` naming the extra that installs it."""
+    try:
+        import av
+    except ImportError as exc:
+        raise MissingDependencyError("av", "video", purpose="read and write video") from exc
+    return av
+
+
+def _open(path: Path) -> Any:
+    av = require_av()
+    if not path.is_file():
+        raise SourceNotFoundError(f"{path}: video file not found", hint="check that the dataset is complete")
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError) as exc:
+        raise CorruptSourceError(
+            f"{path}: not a readable video file ({exc})", hint="re-download or re-encode it"
+        ) from exc
+    if not container.streams.video:
+        container.close()
+        raise CorruptSourceError(f"{path}: has no video stream", hint="re-download or re-encode it")
+    return container
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What a video file's header says about its first video stream."""
+
+    codec: str
+    width: int
+    height: int
+    pix_fmt: str
+    rate_hz: float
+    time_base: Fraction
+    frames: int
+
+
+def probe(path: Path) -> StreamInfo:
+    """Codec, size, pixel format, frame rate and frame count of ``path`` (header only, nothing decoded)."""
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        rate = stream.average_rate or stream.guessed_rate or 0
+        return StreamInfo(
+            codec=_codec_family(ctx.codec.name),
+            width=int(ctx.width),
+            height=int(ctx.height),
+            pix_fmt=str(ctx.pix_fmt or ""),
+            rate_hz=float(rate),
+            time_base=Fraction(stream.time_base) if stream.time_base else Fraction(0),
+            frames=int(stream.frames or 0),
+        )
+    finally:
+        container.close()
+
+
+def _codec_family(name: str) -> str:
+    """A decoder's name as the codec it decodes (``libdav1d`` -> ``av1``)."""
+    return {"libdav1d": "av1", "libaom-av1": "av1", "h264_cuvid": "h264", "libopenh264": "h264"}.get(name, name)
+
+
+def packet_times(path: Path) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """Presentation times (s, sorted) and keyframe flags of every frame in ``path``, from demuxing only."""
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        base = float(stream.time_base)
+        times, keys = [], []
+        for packet in container.demux(stream):
+            if packet.pts is None:
+                continue
+            times.append(packet.pts * base)
+            keys.append(bool(packet.is_keyframe))
+    except require_av().FFmpegError as exc:
+        raise CorruptSourceError(f"{path}: video does not demux ({exc})", hint="re-download or re-encode it") from exc
+    finally:
+        container.close()
+    order = np.argsort(times, kind="stable")
+    return np.asarray(times, dtype=np.float64)[order], np.asarray(keys, dtype=bool)[order]
+
+
+class VideoDecoder:
+    """Frame-accurate decoding of one video file by presentation time, streaming forward.
+
+    ``frame_at(t)`` returns the RGB frame (H, W, 3 uint8) whose time is within ``tolerance_s`` (default half a
+    frame period) of ``t``. Requests at or shortly after the last one decode forward; others seek to the
+    keyframe at or before ``t`` first.
+    """
+
+    def __init__(self, path: Path, *, tolerance_s: float | None = None, threads: bool = False) -> None:
+        self.path = path
+        self._container = _open(path)
+        self._stream = self._container.streams.video[0]
+        if threads:
+            self._stream.thread_type = "AUTO"
+        rate = float(self._stream.average_rate or self._stream.guessed_rate or 0) or 30.0
+        self.period_s = 1.0 / rate
+        self.tolerance_s = tolerance_s if tolerance_s is not None else 0.5 * self.period_s
+        self._base = float(self._stream.time_base)
+        self._frames: Iterator[Any] | None = None
+        self._pending: Any = None
+        self._last_s = -np.inf
+
+    def close(self) -> None:
+        """Close the file."""
+        self._frames = None
+        self._pending = None
+        self._container.close()
+
+    def __enter__(self) -> VideoDecoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _seek(self, t_s: float) -> None:
+        target = max(0, int((t_s - self.tolerance_s) / self._base))
+        try:
+            self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
+        except require_av().FFmpegError as exc:
+            raise CorruptSourceError(f"{self.path}: cannot seek to {t_s:.6f} s ({exc})") from exc
+        self._frames = iter(self._container.decode(self._stream))
+        self._pending = None
+
+    def _next(self) -> Any:
+        if self._pending is not None:
+            frame, self._pending = self._pending, None
+            return frame
+        assert self._frames is not None
+        try:
+            return next(self._frames)
+        except StopIteration:
+            return None
+        except require_av().FFmpegError as exc:
+            raise CorruptSourceError(f"{self.path}: video does not decode ({exc})", hint="re-encode it") from exc
+
+    def _time(self, frame: Any) -> float:
+        return float(frame.pts * self._base) if frame.pts is not None else float(frame.time or 0.0)
+
+    def frame_at(self, t_s: float) -> npt.NDArray[np.uint8]:
+        """The frame shown at ``t_s`` seconds (HWC RGB uint8); :class:`CorruptSourceError` when there is none."""
+        ahead = t_s - self._last_s
+        if self._frames is None or not -self.tolerance_s < ahead <= FORWARD_DECODE_S:
+            self._seek(t_s)
+        best: Any = None
+        while True:
+            frame = self._next()
+            if frame is None:
+                break
+            when = self._time(frame)
+            if when < t_s - self.tolerance_s:
+                continue
+            if when <= t_s + self.tolerance_s:
+                best = frame
+                self._last_s = when
+                break
+            self._pending = frame  # overshot: keep it for the next request
+            break
+        if best is None:
+            self._frames = None  # re-seek on the next request
+            raise CorruptSourceError(
+                f"{self.path}: no frame within {self.tolerance_s * 1e3:.1f} ms of {t_s:.6f} s",
+                hint="the video has fewer frames than the data says, or its timestamps are off",
+            )
+        pixels: npt.NDArray[np.uint8] = best.to_ndarray(format="rgb24")
+        return pixels
+
+    def frames_at(self, times_s: Iterable[float]) -> Iterator[npt.NDArray[np.uint8]]:
+        """The frames at each of ``times_s`` (best in increasing order: then each frame is decoded once)."""
+        for t in times_s:
+            yield self.frame_at(float(t))
+
+
+class DecoderCache:
+    """A few open :class:`VideoDecoder` objects per process, least recently used closed first."""
+
+    def __init__(self, size: int = DECODER_CACHE_SIZE) -> None:
+        self.size = size
+        self._open: OrderedDict[Path, VideoDecoder] = OrderedDict()
+        self._pid = os.getpid()
+
+    def get(self, path: Path) -> VideoDecoder:
+        """The open decoder of ``path`` (opened on first use; a forked process opens its own)."""
+        if self._pid != os.getpid():
+            self._open = OrderedDict()
+            self._pid = os.getpid()
+        decoder = self._open.get(path)
+        if decoder is None:
+            decoder = VideoDecoder(path)
+            self._open[path] = decoder
+            if len(self._open) > self.size:
+                self._open.popitem(last=False)[1].close()
+        else:
+            self._open.move_to_end(path)
+        return decoder
+
+    def clear(self) -> None:
+        """Close every open decoder."""
+        while self._open:
+            self._open.popitem()[1].close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"size": self.size, "_open": OrderedDict(), "_pid": -1}
+
+
+#: The decoders of this process, shared by every reader.
+DECODERS = DecoderCache()
+
+
+def frame_times(frames: VideoFrames) -> npt.NDArray[np.float64]:
+    """The presentation time of each frame of a video segment (its own, or spread evenly over the segment)."""
+    if frames.frame_times_s is not None:
+        return np.asarray(frames.frame_times_s, dtype=np.float64)
+    step = (frames.to_s - frames.from_s) / frames.count if frames.count else 0.0
+    return frames.from_s + step * np.arange(frames.count, dtype=np.float64)
+
+
+def decode_frames(frames: VideoFrames) -> Iterator[npt.NDArray[np.uint8]]:
+    """Decode a video segment frame by frame (HWC RGB uint8), streaming: one frame in memory at a time."""
+    with VideoDecoder(Path(frames.path), threads=True) as decoder:
+        yield from decoder.frames_at(frame_times(frames))
+
+
+# -- the store side: copying source files, writing frame references ------------------------------------------
+
+
+class VideoCopier:
+    """Copies source video files into a dataset's ``videos/<camera>/``, each source file once.
+
+    Copies are atomic (temporary name, fsync, rename). ``refs`` gives the frame-reference column of an episode.
+    """
+
+    def __init__(self, root: Path, videos_dir: str = "videos") -> None:
+        self.root = root
+        self.videos_dir = videos_dir
+        self._copied: dict[tuple[str, Path], str] = {}
+        self._counts: dict[str, int] = {}
+
+    def stored_path(self, camera: str, source: Path) -> str:
+        """The file's path relative to the dataset root, copying it on first use."""
+        key = (camera, source.resolve())
+        rel = self._copied.get(key)
+        if rel is None:
+            if not source.is_file():
+                raise SourceNotFoundError(f"{source}: video file not found", hint="check that the dataset is complete")
+            number = self._counts.get(camera, 0)
+            self._counts[camera] = number + 1
+            rel = f"{self.videos_dir}/{camera}/file-{number:05d}{source.suffix or '.mp4'}"
+            final = self.root / rel
+            final.parent.mkdir(parents=True, exist_ok=True)
+            with atomic.atomic_path(final) as tmp, source.open("rb") as src, tmp.open("wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 22)
+            self._copied[key] = rel
+        return rel
+
+    def refs(self, camera: str, frames: VideoFrames) -> pa.StructArray:
+        """The frame-reference column (``VIDEO_REF_TYPE``) of one episode's segment, copying the file if needed."""
+        rel = self.stored_path(camera, Path(frames.path))
+        times = frame_times(frames)
+        return refs_column(rel, times)
+
+    def encode(
+        self,
+        camera: str,
+        episode_index: int,
+        pixels: Iterable[npt.NDArray[np.uint8]],
+        times_s: npt.NDArray[np.float64],
+        *,
+        width: int,
+        height: int,
+        rate_hz: float,
+    ) -> pa.StructArray:
+        """Encode one episode's frames to ``videos/<camera>/episode-NNNNNN.mp4``; returns its reference column."""
+        rel = f"{self.videos_dir}/{camera}/episode-{episode_index:06d}.mp4"
+        encoder = VideoEncoder(self.root / rel, width=width, height=height, rate_hz=rate_hz)
+        try:
+            for frame, t in zip(pixels, times_s, strict=True):
+                encoder.add(frame, float(t))
+        except BaseException:
+            encoder.abort()
+            raise
+        encoder.close()
+        return refs_column(rel, times_s)
+
+
+def refs_column(rel: str, times_s: npt.NDArray[np.float64]) -> pa.StructArray:
+    """A frame-reference column: every frame in file ``rel`` at the given times."""
+    return pa.StructArray.from_arrays(
+        [pa.array([rel] * len(times_s), pa.string()), pa.array(times_s, pa.float64())], fields=list(VIDEO_REF_TYPE)
+    )
+
+
+def resolve_ref(root: Path, rel: str) -> Path:
+    """The absolute file of a stored frame reference (refusing paths that leave the dataset)."""
+    path = Path(os.path.normpath(root / rel))
+    if not path.is_relative_to(Path(os.path.normpath(root))):
+        raise CorruptSourceError(f"{root}: a frame reference points outside the dataset ({rel})")
+    return path
+
+
+# -- encoding -------------------------------------------------------------------------------------------------
+
+
+def available_encoder(preferred: str = "auto") -> str:
+    """The encoder to use: ``libsvtav1`` when PyAV's FFmpeg has it, else ``libx264``/``h264``, or ``preferred``."""
+    av = require_av()
+    candidates = ["libsvtav1", "libx264", "h264", "mpeg4"] if preferred == "auto" else [preferred]
+    for name in candidates:
+        try:
+            av.codec.Codec(name, "w")
+        except (av.codec.codec.UnknownCodecError, ValueError):
+            continue
+        return name
+    raise MissingDependencyError(
+        "av", "video", purpose=f"encode video with {' or '.join(candidates)} (PyAV's FFmpeg lacks it)"
+    )
+
+
+class VideoEncoder:
+    """Writes RGB frames to an mp4 at given presentation times: AV1 (SVT) or H.264, keyframe every ``gop``.
+
+    Times are rounded to the stream's time base (1/(1024·rate), as LeRobot's files have), so a frame added at
+    ``t`` decodes at ``t`` within half a tick. The file appears only on :meth:`close` (atomic rename).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        width: int,
+        height: int,
+        rate_hz: float,
+        codec: str = "auto",
+        gop: int = DEFAULT_GOP,
+        crf: int = DEFAULT_CRF,
+        pix_fmt: str = DEFAULT_PIX_FMT,
+    ) -> None:
+        av = require_av()
+        os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints a banner on stderr otherwise
+        self.path = path
+        self.codec = available_encoder(codec)
+        self._tmp = atomic.temp_name(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._container = av.open(str(self._tmp), "w", format="mp4")
+        rate = Fraction(rate_hz).limit_denominator(1001)
+        options = {"crf": str(crf)}
+        if self.codec == "libsvtav1":
+            options["preset"] = "12"
+        elif self.codec == "libx264":
+            options["preset"] = "veryfast"
+        self._stream = self._container.add_stream(self.codec, rate=rate, options=options)
+        self._stream.width = width
+        self._stream.height = height
+        self._stream.pix_fmt = pix_fmt
+        self._stream.codec_context.gop_size = gop
+        self.time_base = Fraction(1, max(1, round(float(rate) * 1024)))
+        self._stream.time_base = self.time_base
+        self._last_pts = -1
+        self.frames = 0
+
+    def add(self, pixels: npt.NDArray[np.uint8], t_s: float) -> None:
+        """Encode one HWC RGB uint8 frame shown at ``t_s`` seconds (times must increase)."""
+        av = require_av()
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
+        pts = round(t_s / self.time_base)
+        if pts <= self._last_pts:
+            raise ValueError(f"frame times must increase: {t_s} s after pts {self._last_pts}")
+        frame.pts = pts
+        frame.time_base = self.time_base
+        self._last_pts = pts
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+        self.frames += 1
+
+    def close(self) -> Path:
+        """Flush, close and move the file into place; returns its path."""
+        for packet in self._stream.encode():
+            self._container.mux(packet)
+        self._container.close()
+        atomic.commit(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the partial file."""
+        with contextlib.suppress(Exception):  # closing a half-written container may fail; the file goes anyway
+            self._container.close()
+        self._tmp.unlink(missing_ok=True)
