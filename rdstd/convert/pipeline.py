@@ -150,7 +150,7 @@ class EpisodeConverter:
                 raise EpisodeError(f"episode {source.ref.key}: has no images for {cam.spec.key}")
             cams[cam.name] = cam.apply(frames)
         meta = EpisodeMeta(
-            episode_id=source.ref.key,
+            episode_id=str(source.meta.get("episode_id") or source.ref.key),
             task=self._task(source),
             split=self.spec.split or str(source.meta.get("split", "train")),
             success=source.meta.get("success"),

@@ -317,3 +317,51 @@ def _get(tree: Any, path: Sequence[str]) -> Any:
     for part in path:
         tree = tree[part]
     return tree
+
+
+# -- generic layouts (for the shipped Open X-Embodiment specs) ------------------------------------------------
+def rlds_features(steps: Mapping[str, Any], episode: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """An RLDS features.json from flat step keys (``observation/image`` -> node; names here hold no '/')."""
+
+    def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+        tree: dict[str, Any] = {}
+        for key, node in flat.items():
+            *parents, leaf = key.split("/")
+            level = tree
+            for part in parents:
+                level = level.setdefault(part, {})
+            level[leaf] = node
+        return _to_fdict(tree)
+
+    top: dict[str, Any] = {"steps": sequence(nest(steps), dataset=True)}
+    if episode:
+        top["episode_metadata"] = nest(episode)
+    return fdict(top)
+
+
+def _to_fdict(tree: Mapping[str, Any]) -> dict[str, Any]:
+    return fdict({k: v if "pythonClassName" in v else _to_fdict(v) for k, v in tree.items()})
+
+
+def random_episode(features_json: Mapping[str, Any], n: int, seed: int) -> bytes:
+    """A serialized episode of ``n`` steps with random values for every leaf of ``features_json``."""
+    from rdstd.formats.rlds.features import parse_features
+
+    rng = np.random.default_rng(seed)
+    values: dict[str, Any] = {}
+    for leaf in parse_features(features_json).leaves:
+        count = n if leaf.in_steps else 1
+        if leaf.kind == "image":
+            h, w, _ = (d or 8 for d in leaf.shape)
+            values[leaf.key] = [jpeg(seed * 1000 + t, (h, w)) for t in range(count)]
+        elif leaf.kind == "text":
+            values[leaf.key] = [f"task {seed}".encode()] * count
+        else:
+            size = count * int(np.prod([d or 1 for d in leaf.shape]))
+            if leaf.dtype.startswith("float"):
+                values[leaf.key] = rng.uniform(-1, 1, size=size).astype(np.float32)
+            elif leaf.dtype == "bool":
+                values[leaf.key] = (np.arange(size) == 0).astype(np.int64)
+            else:
+                values[leaf.key] = rng.integers(0, 2, size=size)
+    return example(values)
