@@ -146,6 +146,7 @@ class VideoDecoder:
         self._frames: Iterator[Any] | None = None
         self._pending: Any = None
         self._last_s = -np.inf
+        self._last: npt.NDArray[np.uint8] | None = None
 
     def close(self) -> None:
         """Close the file."""
@@ -167,6 +168,7 @@ class VideoDecoder:
             raise CorruptSourceError(f"{self.path}: cannot seek to {t_s:.6f} s ({exc})") from exc
         self._frames = iter(self._container.decode(self._stream))
         self._pending = None
+        self._last, self._last_s = None, -np.inf
 
     def _next(self) -> Any:
         if self._pending is not None:
@@ -186,7 +188,9 @@ class VideoDecoder:
     def frame_at(self, t_s: float) -> npt.NDArray[np.uint8]:
         """The frame shown at ``t_s`` seconds (HWC RGB uint8); :class:`CorruptSourceError` when there is none."""
         ahead = t_s - self._last_s
-        if self._frames is None or not -self.tolerance_s < ahead <= FORWARD_DECODE_S:
+        if self._last is not None and abs(ahead) < self.tolerance_s:
+            return self._last  # the same frame again
+        if self._frames is None or not 0 < ahead <= FORWARD_DECODE_S:
             self._seek(t_s)
         best: Any = None
         while True:
@@ -194,21 +198,22 @@ class VideoDecoder:
             if frame is None:
                 break
             when = self._time(frame)
-            if when < t_s - self.tolerance_s:
+            if when <= t_s - self.tolerance_s:
                 continue
-            if when <= t_s + self.tolerance_s:
+            if when < t_s + self.tolerance_s:
                 best = frame
                 self._last_s = when
                 break
             self._pending = frame  # overshot: keep it for the next request
             break
         if best is None:
-            self._frames = None  # re-seek on the next request
+            self._frames, self._last, self._last_s = None, None, -np.inf  # re-seek on the next request
             raise CorruptSourceError(
                 f"{self.path}: no frame within {self.tolerance_s * 1e3:.1f} ms of {t_s:.6f} s",
                 hint="the video has fewer frames than the data says, or its timestamps are off",
             )
         pixels: npt.NDArray[np.uint8] = best.to_ndarray(format="rgb24")
+        self._last = pixels
         return pixels
 
     def frames_at(self, times_s: Iterable[float]) -> Iterator[npt.NDArray[np.uint8]]:

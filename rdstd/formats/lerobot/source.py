@@ -241,7 +241,7 @@ class LeRobotSource(SourceDataset):
             if kind == "video":
                 seg = entry.videos[feature.key]
                 cams[feature.key] = self._videos.segment(
-                    feature, seg, stamps, whole_file=self.meta.major == 2, where=where
+                    feature, seg, stamps, whole_file=self.meta.major == 2, where=where, root=self.path
                 )
             elif kind == "image":
                 cams[feature.key] = _encoded_images(table[feature.key], where, feature.key)

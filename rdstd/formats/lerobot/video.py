@@ -76,16 +76,23 @@ class VideoChecker:
         *,
         whole_file: bool,
         where: str,
+        root: Path,
     ) -> VideoFrames:
         """The episode's frames of camera ``feature`` as a video segment, after checking them all.
 
         Raises :class:`EpisodeError` (naming the file and what disagrees) when the video does not fit the data.
         """
         if not seg.path.is_file():
+            elsewhere = _found_elsewhere(seg.path, feature.key, root)
+            if elsewhere is not None:
+                raise EpisodeError(
+                    f"{where}: video file {seg.path} is missing, but {elsewhere} exists: "
+                    "the video_path template does not match the files",
+                    hint="fix video_path in meta/info.json (or move the files to where it points)",
+                )
             raise EpisodeError(
                 f"{where}: video file {seg.path} is missing",
-                hint="the dataset is incomplete, or the video_path template does not match the files; "
-                "skip such episodes with --on-error skip",
+                hint="the dataset is incomplete; skip such episodes with --on-error skip",
             )
         try:
             facts = self.facts(seg.path)
@@ -107,19 +114,27 @@ class VideoChecker:
         times = facts.times_s
         want = seg.from_s + stamps_s
         n = len(want)
+        if seg.to_s is not None:  # writers put length/fps (LeRobot) or (length-1)/fps here, exactly
+            span = seg.to_s - seg.from_s
+            if min(abs(span - n / self.fps), abs(span - (n - 1) / self.fps)) > 0.1 / self.fps:
+                raise EpisodeError(
+                    f"{where}: {feature.key} spans [{seg.from_s:.4f}, {seg.to_s:.4f}) s in {seg.path}, which does "
+                    f"not fit {n} frames at {self.fps:g} fps",
+                    hint="from_timestamp/to_timestamp in meta/episodes disagree with length; skip with --on-error skip",
+                )
         if not len(times):
             raise EpisodeError(f"{where}: {seg.path} has no frames", hint="re-encode or re-download the video")
         right = np.clip(np.searchsorted(times, want), 0, len(times) - 1)
         left = np.clip(right - 1, 0, len(times) - 1)
         nearest = np.where(np.abs(times[left] - want) <= np.abs(times[right] - want), left, right)
         error = np.abs(times[nearest] - want)
-        bad = np.flatnonzero(error > self.tolerance_s)
-        span = f"{len(times)} frames over [{times[0]:.3f}, {times[-1]:.3f}] s"
+        bad = np.flatnonzero(error >= self.tolerance_s)
+        have = f"{len(times)} frames over [{times[0]:.3f}, {times[-1]:.3f}] s"
         if bad.size:
             i = int(bad[0])
             raise EpisodeError(
                 f"{where}: {seg.path} has no frame at {want[i]:.4f} s (episode frame {i} of {n}; "
-                f"{bad.size} frames missing; the file has {span})",
+                f"{bad.size} frames missing; the file has {have})",
                 hint="the video is shorter than the data or its timestamps are off; skip with --on-error skip",
             )
         inside = int(np.count_nonzero((times >= want[0] - self.tolerance_s) & (times <= want[-1] + self.tolerance_s)))
@@ -136,3 +151,12 @@ class VideoChecker:
         matched = times[nearest]
         to_s = seg.to_s if seg.to_s is not None else float(matched[-1] + 1.0 / self.fps)
         return VideoFrames(str(seg.path), seg.from_s, to_s, n, tuple(float(t) for t in matched))
+
+
+def _found_elsewhere(path: Path, key: str, root: Path) -> Path | None:
+    """A file with the same name for the same camera somewhere under ``root/videos`` (a template mismatch)."""
+    for candidate in sorted((root / "videos").rglob(path.name)):
+        rel = candidate.relative_to(root)
+        if key in rel.parts:
+            return rel
+    return None

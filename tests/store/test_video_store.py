@@ -1,0 +1,138 @@
+"""Cameras kept as video in the canonical store: copied once, referenced by timestamp, decoded transparently."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rdstd.errors import CorruptSourceError, UsageError
+from rdstd.schema.episode import EncodedFrames, Episode, EpisodeMeta, VideoFrames
+from rdstd.schema.features import Dimension, ImageFeature, VectorFeature
+from rdstd.schema.manifest import Provenance
+from rdstd.schema.vocabulary import ImageCodec
+from rdstd.store import images, video
+from rdstd.store.reader import Dataset
+from rdstd.store.writer import DatasetWriter
+from tests.formats.lerobot_fixtures import identify, image, write_mp4
+
+H, W, FPS = 32, 48, 10
+CAM = "observation.images.front"
+
+
+@pytest.fixture(scope="module")
+def shared_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One file holding episode 0 (frames 0..5) then episode 1 (frames 0..8), like a LeRobot v3.0 file."""
+    path = tmp_path_factory.mktemp("video") / "file-000.mp4"
+    frames = [image(0, k, H, W) for k in range(6)] + [image(1, k, H, W) for k in range(9)]
+    write_mp4(path, frames, FPS)
+    return path
+
+
+def features(codec: str = "video") -> dict[str, VectorFeature | ImageFeature]:
+    return {
+        "observation.state": VectorFeature(shape=(1,), dims=[Dimension(name="x")]),
+        CAM: ImageFeature(height=H, width=W, codec=codec),
+    }
+
+
+def episode(index: int, frames: VideoFrames | EncodedFrames | np.ndarray, n: int) -> Episode:
+    meta = EpisodeMeta(episode_id=f"ep{index}", task="t")
+    stamps = np.arange(n, dtype=np.float64) / FPS
+    return Episode(meta, stamps, {"observation.state": np.zeros((n, 1), np.float32)}, {CAM: frames})
+
+
+def segment(path: Path, first: int, n: int) -> VideoFrames:
+    return VideoFrames(str(path), first / FPS, (first + n) / FPS, n)
+
+
+def test_the_decoder_returns_the_frame_at_each_time_in_any_order(shared_mp4: Path) -> None:
+    with video.VideoDecoder(shared_mp4) as decoder:
+        for k in (3, 4, 5, 0, 14, 7, 7, 2):
+            e, j, n = (0, k, 6) if k < 6 else (1, k - 6, 9)
+            assert identify(decoder.frame_at(k / FPS), e, n) == j
+
+
+def test_asking_for_a_time_with_no_frame_within_half_a_period_is_an_error(shared_mp4: Path) -> None:
+    with video.VideoDecoder(shared_mp4) as decoder:
+        with pytest.raises(CorruptSourceError, match=r"no frame within 50\.0 ms of 1\.600000 s"):
+            decoder.frame_at(1.6)
+        with pytest.raises(CorruptSourceError, match="no frame within"):
+            decoder.frame_at(-0.2)
+        assert identify(decoder.frame_at(0.34), 0, 6) == 3  # nearest within half a period
+        assert identify(decoder.frame_at(0.3), 0, 6) == 3  # still usable after an error
+
+
+def test_probe_and_packet_times_read_the_header_and_demuxed_times(shared_mp4: Path) -> None:
+    info = video.probe(shared_mp4)
+    assert (info.codec, info.width, info.height, info.frames) == ("mpeg4", W, H, 15)
+    times, keys = video.packet_times(shared_mp4)
+    assert np.allclose(times, np.arange(15) / FPS) and keys[0] and keys[2]
+
+
+def test_episodes_sharing_a_video_file_copy_it_once_and_read_back_their_own_frames(
+    shared_mp4: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "ds"
+    with DatasetWriter(out, features(), Provenance(source_format="test", rdstd_version="0")) as writer:
+        writer.add(episode(0, segment(shared_mp4, 0, 6), 6))
+        writer.add(episode(1, segment(shared_mp4, 6, 9), 9))
+    copied = list((out / "videos" / CAM).iterdir())
+    assert [p.name for p in copied] == ["file-00000.mp4"]
+    assert copied[0].read_bytes() == shared_mp4.read_bytes()
+    ds = Dataset.open(out)
+    assert [identify(ds.frame(i)[CAM], 1, 9) for i in range(6, 15)] == list(range(9))
+    assert identify(ds.frame(2)[CAM], 0, 6) == 2
+    lazy = ds.episode(1).images[CAM]
+    assert lazy.refs[0] == {"path": f"videos/{CAM}/file-00000.mp4", "timestamp_s": 0.6}
+    assert [identify(p, 1, 9) for p in lazy.decode_all()] == list(range(9))
+    assert ds.frame(3, decode_images=False)[CAM]["timestamp_s"] == pytest.approx(0.3)
+    with pytest.raises(UsageError, match="stored as video"):
+        _ = lazy.encoded
+
+
+def test_a_dataset_with_video_decodes_after_pickling_as_workers_receive_it(shared_mp4: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    with DatasetWriter(out, features(), Provenance(source_format="test", rdstd_version="0")) as writer:
+        writer.add(episode(0, segment(shared_mp4, 6, 9), 9))
+    ds = pickle.loads(pickle.dumps(Dataset.open(out)))
+    assert identify(ds.frame(4)[CAM], 1, 9) == 4
+
+
+def test_raw_frames_given_to_a_video_camera_are_encoded_per_episode(tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    pixels = np.stack([image(2, k, H, W) for k in range(7)])
+    jpegs = EncodedFrames(ImageCodec.JPEG, [images.encode(p, ImageCodec.JPEG) for p in pixels])
+    with DatasetWriter(out, features(), Provenance(source_format="test", rdstd_version="0"), rate_hz=FPS) as writer:
+        writer.add(episode(0, pixels, 7))
+        writer.add(episode(1, jpegs, 7))
+    assert sorted(p.name for p in (out / "videos" / CAM).iterdir()) == ["episode-000000.mp4", "episode-000001.mp4"]
+    ds = Dataset.open(out)
+    assert [identify(ds.frame(i)[CAM], 2, 7) for i in range(14)] == list(range(7)) * 2
+
+
+def test_video_frames_stored_as_jpeg_are_decoded_then_encoded(shared_mp4: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    with DatasetWriter(out, features("jpeg"), Provenance(source_format="test", rdstd_version="0")) as writer:
+        writer.add(episode(0, segment(shared_mp4, 6, 9), 9))
+    assert not (out / "videos").exists()
+    ds = Dataset.open(out)
+    assert [identify(p, 1, 9) for p in ds.episode(0).images[CAM].decode_all()] == list(range(9))
+
+
+def test_an_aborted_write_leaves_no_copied_video_behind(shared_mp4: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    with (
+        pytest.raises(RuntimeError),
+        DatasetWriter(out, features(), Provenance(source_format="test", rdstd_version="0")) as writer,
+    ):
+        writer.add(episode(0, segment(shared_mp4, 0, 6), 6))
+        raise RuntimeError("boom")
+    assert not out.exists()
+
+
+def test_frame_references_cannot_leave_the_dataset(tmp_path: Path) -> None:
+    with pytest.raises(CorruptSourceError, match="outside the dataset"):
+        video.resolve_ref(tmp_path, "../elsewhere.mp4")
