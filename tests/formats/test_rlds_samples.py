@@ -148,7 +148,9 @@ def test_edgecase_dtypes_survive_exactly() -> None:
 
 def test_episode_ids_come_from_metadata_not_from_the_shuffled_position() -> None:
     train = _episodes("edgecases", "train")
-    assert [e.meta["episode_id"] for e in train] == [f"train:/raw/ep{n}.h5#{n}" for n in (4, 0, 2, 1, 3)]
+    ids = [e.meta["episode_id"] for e in train]
+    assert [i.split("@")[0] for i in ids] == [f"train:/raw/ep{n}.h5#{n}" for n in (4, 0, 2, 1, 3)]
+    assert [i.split("@")[1] for i in ids] == [e.meta["checksum"][len("sha256:") :][:12] for e in train]
     bridge = _episodes("bridge_debug", "train") + _episodes("bridge_debug", "val")
     ids = [e.meta["episode_id"] for e in bridge]
     assert len(set(ids)) == 50  # unique within and across splits (val repeats train's records)

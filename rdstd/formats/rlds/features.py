@@ -48,21 +48,17 @@ class Leaf:
     image_format: str | None = None
     sequence_rank: int = 0
     description: str = ""
+    #: The Example feature name: the path joined with ``/`` (a display/lookup key, never split).
+    key: str = field(init=False)
+    #: Whether the leaf is per step (under the RLDS ``steps`` dataset).
+    in_steps: bool = field(init=False)
+    #: Whether one element's size can vary (an unknown dimension, or a nested sequence).
+    ragged: bool = field(init=False)
 
-    @property
-    def key(self) -> str:
-        """The Example feature name (the path joined with ``/``; a display key, never split)."""
-        return "/".join(self.path)
-
-    @property
-    def in_steps(self) -> bool:
-        """Whether the leaf is per step (under the RLDS ``steps`` dataset)."""
-        return self.path[0] == "steps" and self.sequence_rank >= 1
-
-    @property
-    def ragged(self) -> bool:
-        """Whether one element's size can vary (an unknown dimension, or a nested sequence)."""
-        return self.sequence_rank >= 2 or any(d is None for d in self.shape)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", "/".join(self.path))
+        object.__setattr__(self, "in_steps", self.path[0] == "steps" and self.sequence_rank >= 1)
+        object.__setattr__(self, "ragged", self.sequence_rank >= 2 or any(d is None for d in self.shape))
 
     @property
     def size(self) -> int | None:
@@ -83,6 +79,10 @@ class FeatureTree:
 
     leaves: tuple[Leaf, ...]
     raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
+    _by_key: dict[str, Leaf] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_key", {leaf.key: leaf for leaf in self.leaves})
 
     def step_leaves(self) -> Iterator[Leaf]:
         """Leaves under ``steps``."""
@@ -94,7 +94,7 @@ class FeatureTree:
 
     def by_key(self) -> dict[str, Leaf]:
         """Leaves by Example key."""
-        return {leaf.key: leaf for leaf in self.leaves}
+        return self._by_key
 
 
 def load_features(path: Path) -> FeatureTree:

@@ -8,6 +8,7 @@ conversion report and the validators can show them (the Bridge debug data has ``
 from __future__ import annotations
 
 import io
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -16,8 +17,12 @@ from rdstd.formats.rlds.example import DecodedExample
 from rdstd.formats.rlds.features import FeatureTree
 
 
+@lru_cache(maxsize=64)
 def _constant_image_value(blob: bytes) -> float | None:
-    """The single pixel value of a constant image, ``None`` when it varies or does not decode."""
+    """The single pixel value of a constant image, ``None`` when it varies or does not decode.
+
+    Cached by content: a dataset's placeholder image (e.g. an all-zero camera) is decoded once, not per episode.
+    """
     try:
         from PIL import Image
 

@@ -5,9 +5,13 @@ be read on its own (:meth:`RldsDataset.shard_episodes`), so a batch pipeline spl
 handles carry the shard and the record number in their key (``train/shard-00003/rec-12``).
 
 tfds shuffles episodes when it writes (by a hash of the example key), so the order on disk is not the order
-the episodes were recorded in. The episode id is therefore derived from the episode's own metadata
-(``episode_metadata/file_path``, ``episode_id`` … see :data:`ID_FIELDS`), prefixed by the split, and falls back
-to the SHA-256 of the record when the builder stored no such field. ``meta["checksum"]`` is always that SHA-256.
+the episodes were recorded in. The episode id is therefore derived from the episode itself, never from its
+position: ``<split>:<metadata>@<sha12>`` where ``<metadata>`` joins the builder's identifying fields
+(``episode_metadata/file_path``, ``episode_id`` … see :data:`ID_FIELDS`) with ``#`` and ``<sha12>`` is the first
+12 hex digits of the record's SHA-256. The metadata part makes the id readable and traceable to the raw
+recording; the hash keeps it unique when builders reuse metadata (several episodes per source file) and is the
+same on every machine and after any re-sharding. Byte-identical records in one split get the same id: they are
+true duplicates, which the writer refuses. ``meta["checksum"]`` is the full SHA-256.
 """
 
 from __future__ import annotations
@@ -285,9 +289,7 @@ class RldsDataset(SourceDataset):
             if name in ID_FIELDS and isinstance(value, (str, np.integer, int)) and name not in by_name:
                 by_name[name] = str(_native(value))
         parts = [by_name[name] for name in ID_FIELDS if name in by_name]
-        if not parts:
-            return f"{shard.split}:sha256-{checksum[:16]}"
-        return f"{shard.split}:{'#'.join(parts)}"
+        return f"{shard.split}:{'#'.join(parts)}@{checksum[:12]}"
 
     def close(self) -> None:
         """Close the shard file kept open for random access."""
