@@ -175,11 +175,14 @@ def test_bridge_quirks_are_reported_not_hidden() -> None:
         assert "image_0: all" not in notes
         assert not ep.vectors["steps/is_last"].any()
     with RldsDataset(sample("rlds/bridge_debug")) as ds:
-        notes = {k.key: k.note for k in ds.info().keys}
+        info = ds.info()
+    notes = {k.key: k.note for k in info.keys}
     assert "7x joint velocities" in notes["steps/action"]  # the (wrong) builder description is shown as it is
+    first = info.extra["first_episode_notes"]
+    assert "steps/is_last is never true: the episode looks truncated" in first
 
 
-def test_info_describes_the_builder_without_reading_records() -> None:
+def test_info_describes_the_builder_from_its_json_files() -> None:
     with RldsDataset(sample("rlds/edgecases")) as ds:
         info = ds.info()
     assert info.format == "rlds"

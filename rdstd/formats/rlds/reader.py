@@ -97,7 +97,10 @@ class RldsDataset(SourceDataset):
 
     # -- description -------------------------------------------------------------------------------------
     def info(self) -> SourceInfo:
-        """Format, builder name/version, splits and per-step keys from dataset_info.json + features.json."""
+        """Format, builder name/version, splits and per-step keys from dataset_info.json + features.json.
+
+        Reads one record (the first) to show what the data says about itself in ``extra["first_episode_notes"]``.
+        """
         keys = [self._source_key(leaf) for leaf in self.tree.step_leaves() if not leaf.ragged or leaf.kind != "tensor"]
         ragged = [leaf.key for leaf in self.tree.step_leaves() if leaf.ragged and leaf.kind == "tensor"]
         splits: dict[str, dict[str, int]] = {}
@@ -132,8 +135,27 @@ class RldsDataset(SourceDataset):
                 "description": self.builder.description,
                 "citation": self.builder.citation,
                 "protobuf": protobuf_backend(),
+                "first_episode_notes": self._first_notes(),
             },
         )
+
+    def _first_notes(self) -> list[str]:
+        """The notes on the first episode (one record read), so ``rdstd info`` shows the data's quirks."""
+        if not self._shards:
+            return []
+        shard = self._shards[0]
+        try:
+            reader = open_shard(shard.path, self.builder.file_format, check_crc=self.check_crc)
+            try:
+                record = reader.next_record()
+            finally:
+                reader.close()
+            if record is None:
+                return [f"{shard.path}: holds no records"]
+            notes: list[str] = self._episode(shard, record, 0).meta["notes"]
+        except SourceError as exc:
+            return [exc.message]
+        return notes
 
     @staticmethod
     def _source_key(leaf: Leaf) -> SourceKey:
