@@ -51,7 +51,8 @@ def require_av() -> ModuleType:
     return av
 
 
-def _open(path: Path) -> Any:
+def open_container(path: Path) -> Any:
+    """Open ``path`` with PyAV for reading; errors name the file (missing, unreadable, no video stream)."""
     av = require_av()
     if not path.is_file():
         raise SourceNotFoundError(f"{path}: video file not found", hint="check that the dataset is complete")
@@ -82,7 +83,7 @@ class StreamInfo:
 
 def probe(path: Path) -> StreamInfo:
     """Codec, size, pixel format, frame rate and frame count of ``path`` (header only, nothing decoded)."""
-    container = _open(path)
+    container = open_container(path)
     try:
         stream = container.streams.video[0]
         ctx = stream.codec_context
@@ -107,7 +108,7 @@ def _codec_family(name: str) -> str:
 
 def packet_times(path: Path) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
     """Presentation times (s, sorted) and keyframe flags of every frame in ``path``, from demuxing only."""
-    container = _open(path)
+    container = open_container(path)
     try:
         stream = container.streams.video[0]
         base = float(stream.time_base)
@@ -135,7 +136,7 @@ class VideoDecoder:
 
     def __init__(self, path: Path, *, tolerance_s: float | None = None, threads: bool = False) -> None:
         self.path = path
-        self._container = _open(path)
+        self._container = open_container(path)
         self._stream = self._container.streams.video[0]
         if threads:
             self._stream.thread_type = "AUTO"

@@ -279,6 +279,8 @@ def test_modality_slices_outside_the_vector_or_overlapping_are_refused() -> None
     sizes = {"observation.state": 6, "action": 6}
     ok = parse_modality({"state": {"arm": {"start": 0, "end": 5}, "grip": {"start": 5, "end": 6}}}, sizes, "m.json")
     assert ok.dim_names("observation.state", 6, None) == ["arm.0", "arm.1", "arm.2", "arm.3", "arm.4", "grip.0"]
+    real = ["a", "b", "c", "d", "e", "f"]
+    assert ok.dim_names("observation.state", 6, real) == real  # real names are kept
     with pytest.raises(CorruptSourceError, match=r"arm = \[0, 7\) is outside observation.state"):
         parse_modality({"state": {"arm": {"start": 0, "end": 7}}}, sizes, "m.json")
     with pytest.raises(CorruptSourceError, match="overlap"):

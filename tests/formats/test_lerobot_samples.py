@@ -153,8 +153,9 @@ def test_gr00t_modality_json_becomes_per_dimension_names_with_their_group() -> N
     assert info.version == "v2.0" and info.rate_hz == 20.0
     state = next(k for k in info.keys if k.key == "observation.state")
     assert state.names is not None
-    assert state.names[0] == "left_arm.motor_0" and state.names[6] == "left_arm.motor_6"
-    assert state.names[7] == "left_hand.motor_7" and state.names[43] == "waist.motor_43"
+    # info.json names are placeholders (motor_0 …), so the slices name the dimensions
+    assert state.names[0] == "left_arm.0" and state.names[6] == "left_arm.6"
+    assert state.names[7] == "left_hand.0" and state.names[43] == "waist.2"
     assert "left_arm[0:7]" in state.note and "waist[41:44]" in state.note
     assert source.modality is not None
     assert source.modality.videos == {"ego_view": "observation.images.ego_view"}

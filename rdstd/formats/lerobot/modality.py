@@ -2,14 +2,15 @@
 
 ``{"state": {name: {"start": s, "end": e, ...}}, "action": {...}, "video": {name: {"original_key": key}},
 "annotation": {"human.action.task_description": {}, ...}}``; slices are 0-based and half-open over the
-concatenated ``observation.state`` / ``action`` (or the entry's ``original_key``). rdstd turns the slices into
-per-dimension names ``<group>.<name>`` and keeps the file itself in the source info, from which the exporter
-writes it back (or builds a new one from the features' semantics).
+concatenated ``observation.state`` / ``action`` (or the entry's ``original_key``). Where info.json's names are
+placeholders (``motor_0`` …) the slices name the dimensions ``<group>.<i>``; the file itself is kept in the
+source info, from which the exporter writes it back (or builds a new one from the features' semantics).
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from rdstd.errors import CorruptSourceError
 from rdstd.formats.lerobot.meta import read_json
 
 MODALITY = "meta/modality.json"
+#: Names that say nothing but a position (``motor_3``, ``joint3``, ``dim_0``, ``7``).
+_PLACEHOLDER = re.compile(r"(?i)(motor|joint|dim|state|action|axis|q|value|v)?[_ ]?\d+")
 #: Which LeRobot feature each modality section slices by default.
 DEFAULT_KEYS = {"state": "observation.state", "action": "action"}
 
@@ -47,15 +50,18 @@ class Modality:
         return sorted((g for g in self.groups if g.key == key), key=lambda g: g.start)
 
     def dim_names(self, key: str, size: int, names: list[str] | None) -> list[str] | None:
-        """Per-dimension names of ``key`` with their group: ``<group>.<name>`` (``<group>.<i>`` without names)."""
+        """Per-dimension names of ``key`` from its slices: ``<group>.<i>`` where info.json has no real names.
+
+        Real names (not placeholders like ``motor_3``) are kept as they are; the groups then live in the
+        source info (``modality``) and the key's note.
+        """
         groups = self.groups_of(key)
-        if not groups:
+        if not groups or (names is not None and not all(_PLACEHOLDER.fullmatch(n) for n in names)):
             return names
         out = list(names) if names is not None else [str(i) for i in range(size)]
         for g in groups:
             for i in range(g.start, g.end):
-                base = names[i] if names is not None else str(i - g.start)
-                out[i] = f"{g.name}.{base}"
+                out[i] = f"{g.name}.{i - g.start}"
         return out
 
 

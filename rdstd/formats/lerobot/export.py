@@ -1,0 +1,518 @@
+"""Export a canonical dataset as LeRobot v3.0 or v2.1, laid out exactly as those versions write it.
+
+v3.0: ``data/chunk-CCC/file-FFF.parquet`` (one row group per episode, files roll over at 100 MB),
+``videos/<camera>/chunk-CCC/file-FFF.mp4`` (episodes concatenated, roll over at 200 MB), ``meta/episodes/…``
+(file indices, row ranges, per-camera from/to timestamps, ``stats/*`` columns), ``meta/tasks.parquet`` (the
+task text as the pandas index), ``meta/stats.json``, ``meta/info.json``.
+v2.1: one parquet and one mp4 per episode, ``meta/episodes.jsonl``, ``tasks.jsonl``, ``episodes_stats.jsonl``.
+Both: a GR00T ``meta/modality.json`` from the features' semantics (or the source's own, when it had one).
+
+Low-dimensional values are written as stored (timestamps as float32, LeRobot's type); video is stream-copied
+when the store kept it (see :mod:`.export_video`), else encoded. The output is written under a temporary name
+and renamed at the end: a failed export leaves nothing behind. Memory is bounded by one episode.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rdstd.errors import UsageError
+from rdstd.formats.lerobot import stats as lstats
+from rdstd.formats.lerobot.export_video import CopyPlan, PacketIndex, VideoFile, copy_plan
+from rdstd.formats.lerobot.modality import build_modality
+from rdstd.schema.features import ImageFeature, VectorFeature
+from rdstd.schema.vocabulary import ImageCodec, Role
+from rdstd.store.reader import Dataset, EpisodeData, LazyImages
+
+Version = Literal["3.0", "2.1"]
+#: Called after each episode with (episodes done, episodes in total).
+Progress = Callable[[int, int], None]
+
+CHUNKS_SIZE = 1000
+DATA_FILE_MB = 100
+VIDEO_FILE_MB = 200
+V3_DATA = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+V3_VIDEO = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+V2_DATA = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
+V2_VIDEO = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
+INDEX_COLUMNS = ("timestamp", "frame_index", "episode_index", "index", "task_index")
+
+
+@dataclass
+class ExportReport:
+    """What an export wrote."""
+
+    output: str
+    version: str
+    episodes: int = 0
+    frames: int = 0
+    cameras: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data."""
+        return {**self.__dict__, "seconds": round(self.seconds, 3)}
+
+
+def _next_file(chunk: int, file: int) -> tuple[int, int]:
+    file += 1
+    return (chunk + 1, 0) if file >= CHUNKS_SIZE else (chunk, file)
+
+
+def _hf_feature(dtype: str, shape: tuple[int, ...], list_type: str) -> dict[str, Any]:
+    value = {"dtype": dtype, "_type": "Value"}
+    size = int(np.prod(shape))
+    if shape == (1,):
+        return value
+    return {"feature": value, "length": size, "_type": list_type}
+
+
+class _Exporter:
+    """One export run (state shared by the version-specific writers)."""
+
+    def __init__(self, ds: Dataset, out: Path, version: Version, codec: str) -> None:
+        self.ds = ds
+        self.out = out
+        self.version = version
+        self.codec = codec
+        manifest = ds.manifest
+        self.vectors: dict[str, VectorFeature] = manifest.vectors
+        self.cameras: dict[str, ImageFeature] = manifest.cameras
+        clash = set(self.vectors) & set(INDEX_COLUMNS)
+        if clash:
+            raise UsageError(f"features {sorted(clash)} clash with LeRobot's own columns", hint="rename them first")
+        self.fps = float(manifest.rate_hz or _rate_of(ds))
+        self.tasks: dict[str, int] = {}
+        self.packets = PacketIndex()
+        self.episode_stats: list[dict[str, Any]] = []
+        self.camera_modes: dict[str, set[str]] = {k: set() for k in self.cameras}
+        self.video_info: dict[str, dict[str, Any]] = {}
+        self.schema = self._schema()
+
+    # -- shared pieces ------------------------------------------------------------------------------------------
+
+    def _schema(self) -> pa.Schema:
+        list_type = "List" if self.version == "3.0" else "Sequence"
+        fields, hf = [], {}
+        for key, f in self.vectors.items():
+            value = pa.bool_() if f.dtype == "bool" else pa.from_numpy_dtype(np.dtype(f.dtype))
+            fields.append(pa.field(key, value if f.shape == (1,) else pa.list_(value, f.size)))
+            hf[key] = _hf_feature(f.dtype, (f.size,), list_type)
+        fields.append(pa.field("timestamp", pa.float32()))
+        hf["timestamp"] = _hf_feature("float32", (1,), list_type)
+        for key in INDEX_COLUMNS[1:]:
+            fields.append(pa.field(key, pa.int64()))
+            hf[key] = _hf_feature("int64", (1,), list_type)
+        return pa.schema(fields, metadata={"huggingface": json.dumps({"info": {"features": hf}})})
+
+    def frame_table(self, ep: EpisodeData, episode_index: int, first_index: int, task_index: int) -> pa.Table:
+        n = ep.length
+        columns: list[pa.Array] = []
+        for key, f in self.vectors.items():
+            values = np.ascontiguousarray(ep.vectors[key], dtype=f.dtype).reshape(n, f.size)
+            columns.append(
+                pa.array(values[:, 0])
+                if f.shape == (1,)
+                else pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), f.size)
+            )
+        columns.append(pa.array(ep.timestamps.astype(np.float32)))
+        columns.append(pa.array(np.arange(n, dtype=np.int64)))
+        columns.append(pa.array(np.full(n, episode_index, dtype=np.int64)))
+        columns.append(pa.array(np.arange(first_index, first_index + n, dtype=np.int64)))
+        columns.append(pa.array(np.full(n, task_index, dtype=np.int64)))
+        return pa.Table.from_arrays(columns, schema=self.schema)
+
+    def stats(self, table: pa.Table, frames: dict[str, list[npt.NDArray[np.uint8]]]) -> dict[str, Any]:
+        """Per-episode statistics in info.json's feature order (vectors, cameras, then LeRobot's columns)."""
+        quantiles = self.version == "3.0"
+        out: dict[str, Any] = {}
+        for name in [*self.vectors, *frames, *INDEX_COLUMNS]:
+            if name in frames:
+                out[name] = lstats.image_stats(frames[name], quantiles=quantiles)
+                continue
+            column = table[name].combine_chunks()
+            values = column.flatten() if pa.types.is_fixed_size_list(column.type) else column
+            array = values.to_numpy(zero_copy_only=False).reshape(table.num_rows, -1)
+            out[name] = lstats.vector_stats(array, quantiles=quantiles)
+        return out
+
+    def task_index(self, ep: EpisodeData) -> int:
+        return self.tasks.setdefault(ep.meta.task, len(self.tasks))
+
+    def write_video(
+        self, current: VideoFile | None, key: str, ep: EpisodeData, path_for: Callable[[], Path]
+    ) -> tuple[VideoFile, float, float, list[npt.NDArray[np.uint8]]]:
+        """Add an episode's camera ``key`` to ``current`` (or a new file); returns file, from, to, sampled frames."""
+        lazy: LazyImages = ep.images[key]
+        feature = self.cameras[key]
+        plan: CopyPlan | None = None
+        if feature.codec == ImageCodec.VIDEO and self.codec == "copy-or-auto":
+            plan = copy_plan(self.packets, self.ds.path, lazy.refs, ep.timestamps)
+        if current is None or not current.accepts(plan):
+            if current is not None:
+                current.close()
+            encoder: dict[str, Any] | None = (
+                None if plan else {"width": feature.width, "height": feature.height, "rate_hz": self.fps}
+            )
+            if encoder is not None and self.codec not in ("copy-or-auto", "auto"):
+                encoder["codec"] = self.codec
+            current = VideoFile(path_for(), copy_from=plan.packets if plan else None, encoder_args=encoder)
+        wanted = set(lstats.sample_indices(ep.length).tolist())
+        sampled: list[npt.NDArray[np.uint8]] = []
+        step = max(1, max(feature.height, feature.width) // lstats.IMAGE_STATS_PX)
+        if plan is not None:
+            start, end = current.copy(plan, self.fps)
+            sampled = [lazy[i][::step, ::step].copy() for i in sorted(wanted)]
+            self.camera_modes[key].add(f"stream copy ({current.codec})")
+        else:
+
+            def frames() -> Any:
+                for i in range(ep.length):
+                    pixels = lazy[i]
+                    if i in wanted:
+                        sampled.append(pixels[::step, ::step].copy())
+                    yield pixels
+
+            start, end = current.encode(frames(), ep.timestamps - ep.timestamps[0], self.fps)
+            self.camera_modes[key].add(f"encoded ({current.codec})")
+        self.video_info.setdefault(key, self._video_info(feature, current))
+        return current, start, end, sampled
+
+    def _video_info(self, feature: ImageFeature, file: VideoFile) -> dict[str, Any]:
+        return {
+            "video.height": feature.height,
+            "video.width": feature.width,
+            "video.codec": file.codec,
+            "video.pix_fmt": file.pix_fmt,
+            "video.is_depth_map": False,
+            "video.fps": _int_if_whole(self.fps),
+            "video.channels": feature.channels,
+            "has_audio": False,
+        }
+
+    def info(self, episodes: int, frames: int) -> dict[str, Any]:
+        features: dict[str, Any] = {}
+        for key, f in self.vectors.items():
+            features[key] = {"dtype": f.dtype, "shape": [f.size], "names": [d.name for d in f.dims]}
+        for key, c in self.cameras.items():
+            features[key] = {
+                "dtype": "video",
+                "shape": [c.height, c.width, c.channels],
+                "names": ["height", "width", "channels"],
+                "info": self.video_info.get(key, {}),
+            }
+        features["timestamp"] = {"dtype": "float32", "shape": [1], "names": None}
+        for key in INDEX_COLUMNS[1:]:
+            features[key] = {"dtype": "int64", "shape": [1], "names": None}
+        info: dict[str, Any] = {
+            "codebase_version": f"v{self.version}",
+            "robot_type": _robot_type(self.ds),
+            "total_episodes": episodes,
+            "total_frames": frames,
+            "total_tasks": len(self.tasks),
+        }
+        if self.version == "2.1":
+            info |= {"total_videos": episodes * len(self.cameras), "total_chunks": -(-episodes // CHUNKS_SIZE)}
+            info |= {"chunks_size": CHUNKS_SIZE, "fps": _int_if_whole(self.fps), "splits": {"train": f"0:{episodes}"}}
+            info |= {"data_path": V2_DATA, "video_path": V2_VIDEO if self.cameras else None}
+        else:
+            info |= {"chunks_size": CHUNKS_SIZE, "data_files_size_in_mb": DATA_FILE_MB}
+            info |= {"video_files_size_in_mb": VIDEO_FILE_MB, "fps": _int_if_whole(self.fps)}
+            info |= {"splits": {"train": f"0:{episodes}"}, "data_path": V3_DATA}
+            info["video_path"] = V3_VIDEO if self.cameras else None
+        info["features"] = features
+        return info
+
+    def modality(self) -> dict[str, Any]:
+        source = (self.ds.manifest.extra.get("source_info") or {}).get("modality")
+        if isinstance(source, dict) and _modality_fits(source, self.vectors):
+            return source
+        groups = {k: _semantic_groups(f) for k, f in self.vectors.items() if k.startswith(("observation.", "action"))}
+        return build_modality(groups, list(self.cameras))
+
+    def write_meta_common(self, episodes: int, frames: int) -> None:
+        meta = self.out / "meta"
+        meta.mkdir(parents=True, exist_ok=True)
+        (meta / "info.json").write_text(json.dumps(self.info(episodes, frames), indent=4), encoding="utf-8")
+        (meta / "modality.json").write_text(json.dumps(self.modality(), indent=4), encoding="utf-8")
+
+
+# -- v3.0 -----------------------------------------------------------------------------------------------------
+
+
+def _export_v3(x: _Exporter, progress: Progress | None) -> tuple[int, int]:
+    data_chunk, data_file = 0, 0
+    writer: pq.ParquetWriter | None = None
+    data_bytes = 0
+    videos: dict[str, VideoFile | None] = dict.fromkeys(x.cameras)
+    video_index: dict[str, tuple[int, int]] = dict.fromkeys(x.cameras, (0, -1))
+    rows: list[dict[str, Any]] = []
+    frames_total = 0
+
+    def video_path(key: str) -> Callable[[], Path]:
+        def make() -> Path:
+            chunk, file = _next_file(*video_index[key])
+            video_index[key] = (chunk, file)
+            return x.out / V3_VIDEO.format(video_key=key, chunk_index=chunk, file_index=file)
+
+        return make
+
+    try:
+        n_eps = x.ds.num_episodes
+        for i in range(n_eps):
+            ep = x.ds.episode(i)
+            task = x.task_index(ep)
+            table = x.frame_table(ep, i, frames_total, task)
+            if writer is not None and data_bytes >= DATA_FILE_MB * 1024 * 1024:
+                writer.close()
+                writer, data_bytes = None, 0
+                data_chunk, data_file = _next_file(data_chunk, data_file)
+            if writer is None:
+                path = x.out / V3_DATA.format(chunk_index=data_chunk, file_index=data_file)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                writer = pq.ParquetWriter(path, x.schema, compression="snappy")
+            writer.write_table(table, row_group_size=max(1, table.num_rows))
+            data_bytes += table.nbytes
+            row: dict[str, Any] = {
+                "episode_index": i,
+                "tasks": [ep.meta.task],
+                "length": ep.length,
+                "data/chunk_index": data_chunk,
+                "data/file_index": data_file,
+                "dataset_from_index": frames_total,
+                "dataset_to_index": frames_total + ep.length,
+            }
+            sampled: dict[str, list[npt.NDArray[np.uint8]]] = {}
+            for key in x.cameras:
+                current = videos[key]
+                if current is not None and current.size_bytes() >= VIDEO_FILE_MB * 1024 * 1024:
+                    current.close()
+                    current = None
+                current, start, end, sampled[key] = x.write_video(current, key, ep, video_path(key))
+                videos[key] = current
+                chunk, file = video_index[key]
+                row |= {
+                    f"videos/{key}/chunk_index": chunk,
+                    f"videos/{key}/file_index": file,
+                    f"videos/{key}/from_timestamp": start,
+                    f"videos/{key}/to_timestamp": end,
+                }
+            stats = x.stats(table, sampled)
+            x.episode_stats.append(stats)
+            for feature, values in stats.items():
+                for name, value in values.items():
+                    row[f"stats/{feature}/{name}"] = value
+            row |= {"meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0}
+            rows.append(row)
+            frames_total += ep.length
+            if progress is not None:
+                progress(i + 1, n_eps)
+        if writer is not None:
+            writer.close()
+            writer = None
+        for current in videos.values():
+            if current is not None:
+                current.close()
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        for current in videos.values():
+            if current is not None:
+                current.abort()
+        raise
+    meta = x.out / "meta"
+    (meta / "episodes/chunk-000").mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows), meta / "episodes/chunk-000/file-000.parquet", compression="snappy")
+    _write_tasks_parquet(meta / "tasks.parquet", x.tasks)
+    if x.episode_stats:
+        aggregated = {k: lstats.aggregate([s[k] for s in x.episode_stats]) for k in x.episode_stats[0]}
+        (meta / "stats.json").write_text(json.dumps(aggregated, indent=4), encoding="utf-8")
+    return len(rows), frames_total
+
+
+def _write_tasks_parquet(path: Path, tasks: dict[str, int]) -> None:
+    """``task_index`` plus the task text as the pandas index (how LeRobot 0.4.x writes and reads it)."""
+    pandas_meta = {
+        "index_columns": ["__index_level_0__"],
+        "column_indexes": [
+            {
+                "name": None,
+                "field_name": None,
+                "pandas_type": "unicode",
+                "numpy_type": "object",
+                "metadata": {"encoding": "UTF-8"},
+            }
+        ],
+        "columns": [
+            {
+                "name": "task_index",
+                "field_name": "task_index",
+                "pandas_type": "int64",
+                "numpy_type": "int64",
+                "metadata": None,
+            },
+            {
+                "name": None,
+                "field_name": "__index_level_0__",
+                "pandas_type": "unicode",
+                "numpy_type": "object",
+                "metadata": None,
+            },
+        ],
+        "attributes": {},
+        "creator": {"library": "pyarrow", "version": pa.__version__},
+        "pandas_version": "2.2.3",
+    }
+    schema = pa.schema(
+        [pa.field("task_index", pa.int64()), pa.field("__index_level_0__", pa.string())],
+        metadata={"pandas": json.dumps(pandas_meta)},
+    )
+    table = pa.Table.from_arrays(
+        [pa.array(list(tasks.values()), pa.int64()), pa.array(list(tasks.keys()), pa.string())], schema=schema
+    )
+    pq.write_table(table, path)
+
+
+# -- v2.1 -----------------------------------------------------------------------------------------------------
+
+
+def _export_v21(x: _Exporter, progress: Progress | None) -> tuple[int, int]:
+    meta = x.out / "meta"
+    meta.mkdir(parents=True, exist_ok=True)
+    frames_total = 0
+    n_eps = x.ds.num_episodes
+    with (
+        (meta / "episodes.jsonl").open("w", encoding="utf-8") as episodes,
+        (meta / "episodes_stats.jsonl").open("w", encoding="utf-8") as stats_file,
+    ):
+        for i in range(n_eps):
+            ep = x.ds.episode(i)
+            fields = {"episode_chunk": i // CHUNKS_SIZE, "episode_index": i}
+            table = x.frame_table(ep, i, frames_total, x.task_index(ep))
+            path = x.out / V2_DATA.format(**fields)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(table, path, compression="snappy")
+            sampled: dict[str, list[npt.NDArray[np.uint8]]] = {}
+            for key in x.cameras:
+                target = x.out / V2_VIDEO.format(video_key=key, **fields)
+                file, _, _, sampled[key] = x.write_video(None, key, ep, lambda target=target: target)  # type: ignore[misc]
+                file.close()
+            stats = x.stats(table, sampled)
+            episodes.write(json.dumps({"episode_index": i, "tasks": [ep.meta.task], "length": ep.length}) + "\n")
+            stats_file.write(json.dumps({"episode_index": i, "stats": stats}) + "\n")
+            frames_total += ep.length
+            if progress is not None:
+                progress(i + 1, n_eps)
+    with (meta / "tasks.jsonl").open("w", encoding="utf-8") as tasks:
+        for text, index in x.tasks.items():
+            tasks.write(json.dumps({"task_index": index, "task": text}) + "\n")
+    return n_eps, frames_total
+
+
+# -- entry point ----------------------------------------------------------------------------------------------
+
+
+def export_lerobot(
+    dataset: str | os.PathLike[str] | Dataset,
+    output: str | os.PathLike[str],
+    *,
+    version: Version = "3.0",
+    codec: str = "copy-or-auto",
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> ExportReport:
+    """Write the canonical ``dataset`` as a LeRobot ``version`` dataset at ``output``.
+
+    ``codec``: ``copy-or-auto`` (default) stream-copies cameras kept as video and encodes the rest with the best
+    encoder available (libsvtav1, else H.264); ``auto`` always encodes; or an FFmpeg encoder name.
+    """
+    started = time.perf_counter()
+    if version not in ("3.0", "2.1"):
+        raise UsageError(f"LeRobot version {version!r} cannot be written", hint="choose --version 3.0 or 2.1")
+    ds = dataset if isinstance(dataset, Dataset) else Dataset.open(dataset)
+    out = Path(output)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise UsageError(f"{out}: output exists and is not empty", hint="choose a new path, or pass --overwrite")
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    exporter = _Exporter(ds, tmp, version, codec)
+    try:
+        episodes, frames = (_export_v3 if version == "3.0" else _export_v21)(exporter, progress)
+        exporter.write_meta_common(episodes, frames)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    report = ExportReport(str(out), f"v{version}", episodes, frames)
+    report.cameras = {k: ", ".join(sorted(v)) for k, v in exporter.camera_modes.items()}
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+# -- helpers --------------------------------------------------------------------------------------------------
+
+
+def _int_if_whole(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
+def _rate_of(ds: Dataset) -> float:
+    if ds.num_episodes == 0:
+        return 30.0
+    stamps = ds.episode(0).timestamps
+    steps = np.diff(stamps)
+    return float(round(1.0 / float(np.median(steps)), 6)) if steps.size else 30.0
+
+
+def _robot_type(ds: Dataset) -> str:
+    source = (ds.manifest.extra.get("source_info") or {}).get("robot_type")
+    if isinstance(source, str) and source:
+        return source
+    if ds.manifest.embodiments:
+        embodiment = ds.manifest.embodiments[0]
+        return embodiment.name or str(embodiment.robot_type)
+    return "unknown"
+
+
+def _semantic_groups(feature: VectorFeature) -> list[tuple[str, int, int]]:
+    """Runs of dims that belong together: the ``<group>.`` prefix of their names, else their role."""
+    names = [d.name for d in feature.dims]
+    prefixed = all("." in n for n in names) and len({n.split(".", 1)[0] for n in names}) < len(names)
+    runs: list[tuple[str, int, int]] = []
+    for i, dim in enumerate(feature.dims):
+        label = dim.name.split(".", 1)[0] if prefixed else (dim.role.value if dim.role != Role.UNKNOWN else "")
+        if runs and runs[-1][0] == label:
+            runs[-1] = (label, runs[-1][1], i + 1)
+        else:
+            runs.append((label, i, i + 1))
+    return [(label or "values", start, end) for label, start, end in runs]
+
+
+def _modality_fits(modality: dict[str, Any], vectors: dict[str, VectorFeature]) -> bool:
+    for section, default in (("state", "observation.state"), ("action", "action")):
+        for entry in (modality.get(section) or {}).values():
+            key = entry.get("original_key", default) if isinstance(entry, dict) else None
+            if (
+                key not in vectors
+                or not 0 <= int(entry.get("start", -1)) < int(entry.get("end", -1)) <= vectors[key].size
+            ):
+                return False
+    return True
+
+
+__all__ = ["ExportReport", "export_lerobot"]

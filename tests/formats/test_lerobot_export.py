@@ -1,0 +1,208 @@
+"""Exporting canonical datasets as LeRobot v3.0 and v2.1: layout as LeRobot writes it, values round-tripped."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from rdstd.convert.pipeline import convert
+from rdstd.errors import RdstdError, UsageError
+from rdstd.formats.lerobot import export as lexport
+from rdstd.formats.lerobot.export import export_lerobot
+from rdstd.formats.lerobot.source import LeRobotSource
+from rdstd.store.reader import Dataset
+from tests.conftest import sample
+from tests.formats.lerobot_fixtures import Spec, identify, make_dataset
+
+CAM = "observation.images.front"
+#: Frames that went through encoding (JPEG in the store, then AV1/H.264) may differ by this much per channel.
+ENCODED_MEAN_TOLERANCE = 4.0
+
+
+@pytest.fixture(scope="module")
+def canonical(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A generated v3.0 dataset converted twice: video kept, and frames as JPEG."""
+    root = tmp_path_factory.mktemp("export")
+    source = make_dataset(root / "src", Spec(version="v3.0", lengths=[6, 9, 7, 5]))
+    convert(source, root / "video")
+    convert(source, root / "jpeg", images="jpeg")
+    return {"source": source, "video": root / "video", "jpeg": root / "jpeg"}
+
+
+def assert_same_values(a: Dataset, b: Dataset) -> None:
+    assert a.num_episodes == b.num_episodes
+    for i in range(a.num_episodes):
+        ea, eb = a.episode(i), b.episode(i)
+        assert ea.meta.task == eb.meta.task
+        assert np.array_equal(ea.timestamps, eb.timestamps)
+        assert ea.vectors.keys() == eb.vectors.keys()
+        for key in ea.vectors:
+            assert ea.vectors[key].dtype == eb.vectors[key].dtype
+            assert np.array_equal(ea.vectors[key], eb.vectors[key]), key
+
+
+def test_canonical_to_v30_and_back_is_exact_for_values_and_frames_when_video_was_kept(
+    canonical: dict[str, Path], tmp_path: Path
+) -> None:
+    report = export_lerobot(canonical["video"], tmp_path / "lerobot")
+    assert report.cameras == {CAM: "stream copy (mpeg4)"}
+    convert(tmp_path / "lerobot", tmp_path / "back")
+    before, after = Dataset.open(canonical["video"]), Dataset.open(tmp_path / "back")
+    assert_same_values(before, after)
+    assert [d.name for d in after.manifest.vectors["observation.state"].dims] == ["j0", "j1", "j2", "gripper"]
+    for i in range(len(before)):
+        assert np.array_equal(before.frame(i)[CAM], after.frame(i)[CAM])  # stream copy: the very same pixels
+
+
+def test_canonical_jpeg_frames_are_encoded_and_come_back_as_the_same_frames(
+    canonical: dict[str, Path], tmp_path: Path
+) -> None:
+    report = export_lerobot(canonical["jpeg"], tmp_path / "lerobot")
+    assert report.cameras[CAM].startswith("encoded (")
+    convert(tmp_path / "lerobot", tmp_path / "back")
+    before, after = Dataset.open(canonical["jpeg"]), Dataset.open(tmp_path / "back")
+    assert_same_values(before, after)
+    lengths = [6, 9, 7, 5]
+    for e in range(4):
+        frames = after.episode(e).images[CAM].decode_all()
+        assert [identify(p, e, lengths[e]) for p in frames] == list(range(lengths[e]))
+        originals = before.episode(e).images[CAM].decode_all()
+        diff = np.abs(frames.reshape(len(frames), -1, 3).mean(1) - originals.reshape(len(frames), -1, 3).mean(1))
+        assert diff.max() < ENCODED_MEAN_TOLERANCE
+
+
+def test_v30_layout_matches_what_lerobot_itself_wrote(canonical: dict[str, Path], tmp_path: Path) -> None:
+    reference = sample("lerobot/v30_small")
+    convert(reference, tmp_path / "canon")
+    out = export_lerobot(tmp_path / "canon", tmp_path / "lerobot").output
+    ours, theirs = Path(out), reference
+    files = sorted(str(p.relative_to(ours)) for p in ours.rglob("*") if p.is_file())
+    assert set(files) - {"meta/modality.json"} == {str(p.relative_to(theirs)) for p in theirs.rglob("*") if p.is_file()}
+    for rel in ("data/chunk-000/file-000.parquet", "meta/episodes/chunk-000/file-000.parquet", "meta/tasks.parquet"):
+        a, b = pq.ParquetFile(ours / rel), pq.ParquetFile(theirs / rel)
+        assert a.schema_arrow.remove_metadata().equals(b.schema_arrow.remove_metadata()) or rel == "meta/tasks.parquet"
+        assert a.schema_arrow.names == b.schema_arrow.names, rel
+        assert a.metadata.num_row_groups == b.metadata.num_row_groups or rel.startswith("meta/")
+    tasks = pq.read_table(ours / "meta/tasks.parquet")
+    assert json.loads(tasks.schema.metadata[b"pandas"])["index_columns"] == ["__index_level_0__"]
+    hf_ours = json.loads(pq.read_schema(ours / "data/chunk-000/file-000.parquet").metadata[b"huggingface"])
+    hf_theirs = json.loads(pq.read_schema(theirs / "data/chunk-000/file-000.parquet").metadata[b"huggingface"])
+    assert hf_ours["info"]["features"] == hf_theirs["info"]["features"]
+    info_ours = json.loads((ours / "meta/info.json").read_text())
+    info_theirs = json.loads((theirs / "meta/info.json").read_text())
+    assert info_ours.keys() == info_theirs.keys()
+    for key in ("codebase_version", "total_episodes", "total_frames", "total_tasks", "fps", "splits", "data_path"):
+        assert info_ours[key] == info_theirs[key], key
+    assert (
+        info_ours["features"][CAM.replace("front", "wrist")] == info_theirs["features"][CAM.replace("front", "wrist")]
+    )
+    episodes = pq.read_table(ours / "meta/episodes/chunk-000/file-000.parquet").to_pylist()
+    assert [(e["dataset_from_index"], e["dataset_to_index"]) for e in episodes] == [(0, 40), (40, 92), (92, 152)]
+    assert [e[f"videos/{CAM}/from_timestamp"] for e in episodes] == [0.0, 4.0, 9.2]
+    stats = json.loads((ours / "meta/stats.json").read_text())
+    assert stats.keys() == json.loads((theirs / "meta/stats.json").read_text()).keys()
+    assert np.allclose(
+        stats["observation.state"]["mean"],
+        json.loads((theirs / "meta/stats.json").read_text())["observation.state"]["mean"],
+    )
+
+
+def test_v21_export_is_laid_out_like_a_real_v21_dataset_and_reads_back(
+    canonical: dict[str, Path], tmp_path: Path
+) -> None:
+    reference = sample("lerobot/g1_v21_subset")
+    out = Path(export_lerobot(canonical["video"], tmp_path / "v21", version="2.1").output)
+    for rel in ("meta/info.json", "meta/episodes.jsonl", "meta/tasks.jsonl", "meta/episodes_stats.jsonl"):
+        assert (out / rel).is_file() and (reference / rel).is_file()
+    assert (out / f"videos/chunk-000/{CAM}/episode_000003.mp4").is_file()
+    info, ref_info = (
+        json.loads((out / "meta/info.json").read_text()),
+        json.loads((reference / "meta/info.json").read_text()),
+    )
+    assert info.keys() == ref_info.keys()
+    assert (info["data_path"], info["video_path"]) == (ref_info["data_path"], ref_info["video_path"])
+    ours = pq.read_schema(out / "data/chunk-000/episode_000000.parquet")
+    theirs = pq.read_schema(reference / "data/chunk-000/episode_000000.parquet")
+    assert json.loads(ours.metadata[b"huggingface"])["info"]["features"]["action"]["_type"] == "Sequence"
+    assert ours.field("action").type.value_type == theirs.field("action").type.value_type  # fixed_size_list<float>
+    assert [ours.field(c).type for c in ("timestamp", "index")] == [
+        theirs.field(c).type for c in ("timestamp", "index")
+    ]
+    stats = [json.loads(line) for line in (out / "meta/episodes_stats.jsonl").read_text().splitlines()]
+    assert sorted(stats[0]["stats"]) == sorted(["observation.state", "action", "next.reward", CAM, "timestamp",
+                                               "frame_index", "episode_index", "index", "task_index"])  # fmt: skip
+    assert np.asarray(stats[0]["stats"][CAM]["mean"]).shape == (3, 1, 1)
+    convert(out, tmp_path / "back")
+    assert_same_values(Dataset.open(canonical["video"]), Dataset.open(tmp_path / "back"))
+
+
+def test_v30_files_roll_over_and_episodes_are_found_across_files(
+    canonical: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lexport, "DATA_FILE_MB", 1e-6)
+    monkeypatch.setattr(lexport, "VIDEO_FILE_MB", 1e-6)
+    out = Path(export_lerobot(canonical["video"], tmp_path / "lerobot").output)
+    assert len(list((out / "data/chunk-000").iterdir())) == 4
+    assert len(list((out / f"videos/{CAM}/chunk-000").iterdir())) == 4
+    convert(out, tmp_path / "back")
+    assert_same_values(Dataset.open(canonical["video"]), Dataset.open(tmp_path / "back"))
+
+
+def test_modality_json_is_built_from_the_semantics(tmp_path: Path) -> None:
+    convert(sample("lerobot/g1_v21_subset"), tmp_path / "g1")
+    out = Path(export_lerobot(tmp_path / "g1", tmp_path / "lerobot").output)
+    modality = json.loads((out / "meta/modality.json").read_text())
+    assert modality["state"] == {"joint_position": {"start": 0, "end": 14}, "gripper": {"start": 14, "end": 26}}
+    assert modality["action"] == modality["state"]
+    assert modality["video"] == {"cam_high": {"original_key": "observation.images.cam_high"}}
+    source = LeRobotSource(out)
+    assert source.modality is not None and [g.name for g in source.modality.groups_of("action")] == [
+        "joint_position",
+        "gripper",
+    ]
+
+
+def test_export_refuses_a_non_empty_output_and_leaves_nothing_when_it_fails(
+    canonical: dict[str, Path], tmp_path: Path
+) -> None:
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken/x").write_text("x")
+    with pytest.raises(UsageError, match="not empty"):
+        export_lerobot(canonical["video"], tmp_path / "taken")
+    broken = tmp_path / "broken"
+    shutil.copytree(canonical["video"], broken)
+    for mp4 in (broken / "videos").rglob("*.mp4"):
+        mp4.unlink()
+    with pytest.raises(RdstdError):
+        export_lerobot(broken, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+LEROBOT_PYTHON = os.environ.get("RDSTD_LEROBOT_PYTHON")
+
+
+@pytest.mark.skipif(
+    not LEROBOT_PYTHON,
+    reason="set RDSTD_LEROBOT_PYTHON to a Python with LeRobot 0.4.4 to check that LeRobot itself loads the export",
+)
+def test_lerobot_itself_loads_the_v30_export_with_identical_values_and_frames(tmp_path: Path) -> None:
+    expected = np.load(sample("lerobot/expected_v30_small.npz"))
+    convert(sample("lerobot/v30_small"), tmp_path / "canon")
+    export_lerobot(tmp_path / "canon", tmp_path / "lerobot")
+    script = Path(__file__).with_name("lerobot_load_check.py")
+    assert LEROBOT_PYTHON is not None
+    subprocess.run([LEROBOT_PYTHON, str(script), str(tmp_path / "lerobot"), str(tmp_path / "got.npz")], check=True)
+    got = np.load(tmp_path / "got.npz")
+    for key in ("observation.state", "action", "timestamp", "index", "episode_index", "frame_index", "task_index"):
+        assert np.array_equal(got[key].reshape(expected[key].shape), expected[key]), key
+    assert list(got["task"]) == list(expected["task"])
+    for cam in ("observation.images.front", "observation.images.wrist"):
+        assert list(got[f"{cam}/sha256"]) == list(expected[f"{cam}/sha256"])
