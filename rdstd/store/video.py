@@ -17,6 +17,7 @@ import os
 import shutil
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -83,22 +84,21 @@ class StreamInfo:
 
 def probe(path: Path) -> StreamInfo:
     """Codec, size, pixel format, frame rate and frame count of ``path`` (header only, nothing decoded)."""
-    container = open_container(path)
-    try:
-        stream = container.streams.video[0]
-        ctx = stream.codec_context
-        rate = stream.average_rate or stream.guessed_rate or 0
-        return StreamInfo(
-            codec=_codec_family(ctx.codec.name),
-            width=int(ctx.width),
-            height=int(ctx.height),
-            pix_fmt=str(ctx.pix_fmt or ""),
-            rate_hz=float(rate),
-            time_base=Fraction(stream.time_base) if stream.time_base else Fraction(0),
-            frames=int(stream.frames or 0),
-        )
-    finally:
-        container.close()
+    return scan(path, times=False)[0]
+
+
+def _stream_info(stream: Any) -> StreamInfo:
+    ctx = stream.codec_context
+    rate = stream.average_rate or stream.guessed_rate or 0
+    return StreamInfo(
+        codec=_codec_family(ctx.codec.name),
+        width=int(ctx.width),
+        height=int(ctx.height),
+        pix_fmt=str(ctx.pix_fmt or ""),
+        rate_hz=float(rate),
+        time_base=Fraction(stream.time_base) if stream.time_base else Fraction(0),
+        frames=int(stream.frames or 0),
+    )
 
 
 def _codec_family(name: str) -> str:
@@ -106,24 +106,41 @@ def _codec_family(name: str) -> str:
     return {"libdav1d": "av1", "libaom-av1": "av1", "h264_cuvid": "h264", "libopenh264": "h264"}.get(name, name)
 
 
-def packet_times(path: Path) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
-    """Presentation times (s, sorted) and keyframe flags of every frame in ``path``, from demuxing only."""
+def scan(path: Path, *, times: bool = True) -> tuple[StreamInfo, npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """The stream header plus every frame's presentation time (s, sorted) and keyframe flag, in one open.
+
+    Times come from the container's index when the stream has no B-frame reordering (there the index's
+    decode times are the presentation times), else from demuxing every packet; nothing is decoded.
+    """
+    av = require_av()
     container = open_container(path)
     try:
         stream = container.streams.video[0]
+        info = _stream_info(stream)
+        if not times:
+            return info, np.empty(0), np.empty(0, dtype=bool)
         base = float(stream.time_base)
-        times, keys = [], []
-        for packet in container.demux(stream):
-            if packet.pts is None:
-                continue
-            times.append(packet.pts * base)
-            keys.append(bool(packet.is_keyframe))
-    except require_av().FFmpegError as exc:
+        entries = stream.index_entries
+        if not stream.codec_context.has_b_frames and len(entries):
+            found = [(e.timestamp * base, bool(e.is_keyframe)) for e in entries if not e.is_discard]
+        else:
+            found = [(p.pts * base, bool(p.is_keyframe)) for p in container.demux(stream) if p.pts is not None]
+    except av.FFmpegError as exc:
         raise CorruptSourceError(f"{path}: video does not demux ({exc})", hint="re-download or re-encode it") from exc
     finally:
         container.close()
-    order = np.argsort(times, kind="stable")
-    return np.asarray(times, dtype=np.float64)[order], np.asarray(keys, dtype=bool)[order]
+    found.sort(key=lambda pair: pair[0])
+    return (
+        info,
+        np.array([t for t, _ in found], dtype=np.float64),
+        np.array([k for _, k in found], dtype=bool),
+    )
+
+
+def packet_times(path: Path) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """Presentation times (s, sorted) and keyframe flags of every frame in ``path`` (see :func:`scan`)."""
+    _, stamps, keys = scan(path)
+    return stamps, keys
 
 
 class VideoDecoder:
@@ -279,14 +296,18 @@ def decode_frames(frames: VideoFrames) -> Iterator[npt.NDArray[np.uint8]]:
 class VideoCopier:
     """Copies source video files into a dataset's ``videos/<camera>/``, each source file once.
 
-    Copies are atomic (temporary name, fsync, rename). ``refs`` gives the frame-reference column of an episode.
+    Copies are atomic (temporary name, fsync, rename) and run in background threads (the kernel does the copying,
+    outside the GIL), overlapping the frame-table work; :meth:`finish` waits for them. ``refs`` gives the
+    frame-reference column of an episode.
     """
 
-    def __init__(self, root: Path, videos_dir: str = "videos") -> None:
+    def __init__(self, root: Path, videos_dir: str = "videos", *, workers: int = 2) -> None:
         self.root = root
         self.videos_dir = videos_dir
         self._copied: dict[tuple[str, Path], str] = {}
         self._counts: dict[str, int] = {}
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rdstd-video-copy")
+        self._pending: list[Future[None]] = []
 
     def stored_path(self, camera: str, source: Path) -> str:
         """The file's path relative to the dataset root, copying it on first use."""
@@ -300,10 +321,25 @@ class VideoCopier:
             rel = f"{self.videos_dir}/{camera}/file-{number:05d}{source.suffix or '.mp4'}"
             final = self.root / rel
             final.parent.mkdir(parents=True, exist_ok=True)
-            with atomic.atomic_path(final) as tmp, source.open("rb") as src, tmp.open("wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 22)
+            self._pending.append(self._pool.submit(_copy_file, source, final))
             self._copied[key] = rel
         return rel
+
+    def finish(self) -> None:
+        """Wait for every copy; raises the first copy error (the copies run in background threads)."""
+        pending, self._pending = self._pending, []
+        try:
+            for future in pending:
+                future.result()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def cancel(self) -> None:
+        """Stop copying: drop queued copies and wait for running ones (before the output is removed)."""
+        for future in self._pending:
+            future.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pending = []
 
     def refs(self, camera: str, frames: VideoFrames) -> pa.StructArray:
         """The frame-reference column (``VIDEO_REF_TYPE``) of one episode's segment, copying the file if needed."""
@@ -333,6 +369,12 @@ class VideoCopier:
             raise
         encoder.close()
         return refs_column(rel, times_s)
+
+
+def _copy_file(source: Path, final: Path) -> None:
+    """Copy ``source`` to ``final`` atomically (kernel copy, fsync, rename)."""
+    with atomic.atomic_path(final) as tmp:
+        shutil.copyfile(source, tmp)  # copy_file_range/sendfile: no pass through Python
 
 
 def refs_column(rel: str, times_s: npt.NDArray[np.float64]) -> pa.StructArray:

@@ -115,6 +115,8 @@ class DatasetWriter:
     def abort(self) -> None:
         """Remove everything this writer created; the output is as if the write never started."""
         self._closed = True
+        if self._videos is not None:
+            self._videos.cancel()
         if self._parquet is not None:
             self._parquet.close()
             self._parquet = None
@@ -284,6 +286,12 @@ class DatasetWriter:
             raise UsageError("the writer is already closed")
         if self._parquet is not None:
             self._close_shard()
+        if self._videos is not None:
+            try:
+                self._videos.finish()  # video copies run in the background; wait for them before the manifest
+            except BaseException:
+                self.abort()
+                raise
         self._closed = True
         ids = [e["episode_id"] for e in self._episodes]
         if len(set(ids)) != len(ids):

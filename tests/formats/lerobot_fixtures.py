@@ -61,7 +61,8 @@ def write_mp4(
         stream.height, stream.width = frames[0].shape[:2]
         stream.pix_fmt = "yuv420p"
         stream.codec_context.gop_size = gop
-        stream.bit_rate = 4_000_000
+        if codec != "libsvtav1":
+            stream.bit_rate = 4_000_000
         tb = Fraction(1, fps)
         for i, pixels in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")

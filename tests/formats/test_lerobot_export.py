@@ -206,3 +206,18 @@ def test_lerobot_itself_loads_the_v30_export_with_identical_values_and_frames(tm
     assert list(got["task"]) == list(expected["task"])
     for cam in ("observation.images.front", "observation.images.wrist"):
         assert list(got[f"{cam}/sha256"]) == list(expected[f"{cam}/sha256"])
+
+
+def test_the_export_command_writes_lerobot_and_refuses_an_existing_output(
+    canonical: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rdstd.cli.app import main
+
+    assert main(["export", str(canonical["video"]), "--to", "lerobot", str(tmp_path / "out"), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["version"] == "v3.0" and report["episodes"] == 4
+    assert LeRobotSource(tmp_path / "out").info().version == "v3.0"
+    assert main(["export", str(canonical["video"]), "--to", "lerobot", str(tmp_path / "out")]) == 2
+    assert "not empty" in capsys.readouterr().err
+    code = main(["export", str(canonical["video"]), "--to", "lerobot", "--version", "2.1", str(tmp_path / "v21")])
+    assert code == 0 and (tmp_path / "v21/meta/episodes.jsonl").is_file()

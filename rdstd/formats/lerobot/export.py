@@ -34,6 +34,7 @@ from rdstd.formats.lerobot.export_video import CopyPlan, PacketIndex, VideoFile,
 from rdstd.formats.lerobot.modality import build_modality
 from rdstd.schema.features import ImageFeature, VectorFeature
 from rdstd.schema.vocabulary import ImageCodec, Role
+from rdstd.store import video
 from rdstd.store.reader import Dataset, EpisodeData, LazyImages
 
 Version = Literal["3.0", "2.1"]
@@ -174,7 +175,10 @@ class _Exporter:
         step = max(1, max(feature.height, feature.width) // lstats.IMAGE_STATS_PX)
         if plan is not None:
             start, end = current.copy(plan, self.fps)
-            sampled = [lazy[i][::step, ::step].copy() for i in sorted(wanted)]
+            refs = lazy.refs
+            with video.VideoDecoder(plan.path, threads=True) as decoder:
+                times = [refs[i]["timestamp_s"] for i in sorted(wanted)]
+                sampled = [f[::step, ::step].copy() for f in decoder.frames_at(times)]
             self.camera_modes[key].add(f"stream copy ({current.codec})")
         else:
 

@@ -29,12 +29,11 @@ COPY_TOLERANCE_S = 1e-4
 
 @dataclass(frozen=True)
 class Packets:
-    """Every packet of one video stream: times and flags, from demuxing."""
+    """Every frame of one video stream: presentation times, keyframe flags, and the stream's signature."""
 
     pts: npt.NDArray[np.int64]
-    dts_ok: npt.NDArray[np.bool_]
     keyframe: npt.NDArray[np.bool_]
-    duration: npt.NDArray[np.int64]
+    reorders: bool
     time_base: Fraction
     signature: tuple[Any, ...]
     codec: str
@@ -45,16 +44,17 @@ class Packets:
 
 
 def scan(path: Path) -> Packets:
-    """Demux ``path`` once: packet times and flags, and the stream's signature for concatenation."""
+    """Frame times from the container index (no reordering) or by demuxing, and the stream's signature."""
     container = video.open_container(path)
     try:
         stream = container.streams.video[0]
         ctx = stream.codec_context
-        rows = [
-            (p.pts, p.dts == p.pts, bool(p.is_keyframe), p.duration or 0)
-            for p in container.demux(stream)
-            if p.pts is not None
-        ]
+        reorders = bool(ctx.has_b_frames)
+        entries = stream.index_entries
+        if not reorders and len(entries):
+            rows = [(e.timestamp, bool(e.is_keyframe)) for e in entries if not e.is_discard]
+        else:
+            rows = [(p.pts, bool(p.is_keyframe)) for p in container.demux(stream) if p.pts is not None]
         rows.sort(key=lambda r: r[0])
         signature = (
             ctx.codec.name,
@@ -66,9 +66,8 @@ def scan(path: Path) -> Packets:
         )
         return Packets(
             pts=np.array([r[0] for r in rows], dtype=np.int64),
-            dts_ok=np.array([r[1] for r in rows], dtype=bool),
-            keyframe=np.array([r[2] for r in rows], dtype=bool),
-            duration=np.array([r[3] for r in rows], dtype=np.int64),
+            keyframe=np.array([r[1] for r in rows], dtype=bool),
+            reorders=reorders,
             time_base=Fraction(stream.time_base),
             signature=signature,
             codec=codec_family(ctx.codec.name),
@@ -125,7 +124,7 @@ def copy_plan(
         or last - first + 1 != len(refs)
         or not np.array_equal(found, np.arange(first, last + 1))
         or not packets.keyframe[first]
-        or not packets.dts_ok[first : last + 1].all()
+        or packets.reorders
         or np.abs((want - want[0]) - (stamps_s - stamps_s[0])).max() > COPY_TOLERANCE_S
     ):
         return None

@@ -45,11 +45,36 @@ def vector_stats(values: npt.NDArray[Any], *, quantiles: bool) -> dict[str, Any]
 
 
 def image_stats(frames: Sequence[npt.NDArray[np.uint8]], *, quantiles: bool) -> dict[str, Any]:
-    """Per-channel statistics of sampled HWC uint8 frames, in [0, 1], each shaped (3, 1, 1) as nested lists."""
+    """Per-channel statistics of sampled HWC uint8 frames, in [0, 1], each shaped (3, 1, 1) as nested lists.
+
+    Exact over the sampled, strided pixels, computed from 256-bin histograms (uint8 has no more values).
+    """
     step = max(1, max(frames[0].shape[:2]) // IMAGE_STATS_PX)
-    pixels = np.concatenate([f[::step, ::step].reshape(-1, f.shape[2]) for f in frames]).astype(np.float64) / 255.0
-    stats = vector_stats(pixels, quantiles=quantiles)
-    return {k: [len(frames)] if k == "count" else [[[v]] for v in values] for k, values in stats.items()}
+    channels = frames[0].shape[2]
+    hist = np.zeros((channels, 256), dtype=np.int64)
+    for frame in frames:
+        pixels = frame[::step, ::step].reshape(-1, channels)
+        for c in range(channels):
+            hist[c] += np.bincount(pixels[:, c], minlength=256)
+    levels = np.arange(256, dtype=np.float64) / 255.0
+    total = hist.sum(axis=1)
+    mean = (hist * levels).sum(axis=1) / total
+    std = np.sqrt(np.maximum((hist * levels**2).sum(axis=1) / total - mean**2, 0.0))
+    cumulative = np.cumsum(hist, axis=1) / total[:, None]
+    out: dict[str, Any] = {
+        "min": levels[np.argmax(hist > 0, axis=1)],
+        "max": levels[255 - np.argmax(hist[:, ::-1] > 0, axis=1)],
+        "mean": mean,
+        "std": std,
+    }
+    if quantiles:
+        for name, q in QUANTILES.items():
+            out[name] = levels[np.argmax(cumulative >= q, axis=1)]
+    result: dict[str, Any] = {k: [[[float(v)]] for v in values] for k, values in out.items()}
+    result["count"] = [len(frames)]
+    if quantiles:  # LeRobot's column order: min, max, mean, std, count, q01 …
+        result = {k: result[k] for k in ("min", "max", "mean", "std", "count", *QUANTILES)}
+    return result
 
 
 def aggregate(per_episode: Sequence[dict[str, Any]]) -> dict[str, Any]:

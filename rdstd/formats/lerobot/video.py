@@ -59,8 +59,7 @@ class VideoChecker:
         """Header and frame times of ``path`` (cached)."""
         found = self._facts.get(path)
         if found is None:
-            times, keys = video.packet_times(path)
-            found = FileFacts(video.probe(path), times, keys)
+            found = FileFacts(*video.scan(path))
             self._facts[path] = found
             if len(self._facts) > self._cache_size:
                 self._facts.popitem(last=False)
