@@ -7,6 +7,7 @@ Errors in the spec itself (:class:`MappingError`) always stop, since every episo
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -111,15 +112,14 @@ class EpisodeConverter:
         self.vectors: list[VectorPlan] = []
         self.cameras: list[CameraPlan] = []
         for name, vspec in spec.features.items():
-            self.vectors.append(
-                plan_vector(name, vspec, _need(keys, vspec.key, name, info), keep_source=spec.keep_source_conventions)
-            )
+            source_key = _joined([_need(keys, k, name, info) for k in vspec.source_keys])
+            self.vectors.append(plan_vector(name, vspec, source_key, keep_source=spec.keep_source_conventions))
         for name, cspec in spec.cameras.items():
             source = _need(keys, cspec.key, name, info)
             self.cameras.append(plan_camera(name, cspec, source, store_as=images, source_codec=source.codec))
         if spec.timestamps is not None:
             _need(keys, spec.timestamps.key, "timestamps", info)
-        used = {p.key for p in self.vectors} | {c.spec.key for c in self.cameras}
+        used = {k for v in spec.features.values() for k in v.source_keys} | {c.spec.key for c in self.cameras}
         used |= {spec.timestamps.key} if spec.timestamps else set()
         used |= {spec.task_key} if spec.task_key else set()
         self.unmapped = sorted(k for k in keys if k not in used)
@@ -134,15 +134,18 @@ class EpisodeConverter:
     def convert(self, source: SourceEpisode) -> Episode:
         """One canonical episode from one source episode."""
         vectors = {}
-        for plan in self.vectors:
-            values = source.vectors.get(plan.key)
-            if values is None:
-                raise EpisodeError(f"episode {source.ref.key}: has no {plan.key}")
-            if values.shape[0] != source.length:
-                raise EpisodeError(
-                    f"episode {source.ref.key}: {plan.key} has {values.shape[0]} rows, not {source.length}"
-                )
-            vectors[plan.name] = plan.apply(values)
+        for plan, vspec in zip(self.vectors, self.spec.features.values(), strict=True):
+            parts: list[npt.NDArray[Any]] = []
+            for key in vspec.source_keys:
+                values = source.vectors.get(key)
+                if values is None:
+                    raise EpisodeError(f"episode {source.ref.key}: has no {key}")
+                if values.shape[0] != source.length:
+                    raise EpisodeError(
+                        f"episode {source.ref.key}: {key} has {values.shape[0]} rows, not {source.length}"
+                    )
+                parts.append(values.reshape(source.length, -1) if parts or len(vspec.source_keys) > 1 else values)
+            vectors[plan.name] = plan.apply(parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1))
         cams = {}
         for cam in self.cameras:
             frames = source.images.get(cam.spec.key)
@@ -188,6 +191,16 @@ class EpisodeConverter:
                 hint="set rate_hz: in the converter spec",
             )
         return stamps - stamps[0] if n else stamps
+
+
+def _joined(parts: list[SourceKey]) -> SourceKey:
+    """One source key standing for several concatenated per step (flattened, dtype promoted)."""
+    if len(parts) == 1:
+        return parts[0]
+    size = sum(math.prod(p.shape) for p in parts)
+    dtype = np.result_type(*[np.dtype(p.dtype) for p in parts]).name
+    names = [n for p in parts for n in (p.names or [])]
+    return SourceKey("+".join(p.key for p in parts), "vector", (size,), dtype, names if len(names) == size else None)
 
 
 def _need(keys: dict[str, SourceKey], key: str, name: str, info: SourceInfo) -> SourceKey:

@@ -16,6 +16,7 @@ from rdstd.formats.base import SourceInfo, SourceKey
 from rdstd.schema.spec import CameraSpec, ConverterSpec, VectorSpec
 from rdstd.schema.vocabulary import Role, Unit
 
+_YAML_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -43,7 +44,7 @@ def shipped_specs() -> dict[str, Path]:
 def parse_spec(text: str, origin: str) -> ConverterSpec:
     """Validate YAML text as a converter spec; errors name ``origin`` and the failing field."""
     try:
-        data: Any = yaml.safe_load(text)
+        data: Any = yaml.load(text, Loader=_YAML_LOADER)  # a safe loader; the C one when available
     except yaml.YAMLError as exc:
         raise MappingError(f"{origin}: not valid YAML ({exc})", hint="fix the spec file") from exc
     if not isinstance(data, dict):
@@ -87,7 +88,7 @@ def match_spec(info: SourceInfo) -> LoadedSpec | None:
             continue
         if not set(rule.keys) <= keys:
             continue
-        if rule.path_glob and not fnmatch.fnmatch(Path(info.path).name, rule.path_glob):
+        if rule.path_glob and not fnmatch.fnmatch(Path(info.path).resolve().as_posix(), rule.path_glob):
             continue
         if best is None or len(rule.keys) > best[0]:
             best = (len(rule.keys), loaded)

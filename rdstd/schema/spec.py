@@ -32,14 +32,14 @@ class DimSpec(StrictModel):
 
 
 class VectorSpec(StrictModel):
-    """A canonical vector feature taken from one source key.
+    """A canonical vector feature taken from one source key, or from several concatenated in order.
 
     Give the meaning either per dimension (``dims``) or as ``names`` plus shared ``role``/``unit``/``frame``.
     ``index`` picks (and orders) elements of the flattened source vector. ``rotations`` and ``grippers`` describe
     the *source* convention; conversion produces the canonical one (quaternion xyzw, gripper 1 = open).
     """
 
-    key: str
+    key: str | list[str] = Field(description="source key, or a list of keys whose per-step values are concatenated")
     index: list[int] | None = None
     names: list[str] | None = None
     dims: list[DimSpec] | None = None
@@ -58,6 +58,11 @@ class VectorSpec(StrictModel):
             raise ValueError("give either names or dims, not both")
         return self
 
+    @property
+    def source_keys(self) -> list[str]:
+        """The source keys, in concatenation order."""
+        return [self.key] if isinstance(self.key, str) else list(self.key)
+
     def dimensions(self, size: int) -> list[Dimension]:
         """The source dimensions' meaning for a vector of ``size`` elements (names default to ``<key>_<i>``)."""
         if self.dims is not None:
@@ -65,7 +70,7 @@ class VectorSpec(StrictModel):
         elif self.names is not None:
             specs = [DimSpec(name=n) for n in self.names]
         else:
-            stem = self.key.rsplit("/", 1)[-1].rsplit(".", 1)[-1]
+            stem = self.source_keys[0].rsplit("/", 1)[-1].rsplit(".", 1)[-1]
             specs = [DimSpec(name=f"{stem}_{i}") for i in range(size)]
         return [
             Dimension(
@@ -94,7 +99,11 @@ class CameraSpec(StrictModel):
 
 
 class MatchRule(StrictModel):
-    """When a shipped spec applies to a source on its own: every key present, and the path glob (if any) matches."""
+    """When a shipped spec applies to a source on its own.
+
+    Every key must be present and the path glob (if any) must match the source's absolute path (``*`` spans
+    folders, so ``*/bridge_dataset/*`` matches ``/data/bridge_dataset/1.0.0``).
+    """
 
     keys: list[str] = Field(default_factory=list)
     path_glob: str | None = None

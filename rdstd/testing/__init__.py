@@ -1,1 +1,4 @@
-"""Test support shipped with rdstd: fixture generators and the backend contract suite (:mod:`rdstd.testing.contract`)."""
+"""Test support shipped with rdstd: fixture generators and the backend contract suite.
+
+See :mod:`rdstd.testing.fixtures` and :mod:`rdstd.testing.contract`.
+"""

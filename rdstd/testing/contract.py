@@ -18,7 +18,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 import rdstd
 from rdstd.convert.pipeline import convert

@@ -44,7 +44,7 @@ def replay_buffer_arrays(
         frames[i, :, :, 0] = (xx * 255 // max(w - 1, 1) + i) % 256
         frames[i, :, :, 1] = (yy * 255 // max(h - 1, 1)) % 256
         frames[i, :, :, 2] = (i * 7) % 256
-    arrays = {
+    arrays: dict[str, npt.NDArray[Any]] = {
         "state": state,
         "action": action,
         "keypoint": keypoint,
@@ -65,7 +65,7 @@ def make_zarr_replay_buffer(
     seed: int = 0,
     zip_store: bool = False,
 ) -> ReplayBufferContent:
-    """Write a Diffusion-Policy-style replay buffer with zarr (v2 or v3 format, folder or zip) and return its content."""
+    """Write a Diffusion-Policy-style replay buffer with zarr (v2 or v3, folder or zip); returns its content."""
     import zarr
     from zarr.storage import LocalStore, ZipStore
 

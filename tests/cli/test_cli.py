@@ -23,7 +23,9 @@ def source(tmp_path: Path) -> Path:
     return tmp_path / "rb.zarr"
 
 
-def test_convert_then_info_describes_units_and_counts(capsys: pytest.CaptureFixture[str], source: Path, tmp_path: Path) -> None:
+def test_convert_then_info_describes_units_and_counts(
+    capsys: pytest.CaptureFixture[str], source: Path, tmp_path: Path
+) -> None:
     code, out, err = run(capsys, "convert", source, tmp_path / "out")
     assert code == 0, err
     assert "episodes written: 3" in out and "frames written:   48" in out
@@ -43,7 +45,9 @@ def test_info_json_on_a_source_reports_the_backend_details(capsys: pytest.Captur
     assert {k["key"]: k["kind"] for k in data["keys"]}["data/img"] == "image"
 
 
-def test_skipped_episodes_are_listed_and_exit_code_is_1(capsys: pytest.CaptureFixture[str], source: Path, tmp_path: Path) -> None:
+def test_skipped_episodes_are_listed_and_exit_code_is_1(
+    capsys: pytest.CaptureFixture[str], source: Path, tmp_path: Path
+) -> None:
     (source / "data" / "state" / "1.0").write_bytes(b"broken")
     code, out, _ = run(capsys, "convert", source, tmp_path / "out", "--on-error", "skip", "--format", "json")
     assert code == 1
@@ -53,9 +57,11 @@ def test_skipped_episodes_are_listed_and_exit_code_is_1(capsys: pytest.CaptureFi
     assert "data/state/1.0" in report["skipped"][0]["reason"]
 
 
-def test_a_corrupt_source_is_one_line_naming_the_file_with_exit_3(capsys: pytest.CaptureFixture[str], source: Path, tmp_path: Path) -> None:
+def test_a_corrupt_source_is_one_line_naming_the_file_with_exit_3(
+    capsys: pytest.CaptureFixture[str], source: Path, tmp_path: Path
+) -> None:
     (source / "data" / "img" / "2.0.0.0").write_bytes(b"broken")
-    code, out, err = run(capsys, "convert", source, tmp_path / "out")
+    code, _, err = run(capsys, "convert", source, tmp_path / "out")
     assert code == 3
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err
@@ -70,7 +76,9 @@ def test_not_a_dataset_exits_3_and_says_what_to_do(capsys: pytest.CaptureFixture
     assert "[RD402]" in err and "--source-format" in err
 
 
-def test_an_existing_output_is_a_usage_error_with_exit_2(capsys: pytest.CaptureFixture[str], source: Path, tmp_path: Path) -> None:
+def test_an_existing_output_is_a_usage_error_with_exit_2(
+    capsys: pytest.CaptureFixture[str], source: Path, tmp_path: Path
+) -> None:
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("mine")
     code, _, err = run(capsys, "convert", source, tmp_path / "out")
@@ -84,7 +92,9 @@ def test_a_bad_option_is_a_usage_error(capsys: pytest.CaptureFixture[str], sourc
     assert code == 2
 
 
-def test_spec_drafts_yaml_that_convert_accepts(capsys: pytest.CaptureFixture[str], source: Path, tmp_path: Path) -> None:
+def test_spec_drafts_yaml_that_convert_accepts(
+    capsys: pytest.CaptureFixture[str], source: Path, tmp_path: Path
+) -> None:
     code, out, _ = run(capsys, "spec", source)
     assert code == 0
     assert "unit: unknown" in out, "a draft shows the unknowns the user has to fill in"

@@ -19,7 +19,10 @@ def key(shape: tuple[int, ...], dtype: str = "float32") -> SourceKey:
 
 def test_degrees_and_millimetres_become_radians_and_metres() -> None:
     spec = VectorSpec.model_validate(
-        {"key": "obs/pose", "dims": [{"name": "x", "unit": "mm"}, {"name": "yaw", "unit": "deg"}, {"name": "g", "unit": "N"}]}
+        {
+            "key": "obs/pose",
+            "dims": [{"name": "x", "unit": "mm"}, {"name": "yaw", "unit": "deg"}, {"name": "g", "unit": "N"}],
+        }
     )
     plan = plan_vector("observation.pose", spec, key((3,)))
     out = plan.apply(np.array([[1000.0, 180.0, 5.0]], dtype=np.float32))

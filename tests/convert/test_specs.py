@@ -69,3 +69,31 @@ def test_a_spec_for_another_format_is_refused(tmp_path: Path) -> None:
     file.write_text(spec_to_yaml(spec))
     with pytest.raises(MappingError, match="is for rlds"):
         convert(tmp_path / "rb.zarr", tmp_path / "out", spec=file)
+
+
+def test_a_feature_can_concatenate_several_source_keys_in_order(tmp_path: Path) -> None:
+    import numpy as np
+
+    import rdstd
+    from rdstd.schema import ConverterSpec
+
+    content = make_zarr_replay_buffer(tmp_path / "rb.zarr", [5, 6])
+    spec = ConverterSpec.model_validate(
+        {
+            "name": "joined",
+            "format": "zarr",
+            "rate_hz": 10,
+            "features": {
+                "observation.both": {
+                    "key": ["data/action", "data/state"],
+                    "names": ["ax", "ay", "s0", "s1", "s2", "s3", "s4"],
+                }
+            },
+        }
+    )
+    convert(tmp_path / "rb.zarr", tmp_path / "out", spec=spec)
+    ds = rdstd.open(tmp_path / "out")
+    expected = np.concatenate([content.arrays["action"], content.arrays["state"]], axis=1)[5:]
+    np.testing.assert_array_equal(ds.episode(1).vectors["observation.both"], expected)
+    source = ds.manifest.vectors["observation.both"].source
+    assert source is not None and source.key == "data/action+data/state"

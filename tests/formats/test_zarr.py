@@ -65,8 +65,12 @@ def test_pusht_converts_with_its_spec_to_pixels_units_and_lossless_images(tmp_pa
     assert ds.manifest.rate_hz == 10
     episode = ds.episode(1)
     np.testing.assert_array_equal(episode.vectors["observation.state"], content.arrays["state"][20:55])
-    np.testing.assert_array_equal(episode.vectors["observation.keypoints"], content.arrays["keypoint"][20:55].reshape(35, 18))
-    np.testing.assert_array_equal(episode.images["observation.images.top"][3], content.arrays["img"][23].astype(np.uint8))
+    np.testing.assert_array_equal(
+        episode.vectors["observation.keypoints"], content.arrays["keypoint"][20:55].reshape(35, 18)
+    )
+    np.testing.assert_array_equal(
+        episode.images["observation.images.top"][3], content.arrays["img"][23].astype(np.uint8)
+    )
     np.testing.assert_allclose(episode.timestamps, np.arange(35) / 10.0)
 
 
@@ -85,7 +89,10 @@ def test_a_missing_chunk_is_an_error_not_fill_values(tmp_path: Path) -> None:
     path = tmp_path / "rb.zarr"
     make_zarr_replay_buffer(path, LENGTHS, chunk_rows=16)
     (path / "data" / "img" / "3.0.0.0").unlink()
-    with ZarrReplayBufferBackend().open(path) as source, pytest.raises(CorruptSourceError, match=r"img/3\.0\.0\.0.*missing"):
+    with (
+        ZarrReplayBufferBackend().open(path) as source,
+        pytest.raises(CorruptSourceError, match=r"img/3\.0\.0\.0.*missing"),
+    ):
         source.read_episode(source.episode_refs()[2])
 
 
@@ -117,11 +124,13 @@ def test_episode_ends_past_the_data_are_a_clear_error(tmp_path: Path) -> None:
 
     ends = zarr.open_array(str(path / "meta" / "episode_ends"), mode="r+")
     ends[-1] = 1000
-    with pytest.raises(CorruptSourceError, match="episode_ends.*1000"):
+    with pytest.raises(CorruptSourceError, match=r"episode_ends.*1000"):
         ZarrReplayBufferBackend().open(path)
 
 
-def test_an_image_codec_store_without_imagecodecs_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_image_codec_store_without_imagecodecs_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "rb.zarr"
     make_zarr_replay_buffer(path, LENGTHS)
     meta_file = path / "data" / "img" / ".zarray"

@@ -59,5 +59,7 @@ def test_unknown_fields_are_errors_not_silently_dropped() -> None:
 
 def test_every_error_code_is_documented_and_every_documented_code_exists() -> None:
     doc = (ROOT / "docs" / "errors.md").read_text(encoding="utf-8")
-    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in doc.splitlines() if line.startswith("| RD")}
+    rows = {
+        line.split("|")[1].strip(): line.split("|")[2].strip() for line in doc.splitlines() if line.startswith("| RD")
+    }
     assert rows == {code: cls.__name__ for code, cls in ERROR_CODES.items()}

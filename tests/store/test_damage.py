@@ -90,7 +90,7 @@ def test_an_unknown_schema_version_is_a_clear_error(dataset: Path) -> None:
 
 def test_a_missing_shard_is_reported_when_opening(dataset: Path) -> None:
     (dataset / layout.shard_name(0)).unlink()
-    with pytest.raises(SchemaError, match="shard-00000.parquet: data shard is missing"):
+    with pytest.raises(SchemaError, match=r"shard-00000\.parquet: data shard is missing"):
         rdstd.open(dataset)
 
 

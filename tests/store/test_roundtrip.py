@@ -126,7 +126,10 @@ def test_an_episode_with_the_wrong_shape_is_refused_and_names_the_feature(tmp_pa
 def test_timestamps_that_go_backwards_are_refused(tmp_path: Path) -> None:
     bad = make_episode(0, 4)
     bad.timestamps = np.array([0.0, 0.2, 0.1, 0.3])
-    with DatasetWriter(tmp_path / "ds", FEATURES, PROVENANCE) as writer, pytest.raises(EpisodeError, match="increasing"):
+    with (
+        DatasetWriter(tmp_path / "ds", FEATURES, PROVENANCE) as writer,
+        pytest.raises(EpisodeError, match="increasing"),
+    ):
         writer.add(bad)
 
 
@@ -139,14 +142,20 @@ def test_an_existing_output_is_never_overwritten_by_accident(written: tuple[Path
 
 
 def test_an_exception_inside_the_writer_removes_everything_it_wrote(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError), DatasetWriter(tmp_path / "ds", FEATURES, PROVENANCE, row_group_frames=4) as writer:
+    with (
+        pytest.raises(RuntimeError),
+        DatasetWriter(tmp_path / "ds", FEATURES, PROVENANCE, row_group_frames=4) as writer,
+    ):
         writer.add(make_episode(0, 30))
         raise RuntimeError("boom")
     assert not (tmp_path / "ds").exists()
 
 
 def test_duplicate_episode_ids_are_refused_at_close(tmp_path: Path) -> None:
-    with pytest.raises(EpisodeError, match="not unique"), DatasetWriter(tmp_path / "ds", FEATURES, PROVENANCE) as writer:
+    with (
+        pytest.raises(EpisodeError, match="not unique"),
+        DatasetWriter(tmp_path / "ds", FEATURES, PROVENANCE) as writer,
+    ):
         writer.add(make_episode(0, 3))
         writer.add(make_episode(0, 3))
     assert not (tmp_path / "ds").exists()
