@@ -25,9 +25,6 @@ def test_the_cli_help_imports_no_heavy_backend() -> None:
 
 
 def test_tensorflow_is_never_imported_even_by_every_backend() -> None:
-    code = (
-        "import sys\nfrom rdstd.formats.registry import backends\nbackends()\n"
-        "print('tensorflow' in sys.modules)"
-    )
+    code = "import sys\nfrom rdstd.formats.registry import backends\nbackends()\nprint('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
