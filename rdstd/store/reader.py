@@ -148,11 +148,20 @@ class Dataset:
         self.episodes = episodes
         self._stats = stats
         self._starts = np.concatenate([[0], np.cumsum(episodes["length"].to_numpy())]).astype(np.int64)
+        self._ep_index = episodes["episode_index"].to_numpy()
+        self._ep_shard = episodes["shard"].to_numpy()
+        self._ep_shard_row = episodes["shard_row"].to_numpy()
+        self._ep_frame_start = episodes["frame_start"].to_numpy()
         self._files: dict[int, pq.ParquetFile] = {}
         self._rg_starts: dict[int, npt.NDArray[np.int64]] = {}
         self._cache: OrderedDict[tuple[int, int], pa.Table] = OrderedDict()
+        self._small: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._pid = os.getpid()
         self._columns = [*layout.INDEX_COLUMNS, *manifest.features]
+        self._image_columns = [
+            k for k, f in manifest.features.items() if isinstance(f, ImageFeature) and f.codec != ImageCodec.VIDEO
+        ]
+        self._small_columns = ["timestamp", *(k for k in manifest.features if k not in self._image_columns)]
 
     # -- opening ---------------------------------------------------------------------------------------------
 
@@ -181,7 +190,7 @@ class Dataset:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state.update(_files={}, _rg_starts={}, _cache=OrderedDict())
+        state.update(_files={}, _rg_starts={}, _cache=OrderedDict(), _small=OrderedDict())
         return state
 
     # -- overview --------------------------------------------------------------------------------------------
@@ -221,13 +230,13 @@ class Dataset:
 
     def _file(self, shard: int) -> pq.ParquetFile:
         if self._pid != os.getpid():
-            self._files, self._rg_starts, self._cache = {}, {}, OrderedDict()
+            self._files, self._rg_starts, self._cache, self._small = {}, {}, OrderedDict(), OrderedDict()
             self._pid = os.getpid()
         handle = self._files.get(shard)
         if handle is None:
             file = self.path / layout.shard_name(shard)
             try:
-                handle = pq.ParquetFile(file, memory_map=False)
+                handle = pq.ParquetFile(file, memory_map=True)
             except (OSError, pa.ArrowInvalid) as exc:
                 raise SchemaError(f"{file}: unreadable data shard ({exc})", hint="rebuild with rdstd convert") from exc
             meta = handle.metadata
@@ -236,11 +245,45 @@ class Dataset:
             self._files[shard] = handle
         return handle
 
+    def _small_table(self, shard: int) -> dict[str, Any]:
+        """The low-dimensional columns of a whole shard, in memory (bounded: shards hold at most 100k frames).
+
+        Vectors come back as (rows, size) numpy arrays, other columns (video frame references) as Arrow arrays.
+        """
+        cached = self._small.get(shard)
+        if cached is None:
+            try:
+                table = self._file(shard).read(columns=self._small_columns)
+            except (OSError, pa.ArrowInvalid) as exc:
+                file = self.path / layout.shard_name(shard)
+                raise SchemaError(f"{file}: unreadable data shard ({exc})", hint="rebuild with rdstd convert") from exc
+            cached = {}
+            for key in self._small_columns:
+                column = table.column(key).combine_chunks()
+                feature = self.manifest.features.get(key)
+                if isinstance(feature, VectorFeature):
+                    cached[key] = column.values.to_numpy(zero_copy_only=False).reshape(len(table), feature.size)
+                elif key == "timestamp":
+                    cached[key] = column.to_numpy()
+                else:
+                    cached[key] = column
+            self._small[shard] = cached
+            if len(self._small) > 2:
+                self._small.popitem(last=False)
+        else:
+            self._small.move_to_end(shard)
+        return cached
+
     def _row_group(self, shard: int, group: int) -> pa.Table:
+        """The image columns of one row group (a few cached, so sequential reads touch each once)."""
         key = (shard, group)
         table = self._cache.get(key)
         if table is None:
-            table = self._file(shard).read_row_group(group, columns=self._columns)
+            try:
+                table = self._file(shard).read_row_group(group, columns=self._image_columns)
+            except (OSError, pa.ArrowInvalid) as exc:
+                file = self.path / layout.shard_name(shard)
+                raise SchemaError(f"{file}: unreadable data shard ({exc})", hint="rebuild with rdstd convert") from exc
             self._cache[key] = table
             if len(self._cache) > _ROW_GROUP_CACHE:
                 self._cache.popitem(last=False)
@@ -261,34 +304,35 @@ class Dataset:
     def frame(self, i: int, *, decode_images: bool = True) -> dict[str, Any]:
         """Frame ``i`` as a dict: index columns, vectors (numpy), images (decoded HWC arrays, or bytes)."""
         pos, offset = self._locate(i)
-        row = self.episodes.row(pos, named=True)
-        shard_row = int(row["shard_row"]) + offset
-        self._file(row["shard"])
-        starts = self._rg_starts[row["shard"]]
-        group = int(np.searchsorted(starts, shard_row, side="right")) - 1
-        table = self._row_group(row["shard"], group)
-        r = shard_row - int(starts[group])
+        shard = int(self._ep_shard[pos])
+        shard_row = int(self._ep_shard_row[pos]) + offset
+        small = self._small_table(shard)
         out: dict[str, Any] = {
-            "episode_index": int(row["episode_index"]),
+            "episode_index": int(self._ep_index[pos]),
             "frame_index": offset,
-            "index": int(row["frame_start"]) + offset,
-            "timestamp": table.column("timestamp")[r].as_py(),
+            "index": int(self._ep_frame_start[pos]) + offset,
+            "timestamp": float(small["timestamp"][shard_row]),
         }
+        table: pa.Table | None = None
+        r = 0
+        if self._image_columns:
+            starts = self._rg_starts[shard]
+            group = int(np.searchsorted(starts, shard_row, side="right")) - 1
+            table = self._row_group(shard, group)
+            r = shard_row - int(starts[group])
         for key, feature in self.manifest.features.items():
-            column = table.column(key)
             if isinstance(feature, VectorFeature):
-                values = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-                cell = values.values.slice(r * feature.size, feature.size).to_numpy(zero_copy_only=False)
-                out[key] = cell.reshape(feature.shape)
+                out[key] = small[key][shard_row].reshape(feature.shape).copy()
             elif feature.codec == ImageCodec.VIDEO:
-                ref = column[r].as_py()
+                ref = small[key][shard_row].as_py()
                 out[key] = (
                     video.DECODERS.get(video.resolve_ref(self.path, ref["path"])).frame_at(ref["timestamp_s"])
                     if decode_images
                     else ref
                 )
             else:
-                data = column[r].as_buffer()
+                assert table is not None
+                data = table.column(key)[r].as_buffer()
                 out[key] = (
                     images.decode(data, feature.codec, channels=feature.channels)
                     if decode_images

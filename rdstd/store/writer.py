@@ -32,6 +32,8 @@ from rdstd.store.stats import RunningStats
 DEFAULT_ROW_GROUP_FRAMES = 32
 #: A shard is closed after the episode that takes it past this many bytes of encoded rows.
 DEFAULT_SHARD_BYTES = 512 * 1024 * 1024
+#: ... or past this many frames (the reader keeps a shard's low-dimensional columns in memory).
+DEFAULT_SHARD_FRAMES = 100_000
 
 
 class DatasetWriter:
@@ -151,7 +153,7 @@ class DatasetWriter:
             stats.update(episode.vectors[key].reshape(episode.length, -1))
         self._episodes.append(self._episode_row(episode, index, shard_row))
         self._frames += episode.length
-        if self._shard_size >= self.shard_bytes:
+        if self._shard_size >= self.shard_bytes or self._shard_rows >= DEFAULT_SHARD_FRAMES:
             self._close_shard()
         return index
 
