@@ -16,6 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 RESERVOIR_ROWS = 65_536
+#: Rows pooled before they are folded into the statistics.
+_POOL_ROWS = 4096
 QUANTILES = {"q01": 0.01, "q99": 0.99}
 
 
@@ -34,12 +36,24 @@ class RunningStats:
         self._capacity = reservoir_rows
         self._sample = np.empty((0, size), dtype=np.float64)
         self._rng = np.random.default_rng(seed)
+        self._pending: list[npt.NDArray[np.float64]] = []
+        self._pending_rows = 0
 
     def update(self, rows: npt.NDArray[Any]) -> None:
-        """Add a batch of rows (N, size)."""
-        values = np.asarray(rows, dtype=np.float64).reshape(len(rows), self.size)
+        """Add a batch of rows (N, size). Small batches are pooled and folded in together (cheaper per row)."""
+        values = np.array(rows, dtype=np.float64).reshape(len(rows), self.size)  # a copy: rows are pooled
         if not len(values):
             return
+        self._pending.append(values)
+        self._pending_rows += len(values)
+        if self._pending_rows >= _POOL_ROWS:
+            self._fold()
+
+    def _fold(self) -> None:
+        if not self._pending:
+            return
+        values = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
+        self._pending, self._pending_rows = [], 0
         finite = ~np.isnan(values)
         n_b = finite.sum(axis=0)
         self.nan_count += len(values) - n_b
@@ -59,10 +73,15 @@ class RunningStats:
         self._sample_rows(values)
 
     def _sample_rows(self, values: npt.NDArray[np.float64]) -> None:
-        free = self._capacity - len(self._sample)
+        filled = min(self.rows_seen, self._capacity)
+        free = self._capacity - filled
         if free > 0:
             take = values[:free]
-            self._sample = np.concatenate([self._sample, take])
+            if len(self._sample) < filled + len(take):  # grow geometrically up to the capacity
+                grown = np.empty((min(self._capacity, max(2 * len(self._sample), filled + len(take))), self.size))
+                grown[:filled] = self._sample[:filled]
+                self._sample = grown
+            self._sample[filled : filled + len(take)] = take
             self.rows_seen += len(take)
             values = values[free:]
         if not len(values):
@@ -75,11 +94,13 @@ class RunningStats:
 
     def as_dict(self) -> dict[str, Any]:
         """The statistics as JSON-ready lists, one value per dimension."""
+        self._fold()
+        sample = self._sample[: min(self.rows_seen, self._capacity)]
         with np.errstate(invalid="ignore"):
             std = np.sqrt(self.m2 / np.maximum(self.count, 1))
             qs = (
-                np.nanquantile(self._sample, list(QUANTILES.values()), axis=0)
-                if len(self._sample)
+                np.nanquantile(sample, list(QUANTILES.values()), axis=0)
+                if len(sample)
                 else np.full((len(QUANTILES), self.size), np.nan)
             )
         empty = self.count == 0

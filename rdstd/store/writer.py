@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -31,6 +32,8 @@ from rdstd.store.stats import RunningStats
 #: Frames per Parquet row group: the knob between random access and file overhead (chosen with bench/store_read.py).
 DEFAULT_ROW_GROUP_FRAMES = 32
 #: A shard is closed after the episode that takes it past this many bytes of encoded rows.
+#: ... and at least this many bytes, so that small frames do not make thousands of tiny row groups.
+ROW_GROUP_MIN_BYTES = 256 * 1024
 DEFAULT_SHARD_BYTES = 512 * 1024 * 1024
 #: ... or past this many frames (the reader keeps a shard's low-dimensional columns in memory).
 DEFAULT_SHARD_FRAMES = 100_000
@@ -82,6 +85,7 @@ class DatasetWriter:
         self._parquet_tmp: Path | None = None
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
+        self._pending_bytes = 0
         self._frames = 0
         self._closed = False
         self._videos: Any = None  # rdstd.store.video.VideoCopier, created for the first camera kept as video
@@ -220,10 +224,20 @@ class DatasetWriter:
     def _buffer(self, batch: pa.RecordBatch) -> None:
         self._pending.append(batch)
         self._pending_rows += batch.num_rows
+        self._pending_bytes += batch.nbytes
         self._shard_rows += batch.num_rows
         self._shard_size += batch.nbytes
-        while self._pending_rows >= self.row_group_frames:
-            self._flush(self.row_group_frames)
+        while self._pending_rows >= (rows := self._row_group_rows()):
+            self._flush(rows)
+
+    def _row_group_rows(self) -> int:
+        """Rows in the next row group: at least ``row_group_frames``, and enough for ROW_GROUP_MIN_BYTES.
+
+        Large frames (640×480 JPEG) give row groups of exactly ``row_group_frames``; small frames or low-dim
+        only data give larger ones, so tiny row groups do not dominate the write and the file footer.
+        """
+        per_row = self._pending_bytes / max(self._pending_rows, 1)
+        return max(self.row_group_frames, math.ceil(ROW_GROUP_MIN_BYTES / max(per_row, 1.0)))
 
     def _flush(self, rows: int) -> None:
         table = pa.Table.from_batches(self._pending, schema=self._schema)
@@ -232,6 +246,7 @@ class DatasetWriter:
         self._parquet.write_table(head, row_group_size=rows)
         self._pending = tail.to_batches()
         self._pending_rows = tail.num_rows
+        self._pending_bytes = tail.nbytes
 
     def _open_shard(self) -> None:
         final = self.path / layout.shard_name(self._shard_number)

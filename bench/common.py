@@ -1,0 +1,97 @@
+"""Shared bench helpers: synthetic camera frames, canonical datasets to read, tables and JSON results."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rdstd.schema import (
+    Dimension,
+    EncodedFrames,
+    Episode,
+    EpisodeMeta,
+    ImageCodec,
+    ImageFeature,
+    Provenance,
+    VectorFeature,
+)
+from rdstd.store import DatasetWriter
+from rdstd.store.images import encode
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def camera_frames(n: int, height: int = 480, width: int = 640, seed: int = 0) -> list[bytes]:
+    """JPEG frames (quality 95) of a moving scene with texture, sized like real robot camera frames (~60-90 KB)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    texture = rng.normal(0, 4, size=(height, width, 3)).astype(np.float32)
+    frames = []
+    for i in range(n):
+        cx, cy = width / 2 + 200 * np.sin(i / 15), height / 2 + 120 * np.cos(i / 11)
+        disk = ((xx - cx) ** 2 + (yy - cy) ** 2 < 60**2)[..., None]
+        base = np.stack([xx / width * 200, yy / height * 180, (xx + yy) / (width + height) * 160], axis=-1)
+        img = np.where(disk, [220, 40, 30], base) + texture
+        frames.append(encode(np.clip(img, 0, 255).astype(np.uint8), ImageCodec.JPEG))
+    return frames
+
+
+FEATURES: dict[str, VectorFeature | ImageFeature] = {
+    "observation.state": VectorFeature(shape=(14,), dims=[Dimension(name=f"joint_{i}") for i in range(14)]),
+    "observation.images.front": ImageFeature(height=480, width=640),
+}
+
+
+def episodes(count: int, length: int, frames: list[bytes]) -> list[Episode]:
+    """``count`` episodes of ``length`` frames reusing the encoded ``frames`` cyclically."""
+    rng = np.random.default_rng(1)
+    out = []
+    for e in range(count):
+        images = [frames[(e * length + i) % len(frames)] for i in range(length)]
+        out.append(
+            Episode(
+                EpisodeMeta(episode_id=f"ep{e:05d}"),
+                np.arange(length) / 30.0,
+                {"observation.state": rng.normal(size=(length, 14)).astype(np.float32)},
+                {"observation.images.front": EncodedFrames(ImageCodec.JPEG, images)},
+            )
+        )
+    return out
+
+
+def write_dataset(path: Path, eps: list[Episode], row_group_frames: int) -> float:
+    """Write ``eps`` as a canonical dataset; returns seconds."""
+    started = time.perf_counter()
+    with DatasetWriter(
+        path, FEATURES, Provenance(source_format="bench", rdstd_version="bench"), row_group_frames=row_group_frames
+    ) as writer:
+        for ep in eps:
+            writer.add(ep)
+    return time.perf_counter() - started
+
+
+def best_of(repeats: int, fn: Callable[[], float]) -> float:
+    """The best (smallest) of ``repeats`` timings."""
+    return min(fn() for _ in range(repeats))
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A markdown table."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def save(name: str, data: dict[str, Any]) -> Path:
+    """Write results as JSON under bench/results/ with machine facts."""
+    RESULTS.mkdir(exist_ok=True)
+    data = {"machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()}, **data}
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2))
+    return path
