@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+import uuid
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +55,16 @@ def pyarrow_direct(path: Path, eps: list[Episode], row_group_frames: int, *, fsy
     return time.perf_counter() - started
 
 
+def write_dataset_fresh(tmp: str, eps: list[Episode]) -> float:
+    """The store writing ``eps`` into a new folder."""
+    return write_dataset(Path(tmp) / uuid.uuid4().hex, eps, 16)
+
+
+def pyarrow_fresh(tmp: str, eps: list[Episode], fsync: bool) -> float:
+    """pyarrow writing ``eps`` into a new file."""
+    return pyarrow_direct(Path(tmp) / f"{uuid.uuid4().hex}.parquet", eps, 16, fsync=fsync)
+
+
 def main() -> None:
     rows = []
     results = []
@@ -63,21 +75,9 @@ def main() -> None:
             eps = episodes(count, length, frames)
             n = count * length
             mb = sum(len(f) for e in eps for f in e.images["observation.images.front"].frames) / 1e6  # type: ignore[union-attr]
-            k = [0]
-
-            def store(eps: list[Episode] = eps, k: list[int] = k) -> float:
-                k[0] += 1
-                return write_dataset(Path(tmp) / f"s{h}-{k[0]}", eps, 16)
-
-            def direct(eps: list[Episode] = eps, k: list[int] = k) -> float:
-                k[0] += 1
-                return pyarrow_direct(Path(tmp) / f"d{h}-{k[0]}.parquet", eps, 16)
-
-            def direct_fsync(eps: list[Episode] = eps, k: list[int] = k) -> float:
-                k[0] += 1
-                return pyarrow_direct(Path(tmp) / f"f{h}-{k[0]}.parquet", eps, 16, fsync=True)
-
-            t_store, t_direct, t_sync = best_of(5, store), best_of(5, direct), best_of(5, direct_fsync)
+            t_store = best_of(5, partial(write_dataset_fresh, tmp, eps))
+            t_direct = best_of(5, partial(pyarrow_fresh, tmp, eps, False))
+            t_sync = best_of(5, partial(pyarrow_fresh, tmp, eps, True))
             rows.append(
                 [
                     label,
