@@ -272,9 +272,13 @@ def plan_camera(
         )
     if spec.layout == "chw":
         notes.append("CHW -> HWC")
+    color = spec.color
     if spec.color == ColorOrder.BGR:
-        notes.append("BGR -> RGB")
-    color = ColorOrder.RGB if spec.color == ColorOrder.BGR else spec.color
+        if source_codec == codec:  # bytes pass through untouched: say BGR, and the reader swaps on decode
+            notes.append("BGR bytes kept as the source has them; readers return RGB")
+        else:
+            notes.append("BGR -> RGB")
+            color = ColorOrder.RGB
     feature = ImageFeature(
         height=height,
         width=width,

@@ -16,7 +16,8 @@ from PIL import Image
 from typing_extensions import Buffer
 
 from rdstd.errors import CorruptSourceError
-from rdstd.schema.vocabulary import ImageCodec
+from rdstd.schema.features import ImageFeature
+from rdstd.schema.vocabulary import ColorOrder, ImageCodec
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8"
@@ -91,3 +92,9 @@ def image_size(data: bytes) -> tuple[int, int, int]:
     with Image.open(io.BytesIO(data)) as image:
         bands = len(image.getbands())
         return image.height, image.width, bands
+
+
+def decode_as(data: Buffer, feature: ImageFeature) -> npt.NDArray[Any]:
+    """Decode one stored frame of ``feature`` to canonical pixels (HWC, RGB: BGR bytes kept as-is are swapped)."""
+    pixels = decode(data, feature.codec, channels=feature.channels)
+    return pixels[:, :, ::-1] if feature.color == ColorOrder.BGR else pixels

@@ -109,7 +109,7 @@ class LazyImages(Sequence[npt.NDArray[Any]]):
         if self._root is not None:
             ref = self._encoded[i].as_py()
             return video.DECODERS.get(video.resolve_ref(self._root, ref["path"])).frame_at(ref["timestamp_s"])
-        return images.decode(self._encoded[i].as_buffer(), self._feature.codec, channels=self._feature.channels)
+        return images.decode_as(self._encoded[i].as_buffer(), self._feature)
 
     @property
     def encoded(self) -> list[bytes]:
@@ -334,7 +334,7 @@ class Dataset:
                 assert table is not None
                 data = table.column(key)[r].as_buffer()
                 out[key] = (
-                    images.decode(data, feature.codec, channels=feature.channels)
+                    images.decode_as(data, feature)
                     if decode_images
                     else data.to_pybytes()
                 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,3 +115,30 @@ def test_a_depth_camera_keeps_16_bits_and_is_stored_as_png() -> None:
         source_codec=None,
     )
     assert (plan.feature.dtype, plan.feature.codec) == ("uint16", "png")
+
+
+def test_bgr_jpeg_bytes_pass_through_and_read_back_as_rgb(tmp_path: Path) -> None:
+    import rdstd
+    from rdstd.schema import EncodedFrames, Episode, EpisodeMeta, Provenance
+    from rdstd.store import DatasetWriter
+    from rdstd.store.images import encode
+
+    plan = plan_camera(
+        "observation.images.wrist",
+        CameraSpec(key="wrist", color="bgr"),
+        SourceKey("wrist", "image", (16, 16, 3), "uint8", codec=ImageCodec.JPEG),
+        store_as=None,
+        source_codec=ImageCodec.JPEG,
+    )
+    assert plan.feature.color == "bgr"
+    bgr = np.zeros((16, 16, 3), dtype=np.uint8)
+    bgr[..., 0] = 250  # blue, in BGR order
+    stored = encode(bgr, ImageCodec.JPEG)
+    frames = plan.apply(EncodedFrames(ImageCodec.JPEG, [stored]))
+    assert isinstance(frames, EncodedFrames) and frames.frames == [stored]
+    with DatasetWriter(
+        tmp_path / "ds", {"observation.images.wrist": plan.feature}, Provenance(source_format="t", rdstd_version="t")
+    ) as w:
+        w.add(Episode(EpisodeMeta(episode_id="e"), np.zeros(1), {}, {"observation.images.wrist": frames}))
+    rgb = rdstd.open(tmp_path / "ds").frame(0)["observation.images.wrist"]
+    assert rgb[8, 8, 2] > 240 and rgb[8, 8, 0] < 10
