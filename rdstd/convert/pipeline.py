@@ -56,6 +56,8 @@ class ConvertReport:
     frames_written: int = 0
     skipped: list[SkippedEpisode] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: What the backend observed about the data (quirks, not errors), with the number of episodes showing each.
+    source_notes: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -69,6 +71,7 @@ class ConvertReport:
             "frames_written": self.frames_written,
             "skipped": [vars(s) for s in self.skipped],
             "warnings": self.warnings,
+            "source_notes": self.source_notes,
             "seconds": round(self.seconds, 3),
         }
 
@@ -285,7 +288,10 @@ def _convert_one(
     report: ConvertReport,
 ) -> None:
     try:
-        episode = converter.convert(dataset.read_episode(ref))
+        source = dataset.read_episode(ref)
+        for note in source.meta.get("notes") or []:
+            report.source_notes[str(note)] = report.source_notes.get(str(note), 0) + 1
+        episode = converter.convert(source)
         writer.add(episode)
     except MappingError:
         raise

@@ -66,7 +66,12 @@ class SourceInfo:
 
 @dataclass
 class SourceEpisode:
-    """One episode as the source holds it: per-step arrays by source key, plus episode-level facts."""
+    """One episode as the source holds it: per-step arrays by source key, plus episode-level facts.
+
+    ``meta`` holds episode-level source values (kept in the canonical ``source_meta``); a backend may put a list
+    of human-readable observations about the data (quirks, not errors) under ``meta["notes"]``: the convert
+    report counts them so they are visible, not hidden.
+    """
 
     ref: EpisodeRef
     length: int

@@ -89,6 +89,12 @@ def _print_summary(report: ConvertReport) -> None:
         f"  frames written:   {report.frames_written} ({rate:,.0f} frames/s, {report.seconds:.1f} s)\n"
         f"  episodes skipped: {len(report.skipped)}"
     )
+    if report.source_notes:
+        emit("  notes on the source data (episodes showing each):")
+        for text, count in sorted(report.source_notes.items(), key=lambda item: -item[1])[:10]:
+            emit(f"    - {text} ({count})")
+        if len(report.source_notes) > 10:
+            emit(f"    - … {len(report.source_notes) - 10} more (see --format json)")
     for skipped in report.skipped:
         emit(f"    - #{skipped.index} {skipped.key}: {skipped.reason}")
     emit(f"next: rdstd info {report.output}")

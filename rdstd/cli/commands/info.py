@@ -139,7 +139,9 @@ def _source_text(d: dict[str, Any]) -> str:
         codec = f" {k['codec']}" if k["codec"] else ""
         lines.append(f"    {k['key']}: {k['kind']} {k['dtype']}{k['shape']}{codec}")
     for name, value in d["extra"].items():
-        if not isinstance(value, dict | list):
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            lines.append(f"  {name}:" + "".join(f"\n    - {v}" for v in value) if value else f"  {name}: none")
+        elif not isinstance(value, dict | list):
             lines.append(f"  {name}: {value}")
     return "\n".join(lines)
 
