@@ -156,7 +156,9 @@ class VideoDecoder:
         self._container = open_container(path)
         self._stream = self._container.streams.video[0]
         if threads:
-            self._stream.thread_type = "AUTO"
+            self._stream.thread_type = "AUTO"  # frame threads: fastest for sequential decoding
+        else:
+            self._stream.codec_context.thread_count = 1  # no frame delay after a seek: fastest random access
         rate = float(self._stream.average_rate or self._stream.guessed_rate or 0) or 30.0
         self.period_s = 1.0 / rate
         self.tolerance_s = tolerance_s if tolerance_s is not None else 0.5 * self.period_s
