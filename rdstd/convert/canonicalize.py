@@ -83,7 +83,10 @@ def plan_vector(name: str, spec: VectorSpec, source: SourceKey, *, keep_source: 
     if index is not None and (index.min(initial=0) < 0 or index.max(initial=-1) >= source_size):
         raise MappingError(f"feature {name}: index {spec.index} is outside {source.key} ({source_size} elements)")
     size = len(index) if index is not None else source_size
-    dims = spec.dimensions(size)
+    source_names = source.names
+    if source_names is not None and index is not None and len(source_names) == source_size:
+        source_names = [source_names[i] for i in index]
+    dims = spec.dimensions(size, source_names)
     if len(dims) != size:
         raise MappingError(
             f"feature {name}: the spec names {len(dims)} dimensions but {source.key} has {size}",
@@ -221,8 +224,10 @@ class CameraPlan:
             return EncodedFrames(target, [self._encode(p) for p in video.decode_frames(frames)])
         if isinstance(frames, EncodedFrames):
             if target in {frames.codec, ImageCodec.VIDEO}:
-                return frames
+                return frames  # for video the store's writer encodes the episode's frames into one mp4
             return EncodedFrames(target, [self._encode(images.decode(b)) for b in frames.frames])
+        if target == ImageCodec.VIDEO:
+            return np.stack([canonical_pixels(p, self.spec) for p in frames])
         return EncodedFrames(target, [self._encode(p) for p in frames])
 
     def _encode(self, pixels: npt.NDArray[Any]) -> bytes:

@@ -63,12 +63,18 @@ class VectorSpec(StrictModel):
         """The source keys, in concatenation order."""
         return [self.key] if isinstance(self.key, str) else list(self.key)
 
-    def dimensions(self, size: int) -> list[Dimension]:
-        """The source dimensions' meaning for a vector of ``size`` elements (names default to ``<key>_<i>``)."""
+    def dimensions(self, size: int, source_names: list[str] | None = None) -> list[Dimension]:
+        """The meaning of a vector of ``size`` elements.
+
+        Names come from the spec, else from the source (``source_names``, e.g. LeRobot's ``names``), else
+        default to ``<key>_<i>``.
+        """
         if self.dims is not None:
             specs = self.dims
         elif self.names is not None:
             specs = [DimSpec(name=n) for n in self.names]
+        elif source_names is not None and len(source_names) == size:
+            specs = [DimSpec(name=n) for n in source_names]
         else:
             stem = self.source_keys[0].rsplit("/", 1)[-1].rsplit(".", 1)[-1]
             specs = [DimSpec(name=f"{stem}_{i}") for i in range(size)]

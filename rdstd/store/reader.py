@@ -31,6 +31,8 @@ from rdstd.schema.vocabulary import ImageCodec
 from rdstd.store import images, layout, video
 
 _ROW_GROUP_CACHE = 4
+#: Shards whose low-dimensional columns stay in memory (each at most 100k frames of vectors).
+_SHARD_CACHE = 8
 
 
 def read_manifest(path: Path) -> Manifest:
@@ -236,7 +238,7 @@ class Dataset:
         if handle is None:
             file = self.path / layout.shard_name(shard)
             try:
-                handle = pq.ParquetFile(file, memory_map=True)
+                handle = pq.ParquetFile(file, memory_map=False)
             except (OSError, pa.ArrowInvalid) as exc:
                 raise SchemaError(f"{file}: unreadable data shard ({exc})", hint="rebuild with rdstd convert") from exc
             meta = handle.metadata
@@ -268,7 +270,7 @@ class Dataset:
                 else:
                     cached[key] = column
             self._small[shard] = cached
-            if len(self._small) > 2:
+            if len(self._small) > _SHARD_CACHE:
                 self._small.popitem(last=False)
         else:
             self._small.move_to_end(shard)

@@ -142,3 +142,24 @@ def test_bgr_jpeg_bytes_pass_through_and_read_back_as_rgb(tmp_path: Path) -> Non
         w.add(Episode(EpisodeMeta(episode_id="e"), np.zeros(1), {}, {"observation.images.wrist": frames}))
     rgb = rdstd.open(tmp_path / "ds").frame(0)["observation.images.wrist"]
     assert rgb[8, 8, 2] > 240 and rgb[8, 8, 0] < 10
+
+
+def test_names_the_source_gives_are_used_when_the_spec_gives_none() -> None:
+    source = SourceKey("observation.state", "vector", (3,), "float32", names=["shoulder", "elbow", "wrist"])
+    plan = plan_vector("observation.state", VectorSpec(key="observation.state"), source)
+    assert [d.name for d in plan.feature.dims] == ["shoulder", "elbow", "wrist"]
+    picked = plan_vector("observation.wrist", VectorSpec(key="observation.state", index=[2]), source)
+    assert [d.name for d in picked.feature.dims] == ["wrist"]
+
+
+def test_raw_pixels_for_a_video_camera_are_canonicalized_and_left_for_the_writer_to_encode() -> None:
+    plan = plan_camera(
+        "observation.images.top",
+        CameraSpec(key="img", value_range=(0, 1)),
+        SourceKey("img", "image", (4, 4, 3), "float32"),
+        store_as=ImageCodec.VIDEO,
+        source_codec=None,
+    )
+    out = plan.apply(np.ones((2, 4, 4, 3), dtype=np.float32))
+    assert isinstance(out, np.ndarray) and out.dtype == np.uint8 and out.shape == (2, 4, 4, 3)
+    assert int(out.max()) == 255
