@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import os
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, Generic, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -31,8 +31,28 @@ from rdstd.schema.vocabulary import ImageCodec
 from rdstd.store import images, layout, video
 
 _ROW_GROUP_CACHE = 4
+K = TypeVar("K")
+V = TypeVar("V")
 #: Shards whose low-dimensional columns stay in memory (each at most 100k frames of vectors).
 _SHARD_CACHE = 8
+
+
+class _Lru(Generic[K, V]):
+    """A small least-recently-used cache."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K, load: Callable[[], V]) -> V:
+        """The cached value for ``key``, loading (and caching) it when absent."""
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        value = self._items[key] = load()
+        if len(self._items) > self._size:
+            self._items.popitem(last=False)
+        return value
 
 
 def read_manifest(path: Path) -> Manifest:
@@ -156,8 +176,8 @@ class Dataset:
         self._ep_frame_start = episodes["frame_start"].to_numpy()
         self._files: dict[int, pq.ParquetFile] = {}
         self._rg_starts: dict[int, npt.NDArray[np.int64]] = {}
-        self._cache: OrderedDict[tuple[int, int], pa.Table] = OrderedDict()
-        self._small: OrderedDict[int, dict[str, Any]] = OrderedDict()
+        self._cache: _Lru[tuple[int, int], pa.Table] = _Lru(_ROW_GROUP_CACHE)
+        self._small: _Lru[int, dict[str, Any]] = _Lru(_SHARD_CACHE)
         self._pid = os.getpid()
         self._columns = [*layout.INDEX_COLUMNS, *manifest.features]
         self._image_columns = [
@@ -192,7 +212,7 @@ class Dataset:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state.update(_files={}, _rg_starts={}, _cache=OrderedDict(), _small=OrderedDict())
+        state.update(_files={}, _rg_starts={}, _cache=_Lru(_ROW_GROUP_CACHE), _small=_Lru(_SHARD_CACHE))
         return state
 
     # -- overview --------------------------------------------------------------------------------------------
@@ -232,33 +252,36 @@ class Dataset:
 
     def _file(self, shard: int) -> pq.ParquetFile:
         if self._pid != os.getpid():
-            self._files, self._rg_starts, self._cache, self._small = {}, {}, OrderedDict(), OrderedDict()
+            self._files, self._rg_starts = {}, {}
+            self._cache, self._small = _Lru(_ROW_GROUP_CACHE), _Lru(_SHARD_CACHE)
             self._pid = os.getpid()
         handle = self._files.get(shard)
         if handle is None:
-            file = self.path / layout.shard_name(shard)
             try:
-                handle = pq.ParquetFile(file, memory_map=False)
+                handle = pq.ParquetFile(self.path / layout.shard_name(shard), memory_map=False)
             except (OSError, pa.ArrowInvalid) as exc:
-                raise SchemaError(f"{file}: unreadable data shard ({exc})", hint="rebuild with rdstd convert") from exc
+                raise self._shard_error(shard, exc) from exc
             meta = handle.metadata
             sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
             self._rg_starts[shard] = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
             self._files[shard] = handle
         return handle
 
+    def _shard_error(self, shard: int, exc: Exception) -> SchemaError:
+        file = self.path / layout.shard_name(shard)
+        return SchemaError(f"{file}: unreadable data shard ({exc})", hint="rebuild with rdstd convert")
+
     def _small_table(self, shard: int) -> dict[str, Any]:
         """The low-dimensional columns of a whole shard, in memory (bounded: shards hold at most 100k frames).
 
         Vectors come back as (rows, size) numpy arrays, other columns (video frame references) as Arrow arrays.
         """
-        cached = self._small.get(shard)
-        if cached is None:
+
+        def load() -> dict[str, Any]:
             try:
                 table = self._file(shard).read(columns=self._small_columns)
             except (OSError, pa.ArrowInvalid) as exc:
-                file = self.path / layout.shard_name(shard)
-                raise SchemaError(f"{file}: unreadable data shard ({exc})", hint="rebuild with rdstd convert") from exc
+                raise self._shard_error(shard, exc) from exc
             cached = {}
             for key in self._small_columns:
                 column = table.column(key).combine_chunks()
@@ -269,29 +292,20 @@ class Dataset:
                     cached[key] = column.to_numpy()
                 else:
                     cached[key] = column
-            self._small[shard] = cached
-            if len(self._small) > _SHARD_CACHE:
-                self._small.popitem(last=False)
-        else:
-            self._small.move_to_end(shard)
-        return cached
+            return cached
+
+        return self._small.get(shard, load)
 
     def _row_group(self, shard: int, group: int) -> pa.Table:
         """The image columns of one row group (a few cached, so sequential reads touch each once)."""
-        key = (shard, group)
-        table = self._cache.get(key)
-        if table is None:
+
+        def load() -> pa.Table:
             try:
-                table = self._file(shard).read_row_group(group, columns=self._image_columns)
+                return self._file(shard).read_row_group(group, columns=self._image_columns)
             except (OSError, pa.ArrowInvalid) as exc:
-                file = self.path / layout.shard_name(shard)
-                raise SchemaError(f"{file}: unreadable data shard ({exc})", hint="rebuild with rdstd convert") from exc
-            self._cache[key] = table
-            if len(self._cache) > _ROW_GROUP_CACHE:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(key)
-        return table
+                raise self._shard_error(shard, exc) from exc
+
+        return self._cache.get((shard, group), load)
 
     def _locate(self, i: int) -> tuple[int, int]:
         """(position of the episode in this selection, frame index within it) of global frame ``i``."""
@@ -335,11 +349,7 @@ class Dataset:
             else:
                 assert table is not None
                 data = table.column(key)[r].as_buffer()
-                out[key] = (
-                    images.decode_as(data, feature)
-                    if decode_images
-                    else data.to_pybytes()
-                )
+                out[key] = images.decode_as(data, feature) if decode_images else data.to_pybytes()
         return out
 
     def episode(self, i: int) -> EpisodeData:
