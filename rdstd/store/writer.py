@@ -30,7 +30,7 @@ from rdstd.store import atomic, images, layout
 from rdstd.store.stats import RunningStats
 
 #: Frames per Parquet row group: the knob between random access and file overhead (chosen with bench/store_read.py).
-DEFAULT_ROW_GROUP_FRAMES = 32
+DEFAULT_ROW_GROUP_FRAMES = 8
 #: A shard is closed after the episode that takes it past this many bytes of encoded rows.
 #: ... and at least this many bytes, so that small frames do not make thousands of tiny row groups.
 ROW_GROUP_MIN_BYTES = 256 * 1024
