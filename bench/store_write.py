@@ -100,7 +100,7 @@ def main() -> None:
                     "ratio_fsync": t_sync / t_store,
                 }
             )
-    print("write throughput, row groups of 16 frames (pyarrow) / >= 16 frames and 256 KiB (store), best of 5\n")
+    print("write throughput, row groups of 16 frames (pyarrow) / >= 8 frames and 512 KiB (store), best of 5\n")
     headers = [
         "case",
         "store frames/s",

@@ -33,7 +33,7 @@ from rdstd.store.stats import RunningStats
 DEFAULT_ROW_GROUP_FRAMES = 8
 #: A shard is closed after the episode that takes it past this many bytes of encoded rows.
 #: ... and at least this many bytes, so that small frames do not make thousands of tiny row groups.
-ROW_GROUP_MIN_BYTES = 256 * 1024
+ROW_GROUP_MIN_BYTES = 512 * 1024
 DEFAULT_SHARD_BYTES = 512 * 1024 * 1024
 #: ... or past this many frames (the reader keeps a shard's low-dimensional columns in memory).
 DEFAULT_SHARD_FRAMES = 100_000
