@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -29,30 +28,11 @@ from rdstd.schema.features import ImageFeature, VectorFeature
 from rdstd.schema.manifest import Manifest
 from rdstd.schema.vocabulary import ImageCodec
 from rdstd.store import images, layout, video
+from rdstd.store.lru import LruCache
 
 _ROW_GROUP_CACHE = 4
-K = TypeVar("K")
-V = TypeVar("V")
 #: Shards whose low-dimensional columns stay in memory (each at most 100k frames of vectors).
 _SHARD_CACHE = 8
-
-
-class _Lru(Generic[K, V]):
-    """A small least-recently-used cache."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._items: OrderedDict[K, V] = OrderedDict()
-
-    def get(self, key: K, load: Callable[[], V]) -> V:
-        """The cached value for ``key``, loading (and caching) it when absent."""
-        if key in self._items:
-            self._items.move_to_end(key)
-            return self._items[key]
-        value = self._items[key] = load()
-        if len(self._items) > self._size:
-            self._items.popitem(last=False)
-        return value
 
 
 def read_manifest(path: Path) -> Manifest:
@@ -176,8 +156,8 @@ class Dataset:
         self._ep_frame_start = episodes["frame_start"].to_numpy()
         self._files: dict[int, pq.ParquetFile] = {}
         self._rg_starts: dict[int, npt.NDArray[np.int64]] = {}
-        self._cache: _Lru[tuple[int, int], pa.Table] = _Lru(_ROW_GROUP_CACHE)
-        self._small: _Lru[int, dict[str, Any]] = _Lru(_SHARD_CACHE)
+        self._cache: LruCache[tuple[int, int], pa.Table] = LruCache(_ROW_GROUP_CACHE)
+        self._small: LruCache[int, dict[str, Any]] = LruCache(_SHARD_CACHE)
         self._pid = os.getpid()
         self._columns = [*layout.INDEX_COLUMNS, *manifest.features]
         self._image_columns = [
@@ -212,7 +192,7 @@ class Dataset:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state.update(_files={}, _rg_starts={}, _cache=_Lru(_ROW_GROUP_CACHE), _small=_Lru(_SHARD_CACHE))
+        state.update(_files={}, _rg_starts={}, _cache=LruCache(_ROW_GROUP_CACHE), _small=LruCache(_SHARD_CACHE))
         return state
 
     # -- overview --------------------------------------------------------------------------------------------
@@ -253,7 +233,7 @@ class Dataset:
     def _file(self, shard: int) -> pq.ParquetFile:
         if self._pid != os.getpid():
             self._files, self._rg_starts = {}, {}
-            self._cache, self._small = _Lru(_ROW_GROUP_CACHE), _Lru(_SHARD_CACHE)
+            self._cache, self._small = LruCache(_ROW_GROUP_CACHE), LruCache(_SHARD_CACHE)
             self._pid = os.getpid()
         handle = self._files.get(shard)
         if handle is None:

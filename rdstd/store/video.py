@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from rdstd.errors import CorruptSourceError, MissingDependencyError, SourceNotFo
 from rdstd.schema.episode import VideoFrames
 from rdstd.store import atomic
 from rdstd.store.layout import VIDEO_REF_TYPE
+from rdstd.store.lru import LruCache
 
 #: Open decoders kept per process (each holds a demuxer and a codec context, a few MB).
 DECODER_CACHE_SIZE = 8
@@ -247,31 +247,22 @@ class DecoderCache:
 
     def __init__(self, size: int = DECODER_CACHE_SIZE) -> None:
         self.size = size
-        self._open: OrderedDict[Path, VideoDecoder] = OrderedDict()
+        self._open: LruCache[Path, VideoDecoder] = LruCache(size, on_evict=VideoDecoder.close)
         self._pid = os.getpid()
 
     def get(self, path: Path) -> VideoDecoder:
         """The open decoder of ``path`` (opened on first use; a forked process opens its own)."""
         if self._pid != os.getpid():
-            self._open = OrderedDict()
+            self._open = LruCache(self.size, on_evict=VideoDecoder.close)
             self._pid = os.getpid()
-        decoder = self._open.get(path)
-        if decoder is None:
-            decoder = VideoDecoder(path)
-            self._open[path] = decoder
-            if len(self._open) > self.size:
-                self._open.popitem(last=False)[1].close()
-        else:
-            self._open.move_to_end(path)
-        return decoder
+        return self._open.get(path, lambda: VideoDecoder(path))
 
     def clear(self) -> None:
         """Close every open decoder."""
-        while self._open:
-            self._open.popitem()[1].close()
+        self._open.clear()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"size": self.size, "_open": OrderedDict(), "_pid": -1}
+        return {"size": self.size, "_open": LruCache(self.size, on_evict=VideoDecoder.close), "_pid": -1}
 
 
 #: The decoders of this process, shared by every reader.

@@ -22,6 +22,7 @@ import numpy.typing as npt
 from rdstd.errors import CorruptSourceError
 from rdstd.formats.lerobot.video import codec_family
 from rdstd.store import atomic, video
+from rdstd.store.lru import LruCache
 
 #: Largest gap (s) between an episode's timestamp and its stored frame's offset for a stream copy (LeRobot's tolerance).
 COPY_TOLERANCE_S = 1e-4
@@ -80,20 +81,11 @@ class PacketIndex:
     """:func:`scan` results of the last few files."""
 
     def __init__(self, size: int = 4) -> None:
-        self._cache: OrderedDict[Path, Packets] = OrderedDict()
-        self._size = size
+        self._cache: LruCache[Path, Packets] = LruCache(size)
 
     def get(self, path: Path) -> Packets:
         """The packets of ``path`` (scanned on first use)."""
-        found = self._cache.get(path)
-        if found is None:
-            found = scan(path)
-            self._cache[path] = found
-            if len(self._cache) > self._size:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(path)
-        return found
+        return self._cache.get(path, lambda: scan(path))
 
 
 @dataclass(frozen=True)

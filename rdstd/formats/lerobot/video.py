@@ -9,7 +9,6 @@ v3.0 file shared by many episodes is scanned once.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from rdstd.formats.lerobot.episodes import VideoSegment
 from rdstd.formats.lerobot.meta import Feature
 from rdstd.schema.episode import VideoFrames
 from rdstd.store import video
+from rdstd.store.lru import LruCache
 
 #: Codec names that mean the same bitstream format.
 _FAMILIES = {
@@ -52,20 +52,11 @@ class VideoChecker:
     def __init__(self, fps: float, cache_size: int = 4) -> None:
         self.fps = fps
         self.tolerance_s = 0.5 / fps
-        self._facts: OrderedDict[Path, FileFacts] = OrderedDict()
-        self._cache_size = cache_size
+        self._facts: LruCache[Path, FileFacts] = LruCache(cache_size)
 
     def facts(self, path: Path) -> FileFacts:
         """Header and frame times of ``path`` (cached)."""
-        found = self._facts.get(path)
-        if found is None:
-            found = FileFacts(*video.scan(path))
-            self._facts[path] = found
-            if len(self._facts) > self._cache_size:
-                self._facts.popitem(last=False)
-        else:
-            self._facts.move_to_end(path)
-        return found
+        return self._facts.get(path, lambda: FileFacts(*video.scan(path)))
 
     def segment(
         self,
