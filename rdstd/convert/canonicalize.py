@@ -9,7 +9,7 @@ every episode.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -211,7 +211,6 @@ class CameraPlan:
     name: str
     spec: CameraSpec
     feature: ImageFeature
-    notes: list[str] = field(default_factory=list)
 
     def apply(self, frames: ImageFrames) -> ImageFrames:
         """Canonical frames: encoded bytes kept as they are when the codec matches, raw pixels encoded."""
@@ -297,4 +296,4 @@ def plan_camera(
         description=spec.description,
         source=SourceConvention(key=source.key, dtype=source.dtype, transforms=notes),
     )
-    return CameraPlan(name, spec, feature, notes)
+    return CameraPlan(name, spec, feature)

@@ -210,6 +210,7 @@ class ZarrReplayBuffer(SourceDataset):
         except Exception as exc:
             raise CorruptSourceError(f"{path}: cannot open the zarr arrays ({type(exc).__name__}: {exc})") from exc
         self._check_episode_ends()
+        self.layout = classify_layout(set(self._arrays))
 
     def _check_episode_ends(self) -> None:
         steps = {a.shape[0] for a in self._arrays.values()}
@@ -239,7 +240,7 @@ class ZarrReplayBuffer(SourceDataset):
                 kind = "vector"
             keys.append(SourceKey(f"data/{arr.key}", kind, per_step, arr.dtype))  # type: ignore[arg-type]
         extra = {
-            "layout": classify_layout(set(self._arrays)),
+            "layout": self.layout,
             "zarr_format": self.zarr_format,
             "steps": self.total_steps,
             "arrays": {
@@ -282,7 +283,7 @@ class ZarrReplayBuffer(SourceDataset):
                 images[f"data/{arr.key}"] = rows
             else:
                 vectors[f"data/{arr.key}"] = rows
-        meta = {"steps": [start, stop], "layout": classify_layout(set(self._arrays))}
+        meta = {"steps": [start, stop], "layout": self.layout}
         return SourceEpisode(ref, stop - start, vectors=vectors, images=images, meta=meta)
 
     def _rows(self, arr: _Array, start: int, stop: int) -> npt.NDArray[Any]:

@@ -1,6 +1,6 @@
 """The canonical dataset on disk: streaming writer (atomic shards), random-access reader, stats."""
 
-from rdstd.store.reader import Dataset, EpisodeData, LazyImages, open_dataset, read_manifest
+from rdstd.store.reader import Dataset, EpisodeData, LazyImages, read_manifest
 from rdstd.store.writer import DatasetWriter
 
-__all__ = ["Dataset", "DatasetWriter", "EpisodeData", "LazyImages", "open_dataset", "read_manifest"]
+__all__ = ["Dataset", "DatasetWriter", "EpisodeData", "LazyImages", "read_manifest"]

@@ -84,16 +84,6 @@ def decode(data: Buffer, codec: ImageCodec | None = None, *, channels: int = 3) 
     return array
 
 
-def image_size(data: bytes) -> tuple[int, int, int]:
-    """(height, width, channels) of encoded JPEG or PNG bytes, read from the header only."""
-    if sniff_codec(data) == ImageCodec.JPEG:
-        h, w, colorspace, _ = simplejpeg.decode_jpeg_header(data)
-        return int(h), int(w), 1 if colorspace == "Gray" else 3
-    with Image.open(io.BytesIO(data)) as image:
-        bands = len(image.getbands())
-        return image.height, image.width, bands
-
-
 def decode_as(data: Buffer, feature: ImageFeature) -> npt.NDArray[Any]:
     """Decode one stored frame of ``feature`` to canonical pixels (HWC, RGB: BGR bytes kept as-is are swapped)."""
     pixels = decode(data, feature.codec, channels=feature.channels)

@@ -7,7 +7,6 @@ from pathlib import Path
 import pyarrow as pa
 
 from rdstd.schema.features import ImageFeature, VectorFeature
-from rdstd.schema.manifest import Manifest
 from rdstd.schema.vocabulary import ImageCodec
 
 MANIFEST = "rdstd.json"
@@ -76,8 +75,3 @@ EPISODES_SCHEMA = pa.schema(
         pa.field("frame_start", pa.int64(), nullable=False),
     ]
 )
-
-
-def features_of(manifest: Manifest) -> dict[str, VectorFeature | ImageFeature]:
-    """The manifest's features in column order."""
-    return dict(manifest.features)

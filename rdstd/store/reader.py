@@ -375,8 +375,3 @@ class Dataset:
         """Every episode of the selection, in order, one at a time."""
         for i in range(self.num_episodes):
             yield self.episode(i)
-
-
-def open_dataset(path: str | os.PathLike[str]) -> Dataset:
-    """Open the canonical dataset at ``path``."""
-    return Dataset.open(path)
