@@ -90,6 +90,12 @@ class CorruptSourceError(SourceError):
     code = "RD404"
 
 
+class LfsPointerError(CorruptSourceError):
+    """A Git LFS pointer stands where the real file should be (a clone without ``git lfs pull``)."""
+
+    code = "RD405"
+
+
 class SchemaError(RdstdError):
     """A canonical dataset is invalid: a corrupt manifest, an unknown schema version, a missing shard."""
 

@@ -1,13 +1,7 @@
 """Conversion: converter specs, canonicalization (units, rotations, grippers, images, time) and the pipeline."""
 
-from rdstd.convert.pipeline import (
-    ConvertReport,
-    EpisodeConverter,
-    SkippedEpisode,
-    convert,
-    open_source,
-    resolve_spec,
-)
+from rdstd.convert.mapper import EpisodeConverter, resolve_spec
+from rdstd.convert.pipeline import ConvertReport, SkippedEpisode, convert, open_source
 from rdstd.convert.specs import LoadedSpec, draft_spec, load_spec, match_spec, shipped_specs, spec_to_yaml
 
 __all__ = [

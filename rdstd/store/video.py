@@ -27,7 +27,8 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from rdstd.errors import CorruptSourceError, MissingDependencyError, SourceNotFoundError
+from rdstd.errors import CorruptSourceError, MissingDependencyError, SchemaError, SourceNotFoundError
+from rdstd.paths import inside
 from rdstd.schema.episode import VideoFrames
 from rdstd.store import atomic
 from rdstd.store.layout import VIDEO_REF_TYPE
@@ -379,10 +380,7 @@ def refs_column(rel: str, times_s: npt.NDArray[np.float64]) -> pa.StructArray:
 
 def resolve_ref(root: Path, rel: str) -> Path:
     """The absolute file of a stored frame reference (refusing paths that leave the dataset)."""
-    path = Path(os.path.normpath(root / rel))
-    if not path.is_relative_to(Path(os.path.normpath(root))):
-        raise CorruptSourceError(f"{root}: a frame reference points outside the dataset ({rel})")
-    return path
+    return inside(root, rel, "a frame reference", error=SchemaError, hint="the dataset is corrupt; rebuild it")
 
 
 # -- encoding -------------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rdstd.errors import CorruptSourceError, UsageError
+from rdstd.errors import CorruptSourceError, SchemaError, UsageError
 from rdstd.schema.episode import EncodedFrames, Episode, EpisodeMeta, VideoFrames
 from rdstd.schema.features import Dimension, ImageFeature, VectorFeature
 from rdstd.schema.manifest import Provenance
@@ -134,5 +134,5 @@ def test_an_aborted_write_leaves_no_copied_video_behind(shared_mp4: Path, tmp_pa
 
 
 def test_frame_references_cannot_leave_the_dataset(tmp_path: Path) -> None:
-    with pytest.raises(CorruptSourceError, match="outside the dataset"):
+    with pytest.raises(SchemaError, match="outside the dataset"):
         video.resolve_ref(tmp_path, "../elsewhere.mp4")

@@ -7,13 +7,13 @@ Unknown keys in info.json are kept (``raw``) and otherwise ignored: LeRobot adde
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from rdstd.errors import CorruptSourceError, SourceNotFoundError, UnsupportedVersionError
+from rdstd.paths import inside
 
 INFO = "meta/info.json"
 #: Versions this backend reads.
@@ -94,23 +94,10 @@ class LeRobotInfo:
                 f"{self.root / INFO}: the {what} template {template!r} cannot be filled ({exc!r})",
                 hint="fix the template in meta/info.json",
             ) from exc
-        return inside(self.root, rel, f"{what} {rel!r}")
+        return inside(self.root, rel, what, hint=_OUTSIDE_HINT)
 
 
-def inside(root: Path, rel: str, what: str) -> Path:
-    """``root / rel``, normalised without following links; refused when it leaves ``root``."""
-    if Path(rel).is_absolute():
-        raise CorruptSourceError(
-            f"{root}: {what} is an absolute path; LeRobot paths are relative to the dataset",
-            hint="fix meta/info.json (or the episode table); rdstd reads nothing outside the dataset folder",
-        )
-    path = Path(os.path.normpath(root / rel))
-    if not path.is_relative_to(Path(os.path.normpath(root))):
-        raise CorruptSourceError(
-            f"{root}: {what} points outside the dataset folder",
-            hint="fix meta/info.json (or the episode table); rdstd reads nothing outside the dataset folder",
-        )
-    return path
+_OUTSIDE_HINT = "fix meta/info.json (or the episode table); rdstd reads nothing outside the dataset folder"
 
 
 def flat_names(names: Any, size: int) -> list[str] | None:
