@@ -16,8 +16,8 @@ import numpy.typing as npt
 from rdstd.convert.canonicalize import CameraPlan, VectorPlan, plan_camera, plan_vector
 from rdstd.convert.specs import LoadedSpec, draft_spec, load_spec, match_spec
 from rdstd.errors import EpisodeError, MappingError
-from rdstd.formats.base import SourceEpisode, SourceInfo, SourceKey
-from rdstd.schema.episode import Episode, EpisodeMeta
+from rdstd.formats.base import SourceEpisode, SourceInfo, SourceKey, read_frames
+from rdstd.schema.episode import EncodedFrames, Episode, EpisodeMeta, VideoFrames
 from rdstd.schema.features import ImageFeature, VectorFeature
 from rdstd.schema.spec import ConverterSpec
 from rdstd.schema.vocabulary import UNIT_TO_SI, ImageCodec, Unit
@@ -88,14 +88,17 @@ class EpisodeConverter:
                     raise EpisodeError(
                         f"episode {source.ref.key}: {key} has {values.shape[0]} rows, not {source.length}"
                     )
-                parts.append(values.reshape(source.length, -1) if parts or len(vspec.source_keys) > 1 else values)
+                array = read_frames(values)
+                parts.append(array.reshape(source.length, -1) if parts or len(vspec.source_keys) > 1 else array)
             vectors[plan.name] = plan.apply(parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1))
         cams = {}
         for cam in self.cameras:
             frames = source.images.get(cam.spec.key)
             if frames is None:
                 raise EpisodeError(f"episode {source.ref.key}: has no images for {cam.spec.key}")
-            cams[cam.name] = cam.apply(frames)
+            cams[cam.name] = cam.apply(
+                frames if isinstance(frames, EncodedFrames | VideoFrames) else read_frames(frames)
+            )
         meta = EpisodeMeta(
             episode_id=str(source.meta.get("episode_id") or source.ref.key),
             task=self._task(source),
@@ -124,7 +127,7 @@ class EpisodeConverter:
             if raw is None:
                 raise EpisodeError(f"episode {source.ref.key}: has no {self.spec.timestamps.key}")
             factor = UNIT_TO_SI.get(self.spec.timestamps.unit, (Unit.S, 1.0))[1]
-            stamps = raw.reshape(n).astype(np.float64) * factor
+            stamps = read_frames(raw).reshape(n).astype(np.float64) * factor
         elif source.timestamps_s is not None:
             stamps = source.timestamps_s.astype(np.float64)
         elif self.spec.rate_hz:

@@ -8,10 +8,10 @@ converter spec (``rdstd.convert``) turns those into canonical episodes. Backends
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +20,40 @@ from rdstd.schema.episode import ImageFrames
 from rdstd.schema.vocabulary import ImageCodec
 
 KeyKind = Literal["vector", "image", "text", "timestamp"]
+
+
+@runtime_checkable
+class FrameArray(Protocol):
+    """Per-frame values read on demand (a zarr or h5py array, a memory map): ``shape[0]`` is the frame count.
+
+    Slicing along the first axis returns a numpy array holding only those frames, so a long episode can be
+    converted a chunk of frames at a time (memory bounded by a chunk, not by the episode). A numpy array is one.
+    """
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """(frames, *per-frame shape)."""
+        ...
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The element type."""
+        ...
+
+    def __getitem__(self, index: slice, /) -> Any:
+        """The frames ``index`` selects, as a numpy array."""
+        ...
+
+
+#: A source's per-step values: in memory, or read a chunk of frames at a time.
+FrameValues = npt.NDArray[Any] | FrameArray
+
+
+def read_frames(values: FrameValues, start: int = 0, stop: int | None = None) -> npt.NDArray[Any]:
+    """Frames ``[start, stop)`` of ``values`` as a numpy array (the whole array when no bounds are given)."""
+    if isinstance(values, np.ndarray) and start == 0 and stop is None:
+        return values
+    return np.asarray(values[start:stop])
 
 
 @dataclass(frozen=True)
@@ -68,6 +102,8 @@ class SourceInfo:
 class SourceEpisode:
     """One episode as the source holds it: per-step arrays by source key, plus episode-level facts.
 
+    ``vectors`` and raw-pixel ``images`` may be :class:`FrameArray` objects read on demand (read them with
+    :func:`read_frames`); encoded images and video segments are already compact.
     ``meta`` holds episode-level source values (kept in the canonical ``source_meta``); a backend may put a list
     of human-readable observations about the data (quirks, not errors) under ``meta["notes"]``: the convert
     report counts them so they are visible, not hidden.
@@ -75,8 +111,8 @@ class SourceEpisode:
 
     ref: EpisodeRef
     length: int
-    vectors: dict[str, npt.NDArray[Any]] = field(default_factory=dict)
-    images: dict[str, ImageFrames] = field(default_factory=dict)
+    vectors: Mapping[str, FrameValues] = field(default_factory=dict)
+    images: Mapping[str, ImageFrames | FrameArray] = field(default_factory=dict)
     texts: dict[str, list[str]] = field(default_factory=dict)
     timestamps_s: npt.NDArray[np.float64] | None = None
     task: str | None = None

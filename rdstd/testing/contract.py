@@ -22,7 +22,7 @@ import numpy as np
 import rdstd
 from rdstd.convert.pipeline import convert
 from rdstd.convert.specs import draft_spec
-from rdstd.formats.base import FormatBackend
+from rdstd.formats.base import FormatBackend, read_frames
 from rdstd.formats.registry import detect
 from rdstd.schema.episode import EncodedFrames, VideoFrames
 
@@ -68,11 +68,12 @@ class BackendContract:
                     assert episode.length == ref.length
                 for key in info.keys:
                     if key.kind in {"vector", "timestamp"}:
-                        values = episode.vectors[key.key]
+                        values = read_frames(episode.vectors[key.key])
                         assert values.shape[0] == episode.length
                         assert math.prod(values.shape[1:]) == math.prod(key.shape)
                     elif key.kind == "image":
-                        frames = episode.images[key.key]
+                        stored = episode.images[key.key]
+                        frames = stored if isinstance(stored, EncodedFrames | VideoFrames) else read_frames(stored)
                         assert len(frames) == episode.length
                         if not isinstance(frames, EncodedFrames | VideoFrames):
                             assert np.asarray(frames).shape[1:] == key.shape
