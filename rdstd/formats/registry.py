@@ -27,6 +27,8 @@ BUILTINS: dict[str, tuple[str, str]] = {
     "lerobot": ("rdstd.formats.lerobot", "LeRobotBackend"),
 }
 ENTRY_POINT_GROUP = "rdstd.formats"
+#: Sub-folders looked at for a dataset when a folder is not one itself.
+_CHILDREN_CHECKED = 50
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,20 @@ def _load(ep: EntryPoint, origin: str) -> BackendEntry:
     if not isinstance(backend, FormatBackend):
         return BackendEntry(ep.name, origin, problem=f"{ep.value} is not an rdstd.formats.base.FormatBackend")
     return BackendEntry(ep.name, origin, backend)
+
+
+def register(backend: FormatBackend, *, origin: str = "registered in code") -> None:
+    """Make ``backend`` available under its name in this process (tests, notebooks); entry points are the
+    way to ship one. A name already taken is a :class:`UsageError`."""
+    registry = _registry()
+    if backend.name in registry:
+        raise UsageError(f"a format called {backend.name!r} is already registered", hint="choose another name")
+    registry[backend.name] = BackendEntry(backend.name, origin, backend)
+
+
+def unregister(name: str) -> None:
+    """Remove a backend added with :func:`register` (built-ins and plugins come back with :func:`reload`)."""
+    _registry().pop(name, None)
 
 
 def reload() -> None:
@@ -133,12 +149,33 @@ def detect(path: Path) -> FormatBackend:
     looks_like = sniff(path)
     if looks_like is not None:
         raise UnknownFormatError(looks_like.message(path), hint=looks_like.hint)
+    below = _datasets_below(path)
+    if below:
+        shown = ", ".join(f"{p} ({name})" for p, name in below[:3])
+        raise UnknownFormatError(
+            f"{path}: not a dataset itself, but the folder holds {len(below)} dataset(s): {shown}",
+            hint=f"pass the dataset's own folder, e.g. {below[0][0]}",
+        )
     broken = "".join(f"; plugin {e.name!r} could not be loaded ({e.problem})" for e in load_failures())
     raise UnknownFormatError(
         f"{path}: not a dataset any rdstd backend recognises (tried {', '.join(backends())}){broken}",
         hint="check that the path is the dataset's root folder, or name the format with --source-format "
         "(see `rdstd formats`)",
     )
+
+
+def _datasets_below(path: Path) -> list[tuple[Path, str]]:
+    """Sub-folders (one level down, a bounded number) that a backend recognises, with the backend's name."""
+    if not path.is_dir():
+        return []
+    found: list[tuple[Path, str]] = []
+    children = sorted(p for p in path.iterdir() if p.is_dir())[:_CHILDREN_CHECKED]
+    for child in children:
+        for backend in backends().values():
+            if backend.detect(child):
+                found.append((child, backend.name))
+                break
+    return found
 
 
 def _permission_error(path: Path, exc: OSError) -> SourceError:

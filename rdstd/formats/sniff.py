@@ -122,6 +122,8 @@ def _sniff_folder(path: Path) -> Sniffed | None:
 def _sniff_file(path: Path) -> Sniffed | None:
     head = _head(path, _HEAD_BYTES)
     name = path.name.lower()
+    if not head:
+        return Sniffed("an empty file (0 bytes)", "check the copy or download that made it")
     if head.startswith(ROSBAG1_MAGIC):
         return _ros("a ROS 1 bag (" + ROSBAG1_MAGIC.decode() + ")")
     if head.startswith(MCAP_MAGIC):
@@ -138,7 +140,7 @@ def _sniff_file(path: Path) -> Sniffed | None:
         where = f"its dataset folder {root}" if root else "the dataset's root folder (the one holding meta/info.json)"
         return Sniffed(
             "a single Parquet file, not a dataset folder",
-            f"pass {where}: rdstd convert {root or 'DATASET_FOLDER'} OUT",
+            f"pass {where} instead",
         )
     if ".tfrecord" in name or name.endswith(".tfrecords"):
         root = _builder_dir(path)
