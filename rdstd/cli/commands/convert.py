@@ -137,8 +137,9 @@ def summary(report: ConvertReport) -> str:
         if len(report.source_notes) > SHOWN_NOTES:
             lines.append(f"    - … {len(report.source_notes) - SHOWN_NOTES} more (see --format json)")
     if report.skipped:
-        lines.append(f"  skipped episodes (paths relative to {report.source}):")
-        prefix = report.source.rstrip("/") + "/"
+        base = Path(report.source) if Path(report.source).is_dir() else Path(report.source).parent
+        lines.append(f"  skipped episodes (paths relative to {base}):")
+        prefix = f"{base}/"
         for skipped in report.skipped[:SHOWN_SKIPPED]:
             lines.append(f"    - #{skipped.index} {skipped.key}: {skipped.reason.replace(prefix, '')}")
         if len(report.skipped) > SHOWN_SKIPPED:
