@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rdstd.errors import PluginError, SourceError, SourceNotFoundError, UnknownFormatError, UsageError
 from rdstd.formats.base import FormatBackend
-from rdstd.formats.sniff import sniff, unreadable
+from rdstd.formats.sniff import sniff, unreadable, unreadable_inside
 
 #: Built-in backends, imported on first use (module path, class name).
 BUILTINS: dict[str, tuple[str, str]] = {
@@ -156,6 +156,9 @@ def detect(path: Path) -> FormatBackend:
             f"{path}: not a dataset itself, but the folder holds {len(below)} dataset(s): {shown}",
             hint=f"pass the dataset's own folder, e.g. {below[0][0]}",
         )
+    locked = unreadable_inside(path)
+    if locked is not None:
+        raise _permission_error(path, PermissionError(errno.EACCES, "Permission denied", str(locked)))
     broken = "".join(f"; plugin {e.name!r} could not be loaded ({e.problem})" for e in load_failures())
     raise UnknownFormatError(
         f"{path}: not a dataset any rdstd backend recognises (tried {', '.join(backends())}){broken}",

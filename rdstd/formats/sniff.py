@@ -67,6 +67,30 @@ def unreadable(path: Path) -> OSError | None:
     return None
 
 
+def unreadable_inside(path: Path, *, depth: int = 2, limit: int = 500) -> Path | None:
+    """The first file or folder up to ``depth`` levels inside ``path`` that this process may not read, if any.
+
+    Backends' ``detect`` cannot raise, so a dataset with one unreadable metadata file (a copy made with mode
+    0600 by another user) reads as "not recognised"; this names the file instead. At most ``limit`` entries
+    are looked at.
+    """
+    if not path.is_dir():
+        return None
+    queue, seen = [(path, 0)], 0
+    while queue:
+        folder, level = queue.pop(0)
+        for entry in sorted(folder.iterdir()):
+            seen += 1
+            if seen > limit:
+                return None
+            is_dir = entry.is_dir()
+            if not os.access(entry, os.R_OK | (os.X_OK if is_dir else 0)):
+                return entry
+            if is_dir and level + 1 < depth:
+                queue.append((entry, level + 1))
+    return None
+
+
 def sniff(path: Path) -> Sniffed | None:
     """What ``path`` looks like, when it is a format or a place rdstd recognises but does not read; else None."""
     if path.is_dir():

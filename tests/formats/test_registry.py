@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -151,6 +152,25 @@ def test_a_file_that_cannot_be_opened_says_permission_denied(tmp_path: Path, mon
     monkeypatch.setattr(sniff, "_head", head)
     with pytest.raises(SourceError, match=f"cannot read {path}: permission denied"):
         detect(path)
+
+
+def test_a_dataset_with_an_unreadable_metadata_file_names_that_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "v30"
+    shutil.copytree(sample("lerobot/v30_small") / "meta", root / "meta")
+    locked = root / "meta" / "info.json"
+    real_access = os.access
+
+    def access(path: str | os.PathLike[str], mode: int) -> bool:
+        return Path(path) != locked and real_access(path, mode)
+
+    monkeypatch.setattr(sniff.os, "access", access)
+    lerobot = get_backend("lerobot")
+    monkeypatch.setattr(lerobot, "detect", lambda path: False)  # what the backend sees: info.json cannot be opened
+    with pytest.raises(SourceError) as caught:
+        detect(root)
+    assert caught.value.message == f"cannot read {locked}: permission denied"
 
 
 def test_a_backend_that_hits_a_permission_error_while_detecting_reports_it(
