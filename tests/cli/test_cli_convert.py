@@ -72,6 +72,18 @@ def test_the_full_skipped_list_goes_to_json_and_to_the_report_file(
     assert written["skipped"][0]["reason"].startswith(f"{source.parent}/episodes/1.bin")
 
 
+def test_a_report_file_that_cannot_be_written_is_refused_before_the_work(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with registered() as double:
+        double.fault = lambda ref: print(f"READING {ref.key}", file=sys.stderr)
+        source = write_source(tmp_path / "s.double", [3])
+        code, _, err = run(capsys, "convert", source, tmp_path / "out", "--report", tmp_path / "missing" / "r.json")
+    assert code == 2
+    assert "[RD100]" in err and "does not exist" in err and "READING" not in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_non_finite_counts_and_left_out_keys_are_in_the_summary(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -19,6 +19,7 @@ from rdstd.cli.output import (
     write_json,
 )
 from rdstd.convert.pipeline import ConvertReport, convert
+from rdstd.errors import UsageError
 from rdstd.paths import normalized
 from rdstd.schema.vocabulary import ImageCodec
 
@@ -79,6 +80,7 @@ def convert_command(
     output_format: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """Convert a source dataset into a canonical rdstd dataset, one episode at a time."""
+    report_path = _report_path(report_file)
     with ProgressPrinter("converting", progress) as printer:
         report = convert(
             src,
@@ -93,14 +95,28 @@ def convert_command(
             progress=printer,
             on_plan=print_plan,
         )
-    if report_file is not None:
-        write_json(normalized(report_file), report.as_dict())
+    if report_path is not None:
+        write_json(report_path, report.as_dict())
     if output_format == OutputFormat.JSON:
         emit_json(report.as_dict())
     else:
         emit(summary(report))
     if report.skipped:
         raise typer.Exit(1)
+
+
+def _report_path(report_file: Path | None) -> Path | None:
+    """The report file, checked before the work so that a long run does not end failing to write it."""
+    if report_file is None:
+        return None
+    path = normalized(report_file)
+    problem = "is a folder" if path.is_dir() else "" if path.parent.is_dir() else f"{path.parent} does not exist"
+    if problem:
+        raise UsageError(
+            f"--report {report_file}: {problem}",
+            hint="give a file path in an existing folder, e.g. --report report.json",
+        )
+    return path
 
 
 def print_plan(report: ConvertReport) -> None:
