@@ -255,7 +255,7 @@ def _convert_one(
         raise _internal(ref, exc) from exc
     for note in source.meta.get("notes") or []:
         report.source_notes[str(note)] = report.source_notes.get(str(note), 0) + 1
-    count_non_finite(report.non_finite, episode.vectors)
+    add_episode_non_finite(report.non_finite, count_non_finite(episode.vectors))
     report.episodes_written += 1
     report.frames_written += episode.length
 
@@ -291,15 +291,23 @@ def _internal(ref: EpisodeRef, exc: BaseException) -> InternalError:
     )
 
 
-def count_non_finite(counts: dict[str, NonFiniteCount], vectors: Mapping[str, npt.NDArray[Any]]) -> None:
-    """Add the NaN and ±inf values of ``vectors`` (one episode, or one chunk of it) to ``counts`` per feature."""
+def count_non_finite(vectors: Mapping[str, npt.NDArray[Any]]) -> dict[str, tuple[int, int]]:
+    """(NaN, ±inf) counts per feature in ``vectors`` (one episode, or one chunk of it); clean features left out."""
+    counts: dict[str, tuple[int, int]] = {}
     for name, values in vectors.items():
         if values.dtype.kind not in "fc":
             continue
         nan = int(np.count_nonzero(np.isnan(values)))
         inf = int(np.count_nonzero(np.isinf(values)))
         if nan or inf:
-            entry = counts.setdefault(name, NonFiniteCount())
-            entry.nan += nan
-            entry.inf += inf
-            entry.episodes += 1
+            counts[name] = (nan, inf)
+    return counts
+
+
+def add_episode_non_finite(totals: dict[str, NonFiniteCount], episode: Mapping[str, tuple[int, int]]) -> None:
+    """Add one episode's counts (summed over its chunks when it was written in chunks) to the run's totals."""
+    for name, (nan, inf) in episode.items():
+        entry = totals.setdefault(name, NonFiniteCount())
+        entry.nan += nan
+        entry.inf += inf
+        entry.episodes += 1

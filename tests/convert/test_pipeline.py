@@ -203,3 +203,23 @@ def test_source_keys_left_out_are_in_the_report_and_the_manifest_under_one_name(
     manifest = rdstd.open(tmp_path / "out").manifest
     assert manifest.extra["dropped_source_keys"] == report.dropped_source_keys
     assert report.as_dict()["dropped_source_keys"] == report.dropped_source_keys
+
+
+def test_an_episode_written_in_chunks_counts_as_one_episode_with_non_finite_values() -> None:
+    from collections import Counter
+
+    from rdstd.convert.pipeline import NonFiniteCount, add_episode_non_finite, count_non_finite
+
+    chunks = [
+        {"action": np.array([[np.nan, 1.0]]), "flag": np.array([[1]], dtype=np.int8)},
+        {"action": np.array([[np.inf, -np.inf]])},
+    ]
+    nan: Counter[str] = Counter()
+    inf: Counter[str] = Counter()
+    for chunk in chunks:
+        for name, (n, i) in count_non_finite(chunk).items():
+            nan[name] += n
+            inf[name] += i
+    totals: dict[str, NonFiniteCount] = {}
+    add_episode_non_finite(totals, {name: (nan[name], inf[name]) for name in nan | inf})
+    assert totals == {"action": NonFiniteCount(nan=1, inf=2, episodes=1)}
