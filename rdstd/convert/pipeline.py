@@ -146,6 +146,7 @@ def convert(
     if rate_hz is not None and not rate_hz > 0:
         raise UsageError(f"the rate must be positive, not {rate_hz}", hint="pass --rate HZ, e.g. --rate 10")
     src, out = normalized(source), normalized(output)
+    _refuse_overlap(src, out)
     with open_source(src, format_name) as dataset:
         info = dataset.info()
         loaded, warnings = resolve_spec(info, spec)
@@ -190,6 +191,16 @@ def convert(
                 raise EpisodeError(f"{src}: no episode could be converted ({reasons or 'the source has none'})")
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _refuse_overlap(src: Path, out: Path) -> None:
+    """The output may not be, hold or sit inside the source: writing (and ``--overwrite``) would destroy it."""
+    real_src, real_out = src.resolve(), out.resolve()
+    if real_out == real_src or real_out.is_relative_to(real_src) or real_src.is_relative_to(real_out):
+        raise UsageError(
+            f"{out}: the output folder overlaps the source {src}; rdstd never writes into (or over) a source",
+            hint=f"choose an output beside it, e.g. rdstd convert {src} {src.parent / (src.name + '-rdstd')}",
+        )
 
 
 def _spec_choice(given: object, origin: str) -> SpecChoice:

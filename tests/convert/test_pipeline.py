@@ -47,6 +47,19 @@ def test_a_relative_source_with_dotdot_is_normalised_too(tmp_path: Path, monkeyp
     assert (tmp_path / "out" / "rdstd.json").is_file()
 
 
+@pytest.mark.parametrize("where", ["same", "inside", "above", "link"])
+def test_an_output_that_overlaps_the_source_is_refused_and_the_source_is_untouched(tmp_path: Path, where: str) -> None:
+    src = tmp_path / "data" / "rb.zarr"
+    make_zarr_replay_buffer(src, [4, 4], chunk_rows=4)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    (tmp_path / "alias").symlink_to(src)
+    out = {"same": src, "inside": src / "out", "above": tmp_path / "data", "link": tmp_path / "alias"}[where]
+    with pytest.raises(UsageError, match="overlaps the source"):
+        convert(src, out, overwrite=True)
+    (tmp_path / "alias").unlink()
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
 # -- 2. the error policy --------------------------------------------------------------------------------------------
 
 
