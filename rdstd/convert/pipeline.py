@@ -40,7 +40,7 @@ from rdstd.errors import (
     UsageError,
 )
 from rdstd.formats.base import EpisodeRef, SourceDataset, SourceEpisode, SourceInfo
-from rdstd.formats.registry import detect, get_backend
+from rdstd.formats.registry import detect, get_backend, require_exists
 from rdstd.paths import normalized
 from rdstd.schema.manifest import Provenance
 from rdstd.schema.spec import ConverterSpec
@@ -116,6 +116,7 @@ class ConvertReport:
 def open_source(path: str | Path, format_name: str | None = None) -> SourceDataset:
     """Open a source with the named backend, or the one that recognises it (``path`` normalised first)."""
     src = normalized(path)
+    require_exists(src)
     backend = get_backend(format_name) if format_name else detect(src)
     return backend.open(src)
 

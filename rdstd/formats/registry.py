@@ -128,14 +128,23 @@ def get_backend(name: str) -> FormatBackend:
     raise UsageError(f"unknown format {name!r}", hint=f"choose one of: {', '.join(sorted(available))}")
 
 
+def require_exists(path: Path) -> None:
+    """:class:`SourceNotFoundError` when ``path`` does not exist (before any backend sees it)."""
+    if not path.exists():
+        hint = "check the path"
+        if path.parent.is_dir():
+            near = sorted(p.name for p in path.parent.iterdir() if p.name.lower().startswith(path.name[:3].lower()))
+            hint = f"check the path; {path.parent} holds: {', '.join(near[:5])}" if near else hint
+        raise SourceNotFoundError(f"{path}: no such file or directory", hint=hint)
+
+
 def detect(path: Path) -> FormatBackend:
     """The backend that recognises ``path`` (specific formats first).
 
     When none does, the error says what the path looks like (a format rdstd does not read yet, a file inside a
     dataset instead of its folder, an archive) or, failing that, which formats were tried.
     """
-    if not path.exists():
-        raise SourceNotFoundError(f"{path}: no such file or directory", hint="check the path")
+    require_exists(path)
     denied = unreadable(path)
     if denied is not None:
         raise _permission_error(path, denied)

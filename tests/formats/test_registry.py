@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from rdstd.convert.pipeline import convert, open_source
-from rdstd.errors import PluginError, SourceError, UnknownFormatError
+from rdstd.errors import PluginError, SourceError, SourceNotFoundError, UnknownFormatError
 from rdstd.formats import registry, sniff
 from rdstd.formats.registry import backends, detect, entries, get_backend
 from tests.conftest import sample
@@ -116,6 +116,14 @@ def test_an_unknown_folder_still_says_what_was_tried(tmp_path: Path) -> None:
     with pytest.raises(UnknownFormatError, match="tried lerobot, rlds, zarr") as caught:
         detect(tmp_path / "stuff")
     assert "--source-format" in caught.value.hint
+
+
+@pytest.mark.parametrize("named", [None, "zarr", "rlds", "lerobot"])
+def test_a_missing_source_is_not_found_whichever_backend_is_named(tmp_path: Path, named: str | None) -> None:
+    (tmp_path / "pusht.zarr").mkdir()
+    with pytest.raises(SourceNotFoundError, match="no such file or directory") as caught:
+        open_source(tmp_path / "pusht.zar", named)
+    assert "pusht.zarr" in caught.value.hint, "a near name is suggested"
 
 
 # -- permission errors ----------------------------------------------------------------------------------------------
