@@ -242,7 +242,7 @@ def _convert_one(
     """Read, convert and write one episode, applying the error policy (the only place it is applied)."""
     try:
         source = dataset.read_episode(ref)
-        _require_clock(converter.spec, source, report.source)
+        _require_clock(converter.spec, source, report)
         episode = converter.convert(source)
         writer.add(episode)
     except OSError as exc:
@@ -272,12 +272,13 @@ def _convert_one(
     report.frames_written += episode.length
 
 
-def _require_clock(spec: ConverterSpec, source: SourceEpisode, where: str) -> None:
+def _require_clock(spec: ConverterSpec, source: SourceEpisode, report: ConvertReport) -> None:
     """A source episode without timestamps needs a rate; the error names both ways to give one."""
     if source.timestamps_s is None and spec.timestamps is None and not spec.rate_hz:
         raise MappingError(
-            f"{where}: the source has no timestamps and no rate is given",
-            hint="pass the rate: rdstd convert SRC OUT --rate HZ, or set rate_hz: in the converter spec",
+            f"{report.source}: the source has no timestamps and no rate is given",
+            hint=f"pass the rate: rdstd convert {report.source} {report.output} --rate HZ, "
+            "or set rate_hz: in the converter spec",
         )
 
 
