@@ -58,7 +58,8 @@ PLAIN_INTERVAL_S = 5.0
 
 
 class ProgressPrinter:
-    """Progress of ``done``/``total`` items on stderr: a tqdm bar, or a plain line every ``interval_s`` seconds.
+    """Progress of ``done``/``total`` items on stderr: a tqdm bar, or a plain line every ``interval_s`` seconds
+    (default :data:`PLAIN_INTERVAL_S`).
 
     Plain lines are for logs and CI (no TTY): they never redraw, so a log shows the work moving. Use as a
     context manager; call it with (done, total) after each item.
@@ -70,13 +71,13 @@ class ProgressPrinter:
         mode: ProgressMode = ProgressMode.AUTO,
         *,
         unit: str = "episodes",
-        interval_s: float = PLAIN_INTERVAL_S,
+        interval_s: float | None = None,
         stream: TextIO | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.what = what
         self.unit = unit
-        self.interval_s = interval_s
+        self.interval_s = PLAIN_INTERVAL_S if interval_s is None else interval_s
         self.stream = stream if stream is not None else sys.stderr
         self.clock = clock
         if mode == ProgressMode.AUTO:

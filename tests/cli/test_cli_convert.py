@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from rdstd.cli import output
 from rdstd.cli.app import main
 from rdstd.cli.output import ProgressMode, ProgressPrinter
 from rdstd.errors import CorruptSourceError
@@ -125,6 +126,17 @@ def test_plain_progress_prints_a_line_every_interval_and_never_redraws() -> None
         "rdstd: converting: 5/10 episodes (50%), 12 s, about 12 s left",
     ]
     assert "\r" not in stream.getvalue()
+
+
+def test_without_a_tty_convert_prints_plain_progress_lines(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(output, "PLAIN_INTERVAL_S", 0.0)  # a line at every episode instead of every 5 s
+    with registered():
+        code, _, err = run(capsys, "convert", write_source(tmp_path / "s.double", [2, 2, 2]), tmp_path / "out")
+    assert code == 0
+    assert "rdstd: converting: 1/3 episodes (33%)" in err and "rdstd: converting: 2/3 episodes (67%)" in err
+    assert "\r" not in err
 
 
 def test_no_progress_prints_nothing() -> None:
