@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 #: Magic numbers at the start of a file.
-ROSBAG1_MAGIC = b"#ROSBAG V2.0"
+ROSBAG1_MAGIC = b"#ROSBAG V"  # followed by the version: 2.0 today, 1.2 and 1.1 in old bags
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -149,7 +149,8 @@ def _sniff_file(path: Path) -> Sniffed | None:
     if not head:
         return Sniffed("an empty file (0 bytes)", "check the copy or download that made it")
     if head.startswith(ROSBAG1_MAGIC):
-        return _ros("a ROS 1 bag (" + ROSBAG1_MAGIC.decode() + ")")
+        version = head.split(b"\n", 1)[0].decode("ascii", "replace")
+        return _ros(f"a ROS 1 bag ({version})")
     if head.startswith(MCAP_MAGIC):
         return _ros("an MCAP file (ROS 2 bag storage)", inside=_ros2_folder(path))
     if head.startswith(SQLITE_MAGIC) and name.endswith(".db3"):

@@ -48,6 +48,13 @@ def test_a_format_not_read_yet_is_named_as_not_supported(relative: str, says: st
     assert "--source-format" not in caught.value.hint, "naming a format would not help: none reads it"
 
 
+def test_an_old_ros1_bag_version_is_named_too(tmp_path: Path) -> None:
+    path = tmp_path / "old.bag"
+    path.write_bytes(b"#ROSBAG V1.2\n" + b"\0" * 32)
+    with pytest.raises(UnknownFormatError, match=r"a ROS 1 bag \(#ROSBAG V1.2\)"):
+        detect(path)
+
+
 def test_a_ros2_file_names_the_bag_folder_it_belongs_to() -> None:
     path = sample("ros/ros2__rosbag2/sqlite3_talker/talker.db3")
     with pytest.raises(UnknownFormatError, match="part of the ROS 2 bag folder") as caught:
