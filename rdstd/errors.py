@@ -59,6 +59,13 @@ class MissingDependencyError(RdstdError):
         self.extra = extra
 
 
+class PluginError(RdstdError):
+    """An installed format plugin (``rdstd.formats`` entry point) cannot be loaded; the message names it."""
+
+    code = "RD310"
+    exit_code = 3
+
+
 class SourceError(RdstdError):
     """A source cannot be read: not found, unknown format, unsupported version, corrupt file."""
 
@@ -114,6 +121,13 @@ class EpisodeError(RdstdError):
 
     code = "RD600"
     exit_code = 1
+
+
+class InternalError(RdstdError):
+    """A fault in rdstd or in a backend (a bug, not bad data): the run stops; ``--debug`` shows the cause."""
+
+    code = "RD900"
+    exit_code = 3
 
 
 def _all_subclasses(cls: type[RdstdError]) -> list[type[RdstdError]]:

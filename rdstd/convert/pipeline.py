@@ -1,36 +1,69 @@
 """The conversion pipeline: source backend -> converter spec -> canonical episodes -> store.
 
-Episodes stream one at a time (memory bounded by one episode). The error policy decides what a bad episode
-does: ``fail`` stops and removes the partial output; ``skip`` records the episode and its reason and goes on.
-Errors in the spec itself (:class:`MappingError`) always stop, since every episode would fail the same way.
+Episodes stream one at a time (memory bounded by one episode). The error policy decides what a failing episode
+does, by what kind of failure it is:
+
+- **bad data** (:class:`SourceError`, :class:`EpisodeError`, a source file the OS refuses to read): ``fail`` stops
+  and removes the partial output; ``skip`` records the episode and the reason and goes on;
+- **a spec that does not fit** (:class:`MappingError`): always stops, since every episode would fail the same way;
+- **the output cannot be written** (disk full, quota, read-only or permission-denied output): always stops, naming
+  the path; skipping would only fail again on the next episode;
+- **a fault in rdstd or a backend** (TypeError, KeyError, an unexpected ValueError …): always stops as
+  :class:`InternalError` naming the episode, with the original exception chained (``--debug`` shows it).
+
+The report (:class:`ConvertReport`) says what was done and what was left out: skipped episodes with reasons,
+source keys the spec dropped (``dropped_source_keys``, the same name in the manifest's ``extra``), and the count
+of non-finite values (NaN, ±inf) per canonical feature. ``on_plan`` sees the report once the spec is chosen,
+before any episode is read, so the caller can print the choice and the warnings first.
 """
 
 from __future__ import annotations
 
+import errno
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+import numpy.typing as npt
+
 import rdstd
 from rdstd.convert.mapper import EpisodeConverter, resolve_spec
-from rdstd.errors import EpisodeError, MappingError, RdstdError, SourceError
-from rdstd.formats.base import EpisodeRef, SourceDataset
-from rdstd.formats.registry import detect, get_backend
+from rdstd.errors import (
+    EpisodeError,
+    InternalError,
+    MappingError,
+    RdstdError,
+    SourceError,
+    UsageError,
+)
+from rdstd.formats.base import EpisodeRef, SourceDataset, SourceEpisode, SourceInfo
+from rdstd.formats.registry import detect, get_backend, require_exists
+from rdstd.paths import normalized
 from rdstd.schema.manifest import Provenance
 from rdstd.schema.spec import ConverterSpec
 from rdstd.schema.vocabulary import ImageCodec
 from rdstd.store.writer import DEFAULT_ROW_GROUP_FRAMES, DatasetWriter
 
 OnError = Literal["fail", "skip"]
+#: How the spec was chosen: passed by the caller, a shipped spec matched to the source, or drafted from it.
+SpecChoice = Literal["given", "matched", "drafted"]
 #: Called after each episode with (episodes done, episodes in total).
 Progress = Callable[[int, int], None]
+#: Called once with the report when the spec is chosen and the output is ready, before any episode is read.
+OnPlan = Callable[["ConvertReport"], None]
+
+#: OS errors that mean the *output* cannot be written, whichever episode hit them.
+OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+#: Permission errors: the source's when the file is inside the source folder, else the output's.
+ACCESS_ERRNOS = frozenset({errno.EACCES, errno.EPERM})
 
 
 @dataclass(frozen=True)
 class SkippedEpisode:
-    """An episode left out under ``--on-error skip``, and why."""
+    """An episode left out under ``--on-error skip``, and why (the reason names the file, with its full path)."""
 
     index: int
     key: str
@@ -38,41 +71,54 @@ class SkippedEpisode:
 
 
 @dataclass
+class NonFiniteCount:
+    """Non-finite values written in one canonical feature."""
+
+    nan: int = 0
+    inf: int = 0
+    #: Episodes holding at least one.
+    episodes: int = 0
+
+
+@dataclass
 class ConvertReport:
-    """What a conversion did."""
+    """What a conversion did, and what it left out."""
 
     source: str
     output: str
     format: str
     spec: str
+    #: How the spec was chosen (see :data:`SpecChoice`).
+    spec_choice: SpecChoice = "given"
+    #: The rate given by the caller (``--rate``) for sources without timestamps, or None.
+    rate_hz: float | None = None
+    #: Episodes the run set out to convert (after ``limit``).
+    episodes_planned: int = 0
     episodes_written: int = 0
     frames_written: int = 0
     skipped: list[SkippedEpisode] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Source keys the spec does not carry into the canonical dataset (also the manifest's ``extra``).
+    dropped_source_keys: list[str] = field(default_factory=list)
+    #: NaN and ±inf counts per canonical feature, only for features that hold any.
+    non_finite: dict[str, NonFiniteCount] = field(default_factory=dict)
     #: What the backend observed about the data (quirks, not errors), with the number of episodes showing each.
     source_notes: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data."""
-        return {
-            "source": self.source,
-            "output": self.output,
-            "format": self.format,
-            "spec": self.spec,
-            "episodes_written": self.episodes_written,
-            "frames_written": self.frames_written,
-            "skipped": [vars(s) for s in self.skipped],
-            "warnings": self.warnings,
-            "source_notes": self.source_notes,
-            "seconds": round(self.seconds, 3),
-        }
+        data = asdict(self)
+        data["seconds"] = round(self.seconds, 3)
+        return data
 
 
-def open_source(path: Path, format_name: str | None = None) -> SourceDataset:
-    """Open a source with the named backend, or the one that recognises it."""
-    backend = get_backend(format_name) if format_name else detect(path)
-    return backend.open(path)
+def open_source(path: str | Path, format_name: str | None = None) -> SourceDataset:
+    """Open a source with the named backend, or the one that recognises it (``path`` normalised first)."""
+    src = normalized(path)
+    require_exists(src)
+    backend = get_backend(format_name) if format_name else detect(src)
+    return backend.open(src)
 
 
 def convert(
@@ -86,47 +132,57 @@ def convert(
     overwrite: bool = False,
     limit: int | None = None,
     row_group_frames: int = DEFAULT_ROW_GROUP_FRAMES,
+    rate_hz: float | None = None,
     progress: Progress | None = None,
+    on_plan: OnPlan | None = None,
 ) -> ConvertReport:
     """Convert the dataset at ``source`` into a canonical dataset at ``output``.
 
     ``on_error="skip"`` writes the episodes that convert and lists the others with reasons in the report;
-    ``"fail"`` stops at the first bad episode and leaves no output behind.
+    ``"fail"`` stops at the first bad episode and leaves no output behind. Faults that are not about one
+    episode's data stop the run either way (see the module docs). ``rate_hz`` gives the rate of a source
+    without timestamps (it overrides the spec's ``rate_hz``). ``on_plan`` is called once before the work.
     """
     started = time.perf_counter()
-    src, out = Path(source), Path(output)
+    if rate_hz is not None and not rate_hz > 0:
+        raise UsageError(f"the rate must be positive, not {rate_hz}", hint="pass --rate HZ, e.g. --rate 10")
+    src, out = normalized(source), normalized(output)
+    _refuse_overlap(src, out)
     with open_source(src, format_name) as dataset:
         info = dataset.info()
         loaded, warnings = resolve_spec(info, spec)
-        converter = EpisodeConverter(loaded.spec, info, images=images)
-        if converter.unmapped:
-            warnings.append(f"source keys not mapped by the spec (left out): {', '.join(converter.unmapped)}")
-        report = ConvertReport(str(src), str(out), info.format, loaded.spec.name, warnings=warnings)
+        chosen = loaded.spec if rate_hz is None else loaded.spec.model_copy(update={"rate_hz": rate_hz})
+        converter = EpisodeConverter(chosen, info, images=images)
+        dropped = list(converter.unmapped)  # lead: `converter.dropped` once the schema branch lands
+        if dropped:
+            warnings.append(f"source keys not carried into the dataset (left out): {', '.join(dropped)}")
         refs = list(dataset.episode_refs())[:limit]
-        provenance = Provenance(
-            source_format=info.format,
-            source_version=info.version,
-            source_path=str(src.resolve()),
-            converter_spec=loaded.spec.name,
-            converter_spec_sha256=loaded.sha256 or None,
-            rdstd_version=rdstd.__version__,
-            license=loaded.spec.license,
-            citation=loaded.spec.citation,
-            created_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        report = ConvertReport(
+            str(src),
+            str(out),
+            info.format,
+            chosen.name,
+            spec_choice=_spec_choice(spec, loaded.origin),
+            rate_hz=rate_hz,
+            episodes_planned=len(refs),
+            warnings=warnings,
+            dropped_source_keys=dropped,
         )
         writer = DatasetWriter(
             out,
             converter.features,
-            provenance,
-            name=loaded.spec.name,
-            description=loaded.spec.description,
-            rate_hz=loaded.spec.rate_hz or info.rate_hz,
-            embodiments=[loaded.spec.embodiment] if loaded.spec.embodiment else [],
-            extra={"source_info": info.extra, "unmapped_source_keys": converter.unmapped},
+            _provenance(src, info, chosen, loaded.sha256),
+            name=chosen.name,
+            description=chosen.description,
+            rate_hz=chosen.rate_hz or info.rate_hz,
+            embodiments=[chosen.embodiment] if chosen.embodiment else [],
+            extra=_manifest_extra(info, dropped, rate_hz),
             overwrite=overwrite,
             row_group_frames=row_group_frames,
         )
         with writer:
+            if on_plan is not None:
+                on_plan(report)
             for done, ref in enumerate(refs, start=1):
                 _convert_one(dataset, converter, writer, ref, on_error, report)
                 if progress is not None:
@@ -138,6 +194,43 @@ def convert(
     return report
 
 
+def _refuse_overlap(src: Path, out: Path) -> None:
+    """The output may not be, hold or sit inside the source: writing (and ``--overwrite``) would destroy it."""
+    real_src, real_out = src.resolve(), out.resolve()
+    if real_out == real_src or real_out.is_relative_to(real_src) or real_src.is_relative_to(real_out):
+        raise UsageError(
+            f"{out}: the output folder overlaps the source {src}; rdstd never writes into (or over) a source",
+            hint=f"choose an output beside it, e.g. rdstd convert {src} {src.parent / (src.name + '-rdstd')}",
+        )
+
+
+def _spec_choice(given: object, origin: str) -> SpecChoice:
+    if given is not None:
+        return "given"
+    return "drafted" if origin == "(drafted)" else "matched"
+
+
+def _provenance(src: Path, info: SourceInfo, spec: ConverterSpec, sha256: str) -> Provenance:
+    return Provenance(
+        source_format=info.format,
+        source_version=info.version,
+        source_path=str(src),
+        converter_spec=spec.name,
+        converter_spec_sha256=sha256 or None,
+        rdstd_version=rdstd.__version__,
+        license=spec.license,
+        citation=spec.citation,
+        created_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
+
+
+def _manifest_extra(info: SourceInfo, dropped: list[str], rate_hz: float | None) -> dict[str, Any]:
+    extra: dict[str, Any] = {"source_info": info.extra, "dropped_source_keys": dropped}
+    if rate_hz is not None:
+        extra["rate_hz_given"] = rate_hz
+    return extra
+
+
 def _convert_one(
     dataset: SourceDataset,
     converter: EpisodeConverter,
@@ -146,26 +239,88 @@ def _convert_one(
     on_error: OnError,
     report: ConvertReport,
 ) -> None:
+    """Read, convert and write one episode, applying the error policy (the only place it is applied)."""
     try:
         source = dataset.read_episode(ref)
-        for note in source.meta.get("notes") or []:
-            report.source_notes[str(note)] = report.source_notes.get(str(note), 0) + 1
+        _require_clock(converter.spec, source, report)
         episode = converter.convert(source)
         writer.add(episode)
-    except MappingError:
-        raise
+    except OSError as exc:
+        fault = _os_fault(exc, report.source)
+        if fault == "output":
+            raise  # lead: `raise OutputError(...) from exc` naming the path, once the store branch adds it
+        if fault == "internal":
+            raise _internal(ref, exc) from exc
+        error = SourceError(f"episode {ref.key}: cannot read {exc.filename}: {exc.strerror or exc}")
+        if on_error == "fail":
+            raise error from exc
+        report.skipped.append(SkippedEpisode(ref.index, ref.key, error.message))
+        return
     except (SourceError, EpisodeError) as exc:
         if on_error == "fail":
             raise
         report.skipped.append(SkippedEpisode(ref.index, ref.key, exc.message))
         return
     except RdstdError:
-        raise
-    except Exception as exc:  # a backend or codec failing on bad bytes: name the episode, never a bare traceback
-        error = EpisodeError(f"episode {ref.key} ({ref.path}): unexpected {type(exc).__name__}: {exc}")
-        if on_error == "fail":
-            raise error from exc
-        report.skipped.append(SkippedEpisode(ref.index, ref.key, error.message))
-        return
+        raise  # a spec that does not fit, a usage error: the whole run stops
+    except Exception as exc:  # a bug in rdstd or a backend: stop whatever the policy, name the episode, chain it
+        raise _internal(ref, exc) from exc
+    for note in source.meta.get("notes") or []:
+        report.source_notes[str(note)] = report.source_notes.get(str(note), 0) + 1
+    add_episode_non_finite(report.non_finite, count_non_finite(episode.vectors))
     report.episodes_written += 1
     report.frames_written += episode.length
+
+
+def _require_clock(spec: ConverterSpec, source: SourceEpisode, report: ConvertReport) -> None:
+    """A source episode without timestamps needs a rate; the error names both ways to give one."""
+    if source.timestamps_s is None and spec.timestamps is None and not spec.rate_hz:
+        raise MappingError(
+            f"{report.source}: the source has no timestamps and no rate is given",
+            hint=f"pass the rate: rdstd convert {report.source} {report.output} --rate HZ, "
+            "or set rate_hz: in the converter spec",
+        )
+
+
+def _os_fault(exc: OSError, source: str) -> Literal["output", "source", "internal"]:
+    """Whose an OS error met while converting one episode is.
+
+    Disk full, quota, read-only file system and file-too-large only ever come from writing: the output's. Any
+    other error naming a file inside the source folder is the source's (that episode is skipped under ``skip``).
+    A permission error on a file outside it is the output's. Anything else (no file named) is a backend that
+    let a decoder's error through: internal.
+    """
+    in_source = bool(exc.filename) and normalized(str(exc.filename)).is_relative_to(source)
+    if exc.errno in OUTPUT_ERRNOS or (exc.errno in ACCESS_ERRNOS and not in_source):
+        return "output"
+    return "source" if in_source else "internal"
+
+
+def _internal(ref: EpisodeRef, exc: BaseException) -> InternalError:
+    return InternalError(
+        f"converting episode {ref.key} ({ref.path}) failed on an unexpected {type(exc).__name__}: {exc}",
+        hint="this is a bug in rdstd or in the format backend, not in your data: re-run with --debug "
+        "for the traceback and report it",
+    )
+
+
+def count_non_finite(vectors: Mapping[str, npt.NDArray[Any]]) -> dict[str, tuple[int, int]]:
+    """(NaN, ±inf) counts per feature in ``vectors`` (one episode, or one chunk of it); clean features left out."""
+    counts: dict[str, tuple[int, int]] = {}
+    for name, values in vectors.items():
+        if values.dtype.kind not in "fc":
+            continue
+        nan = int(np.count_nonzero(np.isnan(values)))
+        inf = int(np.count_nonzero(np.isinf(values)))
+        if nan or inf:
+            counts[name] = (nan, inf)
+    return counts
+
+
+def add_episode_non_finite(totals: dict[str, NonFiniteCount], episode: Mapping[str, tuple[int, int]]) -> None:
+    """Add one episode's counts (summed over its chunks when it was written in chunks) to the run's totals."""
+    for name, (nan, inf) in episode.items():
+        entry = totals.setdefault(name, NonFiniteCount())
+        entry.nan += nan
+        entry.inf += inf
+        entry.episodes += 1

@@ -1,13 +1,24 @@
-"""The registry of format backends: built-ins plus any installed under the ``rdstd.formats`` entry-point group."""
+"""The registry of format backends: built-ins plus any installed under the ``rdstd.formats`` entry-point group.
+
+Plugins are loaded on first use (never at ``import rdstd``). A plugin whose import or construction fails does not
+break the others: it is recorded (:func:`load_failures`), named by ``rdstd formats``, raised as
+:class:`~rdstd.errors.PluginError` when asked for by name, and mentioned when no backend recognises a path.
+A plugin with the name of a built-in does not replace it: the built-in is kept and the plugin is recorded as
+shadowed, so the name always means the same reader.
+"""
 
 from __future__ import annotations
 
+import errno
+import importlib
+from dataclasses import dataclass
 from functools import cache
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
-from rdstd.errors import SourceNotFoundError, UnknownFormatError, UsageError
+from rdstd.errors import PluginError, SourceError, SourceNotFoundError, UnknownFormatError, UsageError
 from rdstd.formats.base import FormatBackend
+from rdstd.formats.sniff import sniff, unreadable, unreadable_inside
 
 #: Built-in backends, imported on first use (module path, class name).
 BUILTINS: dict[str, tuple[str, str]] = {
@@ -15,40 +26,171 @@ BUILTINS: dict[str, tuple[str, str]] = {
     "rlds": ("rdstd.formats.rlds", "RldsBackend"),
     "lerobot": ("rdstd.formats.lerobot", "LeRobotBackend"),
 }
+ENTRY_POINT_GROUP = "rdstd.formats"
+#: Sub-folders looked at for a dataset when a folder is not one itself.
+_CHILDREN_CHECKED = 50
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    """One backend name and where it comes from: ``builtin`` or the distribution of a plugin."""
+
+    name: str
+    origin: str
+    backend: FormatBackend | None = None
+    #: Why the plugin could not be used (empty when it loaded).
+    problem: str = ""
 
 
 @cache
-def backends() -> dict[str, FormatBackend]:
-    """Every available backend by name (entry points may add to or replace the built-ins)."""
-    import importlib
-
-    found: dict[str, FormatBackend] = {}
+def _registry() -> dict[str, BackendEntry]:
+    found: dict[str, BackendEntry] = {}
     for name, (module, cls) in BUILTINS.items():
-        found[name] = getattr(importlib.import_module(module), cls)()
-    for ep in entry_points(group="rdstd.formats"):
+        found[name] = BackendEntry(name, "builtin", getattr(importlib.import_module(module), cls)())
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        origin = _origin(ep)
         if ep.name in found:
+            if found[ep.name].origin != origin:
+                key = f"{ep.name} ({origin})"
+                found[key] = BackendEntry(ep.name, origin, problem=f"shadowed by the {found[ep.name].origin} backend")
             continue
-        backend_cls = ep.load()
-        found[ep.name] = backend_cls()
+        found[ep.name] = _load(ep, origin)
     return found
+
+
+def _origin(ep: EntryPoint) -> str:
+    dist = ep.dist
+    return f"plugin {dist.name} {dist.version}" if dist is not None else f"plugin {ep.value}"
+
+
+def _load(ep: EntryPoint, origin: str) -> BackendEntry:
+    """Import and construct one plugin; a failure is recorded with its cause, not raised."""
+    try:
+        backend = ep.load()()
+    except Exception as exc:  # a plugin's import is third-party code: any failure is recorded, with its cause
+        return BackendEntry(ep.name, origin, problem=f"{ep.value} failed to load: {type(exc).__name__}: {exc}")
+    if not isinstance(backend, FormatBackend):
+        return BackendEntry(ep.name, origin, problem=f"{ep.value} is not an rdstd.formats.base.FormatBackend")
+    return BackendEntry(ep.name, origin, backend)
+
+
+def register(backend: FormatBackend, *, origin: str = "registered in code") -> None:
+    """Make ``backend`` available under its name in this process (tests, notebooks); entry points are the
+    way to ship one. A name already taken is a :class:`UsageError`."""
+    registry = _registry()
+    if backend.name in registry:
+        raise UsageError(f"a format called {backend.name!r} is already registered", hint="choose another name")
+    registry[backend.name] = BackendEntry(backend.name, origin, backend)
+
+
+def unregister(name: str) -> None:
+    """Remove a backend added with :func:`register` (built-ins and plugins come back with :func:`reload`)."""
+    _registry().pop(name, None)
+
+
+def reload() -> None:
+    """Forget the loaded backends, so newly installed plugins are found on next use."""
+    _registry.cache_clear()
+
+
+def entries() -> list[BackendEntry]:
+    """Every backend, usable or not, in detection order (what ``rdstd formats`` lists)."""
+    usable = [e for e in _registry().values() if e.backend is not None]
+    broken = [e for e in _registry().values() if e.backend is None]
+    return sorted(usable, key=lambda e: (_priority(e), e.name)) + broken
+
+
+def _priority(entry: BackendEntry) -> int:
+    return entry.backend.priority if entry.backend is not None else 1 << 30
+
+
+def backends() -> dict[str, FormatBackend]:
+    """Every usable backend by name (built-ins and the plugins that loaded)."""
+    return {e.name: e.backend for e in entries() if e.backend is not None}
+
+
+def load_failures() -> list[BackendEntry]:
+    """Plugins that are installed but cannot be used, with the reason."""
+    return [e for e in _registry().values() if e.backend is None]
 
 
 def get_backend(name: str) -> FormatBackend:
     """The backend called ``name``."""
     available = backends()
-    if name not in available:
-        raise UsageError(f"unknown format {name!r}", hint=f"choose one of: {', '.join(sorted(available))}")
-    return available[name]
+    if name in available:
+        return available[name]
+    for failed in load_failures():
+        if failed.name == name:
+            raise PluginError(
+                f"format plugin {name!r} ({failed.origin}): {failed.problem}",
+                hint=f"fix or reinstall the package that provides it; formats available: {', '.join(available)}",
+            )
+    raise UsageError(f"unknown format {name!r}", hint=f"choose one of: {', '.join(sorted(available))}")
+
+
+def require_exists(path: Path) -> None:
+    """:class:`SourceNotFoundError` when ``path`` does not exist (before any backend sees it)."""
+    if not path.exists():
+        hint = "check the path"
+        if path.parent.is_dir():
+            near = sorted(p.name for p in path.parent.iterdir() if p.name.lower().startswith(path.name[:3].lower()))
+            hint = f"check the path; {path.parent} holds: {', '.join(near[:5])}" if near else hint
+        raise SourceNotFoundError(f"{path}: no such file or directory", hint=hint)
 
 
 def detect(path: Path) -> FormatBackend:
-    """The backend that recognises ``path`` (specific formats first)."""
-    if not path.exists():
-        raise SourceNotFoundError(f"{path}: no such file or directory", hint="check the path")
-    for backend in sorted(backends().values(), key=lambda b: (b.priority, b.name)):
-        if backend.detect(path):
+    """The backend that recognises ``path`` (specific formats first).
+
+    When none does, the error says what the path looks like (a format rdstd does not read yet, a file inside a
+    dataset instead of its folder, an archive) or, failing that, which formats were tried.
+    """
+    require_exists(path)
+    denied = unreadable(path)
+    if denied is not None:
+        raise _permission_error(path, denied)
+    for backend in backends().values():
+        try:
+            claimed = backend.detect(path)
+        except PermissionError as exc:  # the contract says detect() does not raise; a plugin may still
+            raise _permission_error(path, exc) from exc
+        if claimed:
             return backend
+    looks_like = sniff(path)
+    if looks_like is not None:
+        raise UnknownFormatError(looks_like.message(path), hint=looks_like.hint)
+    below = _datasets_below(path)
+    if below:
+        shown = ", ".join(f"{p} ({name})" for p, name in below[:3])
+        raise UnknownFormatError(
+            f"{path}: not a dataset itself, but the folder holds {len(below)} dataset(s): {shown}",
+            hint=f"pass the dataset's own folder, e.g. {below[0][0]}",
+        )
+    locked = unreadable_inside(path)
+    if locked is not None:
+        raise _permission_error(path, PermissionError(errno.EACCES, "Permission denied", str(locked)))
+    broken = "".join(f"; plugin {e.name!r} could not be loaded ({e.problem})" for e in load_failures())
     raise UnknownFormatError(
-        f"{path}: not a dataset any rdstd backend recognises ({', '.join(sorted(backends()))})",
-        hint="pass --source-format to name it, or check that the path is the dataset's root folder",
+        f"{path}: not a dataset any rdstd backend recognises (tried {', '.join(backends())}){broken}",
+        hint="check that the path is the dataset's root folder, or name the format with --source-format "
+        "(see `rdstd formats`)",
     )
+
+
+def _datasets_below(path: Path) -> list[tuple[Path, str]]:
+    """Sub-folders (one level down, a bounded number) that a backend recognises, with the backend's name."""
+    if not path.is_dir():
+        return []
+    found: list[tuple[Path, str]] = []
+    children = sorted(p for p in path.iterdir() if p.is_dir())[:_CHILDREN_CHECKED]
+    for child in children:
+        for backend in backends().values():
+            if backend.detect(child):
+                found.append((child, backend.name))
+                break
+    return found
+
+
+def _permission_error(path: Path, exc: OSError) -> SourceError:
+    where = exc.filename or path
+    reason = "permission denied" if exc.errno in {errno.EACCES, errno.EPERM} else (exc.strerror or str(exc))
+    return SourceError(f"cannot read {where}: {reason}", hint=f"check its permissions (ls -ld {where})")

@@ -64,8 +64,10 @@ def test_a_corrupt_source_is_one_line_naming_the_file_with_exit_3(
     code, _, err = run(capsys, "convert", source, tmp_path / "out")
     assert code == 3
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err
-    assert lines[0].startswith("rdstd: error: [RD404]") and "data/img/2.0.0.0" in lines[0]
+    assert "Traceback" not in err
+    assert lines[0].startswith("rdstd: converting 3 episode(s)"), "the plan comes first"
+    assert lines[-1].startswith("rdstd: error: [RD404]") and "data/img/2.0.0.0" in lines[-1]
+    assert [line for line in lines if "error" in line] == [lines[-1]], "the error is one line"
     assert not (tmp_path / "out").exists()
 
 
@@ -73,7 +75,7 @@ def test_not_a_dataset_exits_3_and_says_what_to_do(capsys: pytest.CaptureFixture
     (tmp_path / "stuff").mkdir()
     code, _, err = run(capsys, "convert", tmp_path / "stuff", tmp_path / "out")
     assert code == 3
-    assert "[RD402]" in err and "--source-format" in err
+    assert "[RD402]" in err and "--source-format" in err and "rdstd formats" in err
 
 
 def test_an_existing_output_is_a_usage_error_with_exit_2(

@@ -6,21 +6,37 @@ from enum import StrEnum
 from pathlib import Path
 
 import typer
-from tqdm import tqdm
 
-from rdstd.cli.output import FORMAT_OPTION, OutputFormat, emit, emit_json, note
+from rdstd.cli.output import (
+    FORMAT_OPTION,
+    PROGRESS_OPTION,
+    OutputFormat,
+    ProgressMode,
+    ProgressPrinter,
+    emit,
+    emit_json,
+    note,
+    write_json,
+)
 from rdstd.convert.pipeline import ConvertReport, convert
+from rdstd.errors import UsageError
+from rdstd.paths import normalized
 from rdstd.schema.vocabulary import ImageCodec
 
 EXAMPLES = """
 Examples:
 
+\b
   rdstd convert pusht_cchi_v7_replay.zarr pusht-canonical
-
-  rdstd convert my_store.zarr out --spec converters/zarr/pusht.yaml --on-error skip
-
+  rdstd convert my_store.zarr out --spec my_robot.yaml --on-error skip --report report.json
   rdstd convert bridge_dataset/1.0.0 bridge --spec rlds/bridge --images jpeg --format json
+  rdstd spec my_store.zarr > my_robot.yaml     # draft a spec, fill in units and frames, then:
+  rdstd convert my_store.zarr out --spec my_robot.yaml --rate 10
 """
+
+#: Skipped episodes printed in the text summary; the rest are counted (all are in --report / --format json).
+SHOWN_SKIPPED = 20
+SHOWN_NOTES = 10
 
 
 class OnErrorChoice(StrEnum):
@@ -38,26 +54,34 @@ def register(app: typer.Typer) -> None:
 def convert_command(
     src: Path = typer.Argument(..., help="Source dataset (folder or file)."),
     out: Path = typer.Argument(..., help="Output folder for the canonical dataset (must not exist, or be empty)."),
-    source_format: str | None = typer.Option(None, "--source-format", "-f", help="Source format; detected if omitted."),
-    spec: str | None = typer.Option(None, "--spec", help="Converter spec: a shipped name (zarr/pusht) or a YAML path."),
+    source_format: str | None = typer.Option(
+        None, "--source-format", "-f", help="Source format (see `rdstd formats`); detected if omitted."
+    ),
+    spec: str | None = typer.Option(
+        None, "--spec", help="Converter spec: a shipped name (zarr/pusht) or a YAML path (draft one: rdstd spec SRC)."
+    ),
+    rate: float | None = typer.Option(
+        None, "--rate", help="Frames per second, for a source without timestamps (overrides the spec's rate_hz)."
+    ),
     on_error: OnErrorChoice = typer.Option(
-        OnErrorChoice.FAIL, "--on-error", help="fail: stop, write nothing; skip: list bad episodes and go on."
+        OnErrorChoice.FAIL,
+        "--on-error",
+        help="fail: stop, write nothing; skip: leave out episodes with bad data, list them and go on.",
     ),
     images: ImageCodec | None = typer.Option(
         None, "--images", help="Store cameras as jpeg, png or video (default: as the spec says)."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it holds something."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Convert only the first N episodes."),
+    report_file: Path | None = typer.Option(
+        None, "--report", help="Also write the full report (every skipped episode) as JSON to this file."
+    ),
+    progress: ProgressMode = PROGRESS_OPTION,
     output_format: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """Convert a source dataset into a canonical rdstd dataset, one episode at a time."""
-    bar = tqdm(total=0, unit="ep", desc="converting", disable=None, file=None, leave=False)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-
-    try:
+    report_path = _report_path(report_file)
+    with ProgressPrinter("converting", progress) as printer:
         report = convert(
             src,
             out,
@@ -67,34 +91,77 @@ def convert_command(
             images=images,
             overwrite=overwrite,
             limit=limit,
-            progress=progress,
+            rate_hz=rate,
+            progress=printer,
+            on_plan=print_plan,
         )
-    finally:
-        bar.close()
+    if report_path is not None:
+        write_json(report_path, report.as_dict())
     if output_format == OutputFormat.JSON:
         emit_json(report.as_dict())
     else:
-        _print_summary(report)
+        emit(summary(report))
     if report.skipped:
         raise typer.Exit(1)
 
 
-def _print_summary(report: ConvertReport) -> None:
+def _report_path(report_file: Path | None) -> Path | None:
+    """The report file, checked before the work so that a long run does not end failing to write it."""
+    if report_file is None:
+        return None
+    path = normalized(report_file)
+    problem = "is a folder" if path.is_dir() else "" if path.parent.is_dir() else f"{path.parent} does not exist"
+    if problem:
+        raise UsageError(
+            f"--report {report_file}: {problem}",
+            hint="give a file path in an existing folder, e.g. --report report.json",
+        )
+    return path
+
+
+def print_plan(report: ConvertReport) -> None:
+    """Say on stderr, before the work, what will be converted with which spec, and the warnings."""
+    how = {"given": "given", "matched": "shipped, matched to the source", "drafted": "drafted"}[report.spec_choice]
+    rate = f", rate {report.rate_hz:g} Hz given" if report.rate_hz else ""
+    note(
+        f"rdstd: converting {report.episodes_planned} episode(s) of {report.source} ({report.format}) "
+        f"with spec {report.spec} ({how}{rate}) -> {report.output}"
+    )
     for warning in report.warnings:
         note(f"rdstd: warning: {warning}")
+
+
+def summary(report: ConvertReport) -> str:
+    """The text summary: counts, what was left out, notes, a bounded list of skipped episodes, the next command."""
     rate = report.frames_written / report.seconds if report.seconds else 0.0
-    emit(
-        f"converted {report.source} ({report.format}, spec {report.spec}) -> {report.output}\n"
-        f"  episodes written: {report.episodes_written}\n"
-        f"  frames written:   {report.frames_written} ({rate:,.0f} frames/s, {report.seconds:.1f} s)\n"
-        f"  episodes skipped: {len(report.skipped)}"
-    )
+    lines = [
+        f"converted {report.source} ({report.format}, spec {report.spec}) -> {report.output}",
+        f"  episodes written: {report.episodes_written}",
+        f"  frames written:   {report.frames_written} ({rate:,.0f} frames/s, {report.seconds:.1f} s)",
+        f"  episodes skipped: {len(report.skipped)}",
+    ]
+    if report.dropped_source_keys:
+        lines.append(f"  source keys left out: {', '.join(report.dropped_source_keys)}")
+    if report.non_finite:
+        lines.append("  non-finite values written (NaN / inf, episodes):")
+        for name, count in sorted(report.non_finite.items()):
+            lines.append(f"    - {name}: {count.nan} NaN, {count.inf} inf in {count.episodes} episode(s)")
     if report.source_notes:
-        emit("  notes on the source data (episodes showing each):")
-        for text, count in sorted(report.source_notes.items(), key=lambda item: -item[1])[:10]:
-            emit(f"    - {text} ({count})")
-        if len(report.source_notes) > 10:
-            emit(f"    - … {len(report.source_notes) - 10} more (see --format json)")
-    for skipped in report.skipped:
-        emit(f"    - #{skipped.index} {skipped.key}: {skipped.reason}")
-    emit(f"next: rdstd info {report.output}")
+        lines.append("  notes on the source data (episodes showing each):")
+        for text, n in sorted(report.source_notes.items(), key=lambda item: -item[1])[:SHOWN_NOTES]:
+            lines.append(f"    - {text} ({n})")
+        if len(report.source_notes) > SHOWN_NOTES:
+            lines.append(f"    - … {len(report.source_notes) - SHOWN_NOTES} more (see --format json)")
+    if report.skipped:
+        base = Path(report.source) if Path(report.source).is_dir() else Path(report.source).parent
+        lines.append(f"  skipped episodes (paths relative to {base}):")
+        prefix = f"{base}/"
+        for skipped in report.skipped[:SHOWN_SKIPPED]:
+            lines.append(f"    - #{skipped.index} {skipped.key}: {skipped.reason.replace(prefix, '')}")
+        if len(report.skipped) > SHOWN_SKIPPED:
+            lines.append(
+                f"    - … and {len(report.skipped) - SHOWN_SKIPPED} more "
+                "(the full list: --report FILE or --format json)"
+            )
+    lines.append(f"next: rdstd info {report.output}")
+    return "\n".join(lines)

@@ -10,6 +10,7 @@ import typer
 from rdstd.cli.output import FORMAT_OPTION, OutputFormat, emit, emit_json
 from rdstd.convert.pipeline import open_source
 from rdstd.formats.base import SourceInfo
+from rdstd.paths import normalized
 from rdstd.schema.features import ImageFeature, VectorFeature
 from rdstd.store import layout
 from rdstd.store.reader import Dataset
@@ -17,8 +18,8 @@ from rdstd.store.reader import Dataset
 EXAMPLES = """
 Examples:
 
+\b
   rdstd info pusht-canonical
-
   rdstd info pusht_cchi_v7_replay.zarr --format json
 """
 
@@ -30,10 +31,13 @@ def register(app: typer.Typer) -> None:
 
 def info_command(
     path: Path = typer.Argument(..., help="A canonical rdstd dataset or a source dataset."),
-    source_format: str | None = typer.Option(None, "--source-format", "-f", help="Source format; detected if omitted."),
+    source_format: str | None = typer.Option(
+        None, "--source-format", "-f", help="Source format (see `rdstd formats`); detected if omitted."
+    ),
     output_format: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """Describe a canonical dataset (features with units and frames, episodes, provenance) or a source."""
+    path = normalized(path)
     if layout.is_dataset(path) and source_format is None:
         data = dataset_summary(Dataset.open(path))
         emit_json(data) if output_format == OutputFormat.JSON else emit(_dataset_text(data))
@@ -41,7 +45,11 @@ def info_command(
     with open_source(path, source_format) as source:
         info = source.info()
     data = source_summary(info)
-    emit_json(data) if output_format == OutputFormat.JSON else emit(_source_text(data))
+    if output_format == OutputFormat.JSON:
+        emit_json(data)
+    else:
+        emit(_source_text(data))
+        emit(f"next: rdstd spec {path} > spec.yaml   (or convert it: rdstd convert {path} OUT)")
 
 
 def dataset_summary(ds: Dataset) -> dict[str, Any]:

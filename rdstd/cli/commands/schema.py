@@ -12,8 +12,8 @@ from rdstd.schema.jsonschema import SCHEMA_FILES, render
 EXAMPLES = """
 Examples:
 
+\b
   rdstd schema
-
   rdstd schema converter-spec > converter-spec.schema.json
 """
 
