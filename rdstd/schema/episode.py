@@ -111,13 +111,17 @@ class Episode:
         """Number of frames."""
         return int(self.timestamps.shape[0])
 
-    def problems(self) -> list[str]:
-        """Structural problems (lengths, clock) that make the episode unwritable; empty when it is sound."""
+    def problems(self, *, starts_episode: bool = True) -> list[str]:
+        """Structural problems (lengths, clock) that make the episode unwritable; empty when it is sound.
+
+        ``starts_episode=False`` checks a later chunk of an episode, whose timestamps continue from the earlier
+        chunks' instead of starting at 0.0.
+        """
         found: list[str] = []
         n = self.length
         if self.timestamps.ndim != 1:
             found.append("timestamps must be one-dimensional")
-        elif n and self.timestamps[0] != 0.0:
+        elif n and starts_episode and self.timestamps[0] != 0.0:
             found.append(f"timestamps must start at 0.0, not {self.timestamps[0]!r}")
         if n > 1 and not bool(np.all(np.diff(self.timestamps) > 0)):
             found.append("timestamps are not strictly increasing")

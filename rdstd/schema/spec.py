@@ -189,12 +189,16 @@ class ConverterSpec(StrictModel):
     def _safe_name(cls, value: str) -> str:
         return check_spec_name(value)
 
+    @field_validator("features", "cameras")
+    @classmethod
+    def _safe_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        check_safe_names(value, "feature or camera name")
+        return value
+
     @model_validator(mode="after")
     def _has_clock(self) -> ConverterSpec:
         if not self.features and not self.cameras:
             raise ValueError("a spec must map at least one feature or camera")
-        check_safe_names(self.features, "feature name")
-        check_safe_names(self.cameras, "camera name")
         if self.task_key and self.task_keys:
             raise ValueError("give either task_key or task_keys, not both")
         return self
