@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
@@ -190,3 +192,69 @@ def test_a_tie_between_shipped_specs_is_reported(tmp_path: Path, monkeypatch: py
     with pytest.raises(MappingError, match=r"several shipped specs equally well \(lerobot/one, lerobot/two\)") as err:
         match_spec(_lerobot_info("/x", ["action"]))
     assert "--spec" in err.value.hint
+
+
+# -- spec facts -------------------------------------------------------------------------------------------------
+
+
+def _plan(spec_name: str, feature: str, size: int) -> Any:
+    from rdstd.convert.canonicalize import plan_vector
+
+    vspec = load_spec(spec_name).spec.features[feature]
+    key = SourceKey("+".join(vspec.source_keys), "vector", (size,), "float32")
+    return plan_vector(feature, vspec, key)
+
+
+def test_fractal_rotation_deltas_are_axis_angle_and_the_state_quaternion_is_scalar_last() -> None:
+    action = _plan("rlds/fractal", "action", 7).feature
+    assert action.rotations[0].representation == "axis_angle"
+    assert action.action.rotation_composition == "rotation_composition"
+    assert (action.grippers[0].kind, action.grippers[0].open) == ("relative", "low")
+    state = _plan("rlds/fractal", "observation.state", 7).feature
+    assert state.rotations[0].representation == "quat_xyzw"
+    assert [d.name for d in state.dims[3:]] == ["qx", "qy", "qz", "qw"]
+
+
+def test_relative_gripper_commands_of_fractal_and_ur5_are_not_rescaled() -> None:
+    for name in ("rlds/fractal", "rlds/berkeley_autolab_ur5"):
+        plan = _plan(name, "action", 7)
+        commands = np.array([[0, 0, 0, 0, 0, 0, c] for c in (1.0, 0.0, -1.0)], dtype=np.float32)
+        np.testing.assert_array_equal(plan.apply(commands)[:, 6], [1.0, 0.0, -1.0])
+
+
+def test_a_closed_ur5_gripper_reads_zero_in_canonical_data() -> None:
+    plan = _plan("rlds/berkeley_autolab_ur5", "observation.state", 15)
+    robot_state = np.zeros((2, 15), dtype=np.float32)
+    robot_state[:, 9:13] = [0.1, 0.2, 0.3, 0.9]  # qx, qy, qz, qw
+    robot_state[0, 13] = 1.0  # gripper_is_closed
+    out = plan.apply(robot_state)
+    np.testing.assert_array_equal(out[:, 7], [0.0, 1.0])
+    np.testing.assert_allclose(out[0, 3:7], [0.1, 0.2, 0.3, 0.9], rtol=1e-6)
+    assert [d.name for d in plan.feature.dims][-1] == "gripper_is_closed"
+
+
+def test_taco_polarity_is_unknown_and_its_normalized_scale_is_stated() -> None:
+    spec = load_spec("rlds/taco_play").spec
+    action = spec.features["action"]
+    assert [g.open for g in action.grippers] == ["unknown"]
+    assert "TFDS card" in action.description and "CALVIN" in action.description
+    dims = action.dimensions(7)
+    assert [(d.scale_si, d.scale_unit) for d in dims[:6]] == [(0.02, "m")] * 3 + [(0.05, "rad")] * 3
+
+
+def test_droid_declares_its_velocity_rotation_and_every_instruction() -> None:
+    spec = load_spec("rlds/droid").spec
+    action = spec.features["action"]
+    assert action.rotations[0].representation == "euler" and action.rotations[0].euler_axes == "xyz"
+    assert spec.all_task_keys == [
+        "steps/language_instruction",
+        "steps/language_instruction_2",
+        "steps/language_instruction_3",
+    ]
+
+
+def test_bridge_says_its_timestamps_are_synthesized_and_its_action_timing() -> None:
+    spec = load_spec("rlds/bridge").spec
+    assert spec.clock is not None and spec.clock.kind == "synthesized" and spec.clock.rate_hz == 5
+    action = spec.features["action"].action
+    assert action is not None and action.timing == "next_state_target"

@@ -157,3 +157,9 @@ def test_depth_cameras_say_what_a_value_means() -> None:
     cam = ImageFeature(height=4, width=4, channels=1, dtype="uint16", color="depth", depth_unit="m", depth_scale=1e-3)
     assert (cam.depth_unit, cam.depth_scale) == ("m", 1e-3)
     assert Clock().kind == "unknown"
+
+
+def test_a_later_chunk_may_start_after_zero_but_a_whole_episode_may_not() -> None:
+    chunk = Episode(EpisodeMeta(episode_id="e"), np.array([0.3, 0.4]))
+    assert chunk.problems() == ["timestamps must start at 0.0, not np.float64(0.3)"]
+    assert chunk.problems(starts_episode=False) == []
