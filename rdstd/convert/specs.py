@@ -185,19 +185,28 @@ def _draft_vector(key: SourceKey) -> VectorSpec:
     return VectorSpec(key=key.key, names=names, role=_ROLE_GUESS.get(stem, Role.UNKNOWN), description=key.note)
 
 
-def spec_to_yaml(spec: ConverterSpec) -> str:
-    """A spec as YAML text (defaults left out) with a header saying how to use it."""
+def spec_as_data(spec: ConverterSpec) -> dict[str, Any]:
+    """A spec as JSON-ready data for the user to edit: defaults left out, the unknowns said out loud.
+
+    ``rate_hz: unknown`` when the rate is not known, and every feature's role, unit and frame, even when unknown.
+    """
     data = spec.model_dump(mode="json", exclude_defaults=True)
-    if spec.rate_hz is None:  # said out loud, right after the names, so the user sees what to fill in
+    if spec.rate_hz is None:  # right after the names, so the user sees what to fill in
         data = {
             **{k: v for k, v in data.items() if k in {"name", "format", "description"}},
             "rate_hz": "unknown",
             **{k: v for k, v in data.items() if k not in {"name", "format", "description"}},
         }
     data.setdefault("features", {})
-    for name, feature in spec.features.items():  # say the unknowns out loud: they are what the user edits
+    for name, feature in spec.features.items():
         for field in ("role", "unit", "frame"):
             data["features"][name].setdefault(field, str(getattr(feature, field)))
+    return data
+
+
+def spec_to_yaml(spec: ConverterSpec) -> str:
+    """A spec as YAML text (:func:`spec_as_data`) with a header saying how to use it."""
+    data = spec_as_data(spec)
     header = (
         "# rdstd converter spec. Edit the units, roles, frames and semantics marked unknown (rate_hz: unknown needs\n"
         "# a number unless the source has timestamps; or pass --rate HZ), then:\n"
