@@ -116,7 +116,7 @@ def plan_vector(name: str, spec: VectorSpec, source: SourceKey, *, keep_source: 
     permutation = None
     to_absolute: list[int] = []
     if not keep_source:
-        out_dims, transforms = _si_units(dims, scale)
+        out_dims, transforms = _si_units(dims, scale, skip=_gripper_dims_rewritten(spec.grippers))
         grippers, to_absolute, grip_notes = _canonical_grippers(spec.grippers, scale, offset, out_dims)
         transforms += grip_notes
         rotations, permutation, rot_notes = _canonical_rotations(spec.rotations, size)
@@ -166,12 +166,24 @@ def _output_dtype(source_dtype: str, numeric: bool) -> str:
     return source_dtype if source_dtype in {"float32", "float64"} else "float64"
 
 
-def _si_units(dims: list[Dimension], scale: npt.NDArray[np.float64]) -> tuple[list[Dimension], list[str]]:
+def _gripper_dims_rewritten(grippers: list[GripperConvention]) -> set[int]:
+    """Dims whose values the gripper step sets on its own terms (relative commands, rescaled absolute grippers)."""
+    return {
+        g.dim
+        for g in grippers
+        if g.kind == GripperKind.RELATIVE
+        or (g.kind == GripperKind.ABSOLUTE and g.open != GripperOpen.UNKNOWN and g.range is not None)
+    }
+
+
+def _si_units(
+    dims: list[Dimension], scale: npt.NDArray[np.float64], *, skip: set[int]
+) -> tuple[list[Dimension], list[str]]:
     out = []
     notes = []
     for i, dim in enumerate(dims):
         target = UNIT_TO_SI.get(dim.unit)
-        if target is None:
+        if target is None or i in skip:
             out.append(dim)
             continue
         unit, factor = target
@@ -243,16 +255,22 @@ def _relative_gripper(
     offset: npt.NDArray[np.float64],
     dims: list[Dimension],
 ) -> tuple[GripperConvention, str]:
-    """A relative command keeps +1/0/-1; only its sign flips so that +1 = close (the canonical polarity)."""
+    """A relative command keeps +1/0/-1; only its sign flips so that +1 = close (the canonical polarity).
+
+    It is a unitless command: no unit factor applies to it, whatever unit the spec gave the dimension.
+    """
+    scale[grip.dim] = 1.0
+    offset[grip.dim] = 0.0
     if grip.open == GripperOpen.HIGH:
         scale[grip.dim] = -1.0
-        offset[grip.dim] = 0.0
         note = f"dim {grip.dim}: relative gripper command sign flipped to +1 = close, -1 = open (not rescaled)"
     elif grip.open == GripperOpen.LOW:
         note = f"dim {grip.dim}: relative gripper command kept (+1 = close, -1 = open, 0 = no change)"
     else:
         note = f"dim {grip.dim}: relative gripper command of unknown polarity, kept as the source has it"
-    dims[grip.dim] = dims[grip.dim].model_copy(update={"role": Role.GRIPPER})
+    dims[grip.dim] = dims[grip.dim].model_copy(
+        update={"role": Role.GRIPPER, "unit": Unit.NONE, "scale_si": None, "scale_unit": None}
+    )
     if grip.to_absolute:
         dims[grip.dim] = dims[grip.dim].model_copy(update={"unit": Unit.NORMALIZED})
         note += "; then made absolute over the whole episode (Octo rel2abs_gripper_actions): 0 closed, 1 open"

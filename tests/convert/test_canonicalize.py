@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rdstd.convert.canonicalize import canonical_pixels, plan_camera, plan_vector, relative_to_absolute_gripper
 from rdstd.errors import MappingError
@@ -251,3 +253,36 @@ def test_raw_pixels_for_a_video_camera_are_canonicalized_and_left_for_the_writer
     out = plan.apply(np.ones((2, 4, 4, 3), dtype=np.float32))
     assert isinstance(out, np.ndarray) and out.dtype == np.uint8 and out.shape == (2, 4, 4, 3)
     assert int(out.max()) == 255
+
+
+@settings(max_examples=40, deadline=None)
+@given(size=st.integers(5, 12), data=st.data())
+def test_every_label_stays_with_its_value_whatever_the_layout(size: int, data: st.DataObject) -> None:
+    start = data.draw(st.integers(0, size - 4), label="quaternion start")
+    free = [i for i in range(size) if not start <= i < start + 4]
+    grip = data.draw(st.sampled_from(free), label="gripper dim")
+    names = [f"d{i}" for i in range(size)]
+    units = ["mm" if i % 2 else "m" for i in range(size)]
+    spec = VectorSpec.model_validate(
+        {
+            "key": "obs/pose",
+            "dims": [{"name": n, "unit": u} for n, u in zip(names, units, strict=True)],
+            "rotations": [{"start": start, "representation": "quat_wxyz"}],
+            "grippers": [{"dim": grip, "kind": "relative", "open": "low"}],
+        }
+    )
+    plan = plan_vector("p", spec, key((size,), "float64"))
+    values = np.arange(1.0, size + 1.0)[None, :]
+    out = plan.apply(values)[0]
+    for j, dim in enumerate(plan.feature.dims):
+        source = names.index(dim.name)
+        factor = 1e-3 if units[source] == "mm" and source != grip else 1.0
+        assert out[j] == pytest.approx(values[0, source] * factor)
+    assert [g.dim for g in plan.feature.grippers] == [[d.name for d in plan.feature.dims].index(f"d{grip}")]
+    assert plan.feature.rotations[0].start == start
+    assert [d.name for d in plan.feature.dims[start : start + 4]] == [
+        f"d{start + 1}",
+        f"d{start + 2}",
+        f"d{start + 3}",
+        f"d{start}",
+    ]
