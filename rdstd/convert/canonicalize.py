@@ -1,6 +1,8 @@
 """Canonicalization: from a source's arrays to canonical features (DESIGN §3 conventions).
 
-SI units, quaternions scalar-last (xyzw), gripper normalized to [0, 1] with 1 = open, images RGB uint8 HWC.
+SI units, quaternions scalar-last (xyzw), absolute grippers normalized to [0, 1] with 1 = open, relative gripper
+commands kept as +1/0/-1 with +1 = close, images RGB uint8 HWC. Every transform that moves values moves their
+labels too (dimension names, units, frames, gripper dims, rotation group starts).
 Each plan records the source convention and the transforms it applies in the feature's ``source`` field, so
 every change is visible in the manifest and can be undone. Plans are built once per dataset and applied to
 every episode.
@@ -30,6 +32,7 @@ from rdstd.schema.spec import CameraSpec, VectorSpec
 from rdstd.schema.vocabulary import (
     UNIT_TO_SI,
     ColorOrder,
+    GripperKind,
     GripperOpen,
     ImageCodec,
     Role,
@@ -52,6 +55,17 @@ class VectorPlan:
     scale: npt.NDArray[np.float64] | None = None
     offset: npt.NDArray[np.float64] | None = None
     permutation: npt.NDArray[np.int64] | None = None
+    #: Output dims holding a relative gripper command to turn into an absolute state over the whole episode.
+    relative_to_absolute: tuple[int, ...] = ()
+
+    def finish_episode(self, values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """The whole-episode step (relative -> absolute grippers) on this feature's canonical values (T, size)."""
+        if not self.relative_to_absolute:
+            return values
+        out = values.reshape(values.shape[0], -1).copy()
+        for dim in self.relative_to_absolute:
+            out[:, dim] = relative_to_absolute_gripper(out[:, dim])
+        return out.reshape(values.shape)
 
     def apply(self, values: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """Canonical values (T, *shape) from the source values (T, ...)."""
@@ -100,13 +114,20 @@ def plan_vector(name: str, spec: VectorSpec, source: SourceKey, *, keep_source: 
     rotations = list(spec.rotations)
     grippers = list(spec.grippers)
     permutation = None
+    to_absolute: list[int] = []
     if not keep_source:
-        out_dims, transforms = _si_units(dims, scale)
+        out_dims, transforms = _si_units(dims, scale, skip=_gripper_dims_rewritten(spec.grippers))
+        grippers, to_absolute, grip_notes = _canonical_grippers(spec.grippers, scale, offset, out_dims)
+        transforms += grip_notes
         rotations, permutation, rot_notes = _canonical_rotations(spec.rotations, size)
         transforms += rot_notes
-        grippers, grip_notes = _canonical_grippers(spec.grippers, scale, offset, out_dims)
-        transforms += grip_notes
-    numeric = bool(np.any(scale != 1.0) or np.any(offset != 0.0))
+        if permutation is not None:  # the labels move with the values
+            position = np.argsort(permutation)  # position[old] = new
+            out_dims = [out_dims[int(old)] for old in permutation]
+            grippers = [g.model_copy(update={"dim": int(position[g.dim])}) for g in grippers]
+            to_absolute = [int(position[d]) for d in to_absolute]
+    grippers = _every_gripper_said(grippers, out_dims)
+    numeric = bool(np.any(scale != 1.0) or np.any(offset != 0.0) or to_absolute)
     dtype = spec.dtype or _output_dtype(source.dtype, numeric)
     feature = VectorFeature(
         dtype=dtype,
@@ -133,6 +154,7 @@ def plan_vector(name: str, spec: VectorSpec, source: SourceKey, *, keep_source: 
         scale=scale if np.any(scale != 1.0) else None,
         offset=offset if np.any(offset != 0.0) else None,
         permutation=permutation,
+        relative_to_absolute=tuple(to_absolute),
     )
 
 
@@ -144,12 +166,24 @@ def _output_dtype(source_dtype: str, numeric: bool) -> str:
     return source_dtype if source_dtype in {"float32", "float64"} else "float64"
 
 
-def _si_units(dims: list[Dimension], scale: npt.NDArray[np.float64]) -> tuple[list[Dimension], list[str]]:
+def _gripper_dims_rewritten(grippers: list[GripperConvention]) -> set[int]:
+    """Dims whose values the gripper step sets on its own terms (relative commands, rescaled absolute grippers)."""
+    return {
+        g.dim
+        for g in grippers
+        if g.kind == GripperKind.RELATIVE
+        or (g.kind == GripperKind.ABSOLUTE and g.open != GripperOpen.UNKNOWN and g.range is not None)
+    }
+
+
+def _si_units(
+    dims: list[Dimension], scale: npt.NDArray[np.float64], *, skip: set[int]
+) -> tuple[list[Dimension], list[str]]:
     out = []
     notes = []
     for i, dim in enumerate(dims):
         target = UNIT_TO_SI.get(dim.unit)
-        if target is None:
+        if target is None or i in skip:
             out.append(dim)
             continue
         unit, factor = target
@@ -168,9 +202,9 @@ def _canonical_rotations(
     for group in groups:
         if group.representation == RotationRepr.QUAT_WXYZ:
             s = group.start
-            perm[s : s + 4] = [s + 1, s + 2, s + 3, s]
+            perm[s : s + 4] = [s + 1, s + 2, s + 3, s]  # output j takes source perm[j]; the group stays in place
             out.append(RotationGroup(start=s, representation=RotationRepr.QUAT_XYZW))
-            notes.append(f"dims {s}..{s + 3}: quaternion wxyz -> xyzw")
+            notes.append(f"dims {s}..{s + 3}: quaternion wxyz -> xyzw (values and their labels)")
         else:
             out.append(group)
     changed = not np.array_equal(perm, np.arange(size))
@@ -182,13 +216,22 @@ def _canonical_grippers(
     scale: npt.NDArray[np.float64],
     offset: npt.NDArray[np.float64],
     dims: list[Dimension],
-) -> tuple[list[GripperConvention], list[str]]:
+) -> tuple[list[GripperConvention], list[int], list[str]]:
+    """Canonical gripper conventions (in source positions), the dims to make absolute, and the notes."""
     out = []
+    to_absolute = []
     notes = []
     for grip in grippers:
-        if grip.open == GripperOpen.UNKNOWN:
+        if grip.kind == GripperKind.RELATIVE:
+            out_grip, note = _relative_gripper(grip, scale, offset, dims)
+            if grip.to_absolute:
+                to_absolute.append(grip.dim)
+            out.append(out_grip)
+            notes.append(note)
+            continue
+        if grip.kind == GripperKind.UNKNOWN or grip.open == GripperOpen.UNKNOWN or grip.range is None:
             out.append(grip)
-            notes.append(f"dim {grip.dim}: gripper polarity unknown, kept as the source has it")
+            notes.append(f"dim {grip.dim}: gripper kind, polarity or range unknown, kept as the source has it")
             continue
         low, high = grip.range
         if high == low:
@@ -198,10 +241,67 @@ def _canonical_grippers(
         span = opened - closed
         scale[grip.dim] = 1.0 / span
         offset[grip.dim] = -closed / span
-        dims[grip.dim] = dims[grip.dim].model_copy(update={"unit": Unit.NORMALIZED, "role": Role.GRIPPER})
-        out.append(GripperConvention(dim=grip.dim, range=(0.0, 1.0), open=GripperOpen.HIGH))
-        notes.append(f"dim {grip.dim}: gripper [{closed} closed, {opened} open] -> [0 closed, 1 open]")
-    return out, notes
+        dims[grip.dim] = dims[grip.dim].model_copy(
+            update={"unit": Unit.NORMALIZED, "role": Role.GRIPPER, "scale_si": None, "scale_unit": None}
+        )
+        out.append(GripperConvention(dim=grip.dim, kind=GripperKind.ABSOLUTE, range=(0.0, 1.0), open=GripperOpen.HIGH))
+        notes.append(f"dim {grip.dim}: absolute gripper [{closed} closed, {opened} open] -> [0 closed, 1 open]")
+    return out, to_absolute, notes
+
+
+def _relative_gripper(
+    grip: GripperConvention,
+    scale: npt.NDArray[np.float64],
+    offset: npt.NDArray[np.float64],
+    dims: list[Dimension],
+) -> tuple[GripperConvention, str]:
+    """A relative command keeps +1/0/-1; only its sign flips so that +1 = close (the canonical polarity).
+
+    It is a unitless command: no unit factor applies to it, whatever unit the spec gave the dimension.
+    """
+    scale[grip.dim] = 1.0
+    offset[grip.dim] = 0.0
+    if grip.open == GripperOpen.HIGH:
+        scale[grip.dim] = -1.0
+        note = f"dim {grip.dim}: relative gripper command sign flipped to +1 = close, -1 = open (not rescaled)"
+    elif grip.open == GripperOpen.LOW:
+        note = f"dim {grip.dim}: relative gripper command kept (+1 = close, -1 = open, 0 = no change)"
+    else:
+        note = f"dim {grip.dim}: relative gripper command of unknown polarity, kept as the source has it"
+    dims[grip.dim] = dims[grip.dim].model_copy(
+        update={"role": Role.GRIPPER, "unit": Unit.NONE, "scale_si": None, "scale_unit": None}
+    )
+    if grip.to_absolute:
+        dims[grip.dim] = dims[grip.dim].model_copy(update={"unit": Unit.NORMALIZED})
+        note += "; then made absolute over the whole episode (Octo rel2abs_gripper_actions): 0 closed, 1 open"
+        return GripperConvention(dim=grip.dim, kind=GripperKind.ABSOLUTE, range=(0.0, 1.0), open=GripperOpen.HIGH), note
+    polarity = grip.open if grip.open == GripperOpen.UNKNOWN else GripperOpen.LOW
+    return GripperConvention(dim=grip.dim, kind=GripperKind.RELATIVE, range=(-1.0, 1.0), open=polarity), note
+
+
+def _every_gripper_said(grippers: list[GripperConvention], dims: list[Dimension]) -> list[GripperConvention]:
+    """Every gripper-role dimension gets a convention: an explicit unknown one where the spec states none."""
+    covered = {g.dim for g in grippers}
+    missing = [GripperConvention(dim=i) for i, d in enumerate(dims) if d.role == Role.GRIPPER and i not in covered]
+    return sorted([*grippers, *missing], key=lambda g: g.dim)
+
+
+def relative_to_absolute_gripper(commands: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    """Relative gripper commands (+1 close, -1 open, 0 no change) as absolute states (0 closed, 1 open).
+
+    Octo's ``rel2abs_gripper_actions`` (octo-models/octo: octo/data/utils/data_utils.py): commands are thresholded
+    at ±0.1; the state before the first command is the opposite of that command (open when there is none); each
+    non-zero command sets the state from its own step on, and zero carries the last state forward.
+    """
+    values = np.asarray(commands, dtype=np.float64).reshape(-1)
+    state = np.where(values > 0.1, -1, np.where(values < -0.1, 1, 0))  # -1 closed, 1 open, 0 hold
+    nonzero = np.flatnonzero(state)
+    current = -int(state[nonzero[0]]) if nonzero.size else 1
+    out = np.empty(values.shape[0], dtype=np.float64)
+    for i, command in enumerate(state):
+        current = int(command) if command else current
+        out[i] = current
+    return out / 2.0 + 0.5
 
 
 @dataclass
@@ -291,6 +391,9 @@ def plan_camera(
         codec=codec,
         color=color,
         frame=spec.frame,
+        mount=spec.mount,
+        depth_unit=spec.depth_unit,
+        depth_scale=spec.depth_scale,
         intrinsics=spec.intrinsics,
         extrinsics=spec.extrinsics,
         description=spec.description,

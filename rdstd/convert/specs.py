@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,31 +78,65 @@ def load_spec(name_or_path: str | Path) -> LoadedSpec:
     return LoadedSpec(parse_spec(text, str(path)), str(path), hashlib.sha256(text.encode()).hexdigest())
 
 
+def stated_names(info: SourceInfo) -> list[str]:
+    """The names a source states about itself (``SourceInfo.name``, an RLDS builder name, a LeRobot robot_type).
+
+    Never its path: a folder can be called anything.
+    """
+    found = [info.name, info.extra.get("name"), info.extra.get("robot_type")]
+    return list(dict.fromkeys(n for n in found if isinstance(n, str) and n))
+
+
+def match_score(spec: ConverterSpec, info: SourceInfo) -> tuple[int, int] | None:
+    """How well ``spec``'s match rule fits ``info`` (keys required, names matched); None when it does not."""
+    rule = spec.match
+    if spec.format != info.format or not (rule.keys or rule.names):
+        return None
+    if not set(rule.keys) <= {k.key for k in info.keys}:
+        return None
+    if rule.names:
+        names = [n.lower() for n in stated_names(info)]
+        if not any(fnmatch.fnmatchcase(n, glob.lower()) for n in names for glob in rule.names):
+            return None
+    return len(rule.keys), 1 if rule.names else 0
+
+
 def match_spec(info: SourceInfo) -> LoadedSpec | None:
-    """The shipped spec whose match rule fits this source (most keys required wins), if any."""
-    keys = {k.key for k in info.keys}
-    best: tuple[int, LoadedSpec] | None = None
+    """The shipped spec whose match rule fits this source best (most keys, then a stated name), if any.
+
+    Raises :class:`MappingError` when several fit equally well: which one applies is then for the user to say.
+    """
+    scored: list[tuple[tuple[int, int], LoadedSpec]] = []
     for path in shipped_specs().values():
         loaded = load_spec(path)
-        rule = loaded.spec.match
-        if loaded.spec.format != info.format or not rule.keys:
-            continue
-        if not set(rule.keys) <= keys:
-            continue
-        if rule.path_glob and not fnmatch.fnmatch(Path(info.path).resolve().as_posix(), rule.path_glob):
-            continue
-        if best is None or len(rule.keys) > best[0]:
-            best = (len(rule.keys), loaded)
-    return best[1] if best else None
+        score = match_score(loaded.spec, info)
+        if score is not None:
+            scored.append((score, loaded))
+    if not scored:
+        return None
+    best = max(score for score, _ in scored)
+    tied = [loaded for score, loaded in scored if score == best]
+    if len(tied) > 1:
+        names = ", ".join(t.spec.name for t in tied)
+        raise MappingError(
+            f"{info.path}: the source fits several shipped specs equally well ({names})",
+            hint=f"choose one with --spec (e.g. --spec {tied[0].spec.name})",
+        )
+    return tied[0]
 
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9_./\-]")
 _ROLE_GUESS = {"action": Role.UNKNOWN, "reward": Role.REWARD, "is_first": Role.FLAG, "is_last": Role.FLAG}
 
 
 def canonical_name(key: str, kind: str) -> str:
-    """A canonical feature name guessed from a source key (``data/state`` -> ``observation.state``)."""
-    parts = [p for p in key.replace("/", ".").split(".") if p not in {"data", "steps"}]
-    leaf = ".".join(parts) or key
+    """A canonical feature name guessed from a source key (``data/state`` -> ``observation.state``).
+
+    The name is always a safe file-name component (other characters become ``_``).
+    """
+    cleaned = _UNSAFE.sub("_", key)
+    parts = [p for p in cleaned.replace("/", ".").split(".") if p and p not in {"data", "steps"}]
+    leaf = ".".join(parts) or "key"
     if kind == "image":
         stem = leaf.removeprefix("observation.").removeprefix("images.")
         return f"observation.images.{stem}"
@@ -116,7 +151,7 @@ def draft_spec(info: SourceInfo, *, name: str = "draft") -> ConverterSpec:
     """A spec covering every key the source holds, with ``unknown`` wherever the source does not say.
 
     The draft is for the user to edit: names come from the source when it has them, units, roles and frames
-    are ``unknown``, the rate is the source's when it states one.
+    are ``unknown``, the rate is the source's when it states one (``rate_hz: unknown`` in the YAML otherwise).
     """
     features: dict[str, VectorSpec] = {}
     cameras: dict[str, CameraSpec] = {}
@@ -150,15 +185,31 @@ def _draft_vector(key: SourceKey) -> VectorSpec:
     return VectorSpec(key=key.key, names=names, role=_ROLE_GUESS.get(stem, Role.UNKNOWN), description=key.note)
 
 
-def spec_to_yaml(spec: ConverterSpec) -> str:
-    """A spec as YAML text (defaults left out) with a header saying how to use it."""
+def spec_as_data(spec: ConverterSpec) -> dict[str, Any]:
+    """A spec as JSON-ready data for the user to edit: defaults left out, the unknowns said out loud.
+
+    ``rate_hz: unknown`` when the rate is not known, and every feature's role, unit and frame, even when unknown.
+    """
     data = spec.model_dump(mode="json", exclude_defaults=True)
+    if spec.rate_hz is None:  # right after the names, so the user sees what to fill in
+        data = {
+            **{k: v for k, v in data.items() if k in {"name", "format", "description"}},
+            "rate_hz": "unknown",
+            **{k: v for k, v in data.items() if k not in {"name", "format", "description"}},
+        }
     data.setdefault("features", {})
-    for name, feature in spec.features.items():  # say the unknowns out loud: they are what the user edits
+    for name, feature in spec.features.items():
         for field in ("role", "unit", "frame"):
             data["features"][name].setdefault(field, str(getattr(feature, field)))
+    return data
+
+
+def spec_to_yaml(spec: ConverterSpec) -> str:
+    """A spec as YAML text (:func:`spec_as_data`) with a header saying how to use it."""
+    data = spec_as_data(spec)
     header = (
-        "# rdstd converter spec. Edit the units, roles, frames and semantics marked unknown, then:\n"
+        "# rdstd converter spec. Edit the units, roles, frames and semantics marked unknown (rate_hz: unknown needs\n"
+        "# a number unless the source has timestamps; or pass --rate HZ), then:\n"
         "#   rdstd convert SRC OUT --spec THIS_FILE.yaml\n"
         "# Schema: schemas/converter-spec.schema.json\n"
     )

@@ -96,6 +96,9 @@ class SourceInfo:
     keys: list[SourceKey]
     rate_hz: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The name the dataset states about itself (an RLDS builder name, a LeRobot ``robot_type``), for matching
+    #: shipped specs; "" when the source states none.
+    name: str = ""
 
 
 @dataclass

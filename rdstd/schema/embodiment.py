@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from rdstd.schema.features import StrictModel
+from rdstd.schema.features import StrictModel, check_safe_name
 
 
 class RobotType(StrEnum):
@@ -75,3 +75,8 @@ class Embodiment(StrictModel):
     base_frame: str = "base"
     urdf: str | None = Field(default=None, description="URDF path or package reference, when known")
     description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        return check_safe_name(value, "embodiment name")

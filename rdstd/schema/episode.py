@@ -10,10 +10,29 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
-from rdstd.schema.features import StrictModel
-from rdstd.schema.vocabulary import ImageCodec
+from rdstd.schema.features import CameraCalibration, StrictModel, check_safe_names
+from rdstd.schema.vocabulary import ImageCodec, LanguageKind
+
+
+class LanguageSegment(StrictModel):
+    """A language annotation over frames ``[start_frame, end_frame)`` of an episode."""
+
+    start_frame: int = Field(ge=0)
+    end_frame: int = Field(ge=0, description="exclusive")
+    text: str
+    kind: LanguageKind = Field(
+        default=LanguageKind.UNKNOWN,
+        description="persistent (holds over the segment, e.g. a subtask) or event (happens in it), or unknown",
+    )
+    source_key: str = Field(default="", description="the source key the text came from")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LanguageSegment:
+        if self.end_frame < self.start_frame:
+            raise ValueError(f"language segment ends ({self.end_frame}) before it starts ({self.start_frame})")
+        return self
 
 
 class EpisodeMeta(StrictModel):
@@ -21,13 +40,28 @@ class EpisodeMeta(StrictModel):
 
     episode_id: str = Field(description="stable id derived from the source (file + key), not from position")
     task: str = ""
-    split: str = "train"
+    instructions: list[str] = Field(
+        default_factory=list, description="other phrasings of the task (e.g. DROID language_instruction_2, _3)"
+    )
+    language: list[LanguageSegment] = Field(
+        default_factory=list, description="time-segmented language annotations (subtasks, events, per-step text)"
+    )
+    split: str = Field(default="unknown", description="the source's split; unknown when the source does not say")
     success: bool | None = None
+    cameras: dict[str, CameraCalibration] = Field(
+        default_factory=dict, description="per-episode camera calibration, by camera feature name"
+    )
     embodiment: str = ""
     source_path: str = ""
     source_key: str = ""
     source_checksum: str = ""
     source_meta: dict[str, Any] = Field(default_factory=dict, description="what the source had that is not mapped")
+
+    @field_validator("cameras")
+    @classmethod
+    def _camera_names(cls, value: dict[str, CameraCalibration]) -> dict[str, CameraCalibration]:
+        check_safe_names(value, "camera name")
+        return value
 
 
 @dataclass(frozen=True)
@@ -77,13 +111,17 @@ class Episode:
         """Number of frames."""
         return int(self.timestamps.shape[0])
 
-    def problems(self) -> list[str]:
-        """Structural problems (lengths, clock) that make the episode unwritable; empty when it is sound."""
+    def problems(self, *, starts_episode: bool = True) -> list[str]:
+        """Structural problems (lengths, clock) that make the episode unwritable; empty when it is sound.
+
+        ``starts_episode=False`` checks a later chunk of an episode, whose timestamps continue from the earlier
+        chunks' instead of starting at 0.0.
+        """
         found: list[str] = []
         n = self.length
         if self.timestamps.ndim != 1:
             found.append("timestamps must be one-dimensional")
-        elif n and self.timestamps[0] != 0.0:
+        elif n and starts_episode and self.timestamps[0] != 0.0:
             found.append(f"timestamps must start at 0.0, not {self.timestamps[0]!r}")
         if n > 1 and not bool(np.all(np.diff(self.timestamps) > 0)):
             found.append("timestamps are not strictly increasing")

@@ -6,13 +6,17 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from rdstd.schema.clock import Clock
 from rdstd.schema.embodiment import Embodiment
-from rdstd.schema.features import Feature, ImageFeature, StrictModel, VectorFeature
+from rdstd.schema.features import Feature, ImageFeature, StrictModel, VectorFeature, check_safe_names, check_spec_name
 
 #: The version of the canonical format this code writes and reads.
-SCHEMA_VERSION = "1.0"
+#: 1.1 adds gripper kinds, action timing and rotation-delta semantics, scales of normalized values, the clock,
+#: camera mounts and depth units, episode instructions, language segments and camera calibration; every new
+#: field is optional, so 1.0 manifests read unchanged.
+SCHEMA_VERSION = "1.1"
 #: Versions this code can read.
-READABLE_SCHEMA_VERSIONS = frozenset({"1.0"})
+READABLE_SCHEMA_VERSIONS = frozenset({"1.0", "1.1"})
 
 
 class Provenance(StrictModel):
@@ -51,7 +55,8 @@ class Manifest(StrictModel):
     name: str = ""
     description: str = ""
     rate_hz: float | None = Field(default=None, gt=0, description="nominal frame rate; None when it varies")
-    features: dict[str, Feature]
+    clock: Clock = Field(default_factory=Clock, description="where the timestamps came from")
+    features: dict[str, Feature] = Field(description="by name; names are safe file-name components")
     embodiments: list[Embodiment] = Field(default_factory=list)
     provenance: Provenance
     counts: Counts
@@ -68,6 +73,17 @@ class Manifest(StrictModel):
                 f"schema_version {value!r} is not one this rdstd reads ({sorted(READABLE_SCHEMA_VERSIONS)})"
             )
         return value
+
+    @field_validator("features")
+    @classmethod
+    def _feature_names(cls, value: dict[str, Feature]) -> dict[str, Feature]:
+        check_safe_names(value, "feature name")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        return check_spec_name(value) if value else value
 
     @property
     def vectors(self) -> dict[str, VectorFeature]:

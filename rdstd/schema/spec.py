@@ -6,8 +6,11 @@ dataset by adding a YAML, not Python. ``rdstd spec SRC`` drafts one from what a 
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from typing import Annotated, Any
 
+from pydantic import Field, WithJsonSchema, field_validator, model_validator
+
+from rdstd.schema.clock import Clock
 from rdstd.schema.embodiment import Embodiment
 from rdstd.schema.features import (
     ActionSemantics,
@@ -18,8 +21,22 @@ from rdstd.schema.features import (
     RotationGroup,
     StrictModel,
     VectorDType,
+    check_safe_names,
+    check_spec_name,
 )
-from rdstd.schema.vocabulary import ColorOrder, ImageCodec, Role, Unit
+from rdstd.schema.vocabulary import CameraMount, ColorOrder, ImageCodec, Role, Unit
+
+#: ``rate_hz`` in a spec: a positive number, or ``unknown`` (read as None: the rate must come from elsewhere).
+SpecRate = Annotated[
+    float | None,
+    WithJsonSchema(
+        {
+            "anyOf": [{"exclusiveMinimum": 0, "type": "number"}, {"const": "unknown"}, {"type": "null"}],
+            "description": "frames per second; unknown (or absent) when not known: the rate then comes from the "
+            "source or from `rdstd convert --rate HZ`",
+        }
+    ),
+]
 
 
 class DimSpec(StrictModel):
@@ -29,6 +46,8 @@ class DimSpec(StrictModel):
     role: Role | None = None
     unit: Unit | None = None
     frame: str | None = None
+    scale_si: float | None = Field(default=None, description="for normalized values: what 1.0 stands for")
+    scale_unit: Unit | None = None
 
 
 class VectorSpec(StrictModel):
@@ -84,6 +103,8 @@ class VectorSpec(StrictModel):
                 role=d.role or self.role,
                 unit=d.unit or self.unit,
                 frame=d.frame or self.frame,
+                scale_si=d.scale_si,
+                scale_unit=d.scale_unit,
             )
             for d in specs
         ]
@@ -99,20 +120,25 @@ class CameraSpec(StrictModel):
     store_as: ImageCodec | None = Field(default=None, description="default: keep encoded bytes, JPEG for raw pixels")
     jpeg_quality: int = Field(default=95, ge=1, le=100)
     frame: str = "unknown"
+    mount: CameraMount = CameraMount.UNKNOWN
+    depth_unit: Unit | None = Field(default=None, description="depth cameras: the unit of value × depth_scale")
+    depth_scale: float | None = Field(default=None, gt=0, description="depth cameras: value × depth_scale")
     intrinsics: CameraIntrinsics | None = None
     extrinsics: Extrinsics | None = None
     description: str = ""
 
 
 class MatchRule(StrictModel):
-    """When a shipped spec applies to a source on its own.
+    """When a shipped spec applies to a source on its own: judged on the dataset's own identity, never its path.
 
-    Every key must be present and the path glob (if any) must match the source's absolute path (``*`` spans
-    folders, so ``*/bridge_dataset/*`` matches ``/data/bridge_dataset/1.0.0``).
+    Every key in ``keys`` must be present. ``names`` (globs, case-insensitive) must match a name the source
+    states about itself (an RLDS builder name, a LeRobot ``robot_type``): when given, one of them must match.
     """
 
     keys: list[str] = Field(default_factory=list)
-    path_glob: str | None = None
+    names: list[str] = Field(
+        default_factory=list, description="globs matched against the names the source states (builder, robot_type)"
+    )
 
 
 class TimestampSpec(StrictModel):
@@ -125,14 +151,22 @@ class TimestampSpec(StrictModel):
 class ConverterSpec(StrictModel):
     """Everything ``rdstd convert`` needs to know that the source does not say."""
 
-    name: str
+    name: str = Field(description="<format>/<stem>: safe components joined by '/'")
     format: str
     description: str = ""
     match: MatchRule = Field(default_factory=MatchRule)
-    rate_hz: float | None = Field(default=None, gt=0)
+    rate_hz: SpecRate = None
+    clock: Clock | None = Field(default=None, description="what the spec knows of the source's clock")
     timestamps: TimestampSpec | None = None
     task: str | None = Field(default=None, description="task text for every episode")
     task_key: str | None = Field(default=None, description="source key holding the task text")
+    task_keys: list[str] = Field(
+        default_factory=list,
+        description="source keys holding the task text: the first is the task, the others alternative phrasings",
+    )
+    drop: list[str] = Field(
+        default_factory=list, description="source keys to leave out on purpose (recorded as dropped)"
+    )
     split: str | None = None
     license: str = "unknown"
     citation: str = ""
@@ -141,8 +175,35 @@ class ConverterSpec(StrictModel):
     cameras: dict[str, CameraSpec] = Field(default_factory=dict)
     keep_source_conventions: bool = Field(default=False, description="skip canonicalization, record only")
 
+    @field_validator("rate_hz", mode="before")
+    @classmethod
+    def _rate(cls, value: Any) -> Any:
+        if value == "unknown":
+            return None
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
+            raise ValueError(f"rate_hz must be a positive number or unknown, not {value!r}")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        return check_spec_name(value)
+
+    @field_validator("features", "cameras")
+    @classmethod
+    def _safe_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        check_safe_names(value, "feature or camera name")
+        return value
+
     @model_validator(mode="after")
     def _has_clock(self) -> ConverterSpec:
         if not self.features and not self.cameras:
             raise ValueError("a spec must map at least one feature or camera")
+        if self.task_key and self.task_keys:
+            raise ValueError("give either task_key or task_keys, not both")
         return self
+
+    @property
+    def all_task_keys(self) -> list[str]:
+        """The source keys of the task text: the first is the task, the rest alternative phrasings."""
+        return list(self.task_keys) or ([self.task_key] if self.task_key else [])

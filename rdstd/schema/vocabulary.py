@@ -19,6 +19,7 @@ class Role(StrEnum):
     EEF_ROTATION = "eef_rotation"
     EEF_VELOCITY = "eef_velocity"
     GRIPPER = "gripper"
+    HAND_JOINT_POSITION = "hand_joint_position"
     BASE_VELOCITY = "base_velocity"
     BASE_POSE = "base_pose"
     OBJECT_POSE = "object_pose"
@@ -119,6 +120,69 @@ class GripperOpen(StrEnum):
 
     HIGH = "high"
     LOW = "low"
+    UNKNOWN = "unknown"
+
+
+class GripperKind(StrEnum):
+    """Whether a gripper value is a position (absolute) or a command to change it (relative +1/0/-1)."""
+
+    ABSOLUTE = "absolute"
+    RELATIVE = "relative"
+    UNKNOWN = "unknown"
+
+
+class ActionTiming(StrEnum):
+    """How ``action[t]`` relates to the states in time."""
+
+    NEXT_STATE_TARGET = "next_state_target"
+    LEAD_FRAMES = "lead_frames"
+    CHUNK = "chunk"
+    SAME_STEP = "same_step"
+    UNKNOWN = "unknown"
+
+
+class DeltaFrame(StrEnum):
+    """The frame a rotation delta is applied in."""
+
+    BASE = "base"
+    TOOL = "tool"
+    WORLD = "world"
+    UNKNOWN = "unknown"
+
+
+class RotationComposition(StrEnum):
+    """How a rotation delta combines with the current rotation."""
+
+    EULER_DIFFERENCE = "euler_difference"
+    ROTATION_COMPOSITION = "rotation_composition"
+    UNKNOWN = "unknown"
+
+
+class ClockKind(StrEnum):
+    """Whether frame times were measured by a clock or synthesized from a declared rate."""
+
+    MEASURED = "measured"
+    SYNTHESIZED = "synthesized"
+    UNKNOWN = "unknown"
+
+
+class CameraMount(StrEnum):
+    """Where a camera is mounted."""
+
+    HEAD = "head"
+    WRIST = "wrist"
+    THIRD_PERSON = "third_person"
+    CHEST = "chest"
+    BASE = "base"
+    OVERHEAD = "overhead"
+    UNKNOWN = "unknown"
+
+
+class LanguageKind(StrEnum):
+    """What a time-segmented language annotation is."""
+
+    PERSISTENT = "persistent"
+    EVENT = "event"
     UNKNOWN = "unknown"
 
 

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from rdstd.convert.canonicalize import canonical_pixels, plan_camera, plan_vector
+from rdstd.convert.canonicalize import canonical_pixels, plan_camera, plan_vector, relative_to_absolute_gripper
 from rdstd.errors import MappingError
 from rdstd.formats.base import SourceKey
 from rdstd.schema import CameraSpec, ImageCodec, VectorSpec
@@ -35,35 +37,123 @@ def test_degrees_and_millimetres_become_radians_and_metres() -> None:
     assert plan.feature.dtype == "float32"
 
 
-def test_scalar_first_quaternions_are_reordered_to_scalar_last() -> None:
+def test_scalar_first_quaternions_are_reordered_to_scalar_last_with_their_labels() -> None:
     spec = VectorSpec.model_validate(
         {
             "key": "obs/pose",
-            "names": ["x", "y", "z", "qw", "qx", "qy", "qz"],
+            "dims": [
+                {"name": "x", "unit": "m"},
+                {"name": "y", "unit": "m"},
+                {"name": "z", "unit": "m"},
+                {"name": "qw", "unit": "none", "frame": "base"},
+                {"name": "qx", "unit": "none", "frame": "world"},
+                {"name": "qy", "unit": "none"},
+                {"name": "qz", "unit": "none"},
+                {"name": "g", "role": "gripper"},
+            ],
             "rotations": [{"start": 3, "representation": "quat_wxyz"}],
+            "grippers": [{"dim": 7, "kind": "absolute", "range": [0, 2], "open": "high"}],
         }
     )
-    plan = plan_vector("observation.pose", spec, key((7,), "float64"))
-    out = plan.apply(np.array([[1, 2, 3, 0.9, 0.1, 0.2, 0.3]], dtype=np.float64))
-    np.testing.assert_array_equal(out, [[1, 2, 3, 0.1, 0.2, 0.3, 0.9]])
-    assert plan.feature.rotations[0].representation == "quat_xyzw"
+    plan = plan_vector("observation.pose", spec, key((8,), "float64"))
+    out = plan.apply(np.array([[1, 2, 3, 0.9, 0.1, 0.2, 0.3, 2.0]], dtype=np.float64))
+    np.testing.assert_array_equal(out, [[1, 2, 3, 0.1, 0.2, 0.3, 0.9, 1.0]])
+    assert plan.feature.rotations[0].representation == "quat_xyzw" and plan.feature.rotations[0].start == 3
     assert plan.feature.source is not None and plan.feature.source.rotations[0].representation == "quat_wxyz"
-    assert [d.name for d in plan.feature.dims] == ["x", "y", "z", "qw", "qx", "qy", "qz"]
+    dims = plan.feature.dims
+    assert [d.name for d in dims] == ["x", "y", "z", "qx", "qy", "qz", "qw", "g"]
+    assert (dims[3].frame, dims[6].frame) == ("world", "base")  # each label stays with its value
+    assert [g.dim for g in plan.feature.grippers] == [7] and dims[7].role == "gripper"
+
+
+def test_a_wxyz_quaternion_ahead_of_a_gripper_moves_the_gripper_label_with_nothing_else() -> None:
+    spec = VectorSpec.model_validate(
+        {
+            "key": "obs/pose",
+            "names": ["qw", "qx", "qy", "qz", "grip"],
+            "rotations": [{"start": 0, "representation": "quat_wxyz"}],
+            "grippers": [{"dim": 4, "kind": "relative", "open": "low"}],
+        }
+    )
+    plan = plan_vector("p", spec, key((5,), "float64"))
+    np.testing.assert_array_equal(plan.apply(np.array([[0.5, 0.1, 0.2, 0.3, 1.0]])), [[0.1, 0.2, 0.3, 0.5, 1.0]])
+    assert plan.feature.dims[3].name == "qw" and plan.feature.dims[4].name == "grip"
+    assert plan.feature.grippers[0].dim == 4
 
 
 @pytest.mark.parametrize(
     ("grip", "values", "expected"),
     [
-        ({"dim": 0, "range": [0.0, 0.08], "open": "high"}, [0.0, 0.04, 0.08], [0.0, 0.5, 1.0]),
-        ({"dim": 0, "range": [-1.0, 1.0], "open": "low"}, [1.0, 0.0, -1.0], [0.0, 0.5, 1.0]),
+        ({"dim": 0, "kind": "absolute", "range": [0.0, 0.08], "open": "high"}, [0.0, 0.04, 0.08], [0.0, 0.5, 1.0]),
+        ({"dim": 0, "kind": "absolute", "range": [-1.0, 1.0], "open": "low"}, [1.0, 0.0, -1.0], [0.0, 0.5, 1.0]),
     ],
 )
-def test_grippers_become_zero_closed_one_open(grip: dict, values: list[float], expected: list[float]) -> None:
+def test_absolute_grippers_become_zero_closed_one_open(grip: dict, values: list[float], expected: list[float]) -> None:
     spec = VectorSpec.model_validate({"key": "obs/pose", "names": ["gripper"], "grippers": [grip]})
     plan = plan_vector("action.gripper", spec, key((1,)))
     np.testing.assert_allclose(plan.apply(np.array(values)[:, None]).ravel(), expected)
     assert plan.feature.grippers[0].open == "high" and plan.feature.grippers[0].range == (0.0, 1.0)
+    assert plan.feature.grippers[0].kind == "absolute"
     assert plan.feature.dims[0].unit == "normalized"
+
+
+@pytest.mark.parametrize(("polarity", "expected"), [("low", [1.0, 0.0, -1.0]), ("high", [-1.0, 0.0, 1.0])])
+def test_relative_gripper_commands_are_never_rescaled_only_signed_plus_one_close(
+    polarity: str, expected: list[float]
+) -> None:
+    spec = VectorSpec.model_validate(
+        {"key": "obs/pose", "names": ["gripper"], "grippers": [{"dim": 0, "kind": "relative", "open": polarity}]}
+    )
+    plan = plan_vector("action", spec, key((1,)))
+    np.testing.assert_array_equal(plan.apply(np.array([[1.0], [0.0], [-1.0]])).ravel(), expected)
+    grip = plan.feature.grippers[0]
+    assert (grip.kind, grip.open, grip.range) == ("relative", "low", (-1.0, 1.0))
+
+
+def test_a_gripper_of_unknown_kind_is_kept_as_the_source_has_it() -> None:
+    spec = VectorSpec.model_validate(
+        {"key": "obs/pose", "names": ["gripper"], "grippers": [{"dim": 0, "range": [0, 0.08], "open": "high"}]}
+    )
+    plan = plan_vector("action", spec, key((1,)))
+    np.testing.assert_array_equal(plan.apply(np.array([[0.04]], dtype=np.float32)), np.float32([[0.04]]))
+    assert plan.feature.grippers[0].kind == "unknown"
+
+
+def test_a_gripper_dimension_without_a_convention_gets_an_explicit_unknown_one() -> None:
+    spec = VectorSpec.model_validate({"key": "obs/pose", "dims": [{"name": "x"}, {"name": "g", "role": "gripper"}]})
+    plan = plan_vector("s", spec, key((2,)))
+    assert [(g.dim, g.kind, g.open) for g in plan.feature.grippers] == [(1, "unknown", "unknown")]
+
+
+@pytest.mark.parametrize(
+    ("commands", "expected"),
+    [
+        ([0, 0, 1, 0, 0, -1, 0], [1, 1, 0, 0, 0, 1, 1]),  # first command closes: open before it
+        ([0, -1, 0, 1, 0], [0, 1, 1, 0, 0]),  # first command opens: closed before it
+        ([0, 0, 0], [1, 1, 1]),  # no command at all: open throughout
+        ([0.05, 0.5, -0.05, -0.3], [1, 0, 0, 1]),  # |x| <= 0.1 is "hold"
+        ([1, 1, -1], [0, 0, 1]),
+    ],
+)
+def test_relative_commands_become_absolute_states_like_octo(commands: list[float], expected: list[float]) -> None:
+    np.testing.assert_array_equal(relative_to_absolute_gripper(np.array(commands, dtype=np.float32)), expected)
+
+
+def test_to_absolute_is_applied_over_the_whole_episode_and_recorded() -> None:
+    spec = VectorSpec.model_validate(
+        {
+            "key": "obs/pose",
+            "names": ["dx", "gripper"],
+            "grippers": [{"dim": 1, "kind": "relative", "open": "high", "to_absolute": True}],
+        }
+    )
+    plan = plan_vector("action", spec, key((2,)))
+    canonical = plan.apply(np.array([[0.1, 0.0], [0.2, -1.0], [0.3, 0.0], [0.4, 1.0]], dtype=np.float32))
+    out = plan.finish_episode(canonical)
+    np.testing.assert_allclose(out[:, 0], [0.1, 0.2, 0.3, 0.4], rtol=1e-6)
+    np.testing.assert_array_equal(out[:, 1], [1.0, 0.0, 0.0, 1.0])  # source -1 = close here (open: high)
+    assert plan.feature.grippers[0].kind == "absolute" and plan.feature.grippers[0].open == "high"
+    assert plan.feature.source is not None and any("rel2abs" in t for t in plan.feature.source.transforms)
 
 
 def test_keep_source_conventions_records_but_does_not_convert() -> None:
@@ -163,3 +253,36 @@ def test_raw_pixels_for_a_video_camera_are_canonicalized_and_left_for_the_writer
     out = plan.apply(np.ones((2, 4, 4, 3), dtype=np.float32))
     assert isinstance(out, np.ndarray) and out.dtype == np.uint8 and out.shape == (2, 4, 4, 3)
     assert int(out.max()) == 255
+
+
+@settings(max_examples=40, deadline=None)
+@given(size=st.integers(5, 12), data=st.data())
+def test_every_label_stays_with_its_value_whatever_the_layout(size: int, data: st.DataObject) -> None:
+    start = data.draw(st.integers(0, size - 4), label="quaternion start")
+    free = [i for i in range(size) if not start <= i < start + 4]
+    grip = data.draw(st.sampled_from(free), label="gripper dim")
+    names = [f"d{i}" for i in range(size)]
+    units = ["mm" if i % 2 else "m" for i in range(size)]
+    spec = VectorSpec.model_validate(
+        {
+            "key": "obs/pose",
+            "dims": [{"name": n, "unit": u} for n, u in zip(names, units, strict=True)],
+            "rotations": [{"start": start, "representation": "quat_wxyz"}],
+            "grippers": [{"dim": grip, "kind": "relative", "open": "low"}],
+        }
+    )
+    plan = plan_vector("p", spec, key((size,), "float64"))
+    values = np.arange(1.0, size + 1.0)[None, :]
+    out = plan.apply(values)[0]
+    for j, dim in enumerate(plan.feature.dims):
+        source = names.index(dim.name)
+        factor = 1e-3 if units[source] == "mm" and source != grip else 1.0
+        assert out[j] == pytest.approx(values[0, source] * factor)
+    assert [g.dim for g in plan.feature.grippers] == [[d.name for d in plan.feature.dims].index(f"d{grip}")]
+    assert plan.feature.rotations[0].start == start
+    assert [d.name for d in plan.feature.dims[start : start + 4]] == [
+        f"d{start + 1}",
+        f"d{start + 2}",
+        f"d{start + 3}",
+        f"d{start}",
+    ]

@@ -159,13 +159,16 @@ def test_modality_json_is_built_from_the_semantics(tmp_path: Path) -> None:
     convert(sample("lerobot/g1_v21_subset"), tmp_path / "g1")
     out = Path(export_lerobot(tmp_path / "g1", tmp_path / "lerobot").output)
     modality = json.loads((out / "meta/modality.json").read_text())
-    assert modality["state"] == {"joint_position": {"start": 0, "end": 14}, "gripper": {"start": 14, "end": 26}}
+    assert modality["state"] == {
+        "joint_position": {"start": 0, "end": 14},
+        "hand_joint_position": {"start": 14, "end": 26},
+    }
     assert modality["action"] == modality["state"]
     assert modality["video"] == {"cam_high": {"original_key": "observation.images.cam_high"}}
     source = LeRobotSource(out)
     assert source.modality is not None and [g.name for g in source.modality.groups_of("action")] == [
         "joint_position",
-        "gripper",
+        "hand_joint_position",
     ]
 
 

@@ -274,23 +274,24 @@ def test_gripper_polarity_is_declared_where_the_sources_disagree() -> None:
     assert grip["berkeley_autolab_ur5"]["action"] == [GripperOpen.LOW]
     assert grip["droid"]["action.gripper"] == [GripperOpen.LOW]  # 1 = closed, Octo inverts
     assert grip["bridge"]["action"] == [GripperOpen.HIGH]
-    assert grip["taco_play"]["action"] == [GripperOpen.HIGH]
+    assert grip["taco_play"]["action"] == [GripperOpen.UNKNOWN]  # TFDS card and CALVIN README disagree
     assert grip["aloha"]["action"] == [GripperOpen.HIGH, GripperOpen.HIGH]
 
 
-def test_fractal_actions_are_one_octo_style_vector_with_the_gripper_mapped_to_one_open(tmp_path: Path) -> None:
+def test_fractal_actions_are_one_octo_style_vector_with_the_relative_gripper_kept(tmp_path: Path) -> None:
     features = rlds_features(LAYOUTS["fractal"], {"file_path": text()})
     records = [random_episode(features, n, seed) for seed, n in enumerate([4, 3])]
     write_builder(tmp_path / "src", features, {"train": [records]}, name="fractal")
     convert(tmp_path / "src", tmp_path / "out", spec="rlds/fractal")
     dataset = rdstd.open(tmp_path / "out")
     action = dataset.manifest.vectors["action"]
-    assert [d.name for d in action.dims] == ["dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper_command"]
+    assert [d.name for d in action.dims] == ["dx", "dy", "dz", "drx", "dry", "drz", "gripper_command"]
+    assert action.rotations[0].representation == "axis_angle" and action.grippers[0].kind == "relative"
     assert action.source is not None and action.source.key.count("+") == 2
     with RldsBackend().open(tmp_path / "src") as source:
         for i, ref in enumerate(source.episode_refs()):
             raw = source.read_episode(ref).vectors
             close = raw["steps/action/gripper_closedness_action"].reshape(-1).astype(np.float64)
             got = dataset.episode(i).vectors["action"]
-            np.testing.assert_allclose(got[:, 6], (1.0 - close) / 2.0, rtol=1e-6)
+            np.testing.assert_array_equal(got[:, 6], close)  # a relative command is never rescaled
             np.testing.assert_array_equal(got[:, :3], raw["steps/action/world_vector"])
