@@ -12,7 +12,8 @@ does, by what kind of failure it is:
   :class:`InternalError` naming the episode, with the original exception chained (``--debug`` shows it).
 
 The report (:class:`ConvertReport`) says what was done and what was left out: skipped episodes with reasons,
-source keys the spec dropped (``dropped_source_keys``, the same name in the manifest's ``extra``), and the count
+source keys left out with the reason (``dropped_source_keys``, the same name in the manifest's ``extra``), source
+keys the spec does not map but that were kept with unknown semantics (``kept_unmapped_keys``), and the count
 of non-finite values (NaN, ±inf) per canonical feature. ``on_plan`` sees the report once the spec is chosen,
 before any episode is read, so the caller can print the choice and the warnings first.
 """
@@ -34,12 +35,11 @@ from rdstd.convert.mapper import EpisodeConverter, resolve_spec
 from rdstd.errors import (
     EpisodeError,
     InternalError,
-    MappingError,
     RdstdError,
     SourceError,
     UsageError,
 )
-from rdstd.formats.base import EpisodeRef, SourceDataset, SourceEpisode, SourceInfo
+from rdstd.formats.base import EpisodeRef, SourceDataset, SourceInfo
 from rdstd.formats.registry import detect, get_backend, require_exists
 from rdstd.paths import normalized
 from rdstd.schema.manifest import Provenance
@@ -98,8 +98,10 @@ class ConvertReport:
     frames_written: int = 0
     skipped: list[SkippedEpisode] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    #: Source keys the spec does not carry into the canonical dataset (also the manifest's ``extra``).
-    dropped_source_keys: list[str] = field(default_factory=list)
+    #: Source keys not carried into the canonical dataset, with the reason (also the manifest's ``extra``).
+    dropped_source_keys: dict[str, str] = field(default_factory=dict)
+    #: Source keys the spec does not map, kept as features with unknown semantics (also the manifest's ``extra``).
+    kept_unmapped_keys: list[str] = field(default_factory=list)
     #: NaN and ±inf counts per canonical feature, only for features that hold any.
     non_finite: dict[str, NonFiniteCount] = field(default_factory=dict)
     #: What the backend observed about the data (quirks, not errors), with the number of episodes showing each.
@@ -133,6 +135,7 @@ def convert(
     limit: int | None = None,
     row_group_frames: int = DEFAULT_ROW_GROUP_FRAMES,
     rate_hz: float | None = None,
+    drop_unmapped: bool = False,
     progress: Progress | None = None,
     on_plan: OnPlan | None = None,
 ) -> ConvertReport:
@@ -141,7 +144,9 @@ def convert(
     ``on_error="skip"`` writes the episodes that convert and lists the others with reasons in the report;
     ``"fail"`` stops at the first bad episode and leaves no output behind. Faults that are not about one
     episode's data stop the run either way (see the module docs). ``rate_hz`` gives the rate of a source
-    without timestamps (it overrides the spec's ``rate_hz``). ``on_plan`` is called once before the work.
+    without timestamps (it overrides the spec's ``rate_hz``). Source keys the spec does not map are kept with
+    unknown semantics unless ``drop_unmapped`` (the manifest records either). ``on_plan`` is called once before the
+    work.
     """
     started = time.perf_counter()
     if rate_hz is not None and not rate_hz > 0:
@@ -151,11 +156,19 @@ def convert(
     with open_source(src, format_name) as dataset:
         info = dataset.info()
         loaded, warnings = resolve_spec(info, spec)
-        chosen = loaded.spec if rate_hz is None else loaded.spec.model_copy(update={"rate_hz": rate_hz})
-        converter = EpisodeConverter(chosen, info, images=images)
-        dropped = list(converter.unmapped)  # lead: `converter.dropped` once the schema branch lands
+        chosen = loaded.spec
+        converter = EpisodeConverter(chosen, info, images=images, drop_unmapped=drop_unmapped, rate_hz=rate_hz)
+        dropped = {key: converter.dropped[key] for key in converter.unmapped}
+        kept = sorted(converter.kept_unmapped)
+        if kept:
+            warnings.append(
+                f"source keys the spec does not map, kept with unknown semantics: {', '.join(kept)} "
+                "(map them in a spec, or leave them out with --drop-unmapped)"
+            )
         if dropped:
-            warnings.append(f"source keys not carried into the dataset (left out): {', '.join(dropped)}")
+            warnings.append(
+                "source keys left out: " + "; ".join(f"{key} ({reason})" for key, reason in dropped.items())
+            )
         refs = list(dataset.episode_refs())[:limit]
         report = ConvertReport(
             str(src),
@@ -167,6 +180,7 @@ def convert(
             episodes_planned=len(refs),
             warnings=warnings,
             dropped_source_keys=dropped,
+            kept_unmapped_keys=kept,
         )
         writer = DatasetWriter(
             out,
@@ -174,9 +188,9 @@ def convert(
             _provenance(src, info, chosen, loaded.sha256),
             name=chosen.name,
             description=chosen.description,
-            rate_hz=chosen.rate_hz or info.rate_hz,
+            rate_hz=converter.rate_hz,
             embodiments=[chosen.embodiment] if chosen.embodiment else [],
-            extra=_manifest_extra(info, dropped, rate_hz),
+            extra=_manifest_extra(info, dropped, kept, rate_hz),
             overwrite=overwrite,
             row_group_frames=row_group_frames,
         )
@@ -224,8 +238,10 @@ def _provenance(src: Path, info: SourceInfo, spec: ConverterSpec, sha256: str) -
     )
 
 
-def _manifest_extra(info: SourceInfo, dropped: list[str], rate_hz: float | None) -> dict[str, Any]:
-    extra: dict[str, Any] = {"source_info": info.extra, "dropped_source_keys": dropped}
+def _manifest_extra(
+    info: SourceInfo, dropped: dict[str, str], kept: list[str], rate_hz: float | None
+) -> dict[str, Any]:
+    extra: dict[str, Any] = {"source_info": info.extra, "dropped_source_keys": dropped, "kept_unmapped_keys": kept}
     if rate_hz is not None:
         extra["rate_hz_given"] = rate_hz
     return extra
@@ -242,7 +258,6 @@ def _convert_one(
     """Read, convert and write one episode, applying the error policy (the only place it is applied)."""
     try:
         source = dataset.read_episode(ref)
-        _require_clock(converter.spec, source, report)
         episode = converter.convert(source)
         writer.add(episode)
     except OSError as exc:
@@ -270,16 +285,6 @@ def _convert_one(
     add_episode_non_finite(report.non_finite, count_non_finite(episode.vectors))
     report.episodes_written += 1
     report.frames_written += episode.length
-
-
-def _require_clock(spec: ConverterSpec, source: SourceEpisode, report: ConvertReport) -> None:
-    """A source episode without timestamps needs a rate; the error names both ways to give one."""
-    if source.timestamps_s is None and spec.timestamps is None and not spec.rate_hz:
-        raise MappingError(
-            f"{report.source}: the source has no timestamps and no rate is given",
-            hint=f"pass the rate: rdstd convert {report.source} {report.output} --rate HZ, "
-            "or set rate_hz: in the converter spec",
-        )
 
 
 def _os_fault(exc: OSError, source: str) -> Literal["output", "source", "internal"]:

@@ -156,9 +156,12 @@ def draft_spec(info: SourceInfo, *, name: str = "draft") -> ConverterSpec:
     features: dict[str, VectorSpec] = {}
     cameras: dict[str, CameraSpec] = {}
     timestamps_key = None
+    texts: list[str] = []
     for key in info.keys:
         if key.kind == "timestamp":
             timestamps_key = key.key
+        elif key.kind == "text":
+            texts.append(key.key)
         elif key.kind == "image":
             cameras[canonical_name(key.key, "image")] = CameraSpec(key=key.key)
         elif key.kind == "vector":
@@ -173,7 +176,14 @@ def draft_spec(info: SourceInfo, *, name: str = "draft") -> ConverterSpec:
     }
     if timestamps_key:
         spec["timestamps"] = {"key": timestamps_key, "unit": Unit.S}
+    task_keys = [k for k in texts if any(w in k.rsplit("/", 1)[-1].lower() for w in _TASK_WORDS)]
+    if task_keys:  # the task first; other instruction keys are alternative phrasings (DROID's _2, _3)
+        spec["task_keys"] = task_keys
     return ConverterSpec.model_validate(spec)
+
+
+#: Words that mark a per-step text key as the task's instruction when drafting a spec.
+_TASK_WORDS = ("instruction", "task", "language", "prompt")
 
 
 def _draft_vector(key: SourceKey) -> VectorSpec:

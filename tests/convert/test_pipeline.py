@@ -201,7 +201,7 @@ def test_a_clean_source_reports_no_non_finite_values(tmp_path: Path) -> None:
     assert report.non_finite == {}
 
 
-def test_source_keys_left_out_are_in_the_report_and_the_manifest_under_one_name(tmp_path: Path) -> None:
+def test_unmapped_keys_are_kept_or_left_out_with_a_reason_in_the_report_and_the_manifest(tmp_path: Path) -> None:
     make_zarr_replay_buffer(tmp_path / "rb.zarr", [4, 4], chunk_rows=4)
     spec = {
         "name": "state-only",
@@ -212,10 +212,22 @@ def test_source_keys_left_out_are_in_the_report_and_the_manifest_under_one_name(
     from rdstd.schema.spec import ConverterSpec
 
     report = convert(tmp_path / "rb.zarr", tmp_path / "out", spec=ConverterSpec.model_validate(spec))
-    assert "data/action" in report.dropped_source_keys and "data/img" in report.dropped_source_keys
+    assert "data/action" in report.kept_unmapped_keys and "data/keypoint" in report.kept_unmapped_keys
+    assert "data/img" in report.dropped_source_keys  # float pixels of unknown range cannot become a camera
     manifest = rdstd.open(tmp_path / "out").manifest
+    kept = manifest.vectors["action"]
+    assert kept.source is not None and kept.source.key == "data/action"
+    assert {d.unit for d in kept.dims} == {"unknown"}
     assert manifest.extra["dropped_source_keys"] == report.dropped_source_keys
+    assert manifest.extra["kept_unmapped_keys"] == report.kept_unmapped_keys
     assert report.as_dict()["dropped_source_keys"] == report.dropped_source_keys
+
+    dropped = convert(
+        tmp_path / "rb.zarr", tmp_path / "out2", spec=ConverterSpec.model_validate(spec), drop_unmapped=True
+    )
+    assert dropped.kept_unmapped_keys == []
+    assert dropped.dropped_source_keys["data/action"].startswith("--drop-unmapped")
+    assert set(rdstd.open(tmp_path / "out2").manifest.features) == {"observation.state"}
 
 
 def test_an_episode_written_in_chunks_counts_as_one_episode_with_non_finite_values() -> None:

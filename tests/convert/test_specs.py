@@ -258,3 +258,17 @@ def test_bridge_says_its_timestamps_are_synthesized_and_its_action_timing() -> N
     assert spec.clock is not None and spec.clock.kind == "synthesized" and spec.clock.rate_hz == 5
     action = spec.features["action"].action
     assert action is not None and action.timing == "next_state_target"
+
+
+def test_a_draft_takes_the_task_from_the_instruction_key_so_no_language_is_lost(tmp_path: Path) -> None:
+    source = sample("rlds/bridge_debug/bridge_dataset/1.0.0")
+    with open_source(source) as dataset:
+        draft = draft_spec(dataset.info())
+    assert draft.all_task_keys == ["steps/language_instruction"]
+    spec_file = tmp_path / "draft.yaml"
+    spec_file.write_text(spec_to_yaml(draft), encoding="utf-8")
+    convert(source, tmp_path / "out", spec=spec_file, limit=2, rate_hz=5.0)
+    import rdstd
+
+    tasks = rdstd.open(tmp_path / "out").episodes["task"].to_list()
+    assert all(tasks) and all(isinstance(t, str) for t in tasks)

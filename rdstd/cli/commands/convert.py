@@ -72,6 +72,12 @@ def convert_command(
         None, "--images", help="Store cameras as jpeg, png or video (default: as the spec says)."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it holds something."),
+    drop_unmapped: bool = typer.Option(
+        False,
+        "--drop-unmapped",
+        help="Leave out source keys the spec does not map (default: keep them with unknown semantics). "
+        "The manifest records what was left out.",
+    ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Convert only the first N episodes."),
     report_file: Path | None = typer.Option(
         None, "--report", help="Also write the full report (every skipped episode) as JSON to this file."
@@ -92,6 +98,7 @@ def convert_command(
             overwrite=overwrite,
             limit=limit,
             rate_hz=rate,
+            drop_unmapped=drop_unmapped,
             progress=printer,
             on_plan=print_plan,
         )
@@ -140,6 +147,8 @@ def summary(report: ConvertReport) -> str:
         f"  frames written:   {report.frames_written} ({rate:,.0f} frames/s, {report.seconds:.1f} s)",
         f"  episodes skipped: {len(report.skipped)}",
     ]
+    if report.kept_unmapped_keys:
+        lines.append(f"  kept with unknown semantics: {', '.join(report.kept_unmapped_keys)}")
     if report.dropped_source_keys:
         lines.append(f"  source keys left out: {', '.join(report.dropped_source_keys)}")
     if report.non_finite:
