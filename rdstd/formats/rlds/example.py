@@ -106,12 +106,17 @@ def _ragged(fmap: Any, leaf: Leaf, key: str) -> list[npt.NDArray[Any]]:
         i += 1
     inner = tuple(d for d in leaf.shape if d is not None)
     if inner and len(inner) == len(leaf.shape):
+        size = math.prod(inner)
+        if size == 0 or flat.size % size:
+            raise ExampleMismatchError(f"feature {key!r}: {flat.size} values are not a whole number of {list(inner)}")
         flat = flat.reshape((-1, *inner))
     if len(lengths) != 1:
         levels = len(lengths)
         raise ExampleMismatchError(
             f"feature {key!r}: {levels} ragged row-length levels; rdstd reads one (steps × items)"
         )
+    if bool(np.any(lengths[0] < 0)):
+        raise ExampleMismatchError(f"feature {key!r}: negative row lengths")
     if int(lengths[0].sum()) != flat.shape[0]:
         raise ExampleMismatchError(f"feature {key!r}: row lengths sum to {int(lengths[0].sum())}, not {flat.shape[0]}")
     bounds = np.concatenate([[0], np.cumsum(lengths[0])])

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from rdstd.errors import CorruptSourceError, MissingDependencyError, SourceError, UnsupportedVersionError
+from rdstd.errors import CorruptSourceError, MissingDependencyError, SourceError
 from rdstd.formats.base import EpisodeRef, FormatBackend, SourceDataset, SourceEpisode, SourceInfo, SourceKey
 from rdstd.formats.zarr.frames import ZarrArray, ZarrFrames
 from rdstd.formats.zarr.store import (
@@ -90,10 +90,7 @@ class ZarrReplayBuffer(SourceDataset):
         ends_meta = self._files.arrays("meta").get("episode_ends")
         if ends_meta is None:
             raise SourceError(f"{path}: no meta/episode_ends array", hint="this is not a replay buffer")
-        version = {m.get("zarr_format") for m in [*metas.values(), ends_meta]}
-        if not version <= {2, 3}:
-            raise UnsupportedVersionError(f"{path}: zarr format {sorted(map(str, version))} is not 2 or 3")
-        self.zarr_format = max(v for v in version if isinstance(v, int))
+        self.zarr_format = max(int(m["zarr_format"]) for m in [*metas.values(), ends_meta])
         _register_image_codecs(path, {i for m in metas.values() for i in codec_ids(m)})
         zarr = _import_zarr()
         try:

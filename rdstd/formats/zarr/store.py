@@ -106,17 +106,20 @@ class StoreFiles:
             if not name.startswith(prefix):
                 continue
             parts = name[len(prefix) :].split("/")
-            if len(parts) == 2 and parts[1] == ".zarray":
-                meta = self.read_json(name)
-                if not isinstance(meta, dict):
-                    raise CorruptSourceError(f"{self.path}/{name}: not a JSON object")
+            if len(parts) != 2 or parts[1] not in (".zarray", "zarr.json"):
+                continue
+            meta = self.read_json(name)
+            if not isinstance(meta, dict):
+                raise CorruptSourceError(f"{self.path}/{name}: not a JSON object", hint="re-download the store")
+            expected = 2 if parts[1] == ".zarray" else 3
+            version = meta.get("zarr_format")
+            if isinstance(version, bool) or version != expected:
+                raise UnsupportedVersionError(
+                    f"{self.path}/{name}: zarr_format is {version!r}, a {parts[1]} file needs {expected}",
+                    hint="the metadata is damaged or from an unknown zarr version",
+                )
+            if expected == 2 or meta.get("node_type") == "array":
                 found[parts[0]] = meta
-            elif len(parts) == 2 and parts[1] == "zarr.json":
-                meta = self.read_json(name)
-                if not isinstance(meta, dict):
-                    raise CorruptSourceError(f"{self.path}/{name}: not a JSON object")
-                if meta.get("node_type") == "array":
-                    found[parts[0]] = meta
         return found
 
 
