@@ -319,6 +319,7 @@ def test_features_rdstd_cannot_read_are_listed_not_fatal(tmp_path: Path) -> None
     assert "Sequence" in info.extra["unread_keys"]["steps/labels"]
     assert episode.length == 2
     assert not any("does not declare" in note for note in episode.meta["notes"])
+    assert "features rdstd cannot read yet are left out: steps/clip, steps/labels" in episode.meta["notes"]
 
 
 def test_every_per_step_key_is_in_info_keys_or_listed_as_unread() -> None:

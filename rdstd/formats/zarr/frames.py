@@ -130,15 +130,14 @@ class ZarrArray:
         return data
 
     def rows(self, start: int, stop: int) -> npt.NDArray[Any]:
-        """Steps ``[start, stop)`` as one numpy array, read chunk by chunk."""
-        if stop <= start:
-            return np.zeros((0, *self.shape[1:]), dtype=self.dtype)
-        pieces = []
+        """Steps ``[start, stop)`` as one numpy array, filled chunk by chunk (no second copy of the rows)."""
+        out = np.empty((max(stop - start, 0), *self.shape[1:]), dtype=self.dtype)
         for chunk in self.chunks_of(start, stop):
             data = self.chunk(chunk)
             base = chunk * self.chunk_rows
-            pieces.append(data[max(start - base, 0) : min(stop - base, len(data))])
-        return np.concatenate(pieces) if len(pieces) != 1 else pieces[0].copy()
+            lo, hi = max(start, base), min(stop, base + len(data))
+            out[lo - start : hi - start] = data[lo - base : hi - base]
+        return out
 
 
 class ZarrFrames:
