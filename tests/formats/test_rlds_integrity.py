@@ -191,11 +191,31 @@ def test_an_lfs_pointer_in_place_of_a_shard_says_so_with_the_fetch_command(tmp_p
     shard = sorted(root.glob(f"*.{file_format}-*"))[1]
     shard.write_text(POINTER)
     with RldsDataset(root) as ds:
-        refs = ds.episode_refs
+        refs = ds.episode_refs()
+        assert len(refs) == 4  # the pointer's two stated episodes are not silently gone
+        assert ds.read_episode(refs[0]).length == 2
         with pytest.raises(LfsPointerError) as err:
-            refs()
+            ds.read_episode(refs[2])
+        assert err.value.message in ds.info().extra["warnings"]
     assert str(shard) in err.value.message and "Git LFS pointer" in err.value.message
     assert "git -C" in err.value.hint and "lfs pull" in err.value.hint and shard.name in err.value.hint
+    with pytest.raises(LfsPointerError):
+        convert(tmp_path / "data", tmp_path / "failed", spec=SPEC)
+    report = convert(tmp_path / "data", tmp_path / "out", spec=SPEC, on_error="skip")
+    assert report.episodes_written == 2
+    assert [s.key for s in report.skipped] == ["train/shard-00001/rec-0", "train/shard-00001/rec-1"]
+    assert all("Git LFS pointer" in s.reason for s in report.skipped)
+
+
+def test_streaming_a_pointer_shard_in_skip_mode_records_it_and_goes_on(tmp_path: Path) -> None:
+    root = _builder(tmp_path, [2, 2])
+    shard = sorted(root.glob("*.tfrecord-*"))[0]
+    shard.write_text(POINTER)
+    with RldsDataset(root) as ds:
+        kept = [e for s in ds.shards() for e in ds.shard_episodes(s, on_error="skip")]
+        assert len(kept) == 2 and isinstance(ds.skipped[0], LfsPointerError)
+        with pytest.raises(LfsPointerError):
+            list(ds.episodes())
 
 
 @pytest.mark.parametrize("name", ["dataset_info.json", "features.json"])
@@ -237,7 +257,7 @@ def test_a_shard_without_read_permission_is_a_one_line_permission_error(
     _deny(monkeypatch, shard)
     assert RldsBackend().detect(root)  # detection never raises
     with RldsDataset(root) as ds, pytest.raises(SourceError) as err:
-        ds.episode_refs()
+        ds.read_episode(ds.episode_refs()[0])
     assert not isinstance(err.value, CorruptSourceError)
     assert err.value.message == f"{shard}: cannot read: permission denied"
     assert "permissions" in err.value.hint

@@ -264,6 +264,14 @@ def test_an_lfs_pointer_in_place_of_a_chunk_says_so(tmp_path: Path, zarr_format:
     assert str(chunk) in err.value.message and "lfs pull" in err.value.hint
 
 
+def test_an_lfs_pointer_in_place_of_the_episode_ends_chunk_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "rb.zarr"
+    make_zarr_replay_buffer(path, [16, 16], chunk_rows=16, zarr_format=3)
+    (path / "meta" / "episode_ends" / "c" / "0").write_text(POINTER)
+    with pytest.raises(LfsPointerError, match=r"episode_ends/c/0"):
+        _open(path)
+
+
 def test_an_lfs_pointer_in_place_of_a_zipped_store_is_recognised_and_named(tmp_path: Path) -> None:
     path = tmp_path / "rb.zarr.zip"
     path.write_text(POINTER)

@@ -95,7 +95,7 @@ class RldsDataset(SourceDataset):
         #: Dataset-level observations made while reading (e.g. shardLengths that disagree with a file).
         self.notes: list[str] = []
         #: Per shard file: records that frame cleanly from the start, and the framing error ending them early.
-        self._scans: dict[Path, tuple[int, CorruptSourceError | None]] = {}
+        self._scans: dict[Path, tuple[int, SourceError | None]] = {}
 
     # -- description -------------------------------------------------------------------------------------
     def info(self) -> SourceInfo:
@@ -188,11 +188,16 @@ class RldsDataset(SourceDataset):
         self._open = (shard.path, reader)
         return reader
 
-    def _scan(self, shard: Shard) -> tuple[int, CorruptSourceError | None]:
+    def _scan(self, shard: Shard) -> tuple[int, SourceError | None]:
         """What the shard file really holds (record framing only, no payload parsed), cached; notes the
         disagreement with ``dataset_info.json`` when the file holds more records than it says."""
         if shard.path not in self._scans:
-            readable, error = self._reader(shard).readable()
+            try:
+                readable, error = self._reader(shard).readable()
+            except SourceError as exc:  # cannot be opened at all (pointer, permission, not ArrayRecord)
+                readable, error = 0, exc
+                if exc.message not in self.notes:
+                    self.notes.append(exc.message)
             self._scans[shard.path] = (readable, error)
             for note in self._shard_notes(shard):
                 if note not in self.notes:
@@ -295,7 +300,13 @@ class RldsDataset(SourceDataset):
         """Stream one shard's episodes in file order. With ``on_error="skip"`` a bad record is recorded in
         :attr:`skipped` and reading goes on with the next one (after a framing error, the rest of the shard is
         unreadable and is recorded as one error)."""
-        reader = open_shard(shard.path, self.builder.file_format, check_crc=self.check_crc, root=self.root)
+        try:
+            reader = open_shard(shard.path, self.builder.file_format, check_crc=self.check_crc, root=self.root)
+        except SourceError as exc:
+            if on_error != "skip":
+                raise
+            self.skipped.append(exc)
+            return
         count = 0
         try:
             while True:

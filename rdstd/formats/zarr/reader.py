@@ -24,6 +24,7 @@ from rdstd.formats.zarr.store import (
     looks_like_replay_buffer,
     written_by_zarr_python_2,
 )
+from rdstd.lfs import raise_if_pointer
 
 
 def _import_zarr() -> Any:
@@ -125,6 +126,9 @@ class ZarrReplayBuffer(SourceDataset):
         except OSError as exc:
             raise CorruptSourceError(f"{where}: cannot read ({exc})") from exc
         except Exception as exc:  # zarr/codec errors on bad bytes: one boundary, the cause kept
+            if not self._files.is_zip:
+                for name in sorted(n for n in self._files.names if n.startswith(f"{EPISODE_ENDS}/")):
+                    raise_if_pointer(self.path / name, self.path)
             raise CorruptSourceError(
                 f"{where}: does not decode ({type(exc).__name__}: {exc})", hint="re-download the store"
             ) from exc
