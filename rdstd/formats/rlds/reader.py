@@ -192,6 +192,7 @@ class RldsDataset(SourceDataset):
         """What the shard file really holds (record framing only, no payload parsed), cached; notes the
         disagreement with ``dataset_info.json`` when the file holds more records than it says."""
         if shard.path not in self._scans:
+            error: SourceError | None
             try:
                 readable, error = self._reader(shard).readable()
             except SourceError as exc:  # cannot be opened at all (pointer, permission, not ArrayRecord)
