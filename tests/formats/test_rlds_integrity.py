@@ -9,6 +9,7 @@ from __future__ import annotations
 import builtins
 import errno
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -353,3 +354,18 @@ def test_every_per_step_key_is_in_info_keys_or_listed_as_unread() -> None:
         step_keys = {leaf.key for leaf in ds.tree.step_leaves()}
         assert step_keys <= listed
         assert episode.keys() == {k.key for k in info.keys}
+
+
+@pytest.mark.samples
+def test_the_real_bridge_sample_with_shard_lengths_edited_down_converts_all_50_episodes(tmp_path: Path) -> None:
+    from tests.conftest import sample
+
+    copy = tmp_path / "bridge_debug"
+    shutil.copytree(sample("rlds/bridge_debug"), copy)
+    root = next(copy.rglob("dataset_info.json")).parent
+    _edit_info(root, _set_lengths(20))  # train: 25 records in the file
+    report = convert(copy, tmp_path / "out")
+    assert report.episodes_written == 50 and not report.skipped
+    assert any(
+        "holds 25 records, dataset_info.json shardLengths says 20; all 25 are read" in n for n in report.source_notes
+    )
