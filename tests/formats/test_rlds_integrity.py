@@ -369,3 +369,12 @@ def test_the_real_bridge_sample_with_shard_lengths_edited_down_converts_all_50_e
     assert any(
         "holds 25 records, dataset_info.json shardLengths says 20; all 25 are read" in n for n in report.source_notes
     )
+
+
+def test_a_handle_past_every_record_is_a_usage_error_not_a_broken_download(tmp_path: Path) -> None:
+    from rdstd.errors import UsageError
+    from rdstd.formats.base import EpisodeRef
+
+    root = _builder(tmp_path, [2])
+    with RldsDataset(root) as ds, pytest.raises(UsageError, match=r"record 9 does not exist \(the shard holds 2"):
+        ds.read_episode(EpisodeRef(0, "train/shard-00000/rec-9", ""))

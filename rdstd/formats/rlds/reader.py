@@ -272,14 +272,17 @@ class RldsDataset(SourceDataset):
         shard, number = self._locate(ref)
         readable, error = self._scan(shard)
         if error is None and number >= readable:
+            if number >= (shard.records or 0):
+                raise UsageError(f"{shard.path}: record {number} does not exist (the shard holds {readable} records)")
             raise self._missing(shard, number, readable)
         record = self._reader(shard).read(number)
         return self._episode(shard, record, ref.index)
 
     @staticmethod
     def _missing(shard: Shard, first: int, readable: int) -> CorruptSourceError:
-        stated = shard.records
-        which = f"record {first}" if stated is None or stated - first == 1 else f"records {first}..{stated - 1}"
+        """The error for records ``first..`` that ``dataset_info.json`` states but the shard does not hold."""
+        stated = shard.records or 0
+        which = f"record {first}" if stated - first == 1 else f"records {first}..{stated - 1}"
         return CorruptSourceError(
             f"{shard.path}: {which} missing: the shard holds {readable} records, "
             f"dataset_info.json shardLengths says {stated}",
