@@ -42,7 +42,12 @@ def _assert_matches_tfds(features_json: dict[str, Any], record: bytes, ep: Sourc
                 assert got == expected.decode("utf-8")
             else:
                 assert np.array_equal(np.asarray(got), np.asarray(expected)), leaf.key
-                assert np.asarray(got).dtype == np.asarray(expected).dtype or np.isscalar(got), leaf.key
+                want_dtype = np.asarray(expected).dtype
+                if isinstance(got, bool | int | float):  # scalars are handed out as Python values
+                    python_type = {"b": bool, "i": int, "u": int, "f": float}[want_dtype.kind]
+                    assert type(got) is python_type, f"{leaf.key}: {type(got).__name__} for tfds {want_dtype}"
+                else:
+                    assert np.asarray(got).dtype == want_dtype, f"{leaf.key}: {np.asarray(got).dtype} vs {want_dtype}"
         elif leaf.kind == "image":
             frames = ep.images[leaf.key]
             assert isinstance(frames, EncodedFrames)

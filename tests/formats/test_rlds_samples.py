@@ -187,7 +187,8 @@ def test_info_describes_the_builder_from_its_json_files() -> None:
         info = ds.info()
     assert info.format == "rlds"
     assert info.episodes == 7
-    assert info.extra["splits"]["train"] == {"episodes": 5, "shards": 2, "num_bytes": 16572}
+    assert info.extra["splits"]["train"] == {"episodes": 5, "stated_episodes": 5, "shards": 2, "num_bytes": 16572}
+    assert info.extra["warnings"] == []
     keys = {k.key: k for k in info.keys}
     assert keys["steps/observation/depth"].kind == "image" and keys["steps/observation/depth"].dtype == "uint16"
     assert keys["steps/observation/depth"].codec == ImageCodec.PNG

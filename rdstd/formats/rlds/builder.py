@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from rdstd.errors import CorruptSourceError, SourceError, UnsupportedVersionError, UsageError
+from rdstd.formats.files import read_bytes
+from rdstd.paths import inside
 
 INFO_FILE = "dataset_info.json"
 FEATURES_FILE = "features.json"
@@ -98,14 +100,27 @@ def resolve_builder_dir(path: Path) -> Path:
     return found[0]
 
 
+def _plain_name(value: str, what: str, info_path: Path) -> str:
+    """A builder or split name from metadata, refused when it could name a path (``/``, ``\\``, ``..``)."""
+    if not value or "/" in value or "\\" in value or value in (".", "..") or "\x00" in value:
+        raise CorruptSourceError(
+            f"{info_path}: {what} {value!r} is not a plain name (it would point at other folders)",
+            hint="fix the dataset's metadata; rdstd reads nothing outside the dataset folder",
+        )
+    return value
+
+
 def _split_shards(root: Path, name: str, file_format: str, split: dict[str, Any]) -> list[Shard]:
-    split_name = str(split.get("name", ""))
+    info_path = root / INFO_FILE
+    split_name = _plain_name(str(split.get("name", "")), "split name", info_path)
     lengths = [int(n) for n in split.get("shardLengths", [])]
     template = str(split.get("filepathTemplate") or _DEFAULT_TEMPLATE)
     if lengths:
         count = len(lengths)
         shards = []
         for i, n in enumerate(lengths):
+            if n < 0:
+                raise CorruptSourceError(f"{info_path}: split {split_name!r} shard {i} has length {n}")
             filename = (
                 template.replace("{DATASET}", name)
                 .replace("{SPLIT}", split_name)
@@ -114,25 +129,32 @@ def _split_shards(root: Path, name: str, file_format: str, split: dict[str, Any]
                 .replace("{SHARD_INDEX}", f"{i:05d}")
                 .replace("{NUM_SHARDS}", f"{count:05d}")
             )
-            shards.append(Shard(split_name, i, count, root / filename, n))
+            what = f"{INFO_FILE} split {split_name!r} shard {i} (filepathTemplate {template!r})"
+            shards.append(Shard(split_name, i, count, inside(root, filename, what), n))
         return shards
     # Old or hand-made dirs without shardLengths: take the files that are there, in name order.
-    files = sorted(root.glob(f"{name}-{split_name}.{file_format}-*-of-*"))
+    files = sorted(p for p in root.glob(f"{name}-{split_name}.{file_format}-*-of-*") if p.is_file())
     return [Shard(split_name, i, len(files), p, None) for i, p in enumerate(files)]
 
 
 def read_builder_info(root: Path) -> BuilderInfo:
     """Parse ``dataset_info.json`` of the builder directory ``root`` and locate its shards."""
     info_path = root / INFO_FILE
+    if not info_path.is_file():
+        raise CorruptSourceError(f"{info_path}: missing", hint="copy the builder directory completely")
     try:
-        raw = json.loads(info_path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise CorruptSourceError(f"{info_path}: missing", hint="copy the builder directory completely") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raw = json.loads(read_bytes(info_path, root).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CorruptSourceError(f"{info_path}: not readable JSON ({exc})", hint="the file is damaged") from exc
     if not isinstance(raw, dict):
         raise CorruptSourceError(f"{info_path}: not a JSON object")
-    name = str(raw.get("name") or root.parent.name)
+    if not raw.get("splits"):
+        state = "is empty ({})" if not raw else "names no splits"
+        raise CorruptSourceError(
+            f"{info_path}: {state}, so no shard can be found",
+            hint="the file is damaged or was never written; copy dataset_info.json from the original builder",
+        )
+    name = _plain_name(str(raw.get("name") or root.parent.name), "builder name", info_path)
     file_format = str(raw.get("fileFormat") or "tfrecord")
     if file_format not in SUPPORTED_FILE_FORMATS:
         raise UnsupportedVersionError(
@@ -144,6 +166,8 @@ def read_builder_info(root: Path) -> BuilderInfo:
     num_bytes: dict[str, int] = {}
     try:
         for split in raw.get("splits", []):
+            if not isinstance(split, dict):
+                raise TypeError(f"split entry {split!r} is not an object")
             splits.append(str(split["name"]))
             num_bytes[str(split["name"])] = int(split.get("numBytes", 0))
             shards.extend(_split_shards(root, name, file_format, split))

@@ -106,12 +106,17 @@ def _ragged(fmap: Any, leaf: Leaf, key: str) -> list[npt.NDArray[Any]]:
         i += 1
     inner = tuple(d for d in leaf.shape if d is not None)
     if inner and len(inner) == len(leaf.shape):
+        size = math.prod(inner)
+        if size == 0 or flat.size % size:
+            raise ExampleMismatchError(f"feature {key!r}: {flat.size} values are not a whole number of {list(inner)}")
         flat = flat.reshape((-1, *inner))
     if len(lengths) != 1:
         levels = len(lengths)
         raise ExampleMismatchError(
             f"feature {key!r}: {levels} ragged row-length levels; rdstd reads one (steps × items)"
         )
+    if bool(np.any(lengths[0] < 0)):
+        raise ExampleMismatchError(f"feature {key!r}: negative row lengths")
     if int(lengths[0].sum()) != flat.shape[0]:
         raise ExampleMismatchError(f"feature {key!r}: row lengths sum to {int(lengths[0].sum())}, not {flat.shape[0]}")
     bounds = np.concatenate([[0], np.cumsum(lengths[0])])
@@ -120,11 +125,12 @@ def _ragged(fmap: Any, leaf: Leaf, key: str) -> list[npt.NDArray[Any]]:
 
 def decode_example(data: bytes, tree: FeatureTree) -> DecodedExample:
     """Decode one serialized Example; raises :class:`ExampleMismatchError` when it does not fit ``tree``."""
-    from rdstd.formats.rlds.proto import example_class
+    from rdstd.formats.rlds.proto import decode_error, example_class
 
+    parser = example_class()  # a missing protobuf is a MissingDependencyError, never a corrupt record
     try:
-        message = example_class().FromString(data)
-    except Exception as exc:  # protobuf raises its own DecodeError
+        message = parser.FromString(data)
+    except decode_error() as exc:
         raise ExampleMismatchError(f"not a tf.train.Example ({type(exc).__name__}: {exc})") from exc
     fmap = message.features.feature
     out = DecodedExample(length=-1)
@@ -215,5 +221,8 @@ def decode_example(data: bytes, tree: FeatureTree) -> DecodedExample:
         detail = ", ".join(f"{k}={n}" for k, n in sorted(steps.items()))
         raise ExampleMismatchError(f"step features disagree on the number of steps ({detail})")
     out.length = counts.pop() if counts else 0
-    out.unknown_keys = sorted(k for k in fmap if k not in known)
+    unread = tuple(tree.unread)
+    out.unknown_keys = sorted(
+        k for k in fmap if k not in known and not any(k == u or k.startswith(f"{u}/") for u in unread)
+    )
     return out

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from rdstd.errors import CorruptSourceError, UnsupportedVersionError
+from rdstd.formats.files import read_bytes
 
 LeafKind = Literal["tensor", "image", "text"]
 Encoding = Literal["none", "bytes", "zlib"]
@@ -79,6 +80,9 @@ class FeatureTree:
 
     leaves: tuple[Leaf, ...]
     raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
+    #: Features rdstd does not read (Video, BoundingBox, a Sequence of Text inside steps …), by Example key,
+    #: with the reason: listed by ``info()`` so nothing is dropped silently.
+    unread: Mapping[str, str] = field(default_factory=dict)
     _by_key: dict[str, Leaf] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -105,8 +109,8 @@ def load_features(path: Path) -> FeatureTree:
             hint="copy the builder directory completely (dataset_info.json, features.json and the shards)",
         )
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raw = json.loads(read_bytes(path, path.parent).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CorruptSourceError(f"{path}: not readable JSON ({exc})", hint="the file is damaged") from exc
     return parse_features(raw, source=str(path))
 
@@ -114,7 +118,8 @@ def load_features(path: Path) -> FeatureTree:
 def parse_features(raw: Mapping[str, Any], *, source: str = "features.json") -> FeatureTree:
     """Walk an already-loaded ``features.json`` document."""
     leaves: list[Leaf] = []
-    _walk(raw, (), 0, leaves, source)
+    unread: dict[str, str] = {}
+    _walk(raw, (), 0, leaves, unread, source)
     keys: dict[str, tuple[str, ...]] = {}
     for leaf in leaves:
         if leaf.key in keys:
@@ -128,7 +133,7 @@ def parse_features(raw: Mapping[str, Any], *, source: str = "features.json") -> 
             f"{source}: no 'steps' Dataset feature, so this tfds dataset is not RLDS",
             hint="rdstd reads RLDS episodes (a 'steps' Dataset of per-step features)",
         )
-    return FeatureTree(tuple(leaves), raw)
+    return FeatureTree(tuple(leaves), raw, unread)
 
 
 def _shape(node: Mapping[str, Any], where: str, source: str) -> tuple[int | None, ...]:
@@ -139,7 +144,7 @@ def _shape(node: Mapping[str, Any], where: str, source: str) -> tuple[int | None
         raise CorruptSourceError(f"{source}: feature {where!r} has a bad shape {dims!r}") from exc
 
 
-def _walk(node: Any, path: tuple[str, ...], rank: int, out: list[Leaf], source: str) -> None:
+def _walk(node: Any, path: tuple[str, ...], rank: int, out: list[Leaf], unread: dict[str, str], source: str) -> None:
     where = "/".join(path) or "<root>"
     if not isinstance(node, Mapping):
         raise CorruptSourceError(f"{source}: feature {where!r} is not a JSON object")
@@ -149,14 +154,14 @@ def _walk(node: Any, path: tuple[str, ...], rank: int, out: list[Leaf], source: 
     if "featuresDict" in node:
         children = node["featuresDict"].get("features", {})
         for name, child in children.items():
-            _walk(child, (*path, str(name)), rank, out, source)
+            _walk(child, (*path, str(name)), rank, out, unread, source)
         return
     if "sequence" in node:
         seq = node["sequence"]
         length = int(seq.get("length", "-1"))
         if rank == 0 and path == ("steps",) and length != -1:
             raise UnsupportedVersionError(f"{source}: 'steps' has a fixed length {length}; RLDS steps are a Dataset")
-        _walk(seq.get("feature", {}), path, rank + 1, out, source)
+        _walk(seq.get("feature", {}), path, rank + 1, out, unread, source)
         return
     if not path:
         raise CorruptSourceError(f"{source}: the root feature is not a FeaturesDict")
@@ -164,28 +169,40 @@ def _walk(node: Any, path: tuple[str, ...], rank: int, out: list[Leaf], source: 
         t = node["tensor"]
         dtype = str(t.get("dtype", ""))
         if dtype not in NUMERIC_DTYPES and dtype != "string":
-            raise UnsupportedVersionError(f"{source}: feature {where!r} has dtype {dtype!r}, which rdstd cannot read")
+            unread[where] = f"a {cls.rsplit('.', 1)[-1] or 'Tensor'} of dtype {dtype!r}, which rdstd cannot read"
+            return
         encoding = str(t.get("encoding", "none")) or "none"
         if encoding not in ("none", "bytes", "zlib"):
-            raise UnsupportedVersionError(f"{source}: feature {where!r} has unknown encoding {encoding!r}")
+            unread[where] = f"a tensor with unknown encoding {encoding!r}"
+            return
         kind: LeafKind = "text" if dtype == "string" else "tensor"
+        if kind == "text" and rank >= 2:
+            unread[where] = "a Sequence of strings inside steps (several strings per step), which rdstd cannot read yet"
+            return
         shape = _shape(t, where, source)
         out.append(Leaf(path, kind, dtype, shape, cls, cast(Encoding, encoding), None, rank, description))
         return
     if "image" in node:
+        if rank >= 2:
+            unread[where] = "a Sequence of images inside steps (several images per step), which rdstd cannot read yet"
+            return
         im = node["image"]
         fmt = im.get("encodingFormat") or None
         out.append(Leaf(path, "image", str(im.get("dtype", "uint8")), _shape(im, where, source), cls,
                         "none", fmt, rank, description))  # fmt: skip
         return
     if "text" in node:
+        if rank >= 2:
+            unread[where] = "a Sequence of Text inside steps (several strings per step), which rdstd cannot read yet"
+            return
         out.append(Leaf(path, "text", "string", (), cls, "none", None, rank, description))
         return
     if "classLabel" in node:
         out.append(Leaf(path, "tensor", "int64", (), cls, "none", None, rank, description))
         return
     kinds = sorted(k for k in node if k not in ("pythonClassName", "description", "metadata"))
-    raise UnsupportedVersionError(
-        f"{source}: feature {where!r} is a {cls or '?'} ({', '.join(kinds) or 'empty'}), which rdstd cannot read yet",
-        hint="open an issue with the features.json; Tensor, Scalar, Image, Text, ClassLabel and nested dicts work",
+    if not kinds and not cls:
+        raise CorruptSourceError(f"{source}: feature {where!r} is an empty node (no pythonClassName, no type)")
+    unread[where] = (
+        f"a {cls.rsplit('.', 1)[-1] or '?'} feature ({', '.join(kinds) or 'no type'}), which rdstd cannot read yet"
     )

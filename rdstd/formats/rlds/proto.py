@@ -9,20 +9,38 @@ the protobuf runtime (upb, C) then does the parsing.
 
 from __future__ import annotations
 
+import importlib
 from functools import cache
 from typing import Any
+
+from rdstd.errors import MissingDependencyError
 
 _PACKAGE = "rdstd_tfexample"
 
 
+def _protobuf(module: str) -> Any:
+    try:
+        return importlib.import_module(f"google.protobuf.{module}")
+    except ImportError as exc:
+        raise MissingDependencyError("protobuf", "rlds", purpose="parse the tf.train.Example records") from exc
+
+
+@cache
+def decode_error() -> type[Exception]:
+    """The exception protobuf raises on bytes that are not a valid message."""
+    error: type[Exception] = _protobuf("message").DecodeError
+    return error
+
+
 @cache
 def example_class() -> Any:
-    """The ``Example`` message class (parse with ``example_class().FromString(data)``)."""
-    import importlib
+    """The ``Example`` message class (parse with ``example_class().FromString(data)``).
 
-    descriptor_pb2: Any = importlib.import_module("google.protobuf.descriptor_pb2")
-    descriptor_pool: Any = importlib.import_module("google.protobuf.descriptor_pool")
-    message_factory: Any = importlib.import_module("google.protobuf.message_factory")
+    Raises :class:`~rdstd.errors.MissingDependencyError` naming the ``rlds`` extra when protobuf is missing.
+    """
+    descriptor_pb2: Any = _protobuf("descriptor_pb2")
+    descriptor_pool: Any = _protobuf("descriptor_pool")
+    message_factory: Any = _protobuf("message_factory")
 
     fdp = descriptor_pb2.FileDescriptorProto(name="rdstd_tfexample.proto", package=_PACKAGE, syntax="proto3")
     field = descriptor_pb2.FieldDescriptorProto
@@ -64,6 +82,4 @@ def example_class() -> Any:
 
 def protobuf_backend() -> str:
     """Which protobuf implementation parses (``upb`` is the fast C one; ``python`` is ~6x slower)."""
-    import importlib
-
-    return str(importlib.import_module("google.protobuf.internal.api_implementation").Type())
+    return str(_protobuf("internal.api_implementation").Type())

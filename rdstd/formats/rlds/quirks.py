@@ -45,9 +45,10 @@ def _flag(decoded: DecodedExample, tree: FeatureTree, name: str) -> tuple[str, A
 def episode_notes(decoded: DecodedExample, tree: FeatureTree) -> list[str]:
     """Observations about one episode: RLDS flag problems, flags that contradict content, constant cameras."""
     notes: list[str] = []
+    left_out = [f"features rdstd cannot read yet are left out: {', '.join(sorted(tree.unread))}"] if tree.unread else []
     n = decoded.length
     if n == 0:
-        return ["the episode has no steps"]
+        return ["the episode has no steps", *left_out]
     first = _flag(decoded, tree, "is_first")
     if first is not None:
         key, values = first
@@ -92,6 +93,7 @@ def episode_notes(decoded: DecodedExample, tree: FeatureTree) -> list[str]:
     for key, texts in decoded.texts.items():
         if texts and all(t == "" for t in texts) and tree.by_key()[key].path[-1].endswith("instruction"):
             notes.append(f"{key} is empty in every step")
+    notes.extend(left_out)
     if decoded.unknown_keys:
         notes.append(f"the record holds keys features.json does not declare: {', '.join(decoded.unknown_keys[:5])}")
     return notes

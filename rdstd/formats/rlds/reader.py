@@ -94,6 +94,8 @@ class RldsDataset(SourceDataset):
         self.skipped: list[SourceError] = []
         #: Dataset-level observations made while reading (e.g. shardLengths that disagree with a file).
         self.notes: list[str] = []
+        #: Per shard file: records that frame cleanly from the start, and the framing error ending them early.
+        self._scans: dict[Path, tuple[int, SourceError | None]] = {}
 
     # -- description -------------------------------------------------------------------------------------
     def info(self) -> SourceInfo:
@@ -106,8 +108,10 @@ class RldsDataset(SourceDataset):
         splits: dict[str, dict[str, int]] = {}
         for shard in self._shards:
             entry = splits.setdefault(shard.split, {"episodes": 0, "shards": 0})
-            entry["episodes"] += shard.records or 0
+            entry["episodes"] += self._ref_count(shard)
             entry["shards"] += 1
+            if shard.records is not None:
+                entry["stated_episodes"] = entry.get("stated_episodes", 0) + shard.records
         for name, entry in splits.items():
             entry["num_bytes"] = self.builder.num_bytes.get(name, 0)
         episode_keys = {
@@ -120,7 +124,7 @@ class RldsDataset(SourceDataset):
             format="rlds",
             version=f"tfds {self.builder.file_format} builder {self.builder.name} {self.builder.version}",
             path=str(self.root),
-            episodes=sum(s.records or 0 for s in self._shards),
+            episodes=sum(self._ref_count(s) for s in self._shards),
             frames=None,
             keys=keys,
             rate_hz=None,
@@ -132,6 +136,8 @@ class RldsDataset(SourceDataset):
                 "splits": splits,
                 "episode_keys": episode_keys,
                 "ragged_keys": ragged,
+                "unread_keys": self._unread_keys(),
+                "warnings": self.warnings(),
                 "description": self.builder.description,
                 "citation": self.builder.citation,
                 "protobuf": protobuf_backend(),
@@ -145,7 +151,7 @@ class RldsDataset(SourceDataset):
             return []
         shard = self._shards[0]
         try:
-            reader = open_shard(shard.path, self.builder.file_format, check_crc=self.check_crc)
+            reader = open_shard(shard.path, self.builder.file_format, check_crc=self.check_crc, root=self.root)
             try:
                 record = reader.next_record()
             finally:
@@ -178,20 +184,78 @@ class RldsDataset(SourceDataset):
         if self._open is not None and self._open[0] == shard.path:
             return self._open[1]
         self.close()
-        reader = open_shard(shard.path, self.builder.file_format, check_crc=self.check_crc)
+        reader = open_shard(shard.path, self.builder.file_format, check_crc=self.check_crc, root=self.root)
         self._open = (shard.path, reader)
         return reader
 
-    def _shard_count(self, shard: Shard) -> int:
-        if shard.records is not None:
-            return shard.records
-        return self._reader(shard).count()
+    def _scan(self, shard: Shard) -> tuple[int, SourceError | None]:
+        """What the shard file really holds (record framing only, no payload parsed), cached; notes the
+        disagreement with ``dataset_info.json`` when the file holds more records than it says."""
+        if shard.path not in self._scans:
+            error: SourceError | None
+            try:
+                readable, error = self._reader(shard).readable()
+            except SourceError as exc:  # cannot be opened at all (pointer, permission, not ArrayRecord)
+                readable, error = 0, exc
+                if exc.message not in self.notes:
+                    self.notes.append(exc.message)
+            self._scans[shard.path] = (readable, error)
+            for note in self._shard_notes(shard):
+                if note not in self.notes:
+                    self.notes.append(note)
+        return self._scans[shard.path]
+
+    def _shard_notes(self, shard: Shard) -> list[str]:
+        readable, error = self._scans[shard.path]
+        stated = shard.records
+        if stated is None or error is not None:
+            return []
+        if readable > stated:
+            return [
+                f"{shard.path}: holds {readable} records, dataset_info.json shardLengths says {stated}; "
+                f"all {readable} are read"
+            ]
+        if readable < stated:
+            return [
+                f"{shard.path}: holds {readable} records, dataset_info.json shardLengths says {stated}; "
+                f"records {readable}..{stated - 1} are missing (the file looks cut short)"
+            ]
+        return []
+
+    def _ref_count(self, shard: Shard) -> int:
+        """Handles for one shard: every record in the file, plus one per record that is stated or broken but
+        cannot be read (those raise when read, so a broken download is an error, or skipped and listed)."""
+        readable, error = self._scan(shard)
+        stated = shard.records or 0
+        if error is not None:
+            return max(readable + 1, stated)
+        return max(readable, stated)
+
+    def warnings(self) -> list[str]:
+        """Dataset-level disagreements found so far between the files and ``dataset_info.json``."""
+        for shard in self._shards:
+            self._scan(shard)
+        return list(self.notes)
+
+    def _unread_keys(self) -> dict[str, str]:
+        """Per-step keys of the source that are not per-step vectors, images or texts, and why."""
+        return {
+            leaf.key: "a ragged step tensor (varying size per step): kept per episode in source_meta['ragged']"
+            for leaf in self.tree.step_leaves()
+            if leaf.ragged and leaf.kind == "tensor"
+        } | dict(self.tree.unread)
 
     def episode_refs(self) -> Sequence[EpisodeRef]:
-        """One handle per record, in file order (split, shard, record); counts come from dataset_info.json."""
+        """One handle per record, in file order (split, shard, record).
+
+        Counts come from the shard files themselves (TFRecord framing, the ArrayRecord index), never from
+        ``dataset_info.json`` alone: a shard holding more records than ``shardLengths`` says is read whole (and
+        the disagreement is a note); a shard holding fewer, or whose framing breaks, gets handles for the
+        records it lacks, which raise a :class:`CorruptSourceError` naming the shard when read.
+        """
         refs: list[EpisodeRef] = []
         for shard in self._shards:
-            for r in range(self._shard_count(shard)):
+            for r in range(self._ref_count(shard)):
                 refs.append(EpisodeRef(index=len(refs), key=f"{shard.label}/rec-{r}", path=str(shard.path)))
         return refs
 
@@ -206,8 +270,25 @@ class RldsDataset(SourceDataset):
     def read_episode(self, ref: EpisodeRef) -> SourceEpisode:
         """Read the record ``ref`` points at; errors name the shard file and the record number."""
         shard, number = self._locate(ref)
+        readable, error = self._scan(shard)
+        if error is None and number >= readable:
+            if number >= (shard.records or 0):
+                raise UsageError(f"{shard.path}: record {number} does not exist (the shard holds {readable} records)")
+            raise self._missing(shard, number, readable)
         record = self._reader(shard).read(number)
         return self._episode(shard, record, ref.index)
+
+    @staticmethod
+    def _missing(shard: Shard, first: int, readable: int) -> CorruptSourceError:
+        """The error for records ``first..`` that ``dataset_info.json`` states but the shard does not hold."""
+        stated = shard.records or 0
+        which = f"record {first}" if stated - first == 1 else f"records {first}..{stated - 1}"
+        return CorruptSourceError(
+            f"{shard.path}: {which} missing: the shard holds {readable} records, "
+            f"dataset_info.json shardLengths says {stated}",
+            hint="the file looks cut short (a broken download): re-download it, "
+            "or pass --on-error skip to convert the other episodes",
+        )
 
     def episodes(self) -> Iterator[SourceEpisode]:
         """Stream every episode, shard after shard (one record in memory at a time)."""
@@ -223,7 +304,13 @@ class RldsDataset(SourceDataset):
         """Stream one shard's episodes in file order. With ``on_error="skip"`` a bad record is recorded in
         :attr:`skipped` and reading goes on with the next one (after a framing error, the rest of the shard is
         unreadable and is recorded as one error)."""
-        reader = open_shard(shard.path, self.builder.file_format, check_crc=self.check_crc)
+        try:
+            reader = open_shard(shard.path, self.builder.file_format, check_crc=self.check_crc, root=self.root)
+        except SourceError as exc:
+            if on_error != "skip":
+                raise
+            self.skipped.append(exc)
+            return
         count = 0
         try:
             while True:
@@ -240,10 +327,18 @@ class RldsDataset(SourceDataset):
                     self.skipped.append(exc)
         finally:
             reader.close()
-        if shard.records is not None and count != shard.records and not self.skipped:
-            self.notes.append(
-                f"{shard.path}: holds {count} records, dataset_info.json shardLengths says {shard.records}"
+        if shard.records is not None and count < shard.records:
+            missing = self._missing(shard, count, count)
+            if on_error != "skip":
+                raise missing
+            self.skipped.append(missing)
+        elif shard.records is not None and count > shard.records:
+            note = (
+                f"{shard.path}: holds {count} records, dataset_info.json shardLengths says {shard.records}; "
+                f"all {count} are read"
             )
+            if note not in self.notes:
+                self.notes.append(note)
 
     def _episode(self, shard: Shard, record: Record, index: int) -> SourceEpisode:
         where = f"{shard.path}: record {record.index}"
@@ -290,6 +385,8 @@ class RldsDataset(SourceDataset):
             "episode_metadata": metadata,
             "notes": episode_notes(decoded, self.tree),
         }
+        if record.index == 0 and shard.path in self._scans:
+            meta["notes"] = [*self._shard_notes(shard), *meta["notes"]]
         if decoded.ragged:
             meta["ragged"] = decoded.ragged
         return SourceEpisode(
@@ -331,7 +428,7 @@ class RldsBackend(FormatBackend):
         """A directory that is (or holds exactly one) builder dir: dataset_info.json beside features.json or shards."""
         try:
             return len(find_builder_dirs(path)) == 1
-        except Exception:
+        except OSError:
             return False
 
     def open(self, path: Path) -> RldsDataset:

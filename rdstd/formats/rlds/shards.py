@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rdstd.errors import CorruptSourceError, MissingDependencyError
+from rdstd.formats.files import check_readable
 from rdstd.formats.rlds.tfrecord import Record, TFRecordReader
 
 
@@ -30,6 +31,10 @@ class ShardReader(Protocol):
 
     def count(self) -> int:
         """Number of records in the shard."""
+        ...
+
+    def readable(self) -> tuple[int, CorruptSourceError | None]:
+        """Records readable from the start, and the error that ends them early (``None``: all are there)."""
         ...
 
     def close(self) -> None:
@@ -74,13 +79,22 @@ class ArrayRecordShard:
         """Number of records (from the file's index)."""
         return self._count
 
+    def readable(self) -> tuple[int, CorruptSourceError | None]:
+        """Every record the index lists (chunk damage shows when a record is read)."""
+        return self._count, None
+
     def close(self) -> None:
         """Close the file."""
         self._reader.close()
 
 
-def open_shard(path: Path, file_format: str, *, check_crc: bool = True) -> ShardReader:
-    """A reader for one shard of ``file_format`` (``tfrecord`` or ``array_record``)."""
+def open_shard(path: Path, file_format: str, *, check_crc: bool = True, root: Path | None = None) -> ShardReader:
+    """A reader for one shard of ``file_format`` (``tfrecord`` or ``array_record``).
+
+    The file is checked first: one that cannot be read, or a Git LFS pointer in its place (``root`` is the
+    dataset folder, for the fetch command), raises its own clear error rather than a framing error.
+    """
+    check_readable(path, root)
     if file_format == "array_record":
         return ArrayRecordShard(path)
     return TFRecordReader(path, check_crc=check_crc)

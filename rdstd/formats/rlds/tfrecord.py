@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from rdstd.errors import CorruptSourceError, MissingDependencyError
+from rdstd.formats.files import unreadable
 
 _HEADER = struct.Struct("<QI")
 _FOOTER = struct.Struct("<I")
@@ -74,9 +75,9 @@ class TFRecordReader:
         self._crc = _crc32c() if check_crc else None
         try:
             self._file: BinaryIO = path.open("rb")
+            self._size = path.stat().st_size
         except OSError as exc:
-            raise CorruptSourceError(f"{path}: cannot open shard ({exc.strerror})") from exc
-        self._size = path.stat().st_size
+            raise unreadable(path, exc) from exc
         self._offsets: list[int] = [0]  # offsets[i] = start of record i, as far as scanned
         self._next = 0  # index of the record next_record() returns
         self._broken: tuple[int, CorruptSourceError] | None = None
@@ -201,12 +202,25 @@ class TFRecordReader:
             i += 1
         return i
 
+    def readable(self) -> tuple[int, CorruptSourceError | None]:
+        """Records that frame cleanly from the start (headers and lengths only, no payload read), and the
+        framing error that ends them (``None`` when the file ends cleanly after the last record)."""
+        try:
+            return self.count(), None
+        except CorruptSourceError as exc:
+            at = self._broken[0] if self._broken is not None else len(self._offsets) - 1
+            return at, exc
+
 
 def scan(path: Path, *, check_crc: bool = True) -> tuple[int, int]:
     """Read every record of ``path`` with CRC checks (no parsing): (records, payload bytes). For benchmarks."""
     crc = _crc32c() if check_crc else None
     records = total = 0
-    with path.open("rb") as f:
+    try:
+        f = path.open("rb")
+    except OSError as exc:
+        raise unreadable(path, exc) from exc
+    with f:
         offset = 0
         while head := f.read(_HEADER.size):
             if len(head) < _HEADER.size:

@@ -1,0 +1,182 @@
+"""One ``data/<key>`` array of a replay buffer, read a chunk at a time, and episode views on it.
+
+:class:`ZarrArray` reads whole first-axis chunks (the unit zarr compresses) and caches the last one, since
+chunk boundaries are not episode boundaries (PushT: 161-step chunks). :class:`ZarrFrames` is a
+:class:`~rdstd.formats.base.FrameArray`: the frames ``[start, stop)`` of one episode, read only when sliced, so
+memory stays at the frames asked for plus one chunk per array, whatever the episode's length.
+
+Absent chunks (the rule, see ``docs/formats/zarr.md``): the zarr specs (v2 and v3) say a chunk that is not
+stored holds the array's ``fill_value``, and zarr-python 3 does not write chunks that hold only the fill value.
+So an absent chunk is read as the fill value and said in a note, except where absence cannot be right:
+
+- ``fill_value`` is ``null`` (the chunk's content would be undefined);
+- a v2 array whose ``.zarray`` was written by zarr-python 2 (Diffusion Policy and UMI replay buffers), which
+  writes every chunk by default: there an absent chunk means an incomplete copy, and reading fill values would
+  be silently wrong data.
+
+Those raise a :class:`~rdstd.errors.CorruptSourceError` naming the chunk file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from rdstd.errors import CorruptSourceError
+from rdstd.formats.files import unreadable
+from rdstd.formats.zarr.store import StoreFiles, chunk_names
+from rdstd.lfs import raise_if_pointer
+
+
+@dataclass
+class ZarrArray:
+    """One ``data/<key>`` array: metadata, the zarr handle, the absent-chunk rule, a one-chunk cache."""
+
+    key: str
+    handle: Any
+    meta: dict[str, Any]
+    files: StoreFiles
+    #: Why an absent chunk may be read as the fill value; ``None`` when absence is an error.
+    fill_reason: str | None
+    #: First-axis chunk indices read so far, in order (for tests and benchmarks).
+    reads: list[int] = field(default_factory=list)
+    cached: tuple[int, npt.NDArray[Any]] | None = None
+
+    @property
+    def name(self) -> str:
+        """The array's name in the store: ``data/<key>``."""
+        return f"data/{self.key}"
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The whole array's shape (steps, *per step)."""
+        return tuple(int(s) for s in self.handle.shape)
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The element type."""
+        dtype: np.dtype[Any] = np.dtype(self.handle.dtype)
+        return dtype
+
+    @property
+    def chunk_rows(self) -> int:
+        """Steps per chunk along the first axis."""
+        return int(self.handle.chunks[0])
+
+    @property
+    def fill_value(self) -> Any:
+        """The declared fill value (``None`` for v2 ``null``)."""
+        return self.meta.get("fill_value")
+
+    def chunks_of(self, start: int, stop: int) -> range:
+        """First-axis chunk indices that hold steps ``[start, stop)``."""
+        if stop <= start:
+            return range(0)
+        return range(start // self.chunk_rows, (stop - 1) // self.chunk_rows + 1)
+
+    def absent(self, start: int, stop: int) -> list[str]:
+        """Store names of the chunk files for steps ``[start, stop)`` that are not in the store."""
+        where = f"{self.files.path}/{self.name}"
+        return [
+            name
+            for chunk in self.chunks_of(start, stop)
+            for name in chunk_names(self.name, self.meta, self.shape, chunk, where)
+            if name not in self.files.names
+        ]
+
+    def check_present(self, start: int, stop: int) -> str | None:
+        """Raise when a chunk of steps ``[start, stop)`` is absent and may not be; else the note to make, if any."""
+        missing = self.absent(start, stop)
+        if not missing:
+            return None
+        if self.fill_reason is None:
+            raise CorruptSourceError(
+                f"{self.files.path}/{missing[0]}: chunk file is missing"
+                f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}; "
+                "this store's writer writes every chunk, so the episode's data would read as fill values",
+                hint="the store is incomplete; re-download or re-export it",
+            )
+        return (
+            f"{self.name}: some chunks are absent and read as the fill value {self.fill_value!r} ({self.fill_reason})"
+        )
+
+    def chunk(self, chunk: int) -> npt.NDArray[Any]:
+        """The rows of first-axis chunk ``chunk`` (cached: consecutive episodes share boundary chunks)."""
+        if self.cached is not None and self.cached[0] == chunk:
+            return self.cached[1]
+        lo = chunk * self.chunk_rows
+        hi = min(lo + self.chunk_rows, self.shape[0])
+        where = f"{self.files.path}/{self.name}"
+        names = chunk_names(self.name, self.meta, self.shape, chunk, where)
+        self.reads.append(chunk)
+        try:
+            data = np.asarray(self.handle[lo:hi])
+        except OSError as exc:
+            raise unreadable(Path(exc.filename or f"{where}/{names[0] if names else ''}"), exc) from exc
+        except Exception as exc:  # codec and zarr errors on bad bytes: one boundary, the cause kept
+            if not self.files.is_zip:
+                for name in names:
+                    raise_if_pointer(self.files.path / name, self.files.path)
+            label = f"{self.files.path}/{names[0]}" if len(names) == 1 else f"{where} (chunk {chunk})"
+            raise CorruptSourceError(
+                f"{label}: chunk does not decode ({type(exc).__name__}: {exc})",
+                hint="the file is truncated or corrupt; re-download the store",
+            ) from exc
+        self.cached = (chunk, data)
+        return data
+
+    def rows(self, start: int, stop: int) -> npt.NDArray[Any]:
+        """Steps ``[start, stop)`` as one numpy array, filled chunk by chunk (no second copy of the rows)."""
+        out = np.empty((max(stop - start, 0), *self.shape[1:]), dtype=self.dtype)
+        for chunk in self.chunks_of(start, stop):
+            data = self.chunk(chunk)
+            base = chunk * self.chunk_rows
+            lo, hi = max(start, base), min(stop, base + len(data))
+            out[lo - start : hi - start] = data[lo - base : hi - base]
+        return out
+
+
+class ZarrFrames:
+    """Frames ``[start, stop)`` of one :class:`ZarrArray`, read on demand (a :class:`FrameArray`)."""
+
+    def __init__(self, array: ZarrArray, start: int, stop: int) -> None:
+        self.array = array
+        self.start = start
+        self.stop = stop
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """(frames, *per-frame shape)."""
+        return (self.stop - self.start, *self.array.shape[1:])
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The element type."""
+        return self.array.dtype
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, index: slice | int, /) -> Any:
+        """The frames ``index`` selects (a slice, or one frame by position), read from the chunks that hold them."""
+        if isinstance(index, slice):
+            lo, hi, step = index.indices(len(self))
+            rows = self.array.rows(self.start + lo, self.start + max(hi, lo))
+            return rows if step == 1 else rows[::step]
+        position = int(index)
+        if position < 0:
+            position += len(self)
+        if not 0 <= position < len(self):
+            raise IndexError(f"frame {index} is outside 0..{len(self) - 1}")
+        return self.array.rows(self.start + position, self.start + position + 1)[0]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> npt.NDArray[Any]:
+        rows = self.array.rows(self.start, self.stop)
+        return rows if dtype is None else rows.astype(dtype)
+
+    def __repr__(self) -> str:
+        return f"ZarrFrames({self.array.name}[{self.start}:{self.stop}], shape={self.shape}, dtype={self.dtype})"
