@@ -156,6 +156,7 @@ def convert(
     with open_source(src, format_name) as dataset:
         info = dataset.info()
         loaded, warnings = resolve_spec(info, spec)
+        warnings += [str(w) for w in info.extra.get("warnings") or []]  # dataset-level facts the backend found
         chosen = loaded.spec
         converter = EpisodeConverter(chosen, info, images=images, drop_unmapped=drop_unmapped, rate_hz=rate_hz)
         dropped = {key: converter.dropped[key] for key in converter.unmapped}

@@ -78,6 +78,7 @@ def test_shard_lengths_smaller_than_the_files_lose_no_episode_and_say_so(tmp_pat
     report = convert(tmp_path / "data", tmp_path / "out", spec=SPEC)
     assert report.episodes_written == 10
     assert any("holds 5 records, dataset_info.json shardLengths says 3" in note for note in report.source_notes)
+    assert warning in report.warnings  # dataset-level facts are warnings of the run, printed before the work
 
 
 def test_a_shard_cut_at_a_record_boundary_is_an_error_naming_it_and_skip_lists_the_lost_episodes(
