@@ -116,6 +116,28 @@ class EpisodeError(RdstdError):
     exit_code = 1
 
 
+# -- the store: outputs and canonical data on disk ------------------------------------------------------------
+
+
+class CorruptDatasetError(SchemaError):
+    """Bytes of a canonical dataset are damaged: a page checksum fails, a stored image does not decode."""
+
+    code = "RD502"
+
+
+class OutputError(RdstdError):
+    """The output cannot be written: disk full, quota, no permission, read-only file system."""
+
+    code = "RD700"
+    exit_code = 3
+
+
+class OutputLockedError(OutputError):
+    """Another rdstd process is writing the same output right now (its lock file names it)."""
+
+    code = "RD701"
+
+
 def _all_subclasses(cls: type[RdstdError]) -> list[type[RdstdError]]:
     found: list[type[RdstdError]] = [cls]
     for sub in cls.__subclasses__():

@@ -27,7 +27,7 @@ from rdstd.schema.episode import EpisodeMeta
 from rdstd.schema.features import ImageFeature, VectorFeature
 from rdstd.schema.manifest import Manifest
 from rdstd.schema.vocabulary import ImageCodec
-from rdstd.store import images, layout, video
+from rdstd.store import images, layout, output, video
 from rdstd.store.lru import LruCache
 
 _ROW_GROUP_CACHE = 4
@@ -37,6 +37,9 @@ _SHARD_CACHE = 8
 
 def read_manifest(path: Path) -> Manifest:
     """Load and validate ``rdstd.json`` of the dataset at ``path`` (clear errors for every failure)."""
+    state = output.write_state(path)
+    if state is not None:
+        raise IncompleteDatasetError(f"{path}: {state[0]}", hint=state[1])
     if not path.exists():
         raise SourceNotFoundError(f"{path}: no such dataset", hint="check the path")
     file = path / layout.MANIFEST
@@ -44,7 +47,7 @@ def read_manifest(path: Path) -> Manifest:
     if marker.exists():
         raise IncompleteDatasetError(
             f"{path}: the write of this dataset did not finish ({layout.WRITING_MARKER} is still there)",
-            hint="re-run the conversion with --overwrite to rebuild it",
+            hint="this is the temporary folder of a write that did not finish; run the conversion again",
         )
     if not file.is_file():
         raise SchemaError(

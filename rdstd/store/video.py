@@ -302,6 +302,38 @@ class VideoCopier:
         self._counts: dict[str, int] = {}
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rdstd-video-copy")
         self._pending: list[Future[None]] = []
+        #: What was added, in order (for :meth:`rollback`): (camera, key in _copied or None, file, copy or None).
+        self._log: list[tuple[str, tuple[str, Path] | None, str, Future[None] | None]] = []
+
+    def mark(self) -> int:
+        """A point to :meth:`rollback` to (taken when an episode begins)."""
+        return len(self._log)
+
+    def rollback(self, mark: int) -> None:
+        """Undo every copy and encoded file since ``mark``: files removed, numbering as if they never came."""
+        undo, self._log = self._log[mark:], self._log[:mark]
+        for camera, key, rel, future in reversed(undo):
+            if future is not None:
+                future.cancel()
+                with contextlib.suppress(Exception):  # a copy that failed: nothing of it is kept anyway
+                    future.result()
+                self._pending = [f for f in self._pending if f is not future]
+            if key is not None:  # a copied file: its number is free again
+                self._copied.pop(key, None)
+                self._counts[camera] -= 1
+            (self.root / rel).unlink(missing_ok=True)
+
+    def open_encoder(
+        self, camera: str, episode_index: int, *, width: int, height: int, rate_hz: float
+    ) -> tuple[str, VideoEncoder]:
+        """An encoder for one episode's frames, to ``videos/<camera>/episode-NNNNNN.mp4`` (relative path, encoder).
+
+        Add frames over as many chunks as needed, then ``close`` it (or ``abort``); undone by :meth:`rollback`.
+        """
+        rel = f"{self.videos_dir}/{camera}/episode-{episode_index:06d}.mp4"
+        encoder = VideoEncoder(self.root / rel, width=width, height=height, rate_hz=rate_hz)
+        self._log.append((camera, None, rel, None))
+        return rel, encoder
 
     def stored_path(self, camera: str, source: Path) -> str:
         """The file's path relative to the dataset root, copying it on first use."""
@@ -315,8 +347,10 @@ class VideoCopier:
             rel = f"{self.videos_dir}/{camera}/file-{number:05d}{source.suffix or '.mp4'}"
             final = self.root / rel
             final.parent.mkdir(parents=True, exist_ok=True)
-            self._pending.append(self._pool.submit(_copy_file, source, final))
+            future = self._pool.submit(_copy_file, source, final)
+            self._pending.append(future)
             self._copied[key] = rel
+            self._log.append((camera, key, rel, future))
         return rel
 
     def finish(self) -> None:
@@ -340,29 +374,6 @@ class VideoCopier:
         rel = self.stored_path(camera, Path(frames.path))
         times = frame_times(frames)
         return refs_column(rel, times)
-
-    def encode(
-        self,
-        camera: str,
-        episode_index: int,
-        pixels: Iterable[npt.NDArray[np.uint8]],
-        times_s: npt.NDArray[np.float64],
-        *,
-        width: int,
-        height: int,
-        rate_hz: float,
-    ) -> pa.StructArray:
-        """Encode one episode's frames to ``videos/<camera>/episode-NNNNNN.mp4``; returns its reference column."""
-        rel = f"{self.videos_dir}/{camera}/episode-{episode_index:06d}.mp4"
-        encoder = VideoEncoder(self.root / rel, width=width, height=height, rate_hz=rate_hz)
-        try:
-            for frame, t in zip(pixels, times_s, strict=True):
-                encoder.add(frame, float(t))
-        except BaseException:
-            encoder.abort()
-            raise
-        encoder.close()
-        return refs_column(rel, times_s)
 
 
 def _copy_file(source: Path, final: Path) -> None:
