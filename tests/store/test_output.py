@@ -185,3 +185,13 @@ def test_an_unwritable_parent_is_an_output_error(tmp_path: Path) -> None:
     (tmp_path / "ro").mkdir(mode=0o555)
     with pytest.raises(OutputError, match="permission denied"):
         DatasetWriter(tmp_path / "ro" / "ds", FEATURES, PROVENANCE)
+
+
+def test_a_close_that_fails_aborts_and_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(self: DatasetWriter, name: str, table: pa.Table) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(DatasetWriter, "_write_table", full)
+    with pytest.raises(OutputError, match="disk is full"), DatasetWriter(tmp_path / "ds", FEATURES, PROVENANCE) as w:
+        w.add(make_episode(0, 4))
+    assert list(tmp_path.iterdir()) == []
