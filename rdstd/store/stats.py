@@ -75,6 +75,7 @@ class EpisodeStats:
 
     def __init__(self, parent: RunningStats) -> None:
         self.size = parent.size
+        self._parent = parent
         self.moments = _Moments(parent.size)
         self.rows_seen = parent.rows_seen
         self._capacity = parent.capacity
@@ -82,8 +83,9 @@ class EpisodeStats:
         self._rng.bit_generator.state = parent.rng.bit_generator.state
         self._pending: list[_F64] = []
         self._pending_rows = 0
-        #: Reservoir writes to apply at merge, in order: (slots, rows).
+        #: Reservoir replacements to apply at merge, in order: (slots, rows); at most ``capacity`` rows kept.
         self.writes: list[tuple[npt.NDArray[np.int64], _F64]] = []
+        self._written = 0
 
     def update(self, rows: npt.NDArray[Any]) -> None:
         """Add rows (N, size) of the episode."""
@@ -111,8 +113,9 @@ class EpisodeStats:
         sampled = np.where(np.isfinite(values), values, np.nan)
         free = max(self._capacity - self.rows_seen, 0)
         fill = min(free, len(sampled))
-        if fill:
-            self.writes.append((np.arange(self.rows_seen, self.rows_seen + fill, dtype=np.int64), sampled[:fill]))
+        if fill:  # free slots past the dataset's filled part: written now, they count only once merged
+            self._parent.reserve(self.rows_seen + fill)
+            self._parent.sample[self.rows_seen : self.rows_seen + fill] = sampled[:fill]
             self.rows_seen += fill
         rest = sampled[fill:]
         if not len(rest):
@@ -122,7 +125,18 @@ class EpisodeStats:
         keep = slots < self._capacity
         if keep.any():
             self.writes.append((slots[keep], rest[keep]))
+            self._written += int(keep.sum())
+            if self._written > self._capacity:
+                self._compact()
         self.rows_seen += len(rest)
+
+    def _compact(self) -> None:
+        """Keep only the last write to each slot (what applying them in order would leave)."""
+        slots = np.concatenate([w[0] for w in self.writes])
+        rows = np.concatenate([w[1] for w in self.writes])
+        last = len(slots) - 1 - np.unique(slots[::-1], return_index=True)[1]
+        self.writes = [(slots[last], rows[last])]
+        self._written = len(last)
 
 
 class RunningStats:
@@ -134,7 +148,15 @@ class RunningStats:
         self.moments = _Moments(size)
         self.rows_seen = 0
         self.rng = np.random.default_rng(seed)
-        self._sample = np.empty((0, size), dtype=np.float64)
+        #: The reservoir; rows past ``min(rows_seen, capacity)`` are not part of it (yet).
+        self.sample = np.empty((0, size), dtype=np.float64)
+
+    def reserve(self, rows: int) -> None:
+        """Make room for ``rows`` reservoir rows (grown geometrically up to the capacity)."""
+        if rows > len(self.sample):
+            grown = np.empty((min(self.capacity, max(2 * len(self.sample), rows)), self.size))
+            grown[: len(self.sample)] = self.sample
+            self.sample = grown
 
     @property
     def count(self) -> npt.NDArray[np.int64]:
@@ -155,12 +177,7 @@ class RunningStats:
         episode.finish()
         self.moments.merge(episode.moments)
         for slots, rows in episode.writes:
-            needed = int(slots.max()) + 1 if len(slots) else 0
-            if needed > len(self._sample):  # grow geometrically up to the capacity
-                grown = np.empty((min(self.capacity, max(2 * len(self._sample), needed)), self.size))
-                grown[: len(self._sample)] = self._sample
-                self._sample = grown
-            self._sample[slots] = rows
+            self.sample[slots] = rows
         self.rows_seen = episode.rows_seen
         self.rng.bit_generator.state = episode._rng.bit_generator.state
 
@@ -173,7 +190,7 @@ class RunningStats:
     def as_dict(self) -> dict[str, Any]:
         """The statistics as JSON-ready lists, one value per dimension (``None`` where undefined)."""
         m = self.moments
-        sample = self._sample[: min(self.rows_seen, self.capacity)]
+        sample = self.sample[: min(self.rows_seen, self.capacity)]
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column has no quantile: null
             std = np.sqrt(m.m2 / np.maximum(m.count, 1))
