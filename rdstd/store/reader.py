@@ -22,7 +22,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from rdstd.errors import IncompleteDatasetError, SchemaError, SourceNotFoundError, UsageError
+from rdstd.errors import (
+    CorruptDatasetError,
+    CorruptSourceError,
+    IncompleteDatasetError,
+    SchemaError,
+    SourceNotFoundError,
+    UsageError,
+)
 from rdstd.schema.episode import EpisodeMeta
 from rdstd.schema.features import ImageFeature, VectorFeature
 from rdstd.schema.manifest import Manifest
@@ -96,10 +103,11 @@ class LazyImages(Sequence[npt.NDArray[Any]]):
     frame from the video file by its timestamp.
     """
 
-    def __init__(self, encoded: pa.Array, feature: ImageFeature, root: Path | None = None) -> None:
+    def __init__(self, encoded: pa.Array, feature: ImageFeature, root: Path | None = None, *, where: str = "") -> None:
         self._encoded = encoded
         self._feature = feature
         self._root = root
+        self._where = where  # "<shard file>, episode N" for errors
 
     def __len__(self) -> int:
         return len(self._encoded)
@@ -114,7 +122,7 @@ class LazyImages(Sequence[npt.NDArray[Any]]):
         if self._root is not None:
             ref = self._encoded[i].as_py()
             return video.DECODERS.get(video.resolve_ref(self._root, ref["path"])).frame_at(ref["timestamp_s"])
-        return images.decode_as(self._encoded[i].as_buffer(), self._feature)
+        return _decode_stored(self._encoded[i].as_buffer(), self._feature, f"{self._where}, frame {i}")
 
     @property
     def encoded(self) -> list[bytes]:
@@ -133,13 +141,31 @@ class LazyImages(Sequence[npt.NDArray[Any]]):
         return np.stack([self[i] for i in range(len(self))])
 
 
+def _decode_stored(data: pa.Buffer, feature: ImageFeature, where: str) -> npt.NDArray[Any]:
+    """Decode a stored frame; bytes that do not decode are damage to the dataset, named by file, episode, frame."""
+    try:
+        return images.decode_as(data, feature)
+    except CorruptSourceError as exc:
+        raise CorruptDatasetError(f"{where}: stored image is corrupt ({exc.message})", hint=_REBUILD) from exc
+
+
+_REBUILD = "the dataset is damaged; rebuild it with rdstd convert (or restore it from a copy)"
+
+
 class Dataset:
     """A canonical dataset (or a selection of its episodes).
 
     ``len(ds)`` is the number of frames; ``ds.frame(i)`` reads frame i (global over the selection);
     ``ds.episode(i)`` reads episode i of the selection; ``ds.select(expr)`` filters episodes with a polars
     expression over :attr:`episodes`.
+
+    Every shard is checked against the manifest when it is first opened (column types), and Parquet page
+    checksums are verified on every read (:attr:`verify_checksums`): damage is an error naming the shard and
+    row group, never a wrong value.
     """
+
+    #: Verify Parquet page checksums when reading (rdstd writes them; turned off only to measure their cost).
+    verify_checksums = True
 
     def __init__(
         self,
@@ -241,18 +267,51 @@ class Dataset:
         handle = self._files.get(shard)
         if handle is None:
             try:
-                handle = pq.ParquetFile(self.path / layout.shard_name(shard), memory_map=False)
+                handle = pq.ParquetFile(
+                    self.path / layout.shard_name(shard),
+                    memory_map=False,
+                    page_checksum_verification=self.verify_checksums,
+                )
             except (OSError, pa.ArrowInvalid) as exc:
                 raise self._shard_error(shard, exc) from exc
+            self._check_schema(shard, handle.schema_arrow)
             meta = handle.metadata
             sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
             self._rg_starts[shard] = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
             self._files[shard] = handle
         return handle
 
-    def _shard_error(self, shard: int, exc: Exception) -> SchemaError:
+    def _check_schema(self, shard: int, found: pa.Schema) -> None:
+        """The shard's columns must have the types the manifest's features give (else values would be misread)."""
         file = self.path / layout.shard_name(shard)
-        return SchemaError(f"{file}: unreadable data shard ({exc})", hint="rebuild with rdstd convert")
+        for want in layout.frame_schema(self.manifest.features):
+            index = found.get_field_index(want.name)
+            if index < 0:
+                raise SchemaError(f"{file}: data shard has no column {want.name!r}", hint=_REBUILD)
+            have = found.field(index).type
+            if have != want.type:
+                raise SchemaError(
+                    f"{file}: column {want.name!r} is {have} in the shard but the manifest says {want.type}",
+                    hint="the manifest and the data disagree (edited by hand?); rebuild with rdstd convert",
+                )
+
+    def _shard_error(self, shard: int, exc: Exception, group: int | None = None) -> SchemaError:
+        file = self.path / layout.shard_name(shard)
+        where = f", row group {group}" if group is not None else ""
+        if "checksum" in str(exc).lower():
+            return CorruptDatasetError(f"{file}{where}: page checksum mismatch, the data is damaged", hint=_REBUILD)
+        return CorruptDatasetError(f"{file}{where}: unreadable data shard ({exc})", hint=_REBUILD)
+
+    def _damage(self, shard: int, exc: Exception, columns: list[str]) -> SchemaError:
+        """The error for a failed read of several row groups: find the first damaged one to name it."""
+        handle = self._files.get(shard)
+        if handle is not None:
+            for group in range(handle.metadata.num_row_groups):
+                try:
+                    handle.read_row_group(group, columns=columns)
+                except (OSError, pa.ArrowInvalid) as found:
+                    return self._shard_error(shard, found, group)
+        return self._shard_error(shard, exc)
 
     def _small_table(self, shard: int) -> dict[str, Any]:
         """The low-dimensional columns of a whole shard, in memory (bounded: shards hold at most 100k frames).
@@ -261,10 +320,11 @@ class Dataset:
         """
 
         def load() -> dict[str, Any]:
+            handle = self._file(shard)
             try:
-                table = self._file(shard).read(columns=self._small_columns)
+                table = handle.read(columns=self._small_columns)
             except (OSError, pa.ArrowInvalid) as exc:
-                raise self._shard_error(shard, exc) from exc
+                raise self._damage(shard, exc, self._small_columns) from exc
             cached = {}
             for key in self._small_columns:
                 column = table.column(key).combine_chunks()
@@ -283,10 +343,11 @@ class Dataset:
         """The image columns of one row group (a few cached, so sequential reads touch each once)."""
 
         def load() -> pa.Table:
+            handle = self._file(shard)
             try:
-                return self._file(shard).read_row_group(group, columns=self._image_columns)
+                return handle.read_row_group(group, columns=self._image_columns)
             except (OSError, pa.ArrowInvalid) as exc:
-                raise self._shard_error(shard, exc) from exc
+                raise self._shard_error(shard, exc, group) from exc
 
         return self._cache.get((shard, group), load)
 
@@ -332,7 +393,8 @@ class Dataset:
             else:
                 assert table is not None
                 data = table.column(key)[r].as_buffer()
-                out[key] = images.decode_as(data, feature) if decode_images else data.to_pybytes()
+                where = f"{self.path / layout.shard_name(shard)}, episode {out['episode_index']}, {key}, frame {offset}"
+                out[key] = _decode_stored(data, feature, where) if decode_images else data.to_pybytes()
         return out
 
     def episode(self, i: int) -> EpisodeData:
@@ -341,6 +403,7 @@ class Dataset:
             raise IndexError(f"episode {i} is out of range for {self.num_episodes} episodes")
         row = self.episodes.row(i, named=True)
         table = self._episode_table(row)
+        where = f"{self.path / layout.shard_name(int(row['shard']))}, episode {row['episode_index']}"
         vectors: dict[str, npt.NDArray[Any]] = {}
         cams: dict[str, LazyImages] = {}
         for key, feature in self.manifest.features.items():
@@ -350,7 +413,7 @@ class Dataset:
                 vectors[key] = flat.reshape(len(table), *feature.shape)
             else:
                 root = self.path if feature.codec == ImageCodec.VIDEO else None
-                cams[key] = LazyImages(column, feature, root)
+                cams[key] = LazyImages(column, feature, root, where=f"{where}, {key}")
         meta = EpisodeMeta(
             episode_id=row["episode_id"],
             task=row["task"] or "",
@@ -371,7 +434,10 @@ class Dataset:
         starts = self._rg_starts[shard]
         g0 = int(np.searchsorted(starts, first, side="right")) - 1
         g1 = int(np.searchsorted(starts, first + length - 1, side="right")) - 1 if length else g0
-        table = handle.read_row_groups(list(range(g0, g1 + 1)), columns=self._columns)
+        try:
+            table = handle.read_row_groups(list(range(g0, g1 + 1)), columns=self._columns)
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise self._damage(shard, exc, self._columns) from exc
         return table.slice(first - int(starts[g0]), length)
 
     def iter_episodes(self) -> Iterator[EpisodeData]:
