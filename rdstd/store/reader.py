@@ -184,6 +184,8 @@ class Dataset:
         self._ep_shard_row = episodes["shard_row"].to_numpy()
         self._ep_frame_start = episodes["frame_start"].to_numpy()
         self._files: dict[int, pq.ParquetFile] = {}
+        self._fast: dict[int, pq.ParquetFile] = {}  # the same shards without checksum verification
+        self._verified: set[tuple[int, int]] = set()  # (shard, row group) whose image pages passed their checksums
         self._rg_starts: dict[int, npt.NDArray[np.int64]] = {}
         self._cache: LruCache[tuple[int, int], pa.Table] = LruCache(_ROW_GROUP_CACHE)
         self._small: LruCache[int, dict[str, Any]] = LruCache(_SHARD_CACHE)
@@ -221,7 +223,8 @@ class Dataset:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state.update(_files={}, _rg_starts={}, _cache=LruCache(_ROW_GROUP_CACHE), _small=LruCache(_SHARD_CACHE))
+        state.update(_files={}, _fast={}, _verified=set(), _rg_starts={})
+        state.update(_cache=LruCache(_ROW_GROUP_CACHE), _small=LruCache(_SHARD_CACHE))
         return state
 
     # -- overview --------------------------------------------------------------------------------------------
@@ -261,7 +264,7 @@ class Dataset:
 
     def _file(self, shard: int) -> pq.ParquetFile:
         if self._pid != os.getpid():
-            self._files, self._rg_starts = {}, {}
+            self._files, self._fast, self._verified, self._rg_starts = {}, {}, set(), {}
             self._cache, self._small = LruCache(_ROW_GROUP_CACHE), LruCache(_SHARD_CACHE)
             self._pid = os.getpid()
         handle = self._files.get(shard)
@@ -279,6 +282,17 @@ class Dataset:
             sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
             self._rg_starts[shard] = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
             self._files[shard] = handle
+        return handle
+
+    def _unverified(self, shard: int) -> pq.ParquetFile:
+        """A second handle on a shard that skips checksums, for row groups this process has verified already."""
+        handle = self._fast.get(shard)
+        if handle is None:
+            try:
+                handle = pq.ParquetFile(self.path / layout.shard_name(shard), memory_map=False)
+            except (OSError, pa.ArrowInvalid) as exc:
+                raise self._shard_error(shard, exc) from exc
+            self._fast[shard] = handle
         return handle
 
     def _check_schema(self, shard: int, found: pa.Schema) -> None:
@@ -340,14 +354,22 @@ class Dataset:
         return self._small.get(shard, load)
 
     def _row_group(self, shard: int, group: int) -> pa.Table:
-        """The image columns of one row group (a few cached, so sequential reads touch each once)."""
+        """The image columns of one row group (a few cached, so sequential reads touch each once).
+
+        Page checksums are verified the first time this process reads a row group; later reads of it (random
+        access revisits row groups, once per epoch) skip them: the check is for damage on disk, not in memory.
+        """
 
         def load() -> pa.Table:
             handle = self._file(shard)
+            if (shard, group) in self._verified:
+                handle = self._unverified(shard)
             try:
-                return handle.read_row_group(group, columns=self._image_columns)
+                table = handle.read_row_group(group, columns=self._image_columns)
             except (OSError, pa.ArrowInvalid) as exc:
                 raise self._shard_error(shard, exc, group) from exc
+            self._verified.add((shard, group))
+            return table
 
         return self._cache.get((shard, group), load)
 
