@@ -112,8 +112,14 @@ def write_state(final: Path) -> tuple[str, str] | None:
     """
     final = _absolute(final)
     owner = read_lock(final)
-    if owner is not None and owner.alive() is not False:
+    alive = owner.alive() if owner is not None else False
+    if owner is not None and alive:
         return f"another process is writing it right now ({owner.describe()})", "wait for that process to finish"
+    if owner is not None and alive is None and not final.exists():  # another host: running or died, unknowable
+        return (
+            f"a write into it has not finished: {owner.describe()} is still running or died",
+            "if that process is gone, run the same command again: the leftover is replaced",
+        )
     if not final.exists() and (owner is not None or _leftovers(final, TEMP_MARK)):
         who = f" ({owner.describe()})" if owner else ""
         return (

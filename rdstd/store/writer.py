@@ -289,8 +289,13 @@ class DatasetWriter:
         return ep.index
 
     def abort_episode(self) -> None:
-        """Drop the open episode: no rows, no stats, no video files; as if it never came."""
-        self._check_open()
+        """Drop the open episode: no rows, no stats, no video files; as if it never came.
+
+        A no-op when there is none, or when the writer has already been aborted (by a failure to write the
+        output: that error is the one to report, so this call must not replace it).
+        """
+        if self._closed:
+            return
         ep, self._open = self._open, None
         if ep is None:
             return

@@ -195,3 +195,14 @@ def test_a_close_that_fails_aborts_and_leaves_nothing(tmp_path: Path, monkeypatc
     with pytest.raises(OutputError, match="disk is full"), DatasetWriter(tmp_path / "ds", FEATURES, PROVENANCE) as w:
         w.add(make_episode(0, 4))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_lock_from_another_host_does_not_hide_a_complete_dataset(tmp_path: Path) -> None:
+    out = write(tmp_path / "ds")
+    lock = {"pid": 1, "host": "elsewhere", "started_utc": "2026-01-01T00:00:00+00:00", "command": "rdstd convert"}
+    output.lock_path(out).write_text(json.dumps(lock))
+    assert rdstd.open(out).num_episodes == 2, "a node that died mid-overwrite left the old dataset whole"
+    with DatasetWriter(out, FEATURES, PROVENANCE, overwrite=True) as writer:  # its flock died with it: taken over
+        writer.add(make_episode(0, 3))
+    assert writer.recovered is not None and "elsewhere" in writer.recovered
+    assert rdstd.open(out).num_episodes == 1
