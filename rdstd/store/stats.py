@@ -10,10 +10,11 @@ Non-finite values (NaN, ±inf) are left out of every statistic and counted per d
 ``stats.json`` is valid JSON; an undefined statistic (no finite value) is ``null``.
 
 Statistics are gathered per episode (:meth:`RunningStats.episode`) and merged into the dataset's when the
-episode ends (:meth:`RunningStats.merge`): an episode that is abandoned leaves no trace. Rows are folded in
-fixed blocks of :data:`_POOL_ROWS`, so the result does not depend on how an episode was split into chunks;
-the reservoir decisions of an episode are made with a copy of the dataset's random state and applied at merge,
-so merging is exact for the reservoir too. Memory stays bounded whatever the dataset's size.
+episode ends (:meth:`RunningStats.merge`, exact: Chan's update) or dropped (:meth:`RunningStats.discard`): an
+episode that is abandoned leaves no trace. Rows are folded in fixed blocks of :data:`_POOL_ROWS` per episode
+(an episode's last, shorter block is pooled with other episodes'), and reservoir decisions are made row by row
+as rows arrive and applied at merge, so the result does not depend on how an episode was split into chunks.
+Memory stays bounded whatever the dataset's size.
 """
 
 from __future__ import annotations
@@ -71,17 +72,16 @@ class _Moments:
 
 
 class EpisodeStats:
-    """The statistics of one episode in progress; :meth:`RunningStats.merge` adds them to the dataset's."""
+    """The statistics of one episode in progress: :meth:`RunningStats.merge` adds them to the dataset's,
+    :meth:`RunningStats.discard` drops them (only one episode is open at a time)."""
 
     def __init__(self, parent: RunningStats) -> None:
         self.size = parent.size
         self._parent = parent
         self.moments = _Moments(parent.size)
         self.rows_seen = parent.rows_seen
-        self._capacity = parent.capacity
-        self._rng = np.random.Generator(type(parent.rng.bit_generator)())
-        self._rng.bit_generator.state = parent.rng.bit_generator.state
-        self._pending: list[_F64] = []
+        self.rng_state = parent.rng.bit_generator.state  # restored by discard: draws are undone
+        self.pending: list[_F64] = []  # rows not yet in full blocks of _POOL_ROWS
         self._pending_rows = 0
         #: Reservoir replacements to apply at merge, in order: (slots, rows); at most ``capacity`` rows kept.
         self.writes: list[tuple[npt.NDArray[np.int64], _F64]] = []
@@ -92,41 +92,37 @@ class EpisodeStats:
         values = np.array(rows, dtype=np.float64).reshape(len(rows), self.size)  # a copy: rows are pooled
         if not len(values):
             return
-        self._pending.append(values)
+        self._sample_rows(values)
+        self.pending.append(values)
         self._pending_rows += len(values)
         if self._pending_rows >= _POOL_ROWS:
-            pooled = np.concatenate(self._pending)
+            pooled = np.concatenate(self.pending)
             whole = len(pooled) - len(pooled) % _POOL_ROWS
             for start in range(0, whole, _POOL_ROWS):
-                self._fold(pooled[start : start + _POOL_ROWS])
+                self.moments.fold(pooled[start : start + _POOL_ROWS])
             rest = pooled[whole:]
-            self._pending, self._pending_rows = ([rest] if len(rest) else []), len(rest)
+            self.pending, self._pending_rows = ([rest] if len(rest) else []), len(rest)
 
-    def finish(self) -> None:
-        """Fold what is still pooled (called by merge)."""
-        if self._pending:
-            self._fold(np.concatenate(self._pending))
-            self._pending, self._pending_rows = [], 0
-
-    def _fold(self, values: _F64) -> None:
-        self.moments.fold(values)
+    def _sample_rows(self, values: _F64) -> None:
+        """Reservoir decisions, row by row in order (so the same whatever the chunking); applied at merge."""
+        parent = self._parent
         sampled = np.where(np.isfinite(values), values, np.nan)
-        free = max(self._capacity - self.rows_seen, 0)
+        free = max(parent.capacity - self.rows_seen, 0)
         fill = min(free, len(sampled))
         if fill:  # free slots past the dataset's filled part: written now, they count only once merged
-            self._parent.reserve(self.rows_seen + fill)
-            self._parent.sample[self.rows_seen : self.rows_seen + fill] = sampled[:fill]
+            parent.reserve(self.rows_seen + fill)
+            parent.sample[self.rows_seen : self.rows_seen + fill] = sampled[:fill]
             self.rows_seen += fill
         rest = sampled[fill:]
         if not len(rest):
             return
         seen = self.rows_seen + np.arange(len(rest))
-        slots = np.floor(self._rng.random(len(rest)) * (seen + 1)).astype(np.int64)
-        keep = slots < self._capacity
+        slots = np.floor(parent.rng.random(len(rest)) * (seen + 1)).astype(np.int64)
+        keep = slots < parent.capacity
         if keep.any():
             self.writes.append((slots[keep], rest[keep]))
             self._written += int(keep.sum())
-            if self._written > self._capacity:
+            if self._written > parent.capacity:
                 self._compact()
         self.rows_seen += len(rest)
 
@@ -150,6 +146,8 @@ class RunningStats:
         self.rng = np.random.default_rng(seed)
         #: The reservoir; rows past ``min(rows_seen, capacity)`` are not part of it (yet).
         self.sample = np.empty((0, size), dtype=np.float64)
+        self._pool: list[_F64] = []  # episodes' last rows (fewer than a block each), folded together
+        self._pool_rows = 0
 
     def reserve(self, rows: int) -> None:
         """Make room for ``rows`` reservoir rows (grown geometrically up to the capacity)."""
@@ -159,27 +157,35 @@ class RunningStats:
             self.sample = grown
 
     @property
-    def count(self) -> npt.NDArray[np.int64]:
-        """Finite values seen, per dimension."""
-        return self.moments.count
-
-    @property
     def nonfinite(self) -> npt.NDArray[np.int64]:
-        """NaN and ±inf values seen (and left out), per dimension."""
-        return self.moments.nonfinite
+        """NaN and ±inf values seen in merged episodes (and left out of the statistics), per dimension."""
+        pooled = sum((np.count_nonzero(~np.isfinite(p), axis=0) for p in self._pool), np.zeros(self.size, np.int64))
+        return self.moments.nonfinite + pooled
 
     def episode(self) -> EpisodeStats:
         """An accumulator for the next episode (nothing changes here until :meth:`merge`)."""
         return EpisodeStats(self)
 
     def merge(self, episode: EpisodeStats) -> None:
-        """Add a finished episode's statistics (it must come from :meth:`episode` with nothing merged since)."""
-        episode.finish()
-        self.moments.merge(episode.moments)
+        """Add a finished episode's statistics (it must come from :meth:`episode`, the one open episode)."""
+        if episode.moments.count.any() or episode.moments.nonfinite.any():
+            self.moments.merge(episode.moments)
+        self._pool.extend(episode.pending)  # short episodes are folded together: cheaper per row
+        self._pool_rows += sum(len(p) for p in episode.pending)
+        if self._pool_rows >= _POOL_ROWS:
+            self._fold_pool()
         for slots, rows in episode.writes:
             self.sample[slots] = rows
         self.rows_seen = episode.rows_seen
-        self.rng.bit_generator.state = episode._rng.bit_generator.state
+
+    def discard(self, episode: EpisodeStats) -> None:
+        """Drop an episode's statistics: the dataset's are as if it never came (random draws included)."""
+        self.rng.bit_generator.state = episode.rng_state
+
+    def _fold_pool(self) -> None:
+        if self._pool:
+            self.moments.fold(np.concatenate(self._pool))
+            self._pool, self._pool_rows = [], 0
 
     def update(self, rows: npt.NDArray[Any]) -> None:
         """Add a batch of rows (N, size) at once."""
@@ -189,6 +195,7 @@ class RunningStats:
 
     def as_dict(self) -> dict[str, Any]:
         """The statistics as JSON-ready lists, one value per dimension (``None`` where undefined)."""
+        self._fold_pool()
         m = self.moments
         sample = self.sample[: min(self.rows_seen, self.capacity)]
         with np.errstate(invalid="ignore"), warnings.catch_warnings():

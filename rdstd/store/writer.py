@@ -205,7 +205,8 @@ class DatasetWriter:
             raise EpisodeError(f"episode {episode.meta.episode_id!r}: {'; '.join(problems)}")
         index = self.begin_episode(episode.meta)
         try:
-            self.append(episode)
+            assert self._open is not None
+            self._append(episode, self._open)
             self.end_episode()
         except BaseException:
             if self._open is not None:
@@ -247,6 +248,9 @@ class DatasetWriter:
         problems = self._chunk_problems(chunk, ep) + self._feature_problems(chunk)
         if problems:
             raise EpisodeError(f"episode {ep.meta.episode_id!r}: {'; '.join(problems)}")
+        self._append(chunk, ep)
+
+    def _append(self, chunk: Episode, ep: _OpenEpisode) -> None:
         n = chunk.length
         if not n:
             return
@@ -299,6 +303,8 @@ class DatasetWriter:
         ep, self._open = self._open, None
         if ep is None:
             return
+        for key, stats in ep.stats.items():
+            self._stats[key].discard(stats)
         for _, encoder in ep.encoders.values():
             encoder.abort()
         if self._videos is not None:

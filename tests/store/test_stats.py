@@ -82,7 +82,7 @@ def test_an_episode_that_is_never_merged_leaves_no_trace_in_the_stats() -> None:
     tried = RunningStats(2, reservoir_rows=1000)
     feed(tried, [before], 50)
     abandoned = tried.episode()
-    abandoned.update(dropped)
-    abandoned.finish()  # folded: it wrote into the reservoir's free slots and drew random numbers; then dropped
+    abandoned.update(dropped)  # it wrote into the reservoir's free slots and drew random numbers
+    tried.discard(abandoned)
     feed(tried, [after], 50)
     assert tried.as_dict() == clean.as_dict()
