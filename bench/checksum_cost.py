@@ -18,8 +18,8 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from bench.common import FEATURES, camera_frames, episodes, save, table
-from rdstd.schema import Episode, Provenance
-from rdstd.store import Dataset, DatasetWriter
+from rdstd.schema import EncodedFrames, Episode, Provenance
+from rdstd.store import Dataset, DatasetWriter, images
 
 REPEATS = 5
 READS = 1500
@@ -45,6 +45,18 @@ def random_reads(path: Path, order: np.ndarray, *, verify: bool, decode: bool) -
     for i in order:
         ds.frame(int(i), decode_images=decode)
     return time.perf_counter() - started
+
+
+def pixel_episodes(eps: list[Episode], length: int) -> list[Episode]:
+    """The first ``length`` frames of ``eps`` with their images decoded to pixels (the writer encodes them)."""
+    out = []
+    for ep in eps:
+        frames = ep.images["observation.images.front"]
+        assert isinstance(frames, EncodedFrames)
+        pixels = np.stack([images.decode(b) for b in frames.frames[:length]])
+        vectors = {k: v[:length] for k, v in ep.vectors.items()}
+        out.append(Episode(ep.meta, ep.timestamps[:length], vectors, {"observation.images.front": pixels}))
+    return out
 
 
 def row_group_firsts(path: Path) -> np.ndarray:
@@ -78,6 +90,16 @@ def main() -> None:
                 [label, "write", f"{n / write_off:,.0f}", f"{n / write_on:,.0f}", f"{write_on / write_off:.3f}"]
             )
             results.append({"case": label, "op": "write", "off_s": write_off, "on_s": write_on})
+            if h == 480:  # what convert does: the writer encodes pixels to JPEG, then checksums the bytes
+                raw = pixel_episodes(eps[:4], 50)
+                pixel_times: dict[str, list[float]] = {"off": [], "on": []}
+                for _ in range(REPEATS):
+                    for mode in ("off", "on"):
+                        pixel_times[mode].append(write(root, raw, mode == "on")[0])
+                off, on = min(pixel_times["off"]), min(pixel_times["on"])
+                op = "write from pixels (JPEG encode)"
+                rows.append([label, op, f"{200 / off:,.0f}", f"{200 / on:,.0f}", f"{on / off:.3f}"])
+                results.append({"case": label, "op": op, "off_s": off, "on_s": on})
             rng = np.random.default_rng(0)
             starts = row_group_firsts(paths["on"])
             orders = {
