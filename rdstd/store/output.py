@@ -281,12 +281,14 @@ class Output:
             output.tmp.mkdir()
         except OSError as exc:
             output._release()
+            _remove_empty(made)
             error = output_error(exc, final)
             if error is None:
                 raise
             raise error from exc
         except BaseException:
             output._release()
+            _remove_empty(made)
             raise
         return output
 
@@ -342,26 +344,36 @@ class Output:
             with self.guard():
                 _fsync_tree(self.tmp)
                 self._check_existing(overwrite=True)  # nobody put something else there meanwhile
+                replaced: Path | None = None
                 if self.final.exists():
-                    self._swap()
+                    replaced = self._swap()
                 else:
                     self.tmp.rename(self.final)
-                _fsync_dir(self.final.parent)
         except BaseException:
             self.abort()
             raise
-        self.done = True
-        self._release()
+        self.done = True  # the new output is in place: from here on nothing undoes it
+        try:
+            with self.guard():
+                _fsync_dir(self.final.parent)
+        finally:
+            if replaced is not None:
+                _remove(replaced)
+            self._release()
         return self.final
 
-    def _swap(self) -> None:
+    def _swap(self) -> Path:
+        """Put the new output in place of the old one; returns where the old one now is (to be removed)."""
         if _exchange(self.tmp, self.final):
-            _remove(self.tmp)  # now the old output
-            return
+            return self.tmp
         old = _old_path(self.final, os.getpid())
         self.final.rename(old)  # a death between these two renames is undone by the next run (_clear_leftovers)
-        self.tmp.rename(self.final)
-        _remove(old)
+        try:
+            self.tmp.rename(self.final)
+        except BaseException:
+            old.rename(self.final)
+            raise
+        return old
 
     def abort(self) -> None:
         """Remove the temporary sibling and release the lock; OUT is as it was before."""

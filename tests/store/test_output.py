@@ -206,3 +206,21 @@ def test_a_lock_from_another_host_does_not_hide_a_complete_dataset(tmp_path: Pat
         writer.add(make_episode(0, 3))
     assert writer.recovered is not None and "elsewhere" in writer.recovered
     assert rdstd.open(out).num_episodes == 1
+
+
+def test_a_failed_second_rename_puts_the_old_dataset_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = write(tmp_path / "ds")
+    before = snapshot(out)
+    monkeypatch.setattr(output, "_exchange", lambda a, b: False)
+    real_rename = Path.rename
+
+    def rename(self: Path, target: Path) -> Path:
+        if output.TEMP_MARK in self.name:
+            raise OSError(errno.EIO, "I/O error")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(OutputError, match="I/O error"):
+        write(out, episodes=1, overwrite=True)
+    assert snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
