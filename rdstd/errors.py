@@ -123,6 +123,28 @@ class EpisodeError(RdstdError):
     exit_code = 1
 
 
+# -- the store: outputs and canonical data on disk ------------------------------------------------------------
+
+
+class CorruptDatasetError(SchemaError):
+    """Bytes of a canonical dataset are damaged: a page checksum fails, a stored image does not decode."""
+
+    code = "RD502"
+
+
+class OutputError(RdstdError):
+    """The output cannot be written: disk full, quota, no permission, read-only file system."""
+
+    code = "RD700"
+    exit_code = 3
+
+
+class OutputLockedError(OutputError):
+    """Another rdstd process is writing the same output right now (its lock file names it)."""
+
+    code = "RD701"
+
+
 class InternalError(RdstdError):
     """A fault in rdstd or in a backend (a bug, not bad data): the run stops; ``--debug`` shows the cause."""
 

@@ -15,7 +15,7 @@ import simplejpeg
 from PIL import Image
 from typing_extensions import Buffer
 
-from rdstd.errors import CorruptSourceError
+from rdstd.errors import CorruptSourceError, EpisodeError, UsageError
 from rdstd.schema.features import ImageFeature
 from rdstd.schema.vocabulary import ColorOrder, ImageCodec
 
@@ -33,14 +33,21 @@ def sniff_codec(data: bytes) -> ImageCodec | None:
 
 
 def encode(pixels: npt.NDArray[Any], codec: ImageCodec, *, jpeg_quality: int = 95) -> bytes:
-    """Encode one HWC (or HW) image. JPEG takes uint8 RGB or gray; PNG takes uint8 or uint16."""
+    """Encode one HWC (or HW) image. JPEG takes uint8 RGB or gray; PNG takes uint8 or uint16.
+
+    Pixels that cannot be stored so raise :class:`EpisodeError` (the caller names the episode and frame).
+    """
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
+    if pixels.ndim != 3:
+        raise EpisodeError(f"an image must be HWC or HW, got shape {pixels.shape}")
     channels = pixels.shape[2]
     if codec == ImageCodec.JPEG:
         if pixels.dtype != np.uint8:
-            raise ValueError(f"JPEG needs uint8 pixels, got {pixels.dtype}")
-        colorspace = {1: "GRAY", 3: "RGB", 4: "RGBA"}[channels]
+            raise EpisodeError(f"JPEG needs uint8 pixels, got {pixels.dtype}", hint="convert the camera to uint8")
+        colorspace = {1: "GRAY", 3: "RGB", 4: "RGBA"}.get(channels)
+        if colorspace is None:
+            raise EpisodeError(f"JPEG takes 1, 3 or 4 channels, got {channels}")
         return bytes(
             simplejpeg.encode_jpeg(
                 np.ascontiguousarray(pixels), quality=jpeg_quality, colorspace=colorspace, colorsubsampling="420"
@@ -50,15 +57,18 @@ def encode(pixels: npt.NDArray[Any], codec: ImageCodec, *, jpeg_quality: int = 9
         out = io.BytesIO()
         if pixels.dtype == np.uint16:
             if channels != 1:
-                raise ValueError("16-bit PNG is supported for one channel (depth) only")
+                raise EpisodeError(f"16-bit PNG is supported for one channel (depth) only, got {channels}")
             image = Image.fromarray(np.ascontiguousarray(pixels[:, :, 0]).astype("<u2"))
         elif pixels.dtype == np.uint8:
             image = Image.fromarray(np.ascontiguousarray(pixels if channels > 1 else pixels[:, :, 0]))
         else:
-            raise ValueError(f"PNG needs uint8 or uint16 pixels, got {pixels.dtype}")
-        image.save(out, format="PNG", compress_level=1)
+            raise EpisodeError(f"PNG needs uint8 or uint16 pixels, got {pixels.dtype}")
+        try:
+            image.save(out, format="PNG", compress_level=1)
+        except (ValueError, OSError) as exc:
+            raise EpisodeError(f"the image does not encode as PNG ({exc})") from exc
         return out.getvalue()
-    raise ValueError(f"cannot encode single images as {codec}")
+    raise UsageError(f"cannot encode single images as {codec}", hint="use jpeg or png")
 
 
 def decode(data: Buffer, codec: ImageCodec | None = None, *, channels: int = 3) -> npt.NDArray[Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,6 +18,8 @@ DATA_DIR = "data"
 VIDEOS_DIR = "videos"
 #: Present while a writer owns the directory; a dataset that still has it did not finish.
 WRITING_MARKER = ".rdstd-writing"
+#: Manifests larger than this are not read whole to decide whether a folder is a dataset.
+_MAX_SNIFF = 64 * 1024 * 1024
 
 #: Arrow type of a camera kept as video: per frame, the file (relative to the root) and the time inside it.
 VIDEO_REF_TYPE = pa.struct([pa.field("path", pa.string()), pa.field("timestamp_s", pa.float64())])
@@ -31,8 +34,21 @@ def shard_name(number: int) -> str:
 
 
 def is_dataset(path: Path) -> bool:
-    """Whether ``path`` looks like a canonical dataset (finished or not)."""
-    return path.is_dir() and ((path / MANIFEST).is_file() or (path / WRITING_MARKER).exists())
+    """Whether ``path`` is a canonical dataset: a folder whose ``rdstd.json`` is a JSON object with a
+    ``schema_version`` (or, from older rdstd, an unfinished one whose ``.rdstd-writing`` marker names its pid).
+
+    This decides what ``--overwrite`` may replace, so a folder merely holding a file of that name is not one.
+    """
+    if not path.is_dir():
+        return False
+    for name, key in ((MANIFEST, "schema_version"), (WRITING_MARKER, "pid")):
+        try:
+            raw = json.loads((path / name).read_bytes()[:_MAX_SNIFF])
+        except (OSError, ValueError):
+            continue
+        if isinstance(raw, dict) and key in raw:
+            return True
+    return False
 
 
 def arrow_type(feature: VectorFeature | ImageFeature) -> pa.DataType:

@@ -22,12 +22,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from rdstd.errors import IncompleteDatasetError, SchemaError, SourceNotFoundError, UsageError
+from rdstd.errors import (
+    CorruptDatasetError,
+    CorruptSourceError,
+    IncompleteDatasetError,
+    SchemaError,
+    SourceNotFoundError,
+    UsageError,
+)
 from rdstd.schema.episode import EpisodeMeta
 from rdstd.schema.features import ImageFeature, VectorFeature
 from rdstd.schema.manifest import Manifest
 from rdstd.schema.vocabulary import ImageCodec
-from rdstd.store import images, layout, video
+from rdstd.store import images, layout, output, video
 from rdstd.store.lru import LruCache
 
 _ROW_GROUP_CACHE = 4
@@ -37,6 +44,9 @@ _SHARD_CACHE = 8
 
 def read_manifest(path: Path) -> Manifest:
     """Load and validate ``rdstd.json`` of the dataset at ``path`` (clear errors for every failure)."""
+    state = output.write_state(path)
+    if state is not None:
+        raise IncompleteDatasetError(f"{path}: {state[0]}", hint=state[1])
     if not path.exists():
         raise SourceNotFoundError(f"{path}: no such dataset", hint="check the path")
     file = path / layout.MANIFEST
@@ -44,7 +54,7 @@ def read_manifest(path: Path) -> Manifest:
     if marker.exists():
         raise IncompleteDatasetError(
             f"{path}: the write of this dataset did not finish ({layout.WRITING_MARKER} is still there)",
-            hint="re-run the conversion with --overwrite to rebuild it",
+            hint="this is the temporary folder of a write that did not finish; run the conversion again",
         )
     if not file.is_file():
         raise SchemaError(
@@ -93,10 +103,11 @@ class LazyImages(Sequence[npt.NDArray[Any]]):
     frame from the video file by its timestamp.
     """
 
-    def __init__(self, encoded: pa.Array, feature: ImageFeature, root: Path | None = None) -> None:
+    def __init__(self, encoded: pa.Array, feature: ImageFeature, root: Path | None = None, *, where: str = "") -> None:
         self._encoded = encoded
         self._feature = feature
         self._root = root
+        self._where = where  # "<shard file>, episode N" for errors
 
     def __len__(self) -> int:
         return len(self._encoded)
@@ -111,7 +122,7 @@ class LazyImages(Sequence[npt.NDArray[Any]]):
         if self._root is not None:
             ref = self._encoded[i].as_py()
             return video.DECODERS.get(video.resolve_ref(self._root, ref["path"])).frame_at(ref["timestamp_s"])
-        return images.decode_as(self._encoded[i].as_buffer(), self._feature)
+        return _decode_stored(self._encoded[i].as_buffer(), self._feature, f"{self._where}, frame {i}")
 
     @property
     def encoded(self) -> list[bytes]:
@@ -130,13 +141,31 @@ class LazyImages(Sequence[npt.NDArray[Any]]):
         return np.stack([self[i] for i in range(len(self))])
 
 
+def _decode_stored(data: pa.Buffer, feature: ImageFeature, where: str) -> npt.NDArray[Any]:
+    """Decode a stored frame; bytes that do not decode are damage to the dataset, named by file, episode, frame."""
+    try:
+        return images.decode_as(data, feature)
+    except CorruptSourceError as exc:
+        raise CorruptDatasetError(f"{where}: stored image is corrupt ({exc.message})", hint=_REBUILD) from exc
+
+
+_REBUILD = "the dataset is damaged; rebuild it with rdstd convert (or restore it from a copy)"
+
+
 class Dataset:
     """A canonical dataset (or a selection of its episodes).
 
     ``len(ds)`` is the number of frames; ``ds.frame(i)`` reads frame i (global over the selection);
     ``ds.episode(i)`` reads episode i of the selection; ``ds.select(expr)`` filters episodes with a polars
     expression over :attr:`episodes`.
+
+    Every shard is checked against the manifest when it is first opened (column types), and Parquet page
+    checksums are verified on every read (:attr:`verify_checksums`): damage is an error naming the shard and
+    row group, never a wrong value.
     """
+
+    #: Verify Parquet page checksums when reading (rdstd writes them; turned off only to measure their cost).
+    verify_checksums = True
 
     def __init__(
         self,
@@ -155,6 +184,8 @@ class Dataset:
         self._ep_shard_row = episodes["shard_row"].to_numpy()
         self._ep_frame_start = episodes["frame_start"].to_numpy()
         self._files: dict[int, pq.ParquetFile] = {}
+        self._fast: dict[int, pq.ParquetFile] = {}  # the same shards without checksum verification
+        self._verified: set[tuple[int, int]] = set()  # (shard, row group) whose image pages passed their checksums
         self._rg_starts: dict[int, npt.NDArray[np.int64]] = {}
         self._cache: LruCache[tuple[int, int], pa.Table] = LruCache(_ROW_GROUP_CACHE)
         self._small: LruCache[int, dict[str, Any]] = LruCache(_SHARD_CACHE)
@@ -192,7 +223,8 @@ class Dataset:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state.update(_files={}, _rg_starts={}, _cache=LruCache(_ROW_GROUP_CACHE), _small=LruCache(_SHARD_CACHE))
+        state.update(_files={}, _fast={}, _verified=set(), _rg_starts={})
+        state.update(_cache=LruCache(_ROW_GROUP_CACHE), _small=LruCache(_SHARD_CACHE))
         return state
 
     # -- overview --------------------------------------------------------------------------------------------
@@ -232,24 +264,68 @@ class Dataset:
 
     def _file(self, shard: int) -> pq.ParquetFile:
         if self._pid != os.getpid():
-            self._files, self._rg_starts = {}, {}
+            self._files, self._fast, self._verified, self._rg_starts = {}, {}, set(), {}
             self._cache, self._small = LruCache(_ROW_GROUP_CACHE), LruCache(_SHARD_CACHE)
             self._pid = os.getpid()
         handle = self._files.get(shard)
         if handle is None:
             try:
-                handle = pq.ParquetFile(self.path / layout.shard_name(shard), memory_map=False)
+                handle = pq.ParquetFile(
+                    self.path / layout.shard_name(shard),
+                    memory_map=False,
+                    page_checksum_verification=self.verify_checksums,
+                )
             except (OSError, pa.ArrowInvalid) as exc:
                 raise self._shard_error(shard, exc) from exc
+            self._check_schema(shard, handle.schema_arrow)
             meta = handle.metadata
             sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
             self._rg_starts[shard] = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
             self._files[shard] = handle
         return handle
 
-    def _shard_error(self, shard: int, exc: Exception) -> SchemaError:
+    def _unverified(self, shard: int) -> pq.ParquetFile:
+        """A second handle on a shard that skips checksums, for row groups this process has verified already."""
+        handle = self._fast.get(shard)
+        if handle is None:
+            try:
+                handle = pq.ParquetFile(self.path / layout.shard_name(shard), memory_map=False)
+            except (OSError, pa.ArrowInvalid) as exc:
+                raise self._shard_error(shard, exc) from exc
+            self._fast[shard] = handle
+        return handle
+
+    def _check_schema(self, shard: int, found: pa.Schema) -> None:
+        """The shard's columns must have the types the manifest's features give (else values would be misread)."""
         file = self.path / layout.shard_name(shard)
-        return SchemaError(f"{file}: unreadable data shard ({exc})", hint="rebuild with rdstd convert")
+        for want in layout.frame_schema(self.manifest.features):
+            index = found.get_field_index(want.name)
+            if index < 0:
+                raise SchemaError(f"{file}: data shard has no column {want.name!r}", hint=_REBUILD)
+            have = found.field(index).type
+            if have != want.type:
+                raise SchemaError(
+                    f"{file}: column {want.name!r} is {have} in the shard but the manifest says {want.type}",
+                    hint="the manifest and the data disagree (edited by hand?); rebuild with rdstd convert",
+                )
+
+    def _shard_error(self, shard: int, exc: Exception, group: int | None = None) -> SchemaError:
+        file = self.path / layout.shard_name(shard)
+        where = f", row group {group}" if group is not None else ""
+        if "checksum" in str(exc).lower():
+            return CorruptDatasetError(f"{file}{where}: page checksum mismatch, the data is damaged", hint=_REBUILD)
+        return CorruptDatasetError(f"{file}{where}: unreadable data shard ({exc})", hint=_REBUILD)
+
+    def _damage(self, shard: int, exc: Exception, columns: list[str]) -> SchemaError:
+        """The error for a failed read of several row groups: find the first damaged one to name it."""
+        handle = self._files.get(shard)
+        if handle is not None:
+            for group in range(handle.metadata.num_row_groups):
+                try:
+                    handle.read_row_group(group, columns=columns)
+                except (OSError, pa.ArrowInvalid) as found:
+                    return self._shard_error(shard, found, group)
+        return self._shard_error(shard, exc)
 
     def _small_table(self, shard: int) -> dict[str, Any]:
         """The low-dimensional columns of a whole shard, in memory (bounded: shards hold at most 100k frames).
@@ -258,10 +334,11 @@ class Dataset:
         """
 
         def load() -> dict[str, Any]:
+            handle = self._file(shard)
             try:
-                table = self._file(shard).read(columns=self._small_columns)
+                table = handle.read(columns=self._small_columns)
             except (OSError, pa.ArrowInvalid) as exc:
-                raise self._shard_error(shard, exc) from exc
+                raise self._damage(shard, exc, self._small_columns) from exc
             cached = {}
             for key in self._small_columns:
                 column = table.column(key).combine_chunks()
@@ -277,13 +354,22 @@ class Dataset:
         return self._small.get(shard, load)
 
     def _row_group(self, shard: int, group: int) -> pa.Table:
-        """The image columns of one row group (a few cached, so sequential reads touch each once)."""
+        """The image columns of one row group (a few cached, so sequential reads touch each once).
+
+        Page checksums are verified the first time this process reads a row group; later reads of it (random
+        access revisits row groups, once per epoch) skip them: the check is for damage on disk, not in memory.
+        """
 
         def load() -> pa.Table:
+            handle = self._file(shard)
+            if (shard, group) in self._verified:
+                handle = self._unverified(shard)
             try:
-                return self._file(shard).read_row_group(group, columns=self._image_columns)
+                table = handle.read_row_group(group, columns=self._image_columns)
             except (OSError, pa.ArrowInvalid) as exc:
-                raise self._shard_error(shard, exc) from exc
+                raise self._shard_error(shard, exc, group) from exc
+            self._verified.add((shard, group))
+            return table
 
         return self._cache.get((shard, group), load)
 
@@ -329,7 +415,8 @@ class Dataset:
             else:
                 assert table is not None
                 data = table.column(key)[r].as_buffer()
-                out[key] = images.decode_as(data, feature) if decode_images else data.to_pybytes()
+                where = f"{self.path / layout.shard_name(shard)}, episode {out['episode_index']}, {key}, frame {offset}"
+                out[key] = _decode_stored(data, feature, where) if decode_images else data.to_pybytes()
         return out
 
     def episode(self, i: int) -> EpisodeData:
@@ -338,6 +425,7 @@ class Dataset:
             raise IndexError(f"episode {i} is out of range for {self.num_episodes} episodes")
         row = self.episodes.row(i, named=True)
         table = self._episode_table(row)
+        where = f"{self.path / layout.shard_name(int(row['shard']))}, episode {row['episode_index']}"
         vectors: dict[str, npt.NDArray[Any]] = {}
         cams: dict[str, LazyImages] = {}
         for key, feature in self.manifest.features.items():
@@ -347,7 +435,7 @@ class Dataset:
                 vectors[key] = flat.reshape(len(table), *feature.shape)
             else:
                 root = self.path if feature.codec == ImageCodec.VIDEO else None
-                cams[key] = LazyImages(column, feature, root)
+                cams[key] = LazyImages(column, feature, root, where=f"{where}, {key}")
         meta = EpisodeMeta(
             episode_id=row["episode_id"],
             task=row["task"] or "",
@@ -368,7 +456,10 @@ class Dataset:
         starts = self._rg_starts[shard]
         g0 = int(np.searchsorted(starts, first, side="right")) - 1
         g1 = int(np.searchsorted(starts, first + length - 1, side="right")) - 1 if length else g0
-        table = handle.read_row_groups(list(range(g0, g1 + 1)), columns=self._columns)
+        try:
+            table = handle.read_row_groups(list(range(g0, g1 + 1)), columns=self._columns)
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise self._damage(shard, exc, self._columns) from exc
         return table.slice(first - int(starts[g0]), length)
 
     def iter_episodes(self) -> Iterator[EpisodeData]:

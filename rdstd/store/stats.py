@@ -1,24 +1,138 @@
-"""Per-feature, per-dimension statistics computed while streaming: count, mean, std, min, max, q01, q99.
+"""Per-feature, per-dimension statistics computed while streaming: count, nonfinite, mean, std, min, max, q01, q99.
 
 Mean and std are exact (Chan et al.'s pairwise update of mean and sum of squared deviations, in float64).
 Quantiles come from a uniform reservoir sample of at most :data:`RESERVOIR_ROWS` frames per feature
 (Vitter's algorithm R, seeded, so the same input gives the same stats): exact while a dataset has no more
 frames than that, otherwise an estimate whose rank error is about sqrt(p(1-p)/n), i.e. ±0.04 percentile
-points for q01/q99 at n = 65,536. Quantiles use numpy's default linear interpolation. NaNs are skipped
-and counted separately; memory stays bounded whatever the dataset's size.
+points for q01/q99 at n = 65,536. Quantiles use numpy's default linear interpolation.
+
+Non-finite values (NaN, ±inf) are left out of every statistic and counted per dimension (``nonfinite``), so
+``stats.json`` is valid JSON; an undefined statistic (no finite value) is ``null``.
+
+Statistics are gathered per episode (:meth:`RunningStats.episode`) and merged into the dataset's when the
+episode ends (:meth:`RunningStats.merge`, exact: Chan's update) or dropped (:meth:`RunningStats.discard`): an
+episode that is abandoned leaves no trace. Rows are folded in fixed blocks of :data:`_POOL_ROWS` per episode
+(an episode's last, shorter block is pooled with other episodes'), and reservoir decisions are made row by row
+as rows arrive and applied at merge, so the result does not depend on how an episode was split into chunks.
+Memory stays bounded whatever the dataset's size.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 RESERVOIR_ROWS = 65_536
-#: Rows pooled before they are folded into the statistics.
+#: Rows pooled before they are folded into the statistics (a fixed block: chunking does not change results).
 _POOL_ROWS = 4096
 QUANTILES = {"q01": 0.01, "q99": 0.99}
+
+_F64 = npt.NDArray[np.float64]
+
+
+class _Moments:
+    """Count, non-finite count, mean, sum of squared deviations, min and max per dimension."""
+
+    def __init__(self, size: int) -> None:
+        self.count = np.zeros(size, dtype=np.int64)
+        self.nonfinite = np.zeros(size, dtype=np.int64)
+        self.mean = np.zeros(size, dtype=np.float64)
+        self.m2 = np.zeros(size, dtype=np.float64)
+        self.min = np.full(size, np.inf)
+        self.max = np.full(size, -np.inf)
+
+    def fold(self, values: _F64) -> None:
+        """Add a block of rows (non-finite values counted, not used)."""
+        finite = np.isfinite(values)
+        other = _Moments(values.shape[1])
+        other.count = finite.sum(axis=0)
+        other.nonfinite = len(values) - other.count
+        safe = np.where(finite, values, 0.0)
+        other.mean = safe.sum(axis=0) / np.maximum(other.count, 1)
+        other.m2 = np.where(finite, (safe - other.mean) ** 2, 0.0).sum(axis=0)
+        other.min = np.where(finite, values, np.inf).min(axis=0)
+        other.max = np.where(finite, values, -np.inf).max(axis=0)
+        self.merge(other)
+
+    def merge(self, other: _Moments) -> None:
+        """Combine with ``other`` (Chan et al.: exact)."""
+        n_a, n_b = self.count, other.count
+        n = n_a + n_b
+        delta = other.mean - self.mean
+        safe_n = np.maximum(n, 1)
+        self.mean = np.where(n > 0, self.mean + delta * n_b / safe_n, 0.0)
+        self.m2 = self.m2 + other.m2 + delta**2 * n_a * n_b / safe_n
+        self.count = n
+        self.nonfinite = self.nonfinite + other.nonfinite
+        self.min = np.minimum(self.min, other.min)
+        self.max = np.maximum(self.max, other.max)
+
+
+class EpisodeStats:
+    """The statistics of one episode in progress: :meth:`RunningStats.merge` adds them to the dataset's,
+    :meth:`RunningStats.discard` drops them (only one episode is open at a time)."""
+
+    def __init__(self, parent: RunningStats) -> None:
+        self.size = parent.size
+        self._parent = parent
+        self.moments = _Moments(parent.size)
+        self.rows_seen = parent.rows_seen
+        self.rng_state = parent.rng.bit_generator.state  # restored by discard: draws are undone
+        self.pending: list[_F64] = []  # rows not yet in full blocks of _POOL_ROWS
+        self._pending_rows = 0
+        #: Reservoir replacements to apply at merge, in order: (slots, rows); at most ``capacity`` rows kept.
+        self.writes: list[tuple[npt.NDArray[np.int64], _F64]] = []
+        self._written = 0
+
+    def update(self, rows: npt.NDArray[Any]) -> None:
+        """Add rows (N, size) of the episode."""
+        values = np.array(rows, dtype=np.float64).reshape(len(rows), self.size)  # a copy: rows are pooled
+        if not len(values):
+            return
+        self._sample_rows(values)
+        self.pending.append(values)
+        self._pending_rows += len(values)
+        if self._pending_rows >= _POOL_ROWS:
+            pooled = np.concatenate(self.pending)
+            whole = len(pooled) - len(pooled) % _POOL_ROWS
+            for start in range(0, whole, _POOL_ROWS):
+                self.moments.fold(pooled[start : start + _POOL_ROWS])
+            rest = pooled[whole:]
+            self.pending, self._pending_rows = ([rest] if len(rest) else []), len(rest)
+
+    def _sample_rows(self, values: _F64) -> None:
+        """Reservoir decisions, row by row in order (so the same whatever the chunking); applied at merge."""
+        parent = self._parent
+        sampled = np.where(np.isfinite(values), values, np.nan)
+        free = max(parent.capacity - self.rows_seen, 0)
+        fill = min(free, len(sampled))
+        if fill:  # free slots past the dataset's filled part: written now, they count only once merged
+            parent.reserve(self.rows_seen + fill)
+            parent.sample[self.rows_seen : self.rows_seen + fill] = sampled[:fill]
+            self.rows_seen += fill
+        rest = sampled[fill:]
+        if not len(rest):
+            return
+        seen = self.rows_seen + np.arange(len(rest))
+        slots = np.floor(parent.rng.random(len(rest)) * (seen + 1)).astype(np.int64)
+        keep = slots < parent.capacity
+        if keep.any():
+            self.writes.append((slots[keep], rest[keep]))
+            self._written += int(keep.sum())
+            if self._written > parent.capacity:
+                self._compact()
+        self.rows_seen += len(rest)
+
+    def _compact(self) -> None:
+        """Keep only the last write to each slot (what applying them in order would leave)."""
+        slots = np.concatenate([w[0] for w in self.writes])
+        rows = np.concatenate([w[1] for w in self.writes])
+        last = len(slots) - 1 - np.unique(slots[::-1], return_index=True)[1]
+        self.writes = [(slots[last], rows[last])]
+        self._written = len(last)
 
 
 class RunningStats:
@@ -26,98 +140,87 @@ class RunningStats:
 
     def __init__(self, size: int, *, reservoir_rows: int = RESERVOIR_ROWS, seed: int = 0) -> None:
         self.size = size
-        self.count = np.zeros(size, dtype=np.int64)
-        self.nan_count = np.zeros(size, dtype=np.int64)
-        self.mean = np.zeros(size, dtype=np.float64)
-        self.m2 = np.zeros(size, dtype=np.float64)
-        self.min = np.full(size, np.inf)
-        self.max = np.full(size, -np.inf)
+        self.capacity = reservoir_rows
+        self.moments = _Moments(size)
         self.rows_seen = 0
-        self._capacity = reservoir_rows
-        self._sample = np.empty((0, size), dtype=np.float64)
-        self._rng = np.random.default_rng(seed)
-        self._pending: list[npt.NDArray[np.float64]] = []
-        self._pending_rows = 0
+        self.rng = np.random.default_rng(seed)
+        #: The reservoir; rows past ``min(rows_seen, capacity)`` are not part of it (yet).
+        self.sample = np.empty((0, size), dtype=np.float64)
+        self._pool: list[_F64] = []  # episodes' last rows (fewer than a block each), folded together
+        self._pool_rows = 0
+
+    def reserve(self, rows: int) -> None:
+        """Make room for ``rows`` reservoir rows (grown geometrically up to the capacity)."""
+        if rows > len(self.sample):
+            grown = np.empty((min(self.capacity, max(2 * len(self.sample), rows)), self.size))
+            grown[: len(self.sample)] = self.sample
+            self.sample = grown
+
+    @property
+    def nonfinite(self) -> npt.NDArray[np.int64]:
+        """NaN and ±inf values seen in merged episodes (and left out of the statistics), per dimension."""
+        pooled = sum((np.count_nonzero(~np.isfinite(p), axis=0) for p in self._pool), np.zeros(self.size, np.int64))
+        return self.moments.nonfinite + pooled
+
+    def episode(self) -> EpisodeStats:
+        """An accumulator for the next episode (nothing changes here until :meth:`merge`)."""
+        return EpisodeStats(self)
+
+    def merge(self, episode: EpisodeStats) -> None:
+        """Add a finished episode's statistics (it must come from :meth:`episode`, the one open episode)."""
+        if episode.moments.count.any() or episode.moments.nonfinite.any():
+            self.moments.merge(episode.moments)
+        self._pool.extend(episode.pending)  # short episodes are folded together: cheaper per row
+        self._pool_rows += sum(len(p) for p in episode.pending)
+        if self._pool_rows >= _POOL_ROWS:
+            self._fold_pool()
+        for slots, rows in episode.writes:
+            self.sample[slots] = rows
+        self.rows_seen = episode.rows_seen
+
+    def discard(self, episode: EpisodeStats) -> None:
+        """Drop an episode's statistics: the dataset's are as if it never came (random draws included)."""
+        self.rng.bit_generator.state = episode.rng_state
+
+    def _fold_pool(self) -> None:
+        if self._pool:
+            self.moments.fold(np.concatenate(self._pool))
+            self._pool, self._pool_rows = [], 0
 
     def update(self, rows: npt.NDArray[Any]) -> None:
-        """Add a batch of rows (N, size). Small batches are pooled and folded in together (cheaper per row)."""
-        values = np.array(rows, dtype=np.float64).reshape(len(rows), self.size)  # a copy: rows are pooled
-        if not len(values):
-            return
-        self._pending.append(values)
-        self._pending_rows += len(values)
-        if self._pending_rows >= _POOL_ROWS:
-            self._fold()
-
-    def _fold(self) -> None:
-        if not self._pending:
-            return
-        values = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
-        self._pending, self._pending_rows = [], 0
-        finite = ~np.isnan(values)
-        n_b = finite.sum(axis=0)
-        self.nan_count += len(values) - n_b
-        safe = np.where(finite, values, 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean_b = np.where(n_b > 0, safe.sum(axis=0) / np.maximum(n_b, 1), 0.0)
-            m2_b = np.where(finite, (values - mean_b) ** 2, 0.0).sum(axis=0)
-        n_a = self.count
-        n = n_a + n_b
-        delta = mean_b - self.mean
-        with np.errstate(invalid="ignore", divide="ignore"):
-            self.mean = np.where(n > 0, self.mean + delta * n_b / np.maximum(n, 1), 0.0)
-            self.m2 = self.m2 + m2_b + delta**2 * n_a * n_b / np.maximum(n, 1)
-        self.count = n
-        self.min = np.minimum(self.min, np.where(finite, values, np.inf).min(axis=0))
-        self.max = np.maximum(self.max, np.where(finite, values, -np.inf).max(axis=0))
-        self._sample_rows(values)
-
-    def _sample_rows(self, values: npt.NDArray[np.float64]) -> None:
-        filled = min(self.rows_seen, self._capacity)
-        free = self._capacity - filled
-        if free > 0:
-            take = values[:free]
-            if len(self._sample) < filled + len(take):  # grow geometrically up to the capacity
-                grown = np.empty((min(self._capacity, max(2 * len(self._sample), filled + len(take))), self.size))
-                grown[:filled] = self._sample[:filled]
-                self._sample = grown
-            self._sample[filled : filled + len(take)] = take
-            self.rows_seen += len(take)
-            values = values[free:]
-        if not len(values):
-            return
-        seen = self.rows_seen + np.arange(len(values))
-        slots = np.floor(self._rng.random(len(values)) * (seen + 1)).astype(np.int64)
-        keep = slots < self._capacity
-        self._sample[slots[keep]] = values[keep]
-        self.rows_seen += len(values)
+        """Add a batch of rows (N, size) at once."""
+        episode = self.episode()
+        episode.update(rows)
+        self.merge(episode)
 
     def as_dict(self) -> dict[str, Any]:
-        """The statistics as JSON-ready lists, one value per dimension."""
-        self._fold()
-        sample = self._sample[: min(self.rows_seen, self._capacity)]
-        with np.errstate(invalid="ignore"):
-            std = np.sqrt(self.m2 / np.maximum(self.count, 1))
+        """The statistics as JSON-ready lists, one value per dimension (``None`` where undefined)."""
+        self._fold_pool()
+        m = self.moments
+        sample = self.sample[: min(self.rows_seen, self.capacity)]
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column has no quantile: null
+            std = np.sqrt(m.m2 / np.maximum(m.count, 1))
             qs = (
                 np.nanquantile(sample, list(QUANTILES.values()), axis=0)
                 if len(sample)
                 else np.full((len(QUANTILES), self.size), np.nan)
             )
-        empty = self.count == 0
+        empty = m.count == 0
         out: dict[str, Any] = {
-            "count": self.count.tolist(),
-            "mean": _clean(np.where(empty, np.nan, self.mean)),
+            "count": m.count.tolist(),
+            "nonfinite": m.nonfinite.tolist(),
+            "mean": _clean(np.where(empty, np.nan, m.mean)),
             "std": _clean(np.where(empty, np.nan, std)),
-            "min": _clean(np.where(empty, np.nan, self.min)),
-            "max": _clean(np.where(empty, np.nan, self.max)),
+            "min": _clean(np.where(empty, np.nan, m.min)),
+            "max": _clean(np.where(empty, np.nan, m.max)),
         }
         for i, name in enumerate(QUANTILES):
             out[name] = _clean(qs[i])
-        out["nan_count"] = self.nan_count.tolist()
-        out["quantiles_exact"] = self.rows_seen <= self._capacity
+        out["quantiles_exact"] = self.rows_seen <= self.capacity
         return out
 
 
-def _clean(values: npt.NDArray[np.float64]) -> list[float | None]:
-    """JSON has no NaN: an undefined statistic is null."""
-    return [None if np.isnan(v) else float(v) for v in values]
+def _clean(values: _F64) -> list[float | None]:
+    """JSON has no NaN or infinity: an undefined statistic is null."""
+    return [float(v) if np.isfinite(v) else None for v in values]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
@@ -27,7 +27,14 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from rdstd.errors import CorruptSourceError, MissingDependencyError, SchemaError, SourceNotFoundError
+from rdstd.errors import (
+    CorruptSourceError,
+    EpisodeError,
+    MissingDependencyError,
+    RdstdError,
+    SchemaError,
+    SourceNotFoundError,
+)
 from rdstd.paths import inside
 from rdstd.schema.episode import VideoFrames
 from rdstd.store import atomic
@@ -53,6 +60,39 @@ def require_av() -> ModuleType:
     return av
 
 
+def ffmpeg_reason(exc: BaseException, logs: Sequence[tuple[int, str, str]] = ()) -> str:
+    """One line saying why FFmpeg failed: its last log line, else its error text (never its errno number)."""
+    own: Any = getattr(exc, "log", None)
+    lines = [str(m).strip() for _, _, m in (*logs, *([own] if own else []))]
+    lines = [line for line in lines if line]
+    if lines:
+        return lines[-1].splitlines()[-1]
+    return str(getattr(exc, "strerror", None) or exc).strip()
+
+
+@contextlib.contextmanager
+def ffmpeg_errors(path: Path, action: str, error: type[RdstdError], hint: str = "") -> Iterator[None]:
+    """Turn FFmpeg errors inside into one ``error`` line naming ``path``; FFmpeg's log lines are captured, not
+    printed (PyAV logs nothing by default; the level is raised only here, to learn the reason)."""
+    av = require_av()
+    previous = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    logs: list[tuple[int, str, str]] = []
+    try:
+        with av.logging.Capture() as logs:
+            yield
+    except av.FFmpegError as exc:
+        if isinstance(exc, OSError):
+            from rdstd.store.output import output_error
+
+            full = output_error(exc, path)
+            if full is not None:
+                raise full from exc
+        raise error(f"{path}: {action}: {ffmpeg_reason(exc, logs)}", hint=hint) from exc
+    finally:
+        av.logging.set_level(previous)
+
+
 def open_container(path: Path) -> Any:
     """Open ``path`` with PyAV for reading; errors name the file (missing, unreadable, no video stream)."""
     av = require_av()
@@ -62,7 +102,7 @@ def open_container(path: Path) -> Any:
         container = av.open(str(path))
     except (av.FFmpegError, OSError) as exc:
         raise CorruptSourceError(
-            f"{path}: not a readable video file ({exc})", hint="re-download or re-encode it"
+            f"{path}: not a readable video file ({ffmpeg_reason(exc)})", hint="re-download or re-encode it"
         ) from exc
     if not container.streams.video:
         container.close()
@@ -127,7 +167,9 @@ def scan(path: Path, *, times: bool = True) -> tuple[StreamInfo, npt.NDArray[np.
         else:
             found = [(p.pts * base, bool(p.is_keyframe)) for p in container.demux(stream) if p.pts is not None]
     except av.FFmpegError as exc:
-        raise CorruptSourceError(f"{path}: video does not demux ({exc})", hint="re-download or re-encode it") from exc
+        raise CorruptSourceError(
+            f"{path}: video does not demux ({ffmpeg_reason(exc)})", hint="re-download or re-encode it"
+        ) from exc
     finally:
         container.close()
     found.sort(key=lambda pair: pair[0])
@@ -186,7 +228,7 @@ class VideoDecoder:
         try:
             self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
         except require_av().FFmpegError as exc:
-            raise CorruptSourceError(f"{self.path}: cannot seek to {t_s:.6f} s ({exc})") from exc
+            raise CorruptSourceError(f"{self.path}: cannot seek to {t_s:.6f} s ({ffmpeg_reason(exc)})") from exc
         self._frames = iter(self._container.decode(self._stream))
         self._pending = None
         self._last, self._last_s = None, -np.inf
@@ -201,7 +243,9 @@ class VideoDecoder:
         except StopIteration:
             return None
         except require_av().FFmpegError as exc:
-            raise CorruptSourceError(f"{self.path}: video does not decode ({exc})", hint="re-encode it") from exc
+            raise CorruptSourceError(
+                f"{self.path}: video does not decode ({ffmpeg_reason(exc)})", hint="re-encode it"
+            ) from exc
 
     def _time(self, frame: Any) -> float:
         return float(frame.pts * self._base) if frame.pts is not None else float(frame.time or 0.0)
@@ -302,6 +346,38 @@ class VideoCopier:
         self._counts: dict[str, int] = {}
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rdstd-video-copy")
         self._pending: list[Future[None]] = []
+        #: What was added, in order (for :meth:`rollback`): (camera, key in _copied or None, file, copy or None).
+        self._log: list[tuple[str, tuple[str, Path] | None, str, Future[None] | None]] = []
+
+    def mark(self) -> int:
+        """A point to :meth:`rollback` to (taken when an episode begins)."""
+        return len(self._log)
+
+    def rollback(self, mark: int) -> None:
+        """Undo every copy and encoded file since ``mark``: files removed, numbering as if they never came."""
+        undo, self._log = self._log[mark:], self._log[:mark]
+        for camera, key, rel, future in reversed(undo):
+            if future is not None:
+                future.cancel()
+                with contextlib.suppress(Exception):  # a copy that failed: nothing of it is kept anyway
+                    future.result()
+                self._pending = [f for f in self._pending if f is not future]
+            if key is not None:  # a copied file: its number is free again
+                self._copied.pop(key, None)
+                self._counts[camera] -= 1
+            (self.root / rel).unlink(missing_ok=True)
+
+    def open_encoder(
+        self, camera: str, episode_index: int, *, width: int, height: int, rate_hz: float
+    ) -> tuple[str, VideoEncoder]:
+        """An encoder for one episode's frames, to ``videos/<camera>/episode-NNNNNN.mp4`` (relative path, encoder).
+
+        Add frames over as many chunks as needed, then ``close`` it (or ``abort``); undone by :meth:`rollback`.
+        """
+        rel = f"{self.videos_dir}/{camera}/episode-{episode_index:06d}.mp4"
+        encoder = VideoEncoder(self.root / rel, width=width, height=height, rate_hz=rate_hz)
+        self._log.append((camera, None, rel, None))
+        return rel, encoder
 
     def stored_path(self, camera: str, source: Path) -> str:
         """The file's path relative to the dataset root, copying it on first use."""
@@ -315,8 +391,10 @@ class VideoCopier:
             rel = f"{self.videos_dir}/{camera}/file-{number:05d}{source.suffix or '.mp4'}"
             final = self.root / rel
             final.parent.mkdir(parents=True, exist_ok=True)
-            self._pending.append(self._pool.submit(_copy_file, source, final))
+            future = self._pool.submit(_copy_file, source, final)
+            self._pending.append(future)
             self._copied[key] = rel
+            self._log.append((camera, key, rel, future))
         return rel
 
     def finish(self) -> None:
@@ -340,29 +418,6 @@ class VideoCopier:
         rel = self.stored_path(camera, Path(frames.path))
         times = frame_times(frames)
         return refs_column(rel, times)
-
-    def encode(
-        self,
-        camera: str,
-        episode_index: int,
-        pixels: Iterable[npt.NDArray[np.uint8]],
-        times_s: npt.NDArray[np.float64],
-        *,
-        width: int,
-        height: int,
-        rate_hz: float,
-    ) -> pa.StructArray:
-        """Encode one episode's frames to ``videos/<camera>/episode-NNNNNN.mp4``; returns its reference column."""
-        rel = f"{self.videos_dir}/{camera}/episode-{episode_index:06d}.mp4"
-        encoder = VideoEncoder(self.root / rel, width=width, height=height, rate_hz=rate_hz)
-        try:
-            for frame, t in zip(pixels, times_s, strict=True):
-                encoder.add(frame, float(t))
-        except BaseException:
-            encoder.abort()
-            raise
-        encoder.close()
-        return refs_column(rel, times_s)
 
 
 def _copy_file(source: Path, final: Path) -> None:
@@ -426,18 +481,23 @@ class VideoEncoder:
         self.codec = available_encoder(codec)
         self._tmp = atomic.temp_name(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._container = av.open(str(self._tmp), "w", format="mp4")
         rate = Fraction(rate_hz).limit_denominator(1001)
         options = {"crf": str(crf)}
         if self.codec == "libsvtav1":
             options["preset"] = "12"
         elif self.codec == "libx264":
             options["preset"] = "veryfast"
-        self._stream = self._container.add_stream(self.codec, rate=rate, options=options)
-        self._stream.width = width
-        self._stream.height = height
-        self._stream.pix_fmt = pix_fmt
-        self._stream.codec_context.gop_size = gop
+        try:
+            with self._errors("cannot start the video"):
+                self._container = av.open(str(self._tmp), "w", format="mp4")
+                self._stream = self._container.add_stream(self.codec, rate=rate, options=options)
+                self._stream.width = width
+                self._stream.height = height
+                self._stream.pix_fmt = pix_fmt
+                self._stream.codec_context.gop_size = gop
+        except BaseException:
+            self.abort()
+            raise
         self.time_base = Fraction(1, max(1, round(float(rate) * 1024)))
         self._stream.time_base = self.time_base
         self._last_pts = -1
@@ -446,27 +506,38 @@ class VideoEncoder:
     def add(self, pixels: npt.NDArray[np.uint8], t_s: float) -> None:
         """Encode one HWC RGB uint8 frame shown at ``t_s`` seconds (times must increase)."""
         av = require_av()
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
+        if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
+            raise EpisodeError(f"{self.path}: video frames must be HxWx3 uint8, got {pixels.shape} {pixels.dtype}")
         pts = round(t_s / self.time_base)
         if pts <= self._last_pts:
-            raise ValueError(f"frame times must increase: {t_s} s after pts {self._last_pts}")
-        frame.pts = pts
-        frame.time_base = self.time_base
+            after = float(self._last_pts * self.time_base)
+            raise EpisodeError(f"{self.path}: frame times must increase: {t_s} s comes after {after} s")
+        with self._errors("the frame does not encode"):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
+            frame.pts = pts
+            frame.time_base = self.time_base
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
         self._last_pts = pts
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
         self.frames += 1
+
+    def _errors(self, action: str) -> contextlib.AbstractContextManager[None]:
+        return ffmpeg_errors(
+            self.path, f"{action} ({self.codec})", EpisodeError, hint="check the camera's width, height and pixels"
+        )
 
     def close(self) -> Path:
         """Flush, close and move the file into place; returns its path."""
-        for packet in self._stream.encode():
-            self._container.mux(packet)
-        self._container.close()
+        with self._errors("the video does not finish"):
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+            self._container.close()
         atomic.commit(self._tmp, self.path)
         return self.path
 
     def abort(self) -> None:
         """Drop the partial file."""
         with contextlib.suppress(Exception):  # closing a half-written container may fail; the file goes anyway
-            self._container.close()
+            if hasattr(self, "_container"):
+                self._container.close()
         self._tmp.unlink(missing_ok=True)

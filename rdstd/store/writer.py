@@ -1,49 +1,74 @@
-"""The streaming writer of canonical datasets: one episode at a time, atomic shards, stats on the way.
+"""The streaming writer of canonical datasets: episodes written whole or in chunks, stats on the way.
 
-Memory is bounded by one episode plus one row group. Shards are written under a temporary name and renamed
-when complete; ``rdstd.json`` is written last, and the ``.rdstd-writing`` marker is removed after it, so a
-reader can always tell a finished dataset from one whose writer died. :meth:`DatasetWriter.abort` (called on
-any exception inside ``with``) removes everything the writer created.
+The whole dataset is built in a hidden temporary sibling of the output and renamed into place by
+:meth:`DatasetWriter.close` (:mod:`rdstd.store.output`: locked, never destructive; a dataset being replaced
+survives a failed write byte for byte). Memory is bounded by one chunk plus one row group: an episode may be
+given whole (:meth:`~DatasetWriter.add`) or as :meth:`~DatasetWriter.begin_episode`,
+:meth:`~DatasetWriter.append` (chunks of frames), :meth:`~DatasetWriter.end_episode`; an episode that fails
+half-way is dropped with :meth:`~DatasetWriter.abort_episode` and leaves no trace (rows, stats, video files).
+Chunked and whole writes of the same frames give byte-identical shards and tables. Shards carry Parquet page
+checksums. :meth:`DatasetWriter.abort` (called on any exception inside ``with``) removes everything.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import contextlib
 import json
-import math
 import os
-import shutil
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rdstd.errors import EpisodeError, UsageError
+from rdstd.errors import CorruptSourceError, EpisodeError, OutputError, RdstdError, UsageError
 from rdstd.schema.embodiment import Embodiment
-from rdstd.schema.episode import EncodedFrames, Episode, ImageFrames, VideoFrames
+from rdstd.schema.episode import EncodedFrames, Episode, EpisodeMeta, ImageFrames, VideoFrames
 from rdstd.schema.features import ImageFeature, VectorFeature
 from rdstd.schema.manifest import Counts, Manifest, Provenance, StorageLayout
 from rdstd.schema.vocabulary import ImageCodec
 from rdstd.store import atomic, images, layout
-from rdstd.store.stats import RunningStats
+from rdstd.store.output import Output, output_error
+from rdstd.store.stats import EpisodeStats, RunningStats
 
 #: Frames per Parquet row group: the knob between random access and file overhead (chosen with bench/store_read.py).
 DEFAULT_ROW_GROUP_FRAMES = 8
-#: A shard is closed after the episode that takes it past this many bytes of encoded rows.
 #: ... and at least this many bytes, so that small frames do not make thousands of tiny row groups.
 ROW_GROUP_MIN_BYTES = 512 * 1024
+#: A shard is closed after the episode that takes it past this many bytes of encoded rows.
 DEFAULT_SHARD_BYTES = 512 * 1024 * 1024
 #: ... or past this many frames (the reader keeps a shard's low-dimensional columns in memory).
 DEFAULT_SHARD_FRAMES = 100_000
+#: What :class:`~rdstd.store.output.Output` calls the folders this writer may replace.
+KIND = "canonical rdstd dataset"
+
+
+@dataclass
+class _OpenEpisode:
+    """The episode being written: where its rows start, what it has added so far."""
+
+    index: int
+    meta: EpisodeMeta
+    shard_row: int
+    frame_start: int
+    stats: dict[str, EpisodeStats]
+    video_mark: int
+    length: int = 0
+    last_t: float = -np.inf
+    size: int = 0
+    encoders: dict[str, tuple[str, Any]] = field(default_factory=dict)  # camera -> (file, VideoEncoder)
 
 
 class DatasetWriter:
-    """Write a canonical dataset to ``path``, one :class:`~rdstd.schema.Episode` at a time.
+    """Write a canonical dataset to ``path``, one :class:`~rdstd.schema.Episode` (or chunk of one) at a time.
 
-    ``path`` must not exist or be an empty folder, unless ``overwrite`` is set (then it is cleared first).
-    Use as a context manager: a clean exit finalizes (``close``), an exception aborts (nothing is left).
+    ``path`` must not exist, be an empty folder, or (with ``overwrite``) be a canonical dataset, which is then
+    replaced when the new one is complete. ``sources`` are the inputs ``path`` must not overlap. Use as a
+    context manager: a clean exit finalizes (``close``), an exception aborts (nothing is left, ``path`` as before).
     """
 
     def __init__(
@@ -60,8 +85,10 @@ class DatasetWriter:
         overwrite: bool = False,
         row_group_frames: int = DEFAULT_ROW_GROUP_FRAMES,
         shard_bytes: int = DEFAULT_SHARD_BYTES,
+        sources: Sequence[Path] = (),
+        page_checksums: bool = True,
     ) -> None:
-        self.path = path
+        self.path = Path(path)
         self.features = features
         self._manifest_base: dict[str, Any] = {
             "name": name,
@@ -73,64 +100,88 @@ class DatasetWriter:
         }
         self.row_group_frames = row_group_frames
         self.shard_bytes = shard_bytes
+        self.page_checksums = page_checksums
         self._schema = layout.frame_schema(features)
-        self._prepare_directory(overwrite)
+        self._image_columns = [
+            k for k, f in features.items() if isinstance(f, ImageFeature) and f.codec != ImageCodec.VIDEO
+        ]
         self._episodes: list[dict[str, Any]] = []
         self._tasks: dict[str, int] = {}
         self._stats = {k: RunningStats(f.size) for k, f in features.items() if isinstance(f, VectorFeature)}
         self._shard_number = 0
-        self._shard_rows = 0
+        self._shard_rows = 0  # rows of the current shard, flushed or pending
         self._shard_size = 0
+        self._flushed_rows = 0  # rows of the current shard already in its file
         self._parquet: pq.ParquetWriter | None = None
         self._parquet_tmp: Path | None = None
         self._pending: list[pa.RecordBatch] = []
-        self._pending_rows = 0
-        self._pending_bytes = 0
+        self._pending_sizes = np.zeros(0, dtype=np.int64)
+        self._rewrites = 0
         self._frames = 0
         self._closed = False
+        self._open: _OpenEpisode | None = None
         self._videos: Any = None  # rdstd.store.video.VideoCopier, created for the first camera kept as video
+        self._output = Output.begin(
+            self.path, is_kind=layout.is_dataset, kind=KIND, overwrite=overwrite, sources=sources
+        )
+        #: The folder being written (a hidden sibling of ``path``, renamed to ``path`` by :meth:`close`).
+        self.root = self._output.tmp
+        try:
+            with self._output.guard():
+                (self.root / layout.DATA_DIR).mkdir()
+                marker = {"pid": os.getpid(), "output": str(self.path)}
+                (self.root / layout.WRITING_MARKER).write_text(json.dumps(marker), encoding="utf-8")
+        except BaseException:
+            self.abort()
+            raise
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
-    def _prepare_directory(self, overwrite: bool) -> None:
-        self._created_root = not self.path.exists()
-        if self.path.exists():
-            if not self.path.is_dir():
-                raise UsageError(f"{self.path}: exists and is not a folder", hint="choose another output path")
-            if any(self.path.iterdir()):
-                if not overwrite:
-                    raise UsageError(
-                        f"{self.path}: output folder exists and is not empty",
-                        hint="choose a new path, or pass --overwrite to replace it",
-                    )
-                for child in self.path.iterdir():
-                    shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
-        (self.path / layout.DATA_DIR).mkdir(parents=True, exist_ok=True)
-        marker = {"pid": os.getpid(), "started_utc": _utc_now()}
-        (self.path / layout.WRITING_MARKER).write_text(json.dumps(marker), encoding="utf-8")
+    @property
+    def recovered(self) -> str | None:
+        """When a dead run's leftovers at ``path`` were removed first: who that run was (for the report)."""
+        return self._output.recovered.describe() if self._output.recovered else None
 
     def __enter__(self) -> DatasetWriter:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
+        if exc_type is not None:
             self.abort()
+        elif not self._closed:
+            self.close()  # aborts by itself when it fails
 
     def abort(self) -> None:
-        """Remove everything this writer created; the output is as if the write never started."""
+        """Remove everything this writer created; ``path`` is as it was before the write started."""
         self._closed = True
-        if self._videos is not None:
-            self._videos.cancel()
-        if self._parquet is not None:
-            self._parquet.close()
-            self._parquet = None
-        if self._created_root:
-            shutil.rmtree(self.path, ignore_errors=True)
-        else:
-            for child in list(self.path.iterdir()):
-                shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+        self._open = None
+        try:
+            if self._videos is not None:
+                self._videos.cancel()
+            if self._parquet is not None:
+                parquet, self._parquet = self._parquet, None
+                with contextlib.suppress(OSError, pa.ArrowException):  # the file goes with the folder; the
+                    parquet.close()  # error being raised is the one that matters
+        finally:
+            self._output.abort()
+
+    def _fail(self, exc: BaseException) -> NoReturn:
+        """A failure to write the output (not an episode's fault): abort everything and raise it.
+
+        Disk full, quota, permission and read-only errors become :class:`OutputError`; so does any other
+        failure of the writing itself (never a skippable episode error); interrupts stay what they are.
+        """
+        self.abort()
+        if not isinstance(exc, Exception) or isinstance(exc, RdstdError):
+            raise exc
+        error = output_error(exc, self.path) or OutputError(
+            f"{self.path}: writing the output failed: {type(exc).__name__}: {exc} (nothing was left behind)"
+        )
+        raise error from exc
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise UsageError("the writer is closed")
 
     # -- writing episodes --------------------------------------------------------------------------------------
 
@@ -139,27 +190,142 @@ class DatasetWriter:
         """How many episodes have been added."""
         return len(self._episodes)
 
+    def nonfinite_counts(self) -> dict[str, list[int]]:
+        """Per vector feature, NaN and ±inf values seen so far per dimension (left out of the stats)."""
+        return {k: s.nonfinite.tolist() for k, s in self._stats.items()}
+
     def add(self, episode: Episode) -> int:
-        """Append one episode; returns its episode index. Raises :class:`EpisodeError` if it does not fit."""
-        if self._closed:
-            raise UsageError("the writer is closed")
-        problems = episode.problems()
-        problems += self._feature_problems(episode)
+        """Append one whole episode; returns its episode index. Raises :class:`EpisodeError` if it does not fit.
+
+        Same as :meth:`begin_episode`, :meth:`append`, :meth:`end_episode`; a failure leaves no trace.
+        """
+        self._check_open()
+        problems = episode.problems() + self._feature_problems(episode)
         if problems:
             raise EpisodeError(f"episode {episode.meta.episode_id!r}: {'; '.join(problems)}")
-        index = len(self._episodes)
-        batch = self._frame_batch(episode, index)
-        if self._parquet is None:
-            self._open_shard()
-        shard_row = self._shard_rows
-        self._buffer(batch)
-        for key, stats in self._stats.items():
-            stats.update(episode.vectors[key].reshape(episode.length, -1))
-        self._episodes.append(self._episode_row(episode, index, shard_row))
-        self._frames += episode.length
-        if self._shard_size >= self.shard_bytes or self._shard_rows >= DEFAULT_SHARD_FRAMES:
-            self._close_shard()
+        index = self.begin_episode(episode.meta)
+        try:
+            assert self._open is not None
+            self._append(episode, self._open)
+            self.end_episode()
+        except BaseException:
+            if self._open is not None:
+                self.abort_episode()
+            raise
         return index
+
+    def begin_episode(self, meta: EpisodeMeta) -> int:
+        """Start an episode (frames follow with :meth:`append`); returns its episode index."""
+        self._check_open()
+        if self._open is not None:
+            raise UsageError(f"episode {self._open.meta.episode_id!r} is still open: end or abort it first")
+        if self._parquet is None:
+            try:
+                self._open_shard()
+            except BaseException as exc:
+                self._fail(exc)
+        self._open = _OpenEpisode(
+            index=len(self._episodes),
+            meta=meta,
+            shard_row=self._shard_rows,
+            frame_start=self._frames,
+            stats={k: s.episode() for k, s in self._stats.items()},
+            video_mark=self._videos.mark() if self._videos is not None else 0,
+        )
+        return self._open.index
+
+    def append(self, chunk: Episode) -> None:
+        """Add a chunk of frames to the open episode.
+
+        ``chunk.timestamps`` continue the episode's (the first chunk starts at 0.0, strictly increasing across
+        chunks); its vectors and images cover those frames; ``chunk.meta`` is ignored. Raises
+        :class:`EpisodeError` when the chunk does not fit (then call :meth:`abort_episode`).
+        """
+        self._check_open()
+        ep = self._open
+        if ep is None:
+            raise UsageError("no episode is open: call begin_episode first")
+        problems = self._chunk_problems(chunk, ep) + self._feature_problems(chunk)
+        if problems:
+            raise EpisodeError(f"episode {ep.meta.episode_id!r}: {'; '.join(problems)}")
+        self._append(chunk, ep)
+
+    def _append(self, chunk: Episode, ep: _OpenEpisode) -> None:
+        n = chunk.length
+        if not n:
+            return
+        batch, sizes = self._frame_batch(chunk, ep)  # may raise EpisodeError (a frame that does not encode)
+        for key, stats in ep.stats.items():
+            stats.update(chunk.vectors[key].reshape(n, -1))
+        try:
+            self._buffer(batch, sizes)
+        except BaseException as exc:
+            self._fail(exc)
+        ep.length += n
+        ep.last_t = float(chunk.timestamps[-1])
+        ep.size += int(sizes.sum())
+
+    def end_episode(self) -> int:
+        """Finish the open episode (its video files, stats, episode row); returns its episode index."""
+        self._check_open()
+        ep = self._open
+        if ep is None:
+            raise UsageError("no episode is open: call begin_episode first")
+        for key in list(ep.encoders):
+            _, encoder = ep.encoders.pop(key)
+            try:
+                encoder.close()
+            except BaseException as exc:
+                encoder.abort()
+                if output_error(exc, self.path) is not None:
+                    self._fail(exc)
+                raise
+        for key, stats in ep.stats.items():
+            self._stats[key].merge(stats)
+        self._episodes.append(self._episode_row(ep))
+        self._frames += ep.length
+        self._open = None
+        if self._shard_size >= self.shard_bytes or self._shard_rows >= DEFAULT_SHARD_FRAMES:
+            try:
+                self._close_shard()
+            except BaseException as exc:
+                self._fail(exc)
+        return ep.index
+
+    def abort_episode(self) -> None:
+        """Drop the open episode: no rows, no stats, no video files; as if it never came.
+
+        A no-op when there is none, or when the writer has already been aborted (by a failure to write the
+        output: that error is the one to report, so this call must not replace it).
+        """
+        if self._closed:
+            return
+        ep, self._open = self._open, None
+        if ep is None:
+            return
+        for key, stats in ep.stats.items():
+            self._stats[key].discard(stats)
+        for _, encoder in ep.encoders.values():
+            encoder.abort()
+        if self._videos is not None:
+            self._videos.rollback(ep.video_mark)
+        try:
+            self._drop_rows_from(ep.shard_row)
+        except BaseException as exc:
+            self._fail(exc)
+        self._shard_size -= ep.size
+
+    def _chunk_problems(self, chunk: Episode, ep: _OpenEpisode) -> list[str]:
+        found = [p for p in chunk.problems() if not p.startswith("timestamps must start at 0.0")]
+        t = chunk.timestamps
+        if t.ndim == 1 and len(t):
+            if ep.length == 0 and t[0] != 0.0:
+                found.append(f"timestamps must start at 0.0, not {t[0]!r}")
+            elif ep.length and not t[0] > ep.last_t:
+                found.append(
+                    f"the chunk starts at {t[0]!r} s, not after the previous chunk's last frame ({ep.last_t!r} s)"
+                )
+        return found
 
     def _feature_problems(self, episode: Episode) -> list[str]:
         found = []
@@ -177,143 +343,246 @@ class DatasetWriter:
             found.append(f"features not in the dataset: {sorted(extra)}")
         return found
 
-    def _frame_batch(self, episode: Episode, index: int) -> pa.RecordBatch:
-        n = episode.length
-        start = self._frames
+    def _frame_batch(self, chunk: Episode, ep: _OpenEpisode) -> tuple[pa.RecordBatch, npt.NDArray[np.int64]]:
+        """The rows of a chunk, and each row's size in bytes (what row groups and shards are cut by)."""
+        n = chunk.length
+        start = ep.frame_start + ep.length
         columns: list[pa.Array] = [
-            pa.array(np.full(n, index, dtype=np.int64)),
-            pa.array(np.arange(n, dtype=np.int64)),
+            pa.array(np.full(n, ep.index, dtype=np.int64)),
+            pa.array(np.arange(ep.length, ep.length + n, dtype=np.int64)),
             pa.array(np.arange(start, start + n, dtype=np.int64)),
-            pa.array(episode.timestamps.astype(np.float64, copy=False)),
+            pa.array(chunk.timestamps.astype(np.float64, copy=False)),
         ]
+        sizes = np.full(n, 32, dtype=np.int64)
         for key, feature in self.features.items():
             if isinstance(feature, VectorFeature):
-                flat = np.ascontiguousarray(episode.vectors[key], dtype=feature.dtype).reshape(-1)
+                flat = np.ascontiguousarray(chunk.vectors[key], dtype=feature.dtype).reshape(-1)
                 columns.append(pa.FixedSizeListArray.from_arrays(pa.array(flat), feature.size))
+                sizes += flat.itemsize * feature.size
             elif feature.codec == ImageCodec.VIDEO:
-                columns.append(self._video_refs(key, feature, episode, index))
+                refs = self._video_refs(key, feature, chunk, ep)
+                columns.append(refs)
+                sizes += 8 + len(refs[0]["path"].as_py())
             else:
-                columns.append(pa.array(self._encoded(key, feature, episode.images[key]), type=pa.binary()))
-        return pa.RecordBatch.from_arrays(columns, schema=self._schema)
+                encoded = list(self._encoded(key, feature, chunk.images[key], ep))
+                columns.append(pa.array(encoded, type=pa.binary()))
+                sizes += np.fromiter((len(b) for b in encoded), dtype=np.int64, count=n)
+        return pa.RecordBatch.from_arrays(columns, schema=self._schema), sizes
 
-    @staticmethod
-    def _encoded(key: str, feature: ImageFeature, frames: ImageFrames) -> list[bytes]:
+    def _encoded(self, key: str, feature: ImageFeature, frames: ImageFrames, ep: _OpenEpisode) -> Iterator[bytes]:
         if isinstance(frames, EncodedFrames):
-            return frames.frames
+            yield from frames.frames
+            return
         if isinstance(frames, VideoFrames):
             from rdstd.store import video
 
-            return [images.encode(p, feature.codec) for p in video.decode_frames(frames)]
-        return [images.encode(np.asarray(f), feature.codec) for f in frames]
+            pixels: Any = video.decode_frames(frames)
+        else:
+            pixels = frames
+        for i, p in enumerate(pixels):
+            with _frame_context(ep, key, ep.length + i):
+                yield images.encode(np.asarray(p), feature.codec)
 
-    def _video_refs(self, key: str, feature: ImageFeature, episode: Episode, index: int) -> pa.Array:
+    def _video_refs(self, key: str, feature: ImageFeature, chunk: Episode, ep: _OpenEpisode) -> pa.Array:
         """A camera kept as video: copy the source file (once) or encode the frames, then reference them."""
         from rdstd.store import video
 
         if self._videos is None:
-            self._videos = video.VideoCopier(self.path, layout.VIDEOS_DIR)
-        frames = episode.images[key]
+            self._videos = video.VideoCopier(self.root, layout.VIDEOS_DIR)
+            ep.video_mark = self._videos.mark()
+        frames = chunk.images[key]
         if isinstance(frames, VideoFrames):
             return self._videos.refs(key, frames)
-        pixels = (images.decode(b) for b in frames.frames) if isinstance(frames, EncodedFrames) else frames
-        rate = self._manifest_base["rate_hz"] or _rate_of(episode.timestamps)
-        return self._videos.encode(
-            key, index, pixels, episode.timestamps, width=feature.width, height=feature.height, rate_hz=rate
-        )
+        if key not in ep.encoders:
+            rate = self._manifest_base["rate_hz"] or _rate_of(chunk.timestamps)
+            ep.encoders[key] = self._videos.open_encoder(
+                key, ep.index, width=feature.width, height=feature.height, rate_hz=rate
+            )
+        rel, encoder = ep.encoders[key]
+        if isinstance(frames, EncodedFrames):
+            pixels: Any = (images.decode(b) for b in frames.frames)
+        else:
+            pixels = frames
+        for i, (frame, t) in enumerate(zip(pixels, chunk.timestamps, strict=True)):
+            with _frame_context(ep, key, ep.length + i):
+                try:
+                    encoder.add(np.asarray(frame), float(t))
+                except OSError as exc:
+                    if output_error(exc, self.path) is None:
+                        raise
+                    self._fail(exc)
+        return video.refs_column(rel, chunk.timestamps.astype(np.float64))
 
-    def _buffer(self, batch: pa.RecordBatch) -> None:
+    # -- rows, row groups, shards ------------------------------------------------------------------------------
+
+    def _buffer(self, batch: pa.RecordBatch, sizes: npt.NDArray[np.int64]) -> None:
         self._pending.append(batch)
-        self._pending_rows += batch.num_rows
-        self._pending_bytes += batch.nbytes
+        self._pending_sizes = np.concatenate([self._pending_sizes, sizes])
         self._shard_rows += batch.num_rows
-        self._shard_size += batch.nbytes
-        while self._pending_rows >= (rows := self._row_group_rows()):
+        self._shard_size += int(sizes.sum())
+        while (rows := self._next_group_rows()) is not None:
             self._flush(rows)
 
-    def _row_group_rows(self) -> int:
-        """Rows in the next row group: at least ``row_group_frames``, and enough for ROW_GROUP_MIN_BYTES.
+    def _next_group_rows(self) -> int | None:
+        """Rows in the next row group, once enough are pending: at least ``row_group_frames``, and enough
+        for ROW_GROUP_MIN_BYTES (the first row that reaches both closes the group).
 
         Large frames (640×480 JPEG) give row groups of exactly ``row_group_frames``; small frames or low-dim
-        only data give larger ones, so tiny row groups do not dominate the write and the file footer.
+        only data give larger ones, so tiny row groups do not dominate the write and the file footer. The cut
+        depends on the rows only, not on how they were handed in: chunked and whole writes match.
         """
-        per_row = self._pending_bytes / max(self._pending_rows, 1)
-        return max(self.row_group_frames, math.ceil(ROW_GROUP_MIN_BYTES / max(per_row, 1.0)))
+        sizes = self._pending_sizes
+        if len(sizes) < self.row_group_frames:
+            return None
+        enough = int(np.searchsorted(np.cumsum(sizes), ROW_GROUP_MIN_BYTES)) + 1
+        rows = max(enough, self.row_group_frames)
+        return rows if rows <= len(sizes) else None
 
     def _flush(self, rows: int) -> None:
         table = pa.Table.from_batches(self._pending, schema=self._schema)
         head, tail = table.slice(0, rows), table.slice(rows)
         assert self._parquet is not None
-        self._parquet.write_table(head, row_group_size=rows)
+        self._parquet.write_table(head.combine_chunks(), row_group_size=rows)
         self._pending = tail.to_batches()
-        self._pending_rows = tail.num_rows
-        self._pending_bytes = tail.nbytes
+        self._pending_sizes = self._pending_sizes[rows:]
+        self._flushed_rows += rows
+
+    def _parquet_writer(self, path: Path) -> pq.ParquetWriter:
+        return pq.ParquetWriter(
+            path,
+            self._schema,
+            compression={c: ("none" if c in self._image_columns else "zstd") for c in self._schema.names},
+            use_dictionary=[c for c in self._schema.names if c not in self._image_columns],
+            write_statistics=[c for c in self._schema.names if c not in self._image_columns],
+            write_page_checksum=self.page_checksums,
+        )
 
     def _open_shard(self) -> None:
-        final = self.path / layout.shard_name(self._shard_number)
+        final = self.root / layout.shard_name(self._shard_number)
         self._parquet_tmp = atomic.temp_name(final)
-        image_cols = [
-            k for k, f in self.features.items() if isinstance(f, ImageFeature) and f.codec != ImageCodec.VIDEO
-        ]
-        self._parquet = pq.ParquetWriter(
-            self._parquet_tmp,
-            self._schema,
-            compression={c: ("none" if c in image_cols else "zstd") for c in self._schema.names},
-            use_dictionary=[c for c in self._schema.names if c not in image_cols],
-            write_statistics=[c for c in self._schema.names if c not in image_cols],
-        )
+        self._parquet = self._parquet_writer(self._parquet_tmp)
         self._shard_rows = 0
         self._shard_size = 0
+        self._flushed_rows = 0
 
     def _close_shard(self) -> None:
-        if self._pending_rows:
-            self._flush(self._pending_rows)
+        if len(self._pending_sizes):
+            self._flush(len(self._pending_sizes))
         assert self._parquet is not None and self._parquet_tmp is not None
         self._parquet.close()
         self._parquet = None
-        atomic.commit(self._parquet_tmp, self.path / layout.shard_name(self._shard_number))
+        atomic.commit(self._parquet_tmp, self.root / layout.shard_name(self._shard_number))
         self._shard_number += 1
 
-    def _episode_row(self, episode: Episode, index: int, shard_row: int) -> dict[str, Any]:
-        meta = episode.meta
+    def _drop_rows_from(self, row: int) -> None:
+        """Forget the current shard's rows from ``row`` on; rows already in the file are rewritten without them.
+
+        The rewrite copies the whole row groups before ``row`` one at a time and puts the rows of a cut row group
+        back in the pending buffer, so the shard ends up exactly as if those rows had never been added.
+        """
+        if row >= self._flushed_rows:
+            table = pa.Table.from_batches(self._pending, schema=self._schema).slice(0, row - self._flushed_rows)
+            self._pending = table.to_batches()
+            self._pending_sizes = self._pending_sizes[: row - self._flushed_rows]
+            self._shard_rows = row
+            return
+        assert self._parquet is not None and self._parquet_tmp is not None
+        self._parquet.close()
+        old = self._parquet_tmp
+        self._rewrites += 1
+        new = atomic.temp_name(self.root / layout.shard_name(self._shard_number)).with_suffix(f".{self._rewrites}")
+        writer = self._parquet_writer(new)
+        kept: list[pa.RecordBatch] = []
+        kept_sizes = np.zeros(0, dtype=np.int64)
+        done = 0
+        try:
+            source = pq.ParquetFile(old, page_checksum_verification=self.page_checksums)
+            for group in range(source.metadata.num_row_groups):
+                rows = source.metadata.row_group(group).num_rows
+                if done + rows <= row:
+                    writer.write_table(source.read_row_group(group), row_group_size=rows)
+                else:
+                    part = source.read_row_group(group).slice(0, row - done)
+                    kept = part.to_batches()
+                    kept_sizes = self._row_sizes(part)
+                done += rows
+                if done >= row:
+                    break
+        except BaseException:
+            writer.close()
+            raise
+        old.unlink()
+        self._parquet, self._parquet_tmp = writer, new  # the copy goes on as the shard's file
+        self._pending = kept
+        self._pending_sizes = kept_sizes
+        self._flushed_rows = row - len(kept_sizes)
+        self._shard_rows = row
+
+    def _row_sizes(self, table: pa.Table) -> npt.NDArray[np.int64]:
+        """Each row's size as :meth:`_frame_batch` counts it (for rows read back from a shard)."""
+        sizes = np.full(table.num_rows, 32, dtype=np.int64)
+        for key, feature in self.features.items():
+            column = table.column(key)
+            if isinstance(feature, VectorFeature):
+                sizes += np.dtype(feature.dtype).itemsize * feature.size
+            elif feature.codec == ImageCodec.VIDEO:
+                sizes += np.fromiter((8 + len(r["path"].as_py()) for r in column), dtype=np.int64, count=len(sizes))
+            else:
+                sizes += np.fromiter((len(b.as_buffer()) for b in column), dtype=np.int64, count=len(sizes))
+        return sizes
+
+    # -- finishing ---------------------------------------------------------------------------------------------
+
+    def _episode_row(self, ep: _OpenEpisode) -> dict[str, Any]:
+        meta = ep.meta
         task_index = self._tasks.setdefault(meta.task, len(self._tasks)) if meta.task else None
         return {
-            "episode_index": index,
+            "episode_index": ep.index,
             "episode_id": meta.episode_id,
             "embodiment": meta.embodiment,
             "task_index": task_index,
             "task": meta.task,
             "split": meta.split,
-            "length": episode.length,
-            "duration_s": float(episode.timestamps[-1]) if episode.length else 0.0,
+            "length": ep.length,
+            "duration_s": ep.last_t if ep.length else 0.0,
             "success": meta.success,
             "source_path": meta.source_path,
             "source_key": meta.source_key,
             "source_checksum": meta.source_checksum,
             "source_meta": json.dumps(meta.source_meta, sort_keys=True, default=_json_default),
             "shard": self._shard_number,
-            "shard_row": shard_row,
-            "frame_start": self._frames,
+            "shard_row": ep.shard_row,
+            "frame_start": ep.frame_start,
         }
 
-    # -- finishing ---------------------------------------------------------------------------------------------
-
     def close(self) -> Manifest:
-        """Finish the dataset: last shard, episode and task tables, stats, then the manifest. Returns it."""
-        if self._closed:
-            raise UsageError("the writer is already closed")
+        """Finish the dataset (last shard, tables, stats, manifest) and move it into place. Returns the manifest.
+
+        Any failure aborts: nothing is left and ``path`` is as it was.
+        """
+        self._check_open()
+        if self._open is not None:
+            open_id = self._open.meta.episode_id
+            self.abort()
+            raise UsageError(f"episode {open_id!r} is still open: end or abort it before closing")
+        try:
+            manifest = self._finish()
+        except EpisodeError:
+            self.abort()
+            raise
+        except BaseException as exc:
+            self._fail(exc)
+        self._closed = True
+        return manifest
+
+    def _finish(self) -> Manifest:
         if self._parquet is not None:
             self._close_shard()
         if self._videos is not None:
-            try:
-                self._videos.finish()  # video copies run in the background; wait for them before the manifest
-            except BaseException:
-                self.abort()
-                raise
-        self._closed = True
+            self._videos.finish()  # video copies run in the background; wait for them before the manifest
         ids = [e["episode_id"] for e in self._episodes]
         if len(set(ids)) != len(ids):
             dupes = sorted({i for i in ids if ids.count(i) > 1})[:5]
-            self.abort()
             raise EpisodeError(f"episode ids are not unique: {dupes}", hint="the source key must be unique per episode")
         self._write_table(layout.EPISODES, pa.Table.from_pylist(self._episodes, schema=layout.EPISODES_SCHEMA))
         tasks = pa.table(
@@ -321,31 +590,37 @@ class DatasetWriter:
         )
         self._write_table(layout.TASKS, tasks)
         stats = {k: s.as_dict() for k, s in self._stats.items()}
-        atomic.write_bytes(self.path / layout.STATS, json.dumps(stats, indent=1).encode())
+        atomic.write_bytes(self.root / layout.STATS, json.dumps(stats, indent=1, allow_nan=False).encode())
         manifest = Manifest(
             features=self.features,
             counts=Counts(episodes=len(self._episodes), frames=self._frames, shards=self._shard_number),
             storage=StorageLayout(row_group_frames=self.row_group_frames),
             **self._manifest_base,
         )
-        atomic.write_bytes(self.path / layout.MANIFEST, manifest.model_dump_json(indent=2).encode())
-        (self.path / layout.WRITING_MARKER).unlink()
-        atomic.fsync_dir(self.path)
+        atomic.write_bytes(self.root / layout.MANIFEST, manifest.model_dump_json(indent=2).encode())
+        (self.root / layout.WRITING_MARKER).unlink()
+        self._output.commit()
         return manifest
 
     def _write_table(self, name: str, table: pa.Table) -> None:
-        with atomic.atomic_path(self.path / name) as tmp:
-            pq.write_table(table, tmp, compression="zstd")
+        with atomic.atomic_path(self.root / name) as tmp:
+            pq.write_table(table, tmp, compression="zstd", write_page_checksum=self.page_checksums)
 
 
-def _rate_of(timestamps: np.ndarray[Any, Any]) -> float:
-    """Nominal frame rate of an episode from its timestamps (30 when it has fewer than two frames)."""
+@contextlib.contextmanager
+def _frame_context(ep: _OpenEpisode, camera: str, frame: int) -> Iterator[None]:
+    """Name the episode, camera and frame in an error about one frame's pixels or bytes."""
+    try:
+        yield
+    except (EpisodeError, CorruptSourceError) as exc:
+        where = f"episode {ep.meta.episode_id!r}, camera {camera}, frame {frame}"
+        raise type(exc)(f"{where}: {exc.message}", hint=exc.hint) from exc
+
+
+def _rate_of(timestamps: npt.NDArray[np.float64]) -> float:
+    """Nominal frame rate from timestamps (30 when there are fewer than two frames)."""
     steps = np.diff(timestamps)
     return float(1.0 / np.median(steps)) if steps.size and np.median(steps) > 0 else 30.0
-
-
-def _utc_now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _json_default(value: object) -> object:

@@ -85,7 +85,7 @@ def test_an_existing_output_is_a_usage_error_with_exit_2(
     (tmp_path / "out" / "keep.txt").write_text("mine")
     code, _, err = run(capsys, "convert", source, tmp_path / "out")
     assert code == 2
-    assert "--overwrite" in err
+    assert "is not a canonical rdstd dataset" in err, "a folder of the user's is never replaced"
     assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
 
 

@@ -26,7 +26,7 @@ def dataset(tmp_path: Path) -> Path:
     return tmp_path / "ds"
 
 
-def test_a_writer_killed_mid_shard_leaves_a_dataset_that_says_it_is_incomplete(tmp_path: Path) -> None:
+def test_a_writer_killed_mid_shard_leaves_nothing_at_out_and_open_says_the_write_died(tmp_path: Path) -> None:
     out = tmp_path / "ds"
     script = textwrap.dedent(
         f"""
@@ -52,13 +52,24 @@ def test_a_writer_killed_mid_shard_leaves_a_dataset_that_says_it_is_incomplete(t
     proc.wait(timeout=30)
     import pyarrow.parquet as pq
 
-    finished = sorted((out / "data").glob("shard-*.parquet"))
-    assert finished, "completed shards are renamed into place"
+    assert not out.exists(), "nothing is renamed into OUT before the dataset is complete"
+    (aside,) = tmp_path.glob(".ds.rdstd-tmp-*")
+    finished = sorted((aside / "data").glob("shard-*.parquet"))
+    assert finished, "completed shards are renamed into place inside the temporary sibling"
     for shard in finished:  # a file under a final name is always whole
         assert pq.ParquetFile(shard).metadata.num_rows > 0
     with pytest.raises(IncompleteDatasetError, match="did not finish") as err:
         rdstd.open(out)
-    assert "--overwrite" in err.value.hint
+    assert f"pid {proc.pid}" in err.value.message
+    assert "no --overwrite needed" in err.value.hint
+    with pytest.raises(IncompleteDatasetError, match="did not finish"):
+        rdstd.open(aside)
+
+    with DatasetWriter(out, FEATURES, PROVENANCE) as writer:  # the rerun, without overwrite
+        writer.add(make_episode(0, 5))
+    assert writer.recovered is not None and f"pid {proc.pid}" in writer.recovered
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+    assert rdstd.open(out).num_episodes == 1
 
 
 def test_a_folder_that_is_not_a_dataset_says_how_to_make_one(tmp_path: Path) -> None:

@@ -135,7 +135,7 @@ def test_timestamps_that_go_backwards_are_refused(tmp_path: Path) -> None:
 
 def test_an_existing_output_is_never_overwritten_by_accident(written: tuple[Path, list]) -> None:
     path, _ = written
-    with pytest.raises(UsageError, match="exists and is not empty") as err:
+    with pytest.raises(UsageError, match="a canonical rdstd dataset is already there") as err:
         DatasetWriter(path, FEATURES, PROVENANCE)
     assert "--overwrite" in err.value.hint
     assert rdstd.open(path).num_episodes == len(LENGTHS)

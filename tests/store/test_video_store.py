@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rdstd.errors import CorruptSourceError, SchemaError, UsageError
+from rdstd.errors import CorruptSourceError, EpisodeError, SchemaError, UsageError
 from rdstd.schema.episode import EncodedFrames, Episode, EpisodeMeta, VideoFrames
 from rdstd.schema.features import Dimension, ImageFeature, VectorFeature
 from rdstd.schema.manifest import Provenance
@@ -136,3 +136,60 @@ def test_an_aborted_write_leaves_no_copied_video_behind(shared_mp4: Path, tmp_pa
 def test_frame_references_cannot_leave_the_dataset(tmp_path: Path) -> None:
     with pytest.raises(SchemaError, match="outside the dataset"):
         video.resolve_ref(tmp_path, "../elsewhere.mp4")
+
+
+def chunk_of(index: int, frames: np.ndarray | VideoFrames, first: int, n: int) -> Episode:
+    meta = EpisodeMeta(episode_id=f"ep{index}", task="t")
+    stamps = (first + np.arange(n, dtype=np.float64)) / FPS
+    return Episode(meta, stamps, {"observation.state": np.zeros((n, 1), np.float32)}, {CAM: frames})
+
+
+def test_a_video_camera_written_in_chunks_keeps_one_encoder_per_episode(tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    pixels = np.stack([image(2, k, H, W) for k in range(7)])
+    with DatasetWriter(out, features(), Provenance(source_format="test", rdstd_version="0"), rate_hz=FPS) as writer:
+        writer.begin_episode(EpisodeMeta(episode_id="ep0"))
+        for first, stop in ((0, 3), (3, 4), (4, 7)):
+            writer.append(chunk_of(0, pixels[first:stop], first, stop - first))
+        writer.end_episode()
+    assert [p.name for p in (out / "videos" / CAM).iterdir()] == ["episode-000000.mp4"]
+    assert video.probe(out / "videos" / CAM / "episode-000000.mp4").frames == 7
+    ds = Dataset.open(out)
+    assert [identify(ds.frame(i)[CAM], 2, 7) for i in range(7)] == list(range(7))
+
+
+def test_an_abandoned_episode_leaves_no_video_file(shared_mp4: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    pixels = np.stack([image(2, k, H, W) for k in range(4)])
+    with DatasetWriter(out, features(), Provenance(source_format="test", rdstd_version="0"), rate_hz=FPS) as writer:
+        writer.begin_episode(EpisodeMeta(episode_id="encoded"))
+        writer.append(chunk_of(0, pixels, 0, 4))
+        writer.abort_episode()
+        writer.begin_episode(EpisodeMeta(episode_id="copied"))
+        writer.append(chunk_of(0, segment(shared_mp4, 0, 3), 0, 3))
+        writer.abort_episode()
+        writer.add(episode(1, segment(shared_mp4, 6, 9), 9))
+    assert [p.name for p in (out / "videos" / CAM).iterdir()] == ["file-00000.mp4"], "numbering as if never tried"
+    ds = Dataset.open(out)
+    assert ds.num_episodes == 1
+    assert identify(ds.frame(2)[CAM], 1, 9) == 2
+
+
+def test_an_encoder_failure_is_one_line_without_ffmpeg_numbers_or_log_output(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    encoder = video.VideoEncoder(tmp_path / "v.mp4", width=33, height=33, rate_hz=FPS, codec="libx264")
+    with pytest.raises(EpisodeError) as err:
+        encoder.add(np.zeros((33, 33, 3), np.uint8), 0.0)
+        encoder.close()
+    encoder.abort()
+    message = err.value.message
+    assert "v.mp4" in message and "width not divisible by 2" in message
+    assert "Errno" not in message and "542398533" not in message and "\n" not in message
+    assert capfd.readouterr().err == ""
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(EpisodeError, match="must increase"):
+        ok = video.VideoEncoder(tmp_path / "w.mp4", width=32, height=32, rate_hz=FPS, codec="libx264")
+        ok.add(np.zeros((32, 32, 3), np.uint8), 0.5)
+        ok.add(np.zeros((32, 32, 3), np.uint8), 0.5)
+    ok.abort()

@@ -1,0 +1,88 @@
+"""Statistics: non-finite values counted and left out, valid JSON, exact merging of episodes and chunks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rdstd
+from rdstd.store import DatasetWriter, layout
+from rdstd.store.stats import RunningStats
+from tests.store.helpers import FEATURES, PROVENANCE, make_episode
+
+
+def strict_json(text: str) -> object:
+    def refuse(name: str) -> object:
+        raise ValueError(f"not JSON: {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_nan_and_infinity_are_counted_per_dimension_left_out_and_stats_json_stays_valid(tmp_path: Path) -> None:
+    episode = make_episode(0, 10)
+    state = episode.vectors["observation.state"]
+    state[2, 0], state[5, 0], state[7, 1] = np.nan, np.inf, -np.inf
+    with DatasetWriter(tmp_path / "ds", FEATURES, PROVENANCE) as writer:
+        writer.add(episode)
+        writer.add(make_episode(1, 4))
+        assert writer.nonfinite_counts() == {"observation.state": [2, 1, 0], "action": [0, 0, 0, 0]}
+    stats = strict_json((tmp_path / "ds" / layout.STATS).read_text())
+    assert isinstance(stats, dict)
+    s = stats["observation.state"]
+    assert s["nonfinite"] == [2, 1, 0] and s["count"] == [12, 13, 14]
+    both = np.concatenate([state, make_episode(1, 4).vectors["observation.state"]]).astype(np.float64)
+    finite0 = both[:, 0][np.isfinite(both[:, 0])]
+    assert s["mean"][0] == pytest.approx(finite0.mean())
+    assert s["max"][0] == pytest.approx(finite0.max())
+    assert s["q99"][1] is not None and np.isfinite(s["q99"][1])
+    assert rdstd.open(tmp_path / "ds").stats["observation.state"]["nonfinite"] == [2, 1, 0]
+
+
+def test_a_dimension_with_no_finite_value_has_null_stats() -> None:
+    stats = RunningStats(2)
+    stats.update(np.array([[np.nan, 1.0], [np.inf, 2.0]]))
+    out = stats.as_dict()
+    assert out["count"] == [0, 2] and out["nonfinite"] == [2, 0]
+    assert out["mean"][0] is None and out["q01"][0] is None and out["std"][1] == pytest.approx(0.5)
+    strict_json(json.dumps(out, allow_nan=False))
+
+
+def feed(stats: RunningStats, episodes: list[np.ndarray], chunk: int) -> None:
+    for values in episodes:
+        episode = stats.episode()
+        for start in range(0, len(values), chunk):
+            episode.update(values[start : start + chunk])
+        stats.merge(episode)
+
+
+def test_stats_do_not_depend_on_how_episodes_were_chunked_even_past_the_reservoir() -> None:
+    rng = np.random.default_rng(3)
+    episodes = [rng.normal(size=(n, 3)) for n in (5000, 17, 9000, 1)]
+    results = []
+    for chunk in (1, 333, 4096, 100_000):
+        stats = RunningStats(3, reservoir_rows=1000)
+        feed(stats, episodes, chunk)
+        results.append(stats.as_dict())
+    assert all(r == results[0] for r in results)
+    assert results[0]["quantiles_exact"] is False
+    everything = np.concatenate(episodes)
+    np.testing.assert_allclose(results[0]["mean"], everything.mean(axis=0))
+    np.testing.assert_allclose(results[0]["std"], everything.std(axis=0))
+    np.testing.assert_allclose(results[0]["q01"], np.quantile(everything, 0.01, axis=0), atol=0.15)
+
+
+def test_an_episode_that_is_never_merged_leaves_no_trace_in_the_stats() -> None:
+    rng = np.random.default_rng(4)
+    before, dropped, after = rng.normal(size=(700, 2)), rng.normal(size=(900, 2)), rng.normal(size=(600, 2))
+    clean = RunningStats(2, reservoir_rows=1000)
+    feed(clean, [before, after], 50)
+    tried = RunningStats(2, reservoir_rows=1000)
+    feed(tried, [before], 50)
+    abandoned = tried.episode()
+    abandoned.update(dropped)  # it wrote into the reservoir's free slots and drew random numbers
+    tried.discard(abandoned)
+    feed(tried, [after], 50)
+    assert tried.as_dict() == clean.as_dict()
