@@ -21,6 +21,7 @@ before any episode is read, so the caller can print the choice and the warnings 
 from __future__ import annotations
 
 import errno
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -39,12 +40,13 @@ from rdstd.errors import (
     SourceError,
     UsageError,
 )
-from rdstd.formats.base import EpisodeRef, SourceDataset, SourceInfo
+from rdstd.formats.base import EpisodeRef, SourceDataset, SourceEpisode, SourceInfo
 from rdstd.formats.registry import detect, get_backend, require_exists
 from rdstd.paths import normalized
 from rdstd.schema.manifest import Provenance
 from rdstd.schema.spec import ConverterSpec
 from rdstd.schema.vocabulary import ImageCodec
+from rdstd.store.output import check_overlap, output_error
 from rdstd.store.writer import DEFAULT_ROW_GROUP_FRAMES, DatasetWriter
 
 OnError = Literal["fail", "skip"]
@@ -152,7 +154,7 @@ def convert(
     if rate_hz is not None and not rate_hz > 0:
         raise UsageError(f"the rate must be positive, not {rate_hz}", hint="pass --rate HZ, e.g. --rate 10")
     src, out = normalized(source), normalized(output)
-    _refuse_overlap(src, out)
+    check_overlap(out, [src])  # before anything is read: a mistyped OUT must never touch the source
     with open_source(src, format_name) as dataset:
         info = dataset.info()
         loaded, warnings = resolve_spec(info, spec)
@@ -194,6 +196,8 @@ def convert(
             extra=_manifest_extra(info, dropped, kept, rate_hz),
             overwrite=overwrite,
             row_group_frames=row_group_frames,
+            sources=[src],
+            clock=converter.clock,
         )
         with writer:
             if on_plan is not None:
@@ -202,21 +206,12 @@ def convert(
                 _convert_one(dataset, converter, writer, ref, on_error, report)
                 if progress is not None:
                     progress(done, len(refs))
+            writer.clock = converter.clock  # what the episodes actually had (measured, synthesized or mixed)
             if report.episodes_written == 0:
                 reasons = "; ".join(f"{s.key}: {s.reason}" for s in report.skipped[:3])
                 raise EpisodeError(f"{src}: no episode could be converted ({reasons or 'the source has none'})")
     report.seconds = time.perf_counter() - started
     return report
-
-
-def _refuse_overlap(src: Path, out: Path) -> None:
-    """The output may not be, hold or sit inside the source: writing (and ``--overwrite``) would destroy it."""
-    real_src, real_out = src.resolve(), out.resolve()
-    if real_out == real_src or real_out.is_relative_to(real_src) or real_src.is_relative_to(real_out):
-        raise UsageError(
-            f"{out}: the output folder overlaps the source {src}; rdstd never writes into (or over) a source",
-            hint=f"choose an output beside it, e.g. rdstd convert {src} {src.parent / (src.name + '-rdstd')}",
-        )
 
 
 def _spec_choice(given: object, origin: str) -> SpecChoice:
@@ -259,12 +254,15 @@ def _convert_one(
     """Read, convert and write one episode, applying the error policy (the only place it is applied)."""
     try:
         source = dataset.read_episode(ref)
-        episode = converter.convert(source)
-        writer.add(episode)
+        non_finite, frames = _write_episode(converter, writer, source)
     except OSError as exc:
+        writer.abort_episode()
         fault = _os_fault(exc, report.source)
         if fault == "output":
-            raise  # lead: `raise OutputError(...) from exc` naming the path, once the store branch adds it
+            refused = output_error(exc, Path(report.output))
+            if refused is None:
+                raise
+            raise refused from exc
         if fault == "internal":
             raise _internal(ref, exc) from exc
         error = SourceError(f"episode {ref.key}: cannot read {exc.filename}: {exc.strerror or exc}")
@@ -273,19 +271,60 @@ def _convert_one(
         report.skipped.append(SkippedEpisode(ref.index, ref.key, error.message))
         return
     except (SourceError, EpisodeError) as exc:
+        writer.abort_episode()
         if on_error == "fail":
             raise
         report.skipped.append(SkippedEpisode(ref.index, ref.key, exc.message))
         return
     except RdstdError:
-        raise  # a spec that does not fit, a usage error: the whole run stops
+        raise  # a spec that does not fit, an output that cannot be written: the whole run stops
     except Exception as exc:  # a bug in rdstd or a backend: stop whatever the policy, name the episode, chain it
         raise _internal(ref, exc) from exc
     for note in source.meta.get("notes") or []:
         report.source_notes[str(note)] = report.source_notes.get(str(note), 0) + 1
-    add_episode_non_finite(report.non_finite, count_non_finite(episode.vectors))
+    add_episode_non_finite(report.non_finite, non_finite)
     report.episodes_written += 1
-    report.frames_written += episode.length
+    report.frames_written += frames
+
+
+def _write_episode(
+    converter: EpisodeConverter, writer: DatasetWriter, source: SourceEpisode
+) -> tuple[dict[str, tuple[int, int]], int]:
+    """Convert and write one episode a chunk of frames at a time; returns its non-finite counts and its length.
+
+    Memory is bounded by one chunk (plus one row group in the writer), not by the episode. A failure leaves the
+    episode open; the caller aborts it.
+    """
+    meta, chunks = converter.convert_chunks(source, chunk_frames(converter.info))
+    writer.begin_episode(meta)
+    totals: dict[str, tuple[int, int]] = {}
+    frames = 0
+    for chunk in chunks:
+        writer.append(chunk)
+        frames += chunk.length
+        for name, (nan, inf) in count_non_finite(chunk.vectors).items():
+            old_nan, old_inf = totals.get(name, (0, 0))
+            totals[name] = (old_nan + nan, old_inf + inf)
+    writer.end_episode()
+    return totals, frames
+
+
+#: Raw bytes of source frames one chunk may hold (pixels before encoding dominate).
+CHUNK_BYTES = 64 * 1024 * 1024
+#: Frames per chunk at most (small frames: fewer, larger chunks cost less per frame).
+MAX_CHUNK_FRAMES = 1024
+
+
+def chunk_frames(info: SourceInfo) -> int:
+    """Frames per chunk for this source: as many as fit in :data:`CHUNK_BYTES` of raw per-step values."""
+    per_frame = 0
+    for key in info.keys:
+        size = math.prod(key.shape) if key.shape else 1
+        try:
+            per_frame += size * np.dtype(key.dtype).itemsize
+        except TypeError:  # a dtype numpy does not name (text, encoded bytes): count a byte per element
+            per_frame += size
+    return max(1, min(MAX_CHUNK_FRAMES, CHUNK_BYTES // max(per_frame, 1)))
 
 
 def _os_fault(exc: OSError, source: str) -> Literal["output", "source", "internal"]:

@@ -71,6 +71,8 @@ def frame_schema(manifest_features: dict[str, VectorFeature | ImageFeature]) -> 
     return pa.schema(fields)
 
 
+#: One row per episode. ``instructions`` (other phrasings of the task), ``language`` (time-segmented annotations,
+#: JSON) and ``cameras`` (per-episode calibration, JSON) came with schema 1.1; 1.0 tables lack them.
 EPISODES_SCHEMA = pa.schema(
     [
         pa.field("episode_index", pa.int64(), nullable=False),
@@ -86,6 +88,9 @@ EPISODES_SCHEMA = pa.schema(
         pa.field("source_key", pa.string()),
         pa.field("source_checksum", pa.string()),
         pa.field("source_meta", pa.string()),
+        pa.field("instructions", pa.list_(pa.string())),
+        pa.field("language", pa.string()),
+        pa.field("cameras", pa.string()),
         pa.field("shard", pa.int32(), nullable=False),
         pa.field("shard_row", pa.int64(), nullable=False),
         pa.field("frame_start", pa.int64(), nullable=False),

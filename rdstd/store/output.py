@@ -166,9 +166,10 @@ def check_overlap(final: Path, sources: Sequence[Path]) -> None:
     out_real = final.resolve()
     for source in sources:
         if _overlaps(out_abs, _absolute(Path(source))) or _overlaps(out_real, Path(source).resolve()):
+            beside = Path(source).parent / f"{Path(source).name}-rdstd"
             raise UsageError(
-                f"{final}: the output overlaps the source {source}; writing it could destroy the source",
-                hint="choose an output folder outside the source (and not containing it)",
+                f"{final}: the output overlaps the source {source}; rdstd never writes into (or over) a source",
+                hint=f"choose an output folder outside the source and not containing it, e.g. {beside}",
             )
 
 

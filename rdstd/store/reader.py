@@ -446,6 +446,9 @@ class Dataset:
             source_key=row["source_key"] or "",
             source_checksum=row["source_checksum"] or "",
             source_meta=json.loads(row["source_meta"] or "{}"),
+            instructions=row.get("instructions") or [],
+            language=json.loads(row.get("language") or "[]"),
+            cameras=json.loads(row.get("cameras") or "{}"),
         )
         timestamps = table.column("timestamp").to_numpy()
         return EpisodeData(int(row["episode_index"]), meta, timestamps, vectors, cams)

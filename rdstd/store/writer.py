@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rdstd.errors import CorruptSourceError, EpisodeError, OutputError, RdstdError, UsageError
+from rdstd.schema.clock import Clock
 from rdstd.schema.embodiment import Embodiment
 from rdstd.schema.episode import EncodedFrames, Episode, EpisodeMeta, ImageFrames, VideoFrames
 from rdstd.schema.features import ImageFeature, VectorFeature
@@ -87,6 +88,7 @@ class DatasetWriter:
         shard_bytes: int = DEFAULT_SHARD_BYTES,
         sources: Sequence[Path] = (),
         page_checksums: bool = True,
+        clock: Clock | None = None,
     ) -> None:
         self.path = Path(path)
         self.features = features
@@ -101,6 +103,8 @@ class DatasetWriter:
         self.row_group_frames = row_group_frames
         self.shard_bytes = shard_bytes
         self.page_checksums = page_checksums
+        #: Where the timestamps came from: written into the manifest at close (the converter knows it best at the end).
+        self.clock: Clock = clock or Clock()
         self._schema = layout.frame_schema(features)
         self._image_columns = [
             k for k, f in features.items() if isinstance(f, ImageFeature) and f.codec != ImageCodec.VIDEO
@@ -550,6 +554,9 @@ class DatasetWriter:
             "source_key": meta.source_key,
             "source_checksum": meta.source_checksum,
             "source_meta": json.dumps(meta.source_meta, sort_keys=True, default=_json_default),
+            "instructions": list(meta.instructions),
+            "language": json.dumps([s.model_dump(mode="json") for s in meta.language]),
+            "cameras": json.dumps({k: c.model_dump(mode="json") for k, c in meta.cameras.items()}, sort_keys=True),
             "shard": self._shard_number,
             "shard_row": ep.shard_row,
             "frame_start": ep.frame_start,
@@ -593,6 +600,7 @@ class DatasetWriter:
         atomic.write_bytes(self.root / layout.STATS, json.dumps(stats, indent=1, allow_nan=False).encode())
         manifest = Manifest(
             features=self.features,
+            clock=self.clock,
             counts=Counts(episodes=len(self._episodes), frames=self._frames, shards=self._shard_number),
             storage=StorageLayout(row_group_frames=self.row_group_frames),
             **self._manifest_base,

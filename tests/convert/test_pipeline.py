@@ -17,6 +17,7 @@ from rdstd.errors import (
     EpisodeError,
     InternalError,
     MappingError,
+    OutputError,
     SourceError,
     UsageError,
 )
@@ -99,10 +100,11 @@ def test_an_internal_fault_stops_the_run_even_in_skip_mode_with_the_cause_chaine
 def test_a_full_or_read_only_output_stops_the_run_instead_of_skipping(tmp_path: Path, code: int) -> None:
     out = tmp_path / "out"
     fault = OSError(code, "cannot write", str(out / "data" / "shard-00000.parquet"))
-    with registered() as double, pytest.raises(OSError) as caught:
+    with registered() as double, pytest.raises(OutputError) as caught:
         double.fault = fail_at(1, fault)
         convert(write_source(tmp_path / "s.double", [3, 4, 5]), out, on_error="skip")
-    assert caught.value is fault  # propagated as the output's error, never listed as a skipped episode
+    assert caught.value.__cause__ is fault  # the output's error, never listed as a skipped episode
+    assert str(out) in caught.value.message
     assert not out.exists()
 
 
@@ -110,7 +112,7 @@ def test_permission_denied_on_the_output_stops_but_on_a_source_file_skips(tmp_pa
     source = write_source(tmp_path / "s.double", [3, 4, 5])
     with registered() as double:
         double.fault = fail_at(1, PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "elsewhere")))
-        with pytest.raises(PermissionError):
+        with pytest.raises(OutputError, match="permission"):
             convert(source, tmp_path / "out", on_error="skip")
     with registered() as double:
         double.fault = fail_at(1, PermissionError(errno.EACCES, "Permission denied", str(source)))
