@@ -13,10 +13,37 @@ from typing import ClassVar
 
 import numpy as np
 
+from rdstd.errors import CorruptSourceError
 from rdstd.formats import registry
 from rdstd.formats.base import EpisodeRef, FormatBackend, SourceDataset, SourceEpisode, SourceInfo, SourceKey
 
 NAME = "double"
+
+
+class RecordingFrames:
+    """A lazy per-step array (a :class:`FrameArray`) that records the slices asked of it and can fail at one."""
+
+    def __init__(self, values: np.ndarray, log: list[tuple[int, int]], fail_from: int | None) -> None:
+        self._values = values
+        self._log = log
+        self._fail_from = fail_from
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The wrapped array's shape."""
+        return tuple(self._values.shape)
+
+    @property
+    def dtype(self) -> np.dtype:  # type: ignore[type-arg]
+        """The wrapped array's dtype."""
+        return self._values.dtype
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        start, stop, _ = index.indices(len(self._values))
+        self._log.append((start, stop))
+        if self._fail_from is not None and stop > self._fail_from:
+            raise CorruptSourceError(f"{self._fail_from}: bytes of frame {self._fail_from} do not decode")
+        return self._values[index]
 
 
 class DoubleSource(SourceDataset):
@@ -49,7 +76,11 @@ class DoubleSource(SourceDataset):
             if index == ref.index:
                 state[row, col] = value
         stamps = np.arange(n) / 10.0 if self.backend.timestamps else None
-        return SourceEpisode(ref, n, vectors={"state": state}, timestamps_s=stamps)
+        values: np.ndarray | RecordingFrames = state
+        if self.backend.lazy:
+            fail_from = self.backend.fail_frames.get(ref.index)
+            values = RecordingFrames(state, self.backend.slices.setdefault(ref.index, []), fail_from)
+        return SourceEpisode(ref, n, vectors={"state": values}, timestamps_s=stamps)
 
 
 class DoubleBackend(FormatBackend):
@@ -62,6 +93,11 @@ class DoubleBackend(FormatBackend):
         self.fault: Callable[[EpisodeRef], None] | None = None
         self.nonfinite: list[tuple[int, int, int, float]] = []
         self.timestamps = True
+        #: Serve ``state`` lazily (a FrameArray), recording the slices read per episode.
+        self.lazy = False
+        self.slices: dict[int, list[tuple[int, int]]] = {}
+        #: Episode index -> first frame whose bytes "do not decode" (a fault in the middle of a lazy read).
+        self.fail_frames: dict[int, int] = {}
 
     def detect(self, path: Path) -> bool:
         """A file named ``*.double``."""

@@ -250,3 +250,44 @@ def test_an_episode_written_in_chunks_counts_as_one_episode_with_non_finite_valu
     totals: dict[str, NonFiniteCount] = {}
     add_episode_non_finite(totals, {name: (nan[name], inf[name]) for name in nan | inf})
     assert totals == {"action": NonFiniteCount(nan=1, inf=2, episodes=1)}
+
+
+def test_a_long_episode_is_read_and_written_a_chunk_of_frames_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rdstd.convert.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "CHUNK_BYTES", 8 * 100)  # 2 float32 per frame: 100 frames a chunk
+    with registered() as double:
+        whole = convert(write_source(tmp_path / "s.double", [1000, 30]), tmp_path / "whole")
+        double.lazy = True
+        chunked = convert(tmp_path / "s.double", tmp_path / "chunked")
+    assert double.slices[0] == [(start, start + 100) for start in range(0, 1000, 100)]
+    assert chunked.frames_written == whole.frames_written == 1030
+    for name in ("data/shard-00000.parquet", "episodes.parquet", "stats.json"):
+        assert (tmp_path / "chunked" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+
+
+def test_an_episode_failing_mid_read_leaves_no_trace_and_skip_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rdstd.convert.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "CHUNK_BYTES", 8 * 100)
+    source = write_source(tmp_path / "s.double", [300, 450, 200])
+    with registered() as double:
+        double.lazy = True
+        double.fail_frames = {1: 350}  # episode 1 fails in its fourth chunk, after three were written
+        report = convert(source, tmp_path / "out", on_error="skip")
+        double.fail_frames = {}
+        write_source(tmp_path / "clean.double", [300, 200])
+        convert(tmp_path / "clean.double", tmp_path / "clean")
+    assert [s.key for s in report.skipped] == ["ep1"] and "frame 350" in report.skipped[0].reason
+    dataset = rdstd.open(tmp_path / "out")
+    assert len(dataset) == 500 and dataset.episodes["length"].to_list() == [300, 200]
+    np.testing.assert_array_equal(dataset.episode(1).vectors["observation.state"][:, 0], np.arange(0, 400, 2))
+    clean = rdstd.open(tmp_path / "clean")
+    assert json.loads((tmp_path / "out" / "stats.json").read_text()) == json.loads(
+        (tmp_path / "clean" / "stats.json").read_text()
+    )
+    assert clean.episodes["length"].to_list() == [300, 200]
