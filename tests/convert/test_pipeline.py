@@ -255,7 +255,7 @@ def test_an_episode_written_in_chunks_counts_as_one_episode_with_non_finite_valu
 def test_a_long_episode_is_read_and_written_a_chunk_of_frames_at_a_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import rdstd.convert.pipeline as pipeline
+    from rdstd.convert import pipeline
 
     monkeypatch.setattr(pipeline, "CHUNK_BYTES", 8 * 100)  # 2 float32 per frame: 100 frames a chunk
     with registered() as double:
@@ -271,7 +271,7 @@ def test_a_long_episode_is_read_and_written_a_chunk_of_frames_at_a_time(
 def test_an_episode_failing_mid_read_leaves_no_trace_and_skip_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import rdstd.convert.pipeline as pipeline
+    from rdstd.convert import pipeline
 
     monkeypatch.setattr(pipeline, "CHUNK_BYTES", 8 * 100)
     source = write_source(tmp_path / "s.double", [300, 450, 200])
