@@ -55,8 +55,7 @@ def resolve_spec(info: SourceInfo, spec: str | Path | ConverterSpec | None) -> t
         return loaded, []
     matched = match_spec(info)
     if matched is not None:
-        how = "keys and stated name" if matched.spec.match.names else "keys"
-        return matched, [f"using shipped spec {matched.spec.name!r} (matched the source's {how})"]
+        return matched, []  # not a warning: the plan says which spec was matched
     draft = draft_spec(info)
     warning = (
         "no converter spec given or matched: units, frames and semantics are recorded as unknown "

@@ -29,7 +29,7 @@ def test_convert_then_info_describes_units_and_counts(
     code, out, err = run(capsys, "convert", source, tmp_path / "out")
     assert code == 0, err
     assert "episodes written: 3" in out and "frames written:   48" in out
-    assert "using shipped spec 'zarr/pusht'" in err
+    assert "with spec zarr/pusht (shipped, matched to the source)" in err and "warning" not in err
     code, out, _ = run(capsys, "info", tmp_path / "out")
     assert code == 0
     assert "episodes 3, frames 48" in out

@@ -85,6 +85,7 @@ def dataset_summary(ds: Dataset) -> dict[str, Any]:
         "shards": m.counts.shards,
         "duration_s": float(eps["duration_s"].sum() or 0.0),
         "rate_hz": m.rate_hz,
+        "clock": m.clock.model_dump(mode="json"),
         "tasks": int(eps["task"].n_unique()) if len(eps) else 0,
         "splits": {str(k): int(v) for k, v in eps["split"].value_counts().iter_rows()} if len(eps) else {},
         "features": features,
@@ -100,6 +101,7 @@ def _dataset_text(d: dict[str, Any]) -> str:
         f"tasks {d['tasks']}, splits {d['splits']}",
         f"  source: {d['provenance']['source_format']} ({d['provenance']['source_version']}), "
         f"spec {d['provenance']['converter_spec']}",
+        f"  clock: {_clock(d['clock'])}",
         "  features:",
     ]
     for key, f in d["features"].items():
@@ -152,6 +154,16 @@ def _source_text(d: dict[str, Any]) -> str:
         elif not isinstance(value, dict | list):
             lines.append(f"  {name}: {value}")
     return "\n".join(lines)
+
+
+def _clock(clock: dict[str, Any]) -> str:
+    """Where the timestamps came from, in a few words."""
+    if clock["kind"] == "synthesized":
+        return f"synthesized from a rate ({clock.get('rate_hz') or '?'} Hz): the source stores no times"
+    if clock["kind"] == "measured":
+        resampled = f", resampled ({clock['resampling']})" if clock.get("resampling") not in (None, "none") else ""
+        return f"measured ({clock.get('source', 'unknown')}){resampled}"
+    return "unknown" + (f" ({clock['description']})" if clock.get("description") else "")
 
 
 def _rate(rate_hz: float | None) -> str:
