@@ -84,12 +84,21 @@ def test_v30_layout_matches_what_lerobot_itself_wrote(canonical: dict[str, Path]
     out = export_lerobot(tmp_path / "canon", tmp_path / "lerobot").output
     ours, theirs = Path(out), reference
     files = sorted(str(p.relative_to(ours)) for p in ours.rglob("*") if p.is_file())
-    assert set(files) - {"meta/modality.json"} == {str(p.relative_to(theirs)) for p in theirs.rglob("*") if p.is_file()}
-    for rel in ("data/chunk-000/file-000.parquet", "meta/episodes/chunk-000/file-000.parquet", "meta/tasks.parquet"):
-        a, b = pq.ParquetFile(ours / rel), pq.ParquetFile(theirs / rel)
-        assert a.schema_arrow.remove_metadata().equals(b.schema_arrow.remove_metadata()) or rel == "meta/tasks.parquet"
-        assert a.schema_arrow.names == b.schema_arrow.names, rel
-        assert a.metadata.num_row_groups == b.metadata.num_row_groups or rel.startswith("meta/")
+    extra = {"meta/modality.json", "meta/rdstd_manifest.json"}  # GR00T's file and the canonical manifest
+    assert set(files) - extra == {str(p.relative_to(theirs)) for p in theirs.rglob("*") if p.is_file()}
+    data = "data/chunk-000/file-000.parquet"
+    a, b = pq.ParquetFile(ours / data), pq.ParquetFile(theirs / data)
+    assert a.schema_arrow.remove_metadata().equals(b.schema_arrow.remove_metadata())
+    assert a.metadata.num_row_groups == b.metadata.num_row_groups == 3  # one row group per episode
+    # the episodes table: LeRobot's columns with LeRobot's types, in LeRobot's order, then rdstd's own
+    ours_eps = pq.read_schema(ours / "meta/episodes/chunk-000/file-000.parquet").remove_metadata()
+    theirs_eps = pq.read_schema(theirs / "meta/episodes/chunk-000/file-000.parquet").remove_metadata()
+    lerobot_columns = [n for n in ours_eps.names if not n.startswith("rdstd/")]
+    assert lerobot_columns == theirs_eps.names
+    assert all(ours_eps.field(n).type == theirs_eps.field(n).type for n in theirs_eps.names)
+    ours_tasks, theirs_tasks = pq.read_schema(ours / "meta/tasks.parquet"), pq.read_schema(theirs / "meta/tasks.parquet")
+    assert ours_tasks.names == theirs_tasks.names == ["task_index", "__index_level_0__"]
+    assert ours_tasks.field("task_index").type == theirs_tasks.field("task_index").type
     tasks = pq.read_table(ours / "meta/tasks.parquet")
     assert json.loads(tasks.schema.metadata[b"pandas"])["index_columns"] == ["__index_level_0__"]
     hf_ours = json.loads(pq.read_schema(ours / "data/chunk-000/file-000.parquet").metadata[b"huggingface"])
