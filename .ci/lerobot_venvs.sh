@@ -76,8 +76,11 @@ write_launcher() {
     libs="$venv/ffmpeg-libs"
     rm -rf "$libs" && mkdir -p "$libs"
     local f base soname
+    for f in "$site"/av.libs/*.so*; do  # every bundled library under its own name (they need each other) ...
+        ln -sf "$f" "$libs/$(basename "$f")"
+    done
     for f in "$site"/av.libs/lib{avcodec,avformat,avutil,avdevice,avfilter,swscale,swresample}-*.so*; do
-        [ -e "$f" ] || continue
+        [ -e "$f" ] || continue                       # ... and FFmpeg's under the standard soname
         base="$(basename "$f")"                       # libavcodec-1a2b3c4d.so.61.19.100
         soname="${base%%-*}.so.$(echo "$base" | sed -E 's/.*\.so\.([0-9]+).*/\1/')"
         ln -sf "$f" "$libs/$soname"
@@ -92,7 +95,11 @@ EOF
 
 check() { # check VENV -> 0 when LeRobot's dataset class imports and torchcodec loads its FFmpeg
     [ -x "$1/bin/lerobot-python" ] && "$1/bin/lerobot-python" -c '
-import tv_cpu_shim  # noqa
+import torchcodec.decoders  # noqa: first, before PyAV has loaded its FFmpeg into the process
+try:
+    import tv_cpu_shim  # noqa
+except ImportError:
+    pass
 from lerobot.datasets.lerobot_dataset import LeRobotDataset  # noqa
 import torchcodec.decoders  # noqa
 ' >/dev/null 2>&1
@@ -129,11 +136,11 @@ build_06() {
     "$py" -m venv "$venv"
     # No CPU torch for Python 3.12 lies on this disk and PyPI only has CUDA builds for Linux x86_64: torch<2.12
     # (LeRobot 0.6's pin) comes from PyPI as a CUDA build, which runs on the CPU.
+    # torchvision from PyPI matches that torch, so no shim is needed here.
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "lerobot[dataset]==$LEROBOT_06"
-    write_torchvision_shim "$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
     write_launcher "$venv"
     check "$venv" || { echo "lerobot 0.6: built, but LeRobotDataset does not import:" >&2;
-        "$venv/bin/lerobot-python" -c 'import tv_cpu_shim; from lerobot.datasets.lerobot_dataset import LeRobotDataset; import torchcodec.decoders' >&2; return 1; }
+        "$venv/bin/lerobot-python" -c 'from lerobot.datasets.lerobot_dataset import LeRobotDataset; import torchcodec.decoders' >&2; return 1; }
     echo "lerobot 0.6: $venv built"
 }
 

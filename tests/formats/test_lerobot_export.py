@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -17,6 +18,8 @@ from rdstd.errors import RdstdError, UsageError
 from rdstd.formats.lerobot import export as lexport
 from rdstd.formats.lerobot.export import export_lerobot
 from rdstd.formats.lerobot.source import LeRobotSource
+from rdstd.schema.episode import VideoFrames
+from rdstd.store import video
 from rdstd.store.reader import Dataset
 from tests.conftest import sample
 from tests.formats.lerobot_fixtures import Spec, identify, make_dataset
@@ -96,7 +99,10 @@ def test_v30_layout_matches_what_lerobot_itself_wrote(canonical: dict[str, Path]
     lerobot_columns = [n for n in ours_eps.names if not n.startswith("rdstd/")]
     assert lerobot_columns == theirs_eps.names
     assert all(ours_eps.field(n).type == theirs_eps.field(n).type for n in theirs_eps.names)
-    ours_tasks, theirs_tasks = pq.read_schema(ours / "meta/tasks.parquet"), pq.read_schema(theirs / "meta/tasks.parquet")
+    ours_tasks, theirs_tasks = (
+        pq.read_schema(ours / "meta/tasks.parquet"),
+        pq.read_schema(theirs / "meta/tasks.parquet"),
+    )
     assert ours_tasks.names == theirs_tasks.names == ["task_index", "__index_level_0__"]
     assert ours_tasks.field("task_index").type == theirs_tasks.field("task_index").type
     tasks = pq.read_table(ours / "meta/tasks.parquet")
@@ -195,20 +201,57 @@ def test_export_refuses_a_non_empty_output_and_leaves_nothing_when_it_fails(
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
 
 
-LEROBOT_PYTHON = os.environ.get("RDSTD_LEROBOT_PYTHON")
+REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.skipif(
-    not LEROBOT_PYTHON,
-    reason="set RDSTD_LEROBOT_PYTHON to a Python with LeRobot 0.4.4 to check that LeRobot itself loads the export",
-)
-def test_lerobot_itself_loads_the_v30_export_with_identical_values_and_frames(tmp_path: Path) -> None:
-    expected = np.load(sample("lerobot/expected_v30_small.npz"))
+def lerobot_pythons() -> list[str]:
+    """Interpreters with LeRobot installed: ``RDSTD_LEROBOT_PYTHONS`` (':'-separated), else the venvs that
+    ``.ci/lerobot_venvs.sh`` builds (``.venv-lerobot-0.6``, ``.venv-lerobot-0.4.4``), where they exist."""
+    listed = os.environ.get("RDSTD_LEROBOT_PYTHONS") or os.environ.get("RDSTD_LEROBOT_PYTHON")
+    if listed:
+        return [p for p in listed.split(os.pathsep) if p]
+    found = [REPO / f".venv-lerobot-{v}/bin/lerobot-python" for v in ("0.6", "0.4.4")]
+    return [str(p) for p in found if p.is_file()]
+
+
+def expected_v30_small() -> dict[str, np.ndarray]:
+    with np.load(sample("lerobot/expected_v30_small.npz")) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def test_rdstds_reread_of_its_v30_export_of_v30_small_equals_what_lerobot_returned(tmp_path: Path) -> None:
+    expected = expected_v30_small()
+    convert(sample("lerobot/v30_small"), tmp_path / "canon")
+    report = export_lerobot(tmp_path / "canon", tmp_path / "lerobot")
+    assert set(report.cameras.values()) == {"stream copy (av1)"}  # so the frames must be the very same pixels
+    source = LeRobotSource(tmp_path / "lerobot")
+    episodes = [source.read_episode(r) for r in source.episode_refs()]
+    for key in ("observation.state", "action", "timestamp"):
+        got = np.concatenate([e.vectors[key] for e in episodes]).reshape(expected[key].shape)
+        assert got.dtype == expected[key].dtype and np.array_equal(got, expected[key]), key
+    assert [t for e in episodes for t in [e.task] * e.length] == list(expected["task"])
+    for cam in ("observation.images.front", "observation.images.wrist"):
+        digests = []
+        for episode in episodes:
+            frames = episode.images[cam]
+            assert isinstance(frames, VideoFrames)
+            digests += [
+                hashlib.sha256(np.ascontiguousarray(p).tobytes()).hexdigest() for p in video.decode_frames(frames)
+            ]
+        assert digests == list(expected[f"{cam}/sha256"]), cam
+
+
+@pytest.mark.parametrize("python", lerobot_pythons() or [None], ids=lambda p: Path(p).parents[1].name if p else "none")
+def test_lerobot_itself_loads_the_v30_export_with_identical_values_and_frames(
+    tmp_path: Path, python: str | None
+) -> None:
+    if python is None:
+        pytest.skip("no LeRobot environment: run .ci/lerobot_venvs.sh, or set RDSTD_LEROBOT_PYTHONS")
+    expected = expected_v30_small()
     convert(sample("lerobot/v30_small"), tmp_path / "canon")
     export_lerobot(tmp_path / "canon", tmp_path / "lerobot")
     script = Path(__file__).with_name("lerobot_load_check.py")
-    assert LEROBOT_PYTHON is not None
-    subprocess.run([LEROBOT_PYTHON, str(script), str(tmp_path / "lerobot"), str(tmp_path / "got.npz")], check=True)
+    subprocess.run([python, str(script), str(tmp_path / "lerobot"), str(tmp_path / "got.npz")], check=True)
     got = np.load(tmp_path / "got.npz")
     for key in ("observation.state", "action", "timestamp", "index", "episode_index", "frame_index", "task_index"):
         assert np.array_equal(got[key].reshape(expected[key].shape), expected[key]), key
