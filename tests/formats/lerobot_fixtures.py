@@ -254,3 +254,64 @@ def edit_info(root: Path, **changes: Any) -> None:
     info = json.loads(file.read_text())
     info.update(changes)
     file.write_text(json.dumps(info, indent=4))
+
+
+def depth_png(episode: int, k: int, height: int = 6, width: int = 8) -> bytes:
+    """A 16-bit PNG depth frame: millimetres 1000 + 100·episode + k everywhere, one pixel at 65535."""
+    pixels = np.full((height, width), 1000 + 100 * episode + k, dtype=np.uint16)
+    pixels[0, 0] = 65535
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG")
+    return out.getvalue()
+
+
+def make_canonical(
+    root: Path,
+    *,
+    splits: list[str],
+    depth: bool = True,
+    success: list[bool | None] | None = None,
+    stamps_step_s: float = 0.1,
+) -> Path:
+    """A canonical dataset written with rdstd's own writer: one episode per entry of ``splits`` (4 + i frames),
+    ``observation.state`` in rad with roles, a 16-bit depth camera (PNG) when ``depth``, success flags, and
+    ``source_meta``."""
+    from rdstd.schema.episode import EncodedFrames, Episode, EpisodeMeta
+    from rdstd.schema.features import Dimension, ImageFeature, VectorFeature
+    from rdstd.schema.manifest import Provenance
+    from rdstd.schema.vocabulary import ColorOrder, ImageCodec, Role, Unit
+    from rdstd.store.writer import DatasetWriter
+
+    dims = [Dimension(name=n, role=Role.JOINT_POSITION, unit=Unit.RAD, frame="base") for n in STATE_NAMES]
+    features: dict[str, Any] = {
+        "observation.state": VectorFeature(dtype="float32", shape=(len(STATE_NAMES),), dims=dims),
+    }
+    if depth:
+        features["observation.images.depth"] = ImageFeature(
+            height=6, width=8, channels=1, dtype="uint16", codec=ImageCodec.PNG, color=ColorOrder.DEPTH
+        )
+    provenance = Provenance(source_format="test", rdstd_version="test")
+    with DatasetWriter(root, features, provenance, rate_hz=1 / stamps_step_s) as writer:
+        for e, split in enumerate(splits):
+            n = 4 + e
+            meta = EpisodeMeta(
+                episode_id=f"ep-{e}",
+                task=TASKS[e % len(TASKS)],
+                split=split,
+                success=(success or [None] * len(splits))[e],
+                source_path=f"raw/ep{e}.h5",
+                source_key=f"ep{e}",
+                source_meta={"operator": f"op{e}", "attempt": e},
+            )
+            images: dict[str, Any] = {}
+            if depth:
+                images["observation.images.depth"] = EncodedFrames(ImageCodec.PNG, [depth_png(e, k) for k in range(n)])
+            writer.add(
+                Episode(
+                    meta,
+                    np.arange(n, dtype=np.float64) * stamps_step_s,
+                    {"observation.state": np.stack([state_value(e, k) for k in range(n)])},
+                    images,
+                )
+            )
+    return root

@@ -14,15 +14,23 @@ import pyarrow.parquet as pq
 import pytest
 
 from rdstd.convert.pipeline import convert
-from rdstd.errors import RdstdError, UsageError
+from rdstd.errors import RdstdError, SchemaError, UsageError
 from rdstd.formats.lerobot import export as lexport
 from rdstd.formats.lerobot.export import export_lerobot
 from rdstd.formats.lerobot.source import LeRobotSource
-from rdstd.schema.episode import VideoFrames
+from rdstd.schema.episode import EncodedFrames, VideoFrames
 from rdstd.store import video
 from rdstd.store.reader import Dataset
 from tests.conftest import sample
-from tests.formats.lerobot_fixtures import Spec, identify, make_dataset
+from tests.formats.lerobot_fixtures import (
+    STATE_NAMES,
+    Spec,
+    depth_png,
+    identify,
+    make_canonical,
+    make_dataset,
+    state_value,
+)
 
 CAM = "observation.images.front"
 #: Frames that went through encoding (JPEG in the store, then AV1/H.264) may differ by this much per channel.
@@ -273,3 +281,140 @@ def test_the_export_command_writes_lerobot_and_refuses_an_existing_output(
     assert "not empty" in capsys.readouterr().err
     code = main(["export", str(canonical["video"]), "--to", "lerobot", "--version", "2.1", str(tmp_path / "v21")])
     assert code == 0 and (tmp_path / "v21/meta/episodes.jsonl").is_file()
+
+
+# -- nothing dropped without a word (#7.3) --------------------------------------------------------------------
+
+
+def test_splits_are_exported_as_ranges_grouping_non_contiguous_splits_with_the_mapping_recorded(
+    tmp_path: Path,
+) -> None:
+    canon = make_canonical(tmp_path / "canon", splits=["val", "train", "val", "train", "unknown"], depth=False)
+    report = export_lerobot(canon, tmp_path / "lerobot")
+    assert report.splits == {"val": "0:2", "train": "2:4"}  # the unknown episode is in no split, last
+    info = json.loads((tmp_path / "lerobot/meta/info.json").read_text())
+    assert info["splits"] == {"val": "0:2", "train": "2:4"}
+    episodes = pq.read_table(tmp_path / "lerobot/meta/episodes/chunk-000/file-000.parquet")
+    assert episodes["rdstd/source_position"].to_pylist() == [0, 2, 1, 3, 4]
+    assert episodes["rdstd/episode_id"].to_pylist() == ["ep-0", "ep-2", "ep-1", "ep-3", "ep-4"]
+    reordered = [m for m in report.warnings if m.startswith("episodes reordered")]
+    assert len(reordered) == 1 and report.warnings[reordered[0]] == 2
+    assert report.warnings["episodes of split 'unknown' are listed in no LeRobot split"] == 1
+    source = LeRobotSource(tmp_path / "lerobot")
+    read = [source.read_episode(r) for r in source.episode_refs()]
+    assert [e.meta["split"] for e in read] == ["val", "val", "train", "train", "unknown"]
+    assert np.array_equal(read[1].vectors["observation.state"][0], state_value(2, 0))  # canonical episode 2
+
+
+def test_v21_export_writes_the_splits_and_episode_facts_too(tmp_path: Path) -> None:
+    canon = make_canonical(
+        tmp_path / "canon", splits=["train", "train", "val"], depth=False, success=[True, False, None]
+    )
+    report = export_lerobot(canon, tmp_path / "v21", version="2.1")
+    assert json.loads((tmp_path / "v21/meta/info.json").read_text())["splits"] == {"train": "0:2", "val": "2:3"}
+    lines = [json.loads(line) for line in (tmp_path / "v21/meta/episodes.jsonl").read_text().splitlines()]
+    assert [line["rdstd/success"] for line in lines] == [True, False, None]
+    assert json.loads(lines[1]["rdstd/source_meta"]) == {"attempt": 1, "operator": "op1"}
+    assert report.splits == {"train": "0:2", "val": "2:3"}
+
+
+def test_success_source_meta_and_units_travel_where_lerobot_keeps_them(tmp_path: Path) -> None:
+    canon = make_canonical(tmp_path / "canon", splits=["train", "train"], depth=False, success=[True, None])
+    export_lerobot(canon, tmp_path / "lerobot")
+    episodes = pq.read_table(tmp_path / "lerobot/meta/episodes/chunk-000/file-000.parquet")
+    assert episodes["rdstd/success"].to_pylist() == [True, None]
+    assert [json.loads(m) for m in episodes["rdstd/source_meta"].to_pylist()] == [
+        {"attempt": 0, "operator": "op0"},
+        {"attempt": 1, "operator": "op1"},
+    ]
+    assert episodes["rdstd/source_path"].to_pylist() == ["raw/ep0.h5", "raw/ep1.h5"]
+    state = json.loads((tmp_path / "lerobot/meta/info.json").read_text())["features"]["observation.state"]
+    assert state["names"] == STATE_NAMES
+    assert state["info"]["rdstd"]["units"] == ["rad"] * 4
+    assert state["info"]["rdstd"]["roles"] == ["joint_position"] * 4
+    assert state["info"]["rdstd"]["frames"] == ["base"] * 4
+    manifest = json.loads((tmp_path / "lerobot/meta/rdstd_manifest.json").read_text())
+    assert manifest == json.loads((canon / "rdstd.json").read_text())
+
+
+def test_a_16_bit_depth_camera_is_exported_as_lerobot_depth_images_with_the_stored_bytes(tmp_path: Path) -> None:
+    canon = make_canonical(tmp_path / "canon", splits=["train", "val"])
+    report = export_lerobot(canon, tmp_path / "lerobot")
+    depth = "observation.images.depth"
+    assert report.cameras[depth] == "depth image (stored bytes)"
+    assert report.warnings[f"depth camera {depth}: unit unknown, so info.depth_unit is not set"] == 1
+    feature = json.loads((tmp_path / "lerobot/meta/info.json").read_text())["features"][depth]
+    assert feature["dtype"] == "image" and feature["shape"] == [6, 8, 1]
+    assert feature["info"]["is_depth_map"] is True and "depth_unit" not in feature["info"]
+    table = pq.read_table(tmp_path / "lerobot/data/chunk-000/file-000.parquet")
+    assert [row["bytes"] for row in table[depth].to_pylist()[:4]] == [depth_png(0, k) for k in range(4)]
+    stats = json.loads((tmp_path / "lerobot/meta/stats.json").read_text())[depth]
+    assert stats["max"] == [[[65535.0]]] and stats["min"] == [[[1000.0]]]  # stored units, not scaled to [0, 1]
+    source = LeRobotSource(tmp_path / "lerobot")  # and rdstd reads it back bit for bit
+    frames = source.read_episode(source.episode_refs()[1]).images[depth]
+    assert isinstance(frames, EncodedFrames) and frames.frames == [depth_png(1, k) for k in range(5)]
+
+
+def test_a_depth_camera_kept_as_video_is_refused_naming_the_camera_and_the_way_to_leave_it_out(
+    tmp_path: Path,
+) -> None:
+    canon = make_canonical(tmp_path / "canon", splits=["train"])
+    manifest = json.loads((canon / "rdstd.json").read_text())
+    manifest["features"]["observation.images.depth"]["codec"] = "video"
+    (canon / "rdstd.json").write_text(json.dumps(manifest))
+    with pytest.raises(UsageError, match=r"depth camera observation\.images\.depth is stored as video") as caught:
+        export_lerobot(canon, tmp_path / "lerobot")
+    assert "--exclude observation.images.depth" in caught.value.hint
+    report = export_lerobot(canon, tmp_path / "lerobot", exclude=["observation.images.depth"])
+    assert report.warnings == {"feature observation.images.depth left out (--exclude)": 1}
+
+
+def test_the_export_command_lists_splits_and_warnings_in_text_and_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rdstd.cli.app import main
+
+    canon = make_canonical(tmp_path / "canon", splits=["val", "train", "val"])
+    assert main(["export", str(canon), "--to", "lerobot", str(tmp_path / "a"), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["splits"] == {"val": "0:2", "train": "2:3"}
+    assert sum(report["warnings"].values()) == 3 and len(report["warnings"]) == 2  # 2 episodes moved, 1 depth
+    assert main(["export", str(canon), "--to", "lerobot", str(tmp_path / "b")]) == 0
+    text = capsys.readouterr().out
+    assert "splits:   val 0:2, train 2:3" in text
+    assert "warning: depth camera observation.images.depth: unit unknown" in text
+
+
+# -- every written path stays inside OUT (#8.6) ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["3.0", "2.1"])
+def test_a_crafted_camera_name_in_the_manifest_writes_nothing_outside_the_output(
+    canonical: dict[str, Path], tmp_path: Path, version: str
+) -> None:
+    crafted = tmp_path / "crafted"
+    shutil.copytree(canonical["jpeg"], crafted)
+    manifest = json.loads((crafted / "rdstd.json").read_text())
+    evil = "observation.images/../../../../escape/x"
+    manifest["features"] = {(evil if k == CAM else k): v for k, v in manifest["features"].items()}
+    (crafted / "rdstd.json").write_text(json.dumps(manifest))
+    shard = crafted / "data/shard-00000.parquet"
+    table = pq.read_table(shard)
+    pq.write_table(table.rename_columns([evil if c == CAM else c for c in table.column_names]), shard)
+    before = {p for p in tmp_path.rglob("*")}
+    with pytest.raises(SchemaError, match=r"cannot be a file name|invalid manifest"):  # ours, or the schema's
+        export_lerobot(crafted, tmp_path / "out" / "lerobot", version=version)
+    assert {p for p in tmp_path.rglob("*")} - before == {tmp_path / "out"}  # the parent made for OUT, nothing else
+    assert not list(tmp_path.parent.glob("escape*")) and not (tmp_path / "escape").exists()
+
+
+def test_the_exporters_path_helper_refuses_any_path_that_leaves_the_output(tmp_path: Path) -> None:
+    exporter = lexport._Exporter.__new__(lexport._Exporter)
+    exporter.out = tmp_path / "out"
+    assert (
+        exporter.target("videos/cam/chunk-000/file-000.mp4", "video")
+        == tmp_path / "out/videos/cam/chunk-000/file-000.mp4"
+    )
+    for rel in ("videos/../../x.mp4", "/tmp/x.mp4", "../x"):
+        with pytest.raises(SchemaError, match=r"outside|absolute"):
+            exporter.target(rel, "video")

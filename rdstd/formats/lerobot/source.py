@@ -24,6 +24,7 @@ from rdstd.errors import CorruptSourceError, EpisodeError
 from rdstd.formats.base import EpisodeRef, SourceDataset, SourceEpisode, SourceInfo, SourceKey
 from rdstd.formats.lerobot import v2, v3
 from rdstd.formats.lerobot.episodes import EpisodeEntry
+from rdstd.formats.lerobot.inventory import UNKNOWN_SPLIT, Inventory, Splits, read_splits, take_inventory
 from rdstd.formats.lerobot.meta import Feature, LeRobotInfo, read_info
 from rdstd.formats.lerobot.modality import Modality, read_modality
 from rdstd.formats.lerobot.video import VideoChecker
@@ -81,6 +82,9 @@ class LeRobotSource(SourceDataset):
         self.modality: Modality | None = read_modality(path, sizes)
         self.problems: list[str] = []
         self._check_totals()
+        self.splits: Splits = read_splits(self.meta.raw.get("splits"), [e.episode_index for e in self.entries])
+        self.inventory: Inventory = take_inventory(path, self.entries)
+        self.problems += self.splits.problems + self.inventory.problems()
         self._videos = VideoChecker(self.meta.fps)
         self._data_files: OrderedDict[Path, _DataFile] = OrderedDict()
         self._columns = [f.key for f in self.meta.features.values() if f.kind not in ("video",)]
@@ -107,9 +111,6 @@ class LeRobotSource(SourceDataset):
                 f"{file}: total_frames is {info.total_frames} but the episodes in {table} have {frames} frames",
                 hint=f"set total_frames to {frames} if the episode table is right",
             )
-        split = (info.raw.get("splits") or {}).get("train")
-        if isinstance(split, str) and split != f"0:{len(self.entries)}":
-            self.problems.append(f"splits.train is {split!r} for {len(self.entries)} episodes")
         if info.major == 2:
             chunks = -(-len(self.entries) // info.chunks_size)
             if info.raw.get("total_chunks") not in (None, chunks):
@@ -159,6 +160,8 @@ class LeRobotSource(SourceDataset):
             "video_info": cameras,
             "tasks": len(self.tasks),
         }
+        extra["splits"] = {name: f"{a}:{b}" for name, (a, b) in self.splits.ranges.items()}
+        extra |= self.inventory.extra()
         if self.modality is not None:
             extra["modality"] = self.modality.raw
         if self.problems:
@@ -182,6 +185,18 @@ class LeRobotSource(SourceDataset):
         ]
 
     # -- episodes ----------------------------------------------------------------------------------------------
+
+    def _split_and_notes(self, ref: EpisodeRef, entry: EpisodeEntry) -> dict[str, Any]:
+        """The episode's split and the notes the convert report counts (dataset-level ones on the first episode)."""
+        split = self.splits.of(entry.episode_index)
+        notes = list(self.problems) if ref.index == 0 else []
+        if split == UNKNOWN_SPLIT:
+            notes.append(
+                "episode in no split of meta/info.json: split unknown"
+                if self.splits.ranges or self.splits.problems
+                else "meta/info.json has no splits: split unknown"
+            )
+        return {"split": split, "notes": notes} if notes else {"split": split}
 
     def _table(self, entry: EpisodeEntry, where: str) -> pa.Table:
         file = entry.data_file
@@ -257,6 +272,7 @@ class LeRobotSource(SourceDataset):
         meta: dict[str, Any] = {"lerobot_episode_index": entry.episode_index}
         if len(entry.tasks) > 1:
             meta["tasks"] = list(entry.tasks)
+        meta |= self._split_and_notes(ref, entry)
         return SourceEpisode(
             ref=ref,
             length=n,
