@@ -1,0 +1,111 @@
+"""What the LeRobot metadata says against what is there: splits, files no one lists, missing files,
+truncated videos, flipped bytes in Parquet, and Git LFS pointers (generated datasets, broken copies in tmp_path)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rdstd.convert.pipeline import convert
+from rdstd.formats.lerobot.source import LeRobotSource
+from rdstd.store.reader import Dataset
+from tests.formats.lerobot_fixtures import Spec, edit_info, make_dataset
+
+CAM = "observation.images.front"
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("lerobot-integrity")
+    return {
+        "v2.1": make_dataset(root / "v21", Spec(version="v2.1")),
+        "v3.0": make_dataset(root / "v30", Spec(version="v3.0")),
+    }
+
+
+def copy_of(datasets: dict[str, Path], version: str, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(datasets[version], tmp_path / version))
+
+
+# -- splits (#7.4) ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["v2.1", "v3.0"])
+def test_splits_of_info_json_become_each_episodes_split(
+    datasets: dict[str, Path], tmp_path: Path, version: str
+) -> None:
+    root = copy_of(datasets, version, tmp_path)
+    edit_info(root, splits={"train": "0:2", "val": "2:3"})
+    source = LeRobotSource(root)
+    assert [source.read_episode(r).meta["split"] for r in source.episode_refs()] == ["train", "train", "val"]
+    assert source.info().extra["splits"] == {"train": "0:2", "val": "2:3"}
+    report = convert(root, tmp_path / "out")
+    assert Dataset.open(tmp_path / "out").episodes["split"].to_list() == ["train", "train", "val"]
+    assert not report.source_notes
+
+
+def test_an_episode_in_no_split_is_unknown_and_counted(datasets: dict[str, Path], tmp_path: Path) -> None:
+    root = copy_of(datasets, "v2.1", tmp_path)
+    edit_info(root, splits={"train": "0:1"})
+    report = convert(root, tmp_path / "out")
+    assert Dataset.open(tmp_path / "out").episodes["split"].to_list() == ["train", "unknown", "unknown"]
+    assert report.source_notes == {"episode in no split of meta/info.json: split unknown": 2}
+
+
+def test_a_malformed_split_string_is_reported_not_fatal(datasets: dict[str, Path], tmp_path: Path) -> None:
+    root = copy_of(datasets, "v3.0", tmp_path)
+    edit_info(root, splits={"train": "0-2", "val": "2:3"})
+    source = LeRobotSource(root)
+    problem = "splits.train is '0-2', not 'start:end': its episodes' split is unknown"
+    assert problem in source.info().extra["problems"]
+    report = convert(root, tmp_path / "out")
+    assert Dataset.open(tmp_path / "out").episodes["split"].to_list() == ["unknown", "unknown", "val"]
+    assert report.source_notes[problem] == 1  # a dataset-level note, counted once
+    assert report.source_notes["episode in no split of meta/info.json: split unknown"] == 2
+
+
+def test_a_split_range_past_the_episodes_is_reported(datasets: dict[str, Path], tmp_path: Path) -> None:
+    root = copy_of(datasets, "v2.1", tmp_path)
+    edit_info(root, splits={"train": "0:100"})
+    source = LeRobotSource(root)
+    assert "splits.train is '0:100' for 3 episodes" in source.info().extra["problems"]
+    assert [source.read_episode(r).meta["split"] for r in source.episode_refs()] == ["train"] * 3
+
+
+# -- files no one lists, files that are missing (#7.7) -----------------------------------------------------------
+
+
+def test_v2_files_that_episodes_jsonl_does_not_list_are_reported(datasets: dict[str, Path], tmp_path: Path) -> None:
+    root = copy_of(datasets, "v2.1", tmp_path)
+    shutil.copy(root / "data/chunk-000/episode_000002.parquet", root / "data/chunk-000/episode_000007.parquet")
+    shutil.copy(root / f"videos/chunk-000/{CAM}/episode_000002.mp4", root / f"videos/chunk-000/{CAM}/old.mp4")
+    extra = LeRobotSource(root).info().extra
+    assert extra["unlisted_files"] == {
+        "count": 2,
+        "first": ["data/chunk-000/episode_000007.parquet", f"videos/chunk-000/{CAM}/old.mp4"],
+    }
+    report = convert(root, tmp_path / "out")
+    assert report.episodes_written == 3
+    assert any(note.startswith("2 data/video file(s) that no episode lists") for note in report.source_notes)
+
+
+def test_v3_files_that_the_episodes_table_does_not_list_are_reported(datasets: dict[str, Path], tmp_path: Path) -> None:
+    root = copy_of(datasets, "v3.0", tmp_path)
+    (root / "data/chunk-001").mkdir()
+    shutil.copy(root / "data/chunk-000/file-000.parquet", root / "data/chunk-001/file-000.parquet")
+    assert LeRobotSource(root).info().extra["unlisted_files"]["first"] == ["data/chunk-001/file-000.parquet"]
+
+
+def test_episodes_whose_files_are_missing_are_listed_before_any_is_read(
+    datasets: dict[str, Path], tmp_path: Path
+) -> None:
+    root = copy_of(datasets, "v2.1", tmp_path)
+    (root / f"videos/chunk-000/{CAM}/episode_000001.mp4").unlink()
+    source = LeRobotSource(root)
+    assert source.info().extra["missing_files"] == {"episode_000001": [f"videos/chunk-000/{CAM}/episode_000001.mp4"]}
+    assert "1 episode(s) whose listed files are missing" in source.info().extra["problems"]
+    report = convert(root, tmp_path / "out", on_error="skip")
+    assert [s.key for s in report.skipped] == ["episode_000001"]
+    assert report.source_notes["1 episode(s) whose listed files are missing"] == 1
