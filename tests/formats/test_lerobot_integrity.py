@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from rdstd.convert.pipeline import convert
+from rdstd.errors import LfsPointerError
 from rdstd.formats.lerobot.source import LeRobotSource
 from rdstd.store.reader import Dataset
 from tests.formats.lerobot_fixtures import Spec, edit_info, make_dataset
@@ -109,3 +110,40 @@ def test_episodes_whose_files_are_missing_are_listed_before_any_is_read(
     report = convert(root, tmp_path / "out", on_error="skip")
     assert [s.key for s in report.skipped] == ["episode_000001"]
     assert report.source_notes["1 episode(s) whose listed files are missing"] == 1
+
+
+# -- Git LFS pointers (#8.9) ---------------------------------------------------------------------------------
+
+
+def lfs_pointer(path: Path) -> None:
+    """Replace ``path`` with the Git LFS pointer a clone without ``git lfs pull`` leaves."""
+    size = path.stat().st_size
+    path.write_text(
+        f"version https://git-lfs.github.com/spec/v1\noid sha256:{'ab' * 32}\nsize {size}\n", encoding="utf-8"
+    )
+
+
+@pytest.mark.parametrize(
+    ("version", "rel", "at"),
+    [
+        ("v2.1", "meta/info.json", "open"),
+        ("v2.1", "meta/episodes.jsonl", "open"),
+        ("v2.1", "data/chunk-000/episode_000001.parquet", "read"),
+        ("v2.1", f"videos/chunk-000/{CAM}/episode_000001.mp4", "read"),
+        ("v3.0", "meta/info.json", "open"),
+        ("v3.0", "meta/episodes/chunk-000/file-000.parquet", "open"),
+        ("v3.0", "meta/tasks.parquet", "open"),
+        ("v3.0", "data/chunk-000/file-000.parquet", "read"),
+        ("v3.0", f"videos/{CAM}/chunk-000/file-000.mp4", "read"),
+    ],
+)
+def test_a_git_lfs_pointer_is_named_with_the_command_that_fetches_it(
+    datasets: dict[str, Path], tmp_path: Path, version: str, rel: str, at: str
+) -> None:
+    root = copy_of(datasets, version, tmp_path)
+    lfs_pointer(root / rel)
+    with pytest.raises(LfsPointerError, match="is a Git LFS pointer") as caught:
+        source = LeRobotSource(root)
+        assert at == "read"
+        source.read_episode(source.episode_refs()[1])
+    assert f"git -C {root} lfs pull --include='{rel}'" in caught.value.hint

@@ -28,6 +28,7 @@ from rdstd.formats.lerobot.inventory import UNKNOWN_SPLIT, Inventory, Splits, re
 from rdstd.formats.lerobot.meta import Feature, LeRobotInfo, read_info
 from rdstd.formats.lerobot.modality import Modality, read_modality
 from rdstd.formats.lerobot.video import VideoChecker
+from rdstd.lfs import raise_if_pointer
 from rdstd.schema.episode import EncodedFrames, ImageFrames
 from rdstd.schema.vocabulary import ImageCodec
 from rdstd.store import images
@@ -39,12 +40,13 @@ _DATA_FILE_CACHE = 2
 class _DataFile:
     """A v3.0 data file: its ``episode_index`` column and row-group starts, to read one episode's rows."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, root: Path) -> None:
         self.path = path
         try:
             self.handle = pq.ParquetFile(path)
             self.episodes = self.handle.read(columns=["episode_index"])["episode_index"].to_numpy()
         except (OSError, pa.ArrowInvalid, KeyError) as exc:
+            raise_if_pointer(path, root)
             raise CorruptSourceError(f"{path}: unreadable data parquet ({exc})", hint="re-download the file") from exc
         meta = self.handle.metadata
         sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
@@ -214,12 +216,13 @@ class LeRobotSource(SourceDataset):
                 return pq.read_table(file, columns=self._columns)
             data = self._data_files.get(file)
             if data is None:
-                data = _DataFile(file)
+                data = _DataFile(file, self.path)
                 self._data_files[file] = data
                 if len(self._data_files) > _DATA_FILE_CACHE:
                     self._data_files.popitem(last=False)
             return data.rows(entry.episode_index, self._columns)
         except (OSError, pa.ArrowInvalid) as exc:
+            raise_if_pointer(file, self.path)
             raise EpisodeError(f"{where}: {file} is not readable parquet ({exc})") from exc
 
     def read_episode(self, ref: EpisodeRef) -> SourceEpisode:

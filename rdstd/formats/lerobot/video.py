@@ -18,6 +18,7 @@ import numpy.typing as npt
 from rdstd.errors import EpisodeError, RdstdError
 from rdstd.formats.lerobot.episodes import VideoSegment
 from rdstd.formats.lerobot.meta import Feature
+from rdstd.lfs import raise_if_pointer
 from rdstd.schema.episode import VideoFrames
 from rdstd.store import video
 from rdstd.store.lru import LruCache
@@ -87,6 +88,7 @@ class VideoChecker:
         try:
             facts = self.facts(seg.path)
         except RdstdError as exc:
+            raise_if_pointer(seg.path, root)
             raise EpisodeError(f"{where}: {exc.message}", hint=exc.hint) from exc
         declared = feature.declared_codec
         actual = codec_family(facts.stream.codec)
