@@ -52,11 +52,20 @@ def image(episode: int, k: int, height: int, width: int) -> npt.NDArray[np.uint8
 
 
 def write_mp4(
-    path: Path, frames: list[npt.NDArray[np.uint8]], fps: int, *, codec: str = "mpeg4", gop: int = 2, start: int = 0
+    path: Path,
+    frames: list[npt.NDArray[np.uint8]],
+    fps: int,
+    *,
+    codec: str = "mpeg4",
+    gop: int = 2,
+    start: int = 0,
+    faststart: bool = False,
 ) -> None:
-    """Frames to an mp4 (pts = (start + i) / fps), keyframe every ``gop`` frames."""
+    """Frames to an mp4 (pts = (start + i) / fps), keyframe every ``gop`` frames; ``faststart`` puts the index
+    (``moov``) before the packets, as LeRobot's files have it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as container:
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", options=options) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.height, stream.width = frames[0].shape[:2]
         stream.pix_fmt = "yuv420p"
@@ -84,6 +93,7 @@ class Spec:
     image_keys: dict[str, tuple[int, int]] = field(default_factory=dict)
     codec: str = "mpeg4"
     declared_codec: str | None = None
+    faststart: bool = False
 
 
 def _features(spec: Spec) -> dict[str, Any]:
@@ -179,7 +189,13 @@ def _write_v2(root: Path, spec: Spec) -> None:
         pq.write_table(table, file)
         for key, (h, w) in spec.cameras.items():
             frames = [image(e, k, h, w) for k in range(length)]
-            write_mp4(root / f"videos/chunk-000/{key}/episode_{e:06d}.mp4", frames, spec.fps, codec=spec.codec)
+            write_mp4(
+                root / f"videos/chunk-000/{key}/episode_{e:06d}.mp4",
+                frames,
+                spec.fps,
+                codec=spec.codec,
+                faststart=spec.faststart,
+            )
         episodes.append({"episode_index": e, "tasks": [TASKS[e % len(TASKS)]], "length": length})
         states = np.stack([state_value(e, k) for k in range(length)])
         stats.append({"episode_index": e, "stats": {"observation.state": _stats(states)}})
@@ -238,7 +254,9 @@ def _write_v3(root: Path, spec: Spec) -> None:
             writer.write_table(table, row_group_size=table.num_rows)
     for key, (h, w) in spec.cameras.items():
         frames = [image(e, k, h, w) for e, n in enumerate(spec.lengths) for k in range(n)]
-        write_mp4(root / f"videos/{key}/chunk-000/file-000.mp4", frames, spec.fps, codec=spec.codec)
+        write_mp4(
+            root / f"videos/{key}/chunk-000/file-000.mp4", frames, spec.fps, codec=spec.codec, faststart=spec.faststart
+        )
     meta = root / "meta/episodes/chunk-000/file-000.parquet"
     meta.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rows), meta)

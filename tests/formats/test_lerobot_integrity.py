@@ -6,11 +6,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rdstd.convert.pipeline import convert
-from rdstd.errors import LfsPointerError
+from rdstd.errors import EpisodeError, LfsPointerError
 from rdstd.formats.lerobot.source import LeRobotSource
+from rdstd.formats.lerobot.video import read_facts
 from rdstd.store.reader import Dataset
 from tests.formats.lerobot_fixtures import Spec, edit_info, make_dataset
 
@@ -147,3 +149,45 @@ def test_a_git_lfs_pointer_is_named_with_the_command_that_fetches_it(
         assert at == "read"
         source.read_episode(source.episode_refs()[1])
     assert f"git -C {root} lfs pull --include='{rel}'" in caught.value.hint
+
+
+# -- truncated video (#8.7) -------------------------------------------------------------------------------------
+
+
+def cut_media_in_half(path: Path) -> None:
+    """Truncate an mp4 half way into its ``mdat`` (the index before it stays whole, as in a cut download)."""
+    data = path.read_bytes()
+    at = 0
+    while data[at + 4 : at + 8] != b"mdat":
+        at += int.from_bytes(data[at : at + 4], "big")
+    with path.open("r+b") as handle:
+        handle.truncate(at + (len(data) - at) // 2)
+
+
+@pytest.mark.parametrize("version", ["v2.1", "v3.0"])
+def test_a_video_cut_short_with_its_index_intact_is_an_episode_error_not_frames_that_fail_later(
+    tmp_path: Path, version: str
+) -> None:
+    spec = Spec(version=version, lengths=[6, 9, 7], faststart=True, codec="libsvtav1", declared_codec="av1")
+    root = make_dataset(tmp_path / version, spec)
+    mp4 = (
+        root / f"videos/{CAM}/chunk-000/file-000.mp4"
+        if version == "v3.0"
+        else root / f"videos/chunk-000/{CAM}/episode_000002.mp4"
+    )
+    cut_media_in_half(mp4)
+    source = LeRobotSource(root)
+    with pytest.raises(EpisodeError, match=r"is truncated: \d+ of the episode's 7 frames lie past its end"):
+        source.read_episode(source.episode_refs()[2])
+    report = convert(root, tmp_path / "out", on_error="skip")
+    assert [s.key for s in report.skipped][-1] == "episode_000002"
+    for i in range(Dataset.open(tmp_path / "out").num_episodes):  # what was kept decodes, every frame
+        assert len(Dataset.open(tmp_path / "out").episode(i).images[CAM].decode_all())
+
+
+def test_the_packet_check_reads_no_more_than_the_index(tmp_path: Path) -> None:
+    root = make_dataset(tmp_path / "ds", Spec(version="v3.0", lengths=[6, 9, 7], faststart=True))
+    mp4 = root / f"videos/{CAM}/chunk-000/file-000.mp4"
+    facts = read_facts(mp4)
+    assert len(facts.ends) == 22 and facts.size == mp4.stat().st_size
+    assert int(facts.ends.max()) <= facts.size and bool(np.all(facts.ends > 0))
