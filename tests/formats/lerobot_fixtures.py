@@ -245,6 +245,8 @@ def _write_v3(root: Path, spec: Spec) -> None:
                 f"videos/{key}/to_timestamp": (first + length) / spec.fps,
             }
         row |= {"meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0}
+        states = np.stack([state_value(e, k) for k in range(length)])
+        row |= {f"stats/observation.state/{k}": v for k, v in _stats(states).items()}
         rows.append(row)
         first += length
     file = root / "data/chunk-000/file-000.parquet"

@@ -7,14 +7,16 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from rdstd.convert.pipeline import convert
-from rdstd.errors import EpisodeError, LfsPointerError
+from rdstd.errors import CorruptSourceError, EpisodeError, LfsPointerError
 from rdstd.formats.lerobot.source import LeRobotSource
 from rdstd.formats.lerobot.video import read_facts
 from rdstd.store.reader import Dataset
-from tests.formats.lerobot_fixtures import Spec, edit_info, make_dataset
+from tests.conftest import sample
+from tests.formats.lerobot_fixtures import Spec, edit_info, make_dataset, state_value
 
 CAM = "observation.images.front"
 
@@ -191,3 +193,83 @@ def test_the_packet_check_reads_no_more_than_the_index(tmp_path: Path) -> None:
     facts = read_facts(mp4)
     assert len(facts.ends) == 22 and facts.size == mp4.stat().st_size
     assert int(facts.ends.max()) <= facts.size and bool(np.all(facts.ends > 0))
+
+
+# -- bit rot in Parquet (#8.8) ----------------------------------------------------------------------------------
+
+
+def rewrite_plain(file: Path, *, checksums: bool = False) -> None:
+    """Rewrite a parquet file uncompressed, without dictionaries, row groups kept: values sit as plain bytes."""
+    handle = pq.ParquetFile(file)
+    tables = [handle.read_row_group(g) for g in range(handle.metadata.num_row_groups)]
+    with pq.ParquetWriter(
+        file, tables[0].schema, compression="NONE", use_dictionary=False, write_page_checksum=checksums
+    ) as writer:
+        for table in tables:
+            writer.write_table(table, row_group_size=table.num_rows)
+
+
+def flip_bit(file: Path, value: np.float32, bit: int) -> np.float32:
+    """Flip bit ``bit`` of the first stored copy of ``value`` (little-endian float32); returns the new value."""
+    data = bytearray(file.read_bytes())
+    at = bytes(data).index(value.tobytes())
+    word = int.from_bytes(data[at : at + 4], "little") ^ (1 << bit)
+    data[at : at + 4] = word.to_bytes(4, "little")
+    file.write_bytes(bytes(data))
+    return np.frombuffer(word.to_bytes(4, "little"), np.float32)[0]
+
+
+V2_FILE = "data/chunk-000/episode_000001.parquet"
+
+
+def test_a_flipped_value_outside_the_footers_min_max_is_a_corrupt_source_naming_file_and_column(
+    datasets: dict[str, Path], tmp_path: Path
+) -> None:
+    root = copy_of(datasets, "v2.1", tmp_path)
+    rewrite_plain(root / V2_FILE)
+    flipped = flip_bit(root / V2_FILE, state_value(1, 4)[2], 30)  # the exponent's top bit: ~1e38
+    assert abs(flipped) > 1e30
+    (root / "meta/episodes_stats.jsonl").unlink()  # so the footer check alone has to catch it
+    source = LeRobotSource(root)
+    with pytest.raises(CorruptSourceError, match=r"episode_000001\.parquet: column observation\.state of episode 1 "
+                       r"holds values in .* outside the footer's"):  # fmt: skip
+        source.read_episode(source.episode_refs()[1])
+    report = convert(root, tmp_path / "out", on_error="skip")
+    assert [s.key for s in report.skipped] == ["episode_000001"]
+    assert "column observation.state" in report.skipped[0].reason
+
+
+@pytest.mark.parametrize("version", ["v2.1", "v3.0"])
+def test_a_flipped_value_inside_the_footers_range_disagrees_with_lerobots_episode_stats(
+    datasets: dict[str, Path], tmp_path: Path, version: str
+) -> None:
+    root = copy_of(datasets, version, tmp_path)
+    file = root / (V2_FILE if version == "v2.1" else "data/chunk-000/file-000.parquet")
+    rewrite_plain(file)
+    value = state_value(1, 4)[1]
+    flipped = flip_bit(file, value, 18)  # a mantissa bit: the value moves a little, inside [min, max]
+    assert 1e-4 < abs(flipped - value) < 0.1
+    source = LeRobotSource(root)
+    source.read_episode(source.episode_refs()[0])  # the others are untouched
+    recorded = "meta/episodes_stats.jsonl" if version == "v2.1" else r"the episodes table's stats/\*"
+    with pytest.raises(
+        CorruptSourceError, match=rf"column observation\.state of episode 1 has mean .* dimension 1, {recorded}"
+    ):
+        source.read_episode(source.episode_refs()[1])
+
+
+def test_parquet_page_checksums_are_verified_when_the_writer_stored_them(
+    datasets: dict[str, Path], tmp_path: Path
+) -> None:
+    root = copy_of(datasets, "v2.1", tmp_path)
+    rewrite_plain(root / V2_FILE, checksums=True)
+    flip_bit(root / V2_FILE, state_value(1, 4)[1], 18)
+    source = LeRobotSource(root)
+    with pytest.raises(EpisodeError, match=r"episode_000001\.parquet is not readable parquet .*[Cc]hecksum"):
+        source.read_episode(source.episode_refs()[1])
+
+
+def test_real_lerobot_files_pass_every_cross_check() -> None:
+    for name in ("v30_small", "g1_v21_subset"):
+        source = LeRobotSource(sample(f"lerobot/{name}"))
+        assert all(source.read_episode(r).length for r in source.episode_refs())
