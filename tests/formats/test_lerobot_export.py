@@ -268,6 +268,24 @@ def test_lerobot_itself_loads_the_v30_export_with_identical_values_and_frames(
         assert list(got[f"{cam}/sha256"]) == list(expected[f"{cam}/sha256"])
 
 
+@pytest.mark.parametrize("python", lerobot_pythons() or [None], ids=lambda p: Path(p).parents[1].name if p else "none")
+def test_lerobot_itself_loads_an_export_with_depth_images_splits_and_rdstd_columns(
+    tmp_path: Path, python: str | None
+) -> None:
+    if python is None:
+        pytest.skip("no LeRobot environment: run .ci/lerobot_venvs.sh, or set RDSTD_LEROBOT_PYTHONS")
+    canon = make_canonical(tmp_path / "canon", splits=["val", "train", "val"], success=[True, False, None])
+    export_lerobot(canon, tmp_path / "lerobot")
+    script = Path(__file__).with_name("lerobot_load_check.py")
+    subprocess.run([python, str(script), str(tmp_path / "lerobot"), str(tmp_path / "got.npz")], check=True)
+    got = np.load(tmp_path / "got.npz")
+    order = [0, 2, 1]  # val, val, train
+    want = np.concatenate([np.stack([state_value(e, k) for k in range(4 + e)]) for e in order])
+    assert np.array_equal(got["observation.state"], want)
+    assert list(got["episode_index"].reshape(-1)) == [i for i, e in enumerate(order) for _ in range(4 + e)]
+    assert got["observation.images.depth/mean"].shape[0] == len(want)
+
+
 def test_the_export_command_writes_lerobot_and_refuses_an_existing_output(
     canonical: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
