@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -436,3 +437,18 @@ def test_the_exporters_path_helper_refuses_any_path_that_leaves_the_output(tmp_p
     for rel in ("videos/../../x.mp4", "/tmp/x.mp4", "../x"):
         with pytest.raises(SchemaError, match=r"outside|absolute"):
             exporter.target(rel, "video")
+
+
+def test_timestamps_that_float32_cannot_hold_and_an_unknown_rate_are_warned_about(tmp_path: Path) -> None:
+    canon = make_canonical(tmp_path / "canon", splits=["train"], depth=False, stamps_step_s=1 / 3)
+    manifest = json.loads((canon / "rdstd.json").read_text())
+    manifest["rate_hz"] = None
+    (canon / "rdstd.json").write_text(json.dumps(manifest))
+    # 1/3 s steps: the float64 stamps 100 s into an episode lose ~4e-6 s as float32
+    shard = canon / "data/shard-00000.parquet"
+    table = pq.read_table(shard)
+    stamps = table["timestamp"].to_numpy() + np.where(table["frame_index"].to_numpy() > 0, 100.0, 0.0)
+    pq.write_table(table.set_column(table.column_names.index("timestamp"), "timestamp", pa.array(stamps)), shard)
+    report = export_lerobot(canon, tmp_path / "lerobot")
+    assert report.warnings["timestamps rounded to float32 (LeRobot's type) move by more than 1e-06 s"] == 1
+    assert any(m.startswith("the dataset has no single frame rate") for m in report.warnings)

@@ -136,6 +136,11 @@ class _Exporter:
         if clash:
             raise UsageError(f"features {sorted(clash)} clash with LeRobot's own columns", hint="rename them first")
         self.fps = float(manifest.rate_hz or _rate_of(ds))
+        if not manifest.rate_hz:
+            self.warnings.add(
+                f"the dataset has no single frame rate (rate_hz unknown); LeRobot's fps is set to {self.fps:g} "
+                "from the first episode's median step"
+            )
         splits = [str(s or "") for s in ds.episodes["split"].to_list()] if ds.num_episodes else []
         self.order, self.splits = export_meta.split_order(splits)
         unlisted = sum(1 for s in splits if s in export_meta.NO_SPLIT)
