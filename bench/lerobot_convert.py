@@ -11,7 +11,9 @@ Stages, each in a fresh process (peak RSS is that process's own), files warm in 
 - ``export v3.0 (copy)``: rdstd export of the video-kept canonical set (stream copy + stats);
 - ``export v3.0 (encode)``: export of the JPEG canonical set (AV1 encode), on the 3-episode set only by default;
 - ``random frame reads``: 300 seeded random ``Dataset.frame(i)`` calls (camera decoded) on each canonical set.
-Run: .venv/bin/python bench/lerobot_convert.py [--episodes 100] [--encode-large]
+``--check-cost`` instead measures what checking every packet's bytes against the file size costs (the truncated-
+video check): convert with video kept, check on and off, alternated ``--repeat`` times in the same run.
+Run: .venv/bin/python bench/lerobot_convert.py [--episodes 100] [--encode-large] [--check-cost [--repeat 5]]
 """
 
 from __future__ import annotations
@@ -116,6 +118,11 @@ def stage_convert(src: Path, out: Path, images: str | None) -> int:
     from rdstd.convert.pipeline import convert
     from rdstd.schema.vocabulary import ImageCodec
 
+    if images == "nocheck":  # video kept, packet extents not checked (only to measure the check's cost)
+        import rdstd.formats.lerobot.video as lvideo
+
+        lvideo.CHECK_PACKET_BYTES = False
+        images = None
     report = convert(src, out, images=ImageCodec(images) if images else None)
     return report.frames_written
 
@@ -203,6 +210,28 @@ def bench(src: Path, work: Path, *, encode_export: bool) -> list[dict[str, Any]]
     return rows
 
 
+def check_cost(sources: dict[str, Path], work: Path, repeat: int) -> dict[str, Any]:
+    """Convert with video kept, packet-extent check on and off, alternated in one run; medians per dataset."""
+    results: dict[str, Any] = {}
+    for name, src in sources.items():
+        runs: dict[str, list[float]] = {"on": [], "off": []}
+        stage_copy(src, work / "warm")
+        shutil.rmtree(work / "warm")
+        for _ in range(repeat):
+            for mode, arg in (("on", None), ("off", "nocheck")):
+                out = work / f"check_{name}_{mode}"
+                shutil.rmtree(out, ignore_errors=True)
+                runs[mode].append(run_stage("convert", src, out, arg)["seconds"])
+        on, off = float(np.median(runs["on"])), float(np.median(runs["off"]))
+        best_on, best_off = min(runs["on"]), min(runs["off"])
+        results[name] = {"on_s": runs["on"], "off_s": runs["off"], "median_on_s": on, "median_off_s": off}
+        print(
+            f"  {name}: check on {on:.3f} s, off {off:.3f} s (median of {repeat}): {100 * (on / off - 1):+.1f}%; "
+            f"fastest {best_on:.3f} vs {best_off:.3f} s: {100 * (best_on / best_off - 1):+.1f}%"
+        )
+    return results
+
+
 def main() -> None:
     """Build the inputs, run every stage on each, print the table and save JSON."""
     parser = argparse.ArgumentParser()
@@ -210,6 +239,8 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--encode-large", action="store_true", help="also AV1-encode the large set on export")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "rdstd-bench-lerobot")
+    parser.add_argument("--check-cost", action="store_true", help="only measure the truncated-video check")
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     if args.stage:
         name, src, out, arg = args.stage
@@ -218,6 +249,11 @@ def main() -> None:
     if not SAMPLE.is_dir():
         raise SystemExit(f"sample not found: {SAMPLE}")
     large = build_large(args.work / f"g1_x{args.episodes}", args.episodes)
+    if args.check_cost:
+        v30 = SAMPLE.parent / "v30_small"
+        sources = {"v30_small": v30, "g1_v21_subset": SAMPLE, f"g1_x{args.episodes}": large}
+        print(save("lerobot_check_cost", check_cost(sources, args.work, args.repeat)))
+        return
     results: dict[str, Any] = {}
     for name, src, encode in (("g1_v21_subset", SAMPLE, True), (f"g1_x{args.episodes}", large, args.encode_large)):
         print(f"{name} ({du_mb(src):.0f} MB):", flush=True)

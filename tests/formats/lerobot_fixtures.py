@@ -52,11 +52,20 @@ def image(episode: int, k: int, height: int, width: int) -> npt.NDArray[np.uint8
 
 
 def write_mp4(
-    path: Path, frames: list[npt.NDArray[np.uint8]], fps: int, *, codec: str = "mpeg4", gop: int = 2, start: int = 0
+    path: Path,
+    frames: list[npt.NDArray[np.uint8]],
+    fps: int,
+    *,
+    codec: str = "mpeg4",
+    gop: int = 2,
+    start: int = 0,
+    faststart: bool = False,
 ) -> None:
-    """Frames to an mp4 (pts = (start + i) / fps), keyframe every ``gop`` frames."""
+    """Frames to an mp4 (pts = (start + i) / fps), keyframe every ``gop`` frames; ``faststart`` puts the index
+    (``moov``) before the packets, as LeRobot's files have it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as container:
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", options=options) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.height, stream.width = frames[0].shape[:2]
         stream.pix_fmt = "yuv420p"
@@ -84,6 +93,7 @@ class Spec:
     image_keys: dict[str, tuple[int, int]] = field(default_factory=dict)
     codec: str = "mpeg4"
     declared_codec: str | None = None
+    faststart: bool = False
 
 
 def _features(spec: Spec) -> dict[str, Any]:
@@ -179,7 +189,13 @@ def _write_v2(root: Path, spec: Spec) -> None:
         pq.write_table(table, file)
         for key, (h, w) in spec.cameras.items():
             frames = [image(e, k, h, w) for k in range(length)]
-            write_mp4(root / f"videos/chunk-000/{key}/episode_{e:06d}.mp4", frames, spec.fps, codec=spec.codec)
+            write_mp4(
+                root / f"videos/chunk-000/{key}/episode_{e:06d}.mp4",
+                frames,
+                spec.fps,
+                codec=spec.codec,
+                faststart=spec.faststart,
+            )
         episodes.append({"episode_index": e, "tasks": [TASKS[e % len(TASKS)]], "length": length})
         states = np.stack([state_value(e, k) for k in range(length)])
         stats.append({"episode_index": e, "stats": {"observation.state": _stats(states)}})
@@ -229,6 +245,8 @@ def _write_v3(root: Path, spec: Spec) -> None:
                 f"videos/{key}/to_timestamp": (first + length) / spec.fps,
             }
         row |= {"meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0}
+        states = np.stack([state_value(e, k) for k in range(length)])
+        row |= {f"stats/observation.state/{k}": v for k, v in _stats(states).items()}
         rows.append(row)
         first += length
     file = root / "data/chunk-000/file-000.parquet"
@@ -238,7 +256,9 @@ def _write_v3(root: Path, spec: Spec) -> None:
             writer.write_table(table, row_group_size=table.num_rows)
     for key, (h, w) in spec.cameras.items():
         frames = [image(e, k, h, w) for e, n in enumerate(spec.lengths) for k in range(n)]
-        write_mp4(root / f"videos/{key}/chunk-000/file-000.mp4", frames, spec.fps, codec=spec.codec)
+        write_mp4(
+            root / f"videos/{key}/chunk-000/file-000.mp4", frames, spec.fps, codec=spec.codec, faststart=spec.faststart
+        )
     meta = root / "meta/episodes/chunk-000/file-000.parquet"
     meta.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rows), meta)
@@ -254,3 +274,64 @@ def edit_info(root: Path, **changes: Any) -> None:
     info = json.loads(file.read_text())
     info.update(changes)
     file.write_text(json.dumps(info, indent=4))
+
+
+def depth_png(episode: int, k: int, height: int = 6, width: int = 8) -> bytes:
+    """A 16-bit PNG depth frame: millimetres 1000 + 100·episode + k everywhere, one pixel at 65535."""
+    pixels = np.full((height, width), 1000 + 100 * episode + k, dtype=np.uint16)
+    pixels[0, 0] = 65535
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG")
+    return out.getvalue()
+
+
+def make_canonical(
+    root: Path,
+    *,
+    splits: list[str],
+    depth: bool = True,
+    success: list[bool | None] | None = None,
+    stamps_step_s: float = 0.1,
+) -> Path:
+    """A canonical dataset written with rdstd's own writer: one episode per entry of ``splits`` (4 + i frames),
+    ``observation.state`` in rad with roles, a 16-bit depth camera (PNG) when ``depth``, success flags, and
+    ``source_meta``."""
+    from rdstd.schema.episode import EncodedFrames, Episode, EpisodeMeta
+    from rdstd.schema.features import Dimension, ImageFeature, VectorFeature
+    from rdstd.schema.manifest import Provenance
+    from rdstd.schema.vocabulary import ColorOrder, ImageCodec, Role, Unit
+    from rdstd.store.writer import DatasetWriter
+
+    dims = [Dimension(name=n, role=Role.JOINT_POSITION, unit=Unit.RAD, frame="base") for n in STATE_NAMES]
+    features: dict[str, Any] = {
+        "observation.state": VectorFeature(dtype="float32", shape=(len(STATE_NAMES),), dims=dims),
+    }
+    if depth:
+        features["observation.images.depth"] = ImageFeature(
+            height=6, width=8, channels=1, dtype="uint16", codec=ImageCodec.PNG, color=ColorOrder.DEPTH
+        )
+    provenance = Provenance(source_format="test", rdstd_version="test")
+    with DatasetWriter(root, features, provenance, rate_hz=1 / stamps_step_s) as writer:
+        for e, split in enumerate(splits):
+            n = 4 + e
+            meta = EpisodeMeta(
+                episode_id=f"ep-{e}",
+                task=TASKS[e % len(TASKS)],
+                split=split,
+                success=(success or [None] * len(splits))[e],
+                source_path=f"raw/ep{e}.h5",
+                source_key=f"ep{e}",
+                source_meta={"operator": f"op{e}", "attempt": e},
+            )
+            images: dict[str, Any] = {}
+            if depth:
+                images["observation.images.depth"] = EncodedFrames(ImageCodec.PNG, [depth_png(e, k) for k in range(n)])
+            writer.add(
+                Episode(
+                    meta,
+                    np.arange(n, dtype=np.float64) * stamps_step_s,
+                    {"observation.state": np.stack([state_value(e, k) for k in range(n)])},
+                    images,
+                )
+            )
+    return root

@@ -1,8 +1,9 @@
 """Load a LeRobot dataset with LeRobot's own ``LeRobotDataset`` and save what it returns (an .npz).
 
-Runs in a separate environment that has LeRobot (0.4.4 for v3.0), never in rdstd's venv:
-``python lerobot_load_check.py DATASET OUT.npz``. Used by test_lerobot_export.py when ``RDSTD_LEROBOT_PYTHON``
-names that environment's interpreter. Per frame it saves every non-image value, and per camera the channel
+Runs in a separate environment that has LeRobot (0.4.4 or 0.6.x, built by ``.ci/lerobot_venvs.sh``), never in
+rdstd's venv: ``.venv-lerobot-0.6/bin/lerobot-python lerobot_load_check.py DATASET OUT.npz``. Used by
+test_lerobot_export.py for each environment it finds (or that ``RDSTD_LEROBOT_PYTHONS`` names).
+Per frame it saves every non-image value, and per camera the channel
 means of the decoded frame (LeRobot's float [0, 1] CHW) and the SHA-256 of the frame as uint8 HWC.
 """
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -9,17 +10,28 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from rdstd.convert.pipeline import convert
-from rdstd.errors import RdstdError, UsageError
+from rdstd.errors import RdstdError, SchemaError, UsageError
 from rdstd.formats.lerobot import export as lexport
 from rdstd.formats.lerobot.export import export_lerobot
 from rdstd.formats.lerobot.source import LeRobotSource
+from rdstd.schema.episode import EncodedFrames, VideoFrames
+from rdstd.store import video
 from rdstd.store.reader import Dataset
 from tests.conftest import sample
-from tests.formats.lerobot_fixtures import Spec, identify, make_dataset
+from tests.formats.lerobot_fixtures import (
+    STATE_NAMES,
+    Spec,
+    depth_png,
+    identify,
+    make_canonical,
+    make_dataset,
+    state_value,
+)
 
 CAM = "observation.images.front"
 #: Frames that went through encoding (JPEG in the store, then AV1/H.264) may differ by this much per channel.
@@ -84,12 +96,24 @@ def test_v30_layout_matches_what_lerobot_itself_wrote(canonical: dict[str, Path]
     out = export_lerobot(tmp_path / "canon", tmp_path / "lerobot").output
     ours, theirs = Path(out), reference
     files = sorted(str(p.relative_to(ours)) for p in ours.rglob("*") if p.is_file())
-    assert set(files) - {"meta/modality.json"} == {str(p.relative_to(theirs)) for p in theirs.rglob("*") if p.is_file()}
-    for rel in ("data/chunk-000/file-000.parquet", "meta/episodes/chunk-000/file-000.parquet", "meta/tasks.parquet"):
-        a, b = pq.ParquetFile(ours / rel), pq.ParquetFile(theirs / rel)
-        assert a.schema_arrow.remove_metadata().equals(b.schema_arrow.remove_metadata()) or rel == "meta/tasks.parquet"
-        assert a.schema_arrow.names == b.schema_arrow.names, rel
-        assert a.metadata.num_row_groups == b.metadata.num_row_groups or rel.startswith("meta/")
+    extra = {"meta/modality.json", "meta/rdstd_manifest.json"}  # GR00T's file and the canonical manifest
+    assert set(files) - extra == {str(p.relative_to(theirs)) for p in theirs.rglob("*") if p.is_file()}
+    data = "data/chunk-000/file-000.parquet"
+    a, b = pq.ParquetFile(ours / data), pq.ParquetFile(theirs / data)
+    assert a.schema_arrow.remove_metadata().equals(b.schema_arrow.remove_metadata())
+    assert a.metadata.num_row_groups == b.metadata.num_row_groups == 3  # one row group per episode
+    # the episodes table: LeRobot's columns with LeRobot's types, in LeRobot's order, then rdstd's own
+    ours_eps = pq.read_schema(ours / "meta/episodes/chunk-000/file-000.parquet").remove_metadata()
+    theirs_eps = pq.read_schema(theirs / "meta/episodes/chunk-000/file-000.parquet").remove_metadata()
+    lerobot_columns = [n for n in ours_eps.names if not n.startswith("rdstd/")]
+    assert lerobot_columns == theirs_eps.names
+    assert all(ours_eps.field(n).type == theirs_eps.field(n).type for n in theirs_eps.names)
+    ours_tasks, theirs_tasks = (
+        pq.read_schema(ours / "meta/tasks.parquet"),
+        pq.read_schema(theirs / "meta/tasks.parquet"),
+    )
+    assert ours_tasks.names == theirs_tasks.names == ["task_index", "__index_level_0__"]
+    assert ours_tasks.field("task_index").type == theirs_tasks.field("task_index").type
     tasks = pq.read_table(ours / "meta/tasks.parquet")
     assert json.loads(tasks.schema.metadata[b"pandas"])["index_columns"] == ["__index_level_0__"]
     hf_ours = json.loads(pq.read_schema(ours / "data/chunk-000/file-000.parquet").metadata[b"huggingface"])
@@ -189,26 +213,81 @@ def test_export_refuses_a_non_empty_output_and_leaves_nothing_when_it_fails(
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
 
 
-LEROBOT_PYTHON = os.environ.get("RDSTD_LEROBOT_PYTHON")
+REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.skipif(
-    not LEROBOT_PYTHON,
-    reason="set RDSTD_LEROBOT_PYTHON to a Python with LeRobot 0.4.4 to check that LeRobot itself loads the export",
-)
-def test_lerobot_itself_loads_the_v30_export_with_identical_values_and_frames(tmp_path: Path) -> None:
-    expected = np.load(sample("lerobot/expected_v30_small.npz"))
+def lerobot_pythons() -> list[str]:
+    """Interpreters with LeRobot installed: ``RDSTD_LEROBOT_PYTHONS`` (':'-separated), else the venvs that
+    ``.ci/lerobot_venvs.sh`` builds (``.venv-lerobot-0.6``, ``.venv-lerobot-0.4.4``), where they exist."""
+    listed = os.environ.get("RDSTD_LEROBOT_PYTHONS") or os.environ.get("RDSTD_LEROBOT_PYTHON")
+    if listed:
+        return [p for p in listed.split(os.pathsep) if p]
+    found = [REPO / f".venv-lerobot-{v}/bin/lerobot-python" for v in ("0.6", "0.4.4")]
+    return [str(p) for p in found if p.is_file()]
+
+
+def expected_v30_small() -> dict[str, np.ndarray]:
+    with np.load(sample("lerobot/expected_v30_small.npz")) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def test_rdstds_reread_of_its_v30_export_of_v30_small_equals_what_lerobot_returned(tmp_path: Path) -> None:
+    expected = expected_v30_small()
+    convert(sample("lerobot/v30_small"), tmp_path / "canon")
+    report = export_lerobot(tmp_path / "canon", tmp_path / "lerobot")
+    assert set(report.cameras.values()) == {"stream copy (av1)"}  # so the frames must be the very same pixels
+    source = LeRobotSource(tmp_path / "lerobot")
+    episodes = [source.read_episode(r) for r in source.episode_refs()]
+    for key in ("observation.state", "action", "timestamp"):
+        got = np.concatenate([e.vectors[key] for e in episodes]).reshape(expected[key].shape)
+        assert got.dtype == expected[key].dtype and np.array_equal(got, expected[key]), key
+    assert [t for e in episodes for t in [e.task] * e.length] == list(expected["task"])
+    for cam in ("observation.images.front", "observation.images.wrist"):
+        digests = []
+        for episode in episodes:
+            frames = episode.images[cam]
+            assert isinstance(frames, VideoFrames)
+            digests += [
+                hashlib.sha256(np.ascontiguousarray(p).tobytes()).hexdigest() for p in video.decode_frames(frames)
+            ]
+        assert digests == list(expected[f"{cam}/sha256"]), cam
+
+
+@pytest.mark.parametrize("python", lerobot_pythons() or [None], ids=lambda p: Path(p).parents[1].name if p else "none")
+def test_lerobot_itself_loads_the_v30_export_with_identical_values_and_frames(
+    tmp_path: Path, python: str | None
+) -> None:
+    if python is None:
+        pytest.skip("no LeRobot environment: run .ci/lerobot_venvs.sh, or set RDSTD_LEROBOT_PYTHONS")
+    expected = expected_v30_small()
     convert(sample("lerobot/v30_small"), tmp_path / "canon")
     export_lerobot(tmp_path / "canon", tmp_path / "lerobot")
     script = Path(__file__).with_name("lerobot_load_check.py")
-    assert LEROBOT_PYTHON is not None
-    subprocess.run([LEROBOT_PYTHON, str(script), str(tmp_path / "lerobot"), str(tmp_path / "got.npz")], check=True)
+    subprocess.run([python, str(script), str(tmp_path / "lerobot"), str(tmp_path / "got.npz")], check=True)
     got = np.load(tmp_path / "got.npz")
     for key in ("observation.state", "action", "timestamp", "index", "episode_index", "frame_index", "task_index"):
         assert np.array_equal(got[key].reshape(expected[key].shape), expected[key]), key
     assert list(got["task"]) == list(expected["task"])
     for cam in ("observation.images.front", "observation.images.wrist"):
         assert list(got[f"{cam}/sha256"]) == list(expected[f"{cam}/sha256"])
+
+
+@pytest.mark.parametrize("python", lerobot_pythons() or [None], ids=lambda p: Path(p).parents[1].name if p else "none")
+def test_lerobot_itself_loads_an_export_with_depth_images_splits_and_rdstd_columns(
+    tmp_path: Path, python: str | None
+) -> None:
+    if python is None:
+        pytest.skip("no LeRobot environment: run .ci/lerobot_venvs.sh, or set RDSTD_LEROBOT_PYTHONS")
+    canon = make_canonical(tmp_path / "canon", splits=["val", "train", "val"], success=[True, False, None])
+    export_lerobot(canon, tmp_path / "lerobot")
+    script = Path(__file__).with_name("lerobot_load_check.py")
+    subprocess.run([python, str(script), str(tmp_path / "lerobot"), str(tmp_path / "got.npz")], check=True)
+    got = np.load(tmp_path / "got.npz")
+    order = [0, 2, 1]  # val, val, train
+    want = np.concatenate([np.stack([state_value(e, k) for k in range(4 + e)]) for e in order])
+    assert np.array_equal(got["observation.state"], want)
+    assert list(got["episode_index"].reshape(-1)) == [i for i, e in enumerate(order) for _ in range(4 + e)]
+    assert got["observation.images.depth/mean"].shape[0] == len(want)
 
 
 def test_the_export_command_writes_lerobot_and_refuses_an_existing_output(
@@ -224,3 +303,155 @@ def test_the_export_command_writes_lerobot_and_refuses_an_existing_output(
     assert "not empty" in capsys.readouterr().err
     code = main(["export", str(canonical["video"]), "--to", "lerobot", "--version", "2.1", str(tmp_path / "v21")])
     assert code == 0 and (tmp_path / "v21/meta/episodes.jsonl").is_file()
+
+
+# -- nothing dropped without a word (#7.3) --------------------------------------------------------------------
+
+
+def test_splits_are_exported_as_ranges_grouping_non_contiguous_splits_with_the_mapping_recorded(
+    tmp_path: Path,
+) -> None:
+    canon = make_canonical(tmp_path / "canon", splits=["val", "train", "val", "train", "unknown"], depth=False)
+    report = export_lerobot(canon, tmp_path / "lerobot")
+    assert report.splits == {"val": "0:2", "train": "2:4"}  # the unknown episode is in no split, last
+    info = json.loads((tmp_path / "lerobot/meta/info.json").read_text())
+    assert info["splits"] == {"val": "0:2", "train": "2:4"}
+    episodes = pq.read_table(tmp_path / "lerobot/meta/episodes/chunk-000/file-000.parquet")
+    assert episodes["rdstd/source_position"].to_pylist() == [0, 2, 1, 3, 4]
+    assert episodes["rdstd/episode_id"].to_pylist() == ["ep-0", "ep-2", "ep-1", "ep-3", "ep-4"]
+    reordered = [m for m in report.warnings if m.startswith("episodes reordered")]
+    assert len(reordered) == 1 and report.warnings[reordered[0]] == 2
+    assert report.warnings["episodes of split 'unknown' are listed in no LeRobot split"] == 1
+    source = LeRobotSource(tmp_path / "lerobot")
+    read = [source.read_episode(r) for r in source.episode_refs()]
+    assert [e.meta["split"] for e in read] == ["val", "val", "train", "train", "unknown"]
+    assert np.array_equal(read[1].vectors["observation.state"][0], state_value(2, 0))  # canonical episode 2
+
+
+def test_v21_export_writes_the_splits_and_episode_facts_too(tmp_path: Path) -> None:
+    canon = make_canonical(
+        tmp_path / "canon", splits=["train", "train", "val"], depth=False, success=[True, False, None]
+    )
+    report = export_lerobot(canon, tmp_path / "v21", version="2.1")
+    assert json.loads((tmp_path / "v21/meta/info.json").read_text())["splits"] == {"train": "0:2", "val": "2:3"}
+    lines = [json.loads(line) for line in (tmp_path / "v21/meta/episodes.jsonl").read_text().splitlines()]
+    assert [line["rdstd/success"] for line in lines] == [True, False, None]
+    assert json.loads(lines[1]["rdstd/source_meta"]) == {"attempt": 1, "operator": "op1"}
+    assert report.splits == {"train": "0:2", "val": "2:3"}
+
+
+def test_success_source_meta_and_units_travel_where_lerobot_keeps_them(tmp_path: Path) -> None:
+    canon = make_canonical(tmp_path / "canon", splits=["train", "train"], depth=False, success=[True, None])
+    export_lerobot(canon, tmp_path / "lerobot")
+    episodes = pq.read_table(tmp_path / "lerobot/meta/episodes/chunk-000/file-000.parquet")
+    assert episodes["rdstd/success"].to_pylist() == [True, None]
+    assert [json.loads(m) for m in episodes["rdstd/source_meta"].to_pylist()] == [
+        {"attempt": 0, "operator": "op0"},
+        {"attempt": 1, "operator": "op1"},
+    ]
+    assert episodes["rdstd/source_path"].to_pylist() == ["raw/ep0.h5", "raw/ep1.h5"]
+    state = json.loads((tmp_path / "lerobot/meta/info.json").read_text())["features"]["observation.state"]
+    assert state["names"] == STATE_NAMES
+    assert state["info"]["rdstd"]["units"] == ["rad"] * 4
+    assert state["info"]["rdstd"]["roles"] == ["joint_position"] * 4
+    assert state["info"]["rdstd"]["frames"] == ["base"] * 4
+    manifest = json.loads((tmp_path / "lerobot/meta/rdstd_manifest.json").read_text())
+    assert manifest == json.loads((canon / "rdstd.json").read_text())
+
+
+def test_a_16_bit_depth_camera_is_exported_as_lerobot_depth_images_with_the_stored_bytes(tmp_path: Path) -> None:
+    canon = make_canonical(tmp_path / "canon", splits=["train", "val"])
+    report = export_lerobot(canon, tmp_path / "lerobot")
+    depth = "observation.images.depth"
+    assert report.cameras[depth] == "depth image (stored bytes)"
+    assert report.warnings[f"depth camera {depth}: unit unknown, so info.depth_unit is not set"] == 1
+    feature = json.loads((tmp_path / "lerobot/meta/info.json").read_text())["features"][depth]
+    assert feature["dtype"] == "image" and feature["shape"] == [6, 8, 1]
+    assert feature["info"]["is_depth_map"] is True and "depth_unit" not in feature["info"]
+    table = pq.read_table(tmp_path / "lerobot/data/chunk-000/file-000.parquet")
+    assert [row["bytes"] for row in table[depth].to_pylist()[:4]] == [depth_png(0, k) for k in range(4)]
+    stats = json.loads((tmp_path / "lerobot/meta/stats.json").read_text())[depth]
+    assert stats["max"] == [[[65535.0]]] and stats["min"] == [[[1000.0]]]  # stored units, not scaled to [0, 1]
+    source = LeRobotSource(tmp_path / "lerobot")  # and rdstd reads it back bit for bit
+    frames = source.read_episode(source.episode_refs()[1]).images[depth]
+    assert isinstance(frames, EncodedFrames) and frames.frames == [depth_png(1, k) for k in range(5)]
+
+
+def test_a_depth_camera_kept_as_video_is_refused_naming_the_camera_and_the_way_to_leave_it_out(
+    tmp_path: Path,
+) -> None:
+    canon = make_canonical(tmp_path / "canon", splits=["train"])
+    manifest = json.loads((canon / "rdstd.json").read_text())
+    manifest["features"]["observation.images.depth"]["codec"] = "video"
+    (canon / "rdstd.json").write_text(json.dumps(manifest))
+    with pytest.raises(UsageError, match=r"depth camera observation\.images\.depth is stored as video") as caught:
+        export_lerobot(canon, tmp_path / "lerobot")
+    assert "--exclude observation.images.depth" in caught.value.hint
+    report = export_lerobot(canon, tmp_path / "lerobot", exclude=["observation.images.depth"])
+    assert report.warnings == {"feature observation.images.depth left out (--exclude)": 1}
+
+
+def test_the_export_command_lists_splits_and_warnings_in_text_and_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rdstd.cli.app import main
+
+    canon = make_canonical(tmp_path / "canon", splits=["val", "train", "val"])
+    assert main(["export", str(canon), "--to", "lerobot", str(tmp_path / "a"), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["splits"] == {"val": "0:2", "train": "2:3"}
+    assert sum(report["warnings"].values()) == 3 and len(report["warnings"]) == 2  # 2 episodes moved, 1 depth
+    assert main(["export", str(canon), "--to", "lerobot", str(tmp_path / "b")]) == 0
+    text = capsys.readouterr().out
+    assert "splits:   val 0:2, train 2:3" in text
+    assert "warning: depth camera observation.images.depth: unit unknown" in text
+
+
+# -- every written path stays inside OUT (#8.6) ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["3.0", "2.1"])
+def test_a_crafted_camera_name_in_the_manifest_writes_nothing_outside_the_output(
+    canonical: dict[str, Path], tmp_path: Path, version: str
+) -> None:
+    crafted = tmp_path / "crafted"
+    shutil.copytree(canonical["jpeg"], crafted)
+    manifest = json.loads((crafted / "rdstd.json").read_text())
+    evil = "observation.images/../../../../escape/x"
+    manifest["features"] = {(evil if k == CAM else k): v for k, v in manifest["features"].items()}
+    (crafted / "rdstd.json").write_text(json.dumps(manifest))
+    shard = crafted / "data/shard-00000.parquet"
+    table = pq.read_table(shard)
+    pq.write_table(table.rename_columns([evil if c == CAM else c for c in table.column_names]), shard)
+    before = {p for p in tmp_path.rglob("*")}
+    with pytest.raises(SchemaError, match=r"cannot be a file name|invalid manifest"):  # ours, or the schema's
+        export_lerobot(crafted, tmp_path / "out" / "lerobot", version=version)
+    assert {p for p in tmp_path.rglob("*")} - before == {tmp_path / "out"}  # the parent made for OUT, nothing else
+    assert not list(tmp_path.parent.glob("escape*")) and not (tmp_path / "escape").exists()
+
+
+def test_the_exporters_path_helper_refuses_any_path_that_leaves_the_output(tmp_path: Path) -> None:
+    exporter = lexport._Exporter.__new__(lexport._Exporter)
+    exporter.out = tmp_path / "out"
+    assert (
+        exporter.target("videos/cam/chunk-000/file-000.mp4", "video")
+        == tmp_path / "out/videos/cam/chunk-000/file-000.mp4"
+    )
+    for rel in ("videos/../../x.mp4", "/tmp/x.mp4", "../x"):
+        with pytest.raises(SchemaError, match=r"outside|absolute"):
+            exporter.target(rel, "video")
+
+
+def test_timestamps_that_float32_cannot_hold_and_an_unknown_rate_are_warned_about(tmp_path: Path) -> None:
+    canon = make_canonical(tmp_path / "canon", splits=["train"], depth=False, stamps_step_s=1 / 3)
+    manifest = json.loads((canon / "rdstd.json").read_text())
+    manifest["rate_hz"] = None
+    (canon / "rdstd.json").write_text(json.dumps(manifest))
+    # 1/3 s steps: the float64 stamps 100 s into an episode lose ~4e-6 s as float32
+    shard = canon / "data/shard-00000.parquet"
+    table = pq.read_table(shard)
+    stamps = table["timestamp"].to_numpy() + np.where(table["frame_index"].to_numpy() > 0, 100.0, 0.0)
+    pq.write_table(table.set_column(table.column_names.index("timestamp"), "timestamp", pa.array(stamps)), shard)
+    report = export_lerobot(canon, tmp_path / "lerobot")
+    assert report.warnings["timestamps rounded to float32 (LeRobot's type) move by more than 1e-06 s"] == 1
+    assert any(m.startswith("the dataset has no single frame rate") for m in report.warnings)

@@ -18,6 +18,7 @@ from rdstd.formats.lerobot.source import LeRobotSource
 from rdstd.schema.episode import EncodedFrames, VideoFrames
 from rdstd.store import images, video
 from rdstd.store.reader import Dataset
+from rdstd.testing.contract import BackendContract
 from tests.formats.lerobot_fixtures import STATE_NAMES, Spec, edit_info, identify, make_dataset, state_value
 
 CAM = "observation.images.front"
@@ -304,3 +305,30 @@ def test_modality_slices_outside_the_vector_or_overlapping_are_refused() -> None
         parse_modality({"action": {"a": {"start": 0, "end": 4}, "b": {"start": 3, "end": 6}}}, sizes, "m.json")
     with pytest.raises(CorruptSourceError, match="does not declare"):
         parse_modality({"state": {"x": {"start": 0, "end": 1, "original_key": "observation.eef"}}}, sizes, "m.json")
+
+
+# -- the backend contract, on every version ---------------------------------------------------------------------
+
+
+class _LeRobotContract(BackendContract):
+    version = "v2.1"
+
+    @pytest.fixture
+    def backend(self) -> LeRobotBackend:
+        return LeRobotBackend()
+
+    @pytest.fixture
+    def source_path(self, datasets: dict[str, Path]) -> Path:
+        return datasets[self.version]
+
+
+class TestLeRobotV20Contract(_LeRobotContract):
+    version = "v2.0"
+
+
+class TestLeRobotV21Contract(_LeRobotContract):
+    version = "v2.1"
+
+
+class TestLeRobotV30Contract(_LeRobotContract):
+    version = "v3.0"

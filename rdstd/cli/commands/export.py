@@ -18,6 +18,8 @@ Examples:
   rdstd export g1-canonical --to lerobot --version 2.1 g1-lerobot-v21
 
   rdstd export pusht-canonical --to lerobot pusht-lerobot --codec libx264 --format json
+
+  rdstd export rlds-canonical --to lerobot rlds-lerobot --exclude observation.images.depth
 """
 
 
@@ -51,6 +53,9 @@ def export_command(
         "auto (always encode), or an FFmpeg encoder name.",
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it holds something."),
+    exclude: list[str] = typer.Option(
+        [], "--exclude", help="Leave this feature out (repeatable); listed in the report's warnings."
+    ),
     output_format: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """Write a canonical dataset as a LeRobot v3.0 (or v2.1) dataset that LeRobot's own loader reads."""
@@ -64,7 +69,13 @@ def export_command(
 
     try:
         report = export_lerobot(
-            dataset, out, version=version.value, codec=codec, overwrite=overwrite, progress=progress
+            dataset,
+            out,
+            version=version.value,
+            codec=codec,
+            overwrite=overwrite,
+            exclude=tuple(exclude),
+            progress=progress,
         )
     finally:
         bar.close()
@@ -79,4 +90,8 @@ def export_command(
     )
     for camera, how in report.cameras.items():
         emit(f"  {camera}: {how}")
+    if report.splits:
+        emit("  splits:   " + ", ".join(f"{name} {span}" for name, span in report.splits.items()))
+    for message, count in report.warnings.items():
+        emit(f"  warning: {message} ({count} episode{'s' if count != 1 else ''})")
     emit(f"next: rdstd info {report.output}")

@@ -8,17 +8,25 @@ v2.1: one parquet and one mp4 per episode, ``meta/episodes.jsonl``, ``tasks.json
 Both: a GR00T ``meta/modality.json`` from the features' semantics (or the source's own, when it had one).
 
 Low-dimensional values are written as stored (timestamps as float32, LeRobot's type); video is stream-copied
-when the store kept it (see :mod:`.export_video`), else encoded. The output is written under a temporary name
-and renamed at the end: a failed export leaves nothing behind. Memory is bounded by one episode.
+when the store kept it (see :mod:`.export_video`), else encoded. Depth cameras (16-bit) become LeRobot ``image``
+features holding the stored PNG bytes untouched, marked ``is_depth_map`` (LeRobot 0.6's depth convention for
+images). What LeRobot has no place for goes where LeRobot keeps it without reading it, and what it cannot hold at
+all is listed in the report's ``warnings`` (see :mod:`.export_meta`).
+
+Every path the export writes is made by :meth:`_Exporter.target`, inside the output folder (names from the
+manifest are refused when they would leave it). The output folder itself is handled by one function,
+:func:`output_folder`: built under a temporary sibling name and renamed into place at the end, so a failed
+export leaves nothing behind. Memory is bounded by one episode.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -28,10 +36,13 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rdstd.errors import UsageError
+from rdstd.errors import SchemaError, UsageError
+from rdstd.formats.lerobot import export_meta
 from rdstd.formats.lerobot import stats as lstats
+from rdstd.formats.lerobot.export_meta import Warnings
 from rdstd.formats.lerobot.export_video import CopyPlan, PacketIndex, VideoFile, copy_plan
 from rdstd.formats.lerobot.modality import build_modality
+from rdstd.paths import inside, safe_component
 from rdstd.schema.features import ImageFeature, VectorFeature
 from rdstd.schema.vocabulary import ImageCodec, Role
 from rdstd.store import video
@@ -51,15 +62,25 @@ V2_VIDEO = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:
 INDEX_COLUMNS = ("timestamp", "frame_index", "episode_index", "index", "task_index")
 
 
+#: Arrow type of a LeRobot ``image`` column (HF ``Image``: embedded bytes and an optional path).
+IMAGE_TYPE = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
+
+
 @dataclass
 class ExportReport:
-    """What an export wrote."""
+    """What an export wrote, and what the target format could not hold.
+
+    ``splits``: LeRobot's split ranges as written. ``warnings``: what LeRobot cannot hold (or what the export
+    changed to fit it), each with the number of episodes it concerns (1 for a dataset-level fact).
+    """
 
     output: str
     version: str
     episodes: int = 0
     frames: int = 0
     cameras: dict[str, str] = field(default_factory=dict)
+    splits: dict[str, str] = field(default_factory=dict)
+    warnings: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -83,24 +104,77 @@ def _hf_feature(dtype: str, shape: tuple[int, ...], list_type: str) -> dict[str,
 class _Exporter:
     """One export run (state shared by the version-specific writers)."""
 
-    def __init__(self, ds: Dataset, out: Path, version: Version, codec: str) -> None:
+    def __init__(self, ds: Dataset, out: Path, version: Version, codec: str, exclude: Sequence[str] = ()) -> None:
         self.ds = ds
         self.out = out
         self.version = version
         self.codec = codec
+        self.warnings = Warnings()
         manifest = ds.manifest
-        self.vectors: dict[str, VectorFeature] = manifest.vectors
-        self.cameras: dict[str, ImageFeature] = manifest.cameras
+        unknown = sorted(set(exclude) - set(manifest.features))
+        if unknown:
+            raise UsageError(f"--exclude names no feature of {ds.path}: {unknown}", hint="see rdstd info DATASET")
+        for key in exclude:
+            self.warnings.add(f"feature {key} left out (--exclude)")
+        self.vectors: dict[str, VectorFeature] = {k: f for k, f in manifest.vectors.items() if k not in exclude}
+        cameras = {k: f for k, f in manifest.cameras.items() if k not in exclude}
+        for key in cameras:  # camera names become folder names: refuse one that is not a plain name
+            safe_component(key, f"{ds.path / 'rdstd.json'}: camera", error=SchemaError)
+        #: Cameras written as mp4 video, and depth cameras written as LeRobot ``image`` columns (PNG bytes).
+        self.cameras: dict[str, ImageFeature] = {k: f for k, f in cameras.items() if not export_meta.is_depth(f)}
+        self.depth: dict[str, ImageFeature] = {k: f for k, f in cameras.items() if export_meta.is_depth(f)}
+        for key, f in self.depth.items():
+            if f.codec == ImageCodec.VIDEO:
+                raise UsageError(
+                    f"{ds.path}: depth camera {key} is stored as video, which LeRobot cannot take as it is "
+                    "(its depth video is 12-bit quantized HEVC, which rdstd does not write)",
+                    hint=f"leave it out with --exclude {key}, or convert the source with --images png",
+                )
+            if export_meta.depth_unit(f) is None:
+                self.warnings.add(f"depth camera {key}: unit unknown, so info.depth_unit is not set")
         clash = set(self.vectors) & set(INDEX_COLUMNS)
         if clash:
             raise UsageError(f"features {sorted(clash)} clash with LeRobot's own columns", hint="rename them first")
         self.fps = float(manifest.rate_hz or _rate_of(ds))
+        if not manifest.rate_hz:
+            self.warnings.add(
+                f"the dataset has no single frame rate (rate_hz unknown); LeRobot's fps is set to {self.fps:g} "
+                "from the first episode's median step"
+            )
+        splits = [str(s or "") for s in ds.episodes["split"].to_list()] if ds.num_episodes else []
+        self.order, self.splits = export_meta.split_order(splits)
+        unlisted = sum(1 for s in splits if s in export_meta.NO_SPLIT)
+        self.warnings.add("episodes of split 'unknown' are listed in no LeRobot split", unlisted)
+        if self.order != sorted(self.order):
+            self.warnings.add(
+                f"episodes reordered so each split is one range of episode_index ({', '.join(self.splits)}); "
+                f"{export_meta.PREFIX}source_position holds the canonical position",
+                sum(1 for i, p in enumerate(self.order) if i != p),
+            )
         self.tasks: dict[str, int] = {}
         self.packets = PacketIndex()
         self.episode_stats: list[dict[str, Any]] = []
         self.camera_modes: dict[str, set[str]] = {k: set() for k in self.cameras}
         self.video_info: dict[str, dict[str, Any]] = {}
         self.schema = self._schema()
+
+    def target(self, rel: str, what: str) -> Path:
+        """``out / rel`` for a file the export writes; a path that would leave the output folder is refused."""
+        return inside(self.out, rel, what, error=SchemaError, hint="fix the feature names in the dataset's rdstd.json")
+
+    def episodes(self) -> Iterator[tuple[int, int, EpisodeData]]:
+        """(LeRobot episode index, canonical position, episode) in export order (grouped by split)."""
+        for index, position in enumerate(self.order):
+            yield index, position, self.ds.episode(position)
+
+    def check_episode(self, ep: EpisodeData) -> None:
+        """Count what this episode loses in LeRobot's types."""
+        change = export_meta.timestamp_change_s(ep.timestamps)
+        if change > export_meta.TIMESTAMP_TOLERANCE_S:
+            self.warnings.add(
+                f"timestamps rounded to float32 (LeRobot's type) move by more than "
+                f"{export_meta.TIMESTAMP_TOLERANCE_S:g} s"
+            )
 
     # -- shared pieces ------------------------------------------------------------------------------------------
 
@@ -111,6 +185,9 @@ class _Exporter:
             value = pa.bool_() if f.dtype == "bool" else pa.from_numpy_dtype(np.dtype(f.dtype))
             fields.append(pa.field(key, value if f.shape == (1,) else pa.list_(value, f.size)))
             hf[key] = _hf_feature(f.dtype, (f.size,), list_type)
+        for key in self.depth:
+            fields.append(pa.field(key, IMAGE_TYPE))
+            hf[key] = {"_type": "Image"}
         fields.append(pa.field("timestamp", pa.float32()))
         hf["timestamp"] = _hf_feature("float32", (1,), list_type)
         for key in INDEX_COLUMNS[1:]:
@@ -128,6 +205,9 @@ class _Exporter:
                 if f.shape == (1,)
                 else pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), f.size)
             )
+        for key in self.depth:
+            stored = ep.images[key].encoded  # the stored PNG/JPEG bytes, untouched
+            columns.append(pa.array([{"bytes": b, "path": None} for b in stored], IMAGE_TYPE))
         columns.append(pa.array(ep.timestamps.astype(np.float32)))
         columns.append(pa.array(np.arange(n, dtype=np.int64)))
         columns.append(pa.array(np.full(n, episode_index, dtype=np.int64)))
@@ -135,13 +215,18 @@ class _Exporter:
         columns.append(pa.array(np.full(n, task_index, dtype=np.int64)))
         return pa.Table.from_arrays(columns, schema=self.schema)
 
-    def stats(self, table: pa.Table, frames: dict[str, list[npt.NDArray[np.uint8]]]) -> dict[str, Any]:
+    def stats(self, table: pa.Table, frames: dict[str, list[npt.NDArray[np.uint8]]], ep: EpisodeData) -> dict[str, Any]:
         """Per-episode statistics in info.json's feature order (vectors, cameras, then LeRobot's columns)."""
         quantiles = self.version == "3.0"
         out: dict[str, Any] = {}
-        for name in [*self.vectors, *frames, *INDEX_COLUMNS]:
+        for name in [*self.vectors, *self.depth, *frames, *INDEX_COLUMNS]:
             if name in frames:
                 out[name] = lstats.image_stats(frames[name], quantiles=quantiles)
+                continue
+            if name in self.depth:
+                lazy = ep.images[name]
+                sampled = [lazy[int(i)] for i in lstats.sample_indices(len(lazy))]
+                out[name] = lstats.depth_stats(sampled, quantiles=quantiles)
                 continue
             column = table[name].combine_chunks()
             values = column.flatten() if pa.types.is_fixed_size_list(column.type) else column
@@ -209,7 +294,19 @@ class _Exporter:
     def info(self, episodes: int, frames: int) -> dict[str, Any]:
         features: dict[str, Any] = {}
         for key, f in self.vectors.items():
-            features[key] = {"dtype": f.dtype, "shape": [f.size], "names": [d.name for d in f.dims]}
+            features[key] = {
+                "dtype": f.dtype,
+                "shape": [f.size],
+                "names": [d.name for d in f.dims],
+                "info": export_meta.vector_info(f),
+            }
+        for key, c in self.depth.items():
+            features[key] = {
+                "dtype": "image",
+                "shape": [c.height, c.width, c.channels],
+                "names": ["height", "width", "channels"],
+                "info": export_meta.depth_info(c),
+            }
         for key, c in self.cameras.items():
             features[key] = {
                 "dtype": "video",
@@ -229,12 +326,12 @@ class _Exporter:
         }
         if self.version == "2.1":
             info |= {"total_videos": episodes * len(self.cameras), "total_chunks": -(-episodes // CHUNKS_SIZE)}
-            info |= {"chunks_size": CHUNKS_SIZE, "fps": _int_if_whole(self.fps), "splits": {"train": f"0:{episodes}"}}
+            info |= {"chunks_size": CHUNKS_SIZE, "fps": _int_if_whole(self.fps), "splits": dict(self.splits)}
             info |= {"data_path": V2_DATA, "video_path": V2_VIDEO if self.cameras else None}
         else:
             info |= {"chunks_size": CHUNKS_SIZE, "data_files_size_in_mb": DATA_FILE_MB}
             info |= {"video_files_size_in_mb": VIDEO_FILE_MB, "fps": _int_if_whole(self.fps)}
-            info |= {"splits": {"train": f"0:{episodes}"}, "data_path": V3_DATA}
+            info |= {"splits": dict(self.splits), "data_path": V3_DATA}
             info["video_path"] = V3_VIDEO if self.cameras else None
         info["features"] = features
         return info
@@ -247,10 +344,13 @@ class _Exporter:
         return build_modality(groups, list(self.cameras))
 
     def write_meta_common(self, episodes: int, frames: int) -> None:
-        meta = self.out / "meta"
-        meta.mkdir(parents=True, exist_ok=True)
-        (meta / "info.json").write_text(json.dumps(self.info(episodes, frames), indent=4), encoding="utf-8")
-        (meta / "modality.json").write_text(json.dumps(self.modality(), indent=4), encoding="utf-8")
+        info = self.info(episodes, frames)
+        self.target("meta", "meta folder").mkdir(parents=True, exist_ok=True)
+        self.target("meta/info.json", "info.json").write_text(json.dumps(info, indent=4), encoding="utf-8")
+        modality = json.dumps(self.modality(), indent=4)
+        self.target("meta/modality.json", "modality.json").write_text(modality, encoding="utf-8")
+        manifest = self.ds.manifest.model_dump_json(indent=2)
+        self.target(f"meta/{export_meta.MANIFEST_FILE}", "manifest copy").write_text(manifest, encoding="utf-8")
 
 
 # -- v3.0 -----------------------------------------------------------------------------------------------------
@@ -269,14 +369,14 @@ def _export_v3(x: _Exporter, progress: Progress | None) -> tuple[int, int]:
         def make() -> Path:
             chunk, file = _next_file(*video_index[key])
             video_index[key] = (chunk, file)
-            return x.out / V3_VIDEO.format(video_key=key, chunk_index=chunk, file_index=file)
+            return x.target(V3_VIDEO.format(video_key=key, chunk_index=chunk, file_index=file), f"video of {key}")
 
         return make
 
     try:
         n_eps = x.ds.num_episodes
-        for i in range(n_eps):
-            ep = x.ds.episode(i)
+        for i, position, ep in x.episodes():
+            x.check_episode(ep)
             task = x.task_index(ep)
             table = x.frame_table(ep, i, frames_total, task)
             if writer is not None and data_bytes >= DATA_FILE_MB * 1024 * 1024:
@@ -284,7 +384,7 @@ def _export_v3(x: _Exporter, progress: Progress | None) -> tuple[int, int]:
                 writer, data_bytes = None, 0
                 data_chunk, data_file = _next_file(data_chunk, data_file)
             if writer is None:
-                path = x.out / V3_DATA.format(chunk_index=data_chunk, file_index=data_file)
+                path = x.target(V3_DATA.format(chunk_index=data_chunk, file_index=data_file), "data file")
                 path.parent.mkdir(parents=True, exist_ok=True)
                 writer = pq.ParquetWriter(path, x.schema, compression="snappy")
             writer.write_table(table, row_group_size=max(1, table.num_rows))
@@ -298,6 +398,7 @@ def _export_v3(x: _Exporter, progress: Progress | None) -> tuple[int, int]:
                 "dataset_from_index": frames_total,
                 "dataset_to_index": frames_total + ep.length,
             }
+            row |= export_meta.episode_columns(ep.meta, position)
             sampled: dict[str, list[npt.NDArray[np.uint8]]] = {}
             for key in x.cameras:
                 current = videos[key]
@@ -313,7 +414,7 @@ def _export_v3(x: _Exporter, progress: Progress | None) -> tuple[int, int]:
                     f"videos/{key}/from_timestamp": start,
                     f"videos/{key}/to_timestamp": end,
                 }
-            stats = x.stats(table, sampled)
+            stats = x.stats(table, sampled, ep)
             x.episode_stats.append(stats)
             for feature, values in stats.items():
                 for name, value in values.items():
@@ -336,13 +437,13 @@ def _export_v3(x: _Exporter, progress: Progress | None) -> tuple[int, int]:
             if current is not None:
                 current.abort()
         raise
-    meta = x.out / "meta"
-    (meta / "episodes/chunk-000").mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows), meta / "episodes/chunk-000/file-000.parquet", compression="snappy")
-    _write_tasks_parquet(meta / "tasks.parquet", x.tasks)
+    episodes_file = x.target("meta/episodes/chunk-000/file-000.parquet", "episodes table")
+    episodes_file.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows), episodes_file, compression="snappy")
+    _write_tasks_parquet(x.target("meta/tasks.parquet", "tasks table"), x.tasks)
     if x.episode_stats:
         aggregated = {k: lstats.aggregate([s[k] for s in x.episode_stats]) for k in x.episode_stats[0]}
-        (meta / "stats.json").write_text(json.dumps(aggregated, indent=4), encoding="utf-8")
+        x.target("meta/stats.json", "stats").write_text(json.dumps(aggregated, indent=4), encoding="utf-8")
     return len(rows), frames_total
 
 
@@ -393,7 +494,7 @@ def _write_tasks_parquet(path: Path, tasks: dict[str, int]) -> None:
 
 
 def _export_v21(x: _Exporter, progress: Progress | None) -> tuple[int, int]:
-    meta = x.out / "meta"
+    meta = x.target("meta", "meta folder")
     meta.mkdir(parents=True, exist_ok=True)
     frames_total = 0
     n_eps = x.ds.num_episodes
@@ -401,20 +502,21 @@ def _export_v21(x: _Exporter, progress: Progress | None) -> tuple[int, int]:
         (meta / "episodes.jsonl").open("w", encoding="utf-8") as episodes,
         (meta / "episodes_stats.jsonl").open("w", encoding="utf-8") as stats_file,
     ):
-        for i in range(n_eps):
-            ep = x.ds.episode(i)
+        for i, position, ep in x.episodes():
+            x.check_episode(ep)
             fields = {"episode_chunk": i // CHUNKS_SIZE, "episode_index": i}
             table = x.frame_table(ep, i, frames_total, x.task_index(ep))
-            path = x.out / V2_DATA.format(**fields)
+            path = x.target(V2_DATA.format(**fields), "data file")
             path.parent.mkdir(parents=True, exist_ok=True)
             pq.write_table(table, path, compression="snappy")
             sampled: dict[str, list[npt.NDArray[np.uint8]]] = {}
             for key in x.cameras:
-                target = x.out / V2_VIDEO.format(video_key=key, **fields)
+                target = x.target(V2_VIDEO.format(video_key=key, **fields), f"video of {key}")
                 file, _, _, sampled[key] = x.write_video(None, key, ep, lambda target=target: target)  # type: ignore[misc]
                 file.close()
-            stats = x.stats(table, sampled)
-            episodes.write(json.dumps({"episode_index": i, "tasks": [ep.meta.task], "length": ep.length}) + "\n")
+            stats = x.stats(table, sampled, ep)
+            line = {"episode_index": i, "tasks": [ep.meta.task], "length": ep.length}
+            episodes.write(json.dumps(line | export_meta.episode_columns(ep.meta, position)) + "\n")
             stats_file.write(json.dumps({"episode_index": i, "stats": stats}) + "\n")
             frames_total += ep.length
             if progress is not None:
@@ -435,37 +537,55 @@ def export_lerobot(
     version: Version = "3.0",
     codec: str = "copy-or-auto",
     overwrite: bool = False,
+    exclude: Sequence[str] = (),
     progress: Progress | None = None,
 ) -> ExportReport:
     """Write the canonical ``dataset`` as a LeRobot ``version`` dataset at ``output``.
 
     ``codec``: ``copy-or-auto`` (default) stream-copies cameras kept as video and encodes the rest with the best
     encoder available (libsvtav1, else H.264); ``auto`` always encodes; or an FFmpeg encoder name.
+    ``exclude``: features to leave out (listed in the report's warnings).
     """
     started = time.perf_counter()
     if version not in ("3.0", "2.1"):
         raise UsageError(f"LeRobot version {version!r} cannot be written", hint="choose --version 3.0 or 2.1")
     ds = dataset if isinstance(dataset, Dataset) else Dataset.open(dataset)
     out = Path(output)
+    with output_folder(out, overwrite=overwrite) as tmp:
+        exporter = _Exporter(ds, tmp, version, codec, exclude)
+        episodes, frames = (_export_v3 if version == "3.0" else _export_v21)(exporter, progress)
+        exporter.write_meta_common(episodes, frames)
+    report = ExportReport(str(out), f"v{version}", episodes, frames)
+    report.cameras = {k: ", ".join(sorted(v)) for k, v in exporter.camera_modes.items()}
+    report.cameras |= {k: "depth image (stored bytes)" for k in exporter.depth}
+    report.splits = dict(exporter.splits)
+    report.warnings = dict(exporter.warnings.counts)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+@contextlib.contextmanager
+def output_folder(out: Path, *, overwrite: bool) -> Iterator[Path]:
+    """The one place the export's output folder is handled: refuse, build aside, rename into place, clean up.
+
+    Yields a temporary sibling of ``out`` to write into; on success it replaces ``out`` (which must not exist,
+    be empty, or ``overwrite`` be given); on any failure the temporary folder is removed and ``out`` untouched.
+    """
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise UsageError(f"{out}: output exists and is not empty", hint="choose a new path, or pass --overwrite")
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    exporter = _Exporter(ds, tmp, version, codec)
     try:
-        episodes, frames = (_export_v3 if version == "3.0" else _export_v21)(exporter, progress)
-        exporter.write_meta_common(episodes, frames)
+        yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if out.exists():
+    if out.is_dir() and not out.is_symlink():
         shutil.rmtree(out)
+    elif out.exists() or out.is_symlink():
+        out.unlink()
     tmp.rename(out)
-    report = ExportReport(str(out), f"v{version}", episodes, frames)
-    report.cameras = {k: ", ".join(sorted(v)) for k, v in exporter.camera_modes.items()}
-    report.seconds = time.perf_counter() - started
-    return report
 
 
 # -- helpers --------------------------------------------------------------------------------------------------
@@ -519,4 +639,4 @@ def _modality_fits(modality: dict[str, Any], vectors: dict[str, VectorFeature]) 
     return True
 
 
-__all__ = ["ExportReport", "export_lerobot"]
+__all__ = ["ExportReport", "export_lerobot", "output_folder"]

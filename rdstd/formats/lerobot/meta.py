@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rdstd.errors import CorruptSourceError, SourceNotFoundError, UnsupportedVersionError
+from rdstd.lfs import raise_if_pointer
 from rdstd.paths import inside
 
 INFO = "meta/info.json"
@@ -115,13 +116,19 @@ def flat_names(names: Any, size: int) -> list[str] | None:
     return [str(n) for n in names]
 
 
+def dataset_root(path: Path) -> Path:
+    """The dataset folder of a file under ``meta/`` (for the fetch command of a Git LFS pointer)."""
+    return path.parent.parent if path.parent.name == "meta" else path.parent
+
+
 def read_json(path: Path) -> Any:
-    """A JSON file, with errors that name it."""
+    """A JSON file, with errors that name it (a Git LFS pointer is named as such)."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise SourceNotFoundError(f"{path}: missing", hint="is this the dataset's root folder?") from exc
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise_if_pointer(path, dataset_root(path))
         raise CorruptSourceError(f"{path}: not readable JSON ({exc})", hint="re-download the dataset") from exc
 
 
@@ -140,6 +147,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
+            raise_if_pointer(path, dataset_root(path))
             raise CorruptSourceError(f"{path}:{number}: not JSON ({exc})", hint="fix or re-download the file") from exc
         if not isinstance(row, dict):
             raise CorruptSourceError(f"{path}:{number}: expected a JSON object", hint="fix or re-download the file")

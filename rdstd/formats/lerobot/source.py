@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,13 @@ import pyarrow.parquet as pq
 
 from rdstd.errors import CorruptSourceError, EpisodeError
 from rdstd.formats.base import EpisodeRef, SourceDataset, SourceEpisode, SourceInfo, SourceKey
-from rdstd.formats.lerobot import v2, v3
+from rdstd.formats.lerobot import integrity, v2, v3
 from rdstd.formats.lerobot.episodes import EpisodeEntry
-from rdstd.formats.lerobot.meta import Feature, LeRobotInfo, read_info
+from rdstd.formats.lerobot.inventory import UNKNOWN_SPLIT, Inventory, Splits, read_splits, take_inventory
+from rdstd.formats.lerobot.meta import INDEX_KEYS, Feature, LeRobotInfo, read_info
 from rdstd.formats.lerobot.modality import Modality, read_modality
 from rdstd.formats.lerobot.video import VideoChecker
+from rdstd.lfs import raise_if_pointer
 from rdstd.schema.episode import EncodedFrames, ImageFrames
 from rdstd.schema.vocabulary import ImageCodec
 from rdstd.store import images
@@ -35,21 +38,34 @@ from rdstd.store import images
 _DATA_FILE_CACHE = 2
 
 
+@dataclass(frozen=True)
+class _Rows:
+    """One episode's rows, and where they came from (for the footer statistics check)."""
+
+    table: pa.Table
+    file: Path
+    metadata: pq.FileMetaData
+    row_groups: list[int]
+    #: The rows are exactly those row groups (nothing of another episode in them).
+    whole: bool
+
+
 class _DataFile:
     """A v3.0 data file: its ``episode_index`` column and row-group starts, to read one episode's rows."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, root: Path) -> None:
         self.path = path
         try:
-            self.handle = pq.ParquetFile(path)
+            self.handle = pq.ParquetFile(path, page_checksum_verification=True)
             self.episodes = self.handle.read(columns=["episode_index"])["episode_index"].to_numpy()
         except (OSError, pa.ArrowInvalid, KeyError) as exc:
+            raise_if_pointer(path, root)
             raise CorruptSourceError(f"{path}: unreadable data parquet ({exc})", hint="re-download the file") from exc
         meta = self.handle.metadata
         sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
         self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
-    def rows(self, episode_index: int, columns: list[str]) -> pa.Table:
+    def rows(self, episode_index: int, columns: list[str]) -> _Rows:
         """The rows of one episode (must be contiguous)."""
         found = np.flatnonzero(self.episodes == episode_index)
         if not found.size:
@@ -62,8 +78,12 @@ class _DataFile:
             raise EpisodeError(f"{self.path}: the rows of episode {episode_index} are not contiguous")
         g0 = int(np.searchsorted(self.starts, first, side="right")) - 1
         g1 = int(np.searchsorted(self.starts, last, side="right")) - 1
-        table = self.handle.read_row_groups(list(range(g0, g1 + 1)), columns=columns)
-        return table.slice(first - int(self.starts[g0]), found.size)
+        groups = list(range(g0, g1 + 1))
+        table = self.handle.read_row_groups(groups, columns=columns)
+        whole = first == int(self.starts[g0]) and last + 1 == int(self.starts[g1 + 1])
+        return _Rows(
+            table.slice(first - int(self.starts[g0]), found.size), self.path, self.handle.metadata, groups, whole
+        )
 
 
 class LeRobotSource(SourceDataset):
@@ -81,9 +101,13 @@ class LeRobotSource(SourceDataset):
         self.modality: Modality | None = read_modality(path, sizes)
         self.problems: list[str] = []
         self._check_totals()
+        self.splits: Splits = read_splits(self.meta.raw.get("splits"), [e.episode_index for e in self.entries])
+        self.inventory: Inventory = take_inventory(path, self.entries)
+        self.problems += self.splits.problems + self.inventory.problems()
         self._videos = VideoChecker(self.meta.fps)
         self._data_files: OrderedDict[Path, _DataFile] = OrderedDict()
         self._columns = [f.key for f in self.meta.features.values() if f.kind not in ("video",)]
+        self._recorded: dict[int, dict[str, Any]] | None = None
 
     # -- dataset level -----------------------------------------------------------------------------------------
 
@@ -107,9 +131,6 @@ class LeRobotSource(SourceDataset):
                 f"{file}: total_frames is {info.total_frames} but the episodes in {table} have {frames} frames",
                 hint=f"set total_frames to {frames} if the episode table is right",
             )
-        split = (info.raw.get("splits") or {}).get("train")
-        if isinstance(split, str) and split != f"0:{len(self.entries)}":
-            self.problems.append(f"splits.train is {split!r} for {len(self.entries)} episodes")
         if info.major == 2:
             chunks = -(-len(self.entries) // info.chunks_size)
             if info.raw.get("total_chunks") not in (None, chunks):
@@ -159,6 +180,8 @@ class LeRobotSource(SourceDataset):
             "video_info": cameras,
             "tasks": len(self.tasks),
         }
+        extra["splits"] = {name: f"{a}:{b}" for name, (a, b) in self.splits.ranges.items()}
+        extra |= self.inventory.extra()
         if self.modality is not None:
             extra["modality"] = self.modality.raw
         if self.problems:
@@ -183,7 +206,41 @@ class LeRobotSource(SourceDataset):
 
     # -- episodes ----------------------------------------------------------------------------------------------
 
-    def _table(self, entry: EpisodeEntry, where: str) -> pa.Table:
+    def _cross_check(self, entry: EpisodeEntry, rows: _Rows, vectors: dict[str, npt.NDArray[Any]]) -> None:
+        """The values read against the footer's statistics and LeRobot's per-episode ones (see :mod:`.integrity`)."""
+        numeric = dict(vectors)
+        for key in INDEX_KEYS:
+            if key in rows.table.column_names:
+                numeric[key] = rows.table[key].to_numpy()
+        integrity.check_footer_stats(
+            rows.file, rows.metadata, rows.row_groups, rows.whole, numeric, entry.episode_index
+        )
+        if self._recorded is None:
+            vector_keys = [f.key for f in self.meta.of_kind("vector")]
+            self._recorded = (
+                integrity.recorded_stats_v21(self.path)
+                if self.meta.major == 2
+                else integrity.recorded_stats_v3(self.path, vector_keys)
+            )
+        recorded = self._recorded.get(entry.episode_index)
+        if recorded:
+            where = "meta/episodes_stats.jsonl" if self.meta.major == 2 else "the episodes table's stats/*"
+            vector_stats = {k: v for k, v in recorded.items() if k in vectors and k != "timestamp"}
+            integrity.check_episode_stats(rows.file, vector_stats, vectors, entry.episode_index, where)
+
+    def _split_and_notes(self, ref: EpisodeRef, entry: EpisodeEntry) -> dict[str, Any]:
+        """The episode's split and the notes the convert report counts (dataset-level ones on the first episode)."""
+        split = self.splits.of(entry.episode_index)
+        notes = list(self.problems) if ref.index == 0 else []
+        if split == UNKNOWN_SPLIT:
+            notes.append(
+                "episode in no split of meta/info.json: split unknown"
+                if self.splits.ranges or self.splits.problems
+                else "meta/info.json has no splits: split unknown"
+            )
+        return {"split": split, "notes": notes} if notes else {"split": split}
+
+    def _table(self, entry: EpisodeEntry, where: str) -> _Rows:
         file = entry.data_file
         if not file.is_file():
             raise EpisodeError(
@@ -196,22 +253,26 @@ class LeRobotSource(SourceDataset):
             if missing:
                 raise EpisodeError(f"{where}: {file} lacks the columns {missing} that meta/info.json declares")
             if self.meta.major == 2:
-                return pq.read_table(file, columns=self._columns)
+                handle = pq.ParquetFile(file, page_checksum_verification=True)
+                groups = list(range(handle.metadata.num_row_groups))
+                return _Rows(handle.read(columns=self._columns), file, handle.metadata, groups, True)
             data = self._data_files.get(file)
             if data is None:
-                data = _DataFile(file)
+                data = _DataFile(file, self.path)
                 self._data_files[file] = data
                 if len(self._data_files) > _DATA_FILE_CACHE:
                     self._data_files.popitem(last=False)
             return data.rows(entry.episode_index, self._columns)
         except (OSError, pa.ArrowInvalid) as exc:
+            raise_if_pointer(file, self.path)
             raise EpisodeError(f"{where}: {file} is not readable parquet ({exc})") from exc
 
     def read_episode(self, ref: EpisodeRef) -> SourceEpisode:
         """Read one episode: vectors, the timestamp clock, cameras (video segments or PNG bytes), texts."""
         entry = self.entries[ref.index]
         where = f"{self.path.name} episode {entry.episode_index}"
-        table = self._table(entry, where)
+        rows = self._table(entry, where)
+        table = rows.table
         n = table.num_rows
         if n != entry.length:
             raise EpisodeError(
@@ -251,12 +312,14 @@ class LeRobotSource(SourceDataset):
                 texts[feature.key] = [str(v) for v in table[feature.key].to_pylist()]
             elif kind == "vector":
                 vectors[feature.key] = _vector(table[feature.key], feature, n, where)
+        self._cross_check(entry, rows, vectors)
         task = entry.tasks[0] if entry.tasks else ""
         if "task_index" in table.column_names:
             task = self.tasks.get(int(table["task_index"][0].as_py()), task)
         meta: dict[str, Any] = {"lerobot_episode_index": entry.episode_index}
         if len(entry.tasks) > 1:
             meta["tasks"] = list(entry.tasks)
+        meta |= self._split_and_notes(ref, entry)
         return SourceEpisode(
             ref=ref,
             length=n,

@@ -77,6 +77,29 @@ def image_stats(frames: Sequence[npt.NDArray[np.uint8]], *, quantiles: bool) -> 
     return result
 
 
+def depth_stats(frames: Sequence[npt.NDArray[Any]], *, quantiles: bool) -> dict[str, Any]:
+    """Per-channel statistics of sampled depth frames (HWC), in the stored units (not scaled), shaped (C, 1, 1).
+
+    LeRobot leaves depth maps in their stored units (it skips the 1/255 scaling of colour images).
+    """
+    step = max(1, max(frames[0].shape[:2]) // IMAGE_STATS_PX)
+    channels = frames[0].shape[2] if frames[0].ndim == 3 else 1
+    pixels = np.concatenate([f[::step, ::step].reshape(-1, channels) for f in frames]).astype(np.float64)
+    out: dict[str, Any] = {
+        "min": pixels.min(axis=0),
+        "max": pixels.max(axis=0),
+        "mean": pixels.mean(axis=0),
+        "std": pixels.std(axis=0),
+    }
+    if quantiles:
+        for name, q in QUANTILES.items():
+            out[name] = np.quantile(pixels, q, axis=0)
+    result: dict[str, Any] = {k: [[[float(v)]] for v in values] for k, values in out.items()}
+    result["count"] = [len(frames)]
+    order = ("min", "max", "mean", "std", "count", *(QUANTILES if quantiles else ()))
+    return {k: result[k] for k in order}
+
+
 def aggregate(per_episode: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Dataset statistics from per-episode ones: pooled mean and variance, extreme min/max, count-weighted quantiles."""
     counts = np.array([s["count"][0] for s in per_episode], dtype=np.float64)

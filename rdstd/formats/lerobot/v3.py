@@ -11,15 +11,17 @@ import pyarrow.parquet as pq
 from rdstd.errors import CorruptSourceError, SourceNotFoundError
 from rdstd.formats.lerobot.episodes import EpisodeEntry, VideoSegment
 from rdstd.formats.lerobot.meta import LeRobotInfo
+from rdstd.lfs import raise_if_pointer
 
 
-def _read(file: Path, columns: list[str] | None = None) -> pa.Table:
+def _read(file: Path, root: Path, columns: list[str] | None = None) -> pa.Table:
     try:
         if columns is not None:
             have = set(pq.read_schema(file).names)
             columns = [c for c in columns if c in have]
         return pq.read_table(file, columns=columns)
     except (OSError, pa.ArrowInvalid) as exc:
+        raise_if_pointer(file, root)
         raise CorruptSourceError(f"{file}: unreadable parquet ({exc})", hint="re-download the dataset") from exc
 
 
@@ -28,7 +30,7 @@ def read_tasks(info: LeRobotInfo) -> dict[int, str]:
     file = info.root / "meta/tasks.parquet"
     if not file.is_file():
         return {}
-    table = _read(file)
+    table = _read(file, info.root)
     text_col = next((c for c in ("task", "__index_level_0__") if c in table.column_names), None)
     if "task_index" not in table.column_names or text_col is None:
         raise CorruptSourceError(
@@ -53,7 +55,7 @@ def read_episodes(info: LeRobotInfo) -> list[EpisodeEntry]:
         columns += [f"videos/{key}/{c}" for c in ("chunk_index", "file_index", "from_timestamp", "to_timestamp")]
     entries: list[EpisodeEntry] = []
     for file in files:
-        rows = _read(file, columns).to_pylist()
+        rows = _read(file, info.root, columns).to_pylist()
         for row in rows:
             entries.append(_entry(info, file, row, videos))
     return entries

@@ -3,8 +3,10 @@
 For each camera of an episode: the file exists; its stream's codec and size are the ones info.json declares;
 and every frame the data expects (``from_timestamp + timestamp``) has a frame in the file within half a frame
 period, one to one, with no extra frames inside the episode's span (nor, for v2.x files that hold one
-episode, anywhere in the file). Only demuxing is needed (no decoding); per-file results are cached, so a
-v3.0 file shared by many episodes is scanned once.
+episode, anywhere in the file); and every packet of the episode's frames lies inside the file (a file cut
+short keeps a complete index when its ``moov`` comes first, as LeRobot's files have it, so the index alone
+would accept frames whose bytes are gone). Only the container index is read, or packets demuxed without
+decoding; per-file results are cached, so a v3.0 file shared by many episodes is scanned once.
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from rdstd.errors import EpisodeError, RdstdError
+from rdstd.errors import CorruptSourceError, EpisodeError, RdstdError
 from rdstd.formats.lerobot.episodes import VideoSegment
 from rdstd.formats.lerobot.meta import Feature
+from rdstd.lfs import raise_if_pointer
 from rdstd.schema.episode import VideoFrames
 from rdstd.store import video
 from rdstd.store.lru import LruCache
+
+#: Whether packet extents are checked against the file size (off only to measure what the check costs).
+CHECK_PACKET_BYTES = True
 
 #: Codec names that mean the same bitstream format.
 _FAMILIES = {
@@ -39,24 +45,68 @@ def codec_family(name: str) -> str:
 
 @dataclass(frozen=True)
 class FileFacts:
-    """What one video file holds: its stream header and every frame's time."""
+    """What one video file holds: its stream header, every frame's time, and where each frame's bytes end.
+
+    ``ends[i]`` is the byte offset just past frame ``i``'s packet (frames in time order); ``size`` the file's size.
+    """
 
     stream: video.StreamInfo
     times_s: npt.NDArray[np.float64]
     keyframes: npt.NDArray[np.bool_]
+    ends: npt.NDArray[np.int64]
+    size: int
+
+
+def read_facts(path: Path, *, check_bytes: bool = True) -> FileFacts:
+    """Header, frame times, keyframes and packet extents of ``path`` in one open, from the container index when
+    the stream has no B-frame reordering, else by demuxing (nothing decoded either way).
+
+    ``check_bytes=False`` reads what :func:`rdstd.store.video.scan` reads and no extents (to measure their cost).
+    """
+    if not check_bytes:
+        stream_info, times, keys = video.scan(path)
+        return FileFacts(stream_info, times, keys, np.zeros(len(times), dtype=np.int64), path.stat().st_size)
+    av = video.require_av()
+    container = video.open_container(path)
+    try:
+        stream = container.streams.video[0]
+        stream_info = video._stream_info(stream)  # the store's own header reading, shared rather than copied
+        base = float(stream.time_base)
+        entries = stream.index_entries
+        if not stream.codec_context.has_b_frames and len(entries):
+            rows = [(e.timestamp * base, bool(e.is_keyframe), e.pos + e.size) for e in entries if not e.is_discard]
+        else:
+            rows = [
+                (p.pts * base, bool(p.is_keyframe), p.pos + p.size)
+                for p in container.demux(stream)
+                if p.pts is not None
+            ]
+    except av.FFmpegError as exc:
+        raise CorruptSourceError(f"{path}: video does not demux ({exc})", hint="re-download or re-encode it") from exc
+    finally:
+        container.close()
+    rows.sort(key=lambda row: row[0])
+    return FileFacts(
+        stream_info,
+        np.array([r[0] for r in rows], dtype=np.float64),
+        np.array([r[1] for r in rows], dtype=bool),
+        np.array([r[2] for r in rows], dtype=np.int64),
+        path.stat().st_size,
+    )
 
 
 class VideoChecker:
     """Matches episodes' frames to their video files; keeps the facts of the last few files."""
 
-    def __init__(self, fps: float, cache_size: int = 4) -> None:
+    def __init__(self, fps: float, cache_size: int = 4, *, check_bytes: bool | None = None) -> None:
         self.fps = fps
         self.tolerance_s = 0.5 / fps
+        self.check_bytes = CHECK_PACKET_BYTES if check_bytes is None else check_bytes
         self._facts: LruCache[Path, FileFacts] = LruCache(cache_size)
 
     def facts(self, path: Path) -> FileFacts:
-        """Header and frame times of ``path`` (cached)."""
-        return self._facts.get(path, lambda: FileFacts(*video.scan(path)))
+        """Header, frame times and packet extents of ``path`` (cached)."""
+        return self._facts.get(path, lambda: read_facts(path, check_bytes=self.check_bytes))
 
     def segment(
         self,
@@ -87,6 +137,7 @@ class VideoChecker:
         try:
             facts = self.facts(seg.path)
         except RdstdError as exc:
+            raise_if_pointer(seg.path, root)
             raise EpisodeError(f"{where}: {exc.message}", hint=exc.hint) from exc
         declared = feature.declared_codec
         actual = codec_family(facts.stream.codec)
@@ -137,6 +188,15 @@ class VideoChecker:
             raise EpisodeError(
                 f"{where}: {seg.path} has {len(times)} frames, the episode has {n} (length in the metadata)",
                 hint="frame counts disagree with length; skip with --on-error skip",
+            )
+        first, last = int(nearest.min()), int(nearest.max())
+        past = np.flatnonzero(facts.ends[first : last + 1] > facts.size)
+        if past.size:
+            k = int(past[0]) + first
+            raise EpisodeError(
+                f"{where}: {seg.path} is truncated: {past.size} of the episode's {n} frames lie past its end "
+                f"(the file has {facts.size:,} bytes, the frame at {times[k]:.4f} s needs {int(facts.ends[k]):,})",
+                hint="re-download the video; skip such episodes with --on-error skip",
             )
         matched = times[nearest]
         to_s = seg.to_s if seg.to_s is not None else float(matched[-1] + 1.0 / self.fps)
