@@ -381,12 +381,14 @@ def test_a_depth_camera_kept_as_video_is_refused_naming_the_camera_and_the_way_t
     tmp_path: Path,
 ) -> None:
     canon = make_canonical(tmp_path / "canon", splits=["train"])
-    manifest = json.loads((canon / "rdstd.json").read_text())
+    original = (canon / "rdstd.json").read_text()
+    manifest = json.loads(original)
     manifest["features"]["observation.images.depth"]["codec"] = "video"
     (canon / "rdstd.json").write_text(json.dumps(manifest))
     with pytest.raises(UsageError, match=r"depth camera observation\.images\.depth is stored as video") as caught:
-        export_lerobot(canon, tmp_path / "lerobot")
+        export_lerobot(canon, tmp_path / "lerobot")  # refused from the manifest, before any shard is read
     assert "--exclude observation.images.depth" in caught.value.hint
+    (canon / "rdstd.json").write_text(original)  # the shards hold PNG bytes: the reader refuses a manifest that lies
     report = export_lerobot(canon, tmp_path / "lerobot", exclude=["observation.images.depth"])
     assert report.warnings == {"feature observation.images.depth left out (--exclude)": 1}
 
@@ -426,7 +428,7 @@ def test_a_crafted_camera_name_in_the_manifest_writes_nothing_outside_the_output
     before = {p for p in tmp_path.rglob("*")}
     with pytest.raises(SchemaError, match=r"cannot be a file name|invalid manifest"):  # ours, or the schema's
         export_lerobot(crafted, tmp_path / "out" / "lerobot", version=version)
-    assert {p for p in tmp_path.rglob("*")} - before == {tmp_path / "out"}  # the parent made for OUT, nothing else
+    assert {p for p in tmp_path.rglob("*")} - before <= {tmp_path / "out"}  # at most the parent made for OUT
     assert not list(tmp_path.parent.glob("escape*")) and not (tmp_path / "escape").exists()
 
 
