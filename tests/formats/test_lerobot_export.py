@@ -201,8 +201,17 @@ def test_export_refuses_a_non_empty_output_and_leaves_nothing_when_it_fails(
 ) -> None:
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken/x").write_text("x")
-    with pytest.raises(UsageError, match="not empty"):
-        export_lerobot(canonical["video"], tmp_path / "taken")
+    for overwrite in (False, True):  # a folder of the user's is never replaced, even with --overwrite
+        with pytest.raises(UsageError, match="not a LeRobot dataset; rdstd will not replace it"):
+            export_lerobot(canonical["video"], tmp_path / "taken", overwrite=overwrite)
+    assert [p.name for p in (tmp_path / "taken").iterdir()] == ["x"]
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(UsageError, match="not a folder"):
+        export_lerobot(canonical["video"], tmp_path / "file")
+    assert (tmp_path / "file").read_text() == "mine"
+    with pytest.raises(UsageError, match="overlaps the source"):
+        export_lerobot(canonical["video"], canonical["video"] / "lerobot")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith((".taken", ".file"))]  # no temporary leftovers
     broken = tmp_path / "broken"
     shutil.copytree(canonical["video"], broken)
     for mp4 in (broken / "videos").rglob("*.mp4"):
@@ -300,7 +309,8 @@ def test_the_export_command_writes_lerobot_and_refuses_an_existing_output(
     assert report["version"] == "v3.0" and report["episodes"] == 4
     assert LeRobotSource(tmp_path / "out").info().version == "v3.0"
     assert main(["export", str(canonical["video"]), "--to", "lerobot", str(tmp_path / "out")]) == 2
-    assert "not empty" in capsys.readouterr().err
+    assert "a LeRobot dataset is already there" in capsys.readouterr().err
+    assert main(["export", str(canonical["video"]), "--to", "lerobot", str(tmp_path / "out"), "--overwrite"]) == 0
     code = main(["export", str(canonical["video"]), "--to", "lerobot", "--version", "2.1", str(tmp_path / "v21")])
     assert code == 0 and (tmp_path / "v21/meta/episodes.jsonl").is_file()
 

@@ -14,17 +14,15 @@ images). What LeRobot has no place for goes where LeRobot keeps it without readi
 all is listed in the report's ``warnings`` (see :mod:`.export_meta`).
 
 Every path the export writes is made by :meth:`_Exporter.target`, inside the output folder (names from the
-manifest are refused when they would leave it). The output folder itself is handled by one function,
-:func:`output_folder`: built under a temporary sibling name and renamed into place at the end, so a failed
-export leaves nothing behind. Memory is bounded by one episode.
+manifest are refused when they would leave it). The output folder is handled like every rdstd output, by
+:class:`rdstd.store.output.Output`: locked, built under a temporary sibling and renamed into place at the end, so
+a failed export leaves nothing behind and a folder that is not a LeRobot dataset is never replaced.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -41,11 +39,13 @@ from rdstd.formats.lerobot import export_meta
 from rdstd.formats.lerobot import stats as lstats
 from rdstd.formats.lerobot.export_meta import Warnings
 from rdstd.formats.lerobot.export_video import CopyPlan, PacketIndex, VideoFile, copy_plan
+from rdstd.formats.lerobot.meta import looks_like_lerobot
 from rdstd.formats.lerobot.modality import build_modality
 from rdstd.paths import inside, safe_component
 from rdstd.schema.features import ImageFeature, VectorFeature
 from rdstd.schema.vocabulary import ImageCodec, Role
 from rdstd.store import video
+from rdstd.store.output import Output
 from rdstd.store.reader import Dataset, EpisodeData, LazyImages
 
 Version = Literal["3.0", "2.1"]
@@ -551,8 +551,13 @@ def export_lerobot(
         raise UsageError(f"LeRobot version {version!r} cannot be written", hint="choose --version 3.0 or 2.1")
     ds = dataset if isinstance(dataset, Dataset) else Dataset.open(dataset)
     out = Path(output)
-    with output_folder(out, overwrite=overwrite) as tmp:
-        exporter = _Exporter(ds, tmp, version, codec, exclude)
+    with (
+        Output.begin(
+            out, is_kind=looks_like_lerobot, kind="LeRobot dataset", overwrite=overwrite, sources=[ds.path]
+        ) as target,
+        target.guard(),
+    ):
+        exporter = _Exporter(ds, target.tmp, version, codec, exclude)
         episodes, frames = (_export_v3 if version == "3.0" else _export_v21)(exporter, progress)
         exporter.write_meta_common(episodes, frames)
     report = ExportReport(str(out), f"v{version}", episodes, frames)
@@ -562,30 +567,6 @@ def export_lerobot(
     report.warnings = dict(exporter.warnings.counts)
     report.seconds = time.perf_counter() - started
     return report
-
-
-@contextlib.contextmanager
-def output_folder(out: Path, *, overwrite: bool) -> Iterator[Path]:
-    """The one place the export's output folder is handled: refuse, build aside, rename into place, clean up.
-
-    Yields a temporary sibling of ``out`` to write into; on success it replaces ``out`` (which must not exist,
-    be empty, or ``overwrite`` be given); on any failure the temporary folder is removed and ``out`` untouched.
-    """
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise UsageError(f"{out}: output exists and is not empty", hint="choose a new path, or pass --overwrite")
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out.is_dir() and not out.is_symlink():
-        shutil.rmtree(out)
-    elif out.exists() or out.is_symlink():
-        out.unlink()
-    tmp.rename(out)
 
 
 # -- helpers --------------------------------------------------------------------------------------------------
@@ -639,4 +620,4 @@ def _modality_fits(modality: dict[str, Any], vectors: dict[str, VectorFeature]) 
     return True
 
 
-__all__ = ["ExportReport", "export_lerobot", "output_folder"]
+__all__ = ["ExportReport", "export_lerobot"]
