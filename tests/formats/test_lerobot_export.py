@@ -232,7 +232,18 @@ def lerobot_pythons() -> list[str]:
     if listed:
         return [p for p in listed.split(os.pathsep) if p]
     found = [REPO / f".venv-lerobot-{v}/bin/lerobot-python" for v in ("0.6", "0.4.4")]
+    if os.environ.get("CI"):  # .ci/run builds both: in CI a missing one fails its test instead of skipping
+        return [str(p) for p in found]
     return [str(p) for p in found if p.is_file()]
+
+
+def require_lerobot(python: str | None) -> str:
+    """The interpreter to run the LeRobot check with; skip (outside CI) or fail (in CI) when there is none."""
+    if python is None:
+        pytest.skip("no LeRobot environment: run .ci/lerobot_venvs.sh, or set RDSTD_LEROBOT_PYTHONS")
+    if not Path(python).is_file():
+        pytest.fail(f"{python} is missing: .ci/lerobot_venvs.sh did not build it (CI requires the LeRobot check)")
+    return python
 
 
 def expected_v30_small() -> dict[str, np.ndarray]:
@@ -266,8 +277,7 @@ def test_rdstds_reread_of_its_v30_export_of_v30_small_equals_what_lerobot_return
 def test_lerobot_itself_loads_the_v30_export_with_identical_values_and_frames(
     tmp_path: Path, python: str | None
 ) -> None:
-    if python is None:
-        pytest.skip("no LeRobot environment: run .ci/lerobot_venvs.sh, or set RDSTD_LEROBOT_PYTHONS")
+    python = require_lerobot(python)
     expected = expected_v30_small()
     convert(sample("lerobot/v30_small"), tmp_path / "canon")
     export_lerobot(tmp_path / "canon", tmp_path / "lerobot")
@@ -285,8 +295,7 @@ def test_lerobot_itself_loads_the_v30_export_with_identical_values_and_frames(
 def test_lerobot_itself_loads_an_export_with_depth_images_splits_and_rdstd_columns(
     tmp_path: Path, python: str | None
 ) -> None:
-    if python is None:
-        pytest.skip("no LeRobot environment: run .ci/lerobot_venvs.sh, or set RDSTD_LEROBOT_PYTHONS")
+    python = require_lerobot(python)
     canon = make_canonical(tmp_path / "canon", splits=["val", "train", "val"], success=[True, False, None])
     export_lerobot(canon, tmp_path / "lerobot")
     script = Path(__file__).with_name("lerobot_load_check.py")
