@@ -40,6 +40,7 @@ from pathlib import Path
 from types import TracebackType
 
 from rdstd.errors import OutputError, OutputLockedError, UsageError
+from rdstd.store.atomic import fsync_dir
 
 LOCK_SUFFIX = ".rdstd-lock"
 TEMP_MARK = ".rdstd-tmp-"
@@ -203,18 +204,10 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _fsync_tree(root: Path) -> None:
     """fsync every folder under ``root`` (files are fsynced by whoever wrote them)."""
     for folder, _, _ in os.walk(root):
-        _fsync_dir(Path(folder))
+        fsync_dir(Path(folder))
 
 
 def _utc_now() -> str:
@@ -356,7 +349,7 @@ class Output:
         self.done = True  # the new output is in place: from here on nothing undoes it
         try:
             with self.guard():
-                _fsync_dir(self.final.parent)
+                fsync_dir(self.final.parent)
         finally:
             if replaced is not None:
                 _remove(replaced)
