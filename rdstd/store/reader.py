@@ -36,6 +36,7 @@ from rdstd.schema.manifest import Manifest
 from rdstd.schema.vocabulary import ImageCodec
 from rdstd.store import images, layout, output, video
 from rdstd.store.lru import LruCache
+from rdstd.store.parquet import PARQUET_ERRORS
 
 _ROW_GROUP_CACHE = 4
 #: Shards whose low-dimensional columns stay in memory (each at most 100k frames of vectors).
@@ -183,6 +184,7 @@ class Dataset:
         self._ep_shard = episodes["shard"].to_numpy()
         self._ep_shard_row = episodes["shard_row"].to_numpy()
         self._ep_frame_start = episodes["frame_start"].to_numpy()
+        self._lengths = episodes["length"].to_numpy()
         self._files: dict[int, pq.ParquetFile] = {}
         self._fast: dict[int, pq.ParquetFile] = {}  # the same shards without checksum verification
         self._verified: set[tuple[int, int]] = set()  # (shard, row group) whose image pages passed their checksums
@@ -275,14 +277,27 @@ class Dataset:
                     memory_map=False,
                     page_checksum_verification=self.verify_checksums,
                 )
-            except (OSError, pa.ArrowInvalid) as exc:
+            except PARQUET_ERRORS as exc:
                 raise self._shard_error(shard, exc) from exc
             self._check_schema(shard, handle.schema_arrow)
             meta = handle.metadata
             sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+            self._check_rows(shard, meta.num_rows, sum(sizes))
             self._rg_starts[shard] = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
             self._files[shard] = handle
         return handle
+
+    def _check_rows(self, shard: int, rows: int, in_groups: int) -> None:
+        """The footer's row counts must hold every row the episode table places in this shard (a damaged footer
+        would otherwise send reads past the end of the data)."""
+        mask = self._ep_shard == shard
+        need = int((self._ep_shard_row[mask] + self._lengths[mask]).max()) if mask.any() else 0
+        if rows != in_groups or rows < need:
+            raise CorruptDatasetError(
+                f"{self.path / layout.shard_name(shard)}: the footer counts {rows} rows ({in_groups} in its row "
+                f"groups), the episode table needs {need}: the shard is damaged",
+                hint=_REBUILD,
+            )
 
     def _unverified(self, shard: int) -> pq.ParquetFile:
         """A second handle on a shard that skips checksums, for row groups this process has verified already."""
@@ -290,7 +305,7 @@ class Dataset:
         if handle is None:
             try:
                 handle = pq.ParquetFile(self.path / layout.shard_name(shard), memory_map=False)
-            except (OSError, pa.ArrowInvalid) as exc:
+            except PARQUET_ERRORS as exc:
                 raise self._shard_error(shard, exc) from exc
             self._fast[shard] = handle
         return handle
@@ -323,7 +338,7 @@ class Dataset:
             for group in range(handle.metadata.num_row_groups):
                 try:
                     handle.read_row_group(group, columns=columns)
-                except (OSError, pa.ArrowInvalid) as found:
+                except PARQUET_ERRORS as found:
                     return self._shard_error(shard, found, group)
         return self._shard_error(shard, exc)
 
@@ -337,8 +352,10 @@ class Dataset:
             handle = self._file(shard)
             try:
                 table = handle.read(columns=self._small_columns)
-            except (OSError, pa.ArrowInvalid) as exc:
+            except PARQUET_ERRORS as exc:
                 raise self._damage(shard, exc, self._small_columns) from exc
+            if len(table) != int(self._rg_starts[shard][-1]):
+                raise self._shard_error(shard, ValueError(f"{len(table)} rows where the footer says more"))
             cached = {}
             for key in self._small_columns:
                 column = table.column(key).combine_chunks()
@@ -366,8 +383,11 @@ class Dataset:
                 handle = self._unverified(shard)
             try:
                 table = handle.read_row_group(group, columns=self._image_columns)
-            except (OSError, pa.ArrowInvalid) as exc:
+            except PARQUET_ERRORS as exc:
                 raise self._shard_error(shard, exc, group) from exc
+            starts = self._rg_starts[shard]
+            if len(table) != int(starts[group + 1] - starts[group]):
+                raise self._shard_error(shard, ValueError(f"{len(table)} rows where the footer says more"), group)
             self._verified.add((shard, group))
             return table
 
@@ -461,7 +481,7 @@ class Dataset:
         g1 = int(np.searchsorted(starts, first + length - 1, side="right")) - 1 if length else g0
         try:
             table = handle.read_row_groups(list(range(g0, g1 + 1)), columns=self._columns)
-        except (OSError, pa.ArrowInvalid) as exc:
+        except PARQUET_ERRORS as exc:
             raise self._damage(shard, exc, self._columns) from exc
         return table.slice(first - int(starts[g0]), length)
 

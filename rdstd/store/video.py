@@ -99,7 +99,7 @@ def open_container(path: Path) -> Any:
     if not path.is_file():
         raise SourceNotFoundError(f"{path}: video file not found", hint="check that the dataset is complete")
     try:
-        container = av.open(str(path))
+        container = av.open(str(path), metadata_errors="replace")  # damaged tags must not stop a read
     except (av.FFmpegError, OSError) as exc:
         raise CorruptSourceError(
             f"{path}: not a readable video file ({ffmpeg_reason(exc)})", hint="re-download or re-encode it"
@@ -128,8 +128,14 @@ def probe(path: Path) -> StreamInfo:
     return scan(path, times=False)[0]
 
 
-def _stream_info(stream: Any) -> StreamInfo:
+def stream_info(stream: Any, path: Path) -> StreamInfo:
+    """What the header of ``path`` says about ``stream``; a header too damaged to say it is a corrupt source."""
     ctx = stream.codec_context
+    if ctx is None or ctx.codec is None or not ctx.width or not ctx.height:
+        raise CorruptSourceError(
+            f"{path}: the video header is damaged (no codec or frame size for its video stream)",
+            hint="re-download or re-encode it",
+        )
     rate = stream.average_rate or stream.guessed_rate or 0
     return StreamInfo(
         codec=_codec_family(ctx.codec.name),
@@ -157,7 +163,7 @@ def scan(path: Path, *, times: bool = True) -> tuple[StreamInfo, npt.NDArray[np.
     container = open_container(path)
     try:
         stream = container.streams.video[0]
-        info = _stream_info(stream)
+        info = stream_info(stream, path)
         if not times:
             return info, np.empty(0), np.empty(0, dtype=bool)
         base = float(stream.time_base)

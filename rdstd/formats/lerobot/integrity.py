@@ -27,6 +27,7 @@ import numpy.typing as npt
 import pyarrow.parquet as pq
 
 from rdstd.errors import CorruptSourceError
+from rdstd.store.parquet import PARQUET_ERRORS
 
 #: Relative and absolute parts of the tolerance on a recorded mean (LeRobot averages float32 in float32).
 MEAN_RTOL = 1e-5
@@ -54,21 +55,26 @@ def check_footer_stats(
     lows: dict[str, Any] = {}
     highs: dict[str, Any] = {}
     complete: dict[str, bool] = {}
-    for g in row_groups:
-        group = metadata.row_group(g)
-        for j in range(group.num_columns):
-            chunk = group.column(j)
-            path = chunk.path_in_schema
-            name = next((c for c in columns if path == c or path.startswith(c + ".")), None)
-            if name is None:
-                continue
-            stats = chunk.statistics
-            if stats is None or not stats.has_min_max:
-                complete[name] = False
-                continue
-            lows[name] = stats.min if name not in lows else min(lows[name], stats.min)
-            highs[name] = stats.max if name not in highs else max(highs[name], stats.max)
-            complete.setdefault(name, True)
+    try:
+        for g in row_groups:
+            group = metadata.row_group(g)
+            for j in range(group.num_columns):
+                chunk = group.column(j)
+                path = chunk.path_in_schema
+                name = next((c for c in columns if path == c or path.startswith(c + ".")), None)
+                if name is None:
+                    continue
+                stats = chunk.statistics
+                if stats is None or not stats.has_min_max:
+                    complete[name] = False
+                    continue
+                lows[name] = stats.min if name not in lows else min(lows[name], stats.min)
+                highs[name] = stats.max if name not in highs else max(highs[name], stats.max)
+                complete.setdefault(name, True)
+    except PARQUET_ERRORS as exc:  # the footer itself is damaged (names or statistics that do not decode)
+        raise CorruptSourceError(
+            f"{file}: the parquet footer is damaged ({exc}) (episode {episode})", hint="re-download the file"
+        ) from exc
     for name, low in lows.items():
         flat = values[name].reshape(-1)
         if flat.dtype.kind == "f":

@@ -33,6 +33,7 @@ from rdstd.lfs import raise_if_pointer
 from rdstd.schema.episode import EncodedFrames, ImageFrames
 from rdstd.schema.vocabulary import ImageCodec
 from rdstd.store import images
+from rdstd.store.parquet import PARQUET_ERRORS
 
 #: Data files whose row-group layout and episode column are kept open (v3.0 files hold many episodes).
 _DATA_FILE_CACHE = 2
@@ -50,6 +51,10 @@ class _Rows:
     whole: bool
 
 
+#: A data file that cannot be read: damaged bytes, or no ``episode_index`` column (KeyError).
+_DATA_FILE_ERRORS: tuple[type[Exception], ...] = (*PARQUET_ERRORS, KeyError)
+
+
 class _DataFile:
     """A v3.0 data file: its ``episode_index`` column and row-group starts, to read one episode's rows."""
 
@@ -58,7 +63,7 @@ class _DataFile:
         try:
             self.handle = pq.ParquetFile(path, page_checksum_verification=True)
             self.episodes = self.handle.read(columns=["episode_index"])["episode_index"].to_numpy()
-        except (OSError, pa.ArrowInvalid, KeyError) as exc:
+        except _DATA_FILE_ERRORS as exc:
             raise_if_pointer(path, root)
             raise CorruptSourceError(f"{path}: unreadable data parquet ({exc})", hint="re-download the file") from exc
         meta = self.handle.metadata
@@ -263,14 +268,14 @@ class LeRobotSource(SourceDataset):
                 if len(self._data_files) > _DATA_FILE_CACHE:
                     self._data_files.popitem(last=False)
             return data.rows(entry.episode_index, self._columns)
-        except (OSError, pa.ArrowInvalid) as exc:
+        except PARQUET_ERRORS as exc:
             raise_if_pointer(file, self.path)
             raise EpisodeError(f"{where}: {file} is not readable parquet ({exc})") from exc
 
     def read_episode(self, ref: EpisodeRef) -> SourceEpisode:
         """Read one episode: vectors, the timestamp clock, cameras (video segments or PNG bytes), texts."""
         entry = self.entries[ref.index]
-        where = f"{self.path.name} episode {entry.episode_index}"
+        where = f"{self.path} episode {entry.episode_index}"
         rows = self._table(entry, where)
         table = rows.table
         n = table.num_rows
@@ -291,7 +296,8 @@ class LeRobotSource(SourceDataset):
             index = table["index"].to_numpy()
             if int(index[0]) != entry.rows[0] or int(index[-1]) + 1 != entry.rows[1]:
                 raise EpisodeError(
-                    f"{where}: rows hold index {int(index[0])}..{int(index[-1])}, the episode table says "
+                    f"{where}: rows in {entry.data_file} hold index {int(index[0])}..{int(index[-1])}, "
+                    "the episode table says "
                     f"[{entry.rows[0]}, {entry.rows[1]})"
                 )
         vectors: dict[str, npt.NDArray[Any]] = {"timestamp": table["timestamp"].to_numpy()}
@@ -305,13 +311,13 @@ class LeRobotSource(SourceDataset):
                     feature, seg, stamps, whole_file=self.meta.major == 2, where=where, root=self.path
                 )
             elif kind == "image":
-                cams[feature.key] = _encoded_images(table[feature.key], where, feature.key)
+                cams[feature.key] = _encoded_images(table[feature.key], f"{where} ({entry.data_file})", feature.key)
             elif self._is_annotation(feature):
                 texts[feature.key] = [self.tasks.get(int(i), "") for i in table[feature.key].to_numpy()]
             elif kind == "text":
                 texts[feature.key] = [str(v) for v in table[feature.key].to_pylist()]
             elif kind == "vector":
-                vectors[feature.key] = _vector(table[feature.key], feature, n, where)
+                vectors[feature.key] = _vector(table[feature.key], feature, n, f"{where} ({entry.data_file})")
         self._cross_check(entry, rows, vectors)
         task = entry.tasks[0] if entry.tasks else ""
         if "task_index" in table.column_names:

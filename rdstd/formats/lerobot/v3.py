@@ -12,6 +12,7 @@ from rdstd.errors import CorruptSourceError, SourceNotFoundError
 from rdstd.formats.lerobot.episodes import EpisodeEntry, VideoSegment
 from rdstd.formats.lerobot.meta import LeRobotInfo
 from rdstd.lfs import raise_if_pointer
+from rdstd.store.parquet import PARQUET_ERRORS
 
 
 def _read(file: Path, root: Path, columns: list[str] | None = None) -> pa.Table:
@@ -20,7 +21,7 @@ def _read(file: Path, root: Path, columns: list[str] | None = None) -> pa.Table:
             have = set(pq.read_schema(file).names)
             columns = [c for c in columns if c in have]
         return pq.read_table(file, columns=columns)
-    except (OSError, pa.ArrowInvalid) as exc:
+    except PARQUET_ERRORS as exc:
         raise_if_pointer(file, root)
         raise CorruptSourceError(f"{file}: unreadable parquet ({exc})", hint="re-download the dataset") from exc
 

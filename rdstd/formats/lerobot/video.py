@@ -70,7 +70,7 @@ def read_facts(path: Path, *, check_bytes: bool = True) -> FileFacts:
     container = video.open_container(path)
     try:
         stream = container.streams.video[0]
-        stream_info = video._stream_info(stream)  # the store's own header reading, shared rather than copied
+        stream_info = video.stream_info(stream, path)  # the store's own header reading, shared rather than copied
         base = float(stream.time_base)
         entries = stream.index_entries
         if not stream.codec_context.has_b_frames and len(entries):
