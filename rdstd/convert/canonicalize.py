@@ -366,7 +366,9 @@ def plan_camera(
     channels = shape[2] if len(shape) == 3 else 1
     codec = store_as or spec.store_as or source_codec or ImageCodec.JPEG
     depth = spec.color == ColorOrder.DEPTH
-    dtype = "uint16" if depth and source.dtype == "uint16" else "uint8"
+    passthrough_png = source_codec == ImageCodec.PNG and codec == ImageCodec.PNG
+    # 16-bit bytes that pass through untouched stay 16-bit, whatever the spec calls them: never label them uint8
+    dtype = "uint16" if source.dtype == "uint16" and (depth or passthrough_png) else "uint8"
     if dtype == "uint16" and codec == ImageCodec.JPEG:
         codec = ImageCodec.PNG
     notes = []
@@ -377,7 +379,9 @@ def plan_camera(
     if spec.layout == "chw":
         notes.append("CHW -> HWC")
     color = spec.color
-    if spec.color == ColorOrder.BGR:
+    if channels == 1 and color in {ColorOrder.RGB, ColorOrder.BGR}:
+        color = ColorOrder.GRAY  # one channel is not RGB; say what it is
+    if spec.color == ColorOrder.BGR and channels != 1:
         if source_codec == codec:  # bytes pass through untouched: say BGR, and the reader swaps on decode
             notes.append("BGR bytes kept as the source has them; readers return RGB")
         else:

@@ -21,15 +21,15 @@ import numpy as np
 import numpy.typing as npt
 
 from rdstd.convert.canonicalize import CameraPlan, VectorPlan, plan_camera, plan_vector
-from rdstd.convert.specs import LoadedSpec, canonical_name, draft_spec, load_spec, match_spec
+from rdstd.convert.specs import LoadedSpec, canonical_name, draft_spec, drafted_camera, load_spec, match_spec
 from rdstd.errors import EpisodeError, MappingError
 from rdstd.formats.base import FrameArray, SourceEpisode, SourceInfo, SourceKey, read_frames
 from rdstd.paths import is_safe_component
 from rdstd.schema.clock import Clock
 from rdstd.schema.episode import EncodedFrames, Episode, EpisodeMeta, ImageFrames, LanguageSegment, VideoFrames
 from rdstd.schema.features import ImageFeature, VectorFeature
-from rdstd.schema.spec import CameraSpec, ConverterSpec, VectorSpec
-from rdstd.schema.vocabulary import UNIT_TO_SI, ClockKind, ColorOrder, ImageCodec, Unit
+from rdstd.schema.spec import ConverterSpec, VectorSpec
+from rdstd.schema.vocabulary import UNIT_TO_SI, ClockKind, ImageCodec, Unit
 from rdstd.store.video import frame_times
 
 #: Per-step keys a backend reports that only number the frames (the canonical format has its own).
@@ -148,12 +148,7 @@ class EpisodeConverter:
             if reason:
                 self.dropped[key.key] = reason
                 return
-            depth = key.codec is None and key.dtype == "uint16"
-            cspec = CameraSpec(
-                key=key.key,
-                color=ColorOrder.DEPTH if depth else ColorOrder.RGB,
-                description="not mapped by the spec: kept as the source stores it; mount and frame unknown",
-            )
+            cspec = drafted_camera(key, "not mapped by the spec: kept as the source stores it; mount and frame unknown")
             self.cameras.append(plan_camera(self._free_name(key), cspec, key, store_as=images, source_codec=key.codec))
         else:
             reason = _not_a_vector(key)

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from rdstd.errors import MappingError, UsageError
 from rdstd.formats.base import SourceInfo, SourceKey
 from rdstd.schema.spec import CameraSpec, ConverterSpec, VectorSpec
-from rdstd.schema.vocabulary import Role, Unit
+from rdstd.schema.vocabulary import ColorOrder, Role, Unit
 
 _YAML_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -163,7 +163,7 @@ def draft_spec(info: SourceInfo, *, name: str = "draft") -> ConverterSpec:
         elif key.kind == "text":
             texts.append(key.key)
         elif key.kind == "image":
-            cameras[canonical_name(key.key, "image")] = CameraSpec(key=key.key)
+            cameras[canonical_name(key.key, "image")] = drafted_camera(key, key.note)
         elif key.kind == "vector":
             features[canonical_name(key.key, "vector")] = _draft_vector(key)
     spec: dict[str, Any] = {
@@ -184,6 +184,18 @@ def draft_spec(info: SourceInfo, *, name: str = "draft") -> ConverterSpec:
 
 #: Words that mark a per-step text key as the task's instruction when drafting a spec.
 _TASK_WORDS = ("instruction", "task", "language", "prompt")
+
+
+def drafted_camera(key: SourceKey, description: str) -> CameraSpec:
+    """A camera spec guessed from what the source says of an image key: 16-bit images are depth (unit unknown),
+    one 8-bit channel is gray, anything else RGB. For drafts and for image keys a spec does not map."""
+    channels = key.shape[2] if len(key.shape) == 3 else 1
+    if key.dtype == "uint16":
+        color = ColorOrder.DEPTH
+        description = (description + " " if description else "") + "16-bit: taken as depth, unit unknown"
+    else:
+        color = ColorOrder.GRAY if channels == 1 else ColorOrder.RGB
+    return CameraSpec(key=key.key, color=color, description=description)
 
 
 def _draft_vector(key: SourceKey) -> VectorSpec:

@@ -272,3 +272,28 @@ def test_a_draft_takes_the_task_from_the_instruction_key_so_no_language_is_lost(
 
     tasks = rdstd.open(tmp_path / "out").episodes["task"].to_list()
     assert all(tasks) and all(isinstance(t, str) for t in tasks)
+
+
+def test_a_16_bit_png_camera_is_never_labelled_8_bit_whatever_the_spec_calls_it(tmp_path: Path) -> None:
+    import rdstd
+
+    source = sample("rlds/edgecases/rlds_edgecases/1.0.0")  # observation.depth: 16-bit PNG, 1000 + 7t
+    convert(source, tmp_path / "drafted", rate_hz=10.0)  # no spec: drafted from the source
+    camera = rdstd.open(tmp_path / "drafted").manifest.cameras["observation.images.depth"]
+    assert (camera.dtype, camera.color, camera.channels) == ("uint16", "depth", 1)
+    spec = {
+        "name": "rgb-by-mistake",
+        "format": "rlds",
+        "rate_hz": 10,
+        "cameras": {"observation.images.depth": {"key": "steps/observation/depth"}},  # says nothing of depth
+    }
+    from rdstd.schema.spec import ConverterSpec
+
+    convert(source, tmp_path / "given", spec=ConverterSpec.model_validate(spec), drop_unmapped=True)
+    dataset = rdstd.open(tmp_path / "given")
+    camera = dataset.manifest.cameras["observation.images.depth"]
+    assert (camera.dtype, camera.color) == ("uint16", "gray")  # the bytes are 16-bit: never called uint8 RGB
+    episode = dataset.episode(0)
+    for t in range(episode.timestamps.shape[0]):
+        pixels = np.asarray(episode.images["observation.images.depth"][t])
+        assert pixels.dtype == np.uint16 and set(np.unique(pixels)) == {1000 + 7 * t}
