@@ -1,0 +1,472 @@
+"""The HDF5 backend: one file, or a folder of files (ALOHA, RoboMIND, DROID: one file per episode), as one source.
+
+Every file is classified (:mod:`.detect`); its episodes (``demo_N`` groups, numbered root groups, the whole file,
+or slices of stacked arrays) are scanned (:mod:`.episode`) and handed out lazily (:mod:`.frames`). A file that
+cannot be read inside a folder becomes an episode whose read fails with its one-line error, so ``--on-error
+skip`` converts the others. What ``rdstd info`` shows under ``extra``: the flavor with its evidence and
+confidence, where the rate comes from, the file-level attributes, long attribute values stored once, warnings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+
+from rdstd.errors import CorruptSourceError, RdstdError, SourceError
+from rdstd.formats.base import EpisodeRef, FormatBackend, SourceDataset, SourceEpisode, SourceInfo, SourceKey
+from rdstd.formats.hdf5.detect import Detection, classify, demo_names, numbered_groups
+from rdstd.formats.hdf5.episode import CLOCK_KEY, LargeValues, Scan, episode_attrs, scan
+from rdstd.formats.hdf5.frames import EncodedRows, H5Frames, codec_of, padded_lengths
+from rdstd.formats.hdf5.h5 import check_filters, check_links, import_h5py, json_attr, natural_key, open_file, text
+from rdstd.formats.sniff import HDF5_MAGIC
+from rdstd.lfs import is_pointer
+from rdstd.schema.episode import EncodedFrames
+from rdstd.schema.vocabulary import ImageCodec
+
+SUFFIXES = (".hdf5", ".h5", ".he5", ".hdf")
+#: Rates each flavor's writers use when the file does not say (source named in docs/formats/hdf5.md).
+FLAVOR_RATES_HZ = {
+    "robomimic": 20.0,
+    "robosuite_raw": 20.0,
+    "libero": 20.0,
+    "mimicgen": 20.0,
+    "aloha": 50.0,
+    "mobile_aloha": 50.0,
+    "droid_raw": 15.0,
+}
+_SPLIT_FILTERS = ("train", "valid", "test")
+
+
+def has_hdf5_signature(path: Path) -> bool:
+    """The HDF5 signature at offset 0, 512, 1024 … (a user block may precede it). Never raises."""
+    try:
+        with path.open("rb") as handle:
+            for offset in (0, 512, 1024, 2048, 4096, 8192):
+                handle.seek(offset)
+                if handle.read(len(HDF5_MAGIC)) == HDF5_MAGIC:
+                    return True
+    except OSError:
+        return False
+    return False
+
+
+def hdf5_files(folder: Path) -> list[Path]:
+    """HDF5 files below ``folder`` (by suffix), in natural order of their relative paths."""
+    found = [p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file()]
+    return sorted(found, key=lambda p: natural_key(p.relative_to(folder).as_posix()))
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """Where one episode lives: a file, a group in it ("" = root), a stacked index; or why the file failed."""
+
+    file: Path
+    group: str = ""
+    stacked: int | None = None
+    length: int | None = None
+    error: RdstdError | None = None
+
+
+class Hdf5Source(SourceDataset):
+    """An opened HDF5 source: one file or a folder of files."""
+
+    format = "hdf5"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.root = path if path.is_dir() else path.parent
+        files = hdf5_files(path) if path.is_dir() else [path]
+        if not files:
+            raise SourceError(f"{path}: the folder holds no .hdf5/.h5 files", hint="pass an HDF5 file or its folder")
+        self._handles: dict[Path, Any] = {}
+        self.large = LargeValues()
+        self.warnings: list[str] = []
+        self.detections: dict[Path, Detection] = {}
+        self.units: list[_Unit] = []
+        self.file_attrs: dict[str, Any] = {}
+        self._splits: dict[tuple[Path, str], str] = {}
+        for file in files:
+            if len(files) == 1:
+                self.units.extend(self._units_of(file))  # a lone file's error is the source's error
+                continue
+            try:
+                self.units.extend(self._units_of(file))
+            except RdstdError as exc:
+                self.units.append(_Unit(file, error=exc))
+                self.warnings.append(f"{file}: cannot be read ({exc.message})")
+        flavors = sorted({d.flavor for d in self.detections.values()})
+        if len(flavors) > 1:
+            self.warnings.append(f"the files are of different flavors: {', '.join(flavors)}")
+        self.detection = next(iter(self.detections.values()), Detection("unknown", [], 0.0, "unknown"))
+        self.rate_hz, self.rate_source = self._rate()
+        self._check_env_args()
+        if self.detection.flavor.startswith("isaaclab"):
+            self.warnings.append(
+                "Isaac Lab files do not record the quaternion order (wxyz up to Isaac Lab 2.x, xyzw from 3.0): "
+                "convert with --spec hdf5/isaaclab_2x (wxyz) or --spec hdf5/isaaclab_3x (xyzw)"
+            )
+        self._first: tuple[Scan, dict[str, SourceKey]] | None = None
+
+    # -- files and units -------------------------------------------------------------------------------------
+    def _file(self, path: Path) -> Any:
+        handle = self._handles.get(path)
+        if handle is None:
+            handle = open_file(path, self.root)
+            self._handles[path] = handle
+        return handle
+
+    def _units_of(self, path: Path) -> list[_Unit]:
+        file = self._file(path)
+        check_links(file, path, self.root)
+        found = classify(file)
+        self.detections[path] = found
+        if not self.file_attrs:
+            where = file[found.group] if found.group else file
+            self.file_attrs = {k: self.large.keep(v) for k, v in episode_attrs(where, self.large).items()}
+        if found.layout == "unknown":
+            top = ", ".join(sorted(file.keys())[:8]) or "nothing"
+            raise SourceError(
+                f"{path}: an HDF5 file of no layout rdstd knows (top level: {top})",
+                hint="rdstd reads robomimic/LIBERO/MimicGen/Isaac Lab, robosuite, ALOHA, RoboMIND, DROID raw, numbered "
+                "episode groups and flat one-episode files; see docs/formats/hdf5.md",
+            )
+        if found.layout == "empty":
+            total = text(file["data"].attrs.get("total", "absent"))
+            raise SourceError(
+                f"{path}: holds no episodes (data/ has no demo_N groups; data@total = {total})",
+                hint="the recording kept no demos (a run that aborted or where nothing succeeded); nothing to convert",
+            )
+        if found.layout == "demo_groups":
+            group = file[found.group] if found.group else file
+            self._read_mask(path, file)
+            prefix = f"{found.group}/" if found.group else ""
+            return [_Unit(path, f"{prefix}{n}", length=_length_hint(group[n])) for n in demo_names(group)]
+        if found.layout == "root_groups":
+            return [_Unit(path, n, length=_length_hint(file[n])) for n in numbered_groups(file)]
+        if found.layout == "stacked":
+            self.warnings.extend(found.notes)
+            multi = [file[k] for k in file.keys() if getattr(file[k], "ndim", 0) >= 3]
+            episodes, steps = int(multi[0].shape[0]), int(multi[0].shape[1])
+            return [_Unit(path, "", stacked=i, length=steps) for i in range(episodes)]
+        return [_Unit(path, "", length=_length_hint(file))]
+
+    def _read_mask(self, path: Path, file: Any) -> None:
+        """``mask/<filter>`` lists of demo names (bytes or str) as each demo's split."""
+        mask = file.get("mask")
+        if mask is None:
+            return
+        for name in mask.keys():
+            for demo in text(mask[name][()]):
+                demo_name = str(demo)
+                if name in _SPLIT_FILTERS:
+                    self._splits[(path, demo_name)] = name
+                else:
+                    self._splits.setdefault((path, f"filters:{demo_name}"), "")
+                    key = (path, f"filters:{demo_name}")
+                    self._splits[key] = ",".join(x for x in (self._splits[key], name) if x)
+
+    def _rate(self) -> tuple[float | None, str]:
+        flavor = self.detection.flavor
+        if not self.detections:
+            return None, "unknown"
+        first = next(iter(self.detections))
+        file = self._file(first)
+        data = file.get("data")
+        if data is not None:
+            for attr, path in (("env_args", ("env_kwargs", "control_freq")), ("env_info", ("control_freq",))):
+                value, _ = json_attr(data, attr)
+                for step in path:
+                    value = value.get(step) if isinstance(value, dict) else None
+                if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+                    return float(value), f"data@{attr}: {'.'.join(path)}"
+        if flavor in FLAVOR_RATES_HZ:
+            return FLAVOR_RATES_HZ[flavor], f"{flavor} default (the file states no rate; see docs/formats/hdf5.md)"
+        return None, "unknown: the file states no rate (pass --rate HZ or set rate_hz in the spec)"
+
+    def _check_env_args(self) -> None:
+        """robomimic needs ``env_args`` = {env_name, type, env_kwargs}; a file that holds something else is said."""
+        if self.detection.flavor not in {"robomimic", "libero", "mimicgen"} or not self.detections:
+            return
+        data = self._file(next(iter(self.detections))).get("data")
+        value, problem = json_attr(data, "env_args")
+        if problem:
+            self.warnings.append(f"data@env_args is {problem}")
+        elif isinstance(value, dict):
+            missing = [k for k in ("env_name", "type", "env_kwargs") if k not in value]
+            if missing:
+                self.warnings.append(
+                    f"data@env_args lacks {', '.join(missing)} (it looks like robosuite's env_info): robomimic's "
+                    "EnvUtils cannot rebuild the environment from it; kept as it is"
+                )
+
+    # -- episodes ----------------------------------------------------------------------------------------------
+    def _scan(self, unit: _Unit) -> Scan:
+        if unit.error is not None:
+            raise unit.error
+        file = self._file(unit.file)
+        group = file[unit.group] if unit.group else file
+        where = f"{unit.file}:{unit.group or '/'}"
+        result = scan(group, where, self.large, stacked=unit.stacked)
+        if unit.stacked is None:
+            result.meta.update(episode_attrs(group, self.large))
+            if not unit.group and unit.file != self.path:
+                result.meta["file_attrs"] = episode_attrs(file, self.large)
+        for key, ds in result.per_step.items():
+            check_filters(ds, unit.file, key)
+        return result
+
+    def _keys(self, unit: _Unit, result: Scan) -> dict[str, SourceKey]:
+        h5py = import_h5py()
+        file = self._file(unit.file)
+        keys: dict[str, SourceKey] = {}
+        compress = bool(text(file.attrs.get("compress", False)))
+        for key, ds in result.per_step.items():
+            per_step = tuple(int(d) for d in ds.shape[2 if unit.stacked is not None else 1 :])
+            dtype = ds.dtype
+            if h5py.check_string_dtype(dtype) is not None or dtype.kind in "SU":
+                keys[key] = SourceKey(key, "text", (), "str")
+            elif dtype.kind == "O" or h5py.check_vlen_dtype(dtype) is not None:
+                head = _first_bytes(ds)
+                codec = codec_of(head)
+                if codec is None:
+                    keys[key] = SourceKey(key, "vector", (-1,), str(h5py.check_vlen_dtype(dtype) or dtype))
+                else:
+                    keys[key] = SourceKey(key, "image", (-1, -1, 3), "uint8", codec=ImageCodec(codec))
+            elif compress and ds.ndim == 2 and dtype == np.uint8 and key.startswith("observations/images/"):
+                keys[key] = SourceKey(
+                    key, "image", (-1, -1, 3), "uint8", note="JPEG zero-padded (compress_len)", codec=ImageCodec.JPEG
+                )
+            elif len(per_step) == 3 and per_step[-1] in (1, 3, 4) and min(per_step[:2]) >= 8 and dtype.kind == "u":
+                keys[key] = SourceKey(key, "image", per_step, dtype.name)
+            else:
+                keys[key] = SourceKey(key, "vector", per_step, dtype.name)
+        if result.clock is not None:
+            keys[CLOCK_KEY] = SourceKey(CLOCK_KEY, "timestamp", (), "float64", note=f"from {result.clock_source}")
+        return keys
+
+    def _first_scan(self) -> tuple[Scan, dict[str, SourceKey]] | None:
+        if self._first is None:
+            for unit in self.units:
+                if unit.error is None:
+                    result = self._scan(unit)
+                    self._first = (result, self._keys(unit, result))
+                    break
+        return self._first
+
+    def info(self) -> SourceInfo:
+        """Counts, the first episode's keys, and the detection (flavor, evidence, confidence) under ``extra``."""
+        first = self._first_scan()
+        keys = list(first[1].values()) if first else []
+        ragged = [k.key for k in keys if k.kind == "vector" and any(d < 0 for d in k.shape)]
+        lengths = [u.length for u in self.units]
+        frames = sum(n for n in lengths if n is not None) if all(n is not None for n in lengths) else None
+        extra: dict[str, Any] = {
+            **self.detection.as_dict(),
+            "files": len(self.detections) + sum(1 for u in self.units if u.error is not None),
+            "rate_source": self.rate_source,
+            "file_attrs": self.file_attrs,
+            "warnings": list(self.warnings),
+        }
+        if len(self.detections) > 1:
+            extra["flavors"] = sorted({d.flavor for d in self.detections.values()})
+        if ragged:
+            extra["ragged_keys"] = ragged
+        if first and first[0].clock is not None:
+            extra["clock"] = first[0].clock_source
+        convention = self.file_attrs.get("macros_image_convention")
+        if convention is not None:
+            extra["image_convention"] = (
+                f"{convention}: images are stored upside down; rdstd flips their rows back"
+                if convention == "opengl"
+                else str(convention)
+            )
+        if self.large.values:
+            extra["large_attrs"] = dict(self.large.values)
+        return SourceInfo(
+            format=self.format,
+            version=f"HDF5 ({self.detection.flavor})",
+            path=str(self.path),
+            episodes=len(self.units),
+            frames=frames,
+            keys=[k for k in keys if k.key not in ragged],
+            rate_hz=self.rate_hz,
+            extra=extra,
+            name=self.detection.flavor,
+        )
+
+    def episode_refs(self) -> Sequence[EpisodeRef]:
+        """One ref per episode: key = the group (``demo_3``), file, or stacked index, prefixed by the file in folders."""
+        refs = []
+        for i, unit in enumerate(self.units):
+            refs.append(EpisodeRef(i, self._key_of(unit), str(unit.file), unit.length))
+        return refs
+
+    def _key_of(self, unit: _Unit) -> str:
+        inner = unit.group.rsplit("/", 1)[-1] if unit.group else ""
+        if unit.stacked is not None:
+            inner = f"episode_{unit.stacked:06d}"
+        if self.path.is_dir():
+            rel = unit.file.relative_to(self.path).as_posix()
+            return f"{rel}/{inner}" if inner else rel
+        return inner or unit.file.stem
+
+    def read_episode(self, ref: EpisodeRef) -> SourceEpisode:
+        """The episode's per-step datasets as lazy frames; images as lazy encoded rows or raw frames."""
+        if not 0 <= ref.index < len(self.units):
+            raise CorruptSourceError(f"{self.path}: no episode {ref.index} (the source holds {len(self.units)})")
+        unit = self.units[ref.index]
+        result = self._scan(unit)
+        keys = self._keys(unit, result)
+        where = f"{unit.file}:{unit.group or '/'}"
+        flip = self.file_attrs.get("macros_image_convention") == "opengl"
+        vectors: dict[str, Any] = {}
+        images: dict[str, Any] = {}
+        texts: dict[str, list[str]] = {}
+        padded = {k: result.per_step[k] for k, sk in keys.items() if sk.note.startswith("JPEG zero-padded")}
+        lengths = self._padded_lengths(unit, padded, where) if padded else {}
+        for key, sk in keys.items():
+            if key == CLOCK_KEY:
+                vectors[key] = result.clock
+                continue
+            ds = result.per_step[key]
+            if sk.kind == "text":
+                texts[key] = [str(text(v)) for v in ds[()]]
+            elif sk.kind == "image" and sk.codec is not None:
+                rows = EncodedRows(ds, f"{where}/{key}", lengths=lengths.get(key))
+                images[key] = EncodedFrames(sk.codec, cast(list[bytes], rows))
+            elif sk.kind == "image":
+                images[key] = _Flipped(H5Frames(ds, episode=unit.stacked)) if flip else H5Frames(ds, episode=unit.stacked)
+            elif any(d < 0 for d in sk.shape):
+                continue  # ragged: listed in info().extra["ragged_keys"], dropped with that reason
+            else:
+                vectors[key] = H5Frames(ds, episode=unit.stacked)
+        meta = dict(result.meta)
+        notes = list(result.notes)
+        if flip and images:
+            notes.append("images were stored upside down (macros_image_convention = opengl): rows flipped back")
+        stated = meta.get("num_samples")
+        if isinstance(stated, int) and stated != result.length:
+            notes.append(f"num_samples says {stated}, the datasets hold {result.length} steps: the datasets are used")
+        if self.detection.flavor.startswith("isaaclab") and "obs/actions" in keys:
+            notes.append("obs/actions is the previous step's action (obs/actions[t] = actions[t-1])")
+        meta["notes"] = notes
+        meta["flavor"] = self.detections.get(unit.file, self.detection).flavor
+        if unit.group:
+            name = unit.group.rsplit("/", 1)[-1]
+            if (unit.file, name) in self._splits:
+                meta["split"] = self._splits[(unit.file, name)]
+            filters = self._splits.get((unit.file, f"filters:{name}"))
+            if filters:
+                meta["filter_keys"] = filters.split(",")
+        success = meta.get("success", meta.get("file_attrs", {}).get("success"))
+        meta["success"] = bool(success) if isinstance(success, bool | int) else None
+        task = self._task(meta)
+        return SourceEpisode(
+            ref,
+            result.length,
+            vectors=vectors,
+            images=images,
+            texts=texts,
+            timestamps_s=result.clock,
+            task=task,
+            meta=meta,
+        )
+
+    def _padded_lengths(self, unit: _Unit, padded: dict[str, Any], where: str) -> dict[str, Any]:
+        file = self._file(unit.file)
+        table = file.get("compress_len")
+        if table is None:
+            raise CorruptSourceError(
+                f"{where}: images are padded JPEG (@compress) but compress_len is missing",
+                hint="the file is incomplete; re-record or re-copy it",
+            )
+        cams = {k: v for k, v in padded.items()}
+        return padded_lengths(cams, table[()], f"{unit.file}:compress_len")
+
+    def _task(self, meta: dict[str, Any]) -> str | None:
+        problem = self.file_attrs.get("problem_info")
+        if isinstance(problem, str):
+            try:
+                import json
+
+                parsed = json.loads(problem)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict) and isinstance(parsed.get("language_instruction"), str):
+                return str(parsed["language_instruction"])
+        current = meta.get("file_attrs", {}).get("current_task", self.file_attrs.get("current_task"))
+        return current if isinstance(current, str) and current else None
+
+    def close(self) -> None:
+        """Close every open file."""
+        for handle in self._handles.values():
+            handle.close()
+        self._handles.clear()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_handles"] = {}  # h5py handles do not survive pickling or fork: each worker opens its own
+        return state
+
+
+class _Flipped:
+    """Raw frames with their rows reversed (robosuite's "opengl" images are stored upside down)."""
+
+    def __init__(self, frames: H5Frames) -> None:
+        self._frames = frames
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """(frames, H, W, C)."""
+        return self._frames.shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The element type."""
+        return self._frames.dtype
+
+    def __getitem__(self, index: slice, /) -> Any:
+        return np.ascontiguousarray(self._frames[index][:, ::-1])
+
+
+def _length_hint(group: Any) -> int | None:
+    """The episode length from ``actions``/``action``/``states`` without scanning (None when neither exists)."""
+    for key in ("actions", "action", "states"):
+        ds = group.get(key)
+        if ds is not None and getattr(ds, "ndim", 0) >= 1:
+            return int(ds.shape[0])
+    return None
+
+
+def _first_bytes(ds: Any) -> bytes:
+    if ds.shape[0] == 0:
+        return b""
+    first = ds[0]
+    return first[:16] if isinstance(first, bytes) else np.asarray(first, dtype=np.uint8)[:16].tobytes()
+
+
+class Hdf5Backend(FormatBackend):
+    """HDF5 robot datasets: robomimic and its family, robosuite, ALOHA/ACT, RoboMIND, DROID raw, flat files."""
+
+    name = "hdf5"
+    extra = "hdf5"
+    priority = 80
+
+    def detect(self, path: Path) -> bool:
+        """An HDF5 file (by signature, or an LFS pointer named ``*.hdf5``), or a folder holding HDF5 files."""
+        try:
+            if path.is_file():
+                return has_hdf5_signature(path) or (path.suffix.lower() in SUFFIXES and is_pointer(path))
+            if path.is_dir():
+                return any(has_hdf5_signature(p) or is_pointer(p) for p in hdf5_files(path)[:8])
+        except OSError:
+            return False
+        return False
+
+    def open(self, path: Path) -> Hdf5Source:
+        """Open the file or folder at ``path``."""
+        return Hdf5Source(path)
