@@ -19,13 +19,23 @@ import numpy as np
 from rdstd.errors import CorruptSourceError, RdstdError, SourceError
 from rdstd.formats.base import EpisodeRef, FormatBackend, SourceDataset, SourceEpisode, SourceInfo, SourceKey
 from rdstd.formats.hdf5.detect import Detection, classify, demo_names, numbered_groups
-from rdstd.formats.hdf5.episode import CLOCK_KEY, LargeValues, Scan, episode_attrs, scan
+from rdstd.formats.hdf5.episode import CLOCK_KEY, LargeValues, Scan, episode_attrs, length_of, scan
 from rdstd.formats.hdf5.frames import EncodedRows, H5Frames, codec_of, padded_lengths
-from rdstd.formats.hdf5.h5 import check_filters, check_links, import_h5py, json_attr, natural_key, open_file, text
+from rdstd.formats.hdf5.h5 import (
+    check_filters,
+    check_links,
+    import_h5py,
+    json_attr,
+    natural_key,
+    open_file,
+    text,
+    walk,
+)
 from rdstd.formats.sniff import HDF5_MAGIC
 from rdstd.lfs import is_pointer
 from rdstd.schema.episode import EncodedFrames
 from rdstd.schema.vocabulary import ImageCodec
+from rdstd.store import images
 
 SUFFIXES = (".hdf5", ".h5", ".he5", ".hdf")
 #: Rates each flavor's writers use when the file does not say (source named in docs/formats/hdf5.md).
@@ -39,6 +49,7 @@ FLAVOR_RATES_HZ = {
     "droid_raw": 15.0,
 }
 _SPLIT_FILTERS = ("train", "valid", "test")
+PADDED_NOTE = "JPEG zero-padded to one length (trimmed with compress_len)"
 
 
 def has_hdf5_signature(path: Path) -> bool:
@@ -152,7 +163,7 @@ class Hdf5Source(SourceDataset):
             multi = [file[k] for k in file.keys() if getattr(file[k], "ndim", 0) >= 3]
             episodes, steps = int(multi[0].shape[0]), int(multi[0].shape[1])
             return [_Unit(path, "", stacked=i, length=steps) for i in range(episodes)]
-        return [_Unit(path, "", length=_length_hint(file))]
+        return [_Unit(path, "", length=length_of(dict(walk(file))))]
 
     def _read_mask(self, path: Path, file: Any) -> None:
         """``mask/<filter>`` lists of demo names (bytes or str) as each demo's split."""
@@ -213,7 +224,7 @@ class Hdf5Source(SourceDataset):
         result = scan(group, where, self.large, stacked=unit.stacked)
         if unit.stacked is None:
             result.meta.update(episode_attrs(group, self.large))
-            if not unit.group and unit.file != self.path:
+            if unit.group and self.path.is_dir():
                 result.meta["file_attrs"] = episode_attrs(file, self.large)
         for key, ds in result.per_step.items():
             check_filters(ds, unit.file, key)
@@ -231,15 +242,17 @@ class Hdf5Source(SourceDataset):
                 keys[key] = SourceKey(key, "text", (), "str")
             elif dtype.kind == "O" or h5py.check_vlen_dtype(dtype) is not None:
                 head = _first_bytes(ds)
-                codec = codec_of(head)
+                codec = codec_of(head[:16])
                 if codec is None:
                     keys[key] = SourceKey(key, "vector", (-1,), str(h5py.check_vlen_dtype(dtype) or dtype))
                 else:
-                    keys[key] = SourceKey(key, "image", (-1, -1, 3), "uint8", codec=ImageCodec(codec))
+                    pixels = images.decode(head, ImageCodec(codec))
+                    shape = tuple(int(d) for d in pixels.shape)
+                    keys[key] = SourceKey(key, "image", shape, pixels.dtype.name, codec=ImageCodec(codec))
             elif compress and ds.ndim == 2 and dtype == np.uint8 and key.startswith("observations/images/"):
-                keys[key] = SourceKey(
-                    key, "image", (-1, -1, 3), "uint8", note="JPEG zero-padded (compress_len)", codec=ImageCodec.JPEG
-                )
+                pixels = images.decode(np.asarray(ds[0], dtype=np.uint8).tobytes(), ImageCodec.JPEG)
+                shape = tuple(int(d) for d in pixels.shape)
+                keys[key] = SourceKey(key, "image", shape, "uint8", note=PADDED_NOTE, codec=ImageCodec.JPEG)
             elif len(per_step) == 3 and per_step[-1] in (1, 3, 4) and min(per_step[:2]) >= 8 and dtype.kind == "u":
                 keys[key] = SourceKey(key, "image", per_step, dtype.name)
             else:
@@ -326,7 +339,7 @@ class Hdf5Source(SourceDataset):
         vectors: dict[str, Any] = {}
         images: dict[str, Any] = {}
         texts: dict[str, list[str]] = {}
-        padded = {k: result.per_step[k] for k, sk in keys.items() if sk.note.startswith("JPEG zero-padded")}
+        padded = {k: result.per_step[k] for k, sk in keys.items() if sk.note == PADDED_NOTE}
         lengths = self._padded_lengths(unit, padded, where) if padded else {}
         for key, sk in keys.items():
             if key == CLOCK_KEY:
@@ -362,7 +375,7 @@ class Hdf5Source(SourceDataset):
             filters = self._splits.get((unit.file, f"filters:{name}"))
             if filters:
                 meta["filter_keys"] = filters.split(",")
-        success = meta.get("success", meta.get("file_attrs", {}).get("success"))
+        success = meta.get("success")
         meta["success"] = bool(success) if isinstance(success, bool | int) else None
         task = self._task(meta)
         return SourceEpisode(
@@ -398,7 +411,7 @@ class Hdf5Source(SourceDataset):
                 parsed = None
             if isinstance(parsed, dict) and isinstance(parsed.get("language_instruction"), str):
                 return str(parsed["language_instruction"])
-        current = meta.get("file_attrs", {}).get("current_task", self.file_attrs.get("current_task"))
+        current = meta.get("current_task")
         return current if isinstance(current, str) and current else None
 
     def close(self) -> None:
@@ -410,6 +423,7 @@ class Hdf5Source(SourceDataset):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_handles"] = {}  # h5py handles do not survive pickling or fork: each worker opens its own
+        state["_first"] = None
         return state
 
 
@@ -446,7 +460,7 @@ def _first_bytes(ds: Any) -> bytes:
     if ds.shape[0] == 0:
         return b""
     first = ds[0]
-    return first[:16] if isinstance(first, bytes) else np.asarray(first, dtype=np.uint8)[:16].tobytes()
+    return first if isinstance(first, bytes) else np.asarray(first, dtype=np.uint8).tobytes()
 
 
 class Hdf5Backend(FormatBackend):
