@@ -31,7 +31,7 @@ from rdstd.formats.hdf5.h5 import (
     text,
     walk,
 )
-from rdstd.formats.sniff import HDF5_MAGIC
+from rdstd.formats.sniff import has_hdf5_signature
 from rdstd.lfs import is_pointer
 from rdstd.schema.episode import EncodedFrames
 from rdstd.schema.vocabulary import ImageCodec
@@ -50,19 +50,6 @@ FLAVOR_RATES_HZ = {
 }
 _SPLIT_FILTERS = ("train", "valid", "test")
 PADDED_NOTE = "JPEG zero-padded to one length (trimmed with compress_len)"
-
-
-def has_hdf5_signature(path: Path) -> bool:
-    """The HDF5 signature at offset 0, 512, 1024 … (a user block may precede it). Never raises."""
-    try:
-        with path.open("rb") as handle:
-            for offset in (0, 512, 1024, 2048, 4096, 8192):
-                handle.seek(offset)
-                if handle.read(len(HDF5_MAGIC)) == HDF5_MAGIC:
-                    return True
-    except OSError:
-        return False
-    return False
 
 
 def hdf5_files(folder: Path) -> list[Path]:
