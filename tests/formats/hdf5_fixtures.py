@@ -86,9 +86,7 @@ def write_aloha_folder(folder: Path, episodes: int = 3, steps: int = 6) -> Path:
     return folder
 
 
-def _robomimic_demo(
-    demo: h5py.Group, steps: int, rng: np.random.Generator, quat_xyzw: npt.NDArray[np.float64]
-) -> None:
+def _robomimic_demo(demo: h5py.Group, steps: int, rng: np.random.Generator, quat_xyzw: npt.NDArray[np.float64]) -> None:
     demo.attrs["num_samples"] = steps
     demo.create_dataset("actions", data=rng.uniform(-1, 1, (steps, 7)))
     demo.create_dataset("rewards", data=np.zeros(steps))
@@ -128,7 +126,11 @@ def write_libero(path: Path, steps: int = 4, demos: int = 2, *, instruction: str
     with h5py.File(path, "w") as f:
         data = f.create_group("data")
         data.attrs["problem_info"] = json.dumps(
-            {"problem_name": "libero_tabletop_manipulation", "domain_name": "robosuite", "language_instruction": instruction}
+            {
+                "problem_name": "libero_tabletop_manipulation",
+                "domain_name": "robosuite",
+                "language_instruction": instruction,
+            }
         )
         data.attrs["bddl_file_name"] = "libero/bddl_files/libero_10/task.bddl"
         data.attrs["bddl_file_content"] = "(define (problem LIBERO_Tabletop_Manipulation)\n" + ";" * 6000 + ")"

@@ -18,7 +18,6 @@ from rdstd.formats.hdf5.frames import EncodedRows
 from rdstd.formats.registry import detect
 from rdstd.schema.episode import EncodedFrames
 from rdstd.schema.vocabulary import ImageCodec
-from rdstd.store import images
 from rdstd.testing.contract import BackendContract
 from tests.formats import hdf5_fixtures as fx
 

@@ -47,7 +47,9 @@ def h5py_lengths(path: Path) -> list[int]:
     with h5py.File(path, "r") as f:
         if "data" in f:
             names = sorted((n for n in f["data"] if n.startswith("demo_")), key=lambda n: int(n[5:]))
-            return [len(f["data"][n]["actions"] if "actions" in f["data"][n] else f["data"][n]["states"]) for n in names]
+            return [
+                len(f["data"][n]["actions"] if "actions" in f["data"][n] else f["data"][n]["states"]) for n in names
+            ]
         trials = sorted((n for n in f if n.startswith("Trial")), key=lambda n: int(n[5:]))
         if trials:
             return [len(f[n]["actions"]) for n in trials]

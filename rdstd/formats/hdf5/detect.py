@@ -57,13 +57,13 @@ class Detection:
 
 def demo_names(group: Any) -> list[str]:
     """The ``demo_N`` members of ``group``, ordered by N (lexical order puts demo_10 before demo_2)."""
-    return sorted((n for n in group.keys() if _DEMO.match(n)), key=lambda n: int(n[5:]))
+    return sorted((n for n in group if _DEMO.match(n)), key=lambda n: int(n[5:]))
 
 
 def numbered_groups(group: Any) -> list[str]:
     """Root groups that share one name stem followed by a number (``Trial0``, ``Trial1`` …), in numeric order."""
     h5py = import_h5py()
-    names = [n for n in group.keys() if isinstance(group.get(n), h5py.Group) and _NUMBERED.match(n)]
+    names = [n for n in group if isinstance(group.get(n), h5py.Group) and _NUMBERED.match(n)]
     stems = Counter(_NUMBERED.match(n).group(1) for n in names)  # type: ignore[union-attr]
     if not stems:
         return []
@@ -140,7 +140,7 @@ def _demo_flavor(data: Any, demo: Any, group: str) -> Detection:
 
 def _flat(file: Any) -> Detection:
     h5py = import_h5py()
-    datasets = {n: file[n] for n in file.keys() if isinstance(file.get(n), h5py.Dataset)}
+    datasets = {n: file[n] for n in file if isinstance(file.get(n), h5py.Dataset)}
     if not datasets or len(datasets) != len(file.keys()):
         return Detection("unknown", sorted(file.keys())[:8], 0.0, "unknown")
     firsts = Counter(int(d.shape[0]) for d in datasets.values() if d.ndim >= 1)

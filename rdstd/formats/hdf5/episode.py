@@ -121,7 +121,9 @@ def _find_clock(result: Scan, where: str) -> None:
     candidates: list[tuple[str, np.dtype[Any], Any]] = []
     states = ps.get("states")
     if isinstance(states, h5py.Dataset) and states.ndim == 2 and states.shape[1] > 1 and states.dtype.kind == "f":
-        candidates.append(("states[:, 0] (MuJoCo sim time)", states.dtype, lambda: np.asarray(states[:, 0], dtype=np.float64)))
+        candidates.append(
+            ("states[:, 0] (MuJoCo sim time)", states.dtype, lambda: np.asarray(states[:, 0], dtype=np.float64))
+        )
     secs = ps.get("observation/timestamp/robot_state/robot_timestamp_seconds")
     nanos = ps.get("observation/timestamp/robot_state/robot_timestamp_nanos")
     if secs is not None and nanos is not None:

@@ -51,10 +51,7 @@ class H5Frames:
     def __getitem__(self, index: slice, /) -> npt.NDArray[Any]:
         start, stop, step = index.indices(self._shape[0])
         lo, hi = self._start + start, self._start + max(stop, start)
-        if self._episode is not None:
-            rows = self._ds[self._episode, lo:hi]
-        else:
-            rows = self._ds[lo:hi]
+        rows = self._ds[self._episode, lo:hi] if self._episode is not None else self._ds[lo:hi]
         array = np.asarray(rows)
         return array[::step] if step != 1 else array
 
@@ -86,8 +83,7 @@ class EncodedRows(Sequence[bytes]):
         """Frame ``i``'s encoded bytes (padding trimmed)."""
         raw = self._ds[i]
         if self._lengths is None:
-            data = raw if isinstance(raw, bytes) else np.asarray(raw, dtype=np.uint8).tobytes()
-            return data
+            return raw if isinstance(raw, bytes) else np.asarray(raw, dtype=np.uint8).tobytes()
         n = int(self._lengths[i])
         row = np.asarray(raw, dtype=np.uint8)
         if not 0 < n <= row.shape[0]:

@@ -12,6 +12,7 @@ Everything that touches an ``h5py.File`` directly goes through here, so the rule
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,7 +135,7 @@ def check_links(file: Any, path: Path, root: Path) -> None:
             )
 
     def visit(group: Any, prefix: str) -> None:
-        for name in group.keys():
+        for name in group:
             key = f"{prefix}{name}"
             link = group.get(name, getlink=True)
             if isinstance(link, h5py.ExternalLink):
@@ -166,6 +167,8 @@ def check_filters(dataset: Any, path: Path, key: str) -> None:
         return
     names = ", ".join(PLUGIN_FILTERS.get(i, f"filter {i}") for i in needed)
     try:
-        import hdf5plugin  # noqa: F401 - importing registers the filters with HDF5
+        importlib.import_module("hdf5plugin")  # importing it registers its filters with HDF5
     except ImportError as exc:
-        raise MissingDependencyError("hdf5plugin", "hdf5", purpose=f"read {path}:{key} (compressed with {names})") from exc
+        raise MissingDependencyError(
+            "hdf5plugin", "hdf5", purpose=f"read {path}:{key} (compressed with {names})"
+        ) from exc

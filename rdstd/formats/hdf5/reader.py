@@ -147,7 +147,7 @@ class Hdf5Source(SourceDataset):
             return [_Unit(path, n, length=_length_hint(file[n])) for n in numbered_groups(file)]
         if found.layout == "stacked":
             self.warnings.extend(found.notes)
-            multi = [file[k] for k in file.keys() if getattr(file[k], "ndim", 0) >= 3]
+            multi = [file[k] for k in file if getattr(file[k], "ndim", 0) >= 3]
             episodes, steps = int(multi[0].shape[0]), int(multi[0].shape[1])
             return [_Unit(path, "", stacked=i, length=steps) for i in range(episodes)]
         return [_Unit(path, "", length=length_of(dict(walk(file))))]
@@ -157,7 +157,7 @@ class Hdf5Source(SourceDataset):
         mask = file.get("mask")
         if mask is None:
             return
-        for name in mask.keys():
+        for name in mask:
             for demo in text(mask[name][()]):
                 demo_name = str(demo)
                 if name in _SPLIT_FILTERS:
@@ -299,7 +299,7 @@ class Hdf5Source(SourceDataset):
         )
 
     def episode_refs(self) -> Sequence[EpisodeRef]:
-        """One ref per episode: key = the group (``demo_3``), file, or stacked index, prefixed by the file in folders."""
+        """One ref per episode, keyed by group (``demo_3``), file or stacked index; prefixed by the file in folders."""
         refs = []
         for i, unit in enumerate(self.units):
             refs.append(EpisodeRef(i, self._key_of(unit), str(unit.file), unit.length))
@@ -339,7 +339,9 @@ class Hdf5Source(SourceDataset):
                 rows = EncodedRows(ds, f"{where}/{key}", lengths=lengths.get(key))
                 images[key] = EncodedFrames(sk.codec, cast(list[bytes], rows))
             elif sk.kind == "image":
-                images[key] = _Flipped(H5Frames(ds, episode=unit.stacked)) if flip else H5Frames(ds, episode=unit.stacked)
+                images[key] = (
+                    _Flipped(H5Frames(ds, episode=unit.stacked)) if flip else H5Frames(ds, episode=unit.stacked)
+                )
             elif any(d < 0 for d in sk.shape):
                 continue  # ragged: listed in info().extra["ragged_keys"], dropped with that reason
             else:
