@@ -20,6 +20,8 @@ from rdstd.errors import CorruptSourceError
 JPEG_MAGIC = b"\xff\xd8"
 JPEG_END = b"\xff\xd9"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+#: Encoded frames read per h5py call: memory stays at a few padded rows, the per-call cost is shared.
+BLOCK_ROWS = 16
 
 
 class H5Frames:
@@ -81,7 +83,18 @@ class EncodedRows(Sequence[bytes]):
 
     def frame(self, i: int) -> bytes:
         """Frame ``i``'s encoded bytes (padding trimmed)."""
-        raw = self._ds[i]
+        return self._trim(i, self._ds[i])
+
+    def frames(self, start: int, stop: int) -> list[bytes]:
+        """Frames ``[start, stop)``, read :data:`BLOCK_ROWS` rows per h5py call (one call per row costs more)."""
+        out: list[bytes] = []
+        for lo in range(start, stop, BLOCK_ROWS):
+            hi = min(lo + BLOCK_ROWS, stop)
+            block = self._ds[lo:hi]
+            out.extend(self._trim(lo + j, block[j]) for j in range(hi - lo))
+        return out
+
+    def _trim(self, i: int, raw: Any) -> bytes:
         if self._lengths is None:
             return raw if isinstance(raw, bytes) else np.asarray(raw, dtype=np.uint8).tobytes()
         n = int(self._lengths[i])
@@ -104,7 +117,10 @@ class EncodedRows(Sequence[bytes]):
 
     def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
         if isinstance(index, slice):
-            return [self.frame(i) for i in range(*index.indices(self._n))]
+            start, stop, step = index.indices(self._n)
+            if step != 1:
+                return [self.frame(i) for i in range(start, stop, step)]
+            return self.frames(start, max(start, stop))
         if index < 0:
             index += self._n
         if not 0 <= index < self._n:
@@ -112,8 +128,8 @@ class EncodedRows(Sequence[bytes]):
         return self.frame(index)
 
     def __iter__(self) -> Iterator[bytes]:
-        for i in range(self._n):
-            yield self.frame(i)
+        for lo in range(0, self._n, BLOCK_ROWS):
+            yield from self.frames(lo, min(lo + BLOCK_ROWS, self._n))
 
 
 def padded_lengths(
