@@ -5,10 +5,11 @@ Each episode is one ``episode_<i>.hdf5`` file as the ALOHA recorders write it wi
 ``qvel``/``effort``, 400 steps at 50 Hz. The JPEGs are real (bench.common.camera_frames, quality 95) and reused
 across frames, so writing a large source is quick. Images pass through (no re-encode).
 
-"raw read" is the floor for any converter: h5py reads the padded rows 16 at a time (as the backend does; one call
-per row is slower), trims each with ``compress_len``, and reads the vectors, in a fresh process. "convert" is
-``rdstd convert SRC OUT`` (the CLI, the shipped hdf5/aloha spec matched) in a fresh process. The source is read
-once before both, so both read from the page cache. Peak RSS is each process's ru_maxrss (wait4).
+"raw read" is the floor for any converter: h5py reads the padded rows 16 at a time (as the backend does; one
+call per row is slower), trims each with ``compress_len``, and reads the vectors. "backend read" streams every
+episode through the HDF5 backend alone (what convert reads, without writing the canonical dataset). "convert" is
+``rdstd convert SRC OUT`` (the CLI, the shipped hdf5/aloha spec matched). Each runs in a fresh process; the source
+is read once first, so all three read from the page cache. Peak RSS is each process's ru_maxrss (wait4).
 Run: .venv/bin/python -m bench.hdf5_convert (--episodes 5,10,20 by default; the issue's 200 episodes need
 ~50 GB of disk for source and output: pass --episodes 200 where it fits).
 """
@@ -76,6 +77,27 @@ def raw_read(folder: Path) -> int:
     return steps
 
 
+def backend_read(folder: Path) -> int:
+    """Stream every episode through the HDF5 backend (images as encoded rows, vectors sliced); returns frames."""
+    from rdstd.formats.base import read_frames
+    from rdstd.formats.hdf5 import Hdf5Backend
+    from rdstd.schema.episode import EncodedFrames
+
+    steps = 0
+    with Hdf5Backend().open(folder) as source:
+        for ref in source.episode_refs():
+            episode = source.read_episode(ref)
+            for start in range(0, episode.length, 256):  # the pipeline's chunk of frames
+                stop = min(start + 256, episode.length)
+                for frames in episode.images.values():
+                    assert isinstance(frames, EncodedFrames)
+                    frames.frames[start:stop]
+                for values in episode.vectors.values():
+                    read_frames(values, start, stop)
+            steps += episode.length
+    return steps
+
+
 def child(argv: list[str]) -> tuple[float, float]:
     """Run ``argv`` in a fresh process; (seconds, peak RSS MB)."""
     started = time.perf_counter()
@@ -92,9 +114,13 @@ def main() -> None:
     parser.add_argument("--episodes", default="5,10,20", help="comma-separated episode counts")
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--raw-read", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--backend-read", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.raw_read:
         print(json.dumps({"steps": raw_read(args.raw_read)}))
+        return
+    if args.backend_read:
+        print(json.dumps({"steps": backend_read(args.backend_read)}))
         return
     pools = {cam: camera_frames(POOL, seed=i) for i, cam in enumerate(CAMERAS)}
     rows, results = [], []
@@ -107,6 +133,7 @@ def main() -> None:
             me = [sys.executable, "-m", "bench.hdf5_convert", "--raw-read", str(src)]
             child(me)  # warm the page cache
             raw_s, raw_rss = child(me)
+            back_s, back_rss = child([sys.executable, "-m", "bench.hdf5_convert", "--backend-read", str(src)])
             conv_s, conv_rss = child(
                 [sys.executable, "-m", "rdstd", "convert", str(src), str(Path(tmp) / f"out-{count}")]
             )
@@ -116,8 +143,11 @@ def main() -> None:
                 "image_mb": round(image_bytes / 1e6, 1),
                 "raw_read_frames_per_s": round(frames / raw_s),
                 "raw_read_peak_rss_mb": round(raw_rss),
+                "backend_read_frames_per_s": round(frames / back_s),
+                "backend_read_peak_rss_mb": round(back_rss),
                 "convert_frames_per_s": round(frames / conv_s),
                 "convert_peak_rss_mb": round(conv_rss),
+                "backend_over_raw": round(raw_s / back_s, 2),
                 "convert_over_raw": round(raw_s / conv_s, 2),
             }
             results.append(result)

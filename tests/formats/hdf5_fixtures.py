@@ -118,6 +118,7 @@ def write_robomimic(path: Path, rotvecs: list[npt.NDArray[np.float64]], *, contr
         names = [f"demo_{i}".encode() for i in range(1, len(rotvecs) + 1)]
         mask.create_dataset("train", data=np.array(names[:-1], dtype="S8"))
         mask.create_dataset("valid", data=np.array(names[-1:], dtype="S8"))
+        mask.create_dataset("20_percent", data=np.array(names[:1], dtype="S8"))
 
 
 def write_libero(path: Path, steps: int = 4, demos: int = 2, *, instruction: str = "put the bowl on the plate") -> None:

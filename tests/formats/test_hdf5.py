@@ -232,6 +232,14 @@ def test_a_folder_of_episode_files_is_one_dataset_in_natural_order(tmp_path: Pat
         assert [r.key for r in source.episode_refs()] == ["episode_1.hdf5", "episode_2.hdf5", "episode_10.hdf5"]
 
 
+def test_robomimic_masks_become_splits_and_filter_keys(tmp_path: Path) -> None:
+    fx.write_robomimic(tmp_path / "rm.hdf5", [_rotvecs(2, 10), _rotvecs(2, 11)])
+    with Hdf5Backend().open(tmp_path / "rm.hdf5") as source:
+        metas = [source.read_episode(r).meta for r in source.episode_refs()]
+    assert [m["split"] for m in metas] == ["train", "valid"]
+    assert metas[0]["filter_keys"] == ["20_percent"] and "filter_keys" not in metas[1]
+
+
 def test_a_pickled_source_reopens_its_files(tmp_path: Path) -> None:
     path = tmp_path / "rm.hdf5"
     fx.write_robomimic(path, [_rotvecs(3, 9)])
@@ -266,3 +274,31 @@ def test_long_attributes_are_stored_once_per_dataset(tmp_path: Path) -> None:
     assert list(info.extra["large_attrs"].values()) == [xml]
     assert metas[0]["model_file"] == metas[1]["model_file"]
     assert metas[0]["model_file"]["chars"] == len(xml)
+
+
+class _Spy:
+    """An h5py dataset stand-in that records which rows each read asked for."""
+
+    def __init__(self, data: npt.NDArray[np.uint8]) -> None:
+        self.data = data
+        self.shape = data.shape
+        self.dtype = data.dtype
+        self.reads: list[int] = []
+
+    def __getitem__(self, index: object) -> npt.NDArray[np.uint8]:
+        rows = self.data[index]  # type: ignore[index]
+        self.reads.append(1 if rows.ndim == 1 else len(rows))
+        return rows
+
+
+def test_encoded_rows_never_read_a_whole_camera_at_once() -> None:
+    jpegs = [fx.jpeg(fx.picture(i)) for i in range(40)]
+    padded = np.zeros((40, max(map(len, jpegs))), np.uint8)
+    for i, data in enumerate(jpegs):
+        padded[i, : len(data)] = np.frombuffer(data, np.uint8)
+    spy = _Spy(padded)
+    rows = EncodedRows(spy, "cam", lengths=np.array([len(b) for b in jpegs]))
+    assert spy.reads == []  # nothing read when built
+    assert rows[5:30] == jpegs[5:30]
+    assert list(rows) == jpegs
+    assert max(spy.reads) <= 16

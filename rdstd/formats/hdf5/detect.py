@@ -67,9 +67,9 @@ def numbered_groups(group: Any) -> list[str]:
     stems = Counter(_NUMBERED.match(n).group(1) for n in names)  # type: ignore[union-attr]
     if not stems:
         return []
-    stem, count = stems.most_common(1)[0]
+    stem = stems.most_common(1)[0][0]
     picked = [n for n in names if _NUMBERED.match(n).group(1) == stem]  # type: ignore[union-attr]
-    return sorted(picked, key=natural_key) if count >= 1 else []
+    return sorted(picked, key=natural_key)
 
 
 def classify(file: Any) -> Detection:

@@ -87,6 +87,7 @@ class Hdf5Source(SourceDataset):
         self.units: list[_Unit] = []
         self.file_attrs: dict[str, Any] = {}
         self._splits: dict[tuple[Path, str], str] = {}
+        self._filters: dict[tuple[Path, str], list[str]] = {}
         for file in files:
             if len(files) == 1:
                 self.units.extend(self._units_of(file))  # a lone file's error is the source's error
@@ -153,19 +154,16 @@ class Hdf5Source(SourceDataset):
         return [_Unit(path, "", length=length_of(dict(walk(file))))]
 
     def _read_mask(self, path: Path, file: Any) -> None:
-        """``mask/<filter>`` lists of demo names (bytes or str) as each demo's split."""
+        """``mask/<filter>`` lists of demo names (bytes or str): train/valid/test become splits, others filter keys."""
         mask = file.get("mask")
         if mask is None:
             return
         for name in mask:
             for demo in text(mask[name][()]):
-                demo_name = str(demo)
                 if name in _SPLIT_FILTERS:
-                    self._splits[(path, demo_name)] = name
+                    self._splits[(path, str(demo))] = name
                 else:
-                    self._splits.setdefault((path, f"filters:{demo_name}"), "")
-                    key = (path, f"filters:{demo_name}")
-                    self._splits[key] = ",".join(x for x in (self._splits[key], name) if x)
+                    self._filters.setdefault((path, str(demo)), []).append(name)
 
     def _rate(self) -> tuple[float | None, str]:
         flavor = self.detection.flavor
@@ -361,9 +359,8 @@ class Hdf5Source(SourceDataset):
             name = unit.group.rsplit("/", 1)[-1]
             if (unit.file, name) in self._splits:
                 meta["split"] = self._splits[(unit.file, name)]
-            filters = self._splits.get((unit.file, f"filters:{name}"))
-            if filters:
-                meta["filter_keys"] = filters.split(",")
+            if (unit.file, name) in self._filters:
+                meta["filter_keys"] = self._filters[(unit.file, name)]
         success = meta.get("success")
         meta["success"] = bool(success) if isinstance(success, bool | int) else None
         task = self._task(meta)
