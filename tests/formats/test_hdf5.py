@@ -302,3 +302,35 @@ def test_encoded_rows_never_read_a_whole_camera_at_once() -> None:
     assert rows[5:30] == jpegs[5:30]
     assert list(rows) == jpegs
     assert max(spy.reads) <= 16
+
+
+def test_steps_concatenated_with_an_episode_ends_index_are_split_into_episodes(tmp_path: Path) -> None:
+    import h5py
+
+    ends = np.array([3, 3, 8, 10])  # the second episode is empty
+    state = np.arange(10 * 2, dtype=np.float64).reshape(10, 2)
+    with h5py.File(tmp_path / "buffer.hdf5", "w") as f:
+        f.create_dataset("data/state", data=state)
+        f.create_dataset("data/img", data=np.arange(10 * 8 * 8 * 3, dtype=np.uint8).reshape(10, 8, 8, 3))
+        f.create_dataset("meta/episode_ends", data=ends)
+    with Hdf5Backend().open(tmp_path / "buffer.hdf5") as source:
+        info = source.info()
+        refs = source.episode_refs()
+        assert info.extra["flavor"] == "concatenated" and "meta/episode_ends (episode ends)" in info.extra["evidence"]
+        assert [r.length for r in refs] == [3, 0, 5, 2]
+        assert [r.key for r in refs] == ["episode_000000", "episode_000001", "episode_000002", "episode_000003"]
+        third = source.read_episode(refs[2])
+        np.testing.assert_array_equal(third.vectors["data/state"][0:5], state[3:8])
+        np.testing.assert_array_equal(
+            third.images["data/img"][1:2], np.asarray(h5py.File(tmp_path / "buffer.hdf5")["data/img"][4:5])
+        )
+
+
+def test_an_episode_index_that_fits_no_dataset_is_refused(tmp_path: Path) -> None:
+    import h5py
+
+    with h5py.File(tmp_path / "buffer.hdf5", "w") as f:
+        f.create_dataset("data/state", data=np.zeros((10, 2)))
+        f.create_dataset("meta/episode_ends", data=np.array([4, 12]))
+    with pytest.raises(rdstd.errors.CorruptSourceError, match="ends at step 12, but no dataset has 12 rows"):
+        Hdf5Backend().open(tmp_path / "buffer.hdf5")

@@ -5,14 +5,15 @@ The rules (in order) follow the layouts each writer's code produces (see ``docs/
 1. ``data/`` with ``demo_N`` groups (robomimic's shape): the first demo by number decides. ``initial_state`` +
    ``states/articulation`` is Isaac Lab (``isaaclab_mimic`` with ``obs/datagen_info``); demo-level
    ``datagen_info`` or ``src_demo_inds`` is MimicGen; ``problem_info``/``bddl_file_name`` is LIBERO; ``env`` (no
-   ``env_args``) with a ``model_file`` attr is raw robosuite; ``env_args`` is robomimic. ``data/`` without demos
-   is an empty source.
+   ``env_args``) with a ``model_file`` attr is raw robosuite; ``env_args`` is robomimic. An empty ``data/`` is an
+   empty source.
 2. ``demo_N`` groups at the root: robomimic-like without ``data/``.
 3. ``action`` + ``observations/qpos`` at the root: ALOHA/ACT (one file per episode).
 4. ``master/`` + ``puppet/`` or ``observations/rgb_images``: RoboMIND.
 5. ``observation/`` + ``action/`` with ``observation/timestamp`` and ``observation/robot_state``: DROID raw.
 6. Numbered groups at the root (``Trial0``…): one episode per group (RoboHive traces).
-7. Datasets only, sharing their first dimension: one episode per file (D4RL-style); sharing their first *two*
+7. A 1-d integer ``episode_ends`` dataset anywhere (exclusive ends): steps concatenated, split by that index.
+8. Datasets only, sharing their first dimension: one episode per file (D4RL-style); sharing their first *two*
    dimensions: episodes stacked on axis 0 (a guess, said with a low confidence).
 
 Anything else is ``unknown``: opening it says what the file holds and that a spec must map it.
@@ -27,7 +28,9 @@ from typing import Any, Literal
 
 from rdstd.formats.hdf5.h5 import import_h5py, natural_key
 
-Layout = Literal["demo_groups", "root_groups", "one_episode", "stacked", "empty", "unknown"]
+Layout = Literal["demo_groups", "root_groups", "one_episode", "stacked", "concatenated", "empty", "unknown"]
+#: Names of an index dataset that splits concatenated steps into episodes (exclusive ends, as replay buffers write).
+INDEX_NAMES = ("episode_ends",)
 
 _DEMO = re.compile(r"^demo_(\d+)$")
 _NUMBERED = re.compile(r"^([A-Za-z_]+?)_?(\d+)$")
@@ -43,6 +46,8 @@ class Detection:
     layout: Layout
     #: Where the episode groups live ("data" or "" for the root) for the group layouts.
     group: str = ""
+    #: For the concatenated layout: the path of the episode index dataset.
+    index: str = ""
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -78,9 +83,10 @@ def classify(file: Any) -> Detection:
     data = file.get("data")
     if isinstance(data, h5py.Group):
         demos = demo_names(data)
-        if not demos:
+        if demos:
+            return _demo_flavor(data, data[demos[0]], "data")
+        if not len(data):
             return Detection("empty", ["data/ (no demo_N groups)"], 0.9, "empty", "data")
-        return _demo_flavor(data, data[demos[0]], "data")
     demos = demo_names(file)
     if demos:
         return Detection("robomimic_like", [f"{demos[0]}/ at the root (no data/ group)"], 0.5, "demo_groups", "")
@@ -138,8 +144,21 @@ def _demo_flavor(data: Any, demo: Any, group: str) -> Detection:
     return Detection("robomimic_like", [f"{where}/ (no env_args)"], 0.5, "demo_groups", group)
 
 
+def _index(file: Any) -> str:
+    """The path of an ``episode_ends`` index dataset (1-d integers), or ""."""
+    from rdstd.formats.hdf5.h5 import walk
+
+    for path, ds in walk(file):
+        if path.rsplit("/", 1)[-1] in INDEX_NAMES and ds.ndim == 1 and ds.dtype.kind in "iu":
+            return str(path)
+    return ""
+
+
 def _flat(file: Any) -> Detection:
     h5py = import_h5py()
+    index = _index(file)
+    if index:
+        return Detection("concatenated", [f"{index} (episode ends)"], 0.7, "concatenated", index=index)
     datasets = {n: file[n] for n in file if isinstance(file.get(n), h5py.Dataset)}
     if not datasets or len(datasets) != len(file.keys()):
         return Detection("unknown", sorted(file.keys())[:8], 0.0, "unknown")

@@ -80,12 +80,31 @@ def episode_attrs(obj: Any, large: LargeValues) -> dict[str, Any]:
     return {str(k): large.keep(text(v)) for k, v in obj.attrs.items()}
 
 
-def scan(group: Any, where: str, large: LargeValues, *, stacked: int | None = None) -> Scan:
-    """Scan one episode: ``group`` (or the file root, with ``stacked`` the episode index along axis 0)."""
+def scan(
+    group: Any,
+    where: str,
+    large: LargeValues,
+    *,
+    stacked: int | None = None,
+    rows: tuple[int, int, int] | None = None,
+    index: str = "",
+) -> Scan:
+    """Scan one episode: ``group``; or the file root with ``stacked`` (the episode's index along axis 0) or
+    ``rows`` = (start, stop, total steps) of concatenated datasets split by the ``index`` dataset."""
     datasets = dict(walk(group))
     meta: dict[str, Any] = {}
     notes: list[str] = []
     per_step: dict[str, Any] = {}
+    if rows is not None:
+        start, stop, total = rows
+        for key, ds in datasets.items():
+            if key == index:
+                continue
+            if ds.ndim >= 1 and int(ds.shape[0]) == total:
+                per_step[key] = ds
+            else:
+                meta[key] = small_value(ds, f"{where}/{key}")
+        return Scan(stop - start, per_step, meta, notes)
     if stacked is not None:
         multi = [d for d in datasets.values() if d.ndim >= 3]
         length = int(multi[0].shape[1]) if multi else 0

@@ -70,11 +70,20 @@ def codec_of(head: bytes) -> str | None:
 class EncodedRows(Sequence[bytes]):
     """One camera's encoded frames, read one at a time from a padded 2-D uint8 or a variable-length dataset."""
 
-    def __init__(self, dataset: Any, where: str, *, lengths: npt.NDArray[np.int64] | None = None) -> None:
+    def __init__(
+        self,
+        dataset: Any,
+        where: str,
+        *,
+        lengths: npt.NDArray[np.int64] | None = None,
+        start: int = 0,
+        stop: int | None = None,
+    ) -> None:
         self._ds = dataset
         self._where = where
         self._lengths = lengths
-        self._n = int(dataset.shape[0])
+        self._start = start
+        self._n = (int(dataset.shape[0]) if stop is None else stop) - start
         if lengths is not None and len(lengths) != self._n:
             raise CorruptSourceError(f"{where}: compress_len holds {len(lengths)} lengths for {self._n} frames")
 
@@ -83,14 +92,14 @@ class EncodedRows(Sequence[bytes]):
 
     def frame(self, i: int) -> bytes:
         """Frame ``i``'s encoded bytes (padding trimmed)."""
-        return self._trim(i, self._ds[i])
+        return self._trim(i, self._ds[self._start + i])
 
     def frames(self, start: int, stop: int) -> list[bytes]:
         """Frames ``[start, stop)``, read :data:`BLOCK_ROWS` rows per h5py call (one call per row costs more)."""
         out: list[bytes] = []
         for lo in range(start, stop, BLOCK_ROWS):
             hi = min(lo + BLOCK_ROWS, stop)
-            block = self._ds[lo:hi]
+            block = self._ds[self._start + lo : self._start + hi]
             out.extend(self._trim(lo + j, block[j]) for j in range(hi - lo))
         return out
 

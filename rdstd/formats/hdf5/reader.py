@@ -65,6 +65,9 @@ class _Unit:
     file: Path
     group: str = ""
     stacked: int | None = None
+    #: For concatenated steps: (start, stop, total steps) of this episode, and its number in the file.
+    rows: tuple[int, int, int] | None = None
+    number: int = 0
     length: int | None = None
     error: RdstdError | None = None
 
@@ -146,12 +149,37 @@ class Hdf5Source(SourceDataset):
             return [_Unit(path, f"{prefix}{n}", length=_length_hint(group[n])) for n in demo_names(group)]
         if found.layout == "root_groups":
             return [_Unit(path, n, length=_length_hint(file[n])) for n in numbered_groups(file)]
+        if found.layout == "concatenated":
+            return self._concatenated(path, file, found.index)
         if found.layout == "stacked":
             self.warnings.extend(found.notes)
             multi = [file[k] for k in file if getattr(file[k], "ndim", 0) >= 3]
             episodes, steps = int(multi[0].shape[0]), int(multi[0].shape[1])
             return [_Unit(path, "", stacked=i, length=steps) for i in range(episodes)]
         return [_Unit(path, "", length=length_of(dict(walk(file))))]
+
+    def _concatenated(self, path: Path, file: Any, index: str) -> list[_Unit]:
+        """Units of steps concatenated over episodes and split by the exclusive ends in ``index``."""
+        where = f"{path}:{index}"
+        ends = np.asarray(file[index][()], dtype=np.int64)
+        if len(ends) and int(ends[0]) < 0:
+            raise CorruptSourceError(f"{where}: the first episode ends at step {int(ends[0])}, before step 0")
+        drops = np.flatnonzero(np.diff(ends) < 0)
+        if drops.size:
+            i = int(drops[0])
+            raise CorruptSourceError(f"{where}: episode ends go backwards at index {i + 1}")
+        total = int(ends[-1]) if len(ends) else 0
+        lengths = {k: int(d.shape[0]) for k, d in walk(file) if k != index and d.ndim >= 1}
+        if total not in lengths.values():
+            raise CorruptSourceError(
+                f"{where}: the last episode ends at step {total}, but no dataset has {total} rows",
+                hint="the index does not belong to these datasets",
+            )
+        starts = [0, *(int(e) for e in ends[:-1])]
+        return [
+            _Unit(path, "", rows=(a, int(b), total), number=i, length=int(b) - a)
+            for i, (a, b) in enumerate(zip(starts, ends, strict=True))
+        ]
 
     def _read_mask(self, path: Path, file: Any) -> None:
         """``mask/<filter>`` lists of demo names (bytes or str): train/valid/test become splits, others filter keys."""
@@ -206,8 +234,9 @@ class Hdf5Source(SourceDataset):
         file = self._file(unit.file)
         group = file[unit.group] if unit.group else file
         where = f"{unit.file}:{unit.group or '/'}"
-        result = scan(group, where, self.large, stacked=unit.stacked)
-        if unit.stacked is None:
+        index = self.detections[unit.file].index if unit.rows is not None else ""
+        result = scan(group, where, self.large, stacked=unit.stacked, rows=unit.rows, index=index)
+        if unit.stacked is None and unit.rows is None:
             result.meta.update(episode_attrs(group, self.large))
             if unit.group and self.path.is_dir():
                 result.meta["file_attrs"] = episode_attrs(file, self.large)
@@ -307,6 +336,8 @@ class Hdf5Source(SourceDataset):
         inner = unit.group.rsplit("/", 1)[-1] if unit.group else ""
         if unit.stacked is not None:
             inner = f"episode_{unit.stacked:06d}"
+        elif unit.rows is not None:
+            inner = f"episode_{unit.number:06d}"
         if self.path.is_dir():
             rel = unit.file.relative_to(self.path).as_posix()
             return f"{rel}/{inner}" if inner else rel
@@ -331,19 +362,19 @@ class Hdf5Source(SourceDataset):
                 vectors[key] = result.clock
                 continue
             ds = result.per_step[key]
+            start, stop = unit.rows[:2] if unit.rows is not None else (0, None)
             if sk.kind == "text":
-                texts[key] = [str(text(v)) for v in ds[()]]
+                texts[key] = [str(text(v)) for v in ds[start:stop]]
             elif sk.kind == "image" and sk.codec is not None:
-                rows = EncodedRows(ds, f"{where}/{key}", lengths=lengths.get(key))
+                rows = EncodedRows(ds, f"{where}/{key}", lengths=lengths.get(key), start=start, stop=stop)
                 images[key] = EncodedFrames(sk.codec, cast(list[bytes], rows))
             elif sk.kind == "image":
-                images[key] = (
-                    _Flipped(H5Frames(ds, episode=unit.stacked)) if flip else H5Frames(ds, episode=unit.stacked)
-                )
+                raw = H5Frames(ds, episode=unit.stacked, start=start, stop=stop)
+                images[key] = _Flipped(raw) if flip else raw
             elif any(d < 0 for d in sk.shape):
                 continue  # ragged: listed in info().extra["ragged_keys"], dropped with that reason
             else:
-                vectors[key] = H5Frames(ds, episode=unit.stacked)
+                vectors[key] = H5Frames(ds, episode=unit.stacked, start=start, stop=stop)
         meta = dict(result.meta)
         notes = list(result.notes)
         if flip and images:
