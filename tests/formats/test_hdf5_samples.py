@@ -128,6 +128,20 @@ def test_inline_model_xml_is_stored_once_per_distinct_value() -> None:
     assert all(large[r].startswith("<mujoco") for r in refs)
 
 
+def test_the_mujoco_state_layout_comes_from_the_inline_model_xml() -> None:
+    path = sample(f"{ROBOSUITE}/1710619576_972822/demo.hdf5")
+    with Hdf5Backend().open(path) as source:
+        layout = source.read_episode(source.episode_refs()[0]).meta["states_layout"]
+    with Hdf5Backend().open(sample(f"{ROBOSUITE}/lift/panda/demo.hdf5")) as source:
+        named = source.read_episode(source.episode_refs()[0]).meta["states_layout"]
+    assert layout["qpos"] == [1, 17] and layout["qvel"] == [17, 32]
+    ((cube,),) = [[q for q in layout["quaternions_wxyz"] if q["joint"] == "cube_joint0"]]
+    with h5py.File(path, "r") as f:
+        quats = f["data/demo_1/states"][:, cube["columns"][0] : cube["columns"][1]]
+    np.testing.assert_allclose(np.linalg.norm(quats, axis=1), 1.0, atol=1e-6)  # a unit quaternion: the right columns
+    assert "model_1.xml" in named["unknown"]
+
+
 def test_the_zero_demo_file_is_a_clear_error() -> None:
     path = sample(f"{ISAAC}/lift_generated/generated_dataset_small_10r_10000demos.hdf5")
     with pytest.raises(SourceError, match="holds no episodes") as caught:

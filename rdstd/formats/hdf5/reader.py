@@ -31,6 +31,7 @@ from rdstd.formats.hdf5.h5 import (
     text,
     walk,
 )
+from rdstd.formats.hdf5.mujoco import state_layout
 from rdstd.formats.sniff import has_hdf5_signature
 from rdstd.lfs import is_pointer
 from rdstd.schema.episode import EncodedFrames
@@ -379,6 +380,14 @@ class Hdf5Source(SourceDataset):
         notes = list(result.notes)
         if flip and images:
             notes.append("images were stored upside down (macros_image_convention = opengl): rows flipped back")
+        states = keys.get("states")
+        xml = self._model_xml(meta.get("model_file"))
+        if states is not None and len(states.shape) == 1 and "model_file" in meta:
+            meta["states_layout"] = (
+                state_layout(xml, states.shape[0])
+                if xml is not None
+                else {"unknown": f"model_file names {meta['model_file']!r}, whose XML is not in the file"}
+            )
         stated = meta.get("num_samples")
         if isinstance(stated, int) and stated != result.length:
             notes.append(f"num_samples says {stated}, the datasets hold {result.length} steps: the datasets are used")
@@ -405,6 +414,12 @@ class Hdf5Source(SourceDataset):
             task=task,
             meta=meta,
         )
+
+    def _model_xml(self, value: Any) -> str | None:
+        """The episode's inline MJCF (kept in meta, or once in the large values), or None for a file name."""
+        if isinstance(value, dict):
+            value = self.large.values.get(str(value.get("sha256_16")))
+        return value if isinstance(value, str) and value.lstrip().startswith("<mujoco") else None
 
     def _padded_lengths(self, unit: _Unit, padded: dict[str, Any], where: str) -> dict[str, Any]:
         file = self._file(unit.file)
