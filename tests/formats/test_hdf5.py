@@ -334,3 +334,17 @@ def test_an_episode_index_that_fits_no_dataset_is_refused(tmp_path: Path) -> Non
         f.create_dataset("meta/episode_ends", data=np.array([4, 12]))
     with pytest.raises(rdstd.errors.CorruptSourceError, match="ends at step 12, but no dataset has 12 rows"):
         Hdf5Backend().open(tmp_path / "buffer.hdf5")
+
+
+def test_robomind_episode_files_nested_by_split_and_id_are_one_dataset(tmp_path: Path) -> None:
+    root = tmp_path / "success_episodes"
+    for split, ident in (("train", "2"), ("train", "10"), ("val", "1")):
+        folder = root / split / ident / "data"
+        folder.mkdir(parents=True)
+        fx.write_robomind(folder / "trajectory.hdf5", steps=3)
+    (root / ".cache").mkdir()
+    fx.write_robomind(root / ".cache" / "trajectory.hdf5", steps=3)  # hidden folders are not entered
+    assert detect(root).name == "hdf5"
+    with Hdf5Backend().open(root) as source:
+        keys = [r.key for r in source.episode_refs()]
+    assert keys == ["train/2/data/trajectory.hdf5", "train/10/data/trajectory.hdf5", "val/1/data/trajectory.hdf5"]

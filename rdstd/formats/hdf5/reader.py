@@ -9,6 +9,7 @@ confidence, where the rate comes from, the file-level attributes, long attribute
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,8 @@ from rdstd.schema.vocabulary import ImageCodec
 from rdstd.store import images
 
 SUFFIXES = (".hdf5", ".h5", ".he5", ".hdf")
+#: How deep below a dataset folder episode files are looked for (RoboMIND: <split>/<id>/data/trajectory.hdf5).
+MAX_DEPTH = 6
 #: Rates each flavor's writers use when the file does not say (source named in docs/formats/hdf5.md).
 FLAVOR_RATES_HZ = {
     "robomimic": 20.0,
@@ -53,10 +56,21 @@ _SPLIT_FILTERS = ("train", "valid", "test")
 PADDED_NOTE = "JPEG zero-padded to one length (trimmed with compress_len)"
 
 
-def hdf5_files(folder: Path) -> list[Path]:
-    """HDF5 files below ``folder`` (by suffix), in natural order of their relative paths."""
-    found = [p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file()]
-    return sorted(found, key=lambda p: natural_key(p.relative_to(folder).as_posix()))
+def hdf5_files(folder: Path, *, limit: int | None = None) -> list[Path]:
+    """HDF5 files (by suffix) up to :data:`MAX_DEPTH` folders below ``folder``, in natural order of their paths.
+
+    ``limit`` stops the search after that many (detection needs one); hidden folders are not entered.
+    """
+    found: list[Path] = []
+    base_depth = len(folder.parts)
+    for here, dirs, files in os.walk(folder):
+        dirs[:] = (
+            sorted(d for d in dirs if not d.startswith(".")) if len(Path(here).parts) - base_depth < MAX_DEPTH else []
+        )
+        found.extend(Path(here) / f for f in sorted(files) if Path(f).suffix.lower() in SUFFIXES)
+        if limit is not None and len(found) >= limit:
+            break
+    return sorted(found, key=lambda p: natural_key(p.relative_to(folder).as_posix()))[:limit]
 
 
 @dataclass(frozen=True)
@@ -500,7 +514,7 @@ class Hdf5Backend(FormatBackend):
 
     name = "hdf5"
     extra = "hdf5"
-    priority = 80
+    priority = 110  # after formats with their own metadata files: a folder is HDF5 only if no other claims it
 
     def detect(self, path: Path) -> bool:
         """An HDF5 file (by signature, or an LFS pointer named ``*.hdf5``), or a folder holding HDF5 files."""
@@ -508,7 +522,7 @@ class Hdf5Backend(FormatBackend):
             if path.is_file():
                 return has_hdf5_signature(path) or (path.suffix.lower() in SUFFIXES and is_pointer(path))
             if path.is_dir():
-                return any(has_hdf5_signature(p) or is_pointer(p) for p in hdf5_files(path)[:8])
+                return any(has_hdf5_signature(p) or is_pointer(p) for p in hdf5_files(path, limit=4))
         except OSError:
             return False
         return False
