@@ -196,6 +196,7 @@ def test_robomind_variable_length_jpeg_passes_through_and_depth_is_png(tmp_path:
         assert depth.codec == ImageCodec.PNG and depth.dtype == "uint16"
         episode = source.read_episode(source.episode_refs()[0])
         assert list(episode.images["observations/rgb_images/camera_top"].frames) == rgb  # type: ignore[union-attr]
+    assert any("RoboMIND's rule" in n for n in episode.meta["notes"])
 
 
 def test_droid_epoch_clock_is_used_and_the_task_comes_from_current_task(tmp_path: Path) -> None:

@@ -62,6 +62,17 @@ def test_in_a_folder_a_broken_file_fails_its_episode_and_skip_converts_the_other
         convert(folder, tmp_path / "out2")
 
 
+def test_a_folder_where_no_file_is_readable_fails_with_the_first_files_error(tmp_path: Path) -> None:
+    folder = tmp_path / "episodes"
+    folder.mkdir()
+    for i in range(2):
+        (folder / f"episode_{i}.hdf5").write_text(POINTER)
+    assert detect(folder).name == "hdf5"
+    with pytest.raises(LfsPointerError) as caught:
+        Hdf5Backend().open(folder)
+    _one_line(caught, "episode_0.hdf5", "Git LFS pointer")
+
+
 def test_an_external_link_out_of_the_source_folder_is_refused(tmp_path: Path) -> None:
     outside = tmp_path / "outside.hdf5"
     with h5py.File(outside, "w") as f:

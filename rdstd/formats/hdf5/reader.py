@@ -115,6 +115,9 @@ class Hdf5Source(SourceDataset):
             except RdstdError as exc:
                 self.units.append(_Unit(file, error=exc))
                 self.warnings.append(f"{file}: cannot be read ({exc.message})")
+        broken = [u.error for u in self.units if u.error is not None]
+        if broken and len(broken) == len(self.units):
+            raise broken[0]  # no file is readable: the first one's error is the source's
         flavors = sorted({d.flavor for d in self.detections.values()})
         if len(flavors) > 1:
             self.warnings.append(f"the files are of different flavors: {', '.join(flavors)}")
@@ -405,10 +408,16 @@ class Hdf5Source(SourceDataset):
         stated = meta.get("num_samples")
         if isinstance(stated, int) and stated != result.length:
             notes.append(f"num_samples says {stated}, the datasets hold {result.length} steps: the datasets are used")
+        flavor = self.detections.get(unit.file, self.detection).flavor
+        if flavor == "robomind" and any("depth" in k for k in images):
+            notes.append(
+                "depth images are kept as stored; RoboMIND's rule for their unit: millimetres, or metres when the "
+                "maximum is at most 100 (x-humanoid-robomind static/read_h5.py)"
+            )
         if self.detection.flavor.startswith("isaaclab") and "obs/actions" in keys:
             notes.append("obs/actions is the previous step's action (obs/actions[t] = actions[t-1])")
         meta["notes"] = notes
-        meta["flavor"] = self.detections.get(unit.file, self.detection).flavor
+        meta["flavor"] = flavor
         if unit.group:
             name = unit.group.rsplit("/", 1)[-1]
             if (unit.file, name) in self._splits:
