@@ -349,3 +349,16 @@ def test_robomind_episode_files_nested_by_split_and_id_are_one_dataset(tmp_path:
     with Hdf5Backend().open(root) as source:
         keys = [r.key for r in source.episode_refs()]
     assert keys == ["train/2/data/trajectory.hdf5", "train/10/data/trajectory.hdf5", "val/1/data/trajectory.hdf5"]
+
+
+def test_a_folder_of_many_files_keeps_few_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rdstd.formats.hdf5 import reader
+
+    monkeypatch.setattr(reader, "OPEN_FILES", 2)
+    folder = fx.write_aloha_folder(tmp_path / "aloha", episodes=5, steps=2)
+    with Hdf5Backend().open(folder) as source:
+        assert len(source._handles) <= 2
+        lengths = [source.read_episode(r).length for r in source.episode_refs()]
+        assert len(source._handles) <= 2
+    assert lengths == [2, 3, 4, 5, 6]
+    assert convert(folder, tmp_path / "out").episodes_written == 5

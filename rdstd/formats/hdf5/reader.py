@@ -42,6 +42,8 @@ from rdstd.store import images
 SUFFIXES = (".hdf5", ".h5", ".he5", ".hdf")
 #: How deep below a dataset folder episode files are looked for (RoboMIND: <split>/<id>/data/trajectory.hdf5).
 MAX_DEPTH = 6
+#: Files kept open at once; episodes are read in order, so older files are not read again soon.
+OPEN_FILES = 16
 #: Rates each flavor's writers use when the file does not say (source named in docs/formats/hdf5.md).
 FLAVOR_RATES_HZ = {
     "robomimic": 20.0,
@@ -106,6 +108,15 @@ class Hdf5Source(SourceDataset):
         self.file_attrs: dict[str, Any] = {}
         self._splits: dict[tuple[Path, str], str] = {}
         self._filters: dict[tuple[Path, str], list[str]] = {}
+        self._first: tuple[Scan, dict[str, SourceKey]] | None = None
+        try:
+            self._open_all(files)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open_all(self, files: list[Path]) -> None:
+        """Classify every file into episode units; a folder's unreadable file becomes a failing unit."""
         for file in files:
             if len(files) == 1:
                 self.units.extend(self._units_of(file))  # a lone file's error is the source's error
@@ -129,14 +140,17 @@ class Hdf5Source(SourceDataset):
                 "Isaac Lab files do not record the quaternion order (wxyz up to Isaac Lab 2.x, xyzw from 3.0): "
                 "convert with --spec hdf5/isaaclab_2x (wxyz) or --spec hdf5/isaaclab_3x (xyzw)"
             )
-        self._first: tuple[Scan, dict[str, SourceKey]] | None = None
 
     # -- files and units -------------------------------------------------------------------------------------
     def _file(self, path: Path) -> Any:
-        handle = self._handles.get(path)
+        """The open h5py file for ``path``; at most :data:`OPEN_FILES` stay open (a folder may hold thousands)."""
+        handle = self._handles.pop(path, None)
         if handle is None:
             handle = open_file(path, self.root)
-            self._handles[path] = handle
+            while len(self._handles) >= OPEN_FILES:
+                oldest = next(iter(self._handles))
+                self._handles.pop(oldest).close()
+        self._handles[path] = handle  # most recently used last
         return handle
 
     def _units_of(self, path: Path) -> list[_Unit]:
