@@ -105,7 +105,8 @@ def _head(path: Path, size: int) -> bytes:
         return f.read(size)
 
 
-def _has_hdf5_signature(path: Path) -> bool:
+def has_hdf5_signature(path: Path) -> bool:
+    """Whether the HDF5 signature sits at offset 0, 512, 1024 … (a user block may precede it)."""
     size = path.stat().st_size
     with path.open("rb") as f:
         for offset in _HDF5_OFFSETS:
@@ -131,7 +132,6 @@ def _sniff_folder(path: Path) -> Sniffed | None:
     by_kind = {
         "ROS 1 bags": [n for n in names if n.endswith(".bag")],
         "MCAP files": [n for n in names if n.endswith(".mcap")],
-        "HDF5 files": [n for n in names if n.endswith((".hdf5", ".h5"))],
     }
     found = [(kind, sorted(files)) for kind, files in by_kind.items() if files]
     if found:
@@ -155,11 +155,6 @@ def _sniff_file(path: Path) -> Sniffed | None:
         return _ros("an MCAP file (ROS 2 bag storage)", inside=_ros2_folder(path))
     if head.startswith(SQLITE_MAGIC) and name.endswith(".db3"):
         return _ros("a ROS 2 sqlite3 bag file (.db3)", inside=_ros2_folder(path))
-    if _has_hdf5_signature(path):
-        return Sniffed(
-            f"an HDF5 file (robomimic, ALOHA, …), {_NOT_YET}",
-            "rdstd reads RLDS, LeRobot and zarr replay buffers today; see `rdstd formats` for what this install reads",
-        )
     if head.startswith(PARQUET_MAGIC):
         root = _dataset_root(path)
         where = f"its dataset folder {root}" if root else "the dataset's root folder (the one holding meta/info.json)"

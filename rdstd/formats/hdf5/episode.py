@@ -1,0 +1,192 @@
+"""One HDF5 episode group scanned: its length, per-step datasets, clock, and the episode-level values.
+
+:func:`scan` decides, for one episode (a ``demo_N`` group, a numbered root group, a whole file, or one slice of
+a stacked file), which datasets are per step (first dimension = the episode's length), which are episode-level
+(kept in ``meta``: small arrays as lists, larger ones described), and where the frame times come from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from rdstd.formats.hdf5.h5 import LARGE_ATTR_CHARS, SMALL_ARRAY_ELEMENTS, import_h5py, text, walk
+
+#: Dataset names that fix an episode's length when present (in this order).
+_LENGTH_KEYS = ("actions", "action", "states")
+#: Groups whose datasets are episode-level even when their first dimension matches (Isaac Lab ``initial_state``).
+_EPISODE_LEVEL = ("initial_state/",)
+#: Per-step 1-d float datasets read as a clock in seconds, by name.
+_CLOCK_NAMES = ("time", "timestamp", "timestamps")
+#: The key under which a derived clock is offered (kind ``timestamp``).
+CLOCK_KEY = "clock_s"
+
+
+@dataclass
+class Scan:
+    """What one episode holds."""
+
+    length: int
+    per_step: dict[str, Any]
+    meta: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+    clock: npt.NDArray[np.float64] | None = None
+    clock_source: str = ""
+
+
+def length_of(datasets: dict[str, Any]) -> int:
+    """The episode length: ``actions``/``action``/``states`` when present, else the most common first dimension."""
+    for key in _LENGTH_KEYS:
+        ds = datasets.get(key)
+        if ds is not None and ds.ndim >= 1:
+            return int(ds.shape[0])
+    counts = Counter(int(d.shape[0]) for k, d in datasets.items() if d.ndim >= 1 and not k.startswith(_EPISODE_LEVEL))
+    if not counts:
+        return 0
+    top = max(counts.values())
+    return max(n for n, c in counts.items() if c == top)
+
+
+class LargeValues:
+    """Attribute strings too long to repeat per episode (MJCF XML, BDDL), stored once by content hash."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+
+    def keep(self, value: Any) -> Any:
+        """``value`` itself, or a reference ``{sha256, chars, stored}`` when it is a long string."""
+        if isinstance(value, str) and len(value) > LARGE_ATTR_CHARS:
+            digest = hashlib.sha256(value.encode()).hexdigest()[:16]
+            self.values.setdefault(digest, value)
+            return {"sha256_16": digest, "chars": len(value), "stored_in": "source_info.large_attrs"}
+        return value
+
+
+def small_value(ds: Any, where: str) -> Any:
+    """A non-per-step dataset as a plain value when small, else a description of it."""
+    size = int(np.prod(ds.shape)) if ds.shape else 1
+    if size <= SMALL_ARRAY_ELEMENTS and ds.dtype.kind in "biufSUO":
+        return text(ds[()])
+    return {"shape": list(ds.shape), "dtype": str(ds.dtype), "note": f"{where}: too large for episode meta, not read"}
+
+
+def episode_attrs(obj: Any, large: LargeValues) -> dict[str, Any]:
+    """An HDF5 object's attributes, plain, long strings stored once (see :class:`LargeValues`)."""
+    return {str(k): large.keep(text(v)) for k, v in obj.attrs.items()}
+
+
+def scan(
+    group: Any,
+    where: str,
+    large: LargeValues,
+    *,
+    stacked: int | None = None,
+    rows: tuple[int, int, int] | None = None,
+    index: str = "",
+) -> Scan:
+    """Scan one episode: ``group``; or the file root with ``stacked`` (the episode's index along axis 0) or
+    ``rows`` = (start, stop, total steps) of concatenated datasets split by the ``index`` dataset."""
+    datasets = dict(walk(group))
+    meta: dict[str, Any] = {}
+    notes: list[str] = []
+    per_step: dict[str, Any] = {}
+    if rows is not None:
+        start, stop, total = rows
+        for key, ds in datasets.items():
+            if key == index:
+                continue
+            if ds.ndim >= 1 and int(ds.shape[0]) == total:
+                per_step[key] = ds
+            else:
+                meta[key] = small_value(ds, f"{where}/{key}")
+        return Scan(stop - start, per_step, meta, notes)
+    if stacked is not None:
+        multi = [d for d in datasets.values() if d.ndim >= 3]
+        length = int(multi[0].shape[1]) if multi else 0
+        episodes = int(multi[0].shape[0]) if multi else 0
+        for key, ds in datasets.items():
+            if ds.ndim >= 2 and tuple(ds.shape[:2]) == (episodes, length):
+                per_step[key] = ds
+            elif ds.ndim >= 1 and ds.shape[0] == episodes:
+                meta[key] = text(ds[stacked])
+            else:
+                meta[key] = small_value(ds, f"{where}/{key}")
+        return Scan(length, per_step, meta, notes)
+    length = length_of(datasets)
+    for key, ds in datasets.items():
+        if key.startswith(_EPISODE_LEVEL) or ds.ndim == 0 or int(ds.shape[0]) != length:
+            meta[key] = small_value(ds, f"{where}/{key}")
+            if ds.ndim >= 1 and not key.startswith(_EPISODE_LEVEL) and key != "compress_len":
+                notes.append(f"{key} has {ds.shape[0]} rows, the episode {length}: kept as an episode-level value")
+        elif ds.ndim >= 2 and int(np.prod(ds.shape[1:])) == 0:
+            meta[key] = small_value(ds, f"{where}/{key}")
+            notes.append(f"{key} has shape {list(ds.shape)}: no values per step, kept as an episode-level value")
+        else:
+            per_step[key] = ds
+    result = Scan(length, per_step, meta, notes)
+    _find_clock(result, where)
+    return result
+
+
+def _find_clock(result: Scan, where: str) -> None:
+    """The frame times, where the episode has a trustworthy clock (checked, never assumed)."""
+    h5py = import_h5py()
+    ps = result.per_step
+    candidates: list[tuple[str, np.dtype[Any], Any]] = []
+    states = ps.get("states")
+    if isinstance(states, h5py.Dataset) and states.ndim == 2 and states.shape[1] > 1 and states.dtype.kind == "f":
+        candidates.append(
+            ("states[:, 0] (MuJoCo sim time)", states.dtype, lambda: np.asarray(states[:, 0], dtype=np.float64))
+        )
+    secs = ps.get("observation/timestamp/robot_state/robot_timestamp_seconds")
+    nanos = ps.get("observation/timestamp/robot_state/robot_timestamp_nanos")
+    if secs is not None and nanos is not None:
+        candidates.append(
+            (
+                "observation/timestamp/robot_state/robot_timestamp_seconds + _nanos (epoch)",
+                np.dtype(np.float64),
+                lambda: np.asarray(secs[()], dtype=np.float64) + np.asarray(nanos[()], dtype=np.float64) * 1e-9,
+            )
+        )
+    step_start = ps.get("observation/timestamp/control/step_start")
+    if step_start is not None:
+        candidates.append(
+            (
+                "observation/timestamp/control/step_start (epoch milliseconds)",
+                np.dtype(np.float64),
+                lambda: np.asarray(step_start[()], dtype=np.float64) / 1000.0,
+            )
+        )
+    for name in _CLOCK_NAMES:
+        ds = ps.get(name)
+        if ds is not None and ds.ndim == 1 and ds.dtype.kind == "f":
+            candidates.append((f"{name} (seconds)", ds.dtype, lambda ds=ds: np.asarray(ds[()], dtype=np.float64)))
+    for label, stored, read in candidates:
+        values = read()
+        problem = clock_problem(values, np.dtype(stored))
+        if problem:
+            result.notes.append(f"{where}: {label} cannot be the clock: {problem}; frame times come from the rate")
+            continue
+        result.clock = values - values[0] if len(values) else values
+        result.clock_source = label
+        return
+
+
+def clock_problem(values: npt.NDArray[np.float64], stored: np.dtype[Any]) -> str:
+    """Why ``values`` cannot be frame times ("" when they can): non-finite, not increasing, float32 epoch."""
+    if len(values) == 0:
+        return ""
+    if not np.all(np.isfinite(values)):
+        return "it holds non-finite values"
+    diffs = np.diff(values)
+    if stored == np.float32 and float(np.nanmax(np.abs(values))) > 1e6 and (len(diffs) == 0 or not np.any(diffs)):
+        return "float32 epoch seconds (resolution 128 s at 1.7e9): every step has the same time"
+    if np.any(diffs <= 0):
+        i = int(np.flatnonzero(diffs <= 0)[0])
+        return f"it does not increase at step {i + 1} ({values[i]!r} then {values[i + 1]!r})"
+    return ""

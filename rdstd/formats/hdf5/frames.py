@@ -1,0 +1,179 @@
+"""Per-step HDF5 values read on demand: raw arrays (:class:`H5Frames`) and encoded images (:class:`EncodedRows`).
+
+Neither reads anything when built. :class:`H5Frames` is a :class:`~rdstd.formats.base.FrameArray` over a
+dataset (optionally one episode of a stacked ``(episodes, steps, …)`` array, or a row range of a concatenated
+one): slicing reads only those rows. :class:`EncodedRows` is the list of one camera's encoded frames, read one
+frame at a time: ALOHA's JPEG bytes zero-padded to a common length are trimmed with ``compress_len``, RoboMIND's
+variable-length bytes are taken as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, overload
+
+import numpy as np
+import numpy.typing as npt
+
+from rdstd.errors import CorruptSourceError
+
+JPEG_MAGIC = b"\xff\xd8"
+JPEG_END = b"\xff\xd9"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+#: Encoded frames read per h5py call: memory stays at a few padded rows, the per-call cost is shared.
+BLOCK_ROWS = 16
+
+
+class H5Frames:
+    """Rows ``[start, stop)`` of an h5py dataset (or of its episode ``episode`` along axis 0), read when sliced."""
+
+    def __init__(self, dataset: Any, *, episode: int | None = None, start: int = 0, stop: int | None = None) -> None:
+        self._ds = dataset
+        self._episode = episode
+        full = dataset.shape[1] if episode is not None else dataset.shape[0]
+        self._start = start
+        self._stop = full if stop is None else stop
+        per_step = dataset.shape[2:] if episode is not None else dataset.shape[1:]
+        self._shape: tuple[int, ...] = (self._stop - self._start, *(int(d) for d in per_step))
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """(frames, *per-frame shape)."""
+        return self._shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The element type."""
+        dtype: np.dtype[Any] = np.dtype(self._ds.dtype)
+        return dtype
+
+    def __len__(self) -> int:
+        return self._shape[0]
+
+    def __getitem__(self, index: slice, /) -> npt.NDArray[Any]:
+        start, stop, step = index.indices(self._shape[0])
+        lo, hi = self._start + start, self._start + max(stop, start)
+        rows = self._ds[self._episode, lo:hi] if self._episode is not None else self._ds[lo:hi]
+        array = np.asarray(rows)
+        return array[::step] if step != 1 else array
+
+
+def codec_of(head: bytes) -> str | None:
+    """``jpeg`` or ``png`` from an encoded frame's first bytes; None for anything else."""
+    if head.startswith(JPEG_MAGIC):
+        return "jpeg"
+    if head.startswith(PNG_MAGIC):
+        return "png"
+    return None
+
+
+class EncodedRows(Sequence[bytes]):
+    """One camera's encoded frames, read one at a time from a padded 2-D uint8 or a variable-length dataset."""
+
+    def __init__(
+        self,
+        dataset: Any,
+        where: str,
+        *,
+        lengths: npt.NDArray[np.int64] | None = None,
+        start: int = 0,
+        stop: int | None = None,
+    ) -> None:
+        self._ds = dataset
+        self._where = where
+        self._lengths = lengths
+        self._start = start
+        self._n = (int(dataset.shape[0]) if stop is None else stop) - start
+        if lengths is not None and len(lengths) != self._n:
+            raise CorruptSourceError(f"{where}: compress_len holds {len(lengths)} lengths for {self._n} frames")
+
+    def __len__(self) -> int:
+        return self._n
+
+    def frame(self, i: int) -> bytes:
+        """Frame ``i``'s encoded bytes (padding trimmed)."""
+        return self._trim(i, self._ds[self._start + i])
+
+    def frames(self, start: int, stop: int) -> list[bytes]:
+        """Frames ``[start, stop)``, read :data:`BLOCK_ROWS` rows per h5py call (one call per row costs more)."""
+        out: list[bytes] = []
+        for lo in range(start, stop, BLOCK_ROWS):
+            hi = min(lo + BLOCK_ROWS, stop)
+            block = self._ds[self._start + lo : self._start + hi]
+            out.extend(self._trim(lo + j, block[j]) for j in range(hi - lo))
+        return out
+
+    def _trim(self, i: int, raw: Any) -> bytes:
+        if self._lengths is None:
+            return raw if isinstance(raw, bytes) else np.asarray(raw, dtype=np.uint8).tobytes()
+        n = int(self._lengths[i])
+        row = np.asarray(raw, dtype=np.uint8)
+        if not 0 < n <= row.shape[0]:
+            raise CorruptSourceError(f"{self._where}: frame {i} claims {n} bytes of a {row.shape[0]}-byte row")
+        data = row[:n].tobytes()
+        if data[-2:] != JPEG_END:
+            raise CorruptSourceError(
+                f"{self._where}: frame {i} does not end a JPEG at compress_len={n}",
+                hint="compress_len does not match the image bytes; the file is damaged",
+            )
+        return data
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[bytes]: ...
+
+    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(self._n)
+            if step != 1:
+                return [self.frame(i) for i in range(start, stop, step)]
+            return self.frames(start, max(start, stop))
+        if index < 0:
+            index += self._n
+        if not 0 <= index < self._n:
+            raise IndexError(index)
+        return self.frame(index)
+
+    def __iter__(self) -> Iterator[bytes]:
+        for lo in range(0, self._n, BLOCK_ROWS):
+            yield from self.frames(lo, min(lo + BLOCK_ROWS, self._n))
+
+
+def padded_lengths(
+    cams: dict[str, Any], compress_len: npt.NDArray[Any], where: str
+) -> dict[str, npt.NDArray[np.int64]]:
+    """Which row of ``compress_len`` (n_cams, T) belongs to which padded camera dataset.
+
+    The writers (act, aloha) fill the rows in their ``camera_names`` order, which the file does not record (h5py
+    lists datasets alphabetically). A row fits a camera when, at the first frames, the JPEG ends exactly there and
+    only zeros follow; the match must be one-to-one, else the error names the file.
+    """
+    table = np.asarray(compress_len).astype(np.int64)
+    if table.ndim != 2 or table.shape[0] != len(cams):
+        raise CorruptSourceError(f"{where}: compress_len has shape {list(table.shape)} for {len(cams)} cameras")
+    probe = min(3, table.shape[1])
+    fits: dict[str, list[int]] = {}
+    for name, ds in cams.items():
+        rows = [np.asarray(ds[t], dtype=np.uint8) for t in range(probe)]
+        fits[name] = [
+            r
+            for r in range(table.shape[0])
+            if all(
+                0 < table[r, t] <= len(rows[t])
+                and rows[t][table[r, t] - 2 : table[r, t]].tobytes() == JPEG_END
+                and not rows[t][table[r, t] :].any()
+                for t in range(probe)
+            )
+        ]
+    chosen: dict[str, int] = {}
+    for name in sorted(fits, key=lambda n: len(fits[n])):
+        free = [r for r in fits[name] if r not in chosen.values()]
+        if not free:
+            raise CorruptSourceError(
+                f"{where}: no row of compress_len fits the padded JPEG bytes of {name}",
+                hint="the image bytes and compress_len disagree; the file is damaged",
+            )
+        chosen[name] = free[0]
+    return {name: table[row] for name, row in chosen.items()}
