@@ -10,6 +10,7 @@ import pytest
 
 from rdstd.convert.pipeline import convert
 from rdstd.errors import CorruptSourceError, LfsPointerError, MappingError, MissingDependencyError, SourceError
+from rdstd.formats.base import read_frames
 from rdstd.formats.hdf5 import Hdf5Backend
 from rdstd.formats.registry import detect
 from rdstd.schema.spec import ConverterSpec
@@ -136,14 +137,19 @@ def test_a_file_of_no_known_layout_says_what_it_holds(tmp_path: Path) -> None:
     _one_line(caught, str(path), "no layout rdstd knows", "a, b, g")
 
 
-def test_a_dataset_compressed_with_a_plugin_filter_names_the_extra(tmp_path: Path) -> None:
-    pytest.importorskip("h5py")
-    try:
-        import hdf5plugin  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("hdf5plugin is installed: the filter is available")
+def test_a_dataset_compressed_with_a_plugin_filter_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    real_import = importlib.import_module
+
+    def without_hdf5plugin(name: str, package: str | None = None) -> object:
+        if name == "hdf5plugin":
+            raise ImportError("No module named 'hdf5plugin'")
+        return real_import(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", without_hdf5plugin)  # as on an install without the extra
     path = tmp_path / "episode_0.hdf5"
     fx.write_aloha_episode(path, steps=2)
     with h5py.File(path, "a") as f:
@@ -156,3 +162,17 @@ def test_a_dataset_compressed_with_a_plugin_filter_names_the_extra(tmp_path: Pat
         source.info()
     _one_line(caught, "hdf5plugin", "observations/packed", "zstd")
     assert "rdstd[hdf5]" in caught.value.hint
+
+
+def test_a_dataset_compressed_with_a_plugin_filter_reads_when_hdf5plugin_is_installed(tmp_path: Path) -> None:
+    hdf5plugin = pytest.importorskip("hdf5plugin", reason="the hdf5 extra installs hdf5plugin")
+    path = tmp_path / "episode_0.hdf5"
+    fx.write_aloha_episode(path, steps=3)
+    qpos = np.arange(42, dtype=np.float64).reshape(3, 14)
+    with h5py.File(path, "a") as f:
+        del f["observations/qpos"]
+        f.create_dataset("observations/qpos", data=qpos, chunks=(1, 14), **hdf5plugin.Zstd())
+    with Hdf5Backend().open(path) as source:
+        (ref,) = source.episode_refs()
+        values = read_frames(source.read_episode(ref).vectors["observations/qpos"])
+    np.testing.assert_array_equal(values, qpos)
