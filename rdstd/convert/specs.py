@@ -129,6 +129,11 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_./\-]")
 _ROLE_GUESS = {"action": Role.UNKNOWN, "reward": Role.REWARD, "is_first": Role.FLAG, "is_last": Role.FLAG}
 
 
+#: Group names that mean "observation" in the sources rdstd reads, and group names that only say "images".
+_OBSERVATION_GROUPS = frozenset({"observation", "observations", "obs"})
+_IMAGE_GROUPS = frozenset({"images", "image", "cameras", "rgb"})
+
+
 def canonical_name(key: str, kind: str) -> str:
     """A canonical feature name guessed from a source key (``data/state`` -> ``observation.state``).
 
@@ -136,10 +141,12 @@ def canonical_name(key: str, kind: str) -> str:
     """
     cleaned = _UNSAFE.sub("_", key)
     parts = [p for p in cleaned.replace("/", ".").split(".") if p and p not in {"data", "steps"}]
+    if parts and parts[0] in _OBSERVATION_GROUPS:  # observations/…, obs/… (HDF5 flavors) read as observation.…
+        parts[0] = "observation"
     leaf = ".".join(parts) or "key"
     if kind == "image":
-        stem = leaf.removeprefix("observation.").removeprefix("images.")
-        return f"observation.images.{stem}"
+        stem = [p for p in parts if p not in _OBSERVATION_GROUPS and p not in _IMAGE_GROUPS]
+        return f"observation.images.{'.'.join(stem) or 'image'}"
     if leaf.startswith(("observation.", "action", "next.", "reward", "discount", "is_")):
         return leaf
     if leaf in {"state", "qpos", "joint_positions", "eef_pose", "proprio"}:

@@ -297,3 +297,21 @@ def test_a_16_bit_png_camera_is_never_labelled_8_bit_whatever_the_spec_calls_it(
     for t in range(episode.timestamps.shape[0]):
         pixels = np.asarray(episode.images["observation.images.depth"][t])
         assert pixels.dtype == np.uint16 and set(np.unique(pixels)) == {1000 + 7 * t}
+
+
+@pytest.mark.parametrize(
+    ("key", "kind", "name"),
+    [
+        ("observations/images/cam_high", "image", "observation.images.cam_high"),  # ALOHA
+        ("obs/agentview_rgb", "image", "observation.images.agentview_rgb"),  # robomimic / LIBERO
+        ("steps/observation/image", "image", "observation.images.image"),  # RLDS
+        ("observation.images.front", "image", "observation.images.front"),  # LeRobot
+        ("observations/qpos", "vector", "observation.qpos"),
+        ("data/state", "vector", "observation.state"),
+        ("action", "vector", "action"),
+    ],
+)
+def test_canonical_names_read_every_sources_observation_groups_once(key: str, kind: str, name: str) -> None:
+    from rdstd.convert.specs import canonical_name
+
+    assert canonical_name(key, kind) == name

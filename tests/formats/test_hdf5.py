@@ -174,7 +174,7 @@ def test_libero_language_comes_from_problem_info_and_images_are_turned_upright(t
     dataset = rdstd.open(tmp_path / "out")
     assert dataset.episode(0).meta.task == "open the drawer"
     episode = dataset.episode(1)
-    first = episode.images["observation.images.obs.agentview_rgb"][0]
+    first = episode.images["observation.images.agentview_rgb"][0]
     np.testing.assert_array_equal(first, fx.upright_image(10))
 
 
