@@ -173,6 +173,12 @@ def draft_spec(info: SourceInfo, *, name: str = "draft") -> ConverterSpec:
             cameras[canonical_name(key.key, "image")] = drafted_camera(key, key.note)
         elif key.kind == "vector":
             features[canonical_name(key.key, "vector")] = _draft_vector(key)
+    if not features and not cameras:
+        raise MappingError(
+            f"{info.path}: the source holds no per-step values to draft a converter spec from "
+            f"({info.episodes} episode(s))",
+            hint="check that this is the dataset you meant (rdstd info shows what it holds)",
+        )
     spec: dict[str, Any] = {
         "name": name,
         "format": info.format,

@@ -315,3 +315,9 @@ def test_canonical_names_read_every_sources_observation_groups_once(key: str, ki
     from rdstd.convert.specs import canonical_name
 
     assert canonical_name(key, kind) == name
+
+
+def test_drafting_from_a_source_with_nothing_in_it_is_a_clear_error_not_a_validation_crash() -> None:
+    info = SourceInfo("zarr", "v2", "/data/empty.zarr", 0, 0, keys=[])
+    with pytest.raises(MappingError, match="no per-step values to draft"):
+        draft_spec(info)
