@@ -118,9 +118,10 @@ def match_spec(info: SourceInfo) -> LoadedSpec | None:
     tied = [loaded for score, loaded in scored if score == best]
     if len(tied) > 1:
         names = ", ".join(t.spec.name for t in tied)
+        why = "; ".join(str(w) for w in info.extra.get("warnings") or [])  # the source may say why it cannot tell
         raise MappingError(
-            f"{info.path}: the source fits several shipped specs equally well ({names})",
-            hint=f"choose one with --spec (e.g. --spec {tied[0].spec.name})",
+            f"{info.path}: the source fits several shipped specs equally well ({names})" + (f": {why}" if why else ""),
+            hint=f"choose one with --spec (e.g. --spec {tied[0].spec.name}); rdstd info {info.path} shows the evidence",
         )
     return tied[0]
 
