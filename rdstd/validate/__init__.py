@@ -1,0 +1,42 @@
+"""``rdstd validate``: the dataset linter. Checks units, frames, timing, rotations, grippers and action
+semantics against the data, and reports every finding in one run (text, JSON, JUnit, SARIF, GitHub, Markdown).
+
+Use :func:`validate` from Python; checks plug in through the ``rdstd.checks`` entry point
+(:mod:`rdstd.validate.check` has the contract).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rdstd.validate.config import Config, load
+from rdstd.validate.model import Evidence, Finding, Report, Severity
+
+__all__ = ["Config", "Evidence", "Finding", "Report", "Severity", "validate"]
+
+
+def validate(
+    path: str | Path,
+    *,
+    profile: str = "default",
+    select: list[str] | None = None,
+    ignore: list[str] | None = None,
+    format_name: str | None = None,
+    spec: str | None = None,
+) -> Report:
+    """Validate the canonical dataset or source at ``path`` with a profile (``default``, ``strict``, ``oxe``,
+    ``training`` or a YAML path), then ``select``/``ignore`` (check ids or prefixes) on top."""
+    from rdstd.paths import normalized
+    from rdstd.store import layout
+    from rdstd.validate.runner import validate_path
+    from rdstd.validate.source import validate_source
+
+    root = normalized(path)
+    config = load(profile, root)
+    if select:
+        config = config.model_copy(update={"select": select})
+    if ignore:
+        config = config.model_copy(update={"ignore": [*config.ignore, *ignore]})
+    if layout.is_dataset(root) and format_name is None:
+        return validate_path(root, config)
+    return validate_source(root, config, format_name=format_name, spec=spec)

@@ -1,0 +1,48 @@
+"""The built-in checks, one module per subject; :data:`BUILTINS` lists them for the registry."""
+
+from __future__ import annotations
+
+from rdstd.validate.check import Check
+from rdstd.validate.checks.actions import ActionSemanticsFit
+from rdstd.validate.checks.cameras import CameraContent
+from rdstd.validate.checks.gripper import GripperKindFit, GripperPolarity
+from rdstd.validate.checks.metadata import (
+    DuplicateEpisodes,
+    EmbodimentMetadata,
+    SourceNotes,
+    TaskText,
+    UnknownSemantics,
+)
+from rdstd.validate.checks.quality import DeadActions, GripperChatter, IdleSegments
+from rdstd.validate.checks.rotations import QuaternionOrder, RotationValidity
+from rdstd.validate.checks.timing import ClockProvenance, TimestampRate, TimestampsMonotonic
+from rdstd.validate.checks.units import AngleUnits, AngleWrap, LengthScale
+from rdstd.validate.checks.values import ConstantDimension, EpisodeStructure, JointLimits, NonFinite
+
+#: Every built-in check class, in id order.
+BUILTINS: list[type[Check]] = [
+    NonFinite,
+    EpisodeStructure,
+    JointLimits,
+    ConstantDimension,
+    TimestampsMonotonic,
+    TimestampRate,
+    ClockProvenance,
+    AngleUnits,
+    LengthScale,
+    AngleWrap,
+    RotationValidity,
+    QuaternionOrder,
+    ActionSemanticsFit,
+    CameraContent,
+    GripperKindFit,
+    GripperPolarity,
+    TaskText,
+    DuplicateEpisodes,
+    UnknownSemantics,
+    EmbodimentMetadata,
+    SourceNotes,
+    IdleSegments,
+    DeadActions,
+    GripperChatter,
+]

@@ -1,0 +1,179 @@
+"""Checks on the values themselves: non-finite numbers, episode structure, joint limits, constant dimensions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from rdstd.schema.embodiment import JointType
+from rdstd.schema.vocabulary import Role
+from rdstd.validate.check import Check, DatasetView, EpisodeView, frame_span, list_frames
+from rdstd.validate.model import Evidence, Finding, Severity
+
+
+class NonFinite(Check):
+    """RDV102: NaN or infinity in any vector feature."""
+
+    id = "RDV102"
+    name = "values.non_finite"
+    severity = Severity.ERROR
+    evidence = Evidence.DETERMINISTIC
+    description = "NaN or ±inf in a vector feature (it poisons normalization statistics)"
+    hint = "drop or mask these frames, or declare the sensor as optional; NaN poisons normalization stats"
+
+    def episode(self, ep: EpisodeView) -> Iterable[Finding]:
+        for key, values in ep.vectors.items():
+            bad: npt.NDArray[np.bool_] = ~np.isfinite(values)
+            if not bad.any():
+                continue
+            dims = [int(d) for d in np.flatnonzero(bad.any(axis=0))]
+            per_frame: npt.NDArray[np.bool_] = np.asarray(bad.any(axis=1))
+            rows = np.flatnonzero(per_frame)
+            yield self.finding(
+                f"{int(bad.sum())} non-finite values in {key} dims {dims} at frames {list_frames(rows)}",
+                ep=ep,
+                feature=key,
+                dims=dims,
+                frames=frame_span(per_frame),
+                measured=int(bad.sum()),
+                expected=0,
+            )
+
+
+class EpisodeStructure(Check):
+    """RDV103: episodes too short to learn from; a first action of all zeros (Bridge's placeholder)."""
+
+    id = "RDV103"
+    name = "structure.episode"
+    severity = Severity.WARNING
+    evidence = Evidence.DETERMINISTIC
+    description = "episodes shorter than min_frames; an all-zero first action followed by non-zero ones"
+    hint = "drop short episodes (or set min_frames); drop the first step when its action is a placeholder"
+    defaults: ClassVar[Mapping[str, float]] = {"min_frames": 2.0}
+
+    def episode(self, ep: EpisodeView) -> Iterable[Finding]:
+        if ep.length < self.params["min_frames"]:
+            yield self.finding(
+                f"episode has {ep.length} frames (fewer than {int(self.params['min_frames'])})",
+                ep=ep,
+                frames=(0, ep.length),
+                measured=ep.length,
+                expected=f">= {int(self.params['min_frames'])}",
+            )
+        for key in self.ds.actions():
+            values = ep.vectors[key]
+            if len(values) > 1 and not values[0].any() and values[1:].any():
+                yield self.finding(
+                    f"first action of {key} is all zeros while later ones are not (a placeholder?)",
+                    ep=ep,
+                    feature=key,
+                    frames=(0, 1),
+                    severity=Severity.INFO,
+                    hint="drop the first step, or relabel actions from state differences",
+                )
+
+
+class JointLimits(Check):
+    """RDV104: joint positions outside the embodiment's declared limits (with a margin)."""
+
+    id = "RDV104"
+    name = "values.joint_limits"
+    severity = Severity.ERROR
+    evidence = Evidence.DETERMINISTIC
+    description = "joint positions outside the embodiment's joint limits (error above max_fraction, else warning)"
+    hint = "the limits describe another representation (degrees? delta?) or are stale; fix the data or the limits"
+    defaults: ClassVar[Mapping[str, float]] = {"margin_rad": 0.035, "max_fraction": 0.01}
+
+    def begin(self, dataset: DatasetView) -> Iterable[Finding]:
+        super().begin(dataset)
+        self._limits: dict[str, dict[str, tuple[float, float]]] = {}
+        for emb in dataset.manifest.embodiments:
+            self._limits[emb.name] = {
+                j.name: (j.lower, j.upper)
+                for j in emb.joints
+                if j.lower is not None and j.upper is not None and j.type != JointType.CONTINUOUS
+            }
+        return ()
+
+    def episode(self, ep: EpisodeView) -> Iterable[Finding]:
+        limits = self._limits.get(ep.embodiment) or (
+            next(iter(self._limits.values())) if len(self._limits) == 1 else {}
+        )
+        if not limits or ep.length == 0:
+            return
+        margin = self.params["margin_rad"]
+        for key, feature in self.ds.manifest.vectors.items():
+            for d, dim in enumerate(feature.dims):
+                if dim.role != Role.JOINT_POSITION or dim.name not in limits:
+                    continue
+                low, high = limits[dim.name]
+                col = ep.vectors[key][:, d]
+                out = (col < low - margin) | (col > high + margin)
+                if not out.any():
+                    continue
+                fraction = float(out.mean())
+                level = Severity.ERROR if fraction > self.params["max_fraction"] else Severity.WARNING
+                yield self.finding(
+                    f"{key}[{dim.name}] is outside its limits [{low:.4g}, {high:.4g}] in {fraction:.1%} of frames "
+                    f"(range {np.nanmin(col):.4g} .. {np.nanmax(col):.4g})",
+                    ep=ep,
+                    feature=key,
+                    dims=[d],
+                    frames=frame_span(out),
+                    statistic="fraction of frames outside the limits",
+                    threshold=self.params["max_fraction"],
+                    measured=fraction,
+                    expected=f"[{low:.4g}, {high:.4g}]",
+                    severity=level,
+                )
+
+
+class ConstantDimension(Check):
+    """RDV105: a dimension with one value across the whole dataset (normalizing it divides by zero)."""
+
+    id = "RDV105"
+    name = "values.constant"
+    severity = Severity.WARNING
+    evidence = Evidence.DETERMINISTIC
+    description = "dimensions whose value never changes across the dataset (zero variance: NaN after normalization)"
+    hint = "drop the dimension, or keep it out of normalization (padding?)"
+
+    def begin(self, dataset: DatasetView) -> Iterable[Finding]:
+        super().begin(dataset)
+        self._low = {k: np.full(f.size, np.inf) for k, f in dataset.manifest.vectors.items()}
+        self._high = {k: np.full(f.size, -np.inf) for k, f in dataset.manifest.vectors.items()}
+        self._frames = 0
+        return ()
+
+    def episode(self, ep: EpisodeView) -> Iterable[Finding]:
+        if ep.length == 0:
+            return ()
+        self._frames += ep.length
+        for key, values in ep.vectors.items():
+            with np.errstate(invalid="ignore"):
+                self._low[key] = np.fmin(self._low[key], np.nanmin(values, axis=0, initial=np.inf))
+                self._high[key] = np.fmax(self._high[key], np.nanmax(values, axis=0, initial=-np.inf))
+        return ()
+
+    def end(self) -> Iterable[Finding]:
+        if self._frames < 2:
+            return
+        for key, low in self._low.items():
+            dims = [int(d) for d in np.flatnonzero(np.isfinite(low) & (low == self._high[key]))]
+            if dims:
+                feature = self.ds.manifest.vectors[key]
+                values = ", ".join(f"{low[d]:.6g}" for d in dims[:8])
+                flags = all(feature.dims[d].role in (Role.FLAG, Role.REWARD) for d in dims)
+                yield self.finding(
+                    f"{key} dims {dims} never change over {self._frames} frames (values {values})",
+                    feature=key,
+                    dims=dims,
+                    statistic="max - min over the dataset",
+                    threshold=0.0,
+                    measured=0.0,
+                    expected="> 0",
+                    severity=Severity.INFO if flags else None,
+                )
