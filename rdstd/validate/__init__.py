@@ -23,9 +23,11 @@ def validate(
     ignore: list[str] | None = None,
     format_name: str | None = None,
     spec: str | None = None,
+    rate_hz: float | None = None,
 ) -> Report:
     """Validate the canonical dataset or source at ``path`` with a profile (``default``, ``strict``, ``oxe``,
-    ``training`` or a YAML path), then ``select``/``ignore`` (check ids or prefixes) on top."""
+    ``training`` or a YAML path), then ``select``/``ignore`` (check ids or prefixes) on top. A source is converted
+    into a temporary folder first (``format_name``, ``spec`` and ``rate_hz`` as for ``rdstd convert``)."""
     from rdstd.paths import normalized
     from rdstd.store import layout
     from rdstd.validate.runner import validate_path
@@ -39,4 +41,4 @@ def validate(
         config = config.model_copy(update={"ignore": [*config.ignore, *ignore]})
     if layout.is_dataset(root) and format_name is None:
         return validate_path(root, config)
-    return validate_source(root, config, format_name=format_name, spec=spec)
+    return validate_source(root, config, format_name=format_name, spec=spec, rate_hz=rate_hz)

@@ -58,13 +58,19 @@ def validate_source(
     format_name: str | None = None,
     spec: str | None = None,
     limit: int | None = None,
+    rate_hz: float | None = None,
 ) -> Report:
-    """Convert ``path`` into a temporary canonical dataset and validate it (plus conversion findings)."""
+    """Convert ``path`` into a temporary canonical dataset and validate it (plus conversion findings).
+
+    ``rate_hz`` is the rate of a source without timestamps, as for ``rdstd convert --rate``.
+    """
     from rdstd.validate.runner import validate_dataset
 
     with tempfile.TemporaryDirectory(prefix="rdstd-validate-") as tmp:
         out = Path(tmp) / "dataset"
-        converted = convert(path, out, format_name=format_name, spec=spec, on_error="skip", limit=limit)
+        converted = convert(
+            path, out, format_name=format_name, spec=spec, on_error="skip", limit=limit, rate_hz=rate_hz
+        )
         ds = Dataset.open(out)
         info = ds.manifest.extra.get("source_info") or {}
         recorded = {str(w) for w in info.get("warnings") or []} if isinstance(info, dict) else set()

@@ -54,6 +54,9 @@ def validate_command(
         None, "--source-format", "-f", help="Source format (see `rdstd formats`); detected if omitted."
     ),
     spec: str | None = typer.Option(None, "--spec", help="Converter spec for a source (as for rdstd convert)."),
+    rate: float | None = typer.Option(
+        None, "--rate", help="Frames per second of a source without timestamps (as for rdstd convert)."
+    ),
     list_checks: bool = typer.Option(False, "--list", help="List the checks and profiles, then exit."),
 ) -> None:
     """Check a dataset's data against what it declares (units, frames, timing, rotations, grippers, actions).
@@ -74,6 +77,7 @@ def validate_command(
         ignore=_ids(ignore) or None,
         format_name=source_format,
         spec=spec,
+        rate_hz=rate,
     )
     from rdstd.validate.config import load
 
