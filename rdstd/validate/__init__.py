@@ -31,7 +31,6 @@ def validate(
     from rdstd.paths import normalized
     from rdstd.store import layout
     from rdstd.validate.runner import validate_path
-    from rdstd.validate.source import validate_source
 
     root = normalized(path)
     config = load(profile, root)
@@ -41,4 +40,6 @@ def validate(
         config = config.model_copy(update={"ignore": [*config.ignore, *ignore]})
     if layout.is_dataset(root) and format_name is None:
         return validate_path(root, config)
+    from rdstd.validate.source import validate_source
+
     return validate_source(root, config, format_name=format_name, spec=spec, rate_hz=rate_hz)

@@ -23,15 +23,14 @@ from rdstd.validate.model import Evidence, Finding, Severity
 _MAX_LEAD = 3
 
 
-def r2(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> float:
-    """Squared correlation of x and y (0 when either is constant or too short)."""
-    if x.size < 3:
-        return 0.0
-    sx, sy = float(np.std(x)), float(np.std(y))
-    if sx == 0 or sy == 0 or not np.isfinite(sx * sy):
-        return 0.0
-    c = float(np.mean((x - x.mean()) * (y - y.mean())) / (sx * sy))
-    return c * c
+def r2(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Squared correlation of the columns of x and y, column by column (0 where either is constant)."""
+    xc, yc = x - x.mean(axis=0), y - y.mean(axis=0)
+    sxx, syy = (xc * xc).sum(axis=0), (yc * yc).sum(axis=0)
+    sxy = (xc * yc).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = sxy * sxy / (sxx * syy)
+    return np.where((sxx > 0) & (syy > 0) & np.isfinite(out), out, 0.0)
 
 
 @dataclass(frozen=True)
@@ -62,33 +61,23 @@ def fit(ep: EpisodeView, action: str, pairs: list[tuple[int, str, int]]) -> Fit 
     n = ep.length
     if n < 8 or not pairs:
         return None
-    absolute: list[list[float]] = [[] for _ in range(_MAX_LEAD + 1)]
-    delta: list[float] = []
-    slopes: list[float] = []
-    errors: list[list[float]] = [[] for _ in range(_MAX_LEAD + 1)]
-    acts = ep.vectors[action]
-    for a_dim, state, s_dim in pairs:
-        s = ep.vectors[state][:, s_dim]
-        a = acts[:, a_dim]
-        if not (np.all(np.isfinite(s)) and np.all(np.isfinite(a))) or np.std(s) == 0 or np.std(a) == 0:
-            continue
-        var_s = float(np.var(s))
-        for k in range(_MAX_LEAD + 1):
-            absolute[k].append(r2(s[k:], a[: n - k]))
-            errors[k].append(float(np.mean((a[: n - k] - s[k:]) ** 2)) / var_s)
-        ds, a0 = np.diff(s), a[:-1]
-        delta.append(r2(ds, a0))
-        var = float(np.var(a0))
-        if var > 0:
-            slopes.append(float(np.mean((ds - ds.mean()) * (a0 - a0.mean())) / var))
-    if not delta:
+    acts = ep.vectors[action][:, [i for i, _, _ in pairs]]
+    states = np.stack([ep.vectors[key][:, j] for _, key, j in pairs], axis=1)
+    usable = np.isfinite(acts).all(axis=0) & np.isfinite(states).all(axis=0)
+    usable &= (acts.max(axis=0) > acts.min(axis=0)) & (states.max(axis=0) > states.min(axis=0))
+    if not usable.any():
         return None
-    return Fit(
-        tuple(float(np.median(v)) for v in absolute),
-        float(np.median(delta)),
-        float(np.median(slopes or [0])),
-        tuple(float(np.median(v)) for v in errors),
+    a, s = acts[:, usable], states[:, usable]
+    var_s = s.var(axis=0)
+    absolute = tuple(float(np.median(r2(s[k:], a[: n - k]))) for k in range(_MAX_LEAD + 1))
+    errors = tuple(
+        float(np.median(((a[: n - k] - s[k:]) ** 2).mean(axis=0) / var_s)) for k in range(_MAX_LEAD + 1)
     )
+    ds, a0 = np.diff(s, axis=0), a[:-1]
+    a0c = a0 - a0.mean(axis=0)
+    var_a = (a0c * a0c).mean(axis=0)
+    slopes = ((ds - ds.mean(axis=0)) * a0c).mean(axis=0)[var_a > 0] / var_a[var_a > 0]
+    return Fit(absolute, float(np.median(r2(ds, a0))), float(np.median(slopes)) if slopes.size else 0.0, errors)
 
 
 def declared_lead(feature: VectorFeature) -> int | None:

@@ -82,6 +82,14 @@ class GripperKindFit(Check):
                 )
 
 
+def _corr(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation of two series (0 when either is constant or not finite)."""
+    xc, yc = x - x.mean(), y - y.mean()
+    den = float(np.sqrt(np.dot(xc, xc) * np.dot(yc, yc)))
+    c = float(np.dot(xc, yc)) / den if den > 0 else 0.0
+    return c if np.isfinite(c) else 0.0
+
+
 def _oriented(values: np.ndarray, grip: GripperConvention) -> np.ndarray:
     return values if grip.open == GripperOpen.HIGH else -values
 
@@ -118,12 +126,9 @@ class GripperPolarity(Check):
         for a_key, a_grip in self._acts:
             a = _oriented(ep.vectors[a_key][:, a_grip.dim], a_grip)
             best, lag = 0.0, 0
-            for k in range(int(self.params["max_lead"]) + 1):
-                x, y = a[: ep.length - k], s[k:]
-                if x.size < 3 or np.std(x) == 0 or np.std(y) == 0:
-                    continue
-                c = float(np.corrcoef(x, y)[0, 1])
-                if np.isfinite(c) and abs(c) > abs(best):
+            for k in range(min(int(self.params["max_lead"]), ep.length - 3) + 1):
+                c = _corr(a[: ep.length - k], s[k:])
+                if abs(c) > abs(best):
                     best, lag = c, k
             if best < -self.params["min_corr"]:
                 yield self.finding(

@@ -30,6 +30,22 @@ def _angle_dims(dataset: DatasetView) -> list[tuple[str, int]]:
     ]
 
 
+def _over(ep: EpisodeView, dims: list[tuple[str, int]], limit: float) -> list[tuple[str, int]]:
+    """The (feature, dim) of ``dims`` whose largest finite |value| in the episode is above ``limit`` (one pass per
+    feature, so the common case, nothing above, costs one max)."""
+    by_key: dict[str, list[int]] = {}
+    for key, d in dims:
+        by_key.setdefault(key, []).append(d)
+    found = []
+    for key, ds in by_key.items():
+        block = np.abs(ep.vectors[key][:, ds])
+        if block.size == 0:
+            continue
+        top = np.max(np.where(np.isfinite(block), block, 0.0), axis=0)
+        found += [(key, d) for d, t in zip(ds, top, strict=True) if t > limit]
+    return found
+
+
 def classify_angles(values: np.ndarray) -> str:
     """What out-of-range angle values look like: encoder ticks, degrees, a 0-100 scale, or unknown."""
     finite = values[np.isfinite(values)]
@@ -63,11 +79,9 @@ class AngleUnits(Check):
 
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         limit = 2 * math.pi + self.params["margin_rad"]
-        for key, d in self._dims:
+        for key, d in _over(ep, self._dims, limit):
             col = ep.vectors[key][:, d]
             finite = np.abs(col[np.isfinite(col)])
-            if finite.size == 0:
-                continue
             stat = float(np.quantile(finite, self.params["quantile"]))
             if stat <= limit:
                 continue
@@ -97,30 +111,35 @@ class LengthScale(Check):
     hint = "values look like mm (or cm): convert to m, or declare the unit the source uses"
     defaults: ClassVar[Mapping[str, float]] = {"max_abs_m": 3.0, "quantile": 0.99}
 
+    def begin(self, dataset: DatasetView) -> Iterable[Finding]:
+        super().begin(dataset)
+        self._dims = [
+            (key, d)
+            for key, f in dataset.manifest.vectors.items()
+            for d, dim in enumerate(f.dims)
+            if dim.unit == Unit.M and dim.role == Role.EEF_POSITION
+        ]
+        return ()
+
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         limit = self.params["max_abs_m"]
-        for key, feature in self.ds.manifest.vectors.items():
-            for d, dim in enumerate(feature.dims):
-                if dim.unit != Unit.M or dim.role != Role.EEF_POSITION:
-                    continue
-                col = np.abs(ep.vectors[key][:, d])
-                col = col[np.isfinite(col)]
-                if col.size == 0:
-                    continue
-                stat = float(np.quantile(col, self.params["quantile"]))
-                if stat > limit:
-                    guess = "mm" if stat > 100 * limit / 3 else "cm"
-                    yield self.finding(
-                        f"{key}[{dim.name}] is declared m but reaches {stat:.4g}: looks like {guess}",
-                        ep=ep,
-                        feature=key,
-                        dims=[d],
-                        frames=frame_span(np.abs(ep.vectors[key][:, d]) > limit),
-                        statistic=f"q{self.params['quantile']:g} of |value|",
-                        threshold=limit,
-                        measured=stat,
-                        expected=f"<= {limit:g} m",
-                    )
+        for key, d in _over(ep, self._dims, limit):
+            col = np.abs(ep.vectors[key][:, d])
+            stat = float(np.quantile(col[np.isfinite(col)], self.params["quantile"]))
+            if stat > limit:
+                guess = "mm" if stat > 100 * limit / 3 else "cm"
+                yield self.finding(
+                    f"{key}[{self.ds.manifest.vectors[key].dims[d].name}] is declared m but reaches {stat:.4g}: "
+                    f"looks like {guess}",
+                    ep=ep,
+                    feature=key,
+                    dims=[d],
+                    frames=frame_span(col > limit),
+                    statistic=f"q{self.params['quantile']:g} of |value|",
+                    threshold=limit,
+                    measured=stat,
+                    expected=f"<= {limit:g} m",
+                )
 
 
 class AngleWrap(Check):
@@ -141,10 +160,11 @@ class AngleWrap(Check):
 
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         edge = self.params["near_pi"] * math.pi
-        for key, d in self._dims:
+        over = set(_over(ep, self._dims, 2 * math.pi + 0.1))  # not radians at all: RDV301 says so
+        for key, d in _over(ep, self._dims, edge):
             col = ep.vectors[key][:, d]
-            if col.size < 2 or np.nanmax(np.abs(col)) > 2 * math.pi + 0.1:
-                continue  # not radians at all: RDV301 says so
+            if col.size < 2 or (key, d) in over:
+                continue
             jump = np.abs(np.diff(col)) > math.pi
             near = (np.abs(col[:-1]) > edge) & (np.abs(col[1:]) > edge)
             wraps = np.flatnonzero(jump & near)

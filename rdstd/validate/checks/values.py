@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import ClassVar
 
@@ -153,9 +154,14 @@ class ConstantDimension(Check):
             return ()
         self._frames += ep.length
         for key, values in ep.vectors.items():
-            with np.errstate(invalid="ignore"):
-                self._low[key] = np.fmin(self._low[key], np.nanmin(values, axis=0, initial=np.inf))
-                self._high[key] = np.fmax(self._high[key], np.nanmax(values, axis=0, initial=-np.inf))
+            low, high = values.min(axis=0), values.max(axis=0)
+            if not (np.isfinite(low).all() and np.isfinite(high).all()):  # NaN or inf: RDV102 reports them
+                finite = np.where(np.isfinite(values), values, np.nan)
+                with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column
+                    low, high = np.nanmin(finite, axis=0), np.nanmax(finite, axis=0)
+            self._low[key] = np.fmin(self._low[key], low)
+            self._high[key] = np.fmax(self._high[key], high)
         return ()
 
     def end(self) -> Iterable[Finding]:
