@@ -69,8 +69,22 @@ print(seconds, report.frames, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 """
 
 
-def generate(path: Path, episodes: int, length: int) -> None:
-    """A 7-joint arm with a gripper: absolute joint targets reached at the next frame, a measured 30 Hz clock."""
+#: With ``--planted``: the problem planted in each episode (the rest are clean), to compare what each tool finds.
+PLANTED = {
+    3: "joint1 in degrees",
+    5: "a copy of episode 1 (val repeats train)",
+    7: "a dropped frame after frame 100",
+    9: "action gripper inverted",
+    13: "NaN in joint0 at frames 50-52",
+    15: "idle for the first 300 frames",
+    17: "a constant action (dead teleop)",
+    19: "empty task text",
+}
+
+
+def generate(path: Path, episodes: int, length: int, *, planted: bool = False) -> None:
+    """A 7-joint arm with a gripper: absolute joint targets reached at the next frame, a measured 30 Hz clock;
+    with ``planted``, the problems of :data:`PLANTED` in their episodes."""
     dims = [Dimension(name=j, role=Role.JOINT_POSITION, unit=Unit.RAD, frame="base") for j in JOINTS]
     dims.append(Dimension(name="gripper", role=Role.GRIPPER, unit=Unit.NORMALIZED, frame="none"))
     grip = GripperConvention(dim=7, kind=GripperKind.ABSOLUTE, range=(0.0, 1.0), open=GripperOpen.HIGH)
@@ -112,21 +126,48 @@ def generate(path: Path, episodes: int, length: int) -> None:
             traj = 0.9 * np.sin(2 * math.pi * freqs * t[:, None] + phases)
             traj[:, 7] = 0.5 + 0.5 * traj[:, 7] / 0.9
             noise = np.concatenate([[0.0], rng.uniform(-1e-4, 1e-4, length - 1)])
+            times = t[:length] + noise
+            state, action = traj[:length].copy(), traj[1:].copy()
+            task = f"task {e % 7}"
+            if planted:
+                if e == 1:
+                    kept = (times, state.copy(), action.copy())
+                state, action, times, task = _plant(e, state, action, times, task)
+                if e == 5:
+                    times, state, action = kept
             writer.add(
                 Episode(
                     EpisodeMeta(
                         episode_id=f"ep{e:05d}",
-                        task=f"task {e % 7}",
-                        split="train" if e % 10 else "val",
+                        task=task,
+                        split="train" if e % 10 != 5 else "val",
                         embodiment="arm",
                     ),
-                    t[:length] + noise,
-                    {
-                        "observation.state": traj[:length].astype(np.float32),
-                        "action": traj[1:].astype(np.float32),
-                    },
+                    times,
+                    {"observation.state": state.astype(np.float32), "action": action.astype(np.float32)},
                 )
             )
+
+
+def _plant(
+    e: int, state: np.ndarray, action: np.ndarray, times: np.ndarray, task: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    if e == 3:
+        state[:, 1], action[:, 1] = np.degrees(state[:, 1]) * 3, np.degrees(action[:, 1]) * 3
+    elif e == 7:
+        times = times.copy()
+        times[101:] += 1 / RATE_HZ
+    elif e == 9:
+        action[:, 7] = 1 - action[:, 7]
+    elif e == 13:
+        state[50:53, 0] = np.nan
+    elif e == 15:
+        state[:300], action[:300] = state[0], action[0]
+    elif e == 17:
+        action[:] = action[0]
+    elif e == 19:
+        task = ""
+    return state, action, times, task
 
 
 def _child(code: str, *args: str) -> list[str]:
@@ -139,7 +180,7 @@ def run_doctor(doctor: str, dataset: Path, work: Path) -> dict[str, object]:
     export = work / "lerobot"
     subprocess.run([sys.executable, "-m", "rdstd", "export", str(dataset), "--to", "lerobot", str(export)], check=True)
     started = time.perf_counter()
-    done = subprocess.run([doctor, "check", str(export), "--json"], capture_output=True, text=True)
+    done = subprocess.run([doctor, "check", str(export), "--json"], check=False, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     try:
         parsed: object = json.loads(done.stdout)
@@ -154,13 +195,14 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=500)
     parser.add_argument("--dataset", type=Path, default=None, help="reuse (or create) the dataset here")
     parser.add_argument("--doctor", default=None, help="path of a lerobot-doctor executable")
+    parser.add_argument("--planted", action="store_true", help="plant the problems of PLANTED (see the module)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rdstd-bench-validate-") as tmp:
         work = Path(tmp)
         path = args.dataset or work / "dataset"
         if not (path / "rdstd.json").is_file():
             started = time.perf_counter()
-            generate(path, args.episodes, args.length)
+            generate(path, args.episodes, args.length, planted=args.planted)
             print(f"generated {args.episodes} x {args.length} frames in {time.perf_counter() - started:.1f} s")
         columns = "timestamp,observation.state,action"
         scan_s, scan_rows, scan_rss, _ = [*_child(_SCAN, str(path), columns), ""][:4]
@@ -169,10 +211,16 @@ def main() -> None:
         scan_rate = int(scan_rows) / float(scan_s)
         ours_rate = int(frames) / float(ours_s)
         rows = [
-            ["polars scan (timestamp, state, action)", f"{float(scan_s):.2f}", f"{scan_rate:,.0f}", f"{int(scan_rss) / 1024:.0f}"],
-            ["rdstd validate (default)", f"{float(ours_s):.2f}", f"{ours_rate:,.0f}", f"{int(ours_rss) / 1024:.0f}"],
+            [
+                "polars scan (timestamp, state, action)",
+                f"{float(scan_s):.2f}",
+                f"{scan_rate:,.0f}",
+                f"{int(scan_rss) / 1024:.0f}",
+            ],
+            ["rdstd validate (default)", f"{float(ours_s):.2f}", f"{ours_rate:,.0f}", _mib(ours_rss)],
         ]
         result: dict[str, object] = {
+            "planted": PLANTED if args.planted else {},
             "episodes": args.episodes,
             "frames": int(frames),
             "scan": {"seconds": float(scan_s), "frames_per_s": scan_rate, "peak_rss_mib": int(scan_rss) / 1024},
@@ -192,7 +240,21 @@ def main() -> None:
             rows.append(["lerobot-doctor 0.2.0 (LeRobot export)", f"{doctor['seconds']:.2f}", "", ""])
         print(table(["what", "seconds", "frames/s", "peak RSS MiB"], rows))
         print(f"validate / scan rate: {ours_rate / scan_rate:.2f}x; findings: {report['counts']}")
-        print(f"saved {save('validate_default', result)}")
+        name = "validate_planted" if args.planted else "validate_default"
+        if args.planted:
+            for f in report["findings"]:
+                if f["severity"] != "info" or f["check"].startswith("RDV95"):
+                    print(f"rdstd {f['check']} {f['severity']} episode {f['episode_index']}: {f['message'][:110]}")
+            if args.doctor:
+                for check in result["lerobot_doctor"]["output"].get("checks", []):  # type: ignore[index, union-attr]
+                    for m in check["messages"]:
+                        if m["severity"] != "PASS":
+                            print(f"doctor {check['name']} {m['severity']}: {m['message'][:140]}")
+        print(f"saved {save(name, result)}")
+
+
+def _mib(kib: str) -> str:
+    return f"{int(kib) / 1024:.0f}"
 
 
 def _by_check(findings: list[dict[str, object]]) -> dict[str, int]:

@@ -162,6 +162,10 @@ def _episode(index: int, plants: set[str]) -> Episode:
         toggles[[5, 25, 45]] = 1.0
         toggles[[15, 35]] = -1.0
         action[:, 3] = toggles
+    if "jump" in plants and index == 1:
+        action[30, :3] += 2.0  # a one-frame spike on every joint target
+    if "spike" in plants and index == 4:
+        state[40, 0] = 50.0
     if "chatter" in plants and index == 4:
         action[:, 3] = np.arange(n) % 2
     if "dropped_frame" in plants and index == 4:

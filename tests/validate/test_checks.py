@@ -45,6 +45,7 @@ PLANTED = [
     Planted("nan", "RDV102", 1, "observation.state", [0], (10, 13), Severity.ERROR),
     Planted("limits", "RDV104", 1, "observation.state", [0], (9, 60), Severity.ERROR),
     Planted("constant", "RDV105", None, "observation.state", [2], None, Severity.ERROR),  # strict: error
+    Planted("spike", "RDV106", 4, "observation.state", [0], (40, 41), Severity.WARNING),
     Planted("dropped_frame", "RDV202", 4, None, [], (29, 31), Severity.WARNING),
     Planted("degrees", "RDV301", 2, "observation.state", [1], (0, 60), Severity.ERROR),
     Planted("mm", "RDV302", 2, "observation.state", [3], (0, 60), Severity.WARNING),
@@ -65,6 +66,7 @@ PLANTED = [
     Planted("idle", "RDV951", 0, None, [], (0, 40), Severity.INFO),
     Planted("idle", "RDV952", 0, "action", [], (0, 40), Severity.INFO),
     Planted("chatter", "RDV953", 4, "action", [3], (0, 60), Severity.INFO),
+    Planted("jump", "RDV954", 1, "action", [], (29, 31), Severity.INFO),
 ]
 
 
@@ -149,3 +151,15 @@ def test_classify_angles_tells_ticks_from_degrees() -> None:
 
     assert classify_angles(np.array([0.0, 2048.0, 4095.0])) == "encoder ticks"
     assert classify_angles(np.array([-170.5, 12.25, 179.0])) == "degrees"
+
+
+def test_a_dominant_task_is_reported_as_imbalance(tmp_path: Path) -> None:
+    from rdstd.store.reader import Dataset
+    from rdstd.validate.config import Config
+    from rdstd.validate.runner import validate_dataset
+
+    ds = Dataset.open(make(tmp_path, "empty_task"))
+    report = validate_dataset(ds, Config(select=["RDV803"], params={"RDV803": {"max_ratio": 4.0}}))
+    (finding,) = report.findings
+    assert finding.severity == Severity.INFO and finding.measured == 5.0
+    assert not validate_dataset(ds, Config(select=["RDV803"])).findings, "5 to 1 is under the default ratio of 50"

@@ -10,14 +10,15 @@ from rdstd.validate.checks.metadata import (
     DuplicateEpisodes,
     EmbodimentMetadata,
     SourceNotes,
+    TaskBalance,
     TaskText,
     UnknownSemantics,
 )
-from rdstd.validate.checks.quality import DeadActions, GripperChatter, IdleSegments
+from rdstd.validate.checks.quality import ActionJumps, DeadActions, GripperChatter, IdleSegments
 from rdstd.validate.checks.rotations import QuaternionOrder, RotationValidity
 from rdstd.validate.checks.timing import ClockProvenance, TimestampRate, TimestampsMonotonic
 from rdstd.validate.checks.units import AngleUnits, AngleWrap, LengthScale
-from rdstd.validate.checks.values import ConstantDimension, EpisodeStructure, JointLimits, NonFinite
+from rdstd.validate.checks.values import ConstantDimension, EpisodeStructure, JointLimits, NonFinite, Outliers
 
 #: Every built-in check class, in id order.
 BUILTINS: list[type[Check]] = [
@@ -25,6 +26,7 @@ BUILTINS: list[type[Check]] = [
     EpisodeStructure,
     JointLimits,
     ConstantDimension,
+    Outliers,
     TimestampsMonotonic,
     TimestampRate,
     ClockProvenance,
@@ -38,6 +40,7 @@ BUILTINS: list[type[Check]] = [
     GripperKindFit,
     GripperPolarity,
     TaskText,
+    TaskBalance,
     DuplicateEpisodes,
     UnknownSemantics,
     EmbodimentMetadata,
@@ -45,4 +48,5 @@ BUILTINS: list[type[Check]] = [
     IdleSegments,
     DeadActions,
     GripperChatter,
+    ActionJumps,
 ]

@@ -70,9 +70,7 @@ def fit(ep: EpisodeView, action: str, pairs: list[tuple[int, str, int]]) -> Fit 
     a, s = acts[:, usable], states[:, usable]
     var_s = s.var(axis=0)
     absolute = tuple(float(np.median(r2(s[k:], a[: n - k]))) for k in range(_MAX_LEAD + 1))
-    errors = tuple(
-        float(np.median(((a[: n - k] - s[k:]) ** 2).mean(axis=0) / var_s)) for k in range(_MAX_LEAD + 1)
-    )
+    errors = tuple(float(np.median(((a[: n - k] - s[k:]) ** 2).mean(axis=0) / var_s)) for k in range(_MAX_LEAD + 1))
     ds, a0 = np.diff(s, axis=0), a[:-1]
     a0c = a0 - a0.mean(axis=0)
     var_a = (a0c * a0c).mean(axis=0)

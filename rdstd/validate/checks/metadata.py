@@ -47,6 +47,34 @@ class TaskText(Check):
             yield self.finding(f"task text is {problem}", ep=ep, measured=text[:80], expected="an instruction")
 
 
+class TaskBalance(Check):
+    """RDV803: how episodes spread over tasks (info): a dataset dominated by one task, or tasks seen once."""
+
+    id = "RDV803"
+    name = "task.balance"
+    severity = Severity.INFO
+    evidence = Evidence.STATISTICAL
+    description = "the most common task has over max_ratio (50) times the episodes of the least common one"
+    hint = "rebalance or weight tasks when training; check the rare tasks for typos"
+    defaults: ClassVar[Mapping[str, float]] = {"max_ratio": 50.0}
+
+    def begin(self, dataset: DatasetView) -> Iterable[Finding]:
+        super().begin(dataset)
+        counts = dataset.episodes.group_by("task").len()
+        if len(counts) < 2:
+            return
+        sizes = counts["len"].to_numpy()
+        most, least = int(sizes.max()), int(sizes.min())
+        if least and most / least > self.params["max_ratio"]:
+            rare = counts.filter(counts["len"] == least)["task"].to_list()[:3]
+            yield self.finding(
+                f"{len(counts)} tasks: the most common has {most} episodes, the least common {least} (e.g. {rare})",
+                statistic="episodes of the most / least common task",
+                threshold=self.params["max_ratio"],
+                measured=most / least,
+            )
+
+
 class DuplicateEpisodes(Check):
     """RDV802: episodes whose low-dim content is identical: within a split (warning) or across splits (error)."""
 

@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 
 from rdstd.schema.vocabulary import GripperKind, Role
-from rdstd.validate.check import Check, DatasetView, EpisodeView
+from rdstd.validate.check import Check, DatasetView, EpisodeView, list_frames
 from rdstd.validate.model import Evidence, Finding, Severity
 
 #: Roles of the robot's own state (idle means these do not move).
@@ -129,3 +129,40 @@ class GripperChatter(Check):
                         threshold=self.params["max_per_s"],
                         measured=rate,
                     )
+
+
+class ActionJumps(Check):
+    """RDV954: sudden jumps in the actions, far beyond the episode's usual step."""
+
+    id = "RDV954"
+    name = "quality.action_jumps"
+    severity = Severity.INFO
+    evidence = Evidence.STATISTICAL
+    description = "frames where the mean over dims of |Δa - median| / (1.4826 MAD) exceeds z_max (12)"
+    hint = "a teleop glitch or a resumed stream: inspect the frames named, smooth or cut"
+    defaults: ClassVar[Mapping[str, float]] = {"z_max": 12.0}
+
+    def episode(self, ep: EpisodeView) -> Iterable[Finding]:
+        for key in self.ds.actions():
+            values = ep.vectors[key]
+            if len(values) < 10:
+                continue
+            step = np.diff(values, axis=0)
+            center = np.median(step, axis=0)
+            spread = 1.4826 * np.median(np.abs(step - center), axis=0)  # robust: a spike does not hide itself
+            usable = spread > 0
+            if not usable.any():
+                continue
+            z = (np.abs(step[:, usable] - center[usable]) / spread[usable]).mean(axis=1)
+            jumps = np.flatnonzero(z > self.params["z_max"])
+            if jumps.size:
+                yield self.finding(
+                    f"{key} jumps {jumps.size} times (mean z up to {float(z.max()):.3g}) after frames "
+                    f"{list_frames(jumps)}",
+                    ep=ep,
+                    feature=key,
+                    frames=(int(jumps[0]), int(jumps[0]) + 2),
+                    statistic="mean over dims of |Δa - median| / (1.4826 MAD)",
+                    threshold=self.params["z_max"],
+                    measured=float(z.max()),
+                )

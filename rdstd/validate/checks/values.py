@@ -183,3 +183,52 @@ class ConstantDimension(Check):
                     expected="> 0",
                     severity=Severity.INFO if flags else None,
                 )
+
+
+class Outliers(Check):
+    """RDV106: values more than ``z_max`` standard deviations from the dataset mean (from ``stats.json``)."""
+
+    id = "RDV106"
+    name = "values.outliers"
+    severity = Severity.WARNING
+    evidence = Evidence.STATISTICAL
+    description = "values over z_max (10) dataset standard deviations from the dataset mean (stats.json)"
+    hint = "a unit or scale slip in these episodes (degrees?), a sensor glitch, or a spike: inspect and fix or drop"
+    defaults: ClassVar[Mapping[str, float]] = {"z_max": 10.0}
+
+    def begin(self, dataset: DatasetView) -> Iterable[Finding]:
+        super().begin(dataset)
+        self._moments: dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = {}
+        stats = dataset.stats()
+        for key in dataset.manifest.vectors:
+            entry = stats.get(key) if isinstance(stats, dict) else None
+            if not isinstance(entry, dict) or "mean" not in entry or "std" not in entry:
+                continue
+            mean = np.array([np.nan if v is None else v for v in entry["mean"]], dtype=np.float64)
+            std = np.array([np.nan if v is None else v for v in entry["std"]], dtype=np.float64)
+            if mean.shape == std.shape == (dataset.manifest.vectors[key].size,):
+                self._moments[key] = (mean, np.where(std > 0, std, np.nan))
+        return ()
+
+    def episode(self, ep: EpisodeView) -> Iterable[Finding]:
+        limit = self.params["z_max"]
+        for key, (mean, std) in self._moments.items():
+            with np.errstate(invalid="ignore"):
+                far = np.abs(ep.vectors[key] - mean) > limit * std
+            if not far.any():
+                continue
+            dims = [int(d) for d in np.flatnonzero(far.any(axis=0))]
+            rows: npt.NDArray[np.bool_] = np.asarray(far.any(axis=1))
+            with np.errstate(invalid="ignore"):
+                z = float(np.nanmax(np.abs(ep.vectors[key][:, dims] - mean[dims]) / std[dims]))
+            yield self.finding(
+                f"{key} dims {dims}: {int(far.sum())} values over {limit:g} standard deviations from the dataset "
+                f"mean (up to {z:.3g})",
+                ep=ep,
+                feature=key,
+                dims=dims,
+                frames=frame_span(rows),
+                statistic="|value - mean| / std (dataset stats)",
+                threshold=limit,
+                measured=z,
+            )
