@@ -82,7 +82,12 @@ def validate_dataset(
     """Validate an open canonical dataset with ``config``; ``extra`` are findings found before (source checks)."""
     started = time.perf_counter()
     checks, problems = build_checks(config)
-    chosen = [f for f in extra if matches(f.check, config.select) and not matches(f.check, config.ignore)]
+    levels = {c.id: c.level for c in checks}
+    chosen = [  # findings found before (source checks) follow the selection and the configured severities
+        f if levels[f.check].rank >= f.severity.rank else f.model_copy(update={"severity": levels[f.check]})
+        for f in extra
+        if f.check in levels
+    ]
     findings = [*chosen, *run(ds, checks, pixels=config.pixels)]
     kept: list[Finding] = []
     silenced: list[Suppressed] = []

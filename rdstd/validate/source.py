@@ -14,11 +14,12 @@ from pathlib import Path
 
 from rdstd.convert.pipeline import ConvertReport, convert
 from rdstd.store.reader import Dataset
+from rdstd.validate.checks.metadata import SourceEpisodes
 from rdstd.validate.config import Config
 from rdstd.validate.model import Evidence, Finding, Report, Severity
 
-SOURCE_CHECK_ID = "RDV904"
-SOURCE_CHECK_NAME = "source.episodes"
+SOURCE_CHECK_ID = SourceEpisodes.id
+SOURCE_CHECK_NAME = SourceEpisodes.name
 
 
 def conversion_findings(report: ConvertReport, recorded: set[str] | frozenset[str] = frozenset()) -> list[Finding]:
@@ -33,7 +34,7 @@ def conversion_findings(report: ConvertReport, recorded: set[str] | frozenset[st
             message=f"source episode {s.key} cannot be read: {s.reason}",
             episode_index=s.index,
             episode_id=s.key,
-            hint="repair or re-fetch the file named; `rdstd convert --on-error skip` leaves the episode out",
+            hint=SourceEpisodes.hint,
         )
         for s in report.skipped
     ]

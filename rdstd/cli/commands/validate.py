@@ -10,7 +10,7 @@ import typer
 from rdstd.cli.output import emit
 from rdstd.errors import UsageError
 from rdstd.paths import normalized
-from rdstd.validate import validate
+from rdstd.validate import configure, validate
 from rdstd.validate.config import parse_fail_on, shipped_profiles
 from rdstd.validate.registry import registry
 from rdstd.validate.reporters import RENDERERS, ReportFormat, render_github, render_junit, render_sarif
@@ -68,21 +68,14 @@ def validate_command(
         return
     if path is None:
         raise UsageError("give the dataset to validate", hint="rdstd validate PATH (or --list to see the checks)")
-    threshold = parse_fail_on(fail_on) if fail_on is not None else None
     target = _output_path(output)
-    report = validate(
-        path,
-        profile=profile,
-        select=_ids(select) or None,
-        ignore=_ids(ignore) or None,
-        format_name=source_format,
-        spec=spec,
-        rate_hz=rate,
-    )
-    from rdstd.validate.config import load
-
-    effective = threshold if fail_on is not None else load(profile, normalized(path)).fail_on
-    artifact = _artifact(normalized(path))
+    root = normalized(path)
+    config = configure(root, profile=profile, select=_ids(select) or None, ignore=_ids(ignore) or None)
+    if fail_on is not None:
+        config = config.model_copy(update={"fail_on": parse_fail_on(fail_on)})
+    report = validate(root, format_name=source_format, spec=spec, rate_hz=rate, config=config)
+    effective = config.fail_on
+    artifact = _artifact(root)
     if output_format == ReportFormat.GITHUB:
         text, summary = render_github(report, artifact)
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -127,7 +120,6 @@ def _listing() -> str:
     for ident, cls in sorted(reg.checks.items()):
         pixels = " (pixels)" if cls.pixels else ""
         lines.append(f"  {ident} {cls.name} [{cls.severity}, {cls.evidence}]{pixels}: {cls.description}")
-    lines.append("  RDV904 source.episodes [error]: source episodes the conversion could not read (sources only)")
     lines.append("profiles: " + ", ".join(shipped_profiles()))
     lines += [f"plugin problem: {p}" for p in reg.problems]
     return "\n".join(lines)

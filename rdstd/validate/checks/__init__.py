@@ -9,6 +9,7 @@ from rdstd.validate.checks.gripper import GripperKindFit, GripperPolarity
 from rdstd.validate.checks.metadata import (
     DuplicateEpisodes,
     EmbodimentMetadata,
+    SourceEpisodes,
     SourceNotes,
     TaskBalance,
     TaskText,
@@ -45,6 +46,7 @@ BUILTINS: list[type[Check]] = [
     UnknownSemantics,
     EmbodimentMetadata,
     SourceNotes,
+    SourceEpisodes,
     IdleSegments,
     DeadActions,
     GripperChatter,

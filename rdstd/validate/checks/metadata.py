@@ -229,3 +229,18 @@ class SourceNotes(Check):
                 episode=eps[0] if len(eps) == 1 else None,
                 severity=Severity.INFO,
             )
+
+
+class SourceEpisodes(Check):
+    """RDV904: source episodes the on-the-fly conversion could not read (sources only; see rdstd.validate.source).
+
+    The findings come from the conversion, not from the canonical data, so on a canonical dataset this check
+    finds nothing; it is registered so that it can be selected, ignored, listed and reported like the others.
+    """
+
+    id = "RDV904"
+    name = "source.episodes"
+    severity = Severity.ERROR
+    evidence = Evidence.DETERMINISTIC
+    description = "sources only: episodes the conversion could not read (with the reason); info: its other warnings"
+    hint = "repair or re-fetch the file named; `rdstd convert --on-error skip` leaves the episode out"
