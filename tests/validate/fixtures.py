@@ -168,6 +168,8 @@ def _episode(index: int, plants: set[str]) -> Episode:
         state[40, 0] = 50.0
     if "chatter" in plants and index == 4:
         action[:, 3] = np.arange(n) % 2
+    if "grid" in plants:  # "measured" times that are frame_index / rate stored as float32 (as LeRobot writes)
+        timestamps = (np.arange(n, dtype=np.float32) / np.float32(RATE_HZ)).astype(np.float64)
     if "dropped_frame" in plants and index == 4:
         timestamps[30:] += 1.0 / RATE_HZ  # frame 30 of the grid is missing: a gap after frame 29
     if "idle" in plants and index == 0:

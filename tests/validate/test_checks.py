@@ -47,6 +47,7 @@ PLANTED = [
     Planted("constant", "RDV105", None, "observation.state", [2], None, Severity.ERROR),  # strict: error
     Planted("spike", "RDV106", 4, "observation.state", [0], (40, 41), Severity.WARNING),
     Planted("dropped_frame", "RDV202", 4, None, [], (29, 31), Severity.WARNING),
+    Planted("grid", "RDV203", None, None, [], None, Severity.INFO),
     Planted("degrees", "RDV301", 2, "observation.state", [1], (0, 60), Severity.ERROR),
     Planted("mm", "RDV302", 2, "observation.state", [3], (0, 60), Severity.WARNING),
     Planted("wrap", "RDV303", 2, "observation.state", [0], (7, 9), Severity.WARNING),
