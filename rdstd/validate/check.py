@@ -99,6 +99,7 @@ class EpisodeView:
     position: int
     index: int
     episode_id: str
+    source_key: str
     split: str
     task: str
     embodiment: str
@@ -183,6 +184,7 @@ class Check(ABC):
                 names = [vec.dims[d].name for d in dims if d < len(vec.dims)]
         level = self.level if severity is None or severity.rank > self.level.rank else severity
         index, ident = (ep.index, ep.episode_id) if ep is not None else (episode or (None, None))
+        key = (ep.source_key or None) if ep is not None else None
         return Finding(
             check=self.id,
             name=self.name,
@@ -191,6 +193,7 @@ class Check(ABC):
             message=message,
             episode_index=index,
             episode_id=ident,
+            source_key=key,
             feature=feature,
             dims=list(dims),
             dim_names=names,

@@ -59,6 +59,9 @@ class Finding(_Model):
     message: str = Field(description="one line for a person")
     episode_index: int | None = Field(default=None, description="episode_index of the episode; None: dataset-wide")
     episode_id: str | None = Field(default=None, description="the episode's stable id")
+    source_key: str | None = Field(
+        default=None, description="the episode's key in its source (what rdstd convert reads it by), when known"
+    )
     feature: str | None = None
     dims: list[int] = Field(default_factory=list, description="dimension indices inside the feature")
     dim_names: list[str] = Field(default_factory=list)

@@ -34,6 +34,7 @@ def conversion_findings(report: ConvertReport, recorded: set[str] | frozenset[st
             message=f"source episode {s.key} cannot be read: {s.reason}",
             episode_index=s.index,
             episode_id=s.key,
+            source_key=s.key,
             hint=SourceEpisodes.hint,
         )
         for s in report.skipped

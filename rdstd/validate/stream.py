@@ -46,6 +46,7 @@ def episodes(ds: Dataset, *, pixels: bool = False) -> Iterator[EpisodeView]:
             position=int(pos),
             index=int(row["episode_index"]),
             episode_id=str(row["episode_id"]),
+            source_key=str(row["source_key"] or ""),
             split=str(row["split"] or "unknown"),
             task=str(row["task"] or ""),
             embodiment=str(row["embodiment"] or ""),

@@ -152,3 +152,18 @@ def test_extra_findings_follow_select_and_ignore(clean: Path) -> None:
     kept = validate_dataset(ds, Config(), extra=[extra])
     dropped = validate_dataset(ds, Config(ignore=["RDV904"]), extra=[extra])
     assert extra in kept.findings and extra not in dropped.findings
+
+
+def test_exclusions_name_each_failing_episode_with_its_reasons(tmp_path: Path) -> None:
+    from rdstd.validate.exclude import exclusions, read_report
+
+    report = validate(make(tmp_path, "duplicate", "nan", "empty_task"))
+    assert set(exclusions(report)) == {"ep001", "ep005"}
+    assert exclusions(report)["ep005"][0].startswith("RDV802 episodes.duplicate: episode is a copy of episode 0")
+    assert set(exclusions(report, Severity.WARNING)) == {"ep001", "ep003", "ep005"}
+    saved = tmp_path / "findings.json"
+    saved.write_text(report.model_dump_json(), encoding="utf-8")
+    assert read_report(saved) == report
+    saved.write_text("{}", encoding="utf-8")
+    with pytest.raises(UsageError, match="not an rdstd validate JSON report"):
+        read_report(saved)
