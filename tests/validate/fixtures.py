@@ -162,6 +162,10 @@ def _episode(index: int, plants: set[str]) -> Episode:
         toggles[[5, 25, 45]] = 1.0
         toggles[[15, 35]] = -1.0
         action[:, 3] = toggles
+    if "prenormalized" in plants:
+        action[:, 1] = np.clip(2 * action[:, 1], -1.0, 1.0)
+    if "quantized" in plants:
+        action[:, 2] = np.round(action[:, 2] * 8) / 8
     if "jump" in plants and index == 1:
         action[30, :3] += 2.0  # a one-frame spike on every joint target
     if "spike" in plants and index == 4:
@@ -177,6 +181,8 @@ def _episode(index: int, plants: set[str]) -> Episode:
         action[:40] = action[0]
     if "frozen_camera" in plants and index == 5:
         pixels[:] = pixels[0]
+    if "resized_camera" in plants and index == 2:
+        pixels = pixels[:, :12]  # stored 12 high where the camera declares 16
     if "blank_camera" in plants and index == 0:
         pixels[:] = 0
     if "empty_task" in plants and index == 3:

@@ -41,3 +41,10 @@ def test_the_rlds_edge_cases_need_a_rate_and_then_validate() -> None:
     report = validate(sample("rlds/edgecases/rlds_edgecases/1.0.0"), rate_hz=10.0)
     assert report.episodes == 7
     assert any(f.check == "RDV103" for f in report.findings), "a one-frame episode is too short"
+
+
+def test_the_strict_profile_finds_bridges_all_black_wrist_camera() -> None:
+    report = validate(sample("rlds/bridge_debug/bridge_dataset/1.0.0"), profile="strict", select=["RDV6"])
+    blank = [f for f in report.findings if f.check == "RDV602"]
+    assert len(blank) == 50 and {f.feature for f in blank} == {"observation.images.wrist"}
+    assert all("blank" in f.message for f in blank)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from rdstd.validate.check import Check
-from rdstd.validate.checks.actions import ActionSemanticsFit
-from rdstd.validate.checks.cameras import CameraContent
+from rdstd.validate.checks.actions import ActionSemanticsFit, PrenormalizedActions
+from rdstd.validate.checks.cameras import CameraContent, CameraLayout
 from rdstd.validate.checks.gripper import GripperKindFit, GripperPolarity
 from rdstd.validate.checks.metadata import (
     DuplicateEpisodes,
@@ -37,6 +37,8 @@ BUILTINS: list[type[Check]] = [
     RotationValidity,
     QuaternionOrder,
     ActionSemanticsFit,
+    PrenormalizedActions,
+    CameraLayout,
     CameraContent,
     GripperKindFit,
     GripperPolarity,

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rdstd.schema.features import VectorFeature
-from rdstd.schema.vocabulary import ActionMode, ActionTiming, Role
+from rdstd.schema.vocabulary import ActionMode, ActionTiming, Role, Unit
 from rdstd.validate.check import Check, DatasetView, EpisodeView
 from rdstd.validate.model import Evidence, Finding, Severity
 
@@ -219,3 +219,86 @@ class ActionSemanticsFit(Check):
                     evidence=Evidence.UNVERIFIABLE,
                     hint="",
                 )
+
+
+_PHYSICAL = {Unit.RAD, Unit.M, Unit.RAD_PER_S, Unit.M_PER_S, Unit.DEG, Unit.MM}
+
+
+class PrenormalizedActions(Check):
+    """RDV504: actions declared in physical units that look normalized to [-1, 1] or quantized to a few values."""
+
+    id = "RDV504"
+    name = "actions.prenormalized"
+    severity = Severity.WARNING
+    evidence = Evidence.STATISTICAL
+    description = (
+        "an action dim in physical units (rad, m, …) that stays within [-1, 1] with over bound_mass (5%) of its "
+        "values at ±1 (clipped normalized data), or that takes at most max_unique (32) distinct values (quantized)"
+    )
+    hint = "store raw physical values (keep normalization statistics apart), or declare the unit normalized"
+    defaults: ClassVar[Mapping[str, float]] = {"bound_mass": 0.05, "max_unique": 32.0, "min_values": 100.0}
+
+    def begin(self, dataset: DatasetView) -> Iterable[Finding]:
+        super().begin(dataset)
+        self._dims = {
+            key: [i for i, d in enumerate(f.dims) if d.unit in _PHYSICAL and d.role != Role.GRIPPER]
+            for key, f in dataset.actions().items()
+        }
+        self._dims = {k: v for k, v in self._dims.items() if v}
+        self._low = {k: np.full(len(v), np.inf) for k, v in self._dims.items()}
+        self._high = {k: np.full(len(v), -np.inf) for k, v in self._dims.items()}
+        self._at_bounds = {k: np.zeros(len(v)) for k, v in self._dims.items()}
+        self._count = dict.fromkeys(self._dims, 0)
+        self._values: dict[str, list[set[float] | None]] = {k: [set() for _ in v] for k, v in self._dims.items()}
+        return ()
+
+    def episode(self, ep: EpisodeView) -> Iterable[Finding]:
+        cap = int(self.params["max_unique"])
+        for key, dims in self._dims.items():
+            block = ep.vectors[key][:, dims]
+            block = block[np.isfinite(block).all(axis=1)]
+            if not len(block):
+                continue
+            self._low[key] = np.minimum(self._low[key], block.min(axis=0))
+            self._high[key] = np.maximum(self._high[key], block.max(axis=0))
+            self._at_bounds[key] += (np.abs(block) >= 0.999).sum(axis=0)
+            self._count[key] += len(block)
+            for i, seen in enumerate(self._values[key]):
+                if seen is not None:
+                    seen.update(np.unique(block[:, i])[: cap + 1].tolist())
+                    if len(seen) > cap:
+                        self._values[key][i] = None
+        return ()
+
+    def end(self) -> Iterable[Finding]:
+        for key, dims in self._dims.items():
+            total = self._count[key]
+            if total < self.params["min_values"]:
+                continue
+            names = self.ds.manifest.vectors[key].dims
+            for i, d in enumerate(dims):
+                low, high = float(self._low[key][i]), float(self._high[key][i])
+                mass = float(self._at_bounds[key][i]) / total
+                seen = self._values[key][i]
+                if low >= -1.0001 and high <= 1.0001 and mass > self.params["bound_mass"]:
+                    yield self.finding(
+                        f"{key}[{names[d].name}] is declared {names[d].unit} but stays in [-1, 1] with {mass:.0%} of "
+                        "its values at ±1: it looks normalized and clipped",
+                        feature=key,
+                        dims=[d],
+                        statistic="fraction of values at ±1",
+                        threshold=self.params["bound_mass"],
+                        measured=mass,
+                        expected=f"raw {names[d].unit}",
+                    )
+                elif seen is not None and len(seen) > 1:
+                    yield self.finding(
+                        f"{key}[{names[d].name}] takes only {len(seen)} distinct values over {total} frames: it looks "
+                        "quantized",
+                        feature=key,
+                        dims=[d],
+                        statistic="distinct values",
+                        threshold=self.params["max_unique"],
+                        measured=len(seen),
+                        expected=f"> {int(self.params['max_unique'])}",
+                    )

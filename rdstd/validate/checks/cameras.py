@@ -70,3 +70,34 @@ class CameraContent(Check):
                         measured=max(diffs),
                         expected=f"> {self.params['frozen_diff']:g}",
                     )
+
+
+class CameraLayout(Check):
+    """RDV601: decoded frames whose shape or dtype differ from the camera's declaration (height, width, channels)."""
+
+    id = "RDV601"
+    name = "camera.layout"
+    severity = Severity.ERROR
+    evidence = Evidence.DETERMINISTIC
+    pixels = True
+    description = "sampled decoded frames must be (height, width, channels) and the dtype the camera declares"
+    hint = "the frames were stored at another size or layout (CHW? resized?): fix the camera's declaration or re-encode"
+    defaults: ClassVar[Mapping[str, float]] = {"samples": 3.0}
+
+    def episode(self, ep: EpisodeView) -> Iterable[Finding]:
+        picks = sample_indices(ep.length, int(self.params["samples"]))
+        for camera, feature in self.ds.manifest.cameras.items():
+            want = (feature.height, feature.width, feature.channels)
+            for i, frame in zip(picks, ep.frames(camera, picks), strict=True):
+                have = tuple(frame.shape) if frame.ndim == 3 else (*frame.shape, 1)
+                if have != want or str(frame.dtype) != feature.dtype:
+                    yield self.finding(
+                        f"{camera}: frame {i} decodes to {have} {frame.dtype}, the camera declares {want} "
+                        f"{feature.dtype}",
+                        ep=ep,
+                        feature=camera,
+                        frames=(i, i + 1),
+                        measured=f"{have} {frame.dtype}",
+                        expected=f"{want} {feature.dtype}",
+                    )
+                    break
