@@ -8,7 +8,6 @@ import json
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from enum import StrEnum
-from itertools import groupby
 
 from rdstd.validate.model import CheckInfo, Finding, Report, Severity
 
@@ -44,8 +43,13 @@ def where(f: Finding) -> str:
 
 
 def _by_check(report: Report) -> list[tuple[str, list[Finding]]]:
-    order = sorted(report.findings, key=lambda f: (-f.severity.rank, f.check))
-    return [(k, list(g)) for k, g in groupby(order, key=lambda f: f.check)]
+    """Findings grouped by check (worst first inside a group), groups ordered by their worst finding, then id."""
+    groups: dict[str, list[Finding]] = {}
+    for f in report.findings:
+        groups.setdefault(f.check, []).append(f)
+    for found in groups.values():
+        found.sort(key=lambda f: -f.severity.rank)
+    return sorted(groups.items(), key=lambda item: (-item[1][0].severity.rank, item[0]))
 
 
 def _summary(report: Report) -> str:

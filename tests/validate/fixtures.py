@@ -39,7 +39,14 @@ from rdstd.schema import (
     VectorFeature,
 )
 from rdstd.schema.clock import Clock
-from rdstd.schema.vocabulary import ActionTiming, CameraMount, ClockKind, GripperKind
+from rdstd.schema.vocabulary import (
+    ActionTiming,
+    CameraMount,
+    ClockKind,
+    DeltaFrame,
+    GripperKind,
+    RotationComposition,
+)
 from rdstd.store.writer import DatasetWriter
 
 EPISODES = 6
@@ -71,7 +78,23 @@ def _features(plants: set[str]) -> dict[str, VectorFeature | ImageFeature]:
         for i in range(3)
         for j in range(3)
     ]
+    delta_dims = [Dimension(name=f"d{a}", role=Role.EEF_ROTATION, unit=Unit.RAD, frame="base") for a in "xyz"]
+    delta = ActionSemantics(
+        mode=ActionMode.DELTA,
+        space=ActionSpace.EEF,
+        reference=DeltaReference.PREVIOUS_STATE,
+        timing=ActionTiming.NEXT_STATE_TARGET,
+        rotation_frame=DeltaFrame.BASE,
+        rotation_composition=RotationComposition.ROTATION_COMPOSITION,
+    )
     return {
+        "action.rotation_delta": VectorFeature(
+            dtype="float64",
+            shape=(3,),
+            dims=delta_dims,
+            rotations=[RotationGroup(start=0, representation=RotationRepr.AXIS_ANGLE)],
+            action=delta,
+        ),
         "observation.state": VectorFeature(
             dtype="float64",
             shape=(11,),
@@ -136,6 +159,7 @@ def _episode(index: int, plants: set[str]) -> Episode:
     action = np.concatenate([joints[lead : n + lead], grip[lead : n + lead, None]], axis=1)
     state = np.concatenate([joints[:n], eef[:n], quat[:n], grip[:n, None]], axis=1)
     rot = _matrices(quat[:n])
+    rotation_delta = (angle[1 : n + 1] - angle[:n])[:, None] * axis  # R(t+1) = R(delta_t) R(t), same axis
     timestamps = np.arange(n) / RATE_HZ + np.concatenate([[0.0], rng.uniform(-2e-4, 2e-4, n - 1)])
     yy, xx = np.mgrid[0:16, 0:16]
     frames = np.stack([((xx * 16 + yy * 4 + 7 * i + 40 * index) % 256) for i in range(n)]).astype(np.uint8)
@@ -198,7 +222,12 @@ def _episode(index: int, plants: set[str]) -> Episode:
             source_meta=meta,
         ),
         timestamps,
-        {"observation.state": state, "observation.object_rotation": rot.reshape(n, 9), "action": action},
+        {
+            "observation.state": state,
+            "observation.object_rotation": rot.reshape(n, 9),
+            "action": action,
+            "action.rotation_delta": rotation_delta,
+        },
         {"observation.images.cam": pixels},
     )
 

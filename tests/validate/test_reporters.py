@@ -35,7 +35,8 @@ def report(planted: Path) -> Report:
 def test_text_groups_findings_by_check_worst_first(report: Report) -> None:
     text = render_text(report)
     heads = [line.split()[0] for line in text.splitlines() if line.startswith("RDV")]
-    assert heads.index("RDV102") < heads.index("RDV801"), "errors come before warnings"
+    assert len(heads) == len(set(heads)), "one group per check, whatever the severities in it"
+    assert heads.index("RDV501") < heads.index("RDV801"), "a group ranks by its worst finding (RDV501 has an error)"
     assert "episode 1 (ep001) observation.state[j0] frames 10-13" in text
     assert text.rstrip().endswith(f"(profile default, {report.seconds:.2f} s)")
 

@@ -16,7 +16,7 @@ from rdstd.validate.checks.metadata import (
     UnknownSemantics,
 )
 from rdstd.validate.checks.quality import ActionJumps, DeadActions, GripperChatter, IdleSegments
-from rdstd.validate.checks.rotations import QuaternionOrder, RotationValidity
+from rdstd.validate.checks.rotations import QuaternionOrder, QuaternionOrderByActions, RotationValidity
 from rdstd.validate.checks.timing import ClockProvenance, TimestampRate, TimestampsMonotonic
 from rdstd.validate.checks.units import AngleUnits, AngleWrap, LengthScale
 from rdstd.validate.checks.values import ConstantDimension, EpisodeStructure, JointLimits, NonFinite, Outliers
@@ -36,6 +36,7 @@ BUILTINS: list[type[Check]] = [
     AngleWrap,
     RotationValidity,
     QuaternionOrder,
+    QuaternionOrderByActions,
     ActionSemanticsFit,
     PrenormalizedActions,
     CameraLayout,

@@ -6,9 +6,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import ClassVar
 
 import numpy as np
+import numpy.typing as npt
 
 from rdstd.schema.features import RotationGroup
-from rdstd.schema.vocabulary import RotationRepr
+from rdstd.schema.vocabulary import ActionMode, DeltaFrame, RotationRepr
 from rdstd.validate.check import Check, DatasetView, EpisodeView, frame_span
 from rdstd.validate.model import Evidence, Finding, Severity
 
@@ -151,3 +152,134 @@ class QuaternionOrder(Check):
                     evidence=Evidence.UNVERIFIABLE,
                     hint="",
                 )
+
+
+def quat_matrices(q: npt.NDArray[np.float64], scalar_last: bool) -> npt.NDArray[np.float64]:
+    """Rotation matrices (N, 3, 3) of quaternions read as xyzw (``scalar_last``) or wxyz; normalized first."""
+    q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    x, y, z, w = q.T if scalar_last else q[:, [1, 2, 3, 0]].T
+    return np.stack(
+        [
+            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], axis=1),
+            np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], axis=1),
+            np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], axis=1),
+        ],
+        axis=1,
+    )
+
+
+def _axis(axis: str, angle: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    c, s = np.cos(angle), np.sin(angle)
+    one, zero = np.ones_like(angle), np.zeros_like(angle)
+    rows = {
+        "x": [[one, zero, zero], [zero, c, -s], [zero, s, c]],
+        "y": [[c, zero, s], [zero, one, zero], [-s, zero, c]],
+        "z": [[c, -s, zero], [s, c, zero], [zero, zero, one]],
+    }[axis]
+    return np.stack([np.stack(r, axis=1) for r in rows], axis=1)
+
+
+def group_matrices(values: npt.NDArray[np.float64], group: RotationGroup) -> npt.NDArray[np.float64] | None:
+    """Rotation matrices of a rotation group's values (axis-angle, Euler, quaternion, matrix); None for others."""
+    rep = group.representation
+    if rep in _QUATS:
+        return quat_matrices(values, rep == RotationRepr.QUAT_XYZW)
+    if rep == RotationRepr.MATRIX:
+        return values.reshape(-1, 3, 3)
+    if rep == RotationRepr.AXIS_ANGLE:
+        angle = np.linalg.norm(values, axis=1)
+        axis = values / np.where(angle > 0, angle, 1.0)[:, None]
+        k = np.zeros((len(values), 3, 3))
+        k[:, 0, 1], k[:, 0, 2], k[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
+        k = k - k.transpose(0, 2, 1)
+        eye = np.broadcast_to(np.eye(3), k.shape)
+        rodrigues: npt.NDArray[np.float64] = (
+            eye + np.sin(angle)[:, None, None] * k + (1 - np.cos(angle))[:, None, None] * (k @ k)
+        )
+        return rodrigues
+    if rep == RotationRepr.EULER and group.euler_axes and len(group.euler_axes) == 3:
+        axes = group.euler_axes.lower()
+        mats = [_axis(a, values[:, i]) for i, a in enumerate(axes)]
+        out: npt.NDArray[np.float64] = (
+            mats[2] @ mats[1] @ mats[0] if group.euler_extrinsic else mats[0] @ mats[1] @ mats[2]
+        )
+        return out
+    return None
+
+
+def residual_deg(rot: npt.NDArray[np.float64], delta: npt.NDArray[np.float64], frame: DeltaFrame) -> float:
+    """Median angle (degrees) between R_(t+1) and R_t composed with the delta of step t (base: Δ·R, tool: R·Δ)."""
+    now, nxt, step = rot[:-1], rot[1:], delta[:-1]
+    predicted = now @ step if frame == DeltaFrame.TOOL else step @ now
+    trace = np.einsum("nij,nij->n", predicted, nxt)  # trace(predictedᵀ · next)
+    return float(np.degrees(np.median(np.arccos(np.clip((trace - 1) / 2, -1.0, 1.0)))))
+
+
+class QuaternionOrderByActions(Check):
+    """RDV403: a state quaternion's order checked by composing it with delta-rotation actions.
+
+    With an action that is a per-step rotation delta (mode delta, space eef, a rotation group), R(q_(t+1)) should
+    equal R(q_t) composed with the action's rotation (in the declared rotation frame; both frames are tried when
+    it is unknown). The quaternion is read in the declared order and in the other one; when the other order's
+    median residual is below the declared one's by more than ``min_ratio`` and the declared residual is above
+    ``min_residual_deg``, the order is likely swapped. Smoothness alone cannot tell (the dot product of two
+    quaternions is the same in any order); the composition can.
+    """
+
+    id = "RDV403"
+    name = "rotation.quaternion_order_by_actions"
+    severity = Severity.WARNING
+    evidence = Evidence.STATISTICAL
+    description = (
+        "composes the state quaternion with delta-rotation actions in both orders (xyzw, wxyz): the other order "
+        "fitting min_ratio (3) times better than the declared one (residual above min_residual_deg) is a warning"
+    )
+    hint = "data fits the other order: check xyzw vs wxyz (MuJoCo, Isaac Lab <= 2.x and transforms3d are wxyz)"
+    defaults: ClassVar[Mapping[str, float]] = {"min_ratio": 3.0, "min_residual_deg": 0.5}
+
+    def begin(self, dataset: DatasetView) -> Iterable[Finding]:
+        super().begin(dataset)
+        self._deltas: list[tuple[str, RotationGroup, list[DeltaFrame]]] = []
+        for key, feature in dataset.actions().items():
+            sem = feature.action
+            if sem is None or sem.mode != ActionMode.DELTA:
+                continue
+            frames: list[DeltaFrame] = [DeltaFrame.BASE, DeltaFrame.TOOL]  # unknown: try both
+            if sem.rotation_frame == DeltaFrame.TOOL:
+                frames = [DeltaFrame.TOOL]
+            elif sem.rotation_frame in (DeltaFrame.BASE, DeltaFrame.WORLD):
+                frames = [DeltaFrame.BASE]
+            self._deltas += [(key, g, frames) for g in feature.rotations if g.representation != RotationRepr.UNKNOWN]
+        self._quats = [(k, g) for k, g in _groups(dataset, *_QUATS) if k in dataset.states()]
+        return ()
+
+    def episode(self, ep: EpisodeView) -> Iterable[Finding]:
+        if not self._deltas or ep.length < 5:
+            return
+        for s_key, group in self._quats:
+            q = ep.vectors[s_key][:, group.start : group.start + 4]
+            if not np.isfinite(q).all() or (np.linalg.norm(q, axis=1) == 0).any():
+                continue
+            declared_last = group.representation == RotationRepr.QUAT_XYZW
+            as_declared, as_other = quat_matrices(q, declared_last), quat_matrices(q, not declared_last)
+            for a_key, a_group, frames in self._deltas:
+                values = ep.vectors[a_key][:, a_group.start : a_group.start + a_group.size]
+                delta = group_matrices(values, a_group) if np.isfinite(values).all() else None
+                if delta is None:
+                    continue
+                declared = min(residual_deg(as_declared, delta, f) for f in frames)
+                other = min(residual_deg(as_other, delta, f) for f in frames)
+                if declared > self.params["min_residual_deg"] and declared > self.params["min_ratio"] * other:
+                    alt = "wxyz" if declared_last else "xyzw"
+                    yield self.finding(
+                        f"{s_key} composed with the rotation deltas of {a_key} fits {alt} (median residual "
+                        f"{other:.3g}°) far better than the declared {group.representation} ({declared:.3g}°)",
+                        ep=ep,
+                        feature=s_key,
+                        dims=list(range(group.start, group.start + 4)),
+                        frames=(0, ep.length),
+                        statistic="median residual, declared order / other order",
+                        threshold=self.params["min_ratio"],
+                        measured=declared / max(other, 1e-9),
+                        expected=f"residual as declared <= {self.params['min_ratio']:g}x the other order's",
+                    )
