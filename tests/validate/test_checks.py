@@ -188,7 +188,7 @@ def test_rotation_groups_become_the_same_matrices_whatever_the_representation() 
         abc, RotationGroup(start=0, representation="euler", euler_axes="xyz", euler_extrinsic=True)
     )
     intrinsic = group_matrices(
-        abc[:, ::-1], RotationGroup(start=0, representation="euler", euler_axes="zyx", euler_extrinsic=False)
+        abc[:, ::-1], RotationGroup(start=0, representation=RotationRepr.EULER, euler_axes="zyx", euler_extrinsic=False)
     )
     assert extrinsic is not None and intrinsic is not None and np.allclose(extrinsic, intrinsic)
     assert np.allclose(np.linalg.det(extrinsic), 1.0)
