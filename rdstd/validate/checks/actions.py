@@ -1,0 +1,304 @@
+"""Action semantics from the data: absolute targets vs deltas vs velocities, and the lead in frames.
+
+Per episode, each action dim paired with a state dim (by name, see :meth:`DatasetView.pairs`) is fitted three
+ways: ``a_t ~ s_{t+k}`` for k = 0..3 (an absolute target reached k frames later), and ``Δs_t = s_{t+1} - s_t ~ a_t``
+(a delta when the slope is ~1 per step, a velocity when it is ~1/rate). The median R² over the dims decides,
+with a margin; below ``min_r2`` nothing fits and the episode is unverifiable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from rdstd.schema.features import VectorFeature
+from rdstd.schema.vocabulary import ActionMode, ActionTiming, Role, Unit
+from rdstd.validate.check import Check, DatasetView, EpisodeView
+from rdstd.validate.model import Evidence, Finding, Severity
+
+_MAX_LEAD = 3
+
+
+def r2(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Squared correlation of the columns of x and y, column by column (0 where either is constant)."""
+    xc, yc = x - x.mean(axis=0), y - y.mean(axis=0)
+    sxx, syy = (xc * xc).sum(axis=0), (yc * yc).sum(axis=0)
+    sxy = (xc * yc).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = sxy * sxy / (sxx * syy)
+    return np.where((sxx > 0) & (syy > 0) & np.isfinite(out), out, 0.0)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """The median R² of each hypothesis over an episode's paired dims, and the delta slope."""
+
+    absolute: tuple[float, ...]  # by lead k = 0.._MAX_LEAD
+    delta: float
+    slope: float  # of Δs on a: 1 for a per-step delta, 1/rate for a velocity
+    error: tuple[float, ...]  # by lead k: mean squared (a_t - s_t+k) / var(s), the identity fit
+
+    @property
+    def lead(self) -> int:
+        """The lead k whose absolute fit is best."""
+        return int(np.argmax(self.absolute))
+
+    def best(self, rate_hz: float | None) -> tuple[ActionMode, float]:
+        """The mode that fits best and its R²."""
+        if self.absolute[self.lead] >= self.delta:
+            return ActionMode.ABSOLUTE, self.absolute[self.lead]
+        if rate_hz and abs(self.slope * rate_hz - 1) < abs(self.slope - 1):
+            return ActionMode.VELOCITY, self.delta
+        return ActionMode.DELTA, self.delta
+
+
+def fit(ep: EpisodeView, action: str, pairs: list[tuple[int, str, int]]) -> Fit | None:
+    """Fit the hypotheses for one action feature of one episode; None when nothing can be fitted."""
+    n = ep.length
+    if n < 8 or not pairs:
+        return None
+    acts = ep.vectors[action][:, [i for i, _, _ in pairs]]
+    states = np.stack([ep.vectors[key][:, j] for _, key, j in pairs], axis=1)
+    usable = np.isfinite(acts).all(axis=0) & np.isfinite(states).all(axis=0)
+    usable &= (acts.max(axis=0) > acts.min(axis=0)) & (states.max(axis=0) > states.min(axis=0))
+    if not usable.any():
+        return None
+    a, s = acts[:, usable], states[:, usable]
+    var_s = s.var(axis=0)
+    absolute = tuple(float(np.median(r2(s[k:], a[: n - k]))) for k in range(_MAX_LEAD + 1))
+    errors = tuple(float(np.median(((a[: n - k] - s[k:]) ** 2).mean(axis=0) / var_s)) for k in range(_MAX_LEAD + 1))
+    ds, a0 = np.diff(s, axis=0), a[:-1]
+    a0c = a0 - a0.mean(axis=0)
+    var_a = (a0c * a0c).mean(axis=0)
+    slopes = ((ds - ds.mean(axis=0)) * a0c).mean(axis=0)[var_a > 0] / var_a[var_a > 0]
+    return Fit(absolute, float(np.median(r2(ds, a0))), float(np.median(slopes)) if slopes.size else 0.0, errors)
+
+
+def declared_lead(feature: VectorFeature) -> int | None:
+    """The lead in frames the action's timing declares (None when unknown or a chunk)."""
+    sem = feature.action
+    if sem is None:
+        return None
+    return {ActionTiming.SAME_STEP: 0, ActionTiming.NEXT_STATE_TARGET: 1}.get(
+        sem.timing, sem.timing_frames if sem.timing == ActionTiming.LEAD_FRAMES else None
+    )
+
+
+class ActionSemanticsFit(Check):
+    """RDV501: the declared action mode (absolute / delta / velocity) and lead against a fit to the states."""
+
+    id = "RDV501"
+    name = "actions.semantics"
+    severity = Severity.ERROR
+    evidence = Evidence.STATISTICAL
+    description = (
+        "fits a_t ~ s_{t+k} (absolute, k = 0..3) and Δs ~ a (delta: slope 1; velocity: slope 1/rate); error when "
+        "another mode beats the declared one by error_gap in R², warning by warning_gap; unknown modes get an info "
+        "with the best fit; below min_r2 nothing fits (unverifiable)"
+    )
+    defaults: ClassVar[Mapping[str, float]] = {
+        "min_r2": 0.8,
+        "error_gap": 0.3,
+        "warning_gap": 0.1,
+        "lead_ratio": 2.0,
+        "lead_min_error": 0.01,
+    }
+
+    def begin(self, dataset: DatasetView) -> Iterable[Finding]:
+        super().begin(dataset)
+        self._pairs: dict[str, list[tuple[int, str, int]]] = {}
+        for key, feature in dataset.actions().items():
+            pairs = [
+                (i, s, j)
+                for i, s, j in dataset.pairs(key)
+                if feature.dims[i].role not in {Role.GRIPPER, Role.FLAG, Role.REWARD}
+                and dataset.manifest.vectors[s].dims[j].role not in {Role.GRIPPER, Role.FLAG, Role.REWARD}
+            ]
+            if pairs:
+                self._pairs[key] = pairs
+            else:
+                yield self.finding(
+                    f"{key}: no state dims pair with its dims (by name or by shape and roles): semantics "
+                    "cannot be checked against the states",
+                    feature=key,
+                    severity=Severity.INFO,
+                    evidence=Evidence.UNVERIFIABLE,
+                    hint="name action and state dims alike (e.g. both 'shoulder_pan')",
+                )
+        self._unfit = dict.fromkeys(self._pairs, 0)
+        self._fitted = dict.fromkeys(self._pairs, 0)
+
+    def episode(self, ep: EpisodeView) -> Iterable[Finding]:
+        rate = self.ds.rate_hz
+        for key, pairs in self._pairs.items():
+            result = fit(ep, key, pairs)
+            if result is None:
+                continue
+            feature = self.ds.manifest.vectors[key]
+            best, best_r2 = result.best(rate)
+            dims = sorted({i for i, _, _ in pairs})
+            if best_r2 < self.params["min_r2"]:
+                self._unfit[key] += 1
+                continue
+            self._fitted[key] += 1
+            declared = feature.action.mode if feature.action is not None else ActionMode.UNKNOWN
+            scores = (
+                f"R² absolute(k={result.lead}) {result.absolute[result.lead]:.2f}, delta/velocity {result.delta:.2f}"
+            )
+            if declared == ActionMode.UNKNOWN:
+                yield self.finding(
+                    f"{key}: mode unknown; the data fits {best} ({scores})",
+                    ep=ep,
+                    feature=key,
+                    dims=dims,
+                    frames=(0, ep.length),
+                    statistic="median R²",
+                    measured=best_r2,
+                    expected="a declared mode",
+                    severity=Severity.INFO,
+                    hint=f"declare action mode {best} in the converter spec",
+                )
+                continue
+            declared_r2 = result.absolute[result.lead] if declared == ActionMode.ABSOLUTE else result.delta
+            same_family = {best, declared} <= {ActionMode.DELTA, ActionMode.VELOCITY}
+            gap = best_r2 - declared_r2
+            if best != declared and (gap > self.params["warning_gap"] or same_family):
+                level = Severity.ERROR if gap > self.params["error_gap"] else Severity.WARNING
+                what = f"slope of Δs on a {result.slope:.3g}" if same_family else scores
+                yield self.finding(
+                    f"{key} is declared {declared} but behaves as {best} ({what})",
+                    ep=ep,
+                    feature=key,
+                    dims=dims,
+                    frames=(0, ep.length),
+                    statistic="median R² gap (best - declared)" if not same_family else "slope of Δs on a",
+                    threshold=self.params["error_gap"] if not same_family else None,
+                    measured=gap if not same_family else result.slope,
+                    expected=str(declared),
+                    severity=level,
+                    hint=f"actions behave as {best}: fix the declared mode, or the conversion",
+                )
+            elif best == ActionMode.ABSOLUTE == declared:
+                yield from self._lead(ep, key, dims, result)
+
+    def _lead(self, ep: EpisodeView, key: str, dims: list[int], result: Fit) -> Iterable[Finding]:
+        """Absolute actions: the lead k with the smallest error against the declared one (by error ratio)."""
+        lead = declared_lead(self.ds.manifest.vectors[key])
+        if lead is None or lead > _MAX_LEAD:
+            return
+        best = int(np.argmin(result.error))
+        ratio = result.error[lead] / max(result.error[best], 1e-12)
+        if best != lead and ratio > self.params["lead_ratio"] and result.error[lead] > self.params["lead_min_error"]:
+            yield self.finding(
+                f"{key}: a_t matches s_(t+{best}) best, not s_(t+{lead}) as the timing declares (squared error "
+                f"{result.error[best]:.3g} vs {result.error[lead]:.3g} of the state variance)",
+                ep=ep,
+                feature=key,
+                dims=dims,
+                frames=(0, ep.length),
+                statistic="error ratio of the declared lead to the best lead",
+                threshold=self.params["lead_ratio"],
+                measured=best,
+                expected=lead,
+                severity=Severity.WARNING,
+                hint="fix the action timing (lead_frames k) or shift the actions",
+            )
+
+    def end(self) -> Iterable[Finding]:
+        for key, unfit in self._unfit.items():
+            if unfit and not self._fitted[key]:
+                yield self.finding(
+                    f"{key}: no mode fits the states (best R² below {self.params['min_r2']:g} in all {unfit} "
+                    "episodes): the semantics cannot be verified from the data",
+                    feature=key,
+                    severity=Severity.INFO,
+                    evidence=Evidence.UNVERIFIABLE,
+                    hint="",
+                )
+
+
+_PHYSICAL = {Unit.RAD, Unit.M, Unit.RAD_PER_S, Unit.M_PER_S, Unit.DEG, Unit.MM}
+
+
+class PrenormalizedActions(Check):
+    """RDV504: actions declared in physical units that look normalized to [-1, 1] or quantized to a few values."""
+
+    id = "RDV504"
+    name = "actions.prenormalized"
+    severity = Severity.WARNING
+    evidence = Evidence.STATISTICAL
+    description = (
+        "an action dim in physical units (rad, m, …) that stays within [-1, 1] with over bound_mass (5%) of its "
+        "values at ±1 (clipped normalized data), or that takes at most max_unique (32) distinct values (quantized)"
+    )
+    hint = "store raw physical values (keep normalization statistics apart), or declare the unit normalized"
+    defaults: ClassVar[Mapping[str, float]] = {"bound_mass": 0.05, "max_unique": 32.0, "min_values": 100.0}
+
+    def begin(self, dataset: DatasetView) -> Iterable[Finding]:
+        super().begin(dataset)
+        self._dims = {
+            key: [i for i, d in enumerate(f.dims) if d.unit in _PHYSICAL and d.role != Role.GRIPPER]
+            for key, f in dataset.actions().items()
+        }
+        self._dims = {k: v for k, v in self._dims.items() if v}
+        self._low = {k: np.full(len(v), np.inf) for k, v in self._dims.items()}
+        self._high = {k: np.full(len(v), -np.inf) for k, v in self._dims.items()}
+        self._at_bounds = {k: np.zeros(len(v)) for k, v in self._dims.items()}
+        self._count = dict.fromkeys(self._dims, 0)
+        self._values: dict[str, list[set[float] | None]] = {k: [set() for _ in v] for k, v in self._dims.items()}
+        return ()
+
+    def episode(self, ep: EpisodeView) -> Iterable[Finding]:
+        cap = int(self.params["max_unique"])
+        for key, dims in self._dims.items():
+            block = ep.vectors[key][:, dims]
+            block = block[np.isfinite(block).all(axis=1)]
+            if not len(block):
+                continue
+            self._low[key] = np.minimum(self._low[key], block.min(axis=0))
+            self._high[key] = np.maximum(self._high[key], block.max(axis=0))
+            self._at_bounds[key] += (np.abs(block) >= 0.999).sum(axis=0)
+            self._count[key] += len(block)
+            for i, seen in enumerate(self._values[key]):
+                if seen is not None:
+                    seen.update(np.unique(block[:, i])[: cap + 1].tolist())
+                    if len(seen) > cap:
+                        self._values[key][i] = None
+        return ()
+
+    def end(self) -> Iterable[Finding]:
+        for key, dims in self._dims.items():
+            total = self._count[key]
+            if total < self.params["min_values"]:
+                continue
+            names = self.ds.manifest.vectors[key].dims
+            for i, d in enumerate(dims):
+                low, high = float(self._low[key][i]), float(self._high[key][i])
+                mass = float(self._at_bounds[key][i]) / total
+                seen = self._values[key][i]
+                if low >= -1.0001 and high <= 1.0001 and mass > self.params["bound_mass"]:
+                    yield self.finding(
+                        f"{key}[{names[d].name}] is declared {names[d].unit} but stays in [-1, 1] with {mass:.0%} of "
+                        "its values at ±1: it looks normalized and clipped",
+                        feature=key,
+                        dims=[d],
+                        statistic="fraction of values at ±1",
+                        threshold=self.params["bound_mass"],
+                        measured=mass,
+                        expected=f"raw {names[d].unit}",
+                    )
+                elif seen is not None and len(seen) > 1:
+                    yield self.finding(
+                        f"{key}[{names[d].name}] takes only {len(seen)} distinct values over {total} frames: it looks "
+                        "quantized",
+                        feature=key,
+                        dims=[d],
+                        statistic="distinct values",
+                        threshold=self.params["max_unique"],
+                        measured=len(seen),
+                        expected=f"> {int(self.params['max_unique'])}",
+                    )

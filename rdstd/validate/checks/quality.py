@@ -1,0 +1,168 @@
+"""Episode quality at info level: idle segments, dead (repeated) actions, gripper chatter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import ClassVar
+
+import numpy as np
+
+from rdstd.schema.vocabulary import GripperKind, Role
+from rdstd.validate.check import Check, DatasetView, EpisodeView, list_frames
+from rdstd.validate.model import Evidence, Finding, Severity
+
+#: Roles of the robot's own state (idle means these do not move).
+_ROBOT = {Role.JOINT_POSITION, Role.EEF_POSITION, Role.EEF_ROTATION, Role.GRIPPER, Role.HAND_JOINT_POSITION}
+
+
+def longest_run(mask: np.ndarray) -> tuple[int, int]:
+    """(start, length) of the longest run of True in ``mask`` ((0, 0) when there is none)."""
+    if not mask.any():
+        return 0, 0
+    padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    starts, stops = edges[::2], edges[1::2]
+    i = int(np.argmax(stops - starts))
+    return int(starts[i]), int(stops[i] - starts[i])
+
+
+class IdleSegments(Check):
+    """RDV951: long stretches where the robot's state does not move."""
+
+    id = "RDV951"
+    name = "quality.idle"
+    severity = Severity.INFO
+    evidence = Evidence.STATISTICAL
+    description = "fraction of frames whose state moves less than still_eps; reported above max_idle_fraction"
+    hint = "trim idle starts and ends; long pauses teach a policy to wait"
+    defaults: ClassVar[Mapping[str, float]] = {"still_eps": 1e-6, "max_idle_fraction": 0.3}
+
+    def begin(self, dataset: DatasetView) -> Iterable[Finding]:
+        super().begin(dataset)
+        self._robot = {
+            key: dims
+            for key, f in dataset.states().items()
+            if (dims := [i for i, d in enumerate(f.dims) if d.role in _ROBOT])
+        }
+        return ()
+
+    def episode(self, ep: EpisodeView) -> Iterable[Finding]:
+        states = [ep.vectors[k][:, dims] for k, dims in self._robot.items()]
+        if not states or ep.length < 3:
+            return
+        moves = np.concatenate([np.abs(np.diff(s, axis=0)) for s in states], axis=1).max(axis=1)
+        still = moves <= self.params["still_eps"]
+        fraction = float(still.mean())
+        if fraction > self.params["max_idle_fraction"]:
+            start, run = longest_run(still)
+            yield self.finding(
+                f"state is still in {fraction:.0%} of frames (longest run frames {start}-{start + run})",
+                ep=ep,
+                frames=(start, start + run + 1),
+                statistic="fraction of still frames",
+                threshold=self.params["max_idle_fraction"],
+                measured=fraction,
+            )
+
+
+class DeadActions(Check):
+    """RDV952: actions repeated unchanged for many consecutive frames (a stuck teleop or a dropped stream)."""
+
+    id = "RDV952"
+    name = "quality.dead_actions"
+    severity = Severity.INFO
+    evidence = Evidence.STATISTICAL
+    description = "longest run of identical consecutive actions over max_run_fraction of the episode"
+    hint = "the command stream stalled here: trim or drop the segment"
+    defaults: ClassVar[Mapping[str, float]] = {"max_run_fraction": 0.2, "min_run": 10.0}
+
+    def episode(self, ep: EpisodeView) -> Iterable[Finding]:
+        for key in self.ds.actions():
+            values = ep.vectors[key]
+            if len(values) < 3:
+                continue
+            same = np.all(values[1:] == values[:-1], axis=1)
+            start, run = longest_run(same)
+            if run + 1 >= self.params["min_run"] and (run + 1) / ep.length > self.params["max_run_fraction"]:
+                yield self.finding(
+                    f"{key} repeats the same value for {run + 1} frames ({start}-{start + run})",
+                    ep=ep,
+                    feature=key,
+                    frames=(start, start + run + 1),
+                    statistic="longest identical run / length",
+                    threshold=self.params["max_run_fraction"],
+                    measured=(run + 1) / ep.length,
+                )
+
+
+class GripperChatter(Check):
+    """RDV953: an absolute gripper command switching open/closed many times a second."""
+
+    id = "RDV953"
+    name = "quality.gripper_chatter"
+    severity = Severity.INFO
+    evidence = Evidence.STATISTICAL
+    description = "crossings of the gripper's mid-range per second above max_per_s"
+    hint = "filter the gripper command (hysteresis), or check the teleop trigger"
+    defaults: ClassVar[Mapping[str, float]] = {"max_per_s": 2.0}
+
+    def episode(self, ep: EpisodeView) -> Iterable[Finding]:
+        duration = float(ep.timestamps[-1]) if ep.length > 1 else 0.0
+        if duration <= 0:
+            return
+        for key, feature in self.ds.actions().items():
+            for grip in feature.grippers:
+                if grip.kind != GripperKind.ABSOLUTE or feature.dims[grip.dim].role != Role.GRIPPER:
+                    continue
+                col = ep.vectors[key][:, grip.dim]
+                mid = (float(np.nanmin(col)) + float(np.nanmax(col))) / 2
+                flips = np.flatnonzero(np.diff(col > mid))
+                rate = flips.size / duration
+                if rate > self.params["max_per_s"]:
+                    yield self.finding(
+                        f"{key}[{grip.dim}] crosses its mid-range {flips.size} times in {duration:.1f} s",
+                        ep=ep,
+                        feature=key,
+                        dims=[grip.dim],
+                        frames=(int(flips[0]), int(flips[-1]) + 2),
+                        statistic="mid-range crossings per second",
+                        threshold=self.params["max_per_s"],
+                        measured=rate,
+                    )
+
+
+class ActionJumps(Check):
+    """RDV954: sudden jumps in the actions, far beyond the episode's usual step."""
+
+    id = "RDV954"
+    name = "quality.action_jumps"
+    severity = Severity.INFO
+    evidence = Evidence.STATISTICAL
+    description = "frames where the mean over dims of |Δa - median| / (1.4826 MAD) exceeds z_max (12)"
+    hint = "a teleop glitch or a resumed stream: inspect the frames named, smooth or cut"
+    defaults: ClassVar[Mapping[str, float]] = {"z_max": 12.0}
+
+    def episode(self, ep: EpisodeView) -> Iterable[Finding]:
+        for key in self.ds.actions():
+            values = ep.vectors[key]
+            if len(values) < 10:
+                continue
+            step = np.diff(values, axis=0)
+            center = np.median(step, axis=0)
+            spread = 1.4826 * np.median(np.abs(step - center), axis=0)  # robust: a spike does not hide itself
+            usable = spread > 0
+            if not usable.any():
+                continue
+            z = (np.abs(step[:, usable] - center[usable]) / spread[usable]).mean(axis=1)
+            jumps = np.flatnonzero(z > self.params["z_max"])
+            if jumps.size:
+                yield self.finding(
+                    f"{key} jumps {jumps.size} times (mean z up to {float(z.max()):.3g}) after frames "
+                    f"{list_frames(jumps)}",
+                    ep=ep,
+                    feature=key,
+                    frames=(int(jumps[0]), int(jumps[0]) + 2),
+                    statistic="mean over dims of |Δa - median| / (1.4826 MAD)",
+                    threshold=self.params["z_max"],
+                    measured=float(z.max()),
+                )

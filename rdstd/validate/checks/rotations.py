@@ -1,0 +1,285 @@
+"""Checks on rotation groups: valid rotations (unit quaternions, proper matrices) and the quaternion order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from rdstd.schema.features import RotationGroup
+from rdstd.schema.vocabulary import ActionMode, DeltaFrame, RotationRepr
+from rdstd.validate.check import Check, DatasetView, EpisodeView, frame_span
+from rdstd.validate.model import Evidence, Finding, Severity
+
+_QUATS = {RotationRepr.QUAT_XYZW, RotationRepr.QUAT_WXYZ}
+
+
+def _groups(dataset: DatasetView, *reprs: RotationRepr) -> Iterator[tuple[str, RotationGroup]]:
+    for key, feature in dataset.manifest.vectors.items():
+        for group in feature.rotations:
+            if group.representation in reprs:
+                yield key, group
+
+
+class RotationValidity(Check):
+    """RDV401: quaternions of unit norm; rotation matrices orthonormal with det +1; rot6d columns unit."""
+
+    id = "RDV401"
+    name = "rotation.valid"
+    severity = Severity.ERROR
+    evidence = Evidence.DETERMINISTIC
+    description = (
+        "quaternion norm within norm_tolerance of 1 (error above error_tolerance in more than error_fraction of "
+        "frames); matrices with RᵀR = I and det = +1; rot6d vectors of unit norm"
+    )
+    hint = "normalize the quaternions, check the slice (is it a rotation?), or declare the right representation"
+    defaults: ClassVar[Mapping[str, float]] = {"norm_tolerance": 1e-3, "error_tolerance": 1e-2, "error_fraction": 0.001}
+
+    def episode(self, ep: EpisodeView) -> Iterable[Finding]:
+        reprs = (*_QUATS, RotationRepr.MATRIX, RotationRepr.ROT6D)
+        for key, group in _groups(self.ds, *reprs):
+            block = ep.vectors[key][:, group.start : group.start + group.size]
+            if len(block) == 0:
+                continue
+            dims = list(range(group.start, group.start + group.size))
+            if group.representation in _QUATS:
+                error = np.abs(np.linalg.norm(block, axis=1) - 1.0)
+                what = "|‖q‖ - 1|"
+            elif group.representation == RotationRepr.MATRIX:
+                mats = block.reshape(-1, 3, 3)
+                gram = np.einsum("nji,njk->nik", mats, mats) - np.eye(3)
+                error = np.linalg.norm(gram, axis=(1, 2))
+                dets = np.linalg.det(mats)
+                flipped = dets < 0
+                if flipped.any():
+                    yield self.finding(
+                        f"{key} rotation matrix at {group.start} has det ≈ -1 in {int(flipped.sum())} frames "
+                        "(a reflection: axes swapped or a left-handed frame)",
+                        ep=ep,
+                        feature=key,
+                        dims=dims,
+                        frames=frame_span(flipped),
+                        measured=float(dets[flipped][0]),
+                        expected=1.0,
+                    )
+                what = "‖RᵀR - I‖"
+            else:
+                a, b = block[:, :3], block[:, 3:]
+                error = np.maximum(np.abs(np.linalg.norm(a, axis=1) - 1), np.abs(np.linalg.norm(b, axis=1) - 1))
+                what = "|‖a‖ - 1|, |‖b‖ - 1|"
+            error = np.where(np.isfinite(error), error, 0.0)
+            bad = error > self.params["norm_tolerance"]
+            if not bad.any():
+                continue
+            big = float((error > self.params["error_tolerance"]).mean())
+            level = Severity.ERROR if big > self.params["error_fraction"] else Severity.WARNING
+            yield self.finding(
+                f"{key} {group.representation} at dims {dims[0]}-{dims[-1]} is not a valid rotation in "
+                f"{int(bad.sum())} of {len(bad)} frames (max {what} = {float(error.max()):.3g})",
+                ep=ep,
+                feature=key,
+                dims=dims,
+                frames=frame_span(bad),
+                statistic=what,
+                threshold=self.params["norm_tolerance"],
+                measured=float(error.max()),
+                expected=0.0,
+                severity=level,
+            )
+
+
+class QuaternionOrder(Check):
+    """RDV402: a quaternion whose declared scalar component does not behave like w while another one does.
+
+    For orientations near the identity (small rotations) the scalar part w is the component near ±1. When the
+    declared w is rarely near ±1 and the component at the other end of the group is near ±1 most of the time,
+    the order is likely swapped (xyzw vs wxyz). A tool pointing along an axis (a 180° turn) also puts a vector
+    component near ±1: the finding is statistical and a warning, not an error. When no component dominates the
+    order cannot be told from the values alone: that is reported as unverifiable.
+    """
+
+    id = "RDV402"
+    name = "rotation.quaternion_order"
+    severity = Severity.WARNING
+    evidence = Evidence.STATISTICAL
+    description = "declared w rarely near ±1 while the other end of the group is (xyzw vs wxyz swapped?)"
+    hint = "data fits the other order: check xyzw vs wxyz (MuJoCo, Isaac Lab <= 2.x and transforms3d are wxyz)"
+    defaults: ClassVar[Mapping[str, float]] = {"near_one": 0.9, "dominant_fraction": 0.5, "declared_fraction": 0.1}
+
+    def begin(self, dataset: DatasetView) -> Iterable[Finding]:
+        super().begin(dataset)
+        self._decided: dict[tuple[str, int], int] = {(k, g.start): 0 for k, g in _groups(dataset, *_QUATS)}
+        return ()
+
+    def episode(self, ep: EpisodeView) -> Iterable[Finding]:
+        near = self.params["near_one"]
+        for key, group in _groups(self.ds, *_QUATS):
+            q = ep.vectors[key][:, group.start : group.start + 4]
+            if len(q) == 0:
+                continue
+            w_at, other = (3, 0) if group.representation == RotationRepr.QUAT_XYZW else (0, 3)
+            declared = float((np.abs(q[:, w_at]) > near).mean())
+            alternative = float((np.abs(q[:, other]) > near).mean())
+            if declared > self.params["dominant_fraction"] or alternative > self.params["dominant_fraction"]:
+                self._decided[(key, group.start)] += 1
+            if alternative > self.params["dominant_fraction"] and declared < self.params["declared_fraction"]:
+                dims = list(range(group.start, group.start + 4))
+                alt = "wxyz" if group.representation == RotationRepr.QUAT_XYZW else "xyzw"
+                yield self.finding(
+                    f"{key} is declared {group.representation} but component {group.start + other} is near ±1 in "
+                    f"{alternative:.0%} of frames and the declared w in {declared:.0%}: the data fits {alt}",
+                    ep=ep,
+                    feature=key,
+                    dims=dims,
+                    frames=(0, ep.length),
+                    statistic=f"fraction of frames with |q[{other}]| > {near:g}",
+                    threshold=self.params["dominant_fraction"],
+                    measured=alternative,
+                    expected=f"declared w near ±1 (measured {declared:.2f})",
+                )
+
+    def end(self) -> Iterable[Finding]:
+        for (key, start), decided in self._decided.items():
+            if decided == 0:
+                yield self.finding(
+                    f"{key} quaternion at {start}: no component stays near ±1, so the order cannot be told from the "
+                    "values (it needs delta-rotation actions or another orientation to compare with)",
+                    feature=key,
+                    dims=list(range(start, start + 4)),
+                    severity=Severity.INFO,
+                    evidence=Evidence.UNVERIFIABLE,
+                    hint="",
+                )
+
+
+def quat_matrices(q: npt.NDArray[np.float64], scalar_last: bool) -> npt.NDArray[np.float64]:
+    """Rotation matrices (N, 3, 3) of quaternions read as xyzw (``scalar_last``) or wxyz; normalized first."""
+    q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    x, y, z, w = q.T if scalar_last else q[:, [1, 2, 3, 0]].T
+    return np.stack(
+        [
+            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], axis=1),
+            np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], axis=1),
+            np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], axis=1),
+        ],
+        axis=1,
+    )
+
+
+def _axis(axis: str, angle: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    c, s = np.cos(angle), np.sin(angle)
+    one, zero = np.ones_like(angle), np.zeros_like(angle)
+    rows = {
+        "x": [[one, zero, zero], [zero, c, -s], [zero, s, c]],
+        "y": [[c, zero, s], [zero, one, zero], [-s, zero, c]],
+        "z": [[c, -s, zero], [s, c, zero], [zero, zero, one]],
+    }[axis]
+    return np.stack([np.stack(r, axis=1) for r in rows], axis=1)
+
+
+def group_matrices(values: npt.NDArray[np.float64], group: RotationGroup) -> npt.NDArray[np.float64] | None:
+    """Rotation matrices of a rotation group's values (axis-angle, Euler, quaternion, matrix); None for others."""
+    rep = group.representation
+    if rep in _QUATS:
+        return quat_matrices(values, rep == RotationRepr.QUAT_XYZW)
+    if rep == RotationRepr.MATRIX:
+        return values.reshape(-1, 3, 3)
+    if rep == RotationRepr.AXIS_ANGLE:
+        angle = np.linalg.norm(values, axis=1)
+        axis = values / np.where(angle > 0, angle, 1.0)[:, None]
+        k = np.zeros((len(values), 3, 3))
+        k[:, 0, 1], k[:, 0, 2], k[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
+        k = k - k.transpose(0, 2, 1)
+        eye = np.broadcast_to(np.eye(3), k.shape)
+        rodrigues: npt.NDArray[np.float64] = (
+            eye + np.sin(angle)[:, None, None] * k + (1 - np.cos(angle))[:, None, None] * (k @ k)
+        )
+        return rodrigues
+    if rep == RotationRepr.EULER and group.euler_axes and len(group.euler_axes) == 3:
+        axes = group.euler_axes.lower()
+        mats = [_axis(a, values[:, i]) for i, a in enumerate(axes)]
+        out: npt.NDArray[np.float64] = (
+            mats[2] @ mats[1] @ mats[0] if group.euler_extrinsic else mats[0] @ mats[1] @ mats[2]
+        )
+        return out
+    return None
+
+
+def residual_deg(rot: npt.NDArray[np.float64], delta: npt.NDArray[np.float64], frame: DeltaFrame) -> float:
+    """Median angle (degrees) between R_(t+1) and R_t composed with the delta of step t (base: Δ·R, tool: R·Δ)."""
+    now, nxt, step = rot[:-1], rot[1:], delta[:-1]
+    predicted = now @ step if frame == DeltaFrame.TOOL else step @ now
+    trace = np.einsum("nij,nij->n", predicted, nxt)  # trace(predictedᵀ · next)
+    return float(np.degrees(np.median(np.arccos(np.clip((trace - 1) / 2, -1.0, 1.0)))))
+
+
+class QuaternionOrderByActions(Check):
+    """RDV403: a state quaternion's order checked by composing it with delta-rotation actions.
+
+    With an action that is a per-step rotation delta (mode delta, space eef, a rotation group), R(q_(t+1)) should
+    equal R(q_t) composed with the action's rotation (in the declared rotation frame; both frames are tried when
+    it is unknown). The quaternion is read in the declared order and in the other one; when the other order's
+    median residual is below the declared one's by more than ``min_ratio`` and the declared residual is above
+    ``min_residual_deg``, the order is likely swapped. Smoothness alone cannot tell (the dot product of two
+    quaternions is the same in any order); the composition can.
+    """
+
+    id = "RDV403"
+    name = "rotation.quaternion_order_by_actions"
+    severity = Severity.WARNING
+    evidence = Evidence.STATISTICAL
+    description = (
+        "composes the state quaternion with delta-rotation actions in both orders (xyzw, wxyz): the other order "
+        "fitting min_ratio (3) times better than the declared one (residual above min_residual_deg) is a warning"
+    )
+    hint = "data fits the other order: check xyzw vs wxyz (MuJoCo, Isaac Lab <= 2.x and transforms3d are wxyz)"
+    defaults: ClassVar[Mapping[str, float]] = {"min_ratio": 3.0, "min_residual_deg": 0.5}
+
+    def begin(self, dataset: DatasetView) -> Iterable[Finding]:
+        super().begin(dataset)
+        self._deltas: list[tuple[str, RotationGroup, list[DeltaFrame]]] = []
+        for key, feature in dataset.actions().items():
+            sem = feature.action
+            if sem is None or sem.mode != ActionMode.DELTA:
+                continue
+            frames: list[DeltaFrame] = [DeltaFrame.BASE, DeltaFrame.TOOL]  # unknown: try both
+            if sem.rotation_frame == DeltaFrame.TOOL:
+                frames = [DeltaFrame.TOOL]
+            elif sem.rotation_frame in (DeltaFrame.BASE, DeltaFrame.WORLD):
+                frames = [DeltaFrame.BASE]
+            self._deltas += [(key, g, frames) for g in feature.rotations if g.representation != RotationRepr.UNKNOWN]
+        self._quats = [(k, g) for k, g in _groups(dataset, *_QUATS) if k in dataset.states()]
+        return ()
+
+    def episode(self, ep: EpisodeView) -> Iterable[Finding]:
+        if not self._deltas or ep.length < 5:
+            return
+        for s_key, group in self._quats:
+            q = ep.vectors[s_key][:, group.start : group.start + 4]
+            if not np.isfinite(q).all() or (np.linalg.norm(q, axis=1) == 0).any():
+                continue
+            declared_last = group.representation == RotationRepr.QUAT_XYZW
+            as_declared, as_other = quat_matrices(q, declared_last), quat_matrices(q, not declared_last)
+            for a_key, a_group, frames in self._deltas:
+                values = ep.vectors[a_key][:, a_group.start : a_group.start + a_group.size]
+                delta = group_matrices(values, a_group) if np.isfinite(values).all() else None
+                if delta is None:
+                    continue
+                declared = min(residual_deg(as_declared, delta, f) for f in frames)
+                other = min(residual_deg(as_other, delta, f) for f in frames)
+                if declared > self.params["min_residual_deg"] and declared > self.params["min_ratio"] * other:
+                    alt = "wxyz" if declared_last else "xyzw"
+                    yield self.finding(
+                        f"{s_key} composed with the rotation deltas of {a_key} fits {alt} (median residual "
+                        f"{other:.3g}°) far better than the declared {group.representation} ({declared:.3g}°)",
+                        ep=ep,
+                        feature=s_key,
+                        dims=list(range(group.start, group.start + 4)),
+                        frames=(0, ep.length),
+                        statistic="median residual, declared order / other order",
+                        threshold=self.params["min_ratio"],
+                        measured=declared / max(other, 1e-9),
+                        expected=f"residual as declared <= {self.params['min_ratio']:g}x the other order's",
+                    )

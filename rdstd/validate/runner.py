@@ -1,0 +1,130 @@
+"""The runner: builds the configured checks, streams the dataset through them once, collects every finding.
+
+Findings are data: one run lists all of them (pandera's lazy validation). Memory is bounded by one shard's
+low-dim columns plus each check's small accumulators; pixels are decoded only for sampled frames of checks that
+ask for them, and only when the configuration turns pixels on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import rdstd
+from rdstd.errors import UsageError
+from rdstd.store.reader import Dataset
+from rdstd.validate import stream
+from rdstd.validate.check import Check, DatasetView
+from rdstd.validate.config import Config
+from rdstd.validate.model import CheckInfo, Finding, Report, Severity, Suppressed, Suppression
+from rdstd.validate.registry import matches, registry
+
+
+def build_checks(config: Config) -> tuple[list[Check], list[str]]:
+    """The checks ``config`` selects, constructed with its thresholds and severities; plus plugin problems."""
+    reg = registry()
+    problems = list(reg.problems)
+    unknown = [p for p in config.params if p not in reg.checks]
+    if unknown:
+        raise UsageError(f"thresholds given for unknown checks: {', '.join(unknown)}", hint="see rdstd validate --list")
+    checks: list[Check] = []
+    for ident in sorted(reg.checks):
+        cls = reg.checks[ident]
+        if not matches(ident, config.select) or matches(ident, config.ignore):
+            continue
+        if cls.pixels and not config.pixels:
+            continue
+        params = config.params.get(ident, {})
+        bad = sorted(set(params) - set(cls.defaults))
+        if bad:
+            known = ", ".join(sorted(cls.defaults)) or "none"
+            raise UsageError(f"check {ident} has no threshold {', '.join(bad)} (it has: {known})")
+        checks.append(cls(params, config.severity.get(ident)))
+    return checks, problems
+
+
+def run(ds: Dataset, checks: list[Check], *, pixels: bool = False) -> list[Finding]:
+    """Every finding of ``checks`` on ``ds`` (begin, every episode, end), in that order."""
+    view = DatasetView(ds.path, ds.manifest, ds.episodes, lambda: ds.stats)
+    found: list[Finding] = []
+    for check in checks:
+        found.extend(check.begin(view))
+    wants_pixels = pixels and any(c.pixels for c in checks)
+    for ep in stream.episodes(ds, pixels=wants_pixels):
+        for check in checks:
+            found.extend(check.episode(ep))
+    for check in checks:
+        found.extend(check.end())
+    return found
+
+
+def _suppressed_by(finding: Finding, rules: Iterable[Suppression]) -> Suppression | None:
+    for rule in rules:
+        if not finding.check.startswith(rule.check.upper()):
+            continue
+        if rule.feature is not None and finding.feature != rule.feature:
+            continue
+        if rule.episodes is not None and finding.episode_index not in rule.episodes:
+            continue
+        return rule
+    return None
+
+
+def validate_dataset(
+    ds: Dataset,
+    config: Config,
+    *,
+    dataset: str | None = None,
+    source_format: str = "rdstd",
+    extra: Iterable[Finding] = (),
+) -> Report:
+    """Validate an open canonical dataset with ``config``; ``extra`` are findings found before (source checks)."""
+    started = time.perf_counter()
+    checks, problems = build_checks(config)
+    levels = {c.id: c.level for c in checks}
+    chosen = [  # findings found before (source checks) follow the selection and the configured severities
+        f if levels[f.check].rank >= f.severity.rank else f.model_copy(update={"severity": levels[f.check]})
+        for f in extra
+        if f.check in levels
+    ]
+    findings = [*chosen, *run(ds, checks, pixels=config.pixels)]
+    kept: list[Finding] = []
+    silenced: list[Suppressed] = []
+    for finding in findings:
+        rule = _suppressed_by(finding, config.suppress)
+        if rule is None:
+            kept.append(finding)
+        else:
+            silenced.append(Suppressed(finding=finding, reason=rule.reason, origin=rule.origin))
+    infos = [
+        CheckInfo(
+            id=c.id,
+            name=c.name,
+            severity=c.level,
+            evidence=c.evidence,
+            description=c.description,
+            pixels=c.pixels,
+            params=c.params,
+        )
+        for c in checks
+    ]
+    return Report(
+        rdstd_version=rdstd.__version__,
+        dataset=dataset or str(ds.path),
+        source_format=source_format,
+        profile=config.profile,
+        episodes=ds.num_episodes,
+        frames=len(ds),
+        checks=infos,
+        findings=kept,
+        suppressed=silenced,
+        plugin_errors=problems,
+        counts={s: sum(1 for f in kept if f.severity == s) for s in Severity},
+        seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+def validate_path(path: Path, config: Config) -> Report:
+    """Validate the canonical dataset at ``path`` (see :mod:`rdstd.validate.source` for sources)."""
+    return validate_dataset(Dataset.open(path), config, dataset=str(path))
