@@ -23,7 +23,7 @@ from __future__ import annotations
 import errno
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -104,6 +104,8 @@ class ConvertReport:
     dropped_source_keys: dict[str, str] = field(default_factory=dict)
     #: Source keys the spec does not map, kept as features with unknown semantics (also the manifest's ``extra``).
     kept_unmapped_keys: list[str] = field(default_factory=list)
+    #: Episodes left out because the caller excluded them (e.g. by validate findings), with the reasons.
+    excluded_episodes: dict[str, list[str]] = field(default_factory=dict)
     #: NaN and ±inf counts per canonical feature, only for features that hold any.
     non_finite: dict[str, NonFiniteCount] = field(default_factory=dict)
     #: What the backend observed about the data (quirks, not errors), with the number of episodes showing each.
@@ -138,6 +140,7 @@ def convert(
     row_group_frames: int = DEFAULT_ROW_GROUP_FRAMES,
     rate_hz: float | None = None,
     drop_unmapped: bool = False,
+    exclude_episodes: Mapping[str, Sequence[str]] | None = None,
     progress: Progress | None = None,
     on_plan: OnPlan | None = None,
 ) -> ConvertReport:
@@ -147,8 +150,9 @@ def convert(
     ``"fail"`` stops at the first bad episode and leaves no output behind. Faults that are not about one
     episode's data stop the run either way (see the module docs). ``rate_hz`` gives the rate of a source
     without timestamps (it overrides the spec's ``rate_hz``). Source keys the spec does not map are kept with
-    unknown semantics unless ``drop_unmapped`` (the manifest records either). ``on_plan`` is called once before the
-    work.
+    unknown semantics unless ``drop_unmapped`` (the manifest records either). ``exclude_episodes`` maps source
+    episode keys to the reasons they are left out (``rdstd convert --exclude-findings``); the manifest records them.
+    ``on_plan`` is called once before the work.
     """
     started = time.perf_counter()
     if rate_hz is not None and not rate_hz > 0:
@@ -172,7 +176,14 @@ def convert(
             warnings.append(
                 "source keys left out: " + "; ".join(f"{key} ({reason})" for key, reason in dropped.items())
             )
-        refs = list(dataset.episode_refs())[:limit]
+        refs = list(dataset.episode_refs())
+        excluded = {r.key: list((exclude_episodes or {})[r.key]) for r in refs if r.key in (exclude_episodes or {})}
+        unmatched = len(exclude_episodes or {}) - len(excluded)
+        if unmatched:
+            warnings.append(
+                f"{unmatched} excluded episode key(s) match no episode of this source (findings of another dataset?)"
+            )
+        refs = [r for r in refs if r.key not in excluded][:limit]
         report = ConvertReport(
             str(src),
             str(out),
@@ -184,6 +195,7 @@ def convert(
             warnings=warnings,
             dropped_source_keys=dropped,
             kept_unmapped_keys=kept,
+            excluded_episodes=excluded,
         )
         writer = DatasetWriter(
             out,
@@ -193,7 +205,7 @@ def convert(
             description=chosen.description,
             rate_hz=converter.rate_hz,
             embodiments=[chosen.embodiment] if chosen.embodiment else [],
-            extra=_manifest_extra(info, dropped, kept, rate_hz),
+            extra=_manifest_extra(info, dropped, kept, rate_hz) | ({"excluded_episodes": excluded} if excluded else {}),
             overwrite=overwrite,
             row_group_frames=row_group_frames,
             sources=[src],

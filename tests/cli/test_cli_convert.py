@@ -236,3 +236,23 @@ def test_a_drafted_spec_parses_back_and_the_converted_dataset_reads(
     assert info["episodes"] == 2 and info["frames"] == report["frames_written"]
     if needs_rate:
         assert info["rate_hz"] == 10.0
+
+
+def test_convert_leaves_out_the_episodes_a_validate_report_flags_and_the_manifest_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import rdstd
+    from rdstd.cli.app import main
+
+    bridge = sample("rlds/bridge_debug/bridge_dataset/1.0.0")  # val repeats train: duplicates across splits
+    assert main(["convert", str(bridge), str(tmp_path / "all")]) == 0
+    code = main(["validate", str(tmp_path / "all"), "--format", "json", "--output", str(tmp_path / "f.json")])
+    assert code == 1
+    capsys.readouterr()
+    assert main(["convert", str(bridge), str(tmp_path / "clean"), "--exclude-findings", str(tmp_path / "f.json")]) == 0
+    clean = rdstd.open(tmp_path / "clean")
+    excluded = clean.manifest.extra["excluded_episodes"]
+    assert len(excluded) == 25 and all(any("RDV802" in r for r in reasons) for reasons in excluded.values())
+    assert clean.num_episodes == 25 and set(clean.episodes["split"].to_list()) == {"train"}
+    code = main(["validate", str(tmp_path / "clean"), "--format", "json", "--output", str(tmp_path / "g.json")])
+    assert code == 0  # nothing at error level is left

@@ -79,6 +79,13 @@ def convert_command(
         "The manifest records what was left out.",
     ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Convert only the first N episodes."),
+    exclude_findings: Path | None = typer.Option(
+        None,
+        "--exclude-findings",
+        help="Leave out the episodes with findings in this `rdstd validate --format json` report "
+        "(at or above --exclude-severity); the manifest records which and why.",
+    ),
+    exclude_severity: str = typer.Option("error", "--exclude-severity", help="error, warning or info."),
     report_file: Path | None = typer.Option(
         None, "--report", help="Also write the full report (every skipped episode) as JSON to this file."
     ),
@@ -99,6 +106,7 @@ def convert_command(
             limit=limit,
             rate_hz=rate,
             drop_unmapped=drop_unmapped,
+            exclude_episodes=_exclusions(exclude_findings, exclude_severity),
             progress=printer,
             on_plan=print_plan,
         )
@@ -110,6 +118,22 @@ def convert_command(
         emit(summary(report))
     if report.skipped:
         raise typer.Exit(1)
+
+
+def _exclusions(findings: Path | None, severity: str) -> dict[str, list[str]] | None:
+    """Episodes a validate report excludes (source key -> reasons), or None without ``--exclude-findings``."""
+    if findings is None:
+        return None
+    from rdstd.validate.exclude import exclusions, read_report
+    from rdstd.validate.model import Severity
+
+    try:
+        level = Severity(severity)
+    except ValueError as exc:
+        raise UsageError(
+            f"--exclude-severity {severity!r} is not a severity", hint="choose error, warning or info"
+        ) from exc
+    return exclusions(read_report(findings), level)
 
 
 def _report_path(report_file: Path | None) -> Path | None:
