@@ -25,6 +25,7 @@ BUILTINS: dict[str, tuple[str, str]] = {
     "zarr": ("rdstd.formats.zarr", "ZarrReplayBufferBackend"),
     "rlds": ("rdstd.formats.rlds", "RldsBackend"),
     "lerobot": ("rdstd.formats.lerobot", "LeRobotBackend"),
+    "rosbag": ("rdstd.formats.rosbag", "RosbagBackend"),
 }
 ENTRY_POINT_GROUP = "rdstd.formats"
 #: Sub-folders looked at for a dataset when a folder is not one itself.
