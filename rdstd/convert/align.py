@@ -199,8 +199,11 @@ def apply_sampling(
     w = sampling.w.reshape(-1, *([1] * (values.ndim - 1)))
     out = lo_vals + (hi_vals - lo_vals) * w
     for start in quaternions or []:
-        out[..., start : start + 4] = slerp(lo_vals[..., start : start + 4], hi_vals[..., start : start + 4], sampling.w)
-    return out.astype(values.dtype, copy=False)
+        out[..., start : start + 4] = slerp(
+            lo_vals[..., start : start + 4], hi_vals[..., start : start + 4], sampling.w
+        )
+    result: npt.NDArray[Any] = out.astype(values.dtype, copy=False)
+    return result
 
 
 def slerp(q0: npt.NDArray[Any], q1: npt.NDArray[Any], w: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -246,7 +249,13 @@ class AlignmentReport:
 
 
 def report(
-    stream: str, method: str, clock: str, max_age_ms: float, times_ns: I64, sampling: Sampling, kept: npt.NDArray[np.bool_]
+    stream: str,
+    method: str,
+    clock: str,
+    max_age_ms: float,
+    times_ns: I64,
+    sampling: Sampling,
+    kept: npt.NDArray[np.bool_],
 ) -> AlignmentReport:
     """The stream's :class:`AlignmentReport` over the master frames ``kept`` (drops counted over all of them)."""
     dt = sampling.dt_ns[kept].astype(np.float64) / 1e6

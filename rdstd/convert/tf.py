@@ -61,7 +61,9 @@ class Pose:
 
     def compose(self, other: Pose) -> Pose:
         """``self ∘ other``: other's pose expressed in self's parent frame."""
-        return Pose(self.translation + quat_rotate(self.rotation, other.translation), quat_mul(self.rotation, other.rotation))
+        return Pose(
+            self.translation + quat_rotate(self.rotation, other.translation), quat_mul(self.rotation, other.rotation)
+        )
 
     def inverse(self) -> Pose:
         """The inverse transform."""
@@ -90,8 +92,9 @@ class Edge:
             off = abs(int(times[k]) - t_ns)
             if off > max_extrapolation_ns:
                 side = "before its first" if k == 0 else "after its last"
+                allowed = max_extrapolation_ns / 1e6
                 raise TransformError(
-                    f"{self.parent}->{self.child}: {off / 1e6:.1f} ms {side} sample (allowed {max_extrapolation_ns / 1e6:g} ms)"
+                    f"{self.parent}->{self.child}: {off / 1e6:.1f} ms {side} sample (allowed {allowed:g} ms)"
                 )
             return Pose(np.array(self.translations[k]), np.array(self.rotations[k])), off
         hi = int(np.searchsorted(times, t_ns, side="left"))
@@ -111,7 +114,9 @@ class TransformBuffer:
         self.edges: dict[str, Edge] = {}  # by child frame: a TF tree gives every frame one parent
         self.conflicts: list[str] = []
 
-    def add(self, parent: str, child: str, t_ns: int, translation: list[float], rotation: list[float], static: bool) -> None:
+    def add(
+        self, parent: str, child: str, t_ns: int, translation: list[float], rotation: list[float], static: bool
+    ) -> None:
         """Add one transform sample (``/tf_static`` ones with ``static=True``)."""
         parent, child = parent.lstrip("/"), child.lstrip("/")
         edge = self.edges.get(child)

@@ -54,7 +54,9 @@ def parse_path(path: str) -> list[tuple[str, list[str]]]:
     for part in path.split("."):
         match = _STEP.match(part)
         if not match:
-            raise MappingError(f"field path {path!r}: cannot read {part!r}", hint="write it like position[0:7] or pose.position.x")
+            raise MappingError(
+                f"field path {path!r}: cannot read {part!r}", hint="write it like position[0:7] or pose.position.x"
+            )
         steps.append((match.group(1), _INDEX.findall(match.group(2))))
     return steps
 

@@ -23,7 +23,7 @@ from rdstd.convert.align import Sampling, apply_sampling, check_clock, fixed_gri
 from rdstd.convert.tf import TransformBuffer, TransformError
 from rdstd.errors import CorruptSourceError, EpisodeError, MappingError
 from rdstd.formats.base import EpisodeRef, FormatBackend, SourceDataset, SourceEpisode, SourceInfo, SourceKey
-from rdstd.formats.rosbag import fields as F
+from rdstd.formats.rosbag import fields as msgfields
 from rdstd.formats.rosbag.bag import RawBag, bag_files
 from rdstd.formats.rosbag.ledger import TopicLedger, build_ledger
 from rdstd.formats.rosbag.plan import RosbagPlan, StreamPlan, load_plan, sidecar_path
@@ -71,7 +71,11 @@ class RosbagSource(SourceDataset):
             self.bag.close()
             raise
         self.warnings = list(self.resolver.findings)
-        self.warnings += [f"{t.topic}: disabled ({t.error})" for t in self.ledger.values() if t.definition == "none" or (t.read and not t.decoded)]
+        self.warnings += [
+            f"{t.topic}: disabled ({t.error})"
+            for t in self.ledger.values()
+            if t.definition == "none" or (t.read and not t.decoded)
+        ]
         self.problems = [t.problem for t in self.ledger.values() if t.problem]
         self.warnings += [f"{p} (the bag is incomplete or its index is wrong)" for p in self.problems]
         self.draft = draft_plan(self)
@@ -112,7 +116,7 @@ class RosbagSource(SourceDataset):
             except Exception as exc:  # rosbags deserializers: one boundary, the cause kept
                 raise CorruptSourceError(f"{self.path}: {topic} message {k} does not decode ({exc})") from exc
             receive.append(t)
-            stamp = F.stamp_ns(msg)
+            stamp = msgfields.stamp_ns(msg)
             has_header = has_header and stamp is not None
             header.append(stamp or 0)
             messages.append(msg)
@@ -142,19 +146,23 @@ class RosbagSource(SourceDataset):
 
     def _stream_key(self, name: str, stream: StreamPlan) -> SourceKey:
         if stream.tf is not None:
-            return SourceKey(name, "vector", (7,), "float64", list(POSE_NAMES), note=f"TF {stream.tf.source} in {stream.tf.target}")
+            return SourceKey(
+                name, "vector", (7,), "float64", list(POSE_NAMES), note=f"TF {stream.tf.source} in {stream.tf.target}"
+            )
         assert stream.topic is not None
         msg = self.first_message(stream.topic)
         msgtype = self.decoders[stream.topic].msgtype
         note = f"{stream.topic} ({msgtype}), {stream.clock} clock, {stream.method} within {stream.max_age_ms:g} ms"
-        if msgtype == F.COMPRESSED:
+        if msgtype == msgfields.COMPRESSED:
             data = bytes(np.asarray(msg.data, dtype=np.uint8).tobytes())
-            codec = F.image_codec(data)
+            codec = msgfields.image_codec(data)
             if not codec:
-                raise EpisodeError(f"{self.path}: {stream.topic}: CompressedImage format {msg.format!r} is not jpeg or png")
-            return SourceKey(name, "image", F.encoded_shape(data), "uint8", note=note, codec=ImageCodec(codec))
-        if msgtype == F.IMAGE:
-            pixels = F.raw_image(msg, f"{self.path}: {stream.topic}")
+                raise EpisodeError(
+                    f"{self.path}: {stream.topic}: CompressedImage format {msg.format!r} is not jpeg or png"
+                )
+            return SourceKey(name, "image", msgfields.encoded_shape(data), "uint8", note=note, codec=ImageCodec(codec))
+        if msgtype == msgfields.IMAGE:
+            pixels = msgfields.raw_image(msg, f"{self.path}: {stream.topic}")
             return SourceKey(name, "image", pixels.shape, pixels.dtype.name, note=note)
         values, names = self._vector_of(msg, stream, f"{self.path}: {stream.topic}")
         return SourceKey(name, "vector", values.shape, values.dtype.name, names, note=note)
@@ -164,13 +172,17 @@ class RosbagSource(SourceDataset):
         if not path:
             raise MappingError(f"{where}: a vector stream needs field: (e.g. position)")
         try:
-            value = F.to_vector(F.resolve(msg, F.parse_path(path)))
+            value = msgfields.to_vector(msgfields.resolve(msg, msgfields.parse_path(path)))
         except MappingError as exc:
             raise MappingError(f"{where}: field {path!r}: {exc.message}", hint=exc.hint) from exc
         if stream.names is None:
-            names = list(msg.name) if hasattr(msg, "name") and isinstance(msg.name, list) and len(msg.name) == len(value) else None
+            names = (
+                list(msg.name)
+                if hasattr(msg, "name") and isinstance(msg.name, list) and len(msg.name) == len(value)
+                else None
+            )
             return value, names
-        cols = F.joint_columns(list(msg.name), stream.names, where)
+        cols = msgfields.joint_columns(list(msg.name), stream.names, where)
         return value[cols], list(stream.names)
 
     # -- contract --------------------------------------------------------------------------------------------
@@ -206,9 +218,9 @@ class RosbagSource(SourceDataset):
         """The frames named by /tf and /tf_static messages (decoded topics of a TF type)."""
         frames: set[str] = set()
         for name, led in self.ledger.items():
-            if led.msgtype in F.TF_TYPES and led.decoded:
+            if led.msgtype in msgfields.TF_TYPES and led.decoded:
                 for msg in self.read_topic(name).messages:
-                    for parent, child, *_ in F.transforms(msg):
+                    for parent, child, *_ in msgfields.transforms(msg):
                         frames.update((parent.lstrip("/"), child.lstrip("/")))
         return sorted(frames)
 
@@ -220,14 +232,16 @@ class RosbagSource(SourceDataset):
         """The bag's streams sampled at the master times (see the module docs)."""
         if ref.index != 0:
             raise CorruptSourceError(f"{self.path}: no episode {ref.index} (a bag is one episode)")
+        if self.problems:
+            raise CorruptSourceError(
+                f"{self.path}: {'; '.join(self.problems)}", hint="the bag lost messages; re-copy it"
+            )
         if self.plan is None:
             raise MappingError(
                 f"{self.path}: no alignment plan declared (which topics, on which clock, sampled how)",
                 hint=f"write one as {sidecar_path(self.path)}; `rdstd info {self.path} --format json` shows a draft "
                 "under alignment_draft, and `rdstd spec` drafts the converter spec for its streams",
             )
-        if self.problems:
-            raise CorruptSourceError(f"{self.path}: {'; '.join(self.problems)}", hint="the bag lost messages; re-copy it")
         return Aligner(self, self.plan).episode(ref)
 
     def close(self) -> None:
@@ -293,7 +307,9 @@ class Aligner:
                 stops.append(int(times.max()))
         if not starts:
             raise EpisodeError(f"{self.path}: no stream has messages to span a {master.fps:g} fps grid")
-        return fixed_grid(max(starts), min(stops), master.fps), f"{master.fps:g} fps grid over the span all streams cover"
+        return fixed_grid(
+            max(starts), min(stops), master.fps
+        ), f"{master.fps:g} fps grid over the span all streams cover"
 
     def episode(self, ref: EpisodeRef) -> SourceEpisode:
         master, master_desc = self.master_times()
@@ -306,8 +322,10 @@ class Aligner:
             data = self.topic(stream.topic)
             times = self.times(data, stream.clock, name)
             order = np.argsort(times, kind="stable")
-            if data.msgtype in (F.IMAGE, F.COMPRESSED) and stream.method == "interpolate":
-                raise MappingError(f"{self.path}: stream {name}: images cannot be interpolated", hint="use hold or nearest")
+            if data.msgtype in (msgfields.IMAGE, msgfields.COMPRESSED) and stream.method == "interpolate":
+                raise MappingError(
+                    f"{self.path}: stream {name}: images cannot be interpolated", hint="use hold or nearest"
+                )
             sampling = sample_at(master, times[order], stream.method, int(stream.max_age_ms * 1e6))
             samplings[name] = (sampling, order, times[order])
             valid &= sampling.valid
@@ -329,16 +347,22 @@ class Aligner:
                 continue
             sampling, order, times = samplings[name]
             assert stream.method and stream.clock and stream.max_age_ms and stream.topic
-            reports[name] = report(name, stream.method, stream.clock, stream.max_age_ms, times, sampling, kept).as_dict()
+            reports[name] = report(
+                name, stream.method, stream.clock, stream.max_age_ms, times, sampling, kept
+            ).as_dict()
             data = self.topic(stream.topic)
-            picked = Sampling(sampling.lo[kept], sampling.hi[kept], sampling.w[kept], sampling.valid[kept], sampling.dt_ns[kept])
-            if data.msgtype == F.COMPRESSED:
+            picked = Sampling(
+                sampling.lo[kept], sampling.hi[kept], sampling.w[kept], sampling.valid[kept], sampling.dt_ns[kept]
+            )
+            if data.msgtype == msgfields.COMPRESSED:
                 images[name] = self._encoded(data, order[picked.lo], name)
-            elif data.msgtype == F.IMAGE:
+            elif data.msgtype == msgfields.IMAGE:
                 where = f"{self.path}: {stream.topic}"
-                images[name] = np.stack([F.raw_image(data.messages[i], where) for i in order[picked.lo]])
+                images[name] = np.stack([msgfields.raw_image(data.messages[i], where) for i in order[picked.lo]])
             else:
-                values = np.stack([self.source._vector_of(data.messages[i], stream, f"{self.path}: {stream.topic}")[0] for i in order])
+                values = np.stack(
+                    [self.source._vector_of(data.messages[i], stream, f"{self.path}: {stream.topic}")[0] for i in order]
+                )
                 vectors[name] = apply_sampling(values, picked, stream.method, stream.quaternions)
         stamps = master[kept]
         meta: dict[str, Any] = {
@@ -366,11 +390,13 @@ class Aligner:
         if kept == total:
             return []
         worst = ", ".join(f"{n}: {r['dropped']}" for n, r in reports.items() if r["dropped"])
-        return [f"{total - kept} of {total} master frames dropped: a stream had no sample within its max_age_ms ({worst})"]
+        return [
+            f"{total - kept} of {total} master frames dropped: a stream had no sample within its max_age_ms ({worst})"
+        ]
 
     def _encoded(self, data: TopicData, indices: npt.NDArray[np.int64], name: str) -> EncodedFrames:
         frames = [bytes(np.asarray(data.messages[i].data, dtype=np.uint8).tobytes()) for i in indices]
-        codecs = {F.image_codec(f) for f in frames}
+        codecs = {msgfields.image_codec(f) for f in frames}
         if len(codecs) != 1 or "" in codecs:
             raise EpisodeError(f"{self.path}: stream {name}: frames are not all jpeg or all png ({sorted(codecs)})")
         return EncodedFrames(ImageCodec(codecs.pop()), frames)
@@ -382,10 +408,10 @@ class Aligner:
             return {}, out
         buffer = TransformBuffer()
         for name, led in self.source.ledger.items():
-            if led.msgtype in F.TF_TYPES and led.decoded:
+            if led.msgtype in msgfields.TF_TYPES and led.decoded:
                 static = "static" in name
                 for msg in self.topic(name).messages:
-                    for parent, child, t, tr, rot in F.transforms(msg):
+                    for parent, child, t, tr, rot in msgfields.transforms(msg):
                         buffer.add(parent, child, t, tr, rot, static)
         poses: dict[str, Any] = {}
         for name, tf in lookups.items():
@@ -444,10 +470,10 @@ def draft_plan(source: RosbagSource) -> dict[str, Any] | None:
     """A plan proposal from what the bag holds (for the user to check and write down; never used silently)."""
     ledger = source.ledger
     usable = {t: led for t, led in ledger.items() if led.decoded}
-    cams = [t for t, led in usable.items() if led.msgtype in (F.IMAGE, F.COMPRESSED)]
-    joints = [t for t, led in usable.items() if led.msgtype == F.JOINT_STATE]
+    cams = [t for t, led in usable.items() if led.msgtype in (msgfields.IMAGE, msgfields.COMPRESSED)]
+    joints = [t for t, led in usable.items() if led.msgtype == msgfields.JOINT_STATE]
     streams: dict[str, Any] = {}
-    master_topic = (cams or joints or [None])[0]
+    master_topic = (cams or joints or [""])[0]
     for topic in joints:
         period = 1e3 / (topic_rate(usable[topic]) or 10.0)
         names = list(source.first_message(topic).name)
@@ -471,7 +497,7 @@ def draft_plan(source: RosbagSource) -> dict[str, Any] | None:
     if not streams:
         return None
     draft: dict[str, Any] = {"master": {"topic": master_topic, "clock": "header"}, "streams": streams}
-    tasks = [t for t, led in usable.items() if led.msgtype == F.STRING and "task" in t.lower()]
+    tasks = [t for t, led in usable.items() if led.msgtype == msgfields.STRING and "task" in t.lower()]
     if tasks:
         draft["task"] = {"topic": tasks[0]}
     return draft

@@ -127,7 +127,9 @@ class TypeResolver:
     def decoder(self, topic: TopicIndex) -> Decoder:
         """How to decode ``topic``; an error (never an exception) when its type cannot be had."""
         if "|" in topic.msgtype:
-            return Decoder(topic.msgtype, "none", error=f"connections of one topic disagree on the type ({topic.msgtype})")
+            return Decoder(
+                topic.msgtype, "none", error=f"connections of one topic disagree on the type ({topic.msgtype})"
+            )
         source = "stock"
         store = self.shared
         if topic.definition.format != "none" and topic.definition.text.strip():
