@@ -150,9 +150,13 @@ def _sniff_file(path: Path) -> Sniffed | None:
         return Sniffed("an empty file (0 bytes)", "check the copy or download that made it")
     if head.startswith(ROSBAG1_MAGIC):
         version = head.split(b"\n", 1)[0].decode("ascii", "replace")
-        return Sniffed(f"a ROS 1 bag ({version}), {_NOT_YET}", "only bag format 2.0 is read; migrate it with ROS's rosbag")
+        return Sniffed(
+            f"a ROS 1 bag ({version}), {_NOT_YET}", "only bag format 2.0 is read; migrate it with ROS's rosbag"
+        )
     inside = _ros2_folder(path)
-    if inside is not None and (head.startswith(MCAP_MAGIC) or (head.startswith(SQLITE_MAGIC) and name.endswith(".db3"))):
+    if inside is not None and (
+        head.startswith(MCAP_MAGIC) or (head.startswith(SQLITE_MAGIC) and name.endswith(".db3"))
+    ):
         return Sniffed(
             f"a storage file of the ROS 2 bag folder {inside}",
             f"pass the folder {inside}: its metadata.yaml holds the message counts the ledger checks",
