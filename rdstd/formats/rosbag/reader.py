@@ -192,6 +192,7 @@ class RosbagSource(SourceDataset):
         extra: dict[str, Any] = {
             **self.bag.facts,
             "ledger": {t: led.as_dict() for t, led in self.ledger.items()},
+            "ledger_lines": [ledger_line(led) for led in self.ledger.values()],
             "tf_frames": self.tf_frames(),
             "alignment": self.plan.model_dump(mode="json", exclude_none=True) if self.plan else "not declared",
             "alignment_origin": self.plan_origin or f"none: write one as {sidecar_path(self.path)}",
@@ -247,6 +248,14 @@ class RosbagSource(SourceDataset):
     def close(self) -> None:
         """Close the bag files."""
         self.bag.close()
+
+
+def ledger_line(led: TopicLedger) -> str:
+    """One topic's ledger as a line of text (``rdstd info`` without ``--format json``)."""
+    counts = f"index {'?' if led.index is None else led.index}, read {led.read}, decoded {led.decoded}"
+    failed = f", failed {led.failed}" if led.failed else ""
+    error = f" ({led.error})" if led.error else ""
+    return f"{led.topic} [{led.msgtype}, {led.connections} conn., type from {led.definition}]: {counts}{failed}{error}"
 
 
 def topic_rate(led: TopicLedger) -> float | None:
