@@ -14,6 +14,7 @@ rosbags does the byte-level reading. What this module adds:
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -193,15 +194,17 @@ class RawBag:
 
     # -- reading ---------------------------------------------------------------------------------------------
     def messages(self, topic: str) -> Iterator[tuple[int, bytes]]:
-        """``(receive time ns, raw bytes)`` of every message on ``topic``, sorted by receive time."""
+        """``(receive time ns, raw bytes)`` of every message on ``topic``, streamed.
+
+        Each file's messages come in time order from rosbags and are merged across files (split bags) by time;
+        consumers that need strict order still sort (a damaged file could yield out of order).
+        """
         entry = self.topics[topic]
         if not entry.handles:
-            return iter(())
+            return
         try:
-            if self.kind == "ros1":
-                found = [(t, bytes(raw)) for r in self.readers for _, t, raw in r.messages(connections=entry.handles)]
-            else:
-                found = list(self._ros2_messages(entry))
+            streams = self._sources(entry)
+            yield from heapq.merge(*streams, key=lambda m: m[0]) if len(streams) > 1 else streams[0]
         except OSError as exc:
             raise CorruptSourceError(f"{self.path}: cannot read {topic} ({exc})") from exc
         except Exception as exc:  # rosbags/apsw/lz4/zstd raise their own types mid-stream: one boundary
@@ -209,22 +212,30 @@ class RawBag:
                 f"{self.path}: reading {topic} failed: {type(exc).__name__}: {_one_line(exc)}",
                 hint="the bag is damaged or truncated",
             ) from exc
-        found.sort(key=lambda m: m[0])
-        return iter(found)
 
-    def _ros2_messages(self, entry: TopicIndex) -> Iterator[tuple[int, bytes]]:
-        """Each storage file's connections for the topic, read directly (see the module docs on QoS matching)."""
+    def _sources(self, entry: TopicIndex) -> list[Iterator[tuple[int, bytes]]]:
+        if self.kind == "ros1":
+            return [
+                ((t, bytes(raw)) for _, t, raw in r.messages(connections=conns))
+                for r in self.readers
+                if (conns := [c for c in entry.handles if c.owner is r])
+            ]
+        return [self._ros2_messages(entry, storage) for storage in self.storages if _owns(storage, entry)]
+
+    def _ros2_messages(self, entry: TopicIndex, storage: Any) -> Iterator[tuple[int, bytes]]:
+        """One storage file's messages of the topic, read directly (see the module docs on QoS matching)."""
         decompress = _zstd_decompress() if self.compression == "message" else None
-        for storage in self.storages:
-            conns = [c for c in entry.handles if c in storage.connections]
-            if not conns:
-                continue
-            for _, t, raw in storage.messages(conns, None, None):
-                yield t, (decompress(raw) if decompress else bytes(raw))
+        conns = [c for c in entry.handles if c in storage.connections]
+        for _, t, raw in storage.messages(conns, None, None):
+            yield t, (decompress(raw) if decompress else bytes(raw))
 
     def close(self) -> None:
         """Close every file."""
         self._stack.close()
+
+
+def _owns(storage: Any, entry: TopicIndex) -> bool:
+    return any(c in storage.connections for c in entry.handles)
 
 
 def _zstd_decompress() -> Any:

@@ -57,8 +57,8 @@ def build_ledger(bag: RawBag, resolver: TypeResolver) -> tuple[dict[str, TopicLe
             entry.error = decoder.error
         for t, raw in bag.messages(name):
             entry.read += 1
-            entry.first_ns = t if entry.first_ns is None else entry.first_ns
-            entry.last_ns = t
+            entry.first_ns = t if entry.first_ns is None else min(entry.first_ns, t)
+            entry.last_ns = t if entry.last_ns is None else max(entry.last_ns, t)
             if decoder.decode is None:
                 entry.failed += 1
                 continue

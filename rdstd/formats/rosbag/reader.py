@@ -33,6 +33,7 @@ from rdstd.paths import inside
 from rdstd.schema.episode import EncodedFrames
 from rdstd.schema.vocabulary import ImageCodec
 
+IMAGE_TYPES = (msgfields.IMAGE, msgfields.COMPRESSED)
 POSE_NAMES = ["x", "y", "z", "qx", "qy", "qz", "qw"]
 _SAFE = re.compile(r"[^A-Za-z0-9_]+")
 
@@ -110,6 +111,8 @@ class RosbagSource(SourceDataset):
         header: list[int] = []
         messages: list[Any] = []
         has_header = True
+        keep = decoder.msgtype not in IMAGE_TYPES  # images: times now, the frames used are read again later
+        count = 0
         for k, (t, raw) in enumerate(self.bag.messages(topic)):
             try:
                 msg = decoder.decode(raw)
@@ -119,14 +122,27 @@ class RosbagSource(SourceDataset):
             stamp = msgfields.stamp_ns(msg)
             has_header = has_header and stamp is not None
             header.append(stamp or 0)
-            messages.append(msg)
+            count += 1
+            if keep:
+                messages.append(msg)
         return TopicData(
             topic,
             decoder.msgtype,
             np.asarray(receive, dtype=np.int64),
-            np.asarray(header, dtype=np.int64) if has_header and messages else None,
+            np.asarray(header, dtype=np.int64) if has_header and count else None,
             messages,
         )
+
+    def pick(self, topic: str, indices: npt.NDArray[np.int64]) -> dict[int, Any]:
+        """The decoded messages of ``topic`` at these positions (in stream order), read in one more pass."""
+        decoder = self._decoder(topic, "the plan")
+        assert decoder.decode is not None
+        wanted = set(indices.tolist())
+        found: dict[int, Any] = {}
+        for k, (_, raw) in enumerate(self.bag.messages(topic)):
+            if k in wanted:
+                found[k] = decoder.decode(raw)
+        return found
 
     # -- keys --------------------------------------------------------------------------------------------------
     def _declared_keys(self, plan: RosbagPlan) -> list[SourceKey]:
@@ -367,7 +383,9 @@ class Aligner:
                 images[name] = self._encoded(data, order[picked.lo], name)
             elif data.msgtype == msgfields.IMAGE:
                 where = f"{self.path}: {stream.topic}"
-                images[name] = np.stack([msgfields.raw_image(data.messages[i], where) for i in order[picked.lo]])
+                used = order[picked.lo]
+                msgs = self.source.pick(stream.topic, used)
+                images[name] = np.stack([msgfields.raw_image(msgs[i], where) for i in used.tolist()])
             else:
                 values = np.stack(
                     [self.source._vector_of(data.messages[i], stream, f"{self.path}: {stream.topic}")[0] for i in order]
@@ -404,7 +422,9 @@ class Aligner:
         ]
 
     def _encoded(self, data: TopicData, indices: npt.NDArray[np.int64], name: str) -> EncodedFrames:
-        frames = [bytes(np.asarray(data.messages[i].data, dtype=np.uint8).tobytes()) for i in indices]
+        msgs = self.source.pick(data.topic, indices)
+        data_of = {k: bytes(np.asarray(m.data, dtype=np.uint8).tobytes()) for k, m in msgs.items()}
+        frames = [data_of[i] for i in indices.tolist()]
         codecs = {msgfields.image_codec(f) for f in frames}
         if len(codecs) != 1 or "" in codecs:
             raise EpisodeError(f"{self.path}: stream {name}: frames are not all jpeg or all png ({sorted(codecs)})")
