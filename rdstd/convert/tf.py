@@ -82,29 +82,39 @@ class Edge:
     translations: list[list[float]] = field(default_factory=list)
     rotations: list[list[float]] = field(default_factory=list)
 
-    def at(self, t_ns: int, max_extrapolation_ns: int) -> tuple[Pose, int]:
-        """The edge's pose at ``t_ns`` and how far outside its samples that was (0 inside)."""
+    def at(self, times_ns: npt.NDArray[np.int64], max_extrapolation_ns: int) -> tuple[Pose, F64, list[str]]:
+        """The edge's poses at ``times_ns`` (rows), how far outside its samples each was (ns, NaN: beyond the
+        allowed extrapolation, pose unusable), and the reason of each such failure."""
+        n = len(times_ns)
         if self.static:
-            return Pose(np.array(self.translations[-1]), np.array(self.rotations[-1])), 0
+            tr = np.repeat(np.array([self.translations[-1]], dtype=np.float64), n, axis=0)
+            rot = np.repeat(np.array([self.rotations[-1]], dtype=np.float64), n, axis=0)
+            return Pose(tr, rot), np.zeros(n), []
         times = np.asarray(self.times_ns, dtype=np.int64)
-        if t_ns <= times[0] or t_ns >= times[-1]:
-            k = 0 if t_ns <= times[0] else len(times) - 1
-            off = abs(int(times[k]) - t_ns)
-            if off > max_extrapolation_ns:
-                side = "before its first" if k == 0 else "after its last"
-                allowed = max_extrapolation_ns / 1e6
-                raise TransformError(
-                    f"{self.parent}->{self.child}: {off / 1e6:.1f} ms {side} sample (allowed {allowed:g} ms)"
-                )
-            return Pose(np.array(self.translations[k]), np.array(self.rotations[k])), off
-        hi = int(np.searchsorted(times, t_ns, side="left"))
-        lo = hi - 1 if times[hi] != t_ns else hi
-        if lo == hi:
-            return Pose(np.array(self.translations[hi]), np.array(self.rotations[hi])), 0
-        w = (t_ns - times[lo]) / (times[hi] - times[lo])
-        t0, t1 = np.array(self.translations[lo]), np.array(self.translations[hi])
-        q = slerp(np.array([self.rotations[lo]]), np.array([self.rotations[hi]]), np.array([w]))[0]
-        return Pose(t0 + (t1 - t0) * w, q), 0
+        trans = np.asarray(self.translations, dtype=np.float64)
+        rots = np.asarray(self.rotations, dtype=np.float64)
+        hi = np.clip(np.searchsorted(times, times_ns, side="left"), 0, len(times) - 1)
+        lo = np.clip(hi - 1, 0, len(times) - 1)
+        lo = np.where(times[hi] == times_ns, hi, lo)
+        span = (times[hi] - times[lo]).astype(np.float64)
+        w = np.clip(np.where(span > 0, (times_ns - times[lo]) / np.where(span > 0, span, 1.0), 0.0), 0.0, 1.0)
+        before = times_ns < times[0]
+        after = times_ns > times[-1]
+        off = np.where(before, times[0] - times_ns, np.where(after, times_ns - times[-1], 0)).astype(np.float64)
+        tr = trans[lo] + (trans[hi] - trans[lo]) * w[:, None]
+        rot = slerp(rots[lo], rots[hi], w)
+        reasons = []
+        too_far = off > max_extrapolation_ns
+        if too_far.any():
+            allowed = max_extrapolation_ns / 1e6
+            for side, mask in (("before its first", before & too_far), ("after its last", after & too_far)):
+                if mask.any():
+                    reasons.append(
+                        f"{self.parent}->{self.child}: up to {off[mask].max() / 1e6:.1f} ms {side} sample "
+                        f"(allowed {allowed:g} ms) at {int(mask.sum())} time(s)"
+                    )
+            off[too_far] = np.nan
+        return Pose(tr, rot), off, reasons
 
 
 class TransformBuffer:
@@ -153,8 +163,11 @@ class TransformBuffer:
             chain.append(nxt)
         return chain
 
-    def lookup(self, target: str, source: str, t_ns: int, max_extrapolation_ns: int = 0) -> tuple[Pose, int]:
-        """The pose of ``source`` in ``target`` at ``t_ns``, and the largest extrapolation used (ns)."""
+    def lookup_many(
+        self, target: str, source: str, times_ns: npt.NDArray[np.int64], max_extrapolation_ns: int = 0
+    ) -> tuple[Pose, F64, list[str]]:
+        """Poses of ``source`` in ``target`` at each time, the extrapolation each used (ns; NaN where a lookup
+        failed), and the reasons of the failures. Unknown or unconnected frames raise :class:`TransformError`."""
         target, source = target.lstrip("/"), source.lstrip("/")
         known = set(self.frames)
         for frame in (target, source):
@@ -164,17 +177,30 @@ class TransformBuffer:
         common = next((f for f in up_source if f in up_target), None)
         if common is None:
             raise TransformError(f"{source} and {target} are not connected in the TF tree")
-        worst = 0
+        times = np.asarray(times_ns, dtype=np.int64).reshape(-1)
+        worst = np.zeros(len(times))
+        failed = np.zeros(len(times), dtype=bool)
+        reasons: list[str] = []
 
         def to_ancestor(chain: list[str]) -> Pose:
-            nonlocal worst
-            pose = Pose(np.zeros(3), np.array([0.0, 0.0, 0.0, 1.0]))
+            nonlocal worst, failed
+            pose = Pose(np.zeros((len(times), 3)), np.tile([0.0, 0.0, 0.0, 1.0], (len(times), 1)))
             for frame in chain[: chain.index(common)]:
-                edge_pose, off = self.edges[frame].at(t_ns, max_extrapolation_ns)
-                worst = max(worst, off)
+                edge_pose, off, why = self.edges[frame].at(times, max_extrapolation_ns)
+                failed |= np.isnan(off)
+                worst = np.fmax(worst, off)
+                reasons.extend(why)
                 pose = edge_pose.compose(pose)
             return pose
 
         source_in_common = to_ancestor(up_source)
         target_in_common = to_ancestor(up_target)
-        return target_in_common.inverse().compose(source_in_common), worst
+        worst[failed] = np.nan
+        return target_in_common.inverse().compose(source_in_common), worst, reasons
+
+    def lookup(self, target: str, source: str, t_ns: int, max_extrapolation_ns: int = 0) -> tuple[Pose, int]:
+        """The pose of ``source`` in ``target`` at ``t_ns``, and the extrapolation used (ns)."""
+        pose, off, reasons = self.lookup_many(target, source, np.array([t_ns], dtype=np.int64), max_extrapolation_ns)
+        if np.isnan(off[0]):
+            raise TransformError("; ".join(reasons))
+        return Pose(pose.translation[0], pose.rotation[0]), int(off[0])

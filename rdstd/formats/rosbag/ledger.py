@@ -6,6 +6,7 @@ whose type cannot be had is disabled with its reason; decode failures are counte
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -44,8 +45,15 @@ class TopicLedger:
         return asdict(self)
 
 
-def build_ledger(bag: RawBag, resolver: TypeResolver) -> tuple[dict[str, TopicLedger], dict[str, Decoder]]:
-    """Read every message of every topic once, decoding each, and count (memory: one topic's raw bytes)."""
+#: Called with (topic, receive time ns, decoded message) for every message decoded while counting.
+Visitor = Callable[[str, int, Any], None]
+
+
+def build_ledger(
+    bag: RawBag, resolver: TypeResolver, visit: Visitor | None = None
+) -> tuple[dict[str, TopicLedger], dict[str, Decoder]]:
+    """Read every message of every topic once, decoding each, and count; ``visit`` sees each decoded message
+    (the reader keeps what its plan needs, so the bag is read once)."""
     ledgers: dict[str, TopicLedger] = {}
     decoders: dict[str, Decoder] = {}
     for name, topic in sorted(bag.topics.items()):
@@ -63,10 +71,12 @@ def build_ledger(bag: RawBag, resolver: TypeResolver) -> tuple[dict[str, TopicLe
                 entry.failed += 1
                 continue
             try:
-                decoder.decode(raw)
+                msg = decoder.decode(raw)
             except Exception as exc:  # rosbags' deserializers raise several types: counted, first cause kept
                 entry.failed += 1
                 entry.error = entry.error or f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
             else:
                 entry.decoded += 1
+                if visit is not None:
+                    visit(name, t, msg)
     return ledgers, decoders

@@ -67,7 +67,9 @@ class RosbagSource(SourceDataset):
         self.bag = RawBag(path)
         try:
             self.resolver = TypeResolver(self.bag.is_ros2, self.bag.facts.get("ros_distro"), types_dir)
-            self.ledger, self.decoders = build_ledger(self.bag, self.resolver)
+            collector = _Collector(plan_topics(plan) if plan is not None else set())
+            self.ledger, self.decoders = build_ledger(self.bag, self.resolver, collector.visit)
+            self._cache = collector.topics(self.ledger)
         except BaseException:
             self.bag.close()
             raise
@@ -104,7 +106,12 @@ class RosbagSource(SourceDataset):
         raise EpisodeError(f"{self.path}: topic {topic} holds no messages")
 
     def read_topic(self, topic: str) -> TopicData:
-        """Every message of ``topic``, decoded, with both clocks (a decode failure is an error naming it)."""
+        """Every message of ``topic``, decoded, with both clocks (a decode failure is an error naming it).
+
+        Topics the plan names were kept while the ledger was built, so the bag is not read for them again.
+        """
+        if topic in self._cache:
+            return self._cache[topic]
         decoder = self._decoder(topic, "the plan")
         assert decoder.decode is not None
         receive: list[int] = []
@@ -264,6 +271,51 @@ class RosbagSource(SourceDataset):
     def close(self) -> None:
         """Close the bag files."""
         self.bag.close()
+
+
+def plan_topics(plan: RosbagPlan) -> set[str]:
+    """Every topic a plan reads (TF lookups read every TF topic, matched by type later)."""
+    topics = {s.topic for s in plan.streams.values() if s.topic is not None}
+    topics |= {plan.master.topic} if plan.master.topic else set()
+    topics |= {plan.task.topic} if plan.task is not None and plan.task.topic else set()
+    if any(s.tf is not None for s in plan.streams.values()):
+        topics.add("*tf*")
+    return topics
+
+
+class _Collector:
+    """Keeps, while the ledger is built, the times (and, except images, the messages) of the plan's topics."""
+
+    def __init__(self, wanted: set[str]) -> None:
+        self.wanted = wanted
+        self.receive: dict[str, list[int]] = {}
+        self.header: dict[str, list[int | None]] = {}
+        self.messages: dict[str, list[Any]] = {}
+
+    def visit(self, topic: str, t: int, msg: Any) -> None:
+        """One decoded message."""
+        tf = "*tf*" in self.wanted and hasattr(msg, "transforms")
+        if topic not in self.wanted and not tf:
+            return
+        self.receive.setdefault(topic, []).append(t)
+        self.header.setdefault(topic, []).append(msgfields.stamp_ns(msg))
+        kept = self.messages.setdefault(topic, [])
+        if getattr(msg, "__msgtype__", "") not in IMAGE_TYPES:
+            kept.append(msg)
+
+    def topics(self, ledger: dict[str, TopicLedger]) -> dict[str, TopicData]:
+        """The complete topics (every message decoded) as :class:`TopicData`."""
+        out = {}
+        for topic, receive in self.receive.items():
+            led = ledger[topic]
+            if led.failed or led.decoded != led.read:
+                continue
+            stamps = self.header[topic]
+            header = None if any(s is None for s in stamps) else np.asarray(stamps, dtype=np.int64)
+            out[topic] = TopicData(
+                topic, led.msgtype, np.asarray(receive, dtype=np.int64), header, self.messages[topic]
+            )
+        return out
 
 
 def ledger_line(led: TopicLedger) -> str:
@@ -444,20 +496,16 @@ class Aligner:
                         buffer.add(parent, child, t, tr, rot, static)
         poses: dict[str, Any] = {}
         for name, tf in lookups.items():
-            pose = np.zeros((len(master), 7))
-            ok = np.zeros(len(master), dtype=bool)
-            worst = 0
-            failures: dict[str, int] = {}
-            for k, t in enumerate(master.tolist()):
-                try:
-                    p, off = buffer.lookup(tf.target, tf.source, int(t), int(tf.max_extrapolation_ms * 1e6))
-                except TransformError as exc:
-                    reason = str(exc).split(":")[0]
-                    failures[reason] = failures.get(reason, 0) + 1
-                    continue
-                pose[k, :3], pose[k, 3:] = p.translation, p.rotation
-                ok[k] = True
-                worst = max(worst, off)
+            try:
+                found, offsets, reasons = buffer.lookup_many(
+                    tf.target, tf.source, master, int(tf.max_extrapolation_ms * 1e6)
+                )
+            except TransformError as exc:
+                raise MappingError(f"{self.path}: stream {name}: {exc}", hint="fix the frames in the plan") from exc
+            ok = ~np.isnan(offsets)
+            pose = np.concatenate([found.translation, found.rotation], axis=1)
+            worst = float(np.max(offsets[ok])) if ok.any() else 0.0
+            failures = list(reasons)
             poses[name] = pose
             out["_valid"].append(ok)
             out[name] = {
