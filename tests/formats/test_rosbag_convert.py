@@ -125,6 +125,7 @@ def test_a_clock_reset_is_an_error_and_zero_stamps_are_findings(tmp_path: Path) 
     with RosbagSource(bag) as source:
         episode = source.read_episode(source.episode_refs()[0])
     assert any("1 of 100 header stamps are zero" in n for n in episode.meta["notes"])
+    assert episode.meta["alignment"]["joints"]["findings"] == ["/joint_states: 1 of 100 header stamps are zero"]
     assert episode.meta["clock_findings"] == [n for n in episode.meta["notes"] if "stamps" in n]
 
 

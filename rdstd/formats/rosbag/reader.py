@@ -346,6 +346,7 @@ class Aligner:
         self.path = source.path
         self.topics: dict[str, TopicData] = {}
         self.findings: list[str] = []
+        self.by_topic: dict[str, list[str]] = {}
 
     def topic(self, name: str) -> TopicData:
         if name not in self.topics:
@@ -356,6 +357,7 @@ class Aligner:
         """The topic's times on ``clock``, after the sanity checks; a clock reset is an error (one episode only)."""
         check = check_clock(data.topic, data.header_ns, data.receive_ns, clock)
         self.findings.extend(f for f in check.findings if f not in self.findings)
+        self.by_topic[data.topic] = check.findings
         if check.resets:
             raise EpisodeError(
                 f"{self.path}: {what}: {check.findings[-1]}; a bag with a clock reset cannot be one episode yet",
@@ -424,9 +426,9 @@ class Aligner:
                 continue
             sampling, order, times = samplings[name]
             assert stream.method and stream.clock and stream.max_age_ms and stream.topic
-            reports[name] = report(
-                name, stream.method, stream.clock, stream.max_age_ms, times, sampling, kept
-            ).as_dict()
+            found = report(name, stream.method, stream.clock, stream.max_age_ms, times, sampling, kept)
+            found.findings = list(self.by_topic.get(stream.topic, []))
+            reports[name] = found.as_dict()
             data = self.topic(stream.topic)
             picked = Sampling(
                 sampling.lo[kept], sampling.hi[kept], sampling.w[kept], sampling.valid[kept], sampling.dt_ns[kept]
