@@ -15,6 +15,7 @@ rosbags does the byte-level reading. What this module adds:
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -212,6 +213,45 @@ class RawBag:
                 f"{self.path}: reading {topic} failed: {type(exc).__name__}: {_one_line(exc)}",
                 hint="the bag is damaged or truncated",
             ) from exc
+
+    @property
+    def chunks_overlap(self) -> bool:
+        """Whether a ROS 1 file's chunks overlap in time (then reading all topics in time order thrashes chunks)."""
+        if self.kind != "ros1":
+            return False
+        for reader in self.readers:
+            spans = sorted((c.start_time, c.end_time) for c in reader.chunk_infos)
+            if any(nxt[0] < prev[1] for prev, nxt in itertools.pairwise(spans)):
+                return True
+        return False
+
+    def all_messages(self) -> Iterator[tuple[str, int, bytes]]:
+        """``(topic, receive ns, raw)`` of every message in one pass over the files, merged by time."""
+        try:
+            streams: list[Iterator[tuple[str, int, bytes]]]
+            if self.kind == "ros1":
+                streams = [
+                    ((c.topic, t, bytes(raw)) for c, t, raw in r.messages(connections=r.connections))
+                    for r in self.readers
+                    if r.connections
+                ]
+            else:
+                streams = [self._storage_messages(storage) for storage in self.storages if storage.connections]
+            yield from heapq.merge(*streams, key=lambda m: m[1]) if len(streams) != 1 else streams[0]
+        except OSError as exc:
+            raise CorruptSourceError(f"{self.path}: cannot read ({exc})") from exc
+        except Exception as exc:  # rosbags/apsw/lz4/zstd raise their own types mid-stream: one boundary
+            raise CorruptSourceError(
+                f"{self.path}: reading failed: {type(exc).__name__}: {_one_line(exc)}",
+                hint="the bag is damaged or truncated",
+            ) from exc
+
+    def _storage_messages(self, storage: Any) -> Iterator[tuple[str, int, bytes]]:
+        decompress = _zstd_decompress() if self.compression == "message" else None
+        known = {c.topic for c in storage.connections if c.topic in self.topics}
+        conns = [c for c in storage.connections if c.topic in known]
+        for conn, t, raw in storage.messages(conns, None, None):
+            yield conn.topic, t, (decompress(raw) if decompress else bytes(raw))
 
     def _sources(self, entry: TopicIndex) -> list[Iterator[tuple[int, bytes]]]:
         if self.kind == "ros1":

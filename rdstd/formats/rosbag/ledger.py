@@ -6,7 +6,7 @@ whose type cannot be had is disabled with its reason; decode failures are counte
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -53,7 +53,11 @@ def build_ledger(
     bag: RawBag, resolver: TypeResolver, visit: Visitor | None = None
 ) -> tuple[dict[str, TopicLedger], dict[str, Decoder]]:
     """Read every message of every topic once, decoding each, and count; ``visit`` sees each decoded message
-    (the reader keeps what its plan needs, so the bag is read once)."""
+    (the reader keeps what its plan needs, so the bag is read once).
+
+    One pass over the files in time order, except for ROS 1 files whose chunks overlap in time: those are read
+    topic by topic (time-ordered reading would switch chunks at almost every message).
+    """
     ledgers: dict[str, TopicLedger] = {}
     decoders: dict[str, Decoder] = {}
     for name, topic in sorted(bag.topics.items()):
@@ -63,20 +67,28 @@ def build_ledger(
         entry.definition = decoder.source
         if decoder.decode is None:
             entry.error = decoder.error
-        for t, raw in bag.messages(name):
-            entry.read += 1
-            entry.first_ns = t if entry.first_ns is None else min(entry.first_ns, t)
-            entry.last_ns = t if entry.last_ns is None else max(entry.last_ns, t)
-            if decoder.decode is None:
-                entry.failed += 1
-                continue
-            try:
-                msg = decoder.decode(raw)
-            except Exception as exc:  # rosbags' deserializers raise several types: counted, first cause kept
-                entry.failed += 1
-                entry.error = entry.error or f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
-            else:
-                entry.decoded += 1
-                if visit is not None:
-                    visit(name, t, msg)
+    if bag.chunks_overlap:
+        stream: Iterable[tuple[str, int, bytes]] = (
+            (name, t, raw) for name in sorted(bag.topics) for t, raw in bag.messages(name)
+        )
+    else:
+        stream = bag.all_messages()
+    for name, t, raw in stream:
+        entry = ledgers[name]
+        decode = decoders[name].decode
+        entry.read += 1
+        entry.first_ns = t if entry.first_ns is None else min(entry.first_ns, t)
+        entry.last_ns = t if entry.last_ns is None else max(entry.last_ns, t)
+        if decode is None:
+            entry.failed += 1
+            continue
+        try:
+            msg = decode(raw)
+        except Exception as exc:  # rosbags' deserializers raise several types: counted, first cause kept
+            entry.failed += 1
+            entry.error = entry.error or f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+        else:
+            entry.decoded += 1
+            if visit is not None:
+                visit(name, t, msg)
     return ledgers, decoders

@@ -11,8 +11,9 @@ The episode's ``meta`` carries the alignment report per stream, the clock findin
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -140,15 +141,16 @@ class RosbagSource(SourceDataset):
             messages,
         )
 
-    def pick(self, topic: str, indices: npt.NDArray[np.int64]) -> dict[int, Any]:
-        """The decoded messages of ``topic`` at these positions (in stream order), read in one more pass."""
+    def pick(self, topic: str, indices: npt.NDArray[np.int64], take: Callable[[Any], Any]) -> dict[int, Any]:
+        """``take(message)`` for the messages of ``topic`` at these positions (in stream order), read in one more
+        pass; each message is dropped as soon as ``take`` has kept what it needs."""
         decoder = self._decoder(topic, "the plan")
         assert decoder.decode is not None
         wanted = set(indices.tolist())
         found: dict[int, Any] = {}
         for k, (_, raw) in enumerate(self.bag.messages(topic)):
             if k in wanted:
-                found[k] = decoder.decode(raw)
+                found[k] = take(decoder.decode(raw))
         return found
 
     # -- keys --------------------------------------------------------------------------------------------------
@@ -273,6 +275,10 @@ class RosbagSource(SourceDataset):
         self.bag.close()
 
 
+def _jpeg_bytes(msg: Any) -> bytes:
+    return np.asarray(msg.data, dtype=np.uint8).tobytes()
+
+
 def plan_topics(plan: RosbagPlan) -> set[str]:
     """Every topic a plan reads (TF lookups read every TF topic, matched by type later)."""
     topics = {s.topic for s in plan.streams.values() if s.topic is not None}
@@ -300,7 +306,10 @@ class _Collector:
         self.receive.setdefault(topic, []).append(t)
         self.header.setdefault(topic, []).append(msgfields.stamp_ns(msg))
         kept = self.messages.setdefault(topic, [])
-        if getattr(msg, "__msgtype__", "") not in IMAGE_TYPES:
+        msgtype = getattr(msg, "__msgtype__", "")
+        if msgtype == msgfields.COMPRESSED:  # the encoded bytes only: an episode holds them until written
+            kept.append(np.asarray(msg.data, dtype=np.uint8).tobytes())
+        elif msgtype != msgfields.IMAGE:
             kept.append(msg)
 
     def topics(self, ledger: dict[str, TopicLedger]) -> dict[str, TopicData]:
@@ -438,8 +447,8 @@ class Aligner:
             elif data.msgtype == msgfields.IMAGE:
                 where = f"{self.path}: {stream.topic}"
                 used = order[picked.lo]
-                msgs = self.source.pick(stream.topic, used)
-                images[name] = np.stack([msgfields.raw_image(msgs[i], where) for i in used.tolist()])
+                pixels = self.source.pick(stream.topic, used, partial(msgfields.raw_image, where=where))
+                images[name] = np.stack([pixels[i] for i in used.tolist()])
             else:
                 values = np.stack(
                     [self.source._vector_of(data.messages[i], stream, f"{self.path}: {stream.topic}")[0] for i in order]
@@ -476,9 +485,11 @@ class Aligner:
         ]
 
     def _encoded(self, data: TopicData, indices: npt.NDArray[np.int64], name: str) -> EncodedFrames:
-        msgs = self.source.pick(data.topic, indices)
-        data_of = {k: bytes(np.asarray(m.data, dtype=np.uint8).tobytes()) for k, m in msgs.items()}
-        frames = [data_of[i] for i in indices.tolist()]
+        if len(data.messages) == len(data.receive_ns):  # kept while the ledger was built
+            frames = [data.messages[i] for i in indices.tolist()]
+        else:
+            data_of = self.source.pick(data.topic, indices, _jpeg_bytes)
+            frames = [data_of[i] for i in indices.tolist()]
         codecs = {msgfields.image_codec(f) for f in frames}
         if len(codecs) != 1 or "" in codecs:
             raise EpisodeError(f"{self.path}: stream {name}: frames are not all jpeg or all png ({sorted(codecs)})")
