@@ -321,3 +321,17 @@ def test_rdstd_info_shows_the_ledger(capsys: pytest.CaptureFixture[str]) -> None
     data = json.loads(out)
     ledger = data["extra"]["ledger"] if "extra" in data else data["source"]["extra"]["ledger"]
     assert ledger["/topic"]["read"] == 10 and ledger["/rosout"]["failed"] == 10
+
+
+def test_rdstd_spec_drafts_a_converter_spec_for_the_drafted_streams(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bag = write_bag(tmp_path / "run.bag")
+    code = main(["spec", str(bag), "--format", "json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    spec = json.loads(out)
+    assert spec["format"] == "rosbag"
+    state = next(f for f in spec["features"].values() if f["key"] == "joint_states")
+    assert state["names"] == ["j3", "j2", "j1"]
+    assert [c["key"] for c in spec["cameras"].values()] == ["cam_compressed"]

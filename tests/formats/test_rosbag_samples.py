@@ -158,3 +158,36 @@ def test_a_broken_user_type_file_is_a_finding_not_a_failure(tmp_path: Path) -> N
     (tmp_path / "pkg" / "msg" / "Bad.msg").write_text("float64[ broken\n")
     resolver = TypeResolver(True, None, tmp_path)
     assert len(resolver.findings) == 1 and "Bad.msg: does not parse" in resolver.findings[0]
+
+
+def test_a_ros1_bag_with_time_overlapping_chunks_is_read_topic_by_topic_with_the_same_ledger(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rosbags.rosbag1 import Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    ts = get_typestore(Stores.ROS1_NOETIC)
+    string = ts.types["std_msgs/msg/String"]
+    path = tmp_path / "topic_by_topic.bag"
+    writer = Writer(path)
+    writer.chunk_threshold = 256  # many small chunks
+    writer.open()
+    for topic in ("/a", "/b"):  # written topic after topic, as merged or filtered bags are: chunks overlap in time
+        conn = writer.add_connection(topic, "std_msgs/msg/String", typestore=ts)
+        for k in range(200):
+            writer.write(conn, 10**9 + k * 10**6, ts.serialize_ros1(string(data=f"{topic} {k}"), "std_msgs/msg/String"))
+    writer.close()
+    raw = RawBag(path)
+    try:
+        assert raw.chunks_overlap
+        by_topic, _ = build_ledger(raw, TypeResolver(False, None))
+        monkeypatch.setattr(RawBag, "chunks_overlap", property(lambda self: False))
+        one_pass, _ = build_ledger(raw, TypeResolver(False, None))
+    finally:
+        raw.close()
+    for ledger in (by_topic, one_pass):
+        assert {t: (v.index, v.read, v.decoded) for t, v in ledger.items()} == {
+            "/a": (200, 200, 200),
+            "/b": (200, 200, 200),
+        }
+    assert [v.as_dict() for v in by_topic.values()] == [v.as_dict() for v in one_pass.values()]
