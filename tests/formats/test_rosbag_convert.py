@@ -17,7 +17,7 @@ import pytest
 import rdstd
 from rdstd.cli.app import main
 from rdstd.convert.pipeline import convert
-from rdstd.errors import EpisodeError, MappingError
+from rdstd.errors import EpisodeError, MappingError, RdstdError
 from rdstd.formats.rosbag import RosbagBackend, RosbagSource
 from rdstd.formats.rosbag import fields as msgfields
 from rdstd.testing.contract import BackendContract
@@ -335,3 +335,32 @@ def test_rdstd_spec_drafts_a_converter_spec_for_the_drafted_streams(
     state = next(f for f in spec["features"].values() if f["key"] == "joint_states")
     assert state["names"] == ["j3", "j2", "j1"]
     assert [c["key"] for c in spec["cameras"].values()] == ["cam_compressed"]
+
+
+def test_task_text_from_a_fixed_string_or_a_sidecar_file(tmp_path: Path) -> None:
+    bag = write_bag(tmp_path / "run.bag")
+    base = (
+        "master: {fps: 10}\nstreams:\n"
+        "  j: {topic: /joint_states, field: position, clock: header, method: hold, max_age_ms: 20}\n"
+    )
+    with_plan(bag, base + "task: {text: pour the water}\n")
+    with RosbagSource(bag) as source:
+        assert source.read_episode(source.episode_refs()[0]).task == "pour the water"
+    (tmp_path / "task.txt").write_text("wipe the table\n")
+    with_plan(bag, base + "task: {sidecar: task.txt}\n")
+    with RosbagSource(bag) as source:
+        assert source.read_episode(source.episode_refs()[0]).task == "wipe the table"
+    with_plan(bag, base + "task: {sidecar: ../../etc/passwd}\n")
+    with RosbagSource(bag) as source, pytest.raises(RdstdError, match="task sidecar"):
+        source.read_episode(source.episode_refs()[0])
+
+
+def test_a_folder_of_split_ros1_bags_reads_as_one_recording(tmp_path: Path) -> None:
+    folder = tmp_path / "split"
+    folder.mkdir()
+    write_bag(folder / "run_0.bag")
+    write_bag(folder / "run_1.bag", seconds=0.5)
+    with RosbagSource(folder) as source:
+        ledger = source.info().extra["ledger"]
+    assert ledger["/joint_states"]["index"] == ledger["/joint_states"]["read"] == 150
+    assert ledger["/cam/compressed"]["decoded"] == 15

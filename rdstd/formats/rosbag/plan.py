@@ -25,7 +25,6 @@ from pydantic import Field, ValidationError, model_validator
 
 from rdstd.errors import MappingError
 from rdstd.schema.features import StrictModel
-from rdstd.schema.vocabulary import Unit
 
 SIDECAR_SUFFIX = ".rdstd.yaml"
 
@@ -64,7 +63,6 @@ class StreamPlan(StrictModel):
     method: Literal["interpolate", "hold", "nearest"] | None = None
     max_age_ms: float | None = Field(default=None, gt=0)
     quaternions: list[int] = Field(default_factory=list, description="start columns of xyzw groups (slerp)")
-    depth_unit: Unit | None = Field(default=None, description="raw depth images: the unit of one pixel value")
     tf: TfLookup | None = None
 
     @model_validator(mode="after")
