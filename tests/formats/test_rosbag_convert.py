@@ -364,3 +364,26 @@ def test_a_folder_of_split_ros1_bags_reads_as_one_recording(tmp_path: Path) -> N
         ledger = source.info().extra["ledger"]
     assert ledger["/joint_states"]["index"] == ledger["/joint_states"]["read"] == 150
     assert ledger["/cam/compressed"]["decoded"] == 15
+
+
+def test_joint_names_on_a_message_without_names_are_refused(tmp_path: Path) -> None:
+    bag = write_bag(tmp_path / "run.bag")
+    with_plan(
+        bag,
+        "master: {fps: 10}\nstreams:\n"
+        "  x: {topic: /tf, field: 'transforms[0].transform.translation', names: [x], clock: header, method: hold,"
+        " max_age_ms: 30}\n",
+    )
+    with pytest.raises(MappingError, match="picks joints by a JointState's name list"):
+        RosbagSource(bag)
+    with_plan(
+        bag,
+        "master: {fps: 10}\nstreams:\n"
+        "  x: {topic: /tf, field: 'transforms[0].transform.translation', clock: header, method: interpolate,"
+        " max_age_ms: 30}\n",
+    )
+    with RosbagSource(bag) as source:
+        episode = source.read_episode(source.episode_refs()[0])
+    # a 10 fps grid over the /tf span (0 .. 0.98 s): on /tf samples, so interpolation returns them exactly
+    t = np.arange(10) / 10
+    np.testing.assert_allclose(episode.vectors["x"], [tool_xyz(x) for x in t], atol=1e-12)

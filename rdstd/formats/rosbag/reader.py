@@ -101,9 +101,12 @@ class RosbagSource(SourceDataset):
     def first_message(self, topic: str) -> Any:
         """The first decoded message of ``topic`` (used for shapes and names)."""
         decoder = self._decoder(topic, "the plan")
-        for _, raw in self.bag.messages(topic):
-            assert decoder.decode is not None
-            return decoder.decode(raw)
+        assert decoder.decode is not None
+        for k, (_, raw) in enumerate(self.bag.messages(topic)):
+            try:
+                return decoder.decode(raw)
+            except Exception as exc:  # rosbags deserializers: one boundary, the cause kept
+                raise CorruptSourceError(f"{self.path}: {topic} message {k} does not decode ({exc})") from exc
         raise EpisodeError(f"{self.path}: topic {topic} holds no messages")
 
     def read_topic(self, topic: str) -> TopicData:
@@ -166,7 +169,7 @@ class RosbagSource(SourceDataset):
             return []
         try:
             return self._declared_keys(RosbagPlan.model_validate(draft))
-        except (MappingError, EpisodeError):
+        except (MappingError, EpisodeError, CorruptSourceError):
             return []
 
     def _stream_key(self, name: str, stream: StreamPlan) -> SourceKey:
@@ -207,6 +210,8 @@ class RosbagSource(SourceDataset):
                 else None
             )
             return value, names
+        if not isinstance(getattr(msg, "name", None), list):
+            raise MappingError(f"{where}: names: picks joints by a JointState's name list; this message has none")
         cols = msgfields.joint_columns(list(msg.name), stream.names, where)
         return value[cols], list(stream.names)
 
@@ -450,9 +455,12 @@ class Aligner:
                 pixels = self.source.pick(stream.topic, used, partial(msgfields.raw_image, where=where))
                 images[name] = np.stack([pixels[i] for i in used.tolist()])
             else:
-                values = np.stack(
-                    [self.source._vector_of(data.messages[i], stream, f"{self.path}: {stream.topic}")[0] for i in order]
-                )
+                where = f"{self.path}: {stream.topic}"
+                rows = [self.source._vector_of(data.messages[i], stream, where)[0] for i in order]
+                if len({r.shape for r in rows}) > 1:
+                    sizes = sorted({r.shape[0] for r in rows})
+                    raise EpisodeError(f"{where}: field {stream.field!r} changes size between messages ({sizes})")
+                values = np.stack(rows)
                 vectors[name] = apply_sampling(values, picked, stream.method, stream.quaternions)
         stamps = master[kept]
         meta: dict[str, Any] = {
