@@ -387,3 +387,24 @@ def test_joint_names_on_a_message_without_names_are_refused(tmp_path: Path) -> N
     # a 10 fps grid over the /tf span (0 .. 0.98 s): on /tf samples, so interpolation returns them exactly
     t = np.arange(10) / 10
     np.testing.assert_allclose(episode.vectors["x"], [tool_xyz(x) for x in t], atol=1e-12)
+
+
+def test_the_kuka_sample_converts_with_its_drafted_plan_and_reports_its_clock_skew(tmp_path: Path) -> None:
+    bag = tmp_path / "kuka.bag"
+    shutil.copy(sample("ros/ipab-slmc__kuka_honeypot_demo/test.bag"), bag)
+    with RosbagSource(bag) as source:
+        draft = source.info().extra["alignment_draft"]
+    assert draft["master"] == {"topic": "/joint_states", "clock": "header"}
+    with_plan(bag, json.dumps(draft))
+    report = convert(bag, tmp_path / "out")  # drafted converter spec: a warning, not a refusal
+    assert report.frames_written == 4101
+    assert any("4101 messages are stamped after they were received" in note for note in report.source_notes)
+    episode = rdstd.open(tmp_path / "out").episode(0)
+    assert episode.vectors["observation.joint_states"].shape == (4101, 7)
+    assert episode.meta.source_meta["alignment"]["joint_states"]["dt_max_ms"] == 0.0
+
+
+def test_the_manifest_says_which_clock_and_how_the_streams_were_aligned(synthetic: dict[str, Path]) -> None:
+    manifest = rdstd.open(synthetic["episode_ros2_db3"]).manifest
+    assert (manifest.clock.kind, manifest.clock.source) == ("measured", "header_stamp")
+    assert "linearly interpolated" in manifest.clock.resampling
