@@ -17,7 +17,7 @@ import pytest
 import rdstd
 from rdstd.cli.app import main
 from rdstd.convert.pipeline import convert
-from rdstd.errors import EpisodeError, MappingError, RdstdError
+from rdstd.errors import EpisodeError, MappingError, RdstdError, SourceError
 from rdstd.formats.rosbag import RosbagBackend, RosbagSource
 from rdstd.formats.rosbag import fields as msgfields
 from rdstd.testing.contract import BackendContract
@@ -71,15 +71,17 @@ def test_a_generated_bag_aligns_to_its_camera_with_joints_picked_by_name(tmp_pat
     bag = with_plan(write_bag(tmp_path / ("run.bag" if kind == "ros1" else "run"), kind))
     with RosbagSource(bag) as source:
         episode = source.read_episode(source.episode_refs()[0])
+        frames = list(episode.images["cam"].frames)  # frames are read from the bag while it is open
+        assert episode.images["cam"].frames[3:5] == frames[3:5] and episode.images["cam"].frames[-1] == frames[-1]
+    with pytest.raises(SourceError, match="the bag is closed"):
+        episode.images["cam"].frames[0:1]
     assert episode.length == 10 and episode.task == "stack the cups"
     stamps = T0 + 50_000_000 + np.arange(10) * 100_000_000
     np.testing.assert_allclose(episode.timestamps_s, (stamps - stamps[0]) / 1e9)
     # camera stamps fall on joint samples (10 ms grid): interpolation returns the samples themselves
     expected = np.array([joint_positions((s - T0) / 1e9) for s in stamps])
     np.testing.assert_allclose(episode.vectors["joints"], expected, atol=1e-12)
-    assert [hashlib.sha256(f).hexdigest() for f in episode.images["cam"].frames] == [
-        hashlib.sha256(jpeg(k)).hexdigest() for k in range(10)
-    ]
+    assert [hashlib.sha256(f).hexdigest() for f in frames] == [hashlib.sha256(jpeg(k)).hexdigest() for k in range(10)]
     ee = np.asarray(episode.vectors["ee"])
     np.testing.assert_allclose(ee[:, :3], [tool_xyz((s - T0) / 1e9) for s in stamps], atol=1e-12)
     report = episode.meta["alignment"]["joints"]
@@ -217,7 +219,8 @@ def test_the_ros_numpy_sample_images_read() -> None:
         keys = {k.key: k for k in source.info().keys}
         assert keys["rgb"].shape == (240, 360, 3) and keys["png"].shape == (2, 2, 4)
         episode = source.read_episode(source.episode_refs()[0])
-    assert episode.length == 1 and np.asarray(episode.images["rgb"]).shape == (1, 240, 360, 3)
+        assert episode.length == 1 and np.asarray(episode.images["rgb"]).shape == (1, 240, 360, 3)
+        assert episode.images["rgb"][0:1].dtype == np.uint8
     assert episode.images["png"].codec == "png"
     assert any("header stamps are zero" in n for n in episode.meta["notes"])
 

@@ -86,6 +86,7 @@ class RawBag:
         self.kind, self.files = bag_files(path)
         self.is_ros2 = self.kind != "ros1"
         self._stack = ExitStack()
+        self.closed = False
         self.topics: dict[str, TopicIndex] = {}
         #: Facts about the container (storage, compression, distro) for ``rdstd info``.
         self.facts: dict[str, Any] = {"container": self.kind, "files": [str(f) for f in self.files]}
@@ -194,8 +195,9 @@ class RawBag:
         self.topics = by_topic
 
     # -- reading ---------------------------------------------------------------------------------------------
-    def messages(self, topic: str) -> Iterator[tuple[int, bytes]]:
-        """``(receive time ns, raw bytes)`` of every message on ``topic``, streamed.
+    def messages(self, topic: str, start: int | None = None, stop: int | None = None) -> Iterator[tuple[int, bytes]]:
+        """``(receive time ns, raw bytes)`` of every message on ``topic`` (received in ``[start, stop)`` when
+        given), streamed.
 
         Each file's messages come in time order from rosbags and are merged across files (split bags) by time;
         consumers that need strict order still sort (a damaged file could yield out of order).
@@ -204,8 +206,9 @@ class RawBag:
         if not entry.handles:
             return
         try:
-            streams = self._sources(entry)
-            yield from heapq.merge(*streams, key=lambda m: m[0]) if len(streams) > 1 else streams[0]
+            streams = self._sources(entry, start, stop)
+            if streams:
+                yield from heapq.merge(*streams, key=lambda m: m[0]) if len(streams) > 1 else streams[0]
         except OSError as exc:
             raise CorruptSourceError(f"{self.path}: cannot read {topic} ({exc})") from exc
         except Exception as exc:  # rosbags/apsw/lz4/zstd raise their own types mid-stream: one boundary
@@ -253,24 +256,27 @@ class RawBag:
         for conn, t, raw in storage.messages(conns, None, None):
             yield conn.topic, t, (decompress(raw) if decompress else bytes(raw))
 
-    def _sources(self, entry: TopicIndex) -> list[Iterator[tuple[int, bytes]]]:
+    def _sources(self, entry: TopicIndex, start: int | None, stop: int | None) -> list[Iterator[tuple[int, bytes]]]:
         if self.kind == "ros1":
             return [
-                ((t, bytes(raw)) for _, t, raw in r.messages(connections=conns))
+                ((t, bytes(raw)) for _, t, raw in r.messages(connections=conns, start=start, stop=stop))
                 for r in self.readers
                 if (conns := [c for c in entry.handles if c.owner is r])
             ]
-        return [self._ros2_messages(entry, storage) for storage in self.storages if _owns(storage, entry)]
+        return [self._ros2_messages(entry, storage, start, stop) for storage in self.storages if _owns(storage, entry)]
 
-    def _ros2_messages(self, entry: TopicIndex, storage: Any) -> Iterator[tuple[int, bytes]]:
+    def _ros2_messages(
+        self, entry: TopicIndex, storage: Any, start: int | None = None, stop: int | None = None
+    ) -> Iterator[tuple[int, bytes]]:
         """One storage file's messages of the topic, read directly (see the module docs on QoS matching)."""
         decompress = _zstd_decompress() if self.compression == "message" else None
         conns = [c for c in entry.handles if c in storage.connections]
-        for _, t, raw in storage.messages(conns, None, None):
+        for _, t, raw in storage.messages(conns, start, stop):
             yield t, (decompress(raw) if decompress else bytes(raw))
 
     def close(self) -> None:
         """Close every file."""
+        self.closed = True
         self._stack.close()
 
 

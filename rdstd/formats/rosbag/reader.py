@@ -11,7 +11,7 @@ The episode's ``meta`` carries the alignment report per stream, the clock findin
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -26,6 +26,7 @@ from rdstd.errors import CorruptSourceError, EpisodeError, MappingError
 from rdstd.formats.base import EpisodeRef, FormatBackend, SourceDataset, SourceEpisode, SourceInfo, SourceKey
 from rdstd.formats.rosbag import fields as msgfields
 from rdstd.formats.rosbag.bag import RawBag, bag_files
+from rdstd.formats.rosbag.frames import BagFrames, BagPixels, TopicWindow
 from rdstd.formats.rosbag.ledger import TopicLedger, build_ledger
 from rdstd.formats.rosbag.plan import RosbagPlan, StreamPlan, load_plan, sidecar_path
 from rdstd.formats.rosbag.types import Decoder, TypeResolver
@@ -41,13 +42,17 @@ _SAFE = re.compile(r"[^A-Za-z0-9_]+")
 
 @dataclass
 class TopicData:
-    """One topic's messages, decoded: receive and header times, and the message objects."""
+    """What an episode needs of one topic: receive and header times (stream order), and per message only what the
+    plan reads: each vector stream's values, the transforms of a TF message, the text of a String. Images keep
+    their times only (frames are read when the converter asks, :mod:`.frames`)."""
 
     topic: str
     msgtype: str
     receive_ns: npt.NDArray[np.int64]
     header_ns: npt.NDArray[np.int64] | None
-    messages: list[Any] = field(default_factory=list)
+    rows: dict[str, list[npt.NDArray[Any]]] = field(default_factory=dict)
+    transforms: list[list[tuple[str, str, int, list[float], list[float]]]] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
 
 
 class RosbagSource(SourceDataset):
@@ -68,7 +73,7 @@ class RosbagSource(SourceDataset):
         self.bag = RawBag(path)
         try:
             self.resolver = TypeResolver(self.bag.is_ros2, self.bag.facts.get("ros_distro"), types_dir)
-            collector = _Collector(plan_topics(plan) if plan is not None else set())
+            collector = _Collector(self, plan_topics(plan) if plan is not None else set(), plan)
             self.ledger, self.decoders = build_ledger(self.bag, self.resolver, collector.visit)
             self._cache = collector.topics(self.ledger)
         except BaseException:
@@ -84,6 +89,7 @@ class RosbagSource(SourceDataset):
         self.warnings += [f"{p} (the bag is incomplete or its index is wrong)" for p in self.problems]
         self.draft = draft_plan(self)
         self._keys = self._declared_keys(self.plan) if self.plan is not None else self._draft_keys()
+        self._keys_by_name = {k.key: k for k in self._keys}
 
     # -- reading topics --------------------------------------------------------------------------------------
     def _decoder(self, topic: str, why: str) -> Decoder:
@@ -118,43 +124,21 @@ class RosbagSource(SourceDataset):
             return self._cache[topic]
         decoder = self._decoder(topic, "the plan")
         assert decoder.decode is not None
-        receive: list[int] = []
-        header: list[int] = []
-        messages: list[Any] = []
-        has_header = True
-        keep = decoder.msgtype not in IMAGE_TYPES  # images: times now, the frames used are read again later
-        count = 0
+        collector = _Collector(self, {topic}, self.plan)
         for k, (t, raw) in enumerate(self.bag.messages(topic)):
             try:
                 msg = decoder.decode(raw)
             except Exception as exc:  # rosbags deserializers: one boundary, the cause kept
                 raise CorruptSourceError(f"{self.path}: {topic} message {k} does not decode ({exc})") from exc
-            receive.append(t)
-            stamp = msgfields.stamp_ns(msg)
-            has_header = has_header and stamp is not None
-            header.append(stamp or 0)
-            count += 1
-            if keep:
-                messages.append(msg)
-        return TopicData(
-            topic,
-            decoder.msgtype,
-            np.asarray(receive, dtype=np.int64),
-            np.asarray(header, dtype=np.int64) if has_header and count else None,
-            messages,
-        )
+            collector.visit(topic, t, msg)
+        found = collector.topics(self.ledger, check=False).get(topic)
+        return found or TopicData(topic, decoder.msgtype, np.zeros(0, dtype=np.int64), None)
 
-    def pick(self, topic: str, indices: npt.NDArray[np.int64], take: Callable[[Any], Any]) -> dict[int, Any]:
-        """``take(message)`` for the messages of ``topic`` at these positions (in stream order), read in one more
-        pass; each message is dropped as soon as ``take`` has kept what it needs."""
+    def window(self, topic: str, data: TopicData) -> TopicWindow:
+        """Positional access to ``topic``'s messages (for images read when sliced)."""
         decoder = self._decoder(topic, "the plan")
         assert decoder.decode is not None
-        wanted = set(indices.tolist())
-        found: dict[int, Any] = {}
-        for k, (_, raw) in enumerate(self.bag.messages(topic)):
-            if k in wanted:
-                found[k] = take(decoder.decode(raw))
-        return found
+        return TopicWindow(self.bag, topic, data.receive_ns, decoder.decode)
 
     # -- keys --------------------------------------------------------------------------------------------------
     def _declared_keys(self, plan: RosbagPlan) -> list[SourceKey]:
@@ -250,8 +234,8 @@ class RosbagSource(SourceDataset):
         frames: set[str] = set()
         for name, led in self.ledger.items():
             if led.msgtype in msgfields.TF_TYPES and led.decoded:
-                for msg in self.read_topic(name).messages:
-                    for parent, child, *_ in msgfields.transforms(msg):
+                for transforms in self.read_topic(name).transforms:
+                    for parent, child, *_ in transforms:
                         frames.update((parent.lstrip("/"), child.lstrip("/")))
         return sorted(frames)
 
@@ -280,10 +264,6 @@ class RosbagSource(SourceDataset):
         self.bag.close()
 
 
-def _jpeg_bytes(msg: Any) -> bytes:
-    return np.asarray(msg.data, dtype=np.uint8).tobytes()
-
-
 def plan_topics(plan: RosbagPlan) -> set[str]:
     """Every topic a plan reads (TF lookups read every TF topic, matched by type later)."""
     topics = {s.topic for s in plan.streams.values() if s.topic is not None}
@@ -295,40 +275,52 @@ def plan_topics(plan: RosbagPlan) -> set[str]:
 
 
 class _Collector:
-    """Keeps, while the ledger is built, the times (and, except images, the messages) of the plan's topics."""
+    """Keeps, per decoded message of the wanted topics, its times and what the plan reads of it (see TopicData)."""
 
-    def __init__(self, wanted: set[str]) -> None:
+    def __init__(self, source: RosbagSource, wanted: set[str], plan: RosbagPlan | None) -> None:
+        self.source = source
         self.wanted = wanted
-        self.receive: dict[str, list[int]] = {}
+        self.streams: dict[str, list[tuple[str, StreamPlan]]] = {}
+        for name, stream in (plan.streams if plan is not None else {}).items():
+            if stream.topic is not None:
+                self.streams.setdefault(stream.topic, []).append((name, stream))
+        self.task_topic = plan.task.topic if plan is not None and plan.task is not None else None
+        self.data: dict[str, TopicData] = {}
         self.header: dict[str, list[int | None]] = {}
-        self.messages: dict[str, list[Any]] = {}
+        self.receive: dict[str, list[int]] = {}
 
     def visit(self, topic: str, t: int, msg: Any) -> None:
         """One decoded message."""
-        tf = "*tf*" in self.wanted and hasattr(msg, "transforms")
+        tf = hasattr(msg, "transforms") and ("*tf*" in self.wanted or topic in self.wanted)
         if topic not in self.wanted and not tf:
             return
+        data = self.data.get(topic)
+        if data is None:
+            msgtype = str(getattr(msg, "__msgtype__", ""))
+            data = self.data[topic] = TopicData(topic, msgtype, np.zeros(0, dtype=np.int64), None)
         self.receive.setdefault(topic, []).append(t)
         self.header.setdefault(topic, []).append(msgfields.stamp_ns(msg))
-        kept = self.messages.setdefault(topic, [])
-        msgtype = getattr(msg, "__msgtype__", "")
-        if msgtype == msgfields.COMPRESSED:  # the encoded bytes only: an episode holds them until written
-            kept.append(np.asarray(msg.data, dtype=np.uint8).tobytes())
-        elif msgtype != msgfields.IMAGE:
-            kept.append(msg)
+        if data.msgtype in IMAGE_TYPES:
+            return
+        for name, stream in self.streams.get(topic, []):
+            where = f"{self.source.path}: {topic}"
+            data.rows.setdefault(name, []).append(self.source._vector_of(msg, stream, where)[0])
+        if tf:
+            data.transforms.append(msgfields.transforms(msg))
+        if topic == self.task_topic:
+            data.texts.append(str(getattr(msg, "data", "")))
 
-    def topics(self, ledger: dict[str, TopicLedger]) -> dict[str, TopicData]:
-        """The complete topics (every message decoded) as :class:`TopicData`."""
+    def topics(self, ledger: dict[str, TopicLedger], *, check: bool = True) -> dict[str, TopicData]:
+        """The collected topics (with ``check``: only those whose every message decoded)."""
         out = {}
-        for topic, receive in self.receive.items():
-            led = ledger[topic]
-            if led.failed or led.decoded != led.read:
+        for topic, data in self.data.items():
+            led = ledger.get(topic)
+            if check and (led is None or led.failed or led.decoded != led.read):
                 continue
             stamps = self.header[topic]
-            header = None if any(s is None for s in stamps) else np.asarray(stamps, dtype=np.int64)
-            out[topic] = TopicData(
-                topic, led.msgtype, np.asarray(receive, dtype=np.int64), header, self.messages[topic]
-            )
+            data.receive_ns = np.asarray(self.receive[topic], dtype=np.int64)
+            data.header_ns = None if any(s is None for s in stamps) else np.asarray(stamps, dtype=np.int64)
+            out[topic] = data
         return out
 
 
@@ -447,20 +439,28 @@ class Aligner:
             picked = Sampling(
                 sampling.lo[kept], sampling.hi[kept], sampling.w[kept], sampling.valid[kept], sampling.dt_ns[kept]
             )
+            used = order[picked.lo]
             if data.msgtype == msgfields.COMPRESSED:
-                images[name] = self._encoded(data, order[picked.lo], name)
+                codec = self.source._keys_by_name[name].codec
+                assert codec is not None
+                images[name] = EncodedFrames(codec, BagFrames(self.source.window(stream.topic, data), used, codec))
             elif data.msgtype == msgfields.IMAGE:
+                key = self.source._keys_by_name[name]
                 where = f"{self.path}: {stream.topic}"
-                used = order[picked.lo]
-                pixels = self.source.pick(stream.topic, used, partial(msgfields.raw_image, where=where))
-                images[name] = np.stack([pixels[i] for i in used.tolist()])
+                images[name] = BagPixels(
+                    self.source.window(stream.topic, data),
+                    used,
+                    key.shape,
+                    np.dtype(key.dtype),
+                    partial(msgfields.raw_image, where=where),
+                )
             else:
+                rows = data.rows.get(name, [])
                 where = f"{self.path}: {stream.topic}"
-                rows = [self.source._vector_of(data.messages[i], stream, where)[0] for i in order]
                 if len({r.shape for r in rows}) > 1:
                     sizes = sorted({r.shape[0] for r in rows})
                     raise EpisodeError(f"{where}: field {stream.field!r} changes size between messages ({sizes})")
-                values = np.stack(rows)
+                values = np.stack([rows[i] for i in order])
                 vectors[name] = apply_sampling(values, picked, stream.method, stream.quaternions)
         stamps = master[kept]
         meta: dict[str, Any] = {
@@ -492,17 +492,6 @@ class Aligner:
             f"{total - kept} of {total} master frames dropped: a stream had no sample within its max_age_ms ({worst})"
         ]
 
-    def _encoded(self, data: TopicData, indices: npt.NDArray[np.int64], name: str) -> EncodedFrames:
-        if len(data.messages) == len(data.receive_ns):  # kept while the ledger was built
-            frames = [data.messages[i] for i in indices.tolist()]
-        else:
-            data_of = self.source.pick(data.topic, indices, _jpeg_bytes)
-            frames = [data_of[i] for i in indices.tolist()]
-        codecs = {msgfields.image_codec(f) for f in frames}
-        if len(codecs) != 1 or "" in codecs:
-            raise EpisodeError(f"{self.path}: stream {name}: frames are not all jpeg or all png ({sorted(codecs)})")
-        return EncodedFrames(ImageCodec(codecs.pop()), frames)
-
     def _tf(self, master: npt.NDArray[np.int64], valid: npt.NDArray[np.bool_]) -> tuple[dict[str, Any], dict[str, Any]]:
         lookups = {n: s.tf for n, s in self.plan.streams.items() if s.tf is not None}
         out: dict[str, Any] = {"_valid": []}
@@ -512,8 +501,8 @@ class Aligner:
         for name, led in self.source.ledger.items():
             if led.msgtype in msgfields.TF_TYPES and led.decoded:
                 static = "static" in name
-                for msg in self.topic(name).messages:
-                    for parent, child, t, tr, rot in msgfields.transforms(msg):
+                for transforms in self.topic(name).transforms:
+                    for parent, child, t, tr, rot in transforms:
                         buffer.add(parent, child, t, tr, rot, static)
         poses: dict[str, Any] = {}
         for name, tf in lookups.items():
@@ -555,9 +544,9 @@ class Aligner:
                 raise EpisodeError(f"{where}: cannot read the task text ({exc.strerror or exc})") from exc
         assert task.topic is not None
         data = self.topic(task.topic)
-        if not data.messages:
-            raise EpisodeError(f"{self.path}: task topic {task.topic} holds no message")
-        return str(getattr(data.messages[0], "data", ""))
+        if not data.texts:
+            raise EpisodeError(f"{self.path}: task topic {task.topic} holds no text message")
+        return data.texts[0]
 
 
 def _safe(topic: str) -> str:
