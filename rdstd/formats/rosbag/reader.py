@@ -1,6 +1,7 @@
 """The ROS bag backend: a bag (ROS 1 ``.bag`` or split set, rosbag2 folder, lone ``.db3``/``.mcap``) is one episode.
 
-Opening a bag reads and decodes every message once to build the per-topic ledger (:mod:`.ledger`); ``info()``
+Opening a bag reads and decodes every message once to build the per-topic ledger (:mod:`.ledger`), keeping of
+the plan's topics only what the plan reads (camera frames are read again when sliced, :mod:`.frames`); ``info()``
 shows it under ``extra["ledger"]`` with the container facts, the TF frames present and a drafted alignment plan.
 Episodes need a declared alignment plan (:mod:`.plan`): without one, ``read_episode`` refuses and says where to
 write it. With one, each stream is read, its clocks checked (:func:`rdstd.convert.align.check_clock`), and it is
