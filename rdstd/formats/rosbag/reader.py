@@ -12,6 +12,7 @@ The episode's ``meta`` carries the alignment report per stream, the clock findin
 from __future__ import annotations
 
 import re
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -41,6 +42,37 @@ POSE_NAMES = ["x", "y", "z", "qx", "qy", "qz", "qw"]
 _SAFE = re.compile(r"[^A-Za-z0-9_]+")
 
 
+class Rows:
+    """Per-message vectors of one stream, kept compact: stacked into blocks as they come (8 bytes per float64
+    value, not a numpy object per message). A vector whose size changes between messages is an error."""
+
+    BLOCK = 4096
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.blocks: list[npt.NDArray[Any]] = []
+        self.pending: list[npt.NDArray[Any]] = []
+        self.shape: tuple[int, ...] | None = None
+
+    def append(self, row: npt.NDArray[Any]) -> None:
+        """One message's vector."""
+        if self.shape is None:
+            self.shape = row.shape
+        elif row.shape != self.shape:
+            raise EpisodeError(f"{self.where} changes size between messages ({self.shape[0]} then {row.shape[0]})")
+        self.pending.append(row)
+        if len(self.pending) >= self.BLOCK:
+            self.blocks.append(np.stack(self.pending))
+            self.pending = []
+
+    def array(self) -> npt.NDArray[Any]:
+        """Every vector, one row per message."""
+        parts = [*self.blocks, np.stack(self.pending)] if self.pending else list(self.blocks)
+        if not parts:
+            return np.zeros((0, *(self.shape or (0,))))
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
 @dataclass
 class TopicData:
     """What an episode needs of one topic: receive and header times (stream order), and per message only what the
@@ -51,7 +83,7 @@ class TopicData:
     msgtype: str
     receive_ns: npt.NDArray[np.int64]
     header_ns: npt.NDArray[np.int64] | None
-    rows: dict[str, list[npt.NDArray[Any]]] = field(default_factory=dict)
+    rows: dict[str, Rows] = field(default_factory=dict)
     transforms: list[list[tuple[str, str, int, list[float], list[float]]]] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
 
@@ -287,8 +319,9 @@ class _Collector:
                 self.streams.setdefault(stream.topic, []).append((name, stream))
         self.task_topic = plan.task.topic if plan is not None and plan.task is not None else None
         self.data: dict[str, TopicData] = {}
-        self.header: dict[str, list[int | None]] = {}
-        self.receive: dict[str, list[int]] = {}
+        self.header: dict[str, array[int]] = {}
+        self.headerless: set[str] = set()
+        self.receive: dict[str, array[int]] = {}
 
     def visit(self, topic: str, t: int, msg: Any) -> None:
         """One decoded message."""
@@ -299,13 +332,19 @@ class _Collector:
         if data is None:
             msgtype = str(getattr(msg, "__msgtype__", ""))
             data = self.data[topic] = TopicData(topic, msgtype, np.zeros(0, dtype=np.int64), None)
-        self.receive.setdefault(topic, []).append(t)
-        self.header.setdefault(topic, []).append(msgfields.stamp_ns(msg))
+        self.receive.setdefault(topic, array("q")).append(t)
+        stamp = msgfields.stamp_ns(msg)
+        if stamp is None:
+            self.headerless.add(topic)
+        self.header.setdefault(topic, array("q")).append(stamp or 0)
         if data.msgtype in IMAGE_TYPES:
             return
         for name, stream in self.streams.get(topic, []):
             where = f"{self.source.path}: {topic}"
-            data.rows.setdefault(name, []).append(self.source._vector_of(msg, stream, where)[0])
+            rows = data.rows.get(name)
+            if rows is None:
+                rows = data.rows[name] = Rows(f"{where}: field {stream.field!r}")
+            rows.append(self.source._vector_of(msg, stream, where)[0])
         if tf:
             data.transforms.append(msgfields.transforms(msg))
         if topic == self.task_topic:
@@ -318,9 +357,9 @@ class _Collector:
             led = ledger.get(topic)
             if check and (led is None or led.failed or led.decoded != led.read):
                 continue
-            stamps = self.header[topic]
-            data.receive_ns = np.asarray(self.receive[topic], dtype=np.int64)
-            data.header_ns = None if any(s is None for s in stamps) else np.asarray(stamps, dtype=np.int64)
+            data.receive_ns = np.frombuffer(self.receive[topic], dtype=np.int64).copy()
+            stamps = np.frombuffer(self.header[topic], dtype=np.int64).copy()
+            data.header_ns = None if topic in self.headerless else stamps
             out[topic] = data
         return out
 
@@ -456,12 +495,10 @@ class Aligner:
                     partial(msgfields.raw_image, where=where),
                 )
             else:
-                rows = data.rows.get(name, [])
-                where = f"{self.path}: {stream.topic}"
-                if len({r.shape for r in rows}) > 1:
-                    sizes = sorted({r.shape[0] for r in rows})
-                    raise EpisodeError(f"{where}: field {stream.field!r} changes size between messages ({sizes})")
-                values = np.stack([rows[i] for i in order])
+                rows = data.rows.get(name)
+                if rows is None:
+                    raise EpisodeError(f"{self.path}: {stream.topic}: no message to take {name} from")
+                values = rows.array()[order]
                 vectors[name] = apply_sampling(values, picked, stream.method, stream.quaternions)
         stamps = master[kept]
         meta: dict[str, Any] = {
