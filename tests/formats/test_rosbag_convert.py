@@ -411,3 +411,33 @@ def test_the_manifest_says_which_clock_and_how_the_streams_were_aligned(syntheti
     manifest = rdstd.open(synthetic["episode_ros2_db3"]).manifest
     assert (manifest.clock.kind, manifest.clock.source) == ("measured", "header_stamp")
     assert "linearly interpolated" in manifest.clock.resampling
+
+
+def test_a_field_that_changes_size_between_messages_is_an_error(tmp_path: Path) -> None:
+    from rosbags.rosbag1 import Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    ts = get_typestore(Stores.ROS1_NOETIC)
+    types = ts.types
+    path = tmp_path / "grows.bag"
+    writer = Writer(path)
+    writer.open()
+    conn = writer.add_connection("/joint_states", "sensor_msgs/msg/JointState", typestore=ts)
+    for k, n in enumerate([3, 3, 4]):
+        stamp = types["builtin_interfaces/msg/Time"](sec=1, nanosec=k * 1000)
+        msg = types["sensor_msgs/msg/JointState"](
+            header=types["std_msgs/msg/Header"](seq=k, stamp=stamp, frame_id=""),
+            name=[f"j{i}" for i in range(n)],
+            position=np.zeros(n),
+            velocity=np.zeros(n),
+            effort=np.zeros(n),
+        )
+        writer.write(conn, 10**9 + k * 1000, ts.serialize_ros1(msg, "sensor_msgs/msg/JointState"))
+    writer.close()
+    with_plan(
+        path,
+        "master: {topic: /joint_states, clock: header}\nstreams:\n"
+        "  q: {topic: /joint_states, field: position, clock: header, method: interpolate, max_age_ms: 5}\n",
+    )
+    with pytest.raises(EpisodeError, match=r"field 'position' changes size between messages \(3 then 4\)"):
+        RosbagSource(path)
