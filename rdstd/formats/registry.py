@@ -26,6 +26,7 @@ BUILTINS: dict[str, tuple[str, str]] = {
     "rlds": ("rdstd.formats.rlds", "RldsBackend"),
     "lerobot": ("rdstd.formats.lerobot", "LeRobotBackend"),
     "hdf5": ("rdstd.formats.hdf5", "Hdf5Backend"),
+    "rosbag": ("rdstd.formats.rosbag", "RosbagBackend"),
 }
 ENTRY_POINT_GROUP = "rdstd.formats"
 #: Sub-folders looked at for a dataset when a folder is not one itself.

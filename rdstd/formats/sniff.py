@@ -125,20 +125,11 @@ def _sniff_folder(path: Path) -> Sniffed | None:
             "already a canonical rdstd dataset; there is nothing to convert",
             f"see what it holds with: rdstd info {path}",
         )
-    bag_files = sorted(n for n in names if n.endswith((".db3", ".mcap")))
-    if "metadata.yaml" in names and bag_files:
-        storage = "sqlite3" if bag_files[0].endswith(".db3") else "mcap"
-        return _ros("a ROS 2 bag folder (metadata.yaml + " + storage + f" files: {', '.join(bag_files[:3])})")
-    by_kind = {
-        "ROS 1 bags": [n for n in names if n.endswith(".bag")],
-        "MCAP files": [n for n in names if n.endswith(".mcap")],
-    }
-    found = [(kind, sorted(files)) for kind, files in by_kind.items() if files]
-    if found:
-        kind, files = found[0]
+    if any(n.endswith(".bag") for n in names):
+        bags = sorted(n for n in names if n.endswith(".bag"))
         return Sniffed(
-            f"a folder of {kind} ({', '.join(files[:3])}{' …' if len(files) > 3 else ''}), {_NOT_YET}",
-            "rdstd reads RLDS, LeRobot and zarr replay buffers today; see `rdstd formats` for what this install reads",
+            f"a folder of ROS 1 bags ({', '.join(bags[:3])}{' …' if len(bags) > 3 else ''})",
+            "pass one bag, or read them as one split recording with --source-format rosbag",
         )
     return None
 
@@ -150,11 +141,17 @@ def _sniff_file(path: Path) -> Sniffed | None:
         return Sniffed("an empty file (0 bytes)", "check the copy or download that made it")
     if head.startswith(ROSBAG1_MAGIC):
         version = head.split(b"\n", 1)[0].decode("ascii", "replace")
-        return _ros(f"a ROS 1 bag ({version})")
-    if head.startswith(MCAP_MAGIC):
-        return _ros("an MCAP file (ROS 2 bag storage)", inside=_ros2_folder(path))
-    if head.startswith(SQLITE_MAGIC) and name.endswith(".db3"):
-        return _ros("a ROS 2 sqlite3 bag file (.db3)", inside=_ros2_folder(path))
+        return Sniffed(
+            f"a ROS 1 bag ({version}), {_NOT_YET}", "only bag format 2.0 is read; migrate it with ROS's rosbag"
+        )
+    inside = _ros2_folder(path)
+    if inside is not None and (
+        head.startswith(MCAP_MAGIC) or (head.startswith(SQLITE_MAGIC) and name.endswith(".db3"))
+    ):
+        return Sniffed(
+            f"a storage file of the ROS 2 bag folder {inside}",
+            f"pass the folder {inside}: its metadata.yaml holds the message counts the ledger checks",
+        )
     if head.startswith(PARQUET_MAGIC):
         root = _dataset_root(path)
         where = f"its dataset folder {root}" if root else "the dataset's root folder (the one holding meta/info.json)"
@@ -176,15 +173,6 @@ def _sniff_file(path: Path) -> Sniffed | None:
     if head.startswith((GZIP_MAGIC, BZIP2_MAGIC, XZ_MAGIC, ZSTD_MAGIC)):
         return Sniffed("a compressed file", "decompress it and pass the dataset folder inside")
     return None
-
-
-def _ros(what: str, inside: Path | None = None) -> Sniffed:
-    where = f" (part of the ROS 2 bag folder {inside})" if inside else ""
-    return Sniffed(
-        f"{what}{where}, {_NOT_YET}",
-        "ROS bag support is planned; until then export the topics with your own tooling; "
-        "see `rdstd formats` for what this install reads",
-    )
 
 
 def _is_tar(head: bytes, name: str) -> bool:

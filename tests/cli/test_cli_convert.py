@@ -166,12 +166,12 @@ def test_an_internal_fault_is_one_line_with_exit_3_and_debug_shows_the_cause(
     assert "KeyError" in err and "direct cause" in err
 
 
-def test_a_ros_bag_is_named_as_not_supported_yet_with_exit_3(
+def test_a_ros_bag_without_an_alignment_plan_is_refused_with_exit_2(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     code, _, err = run(capsys, "convert", sample("ros/synthetic_manipulation/episode_ros1.bag"), tmp_path / "out")
-    assert code == 3
-    assert "[RD402]" in err and "ROS 1 bag" in err and "does not read yet" in err
+    assert code == 2
+    assert "[RD200]" in err and "no alignment plan declared" in err and "episode_ros1.bag.rdstd.yaml" in err
     assert not (tmp_path / "out").exists()
 
 
@@ -179,8 +179,8 @@ def test_formats_lists_the_builtins_in_detection_order(capsys: pytest.CaptureFix
     code, out, _ = run(capsys, "formats", "--format", "json")
     assert code == 0
     data = json.loads(out)
-    assert {f["name"] for f in data["formats"]} >= {"lerobot", "rlds", "zarr"}
-    assert any("ROS 1" in f for f in data["not_yet"])
+    assert {f["name"] for f in data["formats"]} >= {"lerobot", "rlds", "rosbag", "zarr"}
+    assert not any("ROS" in f for f in data["not_yet"])
 
 
 # -- paths with .. at the CLI edge ----------------------------------------------------------------------------------

@@ -22,27 +22,7 @@ from rdstd.formats import registry, sniff
 from rdstd.formats.registry import backends, detect, entries, get_backend
 from tests.conftest import sample
 
-# -- formats recognised but not read yet (real samples, read where they are) ----------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("relative", "says"),
-    [
-        ("ros/cruise-automation__rosbag.js/example.bag", "a ROS 1 bag"),
-        ("ros/synthetic_manipulation/episode_ros1.bag", "a ROS 1 bag"),
-        ("ros/synthetic_manipulation/episode_ros2_db3", "a ROS 2 bag folder"),
-        ("ros/synthetic_manipulation/episode_ros2_mcap", "a ROS 2 bag folder"),
-        ("ros/ros2__rosbag2/mcap_wbag", "a ROS 2 bag folder"),
-        ("ros/ros2__rosbag2/mcap_cdr_test/cdr_test_0.mcap", "an MCAP file"),
-        ("ros/synthetic_manipulation/episode_ros2_db3/episode_ros2_db3.db3", "a ROS 2 sqlite3 bag file"),
-    ],
-)
-def test_a_format_not_read_yet_is_named_as_not_supported(relative: str, says: str) -> None:
-    path = sample(relative)
-    with pytest.raises(UnknownFormatError) as caught:
-        detect(path)
-    assert says in caught.value.message and "does not read yet" in caught.value.message
-    assert "--source-format" not in caught.value.hint, "naming a format would not help: none reads it"
+# -- formats recognised but not read (real samples, read where they are) ---------------------------------------------
 
 
 def test_an_old_ros1_bag_version_is_named_too(tmp_path: Path) -> None:
@@ -52,11 +32,26 @@ def test_an_old_ros1_bag_version_is_named_too(tmp_path: Path) -> None:
         detect(path)
 
 
+@pytest.mark.parametrize(
+    "relative",
+    [
+        "ros/cruise-automation__rosbag.js/example.bag",
+        "ros/synthetic_manipulation/episode_ros1.bag",
+        "ros/synthetic_manipulation/episode_ros2_db3",
+        "ros/synthetic_manipulation/episode_ros2_mcap",
+        "ros/ros2__rosbag2/mcap_wbag",
+    ],
+)
+def test_ros_bags_are_read_by_the_rosbag_backend(relative: str) -> None:
+    assert detect(sample(relative)).name == "rosbag"
+
+
 def test_a_ros2_file_names_the_bag_folder_it_belongs_to() -> None:
-    path = sample("ros/ros2__rosbag2/sqlite3_talker/talker.db3")
-    with pytest.raises(UnknownFormatError, match="part of the ROS 2 bag folder") as caught:
-        detect(path)
-    assert str(path.parent) in caught.value.message
+    for relative in ("ros/ros2__rosbag2/sqlite3_talker/talker.db3", "ros/ros2__rosbag2/mcap_cdr_test/cdr_test_0.mcap"):
+        path = sample(relative)
+        with pytest.raises(UnknownFormatError, match="a storage file of the ROS 2 bag folder") as caught:
+            detect(path)
+        assert str(path.parent) in caught.value.message and f"pass the folder {path.parent}" in caught.value.hint
 
 
 def test_a_parquet_file_points_to_its_dataset_folder() -> None:
@@ -116,7 +111,7 @@ def test_an_empty_file_and_a_canonical_dataset_are_told_apart(tmp_path: Path) ->
 def test_an_unknown_folder_still_says_what_was_tried(tmp_path: Path) -> None:
     (tmp_path / "stuff").mkdir()
     (tmp_path / "stuff" / "notes.txt").write_text("x")
-    with pytest.raises(UnknownFormatError, match="tried lerobot, rlds, zarr") as caught:
+    with pytest.raises(UnknownFormatError, match="tried lerobot, rlds, rosbag, zarr") as caught:
         detect(tmp_path / "stuff")
     assert "--source-format" in caught.value.hint
 

@@ -18,7 +18,7 @@ Examples:
 """
 
 #: Formats rdstd recognises on sight but does not read yet (what ``rdstd convert`` says about them).
-NOT_YET = ["ROS 1 bag (.bag)", "ROS 2 bag (metadata.yaml + .db3/.mcap)", "MCAP (.mcap)", "HDF5 (.hdf5, .h5)"]
+NOT_YET = ["HDF5 (.hdf5, .h5)"]
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,221 @@
+"""ROS bag conversion throughput beside rosbags' own read + deserialize, and peak RSS as the recording gets longer.
+
+A generated recording (SYNTHETIC, labelled so): two 640×480 JPEG cameras at 30 Hz (a pool of distinct frames
+cycled), a 7-joint JointState at 500 Hz and /tf at 100 Hz, written with rosbags as ROS 1 ``.bag``, rosbag2 sqlite3
+and rosbag2 MCAP. For each container:
+
+- *rosbags read*: ``AnyReader`` reading and deserializing every message of the same topics (the limit);
+- *rdstd convert*: ``rdstd convert`` in a child process with an alignment plan (camera 1 as master, joints
+  interpolated, camera 2 held) and a spec: open (the ledger pass decodes every message), align, write.
+
+MB/s is bag bytes on disk / wall time. Peak RSS is the child's ru_maxrss. Run:
+``PYTHONPATH=. .venv/bin/python -m bench.rosbag_convert --minutes 2 --rss-minutes 1 4``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import camera_frames, save, table
+
+T0 = 1_700_000_000_000_000_000
+JOINTS = [f"joint{i}" for i in range(1, 8)]
+PLAN = """\
+master: {topic: /cam1/compressed, clock: header}
+streams:
+  joints: {topic: /joint_states, field: position, clock: header, method: interpolate, max_age_ms: 5}
+  cam1: {topic: /cam1/compressed, clock: header, method: nearest, max_age_ms: 1}
+  cam2: {topic: /cam2/compressed, clock: header, method: hold, max_age_ms: 50}
+  ee: {tf: {target: base, source: tool, max_extrapolation_ms: 20}}
+"""
+SPEC = """\
+name: rosbag/bench
+format: rosbag
+features:
+  observation.state: {key: joints, role: joint_position, unit: rad, frame: none}
+  observation.ee: {key: ee}
+cameras:
+  observation.images.cam1: {key: cam1}
+  observation.images.cam2: {key: cam2}
+"""
+TOPICS = ["/joint_states", "/cam1/compressed", "/cam2/compressed", "/tf"]
+
+
+def _typestore(ros2: bool) -> Any:
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    if ros2:
+        return get_typestore(Stores.ROS2_HUMBLE)
+    ts = get_typestore(Stores.ROS1_NOETIC)
+    ts.register(get_types_from_msg("geometry_msgs/TransformStamped[] transforms", "tf2_msgs/msg/TFMessage"))
+    return ts
+
+
+def _messages(ts: Any, ros2: bool, seconds: float, frames: list[bytes]) -> Any:
+    """(topic, msgtype, receive ns, message) in receive-time order, generated lazily."""
+    types = ts.types
+
+    def header(ns: int, frame: str) -> Any:
+        stamp = types["builtin_interfaces/msg/Time"](sec=ns // 10**9, nanosec=ns % 10**9)
+        if ros2:
+            return types["std_msgs/msg/Header"](stamp=stamp, frame_id=frame)
+        return types["std_msgs/msg/Header"](seq=0, stamp=stamp, frame_id=frame)
+
+    events = []
+    events += [(T0 + k * 2_000_000, "/joint_states", k) for k in range(int(500 * seconds))]
+    events += [(T0 + k * 10_000_000, "/tf", k) for k in range(int(100 * seconds))]
+    events += [(T0 + (k * 10**9) // 30, "/cam1/compressed", k) for k in range(int(30 * seconds))]
+    events += [(T0 + (k * 10**9) // 30 + 7_000_000, "/cam2/compressed", k) for k in range(int(30 * seconds))]
+    events.sort()
+    data = [np.frombuffer(f, dtype=np.uint8) for f in frames]
+    for ns, topic, k in events:
+        t = k / 500
+        if topic == "/joint_states":
+            pos = np.sin(np.arange(1, 8) * 0.3 * t)
+            msg = types["sensor_msgs/msg/JointState"](
+                header=header(ns, ""), name=JOINTS, position=pos, velocity=np.zeros(7), effort=np.zeros(7)
+            )
+            yield topic, "sensor_msgs/msg/JointState", ns + 1_000_000, msg
+        elif topic == "/tf":
+            tr = types["geometry_msgs/msg/TransformStamped"](
+                header=header(ns, "base"),
+                child_frame_id="tool",
+                transform=types["geometry_msgs/msg/Transform"](
+                    translation=types["geometry_msgs/msg/Vector3"](x=0.4 + 0.001 * k, y=0.0, z=0.3),
+                    rotation=types["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0, w=1.0),
+                ),
+            )
+            yield topic, "tf2_msgs/msg/TFMessage", ns + 2_000_000, types["tf2_msgs/msg/TFMessage"](transforms=[tr])
+        else:
+            msg = types["sensor_msgs/msg/CompressedImage"](
+                header=header(ns, "cam"), format="jpeg", data=data[k % len(data)]
+            )
+            yield topic, "sensor_msgs/msg/CompressedImage", ns + 15_000_000, msg
+
+
+def write_bag(path: Path, kind: str, seconds: float, frames: list[bytes]) -> Path:
+    """The synthetic recording as ``kind`` (ros1, db3, mcap) at ``path``."""
+    ros2 = kind != "ros1"
+    ts = _typestore(ros2)
+    conns: dict[str, Any] = {}
+    if not ros2:
+        from rosbags.rosbag1 import Writer as Writer1
+
+        w1 = Writer1(path)
+        w1.open()
+        for topic, msgtype, t, msg in _messages(ts, ros2, seconds, frames):
+            if topic not in conns:
+                conns[topic] = w1.add_connection(topic, msgtype, typestore=ts)
+            w1.write(conns[topic], t, ts.serialize_ros1(msg, msgtype))
+        w1.close()
+        return path
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    w2 = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP if kind == "mcap" else StoragePlugin.SQLITE3)
+    w2.open()
+    for topic, msgtype, t, msg in _messages(ts, ros2, seconds, frames):
+        if topic not in conns:
+            conns[topic] = w2.add_connection(topic, msgtype, typestore=ts)
+        w2.write(conns[topic], t, ts.serialize_cdr(msg, msgtype))
+    w2.close()
+    return path
+
+
+def size_mb(path: Path) -> float:
+    """Bytes on disk of a bag file or folder, in MB."""
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    return sum(f.stat().st_size for f in files) / 1e6
+
+
+def rosbags_read(path: Path) -> float:
+    """Seconds for AnyReader to read and deserialize every message of the bench topics."""
+    from rosbags.highlevel import AnyReader
+
+    ros2 = path.suffix != ".bag"
+    started = time.perf_counter()
+    with AnyReader([path], default_typestore=_typestore(ros2)) as reader:
+        conns = [c for c in reader.connections if c.topic in TOPICS]
+        for conn, _, raw in reader.messages(connections=conns):
+            reader.deserialize(raw, conn.msgtype)
+    return time.perf_counter() - started
+
+
+def rdstd_convert(path: Path, out: Path, spec: Path) -> tuple[float, float]:
+    """(seconds, peak RSS MB) of ``rdstd convert`` in a child process."""
+    started = time.perf_counter()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rdstd", "convert", str(path), str(out), "--spec", str(spec)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"convert failed on {path}: {err}")
+    return time.perf_counter() - started, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--minutes", type=float, default=2.0, help="recording length for the throughput table")
+    parser.add_argument("--kinds", nargs="*", default=["ros1", "db3", "mcap"])
+    parser.add_argument("--rss-minutes", type=float, nargs="*", default=[2.0, 20.0], help="lengths for peak RSS (ros1)")
+    parser.add_argument("--pool", type=int, default=60, help="distinct JPEG frames cycled")
+    args = parser.parse_args()
+    frames = camera_frames(args.pool)
+    results: dict[str, Any] = {"synthetic": True, "jpeg_kb_mean": float(np.mean([len(f) for f in frames]) / 1e3)}
+    rows, rss_rows = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        spec = root / "bench.yaml"
+        spec.write_text(SPEC)
+        for kind in args.kinds:
+            bag = write_bag(
+                root / (f"rec_{kind}.bag" if kind == "ros1" else f"rec_{kind}"), kind, args.minutes * 60, frames
+            )
+            (bag.parent / (bag.name + ".rdstd.yaml")).write_text(PLAN)
+            mb = size_mb(bag)
+            read_s = min(rosbags_read(bag) for _ in range(2))
+            conv_s, rss = rdstd_convert(bag, root / f"out_{kind}", spec)
+            results[kind] = {"mb": mb, "rosbags_read_s": read_s, "rdstd_convert_s": conv_s, "peak_rss_mb": rss}
+            rows.append(
+                [
+                    kind,
+                    f"{mb:,.0f}",
+                    f"{mb / read_s:,.0f}",
+                    f"{mb / conv_s:,.0f}",
+                    f"{read_s / conv_s:.2f}",
+                    f"{rss:,.0f}",
+                ]
+            )
+        for minutes in args.rss_minutes:
+            bag = write_bag(root / f"rss_{minutes}.bag", "ros1", minutes * 60, frames)
+            (bag.parent / (bag.name + ".rdstd.yaml")).write_text(PLAN)
+            seconds, rss = rdstd_convert(bag, root / f"rss_out_{minutes}", spec)
+            results[f"rss_{minutes}min"] = {"mb": size_mb(bag), "seconds": seconds, "peak_rss_mb": rss}
+            rss_rows.append([f"{minutes:g}", f"{size_mb(bag):,.0f}", f"{seconds:,.1f}", f"{rss:,.0f}"])
+            bag.unlink()
+    print(f"SYNTHETIC {args.minutes:g}-minute recording: 2 JPEG cameras 640x480 @30 Hz, joints @500 Hz, /tf @100 Hz\n")
+    print(
+        table(
+            ["container", "MB", "rosbags read+deser MB/s", "rdstd convert MB/s", "convert / read", "peak RSS MB"], rows
+        )
+    )
+    print("\npeak RSS of rdstd convert as the ROS 1 recording gets longer\n")
+    print(table(["minutes", "MB", "seconds", "peak RSS MB"], rss_rows))
+    print(f"\nresults: {save('rosbag_convert', results)}")
+
+
+if __name__ == "__main__":
+    main()

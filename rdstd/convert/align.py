@@ -1,0 +1,276 @@
+"""Time alignment of multi-rate streams onto one master clock (pure numpy; no ROS, reusable by HDF5 and resampling).
+
+A *stream* is a sequence of samples with their times (integer nanoseconds on one clock). The *master* times are
+either another stream's sample times or a fixed-rate grid (:func:`fixed_grid`). Each stream declares how it is
+sampled at the master times, with nothing defaulted silently:
+
+``interpolate``
+    linear between the two samples that bracket the master time (quaternion groups by slerp); both must exist and
+    lie within ``max_age_ms`` of the master time. No extrapolation past the first or last sample.
+``hold``
+    the last sample at or before the master time (no look into the future), at most ``max_age_ms`` old.
+``nearest``
+    the closest sample, past or future, at most ``max_age_ms`` away.
+
+A master time at which a stream has no valid sample is *dropped* (the frame is left out of the episode: nothing
+is invented), and every drop is counted in the stream's :class:`AlignmentReport`, together with the dt statistics
+(|master − sample used|: median, p95, max), the frames *filled* (value not a sample taken exactly at the master
+time) and the largest gap between the stream's own samples.
+
+Before alignment, :func:`check_clock` looks at a stream's two clocks (header stamp and receive time): zero stamps,
+|receive − header| > 1 s, negative latency (stamped after it was received), non-monotonic stamps; and a backward
+jump of more than 1 s (a clock reset) splits the stream (:attr:`ClockCheck.segments`) instead of being sorted away.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from rdstd.errors import MappingError
+
+Method = Literal["interpolate", "hold", "nearest"]
+METHODS: tuple[str, ...] = ("interpolate", "hold", "nearest")
+#: A backward jump larger than this is a clock reset (the stream is split), smaller ones are disorder.
+RESET_NS = 1_000_000_000
+#: |receive − header| above this is reported (sim time, sensor clocks, another machine's clock).
+OFFSET_NS = 1_000_000_000
+
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass
+class ClockCheck:
+    """What :func:`check_clock` found about one stream's clocks."""
+
+    stream: str
+    findings: list[str] = field(default_factory=list)
+    #: ``[start, stop)`` index ranges between clock resets (one range when there is none).
+    segments: list[tuple[int, int]] = field(default_factory=list)
+    zero_stamps: int = 0
+    negative_latency: int = 0
+    max_negative_latency_ms: float = 0.0
+    offset_over_1s: int = 0
+    median_latency_ms: float | None = None
+    non_monotonic: int = 0
+    resets: int = 0
+
+
+def check_clock(stream: str, header_ns: I64 | None, receive_ns: I64, clock: str) -> ClockCheck:
+    """Sanity of a stream's clocks; ``clock`` (``header`` or ``receive``) is the one alignment will use."""
+    check = ClockCheck(stream)
+    receive = np.asarray(receive_ns, dtype=np.int64)
+    if header_ns is not None:
+        header = np.asarray(header_ns, dtype=np.int64)
+        zero = header == 0
+        check.zero_stamps = int(zero.sum())
+        if check.zero_stamps:
+            check.findings.append(f"{stream}: {check.zero_stamps} of {len(header)} header stamps are zero")
+        ok = ~zero
+        latency = receive[ok] - header[ok]
+        if latency.size:
+            check.median_latency_ms = float(np.median(latency)) / 1e6
+            negative = latency < 0
+            check.negative_latency = int(negative.sum())
+            if check.negative_latency:
+                check.max_negative_latency_ms = float(-latency.min()) / 1e6
+                check.findings.append(
+                    f"{stream}: {check.negative_latency} messages are stamped after they were received "
+                    f"(up to {check.max_negative_latency_ms:.3f} ms: clock skew between machines?)"
+                )
+            check.offset_over_1s = int((np.abs(latency) > OFFSET_NS).sum())
+            if check.offset_over_1s:
+                check.findings.append(
+                    f"{stream}: {check.offset_over_1s} messages have |receive - header| > 1 s "
+                    f"(median {check.median_latency_ms:.1f} ms: another clock, e.g. sim time or a sensor's)"
+                )
+    elif clock == "header":
+        raise MappingError(f"{stream}: clock header asked for, but the messages have no header stamp")
+    times = np.asarray(header_ns if clock == "header" and header_ns is not None else receive, dtype=np.int64)
+    check.segments = split_at_resets(times)
+    check.resets = len(check.segments) - 1
+    if check.resets:
+        check.findings.append(
+            f"{stream}: {check.resets} backward jump(s) over 1 s in its {clock} times (clock reset): "
+            f"split into {len(check.segments)} segments"
+        )
+    steps = np.diff(times)
+    check.non_monotonic = int(((steps < 0) & (steps >= -RESET_NS)).sum())
+    if check.non_monotonic:
+        check.findings.append(f"{stream}: {check.non_monotonic} {clock} times go backwards (by up to 1 s)")
+    return check
+
+
+def split_at_resets(times_ns: I64, reset_ns: int = RESET_NS) -> list[tuple[int, int]]:
+    """``[start, stop)`` ranges of ``times_ns`` between backward jumps larger than ``reset_ns``."""
+    n = len(times_ns)
+    if n == 0:
+        return [(0, 0)]
+    cuts = (np.flatnonzero(np.diff(np.asarray(times_ns, dtype=np.int64)) < -reset_ns) + 1).tolist()
+    bounds = [0, *cuts, n]
+    return [(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
+
+
+def fixed_grid(start_ns: int, stop_ns: int, fps: float) -> I64:
+    """Times ``start + round(k * 1e9 / fps)`` for every k that stays at or before ``stop_ns``."""
+    if not fps > 0:
+        raise MappingError(f"fps must be positive, not {fps!r}")
+    count = int(np.floor((stop_ns - start_ns) * fps / 1e9 + 1e-9)) + 1 if stop_ns >= start_ns else 0
+    return start_ns + np.round(np.arange(count, dtype=np.float64) * (1e9 / fps)).astype(np.int64)
+
+
+@dataclass
+class Sampling:
+    """Where each master time takes its value from: ``lo``/``hi`` sample indices and weight ``w`` of ``hi``.
+
+    ``valid`` marks master times with a usable sample; ``dt_ns`` is |master − the sample used| (for interpolation:
+    the nearer bracket).
+    """
+
+    lo: I64
+    hi: I64
+    w: npt.NDArray[np.float64]
+    valid: npt.NDArray[np.bool_]
+    dt_ns: I64
+
+
+def sample_at(master_ns: I64, times_ns: I64, method: str, max_age_ns: int) -> Sampling:
+    """How a stream with sorted ``times_ns`` is sampled at ``master_ns`` (see the module docs for each method)."""
+    if method not in METHODS:
+        raise MappingError(f"unknown alignment method {method!r}", hint=f"use one of: {', '.join(METHODS)}")
+    master = np.asarray(master_ns, dtype=np.int64)
+    times = np.asarray(times_ns, dtype=np.int64)
+    m = len(master)
+    if len(times) == 0:
+        zeros = np.zeros(m, dtype=np.int64)
+        return Sampling(zeros, zeros, np.zeros(m), np.zeros(m, dtype=bool), zeros)
+    if np.any(np.diff(times) < 0):
+        raise MappingError("stream times must be sorted before alignment (split clock resets first)")
+    last = len(times) - 1
+    right = np.searchsorted(times, master, side="right")  # first sample after the master time
+    before = right - 1  # last sample at or before
+    has_before = before >= 0
+    lo = np.clip(before, 0, last)
+    after_exact = np.clip(right, 0, last)
+    w = np.zeros(m, dtype=np.float64)
+    if method == "hold":
+        dt = master - times[lo]
+        valid = has_before & (dt <= max_age_ns)
+        hi = lo
+    elif method == "nearest":
+        has_after = right <= last
+        d_before = np.where(has_before, master - times[lo], np.iinfo(np.int64).max)
+        d_after = np.where(has_after, times[after_exact] - master, np.iinfo(np.int64).max)
+        take_after = d_after < d_before
+        lo = np.where(take_after, after_exact, lo)
+        hi = lo
+        dt = np.minimum(d_before, d_after)
+        valid = (has_before | has_after) & (dt <= max_age_ns)
+    else:
+        exact = has_before & (times[lo] == master)
+        has_after = right <= last
+        hi = np.where(exact, lo, after_exact)
+        d_lo = master - times[lo]
+        d_hi = times[hi] - master
+        span = (times[hi] - times[lo]).astype(np.float64)
+        w = np.where(exact | (span == 0), 0.0, d_lo / np.where(span == 0, 1.0, span))
+        dt = np.where(exact, 0, np.minimum(d_lo, d_hi))
+        valid = has_before & (exact | has_after) & (d_lo <= max_age_ns) & ((d_hi <= max_age_ns) | exact)
+    return Sampling(lo.astype(np.int64), hi.astype(np.int64), w, valid, np.abs(dt).astype(np.int64))
+
+
+def apply_sampling(
+    values: npt.NDArray[Any], sampling: Sampling, method: str, quaternions: list[int] | None = None
+) -> npt.NDArray[Any]:
+    """The stream's values at the master times (rows of invalid master times are whatever ``lo`` holds).
+
+    ``quaternions``: start columns of xyzw groups in the last axis, interpolated by slerp (others linearly).
+    Non-float values are never interpolated: they take the nearer bracket.
+    """
+    lo_vals = values[sampling.lo]
+    if method != "interpolate":
+        return lo_vals
+    hi_vals = values[sampling.hi]
+    if values.dtype.kind != "f":
+        return np.where((sampling.w > 0.5).reshape(-1, *([1] * (values.ndim - 1))), hi_vals, lo_vals)
+    w = sampling.w.reshape(-1, *([1] * (values.ndim - 1)))
+    out = lo_vals + (hi_vals - lo_vals) * w
+    for start in quaternions or []:
+        out[..., start : start + 4] = slerp(
+            lo_vals[..., start : start + 4], hi_vals[..., start : start + 4], sampling.w
+        )
+    result: npt.NDArray[Any] = out.astype(values.dtype, copy=False)
+    return result
+
+
+def slerp(q0: npt.NDArray[Any], q1: npt.NDArray[Any], w: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Spherical linear interpolation of unit quaternions (rows), the short way round."""
+    a = np.asarray(q0, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(q1, dtype=np.float64).reshape(-1, 4).copy()
+    t = np.asarray(w, dtype=np.float64).reshape(-1)
+    dot = np.einsum("ij,ij->i", a, b)
+    b[dot < 0] *= -1
+    dot = np.abs(dot)
+    theta = np.arccos(np.clip(dot, -1.0, 1.0))
+    sin = np.sin(theta)
+    close = sin < 1e-9
+    safe = np.where(close, 1.0, sin)
+    s0 = np.where(close, 1.0 - t, np.sin((1.0 - t) * theta) / safe)
+    s1 = np.where(close, t, np.sin(t * theta) / safe)
+    out = a * s0[:, None] + b * s1[:, None]
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    return out.reshape(np.shape(q0))
+
+
+@dataclass
+class AlignmentReport:
+    """One stream's alignment over one episode (times in ms)."""
+
+    stream: str
+    method: str
+    clock: str
+    max_age_ms: float
+    samples: int
+    frames: int
+    dt_median_ms: float | None
+    dt_p95_ms: float | None
+    dt_max_ms: float | None
+    filled: int
+    dropped: int
+    largest_gap_ms: float | None
+    findings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return asdict(self)
+
+
+def report(
+    stream: str,
+    method: str,
+    clock: str,
+    max_age_ms: float,
+    times_ns: I64,
+    sampling: Sampling,
+    kept: npt.NDArray[np.bool_],
+) -> AlignmentReport:
+    """The stream's :class:`AlignmentReport` over the master frames ``kept`` (drops counted over all of them)."""
+    dt = sampling.dt_ns[kept].astype(np.float64) / 1e6
+    gaps = np.diff(np.asarray(times_ns, dtype=np.int64))
+    return AlignmentReport(
+        stream=stream,
+        method=method,
+        clock=clock,
+        max_age_ms=max_age_ms,
+        samples=len(times_ns),
+        frames=int(kept.sum()),
+        dt_median_ms=float(np.median(dt)) if dt.size else None,
+        dt_p95_ms=float(np.percentile(dt, 95)) if dt.size else None,
+        dt_max_ms=float(dt.max()) if dt.size else None,
+        filled=int((sampling.dt_ns[kept] > 0).sum()),
+        dropped=int((~sampling.valid).sum()),
+        largest_gap_ms=float(gaps.max()) / 1e6 if gaps.size else None,
+    )

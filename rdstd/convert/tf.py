@@ -1,0 +1,206 @@
+"""A transform buffer (static and dynamic edges) with ``lookup(target, source, t, max_extrapolation)``.
+
+Edges are stored parent → child as in ROS TF: translation (x, y, z) and rotation quaternion (x, y, z, w), the pose
+of the child frame in the parent frame. A lookup walks the tree from ``source`` up to the common ancestor and
+down to ``target``; each dynamic edge is interpolated at ``t`` (linear translation, slerp rotation). Asking for a
+time outside an edge's samples clamps to its first/last sample when that is within ``max_extrapolation_ns``,
+else the lookup fails with the reason. Every lookup's extrapolation is returned so a report can state the largest.
+Pure numpy; no ROS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from rdstd.convert.align import slerp
+
+F64 = npt.NDArray[np.float64]
+
+
+class TransformError(LookupError):
+    """A lookup that cannot be answered (unknown frame, no path, too far outside an edge's samples)."""
+
+
+def quat_mul(a: F64, b: F64) -> F64:
+    """Hamilton product of xyzw quaternions (rows)."""
+    ax, ay, az, aw = np.moveaxis(a, -1, 0)
+    bx, by, bz, bw = np.moveaxis(b, -1, 0)
+    return np.stack(
+        [
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+            aw * bw - ax * bx - ay * by - az * bz,
+        ],
+        axis=-1,
+    )
+
+
+def quat_rotate(q: F64, v: F64) -> F64:
+    """``v`` rotated by unit quaternion ``q`` (xyzw)."""
+    u = q[..., :3]
+    w = q[..., 3:4]
+    t = 2.0 * np.cross(u, v)
+    return np.asarray(v + w * t + np.cross(u, t), dtype=np.float64)
+
+
+def quat_inv(q: F64) -> F64:
+    """Inverse of a unit quaternion."""
+    return np.concatenate([-q[..., :3], q[..., 3:4]], axis=-1)
+
+
+@dataclass
+class Pose:
+    """Translation and xyzw rotation (one pose, or rows of them)."""
+
+    translation: F64
+    rotation: F64
+
+    def compose(self, other: Pose) -> Pose:
+        """``self ∘ other``: other's pose expressed in self's parent frame."""
+        return Pose(
+            self.translation + quat_rotate(self.rotation, other.translation), quat_mul(self.rotation, other.rotation)
+        )
+
+    def inverse(self) -> Pose:
+        """The inverse transform."""
+        inv = quat_inv(self.rotation)
+        return Pose(-quat_rotate(inv, self.translation), inv)
+
+
+@dataclass
+class Edge:
+    """One parent → child edge: static (one sample) or dynamic (sorted samples)."""
+
+    parent: str
+    child: str
+    static: bool
+    times_ns: list[int] = field(default_factory=list)
+    translations: list[list[float]] = field(default_factory=list)
+    rotations: list[list[float]] = field(default_factory=list)
+
+    def at(self, times_ns: npt.NDArray[np.int64], max_extrapolation_ns: int) -> tuple[Pose, F64, list[str]]:
+        """The edge's poses at ``times_ns`` (rows), how far outside its samples each was (ns, NaN: beyond the
+        allowed extrapolation, pose unusable), and the reason of each such failure."""
+        n = len(times_ns)
+        if self.static:
+            tr = np.repeat(np.array([self.translations[-1]], dtype=np.float64), n, axis=0)
+            rot = np.repeat(np.array([self.rotations[-1]], dtype=np.float64), n, axis=0)
+            return Pose(tr, rot), np.zeros(n), []
+        times = np.asarray(self.times_ns, dtype=np.int64)
+        trans = np.asarray(self.translations, dtype=np.float64)
+        rots = np.asarray(self.rotations, dtype=np.float64)
+        hi = np.clip(np.searchsorted(times, times_ns, side="left"), 0, len(times) - 1)
+        lo = np.clip(hi - 1, 0, len(times) - 1)
+        lo = np.where(times[hi] == times_ns, hi, lo)
+        span = (times[hi] - times[lo]).astype(np.float64)
+        w = np.clip(np.where(span > 0, (times_ns - times[lo]) / np.where(span > 0, span, 1.0), 0.0), 0.0, 1.0)
+        before = times_ns < times[0]
+        after = times_ns > times[-1]
+        off = np.where(before, times[0] - times_ns, np.where(after, times_ns - times[-1], 0)).astype(np.float64)
+        tr = trans[lo] + (trans[hi] - trans[lo]) * w[:, None]
+        rot = slerp(rots[lo], rots[hi], w)
+        reasons = []
+        too_far = off > max_extrapolation_ns
+        if too_far.any():
+            allowed = max_extrapolation_ns / 1e6
+            for side, mask in (("before its first", before & too_far), ("after its last", after & too_far)):
+                if mask.any():
+                    reasons.append(
+                        f"{self.parent}->{self.child}: up to {off[mask].max() / 1e6:.1f} ms {side} sample "
+                        f"(allowed {allowed:g} ms) at {int(mask.sum())} time(s)"
+                    )
+            off[too_far] = np.nan
+        return Pose(tr, rot), off, reasons
+
+
+class TransformBuffer:
+    """Static and dynamic transforms of one recording."""
+
+    def __init__(self) -> None:
+        self.edges: dict[str, Edge] = {}  # by child frame: a TF tree gives every frame one parent
+        self.conflicts: list[str] = []
+
+    def add(
+        self, parent: str, child: str, t_ns: int, translation: list[float], rotation: list[float], static: bool
+    ) -> None:
+        """Add one transform sample (``/tf_static`` ones with ``static=True``)."""
+        parent, child = parent.lstrip("/"), child.lstrip("/")
+        edge = self.edges.get(child)
+        if edge is None:
+            edge = self.edges[child] = Edge(parent, child, static)
+        elif edge.parent != parent:
+            self.conflicts.append(f"frame {child} has two parents ({edge.parent}, {parent}); the first is kept")
+            return
+        if static:
+            edge.static = True
+            edge.times_ns, edge.translations, edge.rotations = [t_ns], [translation], [rotation]
+            return
+        if edge.times_ns and t_ns < edge.times_ns[-1]:
+            i = int(np.searchsorted(np.asarray(edge.times_ns), t_ns))
+            edge.times_ns.insert(i, t_ns)
+            edge.translations.insert(i, translation)
+            edge.rotations.insert(i, rotation)
+        else:
+            edge.times_ns.append(t_ns)
+            edge.translations.append(translation)
+            edge.rotations.append(rotation)
+
+    @property
+    def frames(self) -> list[str]:
+        """Every frame named by an edge."""
+        return sorted({e.child for e in self.edges.values()} | {e.parent for e in self.edges.values()})
+
+    def _chain(self, frame: str) -> list[str]:
+        chain = [frame]
+        while chain[-1] in self.edges:
+            nxt = self.edges[chain[-1]].parent
+            if nxt in chain:
+                raise TransformError(f"the TF tree has a loop through {nxt}")
+            chain.append(nxt)
+        return chain
+
+    def lookup_many(
+        self, target: str, source: str, times_ns: npt.NDArray[np.int64], max_extrapolation_ns: int = 0
+    ) -> tuple[Pose, F64, list[str]]:
+        """Poses of ``source`` in ``target`` at each time, the extrapolation each used (ns; NaN where a lookup
+        failed), and the reasons of the failures. Unknown or unconnected frames raise :class:`TransformError`."""
+        target, source = target.lstrip("/"), source.lstrip("/")
+        known = set(self.frames)
+        for frame in (target, source):
+            if frame not in known:
+                raise TransformError(f"unknown frame {frame!r} (frames: {', '.join(sorted(known)) or 'none'})")
+        up_source, up_target = self._chain(source), self._chain(target)
+        common = next((f for f in up_source if f in up_target), None)
+        if common is None:
+            raise TransformError(f"{source} and {target} are not connected in the TF tree")
+        times = np.asarray(times_ns, dtype=np.int64).reshape(-1)
+        worst = np.zeros(len(times))
+        failed = np.zeros(len(times), dtype=bool)
+        reasons: list[str] = []
+
+        def to_ancestor(chain: list[str]) -> Pose:
+            nonlocal worst, failed
+            pose = Pose(np.zeros((len(times), 3)), np.tile([0.0, 0.0, 0.0, 1.0], (len(times), 1)))
+            for frame in chain[: chain.index(common)]:
+                edge_pose, off, why = self.edges[frame].at(times, max_extrapolation_ns)
+                failed |= np.isnan(off)
+                worst = np.fmax(worst, off)
+                reasons.extend(why)
+                pose = edge_pose.compose(pose)
+            return pose
+
+        source_in_common = to_ancestor(up_source)
+        target_in_common = to_ancestor(up_target)
+        worst[failed] = np.nan
+        return target_in_common.inverse().compose(source_in_common), worst, reasons
+
+    def lookup(self, target: str, source: str, t_ns: int, max_extrapolation_ns: int = 0) -> tuple[Pose, int]:
+        """The pose of ``source`` in ``target`` at ``t_ns``, and the extrapolation used (ns)."""
+        pose, off, reasons = self.lookup_many(target, source, np.array([t_ns], dtype=np.int64), max_extrapolation_ns)
+        if np.isnan(off[0]):
+            raise TransformError("; ".join(reasons))
+        return Pose(pose.translation[0], pose.rotation[0]), int(off[0])

@@ -1,0 +1,172 @@
+"""Camera frames read from the bag when the converter asks for them, a time window at a time.
+
+An aligned episode knows, for each of its frames, which message of the image topic it uses (its position in the
+topic's receive-time order). Slicing ``[start:stop]`` reads only the receive-time window those messages lie in
+(rosbags' ``start``/``stop``: index seeks in ROS 1, a ``WHERE`` in sqlite3, the chunk index in MCAP), so memory is
+bounded by the frames of one converter chunk, not by the recording.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, SupportsIndex, overload
+
+import numpy as np
+import numpy.typing as npt
+
+from rdstd.errors import CorruptSourceError, SourceError
+from rdstd.formats.rosbag.fields import image_codec
+
+if TYPE_CHECKING:
+    from rdstd.formats.rosbag.bag import RawBag
+
+#: Frames read per window when the frames are iterated whole.
+WINDOW_FRAMES = 64
+
+
+class TopicWindow:
+    """Reads messages of one topic by position, through receive-time windows."""
+
+    def __init__(
+        self, bag: RawBag, topic: str, receive_ns: npt.NDArray[np.int64], decode: Callable[[bytes], Any]
+    ) -> None:
+        self.bag = bag
+        self.topic = topic
+        self.receive = receive_ns
+        self.decode = decode
+        #: Windows need the topic's receive times in stream order to be sorted (they are, unless a file is damaged).
+        self.sorted = bool(np.all(np.diff(receive_ns) >= 0))
+
+    def read(self, positions: npt.NDArray[np.int64], take: Callable[[Any], Any]) -> list[Any]:
+        """``take(message)`` for the messages at ``positions`` (repeats allowed), in that order."""
+        if len(positions) == 0:
+            return []
+        if self.bag.closed:
+            raise SourceError(
+                f"{self.bag.path}: the bag is closed; its frames are read while it is open",
+                hint="read the episode's images inside `with backend.open(path) as source:`",
+            )
+        lo, hi = int(positions.min()), int(positions.max())
+        if self.sorted:
+            start, stop = int(self.receive[lo]), int(self.receive[hi]) + 1
+            base = int(np.searchsorted(self.receive, start, side="left"))
+        else:
+            start, stop, base = None, None, 0
+        wanted = set(positions.tolist())
+        found: dict[int, Any] = {}
+        for k, (_, raw) in enumerate(self.bag.messages(self.topic, start, stop), start=base):
+            if k > hi:
+                break
+            if k in wanted:
+                found[k] = take(self.decode(raw))
+        missing = wanted - set(found)
+        if missing:
+            raise CorruptSourceError(
+                f"{self.bag.path}: {self.topic}: message {min(missing)} is no longer where the ledger read it",
+                hint="the bag changed while it was being converted",
+            )
+        return [found[p] for p in positions.tolist()]
+
+
+class _Encoded:
+    """A CompressedImage's bytes, checked to be in the codec the episode declares (its first frame's)."""
+
+    def __init__(self, codec: str, where: str) -> None:
+        self.codec = codec
+        self.where = where
+
+    def __call__(self, msg: Any) -> bytes:
+        data = np.asarray(msg.data, dtype=np.uint8).tobytes()
+        found = image_codec(data)
+        if found != self.codec:
+            raise CorruptSourceError(
+                f"{self.where}: a frame is {found or 'neither jpeg nor png'}, the topic's first frame is {self.codec}"
+            )
+        return data
+
+
+class BagFrames(list[bytes]):
+    """Encoded frames (JPEG/PNG bytes) of one image topic, read from the bag when sliced or iterated.
+
+    A ``list`` to the converter (``EncodedFrames.frames``); it holds nothing itself: ``len``, indexing, slicing and
+    iteration read the frames through a :class:`TopicWindow`.
+    """
+
+    def __init__(self, window: TopicWindow, positions: npt.NDArray[np.int64], codec: str) -> None:
+        super().__init__()
+        self._window = window
+        self._positions = np.asarray(positions, dtype=np.int64)
+        self._take = _Encoded(codec, f"{window.bag.path}: {window.topic}")
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    @overload
+    def __getitem__(self, index: SupportsIndex, /) -> bytes: ...
+    @overload
+    def __getitem__(self, index: slice, /) -> list[bytes]: ...
+    def __getitem__(self, index: SupportsIndex | slice, /) -> bytes | list[bytes]:
+        if isinstance(index, slice):
+            return self._window.read(self._positions[index], self._take)
+        picked: list[bytes] = self._window.read(self._positions[[int(index)]], self._take)
+        return picked[0]
+
+    def __iter__(self) -> Iterator[bytes]:
+        for start in range(0, len(self), WINDOW_FRAMES):
+            yield from self[start : start + WINDOW_FRAMES]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, list) and len(other) == len(self) and list(iter(self)) == list(other)
+
+    __hash__ = None
+
+
+class BagPixels:
+    """Raw ``sensor_msgs/Image`` frames of one topic as a :class:`~rdstd.formats.base.FrameArray` (read when
+    sliced)."""
+
+    def __init__(
+        self,
+        window: TopicWindow,
+        positions: npt.NDArray[np.int64],
+        frame_shape: tuple[int, ...],
+        dtype: np.dtype[Any],
+        to_pixels: Callable[[Any], npt.NDArray[Any]],
+    ) -> None:
+        self._window = window
+        self._positions = np.asarray(positions, dtype=np.int64)
+        self._frame_shape = frame_shape
+        self._dtype = dtype
+        self._to_pixels = to_pixels
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """(frames, H, W[, C])."""
+        return (len(self._positions), *self._frame_shape)
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The pixel type."""
+        return self._dtype
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> npt.NDArray[Any]:
+        """All frames (numpy's conversion)."""
+        whole = self[:]
+        return whole if dtype is None else whole.astype(dtype)
+
+    def __getitem__(self, index: slice | SupportsIndex, /) -> npt.NDArray[Any]:
+        if not isinstance(index, slice):
+            return self[int(index) : int(index) + 1][0] if int(index) >= 0 else self[len(self) + int(index)]
+        frames = self._window.read(self._positions[index], self._to_pixels)
+        if not frames:
+            return np.zeros((0, *self._frame_shape), dtype=self._dtype)
+        shapes = {f.shape for f in frames}
+        if shapes != {self._frame_shape}:
+            raise CorruptSourceError(
+                f"{self._window.bag.path}: {self._window.topic}: image size changes within the recording "
+                f"({sorted(shapes)}, first frame {self._frame_shape})"
+            )
+        return np.stack(frames)

@@ -1,0 +1,661 @@
+"""The ROS bag backend: a bag (ROS 1 ``.bag`` or split set, rosbag2 folder, lone ``.db3``/``.mcap``) is one episode.
+
+Opening a bag reads and decodes every message once to build the per-topic ledger (:mod:`.ledger`), keeping of
+the plan's topics only what the plan reads (camera frames are read again when sliced, :mod:`.frames`); ``info()``
+shows it under ``extra["ledger"]`` with the container facts, the TF frames present and a drafted alignment plan.
+Episodes need a declared alignment plan (:mod:`.plan`): without one, ``read_episode`` refuses and says where to
+write it. With one, each stream is read, its clocks checked (:func:`rdstd.convert.align.check_clock`), and it is
+sampled at the master times; a master time any stream cannot serve within its age limit is dropped and counted.
+The episode's ``meta`` carries the alignment report per stream, the clock findings and the TF lookup statistics.
+"""
+
+from __future__ import annotations
+
+import re
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from rdstd.convert.align import Sampling, apply_sampling, check_clock, fixed_grid, report, sample_at
+from rdstd.convert.tf import TransformBuffer, TransformError
+from rdstd.errors import CorruptSourceError, EpisodeError, MappingError
+from rdstd.formats.base import EpisodeRef, FormatBackend, SourceDataset, SourceEpisode, SourceInfo, SourceKey
+from rdstd.formats.rosbag import fields as msgfields
+from rdstd.formats.rosbag.bag import RawBag, bag_files
+from rdstd.formats.rosbag.frames import BagFrames, BagPixels, TopicWindow
+from rdstd.formats.rosbag.ledger import TopicLedger, build_ledger
+from rdstd.formats.rosbag.plan import RosbagPlan, StreamPlan, load_plan, sidecar_path
+from rdstd.formats.rosbag.types import Decoder, TypeResolver
+from rdstd.formats.sniff import MCAP_MAGIC, ROSBAG1_MAGIC, SQLITE_MAGIC
+from rdstd.paths import inside
+from rdstd.schema.episode import EncodedFrames
+from rdstd.schema.vocabulary import ImageCodec
+
+IMAGE_TYPES = (msgfields.IMAGE, msgfields.COMPRESSED)
+POSE_NAMES = ["x", "y", "z", "qx", "qy", "qz", "qw"]
+_SAFE = re.compile(r"[^A-Za-z0-9_]+")
+
+
+class Rows:
+    """Per-message vectors of one stream, kept compact: stacked into blocks as they come (8 bytes per float64
+    value, not a numpy object per message). A vector whose size changes between messages is an error."""
+
+    BLOCK = 4096
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.blocks: list[npt.NDArray[Any]] = []
+        self.pending: list[npt.NDArray[Any]] = []
+        self.shape: tuple[int, ...] | None = None
+
+    def append(self, row: npt.NDArray[Any]) -> None:
+        """One message's vector."""
+        if self.shape is None:
+            self.shape = row.shape
+        elif row.shape != self.shape:
+            raise EpisodeError(f"{self.where} changes size between messages ({self.shape[0]} then {row.shape[0]})")
+        self.pending.append(row)
+        if len(self.pending) >= self.BLOCK:
+            self.blocks.append(np.stack(self.pending))
+            self.pending = []
+
+    def array(self) -> npt.NDArray[Any]:
+        """Every vector, one row per message."""
+        parts = [*self.blocks, np.stack(self.pending)] if self.pending else list(self.blocks)
+        if not parts:
+            return np.zeros((0, *(self.shape or (0,))))
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+@dataclass
+class TopicData:
+    """What an episode needs of one topic: receive and header times (stream order), and per message only what the
+    plan reads: each vector stream's values, the transforms of a TF message, the text of a String. Images keep
+    their times only (frames are read when the converter asks, :mod:`.frames`)."""
+
+    topic: str
+    msgtype: str
+    receive_ns: npt.NDArray[np.int64]
+    header_ns: npt.NDArray[np.int64] | None
+    rows: dict[str, Rows] = field(default_factory=dict)
+    transforms: list[list[tuple[str, str, int, list[float], list[float]]]] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+
+
+class RosbagSource(SourceDataset):
+    """An opened bag, with its ledger; ``plan`` (else the ``<bag>.rdstd.yaml`` sidecar) declares the alignment."""
+
+    format = "rosbag"
+
+    def __init__(self, path: Path, plan: RosbagPlan | None = None, *, types_dir: Path | None = None) -> None:
+        super().__init__(path)
+        self.plan_origin = "(given in code)" if plan is not None else ""
+        sidecar = sidecar_path(path)
+        if plan is None and sidecar.is_file():
+            plan, self.plan_origin = load_plan(sidecar), str(sidecar)
+        self.plan = plan
+        if types_dir is None and plan is not None and plan.types_dir:
+            base = sidecar.parent if self.plan_origin == str(sidecar) else path.parent
+            types_dir = inside(base, plan.types_dir, "the plan's types_dir")
+        self.bag = RawBag(path)
+        try:
+            self.resolver = TypeResolver(self.bag.is_ros2, self.bag.facts.get("ros_distro"), types_dir)
+            collector = _Collector(self, plan_topics(plan) if plan is not None else set(), plan)
+            self.ledger, self.decoders = build_ledger(self.bag, self.resolver, collector.visit)
+            self._cache = collector.topics(self.ledger)
+        except BaseException:
+            self.bag.close()
+            raise
+        self.warnings = list(self.resolver.findings)
+        self.warnings += [
+            f"{t.topic}: disabled ({t.error})"
+            for t in self.ledger.values()
+            if t.definition == "none" or (t.read and not t.decoded)
+        ]
+        self.problems = [t.problem for t in self.ledger.values() if t.problem]
+        self.warnings += [f"{p} (the bag is incomplete or its index is wrong)" for p in self.problems]
+        self.draft = draft_plan(self)
+        self._keys = self._declared_keys(self.plan) if self.plan is not None else self._draft_keys()
+        self._keys_by_name = {k.key: k for k in self._keys}
+
+    # -- reading topics --------------------------------------------------------------------------------------
+    def _decoder(self, topic: str, why: str) -> Decoder:
+        if topic not in self.ledger:
+            raise MappingError(
+                f"{self.path}: {why} names topic {topic!r}, which the bag does not have "
+                f"(it has: {', '.join(sorted(self.ledger)) or 'none'})",
+                hint="fix the topic name in the alignment plan",
+            )
+        decoder = self.decoders[topic]
+        if decoder.decode is None:
+            raise EpisodeError(f"{self.path}: topic {topic} cannot be decoded: {decoder.error}")
+        return decoder
+
+    def first_message(self, topic: str) -> Any:
+        """The first decoded message of ``topic`` (used for shapes and names)."""
+        decoder = self._decoder(topic, "the plan")
+        assert decoder.decode is not None
+        for k, (_, raw) in enumerate(self.bag.messages(topic)):
+            try:
+                return decoder.decode(raw)
+            except Exception as exc:  # rosbags deserializers: one boundary, the cause kept
+                raise CorruptSourceError(f"{self.path}: {topic} message {k} does not decode ({exc})") from exc
+        raise EpisodeError(f"{self.path}: topic {topic} holds no messages")
+
+    def read_topic(self, topic: str) -> TopicData:
+        """Every message of ``topic``, decoded, with both clocks (a decode failure is an error naming it).
+
+        Topics the plan names were kept while the ledger was built, so the bag is not read for them again.
+        """
+        if topic in self._cache:
+            return self._cache[topic]
+        decoder = self._decoder(topic, "the plan")
+        assert decoder.decode is not None
+        collector = _Collector(self, {topic}, self.plan)
+        for k, (t, raw) in enumerate(self.bag.messages(topic)):
+            try:
+                msg = decoder.decode(raw)
+            except Exception as exc:  # rosbags deserializers: one boundary, the cause kept
+                raise CorruptSourceError(f"{self.path}: {topic} message {k} does not decode ({exc})") from exc
+            collector.visit(topic, t, msg)
+        found = collector.topics(self.ledger, check=False).get(topic)
+        return found or TopicData(topic, decoder.msgtype, np.zeros(0, dtype=np.int64), None)
+
+    def window(self, topic: str, data: TopicData) -> TopicWindow:
+        """Positional access to ``topic``'s messages (for images read when sliced)."""
+        decoder = self._decoder(topic, "the plan")
+        assert decoder.decode is not None
+        return TopicWindow(self.bag, topic, data.receive_ns, decoder.decode)
+
+    # -- keys --------------------------------------------------------------------------------------------------
+    def _declared_keys(self, plan: RosbagPlan) -> list[SourceKey]:
+        keys = []
+        for name, stream in plan.streams.items():
+            keys.append(self._stream_key(name, stream))
+        return keys
+
+    def _draft_keys(self) -> list[SourceKey]:
+        draft = self.draft
+        if draft is None:
+            return []
+        try:
+            return self._declared_keys(RosbagPlan.model_validate(draft))
+        except (MappingError, EpisodeError, CorruptSourceError):
+            return []
+
+    def _stream_key(self, name: str, stream: StreamPlan) -> SourceKey:
+        if stream.tf is not None:
+            return SourceKey(
+                name, "vector", (7,), "float64", list(POSE_NAMES), note=f"TF {stream.tf.source} in {stream.tf.target}"
+            )
+        assert stream.topic is not None
+        msg = self.first_message(stream.topic)
+        msgtype = self.decoders[stream.topic].msgtype
+        note = f"{stream.topic} ({msgtype}), {stream.clock} clock, {stream.method} within {stream.max_age_ms:g} ms"
+        if msgtype == msgfields.COMPRESSED:
+            data = bytes(np.asarray(msg.data, dtype=np.uint8).tobytes())
+            codec = msgfields.image_codec(data)
+            if not codec:
+                raise EpisodeError(
+                    f"{self.path}: {stream.topic}: CompressedImage format {msg.format!r} is not jpeg or png"
+                )
+            return SourceKey(name, "image", msgfields.encoded_shape(data), "uint8", note=note, codec=ImageCodec(codec))
+        if msgtype == msgfields.IMAGE:
+            pixels = msgfields.raw_image(msg, f"{self.path}: {stream.topic}")
+            return SourceKey(name, "image", pixels.shape, pixels.dtype.name, note=note)
+        values, names = self._vector_of(msg, stream, f"{self.path}: {stream.topic}")
+        return SourceKey(name, "vector", values.shape, values.dtype.name, names, note=note)
+
+    def _vector_of(self, msg: Any, stream: StreamPlan, where: str) -> tuple[npt.NDArray[Any], list[str] | None]:
+        path = stream.field or ""
+        if not path:
+            raise MappingError(f"{where}: a vector stream needs field: (e.g. position)")
+        try:
+            value = msgfields.to_vector(msgfields.resolve(msg, msgfields.parse_path(path)))
+        except MappingError as exc:
+            raise MappingError(f"{where}: field {path!r}: {exc.message}", hint=exc.hint) from exc
+        if stream.names is None:
+            names = (
+                list(msg.name)
+                if hasattr(msg, "name") and isinstance(msg.name, list) and len(msg.name) == len(value)
+                else None
+            )
+            return value, names
+        if not isinstance(getattr(msg, "name", None), list):
+            raise MappingError(f"{where}: names: picks joints by a JointState's name list; this message has none")
+        cols = msgfields.joint_columns(list(msg.name), stream.names, where)
+        return value[cols], list(stream.names)
+
+    # -- contract --------------------------------------------------------------------------------------------
+    def info(self) -> SourceInfo:
+        """Container facts, the ledger, the TF frames, the plan (declared or drafted) and the stream keys."""
+        rate = self.plan.master.fps if self.plan is not None and self.plan.master.fps else self._master_rate()
+        extra: dict[str, Any] = {
+            **self.bag.facts,
+            "ledger": {t: led.as_dict() for t, led in self.ledger.items()},
+            "ledger_lines": [ledger_line(led) for led in self.ledger.values()],
+            "tf_frames": self.tf_frames(),
+            "alignment": self.plan.model_dump(mode="json", exclude_none=True) if self.plan else "not declared",
+            "alignment_origin": self.plan_origin or f"none: write one as {sidecar_path(self.path)}",
+            "alignment_draft": self.draft,
+            "warnings": list(self.warnings),
+        }
+        return SourceInfo(
+            format=self.format,
+            version=self.bag.kind,
+            path=str(self.path),
+            episodes=1,
+            frames=None,
+            keys=list(self._keys),
+            rate_hz=rate,
+            extra=extra,
+        )
+
+    def _master_rate(self) -> float | None:
+        plan = self.plan or (RosbagPlan.model_validate(self.draft) if self.draft else None)
+        topic = plan.master.topic if plan is not None else None
+        return topic_rate(self.ledger[topic]) if topic in self.ledger else None
+
+    def tf_frames(self) -> list[str]:
+        """The frames named by /tf and /tf_static messages (decoded topics of a TF type)."""
+        frames: set[str] = set()
+        for name, led in self.ledger.items():
+            if led.msgtype in msgfields.TF_TYPES and led.decoded:
+                for transforms in self.read_topic(name).transforms:
+                    for parent, child, *_ in transforms:
+                        frames.update((parent.lstrip("/"), child.lstrip("/")))
+        return sorted(frames)
+
+    def episode_refs(self) -> Sequence[EpisodeRef]:
+        """One episode: the bag (a split set is one episode)."""
+        return [EpisodeRef(0, _episode_key(self.path), str(self.path))]
+
+    def read_episode(self, ref: EpisodeRef) -> SourceEpisode:
+        """The bag's streams sampled at the master times (see the module docs)."""
+        if ref.index != 0:
+            raise CorruptSourceError(f"{self.path}: no episode {ref.index} (a bag is one episode)")
+        if self.problems:
+            raise CorruptSourceError(
+                f"{self.path}: {'; '.join(self.problems)}", hint="the bag lost messages; re-copy it"
+            )
+        if self.plan is None:
+            raise MappingError(
+                f"{self.path}: no alignment plan declared (which topics, on which clock, sampled how)",
+                hint=f"write one as {sidecar_path(self.path)}; `rdstd info {self.path} --format json` shows a draft "
+                "under alignment_draft, and `rdstd spec` drafts the converter spec for its streams",
+            )
+        return Aligner(self, self.plan).episode(ref)
+
+    def close(self) -> None:
+        """Close the bag files."""
+        self.bag.close()
+
+
+def plan_topics(plan: RosbagPlan) -> set[str]:
+    """Every topic a plan reads (TF lookups read every TF topic, matched by type later)."""
+    topics = {s.topic for s in plan.streams.values() if s.topic is not None}
+    topics |= {plan.master.topic} if plan.master.topic else set()
+    topics |= {plan.task.topic} if plan.task is not None and plan.task.topic else set()
+    if any(s.tf is not None for s in plan.streams.values()):
+        topics.add("*tf*")
+    return topics
+
+
+class _Collector:
+    """Keeps, per decoded message of the wanted topics, its times and what the plan reads of it (see TopicData)."""
+
+    def __init__(self, source: RosbagSource, wanted: set[str], plan: RosbagPlan | None) -> None:
+        self.source = source
+        self.wanted = wanted
+        self.streams: dict[str, list[tuple[str, StreamPlan]]] = {}
+        for name, stream in (plan.streams if plan is not None else {}).items():
+            if stream.topic is not None:
+                self.streams.setdefault(stream.topic, []).append((name, stream))
+        self.task_topic = plan.task.topic if plan is not None and plan.task is not None else None
+        self.data: dict[str, TopicData] = {}
+        self.header: dict[str, array[int]] = {}
+        self.headerless: set[str] = set()
+        self.receive: dict[str, array[int]] = {}
+
+    def visit(self, topic: str, t: int, msg: Any) -> None:
+        """One decoded message."""
+        tf = hasattr(msg, "transforms") and ("*tf*" in self.wanted or topic in self.wanted)
+        if topic not in self.wanted and not tf:
+            return
+        data = self.data.get(topic)
+        if data is None:
+            msgtype = str(getattr(msg, "__msgtype__", ""))
+            data = self.data[topic] = TopicData(topic, msgtype, np.zeros(0, dtype=np.int64), None)
+        self.receive.setdefault(topic, array("q")).append(t)
+        stamp = msgfields.stamp_ns(msg)
+        if stamp is None:
+            self.headerless.add(topic)
+        self.header.setdefault(topic, array("q")).append(stamp or 0)
+        if data.msgtype in IMAGE_TYPES:
+            return
+        for name, stream in self.streams.get(topic, []):
+            where = f"{self.source.path}: {topic}"
+            rows = data.rows.get(name)
+            if rows is None:
+                rows = data.rows[name] = Rows(f"{where}: field {stream.field!r}")
+            rows.append(self.source._vector_of(msg, stream, where)[0])
+        if tf:
+            data.transforms.append(msgfields.transforms(msg))
+        if topic == self.task_topic:
+            data.texts.append(str(getattr(msg, "data", "")))
+
+    def topics(self, ledger: dict[str, TopicLedger], *, check: bool = True) -> dict[str, TopicData]:
+        """The collected topics (with ``check``: only those whose every message decoded)."""
+        out = {}
+        for topic, data in self.data.items():
+            led = ledger.get(topic)
+            if check and (led is None or led.failed or led.decoded != led.read):
+                continue
+            data.receive_ns = np.frombuffer(self.receive[topic], dtype=np.int64).copy()
+            stamps = np.frombuffer(self.header[topic], dtype=np.int64).copy()
+            data.header_ns = None if topic in self.headerless else stamps
+            out[topic] = data
+        return out
+
+
+def ledger_line(led: TopicLedger) -> str:
+    """One topic's ledger as a line of text (``rdstd info`` without ``--format json``)."""
+    counts = f"index {'?' if led.index is None else led.index}, read {led.read}, decoded {led.decoded}"
+    failed = f", failed {led.failed}" if led.failed else ""
+    error = f" ({led.error})" if led.error else ""
+    return f"{led.topic} [{led.msgtype}, {led.connections} conn., type from {led.definition}]: {counts}{failed}{error}"
+
+
+def topic_rate(led: TopicLedger) -> float | None:
+    """Messages per second from the ledger's first/last receive times."""
+    if led.read < 2 or led.first_ns is None or led.last_ns is None or led.last_ns <= led.first_ns:
+        return None
+    return (led.read - 1) * 1e9 / (led.last_ns - led.first_ns)
+
+
+def _episode_key(path: Path) -> str:
+    return _SAFE.sub("_", path.name).strip("_") or "bag"
+
+
+class Aligner:
+    """Builds one episode from a bag and a plan."""
+
+    def __init__(self, source: RosbagSource, plan: RosbagPlan) -> None:
+        self.source = source
+        self.plan = plan
+        self.path = source.path
+        self.topics: dict[str, TopicData] = {}
+        self.findings: list[str] = []
+        self.by_topic: dict[str, list[str]] = {}
+
+    def topic(self, name: str) -> TopicData:
+        if name not in self.topics:
+            self.topics[name] = self.source.read_topic(name)
+        return self.topics[name]
+
+    def times(self, data: TopicData, clock: str, what: str) -> npt.NDArray[np.int64]:
+        """The topic's times on ``clock``, after the sanity checks; a clock reset is an error (one episode only)."""
+        check = check_clock(data.topic, data.header_ns, data.receive_ns, clock)
+        self.findings.extend(f for f in check.findings if f not in self.findings)
+        self.by_topic[data.topic] = check.findings
+        if check.resets:
+            raise EpisodeError(
+                f"{self.path}: {what}: {check.findings[-1]}; a bag with a clock reset cannot be one episode yet",
+                hint="cut the bag at the reset (e.g. rosbags-convert or mcap filter) and convert each part",
+            )
+        times = data.header_ns if clock == "header" else data.receive_ns
+        assert times is not None
+        return times
+
+    def master_times(self) -> tuple[npt.NDArray[np.int64], str]:
+        master = self.plan.master
+        if master.topic is not None:
+            assert master.clock is not None
+            data = self.topic(master.topic)
+            times = self.times(data, master.clock, "the master clock")
+            return np.sort(times, kind="stable"), f"{master.topic} ({master.clock})"
+        assert master.fps is not None
+        starts, stops = [], []
+        for name, stream in self.plan.streams.items():
+            if stream.topic is None:
+                continue
+            assert stream.clock is not None
+            times = self.times(self.topic(stream.topic), stream.clock, name)
+            if times.size:
+                starts.append(int(times.min()))
+                stops.append(int(times.max()))
+        if not starts:
+            raise EpisodeError(f"{self.path}: no stream has messages to span a {master.fps:g} fps grid")
+        return fixed_grid(
+            max(starts), min(stops), master.fps
+        ), f"{master.fps:g} fps grid over the span all streams cover"
+
+    def episode(self, ref: EpisodeRef) -> SourceEpisode:
+        master, master_desc = self.master_times()
+        samplings: dict[str, tuple[Sampling, npt.NDArray[np.int64], npt.NDArray[np.int64]]] = {}
+        valid = np.ones(len(master), dtype=bool)
+        for name, stream in self.plan.streams.items():
+            if stream.topic is None:
+                continue
+            assert stream.clock and stream.method and stream.max_age_ms
+            data = self.topic(stream.topic)
+            times = self.times(data, stream.clock, name)
+            order = np.argsort(times, kind="stable")
+            if data.msgtype in (msgfields.IMAGE, msgfields.COMPRESSED) and stream.method == "interpolate":
+                raise MappingError(
+                    f"{self.path}: stream {name}: images cannot be interpolated", hint="use hold or nearest"
+                )
+            sampling = sample_at(master, times[order], stream.method, int(stream.max_age_ms * 1e6))
+            samplings[name] = (sampling, order, times[order])
+            valid &= sampling.valid
+        tf_poses, tf_report = self._tf(master, valid)
+        for ok in tf_report.pop("_valid"):
+            valid &= ok
+        if not valid.any():
+            raise EpisodeError(
+                f"{self.path}: no master time has a sample of every stream within its max_age_ms",
+                hint="raise max_age_ms, check the clocks (see the clock findings in rdstd info), or the topics' times",
+            )
+        kept = valid
+        vectors: dict[str, Any] = {}
+        images: dict[str, Any] = {}
+        reports: dict[str, Any] = {}
+        for name, stream in self.plan.streams.items():
+            if stream.tf is not None:
+                vectors[name] = tf_poses[name][kept]
+                continue
+            sampling, order, times = samplings[name]
+            assert stream.method and stream.clock and stream.max_age_ms and stream.topic
+            found = report(name, stream.method, stream.clock, stream.max_age_ms, times, sampling, kept)
+            found.findings = list(self.by_topic.get(stream.topic, []))
+            reports[name] = found.as_dict()
+            data = self.topic(stream.topic)
+            picked = Sampling(
+                sampling.lo[kept], sampling.hi[kept], sampling.w[kept], sampling.valid[kept], sampling.dt_ns[kept]
+            )
+            used = order[picked.lo]
+            if data.msgtype == msgfields.COMPRESSED:
+                codec = self.source._keys_by_name[name].codec
+                assert codec is not None
+                images[name] = EncodedFrames(codec, BagFrames(self.source.window(stream.topic, data), used, codec))
+            elif data.msgtype == msgfields.IMAGE:
+                key = self.source._keys_by_name[name]
+                where = f"{self.path}: {stream.topic}"
+                images[name] = BagPixels(
+                    self.source.window(stream.topic, data),
+                    used,
+                    key.shape,
+                    np.dtype(key.dtype),
+                    partial(msgfields.raw_image, where=where),
+                )
+            else:
+                rows = data.rows.get(name)
+                if rows is None:
+                    raise EpisodeError(f"{self.path}: {stream.topic}: no message to take {name} from")
+                values = rows.array()[order]
+                vectors[name] = apply_sampling(values, picked, stream.method, stream.quaternions)
+        stamps = master[kept]
+        meta: dict[str, Any] = {
+            "bag": str(self.path),
+            "master": master_desc,
+            "master_frames": len(master),
+            "frames_kept": int(kept.sum()),
+            "alignment": reports,
+            "tf": tf_report,
+            "clock_findings": list(self.findings),
+            "start_ns": int(stamps[0]),
+            "notes": [*self.findings, *self._drop_notes(reports, len(master), int(kept.sum()))],
+        }
+        return SourceEpisode(
+            ref,
+            int(kept.sum()),
+            vectors=vectors,
+            images=images,
+            timestamps_s=(stamps - stamps[0]).astype(np.float64) / 1e9,
+            task=self._task(),
+            meta=meta,
+        )
+
+    def _drop_notes(self, reports: dict[str, Any], total: int, kept: int) -> list[str]:
+        if kept == total:
+            return []
+        worst = ", ".join(f"{n}: {r['dropped']}" for n, r in reports.items() if r["dropped"])
+        return [
+            f"{total - kept} of {total} master frames dropped: a stream had no sample within its max_age_ms ({worst})"
+        ]
+
+    def _tf(self, master: npt.NDArray[np.int64], valid: npt.NDArray[np.bool_]) -> tuple[dict[str, Any], dict[str, Any]]:
+        lookups = {n: s.tf for n, s in self.plan.streams.items() if s.tf is not None}
+        out: dict[str, Any] = {"_valid": []}
+        if not lookups:
+            return {}, out
+        buffer = TransformBuffer()
+        for name, led in self.source.ledger.items():
+            if led.msgtype in msgfields.TF_TYPES and led.decoded:
+                static = "static" in name
+                for transforms in self.topic(name).transforms:
+                    for parent, child, t, tr, rot in transforms:
+                        buffer.add(parent, child, t, tr, rot, static)
+        poses: dict[str, Any] = {}
+        for name, tf in lookups.items():
+            try:
+                found, offsets, reasons = buffer.lookup_many(
+                    tf.target, tf.source, master, int(tf.max_extrapolation_ms * 1e6)
+                )
+            except TransformError as exc:
+                raise MappingError(f"{self.path}: stream {name}: {exc}", hint="fix the frames in the plan") from exc
+            ok = ~np.isnan(offsets)
+            pose = np.concatenate([found.translation, found.rotation], axis=1)
+            worst = float(np.max(offsets[ok])) if ok.any() else 0.0
+            failures = list(reasons)
+            poses[name] = pose
+            out["_valid"].append(ok)
+            out[name] = {
+                "target": tf.target,
+                "source": tf.source,
+                "lookups": len(master),
+                "succeeded": int(ok.sum()),
+                "success_rate": float(ok.mean()) if len(master) else 0.0,
+                "max_extrapolation_ms": worst / 1e6,
+                "failures": failures,
+                "conflicts": list(buffer.conflicts),
+            }
+        return poses, out
+
+    def _task(self) -> str | None:
+        task = self.plan.task
+        if task is None:
+            return None
+        if task.text is not None:
+            return task.text
+        if task.sidecar is not None:
+            where = inside(self.path.parent, task.sidecar, "the plan's task sidecar")
+            try:
+                return where.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise EpisodeError(f"{where}: cannot read the task text ({exc.strerror or exc})") from exc
+        assert task.topic is not None
+        data = self.topic(task.topic)
+        if not data.texts:
+            raise EpisodeError(f"{self.path}: task topic {task.topic} holds no text message")
+        return data.texts[0]
+
+
+def _safe(topic: str) -> str:
+    return _SAFE.sub("_", topic).strip("_") or "topic"
+
+
+def draft_plan(source: RosbagSource) -> dict[str, Any] | None:
+    """A plan proposal from what the bag holds (for the user to check and write down; never used silently)."""
+    ledger = source.ledger
+    usable = {t: led for t, led in ledger.items() if led.decoded}
+    cams = [t for t, led in usable.items() if led.msgtype in (msgfields.IMAGE, msgfields.COMPRESSED)]
+    joints = [t for t, led in usable.items() if led.msgtype == msgfields.JOINT_STATE]
+    streams: dict[str, Any] = {}
+    master_topic = (cams or joints or [""])[0]
+    for topic in joints:
+        period = 1e3 / (topic_rate(usable[topic]) or 10.0)
+        names = list(source.first_message(topic).name)
+        streams[_safe(topic)] = {
+            "topic": topic,
+            "field": "position",
+            "names": names,
+            "clock": "header",
+            "method": "interpolate",
+            "max_age_ms": round(2.5 * period, 3),
+        }
+    for topic in cams:
+        period = 1e3 / (topic_rate(usable[topic]) or 10.0)
+        own = topic == master_topic
+        streams[_safe(topic)] = {
+            "topic": topic,
+            "clock": "header",
+            "method": "nearest" if own else "hold",
+            "max_age_ms": 1.0 if own else round(1.5 * period, 3),
+        }
+    if not streams:
+        return None
+    draft: dict[str, Any] = {"master": {"topic": master_topic, "clock": "header"}, "streams": streams}
+    tasks = [t for t, led in usable.items() if led.msgtype == msgfields.STRING and "task" in t.lower()]
+    if tasks:
+        draft["task"] = {"topic": tasks[0]}
+    return draft
+
+
+class RosbagBackend(FormatBackend):
+    """ROS 1 bags, rosbag2 folders (sqlite3 or MCAP), and lone ``.db3``/``.mcap`` files, via rosbags."""
+
+    name = "rosbag"
+    extra = "ros"
+    priority = 40
+
+    def detect(self, path: Path) -> bool:
+        """A ``#ROSBAG V2.0`` file, an MCAP or sqlite3 file not inside a rosbag2 folder, or a rosbag2 folder."""
+        try:
+            if path.is_dir():
+                return (path / "metadata.yaml").is_file() and any(
+                    p.suffix in (".db3", ".mcap", ".zstd") for p in path.iterdir()
+                )
+            if not path.is_file():
+                return False
+            with path.open("rb") as f:
+                head = f.read(16)
+            if head.startswith(ROSBAG1_MAGIC + b"2.0"):
+                return True
+            lone = not (path.parent / "metadata.yaml").is_file()
+            if head.startswith(MCAP_MAGIC):
+                return lone
+            return head.startswith(SQLITE_MAGIC) and path.suffix == ".db3" and lone
+        except OSError:
+            return False
+
+    def open(self, path: Path) -> RosbagSource:
+        """Open the bag at ``path`` (its ``<bag>.rdstd.yaml`` plan, if any, is read too)."""
+        bag_files(path)
+        return RosbagSource(path)

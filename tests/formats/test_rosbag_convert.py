@@ -1,0 +1,443 @@
+"""Bags to aligned canonical episodes: the backend contract on generated bags, and the synthetic manipulation sample
+converted from all three containers to the same episode, checked against the formulas in its expected.json."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+import rdstd
+from rdstd.cli.app import main
+from rdstd.convert.pipeline import convert
+from rdstd.errors import EpisodeError, MappingError, RdstdError, SourceError
+from rdstd.formats.rosbag import RosbagBackend, RosbagSource
+from rdstd.formats.rosbag import fields as msgfields
+from rdstd.testing.contract import BackendContract
+from tests.conftest import sample
+from tests.formats.rosbag_fixtures import T0, joint_positions, jpeg, tool_xyz, with_plan, write_bag
+
+SYNTHETIC_PLAN = """\
+master: {topic: /camera/color/image_raw/compressed, clock: header}
+streams:
+  joints:
+    topic: /joint_states
+    field: position
+    names: [panda_joint1, panda_joint2, panda_joint3, panda_joint4, panda_joint5, panda_joint6, panda_joint7]
+    clock: header
+    method: interpolate
+    max_age_ms: 10
+  gripper: {topic: /joint_states, field: position, names: [panda_finger_joint1], clock: header, method: interpolate,
+            max_age_ms: 10}
+  wrist: {topic: /camera/color/image_raw/compressed, clock: header, method: nearest, max_age_ms: 1}
+  ee: {tf: {target: world, source: tool0, max_extrapolation_ms: 20}}
+task: {topic: /task}
+"""
+CONTAINERS = ["episode_ros1.bag", "episode_ros2_db3", "episode_ros2_mcap"]
+
+
+class TestRosbag1Contract(BackendContract):
+    @pytest.fixture
+    def backend(self) -> RosbagBackend:
+        return RosbagBackend()
+
+    @pytest.fixture
+    def source_path(self, tmp_path: Path) -> Path:
+        return with_plan(write_bag(tmp_path / "run.bag", "ros1"))
+
+
+class TestRosbag2McapContract(BackendContract):
+    @pytest.fixture
+    def backend(self) -> RosbagBackend:
+        return RosbagBackend()
+
+    @pytest.fixture
+    def source_path(self, tmp_path: Path) -> Path:
+        return with_plan(write_bag(tmp_path / "run_mcap", "mcap"))
+
+
+# -- generated bags -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["ros1", "db3", "mcap"])
+def test_a_generated_bag_aligns_to_its_camera_with_joints_picked_by_name(tmp_path: Path, kind: str) -> None:
+    bag = with_plan(write_bag(tmp_path / ("run.bag" if kind == "ros1" else "run"), kind))
+    with RosbagSource(bag) as source:
+        episode = source.read_episode(source.episode_refs()[0])
+        frames = list(episode.images["cam"].frames)  # frames are read from the bag while it is open
+        assert episode.images["cam"].frames[3:5] == frames[3:5] and episode.images["cam"].frames[-1] == frames[-1]
+    with pytest.raises(SourceError, match="the bag is closed"):
+        episode.images["cam"].frames[0:1]
+    assert episode.length == 10 and episode.task == "stack the cups"
+    stamps = T0 + 50_000_000 + np.arange(10) * 100_000_000
+    np.testing.assert_allclose(episode.timestamps_s, (stamps - stamps[0]) / 1e9)
+    # camera stamps fall on joint samples (10 ms grid): interpolation returns the samples themselves
+    expected = np.array([joint_positions((s - T0) / 1e9) for s in stamps])
+    np.testing.assert_allclose(episode.vectors["joints"], expected, atol=1e-12)
+    assert [hashlib.sha256(f).hexdigest() for f in frames] == [hashlib.sha256(jpeg(k)).hexdigest() for k in range(10)]
+    ee = np.asarray(episode.vectors["ee"])
+    np.testing.assert_allclose(ee[:, :3], [tool_xyz((s - T0) / 1e9) for s in stamps], atol=1e-12)
+    report = episode.meta["alignment"]["joints"]
+    assert (report["dropped"], report["filled"], report["dt_max_ms"]) == (0, 0, 0.0)
+    assert episode.meta["tf"]["ee"]["success_rate"] == 1.0
+
+
+def test_a_bag_without_a_plan_shows_a_draft_and_refuses_to_convert(tmp_path: Path) -> None:
+    bag = write_bag(tmp_path / "run.bag")
+    with RosbagSource(bag) as source:
+        info = source.info()
+        draft = info.extra["alignment_draft"]
+        assert info.extra["alignment"] == "not declared"
+        assert draft["master"] == {"topic": "/cam/compressed", "clock": "header"}
+        assert draft["streams"]["joint_states"]["names"] == ["j3", "j2", "j1"]
+        assert draft["task"] == {"topic": "/task"}
+        assert info.extra["tf_frames"] == ["base", "tool", "world"]
+        with pytest.raises(MappingError, match="no alignment plan declared") as caught:
+            source.read_episode(source.episode_refs()[0])
+    assert "run.bag.rdstd.yaml" in caught.value.hint
+    # the draft, written down, is a plan that converts
+    (tmp_path / "run.bag.rdstd.yaml").write_text(json.dumps(draft))
+    with RosbagSource(bag) as source:
+        assert source.read_episode(source.episode_refs()[0]).length == 10
+
+
+def test_a_clock_reset_is_an_error_and_zero_stamps_are_findings(tmp_path: Path) -> None:
+    def reset(topic: str, ns: int) -> int:
+        return ns - 5 * 10**9 if topic == "/joint_states" and ns >= T0 + 500_000_000 else ns
+
+    bag = with_plan(write_bag(tmp_path / "reset.bag", stamp=reset))
+    with RosbagSource(bag) as source, pytest.raises(EpisodeError, match="clock reset"):
+        source.read_episode(source.episode_refs()[0])
+
+    def zero(topic: str, ns: int) -> int:
+        return 0 if topic == "/joint_states" and ns == T0 else ns
+
+    plan = (tmp_path / "reset.bag.rdstd.yaml").read_text()
+    bag = with_plan(
+        write_bag(tmp_path / "zero.bag", stamp=zero),
+        plan.replace("clock: header, method: interpolate", "clock: receive, method: interpolate"),
+    )
+    with RosbagSource(bag) as source:
+        episode = source.read_episode(source.episode_refs()[0])
+    assert any("1 of 100 header stamps are zero" in n for n in episode.meta["notes"])
+    assert episode.meta["alignment"]["joints"]["findings"] == ["/joint_states: 1 of 100 header stamps are zero"]
+    assert episode.meta["clock_findings"] == [n for n in episode.meta["notes"] if "stamps" in n]
+
+
+def test_frames_no_stream_can_serve_are_dropped_and_counted(tmp_path: Path) -> None:
+    plan = (
+        "master: {fps: 20}\n"
+        "streams:\n"
+        "  joints: {topic: /joint_states, field: 'position[0:2]', clock: header, method: hold, max_age_ms: 30}\n"
+        "  cam: {topic: /cam/compressed, clock: header, method: hold, max_age_ms: 20}\n"
+    )
+    bag = with_plan(write_bag(tmp_path / "run.bag"), plan)
+    with RosbagSource(bag) as source:
+        episode = source.read_episode(source.episode_refs()[0])
+    # 20 fps over [50 ms, 950 ms] = 19 ticks; the 10 Hz camera is within 20 ms only on every other tick
+    assert episode.meta["master_frames"] == 19 and episode.length == 10
+    assert episode.meta["alignment"]["cam"]["dropped"] == 9
+    assert any("9 of 19 master frames dropped" in n for n in episode.meta["notes"])
+    np.testing.assert_allclose(np.diff(episode.timestamps_s), 0.1, atol=1e-9)
+    assert np.asarray(episode.vectors["joints"]).shape == (10, 2)
+
+
+def test_plan_mistakes_are_named(tmp_path: Path) -> None:
+    bag = write_bag(tmp_path / "run.bag")
+    with_plan(bag, "master: {fps: 10}\nstreams:\n  j: {topic: /joint_states, field: position, clock: header}\n")
+    with pytest.raises(MappingError, match=r"streams.j: .*no silent defaults"):
+        RosbagSource(bag)
+    with_plan(
+        bag, "master: {fps: 10}\nstreams:\n  j: {topic: /nope, field: x, clock: header, method: hold, max_age_ms: 5}\n"
+    )
+    with pytest.raises(MappingError, match="'/nope', which the bag does not have"):
+        RosbagSource(bag)
+    with_plan(
+        bag,
+        "master: {fps: 10}\nstreams:\n"
+        "  j: {topic: /joint_states, field: positon, clock: header, method: hold, max_age_ms: 5}\n",
+    )
+    with pytest.raises(MappingError, match="no field 'positon'"):
+        RosbagSource(bag)
+    with_plan(
+        bag,
+        "master: {fps: 10}\nstreams:\n"
+        "  j: {topic: /joint_states, field: position, names: [j9], clock: header, method: hold, max_age_ms: 5}\n",
+    )
+    with pytest.raises(EpisodeError, match=r"joint\(s\) j9 not in the message"):
+        RosbagSource(bag)
+
+
+# -- raw images ------------------------------------------------------------------------------------------------------
+
+
+def _image(encoding: str, pixels: np.ndarray[Any, Any], pad: int = 0, big: bool = False) -> SimpleNamespace:
+    h, w = pixels.shape[:2]
+    data = pixels.astype(pixels.dtype.newbyteorder(">" if big else "<")).tobytes()
+    row = len(data) // h
+    padded = b"".join(data[r * row : (r + 1) * row] + b"\0" * pad for r in range(h))
+    return SimpleNamespace(
+        encoding=encoding,
+        height=h,
+        width=w,
+        step=row + pad,
+        is_bigendian=int(big),
+        data=np.frombuffer(padded, np.uint8),
+    )
+
+
+def test_raw_images_honour_step_byte_order_and_channel_order() -> None:
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (5, 7, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(msgfields.raw_image(_image("rgb8", rgb, pad=3), "t"), rgb)
+    np.testing.assert_array_equal(msgfields.raw_image(_image("bgr8", rgb[..., ::-1].copy(), pad=1), "t"), rgb)
+    depth = rng.integers(0, 65535, (4, 6), dtype=np.uint16)
+    for big in (False, True):
+        got = msgfields.raw_image(_image("16UC1", depth, pad=2, big=big), "t")
+        assert got.dtype == np.uint16 and got.shape == (4, 6)
+        np.testing.assert_array_equal(got, depth)
+    metres = rng.random((3, 4)).astype(np.float32)
+    np.testing.assert_array_equal(msgfields.raw_image(_image("32FC1", metres), "t"), metres)
+    with pytest.raises(EpisodeError, match="bayer_rggb8"):
+        msgfields.raw_image(_image("bayer_rggb8", rgb[..., 0].copy()), "t")
+
+
+def test_the_ros_numpy_sample_images_read() -> None:
+    plan = load_plan_text(
+        "master: {topic: /image, clock: receive}\nstreams:\n"
+        "  rgb: {topic: /image, clock: receive, method: nearest, max_age_ms: 1}\n"
+        "  png: {topic: /compressedimage, clock: receive, method: nearest, max_age_ms: 5}\n"
+    )
+    with RosbagSource(sample("ros/eric-wieser__ros_numpy/test.bag"), plan) as source:
+        keys = {k.key: k for k in source.info().keys}
+        assert keys["rgb"].shape == (240, 360, 3) and keys["png"].shape == (2, 2, 4)
+        episode = source.read_episode(source.episode_refs()[0])
+        assert episode.length == 1 and np.asarray(episode.images["rgb"]).shape == (1, 240, 360, 3)
+        assert episode.images["rgb"][0:1].dtype == np.uint8
+    assert episode.images["png"].codec == "png"
+    assert any("header stamps are zero" in n for n in episode.meta["notes"])
+
+
+def load_plan_text(text: str) -> Any:
+    import yaml
+
+    from rdstd.formats.rosbag.plan import parse_plan
+
+    return parse_plan(yaml.safe_load(text), "(test)")
+
+
+# -- the synthetic manipulation sample in three containers ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The three containers copied beside their plan, each converted with the shipped spec."""
+    root = tmp_path_factory.mktemp("synthetic")
+    outputs = {}
+    for name in CONTAINERS:
+        src = sample(f"ros/synthetic_manipulation/{name}")
+        copy = root / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, copy)
+        with_plan(copy, SYNTHETIC_PLAN)
+        outputs[name] = root / f"out_{name}"
+        report = convert(copy, outputs[name], spec="rosbag/synthetic_panda")
+        assert report.episodes_written == 1 and report.frames_written == 180
+    return outputs
+
+
+def _expected() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(sample("ros/synthetic_manipulation/expected.json").read_text())
+    return data
+
+
+def test_the_three_containers_convert_to_the_same_episode(synthetic: dict[str, Path]) -> None:
+    episodes = [rdstd.open(out).episode(0) for out in synthetic.values()]
+    first = episodes[0]
+    for other in episodes[1:]:
+        np.testing.assert_array_equal(other.timestamps, first.timestamps)
+        for name, values in first.vectors.items():
+            np.testing.assert_array_equal(other.vectors[name], values, err_msg=name)
+        assert other.images["observation.images.wrist"].encoded == first.images["observation.images.wrist"].encoded
+        assert other.meta.task == first.meta.task == "pick up the red cube and place it in the bowl"
+
+
+def test_interpolated_joints_match_the_trajectory_formula(synthetic: dict[str, Path]) -> None:
+    exp = _expected()["joint_trajectory"]
+    amp, mag, freq, phase = (np.array(exp[k]) for k in ("A", "B", "F", "PHI"))
+    episode = rdstd.open(synthetic["episode_ros2_mcap"]).episode(0)
+    stamps = (np.arange(180) * 1_000_000_000) // 30  # camera header stamps minus t0 (ns), as expected.json says
+    t = stamps / 1e9
+    np.testing.assert_allclose(episode.timestamps, t, atol=1e-9)
+    want = amp + mag * np.sin(2 * np.pi * freq * t[:, None] + phase)
+    got = episode.vectors["observation.state"]
+    # linear interpolation between 200 Hz samples: error <= h^2/8 * max|f''| = 0.005^2/8 * max(B (2 pi F)^2)
+    bound = 0.005**2 / 8 * float(np.max(mag * (2 * np.pi * freq) ** 2))
+    assert bound < 2e-5
+    assert np.max(np.abs(got - want)) <= bound
+    gripper = 0.02 + 0.02 * np.cos(2 * np.pi * t / 6)
+    np.testing.assert_allclose(
+        episode.vectors["observation.gripper"][:, 0], gripper, atol=0.005**2 / 8 * 0.02 * (2 * np.pi / 6) ** 2
+    )
+
+
+def test_the_jpeg_bytes_pass_through_unchanged(synthetic: dict[str, Path]) -> None:
+    want = _expected()["camera"]["jpeg_sha256"]
+    for out in synthetic.values():
+        frames = rdstd.open(out).episode(0).images["observation.images.wrist"].encoded
+        assert [hashlib.sha256(f).hexdigest() for f in frames] == want
+
+
+def test_the_end_effector_pose_in_the_world_frame_matches_the_formula(synthetic: dict[str, Path]) -> None:
+    episode = rdstd.open(synthetic["episode_ros1.bag"]).episode(0)
+    t = (np.arange(180) * 1_000_000_000 // 30) / 1e9
+    local = np.stack(
+        [
+            0.4 + 0.1 * np.sin(2 * np.pi * 0.25 * t),
+            0.1 * np.cos(2 * np.pi * 0.25 * t),
+            0.3 + 0.05 * np.sin(2 * np.pi * 0.5 * t),
+        ],
+        axis=1,
+    )
+    # world -> base_link: 90 deg yaw, then up 0.75 m: (x, y, z) -> (-y, x, z + 0.75)
+    world = np.stack([-local[:, 1], local[:, 0], local[:, 2] + 0.75], axis=1)
+    pose = episode.vectors["observation.ee_pose"]
+    # TF at 100 Hz interpolated linearly: error bounded by h^2/8 * max|x''| with h = 10 ms
+    assert np.max(np.abs(pose[:, :3] - world)) <= 0.01**2 / 8 * 0.1 * (2 * np.pi * 0.25) ** 2 * 4
+    yaw = 0.5 * np.sin(2 * np.pi * 0.2 * t) + math.pi / 2
+    q = np.stack([np.zeros_like(yaw), np.zeros_like(yaw), np.sin(yaw / 2), np.cos(yaw / 2)], axis=1)
+    same = np.minimum(np.abs(pose[:, 3:] - q).max(axis=1), np.abs(pose[:, 3:] + q).max(axis=1))
+    assert same.max() < 1e-4
+
+
+def test_rdstd_info_shows_the_ledger(capsys: pytest.CaptureFixture[str]) -> None:
+    bag = sample("ros/ros2__rosbag2/sqlite3_talker")
+    code = main(["info", str(bag), "--format", "json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    data = json.loads(out)
+    ledger = data["extra"]["ledger"] if "extra" in data else data["source"]["extra"]["ledger"]
+    assert ledger["/topic"]["read"] == 10 and ledger["/rosout"]["failed"] == 10
+
+
+def test_rdstd_spec_drafts_a_converter_spec_for_the_drafted_streams(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bag = write_bag(tmp_path / "run.bag")
+    code = main(["spec", str(bag), "--format", "json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    spec = json.loads(out)
+    assert spec["format"] == "rosbag"
+    state = next(f for f in spec["features"].values() if f["key"] == "joint_states")
+    assert state["names"] == ["j3", "j2", "j1"]
+    assert [c["key"] for c in spec["cameras"].values()] == ["cam_compressed"]
+
+
+def test_task_text_from_a_fixed_string_or_a_sidecar_file(tmp_path: Path) -> None:
+    bag = write_bag(tmp_path / "run.bag")
+    base = (
+        "master: {fps: 10}\nstreams:\n"
+        "  j: {topic: /joint_states, field: position, clock: header, method: hold, max_age_ms: 20}\n"
+    )
+    with_plan(bag, base + "task: {text: pour the water}\n")
+    with RosbagSource(bag) as source:
+        assert source.read_episode(source.episode_refs()[0]).task == "pour the water"
+    (tmp_path / "task.txt").write_text("wipe the table\n")
+    with_plan(bag, base + "task: {sidecar: task.txt}\n")
+    with RosbagSource(bag) as source:
+        assert source.read_episode(source.episode_refs()[0]).task == "wipe the table"
+    with_plan(bag, base + "task: {sidecar: ../../etc/passwd}\n")
+    with RosbagSource(bag) as source, pytest.raises(RdstdError, match="task sidecar"):
+        source.read_episode(source.episode_refs()[0])
+
+
+def test_a_folder_of_split_ros1_bags_reads_as_one_recording(tmp_path: Path) -> None:
+    folder = tmp_path / "split"
+    folder.mkdir()
+    write_bag(folder / "run_0.bag")
+    write_bag(folder / "run_1.bag", seconds=0.5)
+    with RosbagSource(folder) as source:
+        ledger = source.info().extra["ledger"]
+    assert ledger["/joint_states"]["index"] == ledger["/joint_states"]["read"] == 150
+    assert ledger["/cam/compressed"]["decoded"] == 15
+
+
+def test_joint_names_on_a_message_without_names_are_refused(tmp_path: Path) -> None:
+    bag = write_bag(tmp_path / "run.bag")
+    with_plan(
+        bag,
+        "master: {fps: 10}\nstreams:\n"
+        "  x: {topic: /tf, field: 'transforms[0].transform.translation', names: [x], clock: header, method: hold,"
+        " max_age_ms: 30}\n",
+    )
+    with pytest.raises(MappingError, match="picks joints by a JointState's name list"):
+        RosbagSource(bag)
+    with_plan(
+        bag,
+        "master: {fps: 10}\nstreams:\n"
+        "  x: {topic: /tf, field: 'transforms[0].transform.translation', clock: header, method: interpolate,"
+        " max_age_ms: 30}\n",
+    )
+    with RosbagSource(bag) as source:
+        episode = source.read_episode(source.episode_refs()[0])
+    # a 10 fps grid over the /tf span (0 .. 0.98 s): on /tf samples, so interpolation returns them exactly
+    t = np.arange(10) / 10
+    np.testing.assert_allclose(episode.vectors["x"], [tool_xyz(x) for x in t], atol=1e-12)
+
+
+def test_the_kuka_sample_converts_with_its_drafted_plan_and_reports_its_clock_skew(tmp_path: Path) -> None:
+    bag = tmp_path / "kuka.bag"
+    shutil.copy(sample("ros/ipab-slmc__kuka_honeypot_demo/test.bag"), bag)
+    with RosbagSource(bag) as source:
+        draft = source.info().extra["alignment_draft"]
+    assert draft["master"] == {"topic": "/joint_states", "clock": "header"}
+    with_plan(bag, json.dumps(draft))
+    report = convert(bag, tmp_path / "out")  # drafted converter spec: a warning, not a refusal
+    assert report.frames_written == 4101
+    assert any("4101 messages are stamped after they were received" in note for note in report.source_notes)
+    episode = rdstd.open(tmp_path / "out").episode(0)
+    assert episode.vectors["observation.joint_states"].shape == (4101, 7)
+    assert episode.meta.source_meta["alignment"]["joint_states"]["dt_max_ms"] == 0.0
+
+
+def test_the_manifest_says_which_clock_and_how_the_streams_were_aligned(synthetic: dict[str, Path]) -> None:
+    manifest = rdstd.open(synthetic["episode_ros2_db3"]).manifest
+    assert (manifest.clock.kind, manifest.clock.source) == ("measured", "header_stamp")
+    assert "linearly interpolated" in manifest.clock.resampling
+
+
+def test_a_field_that_changes_size_between_messages_is_an_error(tmp_path: Path) -> None:
+    from rosbags.rosbag1 import Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    ts = get_typestore(Stores.ROS1_NOETIC)
+    types = ts.types
+    path = tmp_path / "grows.bag"
+    writer = Writer(path)
+    writer.open()
+    conn = writer.add_connection("/joint_states", "sensor_msgs/msg/JointState", typestore=ts)
+    for k, n in enumerate([3, 3, 4]):
+        stamp = types["builtin_interfaces/msg/Time"](sec=1, nanosec=k * 1000)
+        msg = types["sensor_msgs/msg/JointState"](
+            header=types["std_msgs/msg/Header"](seq=k, stamp=stamp, frame_id=""),
+            name=[f"j{i}" for i in range(n)],
+            position=np.zeros(n),
+            velocity=np.zeros(n),
+            effort=np.zeros(n),
+        )
+        writer.write(conn, 10**9 + k * 1000, ts.serialize_ros1(msg, "sensor_msgs/msg/JointState"))
+    writer.close()
+    with_plan(
+        path,
+        "master: {topic: /joint_states, clock: header}\nstreams:\n"
+        "  q: {topic: /joint_states, field: position, clock: header, method: interpolate, max_age_ms: 5}\n",
+    )
+    with pytest.raises(EpisodeError, match=r"field 'position' changes size between messages \(3 then 4\)"):
+        RosbagSource(path)
