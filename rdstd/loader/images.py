@@ -1,6 +1,6 @@
 """Decoding a batch of camera frames for training: in a thread pool, resized at decode time where the codec allows.
 
-JPEG is decoded by simplejpeg (libjpeg-turbo, releases the GIL) at the smallest DCT scale (1/1, 1/2, 1/4, 1/8)
+JPEG is decoded by simplejpeg (libjpeg-turbo, releases the GIL) at the smallest DCT scale (M/8, M = 1..8)
 whose size is still at least the requested one, then resized to exactly the requested size with Pillow
 (bilinear; the aspect ratio is not kept: ask for the size the model takes). PNG (and 16-bit depth) decode at full
 size, then resize (depth with nearest neighbour: depth values are never blended). Video frames are decoded per
