@@ -106,7 +106,8 @@ def resize(pixels: npt.NDArray[Any], size: tuple[int, int] | None) -> npt.NDArra
     if pixels.dtype != np.uint8:
         rows = (np.arange(h) * pixels.shape[0] // h).astype(np.intp)
         cols = (np.arange(w) * pixels.shape[1] // w).astype(np.intp)
-        return pixels[rows[:, None], cols[None, :]]
+        picked: npt.NDArray[Any] = pixels[rows[:, None], cols[None, :]]
+        return picked
     channels = pixels.shape[2]
     image = Image.fromarray(np.ascontiguousarray(pixels if channels > 1 else pixels[:, :, 0]))
     out = np.asarray(image.resize((w, h), Image.Resampling.BILINEAR))
@@ -141,9 +142,9 @@ def decode_stored(
     return out
 
 
-def decode_video(refs: Sequence[dict[str, Any] | None], root: Path, feature: ImageFeature, options: ImageOptions) -> (
-    npt.NDArray[Any]
-):
+def decode_video(
+    refs: Sequence[dict[str, Any] | None], root: Path, feature: ImageFeature, options: ImageOptions
+) -> npt.NDArray[Any]:
     """Decode video frame references (None for padding, left zero) into one array (N, *options.shape).
 
     Requests are grouped by file and sorted by time, so each file's decoder seeks once per run of nearby frames

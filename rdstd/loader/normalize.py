@@ -53,7 +53,9 @@ class _Affine:
         """``values`` (..., *shape) as float64 (..., size)."""
         lead = values.ndim - len(self.shape)
         if lead < 0 or tuple(values.shape[lead:]) != self.shape:
-            raise UsageError(f"values of {key!r} have shape {values.shape}, not (..., {', '.join(map(str, self.shape))})")
+            raise UsageError(
+                f"values of {key!r} have shape {values.shape}, not (..., {', '.join(map(str, self.shape))})"
+            )
         return np.asarray(values, dtype=np.float64).reshape(*values.shape[:lead], self.center.size)
 
 

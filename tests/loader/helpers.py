@@ -82,7 +82,10 @@ def make_episode(e: int, length: int, rate_hz: float = 10.0) -> Episode:
 def write(path: Path, lengths: list[int], *, rate_hz: float | None = 10.0, row_group_frames: int = 4) -> Path:
     """A canonical dataset with episodes of ``lengths`` frames, row groups of exactly ``row_group_frames`` (the
     writer's minimum row-group size in bytes is lifted for these tiny frames)."""
-    with mock.patch.object(writer_module, "ROW_GROUP_MIN_BYTES", 1), DatasetWriter(path, FEATURES, PROVENANCE, rate_hz=rate_hz, row_group_frames=row_group_frames) as writer:
+    with (
+        mock.patch.object(writer_module, "ROW_GROUP_MIN_BYTES", 1),
+        DatasetWriter(path, FEATURES, PROVENANCE, rate_hz=rate_hz, row_group_frames=row_group_frames) as writer,
+    ):
         for e, n in enumerate(lengths):
             writer.add(make_episode(e, n, rate_hz or 10.0))
     return path

@@ -64,7 +64,12 @@ def test_jpeg_is_decoded_at_the_smallest_dct_scale_that_covers_the_size(  # libj
 
     monkeypatch.setattr(loader_images.simplejpeg, "decode_jpeg", spy)
     ds = rdstd.open(ds_path)
-    for size, scaled in (((20, 30), (24, 32, 3)), ((12, 16), (12, 16, 3)), ((25, 30), (30, 40, 3)), ((31, 64), (48, 64, 3))):
+    for size, scaled in (
+        ((20, 30), (24, 32, 3)),
+        ((12, 16), (12, 16, 3)),
+        ((25, 30), (30, 40, 3)),
+        ((31, 64), (48, 64, 3)),
+    ):
         shapes.clear()
         fd = FrameDataset(ds, [JPG], images=ImageOptions(size=size))
         got = fd[5][JPG]

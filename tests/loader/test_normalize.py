@@ -72,7 +72,7 @@ def test_missing_stats_fail_at_construction(ds_path: Path, tmp_path: Path) -> No
     ds = rdstd.open(ds_path)
     stats = json.loads(json.dumps(ds.stats))
     stats[STATE]["q01"][2] = None
-    with pytest.raises(SchemaError, match="dimension.s. joint"):
+    with pytest.raises(SchemaError, match=r"dimension\(s\) joint"):
         Normalizer(ds.manifest, stats, {STATE: "quantile"})
     del stats[ACTION]
     with pytest.raises(SchemaError, match="no mean/std for 'action'"):

@@ -112,9 +112,9 @@ def test_window_parsing() -> None:
 
 
 def test_bad_requests_fail_at_construction(ds_path: Path) -> None:
-    with pytest.raises(UsageError, match="no feature 'observation.nope'"):
+    with pytest.raises(UsageError, match=r"no feature 'observation\.nope'"):
         FrameDataset(ds_path, ["observation.nope"])
-    with pytest.raises(UsageError, match="no feature 'action.chunk'"):
+    with pytest.raises(UsageError, match=r"no feature 'action\.chunk'"):
         FrameDataset(ds_path, [STATE], windows={"action.chunk": [0]})
     with pytest.raises(UsageError, match=r"spans 6 frames, longer than episode 0 \(5 frames\)"):
         FrameDataset(ds_path, windows={ACTION: range(0, 6)})
