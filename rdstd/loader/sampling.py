@@ -49,20 +49,23 @@ class FrameSampler:
     def _rng(self) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.epoch])
 
-    def _order(self) -> list[npt.NDArray[np.int64]]:
-        """The epoch's order as units (single frames here) that are never split between ranks."""
+    def _order(self) -> npt.NDArray[np.int64] | list[npt.NDArray[np.int64]]:
+        """The epoch's order: frame indices, or units of frames (blocks) that are never split between ranks."""
         order = self._rng().permutation(self.n) if self.shuffle else np.arange(self.n)
-        return list(order.astype(np.int64).reshape(-1, 1))
+        return order.astype(np.int64)
 
     def indices(self) -> npt.NDArray[np.int64]:
         """This rank's frame indices for the current epoch, in order."""
         units = self._order()
         mine = units[self.rank :: self.world_size]
-        out = np.concatenate(mine) if mine else np.zeros(0, dtype=np.int64)
-        if self.equal and units:
+        if isinstance(units, list):
+            out = np.concatenate(mine) if len(mine) else np.zeros(0, dtype=np.int64)
+            everything = np.concatenate(units) if units else np.zeros(0, dtype=np.int64)
+        else:
+            out, everything = np.asarray(mine, dtype=np.int64), units
+        if self.equal and len(everything):
             want = -(-self.n // self.world_size)
             if len(out) < want:
-                everything = np.concatenate(units)
                 out = np.concatenate([out, np.resize(everything, want - len(out))])
             out = out[:want]
         return out

@@ -11,13 +11,14 @@ defaults: 2 workers, persistent workers, prefetch 2, pinned memory when CUDA is 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from rdstd.errors import MissingDependencyError
 from rdstd.loader.frames import FrameDataset
+from rdstd.loader.mixture import Mixture
 from rdstd.loader.sampling import EpisodeSampler, FrameSampler
 
 try:
@@ -40,9 +41,10 @@ def collate(batch: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> dict[str,
 
 
 class TorchFrames(Dataset[dict[str, Any]]):
-    """A torch map-style Dataset over a :class:`FrameDataset` (samples as numpy; :func:`collate` makes tensors)."""
+    """A torch map-style Dataset over a :class:`FrameDataset` or a :class:`Mixture` (samples as numpy;
+    :func:`collate` makes tensors)."""
 
-    def __init__(self, frames: FrameDataset) -> None:
+    def __init__(self, frames: FrameDataset | Mixture) -> None:
         self.frames = frames
 
     def __len__(self) -> int:
@@ -65,10 +67,11 @@ def _distributed() -> tuple[int, int]:
 
 
 def make_loader(
-    frames: FrameDataset,
+    frames: FrameDataset | Mixture,
     batch_size: int = 32,
     *,
     seed: int = 0,
+    sampler: Iterable[int] | None = None,
     episode_blocks: int | None = None,
     rank: int | None = None,
     world_size: int | None = None,
@@ -77,22 +80,30 @@ def make_loader(
 ) -> DataLoader[dict[str, Any]]:
     """A DataLoader of tensor batches over ``frames``, deterministic from ``seed``.
 
+    The sampler (unless ``sampler`` is given): for a :class:`Mixture`, its weighted :class:`MixtureSampler`;
     ``episode_blocks=k`` samples blocks of ``k`` consecutive frames (:class:`EpisodeSampler`: windows share their
-    frames), else frames are shuffled one by one. ``rank``/``world_size`` default to torch.distributed's. Call
+    frames); else frames are shuffled one by one. ``rank``/``world_size`` default to torch.distributed's. Call
     ``loader.sampler.set_epoch(e)`` each epoch. ``loader_options`` override the DataLoader's defaults
     (``pin_memory``, ``persistent_workers``, ``prefetch_factor``, ``drop_last``, ``multiprocessing_context`` …).
     """
     found_rank, found_world = _distributed()
     rank = found_rank if rank is None else rank
     world_size = found_world if world_size is None else world_size
-    sampler: FrameSampler = (
-        EpisodeSampler(frames.episode_lengths, block=episode_blocks, seed=seed, rank=rank, world_size=world_size)
-        if episode_blocks
-        else FrameSampler(len(frames), seed=seed, rank=rank, world_size=world_size)
-    )
+    if sampler is None:
+        if isinstance(frames, Mixture):
+            sampler = frames.sampler(seed=seed, rank=rank, world_size=world_size)
+        elif episode_blocks:
+            sampler = EpisodeSampler(
+                frames.episode_lengths, block=episode_blocks, seed=seed, rank=rank, world_size=world_size
+            )
+        else:
+            sampler = FrameSampler(len(frames), seed=seed, rank=rank, world_size=world_size)
     options: dict[str, Any] = {"pin_memory": torch.cuda.is_available(), "collate_fn": collate}
     if num_workers > 0:
         options.update(persistent_workers=True, prefetch_factor=2)
-        frames.threads = max(1, min(frames.threads, (os.cpu_count() or 1) // num_workers or 1))
+        threads = max(1, (os.cpu_count() or 1) // num_workers)  # decoding threads per worker: one core each
+        parts = [s.frames for s in frames.sources] if isinstance(frames, Mixture) else [frames]
+        for part in parts:
+            part.threads = min(part.threads, threads)
     options.update(loader_options)
     return DataLoader(TorchFrames(frames), batch_size=batch_size, sampler=sampler, num_workers=num_workers, **options)

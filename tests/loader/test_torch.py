@@ -94,3 +94,16 @@ def test_workers_open_files_lazily(ds_path: Path) -> None:
     loader = make_loader(fd, batch_size=8, num_workers=1, persistent_workers=False)
     total = sum(len(b["index"]) for b in loader)
     assert total == sum(LENGTHS)
+
+
+def test_a_mixture_through_the_loader_factory(ds_path: Path, tmp_path: Path) -> None:
+    from rdstd.loader.mixture import Mixture, Source
+
+    other = FrameDataset(write(tmp_path / "other", [6]), [STATE])
+    mix = Mixture([Source(FrameDataset(ds_path, [STATE]), 3.0), Source(other, 1.0)])
+    loader = make_loader(mix, batch_size=8, seed=1, num_workers=0)
+    got = torch.cat([b["dataset"] for b in loader])
+    assert len(got) == len(mix) and set(got.tolist()) == {0, 1}
+    assert [b["index"].tolist() for b in make_loader(mix, batch_size=8, seed=1, num_workers=0)] == [
+        b["index"].tolist() for b in loader
+    ]

@@ -10,14 +10,14 @@ import pytest
 
 pytest.importorskip("av")
 
-from rdstd.loader import FrameDataset, ImageOptions  # noqa: E402
-from rdstd.schema.episode import Episode, EpisodeMeta, VideoFrames  # noqa: E402
-from rdstd.schema.features import Dimension, ImageFeature, VectorFeature  # noqa: E402
-from rdstd.schema.manifest import Provenance  # noqa: E402
-from rdstd.schema.vocabulary import ImageCodec  # noqa: E402
-from rdstd.store import video  # noqa: E402
-from rdstd.store.writer import DatasetWriter  # noqa: E402
-from tests.formats.lerobot_fixtures import identify, image, write_mp4  # noqa: E402
+from rdstd.loader import FrameDataset, ImageOptions
+from rdstd.schema.episode import Episode, EpisodeMeta, VideoFrames
+from rdstd.schema.features import Dimension, ImageFeature, VectorFeature
+from rdstd.schema.manifest import Provenance
+from rdstd.schema.vocabulary import ImageCodec
+from rdstd.store import video
+from rdstd.store.writer import DatasetWriter
+from tests.formats.lerobot_fixtures import identify, image, write_mp4
 
 H, W, FPS = 32, 48, 10
 CAM = "observation.images.front"
@@ -40,7 +40,8 @@ def ds_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for e, n in enumerate(LENGTHS):
             frames = VideoFrames(str(mp4), first / FPS, (first + n) / FPS, n)
             stamps = np.arange(n, dtype=np.float64) / FPS
-            writer.add(Episode(EpisodeMeta(episode_id=f"ep{e}"), stamps, {"observation.state": np.zeros((n, 1))}, {CAM: frames}))  # fmt: skip
+            vectors = {"observation.state": np.zeros((n, 1))}
+            writer.add(Episode(EpisodeMeta(episode_id=f"ep{e}"), stamps, vectors, {CAM: frames}))
             first += n
     return out
 
@@ -49,7 +50,7 @@ def test_video_windows_hold_the_right_frames_and_masks(ds_path: Path) -> None:
     fd = FrameDataset(ds_path, [CAM], windows={CAM: [-2, 0, 1]}, images=ImageOptions(size=(16, 24)))
     order = np.random.default_rng(0).permutation(len(fd))
     batch = fd.batch(order)
-    for n, i in enumerate(order):
+    for n in range(len(order)):
         e, f = int(batch["episode_index"][n]), int(batch["frame_index"][n])
         for w, t in enumerate([f - 2, f, f + 1]):
             pad = not 0 <= t < LENGTHS[e]
