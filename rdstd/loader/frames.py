@@ -25,7 +25,7 @@ from rdstd.errors import UsageError
 from rdstd.loader.images import ImageOptions, decode_stored, decode_video
 from rdstd.loader.normalize import Mode, Normalizer
 from rdstd.loader.windows import Window, frame_window, parse_windows, time_window
-from rdstd.schema.features import ImageFeature, VectorFeature
+from rdstd.schema.features import VectorFeature
 from rdstd.schema.vocabulary import ImageCodec
 from rdstd.store.lru import LruCache
 from rdstd.store.reader import Dataset
@@ -180,20 +180,26 @@ class FrameDataset:
     def _read(self, key: str, frames: npt.NDArray[np.int64], blank: npt.NDArray[np.bool_]) -> npt.NDArray[Any]:
         """Feature ``key`` at global ``frames`` (N,), zeros where ``blank``; each distinct frame read once."""
         feature = self.dataset.manifest.features[key]
-        unique, inverse = np.unique(frames[~blank], return_inverse=True)
+        keep = np.flatnonzero(~blank)
+        unique, first, inverse = np.unique(frames[keep], return_index=True, return_inverse=True)
         if isinstance(feature, VectorFeature):
             values: npt.NDArray[Any] = self.dataset.vectors(key, unique)
             if self.normalizer is not None and key in self.normalizer:
                 values = self.normalizer.normalize(key, values)
-        else:
-            values = self._images(key, feature, unique)
-        out = np.zeros((len(frames), *values.shape[1:]), dtype=values.dtype)
-        out[~blank] = values[inverse.reshape(-1)]
-        return out
-
-    def _images(self, key: str, feature: ImageFeature, frames: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
-        stored = self.dataset.stored(key, frames)
+            out = np.zeros((len(frames), *values.shape[1:]), dtype=values.dtype)
+            out[keep] = values[inverse.reshape(-1)]
+            return out
+        # images: each distinct frame decoded straight into its first slot of the batch, then copied to repeats
+        out = np.empty((len(frames), *self.images.shape(feature)), dtype=self.images.dtype(feature))
+        out[blank] = 0
+        slots = keep[first]
+        stored = self.dataset.stored(key, unique)
         if feature.codec == ImageCodec.VIDEO:
-            return decode_video(stored, self.dataset.path, feature, self.images)
-        where = f"{self.dataset.path}, {key}"
-        return decode_stored(stored, feature, self.images, threads=self.threads, where=where)
+            decode_video(out, slots, stored, self.dataset.path, feature, self.images)
+        else:
+            where = f"{self.dataset.path}, {key}"
+            decode_stored(out, slots, stored, feature, self.images, threads=self.threads, where=where)
+        source = slots[inverse.reshape(-1)]
+        repeats = source != keep
+        out[keep[repeats]] = out[source[repeats]]
+        return out

@@ -14,8 +14,9 @@ import rdstd
 from rdstd.errors import CorruptDatasetError, UsageError
 from rdstd.loader import FrameDataset, ImageOptions
 from rdstd.loader import images as loader_images
-from rdstd.store.images import decode
-from tests.loader.helpers import CAM, JPG, STATE, pixel, write
+from rdstd.schema import ImageCodec, ImageFeature
+from rdstd.store.images import decode, encode
+from tests.loader.helpers import CAM, JPG, pixel, write
 
 
 @pytest.fixture(scope="module")
@@ -59,16 +60,16 @@ def test_jpeg_is_decoded_at_the_smallest_dct_scale_that_covers_the_size(  # libj
 
     def spy(*a: Any, **kw: Any) -> Any:
         out = original(*a, **kw)
-        shapes.append(out.shape)
+        shapes.append(out.shape[:2])
         return out
 
     monkeypatch.setattr(loader_images.simplejpeg, "decode_jpeg", spy)
     ds = rdstd.open(ds_path)
     for size, scaled in (
-        ((20, 30), (24, 32, 3)),
-        ((12, 16), (12, 16, 3)),
-        ((25, 30), (30, 40, 3)),
-        ((31, 64), (48, 64, 3)),
+        ((20, 30), (24, 32)),
+        ((12, 16), (12, 16)),
+        ((25, 30), (30, 40)),
+        ((31, 64), (48, 64)),
     ):
         shapes.clear()
         fd = FrameDataset(ds, [JPG], images=ImageOptions(size=size))
@@ -90,8 +91,16 @@ def test_float_chw_layout(ds_path: Path) -> None:
 
 
 def test_lossless_camera_resized(ds_path: Path) -> None:
-    out = FrameDataset(ds_path, [CAM], images=ImageOptions(size=(3, 4)))[7][CAM]
-    assert out.shape == (3, 4, 3) and (out == pixel(0, 7)).all()
+    for resample in ("bilinear", "nearest"):
+        out = FrameDataset(ds_path, [CAM], images=ImageOptions(size=(3, 4), resample=resample))[7][CAM]  # type: ignore[arg-type]
+        assert out.shape == (3, 4, 3) and (out == pixel(0, 7)).all()
+
+
+def test_nearest_resize_takes_pixel_centres() -> None:
+    ramp = np.arange(8, dtype=np.uint8)[None, :, None].repeat(2, axis=0)
+    assert loader_images.resize(ramp, (2, 4), "nearest")[0, :, 0].tolist() == [1, 3, 5, 7]
+    depth = np.arange(8, dtype=np.uint16)[None, :, None]
+    assert loader_images.resize(depth, (1, 2))[0, :, 0].tolist() == [2, 6]  # depth: never blended
 
 
 def test_bad_image_options() -> None:
@@ -99,11 +108,23 @@ def test_bad_image_options() -> None:
         ImageOptions(size=(0, 3))
     with pytest.raises(UsageError):
         ImageOptions(layout="nhwc")  # type: ignore[arg-type]
+    with pytest.raises(UsageError):
+        ImageOptions(resample="cubic")  # type: ignore[arg-type]
 
 
-def test_damaged_stored_image_names_the_dataset(tmp_path: Path) -> None:
+def test_damaged_or_mis_sized_stored_images_name_the_dataset(tmp_path: Path) -> None:
     ds = rdstd.open(write(tmp_path / "ds", [4]))
     feature = ds.manifest.features[JPG]
-    assert not isinstance(feature, type(ds.manifest.features[STATE]))
-    with pytest.raises(CorruptDatasetError, match="stored image is corrupt"):
-        loader_images.decode_stored([b"\xff\xd8garbage"], feature, ImageOptions(size=(8, 8)), threads=1, where="x")  # type: ignore[arg-type]
+    assert isinstance(feature, ImageFeature)
+    for options in (ImageOptions(), ImageOptions(size=(8, 8))):
+        out = np.zeros((1, *options.shape(feature)), np.uint8)
+        with pytest.raises(CorruptDatasetError, match="x, frame 0 of the batch: stored image is corrupt"):
+            loader_images.decode_stored(
+                out, np.array([0]), [b"\xff\xd8garbage"], feature, options, threads=1, where="x"
+            )
+    small = encode(np.zeros((24, 32, 3), np.uint8), ImageCodec.JPEG)  # the manifest says 48×64
+    for layout in ("hwc", "chw"):
+        options = ImageOptions(layout=layout)  # type: ignore[arg-type]
+        out = np.zeros((1, *options.shape(feature)), options.dtype(feature))
+        with pytest.raises(CorruptDatasetError, match=r"decodes to \(24, 32, 3\), the manifest says \(48, 64, 3\)"):
+            loader_images.decode_stored(out, np.array([0]), [small], feature, options, threads=1, where="x")
