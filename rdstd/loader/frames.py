@@ -92,23 +92,22 @@ class FrameDataset:
         """A window longer than the shortest episode cannot be filled anywhere in it: refuse it now."""
         if not len(self._lengths):
             return
-        shortest = int(np.argmin(self._lengths))
+        durations: npt.NDArray[np.float64] | None = None
         for key, window in self.windows.items():
             if window.seconds:
-                last = self._starts[1:] - 1
-                durations = self.dataset.timestamps(last) if len(self.dataset) else np.zeros(0)
-                shortest = int(np.argmin(durations))
-                longest_ok = float(durations[shortest]) + 2 * self._tolerance(shortest)
-                too_long = window.span > longest_ok
-                have = f"{durations[shortest]:.3f} s"
-                need = f"{window.span:.3f} s"
+                if durations is None:
+                    durations = self.dataset.timestamps(self._starts[1:] - 1)
+                pos = int(np.argmin(durations))
+                too_long = window.span > float(durations[pos]) + 2 * self._tolerance(pos)
+                have, need = f"{durations[pos]:.3f} s", f"{window.span:.3f} s"
             else:
-                too_long = window.span > self._lengths[shortest]
-                have, need = f"{self._lengths[shortest]} frames", f"{int(window.span)} frames"
+                pos = int(np.argmin(self._lengths))
+                too_long = window.span > self._lengths[pos]
+                have, need = f"{self._lengths[pos]} frames", f"{int(window.span)} frames"
             if too_long:
                 raise UsageError(
                     f"{self.dataset.path}: the window of {key!r} spans {need}, longer than episode "
-                    f"{self._ep_index[shortest]} ({have})",
+                    f"{self._ep_index[pos]} ({have})",
                     hint="shorten the window, or select longer episodes: ds.select(pl.col('length') >= N)",
                 )
 

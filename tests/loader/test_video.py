@@ -82,3 +82,30 @@ def test_sequential_windows_decode_in_one_pass_with_a_reused_decoder(
     assert len(seeks) == 1
     fd.batch([7])  # back to file frames 6..8: one seek to the keyframe at or before
     assert len(seeks) == 2
+
+
+def test_a_jump_past_a_keyframe_seeks_instead_of_decoding_forward(
+    ds_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[float] = []
+    seeks: list[float] = []
+    original_seek, original_next = video.VideoDecoder._seek, video.VideoDecoder._next
+
+    def seek(self: video.VideoDecoder, t_s: float) -> Any:
+        seeks.append(t_s)
+        return original_seek(self, t_s)
+
+    def step(self: video.VideoDecoder) -> Any:
+        frame = original_next(self)
+        if frame is not None:
+            decoded.append(frame.time)
+        return frame
+
+    monkeypatch.setattr(video.VideoDecoder, "_seek", seek)
+    monkeypatch.setattr(video.VideoDecoder, "_next", step)
+    video.DECODERS.clear()
+    fd = FrameDataset(ds_path, [CAM])
+    fd.batch([0])
+    fd.batch([6 + 3])  # file frame 9, 0.9 s ahead: keyframe 8 lies between, so seek there and decode 8, 9
+    assert len(seeks) == 2 and len(decoded) <= 4  # not frames 1..9 decoded forward
+    assert identify(fd[9][CAM], 1, LENGTHS[1]) == 3

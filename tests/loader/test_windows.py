@@ -121,6 +121,8 @@ def test_bad_requests_fail_at_construction(ds_path: Path) -> None:
     with pytest.raises(UsageError, match="longer than episode 0"):
         FrameDataset(ds_path, windows={ACTION: [0.0, 0.6]})
     FrameDataset(ds_path, windows={ACTION: range(0, 5)})  # exactly the shortest episode: fine
+    with pytest.raises(UsageError, match="longer than episode 0"):  # a time window first changes nothing
+        FrameDataset(ds_path, windows={STATE: [0.0, 0.1], ACTION: range(0, 6)})
     longer = rdstd.open(ds_path).select(pl.col("length") >= 7)
     assert len(FrameDataset(longer, windows={ACTION: range(0, 7)})) == 16
 
