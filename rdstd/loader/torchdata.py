@@ -24,7 +24,7 @@ from rdstd.loader.sampling import EpisodeSampler, FrameSampler
 try:
     import torch
     from torch.utils.data import DataLoader, Dataset
-except ImportError as exc:  # pragma: no cover - exercised only without torch
+except ImportError as exc:
     raise MissingDependencyError("torch", "torch", purpose="load batches with torch") from exc
 
 
