@@ -164,11 +164,48 @@ def bare_pyav(path: str, indices: list[int], options: ImageOptions) -> float:
     return time.process_time() - started
 
 
+# -- LeRobot, in its own environment ------------------------------------------------------------------------------
+
+_LEROBOT_SIDE = """
+import contextlib, json, sys, time
+with contextlib.suppress(ImportError):
+    import tv_cpu_shim
+from lerobot.datasets.lerobot_dataset import LeRobotDataset
+root, indices = sys.argv[1], json.loads(sys.argv[2])
+ds = LeRobotDataset("rdstd/bench", root=root, delta_timestamps={"action": [k / 30 for k in range(16)]})
+for i in indices[:8]:
+    ds[i]
+wall, cpu = time.perf_counter(), time.process_time()
+for i in indices:
+    ds[i]
+print(json.dumps({"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu}))
+"""
+
+
+def lerobot_rate(python: str, root: Path, indices: list[int]) -> tuple[float, float]:
+    """(samples/s, CPU ms per sample, all threads) of LeRobot's own LeRobotDataset on ``indices``, one process."""
+    import json
+    import subprocess
+
+    out = subprocess.run(
+        [python, "-c", _LEROBOT_SIDE, str(root), json.dumps(indices)], capture_output=True, text=True, check=True
+    )
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    return len(indices) / got["wall_s"], 1e3 * got["cpu_s"] / len(indices)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--samples", type=int, default=2048, help="random samples per worker")
     parser.add_argument("--rss-samples", type=int, default=20_000)
     parser.add_argument("--video", action="store_true", help="also measure a camera kept as video")
+    parser.add_argument(
+        "--lerobot",
+        nargs="*",
+        default=[],
+        help="LeRobot interpreters (e.g. .venv-lerobot-0.6/bin/lerobot-python) to read the video dataset's v3.0 "
+        "export with LeRobot itself (needs --video)",
+    )
     args = parser.parse_args()
     jpegs = camera_frames(200)
     rows: list[list[Any]] = []
@@ -223,8 +260,31 @@ def main() -> None:
                         "samples_per_s": got,
                         "limit_per_s": bare,
                         "ratio": got / bare,
+                        "cpu_ms_per_sample": cpu,
+                        "limit_cpu_ms_per_frame": bare_cpu,
                     }
                 )
+            if args.lerobot:
+                from rdstd.formats.lerobot.export import export_lerobot
+
+                export_lerobot(vpath, Path(tmp) / "lerobot")
+                indices = rng.integers(0, 600, args.samples // 4).tolist()
+                ours, ours_cpu = rate(1, loader, str(vpath), [indices], ImageOptions(), [])
+                for python in args.lerobot:
+                    theirs, theirs_cpu = lerobot_rate(python, Path(tmp) / "lerobot", indices)
+                    label = f"LeRobot ({Path(python).parents[1].name}) vs rdstd, same video frames"
+                    rows.append([label, 1, f"{ours:,.0f} (LeRobot {theirs:,.0f})", "", f"{ours / theirs:.2f}"])
+                    rows[-1] += [f"{ours_cpu:.2f}", f"{theirs_cpu:.2f} (LeRobot)", f"{theirs_cpu / ours_cpu:.2f}"]
+                    results.append(
+                        {
+                            "output": "lerobot",
+                            "python": python,
+                            "samples_per_s": ours,
+                            "lerobot_samples_per_s": theirs,
+                            "cpu_ms_per_sample": ours_cpu,
+                            "lerobot_cpu_ms_per_sample": theirs_cpu,
+                        }
+                    )
         small = [simplejpeg.encode_jpeg(simplejpeg.decode_jpeg(j, min_height=60, min_width=80)) for j in jpegs[:50]]
         rss_rows = []
         for count, length in ((500, 160), (5000, 16)):
