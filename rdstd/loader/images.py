@@ -65,18 +65,19 @@ class ImageOptions:
 
 
 class _Pool:
-    """A per-process thread pool (a forked worker makes its own)."""
+    """Per-process thread pools, one per thread count (a forked worker makes its own)."""
 
     def __init__(self) -> None:
-        self._pool: ThreadPoolExecutor | None = None
+        self._pools: dict[int, ThreadPoolExecutor] = {}
         self._pid = -1
-        self._threads = 0
 
     def get(self, threads: int) -> ThreadPoolExecutor:
-        if self._pool is None or self._pid != os.getpid() or self._threads != threads:
-            self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rdstd-decode")
-            self._pid, self._threads = os.getpid(), threads
-        return self._pool
+        if self._pid != os.getpid():
+            self._pools, self._pid = {}, os.getpid()
+        pool = self._pools.get(threads)
+        if pool is None:
+            pool = self._pools[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rdstd-decode")
+        return pool
 
 
 _POOL = _Pool()

@@ -128,3 +128,9 @@ def test_damaged_or_mis_sized_stored_images_name_the_dataset(tmp_path: Path) -> 
         out = np.zeros((1, *options.shape(feature)), options.dtype(feature))
         with pytest.raises(CorruptDatasetError, match=r"decodes to \(24, 32, 3\), the manifest says \(48, 64, 3\)"):
             loader_images.decode_stored(out, np.array([0]), [small], feature, options, threads=1, where="x")
+
+
+def test_decoding_pools_are_kept_per_thread_count() -> None:
+    pools = loader_images._Pool()
+    two, four = pools.get(2), pools.get(4)
+    assert pools.get(2) is two and pools.get(4) is four and two is not four
