@@ -187,9 +187,10 @@ class Dataset:
         self._lengths = episodes["length"].to_numpy()
         self._files: dict[int, pq.ParquetFile] = {}
         self._fast: dict[int, pq.ParquetFile] = {}  # the same shards without checksum verification
-        self._verified: set[tuple[int, int]] = set()  # (shard, row group) whose image pages passed their checksums
+        #: (shard, row group) whose image pages passed their checksums; (shard, row group, column) for one column.
+        self._verified: set[tuple[Any, ...]] = set()
         self._rg_starts: dict[int, npt.NDArray[np.int64]] = {}
-        self._cache: LruCache[tuple[int, int], pa.Table] = LruCache(_ROW_GROUP_CACHE)
+        self._cache: LruCache[tuple[Any, ...], pa.Table] = LruCache(_ROW_GROUP_CACHE)
         self._small: LruCache[int, dict[str, Any]] = LruCache(_SHARD_CACHE)
         self._pid = os.getpid()
         self._columns = [*layout.INDEX_COLUMNS, *manifest.features]
@@ -438,6 +439,85 @@ class Dataset:
                 where = f"{self.path / layout.shard_name(shard)}, episode {out['episode_index']}, {key}, frame {offset}"
                 out[key] = _decode_stored(data, feature, where) if decode_images else data.to_pybytes()
         return out
+
+    # -- batched reads (the training loader) -------------------------------------------------------------------
+
+    def positions(self, indices: npt.ArrayLike) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """(shard, row within the shard) of each global frame index of the selection (negative counts from the end)."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        n = len(self)
+        idx = np.where(idx < 0, idx + n, idx)
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            bad = int(idx[(idx < 0) | (idx >= n)][0])
+            raise IndexError(f"frame {bad} is out of range for {n} frames")
+        pos = np.searchsorted(self._starts, idx, side="right") - 1
+        rows = self._ep_shard_row[pos] + (idx - self._starts[pos])
+        return self._ep_shard[pos].astype(np.int64), rows.astype(np.int64)
+
+    def vectors(self, key: str, indices: npt.ArrayLike) -> npt.NDArray[Any]:
+        """Vector feature ``key`` at each global frame index, stacked ``(N, *shape)`` (a new array)."""
+        feature = self.manifest.features[key]
+        assert isinstance(feature, VectorFeature)
+        shards, rows = self.positions(indices)
+        out = np.empty((len(rows), feature.size), dtype=np.dtype(feature.dtype))
+        for shard in np.unique(shards):
+            mask = shards == shard
+            out[mask] = self._small_table(int(shard))[key][rows[mask]]
+        return out.reshape(len(rows), *feature.shape)
+
+    def timestamps(self, indices: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """The timestamp (s from the episode start) of each global frame index."""
+        shards, rows = self.positions(indices)
+        out = np.empty(len(rows), dtype=np.float64)
+        for shard in np.unique(shards):
+            mask = shards == shard
+            out[mask] = self._small_table(int(shard))["timestamp"][rows[mask]]
+        return out
+
+    def stored(self, key: str, indices: npt.ArrayLike) -> list[Any]:
+        """Camera ``key`` at each global frame index, undecoded: the stored bytes (``pa.Buffer``, zero-copy), or for
+        a camera kept as video its ``{path, timestamp_s}`` reference. Only this column is read, each row group once
+        (pages checksummed the first time this process reads them)."""
+        feature = self.manifest.features[key]
+        assert isinstance(feature, ImageFeature)
+        shards, rows = self.positions(indices)
+        out: list[Any] = [None] * len(rows)
+        if feature.codec == ImageCodec.VIDEO:
+            for shard in np.unique(shards):
+                where = np.flatnonzero(shards == shard)
+                refs = self._small_table(int(shard))[key].take(pa.array(rows[where])).to_pylist()
+                for i, ref in zip(where, refs, strict=True):
+                    out[i] = ref
+            return out
+        for shard in np.unique(shards):
+            where = np.flatnonzero(shards == shard)
+            self._file(int(shard))
+            starts = self._rg_starts[int(shard)]
+            groups = np.searchsorted(starts, rows[where], side="right") - 1
+            for group in np.unique(groups):
+                table = self._column_group(int(shard), int(group), key).column(0)
+                for i in where[groups == group]:
+                    out[i] = table[int(rows[i] - starts[group])].as_buffer()
+        return out
+
+    def _column_group(self, shard: int, group: int, key: str) -> pa.Table:
+        """One image column of one row group (cached like :meth:`_row_group`, checksummed on first read)."""
+
+        def load() -> pa.Table:
+            handle = self._file(shard)
+            if (shard, group) in self._verified or (shard, group, key) in self._verified:
+                handle = self._unverified(shard)
+            try:
+                table = handle.read_row_group(group, columns=[key])
+            except PARQUET_ERRORS as exc:
+                raise self._shard_error(shard, exc, group) from exc
+            starts = self._rg_starts[shard]
+            if len(table) != int(starts[group + 1] - starts[group]):
+                raise self._shard_error(shard, ValueError(f"{len(table)} rows where the footer says more"), group)
+            self._verified.add((shard, group, key))
+            return table
+
+        return self._cache.get((shard, group, key), load)
 
     def episode(self, i: int) -> EpisodeData:
         """Episode ``i`` of this selection: vectors as numpy arrays, images decoded on access."""

@@ -216,6 +216,7 @@ class VideoDecoder:
         self._pending: Any = None
         self._last_s = -np.inf
         self._last: npt.NDArray[np.uint8] | None = None
+        self._keys: npt.NDArray[np.float64] | None = None  # keyframe times (s), read from the index on first use
 
     def close(self) -> None:
         """Close the file."""
@@ -256,12 +257,23 @@ class VideoDecoder:
     def _time(self, frame: Any) -> float:
         return float(frame.pts * self._base) if frame.pts is not None else float(frame.time or 0.0)
 
+    def _keyframe_skips(self, t_s: float) -> bool:
+        """Whether seeking to the keyframe at or before ``t_s`` skips frames that decoding forward from the last one
+        would decode (GOP-aware: with short GOPs a jump of a few frames is cheaper as a seek). Keyframe times come
+        from the container's index (nothing decoded); without an index, decoding forward is kept."""
+        if self._keys is None:
+            entries = self._stream.index_entries
+            keys = [e.timestamp * self._base for e in entries if e.is_keyframe and not e.is_discard]
+            self._keys = np.sort(np.asarray(keys, dtype=np.float64))
+        at = int(np.searchsorted(self._keys, t_s - self.tolerance_s, side="right")) - 1
+        return at >= 0 and float(self._keys[at]) > self._last_s + 1.5 * self.period_s
+
     def frame_at(self, t_s: float) -> npt.NDArray[np.uint8]:
         """The frame shown at ``t_s`` seconds (HWC RGB uint8); :class:`CorruptSourceError` when there is none."""
         ahead = t_s - self._last_s
         if self._last is not None and abs(ahead) < self.tolerance_s:
             return self._last  # the same frame again
-        if self._frames is None or not 0 < ahead <= FORWARD_DECODE_S:
+        if self._frames is None or not 0 < ahead <= FORWARD_DECODE_S or self._keyframe_skips(t_s):
             self._seek(t_s)
         best: Any = None
         while True:

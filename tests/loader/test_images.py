@@ -1,0 +1,136 @@
+"""Cameras in batches: only the requested column and row groups are read, JPEG decoded at a DCT scale."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import simplejpeg
+
+import rdstd
+from rdstd.errors import CorruptDatasetError, UsageError
+from rdstd.loader import FrameDataset, ImageOptions
+from rdstd.loader import images as loader_images
+from rdstd.schema import ImageCodec, ImageFeature
+from rdstd.store.images import decode, encode
+from tests.loader.helpers import CAM, JPG, pixel, write
+
+
+@pytest.fixture(scope="module")
+def ds_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write(tmp_path_factory.mktemp("images") / "ds", [12, 12], row_group_frames=4)
+
+
+def test_a_batch_reads_only_its_column_and_each_row_group_once(ds_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[tuple[int, tuple[str, ...]]] = []
+    original = pq.ParquetFile.read_row_group
+
+    def spy(self: pq.ParquetFile, i: int, columns: Any = None, **kw: Any) -> Any:
+        reads.append((i, tuple(columns or ())))
+        return original(self, i, columns=columns, **kw)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", spy)
+    fd = FrameDataset(ds_path, [JPG], windows={JPG: [-1, 0]})
+    fd.batch([1, 2, 3, 5, 6])  # frames 0..6: row groups 0 and 1 only
+    assert sorted(reads) == [(0, (JPG,)), (1, (JPG,))]
+
+
+def test_each_distinct_frame_is_decoded_once(ds_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    original = simplejpeg.decode_jpeg
+
+    def spy(*a: Any, **kw: Any) -> Any:
+        calls.append(1)
+        return original(*a, **kw)
+
+    monkeypatch.setattr(loader_images.simplejpeg, "decode_jpeg", spy)
+    fd = FrameDataset(ds_path, [JPG], windows={JPG: [-1, 0]}, images=ImageOptions(size=(20, 30)), threads=2)
+    fd.batch([1, 2, 3, 2])  # frames 0, 1, 2, 3
+    assert len(calls) == 4
+
+
+def test_jpeg_is_decoded_at_the_smallest_dct_scale_that_covers_the_size(  # libjpeg-turbo: M/8
+    ds_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shapes = []
+    original = simplejpeg.decode_jpeg
+
+    def spy(*a: Any, **kw: Any) -> Any:
+        out = original(*a, **kw)
+        shapes.append(out.shape[:2])
+        return out
+
+    monkeypatch.setattr(loader_images.simplejpeg, "decode_jpeg", spy)
+    ds = rdstd.open(ds_path)
+    for size, scaled in (
+        ((20, 30), (24, 32)),
+        ((12, 16), (12, 16)),
+        ((25, 30), (30, 40)),
+        ((31, 64), (48, 64)),
+    ):
+        shapes.clear()
+        fd = FrameDataset(ds, [JPG], images=ImageOptions(size=size))
+        got = fd[5][JPG]
+        assert shapes == [scaled]
+        assert got.shape == (*size, 3) and got.dtype == np.uint8
+        full = decode(ds.stored(JPG, [5])[0])
+        want = loader_images.resize(full, size)
+        assert np.abs(got.astype(int) - want.astype(int)).mean() < 4  # DCT scaling ≈ full decode + resize
+
+
+def test_float_chw_layout(ds_path: Path) -> None:
+    hwc = FrameDataset(ds_path, [CAM, JPG])[13]
+    chw = FrameDataset(ds_path, [CAM, JPG], images=ImageOptions(layout="chw"))[13]
+    for key in (CAM, JPG):
+        assert chw[key].dtype == np.float32 and chw[key].shape == (3, *hwc[key].shape[:2])
+        np.testing.assert_allclose(chw[key], hwc[key].transpose(2, 0, 1) / 255, atol=1e-6)
+    assert (hwc[CAM] == pixel(1, 1)).all()
+
+
+def test_lossless_camera_resized(ds_path: Path) -> None:
+    for resample in ("bilinear", "nearest"):
+        out = FrameDataset(ds_path, [CAM], images=ImageOptions(size=(3, 4), resample=resample))[7][CAM]  # type: ignore[arg-type]
+        assert out.shape == (3, 4, 3) and (out == pixel(0, 7)).all()
+
+
+def test_nearest_resize_takes_pixel_centres() -> None:
+    ramp = np.arange(8, dtype=np.uint8)[None, :, None].repeat(2, axis=0)
+    assert loader_images.resize(ramp, (2, 4), "nearest")[0, :, 0].tolist() == [1, 3, 5, 7]
+    depth = np.arange(8, dtype=np.uint16)[None, :, None]
+    assert loader_images.resize(depth, (1, 2))[0, :, 0].tolist() == [2, 6]  # depth: never blended
+
+
+def test_bad_image_options() -> None:
+    with pytest.raises(UsageError):
+        ImageOptions(size=(0, 3))
+    with pytest.raises(UsageError):
+        ImageOptions(layout="nhwc")  # type: ignore[arg-type]
+    with pytest.raises(UsageError):
+        ImageOptions(resample="cubic")  # type: ignore[arg-type]
+
+
+def test_damaged_or_mis_sized_stored_images_name_the_dataset(tmp_path: Path) -> None:
+    ds = rdstd.open(write(tmp_path / "ds", [4]))
+    feature = ds.manifest.features[JPG]
+    assert isinstance(feature, ImageFeature)
+    for options in (ImageOptions(), ImageOptions(size=(8, 8))):
+        out = np.zeros((1, *options.shape(feature)), np.uint8)
+        with pytest.raises(CorruptDatasetError, match="x, frame 0 of the batch: stored image is corrupt"):
+            loader_images.decode_stored(
+                out, np.array([0]), [b"\xff\xd8garbage"], feature, options, threads=1, where="x"
+            )
+    small = encode(np.zeros((24, 32, 3), np.uint8), ImageCodec.JPEG)  # the manifest says 48×64
+    for layout in ("hwc", "chw"):
+        options = ImageOptions(layout=layout)  # type: ignore[arg-type]
+        out = np.zeros((1, *options.shape(feature)), options.dtype(feature))
+        with pytest.raises(CorruptDatasetError, match=r"decodes to \(24, 32, 3\), the manifest says \(48, 64, 3\)"):
+            loader_images.decode_stored(out, np.array([0]), [small], feature, options, threads=1, where="x")
+
+
+def test_decoding_pools_are_kept_per_thread_count() -> None:
+    pools = loader_images._Pool()
+    two, four = pools.get(2), pools.get(4)
+    assert pools.get(2) is two and pools.get(4) is four and two is not four

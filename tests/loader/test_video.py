@@ -1,0 +1,111 @@
+"""Cameras kept as video: the right frames in windows, one pass for sequential windows, decoders reused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("av")
+
+from rdstd.loader import FrameDataset, ImageOptions
+from rdstd.schema.episode import Episode, EpisodeMeta, VideoFrames
+from rdstd.schema.features import Dimension, ImageFeature, VectorFeature
+from rdstd.schema.manifest import Provenance
+from rdstd.schema.vocabulary import ImageCodec
+from rdstd.store import video
+from rdstd.store.writer import DatasetWriter
+from tests.formats.lerobot_fixtures import identify, image, write_mp4
+
+H, W, FPS = 32, 48, 10
+CAM = "observation.images.front"
+LENGTHS = [6, 9]
+
+
+@pytest.fixture(scope="module")
+def ds_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two episodes sharing one mp4 (keyframe every 4 frames), as in a LeRobot v3.0 file."""
+    root = tmp_path_factory.mktemp("video")
+    mp4 = root / "file-000.mp4"
+    write_mp4(mp4, [image(e, k, H, W) for e, n in enumerate(LENGTHS) for k in range(n)], FPS, gop=4)
+    features: dict[str, VectorFeature | ImageFeature] = {
+        "observation.state": VectorFeature(shape=(1,), dims=[Dimension(name="x")]),
+        CAM: ImageFeature(height=H, width=W, codec=ImageCodec.VIDEO),
+    }
+    out = root / "ds"
+    with DatasetWriter(out, features, Provenance(source_format="test", rdstd_version="0"), rate_hz=FPS) as writer:
+        first = 0
+        for e, n in enumerate(LENGTHS):
+            frames = VideoFrames(str(mp4), first / FPS, (first + n) / FPS, n)
+            stamps = np.arange(n, dtype=np.float64) / FPS
+            vectors = {"observation.state": np.zeros((n, 1))}
+            writer.add(Episode(EpisodeMeta(episode_id=f"ep{e}"), stamps, vectors, {CAM: frames}))
+            first += n
+    return out
+
+
+def test_video_windows_hold_the_right_frames_and_masks(ds_path: Path) -> None:
+    fd = FrameDataset(ds_path, [CAM], windows={CAM: [-2, 0, 1]}, images=ImageOptions(size=(16, 24)))
+    order = np.random.default_rng(0).permutation(len(fd))
+    batch = fd.batch(order)
+    for n in range(len(order)):
+        e, f = int(batch["episode_index"][n]), int(batch["frame_index"][n])
+        for w, t in enumerate([f - 2, f, f + 1]):
+            pad = not 0 <= t < LENGTHS[e]
+            assert batch[f"{CAM}_is_pad"][n, w] == pad
+            pixels = batch[CAM][n, w]
+            assert pixels.shape == (16, 24, 3)
+            if pad:
+                assert not pixels.any()
+            else:
+                assert identify(pixels, e, LENGTHS[e]) == t
+
+
+def test_sequential_windows_decode_in_one_pass_with_a_reused_decoder(
+    ds_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeks: list[float] = []
+    original = video.VideoDecoder._seek
+
+    def spy(self: video.VideoDecoder, t_s: float) -> Any:
+        seeks.append(t_s)
+        return original(self, t_s)
+
+    monkeypatch.setattr(video.VideoDecoder, "_seek", spy)
+    video.DECODERS.clear()
+    fd = FrameDataset(ds_path, [CAM], windows={CAM: [-1, 0, 1]})
+    fd.batch([4, 2, 3, 1])  # frames 0..5 of episode 0, asked out of order
+    assert len(seeks) == 1  # opened once, then decoded forward
+    fd.batch([8, 9])  # episode 1 frames 1..4 (file frames 7..10): ahead of the last frame, decoded forward
+    assert len(seeks) == 1
+    fd.batch([7])  # back to file frames 6..8: one seek to the keyframe at or before
+    assert len(seeks) == 2
+
+
+def test_a_jump_past_a_keyframe_seeks_instead_of_decoding_forward(
+    ds_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[float] = []
+    seeks: list[float] = []
+    original_seek, original_next = video.VideoDecoder._seek, video.VideoDecoder._next
+
+    def seek(self: video.VideoDecoder, t_s: float) -> Any:
+        seeks.append(t_s)
+        return original_seek(self, t_s)
+
+    def step(self: video.VideoDecoder) -> Any:
+        frame = original_next(self)
+        if frame is not None:
+            decoded.append(frame.time)
+        return frame
+
+    monkeypatch.setattr(video.VideoDecoder, "_seek", seek)
+    monkeypatch.setattr(video.VideoDecoder, "_next", step)
+    video.DECODERS.clear()
+    fd = FrameDataset(ds_path, [CAM])
+    fd.batch([0])
+    fd.batch([6 + 3])  # file frame 9, 0.9 s ahead: keyframe 8 lies between, so seek there and decode 8, 9
+    assert len(seeks) == 2 and len(decoded) <= 4  # not frames 1..9 decoded forward
+    assert identify(fd[9][CAM], 1, LENGTHS[1]) == 3
