@@ -29,13 +29,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/python -m mypy
 
-bench: $(STAMP)
-	$(BIN)/python bench/store_read.py
-	$(BIN)/python bench/store_write.py
-	$(BIN)/python bench/convert_rss.py
+bench: $(STAMP)  # each prints its table and writes bench/results/<name>.json; several minutes in all
+	for b in store_read store_write convert_rss checksum_cost rlds_convert lerobot_convert hdf5_convert \
+		rosbag_convert validate_default loader; do $(BIN)/python -m bench.$$b || exit 1; done
 
 schemas: $(STAMP)
 	$(BIN)/python -m rdstd.schema.jsonschema schemas
+	$(BIN)/python -m rdstd.validate.model schemas
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist demo-out
