@@ -66,6 +66,8 @@ class BackendContract:
                 episode = source.read_episode(ref)
                 if ref.length is not None:
                     assert episode.length == ref.length
+                if any(k.kind == "timestamp" for k in info.keys):  # a clock the source has must reach the episode
+                    assert episode.timestamps_s is not None and episode.timestamps_s.shape == (episode.length,)
                 for key in info.keys:
                     if key.kind in {"vector", "timestamp"}:
                         values = read_frames(episode.vectors[key.key])

@@ -74,8 +74,8 @@ def make_zarr_replay_buffer(
 ) -> ReplayBufferContent:
     """Write a Diffusion-Policy-style replay buffer with zarr (v2 or v3, folder or zip); returns its content.
 
-    ``zero_episodes`` sets every array of those episodes to 0 (the fill value, so zarr-python 3 writes no chunk
-    that holds only them). ``written_like="zarr-python-2"`` (v2 folders only) writes what zarr-python 2 writes, as
+    ``zero_episodes`` sets every data array of those episodes but the clock to 0 (the fill value, so zarr-python 3
+    writes no chunk that holds only them; the timestamps stay a valid clock). ``written_like="zarr-python-2"`` (v2 folders only) writes what zarr-python 2 writes, as
     Diffusion Policy's replay buffers are: every chunk, and ``.zarray`` JSON indented by 4 with sorted keys.
     ``extra_steps`` appends rows after the last episode end (an interrupted write).
     """
@@ -85,8 +85,9 @@ def make_zarr_replay_buffer(
     content = replay_buffer_arrays(lengths, image_hw=image_hw, seed=seed)
     bounds = np.concatenate([[0], content.episode_ends])
     for index in zero_episodes:
-        for values in content.arrays.values():
-            values[bounds[index] : bounds[index + 1]] = 0
+        for key, values in content.arrays.items():
+            if key != "timestamp":
+                values[bounds[index] : bounds[index + 1]] = 0
     if extra_steps:
         tail = replay_buffer_arrays([extra_steps], image_hw=image_hw, seed=seed + 1).arrays
         arrays = {k: np.concatenate([v, tail[k]]) for k, v in content.arrays.items()}

@@ -72,7 +72,9 @@ def test_pusht_converts_with_its_spec_to_pixels_units_and_lossless_images(tmp_pa
     np.testing.assert_array_equal(
         episode.images["observation.images.top"][3], content.arrays["img"][23].astype(np.uint8)
     )
-    np.testing.assert_allclose(episode.timestamps, np.arange(35) / 10.0)
+    stamps = content.arrays["timestamp"][20:55]  # the source's measured clock (seconds), from the episode's start
+    np.testing.assert_array_equal(episode.timestamps, stamps - stamps[0])
+    assert ds.manifest.clock.kind == "measured"
 
 
 def test_a_truncated_chunk_is_an_error_naming_the_chunk_file(tmp_path: Path) -> None:

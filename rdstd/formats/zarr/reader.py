@@ -7,6 +7,7 @@ are listed in ``info().extra["warnings"]`` and in the last episode's ``meta["not
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,15 @@ import numpy as np
 import numpy.typing as npt
 
 from rdstd.errors import CorruptSourceError, MissingDependencyError, SourceError
-from rdstd.formats.base import EpisodeRef, FormatBackend, SourceDataset, SourceEpisode, SourceInfo, SourceKey
+from rdstd.formats.base import (
+    EpisodeRef,
+    FormatBackend,
+    SourceDataset,
+    SourceEpisode,
+    SourceInfo,
+    SourceKey,
+    read_frames,
+)
 from rdstd.formats.zarr.frames import ZarrArray, ZarrFrames
 from rdstd.formats.zarr.store import (
     EPISODE_ENDS,
@@ -243,7 +252,12 @@ class ZarrReplayBuffer(SourceDataset):
         if ref.index == len(self._ends) - 1:
             notes.extend(self.warnings)
         meta: dict[str, Any] = {"steps": [start, stop], "layout": self.layout, "notes": notes}
-        return SourceEpisode(ref, stop - start, vectors=vectors, images=images, meta=meta)
+        clock = next((vectors[a.name] for a in self._arrays.values() if a.key == "timestamp"), None)
+        stamps = None
+        if clock is not None and len(clock.shape) <= 2 and math.prod(clock.shape[1:]) == 1:
+            # Diffusion Policy and UMI record time.time() per step: seconds (the episode's own clock, kept measured)
+            stamps = read_frames(clock).reshape(-1).astype(np.float64)
+        return SourceEpisode(ref, stop - start, vectors=vectors, images=images, timestamps_s=stamps, meta=meta)
 
     def close(self) -> None:
         """Close the store (zip stores hold a file handle)."""
