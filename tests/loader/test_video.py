@@ -11,39 +11,18 @@ import pytest
 pytest.importorskip("av")
 
 from rdstd.loader import FrameDataset, ImageOptions
-from rdstd.schema.episode import Episode, EpisodeMeta, VideoFrames
-from rdstd.schema.features import Dimension, ImageFeature, VectorFeature
-from rdstd.schema.manifest import Provenance
-from rdstd.schema.vocabulary import ImageCodec
 from rdstd.store import video
-from rdstd.store.writer import DatasetWriter
-from tests.formats.lerobot_fixtures import identify, image, write_mp4
+from tests.formats.lerobot_fixtures import identify
+from tests.loader.helpers import VIDEO_CAM as CAM
+from tests.loader.helpers import write_video_dataset
 
-H, W, FPS = 32, 48, 10
-CAM = "observation.images.front"
 LENGTHS = [6, 9]
 
 
 @pytest.fixture(scope="module")
 def ds_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two episodes sharing one mp4 (keyframe every 4 frames), as in a LeRobot v3.0 file."""
-    root = tmp_path_factory.mktemp("video")
-    mp4 = root / "file-000.mp4"
-    write_mp4(mp4, [image(e, k, H, W) for e, n in enumerate(LENGTHS) for k in range(n)], FPS, gop=4)
-    features: dict[str, VectorFeature | ImageFeature] = {
-        "observation.state": VectorFeature(shape=(1,), dims=[Dimension(name="x")]),
-        CAM: ImageFeature(height=H, width=W, codec=ImageCodec.VIDEO),
-    }
-    out = root / "ds"
-    with DatasetWriter(out, features, Provenance(source_format="test", rdstd_version="0"), rate_hz=FPS) as writer:
-        first = 0
-        for e, n in enumerate(LENGTHS):
-            frames = VideoFrames(str(mp4), first / FPS, (first + n) / FPS, n)
-            stamps = np.arange(n, dtype=np.float64) / FPS
-            vectors = {"observation.state": np.zeros((n, 1))}
-            writer.add(Episode(EpisodeMeta(episode_id=f"ep{e}"), stamps, vectors, {CAM: frames}))
-            first += n
-    return out
+    return write_video_dataset(tmp_path_factory.mktemp("video"), LENGTHS)
 
 
 def test_video_windows_hold_the_right_frames_and_masks(ds_path: Path) -> None:
