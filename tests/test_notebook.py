@@ -20,7 +20,7 @@ NOTEBOOK = ROOT / "notebooks" / "quickstart.ipynb"
 def test_the_quickstart_notebook_runs_top_to_bottom(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from nbclient import NotebookClient
 
-    # the kernel imports this checkout's rdstd, and writes its temporary files under tmp_path (plots: the inline backend)
+    # the kernel imports this checkout's rdstd and writes its temporary files under tmp_path
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     notebook = nbformat.read(NOTEBOOK, as_version=4)

@@ -1,10 +1,11 @@
 """Canonical datasets in object storage: ``rdstd.open("s3://bucket/ds")`` (any fsspec URL).
 
-Files are read through fsspec with a persistent local block cache (``blockcache``): the first read of a byte range
-fetches whole blocks (``block_size``, read-ahead) and keeps them on local disk, so a second epoch, a second process
-or a second run reads the same shards without touching the network. Each file's remote identity (ETag / mtime) is
-checked when it is opened (``check_files``), so a dataset rewritten at the same URL is never served from stale
-blocks. Video files are fetched whole into the cache (PyAV seeks in them).
+Files are read through fsspec with a persistent local block cache (:class:`BlockFile`): a read fetches the whole
+``BLOCK_SIZE`` blocks it touches (read-ahead; consecutive missing blocks in one request) and keeps each as a file
+on local disk, so a second epoch, another DataLoader worker or a later run reads the same bytes without the network.
+Blocks are filed under the remote file's version (its metadata: ETag, size, modification time), so a dataset
+rewritten at the same URL is never served from stale blocks. Blocks are written to a temporary name and renamed, so
+processes share the cache without locks. Video files are fetched whole into the cache (PyAV seeks in them).
 
 fsspec (and s3fs for ``s3://``: ``pip install 'rdstd[cloud]'``) are imported only when a URL is opened.
 """
@@ -12,13 +13,15 @@ fsspec (and s3fs for ``s3://``: ``pip install 'rdstd[cloud]'``) are imported onl
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from rdstd.errors import MissingDependencyError, SchemaError, SourceNotFoundError
+from rdstd.errors import CorruptDatasetError, MissingDependencyError, SchemaError, SourceNotFoundError
 
 #: ``scheme://`` at the start of a string marks a URL (a Windows drive ``C:\\`` has no ``//``).
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
@@ -45,14 +48,14 @@ class RemotePath:
     workers like local ones; each process opens its own handles and shares the on-disk block cache.
     """
 
-    fs: Any  # fsspec.AbstractFileSystem (the caching one)
+    fs: Any  # fsspec.AbstractFileSystem of the URL
     protocol: str
     key: str  # the path inside the filesystem, no scheme
     cache: Path
 
     @classmethod
     def from_url(cls, url: str, storage_options: dict[str, Any] | None = None) -> RemotePath:
-        """The dataset at ``url``, read through a block cache under :func:`cache_root` (per URL)."""
+        """The dataset at ``url``; its blocks are cached under :func:`cache_root` (a folder per URL)."""
         try:
             import fsspec
         except ImportError as exc:
@@ -69,13 +72,7 @@ class RemotePath:
         key = key.rstrip("/")
         target.invalidate_cache()  # listings cached by an earlier open may describe files since rewritten
         cache = cache_root() / hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:16]
-        cache.mkdir(parents=True, exist_ok=True)
-        if isinstance(target, _uncached()):  # already local (memory://, file://): nothing to cache
-            return cls(target, protocol, key, cache)
-        fs = fsspec.filesystem(
-            "blockcache", fs=target, cache_storage=str(cache), check_files=True, cache_mapper=_VersionMapper(target)
-        )
-        return cls(fs, protocol, key, cache)
+        return cls(target, protocol, key, cache)
 
     def __truediv__(self, rel: str) -> RemotePath:
         parts = [p for p in rel.split("/") if p not in ("", ".")]
@@ -100,8 +97,10 @@ class RemotePath:
         return bool(self.fs.isfile(self.key))
 
     def open(self) -> IO[bytes]:
-        """The file opened for reading through the block cache (reads fetch and keep ``BLOCK_SIZE`` blocks)."""
-        return self.fs.open(self.key, "rb", block_size=BLOCK_SIZE)  # type: ignore[no-any-return]
+        """The file opened for reading through the local block cache (memory:// and file:// directly)."""
+        if _is_local(self.fs):
+            return self.fs.open(self.key, "rb")  # type: ignore[no-any-return]
+        return io.BufferedReader(BlockFile(self.fs, self.key, self.cache / "blocks"), buffer_size=2**16)
 
     def read_bytes(self) -> bytes:
         """The whole file."""
@@ -113,17 +112,13 @@ class RemotePath:
         return self.read_bytes().decode(encoding)
 
     def local(self) -> Path:
-        """The whole file in the local cache (fetched once; refetched when the remote file changed)."""
-        file = self.cache / "files" / self.key.replace("/", "%2F")
-        stamp = file.with_name(file.name + ".version")
-        remote = getattr(self.fs, "fs", self.fs)  # the filesystem under the block cache
-        version = str(remote.ukey(self.key))
-        if not (file.is_file() and stamp.is_file() and stamp.read_text() == version):
+        """The whole file in the local cache (fetched once; fetched again when the remote file changed)."""
+        file = self.cache / "files" / _version(self.fs, self.key) / self.name
+        if not file.is_file():
             file.parent.mkdir(parents=True, exist_ok=True)
-            part = file.with_name(file.name + f".{os.getpid()}.part")
-            remote.get_file(self.key, str(part))
+            part = file.with_name(f".{file.name}.{os.getpid()}.part")
+            self.fs.get_file(self.key, str(part))
             part.replace(file)
-            stamp.write_text(version)
         return file
 
     def join_ref(self, rel: str) -> Path:
@@ -131,25 +126,86 @@ class RemotePath:
         return (self / rel).local()
 
 
-def _uncached() -> tuple[type, ...]:
+def _is_local(fs: Any) -> bool:
+    """Whether ``fs`` keeps its files in this process or on this machine already (nothing to cache)."""
     from fsspec.implementations.local import LocalFileSystem
     from fsspec.implementations.memory import MemoryFileSystem
 
-    return (LocalFileSystem, MemoryFileSystem)
+    return isinstance(fs, LocalFileSystem | MemoryFileSystem)
 
 
-class _VersionMapper:
-    """Cache file names from the remote path *and* its version (ETag / mtime): a file rewritten at the same URL gets
-    a new sparse file instead of the old one's blocks (fsspec reuses the old file, which then fails to map)."""
+def _version(fs: Any, key: str) -> str:
+    """A name for the current version of a remote file: a digest of its metadata (ETag, size, mtime ...)."""
+    info = fs.info(key)
+    text = json.dumps({k: v for k, v in info.items() if k != "name"}, sort_keys=True, default=str)
+    return hashlib.sha256(f"{key}\0{text}".encode()).hexdigest()[:32]
 
-    def __init__(self, target: Any) -> None:
-        self.target = target
 
-    def __call__(self, path: str) -> str:
-        return hashlib.sha256(f"{path}\0{self.target.ukey(path)}".encode()).hexdigest()
+class BlockFile(io.RawIOBase):
+    """A remote file read in ``BLOCK_SIZE`` blocks kept as files under ``cache/<version>/`` (see the module)."""
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _VersionMapper) and other.target is self.target
+    def __init__(self, fs: Any, key: str, cache: Path, block_size: int = BLOCK_SIZE) -> None:
+        super().__init__()
+        self.fs, self.key, self.block_size = fs, key, block_size
+        info = fs.info(key)
+        self.size = int(info["size"])
+        self.folder = cache / _version(fs, key)
+        self.pos = 0
 
-    def __hash__(self) -> int:
-        return id(self.target)
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        end = min(self.pos + len(view), self.size)
+        if end <= self.pos:
+            return 0
+        first, last = self.pos // self.block_size, (end - 1) // self.block_size
+        blocks = self._blocks(first, last)
+        data = blocks[0] if first == last else b"".join(blocks)
+        start = self.pos - first * self.block_size
+        n = end - self.pos
+        view[:n] = data[start : start + n]
+        self.pos = end
+        return n
+
+    def _blocks(self, first: int, last: int) -> list[bytes]:
+        """Blocks ``first..last``: from disk, the missing ones fetched in one request per run and stored."""
+        found: dict[int, bytes] = {}
+        for i in range(first, last + 1):
+            file = self.folder / str(i)
+            if file.is_file():
+                found[i] = file.read_bytes()
+        missing = [i for i in range(first, last + 1) if i not in found]
+        while missing:
+            run = [missing[0]]
+            while len(run) < len(missing) and missing[len(run)] == run[-1] + 1:
+                run.append(missing[len(run)])
+            start, stop = run[0] * self.block_size, min((run[-1] + 1) * self.block_size, self.size)
+            data = self.fs.cat_file(self.key, start=start, end=stop)
+            if len(data) != stop - start:
+                raise CorruptDatasetError(
+                    f"{self.fs.unstrip_protocol(self.key)}: the file is shorter than its listing says "
+                    f"({start + len(data)} of {self.size} bytes); it changed while it was read",
+                    hint="open the dataset again",
+                )
+            self.folder.mkdir(parents=True, exist_ok=True)
+            for k, i in enumerate(run):
+                block = data[k * self.block_size : (k + 1) * self.block_size]
+                part = self.folder / f".{i}.{os.getpid()}.part"
+                part.write_bytes(block)
+                part.replace(self.folder / str(i))
+                found[i] = block
+            missing = missing[len(run) :]
+        return [found[i] for i in range(first, last + 1)]

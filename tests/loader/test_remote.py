@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import pickle
 import subprocess
 import sys
@@ -205,3 +206,26 @@ def test_video_cameras_are_fetched_into_the_cache_and_decode_the_same(
     assert_same(a, b)
     assert identify(remote.frame(8)[VIDEO_CAM], 1, 9) == 2  # episode 1, frame 2, decoded from the cached mp4
     assert list(cache.rglob("*.mp4*"))
+
+
+def test_a_second_read_comes_from_the_local_block_cache(
+    endpoint: str, local: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The shard bytes are fetched once; a new Dataset on the same URL (another epoch, worker or run) only asks the
+    server whether the files changed (HEAD), it does not download them again."""
+    url = upload(endpoint, local, "rdstd-test", "datasets/cached")
+
+    def shard_gets() -> int:
+        return sum("GET /rdstd-test/datasets/cached/data/shard-" in r.getMessage() for r in caplog.records)
+
+    with caplog.at_level(logging.INFO, logger="werkzeug"):
+        first = frames(Dataset.open(url, storage_options=options(endpoint))).batch(np.arange(len(local_ds(local))))
+        fetched = shard_gets()
+        caplog.clear()
+        again = frames(Dataset.open(url, storage_options=options(endpoint))).batch(np.arange(len(local_ds(local))))
+        assert fetched >= 1 and shard_gets() == 0
+    assert_same(first, again)
+
+
+def local_ds(path: Path) -> Dataset:
+    return rdstd.open(path)
