@@ -196,8 +196,10 @@ def decode_video(
     and decodes forward.
     """
     order = sorted(range(len(refs)), key=lambda k: (refs[k]["path"], refs[k]["timestamp_s"]))
+    # bilinear scaling happens in FFmpeg's conversion to RGB (swscale), not on a full-size RGB copy after it
+    scaled = options.size if options.resample == "bilinear" else None
     for k in order:
         ref = refs[k]
         decoder = video.DECODERS.get(video_file(root, ref["path"]))
-        pixels = resize(decoder.frame_at(float(ref["timestamp_s"])), options.size, options.resample)
+        pixels = resize(decoder.frame_at(float(ref["timestamp_s"]), scaled), options.size, options.resample)
         _place(out, int(slots[k]), pixels, options.layout)
