@@ -17,7 +17,7 @@ import io
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -45,13 +45,25 @@ class RemotePath:
     """A file or folder in object storage, with the few ``pathlib`` operations the reader uses.
 
     Picklable (fsspec filesystems pickle by their arguments), so datasets opened from a URL go to DataLoader
-    workers like local ones; each process opens its own handles and shares the on-disk block cache.
+    workers like local ones; each process opens its own handles and shares the on-disk block cache. A forked
+    process makes its own filesystem object (s3fs's event loop does not survive a fork).
     """
 
-    fs: Any  # fsspec.AbstractFileSystem of the URL
+    _fs: Any  # fsspec.AbstractFileSystem of the URL, made in process _pid
     protocol: str
     key: str  # the path inside the filesystem, no scheme
     cache: Path
+    _pid: int = field(default_factory=os.getpid)
+
+    @property
+    def fs(self) -> Any:
+        """The filesystem, made anew in a process other than the one that made it (fsspec then clears its
+        instance cache, so the new object has its own connections)."""
+        if self._pid != os.getpid():
+            fs = type(self._fs)(*self._fs.storage_args, **self._fs.storage_options)
+            object.__setattr__(self, "_fs", fs)
+            object.__setattr__(self, "_pid", os.getpid())
+        return self._fs
 
     @classmethod
     def from_url(cls, url: str, storage_options: dict[str, Any] | None = None) -> RemotePath:
@@ -134,9 +146,9 @@ def _is_local(fs: Any) -> bool:
     return isinstance(fs, LocalFileSystem | MemoryFileSystem)
 
 
-def _version(fs: Any, key: str) -> str:
+def _version(fs: Any, key: str, info: dict[str, Any] | None = None) -> str:
     """A name for the current version of a remote file: a digest of its metadata (ETag, size, mtime ...)."""
-    info = fs.info(key)
+    info = fs.info(key) if info is None else info
     text = json.dumps({k: v for k, v in info.items() if k != "name"}, sort_keys=True, default=str)
     return hashlib.sha256(f"{key}\0{text}".encode()).hexdigest()[:32]
 
@@ -149,7 +161,7 @@ class BlockFile(io.RawIOBase):
         self.fs, self.key, self.block_size = fs, key, block_size
         info = fs.info(key)
         self.size = int(info["size"])
-        self.folder = cache / _version(fs, key)
+        self.folder = cache / _version(fs, key, info)
         self.pos = 0
 
     def readable(self) -> bool:

@@ -229,3 +229,19 @@ def test_a_second_read_comes_from_the_local_block_cache(
 
 def local_ds(path: Path) -> Dataset:
     return rdstd.open(path)
+
+
+def test_a_torch_dataloader_with_two_workers_reads_the_s3_copy(endpoint: str, local: Path) -> None:
+    """Worker processes (forked) read the remote dataset with their own handles: every frame once, the same values."""
+    pytest.importorskip("torch")
+    from rdstd.loader.torchdata import make_loader
+
+    url = upload(endpoint, local, "rdstd-test", "datasets/torch")
+    remote = FrameDataset(Dataset.open(url, storage_options=options(endpoint)), [STATE, CAM])
+    seen: dict[int, Any] = {}
+    for batch in make_loader(remote, batch_size=4, seed=1, num_workers=2, persistent_workers=False):
+        for i, state in zip(batch["index"].tolist(), batch[STATE].numpy(), strict=True):
+            seen[i] = state
+    assert sorted(seen) == list(range(sum(LENGTHS)))
+    here = rdstd.open(local)
+    np.testing.assert_array_equal(np.stack([seen[i] for i in sorted(seen)]), here.vectors(STATE, sorted(seen)))
