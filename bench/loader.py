@@ -290,6 +290,16 @@ def main() -> None:
                         "limit_cpu_ms_per_frame": bare_cpu,
                     }
                 )
+            for label, options in (
+                ("224×224", ImageOptions((224, 224))),
+                ("224×224 nearest", ImageOptions((224, 224), resample="nearest")),
+            ):
+                shares = [rng.integers(0, 600, args.samples // 4).tolist()]
+                got, cpu = rate(1, loader, str(vpath), shares, options, [])
+                rows.append([f"video {label}", 1, f"{got:,.0f}", "", "", f"{cpu:.2f}", "", ""])
+                results.append(
+                    {"output": f"video {label}", "workers": 1, "samples_per_s": got, "cpu_ms_per_sample": cpu}
+                )
             with mp.get_context("spawn").Pool(1) as pool:
                 seq_cpu, seq_n = pool.apply(loader_sequential, (str(vpath), 16))
                 bare_seq_cpu, bare_n = pool.apply(bare_sequential, (str(vpath),))

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -16,8 +16,12 @@ if TYPE_CHECKING:
 __all__ = ["__version__", "open"]
 
 
-def open(path: str | os.PathLike[str]) -> Dataset:
-    """Open a canonical rdstd dataset: ``len()``, ``.episodes``, ``.episode(i)``, ``.frame(i)``, ``.select(expr)``."""
+def open(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None) -> Dataset:
+    """Open a canonical rdstd dataset: ``len()``, ``.episodes``, ``.episode(i)``, ``.frame(i)``, ``.select(expr)``.
+
+    ``path`` may be a URL (``s3://bucket/ds`` or any fsspec protocol; ``pip install 'rdstd[cloud]'``), read with
+    read-ahead through a local block cache; ``storage_options`` go to the filesystem (endpoint, credentials).
+    """
     from rdstd.store.reader import Dataset
 
-    return Dataset.open(path)
+    return Dataset.open(path, storage_options=storage_options)

@@ -64,7 +64,7 @@ class FrameDataset:
         unknown = [k for k in wanted if k not in features]
         if unknown:
             raise UsageError(
-                f"{self.dataset.path}: no feature {', '.join(map(repr, unknown))} in this dataset",
+                f"{self.dataset.location}: no feature {', '.join(map(repr, unknown))} in this dataset",
                 hint=f"its features: {', '.join(features)}",
             )
         if pad not in ("mask", "repeat"):
@@ -74,7 +74,7 @@ class FrameDataset:
         self.pad = pad
         self.threads = threads
         self.normalizer = (
-            Normalizer(self.dataset.manifest, self.dataset.stats, normalize, where=str(self.dataset.path))
+            Normalizer(self.dataset.manifest, self.dataset.stats, normalize, where=str(self.dataset.location))
             if normalize
             else None
         )
@@ -106,7 +106,7 @@ class FrameDataset:
                 have, need = f"{self._lengths[pos]} frames", f"{int(window.span)} frames"
             if too_long:
                 raise UsageError(
-                    f"{self.dataset.path}: the window of {key!r} spans {need}, longer than episode "
+                    f"{self.dataset.location}: the window of {key!r} spans {need}, longer than episode "
                     f"{self._ep_index[pos]} ({have})",
                     hint="shorten the window, or select longer episodes: ds.select(pl.col('length') >= N)",
                 )
@@ -194,9 +194,9 @@ class FrameDataset:
         slots = keep[first]
         stored = self.dataset.stored(key, unique)
         if feature.codec == ImageCodec.VIDEO:
-            decode_video(out, slots, stored, self.dataset.path, feature, self.images)
+            decode_video(out, slots, stored, self.dataset.location, feature, self.images)
         else:
-            where = f"{self.dataset.path}, {key}"
+            where = f"{self.dataset.location}, {key}"
             decode_stored(out, slots, stored, feature, self.images, threads=self.threads, where=where)
         source = slots[inverse.reshape(-1)]
         repeats = source != keep

@@ -26,9 +26,11 @@ import simplejpeg
 from PIL import Image
 
 from rdstd.errors import CorruptDatasetError, CorruptSourceError, UsageError
+from rdstd.loader.remote import RemotePath
 from rdstd.schema.features import ImageFeature
 from rdstd.schema.vocabulary import ColorOrder, ImageCodec
 from rdstd.store import images, video
+from rdstd.store.reader import video_file
 
 Layout = Literal["hwc", "chw"]
 _REBUILD = "the dataset is damaged; rebuild it with rdstd convert"
@@ -184,7 +186,7 @@ def decode_video(
     out: npt.NDArray[Any],
     slots: npt.NDArray[np.intp],
     refs: Sequence[dict[str, Any]],
-    root: Path,
+    root: Path | RemotePath,
     feature: ImageFeature,
     options: ImageOptions,
 ) -> None:
@@ -194,8 +196,10 @@ def decode_video(
     and decodes forward.
     """
     order = sorted(range(len(refs)), key=lambda k: (refs[k]["path"], refs[k]["timestamp_s"]))
+    # bilinear scaling happens in FFmpeg's conversion to RGB (swscale), not on a full-size RGB copy after it
+    scaled = options.size if options.resample == "bilinear" else None
     for k in order:
         ref = refs[k]
-        decoder = video.DECODERS.get(video.resolve_ref(root, ref["path"]))
-        pixels = resize(decoder.frame_at(float(ref["timestamp_s"])), options.size, options.resample)
+        decoder = video.DECODERS.get(video_file(root, ref["path"]))
+        pixels = resize(decoder.frame_at(float(ref["timestamp_s"]), scaled), options.size, options.resample)
         _place(out, int(slots[k]), pixels, options.layout)

@@ -40,7 +40,7 @@ class Source:
     @property
     def label(self) -> str:
         """The name used in messages (the dataset's folder when none is given)."""
-        return self.name or self.frames.dataset.path.name
+        return self.name or self.frames.dataset.location.name
 
 
 class Mixture:

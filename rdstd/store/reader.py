@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -38,14 +38,17 @@ from rdstd.store import images, layout, output, video
 from rdstd.store.lru import LruCache
 from rdstd.store.parquet import PARQUET_ERRORS
 
+if TYPE_CHECKING:
+    from rdstd.loader.remote import RemotePath
+
 _ROW_GROUP_CACHE = 4
 #: Shards whose low-dimensional columns stay in memory (each at most 100k frames of vectors).
 _SHARD_CACHE = 8
 
 
-def read_manifest(path: Path) -> Manifest:
+def read_manifest(path: Path | RemotePath) -> Manifest:
     """Load and validate ``rdstd.json`` of the dataset at ``path`` (clear errors for every failure)."""
-    state = output.write_state(path)
+    state = output.write_state(path) if isinstance(path, Path) else None  # writer locks are local
     if state is not None:
         raise IncompleteDatasetError(f"{path}: {state[0]}", hint=state[1])
     if not path.exists():
@@ -104,7 +107,9 @@ class LazyImages(Sequence[npt.NDArray[Any]]):
     frame from the video file by its timestamp.
     """
 
-    def __init__(self, encoded: pa.Array, feature: ImageFeature, root: Path | None = None, *, where: str = "") -> None:
+    def __init__(
+        self, encoded: pa.Array, feature: ImageFeature, root: Path | RemotePath | None = None, *, where: str = ""
+    ) -> None:
         self._encoded = encoded
         self._feature = feature
         self._root = root
@@ -122,7 +127,7 @@ class LazyImages(Sequence[npt.NDArray[Any]]):
             return [self[j] for j in range(*i.indices(len(self)))]
         if self._root is not None:
             ref = self._encoded[i].as_py()
-            return video.DECODERS.get(video.resolve_ref(self._root, ref["path"])).frame_at(ref["timestamp_s"])
+            return video.DECODERS.get(video_file(self._root, ref["path"])).frame_at(ref["timestamp_s"])
         return _decode_stored(self._encoded[i].as_buffer(), self._feature, f"{self._where}, frame {i}")
 
     @property
@@ -142,12 +147,27 @@ class LazyImages(Sequence[npt.NDArray[Any]]):
         return np.stack([self[i] for i in range(len(self))])
 
 
+def video_file(root: Path | RemotePath, rel: str) -> Path:
+    """The local file of a video frame reference (a dataset in object storage fetches it into its cache)."""
+    return video.resolve_ref(root, rel) if isinstance(root, Path) else root.join_ref(rel)
+
+
 def _decode_stored(data: pa.Buffer, feature: ImageFeature, where: str) -> npt.NDArray[Any]:
     """Decode a stored frame; bytes that do not decode are damage to the dataset, named by file, episode, frame."""
     try:
         return images.decode_as(data, feature)
     except CorruptSourceError as exc:
         raise CorruptDatasetError(f"{where}: stored image is corrupt ({exc.message})", hint=_REBUILD) from exc
+
+
+def _source(file: Path | RemotePath) -> Any:
+    """What pyarrow reads: a local path as it is, a file in object storage opened through its cache (kept open)."""
+    return file if isinstance(file, Path) else file.open()
+
+
+def _whole(file: Path | RemotePath) -> Path | bytes:
+    """What polars reads for a small table: a local path as it is, a file in object storage read whole."""
+    return file if isinstance(file, Path) else file.read_bytes()
 
 
 _REBUILD = "the dataset is damaged; rebuild it with rdstd convert (or restore it from a copy)"
@@ -170,12 +190,13 @@ class Dataset:
 
     def __init__(
         self,
-        path: Path,
+        path: Path | RemotePath,
         manifest: Manifest,
         episodes: pl.DataFrame,
         stats: dict[str, Any] | None = None,
     ) -> None:
-        self.path = path
+        #: Where the dataset is: a local folder, or a folder in object storage (opened from a URL).
+        self.location = path
         self.manifest = manifest
         self.episodes = episodes
         self._stats = stats
@@ -202,13 +223,22 @@ class Dataset:
     # -- opening ---------------------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> Dataset:
-        """Open the dataset at ``path`` (checks the manifest and the shard files)."""
-        root = Path(path)
+    def open(cls, path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None) -> Dataset:
+        """Open the dataset at ``path`` (checks the manifest and the shard files).
+
+        ``path`` may be a URL (``s3://bucket/ds``, any fsspec protocol): files are then read through fsspec with
+        read-ahead and a local block cache (:mod:`rdstd.loader.remote`); ``storage_options`` go to the filesystem.
+        """
+        root: Path | RemotePath = Path(path)
+        if isinstance(path, str) and "://" in path:
+            from rdstd.loader import remote
+
+            if remote.is_url(path):
+                root = remote.RemotePath.from_url(path, storage_options)
         manifest = read_manifest(root)
         episodes_file = root / layout.EPISODES
         try:
-            episodes = pl.read_parquet(episodes_file)
+            episodes = pl.read_parquet(_whole(episodes_file))
         except (OSError, pl.exceptions.ComputeError) as exc:
             raise SchemaError(
                 f"{episodes_file}: unreadable episode table ({exc})", hint="rebuild with rdstd convert"
@@ -230,6 +260,16 @@ class Dataset:
         state.update(_cache=LruCache(_ROW_GROUP_CACHE), _small=LruCache(_SHARD_CACHE))
         return state
 
+    @property
+    def path(self) -> Path:
+        """The dataset's local folder (a dataset opened from a URL has none: see :attr:`location`)."""
+        if not isinstance(self.location, Path):
+            raise UsageError(
+                f"{self.location}: this dataset is in object storage; this operation needs a local copy",
+                hint="copy it first (for example: aws s3 sync URL DIR) and open the folder",
+            )
+        return self.location
+
     # -- overview --------------------------------------------------------------------------------------------
 
     def __len__(self) -> int:
@@ -244,7 +284,7 @@ class Dataset:
     def stats(self) -> dict[str, Any]:
         """Per-feature, per-dimension statistics of the whole dataset (``stats.json``)."""
         if self._stats is None:
-            file = self.path / layout.STATS
+            file = self.location / layout.STATS
             try:
                 self._stats = json.loads(file.read_text(encoding="utf-8"))
             except (OSError, json.JSONDecodeError) as exc:
@@ -254,14 +294,14 @@ class Dataset:
     @property
     def tasks(self) -> pl.DataFrame:
         """Task index -> text."""
-        return pl.read_parquet(self.path / layout.TASKS)
+        return pl.read_parquet(_whole(self.location / layout.TASKS))
 
     def select(self, predicate: pl.Expr) -> Dataset:
         """The episodes for which ``predicate`` (a polars expression over :attr:`episodes`) holds."""
-        return Dataset(self.path, self.manifest, self.episodes.filter(predicate), self._stats)
+        return Dataset(self.location, self.manifest, self.episodes.filter(predicate), self._stats)
 
     def __repr__(self) -> str:
-        return f"Dataset({str(self.path)!r}, episodes={self.num_episodes}, frames={len(self)})"
+        return f"Dataset({str(self.location)!r}, episodes={self.num_episodes}, frames={len(self)})"
 
     # -- reading ---------------------------------------------------------------------------------------------
 
@@ -274,7 +314,7 @@ class Dataset:
         if handle is None:
             try:
                 handle = pq.ParquetFile(
-                    self.path / layout.shard_name(shard),
+                    _source(self.location / layout.shard_name(shard)),
                     memory_map=False,
                     page_checksum_verification=self.verify_checksums,
                 )
@@ -295,7 +335,7 @@ class Dataset:
         need = int((self._ep_shard_row[mask] + self._lengths[mask]).max()) if mask.any() else 0
         if rows != in_groups or rows < need:
             raise CorruptDatasetError(
-                f"{self.path / layout.shard_name(shard)}: the footer counts {rows} rows ({in_groups} in its row "
+                f"{self.location / layout.shard_name(shard)}: the footer counts {rows} rows ({in_groups} in its row "
                 f"groups), the episode table needs {need}: the shard is damaged",
                 hint=_REBUILD,
             )
@@ -305,7 +345,7 @@ class Dataset:
         handle = self._fast.get(shard)
         if handle is None:
             try:
-                handle = pq.ParquetFile(self.path / layout.shard_name(shard), memory_map=False)
+                handle = pq.ParquetFile(_source(self.location / layout.shard_name(shard)), memory_map=False)
             except PARQUET_ERRORS as exc:
                 raise self._shard_error(shard, exc) from exc
             self._fast[shard] = handle
@@ -313,7 +353,7 @@ class Dataset:
 
     def _check_schema(self, shard: int, found: pa.Schema) -> None:
         """The shard's columns must have the types the manifest's features give (else values would be misread)."""
-        file = self.path / layout.shard_name(shard)
+        file = self.location / layout.shard_name(shard)
         for want in layout.frame_schema(self.manifest.features):
             index = found.get_field_index(want.name)
             if index < 0:
@@ -326,7 +366,7 @@ class Dataset:
                 )
 
     def _shard_error(self, shard: int, exc: Exception, group: int | None = None) -> SchemaError:
-        file = self.path / layout.shard_name(shard)
+        file = self.location / layout.shard_name(shard)
         where = f", row group {group}" if group is not None else ""
         if "checksum" in str(exc).lower():
             return CorruptDatasetError(f"{file}{where}: page checksum mismatch, the data is damaged", hint=_REBUILD)
@@ -429,14 +469,15 @@ class Dataset:
             elif feature.codec == ImageCodec.VIDEO:
                 ref = small[key][shard_row].as_py()
                 out[key] = (
-                    video.DECODERS.get(video.resolve_ref(self.path, ref["path"])).frame_at(ref["timestamp_s"])
+                    video.DECODERS.get(video_file(self.location, ref["path"])).frame_at(ref["timestamp_s"])
                     if decode_images
                     else ref
                 )
             else:
                 assert table is not None
                 data = table.column(key)[r].as_buffer()
-                where = f"{self.path / layout.shard_name(shard)}, episode {out['episode_index']}, {key}, frame {offset}"
+                file = self.location / layout.shard_name(shard)
+                where = f"{file}, episode {out['episode_index']}, {key}, frame {offset}"
                 out[key] = _decode_stored(data, feature, where) if decode_images else data.to_pybytes()
         return out
 
@@ -525,7 +566,7 @@ class Dataset:
             raise IndexError(f"episode {i} is out of range for {self.num_episodes} episodes")
         row = self.episodes.row(i, named=True)
         table = self._episode_table(row)
-        where = f"{self.path / layout.shard_name(int(row['shard']))}, episode {row['episode_index']}"
+        where = f"{self.location / layout.shard_name(int(row['shard']))}, episode {row['episode_index']}"
         vectors: dict[str, npt.NDArray[Any]] = {}
         cams: dict[str, LazyImages] = {}
         for key, feature in self.manifest.features.items():
@@ -534,7 +575,7 @@ class Dataset:
                 flat = column.values.to_numpy(zero_copy_only=False)
                 vectors[key] = flat.reshape(len(table), *feature.shape)
             else:
-                root = self.path if feature.codec == ImageCodec.VIDEO else None
+                root = self.location if feature.codec == ImageCodec.VIDEO else None
                 cams[key] = LazyImages(column, feature, root, where=f"{where}, {key}")
         meta = EpisodeMeta(
             episode_id=row["episode_id"],

@@ -215,7 +215,8 @@ class VideoDecoder:
         self._frames: Iterator[Any] | None = None
         self._pending: Any = None
         self._last_s = -np.inf
-        self._last: npt.NDArray[np.uint8] | None = None
+        self._last: Any = None  # the last frame decoded (a PyAV frame)
+        self._pixels: dict[tuple[int, int] | None, npt.NDArray[np.uint8]] = {}  # it converted, per size
         self._keys: npt.NDArray[np.float64] | None = None  # keyframe times (s), read from the index on first use
 
     def close(self) -> None:
@@ -238,7 +239,7 @@ class VideoDecoder:
             raise CorruptSourceError(f"{self.path}: cannot seek to {t_s:.6f} s ({ffmpeg_reason(exc)})") from exc
         self._frames = iter(self._container.decode(self._stream))
         self._pending = None
-        self._last, self._last_s = None, -np.inf
+        self._last, self._last_s, self._pixels = None, -np.inf, {}
 
     def _next(self) -> Any:
         if self._pending is not None:
@@ -268,11 +269,15 @@ class VideoDecoder:
         at = int(np.searchsorted(self._keys, t_s - self.tolerance_s, side="right")) - 1
         return at >= 0 and float(self._keys[at]) > self._last_s + 1.5 * self.period_s
 
-    def frame_at(self, t_s: float) -> npt.NDArray[np.uint8]:
-        """The frame shown at ``t_s`` seconds (HWC RGB uint8); :class:`CorruptSourceError` when there is none."""
+    def frame_at(self, t_s: float, size: tuple[int, int] | None = None) -> npt.NDArray[np.uint8]:
+        """The frame shown at ``t_s`` seconds (HWC RGB uint8); :class:`CorruptSourceError` when there is none.
+
+        ``size`` (height, width) scales it in the same FFmpeg conversion to RGB (swscale, bilinear), instead of
+        converting at full size and resizing after.
+        """
         ahead = t_s - self._last_s
         if self._last is not None and abs(ahead) < self.tolerance_s:
-            return self._last  # the same frame again
+            return self._converted(size)  # the same frame again
         if self._frames is None or not 0 < ahead <= FORWARD_DECODE_S or self._keyframe_skips(t_s):
             self._seek(t_s)
         best: Any = None
@@ -290,13 +295,23 @@ class VideoDecoder:
             self._pending = frame  # overshot: keep it for the next request
             break
         if best is None:
-            self._frames, self._last, self._last_s = None, None, -np.inf  # re-seek on the next request
+            self._frames, self._last, self._last_s, self._pixels = None, None, -np.inf, {}  # re-seek next time
             raise CorruptSourceError(
                 f"{self.path}: no frame within {self.tolerance_s * 1e3:.1f} ms of {t_s:.6f} s",
                 hint="the video has fewer frames than the data says, or its timestamps are off",
             )
-        pixels: npt.NDArray[np.uint8] = best.to_ndarray(format="rgb24")
-        self._last = pixels
+        self._last, self._pixels = best, {}
+        return self._converted(size)
+
+    def _converted(self, size: tuple[int, int] | None) -> npt.NDArray[np.uint8]:
+        """The last frame as RGB at ``size`` (converted once per size)."""
+        pixels = self._pixels.get(size)
+        if pixels is None:
+            if size is None or (size[0], size[1]) == (self._last.height, self._last.width):
+                pixels = self._last.to_ndarray(format="rgb24")
+            else:
+                pixels = self._last.to_ndarray(format="rgb24", height=size[0], width=size[1], interpolation="BILINEAR")
+            self._pixels[size] = pixels
         return pixels
 
     def frames_at(self, times_s: Iterable[float]) -> Iterator[npt.NDArray[np.uint8]]:

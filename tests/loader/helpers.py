@@ -16,6 +16,7 @@ from rdstd.schema import (
     ImageFeature,
     Provenance,
     VectorFeature,
+    VideoFrames,
 )
 from rdstd.schema.features import GripperConvention
 from rdstd.schema.vocabulary import GripperKind, GripperOpen, Role, Unit
@@ -89,3 +90,32 @@ def write(path: Path, lengths: list[int], *, rate_hz: float | None = 10.0, row_g
         for e, n in enumerate(lengths):
             writer.add(make_episode(e, n, rate_hz or 10.0))
     return path
+
+
+VIDEO_CAM = "observation.images.front"
+VIDEO_H, VIDEO_W, VIDEO_FPS = 32, 48, 10
+
+
+def write_video_dataset(root: Path, lengths: list[int]) -> Path:
+    """A canonical dataset at ``root / "ds"`` whose episodes share one mp4 (keyframe every 4 frames), as in a
+    LeRobot v3.0 file; frame k of episode e shows ``tests.formats.lerobot_fixtures.image(e, k, ...)``."""
+    from tests.formats.lerobot_fixtures import image, write_mp4
+
+    mp4 = root / "file-000.mp4"
+    frames_ = [image(e, k, VIDEO_H, VIDEO_W) for e, n in enumerate(lengths) for k in range(n)]
+    write_mp4(mp4, frames_, VIDEO_FPS, gop=4)
+    features: dict[str, VectorFeature | ImageFeature] = {
+        "observation.state": VectorFeature(shape=(1,), dims=[Dimension(name="x")]),
+        VIDEO_CAM: ImageFeature(height=VIDEO_H, width=VIDEO_W, codec=ImageCodec.VIDEO),
+    }
+    out = root / "ds"
+    provenance = Provenance(source_format="test", rdstd_version="0")
+    with DatasetWriter(out, features, provenance, rate_hz=VIDEO_FPS) as writer:
+        first = 0
+        for e, n in enumerate(lengths):
+            frames = VideoFrames(str(mp4), first / VIDEO_FPS, (first + n) / VIDEO_FPS, n)
+            stamps = np.arange(n, dtype=np.float64) / VIDEO_FPS
+            vectors = {"observation.state": np.zeros((n, 1))}
+            writer.add(Episode(EpisodeMeta(episode_id=f"ep{e}"), stamps, vectors, {VIDEO_CAM: frames}))
+            first += n
+    return out

@@ -11,39 +11,19 @@ import pytest
 pytest.importorskip("av")
 
 from rdstd.loader import FrameDataset, ImageOptions
-from rdstd.schema.episode import Episode, EpisodeMeta, VideoFrames
-from rdstd.schema.features import Dimension, ImageFeature, VectorFeature
-from rdstd.schema.manifest import Provenance
-from rdstd.schema.vocabulary import ImageCodec
+from rdstd.loader.images import resize
 from rdstd.store import video
-from rdstd.store.writer import DatasetWriter
-from tests.formats.lerobot_fixtures import identify, image, write_mp4
+from tests.formats.lerobot_fixtures import identify
+from tests.loader.helpers import VIDEO_CAM as CAM
+from tests.loader.helpers import write_video_dataset
 
-H, W, FPS = 32, 48, 10
-CAM = "observation.images.front"
 LENGTHS = [6, 9]
 
 
 @pytest.fixture(scope="module")
 def ds_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two episodes sharing one mp4 (keyframe every 4 frames), as in a LeRobot v3.0 file."""
-    root = tmp_path_factory.mktemp("video")
-    mp4 = root / "file-000.mp4"
-    write_mp4(mp4, [image(e, k, H, W) for e, n in enumerate(LENGTHS) for k in range(n)], FPS, gop=4)
-    features: dict[str, VectorFeature | ImageFeature] = {
-        "observation.state": VectorFeature(shape=(1,), dims=[Dimension(name="x")]),
-        CAM: ImageFeature(height=H, width=W, codec=ImageCodec.VIDEO),
-    }
-    out = root / "ds"
-    with DatasetWriter(out, features, Provenance(source_format="test", rdstd_version="0"), rate_hz=FPS) as writer:
-        first = 0
-        for e, n in enumerate(LENGTHS):
-            frames = VideoFrames(str(mp4), first / FPS, (first + n) / FPS, n)
-            stamps = np.arange(n, dtype=np.float64) / FPS
-            vectors = {"observation.state": np.zeros((n, 1))}
-            writer.add(Episode(EpisodeMeta(episode_id=f"ep{e}"), stamps, vectors, {CAM: frames}))
-            first += n
-    return out
+    return write_video_dataset(tmp_path_factory.mktemp("video"), LENGTHS)
 
 
 def test_video_windows_hold_the_right_frames_and_masks(ds_path: Path) -> None:
@@ -109,3 +89,29 @@ def test_a_jump_past_a_keyframe_seeks_instead_of_decoding_forward(
     fd.batch([6 + 3])  # file frame 9, 0.9 s ahead: keyframe 8 lies between, so seek there and decode 8, 9
     assert len(seeks) == 2 and len(decoded) <= 4  # not frames 1..9 decoded forward
     assert identify(fd[9][CAM], 1, LENGTHS[1]) == 3
+
+
+def test_bilinear_resizing_happens_in_ffmpeg_s_conversion_and_matches_pillow(
+    ds_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sizes: list[tuple[int, int] | None] = []
+    original = video.VideoDecoder.frame_at
+
+    def spy(self: video.VideoDecoder, t_s: float, size: tuple[int, int] | None = None) -> Any:
+        sizes.append(size)
+        return original(self, t_s, size)
+
+    monkeypatch.setattr(video.VideoDecoder, "frame_at", spy)
+    video.DECODERS.clear()
+    every = np.arange(sum(LENGTHS))
+    scaled = FrameDataset(ds_path, [CAM], images=ImageOptions(size=(16, 24))).batch(every)[CAM]
+    assert sizes and set(sizes) == {(16, 24)}  # swscale scaled it, no full-size RGB frame was made
+    sizes.clear()
+    full = FrameDataset(ds_path, [CAM]).batch(every)[CAM]
+    nearest = FrameDataset(ds_path, [CAM], images=ImageOptions(size=(16, 24), resample="nearest")).batch(every)[CAM]
+    assert set(sizes) == {None}  # nearest picks pixels of the full-size frame
+    pillow = np.stack([resize(frame, (16, 24)) for frame in full])
+    assert scaled.shape == pillow.shape == nearest.shape == (len(every), 16, 24, 3)
+    assert np.abs(scaled.astype(np.int16) - pillow.astype(np.int16)).mean() < 4
+    for n, (e, k) in enumerate((e, k) for e, length in enumerate(LENGTHS) for k in range(length)):
+        assert identify(scaled[n], e, LENGTHS[e]) == k
