@@ -26,11 +26,11 @@ import simplejpeg
 from PIL import Image
 
 from rdstd.errors import CorruptDatasetError, CorruptSourceError, UsageError
-from rdstd.loader.remote import RemotePath
 from rdstd.schema.features import ImageFeature
 from rdstd.schema.vocabulary import ColorOrder, ImageCodec
 from rdstd.store import images, video
 from rdstd.store.reader import video_file
+from rdstd.store.remote import RemotePath
 
 Layout = Literal["hwc", "chw"]
 _REBUILD = "the dataset is damaged; rebuild it with rdstd convert"

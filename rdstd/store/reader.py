@@ -39,7 +39,7 @@ from rdstd.store.lru import LruCache
 from rdstd.store.parquet import PARQUET_ERRORS
 
 if TYPE_CHECKING:
-    from rdstd.loader.remote import RemotePath
+    from rdstd.store.remote import RemotePath
 
 _ROW_GROUP_CACHE = 4
 #: Shards whose low-dimensional columns stay in memory (each at most 100k frames of vectors).
@@ -227,11 +227,11 @@ class Dataset:
         """Open the dataset at ``path`` (checks the manifest and the shard files).
 
         ``path`` may be a URL (``s3://bucket/ds``, any fsspec protocol): files are then read through fsspec with
-        read-ahead and a local block cache (:mod:`rdstd.loader.remote`); ``storage_options`` go to the filesystem.
+        read-ahead and a local block cache (:mod:`rdstd.store.remote`); ``storage_options`` go to the filesystem.
         """
         root: Path | RemotePath = Path(path)
         if isinstance(path, str) and "://" in path:
-            from rdstd.loader import remote
+            from rdstd.store import remote
 
             if remote.is_url(path):
                 root = remote.RemotePath.from_url(path, storage_options)

@@ -75,8 +75,9 @@ def make_zarr_replay_buffer(
     """Write a Diffusion-Policy-style replay buffer with zarr (v2 or v3, folder or zip); returns its content.
 
     ``zero_episodes`` sets every data array of those episodes but the clock to 0 (the fill value, so zarr-python 3
-    writes no chunk that holds only them; the timestamps stay a valid clock). ``written_like="zarr-python-2"`` (v2 folders only) writes what zarr-python 2 writes, as
-    Diffusion Policy's replay buffers are: every chunk, and ``.zarray`` JSON indented by 4 with sorted keys.
+    writes no chunk that holds only them; the timestamps stay a valid clock). ``written_like="zarr-python-2"``
+    (v2 folders only) writes what zarr-python 2 writes, as Diffusion Policy's replay buffers are: every chunk, and
+    ``.zarray`` JSON indented by 4 with sorted keys.
     ``extra_steps`` appends rows after the last episode end (an interrupted write).
     """
     import zarr
