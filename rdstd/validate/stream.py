@@ -1,7 +1,9 @@
 """Streaming a canonical dataset's episodes for the checks: low-dim columns only, one shard at a time.
 
 A shard's timestamps and vectors are read in one call (shards hold at most 100,000 frames, so memory stays
-bounded whatever the dataset's size) and cut into episodes. Page checksums are verified as the reader does.
+bounded whatever the dataset's size), converted to float64 once, and handed to the checks as a
+:class:`~rdstd.validate.check.ShardView` (whole columns with episode boundaries) whose episodes are views into them.
+Page checksums are verified as the reader does.
 Pixels are read only for a check that asks, through :meth:`rdstd.store.reader.Dataset.episode` (one episode's
 image bytes, decoded per sampled frame).
 """
@@ -20,44 +22,79 @@ from rdstd.errors import CorruptDatasetError
 from rdstd.store import layout
 from rdstd.store.parquet import PARQUET_ERRORS
 from rdstd.store.reader import Dataset, EpisodeData
-from rdstd.validate.check import EpisodeView
+from rdstd.validate.check import EpisodeView, ShardView
 
 _REBUILD = "the dataset is damaged; rebuild it with rdstd convert (or restore it from a copy)"
 
 
 def episodes(ds: Dataset, *, pixels: bool = False) -> Iterator[EpisodeView]:
-    """Every episode of ``ds`` in table order, as an :class:`EpisodeView`."""
+    """Every episode of ``ds`` in shard order (table order within a shard), as an :class:`EpisodeView`."""
+    for shard in shards(ds, pixels=pixels):
+        yield from shard.episodes
+
+
+def shards(ds: Dataset, *, pixels: bool = False) -> Iterator[ShardView]:
+    """The episodes of ``ds`` a shard at a time (table order within a shard), with the shard's columns."""
     vectors = ds.manifest.vectors
     columns = ["timestamp", *vectors]
     table = ds.episodes
-    shards = table["shard"].to_numpy()
-    order = np.argsort(shards, kind="stable")
-    current: int | None = None
-    data: dict[str, npt.NDArray[Any]] = {}
-    for pos in order:
-        shard = int(shards[pos])
-        if shard != current:
-            data = _read_shard(ds, shard, columns)
-            current = shard
-        row = table.row(int(pos), named=True)
-        first, length = int(row["shard_row"]), int(row["length"])
-        raw = {k: data[k][first : first + length] for k in vectors}
-        view = EpisodeView(
-            position=int(pos),
-            index=int(row["episode_index"]),
-            episode_id=str(row["episode_id"]),
-            source_key=str(row["source_key"] or ""),
-            split=str(row["split"] or "unknown"),
-            task=str(row["task"] or ""),
-            embodiment=str(row["embodiment"] or ""),
-            source_meta=json.loads(row["source_meta"] or "{}"),
-            timestamps=data["timestamp"][first : first + length],
-            vectors={k: v.astype(np.float64, copy=False) for k, v in raw.items()},
-            raw=raw,
+    shard_of = table["shard"].to_numpy()
+    order = np.argsort(shard_of, kind="stable")
+    cuts = np.flatnonzero(np.diff(shard_of[order])) + 1
+    meta = {
+        name: table[name].to_list()
+        for name in (
+            "episode_index",
+            "episode_id",
+            "source_key",
+            "split",
+            "task",
+            "embodiment",
+            "source_meta",
+            "shard_row",
+            "length",
         )
-        if pixels:
-            view.frames_of = _PixelReader(ds, int(pos))
-        yield view
+    }
+    for positions in np.split(order, cuts):
+        if not len(positions):
+            continue
+        data = _read_shard(ds, int(shard_of[positions[0]]), columns)
+        firsts = np.array([meta["shard_row"][p] for p in positions], dtype=np.intp)
+        lengths = np.array([meta["length"][p] for p in positions], dtype=np.intp)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
+        tiled = bool(np.all(firsts - firsts[0] == starts))
+        raws = {k: _rows(data[k], firsts, lengths, tiled) for k in columns}
+        times = raws.pop("timestamp")
+        floats = {k: v.astype(np.float64, copy=False) for k, v in raws.items()}
+        views: list[EpisodeView] = []
+        for n, pos in enumerate(positions.tolist()):
+            rows = slice(int(starts[n]), int(starts[n] + lengths[n]))
+            view = EpisodeView(
+                position=pos,
+                index=int(meta["episode_index"][pos]),
+                episode_id=str(meta["episode_id"][pos]),
+                source_key=str(meta["source_key"][pos] or ""),
+                split=str(meta["split"][pos] or "unknown"),
+                task=str(meta["task"][pos] or ""),
+                embodiment=str(meta["embodiment"][pos] or ""),
+                source_meta=json.loads(meta["source_meta"][pos] or "{}"),
+                timestamps=times[rows],
+                vectors={k: v[rows] for k, v in floats.items()},
+                raw={k: v[rows] for k, v in raws.items()},
+            )
+            if pixels:
+                view.frames_of = _PixelReader(ds, pos)
+            views.append(view)
+        yield ShardView(views, times, floats, starts, lengths)
+
+
+def _rows(
+    column: npt.NDArray[Any], firsts: npt.NDArray[np.intp], lengths: npt.NDArray[np.intp], tiled: bool
+) -> npt.NDArray[Any]:
+    """The episodes' rows of a shard column, concatenated in episode order (a view when they tile the shard)."""
+    if tiled:
+        return column[int(firsts[0]) : int(firsts[0] + lengths.sum())]
+    return np.concatenate([column[f : f + n] for f, n in zip(firsts.tolist(), lengths.tolist(), strict=True)])
 
 
 def _read_shard(ds: Dataset, shard: int, columns: list[str]) -> dict[str, npt.NDArray[Any]]:
