@@ -60,3 +60,9 @@ def medians(values: npt.NDArray[np.float64], keep: npt.NDArray[np.bool_]) -> npt
     with np.errstate(invalid="ignore"):
         out = (low + high) / 2
     return np.where(count > 0, out, np.nan)
+
+
+def segment_any(rows: Any, starts: IntArray, lengths: IntArray) -> npt.NDArray[np.bool_]:
+    """Per segment, whether any of its rows is True (``rows``: one bool per row)."""
+    flags = np.asarray(rows, dtype=bool).reshape(-1, 1)
+    return _ranges(np.logical_or, flags, starts, starts + lengths, 0)[:, 0]
