@@ -66,3 +66,44 @@ def segment_any(rows: Any, starts: IntArray, lengths: IntArray) -> npt.NDArray[n
     """Per segment, whether any of its rows is True (``rows``: one bool per row)."""
     flags = np.asarray(rows, dtype=bool).reshape(-1, 1)
     return _ranges(np.logical_or, flags, starts, starts + lengths, 0)[:, 0]
+
+
+def segment_medians(values: npt.NDArray[np.float64], starts: IntArray, lengths: IntArray) -> npt.NDArray[np.float64]:
+    """``np.median(values[s : s + n], axis=0)`` for each segment (NaN for an empty one or one holding NaN).
+
+    Segments are sorted padded to a common length, in groups of similar lengths (so that padding stays within
+    about the data's own size).
+    """
+    rows = values.reshape(len(values), -1)
+    out = np.full((len(starts), rows.shape[1]), np.nan)
+    order = np.argsort(lengths, kind="stable")
+    begin = 0
+    while begin < len(order):
+        end = begin + 1
+        while (
+            end < len(order)
+            and (end - begin + 1) * lengths[order[end]] <= 2 * lengths[order[begin : end + 1]].sum() + 1024
+        ):
+            end += 1
+        group = order[begin:end]
+        begin = end
+        width = int(lengths[group].max())
+        if width == 0:
+            continue
+        offsets = np.arange(width)
+        inside = offsets[None, :] < lengths[group][:, None]
+        index = np.where(inside, starts[group][:, None] + offsets[None, :], 0)
+        block = np.where(inside[:, :, None], rows[index], np.inf)
+        holes = np.isnan(block).any(axis=1)
+        block.sort(axis=1)
+        count = lengths[group][:, None]
+        low = np.take_along_axis(
+            block, np.broadcast_to(((count - 1) // 2)[:, :, None], (len(group), 1, rows.shape[1])), axis=1
+        )[:, 0]
+        high = np.take_along_axis(
+            block, np.broadcast_to((count // 2)[:, :, None], (len(group), 1, rows.shape[1])), axis=1
+        )[:, 0]
+        with np.errstate(invalid="ignore"):
+            middle = (low + high) / 2
+        out[group] = np.where(holes | (count == 0), np.nan, middle)
+    return out.reshape(len(starts), *values.shape[1:])

@@ -15,7 +15,7 @@ from rdstd.validate.check import Check, DatasetView, EpisodeView, ShardView
 from rdstd.validate.checks.actions import Fit, fit, fit_shard
 from rdstd.validate.config import load
 from rdstd.validate.runner import build_checks, run
-from rdstd.validate.segments import medians, range_sum, segment_max, segment_min
+from rdstd.validate.segments import medians, range_sum, segment_max, segment_medians, segment_min
 from tests.validate.fixtures import make
 
 PAIRS = [(0, "observation.state", 0), (1, "observation.state", 1), (2, "observation.state", 2)]
@@ -178,3 +178,20 @@ def test_checks_on_whole_shards_find_what_they_find_episode_by_episode(tmp_path:
     by_episode = _episode_by_episode(ds, [c for c in build_checks(config)[0] if not c.pixels])
     assert by_shard == by_episode
     assert len(by_shard) >= len(plants)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_segment_medians_are_numpys(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(0, 40, size=int(rng.integers(1, 30))).astype(np.intp)
+    lengths[rng.integers(0, len(lengths))] = 400  # one long segment among short ones
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
+    values = rng.normal(size=(int(lengths.sum()), 3)).round(1)  # ties
+    if len(values):
+        values[rng.integers(0, len(values)), 1] = np.nan
+    got = segment_medians(values, starts, lengths)
+    flat = segment_medians(values[:, 0], starts, lengths)
+    for i, (s, n) in enumerate(zip(starts.tolist(), lengths.tolist(), strict=True)):
+        want = np.median(values[s : s + n], axis=0) if n else np.full(3, np.nan)
+        np.testing.assert_array_equal(got[i], want)
+        np.testing.assert_array_equal(flat[i], want[0])
