@@ -107,3 +107,22 @@ def segment_medians(values: npt.NDArray[np.float64], starts: IntArray, lengths: 
             middle = (low + high) / 2
         out[group] = np.where(holes | (count == 0), np.nan, middle)
     return out.reshape(len(starts), *values.shape[1:])
+
+
+def centred(
+    x: npt.NDArray[np.float64], starts: IntArray, lengths: IntArray, count: IntArray
+) -> npt.NDArray[np.float64]:
+    """x less the mean of the first ``count`` rows of each segment (segment e's rows start at ``starts[e]``, and
+    ``lengths`` tile x or run past its end); rows past a segment's count are offset too but meant to be ignored."""
+    used = np.maximum(count, 0)
+    means = range_sum(x, starts, starts + used) / np.maximum(used, 1).reshape(-1, *([1] * (x.ndim - 1)))
+    return x - spread(means, lengths)[: len(x)]  # type: ignore[no-any-return]
+
+
+def comoments(
+    x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], starts: IntArray, lengths: IntArray, count: IntArray
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Per segment, the centred sums of squares and products (Σx'x', Σy'y', Σx'y') of its first ``count`` rows."""
+    stops = starts + np.maximum(count, 0)
+    xc, yc = centred(x, starts, lengths, count), centred(y, starts, lengths, count)
+    return range_sum(xc * xc, starts, stops), range_sum(yc * yc, starts, stops), range_sum(xc * yc, starts, stops)

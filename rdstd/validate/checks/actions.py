@@ -108,8 +108,8 @@ def fit_shard(shard: ShardView, action: str, pairs: list[tuple[int, str, int]]) 
         errors.append(segments.medians(mse, usable))
     ds, a0 = np.diff(states, axis=0), acts[:-1]
     delta = segments.medians(_r2(ds, a0, starts, n, n - 1), usable)
-    a0c = _centred(a0, starts, n, n - 1)
-    dsc = _centred(ds, starts, n, n - 1)
+    a0c = segments.centred(a0, starts, n, n - 1)
+    dsc = segments.centred(ds, starts, n, n - 1)
     var_a = segments.range_sum(a0c * a0c, starts, stops - 1) / _count(n - 1)
     cov = segments.range_sum(dsc * a0c, starts, stops - 1) / _count(n - 1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -130,19 +130,6 @@ def _count(n: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
     return np.maximum(n, 1)[:, None]
 
 
-def _centred(
-    x: npt.NDArray[np.float64],
-    starts: npt.NDArray[np.intp],
-    lengths: npt.NDArray[np.intp],
-    count: npt.NDArray[np.intp],
-) -> npt.NDArray[np.float64]:
-    """x less the mean of the first ``count`` rows of each episode (episode e's rows start at ``starts[e]``, which
-    tile ``lengths``); rows past an episode's count are offset too but never summed by the callers."""
-    used = np.maximum(count, 0)
-    means = segments.range_sum(x, starts, starts + used) / _count(used)
-    return x - segments.spread(means, lengths)[: len(x)]  # type: ignore[no-any-return]
-
-
 def _r2(
     x: npt.NDArray[np.float64],
     y: npt.NDArray[np.float64],
@@ -151,11 +138,7 @@ def _r2(
     count: npt.NDArray[np.intp],
 ) -> npt.NDArray[np.float64]:
     """:func:`r2` per episode over rows ``starts[e] : starts[e] + count[e]`` of x and y."""
-    stops = starts + np.maximum(count, 0)
-    xc, yc = _centred(x, starts, lengths, count), _centred(y, starts, lengths, count)
-    sxx = segments.range_sum(xc * xc, starts, stops)
-    syy = segments.range_sum(yc * yc, starts, stops)
-    sxy = segments.range_sum(xc * yc, starts, stops)
+    sxx, syy, sxy = segments.comoments(x, y, starts, lengths, count)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = sxy * sxy / (sxx * syy)
     return np.where((sxx > 0) & (syy > 0) & np.isfinite(out), out, 0.0)
