@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from rdstd.store.parquet import PARQUET_ERRORS
 from rdstd.store.reader import Dataset, EpisodeData
 from rdstd.validate.check import EpisodeView, ShardView
 
+_Columns = dict[str, npt.NDArray[Any]]
 _REBUILD = "the dataset is damaged; rebuild it with rdstd convert (or restore it from a copy)"
 
 
@@ -55,37 +57,61 @@ def shards(ds: Dataset, *, pixels: bool = False) -> Iterator[ShardView]:
             "length",
         )
     }
-    for positions in np.split(order, cuts):
-        if not len(positions):
-            continue
+    groups = [g for g in np.split(order, cuts) if len(g)]
+
+    def load(positions: npt.NDArray[np.intp]) -> tuple[_Columns, _Columns, npt.NDArray[np.intp]]:
         data = _read_shard(ds, int(shard_of[positions[0]]), columns)
         firsts = np.array([meta["shard_row"][p] for p in positions], dtype=np.intp)
         lengths = np.array([meta["length"][p] for p in positions], dtype=np.intp)
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
         tiled = bool(np.all(firsts - firsts[0] == starts))
         raws = {k: _rows(data[k], firsts, lengths, tiled) for k in columns}
-        times = raws.pop("timestamp")
-        floats = {k: v.astype(np.float64, copy=False) for k, v in raws.items()}
-        views: list[EpisodeView] = []
-        for n, pos in enumerate(positions.tolist()):
-            rows = slice(int(starts[n]), int(starts[n] + lengths[n]))
-            view = EpisodeView(
-                position=pos,
-                index=int(meta["episode_index"][pos]),
-                episode_id=str(meta["episode_id"][pos]),
-                source_key=str(meta["source_key"][pos] or ""),
-                split=str(meta["split"][pos] or "unknown"),
-                task=str(meta["task"][pos] or ""),
-                embodiment=str(meta["embodiment"][pos] or ""),
-                source_meta=json.loads(meta["source_meta"][pos] or "{}"),
-                timestamps=times[rows],
-                vectors={k: v[rows] for k, v in floats.items()},
-                raw={k: v[rows] for k, v in raws.items()},
-            )
-            if pixels:
-                view.frames_of = _PixelReader(ds, pos)
-            views.append(view)
-        yield ShardView(views, times, floats, starts, lengths)
+        floats = {k: raws[k].astype(np.float64, copy=False) for k in vectors}
+        return raws, floats, lengths
+
+    # the next shard is read (and checksummed) in a thread while the checks work on this one
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(load, groups[0]) if groups else None
+        for i, positions in enumerate(groups):
+            assert pending is not None
+            raws, floats, lengths = pending.result()
+            pending = pool.submit(load, groups[i + 1]) if i + 1 < len(groups) else None
+            yield _view(ds, positions, meta, raws, floats, lengths, pixels)
+
+
+def _view(
+    ds: Dataset,
+    positions: npt.NDArray[np.intp],
+    meta: dict[str, list[Any]],
+    raws: _Columns,
+    floats: _Columns,
+    lengths: npt.NDArray[np.intp],
+    pixels: bool,
+) -> ShardView:
+    """A shard's episodes as views into its columns (``raws``: the episodes' rows in order; ``floats``: the
+    vectors of ``raws`` as float64)."""
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
+    times = raws.pop("timestamp")
+    views: list[EpisodeView] = []
+    for n, pos in enumerate(positions.tolist()):
+        rows = slice(int(starts[n]), int(starts[n] + lengths[n]))
+        view = EpisodeView(
+            position=pos,
+            index=int(meta["episode_index"][pos]),
+            episode_id=str(meta["episode_id"][pos]),
+            source_key=str(meta["source_key"][pos] or ""),
+            split=str(meta["split"][pos] or "unknown"),
+            task=str(meta["task"][pos] or ""),
+            embodiment=str(meta["embodiment"][pos] or ""),
+            source_meta=json.loads(meta["source_meta"][pos] or "{}"),
+            timestamps=times[rows],
+            vectors={k: v[rows] for k, v in floats.items()},
+            raw={k: v[rows] for k, v in raws.items()},
+        )
+        if pixels:
+            view.frames_of = _PixelReader(ds, pos)
+        views.append(view)
+    return ShardView(views, times, floats, starts, lengths)
 
 
 def _rows(
