@@ -96,22 +96,35 @@ def fit_shard(shard: ShardView, action: str, pairs: list[tuple[int, str, int]]) 
     fitted = usable.any(axis=1)
     if not fitted.any():
         return out
+    # each episode centred once on its own means: a window's moments are then sums without cancellation
     s_dev = states - segments.spread(segments.range_sum(states, starts, stops) / _count(n), n)
-    var_s = segments.range_sum(s_dev * s_dev, starts, stops) / _count(n)
+    a_dev = acts - segments.spread(segments.range_sum(acts, starts, stops) / _count(n), n)
+    s_sq, a_sq = s_dev * s_dev, a_dev * a_dev
+    var_s = segments.range_sum(s_sq, starts, stops) / _count(n)
     absolute, errors = [], []
     total = len(acts)
     for k in range(_MAX_LEAD + 1):
-        later, now = states[k:], acts[: total - k]
-        absolute.append(segments.medians(_r2(later, now, starts, n, n - k), usable))
+        ends = starts + np.maximum(n - k, 0)
+        count = _count(n - k)
+        later, now = s_dev[k:], a_dev[: total - k]
+        sum_s, sum_a = segments.range_sum(later, starts, ends), segments.range_sum(now, starts, ends)
+        sq_s, sq_a = segments.range_sum(s_sq[k:], starts, ends), segments.range_sum(a_sq[: total - k], starts, ends)
+        sxx, syy = sq_s - sum_s * sum_s / count, sq_a - sum_a * sum_a / count
+        # a window that is constant (its spread lost in rounding) is constant, as in r2
+        sxx[sxx <= 1e-12 * sq_s] = 0.0
+        syy[syy <= 1e-12 * sq_a] = 0.0
+        sxy = segments.range_sum(later * now, starts, ends) - sum_s * sum_a / count
+        absolute.append(segments.medians(_r2(sxx, syy, sxy), usable))
         with np.errstate(divide="ignore", invalid="ignore"):
-            mse = segments.range_sum((now - later) ** 2, starts, stops - k) / _count(n - k) / var_s
+            gap = acts[: total - k] - states[k:]
+            mse = segments.range_sum(gap * gap, starts, ends) / count / var_s
         errors.append(segments.medians(mse, usable))
     ds, a0 = np.diff(states, axis=0), acts[:-1]
-    delta = segments.medians(_r2(ds, a0, starts, n, n - 1), usable)
     a0c = segments.centred(a0, starts, n, n - 1)
     dsc = segments.centred(ds, starts, n, n - 1)
-    var_a = segments.range_sum(a0c * a0c, starts, stops - 1) / _count(n - 1)
-    cov = segments.range_sum(dsc * a0c, starts, stops - 1) / _count(n - 1)
+    var_a = segments.range_sum(a0c * a0c, starts, stops - 1)
+    cov = segments.range_sum(dsc * a0c, starts, stops - 1)
+    delta = segments.medians(_r2(segments.range_sum(dsc * dsc, starts, stops - 1), var_a, cov), usable)
     with np.errstate(divide="ignore", invalid="ignore"):
         slopes = segments.medians(cov / var_a, usable & (var_a > 0))
     for e in np.flatnonzero(fitted).tolist():
@@ -131,14 +144,9 @@ def _count(n: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
 
 
 def _r2(
-    x: npt.NDArray[np.float64],
-    y: npt.NDArray[np.float64],
-    starts: npt.NDArray[np.intp],
-    lengths: npt.NDArray[np.intp],
-    count: npt.NDArray[np.intp],
+    sxx: npt.NDArray[np.float64], syy: npt.NDArray[np.float64], sxy: npt.NDArray[np.float64]
 ) -> npt.NDArray[np.float64]:
-    """:func:`r2` per episode over rows ``starts[e] : starts[e] + count[e]`` of x and y."""
-    sxx, syy, sxy = segments.comoments(x, y, starts, lengths, count)
+    """:func:`r2` from centred sums of squares and products (0 where either side is constant)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         out = sxy * sxy / (sxx * syy)
     return np.where((sxx > 0) & (syy > 0) & np.isfinite(out), out, 0.0)
