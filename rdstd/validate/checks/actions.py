@@ -334,6 +334,11 @@ class PrenormalizedActions(Check):
         self._values: dict[str, list[set[float] | None]] = {k: [set() for _ in v] for k, v in self._dims.items()}
         return ()
 
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        # min, max, counts and the first distinct values of a shard's rows are those of its episodes together
+        whole = EpisodeView(-1, -1, "", "", "", "", "", {}, shard.timestamps, shard.vectors, shard.vectors)
+        return self.episode(whole)
+
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         cap = int(self.params["max_unique"])
         for key, dims in self._dims.items():

@@ -37,6 +37,20 @@ class GripperKindFit(Check):
         self._first: dict[tuple[str, int], tuple[int, str]] = {}
         return ()
 
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        for (key, dim), counts in self._counts.items():
+            col = shard.vectors[key][:, dim]
+            finite = np.isfinite(col)
+            values = col[finite]
+            counts += [values.size, int((values == -1).sum()), int((values == 0).sum()), int((values == 1).sum()), 0]
+            if (key, dim) not in self._first:
+                other = finite & ~np.isin(col, (-1.0, 0.0, 1.0))
+                hit = np.flatnonzero(segments.segment_any(other, shard.starts, shard.lengths))
+                if hit.size:
+                    ep = shard.episodes[int(hit[0])]
+                    self._first[(key, dim)] = (ep.index, ep.episode_id)
+        return ()
+
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         for (key, dim), counts in self._counts.items():
             col = ep.vectors[key][:, dim]
