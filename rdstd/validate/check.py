@@ -4,7 +4,10 @@ A check subclasses :class:`Check`: a stable ``id`` (``RDV`` + three digits, apar
 ``RD000``-``RD900``), a dotted ``name``, a default severity, an evidence kind, a description and a fix hint.
 The runner calls :meth:`Check.begin` once with the dataset, :meth:`Check.episode` for every episode (low-dim
 columns in memory; pixels only through :meth:`EpisodeView.frames`, for checks with ``pixels = True``), then
-:meth:`Check.end`. Each returns findings; a check keeps only small per-dataset accumulators between calls.
+:meth:`Check.end`. A check may override :meth:`Check.shard` instead of :meth:`Check.episode` to see a whole
+shard's episodes at once (:class:`ShardView`: concatenated columns with episode boundaries) and work on them
+vectorised; the runner orders findings by episode whichever a check uses. Each returns findings; a check keeps
+only small per-dataset accumulators between calls.
 Third-party checks register under the ``rdstd.checks`` entry-point group (see :mod:`rdstd.validate.registry`).
 """
 
@@ -121,6 +124,21 @@ class EpisodeView:
         return self.frames_of(camera, indices)
 
 
+@dataclass
+class ShardView:
+    """The episodes of one shard at once: their views, and their columns concatenated in episode order.
+
+    Episode ``i`` is rows ``starts[i] : starts[i] + lengths[i]`` of ``timestamps`` and of each vector (float64);
+    ``starts`` ascend and the episodes tile the columns, so :mod:`rdstd.validate.segments` reduces them at once.
+    """
+
+    episodes: list[EpisodeView]
+    timestamps: FloatArray
+    vectors: dict[str, FloatArray]
+    starts: npt.NDArray[np.intp]
+    lengths: npt.NDArray[np.intp]
+
+
 class Check(ABC):
     """A validation check. Override any of :meth:`begin`, :meth:`episode`, :meth:`end`; each returns findings."""
 
@@ -148,6 +166,11 @@ class Check(ABC):
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         """Called for every episode, in order."""
         return ()
+
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        """Called for every shard's episodes; by default :meth:`episode` for each of them, in order."""
+        for ep in shard.episodes:
+            yield from self.episode(ep)
 
     def end(self) -> Iterable[Finding]:
         """Called once after the episodes; cross-episode checks report here."""

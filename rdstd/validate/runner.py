@@ -45,15 +45,18 @@ def build_checks(config: Config) -> tuple[list[Check], list[str]]:
 
 
 def run(ds: Dataset, checks: list[Check], *, pixels: bool = False) -> list[Finding]:
-    """Every finding of ``checks`` on ``ds`` (begin, every episode, end), in that order."""
+    """Every finding of ``checks`` on ``ds`` (begin, every shard's episodes, end), in that order."""
     view = DatasetView(ds.path, ds.manifest, ds.episodes, lambda: ds.stats)
     found: list[Finding] = []
     for check in checks:
         found.extend(check.begin(view))
     wants_pixels = pixels and any(c.pixels for c in checks)
-    for ep in stream.episodes(ds, pixels=wants_pixels):
-        for check in checks:
-            found.extend(check.episode(ep))
+    for shard in stream.shards(ds, pixels=wants_pixels):
+        rank: dict[int | None, int] = {ep.index: n for n, ep in enumerate(shard.episodes)}
+        batch = [(n, f) for n, check in enumerate(checks) for f in check.shard(shard)]
+        # as if every check ran episode by episode: by episode, then by check
+        batch.sort(key=lambda item: (rank.get(item[1].episode_index, len(rank)), item[0]))
+        found.extend(f for _, f in batch)
     for check in checks:
         found.extend(check.end())
     return found

@@ -1,7 +1,9 @@
 """Streaming a canonical dataset's episodes for the checks: low-dim columns only, one shard at a time.
 
 A shard's timestamps and vectors are read in one call (shards hold at most 100,000 frames, so memory stays
-bounded whatever the dataset's size) and cut into episodes. Page checksums are verified as the reader does.
+bounded whatever the dataset's size), converted to float64 once, and handed to the checks as a
+:class:`~rdstd.validate.check.ShardView` (whole columns with episode boundaries) whose episodes are views into them.
+Page checksums are verified as the reader does.
 Pixels are read only for a check that asks, through :meth:`rdstd.store.reader.Dataset.episode` (one episode's
 image bytes, decoded per sampled frame).
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -20,44 +23,104 @@ from rdstd.errors import CorruptDatasetError
 from rdstd.store import layout
 from rdstd.store.parquet import PARQUET_ERRORS
 from rdstd.store.reader import Dataset, EpisodeData
-from rdstd.validate.check import EpisodeView
+from rdstd.validate.check import EpisodeView, ShardView
 
+_Columns = dict[str, npt.NDArray[Any]]
 _REBUILD = "the dataset is damaged; rebuild it with rdstd convert (or restore it from a copy)"
 
 
 def episodes(ds: Dataset, *, pixels: bool = False) -> Iterator[EpisodeView]:
-    """Every episode of ``ds`` in table order, as an :class:`EpisodeView`."""
+    """Every episode of ``ds`` in shard order (table order within a shard), as an :class:`EpisodeView`."""
+    for shard in shards(ds, pixels=pixels):
+        yield from shard.episodes
+
+
+def shards(ds: Dataset, *, pixels: bool = False) -> Iterator[ShardView]:
+    """The episodes of ``ds`` a shard at a time (table order within a shard), with the shard's columns."""
     vectors = ds.manifest.vectors
     columns = ["timestamp", *vectors]
     table = ds.episodes
-    shards = table["shard"].to_numpy()
-    order = np.argsort(shards, kind="stable")
-    current: int | None = None
-    data: dict[str, npt.NDArray[Any]] = {}
-    for pos in order:
-        shard = int(shards[pos])
-        if shard != current:
-            data = _read_shard(ds, shard, columns)
-            current = shard
-        row = table.row(int(pos), named=True)
-        first, length = int(row["shard_row"]), int(row["length"])
-        raw = {k: data[k][first : first + length] for k in vectors}
+    shard_of = table["shard"].to_numpy()
+    order = np.argsort(shard_of, kind="stable")
+    cuts = np.flatnonzero(np.diff(shard_of[order])) + 1
+    meta = {
+        name: table[name].to_list()
+        for name in (
+            "episode_index",
+            "episode_id",
+            "source_key",
+            "split",
+            "task",
+            "embodiment",
+            "source_meta",
+            "shard_row",
+            "length",
+        )
+    }
+    groups = [g for g in np.split(order, cuts) if len(g)]
+
+    def load(positions: npt.NDArray[np.intp]) -> tuple[_Columns, _Columns, npt.NDArray[np.intp]]:
+        data = _read_shard(ds, int(shard_of[positions[0]]), columns)
+        firsts = np.array([meta["shard_row"][p] for p in positions], dtype=np.intp)
+        lengths = np.array([meta["length"][p] for p in positions], dtype=np.intp)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
+        tiled = bool(np.all(firsts - firsts[0] == starts))
+        raws = {k: _rows(data[k], firsts, lengths, tiled) for k in columns}
+        floats = {k: raws[k].astype(np.float64, copy=False) for k in vectors}
+        return raws, floats, lengths
+
+    # the next shard is read (and checksummed) in a thread while the checks work on this one
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(load, groups[0]) if groups else None
+        for i, positions in enumerate(groups):
+            assert pending is not None
+            raws, floats, lengths = pending.result()
+            pending = pool.submit(load, groups[i + 1]) if i + 1 < len(groups) else None
+            yield _view(ds, positions, meta, raws, floats, lengths, pixels)
+
+
+def _view(
+    ds: Dataset,
+    positions: npt.NDArray[np.intp],
+    meta: dict[str, list[Any]],
+    raws: _Columns,
+    floats: _Columns,
+    lengths: npt.NDArray[np.intp],
+    pixels: bool,
+) -> ShardView:
+    """A shard's episodes as views into its columns (``raws``: the episodes' rows in order; ``floats``: the
+    vectors of ``raws`` as float64)."""
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
+    times = raws.pop("timestamp")
+    views: list[EpisodeView] = []
+    for n, pos in enumerate(positions.tolist()):
+        rows = slice(int(starts[n]), int(starts[n] + lengths[n]))
         view = EpisodeView(
-            position=int(pos),
-            index=int(row["episode_index"]),
-            episode_id=str(row["episode_id"]),
-            source_key=str(row["source_key"] or ""),
-            split=str(row["split"] or "unknown"),
-            task=str(row["task"] or ""),
-            embodiment=str(row["embodiment"] or ""),
-            source_meta=json.loads(row["source_meta"] or "{}"),
-            timestamps=data["timestamp"][first : first + length],
-            vectors={k: v.astype(np.float64, copy=False) for k, v in raw.items()},
-            raw=raw,
+            position=pos,
+            index=int(meta["episode_index"][pos]),
+            episode_id=str(meta["episode_id"][pos]),
+            source_key=str(meta["source_key"][pos] or ""),
+            split=str(meta["split"][pos] or "unknown"),
+            task=str(meta["task"][pos] or ""),
+            embodiment=str(meta["embodiment"][pos] or ""),
+            source_meta=json.loads(meta["source_meta"][pos] or "{}"),
+            timestamps=times[rows],
+            vectors={k: v[rows] for k, v in floats.items()},
+            raw={k: v[rows] for k, v in raws.items()},
         )
         if pixels:
-            view.frames_of = _PixelReader(ds, int(pos))
-        yield view
+            view.frames_of = _PixelReader(ds, pos)
+        views.append(view)
+    return ShardView(views, times, floats, starts, lengths)
+
+
+def _rows(
+    column: npt.NDArray[Any], firsts: npt.NDArray[np.intp], lengths: npt.NDArray[np.intp], tiled: bool
+) -> npt.NDArray[Any]:
+    """The episodes' rows of a shard column, concatenated in episode order (a view when they tile the shard)."""
+    if tiled:
+        return column[int(firsts[0]) : int(firsts[0] + lengths.sum())]
+    return np.concatenate([column[f : f + n] for f, n in zip(firsts.tolist(), lengths.tolist(), strict=True)])
 
 
 def _read_shard(ds: Dataset, shard: int, columns: list[str]) -> dict[str, npt.NDArray[Any]]:

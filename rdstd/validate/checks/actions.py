@@ -17,7 +17,8 @@ import numpy.typing as npt
 
 from rdstd.schema.features import VectorFeature
 from rdstd.schema.vocabulary import ActionMode, ActionTiming, Role, Unit
-from rdstd.validate.check import Check, DatasetView, EpisodeView
+from rdstd.validate import segments
+from rdstd.validate.check import Check, DatasetView, EpisodeView, ShardView
 from rdstd.validate.model import Evidence, Finding, Severity
 
 _MAX_LEAD = 3
@@ -78,6 +79,79 @@ def fit(ep: EpisodeView, action: str, pairs: list[tuple[int, str, int]]) -> Fit 
     return Fit(absolute, float(np.median(r2(ds, a0))), float(np.median(slopes)) if slopes.size else 0.0, errors)
 
 
+def fit_shard(shard: ShardView, action: str, pairs: list[tuple[int, str, int]]) -> list[Fit | None]:
+    """:func:`fit` for every episode of a shard at once (sums over row ranges of the concatenated columns)."""
+    n = shard.lengths
+    starts = shard.starts
+    out: list[Fit | None] = [None] * len(n)
+    if not pairs or not len(n):
+        return out
+    acts = shard.vectors[action][:, [i for i, _, _ in pairs]]
+    states = np.stack([shard.vectors[key][:, j] for _, key, j in pairs], axis=1)
+    stops = starts + n
+    finite = segments.range_sum(~(np.isfinite(acts) & np.isfinite(states)), starts, stops) == 0
+    moving = segments.segment_max(acts, starts, n) > segments.segment_min(acts, starts, n)
+    moving &= segments.segment_max(states, starts, n) > segments.segment_min(states, starts, n)
+    usable = finite & moving & (n >= 8)[:, None]
+    fitted = usable.any(axis=1)
+    if not fitted.any():
+        return out
+    # each episode centred once on its own means: a window's moments are then sums without cancellation
+    s_dev = states - segments.spread(segments.range_sum(states, starts, stops) / _count(n), n)
+    a_dev = acts - segments.spread(segments.range_sum(acts, starts, stops) / _count(n), n)
+    s_sq, a_sq = s_dev * s_dev, a_dev * a_dev
+    var_s = segments.range_sum(s_sq, starts, stops) / _count(n)
+    absolute, errors = [], []
+    total = len(acts)
+    for k in range(_MAX_LEAD + 1):
+        ends = starts + np.maximum(n - k, 0)
+        count = _count(n - k)
+        later, now = s_dev[k:], a_dev[: total - k]
+        sum_s, sum_a = segments.range_sum(later, starts, ends), segments.range_sum(now, starts, ends)
+        sq_s, sq_a = segments.range_sum(s_sq[k:], starts, ends), segments.range_sum(a_sq[: total - k], starts, ends)
+        sxx, syy = sq_s - sum_s * sum_s / count, sq_a - sum_a * sum_a / count
+        # a window that is constant (its spread lost in rounding) is constant, as in r2
+        sxx[sxx <= 1e-12 * sq_s] = 0.0
+        syy[syy <= 1e-12 * sq_a] = 0.0
+        sxy = segments.range_sum(later * now, starts, ends) - sum_s * sum_a / count
+        absolute.append(segments.medians(_r2(sxx, syy, sxy), usable))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gap = acts[: total - k] - states[k:]
+            mse = segments.range_sum(gap * gap, starts, ends) / count / var_s
+        errors.append(segments.medians(mse, usable))
+    ds, a0 = np.diff(states, axis=0), acts[:-1]
+    a0c = segments.centred(a0, starts, n, n - 1)
+    dsc = segments.centred(ds, starts, n, n - 1)
+    var_a = segments.range_sum(a0c * a0c, starts, stops - 1)
+    cov = segments.range_sum(dsc * a0c, starts, stops - 1)
+    delta = segments.medians(_r2(segments.range_sum(dsc * dsc, starts, stops - 1), var_a, cov), usable)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slopes = segments.medians(cov / var_a, usable & (var_a > 0))
+    for e in np.flatnonzero(fitted).tolist():
+        slope = float(slopes[e])
+        out[e] = Fit(
+            tuple(float(a[e]) for a in absolute),
+            float(delta[e]),
+            0.0 if np.isnan(slope) else slope,
+            tuple(float(x[e]) for x in errors),
+        )
+    return out
+
+
+def _count(n: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+    """Row counts as a divisor column (at least 1)."""
+    return np.maximum(n, 1)[:, None]
+
+
+def _r2(
+    sxx: npt.NDArray[np.float64], syy: npt.NDArray[np.float64], sxy: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """:func:`r2` from centred sums of squares and products (0 where either side is constant)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = sxy * sxy / (sxx * syy)
+    return np.where((sxx > 0) & (syy > 0) & np.isfinite(out), out, 0.0)
+
+
 def declared_lead(feature: VectorFeature) -> int | None:
     """The lead in frames the action's timing declares (None when unknown or a chunk)."""
     sem = feature.action
@@ -133,57 +207,65 @@ class ActionSemanticsFit(Check):
         self._fitted = dict.fromkeys(self._pairs, 0)
 
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
-        rate = self.ds.rate_hz
         for key, pairs in self._pairs.items():
-            result = fit(ep, key, pairs)
-            if result is None:
-                continue
-            feature = self.ds.manifest.vectors[key]
-            best, best_r2 = result.best(rate)
-            dims = sorted({i for i, _, _ in pairs})
-            if best_r2 < self.params["min_r2"]:
-                self._unfit[key] += 1
-                continue
-            self._fitted[key] += 1
-            declared = feature.action.mode if feature.action is not None else ActionMode.UNKNOWN
-            scores = (
-                f"R² absolute(k={result.lead}) {result.absolute[result.lead]:.2f}, delta/velocity {result.delta:.2f}"
+            yield from self._judge(ep, key, pairs, fit(ep, key, pairs))
+
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        for key, pairs in self._pairs.items():
+            for ep, result in zip(shard.episodes, fit_shard(shard, key, pairs), strict=True):
+                yield from self._judge(ep, key, pairs, result)
+
+    def _judge(
+        self, ep: EpisodeView, key: str, pairs: list[tuple[int, str, int]], result: Fit | None
+    ) -> Iterable[Finding]:
+        """The findings of one episode's fit of the action ``key``."""
+        rate = self.ds.rate_hz
+        if result is None:
+            return
+        feature = self.ds.manifest.vectors[key]
+        best, best_r2 = result.best(rate)
+        dims = sorted({i for i, _, _ in pairs})
+        if best_r2 < self.params["min_r2"]:
+            self._unfit[key] += 1
+            return
+        self._fitted[key] += 1
+        declared = feature.action.mode if feature.action is not None else ActionMode.UNKNOWN
+        scores = f"R² absolute(k={result.lead}) {result.absolute[result.lead]:.2f}, delta/velocity {result.delta:.2f}"
+        if declared == ActionMode.UNKNOWN:
+            yield self.finding(
+                f"{key}: mode unknown; the data fits {best} ({scores})",
+                ep=ep,
+                feature=key,
+                dims=dims,
+                frames=(0, ep.length),
+                statistic="median R²",
+                measured=best_r2,
+                expected="a declared mode",
+                severity=Severity.INFO,
+                hint=f"declare action mode {best} in the converter spec",
             )
-            if declared == ActionMode.UNKNOWN:
-                yield self.finding(
-                    f"{key}: mode unknown; the data fits {best} ({scores})",
-                    ep=ep,
-                    feature=key,
-                    dims=dims,
-                    frames=(0, ep.length),
-                    statistic="median R²",
-                    measured=best_r2,
-                    expected="a declared mode",
-                    severity=Severity.INFO,
-                    hint=f"declare action mode {best} in the converter spec",
-                )
-                continue
-            declared_r2 = result.absolute[result.lead] if declared == ActionMode.ABSOLUTE else result.delta
-            same_family = {best, declared} <= {ActionMode.DELTA, ActionMode.VELOCITY}
-            gap = best_r2 - declared_r2
-            if best != declared and (gap > self.params["warning_gap"] or same_family):
-                level = Severity.ERROR if gap > self.params["error_gap"] else Severity.WARNING
-                what = f"slope of Δs on a {result.slope:.3g}" if same_family else scores
-                yield self.finding(
-                    f"{key} is declared {declared} but behaves as {best} ({what})",
-                    ep=ep,
-                    feature=key,
-                    dims=dims,
-                    frames=(0, ep.length),
-                    statistic="median R² gap (best - declared)" if not same_family else "slope of Δs on a",
-                    threshold=self.params["error_gap"] if not same_family else None,
-                    measured=gap if not same_family else result.slope,
-                    expected=str(declared),
-                    severity=level,
-                    hint=f"actions behave as {best}: fix the declared mode, or the conversion",
-                )
-            elif best == ActionMode.ABSOLUTE == declared:
-                yield from self._lead(ep, key, dims, result)
+            return
+        declared_r2 = result.absolute[result.lead] if declared == ActionMode.ABSOLUTE else result.delta
+        same_family = {best, declared} <= {ActionMode.DELTA, ActionMode.VELOCITY}
+        gap = best_r2 - declared_r2
+        if best != declared and (gap > self.params["warning_gap"] or same_family):
+            level = Severity.ERROR if gap > self.params["error_gap"] else Severity.WARNING
+            what = f"slope of Δs on a {result.slope:.3g}" if same_family else scores
+            yield self.finding(
+                f"{key} is declared {declared} but behaves as {best} ({what})",
+                ep=ep,
+                feature=key,
+                dims=dims,
+                frames=(0, ep.length),
+                statistic="median R² gap (best - declared)" if not same_family else "slope of Δs on a",
+                threshold=self.params["error_gap"] if not same_family else None,
+                measured=gap if not same_family else result.slope,
+                expected=str(declared),
+                severity=level,
+                hint=f"actions behave as {best}: fix the declared mode, or the conversion",
+            )
+        elif best == ActionMode.ABSOLUTE == declared:
+            yield from self._lead(ep, key, dims, result)
 
     def _lead(self, ep: EpisodeView, key: str, dims: list[int], result: Fit) -> Iterable[Finding]:
         """Absolute actions: the lead k with the smallest error against the declared one (by error ratio)."""
@@ -251,6 +333,11 @@ class PrenormalizedActions(Check):
         self._count = dict.fromkeys(self._dims, 0)
         self._values: dict[str, list[set[float] | None]] = {k: [set() for _ in v] for k, v in self._dims.items()}
         return ()
+
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        # min, max, counts and the first distinct values of a shard's rows are those of its episodes together
+        whole = EpisodeView(-1, -1, "", "", "", "", "", {}, shard.timestamps, shard.vectors, shard.vectors)
+        return self.episode(whole)
 
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         cap = int(self.params["max_unique"])

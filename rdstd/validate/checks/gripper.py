@@ -9,7 +9,8 @@ import numpy as np
 
 from rdstd.schema.features import GripperConvention
 from rdstd.schema.vocabulary import GripperKind, GripperOpen
-from rdstd.validate.check import Check, DatasetView, EpisodeView
+from rdstd.validate import segments
+from rdstd.validate.check import Check, DatasetView, EpisodeView, ShardView
 from rdstd.validate.model import Evidence, Finding, Severity
 
 
@@ -34,6 +35,20 @@ class GripperKindFit(Check):
         super().begin(dataset)
         self._counts = {(k, g.dim): np.zeros(5, dtype=np.int64) for k, g in _grippers(dataset)}
         self._first: dict[tuple[str, int], tuple[int, str]] = {}
+        return ()
+
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        for (key, dim), counts in self._counts.items():
+            col = shard.vectors[key][:, dim]
+            finite = np.isfinite(col)
+            values = col[finite]
+            counts += [values.size, int((values == -1).sum()), int((values == 0).sum()), int((values == 1).sum()), 0]
+            if (key, dim) not in self._first:
+                other = finite & ~np.isin(col, (-1.0, 0.0, 1.0))
+                hit = np.flatnonzero(segments.segment_any(other, shard.starts, shard.lengths))
+                if hit.size:
+                    ep = shard.episodes[int(hit[0])]
+                    self._first[(key, dim)] = (ep.index, ep.episode_id)
         return ()
 
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
@@ -117,6 +132,25 @@ class GripperPolarity(Check):
         self._acts = [(k, g) for k, g in known if k in actions]
         self._states = [(k, g) for k, g in known if k in dataset.states()]
         return ()
+
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        if not self._acts or not self._states:
+            return
+        starts, n = shard.starts, shard.lengths
+        s_key, s_grip = self._states[0]
+        s = _oriented(shard.vectors[s_key][:, s_grip.dim], s_grip)
+        screen = np.zeros(len(n), dtype=bool)
+        for a_key, a_grip in self._acts:
+            a = _oriented(shard.vectors[a_key][:, a_grip.dim], a_grip)
+            for k in range(int(self.params["max_lead"]) + 1):
+                sxx, syy, sxy = segments.comoments(a[: len(a) - k], s[k:], starts, n, n - k)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    c = sxy / np.sqrt(sxx * syy)
+                # screened in below a fraction of the threshold: the episode's own correlations decide
+                screen |= (c < -self.params["min_corr"] * 0.9) & (k <= n - 3)
+        for ep, hit in zip(shard.episodes, (screen & (n >= 10)).tolist(), strict=True):
+            if hit:
+                yield from self.episode(ep)
 
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         if not self._acts or not self._states or ep.length < 10:

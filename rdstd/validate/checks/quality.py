@@ -8,11 +8,16 @@ from typing import ClassVar
 import numpy as np
 
 from rdstd.schema.vocabulary import GripperKind, Role
-from rdstd.validate.check import Check, DatasetView, EpisodeView, list_frames
+from rdstd.validate import segments
+from rdstd.validate.check import Check, DatasetView, EpisodeView, ShardView, list_frames
 from rdstd.validate.model import Evidence, Finding, Severity
 
 #: Roles of the robot's own state (idle means these do not move).
 _ROBOT = {Role.JOINT_POSITION, Role.EEF_POSITION, Role.EEF_ROTATION, Role.GRIPPER, Role.HAND_JOINT_POSITION}
+
+
+#: Whole-shard screens flag an episode below this fraction of a threshold already: the episode's own check decides.
+_MARGIN = 0.9
 
 
 def longest_run(mask: np.ndarray) -> tuple[int, int]:
@@ -141,6 +146,27 @@ class ActionJumps(Check):
     description = "frames where the mean over dims of |Δa - median| / (1.4826 MAD) exceeds z_max (12)"
     hint = "a teleop glitch or a resumed stream: inspect the frames named, smooth or cut"
     defaults: ClassVar[Mapping[str, float]] = {"z_max": 12.0}
+
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        starts, counts = shard.starts, np.maximum(shard.lengths - 1, 0)
+        screen = np.zeros(len(starts), dtype=bool)
+        for key in self.ds.actions():
+            step = np.diff(shard.vectors[key], axis=0)
+            rows = shard.lengths - 1
+            center = segments.segment_medians(step, starts, counts)
+            offset = np.abs(step - np.repeat(center, shard.lengths, axis=0)[: len(step)])
+            spread = 1.4826 * segments.segment_medians(offset, starts, counts)
+            usable = spread > 0
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = offset / np.repeat(spread, shard.lengths, axis=0)[: len(step)]
+                z = np.where(np.repeat(usable, shard.lengths, axis=0)[: len(step)], ratio, 0.0).sum(axis=1)
+                z /= np.repeat(usable.sum(axis=1), shard.lengths)[: len(step)]
+                far = segments.segment_any(z > self.params["z_max"] * _MARGIN, starts, counts)
+            holes = np.isnan(center).any(axis=1) | np.isnan(spread).any(axis=1)  # NaN: let the episode decide
+            screen |= (far | holes) & usable.any(axis=1) & (rows >= 9)
+        for ep, hit in zip(shard.episodes, screen.tolist(), strict=True):
+            if hit:
+                yield from self.episode(ep)
 
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         for key in self.ds.actions():

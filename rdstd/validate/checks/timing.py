@@ -8,8 +8,12 @@ from typing import ClassVar
 import numpy as np
 
 from rdstd.schema.vocabulary import ClockKind
-from rdstd.validate.check import Check, DatasetView, EpisodeView, list_frames
+from rdstd.validate import segments
+from rdstd.validate.check import Check, DatasetView, EpisodeView, ShardView, list_frames
 from rdstd.validate.model import Evidence, Finding, Severity
+
+#: Whole-shard screens flag an episode below this fraction of a threshold already: the episode's own check decides.
+_MARGIN = 0.9
 
 
 class TimestampsMonotonic(Check):
@@ -71,6 +75,24 @@ class TimestampRate(Check):
                 evidence=Evidence.UNVERIFIABLE,
                 hint="map the source's measured timestamps if it has them",
             )
+
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        if self._rate is None or self._synthesized:
+            return
+        period = 1.0 / self._rate
+        starts, counts = shard.starts, np.maximum(shard.lengths - 1, 0)
+        dt = np.diff(shard.timestamps)
+        median = segments.segment_medians(dt, starts, counts)
+        with np.errstate(invalid="ignore"):
+            screen = np.abs(median - period) / period > self.params["median_tolerance"] * _MARGIN
+            screen |= np.isnan(median) | segments.segment_any(dt > self.params["drop_factor"] * period, starts, counts)
+            mean = segments.range_sum(dt, starts, starts + counts) / np.maximum(counts, 1)
+            square = segments.range_sum(dt * dt, starts, starts + counts) / np.maximum(counts, 1)
+            cv = np.sqrt(np.maximum(square - mean * mean, 0.0)) / mean
+            screen |= ~(cv <= self.params["max_jitter_cv"] * _MARGIN)  # NaN (a zero mean) goes to the detail too
+        for ep, hit in zip(shard.episodes, (screen & (shard.lengths >= 3)).tolist(), strict=True):
+            if hit:
+                yield from self.episode(ep)
 
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         if self._rate is None or self._synthesized or ep.length < 3:

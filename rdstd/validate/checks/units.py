@@ -10,7 +10,8 @@ import numpy as np
 
 from rdstd.schema.embodiment import JointType
 from rdstd.schema.vocabulary import Role, Unit
-from rdstd.validate.check import Check, DatasetView, EpisodeView, frame_span
+from rdstd.validate import segments
+from rdstd.validate.check import Check, DatasetView, EpisodeView, ShardView, frame_span
 from rdstd.validate.model import Evidence, Finding, Severity
 
 _ANGLE_ROLES = {Role.JOINT_POSITION, Role.EEF_ROTATION, Role.HAND_JOINT_POSITION, Role.BASE_POSE, Role.UNKNOWN}
@@ -46,6 +47,19 @@ def _over(ep: EpisodeView, dims: list[tuple[str, int]], limit: float) -> list[tu
     return found
 
 
+def _over_shard(shard: ShardView, dims: list[tuple[str, int]], limit: float) -> list[EpisodeView]:
+    """The episodes of the shard for which :func:`_over` finds something (a per-episode max over the shard)."""
+    hit = np.zeros(len(shard.episodes), dtype=bool)
+    by_key: dict[str, list[int]] = {}
+    for key, d in dims:
+        by_key.setdefault(key, []).append(d)
+    for key, ds in by_key.items():
+        block = np.abs(shard.vectors[key][:, ds])
+        top = segments.segment_max(np.where(np.isfinite(block), block, 0.0), shard.starts, shard.lengths)
+        hit |= (top > limit).any(axis=1)
+    return [ep for ep, h in zip(shard.episodes, hit.tolist(), strict=True) if h]
+
+
 def classify_angles(values: np.ndarray) -> str:
     """What out-of-range angle values look like: encoder ticks, degrees, a 0-100 scale, or unknown."""
     finite = values[np.isfinite(values)]
@@ -76,6 +90,10 @@ class AngleUnits(Check):
         super().begin(dataset)
         self._dims = _angle_dims(dataset)
         return ()
+
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        for ep in _over_shard(shard, self._dims, 2 * math.pi + self.params["margin_rad"]):
+            yield from self.episode(ep)
 
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         limit = 2 * math.pi + self.params["margin_rad"]
@@ -121,6 +139,10 @@ class LengthScale(Check):
         ]
         return ()
 
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        for ep in _over_shard(shard, self._dims, self.params["max_abs_m"]):
+            yield from self.episode(ep)
+
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         limit = self.params["max_abs_m"]
         for key, d in _over(ep, self._dims, limit):
@@ -157,6 +179,10 @@ class AngleWrap(Check):
         super().begin(dataset)
         self._dims = _angle_dims(dataset)
         return ()
+
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        for ep in _over_shard(shard, self._dims, self.params["near_pi"] * math.pi):
+            yield from self.episode(ep)
 
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         edge = self.params["near_pi"] * math.pi

@@ -11,7 +11,8 @@ import numpy.typing as npt
 
 from rdstd.schema.embodiment import JointType
 from rdstd.schema.vocabulary import Role
-from rdstd.validate.check import Check, DatasetView, EpisodeView, frame_span, list_frames
+from rdstd.validate import segments
+from rdstd.validate.check import Check, DatasetView, EpisodeView, ShardView, frame_span, list_frames
 from rdstd.validate.model import Evidence, Finding, Severity
 
 
@@ -24,6 +25,14 @@ class NonFinite(Check):
     evidence = Evidence.DETERMINISTIC
     description = "NaN or ±inf in a vector feature (it poisons normalization statistics)"
     hint = "drop or mask these frames, or declare the sensor as optional; NaN poisons normalization stats"
+
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        hit = np.zeros(len(shard.episodes), dtype=bool)
+        for values in shard.vectors.values():
+            hit |= segments.segment_any((~np.isfinite(values)).any(axis=1), shard.starts, shard.lengths)
+        for ep, h in zip(shard.episodes, hit.tolist(), strict=True):
+            if h:
+                yield from self.episode(ep)
 
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         for key, values in ep.vectors.items():
@@ -99,6 +108,25 @@ class JointLimits(Check):
             }
         return ()
 
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        bounds = [lim for lim in self._limits.values() if lim]
+        if not bounds:
+            return
+        margin = self.params["margin_rad"]
+        hit = np.zeros(len(shard.episodes), dtype=bool)
+        for key, feature in self.ds.manifest.vectors.items():
+            for d, dim in enumerate(feature.dims):
+                spans = [lim[dim.name] for lim in bounds if dim.name in lim]
+                if dim.role != Role.JOINT_POSITION or not spans:
+                    continue
+                # the narrowest limits of any embodiment: every episode out of its own limits is screened in
+                low, high = max(lo for lo, _ in spans), min(hi for _, hi in spans)
+                col = shard.vectors[key][:, d]
+                hit |= segments.segment_any((col < low - margin) | (col > high + margin), shard.starts, shard.lengths)
+        for ep, h in zip(shard.episodes, hit.tolist(), strict=True):
+            if h:
+                yield from self.episode(ep)
+
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         limits = self._limits.get(ep.embodiment) or (
             next(iter(self._limits.values())) if len(self._limits) == 1 else {}
@@ -148,6 +176,11 @@ class ConstantDimension(Check):
         self._high = {k: np.full(f.size, -np.inf) for k, f in dataset.manifest.vectors.items()}
         self._frames = 0
         return ()
+
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        # the shard's rows are its episodes' rows: its min and max are theirs
+        whole = EpisodeView(-1, -1, "", "", "", "", "", {}, shard.timestamps, shard.vectors, shard.vectors)
+        return self.episode(whole)
 
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         if ep.length == 0:
@@ -209,6 +242,17 @@ class Outliers(Check):
             if mean.shape == std.shape == (dataset.manifest.vectors[key].size,):
                 self._moments[key] = (mean, np.where(std > 0, std, np.nan))
         return ()
+
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        limit = self.params["z_max"]
+        hit = np.zeros(len(shard.episodes), dtype=bool)
+        for key, (mean, std) in self._moments.items():
+            with np.errstate(invalid="ignore"):
+                far = (np.abs(shard.vectors[key] - mean) > limit * std).any(axis=1)
+            hit |= segments.segment_any(far, shard.starts, shard.lengths)
+        for ep, h in zip(shard.episodes, hit.tolist(), strict=True):
+            if h:
+                yield from self.episode(ep)
 
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         limit = self.params["z_max"]

@@ -1,0 +1,199 @@
+"""Checks that work on a whole shard at once give what they give episode by episode (segments, action fits),
+and the runner keeps findings in episode order whichever way a check works."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rdstd.store.reader import Dataset
+from rdstd.validate import Evidence, Finding, Severity, stream
+from rdstd.validate.check import Check, DatasetView, EpisodeView, ShardView
+from rdstd.validate.checks.actions import Fit, fit, fit_shard
+from rdstd.validate.config import load
+from rdstd.validate.runner import build_checks, run
+from rdstd.validate.segments import medians, range_sum, segment_max, segment_medians, segment_min
+from tests.validate.fixtures import make
+
+PAIRS = [(0, "observation.state", 0), (1, "observation.state", 1), (2, "observation.state", 2)]
+
+
+def _shard(pieces: list[tuple[np.ndarray, np.ndarray]]) -> ShardView:
+    lengths = np.array([len(s) for s, _ in pieces], dtype=np.intp)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
+    state = np.concatenate([s for s, _ in pieces]) if pieces else np.zeros((0, 3))
+    action = np.concatenate([a for _, a in pieces]) if pieces else np.zeros((0, 3))
+    times = np.arange(len(state)) / 10.0
+    vectors = {"observation.state": state, "action": action}
+    views = [
+        EpisodeView(
+            position=e,
+            index=e,
+            episode_id=f"ep{e}",
+            source_key="",
+            split="train",
+            task="",
+            embodiment="",
+            source_meta={},
+            timestamps=times[s : s + n],
+            vectors={k: v[s : s + n] for k, v in vectors.items()},
+            raw={k: v[s : s + n] for k, v in vectors.items()},
+        )
+        for e, (s, n) in enumerate(zip(starts.tolist(), lengths.tolist(), strict=True))
+    ]
+    return ShardView(views, times, vectors, starts, lengths)
+
+
+def _episode(rng: np.random.Generator, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    n = {"empty": 0, "short": 5}.get(kind, int(rng.integers(8, 200)))
+    t = np.arange(n + 1)[:, None] / 10.0
+    traj = np.sin(t * rng.uniform(0.2, 2.0, 3) + rng.uniform(0, 6, 3)) + rng.normal(0, 0.01, (n + 1, 3))
+    state, action = traj[:n].copy(), traj[1:].copy()
+    if kind == "delta":
+        action = np.diff(traj, axis=0) * rng.uniform(0.5, 1.5)
+    elif kind == "nan":
+        state[n // 2, 1] = np.nan
+    elif kind == "constant":
+        action[:, 0] = 0.25
+    elif kind == "lead2":
+        action = np.concatenate([traj[2:], traj[-1:]])[:n]
+    return state, action
+
+
+def _same(want: Fit | None, got: Fit | None) -> bool:
+    if want is None or got is None:
+        return want is got
+    left = np.r_[want.absolute, want.delta, want.slope, want.error]
+    right = np.r_[got.absolute, got.delta, got.slope, got.error]
+    return bool(np.allclose(left, right, rtol=1e-12, atol=1e-15))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_shard_fit_equals_the_episode_fit(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    kinds = ["plain", "delta", "nan", "constant", "lead2", "short", "empty"]
+    shard = _shard([_episode(rng, str(rng.choice(kinds))) for _ in range(int(rng.integers(1, 12)))])
+    got = fit_shard(shard, "action", PAIRS)
+    for ep, result in zip(shard.episodes, got, strict=True):
+        assert _same(fit(ep, "action", PAIRS), result), ep.episode_id
+
+
+def test_every_kind_of_episode_in_one_shard() -> None:
+    rng = np.random.default_rng(7)
+    kinds = ["empty", "plain", "short", "delta", "nan", "constant", "lead2", "empty"]
+    shard = _shard([_episode(rng, k) for k in kinds])
+    got = fit_shard(shard, "action", PAIRS)
+    assert [r is None for r in got] == [True, False, True, False, False, False, False, True]
+    for ep, result in zip(shard.episodes, got, strict=True):
+        assert _same(fit(ep, "action", PAIRS), result), ep.episode_id
+
+
+def test_segment_reductions_match_numpy_per_segment() -> None:
+    rng = np.random.default_rng(1)
+    lengths = np.array([3, 0, 5, 1, 0, 4, 0], dtype=np.intp)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
+    values = rng.normal(size=(int(lengths.sum()), 2))
+    stops = starts + lengths
+    for lead in (0, 1, 2):
+        ends = np.maximum(stops - lead, starts)
+        want = np.array([values[s:e].sum(axis=0) for s, e in zip(starts, ends, strict=True)])
+        np.testing.assert_allclose(range_sum(values, starts, ends), want, rtol=1e-14)
+    full = [values[s:e] for s, e in zip(starts, stops, strict=True)]
+    high, low = segment_max(values, starts, lengths), segment_min(values, starts, lengths)
+    for i, block in enumerate(full):
+        if len(block):
+            assert (high[i] == block.max(axis=0)).all() and (low[i] == block.min(axis=0)).all()
+        else:
+            assert (high[i] == -np.inf).all() and (low[i] == np.inf).all()
+
+
+def test_medians_of_kept_entries_are_numpys() -> None:
+    rng = np.random.default_rng(2)
+    values = rng.normal(size=(50, 6))
+    keep = rng.random((50, 6)) > 0.4
+    got = medians(values, keep)
+    for row, mask, m in zip(values, keep, got, strict=True):
+        assert (np.isnan(m) and not mask.any()) or m == np.median(row[mask])
+
+
+class Tail(Check):
+    """Test check: one finding per episode from the per-episode path."""
+
+    id = "ACME2"
+    name = "acme.tail"
+    severity = Severity.INFO
+    evidence = Evidence.DETERMINISTIC
+    description = "every episode"
+
+    def episode(self, ep: EpisodeView) -> Iterable[Finding]:
+        yield self.finding("tail", ep=ep)
+
+
+class Head(Check):
+    """Test check: one finding per episode, all of a shard's at once (in reverse, to test the ordering)."""
+
+    id = "ACME1"
+    name = "acme.head"
+    severity = Severity.INFO
+    evidence = Evidence.DETERMINISTIC
+    description = "every episode, by shard"
+
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        return [self.finding("head", ep=ep) for ep in reversed(shard.episodes)]
+
+
+def test_findings_come_by_episode_then_by_check_whichever_way_checks_work(tmp_path: Path) -> None:
+    ds = Dataset.open(make(tmp_path / "clean"))
+    found = run(ds, [Head(), Tail()])
+    order = [ep.index for ep in stream.episodes(ds)]
+    assert [(f.episode_index, f.check) for f in found] == [(i, c) for i in order for c in ("ACME1", "ACME2")]
+
+
+def _episode_by_episode(ds: Dataset, checks: list[Check]) -> list[Finding]:
+    """The runner as it was: every check's :meth:`Check.episode` on every episode, interleaved."""
+    view = DatasetView(ds.path, ds.manifest, ds.episodes, lambda: ds.stats)
+    found = [f for c in checks for f in c.begin(view)]
+    for ep in stream.episodes(ds):
+        found += [f for c in checks for f in c.episode(ep)]
+    return found + [f for c in checks for f in c.end()]
+
+
+@pytest.mark.parametrize(
+    "plants",
+    [
+        (),
+        ("nan", "limits", "spike", "degrees", "mm", "lead"),
+        ("constant", "wrap", "inverted_gripper", "jump", "idle"),
+        ("absolute_labelled_delta", "chatter", "quat_norm", "dropped_frame"),
+        ("prenormalized", "relative_gripper"),
+        ("quantized",),
+    ],
+)
+def test_checks_on_whole_shards_find_what_they_find_episode_by_episode(tmp_path: Path, plants: tuple[str, ...]) -> None:
+    root = make(tmp_path / "planted", *plants)
+    ds = Dataset.open(root)
+    config = load("strict", root, cwd=tmp_path)
+    by_shard = run(ds, [c for c in build_checks(config)[0] if not c.pixels])
+    by_episode = _episode_by_episode(ds, [c for c in build_checks(config)[0] if not c.pixels])
+    assert by_shard == by_episode
+    assert len(by_shard) >= len(plants)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_segment_medians_are_numpys(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(0, 40, size=int(rng.integers(1, 30))).astype(np.intp)
+    lengths[rng.integers(0, len(lengths))] = 400  # one long segment among short ones
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
+    values = rng.normal(size=(int(lengths.sum()), 3)).round(1)  # ties
+    if len(values):
+        values[rng.integers(0, len(values)), 1] = np.nan
+    got = segment_medians(values, starts, lengths)
+    flat = segment_medians(values[:, 0], starts, lengths)
+    for i, (s, n) in enumerate(zip(starts.tolist(), lengths.tolist(), strict=True)):
+        want = np.median(values[s : s + n], axis=0) if n else np.full(3, np.nan)
+        np.testing.assert_array_equal(got[i], want)
+        np.testing.assert_array_equal(flat[i], want[0])
