@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +36,9 @@ from rdstd.formats.sniff import MCAP_MAGIC, ROSBAG1_MAGIC, SQLITE_MAGIC
 from rdstd.paths import inside
 from rdstd.schema.episode import EncodedFrames
 from rdstd.schema.vocabulary import ImageCodec
+
+if TYPE_CHECKING:
+    from rdstd.formats.rosbag.salvage import Salvage
 
 IMAGE_TYPES = (msgfields.IMAGE, msgfields.COMPRESSED)
 POSE_NAMES = ["x", "y", "z", "qx", "qy", "qz", "qw"]
@@ -93,7 +96,9 @@ class RosbagSource(SourceDataset):
 
     format = "rosbag"
 
-    def __init__(self, path: Path, plan: RosbagPlan | None = None, *, types_dir: Path | None = None) -> None:
+    def __init__(
+        self, path: Path, plan: RosbagPlan | None = None, *, types_dir: Path | None = None, salvage: bool = False
+    ) -> None:
         super().__init__(path)
         self.plan_origin = "(given in code)" if plan is not None else ""
         sidecar = sidecar_path(path)
@@ -103,7 +108,7 @@ class RosbagSource(SourceDataset):
         if types_dir is None and plan is not None and plan.types_dir:
             base = sidecar.parent if self.plan_origin == str(sidecar) else path.parent
             types_dir = inside(base, plan.types_dir, "the plan's types_dir")
-        self.bag = RawBag(path)
+        self.bag = RawBag(path, salvage=salvage)
         try:
             self.resolver = TypeResolver(self.bag.is_ros2, self.bag.facts.get("ros_distro"), types_dir)
             collector = _Collector(self, plan_topics(plan) if plan is not None else set(), plan)
@@ -112,7 +117,8 @@ class RosbagSource(SourceDataset):
         except BaseException:
             self.bag.close()
             raise
-        self.warnings = list(self.resolver.findings)
+        self.warnings = [s.line() for s in self.bag.salvaged]
+        self.warnings += list(self.resolver.findings)
         self.warnings += [
             f"{t.topic}: disabled ({t.error})"
             for t in self.ledger.values()
@@ -364,6 +370,22 @@ class _Collector:
         return out
 
 
+def partial_meta(salvaged: Sequence[Salvage]) -> dict[str, Any]:
+    """``source_meta["partial"]`` of a salvaged episode: per file what was recovered and lost, and the time span."""
+    firsts = [s.first_ns for s in salvaged if s.first_ns is not None]
+    lasts = [s.last_ns for s in salvaged if s.last_ns is not None]
+    return {
+        "salvaged": True,
+        "complete": False,
+        "files": [s.as_dict() for s in salvaged],
+        "recovered_until_ns": max(lasts) if lasts else None,
+        "recovered_from_ns": min(firsts) if firsts else None,
+        "bytes_lost": sum(s.bytes_lost for s in salvaged),
+        "lost": "every message after the recovered prefix of each file named (its count is unknown: the index "
+        "that held it is gone)",
+    }
+
+
 def ledger_line(led: TopicLedger) -> str:
     """One topic's ledger as a line of text (``rdstd info`` without ``--format json``)."""
     counts = f"index {'?' if led.index is None else led.index}, read {led.read}, decoded {led.decoded}"
@@ -512,6 +534,9 @@ class Aligner:
             "start_ns": int(stamps[0]),
             "notes": [*self.findings, *self._drop_notes(reports, len(master), int(kept.sum()))],
         }
+        if self.source.bag.salvaged:
+            meta["partial"] = partial_meta(self.source.bag.salvaged)
+            meta["notes"].insert(0, "partial: salvaged from a truncated bag (see source_meta.partial)")
         return SourceEpisode(
             ref,
             int(kept.sum()),
@@ -659,3 +684,9 @@ class RosbagBackend(FormatBackend):
         """Open the bag at ``path`` (its ``<bag>.rdstd.yaml`` plan, if any, is read too)."""
         bag_files(path)
         return RosbagSource(path)
+
+    def open_salvaged(self, path: Path) -> RosbagSource:
+        """Open a possibly truncated bag, recovering its readable prefix (``rdstd convert --salvage``); the
+        episode of a bag that needed salvage is marked partial (``source_meta["partial"]``)."""
+        bag_files(path)
+        return RosbagSource(path, salvage=True)
