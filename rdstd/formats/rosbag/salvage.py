@@ -36,8 +36,8 @@ from rosbags.rosbag1.reader import (
     normalize,
     read_uint32,
 )
+from rosbags.rosbag2 import ReaderError as McapError
 from rosbags.rosbag2.storage_mcap import McapReader
-from rosbags.rosbag2.storage_mcap import ReaderError as McapError
 from rosbags.typesys.msg import normalize_msgtype
 
 MCAP_MAGIC = b"\x89MCAP0\r\n"
@@ -266,10 +266,7 @@ class SalvageMcapReader(McapReader):
             chunks += op_ == _MCAP_CHUNK
             salvage.bytes_recovered = pos
         self.data_end = salvage.bytes_recovered
-        try:
-            self.meta_scan()
-        except (McapError, ValueError, struct.error, OSError, EOFError) as exc:  # a damaged chunk (crc, zstd)
-            raise McapError(f"a record before byte {self.data_end} is damaged ({exc}); salvage stops at cuts only")
+        self.meta_scan()  # a damaged chunk (crc, zstd) raises: salvage stops at cuts, it does not repair damage
         stats = self.statistics
         assert stats is not None
         self.connections = [c._replace(msgcount=stats.channel_message_counts.get(c.id, 0)) for c in self.connections]
