@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rdstd.convert.align import Sampling, apply_sampling, check_clock, fixed_grid, report, sample_at
-from rdstd.convert.tf import TransformBuffer, TransformError
+from rdstd.convert.tf import TransformBuffer, TransformError, TransformLog
 from rdstd.errors import CorruptSourceError, EpisodeError, MappingError
 from rdstd.formats.base import EpisodeRef, FormatBackend, SourceDataset, SourceEpisode, SourceInfo, SourceKey
 from rdstd.formats.rosbag import fields as msgfields
@@ -87,7 +87,7 @@ class TopicData:
     receive_ns: npt.NDArray[np.int64]
     header_ns: npt.NDArray[np.int64] | None
     rows: dict[str, Rows] = field(default_factory=dict)
-    transforms: list[list[tuple[str, str, int, list[float], list[float]]]] = field(default_factory=list)
+    transforms: TransformLog = field(default_factory=TransformLog)
     texts: list[str] = field(default_factory=list)
 
 
@@ -273,9 +273,7 @@ class RosbagSource(SourceDataset):
         frames: set[str] = set()
         for name, led in self.ledger.items():
             if led.msgtype in msgfields.TF_TYPES and led.decoded:
-                for transforms in self.read_topic(name).transforms:
-                    for parent, child, *_ in transforms:
-                        frames.update((parent.lstrip("/"), child.lstrip("/")))
+                frames.update(frame.lstrip("/") for frame in self.read_topic(name).transforms.names)
         return sorted(frames)
 
     def episode_refs(self) -> Sequence[EpisodeRef]:
@@ -352,7 +350,8 @@ class _Collector:
                 rows = data.rows[name] = Rows(f"{where}: field {stream.field!r}")
             rows.append(self.source._vector_of(msg, stream, where)[0])
         if tf:
-            data.transforms.append(msgfields.transforms(msg))
+            for transform in msgfields.transforms(msg):
+                data.transforms.append(*transform)
         if topic == self.task_topic:
             data.texts.append(str(getattr(msg, "data", "")))
 
@@ -563,10 +562,7 @@ class Aligner:
         buffer = TransformBuffer()
         for name, led in self.source.ledger.items():
             if led.msgtype in msgfields.TF_TYPES and led.decoded:
-                static = "static" in name
-                for transforms in self.topic(name).transforms:
-                    for parent, child, t, tr, rot in transforms:
-                        buffer.add(parent, child, t, tr, rot, static)
+                self.topic(name).transforms.into(buffer, static="static" in name)
         poses: dict[str, Any] = {}
         for name, tf in lookups.items():
             try:
