@@ -28,7 +28,7 @@ from rdstd.errors import CorruptSourceError, EpisodeError, MappingError
 from rdstd.formats.base import EpisodeRef, FormatBackend, SourceDataset, SourceEpisode, SourceInfo, SourceKey
 from rdstd.formats.rosbag import fields as msgfields
 from rdstd.formats.rosbag.bag import RawBag, bag_files
-from rdstd.formats.rosbag.frames import BagFrames, BagPixels, TopicWindow
+from rdstd.formats.rosbag.frames import BagFrames, BagPixels, BagVectors, TopicWindow
 from rdstd.formats.rosbag.ledger import TopicLedger, build_ledger
 from rdstd.formats.rosbag.plan import RosbagPlan, StreamPlan, load_plan, sidecar_path
 from rdstd.formats.rosbag.types import Decoder, TypeResolver
@@ -46,16 +46,14 @@ _SAFE = re.compile(r"[^A-Za-z0-9_]+")
 
 
 class Rows:
-    """Per-message vectors of one stream, kept compact: stacked into blocks as they come (8 bytes per float64
-    value, not a numpy object per message). A vector whose size changes between messages is an error."""
-
-    BLOCK = 4096
+    """The shape of one vector stream's per-message values, checked as messages are read (a vector whose size
+    changes between messages is an error); the values themselves are not kept: the aligned episode reads the
+    messages it uses when sliced (:class:`~rdstd.formats.rosbag.frames.BagVectors`)."""
 
     def __init__(self, where: str) -> None:
         self.where = where
-        self.blocks: list[npt.NDArray[Any]] = []
-        self.pending: list[npt.NDArray[Any]] = []
         self.shape: tuple[int, ...] | None = None
+        self.count = 0
 
     def append(self, row: npt.NDArray[Any]) -> None:
         """One message's vector."""
@@ -63,24 +61,14 @@ class Rows:
             self.shape = row.shape
         elif row.shape != self.shape:
             raise EpisodeError(f"{self.where} changes size between messages ({self.shape[0]} then {row.shape[0]})")
-        self.pending.append(row)
-        if len(self.pending) >= self.BLOCK:
-            self.blocks.append(np.stack(self.pending))
-            self.pending = []
-
-    def array(self) -> npt.NDArray[Any]:
-        """Every vector, one row per message."""
-        parts = [*self.blocks, np.stack(self.pending)] if self.pending else list(self.blocks)
-        if not parts:
-            return np.zeros((0, *(self.shape or (0,))))
-        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+        self.count += 1
 
 
 @dataclass
 class TopicData:
     """What an episode needs of one topic: receive and header times (stream order), and per message only what the
-    plan reads: each vector stream's values, the transforms of a TF message, the text of a String. Images keep
-    their times only (frames are read when the converter asks, :mod:`.frames`)."""
+    plan reads: the transforms of a TF message (compactly), the text of a String. Vector streams and images keep
+    their times only (values and frames are read from the bag when the converter slices them, :mod:`.frames`)."""
 
     topic: str
     msgtype: str
@@ -217,6 +205,10 @@ class RosbagSource(SourceDataset):
             return SourceKey(name, "image", pixels.shape, pixels.dtype.name, note=note)
         values, names = self._vector_of(msg, stream, f"{self.path}: {stream.topic}")
         return SourceKey(name, "vector", values.shape, values.dtype.name, names, note=note)
+
+    def values_of(self, msg: Any, stream: StreamPlan, where: str) -> npt.NDArray[Any]:
+        """The vector ``stream`` takes from ``msg``."""
+        return self._vector_of(msg, stream, where)[0]
 
     def _vector_of(self, msg: Any, stream: StreamPlan, where: str) -> tuple[npt.NDArray[Any], list[str] | None]:
         path = stream.field or ""
@@ -516,11 +508,20 @@ class Aligner:
                     partial(msgfields.raw_image, where=where),
                 )
             else:
-                rows = data.rows.get(name)
-                if rows is None:
+                if name not in data.rows:
                     raise EpisodeError(f"{self.path}: {stream.topic}: no message to take {name} from")
-                values = rows.array()[order]
-                vectors[name] = apply_sampling(values, picked, stream.method, stream.quaternions)
+                key = self.source._keys_by_name[name]
+                where = f"{self.path}: {stream.topic}"
+                vectors[name] = BagVectors(
+                    self.source.window(stream.topic, data),
+                    used,
+                    order[picked.hi],
+                    picked.w,
+                    partial(apply_sampling, method=stream.method, quaternions=stream.quaternions),
+                    partial(self.source.values_of, stream=stream, where=where),
+                    key.shape,
+                    np.dtype(key.dtype),
+                )
         stamps = master[kept]
         meta: dict[str, Any] = {
             "bag": str(self.path),
