@@ -119,11 +119,13 @@ class RawBag:
     # -- opening ---------------------------------------------------------------------------------------------
     def _open(self) -> None:
         rosbags = _import_rosbags()
+        from rdstd.formats.rosbag.ros1 import CompactRos1Reader
+
         errors = (rosbags.rosbag1.ReaderError, rosbags.rosbag2.ReaderError, KeyError, ValueError, AssertionError)
         if self.kind == "ros1":
             self.readers: list[Any] = []
             for file in self.files:
-                reader = self._open_or_salvage(rosbags.rosbag1.Reader, file, errors)
+                reader = self._open_or_salvage(CompactRos1Reader, file, errors)
                 self.readers.append(reader)
                 self.facts.setdefault("ros1_versions", []).append("2.0")
             self._index_ros1()

@@ -40,6 +40,8 @@ from rosbags.rosbag2 import ReaderError as McapError
 from rosbags.rosbag2.storage_mcap import McapReader
 from rosbags.typesys.msg import normalize_msgtype
 
+from rdstd.formats.rosbag.ros1 import CompactRos1Reader
+
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 #: MCAP opcodes that end the data section (data end, footer) or begin the summary (schema/channel repeats are
 #: fine in the data section, so only these stop the scan).
@@ -98,7 +100,7 @@ class Salvage:
         )
 
 
-class SalvageRos1Reader(Reader):
+class SalvageRos1Reader(CompactRos1Reader):
     """A ROS 1 (v2.0) bag reader that rebuilds the index by scanning chunks from the start (see the module docs)."""
 
     salvage: Salvage
@@ -111,8 +113,10 @@ class SalvageRos1Reader(Reader):
             self.bio = self.path.open("rb")
         except OSError as err:
             raise ReaderError(f"Could not open file {str(self.path)!r}: {err.strerror}.") from err
+        self._start_index()
         try:
             self._scan()
+            self._finish_index()
         except BaseException:
             self.bio.close()
             self.bio = None
@@ -133,13 +137,12 @@ class SalvageRos1Reader(Reader):
             str(self.path), "ros1", size, bio.tell(), 0, stated if index_pos else None, stopped="end of the data"
         )
         connections: dict[int, Connection] = {}
-        indexes: dict[int, list[IndexData]] = defaultdict(list)
         while True:
             pos = bio.tell()
             if pos >= size or (index_pos and pos >= index_pos):
                 break
             try:
-                op, found = self._record(bio, pos, size, connections, indexes)
+                op, found = self._record(bio, pos, size, connections)
             except (ReaderError, struct.error, KeyError, ValueError, OSError, EOFError, RuntimeError) as exc:
                 salvage.stopped = f"record at byte {pos} cut or damaged: {' '.join(str(exc).split())[:120]}"
                 break
@@ -149,12 +152,9 @@ class SalvageRos1Reader(Reader):
             salvage.bytes_recovered = bio.tell()
             if found is not None:
                 self.chunk_infos.append(found)
-        self.connections = [
-            Connection(*c[0:5], len(indexes[c.id]), *c[6:]) for c in connections.values() if indexes[c.id]
-        ]
-        self.indexes = {c.id: sorted(indexes[c.id]) for c in self.connections}
+        self.connections = [c for c in connections.values() if c.id in self._times]
         salvage.chunks_recovered = len(self.chunk_infos)
-        salvage.messages_recovered = sum(len(v) for v in self.indexes.values())
+        salvage.messages_recovered = sum(len(v) for v in self._times.values())
         if self.chunk_infos:
             salvage.first_ns = min(c.start_time for c in self.chunk_infos)
             salvage.last_ns = max(c.end_time for c in self.chunk_infos) - 1
@@ -165,7 +165,6 @@ class SalvageRos1Reader(Reader):
         pos: int,
         size: int,
         connections: dict[int, Connection],
-        indexes: dict[int, list[IndexData]],
     ) -> tuple[int, ChunkInfo | None]:
         """Read the record at ``pos``: a complete chunk is indexed (its ChunkInfo returned); index data skipped."""
         header = Header.read(bio)
@@ -205,7 +204,7 @@ class SalvageRos1Reader(Reader):
             raise ReaderError("the chunk's records overrun its data")
         self.chunks[pos] = Chunk(datasize, datapos, decompress)
         for conn_id, entries in found.items():
-            indexes[conn_id].extend(entries)
+            self._index(conn_id, entries)
         times = [e.time for entries in found.values() for e in entries]
         counts = {conn_id: len(entries) for conn_id, entries in found.items()}
         start, end = (min(times), max(times) + 1) if times else (2**63 - 1, 0)
