@@ -23,18 +23,20 @@ from tests.formats.rosbag_fixtures import _stores, messages, with_plan, write_ba
 SECONDS = 4.0
 
 
-def write_chunked_ros1(path: Path, compression: str = "none") -> Path:
-    """The fixture recording (4 s) as a ROS 1 bag of many small chunks (8 KiB), so a cut keeps several."""
+def write_chunked_ros1(
+    path: Path, compression: str = "none", seconds: float = SECONDS, chunk_bytes: int = 8 * 1024
+) -> Path:
+    """The fixture recording (4 s unless told) as a ROS 1 bag of many small chunks (8 KiB), so a cut keeps several."""
     from rosbags.rosbag1 import Writer
 
     ts = _stores(False)
     writer = Writer(path)
-    writer.chunk_threshold = 8 * 1024
+    writer.chunk_threshold = chunk_bytes
     if compression != "none":
         writer.set_compression(Writer.CompressionFormat[compression.upper()])
     writer.open()
     conns: dict[str, Any] = {}
-    for topic, msgtype, t, msg in messages(ts, False, seconds=SECONDS):
+    for topic, msgtype, t, msg in messages(ts, False, seconds=seconds):
         if topic not in conns:
             conns[topic] = writer.add_connection(topic, msgtype, typestore=ts)
         writer.write(conns[topic], t, ts.serialize_ros1(msg, msgtype))

@@ -44,8 +44,8 @@ class TopicWindow:
             return []
         if self.bag.closed:
             raise SourceError(
-                f"{self.bag.path}: the bag is closed; its frames are read while it is open",
-                hint="read the episode's images inside `with backend.open(path) as source:`",
+                f"{self.bag.path}: the bag is closed; its frames and vectors are read while it is open",
+                hint="read the episode's images and vectors inside `with backend.open(path) as source:`",
             )
         lo, hi = int(positions.min()), int(positions.max())
         if self.sorted:

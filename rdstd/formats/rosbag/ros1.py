@@ -98,19 +98,23 @@ class CompactRos1Reader(Reader):
         chosen = list(connections) or list(self.connections)
         connmap = {c.id: c for c in self.connections}
         times, chunks, offsets = self._entries([c.id for c in chosen], start, stop)
-        for t, chunk_pos, offset in zip(times.tolist(), chunks.tolist(), offsets.tolist(), strict=True):
-            chunk = self._chunk_at(chunk_pos)
-            chunk.seek(offset)
-            while True:
-                header = Header.read(chunk)
-                have = header.get_uint8("op")
-                if have != RecordType.CONNECTION:
-                    break
-                chunk.seek(read_uint32(chunk), os.SEEK_CUR)
-            if have != RecordType.MSGDATA:
-                raise ReaderError("Expected to find message data.")
-            data = read_bytes(chunk, read_uint32(chunk))
-            yield connmap[header.get_uint32("conn")], t, data
+        try:
+            for t, chunk_pos, offset in zip(times.tolist(), chunks.tolist(), offsets.tolist(), strict=True):
+                chunk = self._chunk_at(chunk_pos)
+                chunk.seek(offset)
+                while True:
+                    header = Header.read(chunk)
+                    have = header.get_uint8("op")
+                    if have != RecordType.CONNECTION:
+                        break
+                    chunk.seek(read_uint32(chunk), os.SEEK_CUR)
+                if have != RecordType.MSGDATA:
+                    raise ReaderError("Expected to find message data.")
+                data = read_bytes(chunk, read_uint32(chunk))
+                yield connmap[header.get_uint32("conn")], t, data
+        finally:  # the decompressed chunk is not kept between reads (up to the chunk size, often 1 MB or more)
+            self.current_chunk[1].close()
+            self.current_chunk = (-1, BytesIO())
 
     def _chunk_at(self, chunk_pos: int) -> Any:
         if self.current_chunk[0] != chunk_pos:
