@@ -69,7 +69,9 @@ def test_the_compact_ros1_index_yields_what_rosbags_yields(name: str) -> None:
     with Reader(path) as theirs:
         expected = [(c.id, t, bytes(raw)) for c, t, raw in theirs.messages()]
         counts = {c.id: c.msgcount for c in theirs.connections}
-        by_conn = {c.id: [(t, bytes(raw)) for _, t, raw in theirs.messages(connections=[c])] for c in theirs.connections}
+        by_conn = {
+            c.id: [(t, bytes(raw)) for _, t, raw in theirs.messages(connections=[c])] for c in theirs.connections
+        }
         times = sorted(t for _, t, _ in expected)
         start, stop = times[len(times) // 3], times[2 * len(times) // 3]
         window = [(c.id, t, bytes(raw)) for c, t, raw in theirs.messages(start=start, stop=stop)]
