@@ -9,7 +9,8 @@ and rosbag2 MCAP. For each container:
   interpolated, camera 2 held) and a spec: open (the ledger pass decodes every message), align, write.
 
 MB/s is bag bytes on disk / wall time. Peak RSS is the child's ru_maxrss. Run:
-``PYTHONPATH=. .venv/bin/python -m bench.rosbag_convert --minutes 2 --rss-minutes 1 4``
+``PYTHONPATH=. .venv/bin/python -m bench.rosbag_convert --minutes 2 --rss-minutes 2 20`` (``--kinds`` with no
+value skips the throughput table; ``--rss-frame-size 96x128`` writes the RSS bags with small frames).
 """
 
 from __future__ import annotations
@@ -172,8 +173,15 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="*", default=["ros1", "db3", "mcap"])
     parser.add_argument("--rss-minutes", type=float, nargs="*", default=[2.0, 20.0], help="lengths for peak RSS (ros1)")
     parser.add_argument("--pool", type=int, default=60, help="distinct JPEG frames cycled")
+    parser.add_argument(
+        "--rss-frame-size",
+        default="480x640",
+        help="HxW of the camera frames in the RSS bags (96x128: the same messages, far fewer bytes, fast to write)",
+    )
     args = parser.parse_args()
     frames = camera_frames(args.pool)
+    height, width = (int(v) for v in args.rss_frame_size.split("x"))
+    rss_frames = frames if (height, width) == (480, 640) else camera_frames(args.pool, height, width)
     results: dict[str, Any] = {"synthetic": True, "jpeg_kb_mean": float(np.mean([len(f) for f in frames]) / 1e3)}
     rows, rss_rows = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -200,7 +208,7 @@ def main() -> None:
                 ]
             )
         for minutes in args.rss_minutes:
-            bag = write_bag(root / f"rss_{minutes}.bag", "ros1", minutes * 60, frames)
+            bag = write_bag(root / f"rss_{minutes}.bag", "ros1", minutes * 60, rss_frames)
             (bag.parent / (bag.name + ".rdstd.yaml")).write_text(PLAN)
             seconds, rss = rdstd_convert(bag, root / f"rss_out_{minutes}", spec)
             results[f"rss_{minutes}min"] = {"mb": size_mb(bag), "seconds": seconds, "peak_rss_mb": rss}
@@ -212,7 +220,7 @@ def main() -> None:
             ["container", "MB", "rosbags read+deser MB/s", "rdstd convert MB/s", "convert / read", "peak RSS MB"], rows
         )
     )
-    print("\npeak RSS of rdstd convert as the ROS 1 recording gets longer\n")
+    print(f"\npeak RSS of rdstd convert as the ROS 1 recording gets longer ({args.rss_frame_size} frames)\n")
     print(table(["minutes", "MB", "seconds", "peak RSS MB"], rss_rows))
     print(f"\nresults: {save('rosbag_convert', results)}")
 
