@@ -92,8 +92,9 @@ def test_a_truncated_ros1_bag_salvages_its_complete_chunks(tmp_path: Path, compr
     bag = write_chunked_ros1(tmp_path / "run.bag", compression)
     whole, whole_jpegs = full_episode(bag)
     truncated = with_plan(cut(bag, 0.6))
-    with pytest.raises(CorruptSourceError):
-        RosbagSource(truncated)  # without salvage: refused, as before
+    with pytest.raises(CorruptSourceError) as refused:
+        RosbagSource(truncated)  # without salvage: refused, as before, pointing at --salvage
+    assert "--salvage" in (refused.value.hint or "")
     with RosbagSource(truncated, salvage=True) as source:
         (salvage,) = source.bag.salvaged
         episode, jpegs = contents(source)

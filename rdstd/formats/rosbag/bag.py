@@ -188,7 +188,10 @@ class RawBag:
         except errors as exc:
             if file.is_file():
                 raise_if_pointer(file, file.parent)
-            raise CorruptSourceError(f"{file}: {_one_line(exc)}", hint=_hint(exc)) from exc
+            hint = _hint(exc)
+            if not self.salvage and (self.kind == "ros1" or file.suffix == ".mcap") and "damaged" in hint:
+                hint += "; if it is truncated, `rdstd convert --salvage` recovers its readable prefix"
+            raise CorruptSourceError(f"{file}: {_one_line(exc)}", hint=hint) from exc
         except OSError as exc:
             raise CorruptSourceError(f"{file}: cannot read ({exc})") from exc
         except Exception as exc:  # rosbags' storage layers (apsw, zstd, lz4) raise their own types: one boundary
