@@ -8,7 +8,7 @@ and rosbag2 MCAP. For each container:
 - *rdstd convert*: ``rdstd convert`` in a child process with an alignment plan (camera 1 as master, joints
   interpolated, camera 2 held) and a spec: open (the ledger pass decodes every message), align, write.
 
-MB/s is bag bytes on disk / wall time. Peak RSS is the child's ru_maxrss. Run:
+MB/s is bag bytes on disk / wall time. Peak RSS is the child's own VmHWM (see ``CHILD``). Run:
 ``PYTHONPATH=. .venv/bin/python -m bench.rosbag_convert --minutes 2 --rss-minutes 2 20`` (``--kinds`` with no
 value skips the throughput table; ``--rss-frame-size 96x128`` writes the RSS bags with small frames).
 """
@@ -150,21 +150,34 @@ def rosbags_read(path: Path) -> float:
     return time.perf_counter() - started
 
 
+#: The child runs rdstd's CLI and writes its own peak RSS (VmHWM, which exec resets) to a file: ``ru_maxrss`` from
+#: ``wait4`` also counts the parent's high-water mark at fork time (Linux carries it across exec), which made the
+#: long bags look bigger (the parent had just generated them).
+CHILD = (
+    "import os, runpy\n"
+    "try:\n"
+    "    runpy.run_module('rdstd', run_name='__main__', alter_sys=True)\n"
+    "finally:\n"
+    "    hwm = next(line for line in open('/proc/self/status') if line.startswith('VmHWM')).split()[1]\n"
+    "    open(os.environ['RDSTD_BENCH_HWM'], 'w').write(hwm)\n"
+)
+
+
 def rdstd_convert(path: Path, out: Path, spec: Path) -> tuple[float, float]:
-    """(seconds, peak RSS MB) of ``rdstd convert`` in a child process."""
+    """(seconds, peak RSS MB) of ``rdstd convert`` in a child process (its own peak, see CHILD)."""
     started = time.perf_counter()
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rdstd", "convert", str(path), str(out), "--spec", str(spec)],
+    hwm = out.parent / f"{out.name}.hwm"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "RDSTD_BENCH_HWM": str(hwm)}
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, "convert", str(path), str(out), "--spec", str(spec)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env=env,
+        check=False,
     )
-    _, status, usage = os.wait4(proc.pid, 0)
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"convert failed on {path}: {err}")
-    return time.perf_counter() - started, usage.ru_maxrss / 1024
+    if proc.returncode != 0:
+        raise SystemExit(f"convert failed on {path}: {proc.stderr.decode()}")
+    return time.perf_counter() - started, int(hwm.read_text()) / 1024
 
 
 def main() -> None:
