@@ -41,8 +41,8 @@ from rosbags.rosbag2.storage_mcap import McapReader
 from rosbags.typesys.msg import normalize_msgtype
 
 from rdstd.formats.rosbag.ros1 import CompactRos1Reader
+from rdstd.formats.sniff import MCAP_MAGIC
 
-MCAP_MAGIC = b"\x89MCAP0\r\n"
 #: MCAP opcodes that end the data section (data end, footer) or begin the summary (schema/channel repeats are
 #: fine in the data section, so only these stop the scan).
 _MCAP_DATA_END = 0x0F
