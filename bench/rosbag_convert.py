@@ -8,8 +8,9 @@ and rosbag2 MCAP. For each container:
 - *rdstd convert*: ``rdstd convert`` in a child process with an alignment plan (camera 1 as master, joints
   interpolated, camera 2 held) and a spec: open (the ledger pass decodes every message), align, write.
 
-MB/s is bag bytes on disk / wall time. Peak RSS is the child's ru_maxrss. Run:
-``PYTHONPATH=. .venv/bin/python -m bench.rosbag_convert --minutes 2 --rss-minutes 1 4``
+MB/s is bag bytes on disk / wall time. Peak RSS is the child's own VmHWM (see ``CHILD``). Run:
+``PYTHONPATH=. .venv/bin/python -m bench.rosbag_convert --minutes 2 --rss-minutes 2 20`` (``--kinds`` with no
+value skips the throughput table; ``--rss-frame-size 96x128`` writes the RSS bags with small frames).
 """
 
 from __future__ import annotations
@@ -149,21 +150,34 @@ def rosbags_read(path: Path) -> float:
     return time.perf_counter() - started
 
 
+#: The child runs rdstd's CLI and writes its own peak RSS (VmHWM, which exec resets) to a file: ``ru_maxrss`` from
+#: ``wait4`` also counts the parent's high-water mark at fork time (Linux carries it across exec), which made the
+#: long bags look bigger (the parent had just generated them).
+CHILD = (
+    "import os, runpy\n"
+    "try:\n"
+    "    runpy.run_module('rdstd', run_name='__main__', alter_sys=True)\n"
+    "finally:\n"
+    "    hwm = next(line for line in open('/proc/self/status') if line.startswith('VmHWM')).split()[1]\n"
+    "    open(os.environ['RDSTD_BENCH_HWM'], 'w').write(hwm)\n"
+)
+
+
 def rdstd_convert(path: Path, out: Path, spec: Path) -> tuple[float, float]:
-    """(seconds, peak RSS MB) of ``rdstd convert`` in a child process."""
+    """(seconds, peak RSS MB) of ``rdstd convert`` in a child process (its own peak, see CHILD)."""
     started = time.perf_counter()
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rdstd", "convert", str(path), str(out), "--spec", str(spec)],
+    hwm = out.parent / f"{out.name}.hwm"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "RDSTD_BENCH_HWM": str(hwm)}
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, "convert", str(path), str(out), "--spec", str(spec)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env=env,
+        check=False,
     )
-    _, status, usage = os.wait4(proc.pid, 0)
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"convert failed on {path}: {err}")
-    return time.perf_counter() - started, usage.ru_maxrss / 1024
+    if proc.returncode != 0:
+        raise SystemExit(f"convert failed on {path}: {proc.stderr.decode()}")
+    return time.perf_counter() - started, int(hwm.read_text()) / 1024
 
 
 def main() -> None:
@@ -172,8 +186,15 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="*", default=["ros1", "db3", "mcap"])
     parser.add_argument("--rss-minutes", type=float, nargs="*", default=[2.0, 20.0], help="lengths for peak RSS (ros1)")
     parser.add_argument("--pool", type=int, default=60, help="distinct JPEG frames cycled")
+    parser.add_argument(
+        "--rss-frame-size",
+        default="480x640",
+        help="HxW of the camera frames in the RSS bags (96x128: the same messages, far fewer bytes, fast to write)",
+    )
     args = parser.parse_args()
     frames = camera_frames(args.pool)
+    height, width = (int(v) for v in args.rss_frame_size.split("x"))
+    rss_frames = frames if (height, width) == (480, 640) else camera_frames(args.pool, height, width)
     results: dict[str, Any] = {"synthetic": True, "jpeg_kb_mean": float(np.mean([len(f) for f in frames]) / 1e3)}
     rows, rss_rows = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -200,7 +221,7 @@ def main() -> None:
                 ]
             )
         for minutes in args.rss_minutes:
-            bag = write_bag(root / f"rss_{minutes}.bag", "ros1", minutes * 60, frames)
+            bag = write_bag(root / f"rss_{minutes}.bag", "ros1", minutes * 60, rss_frames)
             (bag.parent / (bag.name + ".rdstd.yaml")).write_text(PLAN)
             seconds, rss = rdstd_convert(bag, root / f"rss_out_{minutes}", spec)
             results[f"rss_{minutes}min"] = {"mb": size_mb(bag), "seconds": seconds, "peak_rss_mb": rss}
@@ -212,7 +233,7 @@ def main() -> None:
             ["container", "MB", "rosbags read+deser MB/s", "rdstd convert MB/s", "convert / read", "peak RSS MB"], rows
         )
     )
-    print("\npeak RSS of rdstd convert as the ROS 1 recording gets longer\n")
+    print(f"\npeak RSS of rdstd convert as the ROS 1 recording gets longer ({args.rss_frame_size} frames)\n")
     print(table(["minutes", "MB", "seconds", "peak RSS MB"], rss_rows))
     print(f"\nresults: {save('rosbag_convert', results)}")
 

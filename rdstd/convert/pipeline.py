@@ -119,12 +119,22 @@ class ConvertReport:
         return data
 
 
-def open_source(path: str | Path, format_name: str | None = None) -> SourceDataset:
-    """Open a source with the named backend, or the one that recognises it (``path`` normalised first)."""
+def open_source(path: str | Path, format_name: str | None = None, *, salvage: bool = False) -> SourceDataset:
+    """Open a source with the named backend, or the one that recognises it (``path`` normalised first);
+    ``salvage`` opens it with the backend's ``open_salvaged`` (the readable prefix of a truncated file)."""
     src = normalized(path)
     require_exists(src)
     backend = get_backend(format_name) if format_name else detect(src)
-    return backend.open(src)
+    if not salvage:
+        return backend.open(src)
+    opener = getattr(backend, "open_salvaged", None)
+    if opener is None:
+        raise UsageError(
+            f"{src}: --salvage is not available for {backend.name} sources",
+            hint="salvage reads truncated ROS 1 bags and MCAP files; convert without --salvage",
+        )
+    dataset: SourceDataset = opener(src)
+    return dataset
 
 
 def convert(
@@ -143,6 +153,7 @@ def convert(
     exclude_episodes: Mapping[str, Sequence[str]] | None = None,
     progress: Progress | None = None,
     on_plan: OnPlan | None = None,
+    salvage: bool = False,
 ) -> ConvertReport:
     """Convert the dataset at ``source`` into a canonical dataset at ``output``.
 
@@ -152,14 +163,15 @@ def convert(
     without timestamps (it overrides the spec's ``rate_hz``). Source keys the spec does not map are kept with
     unknown semantics unless ``drop_unmapped`` (the manifest records either). ``exclude_episodes`` maps source
     episode keys to the reasons they are left out (``rdstd convert --exclude-findings``); the manifest records them.
-    ``on_plan`` is called once before the work.
+    ``on_plan`` is called once before the work. ``salvage`` recovers the readable prefix of a truncated source
+    (ROS bags: the episode is marked partial in ``source_meta["partial"]`` and the report warns).
     """
     started = time.perf_counter()
     if rate_hz is not None and not rate_hz > 0:
         raise UsageError(f"the rate must be positive, not {rate_hz}", hint="pass --rate HZ, e.g. --rate 10")
     src, out = normalized(source), normalized(output)
     check_overlap(out, [src])  # before anything is read: a mistyped OUT must never touch the source
-    with open_source(src, format_name) as dataset:
+    with open_source(src, format_name, salvage=salvage) as dataset:
         info = dataset.info()
         loaded, warnings = resolve_spec(info, spec)
         warnings += [str(w) for w in info.extra.get("warnings") or []]  # dataset-level facts the backend found

@@ -10,6 +10,8 @@ Pure numpy; no ROS.
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -73,26 +75,49 @@ class Pose:
 
 @dataclass
 class Edge:
-    """One parent → child edge: static (one sample) or dynamic (sorted samples)."""
+    """One parent → child edge: static (one sample) or dynamic (samples, sorted by time when looked up).
+
+    Samples are stored compactly (8 bytes per number: ``array`` buffers, not Python objects per sample), so a long
+    recording's TF costs 64 bytes a sample.
+    """
 
     parent: str
     child: str
     static: bool
-    times_ns: list[int] = field(default_factory=list)
-    translations: list[list[float]] = field(default_factory=list)
-    rotations: list[list[float]] = field(default_factory=list)
+    times: array[int] = field(default_factory=lambda: array("q"))
+    #: x y z per sample, flat.
+    translation_values: array[float] = field(default_factory=lambda: array("d"))
+    #: x y z w per sample, flat.
+    rotation_values: array[float] = field(default_factory=lambda: array("d"))
+    in_order: bool = True
+
+    def add(self, t_ns: int, translation: list[float], rotation: list[float]) -> None:
+        """One sample (any time order)."""
+        if self.times and t_ns < self.times[-1]:
+            self.in_order = False
+        self.times.append(t_ns)
+        self.translation_values.extend(translation)
+        self.rotation_values.extend(rotation)
+
+    def samples(self) -> tuple[npt.NDArray[np.int64], F64, F64]:
+        """(times, translations (n, 3), rotations (n, 4)), sorted by time (stable: equal times keep their order)."""
+        times = np.frombuffer(self.times, dtype=np.int64)
+        trans = np.frombuffer(self.translation_values, dtype=np.float64).reshape(-1, 3)
+        rots = np.frombuffer(self.rotation_values, dtype=np.float64).reshape(-1, 4)
+        if not self.in_order:
+            order = np.argsort(times, kind="stable")
+            return times[order], trans[order], rots[order]
+        return times, trans, rots
 
     def at(self, times_ns: npt.NDArray[np.int64], max_extrapolation_ns: int) -> tuple[Pose, F64, list[str]]:
         """The edge's poses at ``times_ns`` (rows), how far outside its samples each was (ns, NaN: beyond the
         allowed extrapolation, pose unusable), and the reason of each such failure."""
         n = len(times_ns)
+        times, trans, rots = self.samples()
         if self.static:
-            tr = np.repeat(np.array([self.translations[-1]], dtype=np.float64), n, axis=0)
-            rot = np.repeat(np.array([self.rotations[-1]], dtype=np.float64), n, axis=0)
+            tr = np.repeat(trans[-1:], n, axis=0)
+            rot = np.repeat(rots[-1:], n, axis=0)
             return Pose(tr, rot), np.zeros(n), []
-        times = np.asarray(self.times_ns, dtype=np.int64)
-        trans = np.asarray(self.translations, dtype=np.float64)
-        rots = np.asarray(self.rotations, dtype=np.float64)
         hi = np.clip(np.searchsorted(times, times_ns, side="left"), 0, len(times) - 1)
         lo = np.clip(hi - 1, 0, len(times) - 1)
         lo = np.where(times[hi] == times_ns, hi, lo)
@@ -137,17 +162,9 @@ class TransformBuffer:
             return
         if static:
             edge.static = True
-            edge.times_ns, edge.translations, edge.rotations = [t_ns], [translation], [rotation]
-            return
-        if edge.times_ns and t_ns < edge.times_ns[-1]:
-            i = int(np.searchsorted(np.asarray(edge.times_ns), t_ns))
-            edge.times_ns.insert(i, t_ns)
-            edge.translations.insert(i, translation)
-            edge.rotations.insert(i, rotation)
-        else:
-            edge.times_ns.append(t_ns)
-            edge.translations.append(translation)
-            edge.rotations.append(rotation)
+            edge.times, edge.translation_values, edge.rotation_values = array("q"), array("d"), array("d")
+            edge.in_order = True
+        edge.add(t_ns, translation, rotation)
 
     @property
     def frames(self) -> list[str]:
@@ -204,3 +221,46 @@ class TransformBuffer:
         if np.isnan(off[0]):
             raise TransformError("; ".join(reasons))
         return Pose(pose.translation[0], pose.rotation[0]), int(off[0])
+
+
+class TransformLog:
+    """Transform samples as a recording holds them (in message order), stored compactly: frame names interned,
+    times and the 7 numbers of each sample in ``array`` buffers (about 72 bytes a sample, not Python objects)."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}
+        self.names: list[str] = []
+        self._parents: array[int] = array("i")
+        self._children: array[int] = array("i")
+        self._times: array[int] = array("q")
+        self._values: array[float] = array("d")
+
+    def _id(self, name: str) -> int:
+        found = self._ids.get(name)
+        if found is None:
+            found = self._ids[name] = len(self.names)
+            self.names.append(name)
+        return found
+
+    def append(self, parent: str, child: str, t_ns: int, translation: list[float], rotation: list[float]) -> None:
+        """One sample: the pose of ``child`` in ``parent`` at ``t_ns`` (translation xyz, rotation xyzw)."""
+        self._parents.append(self._id(parent))
+        self._children.append(self._id(child))
+        self._times.append(t_ns)
+        self._values.extend(translation)
+        self._values.extend(rotation)
+
+    def __len__(self) -> int:
+        return len(self._times)
+
+    def rows(self) -> Iterator[tuple[str, str, int, list[float], list[float]]]:
+        """(parent, child, t ns, translation, rotation) per sample, in the order they were appended."""
+        values = self._values
+        for k in range(len(self._times)):
+            v = values[7 * k : 7 * k + 7]
+            yield self.names[self._parents[k]], self.names[self._children[k]], self._times[k], list(v[:3]), list(v[3:])
+
+    def into(self, buffer: TransformBuffer, static: bool) -> None:
+        """Add every sample to ``buffer``."""
+        for parent, child, t, translation, rotation in self.rows():
+            buffer.add(parent, child, t, translation, rotation, static)

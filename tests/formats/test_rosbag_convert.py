@@ -73,14 +73,18 @@ def test_a_generated_bag_aligns_to_its_camera_with_joints_picked_by_name(tmp_pat
         episode = source.read_episode(source.episode_refs()[0])
         frames = list(episode.images["cam"].frames)  # frames are read from the bag while it is open
         assert episode.images["cam"].frames[3:5] == frames[3:5] and episode.images["cam"].frames[-1] == frames[-1]
+        joints = np.asarray(episode.vectors["joints"])  # vector streams too: read when sliced
+        np.testing.assert_array_equal(episode.vectors["joints"][2:7], joints[2:7])
     with pytest.raises(SourceError, match="the bag is closed"):
         episode.images["cam"].frames[0:1]
+    with pytest.raises(SourceError, match="the bag is closed"):
+        episode.vectors["joints"][0:1]
     assert episode.length == 10 and episode.task == "stack the cups"
     stamps = T0 + 50_000_000 + np.arange(10) * 100_000_000
     np.testing.assert_allclose(episode.timestamps_s, (stamps - stamps[0]) / 1e9)
     # camera stamps fall on joint samples (10 ms grid): interpolation returns the samples themselves
     expected = np.array([joint_positions((s - T0) / 1e9) for s in stamps])
-    np.testing.assert_allclose(episode.vectors["joints"], expected, atol=1e-12)
+    np.testing.assert_allclose(joints, expected, atol=1e-12)
     assert [hashlib.sha256(f).hexdigest() for f in frames] == [hashlib.sha256(jpeg(k)).hexdigest() for k in range(10)]
     ee = np.asarray(episode.vectors["ee"])
     np.testing.assert_allclose(ee[:, :3], [tool_xyz((s - T0) / 1e9) for s in stamps], atol=1e-12)
@@ -141,12 +145,13 @@ def test_frames_no_stream_can_serve_are_dropped_and_counted(tmp_path: Path) -> N
     bag = with_plan(write_bag(tmp_path / "run.bag"), plan)
     with RosbagSource(bag) as source:
         episode = source.read_episode(source.episode_refs()[0])
+        joints = np.asarray(episode.vectors["joints"])
     # 20 fps over [50 ms, 950 ms] = 19 ticks; the 10 Hz camera is within 20 ms only on every other tick
     assert episode.meta["master_frames"] == 19 and episode.length == 10
     assert episode.meta["alignment"]["cam"]["dropped"] == 9
     assert any("9 of 19 master frames dropped" in n for n in episode.meta["notes"])
     np.testing.assert_allclose(np.diff(episode.timestamps_s), 0.1, atol=1e-9)
-    assert np.asarray(episode.vectors["joints"]).shape == (10, 2)
+    assert joints.shape == (10, 2)
 
 
 def test_plan_mistakes_are_named(tmp_path: Path) -> None:
@@ -387,9 +392,10 @@ def test_joint_names_on_a_message_without_names_are_refused(tmp_path: Path) -> N
     )
     with RosbagSource(bag) as source:
         episode = source.read_episode(source.episode_refs()[0])
+        x = np.asarray(episode.vectors["x"])
     # a 10 fps grid over the /tf span (0 .. 0.98 s): on /tf samples, so interpolation returns them exactly
     t = np.arange(10) / 10
-    np.testing.assert_allclose(episode.vectors["x"], [tool_xyz(x) for x in t], atol=1e-12)
+    np.testing.assert_allclose(x, [tool_xyz(x) for x in t], atol=1e-12)
 
 
 def test_the_kuka_sample_converts_with_its_drafted_plan_and_reports_its_clock_skew(tmp_path: Path) -> None:

@@ -86,6 +86,11 @@ def convert_command(
         "(at or above --exclude-severity); the manifest records which and why.",
     ),
     exclude_severity: str = typer.Option("error", "--exclude-severity", help="error, warning or info."),
+    salvage: bool = typer.Option(
+        False,
+        "--salvage",
+        help="Recover the readable prefix of a truncated ROS 1 bag or MCAP file; the episode is marked partial.",
+    ),
     report_file: Path | None = typer.Option(
         None, "--report", help="Also write the full report (every skipped episode) as JSON to this file."
     ),
@@ -109,6 +114,7 @@ def convert_command(
             exclude_episodes=_exclusions(exclude_findings, exclude_severity),
             progress=printer,
             on_plan=print_plan,
+            salvage=salvage,
         )
     if report_path is not None:
         write_json(report_path, report.as_dict())

@@ -22,7 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rdstd.errors import CorruptSourceError, MissingDependencyError, SourceError, UnsupportedVersionError
+from rdstd.errors import (
+    CorruptSourceError,
+    LfsPointerError,
+    MissingDependencyError,
+    SourceError,
+    UnsupportedVersionError,
+    UsageError,
+)
 from rdstd.lfs import raise_if_pointer
 
 ROS1_SUFFIX = ".bag"
@@ -81,9 +88,18 @@ def bag_files(path: Path) -> tuple[str, list[Path]]:
 class RawBag:
     """An opened bag: per-topic index facts, and each topic's raw messages in receive-time order."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, salvage: bool = False) -> None:
         self.path = path
         self.kind, self.files = bag_files(path)
+        #: With ``salvage``, a file rosbags refuses (truncated: index or summary lost) is read by scanning its data
+        #: (:mod:`.salvage`); what each such file recovered and lost is in ``salvaged``.
+        self.salvage = salvage
+        self.salvaged: list[Any] = []
+        if salvage and not (self.kind == "ros1" or self.path.suffix == ".mcap"):
+            raise UsageError(
+                f"{path}: --salvage reads ROS 1 bags and lone .mcap files only",
+                hint="for a rosbag2 folder, salvage its .mcap storage file on its own (copy it out of the folder)",
+            )
         self.is_ros2 = self.kind != "ros1"
         self._stack = ExitStack()
         self.closed = False
@@ -103,12 +119,13 @@ class RawBag:
     # -- opening ---------------------------------------------------------------------------------------------
     def _open(self) -> None:
         rosbags = _import_rosbags()
+        from rdstd.formats.rosbag.ros1 import CompactRos1Reader
+
         errors = (rosbags.rosbag1.ReaderError, rosbags.rosbag2.ReaderError, KeyError, ValueError, AssertionError)
         if self.kind == "ros1":
             self.readers: list[Any] = []
             for file in self.files:
-                reader = rosbags.rosbag1.Reader(file)
-                self._enter(reader, file, errors)
+                reader = self._open_or_salvage(CompactRos1Reader, file, errors)
                 self.readers.append(reader)
                 self.facts.setdefault("ros1_versions", []).append("2.0")
             self._index_ros1()
@@ -129,12 +146,41 @@ class RawBag:
             self._index_ros2(directory.connections)
         else:
             plugin = rosbags.rosbag2.Reader.STORAGE_PLUGINS[self.path.suffix]
-            storage = plugin(self.path)
-            self._enter(storage, self.path, errors)
+            storage = self._open_or_salvage(plugin, self.path, errors)
             self.storages = [storage]
             self.compression = None
             self.facts.update(storage=type(storage).__name__, storage_files=1)
             self._index_ros2([])
+
+    def _open_or_salvage(self, opener: Any, file: Path, errors: tuple[type[BaseException], ...]) -> Any:
+        """``opener(file)`` opened; with ``salvage``, a file it refuses is opened by the salvaging reader instead."""
+        try:
+            reader = opener(file)
+            self._enter(reader, file, errors)
+            return reader
+        except CorruptSourceError as refused:
+            if not self.salvage or isinstance(refused, LfsPointerError):
+                raise
+            first = refused
+        from rdstd.formats.rosbag.salvage import SalvageMcapReader, SalvageRos1Reader
+
+        reader = (SalvageRos1Reader if self.kind == "ros1" else SalvageMcapReader)(file)
+        try:
+            self._enter(reader, file, errors)
+        except CorruptSourceError as exc:
+            raise CorruptSourceError(
+                f"{file}: cannot be salvaged: {exc.message} (opening it normally: {first.message})",
+                hint="nothing readable was found before the damage",
+            ) from exc
+        if not reader.salvage.messages_recovered:  # the reader is closed with the bag
+            raise CorruptSourceError(
+                f"{file}: cannot be salvaged: no complete chunk or message before the damage "
+                f"({reader.salvage.stopped}); opening it normally: {first.message}",
+                hint="the copy holds nothing readable; re-copy the bag",
+            )
+        reader.salvage.notes.append(f"opening it normally failed: {first.message}")
+        self.salvaged.append(reader.salvage)
+        return reader
 
     def _enter(self, reader: Any, file: Path, errors: tuple[type[BaseException], ...]) -> None:
         try:
@@ -142,7 +188,10 @@ class RawBag:
         except errors as exc:
             if file.is_file():
                 raise_if_pointer(file, file.parent)
-            raise CorruptSourceError(f"{file}: {_one_line(exc)}", hint=_hint(exc)) from exc
+            hint = _hint(exc)
+            if not self.salvage and (self.kind == "ros1" or file.suffix == ".mcap") and "damaged" in hint:
+                hint += "; if it is truncated, `rdstd convert --salvage` recovers its readable prefix"
+            raise CorruptSourceError(f"{file}: {_one_line(exc)}", hint=hint) from exc
         except OSError as exc:
             raise CorruptSourceError(f"{file}: cannot read ({exc})") from exc
         except Exception as exc:  # rosbags' storage layers (apsw, zstd, lz4) raise their own types: one boundary

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, SupportsIndex, overload
 import numpy as np
 import numpy.typing as npt
 
+from rdstd.convert.align import Sampling
 from rdstd.errors import CorruptSourceError, SourceError
 from rdstd.formats.rosbag.fields import image_codec
 
@@ -43,8 +44,8 @@ class TopicWindow:
             return []
         if self.bag.closed:
             raise SourceError(
-                f"{self.bag.path}: the bag is closed; its frames are read while it is open",
-                hint="read the episode's images inside `with backend.open(path) as source:`",
+                f"{self.bag.path}: the bag is closed; its frames and vectors are read while it is open",
+                hint="read the episode's images and vectors inside `with backend.open(path) as source:`",
             )
         lo, hi = int(positions.min()), int(positions.max())
         if self.sorted:
@@ -170,3 +171,73 @@ class BagPixels:
                 f"({sorted(shapes)}, first frame {self._frame_shape})"
             )
         return np.stack(frames)
+
+
+class BagVectors:
+    """One vector stream sampled at the episode's frames, as a :class:`~rdstd.formats.base.FrameArray`: slicing
+    ``[start:stop]`` reads from the bag only the messages those frames use (the sample at or before each frame
+    time, and the one after it when interpolating) and applies the sampling, so nothing per message is held.
+
+    ``lo``/``hi`` are the positions (in the topic's receive order) of each frame's bracketing samples, ``w`` the
+    interpolation weight (see :func:`rdstd.convert.align.apply_sampling`).
+    """
+
+    def __init__(
+        self,
+        window: TopicWindow,
+        lo: npt.NDArray[np.int64],
+        hi: npt.NDArray[np.int64],
+        w: npt.NDArray[np.float64],
+        sample: Callable[[npt.NDArray[Any], Sampling], npt.NDArray[Any]],
+        take: Callable[[Any], npt.NDArray[Any]],
+        frame_shape: tuple[int, ...],
+        dtype: np.dtype[Any],
+    ) -> None:
+        self._window = window
+        self._lo = np.asarray(lo, dtype=np.int64)
+        self._hi = np.asarray(hi, dtype=np.int64)
+        self._w = np.asarray(w, dtype=np.float64)
+        self._sample = sample
+        self._take = take
+        self._frame_shape = frame_shape
+        self._dtype = dtype
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """(frames, *vector shape)."""
+        return (len(self._lo), *self._frame_shape)
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The element type."""
+        return self._dtype
+
+    def __len__(self) -> int:
+        return len(self._lo)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> npt.NDArray[Any]:
+        """Every frame (numpy's conversion), read a window at a time."""
+        n = len(self)
+        parts = [self[start : start + WINDOW_FRAMES * 16] for start in range(0, n, WINDOW_FRAMES * 16)]
+        whole = np.concatenate(parts) if parts else np.zeros((0, *self._frame_shape), dtype=self._dtype)
+        return whole if dtype is None else whole.astype(dtype)
+
+    def __getitem__(self, index: slice | SupportsIndex, /) -> npt.NDArray[Any]:
+        if not isinstance(index, slice):
+            k = int(index) + (len(self) if int(index) < 0 else 0)
+            one: npt.NDArray[Any] = self[k : k + 1][0]
+            return one
+        lo, hi, w = self._lo[index], self._hi[index], self._w[index]
+        n = len(lo)
+        if n == 0:
+            return np.zeros((0, *self._frame_shape), dtype=self._dtype)
+        used, inverse = np.unique(np.concatenate([lo, hi]), return_inverse=True)
+        rows = self._window.read(used, self._take)
+        if any(r.shape != self._frame_shape for r in rows):
+            raise CorruptSourceError(
+                f"{self._window.bag.path}: {self._window.topic}: a message's vector changed size since it was read"
+            )
+        values = np.stack(rows).astype(self._dtype, copy=False)
+        inverse = inverse.reshape(-1)
+        local = Sampling(inverse[:n], inverse[n:], w, np.ones(n, dtype=bool), np.zeros(n, dtype=np.int64))
+        return self._sample(values, local)

@@ -17,18 +17,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from rdstd.convert.align import Sampling, apply_sampling, check_clock, fixed_grid, report, sample_at
-from rdstd.convert.tf import TransformBuffer, TransformError
+from rdstd.convert.tf import TransformBuffer, TransformError, TransformLog
 from rdstd.errors import CorruptSourceError, EpisodeError, MappingError
 from rdstd.formats.base import EpisodeRef, FormatBackend, SourceDataset, SourceEpisode, SourceInfo, SourceKey
 from rdstd.formats.rosbag import fields as msgfields
 from rdstd.formats.rosbag.bag import RawBag, bag_files
-from rdstd.formats.rosbag.frames import BagFrames, BagPixels, TopicWindow
+from rdstd.formats.rosbag.frames import BagFrames, BagPixels, BagVectors, TopicWindow
 from rdstd.formats.rosbag.ledger import TopicLedger, build_ledger
 from rdstd.formats.rosbag.plan import RosbagPlan, StreamPlan, load_plan, sidecar_path
 from rdstd.formats.rosbag.types import Decoder, TypeResolver
@@ -37,22 +37,23 @@ from rdstd.paths import inside
 from rdstd.schema.episode import EncodedFrames
 from rdstd.schema.vocabulary import ImageCodec
 
+if TYPE_CHECKING:
+    from rdstd.formats.rosbag.salvage import Salvage
+
 IMAGE_TYPES = (msgfields.IMAGE, msgfields.COMPRESSED)
 POSE_NAMES = ["x", "y", "z", "qx", "qy", "qz", "qw"]
 _SAFE = re.compile(r"[^A-Za-z0-9_]+")
 
 
 class Rows:
-    """Per-message vectors of one stream, kept compact: stacked into blocks as they come (8 bytes per float64
-    value, not a numpy object per message). A vector whose size changes between messages is an error."""
-
-    BLOCK = 4096
+    """The shape of one vector stream's per-message values, checked as messages are read (a vector whose size
+    changes between messages is an error); the values themselves are not kept: the aligned episode reads the
+    messages it uses when sliced (:class:`~rdstd.formats.rosbag.frames.BagVectors`)."""
 
     def __init__(self, where: str) -> None:
         self.where = where
-        self.blocks: list[npt.NDArray[Any]] = []
-        self.pending: list[npt.NDArray[Any]] = []
         self.shape: tuple[int, ...] | None = None
+        self.count = 0
 
     def append(self, row: npt.NDArray[Any]) -> None:
         """One message's vector."""
@@ -60,31 +61,21 @@ class Rows:
             self.shape = row.shape
         elif row.shape != self.shape:
             raise EpisodeError(f"{self.where} changes size between messages ({self.shape[0]} then {row.shape[0]})")
-        self.pending.append(row)
-        if len(self.pending) >= self.BLOCK:
-            self.blocks.append(np.stack(self.pending))
-            self.pending = []
-
-    def array(self) -> npt.NDArray[Any]:
-        """Every vector, one row per message."""
-        parts = [*self.blocks, np.stack(self.pending)] if self.pending else list(self.blocks)
-        if not parts:
-            return np.zeros((0, *(self.shape or (0,))))
-        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+        self.count += 1
 
 
 @dataclass
 class TopicData:
     """What an episode needs of one topic: receive and header times (stream order), and per message only what the
-    plan reads: each vector stream's values, the transforms of a TF message, the text of a String. Images keep
-    their times only (frames are read when the converter asks, :mod:`.frames`)."""
+    plan reads: the transforms of a TF message (compactly), the text of a String. Vector streams and images keep
+    their times only (values and frames are read from the bag when the converter slices them, :mod:`.frames`)."""
 
     topic: str
     msgtype: str
     receive_ns: npt.NDArray[np.int64]
     header_ns: npt.NDArray[np.int64] | None
     rows: dict[str, Rows] = field(default_factory=dict)
-    transforms: list[list[tuple[str, str, int, list[float], list[float]]]] = field(default_factory=list)
+    transforms: TransformLog = field(default_factory=TransformLog)
     texts: list[str] = field(default_factory=list)
 
 
@@ -93,7 +84,9 @@ class RosbagSource(SourceDataset):
 
     format = "rosbag"
 
-    def __init__(self, path: Path, plan: RosbagPlan | None = None, *, types_dir: Path | None = None) -> None:
+    def __init__(
+        self, path: Path, plan: RosbagPlan | None = None, *, types_dir: Path | None = None, salvage: bool = False
+    ) -> None:
         super().__init__(path)
         self.plan_origin = "(given in code)" if plan is not None else ""
         sidecar = sidecar_path(path)
@@ -103,7 +96,7 @@ class RosbagSource(SourceDataset):
         if types_dir is None and plan is not None and plan.types_dir:
             base = sidecar.parent if self.plan_origin == str(sidecar) else path.parent
             types_dir = inside(base, plan.types_dir, "the plan's types_dir")
-        self.bag = RawBag(path)
+        self.bag = RawBag(path, salvage=salvage)
         try:
             self.resolver = TypeResolver(self.bag.is_ros2, self.bag.facts.get("ros_distro"), types_dir)
             collector = _Collector(self, plan_topics(plan) if plan is not None else set(), plan)
@@ -112,7 +105,8 @@ class RosbagSource(SourceDataset):
         except BaseException:
             self.bag.close()
             raise
-        self.warnings = list(self.resolver.findings)
+        self.warnings = [s.line() for s in self.bag.salvaged]
+        self.warnings += list(self.resolver.findings)
         self.warnings += [
             f"{t.topic}: disabled ({t.error})"
             for t in self.ledger.values()
@@ -212,6 +206,10 @@ class RosbagSource(SourceDataset):
         values, names = self._vector_of(msg, stream, f"{self.path}: {stream.topic}")
         return SourceKey(name, "vector", values.shape, values.dtype.name, names, note=note)
 
+    def values_of(self, msg: Any, stream: StreamPlan, where: str) -> npt.NDArray[Any]:
+        """The vector ``stream`` takes from ``msg``."""
+        return self._vector_of(msg, stream, where)[0]
+
     def _vector_of(self, msg: Any, stream: StreamPlan, where: str) -> tuple[npt.NDArray[Any], list[str] | None]:
         path = stream.field or ""
         if not path:
@@ -267,9 +265,7 @@ class RosbagSource(SourceDataset):
         frames: set[str] = set()
         for name, led in self.ledger.items():
             if led.msgtype in msgfields.TF_TYPES and led.decoded:
-                for transforms in self.read_topic(name).transforms:
-                    for parent, child, *_ in transforms:
-                        frames.update((parent.lstrip("/"), child.lstrip("/")))
+                frames.update(frame.lstrip("/") for frame in self.read_topic(name).transforms.names)
         return sorted(frames)
 
     def episode_refs(self) -> Sequence[EpisodeRef]:
@@ -346,7 +342,8 @@ class _Collector:
                 rows = data.rows[name] = Rows(f"{where}: field {stream.field!r}")
             rows.append(self.source._vector_of(msg, stream, where)[0])
         if tf:
-            data.transforms.append(msgfields.transforms(msg))
+            for transform in msgfields.transforms(msg):
+                data.transforms.append(*transform)
         if topic == self.task_topic:
             data.texts.append(str(getattr(msg, "data", "")))
 
@@ -362,6 +359,22 @@ class _Collector:
             data.header_ns = None if topic in self.headerless else stamps
             out[topic] = data
         return out
+
+
+def partial_meta(salvaged: Sequence[Salvage]) -> dict[str, Any]:
+    """``source_meta["partial"]`` of a salvaged episode: per file what was recovered and lost, and the time span."""
+    firsts = [s.first_ns for s in salvaged if s.first_ns is not None]
+    lasts = [s.last_ns for s in salvaged if s.last_ns is not None]
+    return {
+        "salvaged": True,
+        "complete": False,
+        "files": [s.as_dict() for s in salvaged],
+        "recovered_until_ns": max(lasts) if lasts else None,
+        "recovered_from_ns": min(firsts) if firsts else None,
+        "bytes_lost": sum(s.bytes_lost for s in salvaged),
+        "lost": "every message after the recovered prefix of each file named (its count is unknown: the index "
+        "that held it is gone)",
+    }
 
 
 def ledger_line(led: TopicLedger) -> str:
@@ -495,11 +508,20 @@ class Aligner:
                     partial(msgfields.raw_image, where=where),
                 )
             else:
-                rows = data.rows.get(name)
-                if rows is None:
+                if name not in data.rows:
                     raise EpisodeError(f"{self.path}: {stream.topic}: no message to take {name} from")
-                values = rows.array()[order]
-                vectors[name] = apply_sampling(values, picked, stream.method, stream.quaternions)
+                key = self.source._keys_by_name[name]
+                where = f"{self.path}: {stream.topic}"
+                vectors[name] = BagVectors(
+                    self.source.window(stream.topic, data),
+                    used,
+                    order[picked.hi],
+                    picked.w,
+                    partial(apply_sampling, method=stream.method, quaternions=stream.quaternions),
+                    partial(self.source.values_of, stream=stream, where=where),
+                    key.shape,
+                    np.dtype(key.dtype),
+                )
         stamps = master[kept]
         meta: dict[str, Any] = {
             "bag": str(self.path),
@@ -512,6 +534,9 @@ class Aligner:
             "start_ns": int(stamps[0]),
             "notes": [*self.findings, *self._drop_notes(reports, len(master), int(kept.sum()))],
         }
+        if self.source.bag.salvaged:
+            meta["partial"] = partial_meta(self.source.bag.salvaged)
+            meta["notes"].insert(0, "partial: salvaged from a truncated bag (see source_meta.partial)")
         return SourceEpisode(
             ref,
             int(kept.sum()),
@@ -538,10 +563,7 @@ class Aligner:
         buffer = TransformBuffer()
         for name, led in self.source.ledger.items():
             if led.msgtype in msgfields.TF_TYPES and led.decoded:
-                static = "static" in name
-                for transforms in self.topic(name).transforms:
-                    for parent, child, t, tr, rot in transforms:
-                        buffer.add(parent, child, t, tr, rot, static)
+                self.topic(name).transforms.into(buffer, static="static" in name)
         poses: dict[str, Any] = {}
         for name, tf in lookups.items():
             try:
@@ -659,3 +681,9 @@ class RosbagBackend(FormatBackend):
         """Open the bag at ``path`` (its ``<bag>.rdstd.yaml`` plan, if any, is read too)."""
         bag_files(path)
         return RosbagSource(path)
+
+    def open_salvaged(self, path: Path) -> RosbagSource:
+        """Open a possibly truncated bag, recovering its readable prefix (``rdstd convert --salvage``); the
+        episode of a bag that needed salvage is marked partial (``source_meta["partial"]``)."""
+        bag_files(path)
+        return RosbagSource(path, salvage=True)

@@ -1,0 +1,116 @@
+"""Long recordings with flat memory: what an opened bag holds per message (measured with tracemalloc, not time),
+the ROS 1 compact index against rosbags' own reader, and the aligned vectors read lazily from the bag."""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from rdstd.formats.rosbag import RosbagSource
+from rdstd.formats.rosbag.frames import BagVectors
+from rdstd.formats.rosbag.ros1 import CompactRos1Reader
+from tests.conftest import sample
+from tests.formats.rosbag_fixtures import T0, joint_positions, with_plan, write_bag
+from tests.formats.test_rosbag_salvage import write_chunked_ros1
+
+ROS1_SAMPLES = [
+    "ros/ipab-slmc__kuka_honeypot_demo/test.bag",
+    "ros/cruise-automation__rosbag.js/example-unsorted-chunks.bag",
+]
+
+
+def held_by_open_source(bag: Path) -> tuple[int, int]:
+    """(bytes still allocated while the source is open, messages in the bag)."""
+    gc.collect()  # sources opened before (reference cycles) are freed first
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        source = RosbagSource(bag)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    with source:
+        messages = sum(led.read for led in source.ledger.values())
+    return held, messages
+
+
+def recording(path: Path, kind: str, seconds: float) -> Path:
+    """The fixture recording; ROS 1 in 64 KiB chunks (the reader keeps the last chunk it read decompressed, which
+    would otherwise be the whole of a short bag)."""
+    if kind == "ros1":
+        return with_plan(write_chunked_ros1(path.with_suffix(".bag"), seconds=seconds, chunk_bytes=64 * 1024))
+    return with_plan(write_bag(path, kind, seconds=seconds))
+
+
+@pytest.mark.parametrize("kind", ["ros1", "mcap"])
+def test_an_open_bag_holds_a_few_dozen_bytes_per_message(tmp_path: Path, kind: str) -> None:
+    short = recording(tmp_path / "short", kind, 2.0)
+    long = recording(tmp_path / "long", kind, 12.0)
+    held_by_open_source(short)  # first use of each: type stores and caches, not per message
+    held_by_open_source(long)
+    held_short, n_short = held_by_open_source(short)
+    held_long, n_long = held_by_open_source(long)
+    per_message = (held_long - held_short) / (n_long - n_short)
+    # expected ~62 B: receive and header times (16), the ROS 1 index (24), TF samples (72 each, 50 of the 160
+    # messages a second: ~22). The code before held 463 (ROS 1) and 303 (MCAP): a Python tuple per index entry,
+    # each vector stream's values and a list of tuples per TF message.
+    assert per_message < 100, f"{per_message:.0f} bytes held per message"
+
+
+@pytest.mark.parametrize("name", ROS1_SAMPLES)
+def test_the_compact_ros1_index_yields_what_rosbags_yields(name: str) -> None:
+    from rosbags.rosbag1 import Reader
+
+    path = sample(name)
+    with Reader(path) as theirs:
+        expected = [(c.id, t, bytes(raw)) for c, t, raw in theirs.messages()]
+        counts = {c.id: c.msgcount for c in theirs.connections}
+        by_conn = {
+            c.id: [(t, bytes(raw)) for _, t, raw in theirs.messages(connections=[c])] for c in theirs.connections
+        }
+        times = sorted(t for _, t, _ in expected)
+        start, stop = times[len(times) // 3], times[2 * len(times) // 3]
+        window = [(c.id, t, bytes(raw)) for c, t, raw in theirs.messages(start=start, stop=stop)]
+    ours = CompactRos1Reader(path)
+    ours.open()
+    try:
+        assert [(c.id, t, bytes(raw)) for c, t, raw in ours.messages()] == expected
+        assert {c.id: c.msgcount for c in ours.connections} == counts
+        for conn in ours.connections:
+            assert [(t, bytes(raw)) for _, t, raw in ours.messages(connections=[conn])] == by_conn[conn.id]
+        assert [(c.id, t, bytes(raw)) for c, t, raw in ours.messages(start=start, stop=stop)] == window
+        assert not any(ours.indexes.values())  # no per-message tuples
+    finally:
+        ours.close()
+
+
+def test_aligned_vectors_are_read_from_the_bag_a_slice_at_a_time(tmp_path: Path) -> None:
+    bag = with_plan(write_bag(tmp_path / "run.bag", seconds=3.0))
+    with RosbagSource(bag) as source:
+        episode = source.read_episode(source.episode_refs()[0])
+        joints = episode.vectors["joints"]
+        assert isinstance(joints, BagVectors) and joints.shape == (30, 3) and joints.dtype == np.float64
+        reads: list[int] = []
+        window: Any = joints._window
+        original = window.read
+
+        def counting(positions: Any, take: Any) -> Any:
+            reads.append(len(positions))
+            return original(positions, take)
+
+        window.read = counting
+        part = joints[10:14]
+        whole = np.asarray(joints)
+        last = joints[-1]
+    # 4 frames on the 10 ms joint grid: their own samples and the next ones, nothing else
+    assert reads[0] <= 8
+    np.testing.assert_array_equal(part, whole[10:14])
+    stamps = T0 + 50_000_000 + np.arange(30) * 100_000_000
+    np.testing.assert_allclose(whole, [joint_positions((s - T0) / 1e9) for s in stamps], atol=1e-12)
+    assert last.shape == (3,)
+    np.testing.assert_array_equal(last, whole[-1])

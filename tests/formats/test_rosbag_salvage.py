@@ -1,0 +1,208 @@
+"""Salvage (``rdstd convert BAG OUT --salvage``): the readable prefix of truncated copies of generated ROS 1 bags
+and MCAP files becomes a partial episode, marked as such; a complete bag converts as before; what cannot be
+salvaged is refused in one line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import rdstd
+from rdstd.cli.app import main
+from rdstd.convert.pipeline import convert
+from rdstd.errors import CorruptSourceError, UsageError
+from rdstd.formats.rosbag import RosbagBackend, RosbagSource
+from tests.conftest import sample
+from tests.formats.rosbag_fixtures import _stores, messages, with_plan, write_bag
+
+SECONDS = 4.0
+
+
+def write_chunked_ros1(
+    path: Path, compression: str = "none", seconds: float = SECONDS, chunk_bytes: int = 8 * 1024
+) -> Path:
+    """The fixture recording (4 s unless told) as a ROS 1 bag of many small chunks (8 KiB), so a cut keeps several."""
+    from rosbags.rosbag1 import Writer
+
+    ts = _stores(False)
+    writer = Writer(path)
+    writer.chunk_threshold = chunk_bytes
+    if compression != "none":
+        writer.set_compression(Writer.CompressionFormat[compression.upper()])
+    writer.open()
+    conns: dict[str, Any] = {}
+    for topic, msgtype, t, msg in messages(ts, False, seconds=seconds):
+        if topic not in conns:
+            conns[topic] = writer.add_connection(topic, msgtype, typestore=ts)
+        writer.write(conns[topic], t, ts.serialize_ros1(msg, msgtype))
+    writer.close()
+    return path
+
+
+def lone_mcap(tmp_path: Path) -> Path:
+    """The fixture recording as a lone MCAP file of many small chunks (rosbags closes a chunk at 1 MiB; here at
+    8 KiB), copied out of the rosbag2 folder it was written in."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    ts = _stores(True)
+    folder = tmp_path / "ros2"
+    writer = Writer(folder, version=9, storage_plugin=StoragePlugin.MCAP)
+    writer.open()
+    storage = writer.storage
+    assert storage is not None
+    conns: dict[str, Any] = {}
+    for topic, msgtype, t, msg in messages(ts, True, seconds=SECONDS):
+        if topic not in conns:
+            conns[topic] = writer.add_connection(topic, msgtype, typestore=ts)
+        writer.write(conns[topic], t, ts.serialize_cdr(msg, msgtype))
+        if storage.chunk.bio.tell() > 8 * 1024:  # type: ignore[attr-defined]
+            storage.close_chunk()  # type: ignore[attr-defined]
+    writer.close()
+    (file,) = folder.glob("*.mcap")
+    return Path(shutil.copy(file, tmp_path / "run.mcap"))
+
+
+def cut(path: Path, fraction: float) -> Path:
+    """A copy of ``path`` keeping the first ``fraction`` of its bytes."""
+    data = path.read_bytes()
+    out = path.with_name("cut" + path.suffix)
+    out.write_bytes(data[: int(len(data) * fraction)])
+    return out
+
+
+def contents(source: RosbagSource) -> tuple[Any, list[bytes]]:
+    """The episode (its vectors read into memory) and its camera's JPEG bytes, read while the bag is open."""
+    episode = source.read_episode(source.episode_refs()[0])
+    episode.vectors = {name: np.asarray(values) for name, values in episode.vectors.items()}
+    return episode, [bytes(b) for b in episode.images["cam"].frames[0 : episode.length]]
+
+
+def full_episode(bag: Path) -> tuple[Any, list[bytes]]:
+    with RosbagSource(with_plan(bag)) as source:
+        return contents(source)
+
+
+@pytest.mark.parametrize("compression", ["none", "lz4", "bz2"])
+def test_a_truncated_ros1_bag_salvages_its_complete_chunks(tmp_path: Path, compression: str) -> None:
+    bag = write_chunked_ros1(tmp_path / "run.bag", compression)
+    whole, whole_jpegs = full_episode(bag)
+    truncated = with_plan(cut(bag, 0.6))
+    with pytest.raises(CorruptSourceError) as refused:
+        RosbagSource(truncated)  # without salvage: refused, as before, pointing at --salvage
+    assert "--salvage" in (refused.value.hint or "")
+    with RosbagSource(truncated, salvage=True) as source:
+        (salvage,) = source.bag.salvaged
+        episode, jpegs = contents(source)
+        assert any("salvaged" in w and "partial" in w for w in source.info().extra["warnings"])
+    assert salvage.chunks_stated is not None and 0 < salvage.chunks_recovered < salvage.chunks_stated
+    assert salvage.bytes_recovered < salvage.file_bytes == truncated.stat().st_size
+    partial = episode.meta["partial"]
+    assert partial["complete"] is False and partial["bytes_lost"] == salvage.bytes_lost > 0
+    assert partial["files"][0]["chunks_lost"] == salvage.chunks_stated - salvage.chunks_recovered
+    # the recovered prefix is the same data as the whole bag's first frames, not something else
+    n = episode.length
+    assert 0 < n < whole.length
+    np.testing.assert_array_equal(episode.vectors["joints"], whole.vectors["joints"][:n])
+    np.testing.assert_array_equal(episode.timestamps_s, whole.timestamps_s[:n])
+    assert jpegs == whole_jpegs[:n]
+
+
+def test_a_truncated_lone_mcap_is_stream_scanned_without_its_summary(tmp_path: Path) -> None:
+    mcap = lone_mcap(tmp_path)
+    whole, whole_jpegs = full_episode(mcap)
+    truncated = with_plan(cut(mcap, 0.7))
+    with pytest.raises(CorruptSourceError):
+        RosbagSource(truncated)
+    with RosbagSource(truncated, salvage=True) as source:
+        (salvage,) = source.bag.salvaged
+        episode, jpegs = contents(source)
+    assert salvage.container == "mcap" and salvage.chunks_stated is None
+    assert episode.meta["partial"]["files"][0]["chunks_lost"] == "unknown"
+    n = episode.length
+    assert 0 < n < whole.length
+    np.testing.assert_array_equal(episode.vectors["joints"], whole.vectors["joints"][:n])
+    assert jpegs == whole_jpegs[:n]
+
+
+def test_salvage_of_a_complete_bag_changes_nothing(tmp_path: Path) -> None:
+    bag = with_plan(write_chunked_ros1(tmp_path / "run.bag"))
+    with RosbagSource(bag, salvage=True) as source:
+        assert source.bag.salvaged == []
+        episode = source.read_episode(source.episode_refs()[0])
+    assert "partial" not in episode.meta
+
+
+def test_a_bag_cut_inside_its_first_chunk_cannot_be_salvaged_and_says_so(tmp_path: Path) -> None:
+    bag = write_chunked_ros1(tmp_path / "run.bag")
+    truncated = bag.with_name("head.bag")
+    truncated.write_bytes(bag.read_bytes()[:5000])  # the 4096-byte bag header and part of the first chunk
+    with_plan(truncated)
+    with pytest.raises(CorruptSourceError) as caught:
+        RosbagSource(truncated, salvage=True)
+    assert "cannot be salvaged" in caught.value.message and str(truncated) in caught.value.message
+    assert "\n" not in caught.value.message
+
+
+def test_salvage_refuses_a_rosbag2_folder_in_one_line(tmp_path: Path) -> None:
+    folder = write_bag(tmp_path / "ros2", "mcap")
+    with pytest.raises(UsageError) as caught:
+        RosbagSource(folder, salvage=True)
+    assert ".mcap" in (caught.value.hint or "")
+
+
+def test_convert_salvage_writes_a_partial_episode_and_warns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    truncated = with_plan(cut(write_chunked_ros1(tmp_path / "run.bag"), 0.5))
+    out = tmp_path / "out"
+    with pytest.raises(CorruptSourceError):
+        convert(truncated, tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()
+    report = convert(truncated, out, salvage=True)
+    assert any("the episode is partial" in w for w in report.warnings)
+    meta = rdstd.open(out).episode(0).meta
+    assert len(rdstd.open(out).episodes) == 1
+    assert meta.source_meta["partial"]["complete"] is False
+    assert meta.source_meta["partial"]["files"][0]["chunks_recovered"] > 0
+    code = main(["convert", str(truncated), str(tmp_path / "cli"), "--salvage", "--format", "json"])
+    assert code == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert any("partial" in w for w in printed["warnings"])
+
+
+def test_salvage_is_refused_for_a_format_without_it(tmp_path: Path) -> None:
+    from rdstd.testing.fixtures import make_zarr_replay_buffer
+
+    source = tmp_path / "src.zarr"
+    make_zarr_replay_buffer(source, [5, 7])
+    with pytest.raises(UsageError) as caught:
+        convert(source, tmp_path / "out", salvage=True)
+    assert "--salvage" in caught.value.message
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_backend_opens_salvaged(tmp_path: Path) -> None:
+    truncated = with_plan(cut(write_chunked_ros1(tmp_path / "run.bag"), 0.5))
+    with RosbagBackend().open_salvaged(truncated) as source:
+        assert source.bag.salvaged
+
+
+def test_the_kuka_sample_cut_at_60_percent_salvages_its_first_chunk(tmp_path: Path) -> None:
+    data = sample("ros/ipab-slmc__kuka_honeypot_demo/test.bag").read_bytes()
+    bag = tmp_path / "kuka.bag"
+    bag.write_bytes(data)
+    with RosbagSource(bag) as source:
+        plan = json.dumps(source.info().extra["alignment_draft"])
+    with RosbagSource(with_plan(bag, plan)) as source:
+        whole = np.asarray(source.read_episode(source.episode_refs()[0]).vectors["joint_states"])
+    truncated = with_plan(cut(bag, 0.6), plan)
+    with RosbagSource(truncated, salvage=True) as source:
+        episode = source.read_episode(source.episode_refs()[0])
+        joints = np.asarray(episode.vectors["joint_states"])
+        (salvage,) = source.bag.salvaged
+    assert (salvage.chunks_recovered, salvage.chunks_stated, salvage.messages_recovered) == (1, 2, 2071)
+    assert episode.length == 2071 and len(whole) == 4101
+    np.testing.assert_array_equal(joints, whole[:2071])
