@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from rdstd.errors import MappingError, UsageError
 from rdstd.formats.base import SourceInfo, SourceKey
 from rdstd.schema.spec import CameraSpec, ConverterSpec, VectorSpec
+from rdstd.schema.validation import first_problem
 from rdstd.schema.vocabulary import ColorOrder, Role, Unit
 
 _YAML_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -55,10 +56,9 @@ def parse_spec(text: str, origin: str) -> ConverterSpec:
     try:
         return ConverterSpec.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(root)"
+        where, problem = first_problem(exc)
         raise MappingError(
-            f"{origin}: invalid converter spec at {where}: {first['msg']} ({exc.error_count()} problem(s))",
+            f"{origin}: invalid converter spec at {where}: {problem} ({exc.error_count()} problem(s))",
             hint="see schemas/converter-spec.schema.json, or draft one with: rdstd spec SRC",
         ) from exc
 

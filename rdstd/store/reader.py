@@ -33,6 +33,7 @@ from rdstd.errors import (
 from rdstd.schema.episode import EpisodeMeta
 from rdstd.schema.features import ImageFeature, VectorFeature
 from rdstd.schema.manifest import Manifest
+from rdstd.schema.validation import first_problem
 from rdstd.schema.vocabulary import ImageCodec
 from rdstd.store import images, layout, output, video
 from rdstd.store.lru import LruCache
@@ -74,14 +75,13 @@ def read_manifest(path: Path | RemotePath) -> Manifest:
     try:
         return Manifest.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(root)"
+        where, problem = first_problem(exc)
         hint = (
             "upgrade rdstd to read it"
-            if first["loc"] == ("schema_version",)
+            if where == "schema_version"
             else "the dataset is corrupt or from another rdstd version; rebuild it with rdstd convert"
         )
-        raise SchemaError(f"{file}: invalid manifest at {where} ({version=}): {first['msg']}", hint=hint) from exc
+        raise SchemaError(f"{file}: invalid manifest at {where} ({version=}): {problem}", hint=hint) from exc
 
 
 @dataclass

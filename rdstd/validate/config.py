@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rdstd.errors import UsageError
+from rdstd.schema.validation import first_problem
 from rdstd.validate.model import Severity, Suppression
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -106,9 +107,8 @@ def _layer(data: Any, origin: str) -> Layer:
     try:
         return Layer.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(root)"
-        raise UsageError(f"{origin}: invalid validation settings at {where}: {first['msg']}") from exc
+        where, problem = first_problem(exc)
+        raise UsageError(f"{origin}: invalid validation settings at {where}: {problem}") from exc
 
 
 def _read_yaml(path: Path) -> Layer:

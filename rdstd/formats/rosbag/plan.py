@@ -25,6 +25,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from rdstd.errors import MappingError
 from rdstd.schema.features import StrictModel
+from rdstd.schema.validation import first_problem
 
 SIDECAR_SUFFIX = ".rdstd.yaml"
 
@@ -117,10 +118,9 @@ def parse_plan(data: Any, origin: str) -> RosbagPlan:
     try:
         return RosbagPlan.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(root)"
+        where, problem = first_problem(exc)
         raise MappingError(
-            f"{origin}: invalid alignment plan at {where}: {first['msg']}",
+            f"{origin}: invalid alignment plan at {where}: {problem}",
             hint="see docs/formats/rosbag.md; `rdstd info BAG --format json` shows a draft under alignment_draft",
         ) from exc
 
