@@ -45,8 +45,21 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise Terminated
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from rdstd import __version__
+
+        print(f"rdstd {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors.")) -> None:
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors (accepted anywhere on the line)."),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print rdstd's version and exit."
+    ),
+) -> None:
     _STATE["debug"] = debug
 
 
@@ -72,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: list[str], argv: list[str] | None) -> int:
     debug = "--debug" in args
+    if debug:  # a shared option: accepted before or after the command, given to the app once, first
+        args = ["--debug", *(a for a in args if a != "--debug")]
     try:
         app(args=args, prog_name="rdstd")  # typer exits through SystemExit, usage errors with code 2
     except SystemExit as exc:

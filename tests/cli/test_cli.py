@@ -115,3 +115,14 @@ def test_debug_shows_the_traceback(capsys: pytest.CaptureFixture[str], tmp_path:
     code, _, err = run(capsys, "--debug", "info", tmp_path / "missing")
     assert code == 3
     assert "Traceback" in err
+
+
+def test_version_is_printed_and_debug_is_accepted_after_the_command(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import rdstd
+
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.strip() == f"rdstd {rdstd.__version__}"
+    code, _, err = run(capsys, "info", tmp_path / "absent", "--debug")
+    assert code == 3 and "no such file" in err and "Traceback" in err  # --debug after the command shows the cause
