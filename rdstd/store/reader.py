@@ -412,27 +412,32 @@ class Dataset:
         return self._small.get(shard, load)
 
     def _row_group(self, shard: int, group: int) -> pa.Table:
-        """The image columns of one row group (a few cached, so sequential reads touch each once).
+        """The image columns of one row group (a few cached, so sequential reads touch each once)."""
+        return self._group(shard, group, tuple(self._image_columns))
 
-        Page checksums are verified the first time this process reads a row group; later reads of it (random
-        access revisits row groups, once per epoch) skip them: the check is for damage on disk, not in memory.
+    def _group(self, shard: int, group: int, columns: tuple[str, ...]) -> pa.Table:
+        """``columns`` of one row group, cached; row counts checked against the footer.
+
+        Page checksums are verified the first time this process reads a column of a row group; later reads of it
+        (random access revisits row groups, once per epoch) skip them: the check is for damage on disk, not in
+        memory.
         """
 
         def load() -> pa.Table:
             handle = self._file(shard)
-            if (shard, group) in self._verified:
+            if all((shard, group, c) in self._verified for c in columns):
                 handle = self._unverified(shard)
             try:
-                table = handle.read_row_group(group, columns=self._image_columns)
+                table = handle.read_row_group(group, columns=list(columns))
             except PARQUET_ERRORS as exc:
                 raise self._shard_error(shard, exc, group) from exc
             starts = self._rg_starts[shard]
             if len(table) != int(starts[group + 1] - starts[group]):
                 raise self._shard_error(shard, ValueError(f"{len(table)} rows where the footer says more"), group)
-            self._verified.add((shard, group))
+            self._verified.update((shard, group, c) for c in columns)
             return table
 
-        return self._cache.get((shard, group), load)
+        return self._cache.get((shard, group, columns), load)
 
     def _locate(self, i: int) -> tuple[int, int]:
         """(position of the episode in this selection, frame index within it) of global frame ``i``."""
@@ -536,29 +541,10 @@ class Dataset:
             starts = self._rg_starts[int(shard)]
             groups = np.searchsorted(starts, rows[where], side="right") - 1
             for group in np.unique(groups):
-                table = self._column_group(int(shard), int(group), key).column(0)
+                table = self._group(int(shard), int(group), (key,)).column(0)
                 for i in where[groups == group]:
                     out[i] = table[int(rows[i] - starts[group])].as_buffer()
         return out
-
-    def _column_group(self, shard: int, group: int, key: str) -> pa.Table:
-        """One image column of one row group (cached like :meth:`_row_group`, checksummed on first read)."""
-
-        def load() -> pa.Table:
-            handle = self._file(shard)
-            if (shard, group) in self._verified or (shard, group, key) in self._verified:
-                handle = self._unverified(shard)
-            try:
-                table = handle.read_row_group(group, columns=[key])
-            except PARQUET_ERRORS as exc:
-                raise self._shard_error(shard, exc, group) from exc
-            starts = self._rg_starts[shard]
-            if len(table) != int(starts[group + 1] - starts[group]):
-                raise self._shard_error(shard, ValueError(f"{len(table)} rows where the footer says more"), group)
-            self._verified.add((shard, group, key))
-            return table
-
-        return self._cache.get((shard, group, key), load)
 
     def episode(self, i: int) -> EpisodeData:
         """Episode ``i`` of this selection: vectors as numpy arrays, images decoded on access."""
