@@ -398,7 +398,7 @@ class DatasetWriter:
         if isinstance(frames, VideoFrames):
             return self._videos.refs(key, frames)
         if key not in ep.encoders:
-            rate = self._manifest_base["rate_hz"] or _rate_of(chunk.timestamps)
+            rate = self._manifest_base["rate_hz"] or nominal_rate_hz(chunk.timestamps)
             ep.encoders[key] = self._videos.open_encoder(
                 key, ep.index, width=feature.width, height=feature.height, rate_hz=rate
             )
@@ -625,7 +625,7 @@ def _frame_context(ep: _OpenEpisode, camera: str, frame: int) -> Iterator[None]:
         raise type(exc)(f"{where}: {exc.message}", hint=exc.hint) from exc
 
 
-def _rate_of(timestamps: npt.NDArray[np.float64]) -> float:
+def nominal_rate_hz(timestamps: npt.NDArray[np.float64]) -> float:
     """Nominal frame rate from timestamps (30 when there are fewer than two frames)."""
     steps = np.diff(timestamps)
     return float(1.0 / np.median(steps)) if steps.size and np.median(steps) > 0 else 30.0

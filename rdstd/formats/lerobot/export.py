@@ -47,6 +47,7 @@ from rdstd.schema.vocabulary import ImageCodec, Role
 from rdstd.store import video
 from rdstd.store.output import Output
 from rdstd.store.reader import Dataset, EpisodeData, LazyImages
+from rdstd.store.writer import nominal_rate_hz
 
 Version = Literal["3.0", "2.1"]
 #: Called after each episode with (episodes done, episodes in total).
@@ -577,11 +578,8 @@ def _int_if_whole(value: float) -> int | float:
 
 
 def _rate_of(ds: Dataset) -> float:
-    if ds.num_episodes == 0:
-        return 30.0
-    stamps = ds.episode(0).timestamps
-    steps = np.diff(stamps)
-    return float(round(1.0 / float(np.median(steps)), 6)) if steps.size else 30.0
+    """The first episode's nominal rate (30 for an empty dataset), rounded as LeRobot's fps is written."""
+    return round(nominal_rate_hz(ds.episode(0).timestamps), 6) if ds.num_episodes else 30.0
 
 
 def _robot_type(ds: Dataset) -> str:
