@@ -161,7 +161,8 @@ def _clock(clock: dict[str, Any]) -> str:
     if clock["kind"] == "synthesized":
         return f"synthesized from a rate ({clock.get('rate_hz') or '?'} Hz): the source stores no times"
     if clock["kind"] == "measured":
-        resampled = f", resampled ({clock['resampling']})" if clock.get("resampling") not in (None, "none") else ""
+        how = clock.get("resampling")
+        resampled = "" if how in (None, "none") else (", resampling unknown" if how == "unknown" else f", {how}")
         return f"measured ({clock.get('source', 'unknown')}){resampled}"
     return "unknown" + (f" ({clock['description']})" if clock.get("description") else "")
 
