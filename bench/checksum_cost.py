@@ -18,8 +18,9 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from bench.common import FEATURES, camera_frames, episodes, save, table
+from rdstd.media import images
 from rdstd.schema import EncodedFrames, Episode, Provenance
-from rdstd.store import Dataset, DatasetWriter, images
+from rdstd.store import Dataset, DatasetWriter
 
 REPEATS = 5
 READS = 1500

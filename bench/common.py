@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from rdstd.media.images import encode
 from rdstd.schema import (
     Dimension,
     EncodedFrames,
@@ -22,7 +23,6 @@ from rdstd.schema import (
     VectorFeature,
 )
 from rdstd.store import DatasetWriter
-from rdstd.store.images import encode
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

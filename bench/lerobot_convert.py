@@ -129,7 +129,7 @@ def stage_convert(src: Path, out: Path, images: str | None) -> int:
 
 def stage_export(src: Path, out: Path) -> int:
     """rdstd export to LeRobot v3.0; returns frames written."""
-    from rdstd.formats.lerobot.export import export_lerobot
+    from rdstd.export.lerobot import export_lerobot
 
     return export_lerobot(src, out).frames
 
@@ -158,7 +158,7 @@ def child(name: str, src: Path, out: Path, arg: str) -> None:
     import simplejpeg  # noqa: F401
 
     import rdstd.convert.pipeline
-    import rdstd.formats.lerobot.export
+    import rdstd.export.lerobot
     import rdstd.formats.lerobot.source  # noqa: F401
 
     started = time.perf_counter()

@@ -310,7 +310,7 @@ def main() -> None:
                 {"output": "video sequential", "cpu_ms_per_sample": ours_ms, "limit_cpu_ms_per_frame": bare_ms}
             )
             if args.lerobot:
-                from rdstd.formats.lerobot.export import export_lerobot
+                from rdstd.export.lerobot import export_lerobot
 
                 export_lerobot(vpath, Path(tmp) / "lerobot")
                 indices = rng.integers(0, 600, args.samples // 4).tolist()

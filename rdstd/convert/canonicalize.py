@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from rdstd.errors import EpisodeError, MappingError
 from rdstd.formats.base import SourceKey
+from rdstd.media import images
 from rdstd.schema.episode import EncodedFrames, ImageFrames, VideoFrames
 from rdstd.schema.features import (
     Dimension,
@@ -39,7 +40,6 @@ from rdstd.schema.vocabulary import (
     RotationRepr,
     Unit,
 )
-from rdstd.store import images
 
 _FLOATS = {"float16", "float32", "float64"}
 
@@ -318,7 +318,7 @@ class CameraPlan:
         if isinstance(frames, VideoFrames):
             if target == ImageCodec.VIDEO:
                 return frames
-            from rdstd.store import video
+            from rdstd.media import video
 
             return EncodedFrames(target, [self._encode(p) for p in video.decode_frames(frames)])
         if isinstance(frames, EncodedFrames):

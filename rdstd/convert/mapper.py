@@ -24,13 +24,13 @@ from rdstd.convert.canonicalize import CameraPlan, VectorPlan, plan_camera, plan
 from rdstd.convert.specs import LoadedSpec, canonical_name, draft_spec, drafted_camera, load_spec, match_spec
 from rdstd.errors import EpisodeError, MappingError
 from rdstd.formats.base import FrameArray, SourceEpisode, SourceInfo, SourceKey, read_frames
+from rdstd.media.video import frame_times
 from rdstd.paths import is_safe_component
 from rdstd.schema.clock import Clock
 from rdstd.schema.episode import EncodedFrames, Episode, EpisodeMeta, ImageFrames, LanguageSegment, VideoFrames
 from rdstd.schema.features import ImageFeature, VectorFeature
 from rdstd.schema.spec import ConverterSpec, VectorSpec
 from rdstd.schema.vocabulary import UNIT_TO_SI, ClockKind, ImageCodec, Unit
-from rdstd.store.video import frame_times
 
 #: Per-step keys a backend reports that only number the frames (the canonical format has its own).
 BOOKKEEPING_KEYS = frozenset({"episode_index", "frame_index", "index", "task_index"})

@@ -42,11 +42,12 @@ from rdstd.errors import (
 )
 from rdstd.formats.base import EpisodeRef, SourceDataset, SourceEpisode, SourceInfo
 from rdstd.formats.registry import detect, get_backend, require_exists
+from rdstd.io.write_errors import output_error
 from rdstd.paths import normalized
 from rdstd.schema.manifest import Provenance
 from rdstd.schema.spec import ConverterSpec
 from rdstd.schema.vocabulary import ImageCodec
-from rdstd.store.output import check_overlap, output_error
+from rdstd.store.output import check_overlap
 from rdstd.store.writer import DEFAULT_ROW_GROUP_FRAMES, DatasetWriter
 
 OnError = Literal["fail", "skip"]

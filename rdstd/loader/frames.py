@@ -25,9 +25,9 @@ from rdstd.errors import UsageError
 from rdstd.loader.images import ImageOptions, decode_stored, decode_video
 from rdstd.loader.normalize import Mode, Normalizer
 from rdstd.loader.windows import Window, frame_window, parse_windows, time_window
+from rdstd.media.lru import LruCache
 from rdstd.schema.features import VectorFeature
 from rdstd.schema.vocabulary import ImageCodec
-from rdstd.store.lru import LruCache
 from rdstd.store.reader import Dataset
 
 Pad = Literal["mask", "repeat"]

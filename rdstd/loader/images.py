@@ -4,7 +4,7 @@ JPEG is decoded by simplejpeg (libjpeg-turbo, releases the GIL) at the smallest 
 whose size is still at least the requested one, then resized to exactly the requested size with Pillow
 (bilinear; the aspect ratio is not kept: ask for the size the model takes). PNG (and 16-bit depth) decode at full
 size, then resize (depth with nearest neighbour: depth values are never blended). Video frames are decoded per
-file in time order with the process's reused decoders (:data:`rdstd.store.video.DECODERS`, which seek to the
+file in time order with the process's reused decoders (:data:`rdstd.media.video.DECODERS`, which seek to the
 keyframe at or before a time and decode forward), so a window of consecutive frames is decoded in one pass.
 
 Output is uint8 HWC (``layout="hwc"``) or float32 CHW in [0, 1] (``layout="chw"``; 16-bit depth keeps its raw
@@ -26,11 +26,11 @@ import simplejpeg
 from PIL import Image
 
 from rdstd.errors import CorruptDatasetError, CorruptSourceError, UsageError
+from rdstd.io.remote import RemotePath
+from rdstd.media import images, video
 from rdstd.schema.features import ImageFeature
 from rdstd.schema.vocabulary import ColorOrder, ImageCodec
-from rdstd.store import images, video
 from rdstd.store.reader import video_file
-from rdstd.store.remote import RemotePath
 
 Layout = Literal["hwc", "chw"]
 _REBUILD = "the dataset is damaged; rebuild it with rdstd convert"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from rdstd.media.video import VIDEO_REF_TYPE
 from rdstd.schema.features import ImageFeature, VectorFeature
 from rdstd.schema.vocabulary import ImageCodec
 
@@ -21,8 +22,6 @@ WRITING_MARKER = ".rdstd-writing"
 #: Manifests larger than this are not read whole to decide whether a folder is a dataset.
 _MAX_SNIFF = 64 * 1024 * 1024
 
-#: Arrow type of a camera kept as video: per frame, the file (relative to the root) and the time inside it.
-VIDEO_REF_TYPE = pa.struct([pa.field("path", pa.string()), pa.field("timestamp_s", pa.float64())])
 
 #: Columns every frame row has, before the features.
 INDEX_COLUMNS = ("episode_index", "frame_index", "index", "timestamp")

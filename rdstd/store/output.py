@@ -30,7 +30,6 @@ import errno
 import fcntl
 import json
 import os
-import re
 import shutil
 import socket
 import sys
@@ -39,22 +38,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
 
-from rdstd.errors import OutputError, OutputLockedError, UsageError
-from rdstd.store.atomic import fsync_dir
+from rdstd.errors import OutputLockedError, UsageError
+from rdstd.io.atomic import fsync_dir
+from rdstd.io.write_errors import output_error
 
 LOCK_SUFFIX = ".rdstd-lock"
 TEMP_MARK = ".rdstd-tmp-"
 OLD_MARK = ".rdstd-old-"
-
-#: errno -> what it means for an output, said to the user.
-_OUTPUT_ERRNOS = {
-    errno.ENOSPC: "the disk is full",
-    errno.EDQUOT: "the disk quota is exceeded",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "operation not permitted",
-    errno.EROFS: "the file system is read-only",
-}
-_ERRNO_IN_TEXT = re.compile(r"\[?errno (\d+)\]?", re.IGNORECASE)
 
 
 def lock_path(final: Path) -> Path:
@@ -128,28 +118,6 @@ def write_state(final: Path) -> tuple[str, str] | None:
             "run the same command again: the leftover is recognised and replaced, no --overwrite needed",
         )
     return None
-
-
-def output_error(exc: BaseException, path: Path) -> OutputError | None:
-    """The :class:`OutputError` an ``OSError`` (or Arrow I/O error) stands for, or None when it is not one."""
-    if not isinstance(exc, OSError):
-        return None
-    code = exc.errno
-    if code not in _OUTPUT_ERRNOS:
-        found = _ERRNO_IN_TEXT.search(str(exc))
-        code = int(found.group(1)) if found else None
-    if code not in _OUTPUT_ERRNOS:
-        return None
-    assert code is not None
-    hints = {
-        errno.ENOSPC: "free some space or write to another disk, then run again",
-        errno.EDQUOT: "free some space or write to another disk, then run again",
-        errno.EROFS: "write to a writable location",
-    }
-    return OutputError(
-        f"{path}: cannot write the output: {_OUTPUT_ERRNOS[code]} (nothing was left behind)",
-        hint=hints.get(code, "check the permissions of the output folder"),
-    )
 
 
 def _absolute(path: Path) -> Path:

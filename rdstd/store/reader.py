@@ -30,17 +30,18 @@ from rdstd.errors import (
     SourceNotFoundError,
     UsageError,
 )
+from rdstd.io.parquet import PARQUET_ERRORS
+from rdstd.media import images, video
+from rdstd.media.lru import LruCache
 from rdstd.schema.episode import EpisodeMeta
 from rdstd.schema.features import ImageFeature, VectorFeature
 from rdstd.schema.manifest import Manifest
 from rdstd.schema.validation import first_problem
 from rdstd.schema.vocabulary import ImageCodec
-from rdstd.store import images, layout, output, video
-from rdstd.store.lru import LruCache
-from rdstd.store.parquet import PARQUET_ERRORS
+from rdstd.store import layout, output
 
 if TYPE_CHECKING:
-    from rdstd.store.remote import RemotePath
+    from rdstd.io.remote import RemotePath
 
 _ROW_GROUP_CACHE = 4
 #: Shards whose low-dimensional columns stay in memory (each at most 100k frames of vectors).
@@ -227,11 +228,11 @@ class Dataset:
         """Open the dataset at ``path`` (checks the manifest and the shard files).
 
         ``path`` may be a URL (``s3://bucket/ds``, any fsspec protocol): files are then read through fsspec with
-        read-ahead and a local block cache (:mod:`rdstd.store.remote`); ``storage_options`` go to the filesystem.
+        read-ahead and a local block cache (:mod:`rdstd.io.remote`); ``storage_options`` go to the filesystem.
         """
         root: Path | RemotePath = Path(path)
         if isinstance(path, str) and "://" in path:
-            from rdstd.store import remote
+            from rdstd.io import remote
 
             if remote.is_url(path):
                 root = remote.RemotePath.from_url(path, storage_options)

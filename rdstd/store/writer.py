@@ -26,14 +26,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rdstd.errors import CorruptSourceError, EpisodeError, OutputError, RdstdError, UsageError
+from rdstd.io import atomic
+from rdstd.io.write_errors import output_error
+from rdstd.media import images
 from rdstd.schema.clock import Clock
 from rdstd.schema.embodiment import Embodiment
 from rdstd.schema.episode import EncodedFrames, Episode, EpisodeMeta, ImageFrames, VideoFrames
 from rdstd.schema.features import ImageFeature, VectorFeature
 from rdstd.schema.manifest import Counts, Manifest, Provenance, StorageLayout
 from rdstd.schema.vocabulary import ImageCodec
-from rdstd.store import atomic, images, layout
-from rdstd.store.output import Output, output_error
+from rdstd.store import layout
+from rdstd.store.output import Output
 from rdstd.store.stats import EpisodeStats, RunningStats
 
 #: Frames per Parquet row group: the knob between random access and file overhead (chosen with bench/store_read.py).
@@ -124,7 +127,7 @@ class DatasetWriter:
         self._frames = 0
         self._closed = False
         self._open: _OpenEpisode | None = None
-        self._videos: Any = None  # rdstd.store.video.VideoCopier, created for the first camera kept as video
+        self._videos: Any = None  # rdstd.media.video.VideoCopier, created for the first camera kept as video
         self._output = Output.begin(
             self.path, is_kind=layout.is_dataset, kind=KIND, overwrite=overwrite, sources=sources
         )
@@ -378,7 +381,7 @@ class DatasetWriter:
             yield from frames.frames
             return
         if isinstance(frames, VideoFrames):
-            from rdstd.store import video
+            from rdstd.media import video
 
             pixels: Any = video.decode_frames(frames)
         else:
@@ -389,7 +392,7 @@ class DatasetWriter:
 
     def _video_refs(self, key: str, feature: ImageFeature, chunk: Episode, ep: _OpenEpisode) -> pa.Array:
         """A camera kept as video: copy the source file (once) or encode the frames, then reference them."""
-        from rdstd.store import video
+        from rdstd.media import video
 
         if self._videos is None:
             self._videos = video.VideoCopier(self.root, layout.VIDEOS_DIR)

@@ -20,8 +20,8 @@ import numpy.typing as npt
 import pyarrow.parquet as pq
 
 from rdstd.errors import CorruptDatasetError
+from rdstd.io.parquet import PARQUET_ERRORS
 from rdstd.store import layout
-from rdstd.store.parquet import PARQUET_ERRORS
 from rdstd.store.reader import Dataset, EpisodeData
 from rdstd.validate.check import EpisodeView, ShardView
 

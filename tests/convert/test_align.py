@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from rdstd.convert.align import (
+from rdstd.errors import MappingError
+from rdstd.streams.align import (
     apply_sampling,
     check_clock,
     fixed_grid,
@@ -16,7 +17,6 @@ from rdstd.convert.align import (
     slerp,
     split_at_resets,
 )
-from rdstd.errors import MappingError
 
 MS = 1_000_000
 

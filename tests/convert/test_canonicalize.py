@@ -209,9 +209,9 @@ def test_a_depth_camera_keeps_16_bits_and_is_stored_as_png() -> None:
 
 def test_bgr_jpeg_bytes_pass_through_and_read_back_as_rgb(tmp_path: Path) -> None:
     import rdstd
+    from rdstd.media.images import encode
     from rdstd.schema import EncodedFrames, Episode, EpisodeMeta, Provenance
     from rdstd.store import DatasetWriter
-    from rdstd.store.images import encode
 
     plan = plan_camera(
         "observation.images.wrist",

@@ -24,8 +24,8 @@ import rdstd
 from rdstd.errors import RdstdError
 from rdstd.formats.base import read_frames
 from rdstd.formats.lerobot.source import LeRobotSource
+from rdstd.media import video
 from rdstd.schema.episode import EncodedFrames, VideoFrames
-from rdstd.store import video
 from tests.formats.lerobot_fixtures import Spec, make_canonical, make_dataset
 
 FUZZ = settings(

@@ -16,11 +16,11 @@ import pytest
 
 from rdstd.convert.pipeline import convert
 from rdstd.errors import RdstdError, SchemaError, UsageError
-from rdstd.formats.lerobot import export as lexport
-from rdstd.formats.lerobot.export import export_lerobot
+from rdstd.export import lerobot as lexport
+from rdstd.export.lerobot import export_lerobot
 from rdstd.formats.lerobot.source import LeRobotSource
+from rdstd.media import video
 from rdstd.schema.episode import EncodedFrames, VideoFrames
-from rdstd.store import video
 from rdstd.store.reader import Dataset
 from tests.conftest import sample
 from tests.formats.lerobot_fixtures import (

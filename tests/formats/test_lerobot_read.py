@@ -15,8 +15,8 @@ from rdstd.formats.lerobot import LeRobotBackend
 from rdstd.formats.lerobot.meta import flat_names
 from rdstd.formats.lerobot.modality import parse_modality
 from rdstd.formats.lerobot.source import LeRobotSource
+from rdstd.media import images, video
 from rdstd.schema.episode import EncodedFrames, VideoFrames
-from rdstd.store import images, video
 from rdstd.store.reader import Dataset
 from rdstd.testing.contract import BackendContract
 from tests.formats.lerobot_fixtures import STATE_NAMES, Spec, edit_info, identify, make_dataset, state_value

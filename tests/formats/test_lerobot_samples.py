@@ -12,8 +12,8 @@ import pytest
 from rdstd.convert.pipeline import convert
 from rdstd.formats.lerobot import LeRobotBackend
 from rdstd.formats.lerobot.source import LeRobotSource
+from rdstd.media import video
 from rdstd.schema.episode import VideoFrames
-from rdstd.store import video
 from rdstd.store.reader import Dataset
 from tests.conftest import sample
 

@@ -1,4 +1,4 @@
-"""The TF buffer (rdstd.convert.tf) on hand-computed trees."""
+"""The TF buffer (rdstd.streams.tf) on hand-computed trees."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from rdstd.convert.tf import TransformBuffer, TransformError
+from rdstd.streams.tf import TransformBuffer, TransformError
 
 MS = 1_000_000
 

@@ -7,6 +7,7 @@ from unittest import mock
 
 import numpy as np
 
+from rdstd.media.images import encode
 from rdstd.schema import (
     Dimension,
     EncodedFrames,
@@ -22,7 +23,6 @@ from rdstd.schema.features import GripperConvention
 from rdstd.schema.vocabulary import GripperKind, GripperOpen, Role, Unit
 from rdstd.store import DatasetWriter
 from rdstd.store import writer as writer_module
-from rdstd.store.images import encode
 
 PROVENANCE = Provenance(source_format="generated", rdstd_version="test")
 STATE = "observation.state"

@@ -14,8 +14,8 @@ import rdstd
 from rdstd.errors import CorruptDatasetError, UsageError
 from rdstd.loader import FrameDataset, ImageOptions
 from rdstd.loader import images as loader_images
+from rdstd.media.images import decode, encode
 from rdstd.schema import ImageCodec, ImageFeature
-from rdstd.store.images import decode, encode
 from tests.loader.helpers import CAM, JPG, pixel, write
 
 

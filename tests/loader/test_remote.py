@@ -21,9 +21,9 @@ from moto.server import ThreadedMotoServer
 
 import rdstd
 from rdstd.errors import SourceNotFoundError, UsageError
+from rdstd.io.remote import RemotePath, is_url
 from rdstd.loader import FrameDataset, ImageOptions
 from rdstd.store.reader import Dataset
-from rdstd.store.remote import RemotePath, is_url
 from tests.loader.helpers import ACTION, CAM, JPG, STATE, VIDEO_CAM, write, write_video_dataset
 
 LENGTHS = [5, 9, 7]

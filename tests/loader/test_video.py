@@ -12,7 +12,7 @@ pytest.importorskip("av")
 
 from rdstd.loader import FrameDataset, ImageOptions
 from rdstd.loader.images import resize
-from rdstd.store import video
+from rdstd.media import video
 from tests.formats.lerobot_fixtures import identify
 from tests.loader.helpers import VIDEO_CAM as CAM
 from tests.loader.helpers import write_video_dataset

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rdstd.media.images import encode
 from rdstd.schema import (
     Dimension,
     EncodedFrames,
@@ -14,7 +15,6 @@ from rdstd.schema import (
     Provenance,
     VectorFeature,
 )
-from rdstd.store.images import encode
 
 FEATURES: dict[str, VectorFeature | ImageFeature] = {
     "observation.state": VectorFeature(shape=(3,), dims=[Dimension(name=f"j{i}") for i in range(3)]),

@@ -15,6 +15,7 @@ import pytest
 
 import rdstd
 from rdstd.errors import IncompleteDatasetError, OutputError, OutputLockedError, UsageError
+from rdstd.io import write_errors
 from rdstd.store import DatasetWriter, layout, output
 from tests.store.helpers import FEATURES, PROVENANCE, make_episode
 
@@ -169,15 +170,15 @@ def test_two_processes_writing_one_output_one_is_refused_naming_the_other(tmp_pa
 
 
 def test_disk_errors_become_output_errors_naming_the_path(tmp_path: Path) -> None:
-    full = output.output_error(OSError(errno.ENOSPC, "No space left on device"), tmp_path)
+    full = write_errors.output_error(OSError(errno.ENOSPC, "No space left on device"), tmp_path)
     assert isinstance(full, OutputError) and "disk is full" in full.message and str(tmp_path) in full.message
-    arrow = output.output_error(
+    arrow = write_errors.output_error(
         OSError("[Errno 28] Error writing bytes to file. Detail: [errno 28] No space"), tmp_path
     )
     assert arrow is not None and "disk is full" in arrow.message
-    assert output.output_error(OSError(errno.EROFS, "ro"), tmp_path) is not None
-    assert output.output_error(OSError(errno.ENOENT, "gone"), tmp_path) is None
-    assert output.output_error(pa.ArrowInvalid("bad"), tmp_path) is None
+    assert write_errors.output_error(OSError(errno.EROFS, "ro"), tmp_path) is not None
+    assert write_errors.output_error(OSError(errno.ENOENT, "gone"), tmp_path) is None
+    assert write_errors.output_error(pa.ArrowInvalid("bad"), tmp_path) is None
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write into read-only folders")

@@ -10,9 +10,9 @@ import pytest
 
 import rdstd
 from rdstd.errors import EpisodeError, UsageError
+from rdstd.media.images import decode
 from rdstd.schema import EncodedFrames
 from rdstd.store import DatasetWriter
-from rdstd.store.images import decode
 from tests.store.helpers import FEATURES, PROVENANCE, make_episode
 
 LENGTHS = [5, 40, 1, 33, 64]

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from rdstd.errors import CorruptSourceError, EpisodeError, SchemaError, UsageError
+from rdstd.media import images, video
 from rdstd.schema.episode import EncodedFrames, Episode, EpisodeMeta, VideoFrames
 from rdstd.schema.features import Dimension, ImageFeature, VectorFeature
 from rdstd.schema.manifest import Provenance
 from rdstd.schema.vocabulary import ImageCodec
-from rdstd.store import images, video
 from rdstd.store.reader import Dataset
 from rdstd.store.writer import DatasetWriter
 from tests.formats.lerobot_fixtures import identify, image, write_mp4

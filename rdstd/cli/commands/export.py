@@ -59,7 +59,7 @@ def export_command(
     output_format: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """Write a canonical dataset as a LeRobot v3.0 (or v2.1) dataset that LeRobot's own loader reads."""
-    from rdstd.formats.lerobot.export import export_lerobot
+    from rdstd.export.lerobot import export_lerobot
 
     bar = tqdm(total=0, unit="ep", desc="exporting", disable=None, leave=False)
 

@@ -35,9 +35,9 @@ from rdstd.formats.hdf5.h5 import (
 from rdstd.formats.hdf5.mujoco import state_layout
 from rdstd.formats.sniff import has_hdf5_signature
 from rdstd.lfs import is_pointer
+from rdstd.media import images
 from rdstd.schema.episode import EncodedFrames
 from rdstd.schema.vocabulary import ImageCodec
-from rdstd.store import images
 
 SUFFIXES = (".hdf5", ".h5", ".he5", ".hdf")
 #: How deep below a dataset folder episode files are looked for (RoboMIND: <split>/<id>/data/trajectory.hdf5).

@@ -27,7 +27,7 @@ import numpy.typing as npt
 import pyarrow.parquet as pq
 
 from rdstd.errors import CorruptSourceError
-from rdstd.store.parquet import PARQUET_ERRORS
+from rdstd.io.parquet import PARQUET_ERRORS
 
 #: Relative and absolute parts of the tolerance on a recorded mean (LeRobot averages float32 in float32).
 MEAN_RTOL = 1e-5

@@ -29,11 +29,11 @@ from rdstd.formats.lerobot.inventory import UNKNOWN_SPLIT, Inventory, Splits, re
 from rdstd.formats.lerobot.meta import INDEX_KEYS, Feature, LeRobotInfo, read_info
 from rdstd.formats.lerobot.modality import Modality, read_modality
 from rdstd.formats.lerobot.video import VideoChecker
+from rdstd.io.parquet import PARQUET_ERRORS
 from rdstd.lfs import raise_if_pointer
+from rdstd.media import images
 from rdstd.schema.episode import EncodedFrames, ImageFrames
 from rdstd.schema.vocabulary import ImageCodec
-from rdstd.store import images
-from rdstd.store.parquet import PARQUET_ERRORS
 
 #: Data files whose row-group layout and episode column are kept open (v3.0 files hold many episodes).
 _DATA_FILE_CACHE = 2

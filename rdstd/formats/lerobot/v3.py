@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 from rdstd.errors import CorruptSourceError, SourceNotFoundError
 from rdstd.formats.lerobot.episodes import EpisodeEntry, VideoSegment
 from rdstd.formats.lerobot.meta import LeRobotInfo
+from rdstd.io.parquet import PARQUET_ERRORS
 from rdstd.lfs import raise_if_pointer
-from rdstd.store.parquet import PARQUET_ERRORS
 
 
 def _read(file: Path, root: Path, columns: list[str] | None = None) -> pa.Table:

@@ -21,9 +21,9 @@ from rdstd.errors import CorruptSourceError, EpisodeError, RdstdError
 from rdstd.formats.lerobot.episodes import VideoSegment
 from rdstd.formats.lerobot.meta import Feature
 from rdstd.lfs import raise_if_pointer
+from rdstd.media import video
+from rdstd.media.lru import LruCache
 from rdstd.schema.episode import VideoFrames
-from rdstd.store import video
-from rdstd.store.lru import LruCache
 
 #: Whether packet extents are checked against the file size (off only to measure what the check costs).
 CHECK_PACKET_BYTES = True
@@ -61,7 +61,7 @@ def read_facts(path: Path, *, check_bytes: bool = True) -> FileFacts:
     """Header, frame times, keyframes and packet extents of ``path`` in one open, from the container index when
     the stream has no B-frame reordering, else by demuxing (nothing decoded either way).
 
-    ``check_bytes=False`` reads what :func:`rdstd.store.video.scan` reads and no extents (to measure their cost).
+    ``check_bytes=False`` reads what :func:`rdstd.media.video.scan` reads and no extents (to measure their cost).
     """
     if not check_bytes:
         stream_info, times, keys = video.scan(path)

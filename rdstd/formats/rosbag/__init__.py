@@ -4,7 +4,7 @@ resolution, and episodes aligned to a declared master clock.
 :mod:`.bag` reads the containers, :mod:`.types` resolves message types per topic, :mod:`.ledger` counts every
 topic's messages, :mod:`.plan` is the alignment plan, :mod:`.fields` turns messages into numbers,
 :mod:`.frames` reads camera frames when sliced, and :mod:`.reader` is the backend. The alignment engine and the
-TF buffer are ROS-independent (:mod:`rdstd.convert.align`, :mod:`rdstd.convert.tf`).
+TF buffer are ROS-independent (:mod:`rdstd.streams.align`, :mod:`rdstd.streams.tf`).
 """
 
 from rdstd.formats.rosbag.plan import RosbagPlan, load_plan, sidecar_path

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, SupportsIndex, overload
 import numpy as np
 import numpy.typing as npt
 
-from rdstd.convert.align import Sampling
 from rdstd.errors import CorruptSourceError, SourceError
 from rdstd.formats.rosbag.fields import image_codec
+from rdstd.streams.align import Sampling
 
 if TYPE_CHECKING:
     from rdstd.formats.rosbag.bag import RawBag
@@ -179,7 +179,7 @@ class BagVectors:
     time, and the one after it when interpolating) and applies the sampling, so nothing per message is held.
 
     ``lo``/``hi`` are the positions (in the topic's receive order) of each frame's bracketing samples, ``w`` the
-    interpolation weight (see :func:`rdstd.convert.align.apply_sampling`).
+    interpolation weight (see :func:`rdstd.streams.align.apply_sampling`).
     """
 
     def __init__(

@@ -4,7 +4,7 @@ Opening a bag reads and decodes every message once to build the per-topic ledger
 the plan's topics only what the plan reads (camera frames are read again when sliced, :mod:`.frames`); ``info()``
 shows it under ``extra["ledger"]`` with the container facts, the TF frames present and a drafted alignment plan.
 Episodes need a declared alignment plan (:mod:`.plan`): without one, ``read_episode`` refuses and says where to
-write it. With one, each stream is read, its clocks checked (:func:`rdstd.convert.align.check_clock`), and it is
+write it. With one, each stream is read, its clocks checked (:func:`rdstd.streams.align.check_clock`), and it is
 sampled at the master times; a master time any stream cannot serve within its age limit is dropped and counted.
 The episode's ``meta`` carries the alignment report per stream, the clock findings and the TF lookup statistics.
 """
@@ -22,8 +22,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from rdstd.convert.align import Sampling, apply_sampling, check_clock, fixed_grid, report, sample_at
-from rdstd.convert.tf import TransformBuffer, TransformError, TransformLog
 from rdstd.errors import CorruptSourceError, EpisodeError, MappingError
 from rdstd.formats.base import EpisodeRef, FormatBackend, SourceDataset, SourceEpisode, SourceInfo, SourceKey
 from rdstd.formats.rosbag import fields as msgfields
@@ -36,6 +34,8 @@ from rdstd.formats.sniff import MCAP_MAGIC, ROSBAG1_MAGIC, SQLITE_MAGIC
 from rdstd.paths import inside
 from rdstd.schema.episode import EncodedFrames
 from rdstd.schema.vocabulary import ImageCodec
+from rdstd.streams.align import Sampling, apply_sampling, check_clock, fixed_grid, report, sample_at
+from rdstd.streams.tf import TransformBuffer, TransformError, TransformLog
 
 if TYPE_CHECKING:
     from rdstd.formats.rosbag.salvage import Salvage

@@ -35,16 +35,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rdstd.errors import SchemaError, UsageError
-from rdstd.formats.lerobot import export_meta
+from rdstd.export import lerobot_meta as export_meta
+from rdstd.export.lerobot_meta import Warnings
+from rdstd.export.lerobot_video import CopyPlan, PacketIndex, VideoFile, copy_plan
 from rdstd.formats.lerobot import stats as lstats
-from rdstd.formats.lerobot.export_meta import Warnings
-from rdstd.formats.lerobot.export_video import CopyPlan, PacketIndex, VideoFile, copy_plan
 from rdstd.formats.lerobot.meta import looks_like_lerobot
 from rdstd.formats.lerobot.modality import build_modality
+from rdstd.media import video
 from rdstd.paths import inside, safe_component
 from rdstd.schema.features import ImageFeature, VectorFeature
 from rdstd.schema.vocabulary import ImageCodec, Role
-from rdstd.store import video
 from rdstd.store.output import Output
 from rdstd.store.reader import Dataset, EpisodeData, LazyImages
 from rdstd.store.writer import nominal_rate_hz

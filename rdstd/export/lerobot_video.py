@@ -21,8 +21,9 @@ import numpy.typing as npt
 
 from rdstd.errors import CorruptSourceError
 from rdstd.formats.lerobot.video import codec_family
-from rdstd.store import atomic, video
-from rdstd.store.lru import LruCache
+from rdstd.io import atomic
+from rdstd.media import video
+from rdstd.media.lru import LruCache
 
 #: Largest gap (s) between an episode's timestamp and its stored frame's offset for a stream copy (LeRobot's tolerance).
 COPY_TOLERANCE_S = 1e-4

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from rdstd.convert.align import slerp
+from rdstd.streams.align import slerp
 
 F64 = npt.NDArray[np.float64]
 

@@ -15,7 +15,7 @@ written grouped by split (in order of each split's first episode; episodes of sp
 in no split), so each split is one range; ``rdstd/source_position`` holds each episode's position in the
 canonical dataset, and the report says when the order changed.
 
-Everything else the target cannot hold is a warning in the :class:`~rdstd.formats.lerobot.export.ExportReport`
+Everything else the target cannot hold is a warning in the :class:`~rdstd.export.lerobot.ExportReport`
 (``warnings``: text -> how many episodes it concerns), never silence.
 """
 

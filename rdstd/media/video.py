@@ -35,11 +35,14 @@ from rdstd.errors import (
     SchemaError,
     SourceNotFoundError,
 )
+from rdstd.io import atomic
+from rdstd.io.write_errors import output_error
+from rdstd.media.lru import LruCache
 from rdstd.paths import inside
 from rdstd.schema.episode import VideoFrames
-from rdstd.store import atomic
-from rdstd.store.layout import VIDEO_REF_TYPE
-from rdstd.store.lru import LruCache
+
+#: Arrow type of a camera kept as video: per frame, the file (relative to the root) and the time inside it.
+VIDEO_REF_TYPE = pa.struct([pa.field("path", pa.string()), pa.field("timestamp_s", pa.float64())])
 
 #: Open decoders kept per process (each holds a demuxer and a codec context, a few MB).
 DECODER_CACHE_SIZE = 8
@@ -83,8 +86,6 @@ def ffmpeg_errors(path: Path, action: str, error: type[RdstdError], hint: str = 
             yield
     except av.FFmpegError as exc:
         if isinstance(exc, OSError):
-            from rdstd.store.output import output_error
-
             full = output_error(exc, path)
             if full is not None:
                 raise full from exc
