@@ -3,7 +3,13 @@
 Adding a command is a one-file change: a module in ``rdstd/cli/commands/`` with a ``register(app)`` function.
 Errors are mapped to one-line messages and exit codes here, in one place (0 ok, 1 findings or failed episodes,
 2 usage, 3 environment or source, 130 interrupted, 143 terminated); tracebacks of rdstd's own errors only with
-``--debug``, while an internal error (a bug to report) always prints its traceback, to stderr.
+``--debug``, while an internal error (a bug to report) always prints its traceback, to stderr. With
+``--format json`` every error, usage errors included, is one JSON object on stderr
+(``{"error": {"code", "situation", "message", "hint"}}``) with the same exit code.
+
+The shared options ``--format``, ``--quiet`` and ``--debug`` are accepted anywhere on the line (before or after the
+command, as in ruff and uv): :func:`lift_shared_options` moves them where typer expects them. Usage lines name
+arguments in capitals (``rdstd info [OPTIONS] PATH``), and ``--install-completion`` installs shell completion.
 
 SIGTERM (what SLURM, Kubernetes and ``kill`` send) is handled like Ctrl-C: it becomes :class:`Terminated`, a
 ``KeyboardInterrupt``, in the main thread, so every ``with`` block aborts and removes what the run made.
@@ -17,23 +23,68 @@ import signal
 import sys
 import threading
 import traceback
+from dataclasses import dataclass, field
+from functools import cache
 from types import FrameType
+from typing import Any
 
 import typer
+import typer.core
+import typer.main
 
 from rdstd.cli import commands
-from rdstd.errors import RdstdError
+from rdstd.cli.output import GLOBAL, GlobalOptions, error_json
+from rdstd.errors import RdstdError, UsageError
+
+
+class _Interrupt(BaseException):  # a BaseException: click would turn a KeyboardInterrupt into exit 130
+    """An interrupt (Ctrl-C or SIGTERM) inside a command, carried out of click with the original."""
+
+    def __init__(self, original: KeyboardInterrupt) -> None:
+        super().__init__()
+        self.original = original
+
+
+class Command(typer.core.TyperCommand):
+    """A command whose usage line names its arguments in capitals (``PATH``, ``[WHICH]``), as click and most
+    CLIs do, and whose interrupts reach :func:`main` intact."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if isinstance(param, typer.core.TyperArgument) and param.metavar is None and param.name:
+                param.metavar = param.name.upper()
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:  # typer's own click Context (private module)
+        """``[OPTIONS] PATH [WHICH]``: required arguments bare, optional ones in brackets."""
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.params:
+            if isinstance(param, typer.core.TyperArgument):
+                name = param.metavar or (param.name or "").upper()
+                name = name if param.required else f"[{name}]"
+                pieces.append(f"{name}..." if param.nargs != 1 else name)
+        return pieces
+
+    def invoke(self, ctx: Any) -> Any:
+        """Run the command; an interrupt leaves as :class:`_Interrupt` so that its kind (Ctrl-C or SIGTERM)
+        decides the exit code."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise _Interrupt(exc) from exc
+
 
 app = typer.Typer(
     name="rdstd",
     help="Make robot-learning data from any lab into one canonical, self-describing dataset.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
 
-_STATE = {"debug": False}
+#: The shared options: flags (any of their spellings) and the one that takes a value.
+_FLAGS = {"--debug": "debug", "--quiet": "quiet", "-q": "quiet"}
+_FORMAT = "--format"
 
 
 class Terminated(KeyboardInterrupt):
@@ -56,19 +107,97 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors (accepted anywhere on the line)."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="No plan, notes or progress on stderr; results and errors still print (anywhere)."
+    ),
+    output_format: str = typer.Option(
+        "text", _FORMAT, help="text or json; also accepted after the command, where some take more (anywhere)."
+    ),
     version: bool = typer.Option(
         False, "--version", callback=_print_version, is_eager=True, help="Print rdstd's version and exit."
     ),
 ) -> None:
-    _STATE["debug"] = debug
+    """Make robot-learning data from any lab into one canonical, self-describing dataset."""
+    if output_format not in {"text", "json"}:
+        raise UsageError(
+            f"--format {output_format!r} is not known for this command",
+            hint="choose text or json",
+            situation="format-unknown",
+        )
 
 
 def _register_commands() -> None:
     for module in pkgutil.iter_modules(commands.__path__):
         importlib.import_module(f"{commands.__name__}.{module.name}").register(app)
+    for info in app.registered_commands:
+        if info.cls in (None, typer.core.TyperCommand):  # a command with its own class keeps it
+            info.cls = Command
 
 
 _register_commands()
+
+
+@cache
+def _click_app() -> typer.core.TyperGroup:
+    group = typer.main.get_command(app)
+    assert isinstance(group, typer.core.TyperGroup)
+    return group
+
+
+@dataclass
+class _Line:
+    """A command line with the shared options taken out of it."""
+
+    args: list[str]
+    options: GlobalOptions = field(default_factory=GlobalOptions)
+    format_given: bool = False
+
+
+def lift_shared_options(args: list[str]) -> list[str]:
+    """``args`` with ``--debug``, ``--quiet``/``-q`` and ``--format X`` moved where typer expects them: flags
+    before the command; ``--format`` right after the command when the command has a ``--format`` of its own
+    (``rdstd validate --format sarif``), else before it. Also sets :data:`rdstd.cli.output.GLOBAL`."""
+    line = _split(args)
+    GLOBAL.format, GLOBAL.quiet, GLOBAL.debug = line.options.format, line.options.quiet, line.options.debug
+    head = [flag for flag, on in (("--debug", line.options.debug), ("--quiet", line.options.quiet)) if on]
+    rest = line.args
+    if not line.format_given:
+        return [*head, *rest]
+    given = [_FORMAT, line.options.format]
+    position = _command_position(rest)
+    if position is None:
+        return [*head, *given, *rest]
+    command = _click_app().commands.get(rest[position])
+    if command is not None and any(_FORMAT in p.opts for p in command.params):
+        return [*head, *rest[: position + 1], *given, *rest[position + 1 :]]
+    return [*head, *given, *rest]
+
+
+def _split(args: list[str]) -> _Line:
+    line = _Line(args=[])
+    tokens = iter(enumerate(args))
+    for i, token in tokens:
+        if token == "--":
+            line.args.extend(args[i:])
+            break
+        if token in _FLAGS:
+            setattr(line.options, _FLAGS[token], True)
+        elif token == _FORMAT and i + 1 < len(args):
+            line.options.format, line.format_given = args[i + 1], True
+            next(tokens)
+        elif token.startswith(f"{_FORMAT}="):
+            line.options.format, line.format_given = token.split("=", 1)[1], True
+        else:
+            line.args.append(token)
+    return line
+
+
+def _command_position(args: list[str]) -> int | None:
+    """Where the command name is: the first word that is not a root option."""
+    for i, token in enumerate(args):
+        if not token.startswith("-"):
+            return i
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,42 +213,58 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: list[str], argv: list[str] | None) -> int:
-    debug = "--debug" in args
-    if debug:  # a shared option: accepted before or after the command, given to the app once, first
-        args = ["--debug", *(a for a in args if a != "--debug")]
     try:
-        app(args=args, prog_name="rdstd")  # typer exits through SystemExit, usage errors with code 2
-    except SystemExit as exc:
-        interrupt = _interrupt_behind(exc)  # typer turns an interrupt into SystemExit(130)
-        if interrupt is not None:
-            return _interrupted(interrupt, argv)
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-        return _exit(code, argv)
+        args = lift_shared_options(args)
+        code = _click_app().main(args=args, prog_name="rdstd", standalone_mode=False)
+    except _Interrupt as exc:
+        return _interrupted(exc.original, argv)
+    except typer.TyperException as exc:  # a usage error found by the parser: a bad option, a missing argument
+        _print_usage_error(exc)
+        return _exit(exc.exit_code, argv)
+    except typer.Abort:
+        return _interrupted(KeyboardInterrupt(), argv)
     except RdstdError as exc:
-        if debug:
+        if GLOBAL.debug:
             traceback.print_exc()
-        print(f"rdstd: error: {exc.one_line()}", file=sys.stderr)
+        _print_error(exc)
         return _exit(exc.exit_code, argv)
     except KeyboardInterrupt as exc:
         return _interrupted(exc, argv)
     except Exception as exc:  # the boundary: a bug in rdstd, shown in full so it can be reported
         traceback.print_exc()
-        print(
-            f"rdstd: internal error: {type(exc).__name__}: {exc} (a bug in rdstd: please report it with the traceback)",
-            file=sys.stderr,
-        )
+        message = f"{type(exc).__name__}: {exc}"
+        hint = "a bug in rdstd: please report it with the traceback"
+        if GLOBAL.format == "json":
+            print(error_json("RD900", "internal", message, hint), file=sys.stderr)
+        else:
+            print(f"rdstd: internal error: {message} ({hint})", file=sys.stderr)
         return _exit(3, argv)
-    return _exit(0, argv)
+    return _exit(code if isinstance(code, int) else 0, argv)
 
 
-def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
-    """The interrupt (Ctrl-C or SIGTERM) that ``exc`` was raised while handling, if any."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, KeyboardInterrupt):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
+def _print_error(exc: RdstdError) -> None:
+    if GLOBAL.format == "json":
+        d = exc.as_dict()
+        print(error_json(d["code"], d["situation"], d["message"], d["hint"]), file=sys.stderr)
+    else:
+        print(f"rdstd: error: {exc.one_line()}", file=sys.stderr)
+
+
+def _print_usage_error(exc: typer.TyperException) -> None:
+    """Text: what the parser prints (usage line, a pointer to --help, the error); JSON: one object."""
+    where = str(getattr(getattr(exc, "ctx", None), "command_path", "rdstd"))
+    if type(exc).__name__ == "NoArgsIsHelpError":  # ``rdstd`` or ``rdstd info`` alone: the help itself
+        message, situation = f"{where} needs arguments", "arguments-missing"
+        if GLOBAL.format != "json":
+            print(exc.format_message(), file=sys.stderr)
+            return
+    else:
+        message, situation = exc.format_message(), "cli-usage"
+        if GLOBAL.format != "json":
+            show = getattr(exc, "show", None)
+            show() if callable(show) else print(f"rdstd: error: {message}", file=sys.stderr)
+            return
+    print(error_json(UsageError.code, situation, message, f"see `{where} --help`"), file=sys.stderr)
 
 
 def _interrupted(exc: KeyboardInterrupt, argv: list[str] | None) -> int:

@@ -1,4 +1,8 @@
-"""Options shared by every command, defined once, and the helpers that print."""
+"""Options shared by every command, defined once, and the helpers that print.
+
+The shared options ``--format``, ``--quiet`` and ``--debug`` are accepted anywhere on the line
+(:mod:`rdstd.cli.app` lifts them); their values for this run live in :data:`GLOBAL`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
@@ -24,6 +29,22 @@ class OutputFormat(StrEnum):
 FORMAT_OPTION = typer.Option(OutputFormat.TEXT, "--format", help="Output format: text for people, json for tools.")
 
 
+@dataclass
+class GlobalOptions:
+    """The shared options of this run, wherever on the command line they were given."""
+
+    #: The ``--format`` value (``text`` unless given); errors are JSON on stderr when it is ``json``.
+    format: str = "text"
+    #: ``--quiet``: no side messages and no progress on stderr (results and errors still print).
+    quiet: bool = False
+    #: ``--debug``: tracebacks for rdstd's own errors.
+    debug: bool = False
+
+
+#: The shared options of the running command (set by :mod:`rdstd.cli.app` before the command runs).
+GLOBAL = GlobalOptions()
+
+
 def emit_json(data: Any) -> None:
     """Print ``data`` as JSON on stdout."""
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
@@ -35,8 +56,16 @@ def emit(text: str) -> None:
 
 
 def note(text: str) -> None:
-    """Print a side message on stderr (progress, warnings), leaving stdout for the result."""
-    sys.stderr.write(text.rstrip("\n") + "\n")
+    """Print a side message on stderr (the plan, notes, warnings), leaving stdout for the result; ``--quiet``
+    silences it."""
+    if not GLOBAL.quiet:
+        sys.stderr.write(text.rstrip("\n") + "\n")
+
+
+def error_json(code: str, situation: str, message: str, hint: str) -> str:
+    """An error as the one JSON line printed on stderr with ``--format json``."""
+    payload = {"error": {"code": code, "situation": situation, "message": message, "hint": hint}}
+    return json.dumps(payload, ensure_ascii=False)
 
 
 class ProgressMode(StrEnum):
@@ -80,7 +109,9 @@ class ProgressPrinter:
         self.interval_s = PLAIN_INTERVAL_S if interval_s is None else interval_s
         self.stream = stream if stream is not None else sys.stderr
         self.clock = clock
-        if mode == ProgressMode.AUTO:
+        if GLOBAL.quiet:
+            mode = ProgressMode.NONE
+        elif mode == ProgressMode.AUTO:
             mode = ProgressMode.BAR if _is_tty(self.stream) else ProgressMode.PLAIN
         self.mode = mode
         self._started = clock()

@@ -99,11 +99,12 @@ def test_an_internal_error_prints_its_traceback_to_stderr(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from rdstd.cli import app as cli
+    from rdstd.cli.commands import info
 
     def broken(*args: object, **kwargs: object) -> None:
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(cli, "app", broken)
+    monkeypatch.setattr(info, "normalized", broken)  # the first thing `rdstd info` calls
     assert cli.main(["info", "x"]) == 3
     out, err = capsys.readouterr()
     assert out == ""
