@@ -1,32 +1,68 @@
-"""The error taxonomy. Every error rdstd raises is an :class:`RdstdError` with a stable code and a hint.
+"""The error taxonomy. Every error rdstd raises is an :class:`RdstdError` with a stable code, a situation and a
+hint.
 
-The codes are a fixed list (:data:`ERROR_CODES`), documented in ``docs/errors.md``; a test keeps the two in step.
-The CLI maps the classes to exit codes in one place (``rdstd.cli.errors``).
+The codes are a fixed list (:data:`ERROR_CODES`); under each code, every raise site names its *situation*, a
+kebab-case word for what happened (``output-not-empty``, ``spec-key-missing``), so that ``docs/errors.md`` can say
+what to do about each one under its own anchor (:attr:`RdstdError.doc`). A test keeps the codes, the situations
+raised in the code and the documentation in step. The CLI maps the classes to exit codes in one place
+(:mod:`rdstd.cli.app`).
 """
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
+
+#: Where the situations are explained; every one-line error ends with a pointer into it.
+ERRORS_DOC = "docs/errors.md"
+#: What a situation looks like (a test holds every raise site to it).
+SITUATION_PATTERN = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+
+
+def default_situation(cls: type[RdstdError]) -> str:
+    """The situation of an error raised without one: its class name in kebab case (``CorruptSourceError`` ->
+    ``corrupt-source``)."""
+    name = cls.__name__.removesuffix("Error") or "rdstd"
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
 
 
 class RdstdError(Exception):
     """Root of every error rdstd raises on purpose.
 
-    ``message`` says what went wrong and where (a file, a record); ``hint`` says what to do next.
+    ``message`` says what went wrong and where (a file, a record); ``hint`` says what to do next; ``situation``
+    (kebab case) names the case under the class's code, documented under :attr:`anchor` in ``docs/errors.md``.
     """
 
     code: ClassVar[str] = "RD000"
     exit_code: ClassVar[int] = 3
 
-    def __init__(self, message: str, *, hint: str = "") -> None:
+    def __init__(self, message: str, *, hint: str = "", situation: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.situation = situation or default_situation(type(self))
+
+    @property
+    def anchor(self) -> str:
+        """The situation's anchor in ``docs/errors.md`` (``rd404-video-missing``)."""
+        return f"{self.code.lower()}-{self.situation}"
+
+    @property
+    def doc(self) -> str:
+        """Where this situation is explained: ``docs/errors.md#<anchor>``."""
+        return f"{ERRORS_DOC}#{self.anchor}"
 
     def one_line(self) -> str:
-        """The error as one line: code, message and, when there is one, the next step."""
+        """The error as one line: code, message, the next step when there is one, and where it is explained."""
         text = f"[{self.code}] {self.message}"
-        return f"{text} ({self.hint})" if self.hint else text
+        if self.hint:
+            text = f"{text} ({self.hint})"
+        return f"{text} [see {self.doc}]"
+
+    def as_dict(self) -> dict[str, str]:
+        """The error as JSON-ready data: code, situation, message and hint (the hint ends with the doc pointer)."""
+        hint = f"{self.hint}; see {self.doc}" if self.hint else f"see {self.doc}"
+        return {"code": self.code, "situation": self.situation, "message": self.message, "hint": hint}
 
 
 class UsageError(RdstdError):
@@ -54,6 +90,7 @@ class MissingDependencyError(RdstdError):
         super().__init__(
             f"the Python package {module!r} is needed{why} but is not installed",
             hint=f"install it with: pip install 'rdstd[{extra}]'",
+            situation="extra-not-installed",
         )
         self.module = module
         self.extra = extra
