@@ -253,18 +253,18 @@ def _print_error(exc: RdstdError) -> None:
 def _print_usage_error(exc: typer.TyperException) -> None:
     """Text: what the parser prints (usage line, a pointer to --help, the error); JSON: one object."""
     where = str(getattr(getattr(exc, "ctx", None), "command_path", "rdstd"))
+    hint = f"see `{where} --help`"
+    json_format = GLOBAL.format == "json"
     if type(exc).__name__ == "NoArgsIsHelpError":  # ``rdstd`` or ``rdstd info`` alone: the help itself
-        message, situation = f"{where} needs arguments", "arguments-missing"
-        if GLOBAL.format != "json":
+        if json_format:
+            print(error_json(UsageError.code, "arguments-missing", f"{where} needs arguments", hint), file=sys.stderr)
+        else:
             print(exc.format_message(), file=sys.stderr)
-            return
+    elif json_format:
+        print(error_json(UsageError.code, "cli-usage", exc.format_message(), hint), file=sys.stderr)
     else:
-        message, situation = exc.format_message(), "cli-usage"
-        if GLOBAL.format != "json":
-            show = getattr(exc, "show", None)
-            show() if callable(show) else print(f"rdstd: error: {message}", file=sys.stderr)
-            return
-    print(error_json(UsageError.code, situation, message, f"see `{where} --help`"), file=sys.stderr)
+        show = getattr(exc, "show", None)
+        show() if callable(show) else print(f"rdstd: error: {exc.format_message()}", file=sys.stderr)
 
 
 def _interrupted(exc: KeyboardInterrupt, argv: list[str] | None) -> int:
