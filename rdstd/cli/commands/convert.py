@@ -137,7 +137,9 @@ def _exclusions(findings: Path | None, severity: str) -> dict[str, list[str]] | 
         level = Severity(severity)
     except ValueError as exc:
         raise UsageError(
-            f"--exclude-severity {severity!r} is not a severity", hint="choose error, warning or info"
+            f"--exclude-severity {severity!r} is not a severity",
+            hint="choose error, warning or info",
+            situation="severity-unknown",
         ) from exc
     return exclusions(read_report(findings), level)
 
@@ -152,6 +154,7 @@ def _report_path(report_file: Path | None) -> Path | None:
         raise UsageError(
             f"--report {report_file}: {problem}",
             hint="give a file path in an existing folder, e.g. --report report.json",
+            situation="report-path-invalid",
         )
     return path
 

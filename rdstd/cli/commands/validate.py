@@ -67,7 +67,11 @@ def validate_command(
         emit(_listing())
         return
     if path is None:
-        raise UsageError("give the dataset to validate", hint="rdstd validate PATH (or --list to see the checks)")
+        raise UsageError(
+            "give the dataset to validate",
+            hint="rdstd validate PATH (or --list to see the checks)",
+            situation="dataset-missing",
+        )
     target = _output_path(output)
     root = normalized(path)
     config = configure(root, profile=profile, select=_ids(select) or None, ignore=_ids(ignore) or None)
@@ -101,7 +105,11 @@ def _output_path(output: Path | None) -> Path | None:
         return None
     path = normalized(output)
     if path.is_dir() or not path.parent.is_dir():
-        raise UsageError(f"--output {output}: not a file in an existing folder", hint="e.g. --output report.sarif")
+        raise UsageError(
+            f"--output {output}: not a file in an existing folder",
+            hint="e.g. --output report.sarif",
+            situation="report-path-invalid",
+        )
     return path
 
 
