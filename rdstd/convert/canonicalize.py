@@ -73,11 +73,15 @@ class VectorPlan:
         flat = values.reshape(n, -1)
         if self.index is not None:
             if self.index.max(initial=-1) >= flat.shape[1]:
-                raise EpisodeError(f"{self.key}: has {flat.shape[1]} elements per frame, the spec indexes more")
+                raise EpisodeError(
+                    f"{self.key}: has {flat.shape[1]} elements per frame, the spec indexes more",
+                    situation="episode-width-mismatch",
+                )
             flat = flat[:, self.index]
         elif flat.shape[1] != self.feature.size:
             raise EpisodeError(
-                f"{self.key}: has {flat.shape[1]} elements per frame, the dataset has {self.feature.size}"
+                f"{self.key}: has {flat.shape[1]} elements per frame, the dataset has {self.feature.size}",
+                situation="episode-width-mismatch",
             )
         if self.scale is not None or self.offset is not None:
             flat = flat.astype(np.float64)
@@ -95,7 +99,10 @@ def plan_vector(name: str, spec: VectorSpec, source: SourceKey, *, keep_source: 
     source_size = math.prod(source.shape) if source.shape else 1
     index = np.asarray(spec.index, dtype=np.int64) if spec.index is not None else None
     if index is not None and (index.min(initial=0) < 0 or index.max(initial=-1) >= source_size):
-        raise MappingError(f"feature {name}: index {spec.index} is outside {source.key} ({source_size} elements)")
+        raise MappingError(
+            f"feature {name}: index {spec.index} is outside {source.key} ({source_size} elements)",
+            situation="spec-index-out-of-range",
+        )
     size = len(index) if index is not None else source_size
     source_names = source.names
     if source_names is not None and index is not None and len(source_names) == source_size:
@@ -105,6 +112,7 @@ def plan_vector(name: str, spec: VectorSpec, source: SourceKey, *, keep_source: 
         raise MappingError(
             f"feature {name}: the spec names {len(dims)} dimensions but {source.key} has {size}",
             hint="give one name per element (or use index: to pick elements)",
+            situation="spec-dims-mismatch",
         )
     shape = (size,) if index is not None or spec.dims is not None or spec.names is not None else source.shape or (1,)
     transforms: list[str] = []
@@ -235,7 +243,7 @@ def _canonical_grippers(
             continue
         low, high = grip.range
         if high == low:
-            raise MappingError(f"gripper dim {grip.dim}: range {grip.range} is empty")
+            raise MappingError(f"gripper dim {grip.dim}: range {grip.range} is empty", situation="gripper-range-empty")
         opened, closed = (high, low) if grip.open == GripperOpen.HIGH else (low, high)
         # x' = (x - closed) / (opened - closed); the range is in the source's units, so this replaces any unit factor.
         span = opened - closed
@@ -360,7 +368,9 @@ def plan_camera(
     ``store_as`` overrides the spec's choice; ``source_codec`` is how the source stores the frames (None: raw pixels).
     """
     if len(source.shape) not in (2, 3):
-        raise MappingError(f"camera {name}: {source.key} has shape {list(source.shape)}, not an image")
+        raise MappingError(
+            f"camera {name}: {source.key} has shape {list(source.shape)}, not an image", situation="camera-not-an-image"
+        )
     shape = source.shape if spec.layout == "hwc" else (*source.shape[1:], source.shape[0])
     height, width = shape[0], shape[1]
     channels = shape[2] if len(shape) == 3 else 1

@@ -51,6 +51,7 @@ def resolve_spec(info: SourceInfo, spec: str | Path | ConverterSpec | None) -> t
             raise MappingError(
                 f"spec {loaded.spec.name!r} is for {loaded.spec.format}, the source is {info.format}",
                 hint="pass a spec written for this format",
+                situation="spec-format-mismatch",
             )
         return loaded, []
     matched = match_spec(info)
@@ -87,7 +88,11 @@ class EpisodeConverter:
         rate_hz: float | None = None,
     ) -> None:
         if rate_hz is not None and not rate_hz > 0:
-            raise MappingError(f"rate {rate_hz!r} Hz is not a positive number", hint="pass --rate HZ with HZ > 0")
+            raise MappingError(
+                f"rate {rate_hz!r} Hz is not a positive number",
+                hint="pass --rate HZ with HZ > 0",
+                situation="rate-invalid",
+            )
         self.spec = spec
         self.info = info
         self.rate_hz: float | None = rate_hz or spec.rate_hz or info.rate_hz
@@ -184,6 +189,7 @@ class EpisodeConverter:
             raise MappingError(
                 f"{self.info.path}: the source has no timestamps and no frame rate is known",
                 hint="set rate_hz: in the spec, or pass --rate HZ",
+                situation="rate-unknown",
             )
         return self._clock_of(kind, source, stated)
 
@@ -227,7 +233,7 @@ class EpisodeConverter:
         whole. An empty episode yields one empty chunk. Errors in the data surface while iterating.
         """
         if chunk_frames < 1:
-            raise MappingError(f"chunk_frames must be at least 1, not {chunk_frames}")
+            raise MappingError(f"chunk_frames must be at least 1, not {chunk_frames}", situation="chunk-size-invalid")
         n = source.length
         self._check_rows(source)
         meta = self._meta(source)
@@ -255,14 +261,17 @@ class EpisodeConverter:
             for key in self._keys[plan.name]:
                 values = source.vectors.get(key)
                 if values is None:
-                    raise EpisodeError(f"episode {source.ref.key}: has no {key}")
+                    raise EpisodeError(f"episode {source.ref.key}: has no {key}", situation="episode-key-missing")
                 if values.shape[0] != source.length:
                     raise EpisodeError(
-                        f"episode {source.ref.key}: {key} has {values.shape[0]} rows, not {source.length}"
+                        f"episode {source.ref.key}: {key} has {values.shape[0]} rows, not {source.length}",
+                        situation="episode-length-mismatch",
                     )
         for cam in self.cameras:
             if cam.spec.key not in source.images:
-                raise EpisodeError(f"episode {source.ref.key}: has no images for {cam.spec.key}")
+                raise EpisodeError(
+                    f"episode {source.ref.key}: has no images for {cam.spec.key}", situation="episode-key-missing"
+                )
 
     def _vector(self, plan: VectorPlan, source: SourceEpisode, start: int, stop: int) -> npt.NDArray[Any]:
         keys = self._keys[plan.name]
@@ -313,7 +322,9 @@ class EpisodeConverter:
         if self.spec.timestamps is not None:
             raw = source.vectors.get(self.spec.timestamps.key)
             if raw is None:
-                raise EpisodeError(f"episode {source.ref.key}: has no {self.spec.timestamps.key}")
+                raise EpisodeError(
+                    f"episode {source.ref.key}: has no {self.spec.timestamps.key}", situation="episode-key-missing"
+                )
             factor = UNIT_TO_SI.get(self.spec.timestamps.unit, (Unit.S, 1.0))[1]
             stamps = read_frames(raw).reshape(n).astype(np.float64) * factor
             self._clock_paths.add((ClockKind.MEASURED, f"key:{self.spec.timestamps.key}"))
@@ -327,6 +338,7 @@ class EpisodeConverter:
             raise MappingError(
                 f"{self.info.path}: episode {source.ref.key} has no timestamps and no frame rate is known",
                 hint="set rate_hz: in the spec, or pass --rate HZ",
+                situation="rate-unknown",
             )
         return stamps - stamps[0] if n else stamps
 
@@ -396,5 +408,6 @@ def _need(keys: dict[str, SourceKey], key: str, name: str, info: SourceInfo) -> 
         raise MappingError(
             f"{info.path}: the spec maps {name} from {key!r}, which the source does not have (it has: {have})",
             hint="fix the key in the spec, or draft a new one with: rdstd spec SRC",
+            situation="spec-key-missing",
         )
     return keys[key]

@@ -133,6 +133,7 @@ def open_source(path: str | Path, format_name: str | None = None, *, salvage: bo
         raise UsageError(
             f"{src}: --salvage is not available for {backend.name} sources",
             hint="salvage reads truncated ROS 1 bags and MCAP files; convert without --salvage",
+            situation="salvage-unsupported",
         )
     dataset: SourceDataset = opener(src)
     return dataset
@@ -169,7 +170,9 @@ def convert(
     """
     started = time.perf_counter()
     if rate_hz is not None and not rate_hz > 0:
-        raise UsageError(f"the rate must be positive, not {rate_hz}", hint="pass --rate HZ, e.g. --rate 10")
+        raise UsageError(
+            f"the rate must be positive, not {rate_hz}", hint="pass --rate HZ, e.g. --rate 10", situation="rate-invalid"
+        )
     src, out = normalized(source), normalized(output)
     check_overlap(out, [src])  # before anything is read: a mistyped OUT must never touch the source
     with open_source(src, format_name, salvage=salvage) as dataset:
@@ -234,7 +237,10 @@ def convert(
             writer.clock = converter.clock  # what the episodes actually had (measured, synthesized or mixed)
             if report.episodes_written == 0:
                 reasons = "; ".join(f"{s.key}: {s.reason}" for s in report.skipped[:3])
-                raise EpisodeError(f"{src}: no episode could be converted ({reasons or 'the source has none'})")
+                raise EpisodeError(
+                    f"{src}: no episode could be converted ({reasons or 'the source has none'})",
+                    situation="no-episode-converted",
+                )
     report.seconds = time.perf_counter() - started
     return report
 
@@ -290,7 +296,9 @@ def _convert_one(
             raise refused from exc
         if fault == "internal":
             raise _internal(ref, exc) from exc
-        error = SourceError(f"episode {ref.key}: cannot read {exc.filename}: {exc.strerror or exc}")
+        error = SourceError(
+            f"episode {ref.key}: cannot read {exc.filename}: {exc.strerror or exc}", situation="source-file-unreadable"
+        )
         if on_error == "fail":
             raise error from exc
         report.skipped.append(SkippedEpisode(ref.index, ref.key, error.message))
@@ -371,6 +379,7 @@ def _internal(ref: EpisodeRef, exc: BaseException) -> InternalError:
         f"converting episode {ref.key} ({ref.path}) failed on an unexpected {type(exc).__name__}: {exc}",
         hint="this is a bug in rdstd or in the format backend, not in your data: re-run with --debug "
         "for the traceback and report it",
+        situation="backend-fault",
     )
 
 

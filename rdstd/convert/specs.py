@@ -48,10 +48,14 @@ def parse_spec(text: str, origin: str) -> ConverterSpec:
     try:
         data: Any = yaml.load(text, Loader=_YAML_LOADER)  # a safe loader; the C one when available
     except yaml.YAMLError as exc:
-        raise MappingError(f"{origin}: not valid YAML ({exc})", hint="fix the spec file") from exc
+        raise MappingError(
+            f"{origin}: not valid YAML ({exc})", hint="fix the spec file", situation="spec-not-yaml"
+        ) from exc
     if not isinstance(data, dict):
         raise MappingError(
-            f"{origin}: a converter spec must be a YAML mapping", hint="see schemas/converter-spec.schema.json"
+            f"{origin}: a converter spec must be a YAML mapping",
+            hint="see schemas/converter-spec.schema.json",
+            situation="spec-not-a-mapping",
         )
     try:
         return ConverterSpec.model_validate(data)
@@ -60,6 +64,7 @@ def parse_spec(text: str, origin: str) -> ConverterSpec:
         raise MappingError(
             f"{origin}: invalid converter spec at {where}: {problem} ({exc.error_count()} problem(s))",
             hint="see schemas/converter-spec.schema.json, or draft one with: rdstd spec SRC",
+            situation="spec-invalid",
         ) from exc
 
 
@@ -72,6 +77,7 @@ def load_spec(name_or_path: str | Path) -> LoadedSpec:
             raise UsageError(
                 f"no converter spec file or shipped spec called {str(name_or_path)!r}",
                 hint=f"shipped specs: {', '.join(shipped) or 'none'}; or draft one with: rdstd spec SRC > my.yaml",
+                situation="spec-not-found",
             )
         path = shipped[str(name_or_path)]
     text = path.read_text(encoding="utf-8")
@@ -122,6 +128,7 @@ def match_spec(info: SourceInfo) -> LoadedSpec | None:
         raise MappingError(
             f"{info.path}: the source fits several shipped specs equally well ({names})" + (f": {why}" if why else ""),
             hint=f"choose one with --spec (e.g. --spec {tied[0].spec.name}); rdstd info {info.path} shows the evidence",
+            situation="spec-ambiguous",
         )
     return tied[0]
 
@@ -179,6 +186,7 @@ def draft_spec(info: SourceInfo, *, name: str = "draft") -> ConverterSpec:
             f"{info.path}: the source holds no per-step values to draft a converter spec from "
             f"({info.episodes} episode(s))",
             hint="check that this is the dataset you meant (rdstd info shows what it holds)",
+            situation="source-has-no-values",
         )
     spec: dict[str, Any] = {
         "name": name,
