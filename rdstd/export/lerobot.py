@@ -114,7 +114,11 @@ class _Exporter:
         manifest = ds.manifest
         unknown = sorted(set(exclude) - set(manifest.features))
         if unknown:
-            raise UsageError(f"--exclude names no feature of {ds.path}: {unknown}", hint="see rdstd info DATASET")
+            raise UsageError(
+                f"--exclude names no feature of {ds.path}: {unknown}",
+                hint="see rdstd info DATASET",
+                situation="exclude-unknown-feature",
+            )
         for key in exclude:
             self.warnings.add(f"feature {key} left out (--exclude)")
         self.vectors: dict[str, VectorFeature] = {k: f for k, f in manifest.vectors.items() if k not in exclude}
@@ -130,12 +134,17 @@ class _Exporter:
                     f"{ds.path}: depth camera {key} is stored as video, which LeRobot cannot take as it is "
                     "(its depth video is 12-bit quantized HEVC, which rdstd does not write)",
                     hint=f"leave it out with --exclude {key}, or convert the source with --images png",
+                    situation="depth-video-unsupported",
                 )
             if export_meta.depth_unit(f) is None:
                 self.warnings.add(f"depth camera {key}: unit unknown, so info.depth_unit is not set")
         clash = set(self.vectors) & set(INDEX_COLUMNS)
         if clash:
-            raise UsageError(f"features {sorted(clash)} clash with LeRobot's own columns", hint="rename them first")
+            raise UsageError(
+                f"features {sorted(clash)} clash with LeRobot's own columns",
+                hint="rename them first",
+                situation="feature-name-clash",
+            )
         self.fps = float(manifest.rate_hz or _rate_of(ds))
         if not manifest.rate_hz:
             self.warnings.add(
@@ -549,7 +558,11 @@ def export_lerobot(
     """
     started = time.perf_counter()
     if version not in ("3.0", "2.1"):
-        raise UsageError(f"LeRobot version {version!r} cannot be written", hint="choose --version 3.0 or 2.1")
+        raise UsageError(
+            f"LeRobot version {version!r} cannot be written",
+            hint="choose --version 3.0 or 2.1",
+            situation="export-version-unknown",
+        )
     ds = dataset if isinstance(dataset, Dataset) else Dataset.open(dataset)
     out = Path(output)
     with (

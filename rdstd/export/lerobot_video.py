@@ -181,7 +181,9 @@ class VideoFile:
             written += 1
         n = plan.last - plan.first + 1
         if written != n:
-            raise CorruptSourceError(f"{plan.path}: copied {written} packets of an episode of {n} frames")
+            raise CorruptSourceError(
+                f"{plan.path}: copied {written} packets of an episode of {n} frames", situation="video-packets-short"
+            )
         start = float(start_ticks * self._tb)
         self.end_s = float(start_ticks * self._tb + Fraction(n) / Fraction(rate_hz).limit_denominator(1001))
         self.frames += n
