@@ -85,7 +85,10 @@ class EncodedRows(Sequence[bytes]):
         self._start = start
         self._n = (int(dataset.shape[0]) if stop is None else stop) - start
         if lengths is not None and len(lengths) != self._n:
-            raise CorruptSourceError(f"{where}: compress_len holds {len(lengths)} lengths for {self._n} frames")
+            raise CorruptSourceError(
+                f"{where}: compress_len holds {len(lengths)} lengths for {self._n} frames",
+                situation="compress-len-invalid",
+            )
 
     def __len__(self) -> int:
         return self._n
@@ -109,12 +112,16 @@ class EncodedRows(Sequence[bytes]):
         n = int(self._lengths[i])
         row = np.asarray(raw, dtype=np.uint8)
         if not 0 < n <= row.shape[0]:
-            raise CorruptSourceError(f"{self._where}: frame {i} claims {n} bytes of a {row.shape[0]}-byte row")
+            raise CorruptSourceError(
+                f"{self._where}: frame {i} claims {n} bytes of a {row.shape[0]}-byte row",
+                situation="compress-len-invalid",
+            )
         data = row[:n].tobytes()
         if data[-2:] != JPEG_END:
             raise CorruptSourceError(
                 f"{self._where}: frame {i} does not end a JPEG at compress_len={n}",
                 hint="compress_len does not match the image bytes; the file is damaged",
+                situation="compress-len-invalid",
             )
         return data
 
@@ -152,7 +159,10 @@ def padded_lengths(
     """
     table = np.asarray(compress_len).astype(np.int64)
     if table.ndim != 2 or table.shape[0] != len(cams):
-        raise CorruptSourceError(f"{where}: compress_len has shape {list(table.shape)} for {len(cams)} cameras")
+        raise CorruptSourceError(
+            f"{where}: compress_len has shape {list(table.shape)} for {len(cams)} cameras",
+            situation="compress-len-invalid",
+        )
     probe = min(3, table.shape[1])
     fits: dict[str, list[int]] = {}
     for name, ds in cams.items():
@@ -174,6 +184,7 @@ def padded_lengths(
             raise CorruptSourceError(
                 f"{where}: no row of compress_len fits the padded JPEG bytes of {name}",
                 hint="the image bytes and compress_len disagree; the file is damaged",
+                situation="compress-len-invalid",
             )
         chosen[name] = free[0]
     return {name: table[row] for name, row in chosen.items()}

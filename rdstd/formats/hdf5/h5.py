@@ -56,6 +56,7 @@ def open_file(path: Path, root: Path) -> Any:
         raise CorruptSourceError(
             f"{path}: h5py cannot open it ({reason})",
             hint="the file is truncated or not HDF5; re-download or re-copy it",
+            situation="hdf5-unreadable",
         ) from exc
 
 
@@ -127,11 +128,13 @@ def check_links(file: Any, path: Path, root: Path) -> None:
             raise SourceError(
                 f"{path}: {key} is {what} pointing outside the source folder ({filename!r})",
                 hint="copy the target file into the dataset folder; rdstd reads nothing outside it",
+                situation="link-outside-source",
             )
         if not resolved.is_file():
             raise CorruptSourceError(
                 f"{path}: {key} is {what} whose target file is missing ({filename!r})",
                 hint="h5py would return fill values for it; copy the missing file next to this one",
+                situation="link-target-missing",
             )
 
     def visit(group: Any, prefix: str) -> None:
@@ -143,7 +146,10 @@ def check_links(file: Any, path: Path, root: Path) -> None:
                 continue
             if isinstance(link, h5py.SoftLink):
                 if group.get(name) is None:
-                    raise CorruptSourceError(f"{path}: {key} is a soft link to {link.path!r}, which does not exist")
+                    raise CorruptSourceError(
+                        f"{path}: {key} is a soft link to {link.path!r}, which does not exist",
+                        situation="link-target-missing",
+                    )
                 continue
             item = group[name]
             if isinstance(item, h5py.Group):

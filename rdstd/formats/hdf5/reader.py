@@ -99,7 +99,11 @@ class Hdf5Source(SourceDataset):
         self.root = path if path.is_dir() else path.parent
         files = hdf5_files(path) if path.is_dir() else [path]
         if not files:
-            raise SourceError(f"{path}: the folder holds no .hdf5/.h5 files", hint="pass an HDF5 file or its folder")
+            raise SourceError(
+                f"{path}: the folder holds no .hdf5/.h5 files",
+                hint="pass an HDF5 file or its folder",
+                situation="no-hdf5-files",
+            )
         self._handles: dict[Path, Any] = {}
         self.large = LargeValues()
         self.warnings: list[str] = []
@@ -167,12 +171,14 @@ class Hdf5Source(SourceDataset):
                 f"{path}: an HDF5 file of no layout rdstd knows (top level: {top})",
                 hint="rdstd reads robomimic/LIBERO/MimicGen/Isaac Lab, robosuite, ALOHA, RoboMIND, DROID raw, numbered "
                 "episode groups and flat one-episode files; see docs/formats/hdf5.md",
+                situation="hdf5-layout-unknown",
             )
         if found.layout == "empty":
             total = text(file["data"].attrs.get("total", "absent"))
             raise SourceError(
                 f"{path}: holds no episodes (data/ has no demo_N groups; data@total = {total})",
                 hint="the recording kept no demos (a run that aborted or where nothing succeeded); nothing to convert",
+                situation="no-episodes",
             )
         if found.layout == "demo_groups":
             group = file[found.group] if found.group else file
@@ -195,17 +201,23 @@ class Hdf5Source(SourceDataset):
         where = f"{path}:{index}"
         ends = np.asarray(file[index][()], dtype=np.int64)
         if len(ends) and int(ends[0]) < 0:
-            raise CorruptSourceError(f"{where}: the first episode ends at step {int(ends[0])}, before step 0")
+            raise CorruptSourceError(
+                f"{where}: the first episode ends at step {int(ends[0])}, before step 0",
+                situation="episode-ends-invalid",
+            )
         drops = np.flatnonzero(np.diff(ends) < 0)
         if drops.size:
             i = int(drops[0])
-            raise CorruptSourceError(f"{where}: episode ends go backwards at index {i + 1}")
+            raise CorruptSourceError(
+                f"{where}: episode ends go backwards at index {i + 1}", situation="episode-ends-invalid"
+            )
         total = int(ends[-1]) if len(ends) else 0
         lengths = {k: int(d.shape[0]) for k, d in walk(file) if k != index and d.ndim >= 1}
         if total not in lengths.values():
             raise CorruptSourceError(
                 f"{where}: the last episode ends at step {total}, but no dataset has {total} rows",
                 hint="the index does not belong to these datasets",
+                situation="episode-ends-invalid",
             )
         starts = [0, *(int(e) for e in ends[:-1])]
         return [
@@ -378,7 +390,10 @@ class Hdf5Source(SourceDataset):
     def read_episode(self, ref: EpisodeRef) -> SourceEpisode:
         """The episode's per-step datasets as lazy frames; images as lazy encoded rows or raw frames."""
         if not 0 <= ref.index < len(self.units):
-            raise CorruptSourceError(f"{self.path}: no episode {ref.index} (the source holds {len(self.units)})")
+            raise CorruptSourceError(
+                f"{self.path}: no episode {ref.index} (the source holds {len(self.units)})",
+                situation="episode-not-found",
+            )
         unit = self.units[ref.index]
         result = self._scan(unit)
         keys = self._keys(unit, result)
@@ -465,6 +480,7 @@ class Hdf5Source(SourceDataset):
             raise CorruptSourceError(
                 f"{where}: images are padded JPEG (@compress) but compress_len is missing",
                 hint="the file is incomplete; re-record or re-copy it",
+                situation="compress-len-missing",
             )
         cams = {k: v for k, v in padded.items()}
         return padded_lengths(cams, table[()], f"{unit.file}:compress_len")
