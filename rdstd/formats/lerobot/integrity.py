@@ -36,7 +36,9 @@ _HINT = "the file is corrupt (bit rot or a bad copy): re-download it; skip the e
 
 
 def _corrupt(file: Path, column: str, episode: int, what: str) -> CorruptSourceError:
-    return CorruptSourceError(f"{file}: column {column} of episode {episode} {what}", hint=_HINT)
+    return CorruptSourceError(
+        f"{file}: column {column} of episode {episode} {what}", hint=_HINT, situation="column-damaged"
+    )
 
 
 def check_footer_stats(
@@ -73,7 +75,9 @@ def check_footer_stats(
                 complete.setdefault(name, True)
     except PARQUET_ERRORS as exc:  # the footer itself is damaged (names or statistics that do not decode)
         raise CorruptSourceError(
-            f"{file}: the parquet footer is damaged ({exc}) (episode {episode})", hint="re-download the file"
+            f"{file}: the parquet footer is damaged ({exc}) (episode {episode})",
+            hint="re-download the file",
+            situation="parquet-footer-damaged",
         ) from exc
     for name, low in lows.items():
         flat = values[name].reshape(-1)

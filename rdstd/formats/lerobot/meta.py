@@ -94,6 +94,7 @@ class LeRobotInfo:
             raise CorruptSourceError(
                 f"{self.root / INFO}: the {what} template {template!r} cannot be filled ({exc!r})",
                 hint="fix the template in meta/info.json",
+                situation="path-template-invalid",
             ) from exc
         return inside(self.root, rel, what, hint=_OUTSIDE_HINT)
 
@@ -126,10 +127,14 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise SourceNotFoundError(f"{path}: missing", hint="is this the dataset's root folder?") from exc
+        raise SourceNotFoundError(
+            f"{path}: missing", hint="is this the dataset's root folder?", situation="metadata-file-missing"
+        ) from exc
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise_if_pointer(path, dataset_root(path))
-        raise CorruptSourceError(f"{path}: not readable JSON ({exc})", hint="re-download the dataset") from exc
+        raise CorruptSourceError(
+            f"{path}: not readable JSON ({exc})", hint="re-download the dataset", situation="metadata-not-json"
+        ) from exc
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -137,9 +142,13 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
-        raise SourceNotFoundError(f"{path}: missing", hint="a LeRobot v2 dataset needs it; re-download") from exc
+        raise SourceNotFoundError(
+            f"{path}: missing", hint="a LeRobot v2 dataset needs it; re-download", situation="metadata-file-missing"
+        ) from exc
     except (OSError, UnicodeDecodeError) as exc:
-        raise CorruptSourceError(f"{path}: not readable ({exc})", hint="re-download the dataset") from exc
+        raise CorruptSourceError(
+            f"{path}: not readable ({exc})", hint="re-download the dataset", situation="metadata-not-json"
+        ) from exc
     rows = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -148,22 +157,32 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise_if_pointer(path, dataset_root(path))
-            raise CorruptSourceError(f"{path}:{number}: not JSON ({exc})", hint="fix or re-download the file") from exc
+            raise CorruptSourceError(
+                f"{path}:{number}: not JSON ({exc})", hint="fix or re-download the file", situation="metadata-not-json"
+            ) from exc
         if not isinstance(row, dict):
-            raise CorruptSourceError(f"{path}:{number}: expected a JSON object", hint="fix or re-download the file")
+            raise CorruptSourceError(
+                f"{path}:{number}: expected a JSON object",
+                hint="fix or re-download the file",
+                situation="metadata-not-json",
+            )
         rows.append(row)
     return rows
 
 
 def _feature(root: Path, key: str, spec: Any) -> Feature:
     if not isinstance(spec, dict) or "dtype" not in spec:
-        raise CorruptSourceError(f"{root / INFO}: feature {key!r} has no dtype", hint="fix meta/info.json")
+        raise CorruptSourceError(
+            f"{root / INFO}: feature {key!r} has no dtype", hint="fix meta/info.json", situation="info-json-invalid"
+        )
     shape = spec.get("shape") or [1]
     try:
         dims = tuple(int(d) for d in shape)
     except (TypeError, ValueError) as exc:
         raise CorruptSourceError(
-            f"{root / INFO}: feature {key!r} has shape {shape!r}", hint="fix meta/info.json"
+            f"{root / INFO}: feature {key!r} has shape {shape!r}",
+            hint="fix meta/info.json",
+            situation="info-json-invalid",
         ) from exc
     size = 1
     for d in dims:
@@ -178,7 +197,9 @@ def read_info(root: Path) -> LeRobotInfo:
     raw = read_json(root / INFO)
     file = root / INFO
     if not isinstance(raw, dict):
-        raise CorruptSourceError(f"{file}: expected a JSON object", hint="re-download the dataset")
+        raise CorruptSourceError(
+            f"{file}: expected a JSON object", hint="re-download the dataset", situation="info-json-invalid"
+        )
     version = str(raw.get("codebase_version", ""))
     if version not in SUPPORTED_VERSIONS:
         hint = (
@@ -187,16 +208,20 @@ def read_info(root: Path) -> LeRobotInfo:
             else f"rdstd reads {', '.join(SUPPORTED_VERSIONS)}"
         )
         raise UnsupportedVersionError(
-            f"{file}: LeRobot codebase_version {version or '(none)'!r} is not supported", hint=hint
+            f"{file}: LeRobot codebase_version {version or '(none)'!r} is not supported",
+            hint=hint,
+            situation="lerobot-version-unsupported",
         )
     try:
         fps = float(raw["fps"])
         data_path = str(raw["data_path"])
         features_raw = raw["features"]
     except (KeyError, TypeError, ValueError) as exc:
-        raise CorruptSourceError(f"{file}: missing or invalid {exc}", hint="fix meta/info.json") from exc
+        raise CorruptSourceError(
+            f"{file}: missing or invalid {exc}", hint="fix meta/info.json", situation="info-json-invalid"
+        ) from exc
     if fps <= 0:
-        raise CorruptSourceError(f"{file}: fps is {fps}", hint="fix meta/info.json")
+        raise CorruptSourceError(f"{file}: fps is {fps}", hint="fix meta/info.json", situation="info-json-invalid")
     video_path = raw.get("video_path")
     for name, template in (("data_path", data_path), ("video_path", video_path)):
         if template is None:
@@ -205,12 +230,17 @@ def read_info(root: Path) -> LeRobotInfo:
             raise CorruptSourceError(
                 f"{file}: {name} {template!r} points outside the dataset folder",
                 hint="fix meta/info.json; rdstd reads nothing outside the dataset folder",
+                situation="path-outside-dataset",
             )
     if not isinstance(features_raw, dict):
-        raise CorruptSourceError(f"{file}: features is not an object", hint="fix meta/info.json")
+        raise CorruptSourceError(
+            f"{file}: features is not an object", hint="fix meta/info.json", situation="info-json-invalid"
+        )
     features = {key: _feature(root, key, spec) for key, spec in features_raw.items()}
     if any(f.kind == "video" for f in features.values()) and not video_path:
-        raise CorruptSourceError(f"{file}: video features but no video_path", hint="fix meta/info.json")
+        raise CorruptSourceError(
+            f"{file}: video features but no video_path", hint="fix meta/info.json", situation="info-json-invalid"
+        )
     try:
         return LeRobotInfo(
             root=root,
@@ -226,7 +256,9 @@ def read_info(root: Path) -> LeRobotInfo:
             raw=raw,
         )
     except (TypeError, ValueError) as exc:
-        raise CorruptSourceError(f"{file}: invalid totals ({exc})", hint="fix meta/info.json") from exc
+        raise CorruptSourceError(
+            f"{file}: invalid totals ({exc})", hint="fix meta/info.json", situation="info-json-invalid"
+        ) from exc
 
 
 def looks_like_lerobot(path: Path) -> bool:

@@ -76,18 +76,24 @@ def read_modality(root: Path, sizes: dict[str, int]) -> Modality | None:
 def parse_modality(raw: Any, sizes: dict[str, int], origin: str) -> Modality:
     """Check and parse modality.json content: slices inside their feature, not overlapping."""
     if not isinstance(raw, dict):
-        raise CorruptSourceError(f"{origin}: expected a JSON object", hint="fix modality.json")
+        raise CorruptSourceError(
+            f"{origin}: expected a JSON object", hint="fix modality.json", situation="modality-json-invalid"
+        )
     groups: list[Group] = []
     for section, default_key in DEFAULT_KEYS.items():
         entries = raw.get(section) or {}
         if not isinstance(entries, dict):
-            raise CorruptSourceError(f"{origin}: {section} must be an object", hint="fix modality.json")
+            raise CorruptSourceError(
+                f"{origin}: {section} must be an object", hint="fix modality.json", situation="modality-json-invalid"
+            )
         for name, entry in entries.items():
             try:
                 start, end = int(entry["start"]), int(entry["end"])
             except (KeyError, TypeError, ValueError) as exc:
                 raise CorruptSourceError(
-                    f"{origin}: {section}.{name} needs integer start and end", hint="fix modality.json"
+                    f"{origin}: {section}.{name} needs integer start and end",
+                    hint="fix modality.json",
+                    situation="modality-json-invalid",
                 ) from exc
             key = str(entry.get("original_key") or default_key)
             size = sizes.get(key)
@@ -95,11 +101,13 @@ def parse_modality(raw: Any, sizes: dict[str, int], origin: str) -> Modality:
                 raise CorruptSourceError(
                     f"{origin}: {section}.{name} slices {key!r}, which info.json does not declare",
                     hint="fix modality.json or meta/info.json",
+                    situation="modality-json-invalid",
                 )
             if not 0 <= start < end <= size:
                 raise CorruptSourceError(
                     f"{origin}: {section}.{name} = [{start}, {end}) is outside {key} ({size} values)",
                     hint="fix modality.json (start/end are 0-based, end exclusive)",
+                    situation="modality-json-invalid",
                 )
             extra = {k: v for k, v in entry.items() if k not in ("start", "end", "original_key")}
             groups.append(Group(str(name), start, end, key, extra))
@@ -107,7 +115,11 @@ def parse_modality(raw: Any, sizes: dict[str, int], origin: str) -> Modality:
         spans = sorted((g.start, g.end, g.name) for g in groups if g.key == key)
         for (_, end, first), (start, _, second) in itertools.pairwise(spans):
             if start < end:
-                raise CorruptSourceError(f"{origin}: {first} and {second} overlap in {key}", hint="fix modality.json")
+                raise CorruptSourceError(
+                    f"{origin}: {first} and {second} overlap in {key}",
+                    hint="fix modality.json",
+                    situation="modality-json-invalid",
+                )
     videos_raw = raw.get("video") or {}
     videos = {
         str(name): str((entry or {}).get("original_key") or f"observation.images.{name}")

@@ -65,7 +65,9 @@ class _DataFile:
             self.episodes = self.handle.read(columns=["episode_index"])["episode_index"].to_numpy()
         except _DATA_FILE_ERRORS as exc:
             raise_if_pointer(path, root)
-            raise CorruptSourceError(f"{path}: unreadable data parquet ({exc})", hint="re-download the file") from exc
+            raise CorruptSourceError(
+                f"{path}: unreadable data parquet ({exc})", hint="re-download the file", situation="parquet-unreadable"
+            ) from exc
         meta = self.handle.metadata
         sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
         self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
@@ -77,10 +79,14 @@ class _DataFile:
             raise EpisodeError(
                 f"{self.path} holds no rows of episode {episode_index}",
                 hint="the episode table points at the wrong data file; skip with --on-error skip",
+                situation="episode-rows-missing",
             )
         first, last = int(found[0]), int(found[-1])
         if last - first + 1 != found.size:
-            raise EpisodeError(f"{self.path}: the rows of episode {episode_index} are not contiguous")
+            raise EpisodeError(
+                f"{self.path}: the rows of episode {episode_index} are not contiguous",
+                situation="episode-rows-not-contiguous",
+            )
         g0 = int(np.searchsorted(self.starts, first, side="right")) - 1
         g1 = int(np.searchsorted(self.starts, last, side="right")) - 1
         groups = list(range(g0, g1 + 1))
@@ -122,7 +128,9 @@ class LeRobotSource(SourceDataset):
         if len(set(indices)) != len(indices):
             dupes = sorted({i for i in indices if indices.count(i) > 1})[:5]
             raise CorruptSourceError(
-                f"{self.path}: episode indices listed twice: {dupes}", hint="fix the episode table"
+                f"{self.path}: episode indices listed twice: {dupes}",
+                hint="fix the episode table",
+                situation="episode-table-invalid",
             )
         frames = sum(e.length for e in self.entries)
         table = "meta/episodes.jsonl" if info.major == 2 else "meta/episodes/"
@@ -130,11 +138,13 @@ class LeRobotSource(SourceDataset):
             raise CorruptSourceError(
                 f"{file}: total_episodes is {info.total_episodes} but {table} lists {len(self.entries)} episodes",
                 hint=f"set total_episodes to {len(self.entries)} if the episode table is right",
+                situation="totals-mismatch",
             )
         if info.total_frames >= 0 and info.total_frames != frames:
             raise CorruptSourceError(
                 f"{file}: total_frames is {info.total_frames} but the episodes in {table} have {frames} frames",
                 hint=f"set total_frames to {frames} if the episode table is right",
+                situation="totals-mismatch",
             )
         if info.major == 2:
             chunks = -(-len(self.entries) // info.chunks_size)
@@ -251,12 +261,16 @@ class LeRobotSource(SourceDataset):
             raise EpisodeError(
                 f"{where}: data file {file} is missing",
                 hint="the dataset is incomplete or data_path does not match the files; skip with --on-error skip",
+                situation="data-file-missing",
             )
         try:
             have = set(pq.read_schema(file).names)
             missing = [c for c in self._columns if c not in have]
             if missing:
-                raise EpisodeError(f"{where}: {file} lacks the columns {missing} that meta/info.json declares")
+                raise EpisodeError(
+                    f"{where}: {file} lacks the columns {missing} that meta/info.json declares",
+                    situation="columns-missing",
+                )
             if self.meta.major == 2:
                 handle = pq.ParquetFile(file, page_checksum_verification=True)
                 groups = list(range(handle.metadata.num_row_groups))
@@ -270,7 +284,9 @@ class LeRobotSource(SourceDataset):
             return data.rows(entry.episode_index, self._columns)
         except PARQUET_ERRORS as exc:
             raise_if_pointer(file, self.path)
-            raise EpisodeError(f"{where}: {file} is not readable parquet ({exc})") from exc
+            raise EpisodeError(
+                f"{where}: {file} is not readable parquet ({exc})", situation="parquet-unreadable"
+            ) from exc
 
     def read_episode(self, ref: EpisodeRef) -> SourceEpisode:
         """Read one episode: vectors, the timestamp clock, cameras (video segments or PNG bytes), texts."""
@@ -281,24 +297,31 @@ class LeRobotSource(SourceDataset):
         n = table.num_rows
         if n != entry.length:
             raise EpisodeError(
-                f"{where}: {entry.data_file} has {n} rows for this episode, the metadata says {entry.length}"
+                f"{where}: {entry.data_file} has {n} rows for this episode, the metadata says {entry.length}",
+                situation="episode-length-mismatch",
             )
         if n == 0:
-            raise EpisodeError(f"{where}: the episode has no frames")
+            raise EpisodeError(f"{where}: the episode has no frames", situation="episode-empty")
         stamps = table["timestamp"].to_numpy().astype(np.float64)
         if n > 1 and not bool(np.all(np.diff(stamps) > 0)):
-            raise EpisodeError(f"{where}: timestamps in {entry.data_file} are not strictly increasing")
+            raise EpisodeError(
+                f"{where}: timestamps in {entry.data_file} are not strictly increasing",
+                situation="timestamps-not-increasing",
+            )
         if "frame_index" in table.column_names:
             frames_col = table["frame_index"].to_numpy()
             if not np.array_equal(frames_col, np.arange(n)):
-                raise EpisodeError(f"{where}: frame_index in {entry.data_file} is not 0..{n - 1}")
+                raise EpisodeError(
+                    f"{where}: frame_index in {entry.data_file} is not 0..{n - 1}", situation="frame-index-invalid"
+                )
         if entry.rows is not None and "index" in table.column_names:
             index = table["index"].to_numpy()
             if int(index[0]) != entry.rows[0] or int(index[-1]) + 1 != entry.rows[1]:
                 raise EpisodeError(
                     f"{where}: rows in {entry.data_file} hold index {int(index[0])}..{int(index[-1])}, "
                     "the episode table says "
-                    f"[{entry.rows[0]}, {entry.rows[1]})"
+                    f"[{entry.rows[0]}, {entry.rows[1]})",
+                    situation="episode-rows-mismatch",
                 )
         vectors: dict[str, npt.NDArray[Any]] = {"timestamp": table["timestamp"].to_numpy()}
         texts: dict[str, list[str]] = {}
@@ -342,7 +365,7 @@ def _vector(column: pa.ChunkedArray, feature: Feature, n: int, where: str) -> np
     """A numeric column as (n, *shape): plain, fixed-size or variable lists, or nested lists (HF ArrayND)."""
     array: pa.Array = column.combine_chunks()
     if array.null_count:
-        raise EpisodeError(f"{where}: {feature.key} has {array.null_count} missing values")
+        raise EpisodeError(f"{where}: {feature.key} has {array.null_count} missing values", situation="values-missing")
     while True:
         if isinstance(array.type, pa.ExtensionType):
             array = array.storage
@@ -359,7 +382,8 @@ def _vector(column: pa.ChunkedArray, feature: Feature, n: int, where: str) -> np
     if values.size != n * size:
         raise EpisodeError(
             f"{where}: {feature.key} has {values.size} values for {n} frames, expected {size} per frame "
-            f"(shape {list(feature.shape)})"
+            f"(shape {list(feature.shape)})",
+            situation="feature-shape-mismatch",
         )
     return values.reshape(n, *feature.shape)
 
@@ -370,8 +394,10 @@ def _encoded_images(column: pa.ChunkedArray, where: str, key: str) -> EncodedFra
     data = array.field("bytes") if pa.types.is_struct(array.type) else array
     frames = data.to_pylist()
     if any(b is None for b in frames):
-        raise EpisodeError(f"{where}: {key} has frames without embedded bytes (only a path)")
+        raise EpisodeError(
+            f"{where}: {key} has frames without embedded bytes (only a path)", situation="image-bytes-missing"
+        )
     codec = images.sniff_codec(frames[0]) if frames else ImageCodec.PNG
     if codec is None:
-        raise EpisodeError(f"{where}: {key} holds bytes that are neither PNG nor JPEG")
+        raise EpisodeError(f"{where}: {key} holds bytes that are neither PNG nor JPEG", situation="image-codec-unknown")
     return EncodedFrames(codec, frames)

@@ -19,7 +19,9 @@ def read_tasks(info: LeRobotInfo) -> dict[int, str]:
         try:
             tasks[int(row["task_index"])] = str(row["task"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise CorruptSourceError(f"{file}: a row lacks task_index/task ({row})", hint="fix the file") from exc
+            raise CorruptSourceError(
+                f"{file}: a row lacks task_index/task ({row})", hint="fix the file", situation="episode-table-invalid"
+            ) from exc
     return tasks
 
 
@@ -32,7 +34,11 @@ def read_episodes(info: LeRobotInfo) -> list[EpisodeEntry]:
         try:
             index, length = int(row["episode_index"]), int(row["length"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise CorruptSourceError(f"{file}: a row lacks episode_index/length ({row})", hint="fix the file") from exc
+            raise CorruptSourceError(
+                f"{file}: a row lacks episode_index/length ({row})",
+                hint="fix the file",
+                situation="episode-table-invalid",
+            ) from exc
         fields: dict[str, Any] = {
             "episode_chunk": index // info.chunks_size,
             "chunk_index": index // info.chunks_size,

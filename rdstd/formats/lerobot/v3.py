@@ -23,7 +23,9 @@ def _read(file: Path, root: Path, columns: list[str] | None = None) -> pa.Table:
         return pq.read_table(file, columns=columns)
     except PARQUET_ERRORS as exc:
         raise_if_pointer(file, root)
-        raise CorruptSourceError(f"{file}: unreadable parquet ({exc})", hint="re-download the dataset") from exc
+        raise CorruptSourceError(
+            f"{file}: unreadable parquet ({exc})", hint="re-download the dataset", situation="parquet-unreadable"
+        ) from exc
 
 
 def read_tasks(info: LeRobotInfo) -> dict[int, str]:
@@ -37,6 +39,7 @@ def read_tasks(info: LeRobotInfo) -> dict[int, str]:
         raise CorruptSourceError(
             f"{file}: expected a task_index column and the task text as index or 'task' (has {table.column_names})",
             hint="re-download the dataset",
+            situation="episode-table-invalid",
         )
     return {int(i): str(t) for i, t in zip(table["task_index"].to_pylist(), table[text_col].to_pylist(), strict=True)}
 
@@ -48,6 +51,7 @@ def read_episodes(info: LeRobotInfo) -> list[EpisodeEntry]:
         raise SourceNotFoundError(
             f"{info.root}: no meta/episodes/*/*.parquet (a LeRobot v3.0 dataset needs them)",
             hint="re-download the dataset, or check that this is its root folder",
+            situation="metadata-file-missing",
         )
     videos = [f.key for f in info.of_kind("video")]
     columns = ["episode_index", "length", "tasks", "data/chunk_index", "data/file_index"]
@@ -101,4 +105,5 @@ def _entry(info: LeRobotInfo, file: Path, row: dict[str, Any], videos: list[str]
         raise CorruptSourceError(
             f"{file}: episode row lacks or has an invalid {exc} ({ {k: v for k, v in row.items() if k != 'tasks'} })",
             hint="re-download the dataset",
+            situation="episode-table-invalid",
         ) from exc

@@ -82,7 +82,9 @@ def read_facts(path: Path, *, check_bytes: bool = True) -> FileFacts:
                 if p.pts is not None
             ]
     except av.FFmpegError as exc:
-        raise CorruptSourceError(f"{path}: video does not demux ({exc})", hint="re-download or re-encode it") from exc
+        raise CorruptSourceError(
+            f"{path}: video does not demux ({exc})", hint="re-download or re-encode it", situation="video-unreadable"
+        ) from exc
     finally:
         container.close()
     rows.sort(key=lambda row: row[0])
@@ -129,28 +131,32 @@ class VideoChecker:
                     f"{where}: video file {seg.path} is missing, but {elsewhere} exists: "
                     "the video_path template does not match the files",
                     hint="fix video_path in meta/info.json (or move the files to where it points)",
+                    situation="video-path-template-mismatch",
                 )
             raise EpisodeError(
                 f"{where}: video file {seg.path} is missing",
                 hint="the dataset is incomplete; skip such episodes with --on-error skip",
+                situation="video-missing",
             )
         try:
             facts = self.facts(seg.path)
         except RdstdError as exc:
             raise_if_pointer(seg.path, root)
-            raise EpisodeError(f"{where}: {exc.message}", hint=exc.hint) from exc
+            raise EpisodeError(f"{where}: {exc.message}", hint=exc.hint, situation="video-unreadable") from exc
         declared = feature.declared_codec
         actual = codec_family(facts.stream.codec)
         if declared and codec_family(declared) != actual:
             raise EpisodeError(
                 f"{where}: {seg.path} holds {actual} video but meta/info.json declares {declared} for {feature.key}",
                 hint=f"correct video.codec of {feature.key} in meta/info.json to {actual!r}",
+                situation="video-codec-mismatch",
             )
         if len(feature.shape) == 3 and (facts.stream.height, facts.stream.width) != feature.shape[:2]:
             raise EpisodeError(
                 f"{where}: {seg.path} is {facts.stream.width}x{facts.stream.height} but meta/info.json declares "
                 f"{feature.shape[1]}x{feature.shape[0]} for {feature.key}",
                 hint="fix the feature's shape in meta/info.json",
+                situation="video-size-mismatch",
             )
         times = facts.times_s
         want = seg.from_s + stamps_s
@@ -162,9 +168,12 @@ class VideoChecker:
                     f"{where}: {feature.key} spans [{seg.from_s:.4f}, {seg.to_s:.4f}) s in {seg.path}, which does "
                     f"not fit {n} frames at {self.fps:g} fps",
                     hint="from_timestamp/to_timestamp in meta/episodes disagree with length; skip with --on-error skip",
+                    situation="video-span-mismatch",
                 )
         if not len(times):
-            raise EpisodeError(f"{where}: {seg.path} has no frames", hint="re-encode or re-download the video")
+            raise EpisodeError(
+                f"{where}: {seg.path} has no frames", hint="re-encode or re-download the video", situation="video-empty"
+            )
         right = np.clip(np.searchsorted(times, want), 0, len(times) - 1)
         left = np.clip(right - 1, 0, len(times) - 1)
         nearest = np.where(np.abs(times[left] - want) <= np.abs(times[right] - want), left, right)
@@ -177,17 +186,20 @@ class VideoChecker:
                 f"{where}: {seg.path} has no frame at {want[i]:.4f} s (episode frame {i} of {n}; "
                 f"{bad.size} frames missing; the file has {have})",
                 hint="the video is shorter than the data or its timestamps are off; skip with --on-error skip",
+                situation="video-frames-missing",
             )
         inside = int(np.count_nonzero((times >= want[0] - self.tolerance_s) & (times <= want[-1] + self.tolerance_s)))
         if inside != n or len(np.unique(nearest)) != n:
             raise EpisodeError(
                 f"{where}: {seg.path} has {inside} frames in the episode's time span, the data has {n} rows",
                 hint="frame counts disagree with length; skip with --on-error skip",
+                situation="video-frame-count-mismatch",
             )
         if whole_file and len(times) != n:
             raise EpisodeError(
                 f"{where}: {seg.path} has {len(times)} frames, the episode has {n} (length in the metadata)",
                 hint="frame counts disagree with length; skip with --on-error skip",
+                situation="video-frame-count-mismatch",
             )
         first, last = int(nearest.min()), int(nearest.max())
         past = np.flatnonzero(facts.ends[first : last + 1] > facts.size)
@@ -197,6 +209,7 @@ class VideoChecker:
                 f"{where}: {seg.path} is truncated: {past.size} of the episode's {n} frames lie past its end "
                 f"(the file has {facts.size:,} bytes, the frame at {times[k]:.4f} s needs {int(facts.ends[k]):,})",
                 hint="re-download the video; skip such episodes with --on-error skip",
+                situation="video-truncated",
             )
         matched = times[nearest]
         to_s = seg.to_s if seg.to_s is not None else float(matched[-1] + 1.0 / self.fps)
