@@ -93,10 +93,15 @@ def resolve_builder_dir(path: Path) -> Path:
         raise SourceError(
             f"{path}: no tfds builder directory (dataset_info.json + features.json) at or below it",
             hint="point at <data_dir>/<name>/<version>/",
+            situation="builder-not-found",
         )
     if len(found) > 1:
         listing = ", ".join(str(p) for p in found[:6])
-        raise UsageError(f"{path}: holds {len(found)} builder directories ({listing})", hint="point at one of them")
+        raise UsageError(
+            f"{path}: holds {len(found)} builder directories ({listing})",
+            hint="point at one of them",
+            situation="several-builders",
+        )
     return found[0]
 
 
@@ -106,6 +111,7 @@ def _plain_name(value: str, what: str, info_path: Path) -> str:
         raise CorruptSourceError(
             f"{info_path}: {what} {value!r} is not a plain name (it would point at other folders)",
             hint="fix the dataset's metadata; rdstd reads nothing outside the dataset folder",
+            situation="metadata-name-unsafe",
         )
     return value
 
@@ -120,7 +126,9 @@ def _split_shards(root: Path, name: str, file_format: str, split: dict[str, Any]
         shards = []
         for i, n in enumerate(lengths):
             if n < 0:
-                raise CorruptSourceError(f"{info_path}: split {split_name!r} shard {i} has length {n}")
+                raise CorruptSourceError(
+                    f"{info_path}: split {split_name!r} shard {i} has length {n}", situation="dataset-info-invalid"
+                )
             filename = (
                 template.replace("{DATASET}", name)
                 .replace("{SPLIT}", split_name)
@@ -141,18 +149,23 @@ def read_builder_info(root: Path) -> BuilderInfo:
     """Parse ``dataset_info.json`` of the builder directory ``root`` and locate its shards."""
     info_path = root / INFO_FILE
     if not info_path.is_file():
-        raise CorruptSourceError(f"{info_path}: missing", hint="copy the builder directory completely")
+        raise CorruptSourceError(
+            f"{info_path}: missing", hint="copy the builder directory completely", situation="dataset-info-missing"
+        )
     try:
         raw = json.loads(read_bytes(info_path, root).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptSourceError(f"{info_path}: not readable JSON ({exc})", hint="the file is damaged") from exc
+        raise CorruptSourceError(
+            f"{info_path}: not readable JSON ({exc})", hint="the file is damaged", situation="dataset-info-invalid"
+        ) from exc
     if not isinstance(raw, dict):
-        raise CorruptSourceError(f"{info_path}: not a JSON object")
+        raise CorruptSourceError(f"{info_path}: not a JSON object", situation="dataset-info-invalid")
     if not raw.get("splits"):
         state = "is empty ({})" if not raw else "names no splits"
         raise CorruptSourceError(
             f"{info_path}: {state}, so no shard can be found",
             hint="the file is damaged or was never written; copy dataset_info.json from the original builder",
+            situation="dataset-info-invalid",
         )
     name = _plain_name(str(raw.get("name") or root.parent.name), "builder name", info_path)
     file_format = str(raw.get("fileFormat") or "tfrecord")
@@ -160,6 +173,7 @@ def read_builder_info(root: Path) -> BuilderInfo:
         raise UnsupportedVersionError(
             f"{info_path}: fileFormat {file_format!r} is not supported (rdstd reads tfrecord and array_record)",
             hint="convert the builder with `tfds convert_format` to tfrecord or array_record",
+            situation="file-format-unsupported",
         )
     shards: list[Shard] = []
     splits: list[str] = []
@@ -172,12 +186,15 @@ def read_builder_info(root: Path) -> BuilderInfo:
             num_bytes[str(split["name"])] = int(split.get("numBytes", 0))
             shards.extend(_split_shards(root, name, file_format, split))
     except (KeyError, TypeError, ValueError) as exc:
-        raise CorruptSourceError(f"{info_path}: malformed splits entry ({exc})") from exc
+        raise CorruptSourceError(
+            f"{info_path}: malformed splits entry ({exc})", situation="dataset-info-invalid"
+        ) from exc
     missing = [s.path.name for s in shards if not s.path.is_file()]
     if missing:
         raise CorruptSourceError(
             f"{root}: {len(missing)} shard file(s) named by dataset_info.json are missing ({', '.join(missing[:3])})",
             hint="copy the builder directory completely",
+            situation="shard-files-missing",
         )
     return BuilderInfo(
         root=root,

@@ -107,11 +107,14 @@ def load_features(path: Path) -> FeatureTree:
         raise CorruptSourceError(
             f"{path}: features.json is missing, so the records cannot be interpreted",
             hint="copy the builder directory completely (dataset_info.json, features.json and the shards)",
+            situation="features-json-missing",
         )
     try:
         raw = json.loads(read_bytes(path, path.parent).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptSourceError(f"{path}: not readable JSON ({exc})", hint="the file is damaged") from exc
+        raise CorruptSourceError(
+            f"{path}: not readable JSON ({exc})", hint="the file is damaged", situation="features-json-invalid"
+        ) from exc
     return parse_features(raw, source=str(path))
 
 
@@ -126,12 +129,14 @@ def parse_features(raw: Mapping[str, Any], *, source: str = "features.json") -> 
             raise UnsupportedVersionError(
                 f"{source}: features {'/'.join(keys[leaf.key])!r} and {leaf.path!r} flatten to the same key",
                 hint="tfds itself cannot tell them apart; rename one in the builder",
+                situation="feature-keys-collide",
             )
         keys[leaf.key] = leaf.path
     if not any(leaf.in_steps for leaf in leaves):
         raise UnsupportedVersionError(
             f"{source}: no 'steps' Dataset feature, so this tfds dataset is not RLDS",
             hint="rdstd reads RLDS episodes (a 'steps' Dataset of per-step features)",
+            situation="not-rlds",
         )
     return FeatureTree(tuple(leaves), raw, unread)
 
@@ -141,13 +146,15 @@ def _shape(node: Mapping[str, Any], where: str, source: str) -> tuple[int | None
     try:
         return tuple(None if int(d) < 0 else int(d) for d in dims)
     except (TypeError, ValueError) as exc:
-        raise CorruptSourceError(f"{source}: feature {where!r} has a bad shape {dims!r}") from exc
+        raise CorruptSourceError(
+            f"{source}: feature {where!r} has a bad shape {dims!r}", situation="features-json-invalid"
+        ) from exc
 
 
 def _walk(node: Any, path: tuple[str, ...], rank: int, out: list[Leaf], unread: dict[str, str], source: str) -> None:
     where = "/".join(path) or "<root>"
     if not isinstance(node, Mapping):
-        raise CorruptSourceError(f"{source}: feature {where!r} is not a JSON object")
+        raise CorruptSourceError(f"{source}: feature {where!r} is not a JSON object", situation="features-json-invalid")
     cls = str(node.get("pythonClassName", ""))
     doc = node.get("description", "")
     description = doc if isinstance(doc, str) else str(doc)
@@ -160,11 +167,14 @@ def _walk(node: Any, path: tuple[str, ...], rank: int, out: list[Leaf], unread: 
         seq = node["sequence"]
         length = int(seq.get("length", "-1"))
         if rank == 0 and path == ("steps",) and length != -1:
-            raise UnsupportedVersionError(f"{source}: 'steps' has a fixed length {length}; RLDS steps are a Dataset")
+            raise UnsupportedVersionError(
+                f"{source}: 'steps' has a fixed length {length}; RLDS steps are a Dataset",
+                situation="steps-fixed-length",
+            )
         _walk(seq.get("feature", {}), path, rank + 1, out, unread, source)
         return
     if not path:
-        raise CorruptSourceError(f"{source}: the root feature is not a FeaturesDict")
+        raise CorruptSourceError(f"{source}: the root feature is not a FeaturesDict", situation="features-json-invalid")
     if "tensor" in node:
         t = node["tensor"]
         dtype = str(t.get("dtype", ""))
@@ -202,7 +212,10 @@ def _walk(node: Any, path: tuple[str, ...], rank: int, out: list[Leaf], unread: 
         return
     kinds = sorted(k for k in node if k not in ("pythonClassName", "description", "metadata"))
     if not kinds and not cls:
-        raise CorruptSourceError(f"{source}: feature {where!r} is an empty node (no pythonClassName, no type)")
+        raise CorruptSourceError(
+            f"{source}: feature {where!r} is an empty node (no pythonClassName, no type)",
+            situation="features-json-invalid",
+        )
     unread[where] = (
         f"a {cls.rsplit('.', 1)[-1] or '?'} feature ({', '.join(kinds) or 'no type'}), which rdstd cannot read yet"
     )

@@ -84,7 +84,9 @@ class RldsDataset(SourceDataset):
             unknown = sorted(set(splits) - set(self.builder.splits))
             if unknown:
                 raise UsageError(
-                    f"{self.root}: no split {', '.join(unknown)}", hint=f"splits: {', '.join(self.builder.splits)}"
+                    f"{self.root}: no split {', '.join(unknown)}",
+                    hint=f"splits: {', '.join(self.builder.splits)}",
+                    situation="split-unknown",
                 )
         self._shards = [s for s in self.builder.shards if splits is None or s.split in splits]
         self._by_label = {s.label: s for s in self._shards}
@@ -263,7 +265,9 @@ class RldsDataset(SourceDataset):
         label, _, rec = ref.key.rpartition("/rec-")
         shard = self._by_label.get(label)
         if shard is None or not rec.isdigit():
-            raise UsageError(f"{self.root}: {ref.key!r} is not an episode of this dataset")
+            raise UsageError(
+                f"{self.root}: {ref.key!r} is not an episode of this dataset", situation="episode-not-found"
+            )
         return shard, int(rec)
 
     # -- reading -----------------------------------------------------------------------------------------
@@ -273,7 +277,10 @@ class RldsDataset(SourceDataset):
         readable, error = self._scan(shard)
         if error is None and number >= readable:
             if number >= (shard.records or 0):
-                raise UsageError(f"{shard.path}: record {number} does not exist (the shard holds {readable} records)")
+                raise UsageError(
+                    f"{shard.path}: record {number} does not exist (the shard holds {readable} records)",
+                    situation="record-not-found",
+                )
             raise self._missing(shard, number, readable)
         record = self._reader(shard).read(number)
         return self._episode(shard, record, ref.index)
@@ -288,6 +295,7 @@ class RldsDataset(SourceDataset):
             f"dataset_info.json shardLengths says {stated}",
             hint="the file looks cut short (a broken download): re-download it, "
             "or pass --on-error skip to convert the other episodes",
+            situation="shard-short",
         )
 
     def episodes(self) -> Iterator[SourceEpisode]:
@@ -348,6 +356,7 @@ class RldsDataset(SourceDataset):
             raise CorruptSourceError(
                 f"{where}: does not match features.json: {exc}",
                 hint="pass --on-error skip to go on with the next record",
+                situation="record-mismatch",
             ) from exc
         checksum = hashlib.sha256(record.data).hexdigest()
         key = f"{shard.label}/rec-{record.index}"

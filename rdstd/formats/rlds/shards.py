@@ -55,17 +55,24 @@ class ArrayRecordShard:
             self._reader: Any = module.ArrayRecordReader(str(path))
             self._count = int(self._reader.num_records())
         except RuntimeError as exc:
-            raise CorruptSourceError(f"{path}: not a readable ArrayRecord file ({exc})") from exc
+            raise CorruptSourceError(
+                f"{path}: not a readable ArrayRecord file ({exc})", situation="array-record-unreadable"
+            ) from exc
         self._next = 0
 
     def read(self, index: int) -> Record:
         """Record ``index``."""
         if not 0 <= index < self._count:
-            raise CorruptSourceError(f"{self.path}: record {index} does not exist (the shard holds {self._count})")
+            raise CorruptSourceError(
+                f"{self.path}: record {index} does not exist (the shard holds {self._count})",
+                situation="record-not-found",
+            )
         try:
             (data,) = self._reader.read([index])
         except RuntimeError as exc:
-            raise CorruptSourceError(f"{self.path}: record {index}: cannot be read ({exc})") from exc
+            raise CorruptSourceError(
+                f"{self.path}: record {index}: cannot be read ({exc})", situation="record-unreadable"
+            ) from exc
         return Record(index, -1, bytes(data))
 
     def next_record(self) -> Record | None:

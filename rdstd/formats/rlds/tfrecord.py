@@ -106,12 +106,14 @@ class TFRecordReader:
                 f"{self._where(index, offset)}: shard is truncated inside a record header "
                 f"({len(head)} of {_HEADER.size} bytes)",
                 hint="the file was cut short; re-copy it, or pass --on-error skip to keep the records before it",
+                situation="shard-truncated",
             )
         length, length_crc = _HEADER.unpack(head)
         if self._crc is not None and masked_crc32c(head[:8], self._crc) != length_crc:
             raise CorruptSourceError(
                 f"{self._where(index, offset)}: length CRC mismatch, the rest of the shard cannot be framed",
                 hint="the file is damaged; re-copy it, or pass --on-error skip to keep the records before it",
+                situation="record-crc-mismatch",
             )
         end = offset + _HEADER.size + length + _FOOTER.size
         if end > self._size:
@@ -119,6 +121,7 @@ class TFRecordReader:
                 f"{self._where(index, offset)}: shard is truncated (record needs {end - offset} bytes, "
                 f"{self._size - offset} left)",
                 hint="the file was cut short; re-copy it, or pass --on-error skip to keep the records before it",
+                situation="shard-truncated",
             )
         return int(length)
 
@@ -132,6 +135,7 @@ class TFRecordReader:
                 raise RecordCorruptError(
                     f"{self._where(index, offset)}: data CRC mismatch ({length} bytes)",
                     hint="the record is damaged; pass --on-error skip to go on with the next record",
+                    situation="record-crc-mismatch",
                 )
         return data
 
@@ -148,6 +152,7 @@ class TFRecordReader:
             raise CorruptSourceError(
                 f"{self.path}: record {index} is unreachable, framing broke at record {at}: {exc.message}",
                 hint=exc.hint,
+                situation="record-unreachable",
             )
         while len(self._offsets) <= index:
             i = len(self._offsets) - 1
@@ -171,13 +176,16 @@ class TFRecordReader:
             raise CorruptSourceError(
                 f"{self.path}: record {index} does not exist (the shard holds {self.count()} records)",
                 hint="dataset_info.json shardLengths disagree with the file; the shard may be truncated",
+                situation="record-not-found",
             )
         try:
             length = self._read_header(index, offset)
         except CorruptSourceError as exc:
             raise self._fail(index, exc) from None
         if length is None:  # pragma: no cover - offset < size
-            raise CorruptSourceError(f"{self.path}: record {index} vanished while reading")
+            raise CorruptSourceError(
+                f"{self.path}: record {index} vanished while reading", situation="record-not-found"
+            )
         return Record(index, offset, self._read_body(index, offset, length))
 
     def next_record(self) -> Record | None:
@@ -224,15 +232,21 @@ def scan(path: Path, *, check_crc: bool = True) -> tuple[int, int]:
         offset = 0
         while head := f.read(_HEADER.size):
             if len(head) < _HEADER.size:
-                raise CorruptSourceError(f"{path}: record {records} (byte {offset}): truncated header")
+                raise CorruptSourceError(
+                    f"{path}: record {records} (byte {offset}): truncated header", situation="shard-truncated"
+                )
             length, length_crc = _HEADER.unpack(head)
             body = f.read(length + _FOOTER.size)
             if len(body) < length + _FOOTER.size:
-                raise CorruptSourceError(f"{path}: record {records} (byte {offset}): truncated")
+                raise CorruptSourceError(
+                    f"{path}: record {records} (byte {offset}): truncated", situation="shard-truncated"
+                )
             if crc is not None:
                 (data_crc,) = _FOOTER.unpack(body[length:])
                 if masked_crc32c(head[:8], crc) != length_crc or masked_crc32c(body[:length], crc) != data_crc:
-                    raise CorruptSourceError(f"{path}: record {records} (byte {offset}): CRC mismatch")
+                    raise CorruptSourceError(
+                        f"{path}: record {records} (byte {offset}): CRC mismatch", situation="record-crc-mismatch"
+                    )
             records += 1
             total += length
             offset += _HEADER.size + length + _FOOTER.size
