@@ -77,12 +77,15 @@ def bag_files(path: Path) -> tuple[str, list[Path]]:
         bags = sorted(p for p in path.iterdir() if p.suffix == ROS1_SUFFIX and p.is_file())
         if bags:
             return "ros1", bags
-        raise SourceError(f"{path}: neither a rosbag2 folder (no metadata.yaml) nor a folder of ROS 1 .bag files")
+        raise SourceError(
+            f"{path}: neither a rosbag2 folder (no metadata.yaml) nor a folder of ROS 1 .bag files",
+            situation="not-a-bag",
+        )
     if path.suffix == ROS1_SUFFIX:
         return "ros1", [path]
     if path.suffix in ROS2_SUFFIXES:
         return "ros2-file", [path]
-    raise SourceError(f"{path}: not a .bag, .db3 or .mcap file, nor a rosbag2 folder")
+    raise SourceError(f"{path}: not a .bag, .db3 or .mcap file, nor a rosbag2 folder", situation="not-a-bag")
 
 
 class RawBag:
@@ -99,6 +102,7 @@ class RawBag:
             raise UsageError(
                 f"{path}: --salvage reads ROS 1 bags and lone .mcap files only",
                 hint="for a rosbag2 folder, salvage its .mcap storage file on its own (copy it out of the folder)",
+                situation="salvage-unsupported",
             )
         self.is_ros2 = self.kind != "ros1"
         self._stack = ExitStack()
@@ -108,7 +112,11 @@ class RawBag:
         self.facts: dict[str, Any] = {"container": self.kind, "files": [str(f) for f in self.files]}
         for file in self.files if self.kind != "ros2" else []:
             if file.stat().st_size == 0:
-                raise CorruptSourceError(f"{file}: the bag file is empty (0 bytes)", hint="check the copy that made it")
+                raise CorruptSourceError(
+                    f"{file}: the bag file is empty (0 bytes)",
+                    hint="check the copy that made it",
+                    situation="bag-empty",
+                )
             raise_if_pointer(file, file.parent)
         try:
             self._open()
@@ -171,12 +179,14 @@ class RawBag:
             raise CorruptSourceError(
                 f"{file}: cannot be salvaged: {exc.message} (opening it normally: {first.message})",
                 hint="nothing readable was found before the damage",
+                situation="bag-unsalvageable",
             ) from exc
         if not reader.salvage.messages_recovered:  # the reader is closed with the bag
             raise CorruptSourceError(
                 f"{file}: cannot be salvaged: no complete chunk or message before the damage "
                 f"({reader.salvage.stopped}); opening it normally: {first.message}",
                 hint="the copy holds nothing readable; re-copy the bag",
+                situation="bag-unsalvageable",
             )
         reader.salvage.notes.append(f"opening it normally failed: {first.message}")
         self.salvaged.append(reader.salvage)
@@ -191,11 +201,13 @@ class RawBag:
             hint = _hint(exc)
             if not self.salvage and (self.kind == "ros1" or file.suffix == ".mcap") and "damaged" in hint:
                 hint += "; if it is truncated, `rdstd convert --salvage` recovers its readable prefix"
-            raise CorruptSourceError(f"{file}: {_one_line(exc)}", hint=hint) from exc
+            raise CorruptSourceError(f"{file}: {_one_line(exc)}", hint=hint, situation="bag-unreadable") from exc
         except OSError as exc:
-            raise CorruptSourceError(f"{file}: cannot read ({exc})") from exc
+            raise CorruptSourceError(f"{file}: cannot read ({exc})", situation="bag-unreadable") from exc
         except Exception as exc:  # rosbags' storage layers (apsw, zstd, lz4) raise their own types: one boundary
-            raise CorruptSourceError(f"{file}: {type(exc).__name__}: {_one_line(exc)}") from exc
+            raise CorruptSourceError(
+                f"{file}: {type(exc).__name__}: {_one_line(exc)}", situation="bag-unreadable"
+            ) from exc
         self._stack.callback(reader.close)
 
     def _index_ros1(self) -> None:
@@ -259,11 +271,12 @@ class RawBag:
             if streams:
                 yield from heapq.merge(*streams, key=lambda m: m[0]) if len(streams) > 1 else streams[0]
         except OSError as exc:
-            raise CorruptSourceError(f"{self.path}: cannot read {topic} ({exc})") from exc
+            raise CorruptSourceError(f"{self.path}: cannot read {topic} ({exc})", situation="bag-unreadable") from exc
         except Exception as exc:  # rosbags/apsw/lz4/zstd raise their own types mid-stream: one boundary
             raise CorruptSourceError(
                 f"{self.path}: reading {topic} failed: {type(exc).__name__}: {_one_line(exc)}",
                 hint="the bag is damaged or truncated",
+                situation="bag-unreadable",
             ) from exc
 
     @property
@@ -291,11 +304,12 @@ class RawBag:
                 streams = [self._storage_messages(storage) for storage in self.storages if storage.connections]
             yield from heapq.merge(*streams, key=lambda m: m[1]) if len(streams) != 1 else streams[0]
         except OSError as exc:
-            raise CorruptSourceError(f"{self.path}: cannot read ({exc})") from exc
+            raise CorruptSourceError(f"{self.path}: cannot read ({exc})", situation="bag-unreadable") from exc
         except Exception as exc:  # rosbags/apsw/lz4/zstd raise their own types mid-stream: one boundary
             raise CorruptSourceError(
                 f"{self.path}: reading failed: {type(exc).__name__}: {_one_line(exc)}",
                 hint="the bag is damaged or truncated",
+                situation="bag-unreadable",
             ) from exc
 
     def _storage_messages(self, storage: Any) -> Iterator[tuple[str, int, bytes]]:
@@ -351,5 +365,5 @@ def _hint(exc: BaseException) -> str:
     if "Serialization format" in text:
         return "rdstd reads CDR-serialized rosbag2 bags only"
     if "version" in text.lower():
-        raise UnsupportedVersionError(_one_line(exc)) from exc
+        raise UnsupportedVersionError(_one_line(exc), situation="bag-version-unsupported") from exc
     return "the bag is damaged, truncated or not a bag; check the copy"

@@ -55,7 +55,9 @@ def parse_path(path: str) -> list[tuple[str, list[str]]]:
         match = _STEP.match(part)
         if not match:
             raise MappingError(
-                f"field path {path!r}: cannot read {part!r}", hint="write it like position[0:7] or pose.position.x"
+                f"field path {path!r}: cannot read {part!r}",
+                hint="write it like position[0:7] or pose.position.x",
+                situation="field-path-invalid",
             )
         steps.append((match.group(1), _INDEX.findall(match.group(2))))
     return steps
@@ -74,7 +76,7 @@ def resolve(msg: Any, steps: list[tuple[str, list[str]]]) -> Any:
     for name, indexes in steps:
         if not hasattr(value, name):
             have = ", ".join(k for k in getattr(value, "__dataclass_fields__", {}) if not k.startswith("_"))
-            raise MappingError(f"no field {name!r} (the message has: {have or 'no fields'})")
+            raise MappingError(f"no field {name!r} (the message has: {have or 'no fields'})", situation="field-missing")
         value = getattr(value, name)
         for text in indexes:
             value = _index(value, text)
@@ -92,14 +94,17 @@ def to_vector(value: Any) -> npt.NDArray[Any]:
     fields = [k for k in getattr(value, "__dataclass_fields__", {}) if not k.startswith("_")]
     if fields:
         return np.concatenate([to_vector(getattr(value, k)) for k in fields])
-    raise MappingError(f"a {type(value).__name__} value is not numeric")
+    raise MappingError(f"a {type(value).__name__} value is not numeric", situation="field-not-numeric")
 
 
 def joint_columns(names: list[str], wanted: list[str], where: str) -> list[int]:
     """Positions of ``wanted`` joints in a JointState's ``names``; a missing joint is an error naming it."""
     missing = [w for w in wanted if w not in names]
     if missing:
-        raise EpisodeError(f"{where}: joint(s) {', '.join(missing)} not in the message (it has: {', '.join(names)})")
+        raise EpisodeError(
+            f"{where}: joint(s) {', '.join(missing)} not in the message (it has: {', '.join(names)})",
+            situation="joint-missing",
+        )
     return [names.index(w) for w in wanted]
 
 
@@ -128,6 +133,7 @@ def raw_image(msg: Any, where: str) -> npt.NDArray[Any]:
         raise EpisodeError(
             f"{where}: image encoding {encoding!r} is not read (read: {', '.join(ENCODINGS)})",
             hint="Bayer and other encodings need demosaicing; leave the topic out of the plan",
+            situation="image-encoding-unsupported",
         )
     dtype_name, channels, bgr = ENCODINGS[encoding]
     dtype = np.dtype(dtype_name).newbyteorder(">" if msg.is_bigendian else "<")
@@ -135,7 +141,10 @@ def raw_image(msg: Any, where: str) -> npt.NDArray[Any]:
     row_bytes = w * channels * dtype.itemsize
     data = np.frombuffer(np.asarray(msg.data, dtype=np.uint8).tobytes(), dtype=np.uint8)
     if step < row_bytes or data.size < step * h:
-        raise EpisodeError(f"{where}: image data holds {data.size} bytes, {h} rows of step {step} need {step * h}")
+        raise EpisodeError(
+            f"{where}: image data holds {data.size} bytes, {h} rows of step {step} need {step * h}",
+            situation="image-data-short",
+        )
     rows = data[: step * h].reshape(h, step)[:, :row_bytes]
     pixels = np.ascontiguousarray(rows).view(dtype).reshape(h, w, channels).astype(dtype.newbyteorder("="))
     if bgr:

@@ -46,6 +46,7 @@ class TopicWindow:
             raise SourceError(
                 f"{self.bag.path}: the bag is closed; its frames and vectors are read while it is open",
                 hint="read the episode's images and vectors inside `with backend.open(path) as source:`",
+                situation="bag-closed",
             )
         lo, hi = int(positions.min()), int(positions.max())
         if self.sorted:
@@ -65,6 +66,7 @@ class TopicWindow:
             raise CorruptSourceError(
                 f"{self.bag.path}: {self.topic}: message {min(missing)} is no longer where the ledger read it",
                 hint="the bag changed while it was being converted",
+                situation="bag-changed",
             )
         return [found[p] for p in positions.tolist()]
 
@@ -81,7 +83,8 @@ class _Encoded:
         found = image_codec(data)
         if found != self.codec:
             raise CorruptSourceError(
-                f"{self.where}: a frame is {found or 'neither jpeg nor png'}, the topic's first frame is {self.codec}"
+                f"{self.where}: a frame is {found or 'neither jpeg nor png'}, the topic's first frame is {self.codec}",
+                situation="image-codec-changes",
             )
         return data
 
@@ -168,7 +171,8 @@ class BagPixels:
         if shapes != {self._frame_shape}:
             raise CorruptSourceError(
                 f"{self._window.bag.path}: {self._window.topic}: image size changes within the recording "
-                f"({sorted(shapes)}, first frame {self._frame_shape})"
+                f"({sorted(shapes)}, first frame {self._frame_shape})",
+                situation="image-size-changes",
             )
         return np.stack(frames)
 
@@ -235,7 +239,8 @@ class BagVectors:
         rows = self._window.read(used, self._take)
         if any(r.shape != self._frame_shape for r in rows):
             raise CorruptSourceError(
-                f"{self._window.bag.path}: {self._window.topic}: a message's vector changed size since it was read"
+                f"{self._window.bag.path}: {self._window.topic}: a message's vector changed size since it was read",
+                situation="bag-changed",
             )
         values = np.stack(rows).astype(self._dtype, copy=False)
         inverse = inverse.reshape(-1)

@@ -114,7 +114,7 @@ def sidecar_path(bag: Path) -> Path:
 def parse_plan(data: Any, origin: str) -> RosbagPlan:
     """Validate a plan; errors name ``origin`` and the failing field."""
     if not isinstance(data, dict):
-        raise MappingError(f"{origin}: an alignment plan must be a YAML mapping")
+        raise MappingError(f"{origin}: an alignment plan must be a YAML mapping", situation="plan-not-a-mapping")
     try:
         return RosbagPlan.model_validate(data)
     except ValidationError as exc:
@@ -122,6 +122,7 @@ def parse_plan(data: Any, origin: str) -> RosbagPlan:
         raise MappingError(
             f"{origin}: invalid alignment plan at {where}: {problem}",
             hint="see docs/formats/rosbag.md; `rdstd info BAG --format json` shows a draft under alignment_draft",
+            situation="plan-invalid",
         ) from exc
 
 
@@ -130,5 +131,5 @@ def load_plan(path: Path) -> RosbagPlan:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise MappingError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from exc
+        raise MappingError(f"{path}: not valid YAML ({' '.join(str(exc).split())})", situation="plan-not-yaml") from exc
     return parse_plan(data, str(path))

@@ -60,7 +60,10 @@ class Rows:
         if self.shape is None:
             self.shape = row.shape
         elif row.shape != self.shape:
-            raise EpisodeError(f"{self.where} changes size between messages ({self.shape[0]} then {row.shape[0]})")
+            raise EpisodeError(
+                f"{self.where} changes size between messages ({self.shape[0]} then {row.shape[0]})",
+                situation="vector-size-changes",
+            )
         self.count += 1
 
 
@@ -125,10 +128,13 @@ class RosbagSource(SourceDataset):
                 f"{self.path}: {why} names topic {topic!r}, which the bag does not have "
                 f"(it has: {', '.join(sorted(self.ledger)) or 'none'})",
                 hint="fix the topic name in the alignment plan",
+                situation="topic-missing",
             )
         decoder = self.decoders[topic]
         if decoder.decode is None:
-            raise EpisodeError(f"{self.path}: topic {topic} cannot be decoded: {decoder.error}")
+            raise EpisodeError(
+                f"{self.path}: topic {topic} cannot be decoded: {decoder.error}", situation="topic-undecodable"
+            )
         return decoder
 
     def first_message(self, topic: str) -> Any:
@@ -139,8 +145,10 @@ class RosbagSource(SourceDataset):
             try:
                 return decoder.decode(raw)
             except Exception as exc:  # rosbags deserializers: one boundary, the cause kept
-                raise CorruptSourceError(f"{self.path}: {topic} message {k} does not decode ({exc})") from exc
-        raise EpisodeError(f"{self.path}: topic {topic} holds no messages")
+                raise CorruptSourceError(
+                    f"{self.path}: {topic} message {k} does not decode ({exc})", situation="message-undecodable"
+                ) from exc
+        raise EpisodeError(f"{self.path}: topic {topic} holds no messages", situation="topic-empty")
 
     def read_topic(self, topic: str) -> TopicData:
         """Every message of ``topic``, decoded, with both clocks (a decode failure is an error naming it).
@@ -156,7 +164,9 @@ class RosbagSource(SourceDataset):
             try:
                 msg = decoder.decode(raw)
             except Exception as exc:  # rosbags deserializers: one boundary, the cause kept
-                raise CorruptSourceError(f"{self.path}: {topic} message {k} does not decode ({exc})") from exc
+                raise CorruptSourceError(
+                    f"{self.path}: {topic} message {k} does not decode ({exc})", situation="message-undecodable"
+                ) from exc
             collector.visit(topic, t, msg)
         found = collector.topics(self.ledger, check=False).get(topic)
         return found or TopicData(topic, decoder.msgtype, np.zeros(0, dtype=np.int64), None)
@@ -197,7 +207,8 @@ class RosbagSource(SourceDataset):
             codec = msgfields.image_codec(data)
             if not codec:
                 raise EpisodeError(
-                    f"{self.path}: {stream.topic}: CompressedImage format {msg.format!r} is not jpeg or png"
+                    f"{self.path}: {stream.topic}: CompressedImage format {msg.format!r} is not jpeg or png",
+                    situation="image-codec-unknown",
                 )
             return SourceKey(name, "image", msgfields.encoded_shape(data), "uint8", note=note, codec=ImageCodec(codec))
         if msgtype == msgfields.IMAGE:
@@ -213,11 +224,13 @@ class RosbagSource(SourceDataset):
     def _vector_of(self, msg: Any, stream: StreamPlan, where: str) -> tuple[npt.NDArray[Any], list[str] | None]:
         path = stream.field or ""
         if not path:
-            raise MappingError(f"{where}: a vector stream needs field: (e.g. position)")
+            raise MappingError(f"{where}: a vector stream needs field: (e.g. position)", situation="plan-field-missing")
         try:
             value = msgfields.to_vector(msgfields.resolve(msg, msgfields.parse_path(path)))
         except MappingError as exc:
-            raise MappingError(f"{where}: field {path!r}: {exc.message}", hint=exc.hint) from exc
+            raise MappingError(
+                f"{where}: field {path!r}: {exc.message}", hint=exc.hint, situation=exc.situation
+            ) from exc
         if stream.names is None:
             names = (
                 list(msg.name)
@@ -226,7 +239,10 @@ class RosbagSource(SourceDataset):
             )
             return value, names
         if not isinstance(getattr(msg, "name", None), list):
-            raise MappingError(f"{where}: names: picks joints by a JointState's name list; this message has none")
+            raise MappingError(
+                f"{where}: names: picks joints by a JointState's name list; this message has none",
+                situation="joint-names-missing",
+            )
         cols = msgfields.joint_columns(list(msg.name), stream.names, where)
         return value[cols], list(stream.names)
 
@@ -275,16 +291,21 @@ class RosbagSource(SourceDataset):
     def read_episode(self, ref: EpisodeRef) -> SourceEpisode:
         """The bag's streams sampled at the master times (see the module docs)."""
         if ref.index != 0:
-            raise CorruptSourceError(f"{self.path}: no episode {ref.index} (a bag is one episode)")
+            raise CorruptSourceError(
+                f"{self.path}: no episode {ref.index} (a bag is one episode)", situation="episode-not-found"
+            )
         if self.problems:
             raise CorruptSourceError(
-                f"{self.path}: {'; '.join(self.problems)}", hint="the bag lost messages; re-copy it"
+                f"{self.path}: {'; '.join(self.problems)}",
+                hint="the bag lost messages; re-copy it",
+                situation="messages-lost",
             )
         if self.plan is None:
             raise MappingError(
                 f"{self.path}: no alignment plan declared (which topics, on which clock, sampled how)",
                 hint=f"write one as {sidecar_path(self.path)}; `rdstd info {self.path} --format json` shows a draft "
                 "under alignment_draft, and `rdstd spec` drafts the converter spec for its streams",
+                situation="plan-missing",
             )
         return Aligner(self, self.plan).episode(ref)
 
@@ -421,6 +442,7 @@ class Aligner:
             raise EpisodeError(
                 f"{self.path}: {what}: {check.findings[-1]}; a bag with a clock reset cannot be one episode yet",
                 hint="cut the bag at the reset (e.g. rosbags-convert or mcap filter) and convert each part",
+                situation="clock-reset",
             )
         times = data.header_ns if clock == "header" else data.receive_ns
         assert times is not None
@@ -444,7 +466,9 @@ class Aligner:
                 starts.append(int(times.min()))
                 stops.append(int(times.max()))
         if not starts:
-            raise EpisodeError(f"{self.path}: no stream has messages to span a {master.fps:g} fps grid")
+            raise EpisodeError(
+                f"{self.path}: no stream has messages to span a {master.fps:g} fps grid", situation="streams-empty"
+            )
         return fixed_grid(
             max(starts), min(stops), master.fps
         ), f"{master.fps:g} fps grid over the span all streams cover"
@@ -462,7 +486,9 @@ class Aligner:
             order = np.argsort(times, kind="stable")
             if data.msgtype in (msgfields.IMAGE, msgfields.COMPRESSED) and stream.method == "interpolate":
                 raise MappingError(
-                    f"{self.path}: stream {name}: images cannot be interpolated", hint="use hold or nearest"
+                    f"{self.path}: stream {name}: images cannot be interpolated",
+                    hint="use hold or nearest",
+                    situation="image-interpolation",
                 )
             sampling = sample_at(master, times[order], stream.method, int(stream.max_age_ms * 1e6))
             samplings[name] = (sampling, order, times[order])
@@ -474,6 +500,7 @@ class Aligner:
             raise EpisodeError(
                 f"{self.path}: no master time has a sample of every stream within its max_age_ms",
                 hint="raise max_age_ms, check the clocks (see the clock findings in rdstd info), or the topics' times",
+                situation="no-aligned-sample",
             )
         kept = valid
         vectors: dict[str, Any] = {}
@@ -509,7 +536,9 @@ class Aligner:
                 )
             else:
                 if name not in data.rows:
-                    raise EpisodeError(f"{self.path}: {stream.topic}: no message to take {name} from")
+                    raise EpisodeError(
+                        f"{self.path}: {stream.topic}: no message to take {name} from", situation="stream-empty"
+                    )
                 key = self.source._keys_by_name[name]
                 where = f"{self.path}: {stream.topic}"
                 vectors[name] = BagVectors(
@@ -571,7 +600,11 @@ class Aligner:
                     tf.target, tf.source, master, int(tf.max_extrapolation_ms * 1e6)
                 )
             except TransformError as exc:
-                raise MappingError(f"{self.path}: stream {name}: {exc}", hint="fix the frames in the plan") from exc
+                raise MappingError(
+                    f"{self.path}: stream {name}: {exc}",
+                    hint="fix the frames in the plan",
+                    situation="plan-frames-invalid",
+                ) from exc
             ok = ~np.isnan(offsets)
             pose = np.concatenate([found.translation, found.rotation], axis=1)
             worst = float(np.max(offsets[ok])) if ok.any() else 0.0
@@ -601,11 +634,15 @@ class Aligner:
             try:
                 return where.read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise EpisodeError(f"{where}: cannot read the task text ({exc.strerror or exc})") from exc
+                raise EpisodeError(
+                    f"{where}: cannot read the task text ({exc.strerror or exc})", situation="task-text-unreadable"
+                ) from exc
         assert task.topic is not None
         data = self.topic(task.topic)
         if not data.texts:
-            raise EpisodeError(f"{self.path}: task topic {task.topic} holds no text message")
+            raise EpisodeError(
+                f"{self.path}: task topic {task.topic} holds no text message", situation="task-text-missing"
+            )
         return data.texts[0]
 
 
