@@ -99,6 +99,7 @@ class ZarrArray:
                 f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}; "
                 "this store's writer writes every chunk, so the episode's data would read as fill values",
                 hint="the store is incomplete; re-download or re-export it",
+                situation="chunk-missing",
             )
         return (
             f"{self.name}: some chunks are absent and read as the fill value {self.fill_value!r} ({self.fill_reason})"
@@ -125,6 +126,7 @@ class ZarrArray:
             raise CorruptSourceError(
                 f"{label}: chunk does not decode ({type(exc).__name__}: {exc})",
                 hint="the file is truncated or corrupt; re-download the store",
+                situation="chunk-undecodable",
             ) from exc
         self.cached = (chunk, data)
         return data

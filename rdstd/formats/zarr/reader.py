@@ -96,10 +96,18 @@ class ZarrReplayBuffer(SourceDataset):
         self._files = StoreFiles(path)
         metas = self._files.arrays("data")
         if not metas:
-            raise SourceError(f"{path}: the replay buffer has no arrays under data/", hint="check the store path")
+            raise SourceError(
+                f"{path}: the replay buffer has no arrays under data/",
+                hint="check the store path",
+                situation="no-arrays",
+            )
         ends_meta = self._files.arrays("meta").get("episode_ends")
         if ends_meta is None:
-            raise SourceError(f"{path}: no meta/episode_ends array", hint="this is not a replay buffer")
+            raise SourceError(
+                f"{path}: no meta/episode_ends array",
+                hint="this is not a replay buffer",
+                situation="episode-ends-missing",
+            )
         self.zarr_format = max(int(m["zarr_format"]) for m in [*metas.values(), ends_meta])
         _register_image_codecs(path, {i for m in metas.values() for i in codec_ids(m)})
         zarr = _import_zarr()
@@ -109,7 +117,7 @@ class ZarrReplayBuffer(SourceDataset):
             else:
                 self._store = zarr.storage.LocalStore(path, read_only=True)
         except OSError as exc:
-            raise CorruptSourceError(f"{path}: cannot open the store ({exc})") from exc
+            raise CorruptSourceError(f"{path}: cannot open the store ({exc})", situation="store-unreadable") from exc
         self._ends = self._read_ends(zarr)
         self._arrays: dict[str, ZarrArray] = {}
         for key, meta in metas.items():
@@ -119,9 +127,12 @@ class ZarrReplayBuffer(SourceDataset):
                 raise CorruptSourceError(
                     f"{path}/data/{key}: cannot open the zarr array ({type(exc).__name__}: {exc})",
                     hint="its metadata is damaged; re-download the store",
+                    situation="array-metadata-invalid",
                 ) from exc
             if not handle.shape:
-                raise CorruptSourceError(f"{path}/data/{key}: a 0-d array, not one row per step")
+                raise CorruptSourceError(
+                    f"{path}/data/{key}: a 0-d array, not one row per step", situation="array-not-per-step"
+                )
             self._arrays[key] = ZarrArray(key, handle, meta, self._files, _fill_reason(self._files, key, meta))
         self.warnings: list[str] = []
         self._check_episode_ends()
@@ -133,29 +144,38 @@ class ZarrReplayBuffer(SourceDataset):
             handle = zarr.open_array(store=self._store, path=EPISODE_ENDS, mode="r")
             raw = np.asarray(handle[...])
         except OSError as exc:
-            raise CorruptSourceError(f"{where}: cannot read ({exc})") from exc
+            raise CorruptSourceError(f"{where}: cannot read ({exc})", situation="array-unreadable") from exc
         except Exception as exc:  # zarr/codec errors on bad bytes: one boundary, the cause kept
             if not self._files.is_zip:
                 for name in sorted(n for n in self._files.names if n.startswith(f"{EPISODE_ENDS}/")):
                     raise_if_pointer(self.path / name, self.path)
             raise CorruptSourceError(
-                f"{where}: does not decode ({type(exc).__name__}: {exc})", hint="re-download the store"
+                f"{where}: does not decode ({type(exc).__name__}: {exc})",
+                hint="re-download the store",
+                situation="chunk-undecodable",
             ) from exc
         if raw.ndim != 1 or raw.dtype.kind not in "iu":
-            raise CorruptSourceError(f"{where}: must be a 1-d integer array, is {raw.dtype} of shape {list(raw.shape)}")
+            raise CorruptSourceError(
+                f"{where}: must be a 1-d integer array, is {raw.dtype} of shape {list(raw.shape)}",
+                situation="episode-ends-invalid",
+            )
         return raw.astype(np.int64)
 
     def _check_episode_ends(self) -> None:
         ends = self._ends
         where = f"{self.path}/{EPISODE_ENDS}"
         if len(ends) and int(ends[0]) < 0:
-            raise CorruptSourceError(f"{where}: the first episode ends at step {int(ends[0])}, before step 0")
+            raise CorruptSourceError(
+                f"{where}: the first episode ends at step {int(ends[0])}, before step 0",
+                situation="episode-ends-invalid",
+            )
         drops = np.flatnonzero(np.diff(ends) < 0)
         if drops.size:
             i = int(drops[0])
             raise CorruptSourceError(
                 f"{where}: episode ends go backwards at index {i + 1} ({int(ends[i])} then {int(ends[i + 1])})",
                 hint="the episode index is damaged",
+                situation="episode-ends-invalid",
             )
         last = int(ends[-1]) if len(ends) else 0
         lengths = {key: arr.shape[0] for key, arr in self._arrays.items()}
@@ -165,6 +185,7 @@ class ZarrReplayBuffer(SourceDataset):
             raise CorruptSourceError(
                 f"{where}: last episode ends at step {last}, data/{key} holds {n} steps",
                 hint="the store is incomplete; re-download or re-export it",
+                situation="episode-ends-invalid",
             )
         by_length: dict[int, list[str]] = {}
         for key, n in lengths.items():
@@ -236,7 +257,10 @@ class ZarrReplayBuffer(SourceDataset):
         rule in :mod:`rdstd.formats.zarr.frames`); decoding happens when the frames are sliced.
         """
         if not 0 <= ref.index < len(self._ends):
-            raise CorruptSourceError(f"{self.path}: no episode {ref.index} (the store holds {len(self._ends)})")
+            raise CorruptSourceError(
+                f"{self.path}: no episode {ref.index} (the store holds {len(self._ends)})",
+                situation="episode-not-found",
+            )
         start, stop = self._bounds(ref.index)
         vectors: dict[str, ZarrFrames] = {}
         images: dict[str, ZarrFrames] = {}

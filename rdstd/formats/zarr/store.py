@@ -29,6 +29,7 @@ def _check_member(archive: Path, name: str) -> str:
         raise CorruptSourceError(
             f"{archive}: zip member {name!r} points outside the store",
             hint="the archive is malformed or hostile; rdstd reads nothing outside the dataset",
+            situation="path-outside-dataset",
         )
     return name.rstrip("/")
 
@@ -64,7 +65,7 @@ class StoreFiles:
                 raise unreadable(path, exc) from exc
             except zipfile.BadZipFile as exc:
                 raise CorruptSourceError(
-                    f"{path}: not a readable zip file ({exc})", hint="re-download the store"
+                    f"{path}: not a readable zip file ({exc})", hint="re-download the store", situation="zip-unreadable"
                 ) from exc
         else:
             try:
@@ -83,10 +84,14 @@ class StoreFiles:
             with zipfile.ZipFile(self.path) as archive:
                 data = archive.read(name)
         except (OSError, KeyError, zipfile.BadZipFile) as exc:
-            raise CorruptSourceError(f"{self.path}/{name}: unreadable zarr metadata ({exc})") from exc
+            raise CorruptSourceError(
+                f"{self.path}/{name}: unreadable zarr metadata ({exc})", situation="array-metadata-invalid"
+            ) from exc
         if pointer_size(data[:1024]) is not None:
             raise LfsPointerError(
-                f"{self.path}/{name}: is a Git LFS pointer, not the real file", hint="git lfs pull the store"
+                f"{self.path}/{name}: is a Git LFS pointer, not the real file",
+                hint="git lfs pull the store",
+                situation="lfs-pointer",
             )
         return data
 
@@ -96,7 +101,9 @@ class StoreFiles:
         try:
             return json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CorruptSourceError(f"{self.path}/{name}: unreadable zarr metadata ({exc})") from exc
+            raise CorruptSourceError(
+                f"{self.path}/{name}: unreadable zarr metadata ({exc})", situation="array-metadata-invalid"
+            ) from exc
 
     def arrays(self, group: str) -> dict[str, dict[str, Any]]:
         """Metadata of every array directly under ``group`` (v2 ``.zarray`` or v3 ``zarr.json``)."""
@@ -110,13 +117,18 @@ class StoreFiles:
                 continue
             meta = self.read_json(name)
             if not isinstance(meta, dict):
-                raise CorruptSourceError(f"{self.path}/{name}: not a JSON object", hint="re-download the store")
+                raise CorruptSourceError(
+                    f"{self.path}/{name}: not a JSON object",
+                    hint="re-download the store",
+                    situation="array-metadata-invalid",
+                )
             expected = 2 if parts[1] == ".zarray" else 3
             version = meta.get("zarr_format")
             if isinstance(version, bool) or version != expected:
                 raise UnsupportedVersionError(
                     f"{self.path}/{name}: zarr_format is {version!r}, a {parts[1]} file needs {expected}",
                     hint="the metadata is damaged or from an unknown zarr version",
+                    situation="zarr-version-mismatch",
                 )
             if expected == 2 or meta.get("node_type") == "array":
                 found[parts[0]] = meta
@@ -171,11 +183,15 @@ def chunk_grid(meta: dict[str, Any], where: str) -> tuple[list[int], str, str] |
             sep = str((encoding.get("configuration") or {}).get("separator", "/" if default else "."))
             prefix = "c" + sep if default else ""
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise CorruptSourceError(f"{where}: malformed chunk grid in the array metadata ({exc})") from exc
+        raise CorruptSourceError(
+            f"{where}: malformed chunk grid in the array metadata ({exc})", situation="array-metadata-invalid"
+        ) from exc
     if sep not in _SEPARATORS:
-        raise UnsupportedVersionError(f"{where}: chunk key separator {sep!r} is neither '/' nor '.'")
+        raise UnsupportedVersionError(
+            f"{where}: chunk key separator {sep!r} is neither '/' nor '.'", situation="chunk-separator-unknown"
+        )
     if not grid or any(c <= 0 for c in grid):
-        raise CorruptSourceError(f"{where}: chunk shape {grid} is not positive")
+        raise CorruptSourceError(f"{where}: chunk shape {grid} is not positive", situation="array-metadata-invalid")
     return grid, sep, prefix
 
 
@@ -186,7 +202,10 @@ def chunk_names(array: str, meta: dict[str, Any], shape: tuple[int, ...], chunk:
         return []
     grid, sep, prefix = found
     if len(grid) != len(shape):
-        raise CorruptSourceError(f"{where}: chunk shape {grid} does not match the array's shape {list(shape)}")
+        raise CorruptSourceError(
+            f"{where}: chunk shape {grid} does not match the array's shape {list(shape)}",
+            situation="array-metadata-invalid",
+        )
     counts = [-(-size // step) for size, step in zip(shape[1:], grid[1:], strict=True)]
     return [
         f"{array}/{prefix}" + sep.join(str(i) for i in (chunk, *rest))
