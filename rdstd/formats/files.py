@@ -21,7 +21,7 @@ def unreadable(path: Path, exc: OSError) -> SourceError:
         hint = "check the file's permissions and owner (e.g. chmod a+r)"
     else:
         hint = "check that the dataset folder is complete and readable"
-    return SourceError(f"{path}: cannot read: {reason}", hint=hint)
+    return SourceError(f"{path}: cannot read: {reason}", hint=hint, situation="source-unreadable")
 
 
 def check_readable(path: Path, root: Path | None = None) -> None:

@@ -81,7 +81,11 @@ def register(backend: FormatBackend, *, origin: str = "registered in code") -> N
     way to ship one. A name already taken is a :class:`UsageError`."""
     registry = _registry()
     if backend.name in registry:
-        raise UsageError(f"a format called {backend.name!r} is already registered", hint="choose another name")
+        raise UsageError(
+            f"a format called {backend.name!r} is already registered",
+            hint="choose another name",
+            situation="format-name-taken",
+        )
     registry[backend.name] = BackendEntry(backend.name, origin, backend)
 
 
@@ -126,8 +130,11 @@ def get_backend(name: str) -> FormatBackend:
             raise PluginError(
                 f"format plugin {name!r} ({failed.origin}): {failed.problem}",
                 hint=f"fix or reinstall the package that provides it; formats available: {', '.join(available)}",
+                situation="plugin-unloadable",
             )
-    raise UsageError(f"unknown format {name!r}", hint=f"choose one of: {', '.join(sorted(available))}")
+    raise UsageError(
+        f"unknown format {name!r}", hint=f"choose one of: {', '.join(sorted(available))}", situation="format-unknown"
+    )
 
 
 def require_exists(path: Path) -> None:
@@ -137,7 +144,7 @@ def require_exists(path: Path) -> None:
         if path.parent.is_dir():
             near = sorted(p.name for p in path.parent.iterdir() if p.name.lower().startswith(path.name[:3].lower()))
             hint = f"check the path; {path.parent} holds: {', '.join(near[:5])}" if near else hint
-        raise SourceNotFoundError(f"{path}: no such file or directory", hint=hint)
+        raise SourceNotFoundError(f"{path}: no such file or directory", hint=hint, situation="path-not-found")
 
 
 def detect(path: Path) -> FormatBackend:
@@ -159,13 +166,14 @@ def detect(path: Path) -> FormatBackend:
             return backend
     looks_like = sniff(path)
     if looks_like is not None:
-        raise UnknownFormatError(looks_like.message(path), hint=looks_like.hint)
+        raise UnknownFormatError(looks_like.message(path), hint=looks_like.hint, situation="format-not-read-yet")
     below = _datasets_below(path)
     if below:
         shown = ", ".join(f"{p} ({name})" for p, name in below[:3])
         raise UnknownFormatError(
             f"{path}: not a dataset itself, but the folder holds {len(below)} dataset(s): {shown}",
             hint=f"pass the dataset's own folder, e.g. {below[0][0]}",
+            situation="dataset-folder-below",
         )
     locked = unreadable_inside(path)
     if locked is not None:
@@ -175,6 +183,7 @@ def detect(path: Path) -> FormatBackend:
         f"{path}: not a dataset any rdstd backend recognises (tried {', '.join(backends())}){broken}",
         hint="check that the path is the dataset's root folder, or name the format with --source-format "
         "(see `rdstd formats`)",
+        situation="not-a-dataset",
     )
 
 
@@ -195,4 +204,6 @@ def _datasets_below(path: Path) -> list[tuple[Path, str]]:
 def _permission_error(path: Path, exc: OSError) -> SourceError:
     where = exc.filename or path
     reason = "permission denied" if exc.errno in {errno.EACCES, errno.EPERM} else (exc.strerror or str(exc))
-    return SourceError(f"cannot read {where}: {reason}", hint=f"check its permissions (ls -ld {where})")
+    return SourceError(
+        f"cannot read {where}: {reason}", hint=f"check its permissions (ls -ld {where})", situation="permission-denied"
+    )
