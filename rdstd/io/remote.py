@@ -79,7 +79,9 @@ class RemotePath:
             raise MissingDependencyError(protocol, "cloud", purpose=f"read {url} ({exc})") from exc
         except ValueError as exc:
             raise SourceNotFoundError(
-                f"{url}: unknown storage protocol {protocol!r} ({exc})", hint="check the URL"
+                f"{url}: unknown storage protocol {protocol!r} ({exc})",
+                hint="check the URL",
+                situation="protocol-unknown",
             ) from exc
         key = key.rstrip("/")
         target.invalidate_cache()  # listings cached by an earlier open may describe files since rewritten
@@ -89,7 +91,11 @@ class RemotePath:
     def __truediv__(self, rel: str) -> RemotePath:
         parts = [p for p in rel.split("/") if p not in ("", ".")]
         if ".." in parts:
-            raise SchemaError(f"{self}: {rel!r} points outside the dataset", hint="the dataset is corrupt; rebuild it")
+            raise SchemaError(
+                f"{self}: {rel!r} points outside the dataset",
+                hint="the dataset is corrupt; rebuild it",
+                situation="path-outside-dataset",
+            )
         return RemotePath(self.fs, self.protocol, "/".join([self.key, *parts]), self.cache)
 
     def __str__(self) -> str:
@@ -211,6 +217,7 @@ class BlockFile(io.RawIOBase):
                     f"{self.fs.unstrip_protocol(self.key)}: the file is shorter than its listing says "
                     f"({start + len(data)} of {self.size} bytes); it changed while it was read",
                     hint="open the dataset again",
+                    situation="remote-file-short",
                 )
             self.folder.mkdir(parents=True, exist_ok=True)
             for k, i in enumerate(run):

@@ -41,6 +41,7 @@ def output_error(exc: BaseException, path: Path) -> OutputError | None:
     return OutputError(
         f"{path}: cannot write the output: {_OUTPUT_ERRNOS[code]} (nothing was left behind)",
         hint=hints.get(code, "check the permissions of the output folder"),
+        situation="output-unwritable",
     )
 
 
