@@ -50,4 +50,5 @@ def raise_if_pointer(path: Path, root: Path | None = None) -> None:
     raise LfsPointerError(
         f"{path}: is a Git LFS pointer, not the real file ({size:,} bytes were never downloaded)",
         hint=f"fetch it with: git{where} lfs pull --include={rel!r} (or git lfs pull for the whole dataset)",
+        situation="lfs-pointer",
     )
