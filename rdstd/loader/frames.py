@@ -66,9 +66,10 @@ class FrameDataset:
             raise UsageError(
                 f"{self.dataset.location}: no feature {', '.join(map(repr, unknown))} in this dataset",
                 hint=f"its features: {', '.join(features)}",
+                situation="feature-unknown",
             )
         if pad not in ("mask", "repeat"):
-            raise UsageError(f"pad {pad!r} is not 'mask' or 'repeat'")
+            raise UsageError(f"pad {pad!r} is not 'mask' or 'repeat'", situation="pad-mode-unknown")
         self.keys = wanted
         self.images = images or ImageOptions()
         self.pad = pad
@@ -109,6 +110,7 @@ class FrameDataset:
                     f"{self.dataset.location}: the window of {key!r} spans {need}, longer than episode "
                     f"{self._ep_index[pos]} ({have})",
                     hint="shorten the window, or select longer episodes: ds.select(pl.col('length') >= N)",
+                    situation="window-too-long",
                 )
 
     def __len__(self) -> int:

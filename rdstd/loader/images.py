@@ -48,11 +48,15 @@ class ImageOptions:
 
     def __post_init__(self) -> None:
         if self.size is not None and (len(self.size) != 2 or min(self.size) <= 0):
-            raise UsageError(f"image size {self.size} is not (height, width) with both > 0")
+            raise UsageError(
+                f"image size {self.size} is not (height, width) with both > 0", situation="image-option-invalid"
+            )
         if self.layout not in ("hwc", "chw"):
-            raise UsageError(f"image layout {self.layout!r} is not 'hwc' or 'chw'")
+            raise UsageError(f"image layout {self.layout!r} is not 'hwc' or 'chw'", situation="image-option-invalid")
         if self.resample not in ("bilinear", "nearest"):
-            raise UsageError(f"resample {self.resample!r} is not 'bilinear' or 'nearest'")
+            raise UsageError(
+                f"resample {self.resample!r} is not 'bilinear' or 'nearest'", situation="image-option-invalid"
+            )
 
     def shape(self, feature: ImageFeature) -> tuple[int, ...]:
         """The shape of one decoded frame of ``feature``."""
@@ -116,12 +120,16 @@ def decode_one(
         pixels = resize(pixels, options.size, options.resample)
     except (ValueError, OSError, CorruptSourceError) as exc:
         reason = exc.message if isinstance(exc, CorruptSourceError) else str(exc)
-        raise CorruptDatasetError(f"{where}: stored image is corrupt ({reason})", hint=_REBUILD) from exc
+        raise CorruptDatasetError(
+            f"{where}: stored image is corrupt ({reason})", hint=_REBUILD, situation="image-corrupt"
+        ) from exc
     if pixels.shape[2] == 4 and feature.channels == 3:
         pixels = pixels[:, :, :3]  # RGBX
     if pixels.shape != want:
         raise CorruptDatasetError(
-            f"{where}: stored image decodes to {pixels.shape}, the manifest says {want}", hint=_REBUILD
+            f"{where}: stored image decodes to {pixels.shape}, the manifest says {want}",
+            hint=_REBUILD,
+            situation="image-size-mismatch",
         )
     return pixels
 

@@ -32,7 +32,7 @@ def batches(
     :class:`~rdstd.loader.sampling.FrameSampler` shuffled from ``seed``); the last short batch is dropped when
     ``drop_last``."""
     if batch_size < 1:
-        raise UsageError(f"batch size {batch_size} must be at least 1")
+        raise UsageError(f"batch size {batch_size} must be at least 1", situation="batch-size-invalid")
     order = np.fromiter(sampler if sampler is not None else FrameSampler(len(frames), seed=seed), dtype=np.int64)
     stop = len(order) - len(order) % batch_size if drop_last else len(order)
     chunks = [order[i : min(i + batch_size, stop)] for i in range(0, stop, batch_size)]

@@ -68,7 +68,7 @@ def _dims(feature: VectorFeature, role: Role) -> list[int]:
 def build_layout(kind: Kind, key: str, features: Sequence[VectorFeature], names: Sequence[str]) -> CommonLayout:
     """The common layout of vector ``key`` over datasets (``names`` for messages); see the module doc."""
     if kind not in ("eef", "joints"):
-        raise UsageError(f"layout {kind!r} for {key!r} is not 'eef' or 'joints'")
+        raise UsageError(f"layout {kind!r} for {key!r} is not 'eef' or 'joints'", situation="layout-unknown")
     _same_semantics(key, features, names)
     if kind == "eef":
         return _eef(key, features, names)
@@ -86,6 +86,7 @@ def _same_semantics(key: str, features: Sequence[VectorFeature], names: Sequence
         raise MappingError(
             f"{key!r} means different things across the mixture ({said})",
             hint="mix datasets whose actions share mode and space, or convert them to one (rdstd convert spec)",
+            situation="action-semantics-differ",
         )
 
 
@@ -96,6 +97,7 @@ def _units(key: str, slot: str, per_dataset: list[list[str]], names: Sequence[st
         raise MappingError(
             f"{key!r}: the {slot} dimensions have different units across the mixture ({said})",
             hint="canonicalize the units when converting (the converter spec's units)",
+            situation="units-differ",
         )
 
 
@@ -111,6 +113,7 @@ def _eef(key: str, features: Sequence[VectorFeature], names: Sequence[str]) -> C
                 f"{name}: {key!r} has {len(pos)} eef_position, {len(groups)} eef_rotation group(s) and {len(grip)} "
                 "gripper dimension(s); the eef layout needs 3, 1 and 1",
                 hint="use the joints layout for this mixture, or leave this dataset out",
+                situation="eef-layout-unfit",
             )
         group = groups[0]
         reprs.append(str(group.representation))
@@ -124,6 +127,7 @@ def _eef(key: str, features: Sequence[VectorFeature], names: Sequence[str]) -> C
         raise MappingError(
             f"{key!r}: rotations are in different representations across the mixture ({said})",
             hint="convert them to one representation (the converter spec's rotation options)",
+            situation="rotations-differ",
         )
     for slot, role in (("eef_position", Role.EEF_POSITION), ("gripper", Role.GRIPPER)):
         _units(key, slot, [[str(f.dims[i].unit) for i in _dims(f, role)] for f in features], names)
@@ -141,6 +145,7 @@ def _joints(key: str, features: Sequence[VectorFeature], names: Sequence[str]) -
             raise MappingError(
                 f"{name}: {key!r} has no joint_position dimension; the joints layout needs them",
                 hint="use the eef layout for this mixture, or leave this dataset out",
+                situation="joints-layout-unfit",
             )
     for slot, chosen in (("joint_position", joints), ("gripper", grips)):
         units = [[str(f.dims[i].unit) for i in dims] for f, dims in zip(features, chosen, strict=True)]

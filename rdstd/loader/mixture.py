@@ -48,10 +48,12 @@ class Mixture:
 
     def __init__(self, sources: Sequence[Source], layouts: Mapping[str, Kind] | None = None) -> None:
         if not sources:
-            raise UsageError("a mixture needs at least one source")
+            raise UsageError("a mixture needs at least one source", situation="mixture-empty")
         for s in sources:
             if not (np.isfinite(s.weight) and s.weight > 0):
-                raise UsageError(f"{s.label}: weight {s.weight} must be a positive number")
+                raise UsageError(
+                    f"{s.label}: weight {s.weight} must be a positive number", situation="mixture-weights-invalid"
+                )
         self.sources = list(sources)
         self.weights = np.array([s.weight for s in sources], dtype=np.float64) / sum(s.weight for s in sources)
         self._offsets = np.concatenate([[0], np.cumsum([len(s.frames) for s in sources])]).astype(np.int64)
@@ -69,12 +71,16 @@ class Mixture:
                 raise MappingError(
                     f"layout key {key!r} is not read from {', '.join(missing)}",
                     hint="add it to each source's keys, or rename the source's own key to it",
+                    situation="layout-key-missing",
                 )
             features = []
             for s, keys in zip(sources, named, strict=True):
                 feature = s.frames.dataset.manifest.features[keys[key]]
                 if not isinstance(feature, VectorFeature):
-                    raise MappingError(f"{s.label}: {keys[key]!r} is a camera; layouts are for vectors")
+                    raise MappingError(
+                        f"{s.label}: {keys[key]!r} is a camera; layouts are for vectors",
+                        situation="layout-key-is-camera",
+                    )
                 features.append(feature)
             layout = build_layout(kind, key, features, [s.label for s in sources])
             for s, place in zip(sources, layout.placements, strict=True):
@@ -102,6 +108,7 @@ class Mixture:
                 raise MappingError(
                     f"{key!r} has different shapes across the mixture ({said})",
                     hint="give the sources the same windows and image size (ImageOptions), or a layout for vectors",
+                    situation="shapes-differ",
                 )
 
     def __len__(self) -> int:
@@ -171,7 +178,10 @@ class MixtureSampler(FrameSampler):
         self.sizes = np.asarray(sizes, dtype=np.int64)
         w = np.asarray(weights, dtype=np.float64)
         if w.shape != self.sizes.shape or not (w > 0).all() or (self.sizes <= 0).any():
-            raise UsageError("a mixture sampler needs one positive weight and a non-empty source per source")
+            raise UsageError(
+                "a mixture sampler needs one positive weight and a non-empty source per source",
+                situation="mixture-weights-invalid",
+            )
         self.p = w / w.sum()
         self._offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int64)
 

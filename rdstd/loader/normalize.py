@@ -54,7 +54,8 @@ class _Affine:
         lead = values.ndim - len(self.shape)
         if lead < 0 or tuple(values.shape[lead:]) != self.shape:
             raise UsageError(
-                f"values of {key!r} have shape {values.shape}, not (..., {', '.join(map(str, self.shape))})"
+                f"values of {key!r} have shape {values.shape}, not (..., {', '.join(map(str, self.shape))})",
+                situation="values-shape-mismatch",
             )
         return np.asarray(values, dtype=np.float64).reshape(*values.shape[:lead], self.center.size)
 
@@ -73,9 +74,13 @@ class Normalizer:
                 raise UsageError(
                     f"{where}: cannot normalize {key!r}: not a vector feature of the dataset",
                     hint=f"vector features: {', '.join(k for k, f in manifest.features.items() if f.kind == 'vector')}",
+                    situation="feature-unknown",
                 )
             if mode not in MODES:
-                raise UsageError(f"normalization mode {mode!r} for {key!r} is not one of {', '.join(MODES)}")
+                raise UsageError(
+                    f"normalization mode {mode!r} for {key!r} is not one of {', '.join(MODES)}",
+                    situation="normalization-mode-unknown",
+                )
             self._affine[key] = _affine(key, feature, stats.get(key), mode, where)
 
     def skipped(self, key: str) -> npt.NDArray[np.bool_]:
@@ -107,17 +112,22 @@ def _affine(key: str, feature: VectorFeature, stats: Any, mode: str, where: str)
         raise SchemaError(
             f"{where}: stats.json has no {lo_name}/{hi_name} for {key!r} (needed for {mode} normalization)",
             hint="rebuild the dataset with rdstd convert (it writes stats.json), or normalize another way",
+            situation="stats-missing",
         )
     lo = np.array([np.nan if v is None else v for v in stats[lo_name]], dtype=np.float64)
     hi = np.array([np.nan if v is None else v for v in stats[hi_name]], dtype=np.float64)
     if lo.size != feature.size or hi.size != feature.size:
-        raise SchemaError(f"{where}: stats.json has {lo.size} values for {key!r} of {feature.size} dimensions")
+        raise SchemaError(
+            f"{where}: stats.json has {lo.size} values for {key!r} of {feature.size} dimensions",
+            situation="stats-size-mismatch",
+        )
     missing = ~skip & ~(np.isfinite(lo) & np.isfinite(hi))
     if missing.any():
         names = ", ".join(feature.dims[i].name for i in np.flatnonzero(missing))
         raise SchemaError(
             f"{where}: stats.json has no {lo_name}/{hi_name} for {key!r} dimension(s) {names} (no finite value seen)",
             hint="normalize this feature another way, or leave it out of normalization",
+            situation="stats-missing",
         )
     if mode == "mean_std":
         center, scale = lo, hi

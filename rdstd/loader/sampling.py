@@ -33,7 +33,7 @@ class FrameSampler:
         equal: bool = False,
     ) -> None:
         if world_size < 1 or not 0 <= rank < world_size:
-            raise UsageError(f"rank {rank} is not within a world of {world_size}")
+            raise UsageError(f"rank {rank} is not within a world of {world_size}", situation="rank-invalid")
         self.n = n
         self.shuffle = shuffle
         self.seed = seed
@@ -93,7 +93,7 @@ class EpisodeSampler(FrameSampler):
         equal: bool = False,
     ) -> None:
         if block < 1:
-            raise UsageError(f"block {block} must be at least 1 frame")
+            raise UsageError(f"block {block} must be at least 1 frame", situation="block-size-invalid")
         lengths = np.asarray(lengths, dtype=np.int64)
         super().__init__(int(lengths.sum()), shuffle=shuffle, seed=seed, rank=rank, world_size=world_size, equal=equal)
         self.block = block

@@ -31,14 +31,16 @@ class Window:
             return value
         items = list(value)
         if not items:
-            raise UsageError(f"window of {key!r} is empty", hint="give at least one offset, e.g. [0]")
+            raise UsageError(
+                f"window of {key!r} is empty", hint="give at least one offset, e.g. [0]", situation="window-invalid"
+            )
         for item in items:
             if isinstance(item, bool) or not isinstance(item, int | float | np.integer | np.floating):
-                raise UsageError(f"window of {key!r}: offset {item!r} is not a number")
+                raise UsageError(f"window of {key!r}: offset {item!r} is not a number", situation="window-invalid")
         seconds = any(isinstance(item, float | np.floating) for item in items)
         offsets = tuple(float(i) for i in items) if seconds else tuple(int(i) for i in items)
         if seconds and not all(np.isfinite(offsets)):
-            raise UsageError(f"window of {key!r}: offsets must be finite")
+            raise UsageError(f"window of {key!r}: offsets must be finite", situation="window-invalid")
         return cls(offsets, seconds)
 
     def __len__(self) -> int:
