@@ -40,14 +40,18 @@ def encode(pixels: npt.NDArray[Any], codec: ImageCodec, *, jpeg_quality: int = 9
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
     if pixels.ndim != 3:
-        raise EpisodeError(f"an image must be HWC or HW, got shape {pixels.shape}")
+        raise EpisodeError(f"an image must be HWC or HW, got shape {pixels.shape}", situation="image-shape-invalid")
     channels = pixels.shape[2]
     if codec == ImageCodec.JPEG:
         if pixels.dtype != np.uint8:
-            raise EpisodeError(f"JPEG needs uint8 pixels, got {pixels.dtype}", hint="convert the camera to uint8")
+            raise EpisodeError(
+                f"JPEG needs uint8 pixels, got {pixels.dtype}",
+                hint="convert the camera to uint8",
+                situation="image-dtype-invalid",
+            )
         colorspace = {1: "GRAY", 3: "RGB", 4: "RGBA"}.get(channels)
         if colorspace is None:
-            raise EpisodeError(f"JPEG takes 1, 3 or 4 channels, got {channels}")
+            raise EpisodeError(f"JPEG takes 1, 3 or 4 channels, got {channels}", situation="image-channels-invalid")
         return bytes(
             simplejpeg.encode_jpeg(
                 np.ascontiguousarray(pixels), quality=jpeg_quality, colorspace=colorspace, colorsubsampling="420"
@@ -57,18 +61,23 @@ def encode(pixels: npt.NDArray[Any], codec: ImageCodec, *, jpeg_quality: int = 9
         out = io.BytesIO()
         if pixels.dtype == np.uint16:
             if channels != 1:
-                raise EpisodeError(f"16-bit PNG is supported for one channel (depth) only, got {channels}")
+                raise EpisodeError(
+                    f"16-bit PNG is supported for one channel (depth) only, got {channels}",
+                    situation="image-channels-invalid",
+                )
             image = Image.fromarray(np.ascontiguousarray(pixels[:, :, 0]).astype("<u2"))
         elif pixels.dtype == np.uint8:
             image = Image.fromarray(np.ascontiguousarray(pixels if channels > 1 else pixels[:, :, 0]))
         else:
-            raise EpisodeError(f"PNG needs uint8 or uint16 pixels, got {pixels.dtype}")
+            raise EpisodeError(f"PNG needs uint8 or uint16 pixels, got {pixels.dtype}", situation="image-dtype-invalid")
         try:
             image.save(out, format="PNG", compress_level=1)
         except (ValueError, OSError) as exc:
-            raise EpisodeError(f"the image does not encode as PNG ({exc})") from exc
+            raise EpisodeError(f"the image does not encode as PNG ({exc})", situation="image-unencodable") from exc
         return out.getvalue()
-    raise UsageError(f"cannot encode single images as {codec}", hint="use jpeg or png")
+    raise UsageError(
+        f"cannot encode single images as {codec}", hint="use jpeg or png", situation="image-codec-unsupported"
+    )
 
 
 def decode(data: Buffer, codec: ImageCodec | None = None, *, channels: int = 3) -> npt.NDArray[Any]:
@@ -86,7 +95,7 @@ def decode(data: Buffer, codec: ImageCodec | None = None, *, channels: int = 3) 
         with Image.open(io.BytesIO(bytes(view))) as image:
             array = np.asarray(image)
     except (ValueError, OSError) as exc:
-        raise CorruptSourceError(f"image bytes do not decode as {codec}: {exc}") from exc
+        raise CorruptSourceError(f"image bytes do not decode as {codec}: {exc}", situation="image-undecodable") from exc
     if array.dtype == np.int32:  # Pillow's "I" mode for 16-bit gray
         array = array.astype(np.uint16)
     if array.ndim == 2:

@@ -98,16 +98,22 @@ def open_container(path: Path) -> Any:
     """Open ``path`` with PyAV for reading; errors name the file (missing, unreadable, no video stream)."""
     av = require_av()
     if not path.is_file():
-        raise SourceNotFoundError(f"{path}: video file not found", hint="check that the dataset is complete")
+        raise SourceNotFoundError(
+            f"{path}: video file not found", hint="check that the dataset is complete", situation="video-missing"
+        )
     try:
         container = av.open(str(path), metadata_errors="replace")  # damaged tags must not stop a read
     except (av.FFmpegError, OSError) as exc:
         raise CorruptSourceError(
-            f"{path}: not a readable video file ({ffmpeg_reason(exc)})", hint="re-download or re-encode it"
+            f"{path}: not a readable video file ({ffmpeg_reason(exc)})",
+            hint="re-download or re-encode it",
+            situation="video-unreadable",
         ) from exc
     if not container.streams.video:
         container.close()
-        raise CorruptSourceError(f"{path}: has no video stream", hint="re-download or re-encode it")
+        raise CorruptSourceError(
+            f"{path}: has no video stream", hint="re-download or re-encode it", situation="video-stream-missing"
+        )
     return container
 
 
@@ -136,6 +142,7 @@ def stream_info(stream: Any, path: Path) -> StreamInfo:
         raise CorruptSourceError(
             f"{path}: the video header is damaged (no codec or frame size for its video stream)",
             hint="re-download or re-encode it",
+            situation="video-header-damaged",
         )
     rate = stream.average_rate or stream.guessed_rate or 0
     return StreamInfo(
@@ -175,7 +182,9 @@ def scan(path: Path, *, times: bool = True) -> tuple[StreamInfo, npt.NDArray[np.
             found = [(p.pts * base, bool(p.is_keyframe)) for p in container.demux(stream) if p.pts is not None]
     except av.FFmpegError as exc:
         raise CorruptSourceError(
-            f"{path}: video does not demux ({ffmpeg_reason(exc)})", hint="re-download or re-encode it"
+            f"{path}: video does not demux ({ffmpeg_reason(exc)})",
+            hint="re-download or re-encode it",
+            situation="video-unreadable",
         ) from exc
     finally:
         container.close()
@@ -237,7 +246,9 @@ class VideoDecoder:
         try:
             self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
         except require_av().FFmpegError as exc:
-            raise CorruptSourceError(f"{self.path}: cannot seek to {t_s:.6f} s ({ffmpeg_reason(exc)})") from exc
+            raise CorruptSourceError(
+                f"{self.path}: cannot seek to {t_s:.6f} s ({ffmpeg_reason(exc)})", situation="video-seek-failed"
+            ) from exc
         self._frames = iter(self._container.decode(self._stream))
         self._pending = None
         self._last, self._last_s, self._pixels = None, -np.inf, {}
@@ -253,7 +264,9 @@ class VideoDecoder:
             return None
         except require_av().FFmpegError as exc:
             raise CorruptSourceError(
-                f"{self.path}: video does not decode ({ffmpeg_reason(exc)})", hint="re-encode it"
+                f"{self.path}: video does not decode ({ffmpeg_reason(exc)})",
+                hint="re-encode it",
+                situation="video-undecodable",
             ) from exc
 
     def _time(self, frame: Any) -> float:
@@ -300,6 +313,7 @@ class VideoDecoder:
             raise CorruptSourceError(
                 f"{self.path}: no frame within {self.tolerance_s * 1e3:.1f} ms of {t_s:.6f} s",
                 hint="the video has fewer frames than the data says, or its timestamps are off",
+                situation="video-frame-missing",
             )
         self._last, self._pixels = best, {}
         return self._converted(size)
@@ -419,7 +433,11 @@ class VideoCopier:
         rel = self._copied.get(key)
         if rel is None:
             if not source.is_file():
-                raise SourceNotFoundError(f"{source}: video file not found", hint="check that the dataset is complete")
+                raise SourceNotFoundError(
+                    f"{source}: video file not found",
+                    hint="check that the dataset is complete",
+                    situation="video-missing",
+                )
             number = self._counts.get(camera, 0)
             self._counts[camera] = number + 1
             rel = f"{self.videos_dir}/{camera}/file-{number:05d}{source.suffix or '.mp4'}"
@@ -541,11 +559,17 @@ class VideoEncoder:
         """Encode one HWC RGB uint8 frame shown at ``t_s`` seconds (times must increase)."""
         av = require_av()
         if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
-            raise EpisodeError(f"{self.path}: video frames must be HxWx3 uint8, got {pixels.shape} {pixels.dtype}")
+            raise EpisodeError(
+                f"{self.path}: video frames must be HxWx3 uint8, got {pixels.shape} {pixels.dtype}",
+                situation="video-frame-invalid",
+            )
         pts = round(t_s / self.time_base)
         if pts <= self._last_pts:
             after = float(self._last_pts * self.time_base)
-            raise EpisodeError(f"{self.path}: frame times must increase: {t_s} s comes after {after} s")
+            raise EpisodeError(
+                f"{self.path}: frame times must increase: {t_s} s comes after {after} s",
+                situation="video-times-not-increasing",
+            )
         with self._errors("the frame does not encode"):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
             frame.pts = pts
