@@ -139,6 +139,7 @@ def check_overlap(final: Path, sources: Sequence[Path]) -> None:
             raise UsageError(
                 f"{final}: the output overlaps the source {source}; rdstd never writes into (or over) a source",
                 hint=f"choose an output folder outside the source and not containing it, e.g. {beside}",
+                situation="output-overlaps-source",
             )
 
 
@@ -221,7 +222,11 @@ class Output:
         final = _absolute(final)
         check_overlap(final, sources)
         if final.is_symlink():
-            raise UsageError(f"{final}: the output is a symbolic link", hint="give the real path of the output")
+            raise UsageError(
+                f"{final}: the output is a symbolic link",
+                hint="give the real path of the output",
+                situation="output-is-symlink",
+            )
         made = [p for p in [final.parent, *final.parent.parents] if not p.exists()]
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
@@ -261,18 +266,24 @@ class Output:
         if not final.exists():
             return
         if not final.is_dir():
-            raise UsageError(f"{final}: exists and is not a folder", hint="choose another output path")
+            raise UsageError(
+                f"{final}: exists and is not a folder",
+                hint="choose another output path",
+                situation="output-not-a-folder",
+            )
         if not any(final.iterdir()):
             return  # an empty folder is replaced
         if not self._is_kind(final):
             raise UsageError(
                 f"{final}: exists and is not a {self.kind}; rdstd will not replace it",
                 hint="choose a new output path (or move that folder away yourself)",
+                situation="output-not-replaceable",
             )
         if not overwrite:
             raise UsageError(
                 f"{final}: a {self.kind} is already there",
                 hint="choose a new path, or pass --overwrite to replace it (it stays until the new one is complete)",
+                situation="output-not-empty",
             )
 
     def _clear_leftovers(self) -> None:
@@ -301,7 +312,7 @@ class Output:
     def commit(self) -> Path:
         """Move the finished output into place (swapping out a replaced one, then removing it); returns OUT."""
         if self.done:
-            raise UsageError(f"{self.final}: the output is already finished")
+            raise UsageError(f"{self.final}: the output is already finished", situation="output-finished")
         try:
             with self.guard():
                 _fsync_tree(self.tmp)
@@ -389,6 +400,7 @@ def _acquire(final: Path, owner: LockInfo) -> tuple[int, LockInfo | None]:
             raise OutputLockedError(
                 f"{final}: another rdstd process is writing this output: {who}",
                 hint=f"wait for it to finish or stop it; its lock is {path}",
+                situation="output-locked",
             ) from None
         except BaseException:
             os.close(fd)

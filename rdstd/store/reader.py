@@ -52,26 +52,32 @@ def read_manifest(path: Path | RemotePath) -> Manifest:
     """Load and validate ``rdstd.json`` of the dataset at ``path`` (clear errors for every failure)."""
     state = output.write_state(path) if isinstance(path, Path) else None  # writer locks are local
     if state is not None:
-        raise IncompleteDatasetError(f"{path}: {state[0]}", hint=state[1])
+        raise IncompleteDatasetError(f"{path}: {state[0]}", hint=state[1], situation="write-unfinished")
     if not path.exists():
-        raise SourceNotFoundError(f"{path}: no such dataset", hint="check the path")
+        raise SourceNotFoundError(f"{path}: no such dataset", hint="check the path", situation="dataset-missing")
     file = path / layout.MANIFEST
     marker = path / layout.WRITING_MARKER
     if marker.exists():
         raise IncompleteDatasetError(
             f"{path}: the write of this dataset did not finish ({layout.WRITING_MARKER} is still there)",
             hint="this is the temporary folder of a write that did not finish; run the conversion again",
+            situation="write-unfinished",
         )
     if not file.is_file():
         raise SchemaError(
             f"{path}: not a canonical rdstd dataset (no {layout.MANIFEST})",
             hint="convert the source first: rdstd convert SRC OUT",
+            situation="not-a-dataset",
         )
     text = file.read_bytes()
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise SchemaError(f"{file}: corrupt manifest, not JSON ({exc})", hint="rebuild with rdstd convert") from exc
+        raise SchemaError(
+            f"{file}: corrupt manifest, not JSON ({exc})",
+            hint="rebuild with rdstd convert",
+            situation="manifest-not-json",
+        ) from exc
     version = raw.get("schema_version") if isinstance(raw, dict) else None
     try:
         return Manifest.model_validate(raw)
@@ -82,7 +88,9 @@ def read_manifest(path: Path | RemotePath) -> Manifest:
             if where == "schema_version"
             else "the dataset is corrupt or from another rdstd version; rebuild it with rdstd convert"
         )
-        raise SchemaError(f"{file}: invalid manifest at {where} ({version=}): {problem}", hint=hint) from exc
+        raise SchemaError(
+            f"{file}: invalid manifest at {where} ({version=}): {problem}", hint=hint, situation="manifest-invalid"
+        ) from exc
 
 
 @dataclass
@@ -135,7 +143,10 @@ class LazyImages(Sequence[npt.NDArray[Any]]):
     def encoded(self) -> list[bytes]:
         """The stored bytes of every frame, exactly as written (cameras kept as video have none: see ``refs``)."""
         if self._root is not None:
-            raise UsageError("this camera is stored as video; its frames have no bytes of their own (see .refs)")
+            raise UsageError(
+                "this camera is stored as video; its frames have no bytes of their own (see .refs)",
+                situation="video-has-no-bytes",
+            )
         return [b.as_py() for b in self._encoded]
 
     @property
@@ -158,7 +169,9 @@ def _decode_stored(data: pa.Buffer, feature: ImageFeature, where: str) -> npt.ND
     try:
         return images.decode_as(data, feature)
     except CorruptSourceError as exc:
-        raise CorruptDatasetError(f"{where}: stored image is corrupt ({exc.message})", hint=_REBUILD) from exc
+        raise CorruptDatasetError(
+            f"{where}: stored image is corrupt ({exc.message})", hint=_REBUILD, situation="image-corrupt"
+        ) from exc
 
 
 def _source(file: Path | RemotePath) -> Any:
@@ -242,16 +255,22 @@ class Dataset:
             episodes = pl.read_parquet(_whole(episodes_file))
         except (OSError, pl.exceptions.ComputeError) as exc:
             raise SchemaError(
-                f"{episodes_file}: unreadable episode table ({exc})", hint="rebuild with rdstd convert"
+                f"{episodes_file}: unreadable episode table ({exc})",
+                hint="rebuild with rdstd convert",
+                situation="episode-table-unreadable",
             ) from exc
         for shard in range(manifest.counts.shards):
             if not (root / layout.shard_name(shard)).is_file():
                 raise SchemaError(
-                    f"{root / layout.shard_name(shard)}: data shard is missing", hint="rebuild with rdstd convert"
+                    f"{root / layout.shard_name(shard)}: data shard is missing",
+                    hint="rebuild with rdstd convert",
+                    situation="shard-missing",
                 )
         if len(episodes) != manifest.counts.episodes or int(episodes["length"].sum() or 0) != manifest.counts.frames:
             raise SchemaError(
-                f"{root}: episode table and manifest disagree on counts", hint="rebuild with rdstd convert"
+                f"{root}: episode table and manifest disagree on counts",
+                hint="rebuild with rdstd convert",
+                situation="counts-disagree",
             )
         return cls(root, manifest, episodes)
 
@@ -268,6 +287,7 @@ class Dataset:
             raise UsageError(
                 f"{self.location}: this dataset is in object storage; this operation needs a local copy",
                 hint="copy it first (for example: aws s3 sync URL DIR) and open the folder",
+                situation="needs-local-copy",
             )
         return self.location
 
@@ -289,7 +309,9 @@ class Dataset:
             try:
                 self._stats = json.loads(file.read_text(encoding="utf-8"))
             except (OSError, json.JSONDecodeError) as exc:
-                raise SchemaError(f"{file}: unreadable stats ({exc})", hint="rebuild with rdstd convert") from exc
+                raise SchemaError(
+                    f"{file}: unreadable stats ({exc})", hint="rebuild with rdstd convert", situation="stats-unreadable"
+                ) from exc
         return self._stats
 
     @property
@@ -339,6 +361,7 @@ class Dataset:
                 f"{self.location / layout.shard_name(shard)}: the footer counts {rows} rows ({in_groups} in its row "
                 f"groups), the episode table needs {need}: the shard is damaged",
                 hint=_REBUILD,
+                situation="shard-footer-mismatch",
             )
 
     def _unverified(self, shard: int) -> pq.ParquetFile:
@@ -358,20 +381,29 @@ class Dataset:
         for want in layout.frame_schema(self.manifest.features):
             index = found.get_field_index(want.name)
             if index < 0:
-                raise SchemaError(f"{file}: data shard has no column {want.name!r}", hint=_REBUILD)
+                raise SchemaError(
+                    f"{file}: data shard has no column {want.name!r}", hint=_REBUILD, situation="column-missing"
+                )
             have = found.field(index).type
             if have != want.type:
                 raise SchemaError(
                     f"{file}: column {want.name!r} is {have} in the shard but the manifest says {want.type}",
                     hint="the manifest and the data disagree (edited by hand?); rebuild with rdstd convert",
+                    situation="column-type-mismatch",
                 )
 
     def _shard_error(self, shard: int, exc: Exception, group: int | None = None) -> SchemaError:
         file = self.location / layout.shard_name(shard)
         where = f", row group {group}" if group is not None else ""
         if "checksum" in str(exc).lower():
-            return CorruptDatasetError(f"{file}{where}: page checksum mismatch, the data is damaged", hint=_REBUILD)
-        return CorruptDatasetError(f"{file}{where}: unreadable data shard ({exc})", hint=_REBUILD)
+            return CorruptDatasetError(
+                f"{file}{where}: page checksum mismatch, the data is damaged",
+                hint=_REBUILD,
+                situation="page-checksum-mismatch",
+            )
+        return CorruptDatasetError(
+            f"{file}{where}: unreadable data shard ({exc})", hint=_REBUILD, situation="shard-unreadable"
+        )
 
     def _damage(self, shard: int, exc: Exception, columns: list[str]) -> SchemaError:
         """The error for a failed read of several row groups: find the first damaged one to name it."""

@@ -182,13 +182,14 @@ class DatasetWriter:
         if not isinstance(exc, Exception) or isinstance(exc, RdstdError):
             raise exc
         error = output_error(exc, self.path) or OutputError(
-            f"{self.path}: writing the output failed: {type(exc).__name__}: {exc} (nothing was left behind)"
+            f"{self.path}: writing the output failed: {type(exc).__name__}: {exc} (nothing was left behind)",
+            situation="write-failed",
         )
         raise error from exc
 
     def _check_open(self) -> None:
         if self._closed:
-            raise UsageError("the writer is closed")
+            raise UsageError("the writer is closed", situation="writer-closed")
 
     # -- writing episodes --------------------------------------------------------------------------------------
 
@@ -209,7 +210,9 @@ class DatasetWriter:
         self._check_open()
         problems = episode.problems() + self._feature_problems(episode)
         if problems:
-            raise EpisodeError(f"episode {episode.meta.episode_id!r}: {'; '.join(problems)}")
+            raise EpisodeError(
+                f"episode {episode.meta.episode_id!r}: {'; '.join(problems)}", situation="episode-invalid"
+            )
         index = self.begin_episode(episode.meta)
         try:
             assert self._open is not None
@@ -225,7 +228,10 @@ class DatasetWriter:
         """Start an episode (frames follow with :meth:`append`); returns its episode index."""
         self._check_open()
         if self._open is not None:
-            raise UsageError(f"episode {self._open.meta.episode_id!r} is still open: end or abort it first")
+            raise UsageError(
+                f"episode {self._open.meta.episode_id!r} is still open: end or abort it first",
+                situation="episode-still-open",
+            )
         if self._parquet is None:
             try:
                 self._open_shard()
@@ -251,10 +257,10 @@ class DatasetWriter:
         self._check_open()
         ep = self._open
         if ep is None:
-            raise UsageError("no episode is open: call begin_episode first")
+            raise UsageError("no episode is open: call begin_episode first", situation="no-open-episode")
         problems = self._chunk_problems(chunk, ep) + self._feature_problems(chunk)
         if problems:
-            raise EpisodeError(f"episode {ep.meta.episode_id!r}: {'; '.join(problems)}")
+            raise EpisodeError(f"episode {ep.meta.episode_id!r}: {'; '.join(problems)}", situation="episode-invalid")
         self._append(chunk, ep)
 
     def _append(self, chunk: Episode, ep: _OpenEpisode) -> None:
@@ -277,7 +283,7 @@ class DatasetWriter:
         self._check_open()
         ep = self._open
         if ep is None:
-            raise UsageError("no episode is open: call begin_episode first")
+            raise UsageError("no episode is open: call begin_episode first", situation="no-open-episode")
         for key in list(ep.encoders):
             _, encoder = ep.encoders.pop(key)
             try:
@@ -574,7 +580,9 @@ class DatasetWriter:
         if self._open is not None:
             open_id = self._open.meta.episode_id
             self.abort()
-            raise UsageError(f"episode {open_id!r} is still open: end or abort it before closing")
+            raise UsageError(
+                f"episode {open_id!r} is still open: end or abort it before closing", situation="episode-still-open"
+            )
         try:
             manifest = self._finish()
         except EpisodeError:
@@ -593,7 +601,11 @@ class DatasetWriter:
         ids = [e["episode_id"] for e in self._episodes]
         if len(set(ids)) != len(ids):
             dupes = sorted({i for i in ids if ids.count(i) > 1})[:5]
-            raise EpisodeError(f"episode ids are not unique: {dupes}", hint="the source key must be unique per episode")
+            raise EpisodeError(
+                f"episode ids are not unique: {dupes}",
+                hint="the source key must be unique per episode",
+                situation="episode-ids-not-unique",
+            )
         self._write_table(layout.EPISODES, pa.Table.from_pylist(self._episodes, schema=layout.EPISODES_SCHEMA))
         tasks = pa.table(
             {"task_index": pa.array(list(self._tasks.values()), pa.int64()), "task": list(self._tasks.keys())}
@@ -625,7 +637,7 @@ def _frame_context(ep: _OpenEpisode, camera: str, frame: int) -> Iterator[None]:
         yield
     except (EpisodeError, CorruptSourceError) as exc:
         where = f"episode {ep.meta.episode_id!r}, camera {camera}, frame {frame}"
-        raise type(exc)(f"{where}: {exc.message}", hint=exc.hint) from exc
+        raise type(exc)(f"{where}: {exc.message}", hint=exc.hint, situation=exc.situation) from exc
 
 
 def nominal_rate_hz(timestamps: npt.NDArray[np.float64]) -> float:
