@@ -88,7 +88,9 @@ def check_clock(stream: str, header_ns: I64 | None, receive_ns: I64, clock: str)
                     f"(median {check.median_latency_ms:.1f} ms: another clock, e.g. sim time or a sensor's)"
                 )
     elif clock == "header":
-        raise MappingError(f"{stream}: clock header asked for, but the messages have no header stamp")
+        raise MappingError(
+            f"{stream}: clock header asked for, but the messages have no header stamp", situation="header-stamp-missing"
+        )
     times = np.asarray(header_ns if clock == "header" and header_ns is not None else receive, dtype=np.int64)
     check.segments = split_at_resets(times)
     check.resets = len(check.segments) - 1
@@ -117,7 +119,7 @@ def split_at_resets(times_ns: I64, reset_ns: int = RESET_NS) -> list[tuple[int, 
 def fixed_grid(start_ns: int, stop_ns: int, fps: float) -> I64:
     """Times ``start + round(k * 1e9 / fps)`` for every k that stays at or before ``stop_ns``."""
     if not fps > 0:
-        raise MappingError(f"fps must be positive, not {fps!r}")
+        raise MappingError(f"fps must be positive, not {fps!r}", situation="rate-invalid")
     count = int(np.floor((stop_ns - start_ns) * fps / 1e9 + 1e-9)) + 1 if stop_ns >= start_ns else 0
     return start_ns + np.round(np.arange(count, dtype=np.float64) * (1e9 / fps)).astype(np.int64)
 
@@ -140,7 +142,11 @@ class Sampling:
 def sample_at(master_ns: I64, times_ns: I64, method: str, max_age_ns: int) -> Sampling:
     """How a stream with sorted ``times_ns`` is sampled at ``master_ns`` (see the module docs for each method)."""
     if method not in METHODS:
-        raise MappingError(f"unknown alignment method {method!r}", hint=f"use one of: {', '.join(METHODS)}")
+        raise MappingError(
+            f"unknown alignment method {method!r}",
+            hint=f"use one of: {', '.join(METHODS)}",
+            situation="alignment-method-unknown",
+        )
     master = np.asarray(master_ns, dtype=np.int64)
     times = np.asarray(times_ns, dtype=np.int64)
     m = len(master)
@@ -148,7 +154,9 @@ def sample_at(master_ns: I64, times_ns: I64, method: str, max_age_ns: int) -> Sa
         zeros = np.zeros(m, dtype=np.int64)
         return Sampling(zeros, zeros, np.zeros(m), np.zeros(m, dtype=bool), zeros)
     if np.any(np.diff(times) < 0):
-        raise MappingError("stream times must be sorted before alignment (split clock resets first)")
+        raise MappingError(
+            "stream times must be sorted before alignment (split clock resets first)", situation="times-not-sorted"
+        )
     last = len(times) - 1
     right = np.searchsorted(times, master, side="right")  # first sample after the master time
     before = right - 1  # last sample at or before
