@@ -95,7 +95,7 @@ def make_zarr_replay_buffer(
         content = ReplayBufferContent(content.episode_ends, arrays)
     zarr2 = written_like == "zarr-python-2"
     if zarr2 and (zarr_format != 2 or zip_store):
-        raise UsageError("written_like='zarr-python-2' is for zarr v2 folders")
+        raise UsageError("written_like='zarr-python-2' is for zarr v2 folders", situation="fixture-option-invalid")
     store = ZipStore(path, mode="w") if zip_store else LocalStore(path)
     root = zarr.open_group(store=store, mode="w", zarr_format=zarr_format)  # type: ignore[arg-type]
     data = root.create_group("data")
