@@ -96,28 +96,38 @@ def parse_fail_on(value: str, origin: str = "--fail-on") -> Severity | None:
     try:
         return Severity(value)
     except ValueError:
-        raise UsageError(f"{origin}: fail_on {value!r} is not error, warning, info or never") from None
+        raise UsageError(
+            f"{origin}: fail_on {value!r} is not error, warning, info or never", situation="fail-on-unknown"
+        ) from None
 
 
 def _layer(data: Any, origin: str) -> Layer:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise UsageError(f"{origin}: validation settings must be a mapping", hint="see docs/validate.md")
+        raise UsageError(
+            f"{origin}: validation settings must be a mapping",
+            hint="see docs/validate.md",
+            situation="settings-not-a-mapping",
+        )
     try:
         return Layer.model_validate(data)
     except ValidationError as exc:
         where, problem = first_problem(exc)
-        raise UsageError(f"{origin}: invalid validation settings at {where}: {problem}") from exc
+        raise UsageError(
+            f"{origin}: invalid validation settings at {where}: {problem}", situation="settings-invalid"
+        ) from exc
 
 
 def _read_yaml(path: Path) -> Layer:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise UsageError(f"{path}: cannot read the profile ({exc.strerror or exc})") from exc
+        raise UsageError(
+            f"{path}: cannot read the profile ({exc.strerror or exc})", situation="profile-unreadable"
+        ) from exc
     except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: not valid YAML ({exc})") from exc
+        raise UsageError(f"{path}: not valid YAML ({exc})", situation="profile-not-yaml") from exc
     return _layer(data, str(path))
 
 
@@ -129,10 +139,14 @@ def _profile(name: str, config: Config, seen: tuple[str, ...] = ()) -> Config:
         path = Path(name)
         if not path.is_file():
             raise UsageError(
-                f"no validation profile {name!r}", hint=f"use one of {', '.join(shipped)} or a path to a YAML file"
+                f"no validation profile {name!r}",
+                hint=f"use one of {', '.join(shipped)} or a path to a YAML file",
+                situation="profile-unknown",
             )
     if name in seen:
-        raise UsageError(f"{path}: profiles extend each other in a loop ({' -> '.join((*seen, name))})")
+        raise UsageError(
+            f"{path}: profiles extend each other in a loop ({' -> '.join((*seen, name))})", situation="profile-loop"
+        )
     layer = _read_yaml(path)
     if layer.extends:
         config = _profile(layer.extends, config, (*seen, name))
@@ -145,7 +159,9 @@ def _pyproject(path: Path) -> Layer | None:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read [tool.rdstd.validate] ({exc})") from exc
+        raise UsageError(
+            f"{path}: cannot read [tool.rdstd.validate] ({exc})", situation="pyproject-unreadable"
+        ) from exc
     table = data.get("tool", {}).get("rdstd", {}).get("validate")
     return None if table is None else _layer(table, f"{path} [tool.rdstd.validate]")
 

@@ -31,9 +31,12 @@ def read_report(path: Path) -> Report:
     try:
         return Report.model_validate_json(path.read_bytes())
     except OSError as exc:
-        raise UsageError(f"{path}: cannot read the findings ({exc.strerror or exc})") from exc
+        raise UsageError(
+            f"{path}: cannot read the findings ({exc.strerror or exc})", situation="findings-unreadable"
+        ) from exc
     except ValidationError as exc:
         raise UsageError(
             f"{path}: not an rdstd validate JSON report ({exc.errors()[0]['msg']})",
             hint="write one with: rdstd validate DATASET --format json --output findings.json",
+            situation="findings-invalid",
         ) from exc

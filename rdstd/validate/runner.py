@@ -27,7 +27,11 @@ def build_checks(config: Config) -> tuple[list[Check], list[str]]:
     problems = list(reg.problems)
     unknown = [p for p in config.params if p not in reg.checks]
     if unknown:
-        raise UsageError(f"thresholds given for unknown checks: {', '.join(unknown)}", hint="see rdstd validate --list")
+        raise UsageError(
+            f"thresholds given for unknown checks: {', '.join(unknown)}",
+            hint="see rdstd validate --list",
+            situation="threshold-check-unknown",
+        )
     checks: list[Check] = []
     for ident in sorted(reg.checks):
         cls = reg.checks[ident]
@@ -39,7 +43,9 @@ def build_checks(config: Config) -> tuple[list[Check], list[str]]:
         bad = sorted(set(params) - set(cls.defaults))
         if bad:
             known = ", ".join(sorted(cls.defaults)) or "none"
-            raise UsageError(f"check {ident} has no threshold {', '.join(bad)} (it has: {known})")
+            raise UsageError(
+                f"check {ident} has no threshold {', '.join(bad)} (it has: {known})", situation="threshold-unknown"
+            )
         checks.append(cls(params, config.severity.get(ident)))
     return checks, problems
 

@@ -129,7 +129,9 @@ def _read_shard(ds: Dataset, shard: int, columns: list[str]) -> dict[str, npt.ND
         handle = pq.ParquetFile(file, memory_map=False, page_checksum_verification=True)
         table = handle.read(columns=columns)
     except PARQUET_ERRORS as exc:
-        raise CorruptDatasetError(f"{file}: unreadable data shard ({exc})", hint=_REBUILD) from exc
+        raise CorruptDatasetError(
+            f"{file}: unreadable data shard ({exc})", hint=_REBUILD, situation="shard-unreadable"
+        ) from exc
     out: dict[str, npt.NDArray[Any]] = {"timestamp": table.column("timestamp").to_numpy()}
     for key, feature in ds.manifest.vectors.items():
         column = table.column(key).combine_chunks()
