@@ -59,11 +59,11 @@ def test_errors_are_json_on_stderr_with_the_same_exit_code(capsys: pytest.Captur
     code, out, err = run(capsys, "info", tmp_path / "absent", "--format", "json")
     assert code == 3 and out == ""
     error = json.loads(err)["error"]
-    assert error["code"] == "RD401" and error["situation"] == "source-not-found"
-    assert "absent" in error["message"] and error["hint"].endswith("docs/errors.md#rd401-source-not-found")
+    assert error["code"] == "RD401" and error["situation"] == "path-not-found"
+    assert "absent" in error["message"] and error["hint"].endswith("docs/errors.md#rd401-path-not-found")
     code, _, text = run(capsys, "info", tmp_path / "absent")
     assert code == 3 and text.startswith("rdstd: error: [RD401]")
-    assert text.rstrip().endswith("[see docs/errors.md#rd401-source-not-found]")
+    assert text.rstrip().endswith("[see docs/errors.md#rd401-path-not-found]")
 
 
 def test_usage_errors_are_json_too_with_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
