@@ -1,17 +1,21 @@
-"""The registry of format backends: built-ins plus any installed under the ``rdstd.formats`` entry-point group.
+"""The registry of format backends: every one, built-in or third-party, comes from the ``rdstd.formats`` entry-point
+group and is loaded by name, on first use (never at ``import rdstd``).
 
-Plugins are loaded on first use (never at ``import rdstd``). A plugin whose import or construction fails does not
-break the others: it is recorded (:func:`load_failures`), named by ``rdstd formats``, raised as
-:class:`~rdstd.errors.PluginError` when asked for by name, and mentioned when no backend recognises a path.
-A plugin with the name of a built-in does not replace it: the built-in is kept and the plugin is recorded as
-shadowed, so the name always means the same reader.
+rdstd's own backends are declared in its ``pyproject.toml`` exactly as a plugin declares its own; :data:`BUILTINS`
+repeats them so that a source checkout without installed metadata finds them too. Asking for one backend by name
+(:func:`get_backend`) imports that backend only; detection and ``rdstd formats`` load them all. A backend whose
+import or construction fails does not break the others: it is recorded (:func:`load_failures`), named by
+``rdstd formats``, raised as :class:`~rdstd.errors.PluginError` when asked for by name, and mentioned when no backend
+recognises a path. A plugin with the name of a built-in does not replace it: the built-in is kept and the plugin is
+recorded as shadowed, so the name always means the same reader.
 """
 
 from __future__ import annotations
 
 import errno
 import importlib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -20,13 +24,13 @@ from rdstd.errors import PluginError, SourceError, SourceNotFoundError, UnknownF
 from rdstd.formats.base import FormatBackend
 from rdstd.formats.sniff import sniff, unreadable, unreadable_inside
 
-#: Built-in backends, imported on first use (module path, class name).
-BUILTINS: dict[str, tuple[str, str]] = {
-    "zarr": ("rdstd.formats.zarr", "ZarrReplayBufferBackend"),
-    "rlds": ("rdstd.formats.rlds", "RldsBackend"),
-    "lerobot": ("rdstd.formats.lerobot", "LeRobotBackend"),
-    "hdf5": ("rdstd.formats.hdf5", "Hdf5Backend"),
-    "rosbag": ("rdstd.formats.rosbag", "RosbagBackend"),
+#: rdstd's own backends, as its ``rdstd.formats`` entry points declare them (name -> ``module:Class``).
+BUILTINS: dict[str, str] = {
+    "zarr": "rdstd.formats.zarr:ZarrReplayBufferBackend",
+    "rlds": "rdstd.formats.rlds:RldsBackend",
+    "lerobot": "rdstd.formats.lerobot:LeRobotBackend",
+    "hdf5": "rdstd.formats.hdf5:Hdf5Backend",
+    "rosbag": "rdstd.formats.rosbag:RosbagBackend",
 }
 ENTRY_POINT_GROUP = "rdstd.formats"
 #: Sub-folders looked at for a dataset when a folder is not one itself.
@@ -44,36 +48,68 @@ class BackendEntry:
     problem: str = ""
 
 
+@dataclass
+class _Slot:
+    """A declared backend, loaded the first time it is asked for."""
+
+    name: str
+    origin: str
+    target: str = ""
+    entry_point: EntryPoint | None = None
+    problem: str = ""
+    loaded: BackendEntry | None = field(default=None, repr=False)
+
+    def entry(self) -> BackendEntry:
+        if self.loaded is None:
+            self.loaded = self._load()
+        return self.loaded
+
+    def _load(self) -> BackendEntry:
+        """Import and construct the backend; a failure is recorded with its cause, not raised."""
+        if self.problem:
+            return BackendEntry(self.name, self.origin, problem=self.problem)
+        try:
+            factory = self.entry_point.load() if self.entry_point is not None else _import(self.target)
+            backend = factory()
+        except Exception as exc:  # a backend's import is code outside the registry: any failure is recorded
+            return BackendEntry(
+                self.name, self.origin, problem=f"{self.target} failed to load: {type(exc).__name__}: {exc}"
+            )
+        if not isinstance(backend, FormatBackend):
+            return BackendEntry(
+                self.name, self.origin, problem=f"{self.target} is not an rdstd.formats.base.FormatBackend"
+            )
+        return BackendEntry(self.name, self.origin, backend)
+
+
+def _import(target: str) -> Callable[[], object]:
+    module, _, attr = target.partition(":")
+    factory: Callable[[], object] = getattr(importlib.import_module(module), attr)
+    return factory
+
+
 @cache
-def _registry() -> dict[str, BackendEntry]:
-    found: dict[str, BackendEntry] = {}
-    for name, (module, cls) in BUILTINS.items():
-        found[name] = BackendEntry(name, "builtin", getattr(importlib.import_module(module), cls)())
+def _registry() -> dict[str, _Slot]:
+    """Every declared backend by name (nothing imported yet): the built-ins first, then the plugins."""
+    found: dict[str, _Slot] = {name: _Slot(name, "builtin", target) for name, target in BUILTINS.items()}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if BUILTINS.get(ep.name) == ep.value:
+            continue  # rdstd's own declaration of a built-in
         origin = _origin(ep)
         if ep.name in found:
             if found[ep.name].origin != origin:
                 key = f"{ep.name} ({origin})"
-                found[key] = BackendEntry(ep.name, origin, problem=f"shadowed by the {found[ep.name].origin} backend")
+                found[key] = _Slot(
+                    ep.name, origin, ep.value, problem=f"shadowed by the {found[ep.name].origin} backend"
+                )
             continue
-        found[ep.name] = _load(ep, origin)
+        found[ep.name] = _Slot(ep.name, origin, ep.value, ep)
     return found
 
 
 def _origin(ep: EntryPoint) -> str:
     dist = ep.dist
     return f"plugin {dist.name} {dist.version}" if dist is not None else f"plugin {ep.value}"
-
-
-def _load(ep: EntryPoint, origin: str) -> BackendEntry:
-    """Import and construct one plugin; a failure is recorded with its cause, not raised."""
-    try:
-        backend = ep.load()()
-    except Exception as exc:  # a plugin's import is third-party code: any failure is recorded, with its cause
-        return BackendEntry(ep.name, origin, problem=f"{ep.value} failed to load: {type(exc).__name__}: {exc}")
-    if not isinstance(backend, FormatBackend):
-        return BackendEntry(ep.name, origin, problem=f"{ep.value} is not an rdstd.formats.base.FormatBackend")
-    return BackendEntry(ep.name, origin, backend)
 
 
 def register(backend: FormatBackend, *, origin: str = "registered in code") -> None:
@@ -86,7 +122,9 @@ def register(backend: FormatBackend, *, origin: str = "registered in code") -> N
             hint="choose another name",
             situation="format-name-taken",
         )
-    registry[backend.name] = BackendEntry(backend.name, origin, backend)
+    slot = _Slot(backend.name, origin)
+    slot.loaded = BackendEntry(backend.name, origin, backend)
+    registry[backend.name] = slot
 
 
 def unregister(name: str) -> None:
@@ -100,9 +138,10 @@ def reload() -> None:
 
 
 def entries() -> list[BackendEntry]:
-    """Every backend, usable or not, in detection order (what ``rdstd formats`` lists)."""
-    usable = [e for e in _registry().values() if e.backend is not None]
-    broken = [e for e in _registry().values() if e.backend is None]
+    """Every backend, usable or not, in detection order (what ``rdstd formats`` lists); loads them all."""
+    loaded = [slot.entry() for slot in _registry().values()]
+    usable = [e for e in loaded if e.backend is not None]
+    broken = [e for e in loaded if e.backend is None]
     return sorted(usable, key=lambda e: (_priority(e), e.name)) + broken
 
 
@@ -116,15 +155,18 @@ def backends() -> dict[str, FormatBackend]:
 
 
 def load_failures() -> list[BackendEntry]:
-    """Plugins that are installed but cannot be used, with the reason."""
-    return [e for e in _registry().values() if e.backend is None]
+    """Backends that are installed but cannot be used, with the reason."""
+    return [e for e in (slot.entry() for slot in _registry().values()) if e.backend is None]
 
 
 def get_backend(name: str) -> FormatBackend:
-    """The backend called ``name``."""
+    """The backend called ``name``; only that one is imported."""
+    slot = _registry().get(name)
+    if slot is not None and slot.entry().backend is not None:
+        backend = slot.entry().backend
+        assert backend is not None
+        return backend
     available = backends()
-    if name in available:
-        return available[name]
     for failed in load_failures():
         if failed.name == name:
             raise PluginError(
