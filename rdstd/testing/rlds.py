@@ -321,8 +321,9 @@ def random_episode(features_json: Mapping[str, Any], n: int, seed: int) -> bytes
             size = count * int(np.prod([d or 1 for d in leaf.shape]))
             if leaf.dtype.startswith("float"):
                 values[leaf.key] = rng.uniform(-1, 1, size=size).astype(np.float32)
-            elif leaf.dtype == "bool":
-                values[leaf.key] = (np.arange(size) == 0).astype(np.int64)
+            elif leaf.dtype == "bool":  # RLDS flags: is_last/is_terminal at the last step, the others at the first
+                at = size - 1 if leaf.key.endswith(("is_last", "is_terminal")) else 0
+                values[leaf.key] = (np.arange(size) == at).astype(np.int64)
             else:
                 values[leaf.key] = rng.integers(0, 2, size=size)
     return example(values)
