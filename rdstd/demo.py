@@ -1,47 +1,309 @@
-"""``make demo``: generate a small source dataset in a real format, convert it, and show what came out.
+"""``make demo``: the whole mission in a couple of minutes, on data generated here.
 
-Runs the same code paths as the CLI: a Diffusion-Policy-style zarr replay buffer written with zarr itself,
-``rdstd convert`` with the shipped PushT spec, ``rdstd info``, then one frame read back through ``rdstd.open``.
+It writes a small source in every format rdstd reads (a Diffusion Policy zarr replay buffer, an RLDS builder, a
+LeRobot v3.0 dataset, ALOHA HDF5 episodes, a ROS 1 bag), converts each with ``rdstd convert`` (the shipped
+converter spec that matches it), plants a problem in one and lets ``rdstd validate`` find it, writes the dataset
+card, loads a batch with :func:`rdstd.open`, and says after each step what it produced and the next command to try.
+
+The generators are those of :mod:`rdstd.testing` (the tests use the same ones). Two steps are hooks for commands
+that land separately: :func:`view_step` (an ``.rrd`` of one episode) and :func:`merge_step` (two datasets into one);
+each says so when its command is not there yet.
+
+Run it with ``make demo`` or ``python -m rdstd.demo [OUT]`` (default ``demo-out``); ``--only zarr,hdf5`` limits
+the formats.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import io
 import shutil
 import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 import rdstd
 from rdstd.cli.app import main as cli
-from rdstd.testing.fixtures import make_zarr_replay_buffer
+
+#: The formats the demo generates, in the order it shows them.
+FORMATS = ("zarr", "rlds", "lerobot", "hdf5", "rosbag")
 
 
-def run(root: Path = Path("demo-out")) -> int:
-    """Generate, convert, describe; returns the exit code."""
+@dataclass(frozen=True)
+class Source:
+    """A generated source: its path, what it is, and the arguments ``rdstd convert`` needs beyond SRC OUT."""
+
+    path: Path
+    what: str
+    convert_args: tuple[str, ...] = ()
+
+
+def make_zarr(root: Path) -> Source:
+    """A PushT-like zarr v2 replay buffer (Diffusion Policy's layout): 12 episodes, 96×96 images."""
+    from rdstd.testing.fixtures import make_zarr_replay_buffer
+
+    lengths = [40 + (i * 37) % 60 for i in range(12)]
+    path = root / "sources" / "pusht_like.zarr"
+    make_zarr_replay_buffer(path, lengths, image_hw=(96, 96), chunk_rows=161, zarr_format=2)
+    return Source(path, f"zarr v2 replay buffer, {len(lengths)} episodes, {sum(lengths)} steps, 96×96 images")
+
+
+def make_rlds(root: Path) -> Source:
+    """A BridgeData V2-shaped RLDS builder (tfrecord shards): 4 episodes, four JPEG cameras, state and action."""
+    from rdstd.testing.rlds import image, random_episode, rlds_features, tensor, text, write_builder
+
+    flags = {name: tensor("bool") for name in ("is_first", "is_last", "is_terminal")}
+    steps = {
+        **{f"observation/image_{i}": image("jpeg", [64, 64, 3]) for i in range(4)},
+        "observation/state": tensor("float32", [7]),
+        "action": tensor("float32", [7]),
+        "language_instruction": text(),
+        "reward": tensor("float32"),
+        "discount": tensor("float32"),
+        **flags,
+    }
+    features = rlds_features(steps)
+    records = [random_episode(features, 20 + 5 * i, seed=i) for i in range(4)]
+    path = write_builder(root / "sources" / "rlds", features, {"train": [records]}, name="bridge_dataset")
+    return Source(path, "RLDS builder (Bridge layout), 4 episodes in one tfrecord shard")
+
+
+def make_lerobot(root: Path) -> Source:
+    """A LeRobot v3.0 dataset: 3 episodes, joint state and action, a front and a wrist camera as mp4 video; the
+    shipped spec for this robot, completed with the reward column."""
+    from rdstd.testing.lerobot import Spec, make_dataset
+
+    cameras = {"observation.images.front": (48, 64), "observation.images.wrist": (48, 64)}
+    spec = Spec(version="v3.0", lengths=[30, 24, 36], fps=10, cameras=cameras)
+    path = make_dataset(root / "sources" / "lerobot_v30", spec)
+    reward = "  next.reward:\n    key: next.reward\n    role: reward\n    unit: none\n    frame: none\n"
+    completed = _extend_spec(
+        "lerobot/synthetic_7dof_arm", root / "specs" / "lerobot_demo.yaml", "lerobot/demo_arm", reward, ""
+    )
+    return Source(path, "LeRobot v3.0 dataset, 3 episodes, two cameras as mp4 video", ("--spec", str(completed)))
+
+
+def make_hdf5(root: Path) -> Source:
+    """ALOHA/ACT episodes (one HDF5 file each, padded JPEG cameras with compress_len), converted with the shipped
+    ALOHA spec completed the way a user completes one: its cameras and the effort column added."""
+    from rdstd.testing.hdf5 import ALOHA_CAMERAS, write_aloha_folder
+
+    path = write_aloha_folder(root / "sources" / "aloha", episodes=3, steps=20)
+    cameras = "".join(
+        f"  observation.images.{cam}:\n    key: observations/images/{cam}\n    frame: {cam}_optical\n"
+        for cam in ALOHA_CAMERAS
+    )
+    effort = (
+        "  observation.effort:\n    key: observations/effort\n    role: joint_effort\n    unit: unknown\n"
+        "    frame: none\n    description: follower motor currents, units not documented by ALOHA\n"
+    )
+    spec = _extend_spec("hdf5/aloha", root / "specs" / "aloha_demo.yaml", "hdf5/aloha_demo", effort, cameras)
+    return Source(path, "ALOHA HDF5 folder, 3 episode files, 4 JPEG cameras each", ("--spec", str(spec)))
+
+
+ROSBAG_SPEC = """\
+# The demo bag's spec, as a user writes one from `rdstd spec arm.bag` (the streams come from arm.bag.rdstd.yaml).
+name: rosbag/demo_arm
+format: rosbag
+description: The demo's 3-joint arm bag (joints in rad, the tool pose from TF, one camera).
+rate_hz: 10
+clock: {kind: measured, source: header_stamp}
+features:
+  observation.state: {key: joints, names: [j1, j2, j3], role: joint_position, unit: rad, frame: none}
+  observation.ee_pose:
+    key: ee
+    dims:
+      - {name: x, role: eef_position, unit: m, frame: base}
+      - {name: y, role: eef_position, unit: m, frame: base}
+      - {name: z, role: eef_position, unit: m, frame: base}
+      - {name: qx, role: eef_rotation, unit: none, frame: base}
+      - {name: qy, role: eef_rotation, unit: none, frame: base}
+      - {name: qz, role: eef_rotation, unit: none, frame: base}
+      - {name: qw, role: eef_rotation, unit: none, frame: base}
+    rotations: [{start: 3, representation: quat_xyzw}]
+cameras:
+  observation.images.cam: {key: cam, frame: cam_optical}
+"""
+
+
+def make_rosbag(root: Path) -> Source:
+    """A 1 s ROS 1 bag (joints 100 Hz, camera 10 Hz, TF 50 Hz) with its alignment plan beside it, and a spec."""
+    from rdstd.testing.rosbag import with_plan, write_bag
+
+    folder = root / "sources" / "ros"
+    folder.mkdir(parents=True)
+    path = with_plan(write_bag(folder / "arm.bag"))
+    spec = root / "specs" / "demo_arm.yaml"
+    spec.parent.mkdir(parents=True, exist_ok=True)
+    spec.write_text(ROSBAG_SPEC, encoding="utf-8")
+    return Source(path, "ROS 1 bag with its alignment plan (arm.bag.rdstd.yaml)", ("--spec", str(spec)))
+
+
+def _extend_spec(shipped: str, path: Path, name: str, features: str, cameras: str) -> Path:
+    """A copy of a shipped spec renamed ``name``, with YAML ``features`` and ``cameras`` entries appended."""
+    from rdstd.convert.specs import load_spec
+
+    text = Path(load_spec(shipped).origin).read_text(encoding="utf-8")
+    text = text.replace(f"name: {shipped}\n", f"name: {name}\n", 1)
+    text = text.replace("\nfeatures:\n", f"\nfeatures:\n{features}", 1)
+    if cameras and "\ncameras:\n" not in text:  # a shipped spec that maps its cameras keeps its own mapping
+        text += f"cameras:\n{cameras}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+GENERATORS: dict[str, Callable[[Path], Source]] = {
+    "zarr": make_zarr,
+    "rlds": make_rlds,
+    "lerobot": make_lerobot,
+    "hdf5": make_hdf5,
+    "rosbag": make_rosbag,
+}
+
+
+def plant_problem(source: Path) -> str:
+    """Damage a copy of the zarr replay buffer the way real data goes wrong: a stretch of NaN in the state of one
+    episode (a sensor dropout). Returns what was planted."""
+    import zarr
+
+    state: Any = zarr.open_array(str(source / "data" / "state"), mode="r+")
+    ends = np.asarray(zarr.open_array(str(source / "meta" / "episode_ends"), mode="r")[:])
+    start = int(ends[1]) + 5  # episode 2, frames 5..12
+    values = np.asarray(state[start : start + 8])
+    values[:, 0] = np.nan
+    state[start : start + 8] = values
+    return "NaN in observation.state[agent_x], episode 2, frames 5-12"
+
+
+def view_step(dataset: Path, out: Path) -> Path | None:
+    """HOOK (the lead wires it once ``rdstd view`` lands): write an ``.rrd`` of episode 0 of ``dataset`` into
+    ``out`` (e.g. ``rdstd view DATASET --episode 0 --save OUT``) and return its path; None while there is no
+    ``view`` command."""
+    return None
+
+
+def merge_step(first: Path, second: Path, out: Path) -> Path | None:
+    """HOOK (the lead wires it once ``rdstd merge`` lands): merge two converted datasets into ``out``
+    (e.g. ``rdstd merge A B OUT``) and return it; None while there is no ``merge`` command."""
+    return None
+
+
+def run(root: Path = Path("demo-out"), formats: tuple[str, ...] = FORMATS) -> int:
+    """Generate, convert, validate, describe, load; returns the exit code (0 when every step did what it should)."""
+    started = time.monotonic()
     shutil.rmtree(root, ignore_errors=True)
-    source = root / "pusht_like.zarr"
-    lengths = [60 + (i * 37) % 90 for i in range(40)]
-    print(f"$ (generating a zarr v2 replay buffer: {len(lengths)} episodes, {sum(lengths)} steps, 96x96 images)")
-    make_zarr_replay_buffer(source, lengths, image_hw=(96, 96), chunk_rows=161)
-    for args in (
-        ["info", str(source)],
-        ["convert", str(source), str(root / "canonical"), "--spec", "zarr/pusht"],
-        ["info", str(root / "canonical")],
-    ):
-        print(f"\n$ rdstd {' '.join(args)}", flush=True)
-        code = cli(args)
-        sys.stdout.flush()
+    root.mkdir(parents=True)
+    converted: dict[str, Path] = {}
+    for name in formats:
+        _title(f"{name}: generate a small source, convert it")
+        source = GENERATORS[name](root)
+        print(f"generated {source.path}: {source.what}")
+        out = root / "canonical" / name
+        code = _cli("convert", source.path, out, *source.convert_args)
         if code:
             return code
-    ds = rdstd.open(root / "canonical")
-    frame = ds.frame(100)
-    print("\n$ python -c \"import rdstd; ds = rdstd.open('demo-out/canonical'); ds.frame(100)\"")
-    print(f"{ds!r}")
-    for key, value in frame.items():
-        shape = getattr(value, "shape", None)
-        print(f"  {key}: {value if shape is None else f'array{list(shape)} {value.dtype}'}")
-    print(f"  action units: {[d.unit.value for d in ds.manifest.vectors['action'].dims]}")
+        converted[name] = out
+        print(f"produced: {out} (rdstd.json, episodes.parquet, data/shard-*.parquet, stats.json)")
+        print(f"next: rdstd info {out}")
+
+    if "zarr" in formats:
+        _title("validate: plant a problem in a source, convert it, let rdstd validate find it")
+        planted_src = root / "sources" / "pusht_planted.zarr"
+        shutil.copytree(root / "sources" / "pusht_like.zarr", planted_src)
+        print(f"planted: {plant_problem(planted_src)}")
+        planted = root / "canonical" / "zarr_planted"
+        if _cli("convert", planted_src, planted, "--quiet"):
+            return 3
+        findings = planted / "findings.json"
+        code = _cli("validate", planted, "--select", "RDV1", "--fail-on", "error")
+        _cli("validate", planted, "--select", "RDV1", "--format", "json", "--output", findings, "--fail-on", "never")
+        if code != 1:
+            print(f"the planted problem was not found (rdstd validate exited {code})", file=sys.stderr)
+            return 1
+        print("produced: exit code 1 (a finding at or above --fail-on) and the report in findings.json")
+        print(f"next: rdstd validate {planted} --format sarif --output findings.sarif   (for code scanning)")
+
+    first = converted.get("zarr") or next(iter(converted.values()))
+    _title("dataset card: rdstd info --format markdown")
+    card = root / "README-card.md"
+    with _stdout_to(card):
+        code = _cli("info", first, "--format", "markdown", echo=False)
+    if code:
+        return code
+    print(f"$ rdstd info {first} --format markdown > {card}")
+    print("\n".join(card.read_text(encoding="utf-8").splitlines()[9:24]))
+    print(f"produced: {card} ({len(card.read_text(encoding='utf-8').splitlines())} lines)")
+    print(f"next: rdstd info {first} --format markdown > {first}/README.md")
+
+    _title("view: one episode as a Rerun recording")
+    rrd = view_step(first, root / "views")
+    print(f"produced: {rrd}" if rrd else "not yet: `rdstd view` lands with issue #13")
+
+    _title("merge: two datasets into one")
+    if len(converted) >= 2:
+        a, b = list(converted.values())[:2]
+        merged = merge_step(a, b, root / "canonical" / "merged")
+        print(f"produced: {merged}" if merged else "not yet: `rdstd merge` lands with issue #15")
+
+    _title("load: a training batch with rdstd.open")
+    _load(first)
+    print(f"\ndemo done in {time.monotonic() - started:.0f} s; everything is in {root}/")
     return 0
 
 
+def _load(path: Path) -> None:
+    ds = rdstd.open(path)
+    print(f"$ python -c \"import rdstd; ds = rdstd.open('{path}'); ds.frame(10)\"")
+    print(repr(ds))
+    for key, value in ds.frame(10).items():
+        shape = getattr(value, "shape", None)
+        print(f"  {key}: {value if shape is None else f'array{list(shape)} {value.dtype}'}")
+    state = ds.manifest.vectors["observation.state"]
+    print(f"  observation.state units: {[f'{d.name}[{d.unit.value}]' for d in state.dims]}")
+    print("next: from rdstd.loader import ... (see docs/loader.md) to train on it")
+
+
+def _title(text: str) -> None:
+    print(f"\n== {text}", flush=True)
+
+
+def _cli(*args: object, echo: bool = True) -> int:
+    argv = [str(a) for a in args]
+    if echo:
+        print(f"$ rdstd {' '.join(argv)}", flush=True)
+    code = cli(argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return code
+
+
+@contextlib.contextmanager
+def _stdout_to(path: Path) -> Iterator[None]:
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        yield
+    path.write_text(buffer.getvalue(), encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m rdstd.demo [OUT] [--only zarr,rlds,...]``."""
+    parser = argparse.ArgumentParser(prog="python -m rdstd.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("out", nargs="?", default="demo-out", type=Path, help="where to write (replaced)")
+    parser.add_argument("--only", default=",".join(FORMATS), help="formats to generate (comma-separated)")
+    args = parser.parse_args(argv)
+    formats = tuple(f for f in args.only.split(",") if f)
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        parser.error(f"unknown formats {unknown}; choose from {', '.join(FORMATS)}")
+    return run(args.out, formats)
+
+
 if __name__ == "__main__":
-    sys.exit(run())
+    sys.exit(main())

@@ -50,7 +50,7 @@ def _raised() -> tuple[set[tuple[str, str]], list[str]]:
                 code = node.args[0]
                 value = code.value if isinstance(code, ast.Constant) else codes[ast.unparse(code).split(".")[0]]
                 found.add((str(value), str(node.args[1].value)))
-            if name not in codes or name == RdstdError.__name__ and path.name == "errors.py":
+            if name not in codes or (name == RdstdError.__name__ and path.name == "errors.py"):
                 continue
             if name in FIXED:
                 found.add((codes[name], FIXED[name]))
