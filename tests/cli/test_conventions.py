@@ -103,3 +103,13 @@ def test_shell_completion_is_installable(capsys: pytest.CaptureFixture[str]) -> 
 def test_an_unknown_root_format_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "schema", "--format", "yaml")
     assert code == 2 and "[RD100]" in err and "rd100-format-unknown" in err
+
+
+def test_docs_cli_has_a_section_for_every_command() -> None:
+    from rdstd.cli.app import app
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    commands = {info.name for info in app.registered_commands}
+    assert commands >= {"convert", "info", "validate", "export", "formats", "schema", "spec"}
+    missing = sorted(c for c in commands if f"\n## rdstd {c}\n" not in text)
+    assert missing == [], "document these in docs/cli.md (## rdstd COMMAND, usage, examples)"
