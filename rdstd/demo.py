@@ -251,6 +251,8 @@ def run(root: Path = Path("demo-out"), formats: tuple[str, ...] = FORMATS) -> in
         a, b = list(converted.values())[:2]
         merged = merge_step(a, b, root / "canonical" / "merged")
         print(f"produced: {merged}" if merged else "not yet: `rdstd merge` lands with issue #15")
+    else:
+        print("(needs two converted datasets: run the demo with more than one format)")
 
     _title("load: a training batch with rdstd.open")
     _load(first)
@@ -260,14 +262,19 @@ def run(root: Path = Path("demo-out"), formats: tuple[str, ...] = FORMATS) -> in
 
 def _load(path: Path) -> None:
     ds = rdstd.open(path)
-    print(f"$ python -c \"import rdstd; ds = rdstd.open('{path}'); ds.frame(10)\"")
+    n = min(len(ds), 8)
+    frame = min(10, len(ds) - 1)
+    print(f"$ python -c \"import rdstd; ds = rdstd.open('{path}'); ds.vectors('observation.state', range({n}))\"")
     print(repr(ds))
-    for key, value in ds.frame(10).items():
+    batch = ds.vectors("observation.state", np.arange(n))
+    print(f"  a batch of {n} frames of observation.state: array{list(batch.shape)} {batch.dtype}")
+    print(f"  ds.frame({frame}):")
+    for key, value in ds.frame(frame).items():
         shape = getattr(value, "shape", None)
-        print(f"  {key}: {value if shape is None else f'array{list(shape)} {value.dtype}'}")
+        print(f"    {key}: {value if shape is None else f'array{list(shape)} {value.dtype}'}")
     state = ds.manifest.vectors["observation.state"]
     print(f"  observation.state units: {[f'{d.name}[{d.unit.value}]' for d in state.dims]}")
-    print("next: from rdstd.loader import ... (see docs/loader.md) to train on it")
+    print("next: rdstd.loader for training batches with windows, masks and normalization (see docs/loader.md)")
 
 
 def _title(text: str) -> None:
