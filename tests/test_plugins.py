@@ -67,3 +67,14 @@ def test_a_builtin_that_fails_to_load_does_not_break_the_others(
 
     make_zarr_replay_buffer(tmp_path / "rb.zarr", [4], chunk_rows=4)
     assert registry.detect(tmp_path / "rb.zarr").name == "zarr"
+
+
+@pytest.mark.parametrize("name", sorted(registry.BUILTINS))
+def test_the_contract_suite_runs_for_every_builtin_backend(name: str) -> None:
+    backend_class = registry.BUILTINS[name].split(":")[1]
+    suites = [
+        path
+        for path in sorted((ROOT / "tests" / "formats").glob("test_*.py"))
+        if "(BackendContract)" in (text := path.read_text()) and f"{backend_class}()" in text
+    ]
+    assert suites, f"no BackendContract subclass runs {backend_class} (see rdstd.testing.contract)"
