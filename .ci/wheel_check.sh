@@ -46,9 +46,12 @@ if "$py" -c "import tensorflow_datasets" 2> /dev/null; then
   echo "wheel_check: the rlds extra pulled tensorflow-datasets (only the tests use it)"; exit 1
 fi
 
-step "[cloud]: rdstd.open through fsspec"
+step "[cloud]: rdstd.open through fsspec (an in-memory filesystem stands for object storage)"
 "$py" -m pip install --quiet "$wheel[cloud]"
-"$py" -c "import rdstd, sys; ds = rdstd.open('file://' + sys.argv[1]); assert len(ds) > 0; print(' ', ds)" "$work/demo-zarr/canonical/zarr"
+"$py" -c "
+import sys, fsspec, rdstd
+fsspec.filesystem('memory').put(sys.argv[1], '/ds', recursive=True)
+ds = rdstd.open('memory://ds'); assert len(ds) > 0; print(' ', ds)" "$work/demo-zarr/canonical/zarr"
 
 step "[viewer]: rerun-sdk 0.41.x"
 "$py" -m pip install --quiet "$wheel[viewer]"
