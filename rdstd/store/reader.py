@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
+from urllib.parse import unquote, urlsplit
 
 import numpy as np
 import numpy.typing as npt
@@ -249,6 +250,8 @@ class Dataset:
 
             if remote.is_url(path):
                 root = remote.RemotePath.from_url(path, storage_options)
+            else:  # file:///abs/path (RFC 8089) is the local folder it names
+                root = Path(unquote(urlsplit(path).path))
         manifest = read_manifest(root)
         episodes_file = root / layout.EPISODES
         try:

@@ -245,3 +245,10 @@ def test_a_torch_dataloader_with_two_workers_reads_the_s3_copy(endpoint: str, lo
     assert sorted(seen) == list(range(sum(LENGTHS)))
     here = rdstd.open(local)
     np.testing.assert_array_equal(np.stack([seen[i] for i in sorted(seen)]), here.vectors(STATE, sorted(seen)))
+
+
+def test_a_file_url_opens_the_local_folder_it_names(local: Path) -> None:
+    """``file:///abs/path`` (RFC 8089, percent-encoded) is the local dataset, not a folder named ``file:``."""
+    via_url = rdstd.open(local.resolve().as_uri())
+    assert not isinstance(via_url.location, RemotePath)
+    assert_same(frames(via_url).batch(np.arange(10)), frames(local).batch(np.arange(10)))
