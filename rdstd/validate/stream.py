@@ -66,7 +66,9 @@ def shards(ds: Dataset, *, pixels: bool = False) -> Iterator[ShardView]:
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
         tiled = bool(np.all(firsts - firsts[0] == starts))
         raws = {k: _rows(data[k], firsts, lengths, tiled) for k in columns}
-        floats = {k: raws[k].astype(np.float64, copy=False) for k in vectors}
+        # dims-major (Fortran order): per-episode reductions down a column and per-frame reductions across dims
+        # run several times faster than on the rows as stored
+        floats = {k: np.asfortranarray(raws[k]).astype(np.float64, copy=False) for k in vectors}
         return raws, floats, lengths
 
     # the next shard is read (and checksummed) in a thread while the checks work on this one

@@ -87,7 +87,7 @@ def fit_shard(shard: ShardView, action: str, pairs: list[tuple[int, str, int]]) 
     if not pairs or not len(n):
         return out
     acts = shard.vectors[action][:, [i for i, _, _ in pairs]]
-    states = np.stack([shard.vectors[key][:, j] for _, key, j in pairs], axis=1)
+    states = _columns([shard.vectors[key][:, j] for _, key, j in pairs])
     stops = starts + n
     finite = segments.range_sum(~(np.isfinite(acts) & np.isfinite(states)), starts, stops) == 0
     moving = segments.segment_max(acts, starts, n) > segments.segment_min(acts, starts, n)
@@ -135,6 +135,14 @@ def fit_shard(shard: ShardView, action: str, pairs: list[tuple[int, str, int]]) 
             0.0 if np.isnan(slope) else slope,
             tuple(float(x[e]) for x in errors),
         )
+    return out
+
+
+def _columns(columns: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
+    """Columns side by side, dims-major (Fortran order, as the shard's vectors: per-episode sums run faster)."""
+    out = np.empty((len(columns[0]), len(columns)), order="F")
+    for i, column in enumerate(columns):
+        out[:, i] = column
     return out
 
 
@@ -336,26 +344,50 @@ class PrenormalizedActions(Check):
 
     def shard(self, shard: ShardView) -> Iterable[Finding]:
         # min, max, counts and the first distinct values of a shard's rows are those of its episodes together
-        whole = EpisodeView(-1, -1, "", "", "", "", "", {}, shard.timestamps, shard.vectors, shard.vectors)
-        return self.episode(whole)
+        for key, dims in self._dims.items():
+            extent = shard.extent(key)
+            if not len(shard.episodes) or extent.bad[:, dims].any():
+                self._add(key, shard.vectors[key][:, dims])
+            else:  # every row finite: the range is the episodes' ranges
+                self._add(
+                    key, shard.vectors[key][:, dims], extent.low[:, dims].min(axis=0), extent.high[:, dims].max(axis=0)
+                )
+        return ()
 
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
-        cap = int(self.params["max_unique"])
         for key, dims in self._dims.items():
-            block = ep.vectors[key][:, dims]
+            self._add(key, ep.vectors[key][:, dims])
+        return ()
+
+    def _add(
+        self,
+        key: str,
+        block: npt.NDArray[np.float64],
+        low: npt.NDArray[np.float64] | None = None,
+        high: npt.NDArray[np.float64] | None = None,
+    ) -> None:
+        """Accumulate the rows of ``block`` (the action's dims) whose values are all finite; ``low`` and ``high``
+        are their per-dim range when the caller knows it and every row is finite."""
+        if low is None or high is None:
             block = block[np.isfinite(block).all(axis=1)]
             if not len(block):
-                continue
-            self._low[key] = np.minimum(self._low[key], block.min(axis=0))
-            self._high[key] = np.maximum(self._high[key], block.max(axis=0))
+                return
+            low, high = block.min(axis=0), block.max(axis=0)
+        if not len(block):
+            return
+        cap = int(self.params["max_unique"])
+        self._low[key] = np.minimum(self._low[key], low)
+        self._high[key] = np.maximum(self._high[key], high)
+        if np.maximum(high, -low).max() >= 0.999:  # else no value is at ±1
             self._at_bounds[key] += (np.abs(block) >= 0.999).sum(axis=0)
-            self._count[key] += len(block)
-            for i, seen in enumerate(self._values[key]):
-                if seen is not None:
-                    seen.update(np.unique(block[:, i])[: cap + 1].tolist())
-                    if len(seen) > cap:
-                        self._values[key][i] = None
-        return ()
+        self._count[key] += len(block)
+        for i, seen in enumerate(self._values[key]):
+            if seen is None:
+                continue
+            head = np.unique(block[: 4 * cap, i])  # more than cap distinct values already: no need to see all
+            seen.update((head if len(head) > cap else np.unique(block[:, i]))[: cap + 1].tolist())
+            if len(seen) > cap:
+                self._values[key][i] = None
 
     def end(self) -> Iterable[Finding]:
         for key, dims in self._dims.items():

@@ -154,13 +154,13 @@ class ActionJumps(Check):
             step = np.diff(shard.vectors[key], axis=0)
             rows = shard.lengths - 1
             center = segments.segment_medians(step, starts, counts)
-            offset = np.abs(step - np.repeat(center, shard.lengths, axis=0)[: len(step)])
+            offset = np.abs(step - segments.spread(center, shard.lengths)[: len(step)])
             spread = 1.4826 * segments.segment_medians(offset, starts, counts)
             usable = spread > 0
             with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = offset / np.repeat(spread, shard.lengths, axis=0)[: len(step)]
-                z = np.where(np.repeat(usable, shard.lengths, axis=0)[: len(step)], ratio, 0.0).sum(axis=1)
-                z /= np.repeat(usable.sum(axis=1), shard.lengths)[: len(step)]
+                # the mean over usable dims of offset / spread, as one weighted sum per frame
+                weight = np.where(usable, 1.0 / spread, 0.0) / usable.sum(axis=1, keepdims=True)
+                z = (offset * segments.spread(weight, shard.lengths)[: len(step)]).sum(axis=1)
                 far = segments.segment_any(z > self.params["z_max"] * _MARGIN, starts, counts)
             holes = np.isnan(center).any(axis=1) | np.isnan(spread).any(axis=1)  # NaN: let the episode decide
             screen |= (far | holes) & usable.any(axis=1) & (rows >= 9)

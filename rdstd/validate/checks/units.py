@@ -54,8 +54,8 @@ def _over_shard(shard: ShardView, dims: list[tuple[str, int]], limit: float) -> 
     for key, d in dims:
         by_key.setdefault(key, []).append(d)
     for key, ds in by_key.items():
-        block = np.abs(shard.vectors[key][:, ds])
-        top = segments.segment_max(np.where(np.isfinite(block), block, 0.0), shard.starts, shard.lengths)
+        extent = shard.extent(key)
+        top = np.maximum(np.maximum(extent.high[:, ds], -extent.low[:, ds]), 0.0)  # the largest finite |value|
         hit |= (top > limit).any(axis=1)
     return [ep for ep, h in zip(shard.episodes, hit.tolist(), strict=True) if h]
 

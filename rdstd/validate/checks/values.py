@@ -16,6 +16,11 @@ from rdstd.validate.check import Check, DatasetView, EpisodeView, ShardView, fra
 from rdstd.validate.model import Evidence, Finding, Severity
 
 
+#: Screens over whole shards flag an episode a little inside a threshold (their arithmetic differs from the
+#: episode's own check by rounding); the episode's own check decides.
+_SCREEN = 0.999
+
+
 class NonFinite(Check):
     """RDV102: NaN or infinity in any vector feature."""
 
@@ -28,8 +33,8 @@ class NonFinite(Check):
 
     def shard(self, shard: ShardView) -> Iterable[Finding]:
         hit = np.zeros(len(shard.episodes), dtype=bool)
-        for values in shard.vectors.values():
-            hit |= segments.segment_any((~np.isfinite(values)).any(axis=1), shard.starts, shard.lengths)
+        for key in shard.vectors:
+            hit |= shard.extent(key).bad.any(axis=1)
         for ep, h in zip(shard.episodes, hit.tolist(), strict=True):
             if h:
                 yield from self.episode(ep)
@@ -121,8 +126,8 @@ class JointLimits(Check):
                     continue
                 # the narrowest limits of any embodiment: every episode out of its own limits is screened in
                 low, high = max(lo for lo, _ in spans), min(hi for _, hi in spans)
-                col = shard.vectors[key][:, d]
-                hit |= segments.segment_any((col < low - margin) | (col > high + margin), shard.starts, shard.lengths)
+                extent = shard.extent(key)
+                hit |= (extent.low[:, d] < low - margin) | (extent.high[:, d] > high + margin) | extent.bad[:, d]
         for ep, h in zip(shard.episodes, hit.tolist(), strict=True):
             if h:
                 yield from self.episode(ep)
@@ -178,9 +183,15 @@ class ConstantDimension(Check):
         return ()
 
     def shard(self, shard: ShardView) -> Iterable[Finding]:
-        # the shard's rows are its episodes' rows: its min and max are theirs
-        whole = EpisodeView(-1, -1, "", "", "", "", "", {}, shard.timestamps, shard.vectors, shard.vectors)
-        return self.episode(whole)
+        # the shard's rows are its episodes' rows: its finite min and max are theirs
+        self._frames += len(shard.timestamps)
+        if not len(shard.episodes):
+            return ()
+        for key in self._low:
+            extent = shard.extent(key)
+            self._low[key] = np.fmin(self._low[key], extent.low.min(axis=0))
+            self._high[key] = np.fmax(self._high[key], extent.high.max(axis=0))
+        return ()
 
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         if ep.length == 0:
@@ -247,9 +258,11 @@ class Outliers(Check):
         limit = self.params["z_max"]
         hit = np.zeros(len(shard.episodes), dtype=bool)
         for key, (mean, std) in self._moments.items():
+            extent = shard.extent(key)
+            reach = _SCREEN * limit * std  # a little inside the limit: the episode's own check decides
             with np.errstate(invalid="ignore"):
-                far = (np.abs(shard.vectors[key] - mean) > limit * std).any(axis=1)
-            hit |= segments.segment_any(far, shard.starts, shard.lengths)
+                far = (extent.high - mean > reach) | (mean - extent.low > reach) | extent.bad
+            hit |= far.any(axis=1)
         for ep, h in zip(shard.episodes, hit.tolist(), strict=True):
             if h:
                 yield from self.episode(ep)
