@@ -21,9 +21,8 @@ def _ranges(
     ufunc: np.ufunc, values: npt.NDArray[Any], starts: IntArray, stops: IntArray, empty: float
 ) -> npt.NDArray[Any]:
     """``ufunc`` over rows ``starts[i] : stops[i]`` for each i (``empty`` where a range is empty)."""
-    if len(starts) and len(values) == stops[-1] and starts[0] == 0 and bool(np.all(stops > starts)):
-        if bool(np.all(starts[1:] == stops[:-1])):  # non-empty segments tiling the rows (a shard's episodes)
-            return ufunc.reduceat(values, starts, axis=0)  # type: ignore[no-any-return]
+    if _tiling(starts, stops, len(values)):
+        return ufunc.reduceat(values, starts, axis=0)
     out = np.full((len(starts), *values.shape[1:]), empty, dtype=values.dtype)
     full = stops > starts
     if not full.any() or not len(values):
@@ -34,6 +33,13 @@ def _ranges(
         bounds = bounds[:-1]
     out[full] = ufunc.reduceat(values, bounds, axis=0)[0::2]
     return out
+
+
+def _tiling(starts: IntArray, stops: IntArray, rows: int) -> bool:
+    """Whether the ranges are non-empty and tile ``rows`` rows in order (a shard's episodes)."""
+    if not len(starts) or starts[0] != 0 or stops[-1] != rows:
+        return False
+    return bool(np.all(stops > starts) and np.all(starts[1:] == stops[:-1]))
 
 
 def range_sum(values: npt.NDArray[Any], starts: IntArray, stops: IntArray) -> npt.NDArray[Any]:

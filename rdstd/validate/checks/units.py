@@ -10,7 +10,6 @@ import numpy as np
 
 from rdstd.schema.embodiment import JointType
 from rdstd.schema.vocabulary import Role, Unit
-from rdstd.validate import segments
 from rdstd.validate.check import Check, DatasetView, EpisodeView, ShardView, frame_span
 from rdstd.validate.model import Evidence, Finding, Severity
 

@@ -11,10 +11,8 @@ import numpy.typing as npt
 
 from rdstd.schema.embodiment import JointType
 from rdstd.schema.vocabulary import Role
-from rdstd.validate import segments
 from rdstd.validate.check import Check, DatasetView, EpisodeView, ShardView, frame_span, list_frames
 from rdstd.validate.model import Evidence, Finding, Severity
-
 
 #: Screens over whole shards flag an episode a little inside a threshold (their arithmetic differs from the
 #: episode's own check by rounding); the episode's own check decides.
