@@ -47,6 +47,38 @@ def range_sum(values: npt.NDArray[Any], starts: IntArray, stops: IntArray) -> np
     return _ranges(np.add, values, starts, stops, 0)
 
 
+def head_sum(values: npt.NDArray[Any], starts: IntArray, lengths: IntArray, k: int) -> npt.NDArray[Any]:
+    """Per segment, the sum of its first ``min(k, length)`` rows (``k`` small: one gather per row)."""
+    out = np.zeros((len(starts), *values.shape[1:]), dtype=values.dtype)
+    for j in range(k):
+        inside = lengths > j
+        out[inside] += values[starts[inside] + j]
+    return out
+
+
+def tail_sum(values: npt.NDArray[Any], starts: IntArray, lengths: IntArray, k: int) -> npt.NDArray[Any]:
+    """Per segment, the sum of its last ``min(k, length)`` rows (``k`` small: one gather per row)."""
+    out = np.zeros((len(starts), *values.shape[1:]), dtype=values.dtype)
+    for j in range(1, k + 1):
+        inside = lengths >= j
+        out[inside] += values[starts[inside] + lengths[inside] - j]
+    return out
+
+
+def lagged_sum(work: npt.NDArray[Any], starts: IntArray, lengths: IntArray, k: int) -> npt.NDArray[Any]:
+    """Per segment, the sum of ``work``'s rows ``start : start + length - k``, where ``work`` holds a per-row value
+    of lag ``k`` in its first ``total - k`` rows (row t pairs row t of one column with row t + k of another). The
+    last k rows of each segment pair across segments: they are zeroed (in place, with the k spare rows at the end),
+    then the segments are summed as they tile."""
+    if k:
+        drop = np.minimum(k, lengths)
+        rows = np.repeat(starts + lengths - drop, drop) + (
+            np.arange(int(drop.sum())) - np.repeat(np.cumsum(drop) - drop, drop)
+        )
+        work[rows] = 0
+    return range_sum(work, starts, starts + lengths)
+
+
 def segment_max(values: npt.NDArray[Any], starts: IntArray, lengths: IntArray) -> npt.NDArray[Any]:
     """Maximum of each segment's rows (NaN propagates; -inf for an empty segment)."""
     return _ranges(np.maximum, values, starts, starts + lengths, -np.inf)

@@ -45,8 +45,8 @@ class Fit:
 
     @property
     def lead(self) -> int:
-        """The lead k whose absolute fit is best."""
-        return int(np.argmax(self.absolute))
+        """The lead k whose absolute fit is best (the first of equals)."""
+        return max(range(len(self.absolute)), key=self.absolute.__getitem__)
 
     def best(self, rate_hz: float | None) -> tuple[ActionMode, float]:
         """The mode that fits best and its R²."""
@@ -89,9 +89,14 @@ def fit_shard(shard: ShardView, action: str, pairs: list[tuple[int, str, int]]) 
     acts = shard.vectors[action][:, [i for i, _, _ in pairs]]
     states = _columns([shard.vectors[key][:, j] for _, key, j in pairs])
     stops = starts + n
-    finite = segments.range_sum(~(np.isfinite(acts) & np.isfinite(states)), starts, stops) == 0
-    moving = segments.segment_max(acts, starts, n) > segments.segment_min(acts, starts, n)
-    moving &= segments.segment_max(states, starts, n) > segments.segment_min(states, starts, n)
+    # finite and moving, from the shard's extents (for finite values the finite range is the range)
+    ext = shard.extent(action)
+    a_dims = [i for i, _, _ in pairs]
+    finite, moving = ~ext.bad[:, a_dims], ext.high[:, a_dims] > ext.low[:, a_dims]
+    for p, (_, key, j) in enumerate(pairs):
+        ext = shard.extent(key)
+        finite[:, p] &= ~ext.bad[:, j]
+        moving[:, p] &= ext.high[:, j] > ext.low[:, j]
     usable = finite & moving & (n >= 8)[:, None]
     fitted = usable.any(axis=1)
     if not fitted.any():
@@ -100,24 +105,33 @@ def fit_shard(shard: ShardView, action: str, pairs: list[tuple[int, str, int]]) 
     s_dev = states - segments.spread(segments.range_sum(states, starts, stops) / _count(n), n)
     a_dev = acts - segments.spread(segments.range_sum(acts, starts, stops) / _count(n), n)
     s_sq, a_sq = s_dev * s_dev, a_dev * a_dev
-    var_s = segments.range_sum(s_sq, starts, stops) / _count(n)
+    whole = [segments.range_sum(x, starts, stops) for x in (s_dev, a_dev, s_sq, a_sq)]
+    var_s = whole[2] / _count(n)
     absolute, errors = [], []
     total = len(acts)
+    work = np.empty_like(s_dev)  # per-frame products of one lead, in place
     for k in range(_MAX_LEAD + 1):
-        ends = starts + np.maximum(n - k, 0)
         count = _count(n - k)
-        later, now = s_dev[k:], a_dev[: total - k]
-        sum_s, sum_a = segments.range_sum(later, starts, ends), segments.range_sum(now, starts, ends)
-        sq_s, sq_a = segments.range_sum(s_sq[k:], starts, ends), segments.range_sum(a_sq[: total - k], starts, ends)
+        # the window of lead k: s over rows [k, n) of each episode, a over rows [0, n - k)
+        sum_s, sq_s = (
+            whole[0] - segments.head_sum(s_dev, starts, n, k),
+            whole[2] - segments.head_sum(s_sq, starts, n, k),
+        )
+        sum_a, sq_a = (
+            whole[1] - segments.tail_sum(a_dev, starts, n, k),
+            whole[3] - segments.tail_sum(a_sq, starts, n, k),
+        )
         sxx, syy = sq_s - sum_s * sum_s / count, sq_a - sum_a * sum_a / count
         # a window that is constant (its spread lost in rounding) is constant, as in r2
         sxx[sxx <= 1e-12 * sq_s] = 0.0
         syy[syy <= 1e-12 * sq_a] = 0.0
-        sxy = segments.range_sum(later * now, starts, ends) - sum_s * sum_a / count
+        np.multiply(s_dev[k:], a_dev[: total - k], out=work[: total - k])
+        sxy = segments.lagged_sum(work, starts, n, k) - sum_s * sum_a / count
         absolute.append(segments.medians(_r2(sxx, syy, sxy), usable))
         with np.errstate(divide="ignore", invalid="ignore"):
-            gap = acts[: total - k] - states[k:]
-            mse = segments.range_sum(gap * gap, starts, ends) / count / var_s
+            gap = np.subtract(acts[: total - k], states[k:], out=work[: total - k])
+            np.multiply(gap, gap, out=gap)
+            mse = segments.lagged_sum(work, starts, n, k) / count / var_s
         errors.append(segments.medians(mse, usable))
     ds, a0 = np.diff(states, axis=0), acts[:-1]
     a0c = segments.centred(a0, starts, n, n - 1)
@@ -211,6 +225,8 @@ class ActionSemanticsFit(Check):
                     evidence=Evidence.UNVERIFIABLE,
                     hint="name action and state dims alike (e.g. both 'shoulder_pan')",
                 )
+        self._rate = dataset.rate_hz
+        self._dims = {key: sorted({i for i, _, _ in pairs}) for key, pairs in self._pairs.items()}
         self._unfit = dict.fromkeys(self._pairs, 0)
         self._fitted = dict.fromkeys(self._pairs, 0)
 
@@ -227,12 +243,11 @@ class ActionSemanticsFit(Check):
         self, ep: EpisodeView, key: str, pairs: list[tuple[int, str, int]], result: Fit | None
     ) -> Iterable[Finding]:
         """The findings of one episode's fit of the action ``key``."""
-        rate = self.ds.rate_hz
         if result is None:
             return
         feature = self.ds.manifest.vectors[key]
-        best, best_r2 = result.best(rate)
-        dims = sorted({i for i, _, _ in pairs})
+        best, best_r2 = result.best(self._rate)
+        dims = self._dims[key]
         if best_r2 < self.params["min_r2"]:
             self._unfit[key] += 1
             return
@@ -280,7 +295,7 @@ class ActionSemanticsFit(Check):
         lead = declared_lead(self.ds.manifest.vectors[key])
         if lead is None or lead > _MAX_LEAD:
             return
-        best = int(np.argmin(result.error))
+        best = min(range(len(result.error)), key=result.error.__getitem__)
         ratio = result.error[lead] / max(result.error[best], 1e-12)
         if best != lead and ratio > self.params["lead_ratio"] and result.error[lead] > self.params["lead_min_error"]:
             yield self.finding(
