@@ -51,6 +51,25 @@ class IdleSegments(Check):
         }
         return ()
 
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        if not self._robot or not len(shard.timestamps):
+            return
+        # the fraction of still frames of every episode at once (exact: a count over the episode's intervals)
+        moves = np.zeros(len(shard.timestamps) - 1)
+        for key, dims in self._robot.items():
+            for d in dims:
+                np.maximum(moves, np.abs(np.diff(shard.vectors[key][:, d])), out=moves)
+        counts = np.maximum(shard.lengths - 1, 0)
+        still = segments.range_sum(
+            (moves <= self.params["still_eps"]).astype(np.intp), shard.starts, shard.starts + counts
+        )
+        fraction = still / np.maximum(counts, 1)
+        for ep, hit in zip(
+            shard.episodes, ((fraction > self.params["max_idle_fraction"]) & (shard.lengths >= 3)).tolist(), strict=True
+        ):
+            if hit:
+                yield from self.episode(ep)
+
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         states = [ep.vectors[k][:, dims] for k, dims in self._robot.items()]
         if not states or ep.length < 3:
@@ -80,6 +99,23 @@ class DeadActions(Check):
     description = "longest run of identical consecutive actions over max_run_fraction of the episode"
     hint = "the command stream stalled here: trim or drop the segment"
     defaults: ClassVar[Mapping[str, float]] = {"max_run_fraction": 0.2, "min_run": 10.0}
+
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        if not len(shard.timestamps):
+            return
+        # the number of repeated frames bounds the longest run: only episodes where it could fire are looked at
+        counts = np.maximum(shard.lengths - 1, 0)
+        screen = np.zeros(len(shard.episodes), dtype=bool)
+        for key in self.ds.actions():
+            values = shard.vectors[key]
+            same = np.all(values[1:] == values[:-1], axis=1).astype(np.intp)
+            repeats = segments.range_sum(same, shard.starts, shard.starts + counts) + 1
+            screen |= (repeats >= self.params["min_run"]) & (
+                repeats / np.maximum(shard.lengths, 1) > self.params["max_run_fraction"]
+            )
+        for ep, hit in zip(shard.episodes, (screen & (shard.lengths >= 3)).tolist(), strict=True):
+            if hit:
+                yield from self.episode(ep)
 
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         for key in self.ds.actions():
