@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rdstd.schema.features import VectorFeature
-from rdstd.schema.vocabulary import ActionMode, ActionTiming, Role, Unit
+from rdstd.schema.vocabulary import ActionMode, ActionTiming, DeltaReference, Role, Unit
 from rdstd.validate import segments
 from rdstd.validate.check import Check, DatasetView, EpisodeView, ShardView
 from rdstd.validate.model import Evidence, Finding, Severity
@@ -436,3 +436,110 @@ class PrenormalizedActions(Check):
                         measured=len(seen),
                         expected=f"> {int(self.params['max_unique'])}",
                     )
+
+
+def _in_rotation(feature: VectorFeature, dim: int) -> bool:
+    """Whether ``dim`` belongs to one of the feature's rotation groups (they do not add up as vectors)."""
+    return any(g.start <= dim < g.start + max(g.size, 1) for g in feature.rotations)
+
+
+class DeltaIntegration(Check):
+    """RDV502: delta (or velocity) actions integrated from a window's first state must reach its last state.
+
+    Per episode and action feature declared delta or velocity (relative to the previous state, or to an unknown
+    reference), over windows of ``window_s`` seconds: the endpoint error of ``s_0 + Σ a_t`` (velocity: ``a_t·Δt``)
+    against the state at the window's end, relative to the path the state travelled in the window. RDV501's fit
+    sees whether Δs follows a; the integral also sees a wrong scale (deltas per two steps, mm labelled m, a
+    normalized delta) and a drift that a correlation hides.
+    """
+
+    id = "RDV502"
+    name = "actions.delta_integration"
+    severity = Severity.WARNING
+    evidence = Evidence.STATISTICAL
+    description = (
+        "delta/velocity actions integrated over window_s (1 s) windows from the window's first state: the median "
+        "endpoint error over max_error (20%) of the state's path length is a warning"
+    )
+    hint = "the deltas' scale or frame is wrong: fix the declared unit or scale, or relabel actions from state changes"
+    defaults: ClassVar[Mapping[str, float]] = {"window_s": 1.0, "max_error": 0.2, "min_windows": 3.0}
+
+    def begin(self, dataset: DatasetView) -> Iterable[Finding]:
+        super().begin(dataset)
+        self._pairs: dict[str, list[tuple[int, str, int]]] = {}
+        self._velocity: set[str] = set()
+        for key, feature in dataset.actions().items():
+            sem = feature.action
+            if sem is None or sem.mode not in (ActionMode.DELTA, ActionMode.VELOCITY):
+                continue
+            if sem.reference not in (DeltaReference.PREVIOUS_STATE, DeltaReference.UNKNOWN):
+                continue  # relative to the previous command or the episode start: not a step of the state
+            pairs = [
+                (i, s, j)
+                for i, s, j in dataset.pairs(key)
+                if feature.dims[i].role not in {Role.GRIPPER, Role.FLAG, Role.REWARD}
+                and dataset.manifest.vectors[s].dims[j].role not in {Role.GRIPPER, Role.FLAG, Role.REWARD}
+                and not _in_rotation(feature, i)
+                and not _in_rotation(dataset.manifest.vectors[s], j)
+            ]
+            if pairs:
+                self._pairs[key] = pairs
+                if sem.mode == ActionMode.VELOCITY:
+                    self._velocity.add(key)
+        rate = dataset.rate_hz
+        self._window = max(2, round(self.params["window_s"] * rate)) if rate else 0
+        return ()
+
+    def episode(self, ep: EpisodeView) -> Iterable[Finding]:
+        if not self._window or ep.length < 2 * self._window + 1:
+            return
+        for key, pairs in self._pairs.items():
+            acts = ep.vectors[key][:, [i for i, _, _ in pairs]]
+            states = np.stack([ep.vectors[s][:, j] for _, s, j in pairs], axis=1)
+            if key in self._velocity:
+                acts = acts[:-1] * np.diff(ep.timestamps)[:, None]
+            result = integration_error(states, acts, self._window)
+            if result is None or result[2] < self.params["min_windows"]:
+                continue
+            error, scale, windows = result
+            if error > self.params["max_error"]:
+                yield self.finding(
+                    f"{key} integrated over {self.params['window_s']:g} s windows misses the state by a median "
+                    f"{error:.0%} of the path length ({windows} window-dims; the integrated path is {scale:.3g}x "
+                    "the state's)",
+                    ep=ep,
+                    feature=key,
+                    dims=sorted({i for i, _, _ in pairs}),
+                    frames=(0, ep.length),
+                    statistic=f"median |s_0 + Σa - s_end| / path length over {self.params['window_s']:g} s windows",
+                    threshold=self.params["max_error"],
+                    measured=error,
+                    expected=f"<= {self.params['max_error']:g}",
+                )
+
+
+def integration_error(
+    states: npt.NDArray[np.float64], steps: npt.NDArray[np.float64], window: int
+) -> tuple[float, float, int] | None:
+    """(median endpoint error / path length, scale of the integrated path to the state's, windows used) of
+    ``steps`` (row t: the change from state t to t + 1) integrated over windows of ``window`` frames.
+
+    None when no window moves (the data cannot tell) or values are not finite."""
+    n = min(len(states), len(steps) + 1)
+    if n < window + 1 or not (np.isfinite(states[:n]).all() and np.isfinite(steps[: n - 1]).all()):
+        return None
+    travelled = np.concatenate([np.zeros((1, states.shape[1])), np.cumsum(steps[: n - 1], axis=0)])
+    path = np.concatenate([np.zeros((1, states.shape[1])), np.cumsum(np.abs(np.diff(states[:n], axis=0)), axis=0)])
+    marks = np.arange(0, n, window)
+    first, last = marks[:-1], marks[1:]
+    moved = states[last] - states[first]
+    integrated = travelled[last] - travelled[first]
+    length = path[last] - path[first]
+    scale_ref = float(np.abs(states[:n]).max()) + 1.0
+    valid = length > 1e-9 * scale_ref
+    if valid.sum() == 0:
+        return None
+    error = np.abs(integrated - moved)[valid] / length[valid]
+    denominator = float((moved[valid] ** 2).sum())
+    scale = float((integrated[valid] * moved[valid]).sum()) / denominator if denominator > 0 else float("nan")
+    return float(np.median(error)), scale, int(valid.sum())

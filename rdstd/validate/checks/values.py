@@ -11,6 +11,7 @@ import numpy.typing as npt
 
 from rdstd.schema.embodiment import JointType
 from rdstd.schema.vocabulary import Role
+from rdstd.validate import urdf
 from rdstd.validate.check import Check, DatasetView, EpisodeView, ShardView, frame_span, list_frames
 from rdstd.validate.model import Evidence, Finding, Severity
 
@@ -103,13 +104,38 @@ class JointLimits(Check):
     def begin(self, dataset: DatasetView) -> Iterable[Finding]:
         super().begin(dataset)
         self._limits: dict[str, dict[str, tuple[float, float]]] = {}
+        #: Per embodiment, the joints whose limits come from its URDF (the embodiment's own limits win).
+        self._from_urdf: dict[str, str] = {}
+        found: list[Finding] = []
         for emb in dataset.manifest.embodiments:
-            self._limits[emb.name] = {
+            declared = {
                 j.name: (j.lower, j.upper)
                 for j in emb.joints
                 if j.lower is not None and j.upper is not None and j.type != JointType.CONTINUOUS
             }
-        return ()
+            unlimited = {j.name for j in emb.joints if j.type == JointType.CONTINUOUS}
+            if emb.urdf:
+                try:
+                    joints = urdf.parse(urdf.resolve(emb.urdf, dataset.path))
+                except urdf.UrdfUnusable as exc:
+                    found.append(
+                        self.finding(
+                            f"embodiment {emb.name} names the URDF {emb.urdf!r}, which cannot be used: {exc}; joint "
+                            "limits are checked against the embodiment's own limits only",
+                            severity=Severity.WARNING,
+                            evidence=Evidence.UNVERIFIABLE,
+                            hint="put the URDF in the dataset folder and name it by a relative path in the embodiment",
+                        )
+                    )
+                    joints = {}
+                for name, joint in joints.items():
+                    if joint.type == "continuous":
+                        unlimited.add(name)
+                    elif joint.limited and name not in declared and joint.lower is not None and joint.upper is not None:
+                        declared[name] = (joint.lower, joint.upper)
+                        self._from_urdf[f"{emb.name}/{name}"] = emb.urdf
+            self._limits[emb.name] = {name: span for name, span in declared.items() if name not in unlimited}
+        return found
 
     def shard(self, shard: ShardView) -> Iterable[Finding]:
         bounds = [lim for lim in self._limits.values() if lim]
@@ -148,9 +174,13 @@ class JointLimits(Check):
                     continue
                 fraction = float(out.mean())
                 level = Severity.ERROR if fraction > self.params["max_fraction"] else Severity.WARNING
+                origin = self._from_urdf.get(f"{ep.embodiment}/{dim.name}") or (
+                    self._from_urdf.get(f"{next(iter(self._limits))}/{dim.name}") if len(self._limits) == 1 else None
+                )
+                where = f" (from the URDF {origin})" if origin else ""
                 yield self.finding(
-                    f"{key}[{dim.name}] is outside its limits [{low:.4g}, {high:.4g}] in {fraction:.1%} of frames "
-                    f"(range {np.nanmin(col):.4g} .. {np.nanmax(col):.4g})",
+                    f"{key}[{dim.name}] is outside its limits [{low:.4g}, {high:.4g}]{where} in {fraction:.1%} of "
+                    f"frames (range {np.nanmin(col):.4g} .. {np.nanmax(col):.4g})",
                     ep=ep,
                     feature=key,
                     dims=[d],
