@@ -122,3 +122,11 @@ def test_the_urdf_parser_reads_names_types_and_limits(tmp_path: Path) -> None:
     (tmp_path / "other.xml").write_text("<sdf/>")
     with pytest.raises(UrdfUnusable, match="not a URDF"):
         parse(tmp_path / "other.xml")
+
+
+def test_a_jump_out_of_a_frozen_stretch_is_seen(tmp_path: Path) -> None:
+    """Most steps repeat (the median absolute deviation is 0): the jump when the stream resumes still counts
+    (lerobot-doctor found it on the bench's idle episode; rdstd did not)."""
+    found = _of(validate(make(tmp_path, "idle")), "RDV954")
+    assert [(f.episode_index, f.frames) for f in found] == [(0, (39, 41))]
+    assert not _of(validate(make(tmp_path, "delta")), "RDV954")

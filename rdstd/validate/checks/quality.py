@@ -18,6 +18,8 @@ _ROBOT = {Role.JOINT_POSITION, Role.EEF_POSITION, Role.EEF_ROTATION, Role.GRIPPE
 
 #: Whole-shard screens flag an episode below this fraction of a threshold already: the episode's own check decides.
 _MARGIN = 0.9
+#: Moving steps a mostly frozen action dim needs before its jumps are measured on them.
+_MIN_MOVING = 10
 
 
 def longest_run(mask: np.ndarray) -> tuple[int, int]:
@@ -199,7 +201,8 @@ class ActionJumps(Check):
                 z = (offset * segments.spread(weight, shard.lengths)[: len(step)]).sum(axis=1)
                 far = segments.segment_any(z > self.params["z_max"] * _MARGIN, starts, counts)
             holes = np.isnan(center).any(axis=1) | np.isnan(spread).any(axis=1)  # NaN: let the episode decide
-            screen |= (far | holes) & usable.any(axis=1) & (rows >= 9)
+            frozen = (spread == 0).any(axis=1)  # mostly repeated steps: the episode measures the moving ones
+            screen |= ((far & usable.any(axis=1)) | holes | frozen) & (rows >= 9)
         for ep, hit in zip(shard.episodes, screen.tolist(), strict=True):
             if hit:
                 yield from self.episode(ep)
@@ -212,10 +215,19 @@ class ActionJumps(Check):
             step = np.diff(values, axis=0)
             center = np.median(step, axis=0)
             spread = 1.4826 * np.median(np.abs(step - center), axis=0)  # robust: a spike does not hide itself
+            counted = np.ones(step.shape, dtype=bool)
+            for d in np.flatnonzero((spread == 0) & np.isfinite(center)).tolist():
+                # over half the steps repeat (a frozen stretch): the dim is measured on its moving steps, so that
+                # the jump out of the freeze (a resumed stream) is seen
+                moving = step[:, d] != center[d]
+                if moving.sum() >= _MIN_MOVING:
+                    center[d] = np.median(step[moving, d])
+                    spread[d] = 1.4826 * np.median(np.abs(step[moving, d] - center[d]))
+                    counted[:, d] = moving
             usable = spread > 0
             if not usable.any():
                 continue
-            z = (np.abs(step[:, usable] - center[usable]) / spread[usable]).mean(axis=1)
+            z = (np.where(counted, np.abs(step - center), 0.0)[:, usable] / spread[usable]).mean(axis=1)
             jumps = np.flatnonzero(z > self.params["z_max"])
             if jumps.size:
                 yield self.finding(
