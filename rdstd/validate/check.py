@@ -26,6 +26,7 @@ import polars as pl
 from rdstd.schema.features import VectorFeature
 from rdstd.schema.manifest import Manifest
 from rdstd.schema.vocabulary import Role
+from rdstd.validate import segments
 from rdstd.validate.model import Evidence, Finding, Severity, Value
 
 FloatArray = npt.NDArray[np.float64]
@@ -137,6 +138,41 @@ class ShardView:
     vectors: dict[str, FloatArray]
     starts: npt.NDArray[np.intp]
     lengths: npt.NDArray[np.intp]
+    _extents: dict[str, Extent] = field(default_factory=dict, repr=False, compare=False)
+
+    def extent(self, key: str) -> Extent:
+        """Per episode and dim of the vector ``key``: its finite range and whether it holds NaN or ±inf (computed
+        once per shard, shared by the checks that screen with it)."""
+        known = self._extents.get(key)
+        if known is None:
+            known = self._extents[key] = Extent.of(self.vectors[key], self.starts, self.lengths)
+        return known
+
+
+@dataclass(frozen=True)
+class Extent:
+    """Per segment (episode) and dim: ``low`` / ``high``, the smallest and largest finite value (inf / -inf when
+    there is none), and ``bad``, whether any value is NaN or ±inf."""
+
+    low: FloatArray
+    high: FloatArray
+    bad: npt.NDArray[np.bool_]
+
+    @classmethod
+    def of(cls, values: FloatArray, starts: npt.NDArray[np.intp], lengths: npt.NDArray[np.intp]) -> Extent:
+        """The extent of each segment ``starts[i] : starts[i] + lengths[i]`` of ``values`` (rows x dims)."""
+        finite = np.isfinite(values)
+        if finite.all():
+            bad = np.zeros((len(starts), *values.shape[1:]), dtype=bool)
+            return cls(
+                segments.segment_min(values, starts, lengths), segments.segment_max(values, starts, lengths), bad
+            )
+        masked = np.where(finite, values, np.nan)
+        with np.errstate(invalid="ignore"):
+            low = segments.segment_fmin(masked, starts, lengths)
+            high = segments.segment_fmax(masked, starts, lengths)
+        bad = segments.segment_any_each(~finite, starts, lengths)
+        return cls(np.where(np.isnan(low), np.inf, low), np.where(np.isnan(high), -np.inf, high), bad)
 
 
 class Check(ABC):

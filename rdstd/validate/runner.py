@@ -8,14 +8,14 @@ ask for them, and only when the configuration turns pixels on.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import rdstd
 from rdstd.errors import UsageError
 from rdstd.store.reader import Dataset
 from rdstd.validate import stream
-from rdstd.validate.check import Check, DatasetView
+from rdstd.validate.check import Check, DatasetView, ShardView
 from rdstd.validate.config import Config
 from rdstd.validate.model import CheckInfo, Finding, Report, Severity, Suppressed, Suppression
 from rdstd.validate.registry import matches, registry
@@ -53,11 +53,17 @@ def build_checks(config: Config) -> tuple[list[Check], list[str]]:
 def run(ds: Dataset, checks: list[Check], *, pixels: bool = False) -> list[Finding]:
     """Every finding of ``checks`` on ``ds`` (begin, every shard's episodes, end), in that order."""
     view = DatasetView(ds.path, ds.manifest, ds.episodes, lambda: ds.stats)
+    wants_pixels = pixels and any(c.pixels for c in checks)
+    return run_shards(view, lambda: stream.shards(ds, pixels=wants_pixels), checks)
+
+
+def run_shards(view: DatasetView, shards: Callable[[], Iterable[ShardView]], checks: list[Check]) -> list[Finding]:
+    """Every finding of ``checks`` on the dataset ``view`` describes, whose episodes ``shards()`` gives a shard at a
+    time (called once, after every check's begin)."""
     found: list[Finding] = []
     for check in checks:
         found.extend(check.begin(view))
-    wants_pixels = pixels and any(c.pixels for c in checks)
-    for shard in stream.shards(ds, pixels=wants_pixels):
+    for shard in shards():
         rank: dict[int | None, int] = {ep.index: n for n, ep in enumerate(shard.episodes)}
         batch = [(n, f) for n, check in enumerate(checks) for f in check.shard(shard)]
         # as if every check ran episode by episode: by episode, then by check
@@ -91,13 +97,43 @@ def validate_dataset(
     """Validate an open canonical dataset with ``config``; ``extra`` are findings found before (source checks)."""
     started = time.perf_counter()
     checks, problems = build_checks(config)
+    found = run(ds, checks, pixels=config.pixels)
+    return report(
+        config,
+        checks,
+        problems,
+        found,
+        extra=extra,
+        dataset=dataset or str(ds.path),
+        source_format=source_format,
+        episodes=ds.num_episodes,
+        frames=len(ds),
+        started=started,
+    )
+
+
+def report(
+    config: Config,
+    checks: list[Check],
+    problems: list[str],
+    found: list[Finding],
+    *,
+    extra: Iterable[Finding],
+    dataset: str,
+    source_format: str,
+    episodes: int,
+    frames: int,
+    started: float,
+) -> Report:
+    """The report of a run: ``extra`` (findings found before, e.g. by a conversion) then ``found``, after the
+    configured severities and suppressions."""
     levels = {c.id: c.level for c in checks}
     chosen = [  # findings found before (source checks) follow the selection and the configured severities
         f if levels[f.check].rank >= f.severity.rank else f.model_copy(update={"severity": levels[f.check]})
         for f in extra
         if f.check in levels
     ]
-    findings = [*chosen, *run(ds, checks, pixels=config.pixels)]
+    findings = [*chosen, *found]
     kept: list[Finding] = []
     silenced: list[Suppressed] = []
     for finding in findings:
@@ -120,11 +156,11 @@ def validate_dataset(
     ]
     return Report(
         rdstd_version=rdstd.__version__,
-        dataset=dataset or str(ds.path),
+        dataset=dataset,
         source_format=source_format,
         profile=config.profile,
-        episodes=ds.num_episodes,
-        frames=len(ds),
+        episodes=episodes,
+        frames=frames,
         checks=infos,
         findings=kept,
         suppressed=silenced,

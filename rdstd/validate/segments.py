@@ -13,11 +13,16 @@ import numpy.typing as npt
 
 IntArray = npt.NDArray[np.intp]
 
+#: Segment medians partition around at most this many ranks (similar lengths); more distinct ranks: a full sort.
+_MAX_PARTITION_KTH = 16
+
 
 def _ranges(
     ufunc: np.ufunc, values: npt.NDArray[Any], starts: IntArray, stops: IntArray, empty: float
 ) -> npt.NDArray[Any]:
     """``ufunc`` over rows ``starts[i] : stops[i]`` for each i (``empty`` where a range is empty)."""
+    if _tiling(starts, stops, len(values)):
+        return ufunc.reduceat(values, starts, axis=0)
     out = np.full((len(starts), *values.shape[1:]), empty, dtype=values.dtype)
     full = stops > starts
     if not full.any() or not len(values):
@@ -30,9 +35,48 @@ def _ranges(
     return out
 
 
+def _tiling(starts: IntArray, stops: IntArray, rows: int) -> bool:
+    """Whether the ranges are non-empty and tile ``rows`` rows in order (a shard's episodes)."""
+    if not len(starts) or starts[0] != 0 or stops[-1] != rows:
+        return False
+    return bool(np.all(stops > starts) and np.all(starts[1:] == stops[:-1]))
+
+
 def range_sum(values: npt.NDArray[Any], starts: IntArray, stops: IntArray) -> npt.NDArray[Any]:
     """Sum of rows ``starts[i] : stops[i]`` for each i (0 where empty); ranges ascending and not overlapping."""
     return _ranges(np.add, values, starts, stops, 0)
+
+
+def head_sum(values: npt.NDArray[Any], starts: IntArray, lengths: IntArray, k: int) -> npt.NDArray[Any]:
+    """Per segment, the sum of its first ``min(k, length)`` rows (``k`` small: one gather per row)."""
+    out = np.zeros((len(starts), *values.shape[1:]), dtype=values.dtype)
+    for j in range(k):
+        inside = lengths > j
+        out[inside] += values[starts[inside] + j]
+    return out
+
+
+def tail_sum(values: npt.NDArray[Any], starts: IntArray, lengths: IntArray, k: int) -> npt.NDArray[Any]:
+    """Per segment, the sum of its last ``min(k, length)`` rows (``k`` small: one gather per row)."""
+    out = np.zeros((len(starts), *values.shape[1:]), dtype=values.dtype)
+    for j in range(1, k + 1):
+        inside = lengths >= j
+        out[inside] += values[starts[inside] + lengths[inside] - j]
+    return out
+
+
+def lagged_sum(work: npt.NDArray[Any], starts: IntArray, lengths: IntArray, k: int) -> npt.NDArray[Any]:
+    """Per segment, the sum of ``work``'s rows ``start : start + length - k``, where ``work`` holds a per-row value
+    of lag ``k`` in its first ``total - k`` rows (row t pairs row t of one column with row t + k of another). The
+    last k rows of each segment pair across segments: they are zeroed (in place, with the k spare rows at the end),
+    then the segments are summed as they tile."""
+    if k:
+        drop = np.minimum(k, lengths)
+        rows = np.repeat(starts + lengths - drop, drop) + (
+            np.arange(int(drop.sum())) - np.repeat(np.cumsum(drop) - drop, drop)
+        )
+        work[rows] = 0
+    return range_sum(work, starts, starts + lengths)
 
 
 def segment_max(values: npt.NDArray[Any], starts: IntArray, lengths: IntArray) -> npt.NDArray[Any]:
@@ -45,9 +89,29 @@ def segment_min(values: npt.NDArray[Any], starts: IntArray, lengths: IntArray) -
     return _ranges(np.minimum, values, starts, starts + lengths, np.inf)
 
 
+def segment_fmax(values: npt.NDArray[Any], starts: IntArray, lengths: IntArray) -> npt.NDArray[Any]:
+    """Maximum of each segment's rows ignoring NaN (NaN when all are; -inf for an empty segment)."""
+    return _ranges(np.fmax, values, starts, starts + lengths, -np.inf)
+
+
+def segment_fmin(values: npt.NDArray[Any], starts: IntArray, lengths: IntArray) -> npt.NDArray[Any]:
+    """Minimum of each segment's rows ignoring NaN (NaN when all are; inf for an empty segment)."""
+    return _ranges(np.fmin, values, starts, starts + lengths, np.inf)
+
+
+def segment_any_each(flags: npt.NDArray[np.bool_], starts: IntArray, lengths: IntArray) -> npt.NDArray[np.bool_]:
+    """Per segment and column, whether any of its rows is True (``flags``: rows x columns)."""
+    return _ranges(np.logical_or, flags, starts, starts + lengths, 0)
+
+
 def spread(per_segment: npt.NDArray[Any], lengths: IntArray) -> npt.NDArray[Any]:
-    """Each segment's value repeated over its rows."""
-    return np.repeat(per_segment, lengths, axis=0)
+    """Each segment's value repeated over its rows (a 2-D result dims-major, as the shard's vectors)."""
+    if per_segment.ndim != 2:
+        return np.repeat(per_segment, lengths, axis=0)
+    out = np.empty((int(lengths.sum()), per_segment.shape[1]), dtype=per_segment.dtype, order="F")
+    for d in range(per_segment.shape[1]):
+        out[:, d] = np.repeat(per_segment[:, d], lengths)
+    return out
 
 
 def medians(values: npt.NDArray[np.float64], keep: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
@@ -71,42 +135,51 @@ def segment_any(rows: Any, starts: IntArray, lengths: IntArray) -> npt.NDArray[n
 def segment_medians(values: npt.NDArray[np.float64], starts: IntArray, lengths: IntArray) -> npt.NDArray[np.float64]:
     """``np.median(values[s : s + n], axis=0)`` for each segment (NaN for an empty one or one holding NaN).
 
-    Segments are sorted padded to a common length, in groups of similar lengths (so that padding stays within
-    about the data's own size).
+    Segments are gathered padded to a common length, in groups of similar lengths (so that padding stays within
+    about the data's own size), one column at a time, and partitioned around their middle ranks.
     """
     rows = values.reshape(len(values), -1)
     out = np.full((len(starts), rows.shape[1]), np.nan)
-    order = np.argsort(lengths, kind="stable")
-    begin = 0
-    while begin < len(order):
-        end = begin + 1
-        while (
-            end < len(order)
-            and (end - begin + 1) * lengths[order[end]] <= 2 * lengths[order[begin : end + 1]].sum() + 1024
-        ):
-            end += 1
-        group = order[begin:end]
-        begin = end
+    for group in _similar_lengths(lengths):
         width = int(lengths[group].max())
         if width == 0:
             continue
-        offsets = np.arange(width)
-        inside = offsets[None, :] < lengths[group][:, None]
-        index = np.where(inside, starts[group][:, None] + offsets[None, :], 0)
-        block = np.where(inside[:, :, None], rows[index], np.inf)
-        holes = np.isnan(block).any(axis=1)
-        block.sort(axis=1)
-        count = lengths[group][:, None]
-        low = np.take_along_axis(
-            block, np.broadcast_to(((count - 1) // 2)[:, :, None], (len(group), 1, rows.shape[1])), axis=1
-        )[:, 0]
-        high = np.take_along_axis(
-            block, np.broadcast_to((count // 2)[:, :, None], (len(group), 1, rows.shape[1])), axis=1
-        )[:, 0]
-        with np.errstate(invalid="ignore"):
-            middle = (low + high) / 2
-        out[group] = np.where(holes | (count == 0), np.nan, middle)
+        count = lengths[group]
+        inside = np.arange(width)[None, :] < count[:, None]
+        index = np.where(inside, starts[group][:, None] + np.arange(width)[None, :], 0)
+        padded = not bool(inside.all())
+        middles = np.unique(np.r_[(count - 1) // 2, count // 2])
+        picks = np.arange(len(group))
+        for d in range(rows.shape[1]):
+            block = rows[:, d][index]
+            if padded:
+                block[~inside] = np.inf
+            holes = np.isnan(block).any(axis=1)
+            if len(middles) <= _MAX_PARTITION_KTH:  # the middle ranks land where a sort puts them, in linear time
+                block.partition(middles, axis=1)
+            else:
+                block.sort(axis=1)
+            with np.errstate(invalid="ignore"):
+                middle = (block[picks, (count - 1) // 2] + block[picks, count // 2]) / 2
+            out[group, d] = np.where(holes | (count == 0), np.nan, middle)
     return out.reshape(len(starts), *values.shape[1:])
+
+
+def _similar_lengths(lengths: IntArray) -> list[IntArray]:
+    """Segments (indices) grouped by length, shortest first: a group's padded size stays within twice its
+    rows (plus 1024)."""
+    order = np.argsort(lengths, kind="stable")
+    ordered = lengths[order].tolist()
+    groups: list[IntArray] = []
+    begin = 0
+    while begin < len(order):
+        end, total = begin + 1, ordered[begin]
+        while end < len(order) and (end - begin + 1) * ordered[end] <= 2 * (total + ordered[end]) + 1024:
+            total += ordered[end]
+            end += 1
+        groups.append(order[begin:end])
+        begin = end
+    return groups
 
 
 def centred(

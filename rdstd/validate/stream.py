@@ -66,7 +66,9 @@ def shards(ds: Dataset, *, pixels: bool = False) -> Iterator[ShardView]:
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
         tiled = bool(np.all(firsts - firsts[0] == starts))
         raws = {k: _rows(data[k], firsts, lengths, tiled) for k in columns}
-        floats = {k: raws[k].astype(np.float64, copy=False) for k in vectors}
+        # dims-major (Fortran order): per-episode reductions down a column and per-frame reductions across dims
+        # run several times faster than on the rows as stored
+        floats = {k: np.asfortranarray(raws[k]).astype(np.float64, copy=False) for k in vectors}
         return raws, floats, lengths
 
     # the next shard is read (and checksummed) in a thread while the checks work on this one
@@ -79,8 +81,19 @@ def shards(ds: Dataset, *, pixels: bool = False) -> Iterator[ShardView]:
             yield _view(ds, positions, meta, raws, floats, lengths, pixels)
 
 
+def view(
+    positions: npt.NDArray[np.intp], meta: dict[str, list[Any]], columns: _Columns, vectors: Sequence[str]
+) -> ShardView:
+    """A :class:`ShardView` of episodes held in memory (a source streamed through the converter): ``columns`` are
+    the episodes' ``timestamp`` and vectors as stored, concatenated in order; ``meta`` the episode table's columns
+    (as :func:`shards` reads them) for the episodes at ``positions``."""
+    lengths = np.array([meta["length"][p] for p in positions.tolist()], dtype=np.intp)
+    floats = {k: np.asfortranarray(columns[k]).astype(np.float64, copy=False) for k in vectors}
+    return _view(None, positions, meta, dict(columns), floats, lengths, False)
+
+
 def _view(
-    ds: Dataset,
+    ds: Dataset | None,
     positions: npt.NDArray[np.intp],
     meta: dict[str, list[Any]],
     raws: _Columns,
@@ -108,7 +121,7 @@ def _view(
             vectors={k: v[rows] for k, v in floats.items()},
             raw={k: v[rows] for k, v in raws.items()},
         )
-        if pixels:
+        if pixels and ds is not None:
             view.frames_of = _PixelReader(ds, pos)
         views.append(view)
     return ShardView(views, times, floats, starts, lengths)

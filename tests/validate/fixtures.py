@@ -64,7 +64,8 @@ def _features(plants: set[str]) -> dict[str, VectorFeature | ImageFeature]:
     grip = GripperConvention(dim=10, kind=GripperKind.ABSOLUTE, range=(0.0, 1.0), open=GripperOpen.HIGH)
     act_dims = [Dimension(name=j, role=Role.JOINT_POSITION, unit=Unit.RAD, frame="base") for j in JOINTS]
     act_dims.append(Dimension(name="gripper", role=Role.GRIPPER, unit=Unit.NORMALIZED, frame="none"))
-    mode = ActionMode.DELTA if "absolute_labelled_delta" in plants else ActionMode.ABSOLUTE
+    deltas = {"absolute_labelled_delta", "delta", "delta_scaled"}
+    mode = ActionMode.DELTA if plants & deltas else ActionMode.ABSOLUTE
     mode = ActionMode.UNKNOWN if "unknown_mode" in plants else mode
     semantics = ActionSemantics(
         mode=mode,
@@ -87,7 +88,17 @@ def _features(plants: set[str]) -> dict[str, VectorFeature | ImageFeature]:
         rotation_frame=DeltaFrame.BASE,
         rotation_composition=RotationComposition.ROTATION_COMPOSITION,
     )
-    return {
+    extra: dict[str, VectorFeature | ImageFeature] = {}
+    if plants & {"euler", "euler_intrinsic"}:  # the tool orientation as Euler angles, declared extrinsic xyz
+        extra["observation.eef_euler"] = VectorFeature(
+            dtype="float64",
+            shape=(3,),
+            dims=[Dimension(name=f"e{a}", role=Role.EEF_ROTATION, unit=Unit.RAD, frame="base") for a in "xyz"],
+            rotations=[
+                RotationGroup(start=0, representation=RotationRepr.EULER, euler_axes="xyz", euler_extrinsic=True)
+            ],
+        )
+    return extra | {
         "action.rotation_delta": VectorFeature(
             dtype="float64",
             shape=(3,),
@@ -115,14 +126,55 @@ def _features(plants: set[str]) -> dict[str, VectorFeature | ImageFeature]:
     }
 
 
-def _embodiment() -> Embodiment:
+def _embodiment(plants: set[str]) -> Embodiment:
+    if "urdf" in plants:  # limits only in the URDF beside the manifest
+        joints = [Joint(name=j, type=JointType.REVOLUTE) for j in JOINTS]
+    else:
+        joints = [Joint(name=j, type=JointType.REVOLUTE, lower=-LIMIT_RAD, upper=LIMIT_RAD) for j in JOINTS]
     return Embodiment(
         name="arm",
         robot_type=RobotType.CUSTOM,
-        joints=[Joint(name=j, type=JointType.REVOLUTE, lower=-LIMIT_RAD, upper=LIMIT_RAD) for j in JOINTS],
+        joints=joints,
         control_mode=ControlMode.JOINT_POSITION,
         control_rate_hz=RATE_HZ,
+        urdf=URDF_NAME if "urdf" in plants else None,
     )
+
+
+URDF_NAME = "robot.urdf"
+
+
+def urdf_text(continuous: tuple[str, ...] = ()) -> str:
+    """A small URDF: the fixture's joints, revolute within ±LIMIT_RAD (``continuous`` ones without limits)."""
+    joints = "".join(
+        f'<joint name="{j}" type="continuous"><parent link="l{k}"/><child link="l{k + 1}"/></joint>'
+        if j in continuous
+        else f'<joint name="{j}" type="revolute"><parent link="l{k}"/><child link="l{k + 1}"/>'
+        f'<limit lower="{-LIMIT_RAD}" upper="{LIMIT_RAD}" effort="10" velocity="2"/></joint>'
+        for k, j in enumerate(JOINTS)
+    )
+    links = "".join(f'<link name="l{k}"/>' for k in range(len(JOINTS) + 1))
+    return f'<?xml version="1.0"?><robot name="arm">{links}{joints}</robot>'
+
+
+def _euler(rot: np.ndarray, extrinsic: bool) -> np.ndarray:
+    """Euler angles (a, b, c) of rotation matrices: extrinsic xyz (R = Rz(c) Ry(b) Rx(a)) or intrinsic XYZ
+    (R = Rx(a) Ry(b) Rz(c))."""
+    if extrinsic:
+        a = np.arctan2(rot[:, 2, 1], rot[:, 2, 2])
+        b = -np.arcsin(np.clip(rot[:, 2, 0], -1.0, 1.0))
+        c = np.arctan2(rot[:, 1, 0], rot[:, 0, 0])
+    else:
+        a = np.arctan2(-rot[:, 1, 2], rot[:, 2, 2])
+        b = np.arcsin(np.clip(rot[:, 0, 2], -1.0, 1.0))
+        c = np.arctan2(-rot[:, 0, 1], rot[:, 0, 0])
+    return np.stack([a, b, c], axis=1)
+
+
+#: A fixed tool orientation the Euler trajectory turns from (so that every angle is well away from 0).
+_EULER_BASE = np.array(
+    [[0.36, -0.48, 0.8], [0.8, 0.6, 0.0], [-0.48, 0.64, 0.6]]
+)  # a proper rotation: orthonormal rows, det +1
 
 
 def _matrices(q: np.ndarray) -> np.ndarray:
@@ -200,6 +252,10 @@ def _episode(index: int, plants: set[str]) -> Episode:
         timestamps = (np.arange(n, dtype=np.float32) / np.float32(RATE_HZ)).astype(np.float64)
     if "dropped_frame" in plants and index == 4:
         timestamps[30:] += 1.0 / RATE_HZ  # frame 30 of the grid is missing: a gap after frame 29
+    if plants & {"delta", "delta_scaled"}:  # per-step joint deltas: s_(t+1) = s_t + a_t
+        action[:, :3] = joints[1 : n + 1] - joints[:n]
+        if "delta_scaled" in plants and index == 2:
+            action[:, :3] *= 0.5  # deltas of half the motion (e.g. per two steps, or another unit)
     if "idle" in plants and index == 0:
         state[:40] = state[0]
         action[:40] = action[0]
@@ -213,6 +269,15 @@ def _episode(index: int, plants: set[str]) -> Episode:
         task = "   "
     if "notes" in plants and index == 2:
         meta["notes"] = ["declared 60 frames, found 59"]
+    vectors = {
+        "observation.state": state,
+        "observation.object_rotation": rot.reshape(n, 9),
+        "action": action,
+        "action.rotation_delta": rotation_delta,
+    }
+    if plants & {"euler", "euler_intrinsic"}:
+        tool = _matrices(quat[:n]) @ _EULER_BASE  # turns with the deltas: R(t+1) = R(delta_t) R(t)
+        vectors["observation.eef_euler"] = _euler(tool, extrinsic=not ("euler_intrinsic" in plants and index == 2))
     return Episode(
         EpisodeMeta(
             episode_id=f"ep{index:03d}",
@@ -222,12 +287,7 @@ def _episode(index: int, plants: set[str]) -> Episode:
             source_meta=meta,
         ),
         timestamps,
-        {
-            "observation.state": state,
-            "observation.object_rotation": rot.reshape(n, 9),
-            "action": action,
-            "action.rotation_delta": rotation_delta,
-        },
+        vectors,
         {"observation.images.cam": pixels},
     )
 
@@ -251,9 +311,11 @@ def make(root: Path, *plants: str) -> Path:
         Provenance(source_format="generated", rdstd_version="test"),
         name="validate-fixture",
         rate_hz=RATE_HZ,
-        embodiments=[] if "no_embodiment" in chosen else [_embodiment()],
+        embodiments=[] if "no_embodiment" in chosen else [_embodiment(chosen)],
         clock=Clock(kind=ClockKind.MEASURED, source="source_timestamps", resampling="none"),
     ) as writer:
         for episode in episodes:
             writer.add(episode)
+    if "urdf" in chosen:
+        (path / URDF_NAME).write_text(urdf_text())
     return path

@@ -170,6 +170,7 @@ def _episode_by_episode(ds: Dataset, checks: list[Check]) -> list[Finding]:
         ("absolute_labelled_delta", "chatter", "quat_norm", "dropped_frame"),
         ("prenormalized", "relative_gripper"),
         ("quantized",),
+        ("grid",),
     ],
 )
 def test_checks_on_whole_shards_find_what_they_find_episode_by_episode(tmp_path: Path, plants: tuple[str, ...]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rdstd.validate.check import Check
-from rdstd.validate.checks.actions import ActionSemanticsFit, PrenormalizedActions
+from rdstd.validate.checks.actions import ActionSemanticsFit, DeltaIntegration, PrenormalizedActions
 from rdstd.validate.checks.cameras import CameraContent, CameraLayout
 from rdstd.validate.checks.gripper import GripperKindFit, GripperPolarity
 from rdstd.validate.checks.metadata import (
@@ -16,7 +16,12 @@ from rdstd.validate.checks.metadata import (
     UnknownSemantics,
 )
 from rdstd.validate.checks.quality import ActionJumps, DeadActions, GripperChatter, IdleSegments
-from rdstd.validate.checks.rotations import QuaternionOrder, QuaternionOrderByActions, RotationValidity
+from rdstd.validate.checks.rotations import (
+    EulerConvention,
+    QuaternionOrder,
+    QuaternionOrderByActions,
+    RotationValidity,
+)
 from rdstd.validate.checks.timing import ClockProvenance, TimestampRate, TimestampsMonotonic
 from rdstd.validate.checks.units import AngleUnits, AngleWrap, LengthScale
 from rdstd.validate.checks.values import ConstantDimension, EpisodeStructure, JointLimits, NonFinite, Outliers
@@ -37,7 +42,9 @@ BUILTINS: list[type[Check]] = [
     RotationValidity,
     QuaternionOrder,
     QuaternionOrderByActions,
+    EulerConvention,
     ActionSemanticsFit,
+    DeltaIntegration,
     PrenormalizedActions,
     CameraLayout,
     CameraContent,

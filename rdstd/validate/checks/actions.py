@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rdstd.schema.features import VectorFeature
-from rdstd.schema.vocabulary import ActionMode, ActionTiming, Role, Unit
+from rdstd.schema.vocabulary import ActionMode, ActionTiming, DeltaReference, Role, Unit
 from rdstd.validate import segments
 from rdstd.validate.check import Check, DatasetView, EpisodeView, ShardView
 from rdstd.validate.model import Evidence, Finding, Severity
@@ -45,8 +45,8 @@ class Fit:
 
     @property
     def lead(self) -> int:
-        """The lead k whose absolute fit is best."""
-        return int(np.argmax(self.absolute))
+        """The lead k whose absolute fit is best (the first of equals)."""
+        return max(range(len(self.absolute)), key=self.absolute.__getitem__)
 
     def best(self, rate_hz: float | None) -> tuple[ActionMode, float]:
         """The mode that fits best and its R²."""
@@ -87,11 +87,16 @@ def fit_shard(shard: ShardView, action: str, pairs: list[tuple[int, str, int]]) 
     if not pairs or not len(n):
         return out
     acts = shard.vectors[action][:, [i for i, _, _ in pairs]]
-    states = np.stack([shard.vectors[key][:, j] for _, key, j in pairs], axis=1)
+    states = _columns([shard.vectors[key][:, j] for _, key, j in pairs])
     stops = starts + n
-    finite = segments.range_sum(~(np.isfinite(acts) & np.isfinite(states)), starts, stops) == 0
-    moving = segments.segment_max(acts, starts, n) > segments.segment_min(acts, starts, n)
-    moving &= segments.segment_max(states, starts, n) > segments.segment_min(states, starts, n)
+    # finite and moving, from the shard's extents (for finite values the finite range is the range)
+    ext = shard.extent(action)
+    a_dims = [i for i, _, _ in pairs]
+    finite, moving = ~ext.bad[:, a_dims], ext.high[:, a_dims] > ext.low[:, a_dims]
+    for p, (_, key, j) in enumerate(pairs):
+        ext = shard.extent(key)
+        finite[:, p] &= ~ext.bad[:, j]
+        moving[:, p] &= ext.high[:, j] > ext.low[:, j]
     usable = finite & moving & (n >= 8)[:, None]
     fitted = usable.any(axis=1)
     if not fitted.any():
@@ -100,24 +105,33 @@ def fit_shard(shard: ShardView, action: str, pairs: list[tuple[int, str, int]]) 
     s_dev = states - segments.spread(segments.range_sum(states, starts, stops) / _count(n), n)
     a_dev = acts - segments.spread(segments.range_sum(acts, starts, stops) / _count(n), n)
     s_sq, a_sq = s_dev * s_dev, a_dev * a_dev
-    var_s = segments.range_sum(s_sq, starts, stops) / _count(n)
+    whole = [segments.range_sum(x, starts, stops) for x in (s_dev, a_dev, s_sq, a_sq)]
+    var_s = whole[2] / _count(n)
     absolute, errors = [], []
     total = len(acts)
+    work = np.empty_like(s_dev)  # per-frame products of one lead, in place
     for k in range(_MAX_LEAD + 1):
-        ends = starts + np.maximum(n - k, 0)
         count = _count(n - k)
-        later, now = s_dev[k:], a_dev[: total - k]
-        sum_s, sum_a = segments.range_sum(later, starts, ends), segments.range_sum(now, starts, ends)
-        sq_s, sq_a = segments.range_sum(s_sq[k:], starts, ends), segments.range_sum(a_sq[: total - k], starts, ends)
+        # the window of lead k: s over rows [k, n) of each episode, a over rows [0, n - k)
+        sum_s, sq_s = (
+            whole[0] - segments.head_sum(s_dev, starts, n, k),
+            whole[2] - segments.head_sum(s_sq, starts, n, k),
+        )
+        sum_a, sq_a = (
+            whole[1] - segments.tail_sum(a_dev, starts, n, k),
+            whole[3] - segments.tail_sum(a_sq, starts, n, k),
+        )
         sxx, syy = sq_s - sum_s * sum_s / count, sq_a - sum_a * sum_a / count
         # a window that is constant (its spread lost in rounding) is constant, as in r2
         sxx[sxx <= 1e-12 * sq_s] = 0.0
         syy[syy <= 1e-12 * sq_a] = 0.0
-        sxy = segments.range_sum(later * now, starts, ends) - sum_s * sum_a / count
+        np.multiply(s_dev[k:], a_dev[: total - k], out=work[: total - k])
+        sxy = segments.lagged_sum(work, starts, n, k) - sum_s * sum_a / count
         absolute.append(segments.medians(_r2(sxx, syy, sxy), usable))
         with np.errstate(divide="ignore", invalid="ignore"):
-            gap = acts[: total - k] - states[k:]
-            mse = segments.range_sum(gap * gap, starts, ends) / count / var_s
+            gap = np.subtract(acts[: total - k], states[k:], out=work[: total - k])
+            np.multiply(gap, gap, out=gap)
+            mse = segments.lagged_sum(work, starts, n, k) / count / var_s
         errors.append(segments.medians(mse, usable))
     ds, a0 = np.diff(states, axis=0), acts[:-1]
     a0c = segments.centred(a0, starts, n, n - 1)
@@ -135,6 +149,14 @@ def fit_shard(shard: ShardView, action: str, pairs: list[tuple[int, str, int]]) 
             0.0 if np.isnan(slope) else slope,
             tuple(float(x[e]) for x in errors),
         )
+    return out
+
+
+def _columns(columns: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
+    """Columns side by side, dims-major (Fortran order, as the shard's vectors: per-episode sums run faster)."""
+    out = np.empty((len(columns[0]), len(columns)), order="F")
+    for i, column in enumerate(columns):
+        out[:, i] = column
     return out
 
 
@@ -203,6 +225,8 @@ class ActionSemanticsFit(Check):
                     evidence=Evidence.UNVERIFIABLE,
                     hint="name action and state dims alike (e.g. both 'shoulder_pan')",
                 )
+        self._rate = dataset.rate_hz
+        self._dims = {key: sorted({i for i, _, _ in pairs}) for key, pairs in self._pairs.items()}
         self._unfit = dict.fromkeys(self._pairs, 0)
         self._fitted = dict.fromkeys(self._pairs, 0)
 
@@ -219,12 +243,11 @@ class ActionSemanticsFit(Check):
         self, ep: EpisodeView, key: str, pairs: list[tuple[int, str, int]], result: Fit | None
     ) -> Iterable[Finding]:
         """The findings of one episode's fit of the action ``key``."""
-        rate = self.ds.rate_hz
         if result is None:
             return
         feature = self.ds.manifest.vectors[key]
-        best, best_r2 = result.best(rate)
-        dims = sorted({i for i, _, _ in pairs})
+        best, best_r2 = result.best(self._rate)
+        dims = self._dims[key]
         if best_r2 < self.params["min_r2"]:
             self._unfit[key] += 1
             return
@@ -272,7 +295,7 @@ class ActionSemanticsFit(Check):
         lead = declared_lead(self.ds.manifest.vectors[key])
         if lead is None or lead > _MAX_LEAD:
             return
-        best = int(np.argmin(result.error))
+        best = min(range(len(result.error)), key=result.error.__getitem__)
         ratio = result.error[lead] / max(result.error[best], 1e-12)
         if best != lead and ratio > self.params["lead_ratio"] and result.error[lead] > self.params["lead_min_error"]:
             yield self.finding(
@@ -336,26 +359,50 @@ class PrenormalizedActions(Check):
 
     def shard(self, shard: ShardView) -> Iterable[Finding]:
         # min, max, counts and the first distinct values of a shard's rows are those of its episodes together
-        whole = EpisodeView(-1, -1, "", "", "", "", "", {}, shard.timestamps, shard.vectors, shard.vectors)
-        return self.episode(whole)
+        for key, dims in self._dims.items():
+            extent = shard.extent(key)
+            if not len(shard.episodes) or extent.bad[:, dims].any():
+                self._add(key, shard.vectors[key][:, dims])
+            else:  # every row finite: the range is the episodes' ranges
+                self._add(
+                    key, shard.vectors[key][:, dims], extent.low[:, dims].min(axis=0), extent.high[:, dims].max(axis=0)
+                )
+        return ()
 
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
-        cap = int(self.params["max_unique"])
         for key, dims in self._dims.items():
-            block = ep.vectors[key][:, dims]
+            self._add(key, ep.vectors[key][:, dims])
+        return ()
+
+    def _add(
+        self,
+        key: str,
+        block: npt.NDArray[np.float64],
+        low: npt.NDArray[np.float64] | None = None,
+        high: npt.NDArray[np.float64] | None = None,
+    ) -> None:
+        """Accumulate the rows of ``block`` (the action's dims) whose values are all finite; ``low`` and ``high``
+        are their per-dim range when the caller knows it and every row is finite."""
+        if low is None or high is None:
             block = block[np.isfinite(block).all(axis=1)]
             if not len(block):
-                continue
-            self._low[key] = np.minimum(self._low[key], block.min(axis=0))
-            self._high[key] = np.maximum(self._high[key], block.max(axis=0))
+                return
+            low, high = block.min(axis=0), block.max(axis=0)
+        if not len(block):
+            return
+        cap = int(self.params["max_unique"])
+        self._low[key] = np.minimum(self._low[key], low)
+        self._high[key] = np.maximum(self._high[key], high)
+        if np.maximum(high, -low).max() >= 0.999:  # else no value is at ±1
             self._at_bounds[key] += (np.abs(block) >= 0.999).sum(axis=0)
-            self._count[key] += len(block)
-            for i, seen in enumerate(self._values[key]):
-                if seen is not None:
-                    seen.update(np.unique(block[:, i])[: cap + 1].tolist())
-                    if len(seen) > cap:
-                        self._values[key][i] = None
-        return ()
+        self._count[key] += len(block)
+        for i, seen in enumerate(self._values[key]):
+            if seen is None:
+                continue
+            head = np.unique(block[: 4 * cap, i])  # more than cap distinct values already: no need to see all
+            seen.update((head if len(head) > cap else np.unique(block[:, i]))[: cap + 1].tolist())
+            if len(seen) > cap:
+                self._values[key][i] = None
 
     def end(self) -> Iterable[Finding]:
         for key, dims in self._dims.items():
@@ -389,3 +436,110 @@ class PrenormalizedActions(Check):
                         measured=len(seen),
                         expected=f"> {int(self.params['max_unique'])}",
                     )
+
+
+def _in_rotation(feature: VectorFeature, dim: int) -> bool:
+    """Whether ``dim`` belongs to one of the feature's rotation groups (they do not add up as vectors)."""
+    return any(g.start <= dim < g.start + max(g.size, 1) for g in feature.rotations)
+
+
+class DeltaIntegration(Check):
+    """RDV502: delta (or velocity) actions integrated from a window's first state must reach its last state.
+
+    Per episode and action feature declared delta or velocity (relative to the previous state, or to an unknown
+    reference), over windows of ``window_s`` seconds: the endpoint error of ``s_0 + Σ a_t`` (velocity: ``a_t·Δt``)
+    against the state at the window's end, relative to the path the state travelled in the window. RDV501's fit
+    sees whether Δs follows a; the integral also sees a wrong scale (deltas per two steps, mm labelled m, a
+    normalized delta) and a drift that a correlation hides.
+    """
+
+    id = "RDV502"
+    name = "actions.delta_integration"
+    severity = Severity.WARNING
+    evidence = Evidence.STATISTICAL
+    description = (
+        "delta/velocity actions integrated over window_s (1 s) windows from the window's first state: the median "
+        "endpoint error over max_error (20%) of the state's path length is a warning"
+    )
+    hint = "the deltas' scale or frame is wrong: fix the declared unit or scale, or relabel actions from state changes"
+    defaults: ClassVar[Mapping[str, float]] = {"window_s": 1.0, "max_error": 0.2, "min_windows": 3.0}
+
+    def begin(self, dataset: DatasetView) -> Iterable[Finding]:
+        super().begin(dataset)
+        self._pairs: dict[str, list[tuple[int, str, int]]] = {}
+        self._velocity: set[str] = set()
+        for key, feature in dataset.actions().items():
+            sem = feature.action
+            if sem is None or sem.mode not in (ActionMode.DELTA, ActionMode.VELOCITY):
+                continue
+            if sem.reference not in (DeltaReference.PREVIOUS_STATE, DeltaReference.UNKNOWN):
+                continue  # relative to the previous command or the episode start: not a step of the state
+            pairs = [
+                (i, s, j)
+                for i, s, j in dataset.pairs(key)
+                if feature.dims[i].role not in {Role.GRIPPER, Role.FLAG, Role.REWARD}
+                and dataset.manifest.vectors[s].dims[j].role not in {Role.GRIPPER, Role.FLAG, Role.REWARD}
+                and not _in_rotation(feature, i)
+                and not _in_rotation(dataset.manifest.vectors[s], j)
+            ]
+            if pairs:
+                self._pairs[key] = pairs
+                if sem.mode == ActionMode.VELOCITY:
+                    self._velocity.add(key)
+        rate = dataset.rate_hz
+        self._window = max(2, round(self.params["window_s"] * rate)) if rate else 0
+        return ()
+
+    def episode(self, ep: EpisodeView) -> Iterable[Finding]:
+        if not self._window or ep.length < 2 * self._window + 1:
+            return
+        for key, pairs in self._pairs.items():
+            acts = ep.vectors[key][:, [i for i, _, _ in pairs]]
+            states = np.stack([ep.vectors[s][:, j] for _, s, j in pairs], axis=1)
+            if key in self._velocity:
+                acts = acts[:-1] * np.diff(ep.timestamps)[:, None]
+            result = integration_error(states, acts, self._window)
+            if result is None or result[2] < self.params["min_windows"]:
+                continue
+            error, scale, windows = result
+            if error > self.params["max_error"]:
+                yield self.finding(
+                    f"{key} integrated over {self.params['window_s']:g} s windows misses the state by a median "
+                    f"{error:.0%} of the path length ({windows} window-dims; the integrated path is {scale:.3g}x "
+                    "the state's)",
+                    ep=ep,
+                    feature=key,
+                    dims=sorted({i for i, _, _ in pairs}),
+                    frames=(0, ep.length),
+                    statistic=f"median |s_0 + Σa - s_end| / path length over {self.params['window_s']:g} s windows",
+                    threshold=self.params["max_error"],
+                    measured=error,
+                    expected=f"<= {self.params['max_error']:g}",
+                )
+
+
+def integration_error(
+    states: npt.NDArray[np.float64], steps: npt.NDArray[np.float64], window: int
+) -> tuple[float, float, int] | None:
+    """(median endpoint error / path length, scale of the integrated path to the state's, windows used) of
+    ``steps`` (row t: the change from state t to t + 1) integrated over windows of ``window`` frames.
+
+    None when no window moves (the data cannot tell) or values are not finite."""
+    n = min(len(states), len(steps) + 1)
+    if n < window + 1 or not (np.isfinite(states[:n]).all() and np.isfinite(steps[: n - 1]).all()):
+        return None
+    travelled = np.concatenate([np.zeros((1, states.shape[1])), np.cumsum(steps[: n - 1], axis=0)])
+    path = np.concatenate([np.zeros((1, states.shape[1])), np.cumsum(np.abs(np.diff(states[:n], axis=0)), axis=0)])
+    marks = np.arange(0, n, window)
+    first, last = marks[:-1], marks[1:]
+    moved = states[last] - states[first]
+    integrated = travelled[last] - travelled[first]
+    length = path[last] - path[first]
+    scale_ref = float(np.abs(states[:n]).max()) + 1.0
+    valid = length > 1e-9 * scale_ref
+    if valid.sum() == 0:
+        return None
+    error = np.abs(integrated - moved)[valid] / length[valid]
+    denominator = float((moved[valid] ** 2).sum())
+    scale = float((integrated[valid] * moved[valid]).sum()) / denominator if denominator > 0 else float("nan")
+    return float(np.median(error)), scale, int(valid.sum())

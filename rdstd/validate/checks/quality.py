@@ -18,6 +18,8 @@ _ROBOT = {Role.JOINT_POSITION, Role.EEF_POSITION, Role.EEF_ROTATION, Role.GRIPPE
 
 #: Whole-shard screens flag an episode below this fraction of a threshold already: the episode's own check decides.
 _MARGIN = 0.9
+#: Moving steps a mostly frozen action dim needs before its jumps are measured on them.
+_MIN_MOVING = 10
 
 
 def longest_run(mask: np.ndarray) -> tuple[int, int]:
@@ -51,6 +53,25 @@ class IdleSegments(Check):
         }
         return ()
 
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        if not self._robot or not len(shard.timestamps):
+            return
+        # the fraction of still frames of every episode at once (exact: a count over the episode's intervals)
+        moves = np.zeros(len(shard.timestamps) - 1)
+        for key, dims in self._robot.items():
+            for d in dims:
+                np.maximum(moves, np.abs(np.diff(shard.vectors[key][:, d])), out=moves)
+        counts = np.maximum(shard.lengths - 1, 0)
+        still = segments.range_sum(
+            (moves <= self.params["still_eps"]).astype(np.intp), shard.starts, shard.starts + counts
+        )
+        fraction = still / np.maximum(counts, 1)
+        for ep, hit in zip(
+            shard.episodes, ((fraction > self.params["max_idle_fraction"]) & (shard.lengths >= 3)).tolist(), strict=True
+        ):
+            if hit:
+                yield from self.episode(ep)
+
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         states = [ep.vectors[k][:, dims] for k, dims in self._robot.items()]
         if not states or ep.length < 3:
@@ -80,6 +101,23 @@ class DeadActions(Check):
     description = "longest run of identical consecutive actions over max_run_fraction of the episode"
     hint = "the command stream stalled here: trim or drop the segment"
     defaults: ClassVar[Mapping[str, float]] = {"max_run_fraction": 0.2, "min_run": 10.0}
+
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        if not len(shard.timestamps):
+            return
+        # the number of repeated frames bounds the longest run: only episodes where it could fire are looked at
+        counts = np.maximum(shard.lengths - 1, 0)
+        screen = np.zeros(len(shard.episodes), dtype=bool)
+        for key in self.ds.actions():
+            values = shard.vectors[key]
+            same = np.all(values[1:] == values[:-1], axis=1).astype(np.intp)
+            repeats = segments.range_sum(same, shard.starts, shard.starts + counts) + 1
+            screen |= (repeats >= self.params["min_run"]) & (
+                repeats / np.maximum(shard.lengths, 1) > self.params["max_run_fraction"]
+            )
+        for ep, hit in zip(shard.episodes, (screen & (shard.lengths >= 3)).tolist(), strict=True):
+            if hit:
+                yield from self.episode(ep)
 
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         for key in self.ds.actions():
@@ -154,16 +192,17 @@ class ActionJumps(Check):
             step = np.diff(shard.vectors[key], axis=0)
             rows = shard.lengths - 1
             center = segments.segment_medians(step, starts, counts)
-            offset = np.abs(step - np.repeat(center, shard.lengths, axis=0)[: len(step)])
+            offset = np.abs(step - segments.spread(center, shard.lengths)[: len(step)])
             spread = 1.4826 * segments.segment_medians(offset, starts, counts)
             usable = spread > 0
             with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = offset / np.repeat(spread, shard.lengths, axis=0)[: len(step)]
-                z = np.where(np.repeat(usable, shard.lengths, axis=0)[: len(step)], ratio, 0.0).sum(axis=1)
-                z /= np.repeat(usable.sum(axis=1), shard.lengths)[: len(step)]
+                # the mean over usable dims of offset / spread, as one weighted sum per frame
+                weight = np.where(usable, 1.0 / spread, 0.0) / usable.sum(axis=1, keepdims=True)
+                z = (offset * segments.spread(weight, shard.lengths)[: len(step)]).sum(axis=1)
                 far = segments.segment_any(z > self.params["z_max"] * _MARGIN, starts, counts)
             holes = np.isnan(center).any(axis=1) | np.isnan(spread).any(axis=1)  # NaN: let the episode decide
-            screen |= (far | holes) & usable.any(axis=1) & (rows >= 9)
+            frozen = (spread == 0).any(axis=1)  # mostly repeated steps: the episode measures the moving ones
+            screen |= ((far & usable.any(axis=1)) | holes | frozen) & (rows >= 9)
         for ep, hit in zip(shard.episodes, screen.tolist(), strict=True):
             if hit:
                 yield from self.episode(ep)
@@ -176,10 +215,19 @@ class ActionJumps(Check):
             step = np.diff(values, axis=0)
             center = np.median(step, axis=0)
             spread = 1.4826 * np.median(np.abs(step - center), axis=0)  # robust: a spike does not hide itself
+            counted = np.ones(step.shape, dtype=bool)
+            for d in np.flatnonzero((spread == 0) & np.isfinite(center)).tolist():
+                # over half the steps repeat (a frozen stretch): the dim is measured on its moving steps, so that
+                # the jump out of the freeze (a resumed stream) is seen
+                moving = step[:, d] != center[d]
+                if moving.sum() >= _MIN_MOVING:
+                    center[d] = np.median(step[moving, d])
+                    spread[d] = 1.4826 * np.median(np.abs(step[moving, d] - center[d]))
+                    counted[:, d] = moving
             usable = spread > 0
             if not usable.any():
                 continue
-            z = (np.abs(step[:, usable] - center[usable]) / spread[usable]).mean(axis=1)
+            z = (np.where(counted, np.abs(step - center), 0.0)[:, usable] / spread[usable]).mean(axis=1)
             jumps = np.flatnonzero(z > self.params["z_max"])
             if jumps.size:
                 yield self.finding(

@@ -209,10 +209,32 @@ def group_matrices(values: npt.NDArray[np.float64], group: RotationGroup) -> npt
 
 def residual_deg(rot: npt.NDArray[np.float64], delta: npt.NDArray[np.float64], frame: DeltaFrame) -> float:
     """Median angle (degrees) between R_(t+1) and R_t composed with the delta of step t (base: Δ·R, tool: R·Δ)."""
-    now, nxt, step = rot[:-1], rot[1:], delta[:-1]
+    return composition_residual_deg(rot[:-1], rot[1:], delta[:-1], frame)
+
+
+def composition_residual_deg(
+    now: npt.NDArray[np.float64], nxt: npt.NDArray[np.float64], step: npt.NDArray[np.float64], frame: DeltaFrame
+) -> float:
+    """Median angle (degrees) between ``nxt`` and ``now`` composed with ``step``, row by row."""
     predicted = now @ step if frame == DeltaFrame.TOOL else step @ now
     trace = np.einsum("nij,nij->n", predicted, nxt)  # trace(predictedᵀ · next)
     return float(np.degrees(np.median(np.arccos(np.clip((trace - 1) / 2, -1.0, 1.0)))))
+
+
+def delta_rotations(dataset: DatasetView) -> list[tuple[str, RotationGroup, list[DeltaFrame]]]:
+    """The rotation groups of delta actions, with the frames to compose them in (both when the frame is unknown)."""
+    found: list[tuple[str, RotationGroup, list[DeltaFrame]]] = []
+    for key, feature in dataset.actions().items():
+        sem = feature.action
+        if sem is None or sem.mode != ActionMode.DELTA:
+            continue
+        frames: list[DeltaFrame] = [DeltaFrame.BASE, DeltaFrame.TOOL]  # unknown: try both
+        if sem.rotation_frame == DeltaFrame.TOOL:
+            frames = [DeltaFrame.TOOL]
+        elif sem.rotation_frame in (DeltaFrame.BASE, DeltaFrame.WORLD):
+            frames = [DeltaFrame.BASE]
+        found += [(key, g, frames) for g in feature.rotations if g.representation != RotationRepr.UNKNOWN]
+    return found
 
 
 class QuaternionOrderByActions(Check):
@@ -239,17 +261,7 @@ class QuaternionOrderByActions(Check):
 
     def begin(self, dataset: DatasetView) -> Iterable[Finding]:
         super().begin(dataset)
-        self._deltas: list[tuple[str, RotationGroup, list[DeltaFrame]]] = []
-        for key, feature in dataset.actions().items():
-            sem = feature.action
-            if sem is None or sem.mode != ActionMode.DELTA:
-                continue
-            frames: list[DeltaFrame] = [DeltaFrame.BASE, DeltaFrame.TOOL]  # unknown: try both
-            if sem.rotation_frame == DeltaFrame.TOOL:
-                frames = [DeltaFrame.TOOL]
-            elif sem.rotation_frame in (DeltaFrame.BASE, DeltaFrame.WORLD):
-                frames = [DeltaFrame.BASE]
-            self._deltas += [(key, g, frames) for g in feature.rotations if g.representation != RotationRepr.UNKNOWN]
+        self._deltas = delta_rotations(dataset)
         self._quats = [(k, g) for k, g in _groups(dataset, *_QUATS) if k in dataset.states()]
         return ()
 
@@ -283,3 +295,123 @@ class QuaternionOrderByActions(Check):
                         measured=declared / max(other, 1e-9),
                         expected=f"residual as declared <= {self.params['min_ratio']:g}x the other order's",
                     )
+
+
+#: Every Euler axis sequence: the six Tait-Bryan ones and the six proper Euler ones.
+EULER_SEQUENCES = ("xyz", "xzy", "yxz", "yzx", "zxy", "zyx", "xyx", "xzx", "yxy", "yzy", "zxz", "zyz")
+
+
+def euler_name(axes: str, extrinsic: bool | None) -> str:
+    """A convention as people write it: ``extrinsic xyz`` (scipy ``'xyz'``), ``intrinsic XYZ`` (scipy ``'XYZ'``)."""
+    if extrinsic is None:
+        return f"{axes} (extrinsic or intrinsic unknown)"
+    return f"extrinsic {axes.lower()}" if extrinsic else f"intrinsic {axes.upper()}"
+
+
+class EulerConvention(Check):
+    """RDV404: a state's Euler convention checked by composing it with delta-rotation actions.
+
+    As RDV403 for quaternions: R(e_(t+1)) should equal R(e_t) composed with the action's rotation. The Euler
+    angles are read in each of the 24 conventions (12 axis sequences, extrinsic or intrinsic); when the best one's
+    median residual is ``min_ratio`` times below the declared convention's (itself above ``min_residual_deg``), the
+    declared convention is likely wrong. The finding names every convention that fits about as well as the best
+    (without another anchor the data decides the convention only up to such a class). Steps are sampled (at most
+    ``max_steps`` per episode, evenly spread).
+    """
+
+    id = "RDV404"
+    name = "rotation.euler_convention"
+    severity = Severity.WARNING
+    evidence = Evidence.STATISTICAL
+    description = (
+        "composes the Euler state with delta-rotation actions in all 24 conventions: another convention fitting "
+        "min_ratio (3) times better than the declared one (residual above min_residual_deg) is a warning"
+    )
+    hint = (
+        "the angles follow another convention: fix euler_axes / euler_extrinsic (scipy 'xyz' is extrinsic, "
+        "'XYZ' intrinsic)"
+    )
+    defaults: ClassVar[Mapping[str, float]] = {"min_ratio": 3.0, "min_residual_deg": 0.5, "max_steps": 200.0}
+
+    def begin(self, dataset: DatasetView) -> Iterable[Finding]:
+        super().begin(dataset)
+        self._deltas = delta_rotations(dataset)
+        self._eulers = [(k, g) for k, g in _groups(dataset, RotationRepr.EULER) if k in dataset.states()]
+        self._conventions = [
+            RotationGroup(start=0, representation=RotationRepr.EULER, euler_axes=axes, euler_extrinsic=extrinsic)
+            for axes in EULER_SEQUENCES
+            for extrinsic in (True, False)
+        ]
+        #: For a declared convention that does not say extrinsic or intrinsic: the best fits seen, by feature.
+        self._undecided: dict[tuple[str, int], dict[str, int]] = {}
+        return ()
+
+    def episode(self, ep: EpisodeView) -> Iterable[Finding]:
+        if not self._deltas or ep.length < 5:
+            return
+        steps = np.unique(np.linspace(0, ep.length - 2, int(min(self.params["max_steps"], ep.length - 1))).astype(int))
+        for s_key, group in self._eulers:
+            angles = ep.vectors[s_key][:, group.start : group.start + 3]
+            if not np.isfinite(angles).all():
+                continue
+            for a_key, a_group, frames in self._deltas:
+                values = ep.vectors[a_key][:, a_group.start : a_group.start + a_group.size]
+                delta = group_matrices(values[steps], a_group) if np.isfinite(values).all() else None
+                if delta is None:
+                    continue
+                scores = {
+                    euler_name(c.euler_axes or "", c.euler_extrinsic): min(
+                        _sampled_residual(angles, steps, c, delta, f) for f in frames
+                    )
+                    for c in self._conventions
+                }
+                best = min(scores.values())
+                close = [name for name, r in scores.items() if r <= 1.5 * best + 0.05]
+                axes = (group.euler_axes or "").lower()
+                if group.euler_extrinsic is None:
+                    tally = self._undecided.setdefault((s_key, group.start), {})
+                    for name in close:
+                        tally[name] = tally.get(name, 0) + 1
+                    continue
+                declared_name = euler_name(axes, group.euler_extrinsic)
+                declared = scores[declared_name]
+                if declared > self.params["min_residual_deg"] and declared > self.params["min_ratio"] * best:
+                    yield self.finding(
+                        f"{s_key} composed with the rotation deltas of {a_key} fits {', '.join(close[:6])} (median "
+                        f"residual {best:.3g}°) far better than the declared {declared_name} ({declared:.3g}°)",
+                        ep=ep,
+                        feature=s_key,
+                        dims=list(range(group.start, group.start + 3)),
+                        frames=(0, ep.length),
+                        statistic="median residual, declared convention / best convention",
+                        threshold=self.params["min_ratio"],
+                        measured=declared / max(best, 1e-9),
+                        expected=f"residual as declared <= {self.params['min_ratio']:g}x the best convention's",
+                    )
+
+    def end(self) -> Iterable[Finding]:
+        for (key, start), tally in self._undecided.items():
+            ranked = sorted(tally, key=lambda name: -tally[name])
+            yield self.finding(
+                f"{key} Euler angles at {start}: extrinsic or intrinsic is not declared; the data fits "
+                f"{', '.join(ranked[:6])}",
+                feature=key,
+                dims=list(range(start, start + 3)),
+                severity=Severity.INFO,
+                hint="declare euler_extrinsic for the rotation group",
+            )
+
+
+def _sampled_residual(
+    angles: npt.NDArray[np.float64],
+    steps: npt.NDArray[np.intp],
+    convention: RotationGroup,
+    delta: npt.NDArray[np.float64],
+    frame: DeltaFrame,
+) -> float:
+    """:func:`residual_deg` over the sampled steps t -> t + 1 only, reading ``angles`` in ``convention``."""
+    now = group_matrices(angles[steps], convention)
+    nxt = group_matrices(angles[steps + 1], convention)
+    if now is None or nxt is None:
+        return float("inf")
+    return composition_residual_deg(now, nxt, delta, frame)

@@ -161,6 +161,20 @@ class ClockProvenance(Check):
                 "the clock is unknown: timestamps may be measured or synthesized", evidence=Evidence.UNVERIFIABLE
             )
 
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        long = shard.lengths >= 3
+        self._seen += int(long.sum())
+        if self.ds.manifest.clock.kind != ClockKind.MEASURED or self._grid < self._seen - int(long.sum()):
+            return ()  # no finding can come: only a measured clock with every episode on a grid reports
+        starts, counts = shard.starts, np.maximum(shard.lengths - 1, 0)
+        dt = np.diff(shard.timestamps)
+        median = segments.segment_medians(dt, starts, counts)
+        off = segments.segment_max(np.abs(dt - segments.spread(median, shard.lengths)[: len(dt)]), starts, counts)
+        last = shard.timestamps[np.maximum(starts + shard.lengths - 1, 0)] if len(dt) else np.zeros(len(starts))
+        rounding = 2 * np.spacing(np.maximum(1.0, last).astype(np.float32)).astype(np.float64) + 1e-9
+        self._grid += int((long & (off <= rounding)).sum())
+        return ()
+
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         if ep.length >= 3:
             dt = np.diff(ep.timestamps)

@@ -10,7 +10,6 @@ import numpy as np
 
 from rdstd.schema.embodiment import JointType
 from rdstd.schema.vocabulary import Role, Unit
-from rdstd.validate import segments
 from rdstd.validate.check import Check, DatasetView, EpisodeView, ShardView, frame_span
 from rdstd.validate.model import Evidence, Finding, Severity
 
@@ -54,8 +53,8 @@ def _over_shard(shard: ShardView, dims: list[tuple[str, int]], limit: float) -> 
     for key, d in dims:
         by_key.setdefault(key, []).append(d)
     for key, ds in by_key.items():
-        block = np.abs(shard.vectors[key][:, ds])
-        top = segments.segment_max(np.where(np.isfinite(block), block, 0.0), shard.starts, shard.lengths)
+        extent = shard.extent(key)
+        top = np.maximum(np.maximum(extent.high[:, ds], -extent.low[:, ds]), 0.0)  # the largest finite |value|
         hit |= (top > limit).any(axis=1)
     return [ep for ep, h in zip(shard.episodes, hit.tolist(), strict=True) if h]
 

@@ -11,9 +11,13 @@ import numpy.typing as npt
 
 from rdstd.schema.embodiment import JointType
 from rdstd.schema.vocabulary import Role
-from rdstd.validate import segments
+from rdstd.validate import urdf
 from rdstd.validate.check import Check, DatasetView, EpisodeView, ShardView, frame_span, list_frames
 from rdstd.validate.model import Evidence, Finding, Severity
+
+#: Screens over whole shards flag an episode a little inside a threshold (their arithmetic differs from the
+#: episode's own check by rounding); the episode's own check decides.
+_SCREEN = 0.999
 
 
 class NonFinite(Check):
@@ -28,8 +32,8 @@ class NonFinite(Check):
 
     def shard(self, shard: ShardView) -> Iterable[Finding]:
         hit = np.zeros(len(shard.episodes), dtype=bool)
-        for values in shard.vectors.values():
-            hit |= segments.segment_any((~np.isfinite(values)).any(axis=1), shard.starts, shard.lengths)
+        for key in shard.vectors:
+            hit |= shard.extent(key).bad.any(axis=1)
         for ep, h in zip(shard.episodes, hit.tolist(), strict=True):
             if h:
                 yield from self.episode(ep)
@@ -100,13 +104,38 @@ class JointLimits(Check):
     def begin(self, dataset: DatasetView) -> Iterable[Finding]:
         super().begin(dataset)
         self._limits: dict[str, dict[str, tuple[float, float]]] = {}
+        #: Per embodiment, the joints whose limits come from its URDF (the embodiment's own limits win).
+        self._from_urdf: dict[str, str] = {}
+        found: list[Finding] = []
         for emb in dataset.manifest.embodiments:
-            self._limits[emb.name] = {
+            declared = {
                 j.name: (j.lower, j.upper)
                 for j in emb.joints
                 if j.lower is not None and j.upper is not None and j.type != JointType.CONTINUOUS
             }
-        return ()
+            unlimited = {j.name for j in emb.joints if j.type == JointType.CONTINUOUS}
+            if emb.urdf:
+                try:
+                    joints = urdf.parse(urdf.resolve(emb.urdf, dataset.path))
+                except urdf.UrdfUnusable as exc:
+                    found.append(
+                        self.finding(
+                            f"embodiment {emb.name} names the URDF {emb.urdf!r}, which cannot be used: {exc}; joint "
+                            "limits are checked against the embodiment's own limits only",
+                            severity=Severity.WARNING,
+                            evidence=Evidence.UNVERIFIABLE,
+                            hint="put the URDF in the dataset folder and name it by a relative path in the embodiment",
+                        )
+                    )
+                    joints = {}
+                for name, joint in joints.items():
+                    if joint.type == "continuous":
+                        unlimited.add(name)
+                    elif joint.limited and name not in declared and joint.lower is not None and joint.upper is not None:
+                        declared[name] = (joint.lower, joint.upper)
+                        self._from_urdf[f"{emb.name}/{name}"] = emb.urdf
+            self._limits[emb.name] = {name: span for name, span in declared.items() if name not in unlimited}
+        return found
 
     def shard(self, shard: ShardView) -> Iterable[Finding]:
         bounds = [lim for lim in self._limits.values() if lim]
@@ -121,8 +150,8 @@ class JointLimits(Check):
                     continue
                 # the narrowest limits of any embodiment: every episode out of its own limits is screened in
                 low, high = max(lo for lo, _ in spans), min(hi for _, hi in spans)
-                col = shard.vectors[key][:, d]
-                hit |= segments.segment_any((col < low - margin) | (col > high + margin), shard.starts, shard.lengths)
+                extent = shard.extent(key)
+                hit |= (extent.low[:, d] < low - margin) | (extent.high[:, d] > high + margin) | extent.bad[:, d]
         for ep, h in zip(shard.episodes, hit.tolist(), strict=True):
             if h:
                 yield from self.episode(ep)
@@ -145,9 +174,13 @@ class JointLimits(Check):
                     continue
                 fraction = float(out.mean())
                 level = Severity.ERROR if fraction > self.params["max_fraction"] else Severity.WARNING
+                origin = self._from_urdf.get(f"{ep.embodiment}/{dim.name}") or (
+                    self._from_urdf.get(f"{next(iter(self._limits))}/{dim.name}") if len(self._limits) == 1 else None
+                )
+                where = f" (from the URDF {origin})" if origin else ""
                 yield self.finding(
-                    f"{key}[{dim.name}] is outside its limits [{low:.4g}, {high:.4g}] in {fraction:.1%} of frames "
-                    f"(range {np.nanmin(col):.4g} .. {np.nanmax(col):.4g})",
+                    f"{key}[{dim.name}] is outside its limits [{low:.4g}, {high:.4g}]{where} in {fraction:.1%} of "
+                    f"frames (range {np.nanmin(col):.4g} .. {np.nanmax(col):.4g})",
                     ep=ep,
                     feature=key,
                     dims=[d],
@@ -178,9 +211,15 @@ class ConstantDimension(Check):
         return ()
 
     def shard(self, shard: ShardView) -> Iterable[Finding]:
-        # the shard's rows are its episodes' rows: its min and max are theirs
-        whole = EpisodeView(-1, -1, "", "", "", "", "", {}, shard.timestamps, shard.vectors, shard.vectors)
-        return self.episode(whole)
+        # the shard's rows are its episodes' rows: its finite min and max are theirs
+        self._frames += len(shard.timestamps)
+        if not len(shard.episodes):
+            return ()
+        for key in self._low:
+            extent = shard.extent(key)
+            self._low[key] = np.fmin(self._low[key], extent.low.min(axis=0))
+            self._high[key] = np.fmax(self._high[key], extent.high.max(axis=0))
+        return ()
 
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         if ep.length == 0:
@@ -247,9 +286,11 @@ class Outliers(Check):
         limit = self.params["z_max"]
         hit = np.zeros(len(shard.episodes), dtype=bool)
         for key, (mean, std) in self._moments.items():
+            extent = shard.extent(key)
+            reach = _SCREEN * limit * std  # a little inside the limit: the episode's own check decides
             with np.errstate(invalid="ignore"):
-                far = (np.abs(shard.vectors[key] - mean) > limit * std).any(axis=1)
-            hit |= segments.segment_any(far, shard.starts, shard.lengths)
+                far = (extent.high - mean > reach) | (mean - extent.low > reach) | extent.bad
+            hit |= far.any(axis=1)
         for ep, h in zip(shard.episodes, hit.tolist(), strict=True):
             if h:
                 yield from self.episode(ep)
