@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +25,39 @@ def ds_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write(tmp_path_factory.mktemp("images") / "ds", [12, 12], row_group_frames=4)
 
 
-def test_a_batch_reads_only_its_column_and_each_row_group_once(ds_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    reads: list[tuple[int, tuple[str, ...]]] = []
-    original = pq.ParquetFile.read_row_group
+def test_a_batch_reads_only_its_frames_bytes_and_each_chunk_header_once(
+    ds_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    groups: list[int] = []
+    reads: list[tuple[int, int]] = []
+    original_group, original_pread = pq.ParquetFile.read_row_group, os.pread
 
-    def spy(self: pq.ParquetFile, i: int, columns: Any = None, **kw: Any) -> Any:
-        reads.append((i, tuple(columns or ())))
-        return original(self, i, columns=columns, **kw)
+    def spy_group(self: pq.ParquetFile, i: int, columns: Any = None, **kw: Any) -> Any:
+        groups.append(i)
+        return original_group(self, i, columns=columns, **kw)
 
-    monkeypatch.setattr(pq.ParquetFile, "read_row_group", spy)
+    def spy_pread(fd: int, n: int, offset: int) -> bytes:
+        reads.append((offset, n))
+        return original_pread(fd, n, offset)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", spy_group)
+    monkeypatch.setattr(os, "pread", spy_pread)
+    meta = pq.ParquetFile(ds_path / "data" / "shard-00000.parquet").metadata
+    leaf = [meta.schema.column(j).path for j in range(meta.num_columns)].index(JPG)
+    chunks = [
+        (meta.row_group(g).column(leaf).data_page_offset, meta.row_group(g).column(leaf).total_compressed_size)
+        for g in (0, 1)
+    ]
     fd = FrameDataset(ds_path, [JPG], windows={JPG: [-1, 0]})
     fd.batch([1, 2, 3, 5, 6])  # frames 0..6: row groups 0 and 1 only
-    assert sorted(reads) == [(0, (JPG,)), (1, (JPG,))]
+    assert groups == [], "no row group is read through pyarrow"
+    assert sorted(r for r in reads if r in chunks) == chunks, "each JPEG column chunk's pages parsed once"
+    frames = [r for r in reads if r not in chunks]
+    want = [len(b) for b in fd.dataset.stored(JPG, range(7))]
+    assert sorted(n for _, n in frames) == sorted(want), "then each frame's own bytes, once"
+    reads.clear()
+    fd.batch([1, 2])
+    assert sorted(n for _, n in reads) == sorted(want[:3]), "the chunk's spans are remembered"
 
 
 def test_each_distinct_frame_is_decoded_once(ds_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
