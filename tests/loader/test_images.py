@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import simplejpeg
+from PIL import Image
 
 import rdstd
 from rdstd.errors import CorruptDatasetError, UsageError
@@ -113,9 +114,30 @@ def test_float_chw_layout(ds_path: Path) -> None:
 
 
 def test_lossless_camera_resized(ds_path: Path) -> None:
-    for resample in ("bilinear", "nearest"):
+    for resample in ("bilinear", "area", "nearest"):
         out = FrameDataset(ds_path, [CAM], images=ImageOptions(size=(3, 4), resample=resample))[7][CAM]  # type: ignore[arg-type]
         assert out.shape == (3, 4, 3) and (out == pixel(0, 7)).all()
+
+
+def test_area_resize_averages_the_pixels_each_output_pixel_covers() -> None:
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, size=(8, 12, 3), dtype=np.uint8)
+    want = pixels.reshape(4, 2, 6, 2, 3).astype(np.float64).mean(axis=(1, 3))
+    got = loader_images.resize(pixels, (4, 6), "area")
+    # the mean of each 2×2 block, rounded in each of Pillow's two passes
+    assert got.shape == (4, 6, 3) and np.abs(got - want).max() <= 1
+    rgbx = np.concatenate([pixels, np.full((8, 12, 1), 255, np.uint8)], axis=2)
+    np.testing.assert_array_equal(loader_images.resize(rgbx, (4, 6), "area", drop_x=True), got)
+
+
+def test_a_resized_jpeg_batch_matches_pillow_on_the_decoded_frame(ds_path: Path) -> None:
+    ds = rdstd.open(ds_path)
+    for resample, method in (("bilinear", Image.Resampling.BILINEAR), ("area", Image.Resampling.BOX)):
+        got = FrameDataset(ds, [JPG], images=ImageOptions(size=(20, 30), resample=resample)).batch([3, 8])[JPG]  # type: ignore[arg-type]
+        for row, i in zip(got, (3, 8), strict=True):
+            half = simplejpeg.decode_jpeg(bytes(ds.stored(JPG, [i])[0]), min_height=20, min_width=30)
+            want = np.asarray(Image.fromarray(half).resize((30, 20), method))
+            np.testing.assert_array_equal(row, want)
 
 
 def test_nearest_resize_takes_pixel_centres() -> None:
