@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +131,10 @@ def test_area_resize_averages_the_pixels_each_output_pixel_covers() -> None:
     np.testing.assert_array_equal(loader_images.resize(rgbx, (4, 6), "area", drop_x=True), got)
 
 
-def test_a_resized_jpeg_batch_matches_pillow_on_the_decoded_frame(ds_path: Path) -> None:
+def test_a_resized_jpeg_batch_matches_pillow_on_the_decoded_frame(
+    ds_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)  # as in a process that has not imported torch
     ds = rdstd.open(ds_path)
     for resample, method in (("bilinear", Image.Resampling.BILINEAR), ("area", Image.Resampling.BOX)):
         got = FrameDataset(ds, [JPG], images=ImageOptions(size=(20, 30), resample=resample)).batch([3, 8])[JPG]  # type: ignore[arg-type]
@@ -138,6 +142,29 @@ def test_a_resized_jpeg_batch_matches_pillow_on_the_decoded_frame(ds_path: Path)
             half = simplejpeg.decode_jpeg(bytes(ds.stored(JPG, [i])[0]), min_height=20, min_width=30)
             want = np.asarray(Image.fromarray(half).resize((30, 20), method))
             np.testing.assert_array_equal(row, want)
+
+
+def test_with_torch_imported_bilinear_is_torch_s_and_within_one_of_pillow(
+    ds_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    options = ImageOptions(size=(20, 30))
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "torch", None)
+        pillow = FrameDataset(ds_path, [JPG], images=options).batch([2, 9, 14])[JPG]
+    torch = pytest.importorskip("torch")
+    calls: list[tuple[int, ...]] = []
+    original = torch.nn.functional.interpolate
+
+    def spy(x: Any, *a: Any, **kw: Any) -> Any:
+        calls.append(tuple(x.shape))
+        return original(x, *a, **kw)
+
+    monkeypatch.setattr(torch.nn.functional, "interpolate", spy)
+    got = FrameDataset(ds_path, [JPG], images=options).batch([2, 9, 14])[JPG]
+    assert calls == [(1, 3, 24, 32)] * 3  # the DCT-scaled RGB frame, resized by torch
+    assert got.shape == pillow.shape and np.abs(got.astype(int) - pillow.astype(int)).max() <= 1
+    chw = FrameDataset(ds_path, [JPG], images=ImageOptions(size=(20, 30), layout="chw")).batch([2, 9, 14])[JPG]
+    np.testing.assert_allclose(chw, got.transpose(0, 3, 1, 2) / 255, atol=1e-6)
 
 
 def test_nearest_resize_takes_pixel_centres() -> None:
