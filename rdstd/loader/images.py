@@ -125,7 +125,8 @@ def decode_one(
     data: Any, feature: ImageFeature, options: ImageOptions, where: str, into: npt.NDArray[Any] | None = None
 ) -> npt.NDArray[Any]:
     """Decode one stored frame (bytes or a buffer) to the options' size, HWC in the stored dtype (RGB: BGR
-    cameras swapped). ``into``: a contiguous HWC uint8 array to decode straight into when no resize is needed."""
+    cameras swapped). ``into``: a contiguous HWC array of the output's shape to decode (or resize, with torch)
+    straight into."""
     h, w = options.size or (feature.height, feature.width)
     want = (h, w, feature.channels)
     try:
@@ -135,7 +136,8 @@ def decode_one(
         else:
             pixels = images.decode_as(data, feature)
         rgbx = pixels.shape[2] == 4 and feature.channels == 3
-        pixels = resize(pixels, options.size, options.resample, drop_x=rgbx)
+        into = into if into is not None and into.shape == want and into.dtype == pixels.dtype else None
+        pixels = resize(pixels, options.size, options.resample, drop_x=rgbx, into=into)
     except (ValueError, OSError, CorruptSourceError) as exc:
         reason = exc.message if isinstance(exc, CorruptSourceError) else str(exc)
         raise CorruptDatasetError(f"{where}: stored image is corrupt ({reason})", hint=_REBUILD) from exc
@@ -147,7 +149,12 @@ def decode_one(
 
 
 def resize(
-    pixels: npt.NDArray[Any], size: tuple[int, int] | None, resample: str = "bilinear", *, drop_x: bool = False
+    pixels: npt.NDArray[Any],
+    size: tuple[int, int] | None,
+    resample: str = "bilinear",
+    *,
+    drop_x: bool = False,
+    into: npt.NDArray[Any] | None = None,
 ) -> npt.NDArray[Any]:
     """``pixels`` (HWC) at exactly ``size`` (height, width): bilinear, area or nearest for 8-bit, always nearest
     for 16-bit (depth values are never blended). ``drop_x``: ``pixels`` are RGBX (the JPEG decoder's output for
@@ -155,7 +162,7 @@ def resize(
 
     Bilinear is Pillow's antialiased filter; when the process has imported torch (a DataLoader worker), torch's
     uint8 antialiased bilinear does it instead: the same filter (values within ±1 of Pillow's rounding), about 3×
-    cheaper. torch is never imported for it."""
+    cheaper. torch is never imported for it; ``into`` (an HWC array of the result's shape) then receives it."""
     if size is None or pixels.shape[:2] == tuple(size):
         return pixels[:, :, :3] if drop_x else pixels
     h, w = size
@@ -166,7 +173,7 @@ def resize(
         return picked[:, :, :3] if drop_x else picked
     torch = _torch() if resample == "bilinear" else None
     if torch is not None:
-        return _torch_bilinear(torch, pixels[:, :, :3] if drop_x else pixels, h, w)
+        return _torch_bilinear(torch, pixels[:, :, :3] if drop_x else pixels, h, w, into)
     channels = pixels.shape[2]
     if drop_x:  # RGBX from the JPEG decoder: Pillow's own layout, taken without a copy, packed to RGB in one pass
         size_wh = (pixels.shape[1], pixels.shape[0])
@@ -178,12 +185,18 @@ def resize(
     return out if out.ndim == 3 else out[:, :, None]
 
 
-def _torch_bilinear(torch: Any, pixels: npt.NDArray[np.uint8], h: int, w: int) -> npt.NDArray[np.uint8]:
-    """torch's antialiased bilinear resize of a uint8 HWC frame (an HWC view of its planar result)."""
+def _torch_bilinear(
+    torch: Any, pixels: npt.NDArray[np.uint8], h: int, w: int, into: npt.NDArray[Any] | None
+) -> npt.NDArray[np.uint8]:
+    """torch's antialiased bilinear resize of a uint8 HWC frame: ``into`` filled (torch's copy from its planar
+    result is cheaper than numpy's), or an HWC view of the planar result."""
     if not (pixels.flags.writeable and pixels.flags.c_contiguous):
         pixels = pixels.copy()
     planar = torch.from_numpy(pixels).permute(2, 0, 1)[None]
     small = torch.nn.functional.interpolate(planar, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+    if into is not None and into.flags.writeable:
+        torch.from_numpy(into).permute(2, 0, 1).copy_(small[0])
+        return into
     out: npt.NDArray[np.uint8] = small[0].permute(1, 2, 0).numpy()
     return out
 
