@@ -39,12 +39,14 @@ from rdstd.schema.features import ImageFeature, VectorFeature
 from rdstd.schema.manifest import Manifest
 from rdstd.schema.validation import first_problem
 from rdstd.schema.vocabulary import ImageCodec
-from rdstd.store import layout, output
+from rdstd.store import layout, output, pages
 
 if TYPE_CHECKING:
     from rdstd.io.remote import RemotePath
 
 _ROW_GROUP_CACHE = 4
+#: Column chunks whose value spans stay known (a few hundred bytes each: 16k chunks of 8 frames are ~5 MB).
+_SPANS_CACHE = 16384
 #: Shards whose low-dimensional columns stay in memory (each at most 100k frames of vectors).
 _SHARD_CACHE = 8
 
@@ -228,6 +230,9 @@ class Dataset:
         self._rg_starts: dict[int, npt.NDArray[np.int64]] = {}
         self._cache: LruCache[tuple[Any, ...], pa.Table] = LruCache(_ROW_GROUP_CACHE)
         self._small: LruCache[int, dict[str, Any]] = LruCache(_SHARD_CACHE)
+        #: Local shards opened for single-value reads, and each image column chunk's value spans (or None).
+        self._raw: dict[int, Any] = {}
+        self._spans: LruCache[tuple[int, int, str], pages.Spans | None] = LruCache(_SPANS_CACHE)
         self._pid = os.getpid()
         self._columns = [*layout.INDEX_COLUMNS, *manifest.features]
         self._image_columns = [
@@ -279,8 +284,8 @@ class Dataset:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state.update(_files={}, _fast={}, _verified=set(), _rg_starts={})
-        state.update(_cache=LruCache(_ROW_GROUP_CACHE), _small=LruCache(_SHARD_CACHE))
+        state.update(_files={}, _fast={}, _verified=set(), _rg_starts={}, _raw={})
+        state.update(_cache=LruCache(_ROW_GROUP_CACHE), _small=LruCache(_SHARD_CACHE), _spans=LruCache(_SPANS_CACHE))
         return state
 
     @property
@@ -335,6 +340,7 @@ class Dataset:
         if self._pid != os.getpid():
             self._files, self._fast, self._verified, self._rg_starts = {}, {}, set(), {}
             self._cache, self._small = LruCache(_ROW_GROUP_CACHE), LruCache(_SHARD_CACHE)
+            self._raw, self._spans = {}, LruCache(_SPANS_CACHE)
             self._pid = os.getpid()
         handle = self._files.get(shard)
         if handle is None:
@@ -475,6 +481,43 @@ class Dataset:
 
         return self._cache.get((shard, group, columns), load)
 
+    def _value_spans(self, shard: int, group: int, column: str) -> tuple[Any, pages.Spans] | None:
+        """(open shard file, each row's value span) of an image column chunk of a local shard, so a frame is read
+        alone (:mod:`rdstd.store.pages`); None when the shard is remote or the chunk is in another layout (read
+        through pyarrow then). Pages are checksummed when the spans are built, the first time this process (or
+        after the span cache dropped them) reads the chunk."""
+        root = self.location
+        if not isinstance(root, Path):
+            return None
+
+        def load() -> pages.Spans | None:
+            meta = self._file(shard).metadata
+            leaf = next((j for j in range(meta.num_columns) if meta.schema.column(j).path == column), None)
+            if leaf is None:
+                return None
+            chunk = meta.row_group(group).column(leaf)
+            schema = meta.schema.column(leaf)
+            if not pages.direct(chunk, schema.max_repetition_level):
+                return None
+            raw = self._raw.get(shard)
+            if raw is None:
+                raw = self._raw[shard] = (root / layout.shard_name(shard)).open(
+                    "rb", buffering=0
+                )  # kept open, like pyarrow's
+            verify = self.verify_checksums and (shard, group, column) not in self._verified
+            try:
+                spans = pages.column_spans(
+                    raw.fileno(), chunk, meta.row_group(group).num_rows, schema.max_definition_level, verify=verify
+                )
+            except (pages.ChecksumMismatchError, OSError) as exc:
+                raise self._shard_error(shard, exc, group) from exc
+            if spans is not None:
+                self._verified.add((shard, group, column))
+            return spans
+
+        spans = self._spans.get((shard, group, column), load)
+        return None if spans is None else (self._raw[shard], spans)
+
     def _locate(self, i: int) -> tuple[int, int]:
         """(position of the episode in this selection, frame index within it) of global frame ``i``."""
         n = len(self)
@@ -557,9 +600,11 @@ class Dataset:
         return out
 
     def stored(self, key: str, indices: npt.ArrayLike) -> list[Any]:
-        """Camera ``key`` at each global frame index, undecoded: the stored bytes (``pa.Buffer``, zero-copy), or for
-        a camera kept as video its ``{path, timestamp_s}`` reference. Only this column is read, each row group once
-        (pages checksummed the first time this process reads them)."""
+        """Camera ``key`` at each global frame index, undecoded: the stored bytes (a bytes-like buffer: ``bytes``
+        read alone from a local shard, a zero-copy ``pa.Buffer`` otherwise), or for a camera kept as video its
+        ``{path, timestamp_s}`` reference. Only this column is read: from a local shard each frame's own bytes
+        (:mod:`rdstd.store.pages`), else each row group once; pages are checksummed the first time this process
+        reads them."""
         feature = self.manifest.features[key]
         assert isinstance(feature, ImageFeature)
         shards, rows = self.positions(indices)
@@ -577,6 +622,13 @@ class Dataset:
             starts = self._rg_starts[int(shard)]
             groups = np.searchsorted(starts, rows[where], side="right") - 1
             for group in np.unique(groups):
+                direct = self._value_spans(int(shard), int(group), key)
+                if direct is not None:  # each frame's own bytes, not its row group
+                    raw, spans = direct
+                    for i in where[groups == group]:
+                        r = int(rows[i] - starts[group])
+                        out[i] = os.pread(raw.fileno(), int(spans.lengths[r]), int(spans.offsets[r]))
+                    continue
                 table = self._group(int(shard), int(group), (key,)).column(0)
                 for i in where[groups == group]:
                     out[i] = table[int(rows[i] - starts[group])].as_buffer()

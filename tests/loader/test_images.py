@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import simplejpeg
+from PIL import Image
 
 import rdstd
 from rdstd.errors import CorruptDatasetError, UsageError
@@ -24,18 +27,39 @@ def ds_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write(tmp_path_factory.mktemp("images") / "ds", [12, 12], row_group_frames=4)
 
 
-def test_a_batch_reads_only_its_column_and_each_row_group_once(ds_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    reads: list[tuple[int, tuple[str, ...]]] = []
-    original = pq.ParquetFile.read_row_group
+def test_a_batch_reads_only_its_frames_bytes_and_each_chunk_header_once(
+    ds_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    groups: list[int] = []
+    reads: list[tuple[int, int]] = []
+    original_group, original_pread = pq.ParquetFile.read_row_group, os.pread
 
-    def spy(self: pq.ParquetFile, i: int, columns: Any = None, **kw: Any) -> Any:
-        reads.append((i, tuple(columns or ())))
-        return original(self, i, columns=columns, **kw)
+    def spy_group(self: pq.ParquetFile, i: int, columns: Any = None, **kw: Any) -> Any:
+        groups.append(i)
+        return original_group(self, i, columns=columns, **kw)
 
-    monkeypatch.setattr(pq.ParquetFile, "read_row_group", spy)
+    def spy_pread(fd: int, n: int, offset: int) -> bytes:
+        reads.append((offset, n))
+        return original_pread(fd, n, offset)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", spy_group)
+    monkeypatch.setattr(os, "pread", spy_pread)
+    meta = pq.ParquetFile(ds_path / "data" / "shard-00000.parquet").metadata
+    leaf = [meta.schema.column(j).path for j in range(meta.num_columns)].index(JPG)
+    chunks = [
+        (meta.row_group(g).column(leaf).data_page_offset, meta.row_group(g).column(leaf).total_compressed_size)
+        for g in (0, 1)
+    ]
     fd = FrameDataset(ds_path, [JPG], windows={JPG: [-1, 0]})
     fd.batch([1, 2, 3, 5, 6])  # frames 0..6: row groups 0 and 1 only
-    assert sorted(reads) == [(0, (JPG,)), (1, (JPG,))]
+    assert groups == [], "no row group is read through pyarrow"
+    assert sorted(r for r in reads if r in chunks) == chunks, "each JPEG column chunk's pages parsed once"
+    frames = [r for r in reads if r not in chunks]
+    want = [len(b) for b in fd.dataset.stored(JPG, range(7))]
+    assert sorted(n for _, n in frames) == sorted(want), "then each frame's own bytes, once"
+    reads.clear()
+    fd.batch([1, 2])
+    assert sorted(n for _, n in reads) == sorted(want[:3]), "the chunk's spans are remembered"
 
 
 def test_each_distinct_frame_is_decoded_once(ds_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -91,9 +115,56 @@ def test_float_chw_layout(ds_path: Path) -> None:
 
 
 def test_lossless_camera_resized(ds_path: Path) -> None:
-    for resample in ("bilinear", "nearest"):
+    for resample in ("bilinear", "area", "nearest"):
         out = FrameDataset(ds_path, [CAM], images=ImageOptions(size=(3, 4), resample=resample))[7][CAM]  # type: ignore[arg-type]
         assert out.shape == (3, 4, 3) and (out == pixel(0, 7)).all()
+
+
+def test_area_resize_averages_the_pixels_each_output_pixel_covers() -> None:
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, size=(8, 12, 3), dtype=np.uint8)
+    want = pixels.reshape(4, 2, 6, 2, 3).astype(np.float64).mean(axis=(1, 3))
+    got = loader_images.resize(pixels, (4, 6), "area")
+    # the mean of each 2×2 block, rounded in each of Pillow's two passes
+    assert got.shape == (4, 6, 3) and np.abs(got - want).max() <= 1
+    rgbx = np.concatenate([pixels, np.full((8, 12, 1), 255, np.uint8)], axis=2)
+    np.testing.assert_array_equal(loader_images.resize(rgbx, (4, 6), "area", drop_x=True), got)
+
+
+def test_a_resized_jpeg_batch_matches_pillow_on_the_decoded_frame(
+    ds_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)  # as in a process that has not imported torch
+    ds = rdstd.open(ds_path)
+    for resample, method in (("bilinear", Image.Resampling.BILINEAR), ("area", Image.Resampling.BOX)):
+        got = FrameDataset(ds, [JPG], images=ImageOptions(size=(20, 30), resample=resample)).batch([3, 8])[JPG]  # type: ignore[arg-type]
+        for row, i in zip(got, (3, 8), strict=True):
+            half = simplejpeg.decode_jpeg(bytes(ds.stored(JPG, [i])[0]), min_height=20, min_width=30)
+            want = np.asarray(Image.fromarray(half).resize((30, 20), method))
+            np.testing.assert_array_equal(row, want)
+
+
+def test_with_torch_imported_bilinear_is_torch_s_and_within_one_of_pillow(
+    ds_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    options = ImageOptions(size=(20, 30))
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "torch", None)
+        pillow = FrameDataset(ds_path, [JPG], images=options).batch([2, 9, 14])[JPG]
+    torch = pytest.importorskip("torch")
+    calls: list[tuple[int, ...]] = []
+    original = torch.nn.functional.interpolate
+
+    def spy(x: Any, *a: Any, **kw: Any) -> Any:
+        calls.append(tuple(x.shape))
+        return original(x, *a, **kw)
+
+    monkeypatch.setattr(torch.nn.functional, "interpolate", spy)
+    got = FrameDataset(ds_path, [JPG], images=options).batch([2, 9, 14])[JPG]
+    assert calls == [(1, 3, 24, 32)] * 3  # the DCT-scaled RGB frame, resized by torch
+    assert got.shape == pillow.shape and np.abs(got.astype(int) - pillow.astype(int)).max() <= 1
+    chw = FrameDataset(ds_path, [JPG], images=ImageOptions(size=(20, 30), layout="chw")).batch([2, 9, 14])[JPG]
+    np.testing.assert_allclose(chw, got.transpose(0, 3, 1, 2) / 255, atol=1e-6)
 
 
 def test_nearest_resize_takes_pixel_centres() -> None:
