@@ -157,6 +157,8 @@ class MergeConflictError(UsageError):
     each dimension and the fix."""
 
     code = "RD110"
+    #: The whole report (``rdstd.ops.merge.MergeReport``) when raised by a merge, for the CLI to print.
+    report: object | None = None
 
 
 def _all_subclasses(cls: type[RdstdError]) -> list[type[RdstdError]]:
