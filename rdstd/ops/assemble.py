@@ -1,0 +1,339 @@
+"""Writing a canonical dataset from selected episodes of existing ones, without decoding anything.
+
+The common back end of merge, split and filter. Each input shard is read one row group at a time (page checksums
+verified), the rows of the selected episodes are kept, renumbered (``episode_index``, ``index``) and written as
+row groups of a new shard: image bytes pass through as Arrow buffers (never decoded, byte-identical), vectors are
+copied (or scaled, for a unit conversion), video files are hard-linked (copied across file systems) and their frame
+references re-pointed. Memory is bounded by one row group. An input that lacks a merged feature gets null rows
+(float vectors: NaN underneath, so readers see NaN).
+
+Statistics: count, mean, std, min and max are merged exactly from the inputs' ``stats.json`` where a whole input
+is taken unchanged (:func:`rdstd.store.stats.merge_moments`, Chan's update), and computed from the rows otherwise;
+q01/q99 are always recomputed in the same streaming pass over the written low-dimensional columns (the store's
+reservoir: exact up to 65,536 frames per feature, else an estimate with ±0.04 percentile-point rank error).
+
+The output goes through :class:`~rdstd.store.output.Output`: built in a hidden sibling, renamed into place,
+locked; any failure leaves nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from rdstd.errors import CorruptDatasetError
+from rdstd.io import atomic
+from rdstd.io.parquet import PARQUET_ERRORS
+from rdstd.paths import inside
+from rdstd.schema.features import ImageFeature, VectorFeature
+from rdstd.schema.manifest import Counts, Manifest, StorageLayout
+from rdstd.schema.vocabulary import ImageCodec
+from rdstd.store import layout
+from rdstd.store.output import Output
+from rdstd.store.reader import Dataset
+from rdstd.store.stats import RunningStats, merge_moments
+from rdstd.store.writer import KIND
+
+Feature = VectorFeature | ImageFeature
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Part:
+    """Episodes taken from one input dataset, and how its columns become the output's.
+
+    ``rows``: the input's episode rows to take, in order of their place in the shards, each already carrying its
+    output values for ``episode_id``, ``task``, ``split``, ``embodiment``, ``source_meta`` (``episode_index``,
+    ``task_index``, ``shard``, ``shard_row`` and ``frame_start`` are set here).
+    """
+
+    dataset: Dataset
+    rows: list[dict[str, Any]]
+    columns: dict[str, str]
+    factors: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict)
+    video_prefix: str = ""  # inserted after "videos/" in frame references and file names
+    whole: bool = False  # every episode of the input, unchanged: its stats.json moments can be merged as they are
+
+
+def assemble(
+    out: Path,
+    parts: list[Part],
+    manifest: Manifest,
+    *,
+    sources: list[Path],
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> Manifest:
+    """Write the episodes of ``parts`` as the dataset ``out`` with ``manifest``'s features and metadata.
+
+    ``manifest.counts`` and ``storage`` are filled in here; returns the manifest written.
+    """
+    output = Output.begin(out, is_kind=layout.is_dataset, kind=KIND, overwrite=overwrite, sources=sources)
+    try:
+        with output.guard():
+            written = _Assembly(output.tmp, parts, manifest, progress).run()
+        output.commit()
+    except BaseException:
+        output.abort()
+        raise
+    return written
+
+
+class _Assembly:
+    def __init__(self, root: Path, parts: list[Part], manifest: Manifest, progress: Progress | None) -> None:
+        self.root = root
+        self.parts = parts
+        self.manifest = manifest
+        self.features = manifest.features
+        self.schema = layout.frame_schema(self.features)
+        self.images = [
+            k for k, f in self.features.items() if isinstance(f, ImageFeature) and f.codec != ImageCodec.VIDEO
+        ]
+        self.videos = [
+            k for k, f in self.features.items() if isinstance(f, ImageFeature) and f.codec == ImageCodec.VIDEO
+        ]
+        self.stats = {k: RunningStats(f.size) for k, f in self.features.items() if isinstance(f, VectorFeature)}
+        self.shard = 0
+        self.frames = 0
+        self.episodes: list[dict[str, Any]] = []
+        self.tasks: dict[str, int] = {}
+        self.linked: set[str] = set()
+        self.progress = progress
+        self.total = sum(len(p.rows) for p in parts)
+
+    def run(self) -> Manifest:
+        (self.root / layout.DATA_DIR).mkdir()
+        marker = {"pid": os.getpid(), "output": str(self.root)}
+        (self.root / layout.WRITING_MARKER).write_text(json.dumps(marker), encoding="utf-8")
+        for part in self.parts:
+            self._part(part)
+        return self._finish()
+
+    # -- rows -----------------------------------------------------------------------------------------------------
+
+    def _part(self, part: Part) -> None:
+        by_shard: dict[int, list[dict[str, Any]]] = {}
+        for row in part.rows:
+            by_shard.setdefault(int(row["shard"]), []).append(row)
+        for shard, rows in sorted(by_shard.items()):
+            self._shard(part, shard, sorted(rows, key=lambda r: int(r["shard_row"])))
+
+    def _shard(self, part: Part, shard: int, rows: list[dict[str, Any]]) -> None:
+        ds = part.dataset
+        file = ds.location / layout.shard_name(shard)
+        handle = pq.ParquetFile(str(file), page_checksum_verification=True)
+        # old episode_index -> (new episode_index, new frame_start)
+        first_new = len(self.episodes)
+        lookup_old = np.array([int(r["episode_index"]) for r in rows], dtype=np.int64)
+        new_index = np.arange(first_new, first_new + len(rows), dtype=np.int64)
+        lengths = np.array([int(r["length"]) for r in rows], dtype=np.int64)
+        new_starts = self.frames + np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        order = np.argsort(lookup_old)
+        sorted_old = lookup_old[order]
+        shard_rows = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        for i, row in enumerate(rows):
+            self.episodes.append(self._episode_row(row, first_new + i, int(new_starts[i]), int(shard_rows[i])))
+        wanted = self._input_columns(part)
+        final = self.root / layout.shard_name(self.shard)
+        tmp = atomic.temp_name(final)
+        writer = self._writer(tmp)
+        try:
+            for group in range(handle.metadata.num_row_groups):
+                try:
+                    table = handle.read_row_group(group, columns=wanted)
+                except PARQUET_ERRORS as exc:
+                    raise CorruptDatasetError(
+                        f"{file}, row group {group}: cannot be read ({exc})",
+                        hint="the input dataset is damaged; rebuild it with rdstd convert",
+                    ) from exc
+                old_ep = table.column("episode_index").to_numpy()
+                pos = np.searchsorted(sorted_old, old_ep)
+                pos = np.clip(pos, 0, len(sorted_old) - 1)
+                keep = sorted_old[pos] == old_ep
+                if not keep.any():
+                    continue
+                if not keep.all():
+                    table = table.filter(pa.array(keep))
+                    pos = pos[keep]
+                which = order[pos]
+                writer.write_table(self._rows(part, table, which, new_index, new_starts), row_group_size=len(table))
+        finally:
+            writer.close()
+        atomic.commit(tmp, final)
+        self.shard += 1
+        self.frames += int(lengths.sum())
+        if self.progress is not None:
+            self.progress(len(self.episodes), self.total)
+
+    def _input_columns(self, part: Part) -> list[str]:
+        return [*layout.INDEX_COLUMNS, *dict.fromkeys(part.columns.values())]
+
+    def _rows(
+        self,
+        part: Part,
+        table: pa.Table,
+        which: npt.NDArray[np.int64],
+        new_index: npt.NDArray[np.int64],
+        new_starts: npt.NDArray[np.int64],
+    ) -> pa.Table:
+        n = len(table)
+        frame_index = table.column("frame_index").to_numpy()
+        columns: list[pa.Array | pa.ChunkedArray] = [
+            pa.array(new_index[which]),
+            table.column("frame_index"),
+            pa.array(new_starts[which] + frame_index),
+            table.column("timestamp"),
+        ]
+        for key, feature in self.features.items():
+            source = part.columns.get(key)
+            if source is None:
+                columns.append(_nulls(feature, n))
+                continue
+            column = table.column(source)
+            if isinstance(feature, VectorFeature):
+                column = self._vector(part, key, feature, column)
+            elif feature.codec == ImageCodec.VIDEO:
+                column = self._video(part, column)
+            columns.append(column)
+        return pa.Table.from_arrays(columns, schema=self.schema)
+
+    def _vector(self, part: Part, key: str, feature: VectorFeature, column: pa.ChunkedArray) -> pa.Array:
+        combined = column.combine_chunks()
+        values = combined.values.to_numpy(zero_copy_only=False).reshape(len(combined), feature.size)
+        factor = part.factors.get(key)
+        if factor is not None:
+            values = values * factor
+        values = np.ascontiguousarray(values, dtype=feature.dtype)
+        self.stats[key].update(values)
+        if factor is None and combined.type == layout.arrow_type(feature):
+            return combined
+        return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), feature.size)
+
+    def _video(self, part: Part, column: pa.ChunkedArray) -> pa.Array:
+        refs = column.combine_chunks()
+        paths = refs.field("path")
+        for rel in pc.unique(paths).to_pylist():
+            self._link(part, rel)
+        if not part.video_prefix:
+            return refs
+        moved = pc.replace_substring_regex(paths, pattern=f"^{layout.VIDEOS_DIR}/", replacement=self._videos_dir(part))
+        return pa.StructArray.from_arrays([moved, refs.field("timestamp_s")], fields=list(refs.type))
+
+    def _videos_dir(self, part: Part) -> str:
+        return f"{layout.VIDEOS_DIR}/{part.video_prefix}/" if part.video_prefix else f"{layout.VIDEOS_DIR}/"
+
+    def _link(self, part: Part, rel: str) -> None:
+        """Hard-link (or copy, across file systems) a referenced video file into the output, once."""
+        new_rel = rel.replace(f"{layout.VIDEOS_DIR}/", self._videos_dir(part), 1)
+        if new_rel in self.linked:
+            return
+        source = inside(part.dataset.path, rel, "a frame reference")
+        target = inside(self.root, new_rel, "a frame reference")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target)
+        except OSError:
+            with atomic.atomic_path(target) as tmp:
+                shutil.copyfile(source, tmp)
+        self.linked.add(new_rel)
+
+    def _writer(self, path: Path) -> pq.ParquetWriter:
+        """A shard writer with the store writer's options (uncompressed image bytes, zstd else, page checksums)."""
+        names = self.schema.names
+        return pq.ParquetWriter(
+            path,
+            self.schema,
+            compression={c: ("none" if c in self.images else "zstd") for c in names},
+            use_dictionary=[c for c in names if c not in self.images],
+            write_statistics=[c for c in names if c not in self.images],
+            write_page_checksum=True,
+        )
+
+    # -- tables -----------------------------------------------------------------------------------------------------
+
+    def _episode_row(self, row: dict[str, Any], index: int, frame_start: int, shard_row: int) -> dict[str, Any]:
+        task = row.get("task")
+        task_index = self.tasks.setdefault(task, len(self.tasks)) if task else None
+        out = {k: row.get(k) for k in layout.EPISODES_SCHEMA.names}
+        out.update(
+            episode_index=index,
+            task_index=task_index,
+            shard=self.shard,
+            shard_row=shard_row,
+            frame_start=frame_start,
+        )
+        return out
+
+    def _finish(self) -> Manifest:
+        table = pa.Table.from_pylist(self.episodes, schema=layout.EPISODES_SCHEMA)
+        self._write_table(layout.EPISODES, table)
+        tasks = pa.table(
+            {"task_index": pa.array(list(self.tasks.values()), pa.int64()), "task": list(self.tasks.keys())}
+        )
+        self._write_table(layout.TASKS, tasks)
+        stats = self._stats()
+        atomic.write_bytes(self.root / layout.STATS, json.dumps(stats, indent=1, allow_nan=False).encode())
+        row_group_frames = min((p.dataset.manifest.storage.row_group_frames for p in self.parts), default=8)
+        manifest = self.manifest.model_copy(
+            update={
+                "counts": Counts(episodes=len(self.episodes), frames=self.frames, shards=self.shard),
+                "storage": StorageLayout(row_group_frames=row_group_frames),
+            }
+        )
+        atomic.write_bytes(self.root / layout.MANIFEST, manifest.model_dump_json(indent=2).encode())
+        (self.root / layout.WRITING_MARKER).unlink()
+        return manifest
+
+    def _stats(self) -> dict[str, Any]:
+        """Moments merged from whole inputs where every part is whole; quantiles from this pass's rows."""
+        out: dict[str, Any] = {}
+        for key, running in self.stats.items():
+            fresh = running.as_dict()
+            holders = [p for p in self.parts if key in p.columns and p.rows]
+            if holders and all(p.whole for p in holders):
+                moments = merge_moments([_scaled(p.dataset.stats[p.columns[key]], p.factors.get(key)) for p in holders])
+                fresh.update(moments)
+            out[key] = fresh
+        return out
+
+    def _write_table(self, name: str, table: pa.Table) -> None:
+        with atomic.atomic_path(self.root / name) as tmp:
+            pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
+
+
+def _scaled(stats: dict[str, Any], factor: npt.NDArray[np.float64] | None) -> dict[str, Any]:
+    """An input's stats.json entry in converted units (positive factors: min/max keep their order)."""
+    if factor is None:
+        return stats
+
+    def scale(key: str, f: npt.NDArray[np.float64]) -> list[float | None]:
+        return [None if v is None else float(v * k) for v, k in zip(stats[key], f, strict=True)]
+
+    return {
+        **stats,
+        "mean": scale("mean", factor),
+        "std": scale("std", np.abs(factor)),
+        "min": scale("min", factor),
+        "max": scale("max", factor),
+    }
+
+
+def _nulls(feature: Feature, n: int) -> pa.Array:
+    """``n`` null rows of a feature an input does not have (float vectors hold NaN under the nulls)."""
+    if isinstance(feature, ImageFeature):
+        return pa.nulls(n, layout.arrow_type(feature))
+    dtype = np.dtype(feature.dtype)
+    fill = np.full(n * feature.size, np.nan if dtype.kind == "f" else 0, dtype=dtype)
+    mask = pa.array(np.ones(n, dtype=bool))
+    return pa.FixedSizeListArray.from_arrays(pa.array(fill), feature.size, mask=mask)
