@@ -8,7 +8,8 @@ references re-pointed. Memory is bounded by one row group. An input that lacks a
 (float vectors: NaN underneath, so readers see NaN).
 
 Statistics: count, mean, std, min and max are merged exactly from the inputs' ``stats.json`` where a whole input
-is taken unchanged (:func:`rdstd.store.stats.merge_moments`, Chan's update), and computed from the rows otherwise;
+is taken unchanged (:func:`rdstd.store.stats.merge_moments`, Chan's update), and computed from the rows as written
+otherwise (episodes left out, or values converted: the stored values are rounded to the feature's dtype);
 q01/q99 are always recomputed in the same streaming pass over the written low-dimensional columns (the store's
 reservoir: exact up to 65,536 frames per feature, else an estimate with ±0.04 percentile-point rank error).
 
@@ -301,32 +302,14 @@ class _Assembly:
         for key, running in self.stats.items():
             fresh = running.as_dict()
             holders = [p for p in self.parts if key in p.columns and p.rows]
-            if holders and all(p.whole for p in holders):
-                moments = merge_moments([_scaled(p.dataset.stats[p.columns[key]], p.factors.get(key)) for p in holders])
-                fresh.update(moments)
+            if holders and all(p.whole and key not in p.factors for p in holders):
+                fresh.update(merge_moments([p.dataset.stats[p.columns[key]] for p in holders]))
             out[key] = fresh
         return out
 
     def _write_table(self, name: str, table: pa.Table) -> None:
         with atomic.atomic_path(self.root / name) as tmp:
             pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
-
-
-def _scaled(stats: dict[str, Any], factor: npt.NDArray[np.float64] | None) -> dict[str, Any]:
-    """An input's stats.json entry in converted units (positive factors: min/max keep their order)."""
-    if factor is None:
-        return stats
-
-    def scale(key: str, f: npt.NDArray[np.float64]) -> list[float | None]:
-        return [None if v is None else float(v * k) for v, k in zip(stats[key], f, strict=True)]
-
-    return {
-        **stats,
-        "mean": scale("mean", factor),
-        "std": scale("std", np.abs(factor)),
-        "min": scale("min", factor),
-        "max": scale("max", factor),
-    }
 
 
 def _nulls(feature: Feature, n: int) -> pa.Array:

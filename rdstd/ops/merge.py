@@ -121,7 +121,7 @@ def merge(
         return report
     embodiments, embodiment_names = _embodiments(datasets, names)
     parts = [
-        _part(ds, label, plan.columns[i], plan.factors[i], embodiment_names[i], prefix_ids)
+        _part(ds, label, _original(plan.columns[i], renames[i]), plan.factors[i], embodiment_names[i], prefix_ids)
         for i, (ds, label) in enumerate(zip(datasets, names, strict=True))
     ]
     manifest = _manifest(datasets, names, paths, plan, embodiments, renames)
@@ -129,6 +129,12 @@ def merge(
     report.episodes, report.frames = written.counts.episodes, written.counts.frames
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _original(columns: dict[str, str], renames: dict[str, str]) -> dict[str, str]:
+    """Merged feature -> the input's column as stored (before its renames)."""
+    back = {new: old for old, new in renames.items()}
+    return {out: back.get(name, name) for out, name in columns.items()}
 
 
 def _refuse_same(paths: list[Path]) -> None:
@@ -169,8 +175,17 @@ def _refuse_colliding_ids(datasets: list[Dataset], names: list[str], prefix_ids:
 
 
 def _same_content(a: Dataset, b: Dataset) -> bool:
-    cols = ["episode_id", "source_checksum", "length"]
-    return a.episodes.select(cols).sort("episode_id").equals(b.episodes.select(cols).sort("episode_id"))
+    """Whether two datasets with the same episode ids hold the same content (every episode's content hash)."""
+    from rdstd.ops.content_hash import content_hash
+
+    if a.num_episodes != b.num_episodes:
+        return False
+    where = {e: i for i, e in enumerate(b.episodes["episode_id"].to_list())}
+    for i, episode_id in enumerate(a.episodes["episode_id"].to_list()):
+        ea, eb = a.episode(i), b.episode(where[episode_id])
+        if content_hash(ea.timestamps, ea.vectors) != content_hash(eb.timestamps, eb.vectors):
+            return False
+    return True
 
 
 def _pairs(items: Sequence[str], names: list[str]) -> list[tuple[str, str]]:
