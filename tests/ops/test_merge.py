@@ -1,4 +1,4 @@
-"""rdstd merge: three labs' real samples in one dataset, conflicts reported dimension by dimension, bad input refused."""
+"""rdstd merge: three labs' real samples in one dataset, conflicts reported per dimension, bad input refused."""
 
 from __future__ import annotations
 
@@ -125,7 +125,7 @@ def test_a_planted_unit_conflict_is_reported_per_dimension_and_the_suggested_con
 def test_a_conflict_without_automatic_fix_names_separate_and_separate_keeps_both(tmp_path: Path) -> None:
     a = make(tmp_path / "a", unit=Unit.RAD, prefix="a")
     b = make(tmp_path / "b", unit=Unit.UNKNOWN, prefix="b")
-    with pytest.raises(MergeConflictError, match="--separate observation.state"):
+    with pytest.raises(MergeConflictError, match=r"--separate observation\.state"):
         merge([a, b], tmp_path / "out")
     merge([a, b], tmp_path / "out", separate=["observation.state", "action"])
     merged = rdstd.open(tmp_path / "out")
