@@ -9,6 +9,7 @@ from running the default validation profile. Kept episodes are renumbered; the m
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +19,10 @@ import polars as pl
 
 from rdstd.errors import UsageError
 from rdstd.ops.assemble import Progress
+from rdstd.ops.merge import MERGE_KEY
 from rdstd.ops.subset import write_subset
 from rdstd.paths import normalized
+from rdstd.schema.manifest import Manifest
 from rdstd.store.reader import Dataset
 
 
@@ -96,11 +99,26 @@ def filter_episodes(
         "dropped": ds.num_episodes - len(rows),
         "dropped_ids": [r for r in ds.episodes["episode_id"].to_list() if r not in {x["episode_id"] for x in rows}],
     }
-    manifest = ds.manifest.model_copy(update={"extra": extra})
+    manifest = _narrowed(ds.manifest.model_copy(update={"extra": extra}), rows)
     write_subset(ds, rows, out, manifest, overwrite=overwrite, whole=len(rows) == ds.num_episodes, progress=progress)
     return FilterReport(
         str(out), len(rows), ds.num_episodes - len(rows), dropped_by_findings, where, time.perf_counter() - started
     )
+
+
+def _narrowed(manifest: Manifest, rows: list[dict[str, Any]]) -> Manifest:
+    """For a merged dataset: only the features (and merge inputs) of the inputs whose episodes are kept."""
+    merged = manifest.extra.get("merge")
+    if not isinstance(merged, dict) or not merged.get("inputs"):
+        return manifest
+    kept = {json.loads(r["source_meta"] or "{}").get(MERGE_KEY, {}).get("input") for r in rows}
+    inputs = [i for i in merged["inputs"] if i.get("label") in kept]
+    names = {name for i in inputs for name in i.get("features", {})}
+    features = {k: f for k, f in manifest.features.items() if k in names}
+    if not inputs or not features:
+        return manifest
+    extra = {**manifest.extra, "merge": {**merged, "inputs": inputs}}
+    return manifest.model_copy(update={"features": features, "extra": extra})
 
 
 def _severity_column(severity: str) -> str:

@@ -40,7 +40,7 @@ def write_subset(
     ``whole``: ``rows`` are all of ``ds``'s episodes in order, frames unchanged (links instead of copies).
     """
     if not whole:
-        columns = {k: k for k in ds.manifest.features}
+        columns = {k: k for k in manifest.features}
         part = Part(ds, rows, columns)
         return assemble(out, [part], manifest, sources=[ds.path], overwrite=overwrite, progress=progress)
     output = Output.begin(out, is_kind=layout.is_dataset, kind=KIND, overwrite=overwrite, sources=[ds.path])
