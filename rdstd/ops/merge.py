@@ -10,6 +10,7 @@ each episode keeps its source file and records its input dataset in ``source_met
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -81,14 +82,16 @@ def merge(
     prefix_ids: bool = False,
     overwrite: bool = False,
     dry_run: bool = False,
+    rate_hz: float | None = None,
     progress: Progress | None = None,
 ) -> MergeReport:
     """Merge the canonical datasets ``inputs`` into ``output`` (see the module docs).
 
-    ``rename``: ``[LABEL:]OLD=NEW`` feature renames (``mapping``: a YAML/JSON file of the same, ``{OLD: NEW}`` for
-    every input or ``{LABEL: {OLD: NEW}}``); ``convert``: ``LABEL:FEATURE`` unit conversions to the first input's
-    units; ``separate``: features whose differing meanings are kept as separate features. Raises
-    :class:`~rdstd.errors.MergeConflictError` (with the report) when a conflict is left; ``dry_run`` only reports.
+        ``rename``: ``[LABEL:]OLD=NEW`` feature renames (``mapping``: a YAML/JSON file of the same, ``{OLD: NEW}`` for
+        every input or ``{LABEL: {OLD: NEW}}``); ``convert``: ``LABEL:FEATURE`` unit conversions to the first input's
+        units; ``separate``: features whose differing meanings are kept as separate features; ``rate_hz``: a common
+    rate imposed on every episode (each input resampled first, :mod:`rdstd.ops.resample`; else rates stay). Raises
+        :class:`~rdstd.errors.MergeConflictError` (with the report) when a conflict is left; ``dry_run`` only reports.
     """
     started = time.perf_counter()
     paths = [normalized(p) for p in inputs]
@@ -119,6 +122,53 @@ def merge(
         raise error
     if dry_run:
         return report
+    if rate_hz is None:
+        _write(datasets, names, paths, out, plan, renames, prefix_ids, overwrite, progress, report)
+    else:
+        _write_at_rate(datasets, names, paths, out, plan, renames, prefix_ids, overwrite, progress, report, rate_hz)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _write_at_rate(
+    datasets: list[Dataset],
+    names: list[str],
+    paths: list[Path],
+    out: Path,
+    plan: compat.FeaturePlan,
+    renames: list[dict[str, str]],
+    prefix_ids: bool,
+    overwrite: bool,
+    progress: Progress | None,
+    report: MergeReport,
+    rate_hz: float,
+) -> None:
+    """Resample every input to ``rate_hz`` into a hidden sibling of OUT (removed after), then merge those."""
+    from rdstd.ops.resample import resample
+
+    if not rate_hz > 0:
+        raise UsageError(f"the rate must be positive, not {rate_hz}", hint="e.g. --rate 10")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.rdstd-resample-") as scratch:
+        resampled = []
+        for ds, label in zip(datasets, names, strict=True):
+            resample(ds.path, Path(scratch) / label, rate_hz=rate_hz)
+            resampled.append(Dataset.open(Path(scratch) / label))
+        _write(resampled, names, paths, out, plan, renames, prefix_ids, overwrite, progress, report)
+
+
+def _write(
+    datasets: list[Dataset],
+    names: list[str],
+    paths: list[Path],
+    out: Path,
+    plan: compat.FeaturePlan,
+    renames: list[dict[str, str]],
+    prefix_ids: bool,
+    overwrite: bool,
+    progress: Progress | None,
+    report: MergeReport,
+) -> None:
     embodiments, embodiment_names = _embodiments(datasets, names)
     parts = [
         _part(ds, label, _original(plan.columns[i], renames[i]), plan.factors[i], embodiment_names[i], prefix_ids)
@@ -127,8 +177,6 @@ def merge(
     manifest = _manifest(datasets, names, paths, plan, embodiments, renames)
     written = assemble(out, parts, manifest, sources=paths, overwrite=overwrite, progress=progress)
     report.episodes, report.frames = written.counts.episodes, written.counts.frames
-    report.seconds = time.perf_counter() - started
-    return report
 
 
 def _original(columns: dict[str, str], renames: dict[str, str]) -> dict[str, str]:

@@ -159,6 +159,17 @@ def test_different_rates_live_side_by_side_and_tasks_are_remapped(tmp_path: Path
     assert sorted(tasks.values()) == ["pick 0", "pick 1", "place 0", "place 1"]
 
 
+def test_a_common_rate_is_imposed_only_when_asked(tmp_path: Path) -> None:
+    a = make(tmp_path / "a", prefix="a", rate_hz=10, frames=20)
+    b = make(tmp_path / "b", prefix="b", rate_hz=30, frames=60)
+    merge([a, b], tmp_path / "out", rate_hz=10)
+    merged = rdstd.open(tmp_path / "out")
+    assert merged.manifest.rate_hz == 10
+    assert merged.episodes["length"].to_list() == [20] * 3 + [20] * 3
+    assert [i["path"] for i in merged.manifest.extra["merge"]["inputs"]] == [str(a), str(b)]
+    assert nothing_in(tmp_path, "a", "b", "out")  # the resampled copies are gone
+
+
 # -- bad input: clear errors, nothing written ------------------------------------------------------------------------
 
 

@@ -39,6 +39,7 @@ def merge_command(
     ),
     prefix_ids: bool = typer.Option(False, "--prefix-ids", help="Prefix every episode id with its input's label."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the compatibility report; write nothing."),
+    rate: float | None = typer.Option(None, "--rate", help="Impose one rate (Hz): each input is resampled first."),
     report_file: Path | None = typer.Option(None, "--report", help="Also write the report as JSON to this file."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it is a canonical dataset."),
     output_format: OutputFormat = FORMAT_OPTION,
@@ -62,6 +63,7 @@ def merge_command(
             prefix_ids=prefix_ids,
             overwrite=overwrite,
             dry_run=dry_run,
+            rate_hz=rate,
         )
     except MergeConflictError as exc:
         if isinstance(exc.report, MergeReport):
