@@ -75,7 +75,7 @@ def filter_episodes(
         try:
             keep = pl.sql_expr(where)
             table.select(keep)
-        except Exception as exc:  # polars raises several classes for a bad expression: a boundary, cause kept
+        except pl.exceptions.PolarsError as exc:
             raise UsageError(
                 f"--where {where!r}: not a valid expression over the episode table ({exc})".splitlines()[0],
                 hint="columns: " + ", ".join(table.columns),

@@ -296,7 +296,10 @@ def _part(
     rows = []
     for row in ds.episodes.sort(["shard", "shard_row"]).iter_rows(named=True):
         meta = json.loads(row["source_meta"] or "{}")
-        meta[MERGE_KEY] = {"input": label, "dataset": str(ds.location), "episode_index": row["episode_index"]}
+        entry = {"input": label, "dataset": str(ds.location), "episode_index": row["episode_index"]}
+        if MERGE_KEY in meta:  # an input that was itself merged: keep where the episode came from before
+            entry["from"] = meta[MERGE_KEY]
+        meta[MERGE_KEY] = entry
         row["source_meta"] = json.dumps(meta, sort_keys=True)
         if prefix_ids:
             row["episode_id"] = f"{label}:{row['episode_id']}"

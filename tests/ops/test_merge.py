@@ -236,3 +236,23 @@ def test_the_cli_prints_the_conflict_report_as_json_and_exits_2(
     )
     assert code == 0
     assert isinstance(rdstd.open(tmp_path / "out").manifest.features["action"], VectorFeature)
+
+
+def test_a_merged_dataset_merges_again_keeping_each_episodes_history(tmp_path: Path) -> None:
+    a = make(tmp_path / "a", prefix="a")
+    b = make(tmp_path / "b", prefix="b", camera="observation.images.wrist")
+    c = make(tmp_path / "c", prefix="c")
+    merge([a, b], tmp_path / "ab")
+    merge([tmp_path / "ab", c], tmp_path / "abc")
+    merged = rdstd.open(tmp_path / "abc")
+    first = merged.episode(0)
+    assert first.meta.source_meta[MERGE_KEY]["input"] == "ab"
+    assert first.meta.source_meta[MERGE_KEY]["from"]["input"] == "a"
+    assert set(merged.episode(3).images) == {"observation.images.wrist"}  # b's episode: no front camera
+    assert merged.frame(3 * 12)["observation.images.front"] is None
+    assert (
+        merged.episode(6).images["observation.images.front"].encoded
+        == rdstd.open(c).episode(0).images["observation.images.front"].encoded
+    )
+    for key in merged.manifest.vectors:
+        assert_stats_equal(merged.stats[key], from_scratch(merged, key))
