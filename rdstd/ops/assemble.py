@@ -22,7 +22,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,7 +133,7 @@ class _Assembly:
 
     def _shard(self, part: Part, shard: int, rows: list[dict[str, Any]]) -> None:
         ds = part.dataset
-        file = ds.location / layout.shard_name(shard)
+        file = ds.path / layout.shard_name(shard)  # local inputs only (a URL: a clear error)
         handle = pq.ParquetFile(str(file), page_checksum_verification=True)
         # old episode_index -> (new episode_index, new frame_start)
         first_new = len(self.episodes)
@@ -150,14 +151,8 @@ class _Assembly:
         tmp = atomic.temp_name(final)
         writer = self._writer(tmp)
         try:
-            for group in range(handle.metadata.num_row_groups):
-                try:
-                    table = handle.read_row_group(group, columns=wanted)
-                except PARQUET_ERRORS as exc:
-                    raise CorruptDatasetError(
-                        f"{file}, row group {group}: cannot be read ({exc})",
-                        hint="the input dataset is damaged; rebuild it with rdstd convert",
-                    ) from exc
+            for read in _prefetched(handle, file, _needed_groups(handle, rows), wanted):
+                table = read
                 old_ep = table.column("episode_index").to_numpy()
                 pos = np.searchsorted(sorted_old, old_ep)
                 pos = np.clip(pos, 0, len(sorted_old) - 1)
@@ -310,6 +305,41 @@ class _Assembly:
     def _write_table(self, name: str, table: pa.Table) -> None:
         with atomic.atomic_path(self.root / name) as tmp:
             pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
+
+
+def _needed_groups(handle: pq.ParquetFile, rows: list[dict[str, Any]]) -> list[int]:
+    """The row groups of a shard that hold rows of the selected episodes (others are not read)."""
+    sizes = [handle.metadata.row_group(g).num_rows for g in range(handle.metadata.num_row_groups)]
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    needed: set[int] = set()
+    for row in rows:
+        first, length = int(row["shard_row"]), int(row["length"])
+        if length:
+            g0 = int(np.searchsorted(starts, first, side="right")) - 1
+            g1 = int(np.searchsorted(starts, first + length - 1, side="right")) - 1
+            needed.update(range(g0, g1 + 1))
+    return sorted(needed)
+
+
+def _prefetched(handle: pq.ParquetFile, file: Path, groups: list[int], columns: list[str]) -> Iterator[pa.Table]:
+    """The row groups, each read (checksums verified) in a helper thread while the previous one is processed."""
+
+    def read(group: int) -> pa.Table:
+        try:
+            return handle.read_row_group(group, columns=columns)
+        except PARQUET_ERRORS as exc:
+            raise CorruptDatasetError(
+                f"{file}, row group {group}: cannot be read ({exc})",
+                hint="the input dataset is damaged; rebuild it with rdstd convert",
+            ) from exc
+
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(read, groups[0]) if groups else None
+        for i in range(len(groups)):
+            assert pending is not None
+            table = pending.result()
+            pending = pool.submit(read, groups[i + 1]) if i + 1 < len(groups) else None
+            yield table
 
 
 def _nulls(feature: Feature, n: int) -> pa.Array:
