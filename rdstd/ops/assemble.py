@@ -22,8 +22,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,8 @@ from rdstd.store.stats import RunningStats, merge_moments
 from rdstd.store.writer import KIND
 
 Feature = VectorFeature | ImageFeature
+#: Shards written at once (threads: Parquet reading and writing release the GIL).
+WORKERS = 2
 Progress = Callable[[int, int], None]
 
 
@@ -66,6 +70,24 @@ class Part:
     factors: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict)
     video_prefix: str = ""  # inserted after "videos/" in frame references and file names
     whole: bool = False  # every episode of the input, unchanged: its stats.json moments can be merged as they are
+
+
+@dataclass
+class _ShardJob:
+    """One input shard to copy into one output shard: its selected episodes' old and new numbering."""
+
+    part: Part
+    source: Path
+    target: Path
+    rows: list[dict[str, Any]]
+    old: npt.NDArray[np.int64]
+    new_index: npt.NDArray[np.int64]
+    new_starts: npt.NDArray[np.int64]
+
+    @property
+    def episodes(self) -> int:
+        """How many episodes it holds."""
+        return len(self.rows)
 
 
 def assemble(
@@ -111,6 +133,7 @@ class _Assembly:
         self.episodes: list[dict[str, Any]] = []
         self.tasks: dict[str, int] = {}
         self.linked: set[str] = set()
+        self.link_lock = threading.Lock()
         self.progress = progress
         self.total = sum(len(p.rows) for p in parts)
 
@@ -118,59 +141,86 @@ class _Assembly:
         (self.root / layout.DATA_DIR).mkdir()
         marker = {"pid": os.getpid(), "output": str(self.root)}
         (self.root / layout.WRITING_MARKER).write_text(json.dumps(marker), encoding="utf-8")
-        for part in self.parts:
-            self._part(part)
+        jobs = [job for part in self.parts for job in self._plan(part)]
+        done = 0
+        with ThreadPoolExecutor(WORKERS) as pool:
+            pending: deque[tuple[_ShardJob, Future[dict[str, list[npt.NDArray[Any]]]]]] = deque()
+            try:
+                for job in [*jobs, None]:
+                    if job is not None:
+                        pending.append((job, pool.submit(self._write_shard, job)))
+                    while pending and (job is None or len(pending) > WORKERS):
+                        finished, future = pending.popleft()
+                        for key, values in future.result().items():  # in shard order: stats do not depend on timing
+                            self.stats[key].update(np.concatenate(values))
+                        done += finished.episodes
+                        if self.progress is not None:
+                            self.progress(done, self.total)
+            except BaseException:
+                for _, future in pending:
+                    future.cancel()
+                raise
         return self._finish()
 
     # -- rows -----------------------------------------------------------------------------------------------------
 
-    def _part(self, part: Part) -> None:
+    def _plan(self, part: Part) -> list[_ShardJob]:
+        """One job per input shard: the output shard it becomes, and its episodes' new rows (in order)."""
         by_shard: dict[int, list[dict[str, Any]]] = {}
         for row in part.rows:
             by_shard.setdefault(int(row["shard"]), []).append(row)
-        for shard, rows in sorted(by_shard.items()):
-            self._shard(part, shard, sorted(rows, key=lambda r: int(r["shard_row"])))
+        jobs = []
+        for shard, unsorted in sorted(by_shard.items()):
+            rows = sorted(unsorted, key=lambda r: int(r["shard_row"]))
+            first_new = len(self.episodes)
+            lengths = np.array([int(r["length"]) for r in rows], dtype=np.int64)
+            offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+            new_starts = self.frames + offsets
+            for i, row in enumerate(rows):
+                self.episodes.append(self._episode_row(row, first_new + i, int(new_starts[i]), int(offsets[i])))
+            old = np.array([int(r["episode_index"]) for r in rows], dtype=np.int64)
+            jobs.append(
+                _ShardJob(
+                    part=part,
+                    source=part.dataset.path / layout.shard_name(shard),  # local inputs only (a URL: a clear error)
+                    target=self.root / layout.shard_name(self.shard),
+                    rows=rows,
+                    old=old,
+                    new_index=np.arange(first_new, first_new + len(rows), dtype=np.int64),
+                    new_starts=new_starts,
+                )
+            )
+            self.shard += 1
+            self.frames += int(lengths.sum())
+        return jobs
 
-    def _shard(self, part: Part, shard: int, rows: list[dict[str, Any]]) -> None:
-        ds = part.dataset
-        file = ds.path / layout.shard_name(shard)  # local inputs only (a URL: a clear error)
-        handle = pq.ParquetFile(str(file), page_checksum_verification=True)
-        # old episode_index -> (new episode_index, new frame_start)
-        first_new = len(self.episodes)
-        lookup_old = np.array([int(r["episode_index"]) for r in rows], dtype=np.int64)
-        new_index = np.arange(first_new, first_new + len(rows), dtype=np.int64)
-        lengths = np.array([int(r["length"]) for r in rows], dtype=np.int64)
-        new_starts = self.frames + np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        order = np.argsort(lookup_old)
-        sorted_old = lookup_old[order]
-        shard_rows = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        for i, row in enumerate(rows):
-            self.episodes.append(self._episode_row(row, first_new + i, int(new_starts[i]), int(shard_rows[i])))
-        wanted = self._input_columns(part)
-        final = self.root / layout.shard_name(self.shard)
-        tmp = atomic.temp_name(final)
+    def _write_shard(self, job: _ShardJob) -> dict[str, list[npt.NDArray[Any]]]:
+        """Copy one input shard's selected rows into its output shard; returns the vectors written (for stats)."""
+        handle = pq.ParquetFile(str(job.source), page_checksum_verification=True)
+        order = np.argsort(job.old)
+        sorted_old = job.old[order]
+        written: dict[str, list[npt.NDArray[Any]]] = {}
+        tmp = atomic.temp_name(job.target)
         writer = self._writer(tmp)
         try:
-            for read in _prefetched(handle, file, _needed_groups(handle, rows), wanted):
+            for read in _prefetched(
+                handle, job.source, _needed_groups(handle, job.rows), self._input_columns(job.part)
+            ):
                 table = read
                 old_ep = table.column("episode_index").to_numpy()
-                pos = np.searchsorted(sorted_old, old_ep)
-                pos = np.clip(pos, 0, len(sorted_old) - 1)
+                pos = np.clip(np.searchsorted(sorted_old, old_ep), 0, len(sorted_old) - 1)
                 keep = sorted_old[pos] == old_ep
                 if not keep.any():
                     continue
                 if not keep.all():
                     table = table.filter(pa.array(keep))
                     pos = pos[keep]
-                which = order[pos]
-                writer.write_table(self._rows(part, table, which, new_index, new_starts), row_group_size=len(table))
+                rows = self._rows(job.part, table, order[pos], job.new_index, job.new_starts, written)
+                writer.write_table(rows, row_group_size=len(table))
         finally:
             writer.close()
-        atomic.commit(tmp, final)
-        self.shard += 1
-        self.frames += int(lengths.sum())
-        if self.progress is not None:
-            self.progress(len(self.episodes), self.total)
+        atomic.commit(tmp, job.target)
+        return written
 
     def _input_columns(self, part: Part) -> list[str]:
         return [*layout.INDEX_COLUMNS, *dict.fromkeys(part.columns.values())]
@@ -182,6 +232,7 @@ class _Assembly:
         which: npt.NDArray[np.int64],
         new_index: npt.NDArray[np.int64],
         new_starts: npt.NDArray[np.int64],
+        written: dict[str, list[npt.NDArray[Any]]],
     ) -> pa.Table:
         n = len(table)
         frame_index = table.column("frame_index").to_numpy()
@@ -198,20 +249,27 @@ class _Assembly:
                 continue
             column = table.column(source)
             if isinstance(feature, VectorFeature):
-                column = self._vector(part, key, feature, column)
+                column = self._vector(part, key, feature, column, written)
             elif feature.codec == ImageCodec.VIDEO:
                 column = self._video(part, column)
             columns.append(column)
         return pa.Table.from_arrays(columns, schema=self.schema)
 
-    def _vector(self, part: Part, key: str, feature: VectorFeature, column: pa.ChunkedArray) -> pa.Array:
+    def _vector(
+        self,
+        part: Part,
+        key: str,
+        feature: VectorFeature,
+        column: pa.ChunkedArray,
+        written: dict[str, list[npt.NDArray[Any]]],
+    ) -> pa.Array:
         combined = column.combine_chunks()
         values = combined.values.to_numpy(zero_copy_only=False).reshape(len(combined), feature.size)
         factor = part.factors.get(key)
         if factor is not None:
             values = values * factor
         values = np.ascontiguousarray(values, dtype=feature.dtype)
-        self.stats[key].update(values)
+        written.setdefault(key, []).append(values)
         if factor is None and combined.type == layout.arrow_type(feature):
             return combined
         return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), feature.size)
@@ -232,8 +290,10 @@ class _Assembly:
     def _link(self, part: Part, rel: str) -> None:
         """Hard-link (or copy, across file systems) a referenced video file into the output, once."""
         new_rel = rel.replace(f"{layout.VIDEOS_DIR}/", self._videos_dir(part), 1)
-        if new_rel in self.linked:
-            return
+        with self.link_lock:
+            if new_rel in self.linked:
+                return
+            self.linked.add(new_rel)
         source = inside(part.dataset.path, rel, "a frame reference")
         target = inside(self.root, new_rel, "a frame reference")
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -242,7 +302,6 @@ class _Assembly:
         except OSError:
             with atomic.atomic_path(target) as tmp:
                 shutil.copyfile(source, tmp)
-        self.linked.add(new_rel)
 
     def _writer(self, path: Path) -> pq.ParquetWriter:
         """A shard writer with the store writer's options (uncompressed image bytes, zstd else, page checksums)."""
