@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -35,7 +36,7 @@ from rdstd.store.writer import DatasetWriter
 EPISODES = 200
 SMALL = 50
 FRAMES = 50
-REPEATS = 3
+REPEATS = 5
 LEROBOT_PYTHON = Path("/work/fresh/.venv-lerobot-0.6/bin/lerobot-python")
 
 _STATE = VectorFeature(
@@ -78,20 +79,30 @@ def folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
+def cpu_s() -> float:
+    """CPU seconds (user + system, every thread) of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+CPU: dict[str, list[float]] = {"merge": [], "copy": []}
+
+
 def time_merge(inputs: list[Path], out: Path) -> float:
-    """Seconds of ``rdstd.merge`` into a fresh ``out`` (removed after)."""
+    """Seconds of ``rdstd.merge`` into a fresh ``out`` (removed after); its CPU seconds go to CPU["merge"]."""
     from rdstd.ops.merge import merge
 
-    started = time.perf_counter()
+    cpu, started = cpu_s(), time.perf_counter()
     merge(inputs, out)
     seconds = time.perf_counter() - started
+    CPU["merge"].append(cpu_s() - cpu)
     shutil.rmtree(out)
     return seconds
 
 
 def time_copy(inputs: list[Path], out: Path) -> float:
-    """Seconds to copy the input folders (the limit), fsynced like the merge's output."""
-    started = time.perf_counter()
+    """Seconds to copy the input folders (the limit), fsynced like the merge's output (CPU to CPU["copy"])."""
+    cpu, started = cpu_s(), time.perf_counter()
     for p in inputs:
         shutil.copytree(p, out / p.name)
     for f in out.rglob("*"):
@@ -100,6 +111,7 @@ def time_copy(inputs: list[Path], out: Path) -> float:
             os.fsync(fd)
             os.close(fd)
     seconds = time.perf_counter() - started
+    CPU["copy"].append(cpu_s() - cpu)
     shutil.rmtree(out)
     return seconds
 
@@ -165,6 +177,7 @@ def main(episodes: int = EPISODES) -> None:
             merges.append(time_merge(inputs, root / "merged"))
             copies.append(time_copy(inputs, root / "copied"))
         merge_s, copy_s = min(merges), min(copies)
+        merges_median, copies_median = float(np.median(merges)), float(np.median(copies))
         rss_small = peak_rss_mb(small, root / "rss-small")
         rss_large = peak_rss_mb(inputs, root / "rss-large")
 
@@ -185,14 +198,41 @@ def main(episodes: int = EPISODES) -> None:
             shutil.rmtree(root / "rdstd-mixed")
 
     rows = [
-        ["copy the 3 input folders (limit)", f"{copy_s:.2f}", f"{size / copy_s / 1e6:,.0f}", "1.00"],
-        ["rdstd merge", f"{merge_s:.2f}", f"{size / merge_s / 1e6:,.0f}", f"{copy_s / merge_s:.2f}"],
+        [
+            "copy the 3 input folders (limit)",
+            f"{copy_s:.2f}",
+            f"{copies_median:.2f}",
+            f"{min(CPU['copy']):.2f}",
+            f"{size / copy_s / 1e6:,.0f}",
+            "1.00",
+            "1.00",
+        ],
+        [
+            "rdstd merge",
+            f"{merge_s:.2f}",
+            f"{merges_median:.2f}",
+            f"{min(CPU['merge']):.2f}",
+            f"{size / merge_s / 1e6:,.0f}",
+            f"{copy_s / merge_s:.2f}",
+            f"{copies_median / merges_median:.2f}",
+        ],
     ]
     if isinstance(lerobot.get("seconds"), float) and not lerobot.get("refused"):
         lr = float(lerobot["seconds"])  # type: ignore[arg-type]
-        rows.append(["LeRobot merge_datasets (its v3.0 exports)", f"{lr:.2f}", "", f"rdstd {lr / merge_s:.2f}× faster"])
+        rows.append(
+            [
+                "LeRobot merge_datasets (its v3.0 exports)",
+                f"{lr:.2f}",
+                "",
+                "",
+                "",
+                f"rdstd {lr / merge_s:.2f}× faster",
+                "",
+            ]
+        )
     print(f"3 × {episodes} episodes × {FRAMES} frames, 128×128 JPEG, {size / 1e6:.0f} MB of input")
-    print(table(["what", "seconds (best of 3)", "MB/s", "rate vs copy"], rows))
+    headers = ["what", "s (best)", "s (median)", "CPU s (best)", "MB/s (best)", "rate vs copy (best)", "(median)"]
+    print(table(headers, rows))
     print(
         table(["episodes merged", "peak RSS MB"], [[3 * SMALL, f"{rss_small:.0f}"], [3 * episodes, f"{rss_large:.0f}"]])
     )
@@ -207,7 +247,10 @@ def main(episodes: int = EPISODES) -> None:
             "input_bytes": size,
             "merge_s": merges,
             "copy_s": copies,
+            "merge_cpu_s": CPU["merge"],
+            "copy_cpu_s": CPU["copy"],
             "merge_rate_vs_copy": copy_s / merge_s,
+            "merge_rate_vs_copy_median": copies_median / merges_median,
             "peak_rss_mb": {str(3 * SMALL): rss_small, str(3 * episodes): rss_large},
             "lerobot_merge": lerobot,
             "lerobot_mixed_rates": refused,
