@@ -238,14 +238,10 @@ def merge_moments(parts: list[dict[str, Any]]) -> dict[str, Any]:
         moments = _Moments(len(count))
         moments.count = count
         moments.nonfinite = np.asarray(part.get("nonfinite") or np.zeros(len(count)), dtype=np.int64)
-
-        def values(key: str, empty: float) -> _F64:
-            return np.array([empty if v is None else v for v in part[key]], dtype=np.float64)
-
-        moments.mean = np.where(count > 0, values("mean", 0.0), 0.0)
-        moments.m2 = np.where(count > 0, values("std", 0.0) ** 2 * count, 0.0)
-        moments.min = np.where(count > 0, values("min", np.inf), np.inf)
-        moments.max = np.where(count > 0, values("max", -np.inf), -np.inf)
+        moments.mean = np.where(count > 0, _filled(part["mean"], 0.0), 0.0)
+        moments.m2 = np.where(count > 0, _filled(part["std"], 0.0) ** 2 * count, 0.0)
+        moments.min = np.where(count > 0, _filled(part["min"], np.inf), np.inf)
+        moments.max = np.where(count > 0, _filled(part["max"], -np.inf), -np.inf)
         if total is None:
             total = moments
         else:
@@ -262,3 +258,8 @@ def merge_moments(parts: list[dict[str, Any]]) -> dict[str, Any]:
         "min": _clean(np.where(empty, np.nan, total.min)),
         "max": _clean(np.where(empty, np.nan, total.max)),
     }
+
+
+def _filled(values: list[float | None], empty: float) -> _F64:
+    """A stats.json list as floats, ``None`` (undefined) as ``empty``."""
+    return np.array([empty if v is None else v for v in values], dtype=np.float64)
