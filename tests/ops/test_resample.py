@@ -80,3 +80,29 @@ def test_g1_video_at_30_hz_resamples_to_10_hz_by_reference_without_decoding(tmp_
     src_times = {r["timestamp_s"] for r in src.images["observation.images.cam_high"].refs}
     assert {r["timestamp_s"] for r in ep.images["observation.images.cam_high"].refs} <= src_times
     np.testing.assert_allclose(ep.vectors["observation.state"][1], src.vectors["observation.state"][3], atol=1e-5)
+
+
+def test_quaternions_are_slerped_on_the_unit_sphere(tmp_path: Path) -> None:
+    from rdstd.schema.episode import Episode, EpisodeMeta
+    from rdstd.schema.features import RotationGroup
+    from rdstd.schema.manifest import Provenance
+    from rdstd.schema.vocabulary import RotationRepr
+    from rdstd.store.writer import DatasetWriter
+
+    quat = VectorFeature(
+        shape=(4,),
+        dims=[Dimension(name=n) for n in ("qx", "qy", "qz", "qw")],
+        rotations=[RotationGroup(start=0, representation=RotationRepr.QUAT_XYZW)],
+        dtype="float64",
+    )
+    t = np.arange(10) / 10.0
+    angle = 2.0 * t  # a constant turn about z: 0.2 rad per frame
+    q = np.stack([0 * t, 0 * t, np.sin(angle / 2), np.cos(angle / 2)], axis=1)
+    with DatasetWriter(tmp_path / "q", {"pose": quat}, Provenance(source_format="t", rdstd_version="t")) as writer:
+        writer.add(Episode(EpisodeMeta(episode_id="e"), t, {"pose": q}))
+    resample(tmp_path / "q", tmp_path / "q20", rate_hz=20)
+    ep = rdstd.open(tmp_path / "q20").episode(0)
+    got = ep.vectors["pose"]
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-12)
+    want_angle = 2.0 * ep.timestamps
+    np.testing.assert_allclose(got[:, 2], np.sin(want_angle / 2), atol=1e-9)  # slerp is exact on a constant turn
