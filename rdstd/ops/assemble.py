@@ -385,7 +385,7 @@ def _prefetched(handle: pq.ParquetFile, file: Path, groups: list[int], columns: 
 
     def read(group: int) -> pa.Table:
         try:
-            return handle.read_row_group(group, columns=columns)
+            return handle.read_row_group(group, columns=columns, use_threads=False)  # shards run in parallel
         except PARQUET_ERRORS as exc:
             raise CorruptDatasetError(
                 f"{file}, row group {group}: cannot be read ({exc})",
