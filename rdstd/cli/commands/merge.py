@@ -11,7 +11,7 @@ from rdstd.cli.output import FORMAT_OPTION, OutputFormat, emit, emit_json, note,
 EXAMPLES = """
 Examples:
 
-  rdstd merge bridge-canonical g1-canonical pusht-canonical all-labs --prefix-ids
+  rdstd merge bridge g1 pusht all-labs --prefix-ids
 
   rdstd merge lab-a lab-b merged --dry-run          (only the compatibility report)
 
@@ -27,7 +27,9 @@ def register(app: typer.Typer) -> None:
 
 
 def merge_command(
-    paths: list[Path] = typer.Argument(..., help="The canonical datasets to merge, then OUT (the new dataset)."),
+    paths: list[Path] = typer.Argument(
+        ..., metavar="DATASET... OUT", help="The canonical datasets to merge, then OUT (the new dataset)."
+    ),
     label: list[str] = typer.Option([], "--label", help="A label per input, in order (default: folder names)."),
     rename: list[str] = typer.Option([], "--rename", help="[LABEL:]OLD=NEW: rename a feature (repeatable)."),
     mapping: Path | None = typer.Option(None, "--mapping", help="YAML file of renames: OLD: NEW or LABEL: {OLD: NEW}."),
