@@ -23,6 +23,7 @@ from rdstd.ops.assemble import Part, Progress, assemble
 from rdstd.paths import normalized
 from rdstd.schema.clock import Clock
 from rdstd.schema.embodiment import Embodiment
+from rdstd.schema.features import CameraCalibration, ImageFeature
 from rdstd.schema.manifest import Counts, Manifest, Provenance, StorageLayout
 from rdstd.store.output import check_overlap
 from rdstd.store.reader import Dataset
@@ -174,7 +175,10 @@ def _write(
         _part(ds, label, _original(plan.columns[i], renames[i]), plan.factors[i], embodiment_names[i], prefix_ids)
         for i, (ds, label) in enumerate(zip(datasets, names, strict=True))
     ]
-    manifest = _manifest(datasets, names, paths, plan, embodiments, renames)
+    for part in parts:
+        _calibrations(part, plan)
+    features = [compat.renamed(ds.manifest, r) for ds, r in zip(datasets, renames, strict=True)]
+    manifest = _manifest(datasets, names, paths, plan, embodiments, renames, features)
     written = assemble(out, parts, manifest, sources=paths, overwrite=overwrite, progress=progress)
     report.episodes, report.frames = written.counts.episodes, written.counts.frames
 
@@ -308,6 +312,23 @@ def _part(
     return Part(ds, rows, columns, factors, video_prefix=label, whole=True)
 
 
+def _calibrations(part: Part, plan: compat.FeaturePlan) -> None:
+    """Per-episode camera calibration under the merged camera names; where an input's camera intrinsics or
+    extrinsics differ from the merged feature's (the first input's), each episode carries its own."""
+    cameras = {out: src for out, src in part.columns.items() if isinstance(plan.features[out], ImageFeature)}
+    own: dict[str, dict[str, Any]] = {}
+    for out, src in cameras.items():
+        mine, merged = part.dataset.manifest.features[src], plan.features[out]
+        assert isinstance(mine, ImageFeature) and isinstance(merged, ImageFeature)
+        if (mine.intrinsics, mine.extrinsics) != (merged.intrinsics, merged.extrinsics):
+            own[out] = CameraCalibration(intrinsics=mine.intrinsics, extrinsics=mine.extrinsics).model_dump(mode="json")
+    back = {src: out for out, src in cameras.items()}
+    for row in part.rows:
+        stored = json.loads(row.get("cameras") or "{}")
+        calibration = {**own, **{back.get(k, k): v for k, v in stored.items() if k in back}}
+        row["cameras"] = json.dumps(calibration, sort_keys=True)
+
+
 def _manifest(
     datasets: list[Dataset],
     names: list[str],
@@ -315,6 +336,7 @@ def _manifest(
     plan: compat.FeaturePlan,
     embodiments: list[Embodiment],
     renames: list[dict[str, str]],
+    features: list[dict[str, compat.Feature]],
 ) -> Manifest:
     from rdstd import __version__
 
@@ -340,6 +362,12 @@ def _manifest(
             "provenance": m.provenance.model_dump(mode="json"),
             "renamed": renames[i],
             "features": plan.columns[i],
+            # the input's own definition of each feature that differs from the merged one (nothing is lost)
+            "definitions": {
+                out: features[i][name].model_dump(mode="json")
+                for out, name in plan.columns[i].items()
+                if features[i][name] != plan.features[out]
+            },
             "converted": {k: v.tolist() for k, v in plan.factors[i].items()},
             "extra": m.extra,
         }

@@ -9,7 +9,7 @@ import numpy as np
 from rdstd.media import images
 from rdstd.schema.embodiment import Embodiment
 from rdstd.schema.episode import EncodedFrames, Episode, EpisodeMeta
-from rdstd.schema.features import Dimension, ImageFeature, VectorFeature
+from rdstd.schema.features import CameraIntrinsics, Dimension, ImageFeature, VectorFeature
 from rdstd.schema.manifest import Provenance
 from rdstd.schema.vocabulary import ImageCodec, Role, Unit
 from rdstd.store.writer import DatasetWriter
@@ -38,6 +38,7 @@ def make(
     embodiment: str = "arm",
     duplicate_of: dict[int, int] | None = None,
     splits: list[str] | None = None,
+    intrinsics: CameraIntrinsics | None = None,
 ) -> Path:
     """A canonical dataset at ``root``: ``observation.state`` (7 joints in ``unit``), ``action``, one JPEG camera.
 
@@ -47,7 +48,7 @@ def make(
     features: dict[str, VectorFeature | ImageFeature] = {
         "observation.state": arm_state(unit),
         "action": arm_state(unit),
-        camera: ImageFeature(height=size, width=size, codec=ImageCodec.JPEG),
+        camera: ImageFeature(height=size, width=size, codec=ImageCodec.JPEG, intrinsics=intrinsics),
     }
     provenance = Provenance(source_format="generated", rdstd_version="test")
     content: dict[int, tuple[np.ndarray, np.ndarray, list[bytes]]] = {}

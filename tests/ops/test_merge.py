@@ -15,7 +15,7 @@ from rdstd.convert.pipeline import convert
 from rdstd.errors import MergeConflictError, OutputError, UsageError
 from rdstd.ops import assemble
 from rdstd.ops.merge import MERGE_KEY, merge
-from rdstd.schema.features import VectorFeature
+from rdstd.schema.features import CameraIntrinsics, VectorFeature
 from rdstd.schema.vocabulary import Unit
 from rdstd.store.reader import Dataset
 from rdstd.store.stats import RunningStats
@@ -144,6 +144,20 @@ def test_renamed_cameras_line_up_as_one_feature(tmp_path: Path) -> None:
         merged.episode(4).images["observation.images.front"].encoded
         == rdstd.open(b).episode(1).images["observation.images.cam_high"].encoded
     )
+
+
+def test_an_inputs_own_camera_calibration_and_feature_definition_are_kept(tmp_path: Path) -> None:
+    a = make(tmp_path / "a", prefix="a", intrinsics=CameraIntrinsics(fx=50, fy=50, cx=16, cy=16))
+    b = make(tmp_path / "b", prefix="b", intrinsics=CameraIntrinsics(fx=80, fy=80, cx=16, cy=16))
+    merge([a, b], tmp_path / "out")
+    merged = rdstd.open(tmp_path / "out")
+    camera = "observation.images.front"
+    assert merged.manifest.cameras[camera].intrinsics.fx == 50  # type: ignore[union-attr]
+    assert merged.episode(0).meta.cameras == {}
+    calibration = merged.episode(3).meta.cameras[camera]
+    assert calibration.intrinsics is not None and calibration.intrinsics.fx == 80
+    definitions = merged.manifest.extra["merge"]["inputs"][1]["definitions"]
+    assert definitions[camera]["intrinsics"]["fx"] == 80
 
 
 def test_different_rates_live_side_by_side_and_tasks_are_remapped(tmp_path: Path) -> None:
