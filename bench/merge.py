@@ -167,7 +167,7 @@ def main(episodes: int = EPISODES) -> None:
     from rdstd.export.lerobot import export_lerobot
     from rdstd.ops.merge import merge
 
-    with tempfile.TemporaryDirectory(dir=Path.cwd(), prefix=".bench-merge-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="rdstd-bench-merge-") as tmp:
         root = Path(tmp)
         inputs = [make_input(root / f"lab{k}", episodes, f"lab{k}-", seed=k) for k in range(3)]
         small = [make_input(root / f"small{k}", SMALL, f"small{k}-", seed=k) for k in range(3)]

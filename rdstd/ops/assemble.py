@@ -124,9 +124,6 @@ class _Assembly:
         self.images = [
             k for k, f in self.features.items() if isinstance(f, ImageFeature) and f.codec != ImageCodec.VIDEO
         ]
-        self.videos = [
-            k for k, f in self.features.items() if isinstance(f, ImageFeature) and f.codec == ImageCodec.VIDEO
-        ]
         self.stats = {k: RunningStats(f.size) for k, f in self.features.items() if isinstance(f, VectorFeature)}
         self.shard = 0
         self.frames = 0
@@ -269,7 +266,8 @@ class _Assembly:
         if factor is not None:
             values = values * factor
         values = np.ascontiguousarray(values, dtype=feature.dtype)
-        written.setdefault(key, []).append(values)
+        valid = values if not combined.null_count else values[combined.is_valid().to_numpy(zero_copy_only=False)]
+        written.setdefault(key, []).append(valid)  # null rows (an input without the feature) are not data
         if factor is None and combined.type == layout.arrow_type(feature):
             return combined
         return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), feature.size)

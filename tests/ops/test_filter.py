@@ -67,3 +67,19 @@ def test_a_bad_expression_is_a_usage_error_naming_the_columns(tmp_path: Path) ->
         filter_episodes(src, tmp_path / "out", where="no_such_column > 3")
     assert "episode_id" in caught.value.hint
     assert not (tmp_path / "out").exists()
+
+
+def test_filtering_a_merged_dataset_counts_no_null_rows_as_data(tmp_path: Path) -> None:
+    from rdstd.ops.merge import merge
+    from rdstd.schema.vocabulary import Unit
+
+    a = make(tmp_path / "a", prefix="a", unit=Unit.RAD)
+    b = make(tmp_path / "b", prefix="b", unit=Unit.UNKNOWN)
+    merge([a, b], tmp_path / "ab", separate=["observation.state", "action"])
+    filter_episodes(tmp_path / "ab", tmp_path / "out", where="episode_id != 'a000'")
+    out = rdstd.open(tmp_path / "out")
+    assert set(out.manifest.vectors) == {"observation.state", "observation.state.b", "action", "action.b"}
+    for key in out.manifest.vectors:
+        assert out.stats[key]["nonfinite"] == [0] * 7
+        assert_stats_equal(out.stats[key], from_scratch(out, key))
+    assert out.stats["observation.state"]["count"] == [24] * 7  # a's two kept episodes × 12 frames

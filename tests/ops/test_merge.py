@@ -270,3 +270,4 @@ def test_a_merged_dataset_merges_again_keeping_each_episodes_history(tmp_path: P
     )
     for key in merged.manifest.vectors:
         assert_stats_equal(merged.stats[key], from_scratch(merged, key))
+        assert merged.stats[key]["nonfinite"] == [0] * merged.manifest.vectors[key].size  # null rows are not NaN data
