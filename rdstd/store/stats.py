@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from rdstd.errors import InternalError
+
 RESERVOIR_ROWS = 65_536
 #: Rows pooled before they are folded into the statistics (a fixed block: chunking does not change results).
 _POOL_ROWS = 4096
@@ -247,7 +249,7 @@ def merge_moments(parts: list[dict[str, Any]]) -> dict[str, Any]:
         else:
             total.merge(moments)
     if total is None:
-        raise ValueError("merge_moments needs at least one part")
+        raise InternalError("merge_moments needs at least one part")
     empty = total.count == 0
     std = np.sqrt(total.m2 / np.maximum(total.count, 1))
     return {
