@@ -11,9 +11,30 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from rdstd.ops.filter import filter_episodes
+    from rdstd.ops.merge import merge
+    from rdstd.ops.resample import resample
+    from rdstd.ops.split import split
     from rdstd.store.reader import Dataset
 
-__all__ = ["__version__", "open"]
+__all__ = ["__version__", "filter_episodes", "merge", "open", "resample", "split"]
+
+#: Canonical -> canonical operations, imported on first use: name -> module.
+_OPS = {
+    "merge": "rdstd.ops.merge",
+    "split": "rdstd.ops.split",
+    "filter_episodes": "rdstd.ops.filter",
+    "resample": "rdstd.ops.resample",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """``rdstd.merge``, ``rdstd.split``, ``rdstd.filter_episodes``, ``rdstd.resample``, loaded lazily."""
+    if name in _OPS:
+        import importlib
+
+        return getattr(importlib.import_module(_OPS[name]), name)
+    raise AttributeError(f"module 'rdstd' has no attribute {name!r}")
 
 
 def open(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None) -> Dataset:

@@ -189,6 +189,15 @@ class InternalError(RdstdError):
     exit_code = 3
 
 
+class MergeConflictError(UsageError):
+    """Datasets to merge disagree on what a feature means (units, frames, rotations, grippers); the report names
+    each dimension and the fix."""
+
+    code = "RD110"
+    #: The whole report (``rdstd.ops.merge.MergeReport``) when raised by a merge, for the CLI to print.
+    report: object | None = None
+
+
 def _all_subclasses(cls: type[RdstdError]) -> list[type[RdstdError]]:
     found: list[type[RdstdError]] = [cls]
     for sub in cls.__subclasses__():

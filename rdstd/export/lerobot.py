@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -564,6 +565,7 @@ def export_lerobot(
             situation="export-version-unknown",
         )
     ds = dataset if isinstance(dataset, Dataset) else Dataset.open(dataset)
+    _refuse_mixed(ds)
     out = Path(output)
     with (
         Output.begin(
@@ -584,6 +586,36 @@ def export_lerobot(
 
 
 # -- helpers --------------------------------------------------------------------------------------------------
+
+
+def _refuse_mixed(ds: Dataset) -> None:
+    """LeRobot holds one fps and one feature set per dataset: refuse a mix (a merged dataset) naming the fix."""
+    inputs = ds.manifest.extra.get("merge", {}).get("inputs", []) if isinstance(ds.manifest.extra, dict) else []
+    rates = {i.get("rate_hz") for i in inputs}
+    durations = ds.episodes.filter(pl.col("duration_s") > 0)
+    per_episode = ((durations["length"] - 1) / durations["duration_s"]).to_numpy() if len(durations) else None
+    mixed_rate = (ds.manifest.rate_hz is None and len(rates) > 1) or (
+        per_episode is not None and per_episode.max() > 1.5 * per_episode.min()
+    )
+    sets = {tuple(sorted(i.get("features", {}))) for i in inputs}
+    groups = ", ".join(f"{i.get('label')} ({i.get('rate_hz')} Hz)" for i in inputs) or "its episodes"
+    where = ds.location
+    if len(sets) > 1:
+        raise UsageError(
+            f"{where}: LeRobot holds one feature set per dataset; this one mixes {len(sets)} ({groups})",
+            hint="export one group at a time: rdstd filter DS DS-PART --where \"embodiment = 'NAME'\" (or on "
+            "source_meta) then rdstd export DS-PART --to lerobot OUT; or merge with --rename so the features agree",
+        )
+    if mixed_rate:
+        shown = (
+            sorted(r for r in rates if r)
+            or sorted({round(float(r), 3) for r in (per_episode if per_episode is not None else [])})[:5]
+        )
+        raise UsageError(
+            f"{where}: LeRobot holds one fps per dataset; this one has episodes at {shown} Hz",
+            hint="resample first (rdstd resample DS DS-10HZ --rate 10) or export one rate at a time (rdstd filter "
+            'DS DS-PART --where "rate_hz > 29 AND rate_hz < 31")',
+        )
 
 
 def _int_if_whole(value: float) -> int | float:

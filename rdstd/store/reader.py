@@ -554,12 +554,15 @@ class Dataset:
                 ref = small[key][shard_row].as_py()
                 out[key] = (
                     video.DECODERS.get(video_file(self.location, ref["path"])).frame_at(ref["timestamp_s"])
-                    if decode_images
+                    if decode_images and ref is not None
                     else ref
                 )
             else:
                 assert table is not None
                 data = table.column(key)[r].as_buffer()
+                if data is None:  # a merged dataset's episode from an input without this camera
+                    out[key] = None
+                    continue
                 file = self.location / layout.shard_name(shard)
                 where = f"{file}, episode {out['episode_index']}, {key}, frame {offset}"
                 out[key] = _decode_stored(data, feature, where) if decode_images else data.to_pybytes()
@@ -645,6 +648,8 @@ class Dataset:
         cams: dict[str, LazyImages] = {}
         for key, feature in self.manifest.features.items():
             column = table.column(key).combine_chunks()
+            if len(column) and column.null_count == len(column):
+                continue  # a merged dataset's episode from an input without this feature: it has none
             if isinstance(feature, VectorFeature):
                 flat = column.values.to_numpy(zero_copy_only=False)
                 vectors[key] = flat.reshape(len(table), *feature.shape)

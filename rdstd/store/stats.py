@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from rdstd.errors import InternalError
+
 RESERVOIR_ROWS = 65_536
 #: Rows pooled before they are folded into the statistics (a fixed block: chunking does not change results).
 _POOL_ROWS = 4096
@@ -224,3 +226,42 @@ class RunningStats:
 def _clean(values: _F64) -> list[float | None]:
     """JSON has no NaN or infinity: an undefined statistic is null."""
     return [float(v) if np.isfinite(v) else None for v in values]
+
+
+def merge_moments(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Exact moments of the union of datasets from their ``stats.json`` entries of one feature (Chan's update).
+
+    Each part gives ``count``, ``nonfinite``, ``mean``, ``std`` (population), ``min`` and ``max`` per dimension
+    (``None`` where undefined); the result has the same keys. Quantiles cannot be merged this way: recompute them.
+    """
+    total: _Moments | None = None
+    for part in parts:
+        count = np.asarray(part["count"], dtype=np.int64)
+        moments = _Moments(len(count))
+        moments.count = count
+        moments.nonfinite = np.asarray(part.get("nonfinite") or np.zeros(len(count)), dtype=np.int64)
+        moments.mean = np.where(count > 0, _filled(part["mean"], 0.0), 0.0)
+        moments.m2 = np.where(count > 0, _filled(part["std"], 0.0) ** 2 * count, 0.0)
+        moments.min = np.where(count > 0, _filled(part["min"], np.inf), np.inf)
+        moments.max = np.where(count > 0, _filled(part["max"], -np.inf), -np.inf)
+        if total is None:
+            total = moments
+        else:
+            total.merge(moments)
+    if total is None:
+        raise InternalError("merge_moments needs at least one part")
+    empty = total.count == 0
+    std = np.sqrt(total.m2 / np.maximum(total.count, 1))
+    return {
+        "count": total.count.tolist(),
+        "nonfinite": total.nonfinite.tolist(),
+        "mean": _clean(np.where(empty, np.nan, total.mean)),
+        "std": _clean(np.where(empty, np.nan, std)),
+        "min": _clean(np.where(empty, np.nan, total.min)),
+        "max": _clean(np.where(empty, np.nan, total.max)),
+    }
+
+
+def _filled(values: list[float | None], empty: float) -> _F64:
+    """A stats.json list as floats, ``None`` (undefined) as ``empty``."""
+    return np.array([empty if v is None else v for v in values], dtype=np.float64)

@@ -1,0 +1,1 @@
+"""Canonical → canonical: merge, split, filter and resample datasets (nothing decoded, every change recorded)."""
