@@ -190,9 +190,12 @@ def view_step(dataset: Path, out: Path) -> Path | None:
 
 
 def merge_step(first: Path, second: Path, out: Path) -> Path | None:
-    """HOOK (the lead wires it once ``rdstd merge`` lands): merge two converted datasets into ``out``
-    (e.g. ``rdstd merge A B OUT``) and return it; None while there is no ``merge`` command."""
-    return None
+    """Merge two converted datasets of different labs into ``out`` with ``rdstd merge`` and return it (None when the
+    merge failed; its error has been printed)."""
+    if _cli("merge", first, second, out, "--prefix-ids"):
+        return None
+    print(f"  {rdstd.open(out)}")
+    return out
 
 
 def run(root: Path = Path("demo-out"), formats: tuple[str, ...] = FORMATS) -> int:
