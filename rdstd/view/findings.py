@@ -17,6 +17,7 @@ from rdstd.schema.features import VectorFeature
 from rdstd.validate.model import Finding, Report, Severity
 from rdstd.view import paths
 from rdstd.view.episodes import Feature, ViewSource
+from rdstd.view.log import nanoseconds
 
 LEVELS = {Severity.ERROR: "ERROR", Severity.WARNING: "WARN", Severity.INFO: "INFO"}
 
@@ -53,8 +54,7 @@ def for_episode(findings: Sequence[Finding], index: int, meta: EpisodeMeta) -> l
     return [
         f
         for f in findings
-        if f.episode_index is None
-        and f.episode_id is None
+        if (f.episode_index is None and f.episode_id is None)
         or (f.episode_id == meta.episode_id if f.episode_id is not None else f.episode_index == index)
     ]
 
@@ -102,7 +102,7 @@ def log_findings(
         rec.send_columns(
             path,
             strict=True,
-            indexes=[rr.TimeColumn("frame", sequence=at), rr.TimeColumn("time", duration=timestamps[at])],
+            indexes=[rr.TimeColumn("frame", sequence=at), rr.TimeColumn("time", duration=nanoseconds(timestamps[at]))],
             columns=rr.TextLog.columns(text=[text(f) for _, f in rows], level=[LEVELS[f.severity] for _, f in rows]),
         )
     return len(findings)

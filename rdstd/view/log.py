@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -124,7 +124,7 @@ class EpisodeLogger:
         n = chunk.length
         if n == 0:
             return
-        index = self._index(chunk.start, chunk.timestamps)
+        index = self.index(chunk.start, chunk.timestamps)
         for name, values in chunk.vectors.items():
             f = self.features.get(name)
             if isinstance(f, VectorFeature):
@@ -134,18 +134,19 @@ class EpisodeLogger:
             if isinstance(f, ImageFeature):
                 self._camera(name, f, frames, chunk)
         for pose in poses(self.features):
-            values = chunk.vectors.get(pose.feature)
-            if values is not None:
-                self._pose(pose, values.reshape(n, -1), index)
+            pose_values = chunk.vectors.get(pose.feature)
+            if pose_values is not None:
+                self._pose(pose, pose_values.reshape(n, -1), index)
         self.frames += n
         self.timestamps.append(np.asarray(chunk.timestamps, dtype=np.float64))
 
     # -- streams ---------------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _index(start: int, timestamps: npt.NDArray[np.float64]) -> list[rr.TimeColumn]:
+    def index(start: int, timestamps: npt.NDArray[np.float64]) -> list[rr.TimeColumn]:
+        """The ``frame`` and ``time`` columns of frames ``start…`` with these timestamps."""
         frames = np.arange(start, start + len(timestamps), dtype=np.int64)
-        return [rr.TimeColumn("frame", sequence=frames), rr.TimeColumn("time", duration=timestamps)]
+        return [rr.TimeColumn("frame", sequence=frames), rr.TimeColumn("time", duration=nanoseconds(timestamps))]
 
     def _vector(
         self, name: str, f: VectorFeature, values: npt.NDArray[Any], index: list[rr.TimeColumn], chunk: Chunk
@@ -199,13 +200,13 @@ class EpisodeLogger:
     def _index_at(chunk: Chunk, at: npt.NDArray[np.intp]) -> list[rr.TimeColumn]:
         return [
             rr.TimeColumn("frame", sequence=chunk.start + at.astype(np.int64)),
-            rr.TimeColumn("time", duration=chunk.timestamps[at]),
+            rr.TimeColumn("time", duration=nanoseconds(chunk.timestamps[at])),
         ]
 
     def _camera(self, name: str, f: ImageFeature, frames: Any, chunk: Chunk) -> None:
         entity = paths.camera(self.prefix, name)
         if isinstance(frames, EncodedFrames):
-            index = self._index(chunk.start, chunk.timestamps)
+            index = self.index(chunk.start, chunk.timestamps)
             self.rec.send_columns(
                 strict=True,
                 entity_path=entity,
@@ -221,14 +222,18 @@ class EpisodeLogger:
         n = len(pixels)
         height, width = pixels.shape[1:3]
         channels = pixels.shape[3] if pixels.ndim == 4 else 1
-        model = {1: "L", 3: "BGR" if f.color == ColorOrder.BGR else "RGB", 4: "RGBA"}.get(channels, "L")
-        datatype = "U16" if pixels.dtype == np.uint16 else "U8"
+        models: dict[int, Literal["L", "RGB", "BGR", "RGBA"]] = {
+            3: "BGR" if f.color == ColorOrder.BGR else "RGB",
+            4: "RGBA",
+        }
+        model = models.get(channels, "L")
+        datatype: Literal["U8", "U16"] = "U16" if pixels.dtype == np.uint16 else "U8"
         fmt = rr.components.ImageFormat(width=width, height=height, color_model=model, channel_datatype=datatype)
         self.rec.log(entity, rr.Image.from_fields(format=fmt), static=True)
         flat = np.ascontiguousarray(pixels).view(np.uint8).reshape(n, -1)
         for s in range(0, n, RAW_SLICE):
             e = min(s + RAW_SLICE, n)
-            index = self._index(chunk.start + s, chunk.timestamps[s:e])
+            index = self.index(chunk.start + s, chunk.timestamps[s:e])
             self.rec.send_columns(
                 strict=True, entity_path=entity, indexes=index, columns=rr.Image.columns(buffer=flat[s:e])
             )
@@ -241,8 +246,8 @@ class EpisodeLogger:
                 asset = paths.join(entity, f"video_{sum(1 for e, _ in self._assets if e == entity)}")
                 self.rec.log(asset, rr.AssetVideo(path=file), static=True)
                 self._assets[(entity, file)] = asset
-            assets.append(asset)
-        index = self._index(chunk.start, chunk.timestamps)
+            assets.append("/" + asset)
+        index = self.index(chunk.start, chunk.timestamps)
         nanos = np.round(refs.times_s * 1e9).astype(np.int64)
         self.rec.send_columns(
             strict=True,
@@ -267,6 +272,12 @@ class EpisodeLogger:
             indexes=index,
             columns=rr.Points3D.columns(positions=translation),
         )
+
+
+def nanoseconds(seconds: npt.NDArray[np.float64]) -> npt.NDArray[np.timedelta64]:
+    """Seconds as ``timedelta64[ns]``, rounded to the nearest nanosecond (Rerun truncates floats: 0.1 s stored as
+    float32 would land a nanosecond early)."""
+    return np.round(np.asarray(seconds, dtype=np.float64) * 1e9).astype(np.int64).astype("timedelta64[ns]")
 
 
 def blobs(frames: list[bytes] | pa.Array) -> pa.Array:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rerun as rr
@@ -14,11 +14,11 @@ import rerun.blueprint as rrb
 import rdstd
 from rdstd.schema.features import VectorFeature
 from rdstd.validate.model import Finding
-from rdstd.view import paths
 from rdstd.view.blueprint import blueprint
 from rdstd.view.episodes import DatasetFacts, ViewEpisode
 from rdstd.view.findings import for_episode, log_findings
 from rdstd.view.log import EpisodeLogger, unit_names
+from rdstd.view.urdf import Robot, urdf_file
 
 APPLICATION_ID = "rdstd"
 #: What a recording is sent to: called with the stream and its blueprint before anything is logged.
@@ -49,21 +49,24 @@ def file_name(facts: DatasetFacts, index: int) -> str:
 def dataset_properties(facts: DatasetFacts) -> rr.AnyValues:
     """Provenance as recording properties: source format, robot, rate, units per feature, rdstd version."""
     robots = [f"{e.name} ({e.robot_type.value})" for e in facts.embodiments] or ["unknown"]
-    values: dict[str, object] = {
+    values: dict[str, Any] = {
         "name": facts.name,
         "location": facts.location,
         **facts.provenance,
         "robot": robots,
         "urdf": [e.urdf or "unknown" for e in facts.embodiments] or ["unknown"],
-        "rate_hz": facts.rate_hz if facts.rate_hz is not None else "unknown (varies)",
+        "rate": f"{facts.rate_hz:g} Hz" if facts.rate_hz is not None else "unknown (varies)",
         "viewed_with_rdstd": rdstd.__version__,
     }
+    if facts.rate_hz is not None:  # a property keeps one type: the number only when there is one
+        values["rate_hz"] = facts.rate_hz
     return rr.AnyValues(**values)
 
 
 def units_properties(facts: DatasetFacts) -> rr.AnyValues:
     """Per vector feature, the unit of each dimension (``unknown`` where the schema does not know it)."""
-    return rr.AnyValues(**{k: unit_names(f) for k, f in facts.features.items() if isinstance(f, VectorFeature)})
+    units: dict[str, Any] = {k: unit_names(f) for k, f in facts.features.items() if isinstance(f, VectorFeature)}
+    return rr.AnyValues(**units)
 
 
 def episode_properties(side: Side) -> rr.AnyValues:
@@ -80,19 +83,12 @@ def episode_properties(side: Side) -> rr.AnyValues:
     )
 
 
-def _urdf(facts: DatasetFacts) -> Path | None:
-    for e in facts.embodiments:
-        if e.urdf and Path(e.urdf).is_file():
-            return Path(e.urdf)
-    return None
-
-
 def record(sides: Sequence[Side], sink: Sink) -> rr.RecordingStream:
     """Log ``sides`` (one episode, or two compared) into one new recording sent to ``sink``; returns it flushed
     (the caller disconnects it)."""
     first = sides[0]
     rec = rr.RecordingStream(APPLICATION_ID, recording_id=recording_id(first.facts, first.episode.index))
-    has_robot = any(_urdf(s.facts) for s in sides)
+    has_robot = any(urdf_file(s.facts) for s in sides)
     layout = (
         blueprint(first.facts.features, robot=has_robot)
         if len(sides) == 1
@@ -104,15 +100,17 @@ def record(sides: Sequence[Side], sink: Sink) -> rr.RecordingStream:
     for s in sides:
         tag = f"{s.prefix}." if s.prefix else ""
         rec.send_property(f"{tag}dataset", dataset_properties(s.facts))
-        rec.send_property(f"{tag}units", units_properties(s.facts))
+        if any(isinstance(f, VectorFeature) for f in s.facts.features.values()):
+            rec.send_property(f"{tag}units", units_properties(s.facts))
         rec.send_property(f"{tag}episode", episode_properties(s))
         logger = EpisodeLogger(rec, s.facts.features, s.prefix)
         logger.begin(s.episode.meta)
-        urdf = _urdf(s.facts)
-        if urdf is not None:
-            rec.log_file_from_path(urdf, entity_path_prefix=paths.join(s.prefix, paths.WORLD, "robot"), static=True)
+        urdf = urdf_file(s.facts)
+        robot = Robot.load(rec, urdf, s.facts.features, s.prefix) if urdf is not None else None
         for chunk in s.episode.chunks:
             logger.chunk(chunk)
+            if robot is not None and chunk.length:
+                robot.chunk(rec, chunk.vectors, logger.index(chunk.start, chunk.timestamps))
         stamps = np.concatenate(logger.timestamps) if logger.timestamps else np.zeros(0)
         log_findings(rec, for_episode(s.findings, s.episode.index, s.episode.meta), s.facts.features, stamps, s.prefix)
     rec.flush()

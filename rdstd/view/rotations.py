@@ -16,7 +16,9 @@ _AXES = {"x": 0, "y": 1, "z": 2}
 
 def _normalized(q: F64) -> F64:
     norm = np.linalg.norm(q, axis=1, keepdims=True)
-    return np.divide(q, norm, out=np.tile([0.0, 0.0, 0.0, 1.0], (len(q), 1)), where=norm > 0)
+    out: F64 = np.tile([0.0, 0.0, 0.0, 1.0], (len(q), 1))
+    np.divide(q, norm, out=out, where=norm > 0)
+    return out
 
 
 def _about(axis: str, angle: F64) -> F64:

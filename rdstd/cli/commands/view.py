@@ -1,4 +1,4 @@
-"""``rdstd view DATASET``: episodes in Rerun, laid out from the schema, with the validator's findings on the timeline."""
+"""``rdstd view DATASET``: episodes in Rerun, laid out from the schema, with the findings at their frames."""
 
 from __future__ import annotations
 
