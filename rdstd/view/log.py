@@ -93,6 +93,7 @@ class EpisodeLogger:
     prefix: str = ""
     _lanes: dict[tuple[str, int], _GripperLane] = field(default_factory=dict)
     _assets: dict[tuple[str, Path], str] = field(default_factory=dict)
+    _paths: dict[str, list[npt.NDArray[np.float64]]] = field(default_factory=dict)
     frames: int = 0
     #: Timestamps of the whole episode (for placing findings and language segments on the ``time`` timeline).
     timestamps: list[npt.NDArray[np.float64]] = field(default_factory=list)
@@ -266,12 +267,14 @@ class EpisodeLogger:
         )
         entity = paths.pose(self.prefix, pose.feature)
         self.rec.send_columns(strict=True, entity_path=entity, indexes=index, columns=columns)
-        self.rec.send_columns(
-            strict=True,
-            entity_path=paths.join(entity, "path"),
-            indexes=index,
-            columns=rr.Points3D.columns(positions=translation),
-        )
+        self._paths.setdefault(pose.feature, []).append(translation)
+
+    def finish(self) -> None:
+        """After the last chunk: each end-effector's whole path as a line in the 3D view."""
+        for feature, parts in self._paths.items():
+            strip = np.concatenate(parts)
+            strip = strip[np.isfinite(strip).all(axis=1)]
+            self.rec.log(paths.trajectory(self.prefix, feature), rr.LineStrips3D([strip]), static=True)
 
 
 def nanoseconds(seconds: npt.NDArray[np.float64]) -> npt.NDArray[np.timedelta64]:

@@ -41,6 +41,11 @@ def camera(prefix: str, feature: str) -> str:
     return join(prefix, feature)
 
 
+def trajectory(prefix: str, feature: str) -> str:
+    """The whole path of ``feature``'s end effector (beside the pose, not under its moving transform)."""
+    return join(prefix, WORLD, "paths", feature)
+
+
 def pose(prefix: str, feature: str) -> str:
     """The end-effector pose of ``feature`` in the 3D view."""
     return join(prefix, WORLD, feature)

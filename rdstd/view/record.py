@@ -111,6 +111,7 @@ def record(sides: Sequence[Side], sink: Sink) -> rr.RecordingStream:
             logger.chunk(chunk)
             if robot is not None and chunk.length:
                 robot.chunk(rec, chunk.vectors, logger.index(chunk.start, chunk.timestamps))
+        logger.finish()
         stamps = np.concatenate(logger.timestamps) if logger.timestamps else np.zeros(0)
         log_findings(rec, for_episode(s.findings, s.episode.index, s.episode.meta), s.facts.features, stamps, s.prefix)
     rec.flush()

@@ -67,7 +67,6 @@ def test_entities_are_one_per_stream_and_every_one_is_on_both_timelines(rrds: li
         f"/{FRONT}",
         f"/{WRIST}",
         f"/world/{EEF}",
-        f"/world/{EEF}/path",
     }
     for c in chunks(rrds[0]):
         if not c.is_static:
@@ -117,6 +116,8 @@ def test_the_end_effector_pose_is_placed_in_3d(ds: Path, rrds: list[Path]) -> No
     np.testing.assert_allclose(np.array(translation), eef[:, :3], rtol=1e-6)
     q = eef[:, 3:] / np.linalg.norm(eef[:, 3:], axis=1, keepdims=True)
     np.testing.assert_allclose(np.array(quaternion), q, rtol=1e-5, atol=1e-6)
+    path = static(rrds[0], f"/world/paths/{EEF}", "LineStrips3D:strips")
+    np.testing.assert_allclose(np.array(path), eef[:, :3], rtol=1e-6)
 
 
 def test_properties_carry_provenance_units_and_the_episode(rrds: list[Path]) -> None:

@@ -1,0 +1,112 @@
+"""Headless Chromium driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``: no websocket library,
+only the standard library): open a page, wait, evaluate, take a screenshot."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import subprocess
+import tempfile
+import time
+from typing import Any
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--enable-unsafe-swiftshader",
+    "--disable-background-networking",
+    "--no-first-run",
+    "--remote-debugging-pipe",
+    "--window-size=1600,900",
+]
+
+
+class Browser:
+    """One Chromium process; commands go to its fd 3, answers come from its fd 4 (NUL-separated JSON)."""
+
+    def __init__(self, executable: str) -> None:
+        self._profile = tempfile.TemporaryDirectory(prefix="rdstd-chromium-")
+        to_child_r, self._to_child = os.pipe()
+        self._from_child, from_child_w = os.pipe()
+
+        def wire() -> None:
+            os.dup2(to_child_r, 3)
+            os.dup2(from_child_w, 4)
+
+        self.process = subprocess.Popen(
+            [executable, *CHROMIUM_FLAGS, f"--user-data-dir={self._profile.name}", "about:blank"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=wire,  # noqa: PLW1509 - only dup2 of two fds, before exec
+            pass_fds=(3, 4),
+        )
+        os.close(to_child_r)
+        os.close(from_child_w)
+        self._buffer = b""
+        self._next = 0
+        self.session = ""
+
+    def send(self, method: str, params: dict[str, Any] | None = None, *, session: bool = True) -> dict[str, Any]:
+        """Send one command and return its result (events in between are skipped)."""
+        self._next += 1
+        message: dict[str, Any] = {"id": self._next, "method": method, "params": params or {}}
+        if session and self.session:
+            message["sessionId"] = self.session
+        os.write(self._to_child, json.dumps(message).encode() + b"\0")
+        while True:
+            answer = self._read()
+            if answer.get("id") == self._next:
+                if "error" in answer:
+                    raise RuntimeError(f"{method}: {answer['error']}")
+                result: dict[str, Any] = answer.get("result", {})
+                return result
+
+    def _read(self) -> dict[str, Any]:
+        while b"\0" not in self._buffer:
+            data = os.read(self._from_child, 1 << 20)
+            if not data:
+                raise RuntimeError("chromium closed the DevTools pipe")
+            self._buffer += data
+        raw, self._buffer = self._buffer.split(b"\0", 1)
+        parsed: dict[str, Any] = json.loads(raw)
+        return parsed
+
+    def open(self, url: str) -> None:
+        """Open ``url`` in a new page and attach to it."""
+        target = self.send("Target.createTarget", {"url": url}, session=False)["targetId"]
+        attached = self.send("Target.attachToTarget", {"targetId": target, "flatten": True}, session=False)
+        self.session = attached["sessionId"]
+
+    def evaluate(self, expression: str) -> Any:
+        """The value of a JavaScript expression in the page."""
+        return self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True})["result"].get("value")
+
+    def screenshot(self) -> bytes:
+        """A PNG of the page."""
+        return base64.b64decode(self.send("Page.captureScreenshot", {"format": "png"})["data"])
+
+    def wait_for(self, expression: str, timeout_s: float) -> bool:
+        """Poll ``expression`` until it is true or ``timeout_s`` passes."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.evaluate(expression):
+                return True
+            time.sleep(0.5)
+        return False
+
+    def close(self) -> None:
+        """Stop this Chromium process (only it) and remove its profile."""
+        for fd in (self._to_child, self._from_child):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._profile.cleanup()
