@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 
 from rdstd.errors import UsageError
 from rdstd.schema.embodiment import Embodiment
@@ -36,8 +37,20 @@ class VideoRefs:
         return len(self.files)
 
 
-#: One camera's frames in a chunk: decoded pixels (T, H, W, C), encoded bytes, or references into video files.
-Frames = npt.NDArray[Any] | EncodedFrames | VideoRefs
+@dataclass(frozen=True)
+class StoredFrames:
+    """JPEG or PNG frames as a canonical dataset stores them: its Arrow binary column, not copied into Python."""
+
+    codec: ImageCodec
+    column: pa.Array
+
+    def __len__(self) -> int:
+        return len(self.column)
+
+
+#: One camera's frames in a chunk: decoded pixels (T, H, W, C), encoded bytes (in Python or in Arrow), or
+#: references into video files.
+Frames = npt.NDArray[Any] | EncodedFrames | StoredFrames | VideoRefs
 
 
 @dataclass
@@ -155,7 +168,7 @@ class DatasetView(ViewSource):
             if feature.codec == ImageCodec.VIDEO:
                 cams[key] = self._video_refs(frames.refs)
             else:
-                cams[key] = EncodedFrames(feature.codec, frames.encoded)
+                cams[key] = StoredFrames(feature.codec, frames.stored)
         chunk = Chunk(0, data.timestamps, data.vectors, cams)
         return ViewEpisode(data.index, data.meta, iter([chunk]))
 

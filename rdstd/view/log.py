@@ -22,7 +22,7 @@ from rdstd.schema.episode import EncodedFrames, EpisodeMeta
 from rdstd.schema.features import GripperConvention, ImageFeature, VectorFeature
 from rdstd.schema.vocabulary import ActionMode, ColorOrder, GripperKind, GripperOpen, ImageCodec, Role, Unit
 from rdstd.view import paths
-from rdstd.view.episodes import Chunk, Feature, VideoRefs
+from rdstd.view.episodes import Chunk, Feature, StoredFrames, VideoRefs
 from rdstd.view.rotations import quaternions
 
 #: Decoded frames per ``send_columns`` call (one huge chunk of raw pixels is slower than per-row logging).
@@ -206,13 +206,15 @@ class EpisodeLogger:
 
     def _camera(self, name: str, f: ImageFeature, frames: Any, chunk: Chunk) -> None:
         entity = paths.camera(self.prefix, name)
-        if isinstance(frames, EncodedFrames):
+        if isinstance(frames, EncodedFrames | StoredFrames):
             index = self.index(chunk.start, chunk.timestamps)
             self.rec.send_columns(
                 strict=True,
                 entity_path=entity,
                 indexes=index,
-                columns=rr.EncodedImage.columns(blob=blobs(frames.frames)),
+                columns=rr.EncodedImage.columns(
+                    blob=blobs(frames.column if isinstance(frames, StoredFrames) else frames.frames)
+                ),
             )
         elif isinstance(frames, VideoRefs):
             self._video(entity, frames, chunk)
