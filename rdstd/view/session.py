@@ -3,7 +3,9 @@ the native viewer when there is a display."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -129,14 +131,36 @@ class Served:
     process: subprocess.Popen[bytes]
 
     def stop(self) -> None:
-        """Stop the server process (it started in its own session; only it is signalled)."""
-        if self.process.poll() is None:
-            self.process.terminate()
+        """Stop the server (see :func:`stop`)."""
+        stop(self.process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a viewer or server started here, and the ``rerun`` binary its launcher started: both are in the process
+    group of its own session (``start_new_session``), and only that group is signalled."""
+    if process.poll() is None or _group_alive(process.pid):
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, sig)
             try:
-                self.process.wait(timeout=10)
+                process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                continue
+            deadline = time.monotonic() + 10
+            while _group_alive(process.pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if not _group_alive(process.pid):
+                return
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def serve(files: Sequence[Path], *, memory_limit: str = DEFAULT_MEMORY_LIMIT, wait_s: float = 30.0) -> Served:
@@ -176,7 +200,8 @@ def serve(files: Sequence[Path], *, memory_limit: str = DEFAULT_MEMORY_LIMIT, wa
 
 
 def spawn(files: Sequence[Path], *, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> subprocess.Popen[bytes]:
-    """Open ``files`` in the native viewer (a new one, on a free port) with an explicit memory limit."""
+    """Open ``files`` in the native viewer (a new one, on a free port) with an explicit memory limit; end it with
+    :func:`stop`."""
     args = [*(str(f) for f in files), "--memory-limit", memory_limit, "--port", str(free_port())]
     return subprocess.Popen(rerun_command(*args), start_new_session=True)
 

@@ -74,3 +74,30 @@ def test_the_web_viewer_renders_a_served_episode(tmp_path: Path) -> None:
     assert pixels.shape[1] == 1600 and pixels.shape[0] > 600
     colors = len(np.unique(pixels.reshape(-1, 3), axis=0))
     assert colors > 50 and float(pixels.std()) > 10, f"blank page: {colors} colors, std {pixels.std():.1f}"
+
+
+def test_serve_binds_127_0_0_1_on_free_ports_and_stop_leaves_no_process(tmp_path: Path) -> None:
+    import socket
+    import urllib.request
+
+    from rdstd.view.episodes import open_view
+    from rdstd.view.session import _group_alive, save, serve
+    from tests.view.helpers import write
+
+    ds = write(tmp_path / "ds", [5])
+    with open_view(ds) as view:
+        files = save(view, [0], tmp_path / "rrd").files
+    served = serve(files, memory_limit="128MiB")
+    try:
+        assert "--bind" in served.process.args and "127.0.0.1" in served.process.args  # type: ignore[operator]
+        assert "--server-memory-limit" in served.process.args  # type: ignore[operator]
+        web_port = int(served.url.split(":")[2].split("/")[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/", timeout=10) as page:
+            assert page.status == 200
+        address = socket.gethostbyname(socket.gethostname())
+        if address != "127.0.0.1":  # not reachable on the machine's other addresses
+            with pytest.raises(OSError), socket.create_connection((address, web_port), timeout=2):
+                pass
+    finally:
+        served.stop()
+    assert not _group_alive(served.process.pid), "the rerun binary behind the launcher was stopped too"

@@ -100,7 +100,9 @@ def view_command(
             emit(f"serving {len(files)} recording(s) on {served.url} (Ctrl-C to stop)")
             served.process.wait()
         else:
-            session.spawn(files, memory_limit=memory_limit).wait()
+            viewer = session.spawn(files, memory_limit=memory_limit)
+            stack.callback(session.stop, viewer)
+            viewer.wait()
 
 
 def _findings(view: ViewSource, file: Path | None, validate: bool) -> list[Finding]:
