@@ -95,7 +95,7 @@ class EpisodeLogger:
     _assets: dict[tuple[str, Path], str] = field(default_factory=dict)
     _paths: dict[str, list[npt.NDArray[np.float64]]] = field(default_factory=dict)
     frames: int = 0
-    #: Timestamps of the whole episode (for placing findings and language segments on the ``time`` timeline).
+    #: Timestamps of the episode so far, chunk by chunk (findings are placed on the ``time`` timeline with them).
     timestamps: list[npt.NDArray[np.float64]] = field(default_factory=list)
 
     def begin(self, meta: EpisodeMeta) -> None:

@@ -10,6 +10,7 @@ import os
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 CHROMIUM_FLAGS = [
@@ -24,6 +25,10 @@ CHROMIUM_FLAGS = [
 ]
 
 
+class BrowserGoneError(RuntimeError):
+    """Chromium exited (crashed or was killed) while being driven."""
+
+
 class Browser:
     """One Chromium process; commands go to its fd 3, answers come from its fd 4 (NUL-separated JSON)."""
 
@@ -36,12 +41,15 @@ class Browser:
             os.dup2(to_child_r, 3)
             os.dup2(from_child_w, 4)
 
+        self._log_file = Path(self._profile.name) / "chromium.log"
+        self._log = self._log_file.open("wb")  # closed in close()
         self.process = subprocess.Popen(
             [executable, *CHROMIUM_FLAGS, f"--user-data-dir={self._profile.name}", "about:blank"],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=self._log,
             preexec_fn=wire,  # noqa: PLW1509 - only dup2 of two fds, before exec
             pass_fds=(3, 4),
+            start_new_session=True,  # its renderer and GPU processes share its process group
         )
         os.close(to_child_r)
         os.close(from_child_w)
@@ -68,11 +76,19 @@ class Browser:
         while b"\0" not in self._buffer:
             data = os.read(self._from_child, 1 << 20)
             if not data:
-                raise RuntimeError("chromium closed the DevTools pipe")
+                raise BrowserGoneError(
+                    f"chromium closed the DevTools pipe (exit {self.process.poll()}): {self.log_tail()}"
+                )
             self._buffer += data
         raw, self._buffer = self._buffer.split(b"\0", 1)
         parsed: dict[str, Any] = json.loads(raw)
         return parsed
+
+    def log_tail(self, lines: int = 5) -> str:
+        """The last lines Chromium wrote to stderr."""
+        self._log.flush()
+        text = self._log_file.read_bytes().decode(errors="replace").strip()
+        return " | ".join(text.splitlines()[-lines:])
 
     def open(self, url: str) -> None:
         """Open ``url`` in a new page and attach to it."""
@@ -98,15 +114,13 @@ class Browser:
         return False
 
     def close(self) -> None:
-        """Stop this Chromium process (only it) and remove its profile."""
+        """Stop this Chromium and its helper processes (its own process group, nothing else) and remove its
+        profile."""
         for fd in (self._to_child, self._from_child):
             with contextlib.suppress(OSError):
                 os.close(fd)
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        from rdstd.view.session import stop
+
+        stop(self.process)
+        self._log.close()
         self._profile.cleanup()

@@ -42,13 +42,35 @@ def test_a_missing_chromium_skips_outside_ci_and_fails_in_ci(monkeypatch: pytest
         chromium()
 
 
+CANVAS = "(() => { const c = document.querySelector('canvas'); return !!c && c.width > 100 && c.height > 100 })()"
+
+
+def shoot(executable: str, url: str, attempts: int = 2) -> bytes:
+    """A screenshot of ``url`` once the viewer's canvas is up and has had time to draw. A Chromium that dies (it can
+    crash on a heavily loaded machine) gets one more try with a fresh process; a page that never renders does not."""
+    from tests.view.browser import Browser, BrowserGoneError
+
+    for attempt in range(attempts):
+        browser = Browser(executable)
+        try:
+            browser.open(url)
+            assert browser.wait_for(CANVAS, 90), "the viewer's canvas never appeared"
+            browser.wait_for("false", 15)  # let the wasm viewer load the recording and draw
+            return browser.screenshot()
+        except BrowserGoneError:
+            if attempt == attempts - 1:
+                raise
+        finally:
+            browser.close()
+    raise AssertionError("unreachable")
+
+
 @pytest.mark.slow
 def test_the_web_viewer_renders_a_served_episode(tmp_path: Path) -> None:
     from PIL import Image
 
     from rdstd.view.episodes import open_view
     from rdstd.view.session import save, serve
-    from tests.view.browser import Browser
     from tests.view.helpers import write
 
     executable = chromium()
@@ -56,18 +78,10 @@ def test_the_web_viewer_renders_a_served_episode(tmp_path: Path) -> None:
     with open_view(ds) as view:
         files = save(view, [0], tmp_path / "rrd").files
     served = serve(files, memory_limit="256MiB")
-    browser = Browser(executable)
     try:
         assert served.url.startswith("http://127.0.0.1:") and "127.0.0.1" in served.grpc_url
-        browser.open(served.url)
-        canvas = (
-            "(() => { const c = document.querySelector('canvas'); return !!c && c.width > 100 && c.height > 100 })()"
-        )
-        assert browser.wait_for(canvas, 60), "the viewer's canvas never appeared"
-        browser.wait_for("false", 15)  # let the wasm viewer load the recording and draw
-        png = browser.screenshot()
+        png = shoot(executable, served.url)
     finally:
-        browser.close()
         served.stop()
     (Path(os.environ.get("RDSTD_VIEW_SCREENSHOT", tmp_path / "viewer.png"))).write_bytes(png)
     pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
