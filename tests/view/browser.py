@@ -7,11 +7,15 @@ import base64
 import contextlib
 import json
 import os
+import select
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+#: How long one DevTools command may take before Chromium counts as hung.
+READ_TIMEOUT_S = 60.0
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -74,6 +78,9 @@ class Browser:
 
     def _read(self) -> dict[str, Any]:
         while b"\0" not in self._buffer:
+            ready, _, _ = select.select([self._from_child], [], [], READ_TIMEOUT_S)
+            if not ready:
+                raise BrowserGoneError(f"chromium did not answer within {READ_TIMEOUT_S:.0f} s: {self.log_tail()}")
             data = os.read(self._from_child, 1 << 20)
             if not data:
                 raise BrowserGoneError(
