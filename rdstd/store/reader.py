@@ -153,6 +153,11 @@ class LazyImages(Sequence[npt.NDArray[Any]]):
         return [b.as_py() for b in self._encoded]
 
     @property
+    def stored(self) -> pa.Array:
+        """The stored column as Arrow, zero-copy: binary frame bytes, or for a camera kept as video its references."""
+        return self._encoded
+
+    @property
     def refs(self) -> list[dict[str, Any]]:
         """For a camera kept as video: each frame's ``{path, timestamp_s}`` (path relative to the dataset)."""
         return [] if self._root is None else list(self._encoded.to_pylist())

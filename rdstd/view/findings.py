@@ -1,0 +1,108 @@
+"""The validator's findings on the timeline: each at its first frame, on the entity of the feature it concerns."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import rerun as rr
+from pydantic import ValidationError
+
+from rdstd.errors import UsageError
+from rdstd.schema.episode import EpisodeMeta
+from rdstd.schema.features import VectorFeature
+from rdstd.validate.model import Finding, Report, Severity
+from rdstd.view import paths
+from rdstd.view.episodes import Feature, ViewSource
+from rdstd.view.log import nanoseconds
+
+LEVELS = {Severity.ERROR: "ERROR", Severity.WARNING: "WARN", Severity.INFO: "INFO"}
+
+
+def read_findings(file: Path) -> list[Finding]:
+    """The findings of a report written by ``rdstd validate --format json``."""
+    try:
+        return list(Report.model_validate_json(file.read_bytes()).findings)
+    except OSError as exc:
+        raise UsageError(f"{file}: cannot read the findings ({exc.strerror or exc})", hint="check the path") from exc
+    except (ValidationError, json.JSONDecodeError) as exc:
+        raise UsageError(
+            f"{file}: not a validation report ({str(exc).splitlines()[0]})",
+            hint="write one with: rdstd validate DATASET --format json > report.json",
+        ) from exc
+
+
+def run_validation(view: ViewSource) -> list[Finding]:
+    """The findings of the default validation profile on the dataset or source being viewed."""
+    from rdstd.validate import validate
+
+    opts = view.options
+    report = validate(
+        view.facts.location,
+        format_name=opts.get("format_name"),
+        spec=opts.get("spec"),
+        rate_hz=opts.get("rate_hz"),
+    )
+    return list(report.findings)
+
+
+def for_episode(findings: Sequence[Finding], index: int, meta: EpisodeMeta) -> list[Finding]:
+    """The findings about this episode (matched by stable id when the finding has one), and dataset-wide ones."""
+    return [
+        f
+        for f in findings
+        if (f.episode_index is None and f.episode_id is None)
+        or (f.episode_id == meta.episode_id if f.episode_id is not None else f.episode_index == index)
+    ]
+
+
+def entity(finding: Finding, features: dict[str, Feature], prefix: str = "") -> str:
+    """Where a finding goes: under the plot of the dimensions it names (``…/<role>/findings``), under the camera,
+    or the episode-wide findings log."""
+    f = features.get(finding.feature or "")
+    if isinstance(f, VectorFeature):
+        roles = paths.roles(f)
+        dims = [d for d in finding.dims if 0 <= d < len(f.dims)]
+        role = f.dims[dims[0]].role if dims else next(iter(roles))
+        return paths.join(paths.vector(prefix, finding.feature or "", role), paths.FINDINGS)
+    if f is not None:
+        return paths.join(paths.camera(prefix, finding.feature or ""), paths.FINDINGS)
+    return paths.join(prefix, paths.FINDINGS)
+
+
+def text(finding: Finding) -> str:
+    """One line: check, name, message, where, and what to do."""
+    where = f" (frames {finding.frames[0]}–{finding.frames[1]})" if finding.frames else ""
+    dims = f" [{', '.join(finding.dim_names)}]" if finding.dim_names else ""
+    hint = f" — {finding.hint}" if finding.hint else ""
+    return f"{finding.check} {finding.name}{dims}: {finding.message}{where}{hint}"
+
+
+def log_findings(
+    rec: rr.RecordingStream,
+    findings: Sequence[Finding],
+    features: dict[str, Feature],
+    timestamps: npt.NDArray[np.float64],
+    prefix: str = "",
+) -> int:
+    """Log each finding as a text-log entry at its first frame (frame 0 for episode- or dataset-wide ones), on its
+    entity; returns how many were logged."""
+    if not len(timestamps):
+        return 0
+    groups: dict[str, list[tuple[int, Finding]]] = {}
+    for f in findings:
+        frame = min(max(f.frames[0] if f.frames else 0, 0), len(timestamps) - 1)
+        groups.setdefault(entity(f, features, prefix), []).append((frame, f))
+    for path, rows in groups.items():
+        rows.sort(key=lambda r: r[0])
+        at = np.array([r[0] for r in rows], dtype=np.int64)
+        rec.send_columns(
+            path,
+            strict=True,
+            indexes=[rr.TimeColumn("frame", sequence=at), rr.TimeColumn("time", duration=nanoseconds(timestamps[at]))],
+            columns=rr.TextLog.columns(text=[text(f) for _, f in rows], level=[LEVELS[f.severity] for _, f in rows]),
+        )
+    return len(findings)
