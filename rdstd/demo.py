@@ -5,9 +5,8 @@ LeRobot v3.0 dataset, ALOHA HDF5 episodes, a ROS 1 bag), converts each with ``rd
 converter spec that matches it), plants a problem in one and lets ``rdstd validate`` find it, writes the dataset
 card, loads a batch with :func:`rdstd.open`, and says after each step what it produced and the next command to try.
 
-The generators are those of :mod:`rdstd.testing` (the tests use the same ones). Two steps are hooks for commands
-that land separately: :func:`view_step` (an ``.rrd`` of one episode) and :func:`merge_step` (two datasets into one);
-each says so when its command is not there yet.
+The generators are those of :mod:`rdstd.testing` (the tests use the same ones). It also writes a Rerun recording
+of one episode (``rdstd view --save``) and merges two labs' datasets into one (``rdstd merge``).
 
 Run it with ``make demo`` or ``python -m rdstd.demo [OUT]`` (default ``demo-out``); ``--only zarr,hdf5`` limits
 the formats.
@@ -183,10 +182,13 @@ def plant_problem(source: Path) -> str:
 
 
 def view_step(dataset: Path, out: Path) -> Path | None:
-    """HOOK (the lead wires it once ``rdstd view`` lands): write an ``.rrd`` of episode 0 of ``dataset`` into
-    ``out`` (e.g. ``rdstd view DATASET --episode 0 --save OUT``) and return its path; None while there is no
-    ``view`` command."""
-    return None
+    """Write an ``.rrd`` of episode 0 of ``dataset`` into ``out`` with ``rdstd view --save`` and return its path (None
+    when it failed; its error has been printed)."""
+    rrd = out / "episode_0.rrd"
+    out.mkdir(parents=True, exist_ok=True)
+    if _cli("view", dataset, "--episode", "0", "--save", rrd):
+        return None
+    return rrd
 
 
 def merge_step(first: Path, second: Path, out: Path) -> Path | None:
@@ -214,7 +216,6 @@ def run(root: Path = Path("demo-out"), formats: tuple[str, ...] = FORMATS) -> in
             return code
         converted[name] = out
         print(f"produced: {out} (rdstd.json, episodes.parquet, data/shard-*.parquet, stats.json)")
-        print(f"next: rdstd info {out}")
 
     if "zarr" in formats:
         _title("validate: plant a problem in a source, convert it, let rdstd validate find it")
@@ -247,13 +248,18 @@ def run(root: Path = Path("demo-out"), formats: tuple[str, ...] = FORMATS) -> in
 
     _title("view: one episode as a Rerun recording")
     rrd = view_step(first, root / "views")
-    print(f"produced: {rrd}" if rrd else "not yet: `rdstd view` lands with issue #13")
+    if rrd is None:
+        return 1
+    print(f"produced: {rrd} ({rrd.stat().st_size / 1e6:.1f} MB)")
+    print(f"next: rerun {rrd}   (or: rdstd view {first} --serve, then open the printed address)")
 
     _title("merge: two datasets into one")
     if len(converted) >= 2:
         a, b = list(converted.values())[:2]
         merged = merge_step(a, b, root / "canonical" / "merged")
-        print(f"produced: {merged}" if merged else "not yet: `rdstd merge` lands with issue #15")
+        if merged is None:
+            return 1
+        print(f"produced: {merged}")
     else:
         print("(needs two converted datasets: run the demo with more than one format)")
 
