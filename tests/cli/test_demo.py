@@ -1,5 +1,5 @@
-"""`make demo` (#16 item 2): every format generated, converted, one validated with a planted problem, a card, a
-batch loaded — with no warning about its own data."""
+"""`make demo` (#16 item 2): every format generated, converted, one validated with a planted problem, a card, an
+episode viewed, two datasets merged, a batch loaded — with no warning about its own data."""
 
 from __future__ import annotations
 
@@ -40,10 +40,8 @@ def test_the_demo_runs_every_step_without_a_warning(tmp_path: Path) -> None:
     assert (tmp_path / "demo" / "README-card.md").read_text().startswith("---\nlicense: mit")
     assert done.stdout.count("next: ") >= len(FORMATS) + 3, "every step says what to try next"
     assert "Dataset(" in done.stdout and "observation.state units:" in done.stdout
-
-
-def test_the_demo_hooks_say_they_are_not_wired_yet(tmp_path: Path) -> None:
-    from rdstd.demo import merge_step, view_step
-
-    assert view_step(tmp_path, tmp_path / "views") is None  # the lead wires these once view and merge land
-    assert merge_step(tmp_path, tmp_path, tmp_path / "merged") is None
+    rrd = tmp_path / "demo" / "views" / "episode_0.rrd"
+    assert rrd.read_bytes()[:4] == b"RRF2", "the view step wrote a Rerun recording"
+    merged = rdstd.open(tmp_path / "demo" / "canonical" / "merged")
+    parts = [rdstd.open(tmp_path / "demo" / "canonical" / name) for name in FORMATS[:2]]
+    assert merged.num_episodes == sum(p.num_episodes for p in parts) and len(merged) == sum(len(p) for p in parts)
