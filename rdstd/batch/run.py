@@ -94,7 +94,7 @@ def convert_batch(
             drop_unmapped=drop_unmapped,
             exclude_episodes=exclude_episodes,
         )
-        units = dataset.units(plan.refs, unit_episodes)
+        units = dataset.work_units(plan.refs, unit_episodes)
     job = Job(
         source=str(src),
         output=str(out),

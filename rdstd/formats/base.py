@@ -163,7 +163,7 @@ class SourceDataset(abc.ABC):
     def read_episode(self, ref: EpisodeRef) -> SourceEpisode:
         """Read one episode. Raises :class:`rdstd.errors.SourceError` naming the file when it cannot."""
 
-    def units(self, refs: Sequence[EpisodeRef] | None = None, max_episodes: int = UNIT_EPISODES) -> list[WorkUnit]:
+    def work_units(self, refs: Sequence[EpisodeRef] | None = None, max_episodes: int = UNIT_EPISODES) -> list[WorkUnit]:
         """The source's natural work units over ``refs`` (default: every episode), in source order.
 
         The default follows the files episodes come from (``EpisodeRef.path``: an RLDS shard, a LeRobot episode

@@ -164,7 +164,7 @@ def convert_command(
                 ray_address=ray_address,
                 resume=resume,
                 unit_episodes=unit_episodes,
-                slurm_assemble=assemble_command(["rdstd", *sys.argv[1:]]),
+                slurm_assemble=assemble_command([sys.executable, "-m", "rdstd", *sys.argv[1:]]),
             )
         else:
             report = convert(src, out, **options, progress=printer)
