@@ -12,7 +12,7 @@ class _Refs(SourceDataset):
     format = "test"
 
     def __init__(self, refs: list[EpisodeRef]) -> None:
-        super().__init__(Path("."))
+        super().__init__(Path())
         self._refs = refs
 
     def info(self) -> SourceInfo:
