@@ -114,7 +114,11 @@ def convert_batch(
     count = workers or os.cpu_count() or 1
     report.batch = {"executor": executor, "workers": count, "units": len(units), "unit_episodes": unit_episodes}
     if executor == "slurm":
-        stage(job, resume=resume)
+        guard = Output.begin(out, is_kind=layout.is_dataset, kind=KIND, overwrite=overwrite, sources=[src])
+        try:  # refused while a run into OUT holds its lock: its staging folder is not ours to replace
+            stage(job, resume=resume)
+        finally:
+            guard.abort()
         report.batch["slurm_submit"] = str(write_slurm(job, slurm_assemble or f"rdstd convert {src} {out} --resume"))
         return report
     target = Output.begin(out, is_kind=layout.is_dataset, kind=KIND, overwrite=overwrite, sources=[src])
@@ -147,7 +151,7 @@ def convert_batch(
 
 def _run_units(job: Job, pool: Executor, finished: list[int], progress: Progress | None) -> dict[int, dict[str, Any]]:
     """Run the unfinished units; every unit's journal entry by unit index."""
-    entries = {i: json.loads(job.journal_entry(i).read_text(encoding="utf-8")) for i in finished}
+    entries = {i: _without_stats(json.loads(job.journal_entry(i).read_text(encoding="utf-8"))) for i in finished}
     todo = [u for u in job.units if u.index not in entries]
     total = sum(len(u.refs) for u in job.units)
     done = sum(len(job.units[i].refs) for i in entries)
@@ -155,11 +159,18 @@ def _run_units(job: Job, pool: Executor, finished: list[int], progress: Progress
         progress(done, total)
     for position, entry in pool.run(run_unit_safely, [(job, unit) for unit in todo]):
         unit = todo[position]
-        entries[unit.index] = raise_returned(entry)
+        entries[unit.index] = _without_stats(raise_returned(entry))
         done += len(unit.refs)
         if progress is not None:
             progress(done, total)
     return entries
+
+
+def _without_stats(entry: dict[str, Any]) -> dict[str, Any]:
+    """A journal entry without its partial statistics (read back one unit at a time at assembly: the driver's
+    memory stays bounded by one unit's, whatever the number of units)."""
+    entry.pop("stats", None)
+    return entry
 
 
 def _fill_report(report: ConvertReport, job: Job, entries: dict[int, dict[str, Any]]) -> None:
@@ -179,7 +190,7 @@ def _fill_report(report: ConvertReport, job: Job, entries: dict[int, dict[str, A
             report.source_notes[note] = report.source_notes.get(note, 0) + n
         pid = str(entry["worker_pid"])
         rss[pid] = max(rss.get(pid, 0.0), entry["peak_rss_mb"])
-        report.units.append({k: v for k, v in entry.items() if k not in ("stats", "non_finite", "clock_paths")})
+        report.units.append({k: v for k, v in entry.items() if k not in ("non_finite", "clock_paths")})
     report.batch["peak_rss_mb_per_worker"] = rss
 
 
@@ -211,7 +222,8 @@ def _assemble(
     assemble.write_table(root / layout.TASKS, tasks)
     stats = {k: PartialStats(f.size) for k, f in features.items() if isinstance(f, VectorFeature)}
     for unit in job.units:
-        for key, data in entries[unit.index]["stats"].items():
+        partials = json.loads(job.journal_entry(unit.index).read_text(encoding="utf-8"))["stats"]
+        for key, data in partials.items():
             stats[key].merge(PartialStats.from_json(data))
     assemble.write_json(root / layout.STATS, {k: s.as_dict() for k, s in stats.items()})
     converter = plan.converter

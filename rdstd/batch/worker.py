@@ -98,13 +98,15 @@ def _finish(
 
 
 def run_unit_safely(job: Job, unit: WorkUnit) -> dict[str, Any]:
-    """:func:`run_unit` for another process: an rdstd error comes back as data (exceptions lose their hint when
-    pickled), re-raised by the driver with :func:`raise_returned`."""
+    """:func:`run_unit` for another process: the journal entry without its statistics, or an rdstd error as data
+    (exceptions lose their hint when pickled), re-raised by the driver with :func:`raise_returned`."""
     try:
-        return run_unit(job, unit)
+        entry = run_unit(job, unit)
     except RdstdError as exc:
         kind = type(exc)
         return {"error": {"module": kind.__module__, "type": kind.__name__, "message": exc.message, "hint": exc.hint}}
+    entry.pop("stats")  # it is in the journal; the driver reads it back at assembly
+    return entry
 
 
 def raise_returned(entry: dict[str, Any]) -> dict[str, Any]:
