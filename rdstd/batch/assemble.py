@@ -11,7 +11,7 @@ merged in unit order) and the manifest, last.
 from __future__ import annotations
 
 import json
-import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from rdstd.batch.place import Place
 from rdstd.errors import EpisodeError
 from rdstd.io import atomic
 from rdstd.schema.features import ImageFeature, VectorFeature
@@ -29,18 +30,15 @@ from rdstd.store import layout
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a unit's rows go in the final dataset."""
+    """Where a unit's rows go in the final dataset (``shards`` and ``videos``: its files, relative to its folder)."""
 
     unit: int
     folder: str
+    shards: tuple[str, ...]
+    videos: tuple[str, ...]
     shard_start: int
     episode_offset: int
     frame_offset: int
-
-
-def unit_shards(folder: Path) -> list[Path]:
-    """A unit dataset's shard files, in order."""
-    return sorted((folder / layout.DATA_DIR).glob("shard-*.parquet"))
 
 
 def video_name(unit: int, rel: str) -> str:
@@ -61,36 +59,53 @@ def shard_writer(path: Path, schema: pa.Schema, image_columns: list[str]) -> pq.
     )
 
 
-def place_unit(placement: Placement, root: str, features: dict[str, VectorFeature | ImageFeature]) -> dict[str, Any]:
-    """Rewrite one unit's shards into ``root`` (the output being built) and link its video files; returns counts.
+def place_unit(
+    placement: Placement, staging: Place, out: Place, features: dict[str, VectorFeature | ImageFeature]
+) -> dict[str, Any]:
+    """Rewrite one unit's shards into ``out`` (the output being built) and copy its video files; returns counts.
 
-    Runs on the executor (one task per unit). Each shard is written to a temporary name, fsynced and renamed.
+    Runs on the executor (one task per unit). A local shard is written to a temporary name, fsynced and renamed;
+    a remote one is built in a local scratch folder and uploaded whole.
     """
-    folder, out = Path(placement.folder), Path(root)
     schema = layout.frame_schema(features)
     images = [k for k, f in features.items() if isinstance(f, ImageFeature) and f.codec != ImageCodec.VIDEO]
     videos = [k for k, f in features.items() if isinstance(f, ImageFeature) and f.codec == ImageCodec.VIDEO]
-    written = 0
-    for number, shard in enumerate(unit_shards(folder)):
-        final = out / layout.shard_name(placement.shard_start + number)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        source = pq.ParquetFile(shard, page_checksum_verification=True)
-        with atomic.atomic_path(final) as tmp:
-            writer = shard_writer(tmp, schema, images)
-            try:
-                for group in range(source.metadata.num_row_groups):
-                    table = source.read_row_group(group)
-                    table = _renumber(table, placement, videos)
-                    writer.write_table(table, row_group_size=table.num_rows)
-            finally:
-                writer.close()
-        written += 1
-    for file in sorted((folder / layout.VIDEOS_DIR).rglob("*")) if videos else []:
-        if file.is_file():
-            target = out / video_name(placement.unit, file.relative_to(folder).as_posix())
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.link(file, target)  # the unit's copy stays until the output is committed (a failed assembly resumes)
-    return {"unit": placement.unit, "shards": written}
+    with tempfile.TemporaryDirectory(prefix="rdstd-assemble-") as scratch_name:
+        scratch = Path(scratch_name)
+        for number, shard in enumerate(placement.shards):
+            final = layout.shard_name(placement.shard_start + number)
+            source = pq.ParquetFile(
+                staging.fetch(f"{placement.folder}/{shard}", scratch), page_checksum_verification=True
+            )
+            if out.remote:
+                built = scratch / f"shard-{number}.parquet"
+                _rewrite(source, built, schema, images, videos, placement)
+                out.put_file(built, final)
+                built.unlink()
+            else:
+                out.path(final).parent.mkdir(parents=True, exist_ok=True)
+                with atomic.atomic_path(out.path(final)) as tmp:
+                    _rewrite(source, tmp, schema, images, videos, placement)
+    for rel in placement.videos:  # the unit's copy stays until the output is in place (a failed assembly resumes)
+        staging.copy_to(f"{placement.folder}/{rel}", out, video_name(placement.unit, rel))
+    return {"unit": placement.unit, "shards": len(placement.shards)}
+
+
+def _rewrite(
+    source: pq.ParquetFile,
+    target: Path,
+    schema: pa.Schema,
+    images: list[str],
+    videos: list[str],
+    placement: Placement,
+) -> None:
+    writer = shard_writer(target, schema, images)
+    try:
+        for group in range(source.metadata.num_row_groups):
+            table = _renumber(source.read_row_group(group), placement, videos)
+            writer.write_table(table, row_group_size=table.num_rows)
+    finally:
+        writer.close()
 
 
 def _renumber(table: pa.Table, placement: Placement, videos: list[str]) -> pa.Table:
@@ -107,12 +122,13 @@ def _renumber(table: pa.Table, placement: Placement, videos: list[str]) -> pa.Ta
     return table
 
 
-def episode_table(placements: list[Placement]) -> tuple[pa.Table, pa.Table]:
+def episode_table(placements: list[Placement], staging: Place) -> tuple[pa.Table, pa.Table]:
     """The dataset's episode index and task table from the units' (renumbered; tasks by first appearance)."""
     tasks: dict[str, int] = {}
     parts: list[pa.Table] = []
     for placement in placements:
-        table = pq.read_table(Path(placement.folder) / layout.EPISODES, schema=layout.EPISODES_SCHEMA)
+        raw = staging.read_bytes(f"{placement.folder}/{layout.EPISODES}")
+        table = pq.read_table(pa.BufferReader(raw), schema=layout.EPISODES_SCHEMA)
         if not table.num_rows:
             continue
         task_index = [tasks.setdefault(t, len(tasks)) if t else None for t in table.column("task").to_pylist()]
@@ -135,12 +151,13 @@ def episode_table(placements: list[Placement]) -> tuple[pa.Table, pa.Table]:
     return episodes, task_table
 
 
-def write_table(path: Path, table: pa.Table) -> None:
-    """A small table (episodes, tasks) as the writer writes it: zstd, page checksums, atomically."""
-    with atomic.atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
+def write_table(out: Place, rel: str, table: pa.Table) -> None:
+    """A small table (episodes, tasks) as the writer writes it: zstd, page checksums, written whole."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd", write_page_checksum=True)
+    out.write_bytes(rel, sink.getvalue().to_pybytes())
 
 
-def write_json(path: Path, data: Any) -> None:
-    """JSON written atomically (``allow_nan=False``: the files are strict JSON)."""
-    atomic.write_bytes(path, json.dumps(data, indent=1, allow_nan=False).encode())
+def write_json(out: Place, rel: str, data: Any) -> None:
+    """Strict JSON (``allow_nan=False``) written whole."""
+    out.write_bytes(rel, json.dumps(data, indent=1, allow_nan=False).encode())

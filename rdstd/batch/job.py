@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rdstd.batch.place import Place
 from rdstd.errors import UsageError
 from rdstd.formats.base import EpisodeRef, WorkUnit
-from rdstd.io import atomic
+from rdstd.io.remote import is_url
 from rdstd.schema.manifest import Provenance
 from rdstd.schema.spec import ConverterSpec
 from rdstd.schema.vocabulary import ImageCodec
@@ -31,6 +31,14 @@ JOURNAL_DIR = "journal"
 def staging_path(out: Path) -> Path:
     """The staging folder of a batch conversion into ``out`` (a hidden sibling: same file system)."""
     return out.parent / f".{out.name}{STAGING_MARK}"
+
+
+def staging_location(out: str) -> str:
+    """The staging folder of ``out``, a local path or a URL (then a hidden sibling prefix in the same bucket)."""
+    if is_url(out):
+        parent, _, name = out.rstrip("/").rpartition("/")
+        return f"{parent}/.{name}{STAGING_MARK}"
+    return str(staging_path(Path(out)))
 
 
 @dataclass
@@ -52,17 +60,24 @@ class Job:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def staging(self) -> Path:
-        """The staging folder."""
-        return staging_path(Path(self.output))
+    def staging(self) -> Place:
+        """The staging folder (local, or in object storage beside a remote output)."""
+        return Place(staging_location(self.output))
 
-    def unit_dir(self, index: int) -> Path:
-        """Where unit ``index`` writes its dataset."""
-        return self.staging / UNITS_DIR / f"unit-{index:05d}"
+    @staticmethod
+    def unit_rel(index: int) -> str:
+        """Where unit ``index``'s dataset is, in the staging folder."""
+        return f"{UNITS_DIR}/unit-{index:05d}"
 
-    def journal_entry(self, index: int) -> Path:
-        """The journal entry of unit ``index`` (present once it is finished)."""
-        return self.staging / JOURNAL_DIR / f"unit-{index:05d}.json"
+    @staticmethod
+    def journal_rel(index: int) -> str:
+        """The journal entry of unit ``index`` in the staging folder (present once the unit is finished)."""
+        return f"{JOURNAL_DIR}/unit-{index:05d}.json"
+
+    def read_entry(self, index: int) -> dict[str, Any]:
+        """Unit ``index``'s journal entry."""
+        data: dict[str, Any] = json.loads(self.staging.read_bytes(self.journal_rel(index)))
+        return data
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready form (``job.json``)."""
@@ -121,14 +136,14 @@ def stage(job: Job, *, resume: bool) -> list[int]:
     """
     staging = job.staging
     fingerprint = job.fingerprint()
-    if staging.exists() and not resume:
-        shutil.rmtree(staging)
-    if resume and (staging / JOB).exists():
+    if not resume:
+        staging.remove()
+    elif staging.exists(JOB):
         try:
-            previous = json.loads((staging / JOB).read_text(encoding="utf-8"))
+            previous = json.loads(staging.read_bytes(JOB))
         except (OSError, ValueError) as exc:
             raise UsageError(
-                f"{staging / JOB}: the staged job cannot be read ({exc})",
+                f"{staging.url(JOB)}: the staged job cannot be read ({exc})",
                 hint="run again without --resume to start over",
             ) from exc
         if previous.get("fingerprint") != fingerprint:
@@ -136,20 +151,21 @@ def stage(job: Job, *, resume: bool) -> list[int]:
                 f"{job.output}: the staged job in {staging} was started with other options, spec or episodes",
                 hint="resume with the same command line, or run without --resume to start over",
             )
-        return [u.index for u in job.units if job.journal_entry(u.index).exists()]
-    (staging / UNITS_DIR).mkdir(parents=True, exist_ok=True)
-    (staging / JOURNAL_DIR).mkdir(parents=True, exist_ok=True)
-    atomic.write_bytes(staging / JOB, json.dumps(job.to_json() | {"fingerprint": fingerprint}).encode())
+        return [u.index for u in job.units if staging.exists(job.journal_rel(u.index))]
+    if not staging.remote:
+        for folder in (UNITS_DIR, JOURNAL_DIR):
+            staging.path(folder).mkdir(parents=True, exist_ok=True)
+    staging.write_bytes(JOB, json.dumps(job.to_json() | {"fingerprint": fingerprint}).encode())
     return []
 
 
-def load_job(out: Path) -> Job:
+def load_job(out: str) -> Job:
     """The job staged for output ``out`` (for a SLURM array task)."""
-    path = staging_path(out) / JOB
+    staging = Place(staging_location(out))
     try:
-        return Job.from_json(json.loads(path.read_text(encoding="utf-8")))
+        return Job.from_json(json.loads(staging.read_bytes(JOB)))
     except FileNotFoundError as exc:
         raise UsageError(
-            f"{path}: no batch job is staged for {out}",
+            f"{staging.url(JOB)}: no batch job is staged for {out}",
             hint="stage it first: rdstd convert SRC OUT --executor slurm",
         ) from exc

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rdstd.batch import assemble
 from rdstd.batch.executors import Executor, ExecutorName, make_executor
 from rdstd.batch.job import Job, stage
+from rdstd.batch.place import Place
 from rdstd.batch.slurm import write_slurm
 from rdstd.batch.worker import raise_returned, run_unit_safely
 from rdstd.convert.pipeline import (
@@ -25,6 +26,7 @@ from rdstd.convert.pipeline import (
     NonFiniteCount,
     OnError,
     OnPlan,
+    Plan,
     Progress,
     SkippedEpisode,
     check_rate,
@@ -32,9 +34,11 @@ from rdstd.convert.pipeline import (
     open_source,
     plan_conversion,
 )
+from rdstd.errors import UsageError
 from rdstd.formats.base import UNIT_EPISODES
+from rdstd.io.remote import is_url
 from rdstd.paths import normalized
-from rdstd.schema.features import ImageFeature, VectorFeature
+from rdstd.schema.features import VectorFeature
 from rdstd.schema.manifest import Counts, Manifest, StorageLayout
 from rdstd.schema.spec import ConverterSpec
 from rdstd.schema.vocabulary import ClockKind, ImageCodec
@@ -80,8 +84,17 @@ def convert_batch(
     """
     started = time.perf_counter()
     check_rate(rate_hz)
-    src, out = normalized(source), normalized(output)
-    check_overlap(out, [src])
+    src = normalized(source)
+    remote = is_url(str(output))
+    out = Path(str(output)) if remote else normalized(output)
+    out_text = str(output).rstrip("/") if remote else str(out)
+    if remote and is_url(str(source)):
+        raise UsageError(
+            f"{source}: batch conversion reads sources from a file system",
+            hint="mount the bucket (or copy the source) and give its local path; outputs may be URLs",
+        )
+    if not remote:
+        check_overlap(out, [src])
     with open_source(src, format_name, salvage=salvage) as dataset:
         plan = plan_conversion(
             dataset,
@@ -97,7 +110,7 @@ def convert_batch(
         units = dataset.work_units(plan.refs, unit_episodes)
     job = Job(
         source=str(src),
-        output=str(out),
+        output=out_text,
         format_name=format_name,
         spec=plan.spec,
         provenance=plan.provenance,
@@ -111,47 +124,83 @@ def convert_batch(
         extra=plan.extra,
     )
     report = plan.report
+    report.output = out_text
     count = workers or os.cpu_count() or 1
     report.batch = {"executor": executor, "workers": count, "units": len(units), "unit_episodes": unit_episodes}
     if executor == "slurm":
-        guard = Output.begin(out, is_kind=layout.is_dataset, kind=KIND, overwrite=overwrite, sources=[src])
-        try:  # refused while a run into OUT holds its lock: its staging folder is not ours to replace
+        if remote:
             stage(job, resume=resume)
-        finally:
-            guard.abort()
-        report.batch["slurm_submit"] = str(write_slurm(job, slurm_assemble or f"rdstd convert {src} {out} --resume"))
+        else:
+            guard = Output.begin(out, is_kind=layout.is_dataset, kind=KIND, overwrite=overwrite, sources=[src])
+            try:  # refused while a run into OUT holds its lock: its staging folder is not ours to replace
+                stage(job, resume=resume)
+            finally:
+                guard.abort()
+        assemble_with = slurm_assemble or f"rdstd convert {src} {out_text} --resume"
+        report.batch["slurm_submit"] = str(write_slurm(job, assemble_with))
         return report
-    target = Output.begin(out, is_kind=layout.is_dataset, kind=KIND, overwrite=overwrite, sources=[src])
-    try:
-        with target.guard():
-            (target.tmp / layout.WRITING_MARKER).write_text(json.dumps({"pid": os.getpid(), "output": str(out)}))
-            finished = stage(job, resume=resume)
-        report.batch["resumed_units"] = len(finished)
-        if on_plan is not None:
-            on_plan(report)
-        pool = make_executor(executor, count, ray_address)
+    run = _Run(job, plan, report, progress, on_plan, executor, count, ray_address, resume)
+    if remote:
+        target = Place(out_text)
+        if target.exists(layout.MANIFEST) and not overwrite:
+            raise UsageError(
+                f"{out_text}: a canonical rdstd dataset is already there",
+                hint="choose a new URL, or pass --overwrite to replace it",
+            )
+        run.execute(target, before_assembly=target.remove if overwrite else None)
+    else:
+        output_dir = Output.begin(out, is_kind=layout.is_dataset, kind=KIND, overwrite=overwrite, sources=[src])
         try:
-            report.batch["workers"] = getattr(pool, "workers", count)
-            entries = _run_units(job, pool, finished, progress)
-            _fill_report(report, job, entries)
-            if report.episodes_written == 0:
-                raise nothing_converted(src, report)
-            _assemble(job, plan.converter.features, entries, target.tmp, pool, report, plan)
-        finally:
-            pool.close()
-        (target.tmp / layout.WRITING_MARKER).unlink()
-        target.commit()
-    except BaseException:
-        target.abort()  # the staging folder stays: --resume picks up the finished units
-        raise
-    shutil.rmtree(job.staging, ignore_errors=True)
+            with output_dir.guard():
+                marker = json.dumps({"pid": os.getpid(), "output": out_text})
+                (output_dir.tmp / layout.WRITING_MARKER).write_text(marker)
+            run.execute(Place(str(output_dir.tmp)))
+            (output_dir.tmp / layout.WRITING_MARKER).unlink()
+            output_dir.commit()
+        except BaseException:
+            output_dir.abort()  # the staging folder stays: --resume picks up the finished units
+            raise
+    job.staging.remove()
     report.seconds = time.perf_counter() - started
     return report
 
 
+@dataclass
+class _Run:
+    """One execution of a staged job: units on the executor, then the assembly into ``target``."""
+
+    job: Job
+    plan: Plan
+    report: ConvertReport
+    progress: Progress | None
+    on_plan: OnPlan | None
+    executor: ExecutorName
+    workers: int
+    ray_address: str | None
+    resume: bool
+
+    def execute(self, target: Place, before_assembly: Callable[[], None] | None = None) -> None:
+        finished = stage(self.job, resume=self.resume)
+        self.report.batch["resumed_units"] = len(finished)
+        if self.on_plan is not None:
+            self.on_plan(self.report)
+        pool = make_executor(self.executor, self.workers, self.ray_address)
+        try:
+            self.report.batch["workers"] = getattr(pool, "workers", self.workers)
+            entries = _run_units(self.job, pool, finished, self.progress)
+            _fill_report(self.report, self.job, entries)
+            if self.report.episodes_written == 0:
+                raise nothing_converted(Path(self.job.source), self.report)
+            if before_assembly is not None:
+                before_assembly()
+            _assemble(self.job, self.plan, entries, target, pool, self.report)
+        finally:
+            pool.close()
+
+
 def _run_units(job: Job, pool: Executor, finished: list[int], progress: Progress | None) -> dict[int, dict[str, Any]]:
     """Run the unfinished units; every unit's journal entry by unit index."""
-    entries = {i: _without_stats(json.loads(job.journal_entry(i).read_text(encoding="utf-8"))) for i in finished}
+    entries = {i: _without_stats(job.read_entry(i)) for i in finished}
     todo = [u for u in job.units if u.index not in entries]
     total = sum(len(u.refs) for u in job.units)
     done = sum(len(job.units[i].refs) for i in entries)
@@ -195,37 +244,41 @@ def _fill_report(report: ConvertReport, job: Job, entries: dict[int, dict[str, A
 
 
 def _assemble(
-    job: Job,
-    features: dict[str, VectorFeature | ImageFeature],
-    entries: dict[int, dict[str, Any]],
-    root: Path,
-    pool: Executor,
-    report: ConvertReport,
-    plan: Any,
+    job: Job, plan: Plan, entries: dict[int, dict[str, Any]], target: Place, pool: Executor, report: ConvertReport
 ) -> None:
-    """Write the final dataset into ``root``: shards (on the executor), episodes, tasks, stats, manifest last."""
+    """Write the final dataset into ``target``: shards (on the executor), episodes, tasks, stats, manifest last."""
+    features = plan.converter.features
     placements: list[assemble.Placement] = []
     shards = episodes = frames = 0
     for unit in job.units:
         entry = entries[unit.index]
         if not entry["episodes"]:
             continue
-        folder = job.unit_dir(unit.index)
-        placements.append(assemble.Placement(unit.index, str(folder), shards, episodes, frames))
-        shards += len(assemble.unit_shards(folder))
+        placements.append(
+            assemble.Placement(
+                unit.index,
+                job.unit_rel(unit.index),
+                tuple(entry["shards"]),
+                tuple(entry["videos"]),
+                shards,
+                episodes,
+                frames,
+            )
+        )
+        shards += len(entry["shards"])
         episodes += entry["episodes"]
         frames += entry["frames"]
-    for _ in pool.run(assemble.place_unit, [(p, str(root), features) for p in placements]):
+    staging = job.staging
+    for _ in pool.run(assemble.place_unit, [(p, staging, target, features) for p in placements]):
         pass
-    episode_rows, tasks = assemble.episode_table(placements)
-    assemble.write_table(root / layout.EPISODES, episode_rows)
-    assemble.write_table(root / layout.TASKS, tasks)
+    episode_rows, tasks = assemble.episode_table(placements, staging)
+    assemble.write_table(target, layout.EPISODES, episode_rows)
+    assemble.write_table(target, layout.TASKS, tasks)
     stats = {k: PartialStats(f.size) for k, f in features.items() if isinstance(f, VectorFeature)}
     for unit in job.units:
-        partials = json.loads(job.journal_entry(unit.index).read_text(encoding="utf-8"))["stats"]
-        for key, data in partials.items():
+        for key, data in job.read_entry(unit.index)["stats"].items():
             stats[key].merge(PartialStats.from_json(data))
-    assemble.write_json(root / layout.STATS, {k: s.as_dict() for k, s in stats.items()})
+    assemble.write_json(target, layout.STATS, {k: s.as_dict() for k, s in stats.items()})
     converter = plan.converter
     for unit in job.units:  # the clock the episodes actually had, over every unit
         converter._clock_paths.update((ClockKind(k), s) for k, s in entries[unit.index]["clock_paths"])
@@ -242,7 +295,5 @@ def _assemble(
         provenance=job.provenance,
         extra=options["extra"],
     )
-    from rdstd.io import atomic
-
-    atomic.write_bytes(root / layout.MANIFEST, manifest.model_dump_json(indent=2).encode())
+    target.write_bytes(layout.MANIFEST, manifest.model_dump_json(indent=2).encode())  # last: the dataset is there
     report.batch["shards"] = shards

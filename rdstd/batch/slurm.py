@@ -22,10 +22,14 @@ SUBMIT_SCRIPT = "submit.sh"
 def write_slurm(job: Job, assemble_command: str, *, python: str | None = None, parallel: int | None = None) -> Path:
     """Write the array script and ``submit.sh`` (which submits it, then the assembly after it); returns submit.sh.
 
+    They go into the staging folder's ``slurm/`` (for an output in object storage: ``./<OUT name>.rdstd-slurm/``).
+
     ``parallel`` caps how many array tasks run at once (``--array=0-N%P``); ``python`` is the interpreter the
     nodes run (default: this one).
     """
-    folder = job.staging / SLURM_DIR
+    staging = job.staging
+    name = job.output.rstrip("/").rsplit("/", 1)[-1]
+    folder = Path.cwd() / f"{name}.rdstd-slurm" if staging.remote else staging.path(SLURM_DIR)
     folder.mkdir(parents=True, exist_ok=True)
     q = shlex.quote
     interpreter = python or sys.executable

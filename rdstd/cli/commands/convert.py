@@ -23,6 +23,7 @@ from rdstd.cli.output import (
 from rdstd.convert.pipeline import ConvertReport, convert
 from rdstd.errors import UsageError
 from rdstd.formats.base import UNIT_EPISODES
+from rdstd.io.remote import is_url
 from rdstd.paths import normalized
 from rdstd.schema.vocabulary import ImageCodec
 
@@ -66,7 +67,12 @@ def register(app: typer.Typer) -> None:
 
 def convert_command(
     src: Path = typer.Argument(..., help="Source dataset (folder or file)."),
-    out: Path = typer.Argument(..., help="Output folder for the canonical dataset (must not exist, or be empty)."),
+    out: str = typer.Argument(
+        ...,
+        help="Output folder for the canonical dataset (must not exist, or be empty); with --workers/--executor "
+        "also an s3:// (fsspec) URL.",
+        metavar="OUT",
+    ),
     source_format: str | None = typer.Option(
         None, "--source-format", "-f", help="Source format (see `rdstd formats`); detected if omitted."
     ),
@@ -148,7 +154,7 @@ def convert_command(
         "on_plan": print_plan,
         "salvage": salvage,
     }
-    batch = workers is not None or executor is not None or resume
+    batch = workers is not None or executor is not None or resume or is_url(out)
     with ProgressPrinter("converting", progress) as printer:
         if batch:
             from rdstd.batch import convert_batch
@@ -183,15 +189,15 @@ def convert_command(
         raise typer.Exit(1)
 
 
-def _run_staged_unit(out: Path, index: int) -> None:
+def _run_staged_unit(out: str, index: int) -> None:
     """One work unit of the batch job staged for ``out`` (what a SLURM array task runs); done units are skipped."""
     from rdstd.batch.job import load_job
     from rdstd.batch.worker import run_unit
 
-    job = load_job(normalized(out))
+    job = load_job(out if is_url(out) else str(normalized(out)))
     if not 0 <= index < len(job.units):
         raise UsageError(f"--run-unit {index}: the staged job has units 0-{len(job.units) - 1}")
-    if job.journal_entry(index).exists():
+    if job.staging.exists(job.journal_rel(index)):
         note(f"rdstd: unit {index} is already finished")
         return
     entry = run_unit(job, job.units[index])
