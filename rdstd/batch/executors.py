@@ -7,6 +7,7 @@ orders what it keeps by position, so results never depend on which worker finish
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Literal, Protocol
@@ -47,7 +48,12 @@ class LocalPool:
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("forkserver"),
+            initializer=_environment,
+            initargs=(dict(os.environ),),
+        )
 
     def run(self, fn: Callable[..., Any], items: Sequence[tuple[Any, ...]]) -> Iterator[tuple[int, Any]]:
         """Submit every item; yield each as it finishes. Queued items are cancelled when one fails."""
@@ -65,6 +71,13 @@ class LocalPool:
     def close(self) -> None:
         """Stop the workers (queued work is dropped)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _environment(environ: dict[str, str]) -> None:
+    """Give a pool worker the driver's environment as it is now (object-storage credentials and endpoints): the
+    fork server was started with the environment of the pool that started it first."""
+    os.environ.clear()
+    os.environ.update(environ)
 
 
 class RayTasks:
