@@ -74,10 +74,14 @@ def test_an_s3_output_is_refused_when_a_dataset_is_there_and_replaced_with_overw
     assert len(rdstd.open(url).episodes) == 3
 
 
-def test_a_resumed_run_finds_the_finished_units_in_the_bucket(s3: str, tmp_path: Path) -> None:
+def test_a_resumed_run_finds_the_finished_units_in_the_bucket(
+    s3: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     src = make_source(tmp_path, [10] * 24)
     url = "s3://batch/datasets/resumed"
+    monkeypatch.chdir(tmp_path)  # the SLURM scripts of a remote output go to ./<name>.rdstd-slurm/
     convert_batch(src, url, executor="slurm", unit_episodes=4)  # stages the job in the bucket
+    assert (tmp_path / "resumed.rdstd-slurm" / "units.sbatch").is_file()
     from rdstd.batch.job import load_job
     from rdstd.batch.worker import run_unit
 
