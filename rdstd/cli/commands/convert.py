@@ -71,7 +71,6 @@ def convert_command(
         ...,
         help="Output folder for the canonical dataset (must not exist, or be empty); with --workers/--executor "
         "also an s3:// (fsspec) URL.",
-        metavar="OUT",
     ),
     source_format: str | None = typer.Option(
         None, "--source-format", "-f", help="Source format (see `rdstd formats`); detected if omitted."
