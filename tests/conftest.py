@@ -8,6 +8,7 @@ the real-sample tests ran.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,20 @@ def sample(relative: str, *, root: Path | None = None, ci: bool | None = None) -
             pytest.fail(f"{why}; CI must run the real-sample tests: lay shared/samples beside the clone")
         pytest.skip(why)
     return path
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """A local S3 server (moto's server mode) on 127.0.0.1 on a free port, stopped after the module's tests.
+
+    Skip first with ``pytest.importorskip("moto.server")``; helpers are in ``tests/s3_server.py``.
+    """
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()

@@ -48,6 +48,7 @@ from rdstd.schema.manifest import Provenance
 from rdstd.schema.spec import ConverterSpec
 from rdstd.schema.vocabulary import ImageCodec
 from rdstd.store.output import check_overlap
+from rdstd.store.stats import PartialStats
 from rdstd.store.writer import DEFAULT_ROW_GROUP_FRAMES, DatasetWriter
 
 OnError = Literal["fail", "skip"]
@@ -112,6 +113,10 @@ class ConvertReport:
     #: What the backend observed about the data (quirks, not errors), with the number of episodes showing each.
     source_notes: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    #: Batch conversion (:mod:`rdstd.batch`): the executor, workers and work units (empty for a plain run).
+    batch: dict[str, Any] = field(default_factory=dict)
+    #: Batch conversion: one entry per work unit (time, episodes, frames, bytes, skipped, peak RSS).
+    units: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data."""
@@ -169,80 +174,141 @@ def convert(
     (ROS bags: the episode is marked partial in ``source_meta["partial"]`` and the report warns).
     """
     started = time.perf_counter()
-    if rate_hz is not None and not rate_hz > 0:
-        raise UsageError(
-            f"the rate must be positive, not {rate_hz}", hint="pass --rate HZ, e.g. --rate 10", situation="rate-invalid"
-        )
+    check_rate(rate_hz)
     src, out = normalized(source), normalized(output)
     check_overlap(out, [src])  # before anything is read: a mistyped OUT must never touch the source
     with open_source(src, format_name, salvage=salvage) as dataset:
-        info = dataset.info()
-        loaded, warnings = resolve_spec(info, spec)
-        warnings += [str(w) for w in info.extra.get("warnings") or []]  # dataset-level facts the backend found
-        chosen = loaded.spec
-        converter = EpisodeConverter(chosen, info, images=images, drop_unmapped=drop_unmapped, rate_hz=rate_hz)
-        dropped = {key: converter.dropped[key] for key in converter.unmapped}
-        kept = sorted(converter.kept_unmapped)
-        if kept:
-            warnings.append(
-                f"source keys the spec does not map, kept with unknown semantics: {', '.join(kept)} "
-                "(map them in a spec, or leave them out with --drop-unmapped)"
-            )
-        if dropped:
-            warnings.append(
-                "source keys left out: " + "; ".join(f"{key} ({reason})" for key, reason in dropped.items())
-            )
-        refs = list(dataset.episode_refs())
-        excluded = {r.key: list((exclude_episodes or {})[r.key]) for r in refs if r.key in (exclude_episodes or {})}
-        unmatched = len(exclude_episodes or {}) - len(excluded)
-        if unmatched:
-            warnings.append(
-                f"{unmatched} excluded episode key(s) match no episode of this source (findings of another dataset?)"
-            )
-        refs = [r for r in refs if r.key not in excluded][:limit]
-        report = ConvertReport(
-            str(src),
-            str(out),
-            info.format,
-            chosen.name,
-            spec_choice=_spec_choice(spec, loaded.origin),
+        plan = plan_conversion(
+            dataset,
+            src,
+            out,
+            spec=spec,
+            images=images,
+            limit=limit,
             rate_hz=rate_hz,
-            episodes_planned=len(refs),
-            warnings=warnings,
-            dropped_source_keys=dropped,
-            kept_unmapped_keys=kept,
-            excluded_episodes=excluded,
+            drop_unmapped=drop_unmapped,
+            exclude_episodes=exclude_episodes,
         )
+        report, converter, refs = plan.report, plan.converter, plan.refs
         writer = DatasetWriter(
             out,
             converter.features,
-            _provenance(src, info, chosen, loaded.sha256),
-            name=chosen.name,
-            description=chosen.description,
-            rate_hz=converter.rate_hz,
-            embodiments=[chosen.embodiment] if chosen.embodiment else [],
-            extra=_manifest_extra(info, dropped, kept, rate_hz) | ({"excluded_episodes": excluded} if excluded else {}),
+            plan.provenance,
+            **plan.writer_options(),
             overwrite=overwrite,
             row_group_frames=row_group_frames,
             sources=[src],
-            clock=converter.clock,
         )
         with writer:
             if on_plan is not None:
                 on_plan(report)
             for done, ref in enumerate(refs, start=1):
-                _convert_one(dataset, converter, writer, ref, on_error, report)
+                convert_one(dataset, converter, writer, ref, on_error, report)
                 if progress is not None:
                     progress(done, len(refs))
             writer.clock = converter.clock  # what the episodes actually had (measured, synthesized or mixed)
             if report.episodes_written == 0:
-                reasons = "; ".join(f"{s.key}: {s.reason}" for s in report.skipped[:3])
-                raise EpisodeError(
-                    f"{src}: no episode could be converted ({reasons or 'the source has none'})",
-                    situation="no-episode-converted",
-                )
+                raise nothing_converted(src, report)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def check_rate(rate_hz: float | None) -> None:
+    """Refuse a rate that is not positive (``--rate``)."""
+    if rate_hz is not None and not rate_hz > 0:
+        raise UsageError(
+            f"the rate must be positive, not {rate_hz}", hint="pass --rate HZ, e.g. --rate 10", situation="rate-invalid"
+        )
+
+
+def nothing_converted(src: Path, report: ConvertReport) -> EpisodeError:
+    """The error of a run that wrote no episode (with the first reasons)."""
+    reasons = "; ".join(f"{s.key}: {s.reason}" for s in report.skipped[:3])
+    return EpisodeError(
+        f"{src}: no episode could be converted ({reasons or 'the source has none'})", situation="no-episode-converted"
+    )
+
+
+@dataclass
+class Plan:
+    """What a conversion will do, decided before any episode is read: the spec, the converter, the episodes."""
+
+    report: ConvertReport
+    converter: EpisodeConverter
+    refs: list[EpisodeRef]
+    provenance: Provenance
+    spec: ConverterSpec
+    #: The manifest's ``extra``.
+    extra: dict[str, Any]
+
+    def writer_options(self) -> dict[str, Any]:
+        """The :class:`DatasetWriter` arguments that come from the plan (name, description, rate, ...)."""
+        return {
+            "name": self.spec.name,
+            "description": self.spec.description,
+            "rate_hz": self.converter.rate_hz,
+            "embodiments": [self.spec.embodiment] if self.spec.embodiment else [],
+            "extra": self.extra,
+            "clock": self.converter.clock,
+        }
+
+
+def plan_conversion(
+    dataset: SourceDataset,
+    src: Path,
+    out: Path,
+    *,
+    spec: str | Path | ConverterSpec | None = None,
+    images: ImageCodec | None = None,
+    limit: int | None = None,
+    rate_hz: float | None = None,
+    drop_unmapped: bool = False,
+    exclude_episodes: Mapping[str, Sequence[str]] | None = None,
+) -> Plan:
+    """Choose the spec, build the converter and pick the episodes of an opened source (nothing is read yet).
+
+    ``out`` is checked not to overlap ``src`` first: a mistyped OUT must never touch the source.
+    """
+    check_rate(rate_hz)
+    check_overlap(out, [src])
+    info = dataset.info()
+    loaded, warnings = resolve_spec(info, spec)
+    warnings += [str(w) for w in info.extra.get("warnings") or []]  # dataset-level facts the backend found
+    chosen = loaded.spec
+    converter = EpisodeConverter(chosen, info, images=images, drop_unmapped=drop_unmapped, rate_hz=rate_hz)
+    dropped = {key: converter.dropped[key] for key in converter.unmapped}
+    kept = sorted(converter.kept_unmapped)
+    if kept:
+        warnings.append(
+            f"source keys the spec does not map, kept with unknown semantics: {', '.join(kept)} "
+            "(map them in a spec, or leave them out with --drop-unmapped)"
+        )
+    if dropped:
+        warnings.append("source keys left out: " + "; ".join(f"{key} ({reason})" for key, reason in dropped.items()))
+    refs = list(dataset.episode_refs())
+    excluded = {r.key: list((exclude_episodes or {})[r.key]) for r in refs if r.key in (exclude_episodes or {})}
+    unmatched = len(exclude_episodes or {}) - len(excluded)
+    if unmatched:
+        warnings.append(
+            f"{unmatched} excluded episode key(s) match no episode of this source (findings of another dataset?)"
+        )
+    refs = [r for r in refs if r.key not in excluded][:limit]
+    report = ConvertReport(
+        str(src),
+        str(out),
+        info.format,
+        chosen.name,
+        spec_choice=_spec_choice(spec, loaded.origin),
+        rate_hz=rate_hz,
+        episodes_planned=len(refs),
+        warnings=warnings,
+        dropped_source_keys=dropped,
+        kept_unmapped_keys=kept,
+        excluded_episodes=excluded,
+    )
+    extra = _manifest_extra(info, dropped, kept, rate_hz) | ({"excluded_episodes": excluded} if excluded else {})
+    provenance = _provenance(src, info, chosen, loaded.sha256)
+    return Plan(report, converter, refs, provenance, chosen, extra)
 
 
 def _spec_choice(given: object, origin: str) -> SpecChoice:
@@ -274,18 +340,23 @@ def _manifest_extra(
     return extra
 
 
-def _convert_one(
+def convert_one(
     dataset: SourceDataset,
     converter: EpisodeConverter,
     writer: DatasetWriter,
     ref: EpisodeRef,
     on_error: OnError,
     report: ConvertReport,
+    stats: dict[str, PartialStats] | None = None,
 ) -> None:
-    """Read, convert and write one episode, applying the error policy (the only place it is applied)."""
+    """Read, convert and write one episode, applying the error policy (the only place it is applied).
+
+    ``stats`` (batch conversion) gets the episode's vectors once it is written whole; a failed episode adds nothing.
+    """
+    episode_stats = None if stats is None else {k: PartialStats(s.size) for k, s in stats.items()}
     try:
         source = dataset.read_episode(ref)
-        non_finite, frames = _write_episode(converter, writer, source)
+        non_finite, frames = write_episode(converter, writer, source, episode_stats)
     except OSError as exc:
         writer.abort_episode()
         fault = _os_fault(exc, report.source)
@@ -313,6 +384,9 @@ def _convert_one(
         raise  # a spec that does not fit, an output that cannot be written: the whole run stops
     except Exception as exc:  # a bug in rdstd or a backend: stop whatever the policy, name the episode, chain it
         raise _internal(ref, exc) from exc
+    if stats is not None and episode_stats is not None:
+        for key, partial in episode_stats.items():
+            stats[key].merge(partial)
     for note in source.meta.get("notes") or []:
         report.source_notes[str(note)] = report.source_notes.get(str(note), 0) + 1
     add_episode_non_finite(report.non_finite, non_finite)
@@ -320,8 +394,11 @@ def _convert_one(
     report.frames_written += frames
 
 
-def _write_episode(
-    converter: EpisodeConverter, writer: DatasetWriter, source: SourceEpisode
+def write_episode(
+    converter: EpisodeConverter,
+    writer: DatasetWriter,
+    source: SourceEpisode,
+    stats: dict[str, PartialStats] | None = None,
 ) -> tuple[dict[str, tuple[int, int]], int]:
     """Convert and write one episode a chunk of frames at a time; returns its non-finite counts and its length.
 
@@ -335,6 +412,8 @@ def _write_episode(
     for chunk in chunks:
         writer.append(chunk)
         frames += chunk.length
+        for key, partial in (stats or {}).items():
+            partial.update(chunk.vectors[key].reshape(chunk.length, -1))
         for name, (nan, inf) in count_non_finite(chunk.vectors).items():
             old_nan, old_inf = totals.get(name, (0, 0))
             totals[name] = (old_nan + nan, old_inf + inf)

@@ -84,6 +84,23 @@ class EpisodeRef:
     length: int | None = None
 
 
+#: Episodes a work unit holds at most by default (a unit becomes one output shard in batch conversion).
+UNIT_EPISODES = 32
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """A piece of a source converted on its own (batch conversion: one unit, one output shard set).
+
+    ``name`` says what it is in the source's terms (a shard file, an episode range); ``refs`` are its episodes in
+    source order. Units are fixed by the source and the episodes chosen, never by the number of workers.
+    """
+
+    index: int
+    name: str
+    refs: tuple[EpisodeRef, ...]
+
+
 @dataclass
 class SourceInfo:
     """What ``rdstd info`` shows about a source: format, version, counts, keys, and backend extras."""
@@ -146,6 +163,35 @@ class SourceDataset(abc.ABC):
     def read_episode(self, ref: EpisodeRef) -> SourceEpisode:
         """Read one episode. Raises :class:`rdstd.errors.SourceError` naming the file when it cannot."""
 
+    def work_units(self, refs: Sequence[EpisodeRef] | None = None, max_episodes: int = UNIT_EPISODES) -> list[WorkUnit]:
+        """The source's natural work units over ``refs`` (default: every episode), in source order.
+
+        The default follows the files episodes come from (``EpisodeRef.path``: an RLDS shard, a LeRobot episode
+        file, an HDF5 file, a bag): consecutive files are packed into one unit while it stays within
+        ``max_episodes``, and a file holding more is cut into ranges of ``max_episodes``. A backend whose natural
+        unit is something else overrides this; the result must depend only on the source and ``refs``.
+        """
+        chosen = list(self.episode_refs() if refs is None else refs)
+        runs: list[list[EpisodeRef]] = []
+        for ref in chosen:
+            if runs and runs[-1][-1].path == ref.path:
+                runs[-1].append(ref)
+            else:
+                runs.append([ref])
+        groups: list[list[EpisodeRef]] = []
+        for run in runs:
+            for start in range(0, len(run), max_episodes):
+                piece = run[start : start + max_episodes]
+                whole_file = len(run) <= max_episodes
+                if whole_file and groups and groups[-1] and len(groups[-1]) + len(piece) <= max_episodes:
+                    groups[-1].extend(piece)
+                else:
+                    groups.append(list(piece))
+                if not whole_file:
+                    groups.append([])  # a cut file's pieces are not packed with the next file
+        groups = [g for g in groups if g]
+        return [WorkUnit(i, _unit_name(g), tuple(g)) for i, g in enumerate(groups)]
+
     def episodes(self) -> Iterator[SourceEpisode]:
         """Stream every episode in source order."""
         for ref in self.episode_refs():
@@ -159,6 +205,12 @@ class SourceDataset(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _unit_name(refs: Sequence[EpisodeRef]) -> str:
+    first, last = refs[0], refs[-1]
+    files = Path(first.path).name if first.path == last.path else f"{Path(first.path).name}..{Path(last.path).name}"
+    return f"{files} episodes {first.index}-{last.index}"
 
 
 class FormatBackend(abc.ABC):

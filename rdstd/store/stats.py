@@ -265,3 +265,167 @@ def merge_moments(parts: list[dict[str, Any]]) -> dict[str, Any]:
 def _filled(values: list[float | None], empty: float) -> _F64:
     """A stats.json list as floats, ``None`` (undefined) as ``empty``."""
     return np.array([empty if v is None else v for v in values], dtype=np.float64)
+
+
+# -- mergeable partial statistics (batch conversion) ------------------------------------------------------------
+
+#: Values per level of :class:`QuantileSketch` before it is compacted (the sketch's accuracy knob).
+SKETCH_K = 4096
+
+
+class QuantileSketch:
+    """A mergeable, deterministic quantile sketch of one dimension (a KLL-style compactor hierarchy, no randomness).
+
+    Level ``h`` holds values standing for ``2**h`` inputs each. A level that reaches :data:`SKETCH_K` values is
+    sorted and halved: every other value goes up one level (the offset alternates per level, deterministically),
+    an odd last one stays. Merging two sketches concatenates their levels and compacts again. The same inputs in
+    the same order, merged in the same order, give the same sketch; nothing depends on timing or worker count.
+
+    Error: exact while at most ``k`` values have been seen (no compaction; numpy's linear interpolation). After
+    that, one compaction at level ``h`` moves any rank by at most ``2**h`` and level ``h`` is compacted at most
+    ``n / (k 2**h)`` times, so the rank error is at most ``H n / k`` with ``H = ceil(log2(n / k)) + 1`` levels:
+    a quantile is within ``H / k`` of the asked rank (k = 4096: 0.05 percentile points at a million values,
+    0.34 at a billion; in practice far less, since the alternating offsets cancel).
+    """
+
+    def __init__(self, k: int = SKETCH_K) -> None:
+        self.k = k
+        self.levels: list[_F64] = [np.zeros(0)]
+        self.flips: list[int] = [0]
+
+    @property
+    def count(self) -> int:
+        """How many values the sketch stands for."""
+        return sum(len(level) << h for h, level in enumerate(self.levels))
+
+    @property
+    def exact(self) -> bool:
+        """Whether every value is still held (no compaction yet)."""
+        return all(not len(level) for level in self.levels[1:])
+
+    def add(self, values: _F64) -> None:
+        """Add finite values (the caller leaves out NaN and ±inf)."""
+        if len(values):
+            self.levels[0] = np.concatenate([self.levels[0], values])
+            self._compact()
+
+    def merge(self, other: QuantileSketch) -> None:
+        """Add everything ``other`` stands for."""
+        while len(self.levels) < len(other.levels):
+            self.levels.append(np.zeros(0))
+            self.flips.append(0)
+        for h, level in enumerate(other.levels):
+            if len(level):
+                self.levels[h] = np.concatenate([self.levels[h], level])
+            self.flips[h] += other.flips[h]
+        self._compact()
+
+    def _compact(self) -> None:
+        h = 0
+        while h < len(self.levels):
+            level = self.levels[h]
+            if len(level) >= self.k:
+                ordered = np.sort(level)
+                keep = ordered[-1:] if len(ordered) % 2 else ordered[:0]
+                even = ordered[: len(ordered) - len(keep)]
+                up = even[self.flips[h] % 2 :: 2]
+                self.flips[h] += 1
+                self.levels[h] = keep
+                if h + 1 == len(self.levels):
+                    self.levels.append(np.zeros(0))
+                    self.flips.append(0)
+                self.levels[h + 1] = np.concatenate([self.levels[h + 1], up])
+            h += 1
+
+    def quantiles(self, qs: list[float]) -> _F64:
+        """The values at fractions ``qs`` (NaN when the sketch is empty)."""
+        if self.exact:
+            values = self.levels[0]
+            return np.quantile(values, qs) if len(values) else np.full(len(qs), np.nan)
+        values = np.concatenate(self.levels)
+        weights = np.concatenate([np.full(len(level), float(1 << h)) for h, level in enumerate(self.levels)])
+        order = np.argsort(values, kind="stable")
+        values, weights = values[order], weights[order]
+        centers = np.cumsum(weights) - weights / 2
+        found: _F64 = np.interp(np.asarray(qs) * weights.sum(), centers, values)
+        return found
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form (exact: floats round-trip)."""
+        return {"k": self.k, "levels": [level.tolist() for level in self.levels], "flips": list(self.flips)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> QuantileSketch:
+        """The sketch :meth:`to_json` wrote."""
+        sketch = cls(int(data["k"]))
+        sketch.levels = [np.asarray(level, dtype=np.float64) for level in data["levels"]]
+        sketch.flips = [int(f) for f in data["flips"]]
+        return sketch
+
+
+class PartialStats:
+    """Statistics of one vector feature over part of a dataset, mergeable exactly into the whole.
+
+    Count, non-finite count, mean and sum of squared deviations (Chan et al.: exact), min and max per dimension,
+    and a :class:`QuantileSketch` per dimension for q01/q99. Batch conversion keeps one per feature and work unit
+    (episodes merged in order when they finish, dropped when they fail) and merges the units' in unit order, so
+    ``stats.json`` is the same whatever the number of workers or the executor. :meth:`as_dict` has the same keys as
+    :meth:`RunningStats.as_dict`; ``quantiles_exact`` says whether no sketch was compacted.
+    """
+
+    def __init__(self, size: int, *, k: int = SKETCH_K) -> None:
+        self.size = size
+        self.moments = _Moments(size)
+        self.sketches = [QuantileSketch(k) for _ in range(size)]
+
+    def update(self, rows: npt.NDArray[Any]) -> None:
+        """Add rows (N, size)."""
+        values = np.asarray(rows, dtype=np.float64).reshape(len(rows), self.size)
+        if not len(values):
+            return
+        self.moments.fold(values)
+        for d, sketch in enumerate(self.sketches):
+            column = values[:, d]
+            sketch.add(column[np.isfinite(column)])
+
+    def merge(self, other: PartialStats) -> None:
+        """Add ``other``'s statistics (exact for the moments; the sketches merge as :class:`QuantileSketch` says)."""
+        self.moments.merge(other.moments)
+        for mine, theirs in zip(self.sketches, other.sketches, strict=True):
+            mine.merge(theirs)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The statistics as ``stats.json`` holds them (``None`` where undefined)."""
+        m = self.moments
+        empty = m.count == 0
+        with np.errstate(invalid="ignore"):
+            std = np.sqrt(m.m2 / np.maximum(m.count, 1))
+        qs = np.stack([s.quantiles(list(QUANTILES.values())) for s in self.sketches], axis=1)
+        out: dict[str, Any] = {
+            "count": m.count.tolist(),
+            "nonfinite": m.nonfinite.tolist(),
+            "mean": _clean(np.where(empty, np.nan, m.mean)),
+            "std": _clean(np.where(empty, np.nan, std)),
+            "min": _clean(np.where(empty, np.nan, m.min)),
+            "max": _clean(np.where(empty, np.nan, m.max)),
+        }
+        for i, name in enumerate(QUANTILES):
+            out[name] = _clean(qs[i])
+        out["quantiles_exact"] = all(s.exact for s in self.sketches)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form for a journal (floats round-trip; ±inf as JSON's Infinity)."""
+        m = self.moments
+        moments = {name: getattr(m, name).tolist() for name in ("count", "nonfinite", "mean", "m2", "min", "max")}
+        return {"size": self.size, "moments": moments, "sketches": [s.to_json() for s in self.sketches]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PartialStats:
+        """The statistics :meth:`to_json` wrote."""
+        stats = cls(int(data["size"]))
+        for name, values in data["moments"].items():
+            dtype = np.int64 if name in ("count", "nonfinite") else np.float64
+            setattr(stats.moments, name, np.asarray(values, dtype=dtype))
+        stats.sketches = [QuantileSketch.from_json(s) for s in data["sketches"]]
+        return stats

@@ -7,7 +7,6 @@ import logging
 import pickle
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,29 +16,21 @@ import pytest
 pytest.importorskip("s3fs")
 pytest.importorskip("moto.server")
 
-from moto.server import ThreadedMotoServer
-
 import rdstd
 from rdstd.errors import SourceNotFoundError, UsageError
 from rdstd.io.remote import RemotePath, is_url
 from rdstd.loader import FrameDataset, ImageOptions
 from rdstd.store.reader import Dataset
 from tests.loader.helpers import ACTION, CAM, JPG, STATE, VIDEO_CAM, write, write_video_dataset
+from tests.s3_server import CREDENTIALS
 
 LENGTHS = [5, 9, 7]
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
 @pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    """A moto S3 server on 127.0.0.1 on a free port, stopped after the module's tests."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+def endpoint(s3_endpoint: str) -> str:
+    """The shared moto S3 server on 127.0.0.1 (tests/s3_server.py)."""
+    return s3_endpoint
 
 
 def options(endpoint: str) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -20,6 +22,8 @@ from rdstd.cli.output import (
 )
 from rdstd.convert.pipeline import ConvertReport, convert
 from rdstd.errors import UsageError
+from rdstd.formats.base import UNIT_EPISODES
+from rdstd.io.remote import is_url
 from rdstd.paths import normalized
 from rdstd.schema.vocabulary import ImageCodec
 
@@ -32,11 +36,21 @@ Examples:
   rdstd convert bridge_dataset/1.0.0 bridge --spec rlds/bridge --images jpeg --format json
   rdstd spec my_store.zarr > my_robot.yaml     # draft a spec, fill in units and frames, then:
   rdstd convert my_store.zarr out --spec my_robot.yaml --rate 10
+  rdstd convert bridge_dataset/1.0.0 bridge --workers 8 --on-error skip   # in parallel; --resume after a crash
+  rdstd convert bridge_dataset/1.0.0 bridge --executor ray --ray-address auto
 """
 
 #: Skipped episodes printed in the text summary; the rest are counted (all are in --report / --format json).
 SHOWN_SKIPPED = 20
 SHOWN_NOTES = 10
+
+
+class ExecutorChoice(StrEnum):
+    """Where batch conversion runs its work units."""
+
+    LOCAL = "local"
+    RAY = "ray"
+    SLURM = "slurm"
 
 
 class OnErrorChoice(StrEnum):
@@ -53,7 +67,11 @@ def register(app: typer.Typer) -> None:
 
 def convert_command(
     src: Path = typer.Argument(..., help="Source dataset (folder or file)."),
-    out: Path = typer.Argument(..., help="Output folder for the canonical dataset (must not exist, or be empty)."),
+    out: str = typer.Argument(
+        ...,
+        help="Output folder for the canonical dataset (must not exist, or be empty); with --workers/--executor "
+        "also an s3:// (fsspec) URL.",
+    ),
     source_format: str | None = typer.Option(
         None, "--source-format", "-f", help="Source format (see `rdstd formats`); detected if omitted."
     ),
@@ -94,28 +112,72 @@ def convert_command(
     report_file: Path | None = typer.Option(
         None, "--report", help="Also write the full report (every skipped episode) as JSON to this file."
     ),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, help="Batch conversion in work units on N processes (default with --executor: cores)."
+    ),
+    executor: ExecutorChoice | None = typer.Option(
+        None,
+        "--executor",
+        help="Batch conversion: local (a process pool), ray (Ray core tasks) or slurm (write an sbatch --array "
+        "script). See docs/batch.md.",
+    ),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="The Ray cluster for --executor ray."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Batch conversion: reuse the work units a stopped run into OUT finished."
+    ),
+    unit_episodes: int = typer.Option(
+        UNIT_EPISODES, "--unit-episodes", min=1, help="Batch conversion: episodes per work unit at most."
+    ),
+    run_unit: int | None = typer.Option(
+        None, "--run-unit", hidden=True, help="Run one staged work unit (a SLURM array task)."
+    ),
     progress: ProgressMode = PROGRESS_OPTION,
     output_format: OutputFormat = FORMAT_OPTION,
 ) -> None:
-    """Convert a source dataset into a canonical rdstd dataset, one episode at a time."""
+    """Convert a source dataset into a canonical rdstd dataset, one episode at a time (or in parallel work units
+    with --workers / --executor)."""
+    if run_unit is not None:
+        _run_staged_unit(out, run_unit)
+        return
     report_path = _report_path(report_file)
+    options: dict[str, Any] = {
+        "format_name": source_format,
+        "spec": spec,
+        "on_error": "skip" if on_error == OnErrorChoice.SKIP else "fail",
+        "images": images,
+        "overwrite": overwrite,
+        "limit": limit,
+        "rate_hz": rate,
+        "drop_unmapped": drop_unmapped,
+        "exclude_episodes": _exclusions(exclude_findings, exclude_severity),
+        "on_plan": print_plan,
+        "salvage": salvage,
+    }
+    batch = workers is not None or executor is not None or resume or is_url(out)
     with ProgressPrinter("converting", progress) as printer:
-        report = convert(
-            src,
-            out,
-            format_name=source_format,
-            spec=spec,
-            on_error="skip" if on_error == OnErrorChoice.SKIP else "fail",
-            images=images,
-            overwrite=overwrite,
-            limit=limit,
-            rate_hz=rate,
-            drop_unmapped=drop_unmapped,
-            exclude_episodes=_exclusions(exclude_findings, exclude_severity),
-            progress=printer,
-            on_plan=print_plan,
-            salvage=salvage,
+        if batch:
+            from rdstd.batch import convert_batch
+            from rdstd.batch.slurm import assemble_command
+
+            report = convert_batch(
+                src,
+                out,
+                **options,
+                progress=printer,
+                executor=(executor or ExecutorChoice.LOCAL).value,
+                workers=workers,
+                ray_address=ray_address,
+                resume=resume,
+                unit_episodes=unit_episodes,
+                slurm_assemble=assemble_command([sys.executable, "-m", "rdstd", *sys.argv[1:]]),
+            )
+        else:
+            report = convert(src, out, **options, progress=printer)
+    if "slurm_submit" in report.batch:
+        note(
+            f"rdstd: {report.batch['units']} work unit(s) staged; submit them with: bash {report.batch['slurm_submit']}"
         )
+        return
     if report_path is not None:
         write_json(report_path, report.as_dict())
     if output_format == OutputFormat.JSON:
@@ -124,6 +186,21 @@ def convert_command(
         emit(summary(report))
     if report.skipped:
         raise typer.Exit(1)
+
+
+def _run_staged_unit(out: str, index: int) -> None:
+    """One work unit of the batch job staged for ``out`` (what a SLURM array task runs); done units are skipped."""
+    from rdstd.batch.job import load_job
+    from rdstd.batch.worker import run_unit
+
+    job = load_job(out if is_url(out) else str(normalized(out)))
+    if not 0 <= index < len(job.units):
+        raise UsageError(f"--run-unit {index}: the staged job has units 0-{len(job.units) - 1}")
+    if job.staging.exists(job.journal_rel(index)):
+        note(f"rdstd: unit {index} is already finished")
+        return
+    entry = run_unit(job, job.units[index])
+    note(f"rdstd: unit {index}: {entry['episodes']} episode(s), {entry['frames']} frames, {entry['seconds']} s")
 
 
 def _exclusions(findings: Path | None, severity: str) -> dict[str, list[str]] | None:
@@ -180,6 +257,13 @@ def summary(report: ConvertReport) -> str:
         f"  frames written:   {report.frames_written} ({rate:,.0f} frames/s, {report.seconds:.1f} s)",
         f"  episodes skipped: {len(report.skipped)}",
     ]
+    if report.batch:
+        rss = report.batch.get("peak_rss_mb_per_worker") or {}
+        lines.append(
+            f"  work units:       {report.batch['units']} on {report.batch['executor']} with "
+            f"{report.batch['workers']} worker(s), {report.batch.get('resumed_units', 0)} resumed"
+            + (f", peak RSS per worker {max(rss.values()):.0f} MB" if rss else "")
+        )
     if report.kept_unmapped_keys:
         lines.append(f"  kept with unknown semantics: {', '.join(report.kept_unmapped_keys)}")
     if report.dropped_source_keys:

@@ -1,0 +1,163 @@
+"""The final step of a batch conversion: the units' datasets become one canonical dataset.
+
+Each unit's shards are rewritten into the output with dataset-wide numbering (``episode_index`` and ``index``
+shifted by the episodes and frames of the units before it; video references renamed to the unit's prefixed
+files), row group by row group with the writer's Parquet settings, so memory is bounded by a row group and the
+bytes depend only on the units, never on which worker made them. Then the episode index (tasks renumbered in
+order of first appearance, as the writer does), ``tasks.parquet``, ``stats.json`` (the units' partial statistics
+merged in unit order) and the manifest, last.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from rdstd.batch.place import Place
+from rdstd.errors import EpisodeError
+from rdstd.io import atomic
+from rdstd.schema.features import ImageFeature, VectorFeature
+from rdstd.schema.vocabulary import ImageCodec
+from rdstd.store import layout
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a unit's rows go in the final dataset (``shards`` and ``videos``: its files, relative to its folder)."""
+
+    unit: int
+    folder: str
+    shards: tuple[str, ...]
+    videos: tuple[str, ...]
+    shard_start: int
+    episode_offset: int
+    frame_offset: int
+
+
+def video_name(unit: int, rel: str) -> str:
+    """The final path of a unit's video file ``rel`` (``videos/<camera>/uNNNNN-<name>``)."""
+    head, _, name = rel.rpartition("/")
+    return f"{head}/u{unit:05d}-{name}"
+
+
+def shard_writer(path: Path, schema: pa.Schema, image_columns: list[str]) -> pq.ParquetWriter:
+    """A Parquet writer with the settings of :class:`~rdstd.store.writer.DatasetWriter`'s shards."""
+    return pq.ParquetWriter(
+        path,
+        schema,
+        compression={c: ("none" if c in image_columns else "zstd") for c in schema.names},
+        use_dictionary=[c for c in schema.names if c not in image_columns],
+        write_statistics=[c for c in schema.names if c not in image_columns],
+        write_page_checksum=True,
+    )
+
+
+def place_unit(
+    placement: Placement, staging: Place, out: Place, features: dict[str, VectorFeature | ImageFeature]
+) -> dict[str, Any]:
+    """Rewrite one unit's shards into ``out`` (the output being built) and copy its video files; returns counts.
+
+    Runs on the executor (one task per unit). A local shard is written to a temporary name, fsynced and renamed;
+    a remote one is built in a local scratch folder and uploaded whole.
+    """
+    schema = layout.frame_schema(features)
+    images = [k for k, f in features.items() if isinstance(f, ImageFeature) and f.codec != ImageCodec.VIDEO]
+    videos = [k for k, f in features.items() if isinstance(f, ImageFeature) and f.codec == ImageCodec.VIDEO]
+    with tempfile.TemporaryDirectory(prefix="rdstd-assemble-") as scratch_name:
+        scratch = Path(scratch_name)
+        for number, shard in enumerate(placement.shards):
+            final = layout.shard_name(placement.shard_start + number)
+            source = pq.ParquetFile(
+                staging.fetch(f"{placement.folder}/{shard}", scratch), page_checksum_verification=True
+            )
+            if out.remote:
+                built = scratch / f"shard-{number}.parquet"
+                _rewrite(source, built, schema, images, videos, placement)
+                out.put_file(built, final)
+                built.unlink()
+            else:
+                out.path(final).parent.mkdir(parents=True, exist_ok=True)
+                with atomic.atomic_path(out.path(final)) as tmp:
+                    _rewrite(source, tmp, schema, images, videos, placement)
+    for rel in placement.videos:  # the unit's copy stays until the output is in place (a failed assembly resumes)
+        staging.copy_to(f"{placement.folder}/{rel}", out, video_name(placement.unit, rel))
+    return {"unit": placement.unit, "shards": len(placement.shards)}
+
+
+def _rewrite(
+    source: pq.ParquetFile,
+    target: Path,
+    schema: pa.Schema,
+    images: list[str],
+    videos: list[str],
+    placement: Placement,
+) -> None:
+    writer = shard_writer(target, schema, images)
+    try:
+        for group in range(source.metadata.num_row_groups):
+            table = _renumber(source.read_row_group(group), placement, videos)
+            writer.write_table(table, row_group_size=table.num_rows)
+    finally:
+        writer.close()
+
+
+def _renumber(table: pa.Table, placement: Placement, videos: list[str]) -> pa.Table:
+    columns = {
+        "episode_index": pc.add(table.column("episode_index"), placement.episode_offset),
+        "index": pc.add(table.column("index"), placement.frame_offset),
+    }
+    for key in videos:
+        refs = table.column(key).combine_chunks()
+        paths = [video_name(placement.unit, p) if p is not None else None for p in refs.field("path").to_pylist()]
+        columns[key] = pa.StructArray.from_arrays([pa.array(paths, pa.string()), refs.field(1)], fields=list(refs.type))
+    for name, column in columns.items():
+        table = table.set_column(table.schema.get_field_index(name), table.schema.field(name), column)
+    return table
+
+
+def episode_table(placements: list[Placement], staging: Place) -> tuple[pa.Table, pa.Table]:
+    """The dataset's episode index and task table from the units' (renumbered; tasks by first appearance)."""
+    tasks: dict[str, int] = {}
+    parts: list[pa.Table] = []
+    for placement in placements:
+        raw = staging.read_bytes(f"{placement.folder}/{layout.EPISODES}")
+        table = pq.read_table(pa.BufferReader(raw), schema=layout.EPISODES_SCHEMA)
+        if not table.num_rows:
+            continue
+        task_index = [tasks.setdefault(t, len(tasks)) if t else None for t in table.column("task").to_pylist()]
+        updates = {
+            "episode_index": pc.add(table.column("episode_index"), placement.episode_offset),
+            "task_index": pa.array(task_index, pa.int64()),
+            "shard": pc.cast(pc.add(table.column("shard"), placement.shard_start), pa.int32()),
+            "frame_start": pc.add(table.column("frame_start"), placement.frame_offset),
+        }
+        for name, column in updates.items():
+            index = table.schema.get_field_index(name)
+            table = table.set_column(index, layout.EPISODES_SCHEMA.field(name), column)
+        parts.append(table)
+    episodes = pa.concat_tables(parts) if parts else layout.EPISODES_SCHEMA.empty_table()
+    ids = episodes.column("episode_id").to_pylist()
+    if len(set(ids)) != len(ids):
+        dupes = sorted({i for i in ids if ids.count(i) > 1})[:5]
+        raise EpisodeError(f"episode ids are not unique: {dupes}", hint="the source key must be unique per episode")
+    task_table = pa.table({"task_index": pa.array(list(tasks.values()), pa.int64()), "task": list(tasks.keys())})
+    return episodes, task_table
+
+
+def write_table(out: Place, rel: str, table: pa.Table) -> None:
+    """A small table (episodes, tasks) as the writer writes it: zstd, page checksums, written whole."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd", write_page_checksum=True)
+    out.write_bytes(rel, sink.getvalue().to_pybytes())
+
+
+def write_json(out: Place, rel: str, data: Any) -> None:
+    """Strict JSON (``allow_nan=False``) written whole."""
+    out.write_bytes(rel, json.dumps(data, indent=1, allow_nan=False).encode())

@@ -1,0 +1,299 @@
+"""The batch conversion driver: plan the units, run them on an executor, assemble, commit.
+
+OUT is locked for the whole run (:class:`~rdstd.store.output.Output`: a second convert into the same OUT is
+refused) and built in its hidden temporary sibling; the units live in the staging folder (:mod:`rdstd.batch.job`)
+until the output is committed, so a killed run resumes with ``resume=True`` and redoes only unfinished units.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rdstd.batch import assemble
+from rdstd.batch.executors import Executor, ExecutorName, make_executor
+from rdstd.batch.job import Job, stage
+from rdstd.batch.place import Place
+from rdstd.batch.slurm import write_slurm
+from rdstd.batch.worker import raise_returned, run_unit_safely
+from rdstd.convert.pipeline import (
+    ConvertReport,
+    NonFiniteCount,
+    OnError,
+    OnPlan,
+    Plan,
+    Progress,
+    SkippedEpisode,
+    check_rate,
+    nothing_converted,
+    open_source,
+    plan_conversion,
+)
+from rdstd.errors import UsageError
+from rdstd.formats.base import UNIT_EPISODES
+from rdstd.io.remote import is_url
+from rdstd.paths import normalized
+from rdstd.schema.features import VectorFeature
+from rdstd.schema.manifest import Counts, Manifest, StorageLayout
+from rdstd.schema.spec import ConverterSpec
+from rdstd.schema.vocabulary import ClockKind, ImageCodec
+from rdstd.store import layout
+from rdstd.store.output import Output, check_overlap
+from rdstd.store.stats import PartialStats
+from rdstd.store.writer import DEFAULT_ROW_GROUP_FRAMES, KIND
+
+__all__ = ["ExecutorName", "convert_batch"]
+
+
+def convert_batch(
+    source: str | Path,
+    output: str | Path,
+    *,
+    format_name: str | None = None,
+    spec: str | Path | ConverterSpec | None = None,
+    on_error: OnError = "fail",
+    images: ImageCodec | None = None,
+    overwrite: bool = False,
+    limit: int | None = None,
+    row_group_frames: int = DEFAULT_ROW_GROUP_FRAMES,
+    rate_hz: float | None = None,
+    drop_unmapped: bool = False,
+    exclude_episodes: Mapping[str, Sequence[str]] | None = None,
+    progress: Progress | None = None,
+    on_plan: OnPlan | None = None,
+    salvage: bool = False,
+    executor: ExecutorName = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
+    resume: bool = False,
+    unit_episodes: int = UNIT_EPISODES,
+    slurm_assemble: str | None = None,
+) -> ConvertReport:
+    """Convert ``source`` into a canonical dataset at ``output`` in work units run on ``executor``.
+
+    Arguments as :func:`rdstd.convert.pipeline.convert`, plus: ``workers`` (default: the machine's cores),
+    ``ray_address`` (``executor="ray"``), ``resume`` (reuse the units a killed run finished), ``unit_episodes``
+    (episodes per unit at most). The output is identical whatever the executor and the number of workers.
+    ``executor="slurm"`` stages the job and writes the array script (``slurm_assemble`` is the command that
+    assembles afterwards); the report's ``batch["slurm_submit"]`` names the script to run.
+    """
+    started = time.perf_counter()
+    check_rate(rate_hz)
+    src = normalized(source)
+    remote = is_url(str(output))
+    out = Path(str(output)) if remote else normalized(output)
+    out_text = str(output).rstrip("/") if remote else str(out)
+    if remote and is_url(str(source)):
+        raise UsageError(
+            f"{source}: batch conversion reads sources from a file system",
+            hint="mount the bucket (or copy the source) and give its local path; outputs may be URLs",
+        )
+    if not remote:
+        check_overlap(out, [src])
+    with open_source(src, format_name, salvage=salvage) as dataset:
+        plan = plan_conversion(
+            dataset,
+            src,
+            out,
+            spec=spec,
+            images=images,
+            limit=limit,
+            rate_hz=rate_hz,
+            drop_unmapped=drop_unmapped,
+            exclude_episodes=exclude_episodes,
+        )
+        units = dataset.work_units(plan.refs, unit_episodes)
+    job = Job(
+        source=str(src),
+        output=out_text,
+        format_name=format_name,
+        spec=plan.spec,
+        provenance=plan.provenance,
+        units=units,
+        images=images,
+        drop_unmapped=drop_unmapped,
+        rate_hz=rate_hz,
+        row_group_frames=row_group_frames,
+        salvage=salvage,
+        on_error=on_error,
+        extra=plan.extra,
+    )
+    report = plan.report
+    report.output = out_text
+    count = workers or os.cpu_count() or 1
+    report.batch = {"executor": executor, "workers": count, "units": len(units), "unit_episodes": unit_episodes}
+    if executor == "slurm":
+        if remote:
+            stage(job, resume=resume)
+        else:
+            guard = Output.begin(out, is_kind=layout.is_dataset, kind=KIND, overwrite=overwrite, sources=[src])
+            try:  # refused while a run into OUT holds its lock: its staging folder is not ours to replace
+                stage(job, resume=resume)
+            finally:
+                guard.abort()
+        assemble_with = slurm_assemble or f"rdstd convert {src} {out_text} --resume"
+        report.batch["slurm_submit"] = str(write_slurm(job, assemble_with))
+        return report
+    run = _Run(job, plan, report, progress, on_plan, executor, count, ray_address, resume)
+    if remote:
+        target = Place(out_text)
+        if target.exists(layout.MANIFEST) and not overwrite:
+            raise UsageError(
+                f"{out_text}: a canonical rdstd dataset is already there",
+                hint="choose a new URL, or pass --overwrite to replace it",
+            )
+        run.execute(target, before_assembly=target.remove if overwrite else None)
+    else:
+        output_dir = Output.begin(out, is_kind=layout.is_dataset, kind=KIND, overwrite=overwrite, sources=[src])
+        try:
+            with output_dir.guard():
+                marker = json.dumps({"pid": os.getpid(), "output": out_text})
+                (output_dir.tmp / layout.WRITING_MARKER).write_text(marker)
+            run.execute(Place(str(output_dir.tmp)))
+            (output_dir.tmp / layout.WRITING_MARKER).unlink()
+            output_dir.commit()
+        except BaseException:
+            output_dir.abort()  # the staging folder stays: --resume picks up the finished units
+            raise
+    job.staging.remove()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+@dataclass
+class _Run:
+    """One execution of a staged job: units on the executor, then the assembly into ``target``."""
+
+    job: Job
+    plan: Plan
+    report: ConvertReport
+    progress: Progress | None
+    on_plan: OnPlan | None
+    executor: ExecutorName
+    workers: int
+    ray_address: str | None
+    resume: bool
+
+    def execute(self, target: Place, before_assembly: Callable[[], None] | None = None) -> None:
+        finished = stage(self.job, resume=self.resume)
+        self.report.batch["resumed_units"] = len(finished)
+        if self.on_plan is not None:
+            self.on_plan(self.report)
+        pool = make_executor(self.executor, self.workers, self.ray_address)
+        try:
+            self.report.batch["workers"] = getattr(pool, "workers", self.workers)
+            entries = _run_units(self.job, pool, finished, self.progress)
+            _fill_report(self.report, self.job, entries)
+            if self.report.episodes_written == 0:
+                raise nothing_converted(Path(self.job.source), self.report)
+            if before_assembly is not None:
+                before_assembly()
+            _assemble(self.job, self.plan, entries, target, pool, self.report)
+        finally:
+            pool.close()
+
+
+def _run_units(job: Job, pool: Executor, finished: list[int], progress: Progress | None) -> dict[int, dict[str, Any]]:
+    """Run the unfinished units; every unit's journal entry by unit index."""
+    entries = {i: _without_stats(job.read_entry(i)) for i in finished}
+    todo = [u for u in job.units if u.index not in entries]
+    total = sum(len(u.refs) for u in job.units)
+    done = sum(len(job.units[i].refs) for i in entries)
+    if progress is not None:
+        progress(done, total)
+    for position, entry in pool.run(run_unit_safely, [(job, unit) for unit in todo]):
+        unit = todo[position]
+        entries[unit.index] = _without_stats(raise_returned(entry))
+        done += len(unit.refs)
+        if progress is not None:
+            progress(done, total)
+    return entries
+
+
+def _without_stats(entry: dict[str, Any]) -> dict[str, Any]:
+    """A journal entry without its partial statistics (read back one unit at a time at assembly: the driver's
+    memory stays bounded by one unit's, whatever the number of units)."""
+    entry.pop("stats", None)
+    return entry
+
+
+def _fill_report(report: ConvertReport, job: Job, entries: dict[int, dict[str, Any]]) -> None:
+    """The run's report from the units' journal entries, in unit order."""
+    rss: dict[str, float] = {}
+    for unit in job.units:
+        entry = entries[unit.index]
+        report.episodes_written += entry["episodes"]
+        report.frames_written += entry["frames"]
+        report.skipped += [SkippedEpisode(**s) for s in entry["skipped"]]
+        for name, counts in entry["non_finite"].items():
+            total = report.non_finite.setdefault(name, NonFiniteCount())
+            total.nan += counts["nan"]
+            total.inf += counts["inf"]
+            total.episodes += counts["episodes"]
+        for note, n in entry["source_notes"].items():
+            report.source_notes[note] = report.source_notes.get(note, 0) + n
+        pid = str(entry["worker_pid"])
+        rss[pid] = max(rss.get(pid, 0.0), entry["peak_rss_mb"])
+        report.units.append({k: v for k, v in entry.items() if k not in ("non_finite", "clock_paths")})
+    report.batch["peak_rss_mb_per_worker"] = rss
+
+
+def _assemble(
+    job: Job, plan: Plan, entries: dict[int, dict[str, Any]], target: Place, pool: Executor, report: ConvertReport
+) -> None:
+    """Write the final dataset into ``target``: shards (on the executor), episodes, tasks, stats, manifest last."""
+    features = plan.converter.features
+    placements: list[assemble.Placement] = []
+    shards = episodes = frames = 0
+    for unit in job.units:
+        entry = entries[unit.index]
+        if not entry["episodes"]:
+            continue
+        placements.append(
+            assemble.Placement(
+                unit.index,
+                job.unit_rel(unit.index),
+                tuple(entry["shards"]),
+                tuple(entry["videos"]),
+                shards,
+                episodes,
+                frames,
+            )
+        )
+        shards += len(entry["shards"])
+        episodes += entry["episodes"]
+        frames += entry["frames"]
+    staging = job.staging
+    for _ in pool.run(assemble.place_unit, [(p, staging, target, features) for p in placements]):
+        pass
+    episode_rows, tasks = assemble.episode_table(placements, staging)
+    assemble.write_table(target, layout.EPISODES, episode_rows)
+    assemble.write_table(target, layout.TASKS, tasks)
+    stats = {k: PartialStats(f.size) for k, f in features.items() if isinstance(f, VectorFeature)}
+    for unit in job.units:
+        for key, data in job.read_entry(unit.index)["stats"].items():
+            stats[key].merge(PartialStats.from_json(data))
+    assemble.write_json(target, layout.STATS, {k: s.as_dict() for k, s in stats.items()})
+    converter = plan.converter
+    for unit in job.units:  # the clock the episodes actually had, over every unit
+        converter._clock_paths.update((ClockKind(k), s) for k, s in entries[unit.index]["clock_paths"])
+    options = plan.writer_options()
+    manifest = Manifest(
+        features=features,
+        clock=converter.clock,
+        counts=Counts(episodes=episodes, frames=frames, shards=shards),
+        storage=StorageLayout(row_group_frames=job.row_group_frames),
+        name=options["name"],
+        description=options["description"],
+        rate_hz=options["rate_hz"],
+        embodiments=options["embodiments"],
+        provenance=job.provenance,
+        extra=options["extra"],
+    )
+    target.write_bytes(layout.MANIFEST, manifest.model_dump_json(indent=2).encode())  # last: the dataset is there
+    report.batch["shards"] = shards

@@ -1,0 +1,140 @@
+"""One work unit: its episodes converted into a complete canonical dataset in the staging folder.
+
+The same function runs in-process, in a process-pool worker, in a Ray task and in a SLURM array task. The unit's
+dataset is written by :class:`~rdstd.store.writer.DatasetWriter` (built aside, renamed into place), then its
+journal entry is written atomically: a unit killed half-way leaves no entry and is redone by ``--resume``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rdstd.batch.job import Job
+from rdstd.convert.mapper import EpisodeConverter
+from rdstd.convert.pipeline import ConvertReport, OnError, SkippedEpisode, convert_one, open_source
+from rdstd.errors import EpisodeError, RdstdError, SourceError
+from rdstd.formats.base import WorkUnit
+from rdstd.schema.features import VectorFeature
+from rdstd.store import layout
+from rdstd.store.stats import PartialStats
+from rdstd.store.writer import DatasetWriter
+
+
+def run_unit(job: Job, unit: WorkUnit) -> dict[str, Any]:
+    """Convert ``unit`` of ``job``; returns its journal entry (also written to the staging folder, last).
+
+    Under ``on_error="skip"`` a bad episode is left out with its reason, and a unit whose source cannot be
+    opened at all is recorded with every episode skipped; under ``"fail"`` the error is raised. With a staging
+    folder in object storage the unit is written to a local temporary folder first, then uploaded file by file.
+    """
+    started = time.perf_counter()
+    staging = job.staging
+    scratch = Path(tempfile.mkdtemp(prefix="rdstd-unit-")) if staging.remote else None
+    folder = scratch / "unit" if scratch is not None else staging.path(job.unit_rel(unit.index))
+    try:
+        report = _convert_unit(job, unit, folder)
+        if scratch is not None and folder.exists():
+            staging.put_tree(folder, job.unit_rel(unit.index))
+        return _finish(job, unit, folder, report, started)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _convert_unit(job: Job, unit: WorkUnit, folder: Path) -> _UnitReport:
+    report = _UnitReport(ConvertReport(job.source, str(folder), "", job.spec.name))
+    try:
+        dataset = open_source(job.source, job.format_name, salvage=job.salvage)
+    except (SourceError, EpisodeError) as exc:  # the unit's source cannot be opened at all
+        if job.on_error == "fail":
+            raise
+        reason = f"unit {unit.name}: {exc.message}"
+        report.convert.skipped = [SkippedEpisode(r.index, r.key, reason) for r in unit.refs]
+        return report
+    with dataset:
+        converter = EpisodeConverter(
+            job.spec, dataset.info(), images=job.images, drop_unmapped=job.drop_unmapped, rate_hz=job.rate_hz
+        )
+        report.stats = {k: PartialStats(f.size) for k, f in converter.features.items() if isinstance(f, VectorFeature)}
+        writer = DatasetWriter(
+            folder,
+            converter.features,
+            job.provenance,
+            name=job.spec.name,
+            rate_hz=converter.rate_hz,
+            overwrite=True,  # a unit killed after its rename but before its journal entry is redone
+            row_group_frames=job.row_group_frames,
+            sources=[Path(job.source)],
+            clock=converter.clock,
+        )
+        on_error: OnError = "skip" if job.on_error == "skip" else "fail"
+        with writer:
+            for ref in unit.refs:
+                convert_one(dataset, converter, writer, ref, on_error, report.convert, report.stats)
+            writer.clock = converter.clock
+        report.clock_paths = sorted([str(kind), source] for kind, source in converter._clock_paths)
+    return report
+
+
+@dataclass
+class _UnitReport:
+    convert: ConvertReport
+    stats: dict[str, PartialStats] = field(default_factory=dict)
+    clock_paths: list[list[str]] = field(default_factory=list)
+
+
+def _finish(job: Job, unit: WorkUnit, folder: Path, result: _UnitReport, started: float) -> dict[str, Any]:
+    report = result.convert
+    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+    entry: dict[str, Any] = {
+        "unit": unit.index,
+        "name": unit.name,
+        "seconds": round(time.perf_counter() - started, 3),
+        "episodes": report.episodes_written,
+        "frames": report.frames_written,
+        "bytes": sum(p.stat().st_size for p in files),
+        "skipped": [asdict(s) for s in report.skipped],
+        "non_finite": {k: asdict(v) for k, v in report.non_finite.items()},
+        "source_notes": report.source_notes,
+        "clock_paths": result.clock_paths,
+        "shards": [p.relative_to(folder).as_posix() for p in files if p.match(f"{layout.DATA_DIR}/shard-*.parquet")],
+        "videos": [p.relative_to(folder).as_posix() for p in files if p.is_relative_to(folder / layout.VIDEOS_DIR)],
+        "worker_pid": os.getpid(),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "stats": {k: s.to_json() for k, s in result.stats.items()},
+    }
+    job.staging.write_bytes(job.journal_rel(unit.index), json.dumps(entry).encode())
+    return entry
+
+
+def run_unit_safely(job: Job, unit: WorkUnit) -> dict[str, Any]:
+    """:func:`run_unit` for another process: the journal entry without its statistics, or an rdstd error as data
+    (exceptions lose their hint when pickled), re-raised by the driver with :func:`raise_returned`."""
+    try:
+        entry = run_unit(job, unit)
+    except RdstdError as exc:
+        kind = type(exc)
+        return {"error": {"module": kind.__module__, "type": kind.__name__, "message": exc.message, "hint": exc.hint}}
+    entry.pop("stats")  # it is in the journal; the driver reads it back at assembly
+    return entry
+
+
+def raise_returned(entry: dict[str, Any]) -> dict[str, Any]:
+    """Re-raise an error :func:`run_unit_safely` returned; else the entry."""
+    error = entry.get("error")
+    if error is None:
+        return entry
+    import importlib
+
+    cls = getattr(importlib.import_module(error["module"]), error["type"])
+    exc = cls.__new__(cls)  # subclasses may take other arguments: set what RdstdError holds
+    RdstdError.__init__(exc, error["message"], hint=error["hint"])
+    raise exc

@@ -1,0 +1,209 @@
+"""Batch conversion: identical output for any worker count and executor, resume after SIGKILL, the lock, the
+error policy, the report, and the SLURM array script."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import rdstd
+from rdstd.batch import convert_batch
+from rdstd.batch.job import staging_path
+from rdstd.convert.pipeline import convert
+from rdstd.errors import CorruptSourceError, OutputLockedError, UsageError
+from rdstd.store import layout
+from rdstd.store.output import Output
+from tests.batch.helpers import LENGTHS, digest, make_source
+from tests.formats import hdf5_fixtures as fx
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_source(tmp_path_factory.mktemp("batch"))
+
+
+@pytest.fixture(scope="module")
+def reference(source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The source converted in one process (1 worker), the output every other run must equal."""
+    out = tmp_path_factory.mktemp("reference") / "out"
+    convert_batch(source, out, workers=1, unit_episodes=6)
+    return out
+
+
+def _frames(dataset: Path) -> pa.Table:
+    return pa.concat_tables(pq.read_table(f) for f in sorted((dataset / layout.DATA_DIR).glob("*.parquet")))
+
+
+def test_units_assemble_into_the_dataset_a_plain_conversion_writes(
+    source: Path, reference: Path, tmp_path: Path
+) -> None:
+    plain = tmp_path / "plain"
+    convert(source, plain)
+    assert _frames(reference).equals(_frames(plain))
+    ours, theirs = pq.read_table(reference / layout.EPISODES), pq.read_table(plain / layout.EPISODES)
+    for column in ("episode_index", "episode_id", "length", "frame_start", "task_index", "source_key"):
+        assert ours.column(column).equals(theirs.column(column)), column
+    manifest = json.loads((reference / layout.MANIFEST).read_text())
+    assert manifest["counts"] == {"episodes": len(LENGTHS), "frames": sum(LENGTHS), "shards": 7}
+    dataset = rdstd.open(str(reference))
+    assert len(dataset.episodes) == len(LENGTHS)
+    stats = json.loads((reference / layout.STATS).read_text())
+    plain_stats = json.loads((plain / layout.STATS).read_text())
+    for name, values in stats.items():
+        assert values["count"] == plain_stats[name]["count"]
+        assert values["q01"] == plain_stats[name]["q01"] and values["q99"] == plain_stats[name]["q99"]
+        assert values["mean"] == pytest.approx(plain_stats[name]["mean"], rel=1e-12)
+
+
+def test_two_workers_give_the_same_bytes_as_one(source: Path, reference: Path, tmp_path: Path) -> None:
+    report = convert_batch(source, tmp_path / "out", workers=2, unit_episodes=6)
+    assert digest(tmp_path / "out") == digest(reference)
+    assert report.batch["workers"] == 2 and report.batch["units"] == 7
+    assert len(report.batch["peak_rss_mb_per_worker"]) == 2  # two processes did the work
+    assert not staging_path(tmp_path / "out").exists()  # the staging folder goes once the output is in place
+
+
+@pytest.mark.slow
+def test_ray_tasks_give_the_same_bytes_as_one_worker(source: Path, reference: Path, tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        report = convert_batch(source, tmp_path / "out", executor="ray", unit_episodes=6)
+    finally:
+        ray.shutdown()
+    assert digest(tmp_path / "out") == digest(reference)
+    assert report.batch["executor"] == "ray" and report.batch["workers"] == 2
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "rdstd", "convert", *args, "--progress", "none"]
+
+
+def _env() -> dict[str, str]:
+    return os.environ | {"PYTHONPATH": str(REPO)}
+
+
+@pytest.mark.slow
+def test_a_run_killed_partway_resumes_to_the_same_bytes(tmp_path: Path) -> None:
+    src = make_source(tmp_path, [40] * 120)
+    whole = tmp_path / "whole"
+    convert_batch(src, whole, workers=1, unit_episodes=4)
+    out = tmp_path / "out"
+    journal = staging_path(out) / "journal"
+    run = subprocess.Popen(
+        _cli(str(src), str(out), "--workers", "2", "--unit-episodes", "4"), env=_env(), start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and run.poll() is None and len(list(journal.glob("*.json"))) < 3:
+        time.sleep(0.02)
+    assert run.poll() is None, "the run finished before it could be killed: make the source bigger"
+    os.killpg(run.pid, signal.SIGKILL)  # the driver and its workers, mid-run
+    run.wait()
+    finished = len(list(journal.glob("*.json")))
+    assert 3 <= finished < 30 and not out.exists()
+    report_file = tmp_path / "report.json"
+    resumed = subprocess.run(
+        _cli(str(src), str(out), "--workers", "2", "--unit-episodes", "4", "--resume", "--report", str(report_file)),
+        env=_env(),
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    report = json.loads(report_file.read_text())
+    assert report["batch"]["resumed_units"] >= finished  # units finished before the kill were not redone
+    assert digest(out) == digest(whole)
+
+
+def test_a_second_convert_into_the_same_output_is_refused(source: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    holder = Output.begin(out, is_kind=layout.is_dataset, kind="canonical rdstd dataset")
+    try:
+        with pytest.raises(OutputLockedError, match="another rdstd process is writing this output"):
+            convert_batch(source, out, workers=2, unit_episodes=6)
+    finally:
+        holder.abort()
+    assert not out.exists()
+
+
+def test_resume_refuses_a_job_staged_with_other_options(source: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    convert_batch(source, out, executor="slurm", unit_episodes=6)  # stages the job without running it
+    with pytest.raises(UsageError, match="started with other options"):
+        convert_batch(source, out, workers=1, unit_episodes=5, resume=True)
+
+
+@pytest.fixture
+def aloha_with_a_bad_file(tmp_path: Path) -> Path:
+    folder = tmp_path / "episodes"
+    folder.mkdir()
+    for i in range(6):  # equal lengths: the drafted spec fits every file
+        fx.write_aloha_episode(folder / f"episode_{i}.hdf5", 4, seed=i)
+    (folder / "episode_3.hdf5").write_bytes((folder / "episode_0.hdf5").read_bytes()[:96])
+    return folder
+
+
+def test_a_bad_unit_is_skipped_and_reported_with_skip(aloha_with_a_bad_file: Path, tmp_path: Path) -> None:
+    report = convert_batch(aloha_with_a_bad_file, tmp_path / "out", workers=2, unit_episodes=2, on_error="skip")
+    assert report.episodes_written == 5
+    assert [s.key for s in report.skipped] and "episode_3.hdf5" in report.skipped[0].reason
+    unit = next(u for u in report.units if u["skipped"])
+    assert unit["episodes"] == 1 and "episode_3.hdf5" in unit["skipped"][0]["reason"]
+    for entry in report.units:
+        assert {"seconds", "episodes", "frames", "bytes", "peak_rss_mb"} <= set(entry)
+        assert entry["bytes"] > 0
+    assert rdstd.open(str(tmp_path / "out")).episodes.height == 5
+
+
+def test_a_bad_unit_fails_the_job_with_fail(aloha_with_a_bad_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(CorruptSourceError, match=r"episode_3\.hdf5"):
+        convert_batch(aloha_with_a_bad_file, out, workers=2, unit_episodes=2)
+    assert not out.exists()
+    assert list((staging_path(out) / "journal").glob("*.json"))  # finished units stay for --resume
+
+
+def test_slurm_writes_an_array_script_whose_tasks_and_assembly_give_the_same_bytes(
+    source: Path, reference: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    staged = subprocess.run(
+        _cli(str(source), str(out), "--executor", "slurm", "--unit-episodes", "6"),
+        env=_env(),
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert staged.returncode == 0, staged.stderr
+    submit = staging_path(out) / "slurm" / "submit.sh"
+    assert f"bash {submit}" in staged.stderr
+    array = (staging_path(out) / "slurm" / "units.sbatch").read_text()
+    directives = dict(
+        line.removeprefix("#SBATCH ").split("=", 1) for line in array.splitlines() if line.startswith("#SBATCH")
+    )
+    assert directives["--array"] == "0-6"
+    command = shlex.split(array.strip().splitlines()[-1])
+    assert command[1:4] == ["-m", "rdstd", "convert"] and command[-2:] == ["--run-unit", "$SLURM_ARRAY_TASK_ID"]
+    final = shlex.split(submit.read_text().strip().splitlines()[-1])
+    assert final[:2] == ["sbatch", "--dependency=afterok:${units%%;*}"]
+    assemble = shlex.split(final[final.index("--wrap") + 1])
+    assert assemble[-3:] == ["--executor", "local", "--resume"]
+    for task in range(7):  # what the array tasks run, one unit each
+        ran = subprocess.run([*command[:-1], str(task)], env=_env(), capture_output=True, text=True, check=False)
+        assert ran.returncode == 0, ran.stderr
+    assert assemble[:4] == [sys.executable, "-m", "rdstd", "convert"]
+    done = subprocess.run(assemble, env=_env(), capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert digest(out) == digest(reference)

@@ -1,0 +1,105 @@
+"""Batch conversion into object storage (a local moto S3 server): the same bytes as a local output, shards
+uploaded whole with the manifest last, and a resumed run finding the finished units in the bucket."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("s3fs")
+pytest.importorskip("moto.server")
+
+from rdstd.batch import convert_batch
+from rdstd.batch.job import Job
+from rdstd.store import layout
+from tests.batch.helpers import digest, make_source
+from tests.s3_server import make_bucket, s3_env
+
+
+@pytest.fixture
+def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    for name, value in s3_env(s3_endpoint).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("RDSTD_CACHE", str(tmp_path / "cache"))
+    make_bucket(s3_endpoint, "batch")
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()  # an instance made for another module's server has its endpoint
+    return s3_endpoint
+
+
+def _fs():  # type: ignore[no-untyped-def]
+    import s3fs
+
+    return s3fs.S3FileSystem(skip_instance_cache=True)
+
+
+def _download(url: str, local: Path) -> Path:
+    fs = _fs()
+    key = url.removeprefix("s3://")
+    for remote in fs.find(key):
+        target = local / remote[len(key) + 1 :]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fs.get_file(remote, str(target))
+    return local
+
+
+def test_local_to_s3_gives_the_same_bytes_as_local_to_local(s3: str, tmp_path: Path) -> None:
+    src = make_source(tmp_path)
+    local = tmp_path / "local"
+    convert_batch(src, local, workers=1, unit_episodes=8)
+    url = "s3://batch/datasets/pusht"
+    report = convert_batch(src, url, workers=2, unit_episodes=8)
+    assert report.output == url and report.episodes_written == 40
+    fs = _fs()
+    assert not fs.exists("batch/datasets/.pusht.rdstd-batch")  # the staging prefix goes once the manifest is there
+    assert digest(_download(url, tmp_path / "downloaded")) == digest(local)
+    import rdstd
+
+    remote = rdstd.open(url)
+    assert remote.episodes.equals(rdstd.open(local).episodes)
+
+
+def test_an_s3_output_is_refused_when_a_dataset_is_there_and_replaced_with_overwrite(s3: str, tmp_path: Path) -> None:
+    src = make_source(tmp_path, [10] * 6)
+    url = "s3://batch/datasets/twice"
+    convert_batch(src, url, workers=1)
+    with pytest.raises(Exception, match="already there"):
+        convert_batch(src, url, workers=1)
+    convert_batch(src, url, workers=1, overwrite=True, limit=3)
+    import rdstd
+
+    assert len(rdstd.open(url).episodes) == 3
+
+
+def test_a_resumed_run_finds_the_finished_units_in_the_bucket(
+    s3: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = make_source(tmp_path, [10] * 24)
+    url = "s3://batch/datasets/resumed"
+    monkeypatch.chdir(tmp_path)  # the SLURM scripts of a remote output go to ./<name>.rdstd-slurm/
+    convert_batch(src, url, executor="slurm", unit_episodes=4)  # stages the job in the bucket
+    assert (tmp_path / "resumed.rdstd-slurm" / "units.sbatch").is_file()
+    from rdstd.batch.job import load_job
+    from rdstd.batch.worker import run_unit
+
+    job: Job = load_job(url)
+    assert len(job.units) == 6
+    for unit in job.units[:4]:  # what four SLURM tasks (or a killed run) finished
+        run_unit(job, unit)
+    fs = _fs()
+    journal = fs.ls("batch/datasets/.resumed.rdstd-batch/journal")
+    assert len(journal) == 4
+    before = {
+        u: hashlib.sha256(
+            fs.cat_file(f"batch/datasets/.resumed.rdstd-batch/units/unit-0000{u}/{layout.EPISODES}")
+        ).hexdigest()
+        for u in range(4)
+    }
+    report = convert_batch(src, url, workers=2, unit_episodes=4, resume=True)
+    assert report.batch["resumed_units"] == 4 and before
+    local = tmp_path / "local"
+    convert_batch(src, local, workers=1, unit_episodes=4)
+    assert digest(_download(url, tmp_path / "downloaded")) == digest(local)
