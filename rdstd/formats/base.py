@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from rdstd.errors import MappingError
 from rdstd.schema.episode import ImageFrames
 from rdstd.schema.vocabulary import ImageCodec
 
@@ -145,6 +146,15 @@ class SourceDataset(abc.ABC):
     @abc.abstractmethod
     def read_episode(self, ref: EpisodeRef) -> SourceEpisode:
         """Read one episode. Raises :class:`rdstd.errors.SourceError` naming the file when it cannot."""
+
+    def configure(self, options: Mapping[str, Any], origin: str) -> None:
+        """Apply a converter spec's ``source:`` block (backend options, validated here; ``origin`` names the spec
+        in errors). Backends that take options override this; the default refuses any."""
+        if options:
+            raise MappingError(
+                f"{origin}: the {self.format} backend takes no source: options (given: {', '.join(sorted(options))})",
+                hint="remove the source: block from the spec",
+            )
 
     def episodes(self) -> Iterator[SourceEpisode]:
         """Stream every episode in source order."""
