@@ -3,7 +3,9 @@ converted from all three containers to the same episode, checked against the for
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import math
 import shutil
@@ -17,6 +19,7 @@ import pytest
 import rdstd
 from rdstd.cli.app import main
 from rdstd.convert.pipeline import convert
+from rdstd.convert.specs import shipped_specs
 from rdstd.errors import EpisodeError, MappingError, RdstdError, SourceError
 from rdstd.formats.rosbag import RosbagBackend, RosbagSource
 from rdstd.formats.rosbag import fields as msgfields
@@ -154,30 +157,36 @@ def test_frames_no_stream_can_serve_are_dropped_and_counted(tmp_path: Path) -> N
     assert joints.shape == (10, 2)
 
 
+def _scan(bag: Path) -> None:
+    """Open the bag and read what the plan asks for (opening alone reads only the index)."""
+    with RosbagSource(bag) as source:
+        source.info()
+
+
 def test_plan_mistakes_are_named(tmp_path: Path) -> None:
     bag = write_bag(tmp_path / "run.bag")
     with_plan(bag, "master: {fps: 10}\nstreams:\n  j: {topic: /joint_states, field: position, clock: header}\n")
     with pytest.raises(MappingError, match=r"streams.j: .*no silent defaults"):
-        RosbagSource(bag)
+        _scan(bag)
     with_plan(
         bag, "master: {fps: 10}\nstreams:\n  j: {topic: /nope, field: x, clock: header, method: hold, max_age_ms: 5}\n"
     )
     with pytest.raises(MappingError, match="'/nope', which the bag does not have"):
-        RosbagSource(bag)
+        _scan(bag)
     with_plan(
         bag,
         "master: {fps: 10}\nstreams:\n"
         "  j: {topic: /joint_states, field: positon, clock: header, method: hold, max_age_ms: 5}\n",
     )
     with pytest.raises(MappingError, match="no field 'positon'"):
-        RosbagSource(bag)
+        _scan(bag)
     with_plan(
         bag,
         "master: {fps: 10}\nstreams:\n"
         "  j: {topic: /joint_states, field: position, names: [j9], clock: header, method: hold, max_age_ms: 5}\n",
     )
     with pytest.raises(EpisodeError, match=r"joint\(s\) j9 not in the message"):
-        RosbagSource(bag)
+        _scan(bag)
 
 
 # -- raw images ------------------------------------------------------------------------------------------------------
@@ -250,10 +259,13 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         src = sample(f"ros/synthetic_manipulation/{name}")
         copy = root / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, copy)
-        with_plan(copy, SYNTHETIC_PLAN)
+        if name == CONTAINERS[0]:  # the plan as a sidecar still works (the shipped spec's source: block is the same)
+            with_plan(copy, SYNTHETIC_PLAN)
         outputs[name] = root / f"out_{name}"
         report = convert(copy, outputs[name], spec="rosbag/synthetic_panda")
         assert report.episodes_written == 1 and report.frames_written == 180
+        sidecar_note = [w for w in report.warnings if "is not used: the spec" in w]
+        assert len(sidecar_note) == (name == CONTAINERS[0])
     return outputs
 
 
@@ -383,7 +395,7 @@ def test_joint_names_on_a_message_without_names_are_refused(tmp_path: Path) -> N
         " max_age_ms: 30}\n",
     )
     with pytest.raises(MappingError, match="picks joints by a JointState's name list"):
-        RosbagSource(bag)
+        _scan(bag)
     with_plan(
         bag,
         "master: {fps: 10}\nstreams:\n"
@@ -446,4 +458,50 @@ def test_a_field_that_changes_size_between_messages_is_an_error(tmp_path: Path) 
         "  q: {topic: /joint_states, field: position, clock: header, method: interpolate, max_age_ms: 5}\n",
     )
     with pytest.raises(EpisodeError, match=r"field 'position' changes size between messages \(3 then 4\)"):
-        RosbagSource(path)
+        _scan(path)
+
+
+# -- the alignment plan inside a converter spec (source: block) ------------------------------------------------------
+
+
+def test_a_spec_source_block_carries_the_plan_and_rdstd_spec_drafts_it(tmp_path: Path) -> None:
+    import yaml
+
+    from rdstd.convert.pipeline import open_source
+
+    bag = write_bag(tmp_path / "run.bag")
+    spec_file = tmp_path / "drafted.yaml"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["spec", str(bag), "--name", "rosbag/drafted"]) == 0
+    drafted = yaml.safe_load(out.getvalue())
+    assert drafted["source"]["master"] == {"topic": "/cam/compressed", "clock": "header"}
+    assert drafted["source"]["streams"]["joint_states"]["names"] == ["j3", "j2", "j1"]
+    spec_file.write_text(out.getvalue())
+    report = convert(bag, tmp_path / "out", spec=spec_file)
+    assert report.frames_written == 10 and not (tmp_path / "run.bag.rdstd.yaml").exists()
+    with open_source(bag, spec=spec_file) as source:
+        assert source.info().extra["alignment_origin"] == f"{spec_file} (source:)"
+
+
+def test_a_bad_source_block_is_refused_naming_the_spec_and_other_backends_take_none(tmp_path: Path) -> None:
+    import yaml
+
+    from rdstd.convert.pipeline import open_source
+    from rdstd.schema.spec import ConverterSpec
+
+    bag = write_bag(tmp_path / "run.bag")
+    spec = yaml.safe_load(shipped_specs()["rosbag/synthetic_panda"].read_text())
+    del spec["source"]["streams"]["joints"]["clock"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(spec))
+    with pytest.raises(MappingError, match=r"bad\.yaml: source: invalid alignment plan at streams\.joints"):
+        open_source(bag, spec=bad)
+    from rdstd.formats.base import SourceDataset
+
+    class Plain(RosbagSource):
+        configure = SourceDataset.configure  # the default: no options taken
+
+    other = ConverterSpec.model_validate({**spec, "source": {"x": 1}})
+    with Plain(bag) as source, pytest.raises(MappingError, match="takes no source: options"):
+        source.configure(other.source or {}, "(test)")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from array import array
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -28,7 +28,7 @@ from rdstd.formats.rosbag import fields as msgfields
 from rdstd.formats.rosbag.bag import RawBag, bag_files
 from rdstd.formats.rosbag.frames import BagFrames, BagPixels, BagVectors, TopicWindow
 from rdstd.formats.rosbag.ledger import TopicLedger, build_ledger
-from rdstd.formats.rosbag.plan import RosbagPlan, StreamPlan, load_plan, sidecar_path
+from rdstd.formats.rosbag.plan import RosbagPlan, StreamPlan, load_plan, parse_plan, sidecar_path
 from rdstd.formats.rosbag.types import Decoder, TypeResolver
 from rdstd.formats.sniff import MCAP_MAGIC, ROSBAG1_MAGIC, SQLITE_MAGIC
 from rdstd.paths import inside
@@ -80,40 +80,89 @@ class TopicData:
 
 
 class RosbagSource(SourceDataset):
-    """An opened bag, with its ledger; ``plan`` (else the ``<bag>.rdstd.yaml`` sidecar) declares the alignment."""
+    """An opened bag, with its ledger; ``plan`` (else a converter spec's ``source:`` block given to
+    :meth:`configure`, else the ``<bag>.rdstd.yaml`` sidecar) declares the alignment.
+
+    Opening reads the container's index only; the one pass over the messages that builds the ledger (keeping what
+    the plan reads) runs when the ledger, the keys or an episode are first asked for, so a plan given by
+    :meth:`configure` is collected in that same pass.
+    """
 
     format = "rosbag"
+
+    #: Built by the scan (:meth:`_scan`), on first use.
+    ledger: dict[str, TopicLedger]
+    decoders: dict[str, Decoder]
+    warnings: list[str]
+    problems: list[str]
+    draft: dict[str, Any] | None
+    _cache: dict[str, TopicData]
+    _keys: list[SourceKey]
+    _keys_by_name: dict[str, SourceKey]
+    _SCANNED = ("ledger", "decoders", "warnings", "problems", "draft", "_cache", "_keys", "_keys_by_name")
 
     def __init__(
         self, path: Path, plan: RosbagPlan | None = None, *, types_dir: Path | None = None, salvage: bool = False
     ) -> None:
         super().__init__(path)
         self.plan_origin = "(given in code)" if plan is not None else ""
+        self.plan_base = path.parent
+        self.notes: list[str] = []
         sidecar = sidecar_path(path)
         if plan is None and sidecar.is_file():
-            plan, self.plan_origin = load_plan(sidecar), str(sidecar)
+            plan, self.plan_origin, self.plan_base = load_plan(sidecar), str(sidecar), sidecar.parent
         self.plan = plan
-        if types_dir is None and plan is not None and plan.types_dir:
-            base = sidecar.parent if self.plan_origin == str(sidecar) else path.parent
-            types_dir = inside(base, plan.types_dir, "the plan's types_dir")
+        self.types_dir = types_dir
         self.bag = RawBag(path, salvage=salvage)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in RosbagSource._SCANNED and "bag" in self.__dict__ and not self.__dict__.get("_scanning"):
+            self._scanning = True
+            try:
+                self._scan()
+            finally:
+                self._scanning = False
+            return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def configure(self, options: Mapping[str, Any], origin: str) -> None:
+        """Take the alignment plan from a converter spec's ``source:`` block (validated as a plan; it replaces a
+        sidecar plan, with a warning saying so). ``origin`` is the spec file: a ``types_dir`` is relative to it."""
+        plan = parse_plan(dict(options), f"{origin}: source")
+        sidecar = sidecar_path(self.path)
+        if self.plan_origin == str(sidecar):
+            self.notes.append(f"the alignment plan in {sidecar} is not used: the spec {origin} declares one")
+        self.plan, self.plan_origin = plan, f"{origin} (source:)"
+        origin_path = Path(origin)
+        self.plan_base = origin_path.parent if origin_path.is_file() else self.path.parent
+        for name in self._SCANNED:  # scanned for another plan: scan again for this one
+            self.__dict__.pop(name, None)
+
+    def _scan(self) -> None:
+        """Read every message once: the ledger, and what the plan reads of its topics."""
+        plan, types_dir = self.plan, self.types_dir
+        if types_dir is None and plan is not None and plan.types_dir:
+            types_dir = inside(self.plan_base, plan.types_dir, "the plan's types_dir")
         try:
             self.resolver = TypeResolver(self.bag.is_ros2, self.bag.facts.get("ros_distro"), types_dir)
             collector = _Collector(self, plan_topics(plan) if plan is not None else set(), plan)
-            self.ledger, self.decoders = build_ledger(self.bag, self.resolver, collector.visit)
-            self._cache = collector.topics(self.ledger)
+            ledger, self.decoders = build_ledger(self.bag, self.resolver, collector.visit)
+            self.ledger = ledger
+            self._cache = collector.topics(ledger)
         except BaseException:
-            self.bag.close()
+            for name in self._SCANNED:
+                self.__dict__.pop(name, None)
             raise
-        self.warnings = [s.line() for s in self.bag.salvaged]
-        self.warnings += list(self.resolver.findings)
-        self.warnings += [
+        warnings = [s.line() for s in self.bag.salvaged]
+        warnings += list(self.resolver.findings)
+        warnings += [
             f"{t.topic}: disabled ({t.error})"
-            for t in self.ledger.values()
+            for t in ledger.values()
             if t.definition == "none" or (t.read and not t.decoded)
         ]
-        self.problems = [t.problem for t in self.ledger.values() if t.problem]
-        self.warnings += [f"{p} (the bag is incomplete or its index is wrong)" for p in self.problems]
+        self.problems = [t.problem for t in ledger.values() if t.problem]
+        warnings += [f"{p} (the bag is incomplete or its index is wrong)" for p in self.problems]
+        self.warnings = warnings + self.notes
         self.draft = draft_plan(self)
         self._keys = self._declared_keys(self.plan) if self.plan is not None else self._draft_keys()
         self._keys_by_name = {k.key: k for k in self._keys}
@@ -240,8 +289,11 @@ class RosbagSource(SourceDataset):
             "ledger_lines": [ledger_line(led) for led in self.ledger.values()],
             "tf_frames": self.tf_frames(),
             "alignment": self.plan.model_dump(mode="json", exclude_none=True) if self.plan else "not declared",
-            "alignment_origin": self.plan_origin or f"none: write one as {sidecar_path(self.path)}",
+            "alignment_origin": self.plan_origin
+            or f"none: write one in a converter spec's source: block, or as {sidecar_path(self.path)}",
             "alignment_draft": self.draft,
+            #: The source: block of a spec drafted from this bag (``rdstd spec``): the plan in use, else the draft.
+            "spec_source": self.plan.model_dump(mode="json", exclude_none=True) if self.plan else self.draft,
             "warnings": list(self.warnings),
         }
         return SourceInfo(
@@ -283,8 +335,8 @@ class RosbagSource(SourceDataset):
         if self.plan is None:
             raise MappingError(
                 f"{self.path}: no alignment plan declared (which topics, on which clock, sampled how)",
-                hint=f"write one as {sidecar_path(self.path)}; `rdstd info {self.path} --format json` shows a draft "
-                "under alignment_draft, and `rdstd spec` drafts the converter spec for its streams",
+                hint=f"`rdstd spec {self.path} > spec.yaml` drafts a converter spec whose source: block is the plan "
+                f"(check it, then --spec spec.yaml); or write the plan alone as {sidecar_path(self.path)}",
             )
         return Aligner(self, self.plan).episode(ref)
 
