@@ -115,13 +115,68 @@ def test_a_bag_without_a_plan_shows_a_draft_and_refuses_to_convert(tmp_path: Pat
         assert source.read_episode(source.episode_refs()[0]).length == 10
 
 
-def test_a_clock_reset_is_an_error_and_zero_stamps_are_findings(tmp_path: Path) -> None:
-    def reset(topic: str, ns: int) -> int:
-        return ns - 5 * 10**9 if topic == "/joint_states" and ns >= T0 + 500_000_000 else ns
+def _reset_all(topic: str, ns: int) -> int:
+    """Every header clock jumps back 5 s half way (a simulator restarting its clock)."""
+    return ns - 5 * 10**9 if ns >= T0 + 500_000_000 else ns
 
-    bag = with_plan(write_bag(tmp_path / "reset.bag", stamp=reset))
-    with RosbagSource(bag) as source, pytest.raises(EpisodeError, match="clock reset"):
-        source.read_episode(source.episode_refs()[0])
+
+@pytest.mark.parametrize("kind", ["ros1", "mcap"])
+def test_a_clock_reset_splits_the_bag_into_episodes_each_reported(tmp_path: Path, kind: str) -> None:
+    bag = with_plan(write_bag(tmp_path / ("reset.bag" if kind == "ros1" else "reset"), kind, stamp=_reset_all))
+    with RosbagSource(bag) as source:
+        refs = source.episode_refs()
+        assert [r.key for r in refs] == [f"{_key(bag)}_piece0", f"{_key(bag)}_piece1"]
+        episodes = [source.read_episode(r) for r in refs]
+        for k, episode in enumerate(episodes):
+            assert episode.length == 5
+            np.testing.assert_allclose(episode.timestamps_s, np.arange(5) * 0.1, atol=1e-9)
+            assert episode.meta["piece"]["index"] == k and episode.meta["piece"]["pieces"] == 2
+            assert episode.meta["notes"][0].startswith(f"piece {k + 1} of 2: the bag was split at its clock reset")
+            assert any("backward jump(s) over 1 s" in f for f in episode.meta["clock_findings"])
+            # the joints of each piece are those recorded in it (camera k at 0.05 + 0.1 k s after T0)
+            t = 0.05 + 0.1 * (np.arange(5) + 5 * k)
+            want = np.array([joint_positions(x) for x in t])
+            np.testing.assert_allclose(np.asarray(episode.vectors["joints"][0:5]), want, atol=2e-3)
+            np.testing.assert_allclose(np.asarray(episode.vectors["ee"][0:5])[:, 0], 0.3 + 0.1 * t, atol=1e-9)
+            assert episode.images["cam"].frames[0] == jpeg(5 * k)
+        assert episodes[1].meta["piece"]["starts_at_receive_ns"] == T0 + 500_000_000 + 1_000_000
+    report = convert(bag, tmp_path / "out", spec=_spec_for(source_keys=("joints", "cam", "ee")))
+    assert report.episodes_written == 2 and report.frames_written == 10
+
+
+def test_a_reset_on_one_topic_only_leaves_a_piece_that_cannot_align_and_says_which(tmp_path: Path) -> None:
+    def joints_only(topic: str, ns: int) -> int:
+        return _reset_all(topic, ns) if topic == "/joint_states" else ns
+
+    bag = with_plan(write_bag(tmp_path / "one.bag", stamp=joints_only))
+    with RosbagSource(bag) as source:
+        first, second = source.episode_refs()
+        assert source.read_episode(first).length == 5
+        with pytest.raises(EpisodeError, match="piece 2 of 2: no master time has a sample"):
+            source.read_episode(second)
+    report = convert(bag, tmp_path / "out", spec=_spec_for(source_keys=("joints", "cam", "ee")), on_error="skip")
+    assert report.episodes_written == 1 and [s.key for s in report.skipped] == ["one_bag_piece1"]
+
+
+def _key(bag: Path) -> str:
+    return bag.name.replace(".", "_")
+
+
+def _spec_for(source_keys: tuple[str, ...]) -> Any:
+    from rdstd.schema.spec import ConverterSpec
+
+    return ConverterSpec.model_validate(
+        {
+            "name": "rosbag/test",
+            "format": "rosbag",
+            "features": {f"observation.{k}": {"key": k} for k in source_keys if k != "cam"},
+            "cameras": {"observation.images.cam": {"key": "cam"}},
+        }
+    )
+
+
+def test_zero_stamps_are_findings(tmp_path: Path) -> None:
+    bag = with_plan(write_bag(tmp_path / "reset.bag"))
 
     def zero(topic: str, ns: int) -> int:
         return 0 if topic == "/joint_states" and ns == T0 else ns

@@ -34,7 +34,7 @@ from rdstd.formats.sniff import MCAP_MAGIC, ROSBAG1_MAGIC, SQLITE_MAGIC
 from rdstd.paths import inside
 from rdstd.schema.episode import EncodedFrames
 from rdstd.schema.vocabulary import ImageCodec
-from rdstd.streams.align import Sampling, apply_sampling, check_clock, fixed_grid, report, sample_at
+from rdstd.streams.align import RESET_NS, Sampling, apply_sampling, check_clock, fixed_grid, report, sample_at
 from rdstd.streams.tf import TransformBuffer, TransformError, TransformLog
 
 if TYPE_CHECKING:
@@ -320,13 +320,27 @@ class RosbagSource(SourceDataset):
                 frames.update(frame.lstrip("/") for frame in self.read_topic(name).transforms.names)
         return sorted(frames)
 
+    def aligner(self) -> Aligner | None:
+        """The aligner of the declared plan (None without one), built once."""
+        if self.plan is None:
+            return None
+        found = self.__dict__.get("_aligner")
+        if found is None or found.plan is not self.plan:
+            found = self._aligner = Aligner(self, self.plan)
+        return found
+
     def episode_refs(self) -> Sequence[EpisodeRef]:
-        """One episode: the bag (a split set is one episode)."""
-        return [EpisodeRef(0, _episode_key(self.path), str(self.path))]
+        """One episode per bag (a split set is one), or one per piece when a clock the plan uses resets."""
+        key = _episode_key(self.path)
+        aligner = self.aligner()
+        count = len(aligner.pieces()) if aligner is not None and not self.problems else 1
+        if count == 1:
+            return [EpisodeRef(0, key, str(self.path))]
+        return [EpisodeRef(k, f"{key}_piece{k}", str(self.path)) for k in range(count)]
 
     def read_episode(self, ref: EpisodeRef) -> SourceEpisode:
         """The bag's streams sampled at the master times (see the module docs)."""
-        if ref.index != 0:
+        if ref.index != 0 and self.plan is None:
             raise CorruptSourceError(f"{self.path}: no episode {ref.index} (a bag is one episode)")
         if self.problems:
             raise CorruptSourceError(
@@ -338,7 +352,9 @@ class RosbagSource(SourceDataset):
                 hint=f"`rdstd spec {self.path} > spec.yaml` drafts a converter spec whose source: block is the plan "
                 f"(check it, then --spec spec.yaml); or write the plan alone as {sidecar_path(self.path)}",
             )
-        return Aligner(self, self.plan).episode(ref)
+        aligner = self.aligner()
+        assert aligner is not None
+        return aligner.episode(ref)
 
     def close(self) -> None:
         """Close the bag files."""
@@ -394,8 +410,9 @@ class _Collector:
                 rows = data.rows[name] = Rows(f"{where}: field {stream.field!r}")
             rows.append(self.source._vector_of(msg, stream, where)[0])
         if tf:
+            message = len(self.receive[topic]) - 1
             for transform in msgfields.transforms(msg):
-                data.transforms.append(*transform)
+                data.transforms.append(*transform, message=message)
         if topic == self.task_topic:
             data.texts.append(str(getattr(msg, "data", "")))
 
@@ -448,8 +465,26 @@ def _episode_key(path: Path) -> str:
     return _SAFE.sub("_", path.name).strip("_") or "bag"
 
 
+#: (topic, clock): one topic's times on one clock.
+TopicClock = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One episode of a bag: the whole recording, or the part between clock resets.
+
+    ``ranges`` gives, per (topic, clock), the ``[start, stop)`` message positions (stream order) it covers;
+    ``starts_ns`` is the receive time it starts at (None for the first piece).
+    """
+
+    index: int
+    count: int
+    ranges: dict[TopicClock, tuple[int, int]]
+    starts_ns: int | None
+
+
 class Aligner:
-    """Builds one episode from a bag and a plan."""
+    """Builds the episodes of one bag and plan: one, or one per piece between clock resets (:meth:`pieces`)."""
 
     def __init__(self, source: RosbagSource, plan: RosbagPlan) -> None:
         self.source = source
@@ -458,40 +493,100 @@ class Aligner:
         self.topics: dict[str, TopicData] = {}
         self.findings: list[str] = []
         self.by_topic: dict[str, list[str]] = {}
+        self._pieces: list[Piece] | None = None
 
     def topic(self, name: str) -> TopicData:
         if name not in self.topics:
             self.topics[name] = self.source.read_topic(name)
         return self.topics[name]
 
-    def times(self, data: TopicData, clock: str, what: str) -> npt.NDArray[np.int64]:
-        """The topic's times on ``clock``, after the sanity checks; a clock reset is an error (one episode only)."""
-        check = check_clock(data.topic, data.header_ns, data.receive_ns, clock)
-        self.findings.extend(f for f in check.findings if f not in self.findings)
-        self.by_topic[data.topic] = check.findings
-        if check.resets:
-            raise EpisodeError(
-                f"{self.path}: {what}: {check.findings[-1]}; a bag with a clock reset cannot be one episode yet",
-                hint="cut the bag at the reset (e.g. rosbags-convert or mcap filter) and convert each part",
-            )
-        times = data.header_ns if clock == "header" else data.receive_ns
-        assert times is not None
-        return times
-
-    def master_times(self) -> tuple[npt.NDArray[np.int64], str]:
+    def _uses(self) -> list[TopicClock]:
+        """Every (topic, clock) the plan samples, the master's first; TF topics on their receive clock."""
+        uses: list[TopicClock] = []
         master = self.plan.master
         if master.topic is not None:
             assert master.clock is not None
-            data = self.topic(master.topic)
-            times = self.times(data, master.clock, "the master clock")
+            uses.append((master.topic, master.clock))
+        for stream in self.plan.streams.values():
+            if stream.topic is not None:
+                assert stream.clock is not None
+                uses.append((stream.topic, stream.clock))
+        if any(s.tf is not None for s in self.plan.streams.values()):
+            uses += [(name, "receive") for name in self.tf_topics()]
+        return list(dict.fromkeys(uses))
+
+    def tf_topics(self) -> list[str]:
+        """The decoded TF topics of the bag."""
+        return [n for n, led in self.source.ledger.items() if led.msgtype in msgfields.TF_TYPES and led.decoded]
+
+    def pieces(self) -> list[Piece]:
+        """The recording cut at its clock resets (a backward jump over 1 s on a clock the plan uses).
+
+        A reset's cut is the receive time of the first message after the jump; cuts of several topics within 1 s
+        of each other are one reset. A topic that resets is split at its own jumps (it must reset as often as the
+        recording does, else which parts belong together is unknown: an error); a topic that does not is split at
+        the cuts' receive times.
+        """
+        if self._pieces is not None:
+            return self._pieces
+        checks = {}
+        for topic, clock in self._uses():
+            data = self.topic(topic)
+            if topic in self.tf_topics():
+                check = check_clock(topic, None, data.receive_ns, "receive")
+            else:
+                check = check_clock(topic, data.header_ns, data.receive_ns, clock)
+            self.findings.extend(f for f in check.findings if f not in self.findings)
+            self.by_topic.setdefault(topic, [])
+            self.by_topic[topic] += [f for f in check.findings if f not in self.by_topic[topic]]
+            checks[(topic, clock)] = (data, check)
+        cuts: list[int] = []
+        for at in sorted(int(d.receive_ns[a]) for d, c in checks.values() for a, _ in c.segments[1:]):
+            if not cuts or at - cuts[-1] > RESET_NS:
+                cuts.append(at)
+        count = len(cuts) + 1
+        ranges: list[dict[TopicClock, tuple[int, int]]] = [{} for _ in range(count)]
+        for key, (data, check) in checks.items():
+            if check.resets:
+                if len(check.segments) != count:
+                    raise EpisodeError(
+                        f"{self.path}: {key[0]} has {check.resets} clock reset(s) on its {key[1]} clock, the "
+                        f"recording {count - 1}: which parts belong together is unknown",
+                        hint="cut the bag at the resets (e.g. rosbags-convert or mcap filter) and convert each part",
+                    )
+                bounds = [a for a, _ in check.segments] + [check.segments[-1][1]]
+            else:
+                receive = data.receive_ns
+                if count > 1 and np.any(np.diff(receive) < 0):
+                    raise EpisodeError(
+                        f"{self.path}: {key[0]}: receive times go backwards, so it cannot be cut at the clock resets"
+                    )
+                bounds = [0, *np.searchsorted(receive, cuts, side="left").tolist(), len(receive)]
+            for k in range(count):
+                ranges[k][key] = (int(bounds[k]), int(bounds[k + 1]))
+        self._pieces = [Piece(k, count, ranges[k], cuts[k - 1] if k else None) for k in range(count)]
+        return self._pieces
+
+    def times(self, data: TopicData, clock: str, piece: Piece) -> tuple[npt.NDArray[np.int64], int]:
+        """The topic's times on ``clock`` within ``piece`` (stream order), and the position of the first."""
+        lo, hi = piece.ranges[(data.topic, clock)]
+        times = data.header_ns if clock == "header" else data.receive_ns
+        assert times is not None
+        return times[lo:hi], lo
+
+    def master_times(self, piece: Piece) -> tuple[npt.NDArray[np.int64], str]:
+        master = self.plan.master
+        if master.topic is not None:
+            assert master.clock is not None
+            times, _ = self.times(self.topic(master.topic), master.clock, piece)
             return np.sort(times, kind="stable"), f"{master.topic} ({master.clock})"
         assert master.fps is not None
         starts, stops = [], []
-        for name, stream in self.plan.streams.items():
+        for stream in self.plan.streams.values():
             if stream.topic is None:
                 continue
             assert stream.clock is not None
-            times = self.times(self.topic(stream.topic), stream.clock, name)
+            times, _ = self.times(self.topic(stream.topic), stream.clock, piece)
             if times.size:
                 starts.append(int(times.min()))
                 stops.append(int(times.max()))
@@ -502,7 +597,11 @@ class Aligner:
         ), f"{master.fps:g} fps grid over the span all streams cover"
 
     def episode(self, ref: EpisodeRef) -> SourceEpisode:
-        master, master_desc = self.master_times()
+        pieces = self.pieces()
+        if not 0 <= ref.index < len(pieces):
+            raise CorruptSourceError(f"{self.path}: no episode {ref.index} (the bag has {len(pieces)})")
+        piece = pieces[ref.index]
+        master, master_desc = self.master_times(piece)
         samplings: dict[str, tuple[Sampling, npt.NDArray[np.int64], npt.NDArray[np.int64]]] = {}
         valid = np.ones(len(master), dtype=bool)
         for name, stream in self.plan.streams.items():
@@ -510,21 +609,21 @@ class Aligner:
                 continue
             assert stream.clock and stream.method and stream.max_age_ms
             data = self.topic(stream.topic)
-            times = self.times(data, stream.clock, name)
-            order = np.argsort(times, kind="stable")
+            times, first = self.times(data, stream.clock, piece)
+            local = np.argsort(times, kind="stable")
             if data.msgtype in (msgfields.IMAGE, msgfields.COMPRESSED) and stream.method == "interpolate":
                 raise MappingError(
                     f"{self.path}: stream {name}: images cannot be interpolated", hint="use hold or nearest"
                 )
-            sampling = sample_at(master, times[order], stream.method, int(stream.max_age_ms * 1e6))
-            samplings[name] = (sampling, order, times[order])
+            sampling = sample_at(master, times[local], stream.method, int(stream.max_age_ms * 1e6))
+            samplings[name] = (sampling, first + local, times[local])
             valid &= sampling.valid
-        tf_poses, tf_report = self._tf(master, valid)
+        tf_poses, tf_report = self._tf(master, piece)
         for ok in tf_report.pop("_valid"):
             valid &= ok
         if not valid.any():
             raise EpisodeError(
-                f"{self.path}: no master time has a sample of every stream within its max_age_ms",
+                f"{self.path}: {_piece_name(piece)}no master time has a sample of every stream within its max_age_ms",
                 hint="raise max_age_ms, check the clocks (see the clock findings in rdstd info), or the topics' times",
             )
         kept = valid
@@ -586,6 +685,16 @@ class Aligner:
             "start_ns": int(stamps[0]),
             "notes": [*self.findings, *self._drop_notes(reports, len(master), int(kept.sum()))],
         }
+        if piece.count > 1:
+            meta["piece"] = {
+                "index": piece.index,
+                "pieces": piece.count,
+                "starts_at_receive_ns": piece.starts_ns,
+                "reason": "the recording's clock reset (a backward jump over 1 s): each part is its own episode",
+            }
+            meta["notes"].insert(
+                0, f"{_piece_name(piece)}the bag was split at its clock reset(s) into {piece.count} episodes"
+            )
         if self.source.bag.salvaged:
             meta["partial"] = partial_meta(self.source.bag.salvaged)
             meta["notes"].insert(0, "partial: salvaged from a truncated bag (see source_meta.partial)")
@@ -607,15 +716,16 @@ class Aligner:
             f"{total - kept} of {total} master frames dropped: a stream had no sample within its max_age_ms ({worst})"
         ]
 
-    def _tf(self, master: npt.NDArray[np.int64], valid: npt.NDArray[np.bool_]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _tf(self, master: npt.NDArray[np.int64], piece: Piece) -> tuple[dict[str, Any], dict[str, Any]]:
         lookups = {n: s.tf for n, s in self.plan.streams.items() if s.tf is not None}
         out: dict[str, Any] = {"_valid": []}
         if not lookups:
             return {}, out
         buffer = TransformBuffer()
-        for name, led in self.source.ledger.items():
-            if led.msgtype in msgfields.TF_TYPES and led.decoded:
-                self.topic(name).transforms.into(buffer, static="static" in name)
+        for name in self.tf_topics():
+            static = "static" in name  # static transforms hold for every piece; dynamic ones for their own
+            messages = None if static else piece.ranges[(name, "receive")]
+            self.topic(name).transforms.into(buffer, static=static, messages=messages)
         poses: dict[str, Any] = {}
         for name, tf in lookups.items():
             try:
@@ -659,6 +769,10 @@ class Aligner:
         if not data.texts:
             raise EpisodeError(f"{self.path}: task topic {task.topic} holds no text message")
         return data.texts[0]
+
+
+def _piece_name(piece: Piece) -> str:
+    return f"piece {piece.index + 1} of {piece.count}: " if piece.count > 1 else ""
 
 
 def _safe(topic: str) -> str:
