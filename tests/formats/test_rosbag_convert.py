@@ -274,8 +274,129 @@ def test_raw_images_honour_step_byte_order_and_channel_order() -> None:
         np.testing.assert_array_equal(got, depth)
     metres = rng.random((3, 4)).astype(np.float32)
     np.testing.assert_array_equal(msgfields.raw_image(_image("32FC1", metres), "t"), metres)
-    with pytest.raises(EpisodeError, match="bayer_rggb8"):
-        msgfields.raw_image(_image("bayer_rggb8", rgb[..., 0].copy()), "t")
+    with pytest.raises(EpisodeError, match="'yuv422' is not read"):
+        msgfields.raw_image(_image("yuv422", rgb[..., 0].copy()), "t")
+
+
+def _mosaic(rgb: np.ndarray, pattern: str) -> np.ndarray:
+    """What a Bayer sensor with ``pattern`` records of ``rgb`` (the colour of each 2×2 cell position)."""
+    out = np.empty(rgb.shape[:2], dtype=rgb.dtype)
+    for k, letter in enumerate(pattern):
+        out[k // 2 :: 2, k % 2 :: 2] = rgb[k // 2 :: 2, k % 2 :: 2, "rgb".index(letter)]
+    return out
+
+
+@pytest.mark.parametrize("pattern", ["rggb", "bggr", "gbrg", "grbg"])
+def test_bayer_images_are_demosaiced_to_rgb(pattern: str) -> None:
+    flat = np.empty((6, 8, 3), dtype=np.uint8)
+    flat[...] = (200, 90, 30)
+    got = msgfields.raw_image(_image(f"bayer_{pattern}8", _mosaic(flat, pattern), pad=2), "t")
+    np.testing.assert_array_equal(got, flat)  # a uniform colour comes back exact, edges included
+    # a smooth 16-bit ramp: the samples the sensor took are kept, the others are within the ramp's step
+    y, x = np.mgrid[0:8, 0:10]
+    ramp = np.stack([1000 + 100 * x, 2000 + 50 * y, 3000 + 10 * (x + y)], axis=-1).astype(np.uint16)
+    got16 = msgfields.raw_image(_image(f"bayer_{pattern}16", _mosaic(ramp, pattern), big=True), "t")
+    assert got16.dtype == np.uint16 and got16.shape == (8, 10, 3)
+    inner = (slice(1, -1), slice(1, -1))
+    np.testing.assert_allclose(got16[inner].astype(float), ramp[inner].astype(float), atol=1)
+    taken = _mosaic(got16, pattern) == _mosaic(ramp, pattern)
+    assert taken.all()
+
+
+def _depth_png(values: np.ndarray, fmt_code: int = 0, a: float = 0.0, b: float = 0.0) -> bytes:
+    import struct
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(values.astype(np.uint16)).save(out, format="PNG")
+    return struct.pack("<iff", fmt_code, a, b) + out.getvalue()
+
+
+def test_compressed_depth_decodes_16uc1_millimetres_and_32fc1_quantized_metres() -> None:
+    mm = np.array([[0, 500, 1200], [65535, 7, 3000]], dtype=np.uint16)
+    msg = SimpleNamespace(format="16UC1; compressedDepth png", data=np.frombuffer(_depth_png(mm), np.uint8))
+    assert msgfields.is_compressed_depth(msg)
+    got = msgfields.compressed_depth(msg, "t")
+    assert got.dtype == np.uint16
+    np.testing.assert_array_equal(got, mm)
+    # the encoder's quantization (compressed_depth_image_transport): A = z0 (z0 + 1), B = 1 - A / max_depth,
+    # stored v = A / depth + B; decoding gives A / (v - B); v = 0 means no reading
+    z0, max_depth = 100.0, 10.0
+    a, b = z0 * (z0 + 1), 1 - z0 * (z0 + 1) / max_depth
+    metres = np.array([[0.5, 1.0, 2.5], [9.0, np.nan, 3.3]])
+    quantized = np.where(np.isnan(metres), 0, np.rint(a / np.nan_to_num(metres, nan=1.0) + b))
+    msg = SimpleNamespace(
+        format="32FC1; compressedDepth png", data=np.frombuffer(_depth_png(quantized, 0, a, b), np.uint8)
+    )
+    depth = msgfields.compressed_depth(msg, "t")
+    assert depth.dtype == np.float32 and np.isnan(depth[1, 1])
+    ok = ~np.isnan(metres)
+    # one quantization step at depth d is about d^2 / A
+    assert np.all(np.abs(depth[ok] - metres[ok]) <= metres[ok] ** 2 / a)
+    with pytest.raises(EpisodeError, match="RVL"):
+        msgfields.compressed_depth(SimpleNamespace(format="16UC1; compressedDepth rvl", data=b"x" * 20), "t")
+    with pytest.raises(EpisodeError, match="12-byte header before a PNG"):
+        msgfields.compressed_depth(
+            SimpleNamespace(format="16UC1; compressedDepth png", data=np.zeros(40, np.uint8)), "t"
+        )
+
+
+def test_a_bag_with_compressed_depth_and_bayer_topics_converts(tmp_path: Path) -> None:
+    from rosbags.rosbag1 import Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    ts = get_typestore(Stores.ROS1_NOETIC)
+    types = ts.types
+    path = tmp_path / "rgbd.bag"
+    writer = Writer(path)
+    writer.open()
+    depth_conn = writer.add_connection("/depth/compressedDepth", "sensor_msgs/msg/CompressedImage", typestore=ts)
+    bayer_conn = writer.add_connection("/bayer", "sensor_msgs/msg/Image", typestore=ts)
+    depths, colours = [], []
+    for k in range(4):
+        ns = T0 + k * 100_000_000
+        header = types["std_msgs/msg/Header"](
+            seq=k, stamp=types["builtin_interfaces/msg/Time"](sec=ns // 10**9, nanosec=ns % 10**9), frame_id="cam"
+        )
+        mm = np.full((4, 6), 400 + 10 * k, dtype=np.uint16)
+        depths.append(mm)
+        msg = types["sensor_msgs/msg/CompressedImage"](
+            header=header, format="16UC1; compressedDepth png", data=np.frombuffer(_depth_png(mm), np.uint8)
+        )
+        writer.write(depth_conn, ns + 1000, ts.serialize_ros1(msg, "sensor_msgs/msg/CompressedImage"))
+        colour = np.empty((4, 6, 3), dtype=np.uint8)
+        colour[...] = (10 * k, 100, 250 - 10 * k)
+        colours.append(colour)
+        img = types["sensor_msgs/msg/Image"](
+            header=header,
+            height=4,
+            width=6,
+            encoding="bayer_grbg8",
+            is_bigendian=0,
+            step=6,
+            data=_mosaic(colour, "grbg").reshape(-1),
+        )
+        writer.write(bayer_conn, ns + 2000, ts.serialize_ros1(img, "sensor_msgs/msg/Image"))
+    writer.close()
+    with_plan(
+        path,
+        "master: {topic: /depth/compressedDepth, clock: header}\nstreams:\n"
+        "  depth: {topic: /depth/compressedDepth, clock: header, method: nearest, max_age_ms: 1}\n"
+        "  colour: {topic: /bayer, clock: header, method: nearest, max_age_ms: 1}\n",
+    )
+    with RosbagSource(path) as source:
+        keys = {k.key: k for k in source.info().keys}
+        assert keys["depth"].dtype == "uint16" and keys["depth"].shape == (4, 6)
+        assert "depth in millimetres" in keys["depth"].note and "bayer_grbg8 demosaiced" in keys["colour"].note
+        episode = source.read_episode(source.episode_refs()[0])
+        np.testing.assert_array_equal(np.asarray(episode.images["depth"]), np.stack(depths))
+        np.testing.assert_array_equal(np.asarray(episode.images["colour"]), np.stack(colours))
+    report = convert(path, tmp_path / "out")  # drafted spec: the uint16 camera is depth, stored losslessly
+    assert report.frames_written == 4
+    written = rdstd.open(tmp_path / "out").episode(0)
+    depth_name = next(n for n in written.images if "depth" in n)
+    np.testing.assert_array_equal(np.stack(written.images[depth_name][0:4])[..., 0], np.stack(depths))
 
 
 def test_the_ros_numpy_sample_images_read() -> None:

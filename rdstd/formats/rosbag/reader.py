@@ -241,6 +241,11 @@ class RosbagSource(SourceDataset):
         msg = self.first_message(stream.topic)
         msgtype = self.decoders[stream.topic].msgtype
         note = f"{stream.topic} ({msgtype}), {stream.clock} clock, {stream.method} within {stream.max_age_ms:g} ms"
+        if msgtype == msgfields.COMPRESSED and msgfields.is_compressed_depth(msg):
+            depth = msgfields.compressed_depth(msg, f"{self.path}: {stream.topic}")
+            unit = "millimetres (16UC1, REP 118)" if depth.dtype == np.uint16 else "metres (32FC1, REP 118; NaN: none)"
+            note += f"; compressedDepth ({msg.format}) decoded to depth in {unit}"
+            return SourceKey(name, "image", depth.shape, depth.dtype.name, note=note)
         if msgtype == msgfields.COMPRESSED:
             data = bytes(np.asarray(msg.data, dtype=np.uint8).tobytes())
             codec = msgfields.image_codec(data)
@@ -251,6 +256,8 @@ class RosbagSource(SourceDataset):
             return SourceKey(name, "image", msgfields.encoded_shape(data), "uint8", note=note, codec=ImageCodec(codec))
         if msgtype == msgfields.IMAGE:
             pixels = msgfields.raw_image(msg, f"{self.path}: {stream.topic}")
+            if str(msg.encoding) in msgfields.BAYER:
+                note += f"; {msg.encoding} demosaiced (bilinear) to RGB"
             return SourceKey(name, "image", pixels.shape, pixels.dtype.name, note=note)
         values, names = self._vector_of(msg, stream, f"{self.path}: {stream.topic}")
         return SourceKey(name, "vector", values.shape, values.dtype.name, names, note=note)
@@ -644,19 +651,19 @@ class Aligner:
                 sampling.lo[kept], sampling.hi[kept], sampling.w[kept], sampling.valid[kept], sampling.dt_ns[kept]
             )
             used = order[picked.lo]
-            if data.msgtype == msgfields.COMPRESSED:
-                codec = self.source._keys_by_name[name].codec
-                assert codec is not None
+            codec = self.source._keys_by_name[name].codec
+            if data.msgtype == msgfields.COMPRESSED and codec is not None:
                 images[name] = EncodedFrames(codec, BagFrames(self.source.window(stream.topic, data), used, codec))
-            elif data.msgtype == msgfields.IMAGE:
+            elif data.msgtype in IMAGE_TYPES:  # raw pixels, Bayer, or compressedDepth decoded to depth
                 key = self.source._keys_by_name[name]
                 where = f"{self.path}: {stream.topic}"
+                decode = msgfields.raw_image if data.msgtype == msgfields.IMAGE else msgfields.compressed_depth
                 images[name] = BagPixels(
                     self.source.window(stream.topic, data),
                     used,
                     key.shape,
                     np.dtype(key.dtype),
-                    partial(msgfields.raw_image, where=where),
+                    partial(decode, where=where),
                 )
             else:
                 if name not in data.rows:
