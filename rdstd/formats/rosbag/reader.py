@@ -447,7 +447,9 @@ def partial_meta(salvaged: Sequence[Salvage]) -> dict[str, Any]:
         "files": [s.as_dict() for s in salvaged],
         "recovered_until_ns": max(lasts) if lasts else None,
         "recovered_from_ns": min(firsts) if firsts else None,
-        "bytes_lost": sum(s.bytes_lost for s in salvaged),
+        "bytes_lost": "unknown"
+        if any(s.container == "sqlite3" for s in salvaged)
+        else sum(s.bytes_lost for s in salvaged),
         "lost": "every message after the recovered prefix of each file named (its count is unknown: the index "
         "that held it is gone)",
     }
@@ -831,12 +833,11 @@ class RosbagBackend(FormatBackend):
     priority = 40
 
     def detect(self, path: Path) -> bool:
-        """A ``#ROSBAG V2.0`` file, an MCAP or sqlite3 file not inside a rosbag2 folder, or a rosbag2 folder."""
+        """A ``#ROSBAG V2.0`` file, an MCAP or sqlite3 file not inside a rosbag2 folder, or a folder of rosbag2
+        storage files (with its metadata.yaml, or without: then only salvage reads it)."""
         try:
-            if path.is_dir():
-                return (path / "metadata.yaml").is_file() and any(
-                    p.suffix in (".db3", ".mcap", ".zstd") for p in path.iterdir()
-                )
+            if path.is_dir():  # a rosbag2 folder, or its storage files left without metadata.yaml (salvage)
+                return any(p.suffix in (".db3", ".mcap", ".zstd") for p in path.iterdir())
             if not path.is_file():
                 return False
             with path.open("rb") as f:
@@ -858,5 +859,5 @@ class RosbagBackend(FormatBackend):
     def open_salvaged(self, path: Path) -> RosbagSource:
         """Open a possibly truncated bag, recovering its readable prefix (``rdstd convert --salvage``); the
         episode of a bag that needed salvage is marked partial (``source_meta["partial"]``)."""
-        bag_files(path)
+        bag_files(path, salvage=True)
         return RosbagSource(path, salvage=True)
