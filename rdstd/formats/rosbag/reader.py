@@ -11,18 +11,20 @@ The episode's ``meta`` carries the alignment report per stream, the clock findin
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from rdstd.errors import CorruptSourceError, EpisodeError, MappingError
+from rdstd.errors import CorruptSourceError, EpisodeError, MappingError, SourceError
 from rdstd.formats.base import EpisodeRef, FormatBackend, SourceDataset, SourceEpisode, SourceInfo, SourceKey
 from rdstd.formats.rosbag import fields as msgfields
 from rdstd.formats.rosbag.bag import RawBag, bag_files
@@ -41,34 +43,86 @@ if TYPE_CHECKING:
     from rdstd.formats.rosbag.salvage import Salvage
 
 IMAGE_TYPES = (msgfields.IMAGE, msgfields.COMPRESSED)
+#: Bytes of one vector stream's values kept in memory before the rest goes to a temporary file.
+SPILL_BYTES = 1 << 20
+#: Parsed field paths, and joint columns per (message names, wanted names): computed once, not per message.
+_PATHS: dict[str, list[tuple[str, list[str]]]] = {}
+_COLUMNS: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int]] = {}
 POSE_NAMES = ["x", "y", "z", "qx", "qy", "qz", "qw"]
 _SAFE = re.compile(r"[^A-Za-z0-9_]+")
 
 
 class Rows:
-    """The shape of one vector stream's per-message values, checked as messages are read (a vector whose size
-    changes between messages is an error); the values themselves are not kept: the aligned episode reads the
-    messages it uses when sliced (:class:`~rdstd.formats.rosbag.frames.BagVectors`)."""
+    """One vector stream's per-message values, kept as they are read in the bag's single pass (so conversion does
+    not read and decode the messages again), compactly: raw bytes in memory up to :data:`SPILL_BYTES`, then in an
+    anonymous temporary file, so memory stays flat however long the recording. A vector whose size changes between
+    messages is an error."""
 
     def __init__(self, where: str) -> None:
         self.where = where
         self.shape: tuple[int, ...] | None = None
+        self.dtype: np.dtype[Any] | None = None
         self.count = 0
+        self._buffer = bytearray()
+        self._spill: IO[bytes] | None = None
+        self.closed = False
 
     def append(self, row: npt.NDArray[Any]) -> None:
         """One message's vector."""
-        if self.shape is None:
-            self.shape = row.shape
+        if self.shape is None or self.dtype is None:
+            self.shape, self.dtype = row.shape, row.dtype
         elif row.shape != self.shape:
             raise EpisodeError(f"{self.where} changes size between messages ({self.shape[0]} then {row.shape[0]})")
+        self._buffer += np.ascontiguousarray(row, dtype=self.dtype).tobytes()
         self.count += 1
+        if len(self._buffer) >= SPILL_BYTES:
+            if self._spill is None:
+                self._spill = tempfile.TemporaryFile(prefix="rdstd-rows-")  # noqa: SIM115 - closed by close()
+            self._spill.write(self._buffer)
+            self._buffer.clear()
+
+    def read(self, positions: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
+        """The values of the messages at ``positions`` (stream order; repeats allowed), stacked."""
+        if self.closed:
+            raise SourceError(
+                f"{self.where}: the bag is closed; its frames and vectors are read while it is open",
+                hint="read the episode's images and vectors inside `with backend.open(path) as source:`",
+            )
+        assert self.shape is not None and self.dtype is not None
+        size = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        if len(positions) == 0:
+            return np.zeros((0, *self.shape), dtype=self.dtype)
+        lo, hi = int(positions.min()), int(positions.max()) + 1
+        if lo < 0 or hi > self.count:
+            raise CorruptSourceError(f"{self.where}: message {hi - 1} asked for, {self.count} were read")
+        on_disk = self._spill.tell() if self._spill is not None else 0
+        start, stop = lo * size, hi * size
+        if self._spill is not None and start < on_disk:
+            self._spill.seek(start)
+            data = self._spill.read(min(stop, on_disk) - start)
+            self._spill.seek(0, os.SEEK_END)
+            if stop > on_disk:
+                data += bytes(self._buffer[: stop - on_disk])
+        else:
+            data = bytes(self._buffer[start - on_disk : stop - on_disk])
+        block = np.frombuffer(data, dtype=self.dtype).reshape(hi - lo, *self.shape)
+        return block[positions - lo]
+
+    def close(self) -> None:
+        """Drop the values (and the temporary file)."""
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
+        self._buffer = bytearray()
+        self.closed = True
 
 
 @dataclass
 class TopicData:
     """What an episode needs of one topic: receive and header times (stream order), and per message only what the
-    plan reads: the transforms of a TF message (compactly), the text of a String. Vector streams and images keep
-    their times only (values and frames are read from the bag when the converter slices them, :mod:`.frames`)."""
+    plan reads: each vector stream's values (:class:`Rows`), the transforms of a TF message (compactly), the text of
+    a String. Images keep their times only (frames are read from the bag when the converter slices them,
+    :mod:`.frames`)."""
 
     topic: str
     msgtype: str
@@ -262,16 +316,15 @@ class RosbagSource(SourceDataset):
         values, names = self._vector_of(msg, stream, f"{self.path}: {stream.topic}")
         return SourceKey(name, "vector", values.shape, values.dtype.name, names, note=note)
 
-    def values_of(self, msg: Any, stream: StreamPlan, where: str) -> npt.NDArray[Any]:
-        """The vector ``stream`` takes from ``msg``."""
-        return self._vector_of(msg, stream, where)[0]
-
     def _vector_of(self, msg: Any, stream: StreamPlan, where: str) -> tuple[npt.NDArray[Any], list[str] | None]:
         path = stream.field or ""
         if not path:
             raise MappingError(f"{where}: a vector stream needs field: (e.g. position)")
         try:
-            value = msgfields.to_vector(msgfields.resolve(msg, msgfields.parse_path(path)))
+            steps = _PATHS.get(path)
+            if steps is None:
+                steps = _PATHS[path] = msgfields.parse_path(path)
+            value = msgfields.to_vector(msgfields.resolve(msg, steps))
         except MappingError as exc:
             raise MappingError(f"{where}: field {path!r}: {exc.message}", hint=exc.hint) from exc
         if stream.names is None:
@@ -283,7 +336,12 @@ class RosbagSource(SourceDataset):
             return value, names
         if not isinstance(getattr(msg, "name", None), list):
             raise MappingError(f"{where}: names: picks joints by a JointState's name list; this message has none")
-        cols = msgfields.joint_columns(list(msg.name), stream.names, where)
+        have, wanted = tuple(msg.name), tuple(stream.names)
+        cols = _COLUMNS.get((have, wanted))
+        if cols is None:  # one lookup per distinct name list (a JointState usually repeats the same one)
+            cols = msgfields.joint_columns(list(have), list(wanted), where)
+            if len(_COLUMNS) < 64:
+                _COLUMNS[(have, wanted)] = cols
         return value[cols], list(stream.names)
 
     # -- contract --------------------------------------------------------------------------------------------
@@ -364,7 +422,14 @@ class RosbagSource(SourceDataset):
         return aligner.episode(ref)
 
     def close(self) -> None:
-        """Close the bag files."""
+        """Close the bag files and drop the values kept of its vector streams."""
+        for data in self.__dict__.get("_cache", {}).values():
+            for rows in data.rows.values():
+                rows.close()
+        aligner = self.__dict__.get("_aligner")
+        for data in aligner.topics.values() if aligner is not None else ():
+            for rows in data.rows.values():
+                rows.close()
         self.bag.close()
 
 
@@ -671,14 +736,13 @@ class Aligner:
                 if name not in data.rows:
                     raise EpisodeError(f"{self.path}: {stream.topic}: no message to take {name} from")
                 key = self.source._keys_by_name[name]
-                where = f"{self.path}: {stream.topic}"
                 vectors[name] = BagVectors(
-                    self.source.window(stream.topic, data),
+                    data.rows[name].read,
+                    f"{self.path}: {stream.topic}",
                     used,
                     order[picked.hi],
                     picked.w,
                     partial(apply_sampling, method=stream.method, quaternions=stream.quaternions),
-                    partial(self.source.values_of, stream=stream, where=where),
                     key.shape,
                     np.dtype(key.dtype),
                 )
