@@ -1,12 +1,16 @@
-"""The ROS bag backend: a bag (ROS 1 ``.bag`` or split set, rosbag2 folder, lone ``.db3``/``.mcap``) is one episode.
+"""The ROS bag backend: a bag (ROS 1 ``.bag`` or split set, rosbag2 folder, lone ``.db3``/``.mcap``) is one episode,
+or one per piece when a clock the plan uses resets.
 
-Opening a bag reads and decodes every message once to build the per-topic ledger (:mod:`.ledger`), keeping of
-the plan's topics only what the plan reads (camera frames are read again when sliced, :mod:`.frames`); ``info()``
-shows it under ``extra["ledger"]`` with the container facts, the TF frames present and a drafted alignment plan.
-Episodes need a declared alignment plan (:mod:`.plan`): without one, ``read_episode`` refuses and says where to
-write it. With one, each stream is read, its clocks checked (:func:`rdstd.streams.align.check_clock`), and it is
-sampled at the master times; a master time any stream cannot serve within its age limit is dropped and counted.
-The episode's ``meta`` carries the alignment report per stream, the clock findings and the TF lookup statistics.
+Opening reads the container's index; on first use one pass reads and decodes every message to build the per-topic
+ledger (:mod:`.ledger`), keeping of the plan's topics what conversion needs (times, vector values, transforms,
+task text; camera frames are read again by time window when sliced, :mod:`.frames`). ``info()`` shows the ledger
+under ``extra["ledger"]`` with the container facts, the TF frames present and a drafted alignment plan. Episodes
+need a declared alignment plan (:mod:`.plan`: a converter spec's ``source:`` block given to :meth:`configure`, or
+the ``<bag>.rdstd.yaml`` sidecar): without one, ``read_episode`` refuses and says how to write it. With one, each
+stream's clocks are checked (:func:`rdstd.streams.align.check_clock`), the recording is cut at clock resets, and
+each stream is sampled at the master times; a master time any stream cannot serve within its age limit is dropped
+and counted. The episode's ``meta`` carries the alignment report per stream, the clock findings and the TF lookup
+statistics.
 """
 
 from __future__ import annotations
