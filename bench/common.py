@@ -95,3 +95,34 @@ def save(name: str, data: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, indent=2))
     return path
+
+
+#: What rdstd/convert/pipeline.py calls on DatasetWriter once the output is prepared.
+WRITER_ENTRY_POINTS = frozenset({"begin_episode", "append", "end_episode", "__exit__"})
+
+
+def writer_share(src: Path, out: Path, **options: Any) -> dict[str, float]:
+    """``rdstd.convert.convert(src, out, **options)`` in-process under cProfile: seconds in total and inside the
+    canonical writer (the DatasetWriter calls the pipeline makes, with everything below them)."""
+    import cProfile
+    import pstats
+
+    from rdstd.convert.pipeline import convert
+
+    profile = cProfile.Profile()
+    started = time.perf_counter()
+    profile.enable()
+    convert(src, out, **options)
+    profile.disable()
+    total = time.perf_counter() - started
+    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    writer = 0.0
+    for (filename, _, name), (_, _, _, cumulative, _) in stats.items():
+        # the entry points the pipeline calls (none calls another), so their cumulative times add up
+        if filename.endswith("rdstd/store/writer.py") and name in WRITER_ENTRY_POINTS:
+            writer += cumulative
+    return {
+        "convert_s_profiled": round(total, 2),
+        "writer_s_profiled": round(writer, 2),
+        "writer_share": round(writer / total, 3),
+    }

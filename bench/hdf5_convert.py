@@ -11,7 +11,11 @@ episode through the HDF5 backend alone (what convert reads, without writing the 
 ``rdstd convert SRC OUT`` (the CLI, the shipped hdf5/aloha spec matched). Each runs in a fresh process; the source
 is read once first, so all three read from the page cache. Peak RSS is each process's ru_maxrss (wait4).
 Run: .venv/bin/python -m bench.hdf5_convert (--episodes 5,10,20 by default; the issue's 200 episodes need
-~50 GB of disk for source and output: pass --episodes 200 where it fits).
+~50 GB of disk for source and output at quality 95: pass --episodes 20,200 --jpeg-quality 50 to scale the JPEGs
+down to ~9 KB, 480×640 still, and about 3 GB each way).
+
+``--writer-share`` also converts the first episode count in-process under cProfile and reports the share of the
+conversion spent in the canonical writer (``rdstd/store/writer.py`` and the Parquet/fsync calls below it).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import camera_frames, save, table
+from bench.common import camera_frames, save, table, writer_share
 
 CAMERAS = ("cam_high", "cam_low", "cam_left_wrist", "cam_right_wrist")
 STEPS = 400
@@ -98,6 +103,21 @@ def backend_read(folder: Path) -> int:
     return steps
 
 
+def requality(frames: list[bytes], quality: int) -> list[bytes]:
+    """The same frames re-encoded as JPEG at ``quality`` (same size in pixels, fewer bytes)."""
+    import io
+
+    from PIL import Image
+
+    out = []
+    for data in frames:
+        with Image.open(io.BytesIO(data)) as img:
+            buffer = io.BytesIO()
+            img.save(buffer, format="JPEG", quality=quality)
+            out.append(buffer.getvalue())
+    return out
+
+
 def child(argv: list[str]) -> tuple[float, float]:
     """Run ``argv`` in a fresh process; (seconds, peak RSS MB)."""
     started = time.perf_counter()
@@ -113,6 +133,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--episodes", default="5,10,20", help="comma-separated episode counts")
     parser.add_argument("--steps", type=int, default=STEPS)
+    parser.add_argument("--jpeg-quality", type=int, default=95, help="JPEG quality of the frames (smaller files)")
+    parser.add_argument("--writer-share", action="store_true", help="profile the writer's share (first count)")
     parser.add_argument("--raw-read", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--backend-read", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -123,6 +145,9 @@ def main() -> None:
         print(json.dumps({"steps": backend_read(args.backend_read)}))
         return
     pools = {cam: camera_frames(POOL, seed=i) for i, cam in enumerate(CAMERAS)}
+    if args.jpeg_quality != 95:
+        pools = {cam: requality(frames, args.jpeg_quality) for cam, frames in pools.items()}
+    share: dict[str, float] = {}
     rows, results = [], []
     with tempfile.TemporaryDirectory(prefix="rdstd-bench-hdf5-") as tmp:
         for count in (int(n) for n in args.episodes.split(",")):
@@ -152,8 +177,23 @@ def main() -> None:
             }
             results.append(result)
             rows.append([result[k] for k in result])
+            if args.writer_share and not share:
+                share = writer_share(src, Path(tmp) / f"profiled-{count}") | {"episodes": count}
+            shutil.rmtree(src)  # keep the disk free for the next count
+            shutil.rmtree(Path(tmp) / f"out-{count}", ignore_errors=True)
+            shutil.rmtree(Path(tmp) / f"profiled-{count}", ignore_errors=True)
     print(table(list(results[0]), rows))
-    print(f"saved {save('hdf5_convert', {'steps_per_episode': args.steps, 'cameras': 4, 'results': results})}")
+    if share:
+        print(f"writer share of convert (cProfile, {share['episodes']} episodes): {share['writer_share']:.0%}")
+    summary = {
+        "steps_per_episode": args.steps,
+        "cameras": 4,
+        "jpeg_quality": args.jpeg_quality,
+        "jpeg_kb_mean": round(float(np.mean([len(b) for p in pools.values() for b in p])) / 1e3, 1),
+        "results": results,
+        "writer_share": share,
+    }
+    print(f"saved {save('hdf5_convert', summary)}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,12 @@ and rosbag2 MCAP. For each container:
 
 - *rosbags read*: ``AnyReader`` reading and deserializing every message of the same topics (the limit);
 - *rdstd convert*: ``rdstd convert`` in a child process with an alignment plan (camera 1 as master, joints
-  interpolated, camera 2 held) and a spec: open (the ledger pass decodes every message), align, write.
+  interpolated, camera 2 held) and a spec: one pass over the bag (ledger, times, vector values), align, then the
+  camera frames read again by time window while writing.
+
+The rosbags read runs twice before and once after the convert (best of three), so load from other processes on
+the machine weighs on both sides alike. ``--writer-share`` converts the first container in-process under
+cProfile and reports the share of it spent in the canonical writer.
 
 MB/s is bag bytes on disk / wall time. Peak RSS is the child's own VmHWM (see ``CHILD``). Run:
 ``PYTHONPATH=. .venv/bin/python -m bench.rosbag_convert --minutes 2 --rss-minutes 2 20`` (``--kinds`` with no
@@ -26,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import camera_frames, save, table
+from bench.common import camera_frames, save, table, writer_share
 
 T0 = 1_700_000_000_000_000_000
 JOINTS = [f"joint{i}" for i in range(1, 8)]
@@ -186,6 +191,7 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="*", default=["ros1", "db3", "mcap"])
     parser.add_argument("--rss-minutes", type=float, nargs="*", default=[2.0, 20.0], help="lengths for peak RSS (ros1)")
     parser.add_argument("--pool", type=int, default=60, help="distinct JPEG frames cycled")
+    parser.add_argument("--writer-share", action="store_true", help="profile the writer's share (first container)")
     parser.add_argument(
         "--rss-frame-size",
         default="480x640",
@@ -209,7 +215,10 @@ def main() -> None:
             mb = size_mb(bag)
             read_s = min(rosbags_read(bag) for _ in range(2))
             conv_s, rss = rdstd_convert(bag, root / f"out_{kind}", spec)
+            read_s = min(read_s, rosbags_read(bag))  # read, convert, read: the limit measured around the convert
             results[kind] = {"mb": mb, "rosbags_read_s": read_s, "rdstd_convert_s": conv_s, "peak_rss_mb": rss}
+            if args.writer_share and "writer_share" not in results:
+                results["writer_share"] = writer_share(bag, root / f"profiled_{kind}", spec=spec) | {"container": kind}
             rows.append(
                 [
                     kind,
@@ -233,6 +242,9 @@ def main() -> None:
             ["container", "MB", "rosbags read+deser MB/s", "rdstd convert MB/s", "convert / read", "peak RSS MB"], rows
         )
     )
+    if "writer_share" in results:
+        share = results["writer_share"]
+        print(f"\nwriter share of convert (cProfile, {share['container']}): {share['writer_share']:.0%}")
     print(f"\npeak RSS of rdstd convert as the ROS 1 recording gets longer ({args.rss_frame_size} frames)\n")
     print(table(["minutes", "MB", "seconds", "peak RSS MB"], rss_rows))
     print(f"\nresults: {save('rosbag_convert', results)}")

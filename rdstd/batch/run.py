@@ -95,7 +95,7 @@ def convert_batch(
         )
     if not remote:
         check_overlap(out, [src])
-    with open_source(src, format_name, salvage=salvage) as dataset:
+    with open_source(src, format_name, salvage=salvage, spec=spec) as dataset:
         plan = plan_conversion(
             dataset,
             src,

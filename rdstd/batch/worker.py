@@ -52,7 +52,7 @@ def run_unit(job: Job, unit: WorkUnit) -> dict[str, Any]:
 def _convert_unit(job: Job, unit: WorkUnit, folder: Path) -> _UnitReport:
     report = _UnitReport(ConvertReport(job.source, str(folder), "", job.spec.name))
     try:
-        dataset = open_source(job.source, job.format_name, salvage=job.salvage)
+        dataset = open_source(job.source, job.format_name, salvage=job.salvage, spec=job.spec)
     except (SourceError, EpisodeError) as exc:  # the unit's source cannot be opened at all
         if job.on_error == "fail":
             raise

@@ -33,6 +33,7 @@ import numpy.typing as npt
 
 import rdstd
 from rdstd.convert.mapper import EpisodeConverter, resolve_spec
+from rdstd.convert.specs import LoadedSpec, load_spec
 from rdstd.errors import (
     EpisodeError,
     InternalError,
@@ -125,23 +126,44 @@ class ConvertReport:
         return data
 
 
-def open_source(path: str | Path, format_name: str | None = None, *, salvage: bool = False) -> SourceDataset:
+def open_source(
+    path: str | Path,
+    format_name: str | None = None,
+    *,
+    salvage: bool = False,
+    spec: str | Path | ConverterSpec | None = None,
+) -> SourceDataset:
     """Open a source with the named backend, or the one that recognises it (``path`` normalised first);
-    ``salvage`` opens it with the backend's ``open_salvaged`` (the readable prefix of a truncated file)."""
+    ``salvage`` opens it with the backend's ``open_salvaged`` (the readable prefix of a truncated file). A ``spec``
+    whose ``source:`` block holds backend options (a ROS bag's alignment plan) hands them to the source."""
     src = normalized(path)
     require_exists(src)
     backend = get_backend(format_name) if format_name else detect(src)
     if not salvage:
-        return backend.open(src)
-    opener = getattr(backend, "open_salvaged", None)
-    if opener is None:
-        raise UsageError(
-            f"{src}: --salvage is not available for {backend.name} sources",
-            hint="salvage reads truncated ROS 1 bags and MCAP files; convert without --salvage",
-            situation="salvage-unsupported",
-        )
-    dataset: SourceDataset = opener(src)
+        dataset: SourceDataset = backend.open(src)
+    else:
+        opener = getattr(backend, "open_salvaged", None)
+        if opener is None:
+            raise UsageError(
+                f"{src}: --salvage is not available for {backend.name} sources",
+                hint="salvage reads truncated ROS 1 bags and MCAP files; convert without --salvage",
+                situation="salvage-unsupported",
+            )
+        dataset = opener(src)
+    if spec is not None:
+        try:
+            _configure(dataset, spec)
+        except BaseException:
+            dataset.close()
+            raise
     return dataset
+
+
+def _configure(dataset: SourceDataset, spec: str | Path | ConverterSpec) -> None:
+    """Give the source the spec's ``source:`` options (a spec for another format is refused later, by name)."""
+    loaded = LoadedSpec(spec, "(in memory)", "") if isinstance(spec, ConverterSpec) else load_spec(spec)
+    if loaded.spec.source is not None and loaded.spec.format == dataset.format:
+        dataset.configure(loaded.spec.source, loaded.origin)
 
 
 def convert(
@@ -177,7 +199,7 @@ def convert(
     check_rate(rate_hz)
     src, out = normalized(source), normalized(output)
     check_overlap(out, [src])  # before anything is read: a mistyped OUT must never touch the source
-    with open_source(src, format_name, salvage=salvage) as dataset:
+    with open_source(src, format_name, salvage=salvage, spec=spec) as dataset:
         plan = plan_conversion(
             dataset,
             src,

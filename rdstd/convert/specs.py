@@ -198,6 +198,8 @@ def draft_spec(info: SourceInfo, *, name: str = "draft") -> ConverterSpec:
     }
     if timestamps_key:
         spec["timestamps"] = {"key": timestamps_key, "unit": Unit.S}
+    if info.extra.get("spec_source"):  # backend options the source proposes (a ROS bag's alignment plan)
+        spec["source"] = info.extra["spec_source"]
     task_keys = [k for k in texts if any(w in k.rsplit("/", 1)[-1].lower() for w in _TASK_WORDS)]
     if task_keys:  # the task first; other instruction keys are alternative phrasings (DROID's _2, _3)
         spec["task_keys"] = task_keys

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from rdstd.errors import MappingError
 from rdstd.schema.episode import ImageFrames
 from rdstd.schema.vocabulary import ImageCodec
 
@@ -191,6 +192,16 @@ class SourceDataset(abc.ABC):
                     groups.append([])  # a cut file's pieces are not packed with the next file
         groups = [g for g in groups if g]
         return [WorkUnit(i, _unit_name(g), tuple(g)) for i, g in enumerate(groups)]
+
+    def configure(self, options: Mapping[str, Any], origin: str) -> None:
+        """Apply a converter spec's ``source:`` block (backend options, validated here; ``origin`` names the spec
+        in errors). Backends that take options override this; the default refuses any."""
+        if options:
+            raise MappingError(
+                f"{origin}: the {self.format} backend takes no source: options (given: {', '.join(sorted(options))})",
+                hint="remove the source: block from the spec",
+                situation="spec-source-options-unsupported",
+            )
 
     def episodes(self) -> Iterator[SourceEpisode]:
         """Stream every episode in source order."""

@@ -174,6 +174,11 @@ class ConverterSpec(StrictModel):
     features: dict[str, VectorSpec] = Field(default_factory=dict)
     cameras: dict[str, CameraSpec] = Field(default_factory=dict)
     keep_source_conventions: bool = Field(default=False, description="skip canonicalization, record only")
+    source: dict[str, Any] | None = Field(
+        default=None,
+        description="options for the source's backend, validated by it (a ROS bag's alignment plan: master, "
+        "streams, task; see docs/formats/<format>.md); absent for backends that take none",
+    )
 
     @field_validator("rate_hz", mode="before")
     @classmethod

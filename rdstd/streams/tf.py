@@ -234,6 +234,8 @@ class TransformLog:
         self._children: array[int] = array("i")
         self._times: array[int] = array("q")
         self._values: array[float] = array("d")
+        #: The position of the message each sample came from (in the recording's message order).
+        self._messages: array[int] = array("q")
 
     def _id(self, name: str) -> int:
         found = self._ids.get(name)
@@ -242,8 +244,12 @@ class TransformLog:
             self.names.append(name)
         return found
 
-    def append(self, parent: str, child: str, t_ns: int, translation: list[float], rotation: list[float]) -> None:
-        """One sample: the pose of ``child`` in ``parent`` at ``t_ns`` (translation xyz, rotation xyzw)."""
+    def append(
+        self, parent: str, child: str, t_ns: int, translation: list[float], rotation: list[float], message: int = 0
+    ) -> None:
+        """One sample: the pose of ``child`` in ``parent`` at ``t_ns`` (translation xyz, rotation xyzw), from the
+        ``message``-th message of its topic."""
+        self._messages.append(message)
         self._parents.append(self._id(parent))
         self._children.append(self._id(child))
         self._times.append(t_ns)
@@ -253,14 +259,17 @@ class TransformLog:
     def __len__(self) -> int:
         return len(self._times)
 
-    def rows(self) -> Iterator[tuple[str, str, int, list[float], list[float]]]:
-        """(parent, child, t ns, translation, rotation) per sample, in the order they were appended."""
+    def rows(self, messages: tuple[int, int] | None = None) -> Iterator[tuple[str, str, int, list[float], list[float]]]:
+        """(parent, child, t ns, translation, rotation) per sample, in the order they were appended (only those from
+        messages ``[start, stop)`` when given)."""
         values = self._values
         for k in range(len(self._times)):
+            if messages is not None and not messages[0] <= self._messages[k] < messages[1]:
+                continue
             v = values[7 * k : 7 * k + 7]
             yield self.names[self._parents[k]], self.names[self._children[k]], self._times[k], list(v[:3]), list(v[3:])
 
-    def into(self, buffer: TransformBuffer, static: bool) -> None:
-        """Add every sample to ``buffer``."""
-        for parent, child, t, translation, rotation in self.rows():
+    def into(self, buffer: TransformBuffer, static: bool, messages: tuple[int, int] | None = None) -> None:
+        """Add every sample (from messages ``[start, stop)`` when given) to ``buffer``."""
+        for parent, child, t, translation, rotation in self.rows(messages):
             buffer.add(parent, child, t, translation, rotation, static)

@@ -58,7 +58,7 @@ def validate_streamed(
 
     started = time.perf_counter()
     src = normalized(path)
-    with open_source(src, format_name) as dataset:
+    with open_source(src, format_name, spec=spec) as dataset:
         info = dataset.info()
         loaded, warnings = resolve_spec(info, spec)
         warnings += [str(w) for w in info.extra.get("warnings") or []]

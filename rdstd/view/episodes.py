@@ -201,7 +201,7 @@ class SourceView(ViewSource):
         from rdstd.convert.pipeline import chunk_frames, open_source
 
         self.options = {"format_name": format_name, "spec": spec, "rate_hz": rate_hz}
-        self._source = open_source(path, format_name)
+        self._source = open_source(path, format_name, spec=spec)
         try:
             self._source.__enter__()
             info = self._source.info()

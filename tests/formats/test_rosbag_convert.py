@@ -3,7 +3,9 @@ converted from all three containers to the same episode, checked against the for
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import math
 import shutil
@@ -17,6 +19,7 @@ import pytest
 import rdstd
 from rdstd.cli.app import main
 from rdstd.convert.pipeline import convert
+from rdstd.convert.specs import shipped_specs
 from rdstd.errors import EpisodeError, MappingError, RdstdError, SourceError
 from rdstd.formats.rosbag import RosbagBackend, RosbagSource
 from rdstd.formats.rosbag import fields as msgfields
@@ -112,13 +115,68 @@ def test_a_bag_without_a_plan_shows_a_draft_and_refuses_to_convert(tmp_path: Pat
         assert source.read_episode(source.episode_refs()[0]).length == 10
 
 
-def test_a_clock_reset_is_an_error_and_zero_stamps_are_findings(tmp_path: Path) -> None:
-    def reset(topic: str, ns: int) -> int:
-        return ns - 5 * 10**9 if topic == "/joint_states" and ns >= T0 + 500_000_000 else ns
+def _reset_all(topic: str, ns: int) -> int:
+    """Every header clock jumps back 5 s half way (a simulator restarting its clock)."""
+    return ns - 5 * 10**9 if ns >= T0 + 500_000_000 else ns
 
-    bag = with_plan(write_bag(tmp_path / "reset.bag", stamp=reset))
-    with RosbagSource(bag) as source, pytest.raises(EpisodeError, match="clock reset"):
-        source.read_episode(source.episode_refs()[0])
+
+@pytest.mark.parametrize("kind", ["ros1", "mcap"])
+def test_a_clock_reset_splits_the_bag_into_episodes_each_reported(tmp_path: Path, kind: str) -> None:
+    bag = with_plan(write_bag(tmp_path / ("reset.bag" if kind == "ros1" else "reset"), kind, stamp=_reset_all))
+    with RosbagSource(bag) as source:
+        refs = source.episode_refs()
+        assert [r.key for r in refs] == [f"{_key(bag)}_piece0", f"{_key(bag)}_piece1"]
+        episodes = [source.read_episode(r) for r in refs]
+        for k, episode in enumerate(episodes):
+            assert episode.length == 5
+            np.testing.assert_allclose(episode.timestamps_s, np.arange(5) * 0.1, atol=1e-9)
+            assert episode.meta["piece"]["index"] == k and episode.meta["piece"]["pieces"] == 2
+            assert episode.meta["notes"][0].startswith(f"piece {k + 1} of 2: the bag was split at its clock reset")
+            assert any("backward jump(s) over 1 s" in f for f in episode.meta["clock_findings"])
+            # the joints of each piece are those recorded in it (camera k at 0.05 + 0.1 k s after T0)
+            t = 0.05 + 0.1 * (np.arange(5) + 5 * k)
+            want = np.array([joint_positions(x) for x in t])
+            np.testing.assert_allclose(np.asarray(episode.vectors["joints"][0:5]), want, atol=2e-3)
+            np.testing.assert_allclose(np.asarray(episode.vectors["ee"][0:5])[:, 0], 0.3 + 0.1 * t, atol=1e-9)
+            assert episode.images["cam"].frames[0] == jpeg(5 * k)
+        assert episodes[1].meta["piece"]["starts_at_receive_ns"] == T0 + 500_000_000 + 1_000_000
+    report = convert(bag, tmp_path / "out", spec=_spec_for(source_keys=("joints", "cam", "ee")))
+    assert report.episodes_written == 2 and report.frames_written == 10
+
+
+def test_a_reset_on_one_topic_only_leaves_a_piece_that_cannot_align_and_says_which(tmp_path: Path) -> None:
+    def joints_only(topic: str, ns: int) -> int:
+        return _reset_all(topic, ns) if topic == "/joint_states" else ns
+
+    bag = with_plan(write_bag(tmp_path / "one.bag", stamp=joints_only))
+    with RosbagSource(bag) as source:
+        first, second = source.episode_refs()
+        assert source.read_episode(first).length == 5
+        with pytest.raises(EpisodeError, match="piece 2 of 2: no master time has a sample"):
+            source.read_episode(second)
+    report = convert(bag, tmp_path / "out", spec=_spec_for(source_keys=("joints", "cam", "ee")), on_error="skip")
+    assert report.episodes_written == 1 and [s.key for s in report.skipped] == ["one_bag_piece1"]
+
+
+def _key(bag: Path) -> str:
+    return bag.name.replace(".", "_")
+
+
+def _spec_for(source_keys: tuple[str, ...]) -> Any:
+    from rdstd.schema.spec import ConverterSpec
+
+    return ConverterSpec.model_validate(
+        {
+            "name": "rosbag/test",
+            "format": "rosbag",
+            "features": {f"observation.{k}": {"key": k} for k in source_keys if k != "cam"},
+            "cameras": {"observation.images.cam": {"key": "cam"}},
+        }
+    )
+
+
+def test_zero_stamps_are_findings(tmp_path: Path) -> None:
+    bag = with_plan(write_bag(tmp_path / "reset.bag"))
 
     def zero(topic: str, ns: int) -> int:
         return 0 if topic == "/joint_states" and ns == T0 else ns
@@ -154,30 +212,36 @@ def test_frames_no_stream_can_serve_are_dropped_and_counted(tmp_path: Path) -> N
     assert joints.shape == (10, 2)
 
 
+def _scan(bag: Path) -> None:
+    """Open the bag and read what the plan asks for (opening alone reads only the index)."""
+    with RosbagSource(bag) as source:
+        source.info()
+
+
 def test_plan_mistakes_are_named(tmp_path: Path) -> None:
     bag = write_bag(tmp_path / "run.bag")
     with_plan(bag, "master: {fps: 10}\nstreams:\n  j: {topic: /joint_states, field: position, clock: header}\n")
     with pytest.raises(MappingError, match=r"streams.j: .*no silent defaults"):
-        RosbagSource(bag)
+        _scan(bag)
     with_plan(
         bag, "master: {fps: 10}\nstreams:\n  j: {topic: /nope, field: x, clock: header, method: hold, max_age_ms: 5}\n"
     )
     with pytest.raises(MappingError, match="'/nope', which the bag does not have"):
-        RosbagSource(bag)
+        _scan(bag)
     with_plan(
         bag,
         "master: {fps: 10}\nstreams:\n"
         "  j: {topic: /joint_states, field: positon, clock: header, method: hold, max_age_ms: 5}\n",
     )
     with pytest.raises(MappingError, match="no field 'positon'"):
-        RosbagSource(bag)
+        _scan(bag)
     with_plan(
         bag,
         "master: {fps: 10}\nstreams:\n"
         "  j: {topic: /joint_states, field: position, names: [j9], clock: header, method: hold, max_age_ms: 5}\n",
     )
     with pytest.raises(EpisodeError, match=r"joint\(s\) j9 not in the message"):
-        RosbagSource(bag)
+        _scan(bag)
 
 
 # -- raw images ------------------------------------------------------------------------------------------------------
@@ -210,8 +274,129 @@ def test_raw_images_honour_step_byte_order_and_channel_order() -> None:
         np.testing.assert_array_equal(got, depth)
     metres = rng.random((3, 4)).astype(np.float32)
     np.testing.assert_array_equal(msgfields.raw_image(_image("32FC1", metres), "t"), metres)
-    with pytest.raises(EpisodeError, match="bayer_rggb8"):
-        msgfields.raw_image(_image("bayer_rggb8", rgb[..., 0].copy()), "t")
+    with pytest.raises(EpisodeError, match="'yuv422' is not read"):
+        msgfields.raw_image(_image("yuv422", rgb[..., 0].copy()), "t")
+
+
+def _mosaic(rgb: np.ndarray, pattern: str) -> np.ndarray:
+    """What a Bayer sensor with ``pattern`` records of ``rgb`` (the colour of each 2×2 cell position)."""
+    out = np.empty(rgb.shape[:2], dtype=rgb.dtype)
+    for k, letter in enumerate(pattern):
+        out[k // 2 :: 2, k % 2 :: 2] = rgb[k // 2 :: 2, k % 2 :: 2, "rgb".index(letter)]
+    return out
+
+
+@pytest.mark.parametrize("pattern", ["rggb", "bggr", "gbrg", "grbg"])
+def test_bayer_images_are_demosaiced_to_rgb(pattern: str) -> None:
+    flat = np.empty((6, 8, 3), dtype=np.uint8)
+    flat[...] = (200, 90, 30)
+    got = msgfields.raw_image(_image(f"bayer_{pattern}8", _mosaic(flat, pattern), pad=2), "t")
+    np.testing.assert_array_equal(got, flat)  # a uniform colour comes back exact, edges included
+    # a smooth 16-bit ramp: the samples the sensor took are kept, the others are within the ramp's step
+    y, x = np.mgrid[0:8, 0:10]
+    ramp = np.stack([1000 + 100 * x, 2000 + 50 * y, 3000 + 10 * (x + y)], axis=-1).astype(np.uint16)
+    got16 = msgfields.raw_image(_image(f"bayer_{pattern}16", _mosaic(ramp, pattern), big=True), "t")
+    assert got16.dtype == np.uint16 and got16.shape == (8, 10, 3)
+    inner = (slice(1, -1), slice(1, -1))
+    np.testing.assert_allclose(got16[inner].astype(float), ramp[inner].astype(float), atol=1)
+    taken = _mosaic(got16, pattern) == _mosaic(ramp, pattern)
+    assert taken.all()
+
+
+def _depth_png(values: np.ndarray, fmt_code: int = 0, a: float = 0.0, b: float = 0.0) -> bytes:
+    import struct
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(values.astype(np.uint16)).save(out, format="PNG")
+    return struct.pack("<iff", fmt_code, a, b) + out.getvalue()
+
+
+def test_compressed_depth_decodes_16uc1_millimetres_and_32fc1_quantized_metres() -> None:
+    mm = np.array([[0, 500, 1200], [65535, 7, 3000]], dtype=np.uint16)
+    msg = SimpleNamespace(format="16UC1; compressedDepth png", data=np.frombuffer(_depth_png(mm), np.uint8))
+    assert msgfields.is_compressed_depth(msg)
+    got = msgfields.compressed_depth(msg, "t")
+    assert got.dtype == np.uint16
+    np.testing.assert_array_equal(got, mm)
+    # the encoder's quantization (compressed_depth_image_transport): A = z0 (z0 + 1), B = 1 - A / max_depth,
+    # stored v = A / depth + B; decoding gives A / (v - B); v = 0 means no reading
+    z0, max_depth = 100.0, 10.0
+    a, b = z0 * (z0 + 1), 1 - z0 * (z0 + 1) / max_depth
+    metres = np.array([[0.5, 1.0, 2.5], [9.0, np.nan, 3.3]])
+    quantized = np.where(np.isnan(metres), 0, np.rint(a / np.nan_to_num(metres, nan=1.0) + b))
+    msg = SimpleNamespace(
+        format="32FC1; compressedDepth png", data=np.frombuffer(_depth_png(quantized, 0, a, b), np.uint8)
+    )
+    depth = msgfields.compressed_depth(msg, "t")
+    assert depth.dtype == np.float32 and np.isnan(depth[1, 1])
+    ok = ~np.isnan(metres)
+    # one quantization step at depth d is about d^2 / A
+    assert np.all(np.abs(depth[ok] - metres[ok]) <= metres[ok] ** 2 / a)
+    with pytest.raises(EpisodeError, match="RVL"):
+        msgfields.compressed_depth(SimpleNamespace(format="16UC1; compressedDepth rvl", data=b"x" * 20), "t")
+    with pytest.raises(EpisodeError, match="12-byte header before a PNG"):
+        msgfields.compressed_depth(
+            SimpleNamespace(format="16UC1; compressedDepth png", data=np.zeros(40, np.uint8)), "t"
+        )
+
+
+def test_a_bag_with_compressed_depth_and_bayer_topics_converts(tmp_path: Path) -> None:
+    from rosbags.rosbag1 import Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    ts = get_typestore(Stores.ROS1_NOETIC)
+    types = ts.types
+    path = tmp_path / "rgbd.bag"
+    writer = Writer(path)
+    writer.open()
+    depth_conn = writer.add_connection("/depth/compressedDepth", "sensor_msgs/msg/CompressedImage", typestore=ts)
+    bayer_conn = writer.add_connection("/bayer", "sensor_msgs/msg/Image", typestore=ts)
+    depths, colours = [], []
+    for k in range(4):
+        ns = T0 + k * 100_000_000
+        header = types["std_msgs/msg/Header"](
+            seq=k, stamp=types["builtin_interfaces/msg/Time"](sec=ns // 10**9, nanosec=ns % 10**9), frame_id="cam"
+        )
+        mm = np.full((4, 6), 400 + 10 * k, dtype=np.uint16)
+        depths.append(mm)
+        msg = types["sensor_msgs/msg/CompressedImage"](
+            header=header, format="16UC1; compressedDepth png", data=np.frombuffer(_depth_png(mm), np.uint8)
+        )
+        writer.write(depth_conn, ns + 1000, ts.serialize_ros1(msg, "sensor_msgs/msg/CompressedImage"))
+        colour = np.empty((4, 6, 3), dtype=np.uint8)
+        colour[...] = (10 * k, 100, 250 - 10 * k)
+        colours.append(colour)
+        img = types["sensor_msgs/msg/Image"](
+            header=header,
+            height=4,
+            width=6,
+            encoding="bayer_grbg8",
+            is_bigendian=0,
+            step=6,
+            data=_mosaic(colour, "grbg").reshape(-1),
+        )
+        writer.write(bayer_conn, ns + 2000, ts.serialize_ros1(img, "sensor_msgs/msg/Image"))
+    writer.close()
+    with_plan(
+        path,
+        "master: {topic: /depth/compressedDepth, clock: header}\nstreams:\n"
+        "  depth: {topic: /depth/compressedDepth, clock: header, method: nearest, max_age_ms: 1}\n"
+        "  colour: {topic: /bayer, clock: header, method: nearest, max_age_ms: 1}\n",
+    )
+    with RosbagSource(path) as source:
+        keys = {k.key: k for k in source.info().keys}
+        assert keys["depth"].dtype == "uint16" and keys["depth"].shape == (4, 6)
+        assert "depth in millimetres" in keys["depth"].note and "bayer_grbg8 demosaiced" in keys["colour"].note
+        episode = source.read_episode(source.episode_refs()[0])
+        np.testing.assert_array_equal(np.asarray(episode.images["depth"]), np.stack(depths))
+        np.testing.assert_array_equal(np.asarray(episode.images["colour"]), np.stack(colours))
+    report = convert(path, tmp_path / "out")  # drafted spec: the uint16 camera is depth, stored losslessly
+    assert report.frames_written == 4
+    written = rdstd.open(tmp_path / "out").episode(0)
+    depth_name = next(n for n in written.images if "depth" in n)
+    np.testing.assert_array_equal(np.stack(written.images[depth_name][0:4])[..., 0], np.stack(depths))
 
 
 def test_the_ros_numpy_sample_images_read() -> None:
@@ -250,10 +435,13 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         src = sample(f"ros/synthetic_manipulation/{name}")
         copy = root / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, copy)
-        with_plan(copy, SYNTHETIC_PLAN)
+        if name == CONTAINERS[0]:  # the plan as a sidecar still works (the shipped spec's source: block is the same)
+            with_plan(copy, SYNTHETIC_PLAN)
         outputs[name] = root / f"out_{name}"
         report = convert(copy, outputs[name], spec="rosbag/synthetic_panda")
         assert report.episodes_written == 1 and report.frames_written == 180
+        sidecar_note = [w for w in report.warnings if "is not used: the spec" in w]
+        assert len(sidecar_note) == (name == CONTAINERS[0])
     return outputs
 
 
@@ -383,7 +571,7 @@ def test_joint_names_on_a_message_without_names_are_refused(tmp_path: Path) -> N
         " max_age_ms: 30}\n",
     )
     with pytest.raises(MappingError, match="picks joints by a JointState's name list"):
-        RosbagSource(bag)
+        _scan(bag)
     with_plan(
         bag,
         "master: {fps: 10}\nstreams:\n"
@@ -446,4 +634,50 @@ def test_a_field_that_changes_size_between_messages_is_an_error(tmp_path: Path) 
         "  q: {topic: /joint_states, field: position, clock: header, method: interpolate, max_age_ms: 5}\n",
     )
     with pytest.raises(EpisodeError, match=r"field 'position' changes size between messages \(3 then 4\)"):
-        RosbagSource(path)
+        _scan(path)
+
+
+# -- the alignment plan inside a converter spec (source: block) ------------------------------------------------------
+
+
+def test_a_spec_source_block_carries_the_plan_and_rdstd_spec_drafts_it(tmp_path: Path) -> None:
+    import yaml
+
+    from rdstd.convert.pipeline import open_source
+
+    bag = write_bag(tmp_path / "run.bag")
+    spec_file = tmp_path / "drafted.yaml"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["spec", str(bag), "--name", "rosbag/drafted"]) == 0
+    drafted = yaml.safe_load(out.getvalue())
+    assert drafted["source"]["master"] == {"topic": "/cam/compressed", "clock": "header"}
+    assert drafted["source"]["streams"]["joint_states"]["names"] == ["j3", "j2", "j1"]
+    spec_file.write_text(out.getvalue())
+    report = convert(bag, tmp_path / "out", spec=spec_file)
+    assert report.frames_written == 10 and not (tmp_path / "run.bag.rdstd.yaml").exists()
+    with open_source(bag, spec=spec_file) as source:
+        assert source.info().extra["alignment_origin"] == f"{spec_file} (source:)"
+
+
+def test_a_bad_source_block_is_refused_naming_the_spec_and_other_backends_take_none(tmp_path: Path) -> None:
+    import yaml
+
+    from rdstd.convert.pipeline import open_source
+    from rdstd.schema.spec import ConverterSpec
+
+    bag = write_bag(tmp_path / "run.bag")
+    spec = yaml.safe_load(shipped_specs()["rosbag/synthetic_panda"].read_text())
+    del spec["source"]["streams"]["joints"]["clock"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(spec))
+    with pytest.raises(MappingError, match=r"bad\.yaml: source: invalid alignment plan at streams\.joints"):
+        open_source(bag, spec=bad)
+    from rdstd.formats.base import SourceDataset
+
+    class Plain(RosbagSource):
+        configure = SourceDataset.configure  # the default: no options taken
+
+    other = ConverterSpec.model_validate({**spec, "source": {"x": 1}})
+    with Plain(bag) as source, pytest.raises(MappingError, match="takes no source: options"):
+        source.configure(other.source or {}, "(test)")

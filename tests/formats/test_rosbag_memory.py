@@ -31,6 +31,8 @@ def held_by_open_source(bag: Path) -> tuple[int, int]:
     try:
         before = tracemalloc.get_traced_memory()[0]
         source = RosbagSource(bag)
+        source.ledger  # noqa: B018 - the single pass over the bag runs on first use
+        gc.collect()  # what the pass left as garbage is not held by the source
         held = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
@@ -56,9 +58,10 @@ def test_an_open_bag_holds_a_few_dozen_bytes_per_message(tmp_path: Path, kind: s
     held_short, n_short = held_by_open_source(short)
     held_long, n_long = held_by_open_source(long)
     per_message = (held_long - held_short) / (n_long - n_short)
-    # expected ~62 B: receive and header times (16), the ROS 1 index (24), TF samples (72 each, 50 of the 160
-    # messages a second: ~22). The code before held 463 (ROS 1) and 303 (MCAP): a Python tuple per index entry,
-    # each vector stream's values and a list of tuples per TF message.
+    # expected ~80 B: receive and header times (16), the ROS 1 index (24), TF samples (72 each, 50 of the 160
+    # messages a second: ~22), the joint values kept from the single pass (24 each, 100 of 160 a second: 15; past
+    # 1 MiB a stream they go to a temporary file). The code before held 463 (ROS 1) and 303 (MCAP): a Python tuple
+    # per index entry, each vector stream's values and a list of tuples per TF message.
     assert per_message < 100, f"{per_message:.0f} bytes held per message"
 
 
@@ -89,28 +92,50 @@ def test_the_compact_ros1_index_yields_what_rosbags_yields(name: str) -> None:
         ours.close()
 
 
-def test_aligned_vectors_are_read_from_the_bag_a_slice_at_a_time(tmp_path: Path) -> None:
+def test_aligned_vectors_fetch_only_the_samples_a_slice_uses_without_reading_the_bag_again(tmp_path: Path) -> None:
     bag = with_plan(write_bag(tmp_path / "run.bag", seconds=3.0))
     with RosbagSource(bag) as source:
         episode = source.read_episode(source.episode_refs()[0])
         joints = episode.vectors["joints"]
         assert isinstance(joints, BagVectors) and joints.shape == (30, 3) and joints.dtype == np.float64
         reads: list[int] = []
-        window: Any = joints._window
-        original = window.read
+        original = joints._fetch
 
-        def counting(positions: Any, take: Any) -> Any:
+        def counting(positions: Any) -> Any:
             reads.append(len(positions))
-            return original(positions, take)
+            return original(positions)
 
-        window.read = counting
+        joints._fetch = counting
+        bag_reads = []
+        messages = source.bag.messages
+        source.bag.messages = lambda *a, **k: bag_reads.append(a) or messages(*a, **k)  # type: ignore[method-assign]
         part = joints[10:14]
         whole = np.asarray(joints)
         last = joints[-1]
     # 4 frames on the 10 ms joint grid: their own samples and the next ones, nothing else
     assert reads[0] <= 8
+    assert bag_reads == []  # the values were kept in the bag's single pass
     np.testing.assert_array_equal(part, whole[10:14])
     stamps = T0 + 50_000_000 + np.arange(30) * 100_000_000
     np.testing.assert_allclose(whole, [joint_positions((s - T0) / 1e9) for s in stamps], atol=1e-12)
     assert last.shape == (3,)
     np.testing.assert_array_equal(last, whole[-1])
+
+
+def test_vector_values_past_the_memory_limit_go_to_a_temporary_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rdstd.formats.rosbag import reader
+
+    monkeypatch.setattr(reader, "SPILL_BYTES", 100)
+    rows = reader.Rows("t")
+    values = np.arange(60, dtype=np.float64).reshape(20, 3)
+    for row in values:
+        rows.append(row)
+    assert rows._spill is not None and len(rows._buffer) < 100  # most on disk, the tail in memory
+    picks = np.array([0, 19, 5, 4, 4, 12], dtype=np.int64)
+    np.testing.assert_array_equal(rows.read(picks), values[picks])
+    np.testing.assert_array_equal(rows.read(np.array([18, 19])), values[18:])  # the in-memory tail only
+    np.testing.assert_array_equal(rows.read(np.array([2, 3])), values[2:4])  # the file only
+    with pytest.raises(Exception, match="changes size"):
+        rows.append(np.zeros(4))
+    rows.close()
+    assert rows._spill is None

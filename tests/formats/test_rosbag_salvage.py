@@ -45,8 +45,14 @@ def write_chunked_ros1(
 
 
 def lone_mcap(tmp_path: Path) -> Path:
-    """The fixture recording as a lone MCAP file of many small chunks (rosbags closes a chunk at 1 MiB; here at
-    8 KiB), copied out of the rosbag2 folder it was written in."""
+    """The fixture recording as a lone MCAP file of many small chunks, copied out of its rosbag2 folder."""
+    (file,) = mcap_folder(tmp_path).glob("*.mcap")
+    return Path(shutil.copy(file, tmp_path / "run.mcap"))
+
+
+def mcap_folder(tmp_path: Path) -> Path:
+    """The fixture recording as a rosbag2 MCAP folder of many small chunks (rosbags closes a chunk at 1 MiB; here at
+    8 KiB)."""
     from rosbags.rosbag2 import StoragePlugin, Writer
 
     ts = _stores(True)
@@ -63,8 +69,7 @@ def lone_mcap(tmp_path: Path) -> Path:
         if storage.chunk.bio.tell() > 8 * 1024:  # type: ignore[attr-defined]
             storage.close_chunk()  # type: ignore[attr-defined]
     writer.close()
-    (file,) = folder.glob("*.mcap")
-    return Path(shutil.copy(file, tmp_path / "run.mcap"))
+    return folder
 
 
 def cut(path: Path, fraction: float) -> Path:
@@ -148,11 +153,74 @@ def test_a_bag_cut_inside_its_first_chunk_cannot_be_salvaged_and_says_so(tmp_pat
     assert "\n" not in caught.value.message
 
 
-def test_salvage_refuses_a_rosbag2_folder_in_one_line(tmp_path: Path) -> None:
-    folder = write_bag(tmp_path / "ros2", "mcap")
-    with pytest.raises(UsageError) as caught:
-        RosbagSource(folder, salvage=True)
-    assert ".mcap" in (caught.value.hint or "")
+def _cut_storage(folder: Path, fraction: float, *, drop_metadata: bool) -> Path:
+    """A copy of a rosbag2 folder whose storage file keeps the first ``fraction`` of its bytes (the recorder killed:
+    often with no metadata.yaml written)."""
+    out = folder.with_name(folder.name + "_cut")
+    shutil.copytree(folder, out)
+    (file,) = [p for p in out.iterdir() if p.suffix in (".db3", ".mcap")]
+    data = file.read_bytes()
+    file.write_bytes(data[: int(len(data) * fraction)])
+    if drop_metadata:
+        (out / "metadata.yaml").unlink()
+    return out
+
+
+@pytest.mark.parametrize("drop_metadata", [False, True])
+def test_a_truncated_rosbag2_sqlite_folder_salvages_the_rows_before_the_first_failing_one(
+    tmp_path: Path, drop_metadata: bool
+) -> None:
+    folder = write_bag(tmp_path / "ros2", "db3", seconds=SECONDS)
+    whole, whole_jpegs = full_episode(folder)
+    truncated = with_plan(_cut_storage(folder, 0.6, drop_metadata=drop_metadata))
+    with pytest.raises(CorruptSourceError) as refused:
+        _open_and_read(truncated)
+    assert "--salvage" in (refused.value.hint or "") or "salvage" in refused.value.message
+    assert RosbagBackend().detect(truncated)
+    with RosbagSource(truncated, salvage=True) as source:
+        (salvage,) = source.bag.salvaged
+        episode, jpegs = contents(source)
+        ledger = source.info().extra["ledger"]
+        assert all(t["index"] == t["read"] == t["decoded"] for t in ledger.values())
+        assert any("salvaged" in w and "partial" in w for w in source.info().extra["warnings"])
+    assert salvage.container == "sqlite3" and "fails" in salvage.stopped
+    assert salvage.messages_recovered > 0
+    partial = episode.meta["partial"]
+    assert partial["complete"] is False and partial["bytes_lost"] == "unknown"
+    n = episode.length
+    assert 0 < n < whole.length
+    np.testing.assert_array_equal(episode.vectors["joints"], whole.vectors["joints"][:n])
+    np.testing.assert_array_equal(episode.timestamps_s, whole.timestamps_s[:n])
+    assert jpegs == whole_jpegs[:n]
+
+
+def test_a_truncated_mcap_inside_a_rosbag2_folder_is_stream_scanned(tmp_path: Path) -> None:
+    folder = mcap_folder(tmp_path)
+    whole, whole_jpegs = full_episode(folder)
+    truncated = with_plan(_cut_storage(folder, 0.7, drop_metadata=True))
+    with RosbagSource(truncated, salvage=True) as source:
+        (salvage,) = source.bag.salvaged
+        episode, jpegs = contents(source)
+    assert salvage.container == "mcap" and episode.meta["partial"]["complete"] is False
+    n = episode.length
+    assert 0 < n < whole.length
+    np.testing.assert_array_equal(episode.vectors["joints"], whole.vectors["joints"][:n])
+    assert jpegs == whole_jpegs[:n]
+
+
+def test_salvage_of_a_whole_rosbag2_sqlite_folder_changes_nothing(tmp_path: Path) -> None:
+    folder = with_plan(write_bag(tmp_path / "ros2", "db3"))
+    whole, whole_jpegs = full_episode(folder)
+    with RosbagSource(folder, salvage=True) as source:
+        assert source.bag.salvaged == []
+        episode, jpegs = contents(source)
+    assert "partial" not in episode.meta and jpegs == whole_jpegs
+    np.testing.assert_array_equal(episode.vectors["joints"], whole.vectors["joints"])
+
+
+def _open_and_read(bag: Path) -> None:
+    with RosbagSource(bag) as source:
+        source.read_episode(source.episode_refs()[0])
 
 
 def test_convert_salvage_writes_a_partial_episode_and_warns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

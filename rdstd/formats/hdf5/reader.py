@@ -10,14 +10,14 @@ confidence, where the rate comes from, the file-level attributes, long attribute
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 
-from rdstd.errors import CorruptSourceError, RdstdError, SourceError
+from rdstd.errors import CorruptSourceError, EpisodeError, MappingError, RdstdError, SourceError
 from rdstd.formats.base import EpisodeRef, FormatBackend, SourceDataset, SourceEpisode, SourceInfo, SourceKey
 from rdstd.formats.hdf5.detect import Detection, classify, demo_names, numbered_groups
 from rdstd.formats.hdf5.episode import CLOCK_KEY, LargeValues, Scan, episode_attrs, length_of, scan
@@ -33,6 +33,7 @@ from rdstd.formats.hdf5.h5 import (
     walk,
 )
 from rdstd.formats.hdf5.mujoco import state_layout
+from rdstd.formats.hdf5.options import parse_options
 from rdstd.formats.sniff import has_hdf5_signature
 from rdstd.lfs import is_pointer
 from rdstd.media import images
@@ -75,6 +76,10 @@ def hdf5_files(folder: Path, *, limit: int | None = None) -> list[Path]:
     return sorted(found, key=lambda p: natural_key(p.relative_to(folder).as_posix()))[:limit]
 
 
+class UnknownLayoutError(SourceError):
+    """A file of no layout rdstd detects (a spec's ``source: episodes`` can still say where its episodes are)."""
+
+
 @dataclass(frozen=True)
 class _Unit:
     """Where one episode lives: a file, a group in it ("" = root), a stacked index; or why the file failed."""
@@ -113,6 +118,13 @@ class Hdf5Source(SourceDataset):
         self._splits: dict[tuple[Path, str], str] = {}
         self._filters: dict[tuple[Path, str], list[str]] = {}
         self._first: tuple[Scan, dict[str, SourceKey]] | None = None
+        #: From a spec's ``source:`` block (:meth:`configure`): per-step keys read k rows later, an end-row dataset
+        #: per file that is not itself a per-step key, and the spec that said so.
+        self.shift: dict[str, int] = {}
+        self._ends_key: dict[Path, str] = {}
+        self.options_origin = ""
+        #: A lone file of no known layout: raised when the source is used, unless a spec's layout applies.
+        self.unknown_layout: UnknownLayoutError | None = None
         try:
             self._open_all(files)
         except BaseException:
@@ -123,7 +135,13 @@ class Hdf5Source(SourceDataset):
         """Classify every file into episode units; a folder's unreadable file becomes a failing unit."""
         for file in files:
             if len(files) == 1:
-                self.units.extend(self._units_of(file))  # a lone file's error is the source's error
+                try:
+                    self.units.extend(self._units_of(file))  # a lone file's error is the source's error
+                except UnknownLayoutError as exc:  # ... when it is first used: a spec's layout may still apply
+                    self.unknown_layout = exc
+                    self.detection = self.detections[file]
+                    self.rate_hz, self.rate_source = None, "unknown"
+                    return
                 continue
             try:
                 self.units.extend(self._units_of(file))
@@ -144,6 +162,69 @@ class Hdf5Source(SourceDataset):
                 "Isaac Lab files do not record the quaternion order (wxyz up to Isaac Lab 2.x, xyzw from 3.0): "
                 "convert with --spec hdf5/isaaclab_2x (wxyz) or --spec hdf5/isaaclab_3x (xyzw)"
             )
+
+    def configure(self, options: Mapping[str, Any], origin: str) -> None:
+        """Apply a converter spec's ``source:`` block (:mod:`.options`): the episode layout of files of
+        concatenated steps (D4RL ``terminals``/``timeouts``, or an end-row dataset) and per-key step shifts."""
+        parsed = parse_options(options, origin)
+        self.options_origin = origin
+        self.shift = dict(parsed.shift)
+        if parsed.episodes is None:
+            return
+        layout = parsed.episodes
+        units: list[_Unit] = []
+        files = [self.path] if self.unknown_layout is not None else list(dict.fromkeys(u.file for u in self.units))
+        for path in files:
+            file = self._file(path)
+            if layout.ends is not None:
+                if layout.ends not in file:
+                    raise MappingError(
+                        f"{origin}: source: episodes.ends names {layout.ends!r}, which {path} lacks",
+                        hint=f"the file has: {', '.join(k for k, _ in walk(file))}",
+                    )
+                self._ends_key[path] = layout.ends
+                units.extend(self._concatenated(path, file, layout.ends))
+            else:
+                assert layout.split_after is not None
+                units.extend(self._split_after(path, file, layout.split_after, origin))
+        self.units = units
+        self._first = None
+        if self.unknown_layout is not None:
+            self.unknown_layout = None
+            self.rate_hz, self.rate_source = self._rate()
+
+    def _split_after(self, path: Path, file: Any, flags: list[str], origin: str) -> list[_Unit]:
+        """Units of steps that end after each step where any of the ``flags`` datasets is true (D4RL)."""
+        done: Any = None
+        for name in flags:
+            if name not in file:
+                raise MappingError(
+                    f"{origin}: source: episodes.split_after names {name!r}, which {path} lacks",
+                    hint=f"the file has: {', '.join(k for k, _ in walk(file))}",
+                )
+            ds = file[name]
+            if ds.ndim not in (1, 2) or (ds.ndim == 2 and ds.shape[1] != 1):
+                raise MappingError(f"{path}:{name}: a flag dataset must be one value per step, not {ds.shape}")
+            values = np.asarray(ds[()]).reshape(-1).astype(bool)
+            if done is not None and len(values) != len(done):
+                raise CorruptSourceError(f"{path}:{name}: {len(values)} steps, the other flags {len(done)}")
+            done = values if done is None else done | values
+        assert done is not None
+        total = len(done)
+        ends = (np.flatnonzero(done) + 1).tolist()
+        if not ends or ends[-1] != total:
+            ends.append(total)
+            if total:
+                self.warnings.append(
+                    f"{path}: the last {total - (ends[-2] if len(ends) > 1 else 0)} steps end with no "
+                    f"{' or '.join(flags)} flag: kept as a last episode (it may be cut short)"
+                )
+        starts = [0, *ends[:-1]]
+        return [
+            _Unit(path, "", rows=(a, b, total), number=i, length=b - a)
+            for i, (a, b) in enumerate(zip(starts, ends, strict=True))
+            if b > a
+        ]
 
     # -- files and units -------------------------------------------------------------------------------------
     def _file(self, path: Path) -> Any:
@@ -167,10 +248,11 @@ class Hdf5Source(SourceDataset):
             self.file_attrs = {k: self.large.keep(v) for k, v in episode_attrs(where, self.large).items()}
         if found.layout == "unknown":
             top = ", ".join(sorted(file.keys())[:8]) or "nothing"
-            raise SourceError(
+            raise UnknownLayoutError(
                 f"{path}: an HDF5 file of no layout rdstd knows (top level: {top})",
                 hint="rdstd reads robomimic/LIBERO/MimicGen/Isaac Lab, robosuite, ALOHA, RoboMIND, DROID raw, numbered "
-                "episode groups and flat one-episode files; see docs/formats/hdf5.md",
+                "episode groups and flat one-episode files; a spec's source: episodes block can name the layout "
+                "(docs/formats/hdf5.md)",
                 situation="hdf5-layout-unknown",
             )
         if found.layout == "empty":
@@ -278,7 +360,7 @@ class Hdf5Source(SourceDataset):
         file = self._file(unit.file)
         group = file[unit.group] if unit.group else file
         where = f"{unit.file}:{unit.group or '/'}"
-        index = self.detections[unit.file].index if unit.rows is not None else ""
+        index = self._ends_key.get(unit.file, self.detections[unit.file].index) if unit.rows is not None else ""
         result = scan(group, where, self.large, stacked=unit.stacked, rows=unit.rows, index=index)
         if unit.stacked is None and unit.rows is None:
             result.meta.update(episode_attrs(group, self.large))
@@ -330,6 +412,7 @@ class Hdf5Source(SourceDataset):
 
     def info(self) -> SourceInfo:
         """Counts, the first episode's keys, and the detection (flavor, evidence, confidence) under ``extra``."""
+        self._usable()
         first = self._first_scan()
         keys = list(first[1].values()) if first else []
         ragged = [k.key for k in keys if k.kind == "vector" and any(d < 0 for d in k.shape)]
@@ -369,8 +452,14 @@ class Hdf5Source(SourceDataset):
             name=self.detection.flavor,
         )
 
+    def _usable(self) -> None:
+        """Raise the lone file's unknown-layout error if no spec layout replaced it."""
+        if self.unknown_layout is not None:
+            raise self.unknown_layout
+
     def episode_refs(self) -> Sequence[EpisodeRef]:
         """One ref per episode, keyed by group (``demo_3``), file or stacked index; prefixed by the file in folders."""
+        self._usable()
         refs = []
         for i, unit in enumerate(self.units):
             refs.append(EpisodeRef(i, self._key_of(unit), str(unit.file), unit.length))
@@ -389,6 +478,7 @@ class Hdf5Source(SourceDataset):
 
     def read_episode(self, ref: EpisodeRef) -> SourceEpisode:
         """The episode's per-step datasets as lazy frames; images as lazy encoded rows or raw frames."""
+        self._usable()
         if not 0 <= ref.index < len(self.units):
             raise CorruptSourceError(
                 f"{self.path}: no episode {ref.index} (the source holds {len(self.units)})",
@@ -404,16 +494,21 @@ class Hdf5Source(SourceDataset):
         texts: dict[str, list[str]] = {}
         padded = {k: result.per_step[k] for k, sk in keys.items() if sk.note == PADDED_NOTE}
         lengths = self._padded_lengths(unit, padded, where) if padded else {}
+        length, notes = self._shifted_length(keys, result.length, where)
+        base = unit.rows[0] if unit.rows is not None else 0
         for key, sk in keys.items():
             if key == CLOCK_KEY:
-                vectors[key] = result.clock
+                vectors[key] = result.clock[:length] if result.clock is not None else None
                 continue
             ds = result.per_step[key]
-            start, stop = unit.rows[:2] if unit.rows is not None else (0, None)
+            later = self.shift.get(key, 0)
+            start, stop = base + later, base + later + length
             if sk.kind == "text":
                 texts[key] = [str(text(v)) for v in ds[start:stop]]
             elif sk.kind == "image" and sk.codec is not None:
-                rows = EncodedRows(ds, f"{where}/{key}", lengths=lengths.get(key), start=start, stop=stop)
+                cut = lengths.get(key)
+                cut = cut[later : later + length] if cut is not None else None
+                rows = EncodedRows(ds, f"{where}/{key}", lengths=cut, start=start, stop=stop)
                 images[key] = EncodedFrames(sk.codec, cast(list[bytes], rows))
             elif sk.kind == "image":
                 raw = H5Frames(ds, episode=unit.stacked, start=start, stop=stop)
@@ -423,7 +518,7 @@ class Hdf5Source(SourceDataset):
             else:
                 vectors[key] = H5Frames(ds, episode=unit.stacked, start=start, stop=stop)
         meta = dict(result.meta)
-        notes = list(result.notes)
+        notes += list(result.notes)
         if flip and images:
             notes.append("images were stored upside down (macros_image_convention = opengl): rows flipped back")
         states = keys.get("states")
@@ -458,14 +553,34 @@ class Hdf5Source(SourceDataset):
         task = self._task(meta)
         return SourceEpisode(
             ref,
-            result.length,
+            length,
             vectors=vectors,
             images=images,
             texts=texts,
-            timestamps_s=result.clock,
+            timestamps_s=result.clock[:length] if result.clock is not None else None,
             task=task,
             meta=meta,
         )
+
+    def _shifted_length(self, keys: dict[str, SourceKey], length: int, where: str) -> tuple[int, list[str]]:
+        """The episode's length once the spec's shifts apply, and the notes saying what they did."""
+        if not self.shift:
+            return length, []
+        missing = sorted(set(self.shift) - set(keys))
+        if missing:
+            raise MappingError(
+                f"{self.options_origin}: source: shift names {', '.join(missing)}, which {where} does not hold "
+                "as per-step keys",
+                hint=f"per-step keys: {', '.join(sorted(keys))}",
+            )
+        most = max(self.shift.values())
+        if length <= most:
+            raise EpisodeError(f"{where}: {length} steps cannot be shifted by {most} (nothing would be left)")
+        said = ", ".join(f"{k} by {n}" for k, n in sorted(self.shift.items()))
+        return length - most, [
+            f"shifted as the spec says ({said}: step t takes row t+k, the dataset logs each command a step late); "
+            f"the last {most} of {length} steps were dropped (their commands were not logged)"
+        ]
 
     def _model_xml(self, value: Any) -> str | None:
         """The episode's inline MJCF (kept in meta, or once in the large values), or None for a file name."""

@@ -69,14 +69,26 @@ def _import_rosbags() -> Any:
     return rosbags
 
 
-def bag_files(path: Path) -> tuple[str, list[Path]]:
-    """The container kind (``ros1``, ``ros2``, ``ros2-file``) and its files, or a SourceError saying why not."""
+def bag_files(path: Path, *, salvage: bool = False) -> tuple[str, list[Path]]:
+    """The container kind (``ros1``, ``ros2``, ``ros2-file``) and its files, or a SourceError saying why not.
+
+    A folder of rosbag2 storage files without ``metadata.yaml`` (the recorder was killed before writing it) is a
+    rosbag2 folder only with ``salvage``.
+    """
     if path.is_dir():
         if (path / "metadata.yaml").is_file():
             return "ros2", [path]
         bags = sorted(p for p in path.iterdir() if p.suffix == ROS1_SUFFIX and p.is_file())
         if bags:
             return "ros1", bags
+        if storage_files(path):
+            if salvage:
+                return "ros2", [path]
+            raise CorruptSourceError(
+                f"{path}: rosbag2 storage files without a metadata.yaml (the recording was not closed?)",
+                hint="`rdstd convert --salvage` reads the storage files themselves and marks the episode partial",
+                situation="rosbag2-metadata-missing",
+            )
         raise SourceError(
             f"{path}: neither a rosbag2 folder (no metadata.yaml) nor a folder of ROS 1 .bag files",
             situation="not-a-bag",
@@ -88,22 +100,22 @@ def bag_files(path: Path) -> tuple[str, list[Path]]:
     raise SourceError(f"{path}: not a .bag, .db3 or .mcap file, nor a rosbag2 folder", situation="not-a-bag")
 
 
+def storage_files(folder: Path) -> list[Path]:
+    """The rosbag2 storage files (``.db3``, ``.mcap``) in ``folder``, by name."""
+    return sorted(p for p in folder.iterdir() if p.suffix in ROS2_SUFFIXES and p.is_file())
+
+
 class RawBag:
     """An opened bag: per-topic index facts, and each topic's raw messages in receive-time order."""
 
     def __init__(self, path: Path, *, salvage: bool = False) -> None:
         self.path = path
-        self.kind, self.files = bag_files(path)
+        self.kind, self.files = bag_files(path, salvage=salvage)
         #: With ``salvage``, a file rosbags refuses (truncated: index or summary lost) is read by scanning its data
-        #: (:mod:`.salvage`); what each such file recovered and lost is in ``salvaged``.
+        #: (:mod:`.salvage`; a rosbag2 folder storage file by storage file, sqlite3 files row by row until the first
+        #: failing row); what each such file recovered and lost is in ``salvaged``.
         self.salvage = salvage
         self.salvaged: list[Any] = []
-        if salvage and not (self.kind == "ros1" or self.path.suffix == ".mcap"):
-            raise UsageError(
-                f"{path}: --salvage reads ROS 1 bags and lone .mcap files only",
-                hint="for a rosbag2 folder, salvage its .mcap storage file on its own (copy it out of the folder)",
-                situation="salvage-unsupported",
-            )
         self.is_ros2 = self.kind != "ros1"
         self._stack = ExitStack()
         self.closed = False
@@ -137,6 +149,8 @@ class RawBag:
                 self.readers.append(reader)
                 self.facts.setdefault("ros1_versions", []).append("2.0")
             self._index_ros1()
+        elif self.kind == "ros2" and self.salvage:
+            self._open_ros2_salvaged(errors)
         elif self.kind == "ros2":
             reader = rosbags.rosbag2.Reader(self.path)
             self._enter(reader, self.path, errors)
@@ -153,12 +167,58 @@ class RawBag:
             )
             self._index_ros2(directory.connections)
         else:
-            plugin = rosbags.rosbag2.Reader.STORAGE_PLUGINS[self.path.suffix]
-            storage = self._open_or_salvage(plugin, self.path, errors)
+            storage = self._open_storage(self.path, errors)
             self.storages = [storage]
             self.compression = None
             self.facts.update(storage=type(storage).__name__, storage_files=1)
             self._index_ros2([])
+
+    def _open_storage(self, file: Path, errors: tuple[type[BaseException], ...]) -> Any:
+        """One rosbag2 storage file opened (salvaged when it needs it and ``salvage`` is on)."""
+        rosbags = _import_rosbags()
+        if file.suffix == ".db3" and self.salvage:  # a damaged row can lie anywhere: always read row by row
+            from rdstd.formats.rosbag.salvage import SalvageSqliteReader
+
+            sqlite = SalvageSqliteReader(file)
+            self._enter(sqlite, file, errors)
+            if sqlite.lost_rows:
+                self.salvaged.append(sqlite.salvage)
+            return sqlite
+        return self._open_or_salvage(rosbags.rosbag2.Reader.STORAGE_PLUGINS[file.suffix], file, errors)
+
+    def _open_ros2_salvaged(self, errors: tuple[type[BaseException], ...]) -> None:
+        """A rosbag2 folder read storage file by storage file, each salvaged as it needs (see :mod:`.salvage`);
+        ``metadata.yaml`` only for the compression mode and the distro, and not needed."""
+        import yaml
+
+        info: dict[str, Any] = {}
+        meta = self.path / "metadata.yaml"
+        if meta.is_file():
+            try:
+                loaded = yaml.safe_load(meta.read_text(encoding="utf-8"))
+                info = dict(loaded.get("rosbag2_bagfile_information") or {}) if isinstance(loaded, dict) else {}
+            except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+                self.facts["metadata_yaml"] = f"unreadable, not used ({_one_line(exc)})"
+        else:
+            self.facts["metadata_yaml"] = "missing (the recording was not closed?)"
+        mode = str(info.get("compression_mode") or "").lower() or None
+        if mode == "file" or any(p.suffix == ".zstd" for p in self.path.iterdir()):
+            raise UsageError(
+                f"{self.path}: --salvage cannot read file-compressed rosbag2 storage (.zstd files)",
+                hint="decompress the storage files first (zstd -d), then salvage the folder",
+            )
+        files = storage_files(self.path)
+        if not files:
+            raise CorruptSourceError(f"{self.path}: no .db3 or .mcap storage file to salvage")
+        self.readers = self.storages = [self._open_storage(file, errors) for file in files]
+        self.compression = "message" if mode == "message" else None
+        self.facts.update(
+            storage="salvaged: " + ", ".join(sorted({type(s).__name__ for s in self.storages})),
+            storage_files=len(self.storages),
+            compression_mode=mode or "none",
+            ros_distro=str(info.get("ros_distro") or "unknown"),
+        )
+        self._index_ros2([])
 
     def _open_or_salvage(self, opener: Any, file: Path, errors: tuple[type[BaseException], ...]) -> Any:
         """``opener(file)`` opened; with ``salvage``, a file it refuses is opened by the salvaging reader instead."""
@@ -172,7 +232,7 @@ class RawBag:
             first = refused
         from rdstd.formats.rosbag.salvage import SalvageMcapReader, SalvageRos1Reader
 
-        reader = (SalvageRos1Reader if self.kind == "ros1" else SalvageMcapReader)(file)
+        reader = (SalvageRos1Reader if file.suffix == ROS1_SUFFIX else SalvageMcapReader)(file)
         try:
             self._enter(reader, file, errors)
         except CorruptSourceError as exc:
@@ -199,7 +259,7 @@ class RawBag:
             if file.is_file():
                 raise_if_pointer(file, file.parent)
             hint = _hint(exc)
-            if not self.salvage and (self.kind == "ros1" or file.suffix == ".mcap") and "damaged" in hint:
+            if not self.salvage and "damaged" in hint:
                 hint += "; if it is truncated, `rdstd convert --salvage` recovers its readable prefix"
             raise CorruptSourceError(f"{file}: {_one_line(exc)}", hint=hint, situation="bag-unreadable") from exc
         except OSError as exc:

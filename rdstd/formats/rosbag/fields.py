@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import struct
 from typing import Any
 
 import numpy as np
@@ -126,17 +127,112 @@ def encoded_shape(data: bytes) -> tuple[int, ...]:
         return (img.height, img.width, channels)
 
 
+#: Bayer encodings (cv_bridge names): the colour of the top-left 2×2 cell, row by row.
+BAYER: dict[str, str] = {
+    f"bayer_{pattern}{bits}": pattern for pattern in ("rggb", "bggr", "gbrg", "grbg") for bits in ("8", "16")
+}
+
+
+def demosaic(mosaic: npt.NDArray[Any], pattern: str) -> npt.NDArray[Any]:
+    """Bilinear demosaicing of a Bayer ``mosaic`` (H, W) with ``pattern`` (``rggb``…) to (H, W, 3) RGB, same dtype.
+
+    Each missing sample is the mean of its nearest same-colour neighbours (green: the 4 edge neighbours; red and
+    blue: the 2 or 4 nearest). The edges are mirrored, which keeps the 2×2 pattern, so a uniform colour comes back
+    exact everywhere.
+    """
+    h, w = mosaic.shape
+    if h < 2 or w < 2:
+        raise EpisodeError(f"a {h}×{w} Bayer image is too small to demosaic")
+    values = mosaic.astype(np.float64)
+    colour = np.empty((h, w), dtype=np.int8)
+    index = {"r": 0, "g": 1, "b": 2}
+    for k, letter in enumerate(pattern):
+        colour[k // 2 :: 2, k % 2 :: 2] = index[letter]
+    out = np.empty((h, w, 3), dtype=np.float64)
+    for c in range(3):
+        mask = (colour == c).astype(np.float64)
+        total = _blur(values * mask)
+        count = _blur(mask)
+        out[..., c] = np.where(mask > 0, values, total / np.maximum(count, 1e-12))
+    if np.issubdtype(mosaic.dtype, np.integer):
+        info = np.iinfo(mosaic.dtype)
+        return np.clip(np.rint(out), info.min, info.max).astype(mosaic.dtype)
+    return out.astype(mosaic.dtype)
+
+
+def _blur(plane: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Sum of each sample's 3×3 neighbourhood weighted [[1,2,1],[2,4,2],[1,2,1]] (mirrored edges)."""
+    padded = np.pad(plane, 1, mode="reflect")
+    rows = padded[:-2] + 2 * padded[1:-1] + padded[2:]
+    result: npt.NDArray[np.float64] = rows[:, :-2] + 2 * rows[:, 1:-1] + rows[:, 2:]
+    return result
+
+
+#: ``compressed_depth_image_transport``'s header before the PNG: int32 format, float32 depthQuantA, depthQuantB.
+DEPTH_HEADER = 12
+
+
+def is_compressed_depth(msg: Any) -> bool:
+    """Whether a CompressedImage is ``compressedDepth`` (its format says so, e.g. ``16UC1; compressedDepth png``)."""
+    return "compresseddepth" in str(getattr(msg, "format", "")).lower()
+
+
+def compressed_depth(msg: Any, where: str) -> npt.NDArray[Any]:
+    """A ``compressedDepth`` CompressedImage as (H, W) depth: ``16UC1`` as the PNG's uint16 (millimetres, REP 118),
+    ``32FC1`` as float32 metres from the quantized inverse depth (``A / (v - B)``; v = 0 is no reading: NaN)."""
+    fmt = str(msg.format)
+    encoding = fmt.split(";", maxsplit=1)[0].strip()
+    if "rvl" in fmt.lower():
+        raise EpisodeError(f"{where}: compressedDepth format {fmt!r} (RVL) is not read; only its PNG form is")
+    data = np.asarray(msg.data, dtype=np.uint8).tobytes()
+    if encoding not in ("16UC1", "32FC1") or image_codec(data[DEPTH_HEADER:]) != "png":
+        raise EpisodeError(
+            f"{where}: compressedDepth format {fmt!r} is not read (read: 16UC1 or 32FC1 with a "
+            f"{DEPTH_HEADER}-byte header before a PNG)"
+        )
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data[DEPTH_HEADER:])) as img:
+            quantized = np.asarray(img)
+    except (OSError, ValueError) as exc:
+        raise EpisodeError(f"{where}: a compressedDepth PNG does not decode ({exc})") from exc
+    if quantized.ndim != 2:
+        raise EpisodeError(f"{where}: a compressedDepth PNG holds {quantized.shape} samples, not one channel")
+    quantized = quantized.astype(np.uint16)
+    if encoding == "16UC1":
+        return quantized
+    _, quant_a, quant_b = struct.unpack("<iff", data[:DEPTH_HEADER])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        depth = (np.float32(quant_a) / (quantized.astype(np.float32) - np.float32(quant_b))).astype(np.float32)
+    depth[quantized == 0] = np.nan
+    return depth
+
+
 def raw_image(msg: Any, where: str) -> npt.NDArray[Any]:
-    """A ``sensor_msgs/Image`` as (H, W, C) RGB(A) or (H, W) depth/mono, honouring ``step`` padding and byte order."""
+    """A ``sensor_msgs/Image`` as (H, W, C) RGB(A) or (H, W) depth/mono, honouring ``step`` padding and byte order;
+    Bayer images are demosaiced (bilinear, :func:`demosaic`) to RGB."""
     encoding = str(msg.encoding)
+    if encoding in BAYER:
+        bits = np.uint16 if encoding.endswith("16") else np.uint8
+        mosaic = _pixels(msg, where, np.dtype(bits), 1)[..., 0]
+        return demosaic(mosaic, BAYER[encoding])
     if encoding not in ENCODINGS:
         raise EpisodeError(
-            f"{where}: image encoding {encoding!r} is not read (read: {', '.join(ENCODINGS)})",
-            hint="Bayer and other encodings need demosaicing; leave the topic out of the plan",
+            f"{where}: image encoding {encoding!r} is not read (read: {', '.join([*ENCODINGS, *BAYER])})",
+            hint="leave the topic out of the plan",
             situation="image-encoding-unsupported",
         )
     dtype_name, channels, bgr = ENCODINGS[encoding]
-    dtype = np.dtype(dtype_name).newbyteorder(">" if msg.is_bigendian else "<")
+    pixels = _pixels(msg, where, np.dtype(dtype_name), channels)
+    if bgr:
+        pixels = pixels[..., [2, 1, 0, 3][:channels]]
+    return pixels[..., 0] if channels == 1 else pixels
+
+
+def _pixels(msg: Any, where: str, base: np.dtype[Any], channels: int) -> npt.NDArray[Any]:
+    """(H, W, channels) samples of a raw image, ``step`` padding dropped, in native byte order."""
+    dtype = base.newbyteorder(">" if msg.is_bigendian else "<")
     h, w, step = int(msg.height), int(msg.width), int(msg.step)
     row_bytes = w * channels * dtype.itemsize
     data = np.frombuffer(np.asarray(msg.data, dtype=np.uint8).tobytes(), dtype=np.uint8)
@@ -146,10 +242,10 @@ def raw_image(msg: Any, where: str) -> npt.NDArray[Any]:
             situation="image-data-short",
         )
     rows = data[: step * h].reshape(h, step)[:, :row_bytes]
-    pixels = np.ascontiguousarray(rows).view(dtype).reshape(h, w, channels).astype(dtype.newbyteorder("="))
-    if bgr:
-        pixels = pixels[..., [2, 1, 0, 3][:channels]]
-    return pixels[..., 0] if channels == 1 else pixels
+    pixels: npt.NDArray[Any] = (
+        np.ascontiguousarray(rows).view(dtype).reshape(h, w, channels).astype(dtype.newbyteorder("="))
+    )
+    return pixels
 
 
 def transforms(msg: Any) -> list[tuple[str, str, int, list[float], list[float]]]:

@@ -179,8 +179,9 @@ class BagPixels:
 
 class BagVectors:
     """One vector stream sampled at the episode's frames, as a :class:`~rdstd.formats.base.FrameArray`: slicing
-    ``[start:stop]`` reads from the bag only the messages those frames use (the sample at or before each frame
-    time, and the one after it when interpolating) and applies the sampling, so nothing per message is held.
+    ``[start:stop]`` fetches only the values those frames use (the sample at or before each frame time, and the one
+    after it when interpolating; kept from the bag's single pass, :class:`~rdstd.formats.rosbag.reader.Rows`) and
+    applies the sampling.
 
     ``lo``/``hi`` are the positions (in the topic's receive order) of each frame's bracketing samples, ``w`` the
     interpolation weight (see :func:`rdstd.streams.align.apply_sampling`).
@@ -188,21 +189,21 @@ class BagVectors:
 
     def __init__(
         self,
-        window: TopicWindow,
+        fetch: Callable[[npt.NDArray[np.int64]], npt.NDArray[Any]],
+        where: str,
         lo: npt.NDArray[np.int64],
         hi: npt.NDArray[np.int64],
         w: npt.NDArray[np.float64],
         sample: Callable[[npt.NDArray[Any], Sampling], npt.NDArray[Any]],
-        take: Callable[[Any], npt.NDArray[Any]],
         frame_shape: tuple[int, ...],
         dtype: np.dtype[Any],
     ) -> None:
-        self._window = window
+        self._fetch = fetch
+        self._where = where
         self._lo = np.asarray(lo, dtype=np.int64)
         self._hi = np.asarray(hi, dtype=np.int64)
         self._w = np.asarray(w, dtype=np.float64)
         self._sample = sample
-        self._take = take
         self._frame_shape = frame_shape
         self._dtype = dtype
 
@@ -220,7 +221,7 @@ class BagVectors:
         return len(self._lo)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> npt.NDArray[Any]:
-        """Every frame (numpy's conversion), read a window at a time."""
+        """Every frame (numpy's conversion), a window at a time."""
         n = len(self)
         parts = [self[start : start + WINDOW_FRAMES * 16] for start in range(0, n, WINDOW_FRAMES * 16)]
         whole = np.concatenate(parts) if parts else np.zeros((0, *self._frame_shape), dtype=self._dtype)
@@ -236,13 +237,14 @@ class BagVectors:
         if n == 0:
             return np.zeros((0, *self._frame_shape), dtype=self._dtype)
         used, inverse = np.unique(np.concatenate([lo, hi]), return_inverse=True)
-        rows = self._window.read(used, self._take)
-        if any(r.shape != self._frame_shape for r in rows):
+        values = self._fetch(used)
+        if values.shape[1:] != self._frame_shape:
             raise CorruptSourceError(
-                f"{self._window.bag.path}: {self._window.topic}: a message's vector changed size since it was read",
+                f"{self._where}: the stream's vectors are {values.shape[1:]}, not {self._frame_shape}",
+                hint="the bag changed since it was opened: convert again",
                 situation="bag-changed",
             )
-        values = np.stack(rows).astype(self._dtype, copy=False)
+        values = values.astype(self._dtype, copy=False)
         inverse = inverse.reshape(-1)
         local = Sampling(inverse[:n], inverse[n:], w, np.ones(n, dtype=bool), np.zeros(n, dtype=np.int64))
         return self._sample(values, local)

@@ -1,77 +1,135 @@
-"""The ROS bag backend: a bag (ROS 1 ``.bag`` or split set, rosbag2 folder, lone ``.db3``/``.mcap``) is one episode.
+"""The ROS bag backend: a bag (ROS 1 ``.bag`` or split set, rosbag2 folder, lone ``.db3``/``.mcap``) is one episode,
+or one per piece when a clock the plan uses resets.
 
-Opening a bag reads and decodes every message once to build the per-topic ledger (:mod:`.ledger`), keeping of
-the plan's topics only what the plan reads (camera frames are read again when sliced, :mod:`.frames`); ``info()``
-shows it under ``extra["ledger"]`` with the container facts, the TF frames present and a drafted alignment plan.
-Episodes need a declared alignment plan (:mod:`.plan`): without one, ``read_episode`` refuses and says where to
-write it. With one, each stream is read, its clocks checked (:func:`rdstd.streams.align.check_clock`), and it is
-sampled at the master times; a master time any stream cannot serve within its age limit is dropped and counted.
-The episode's ``meta`` carries the alignment report per stream, the clock findings and the TF lookup statistics.
+Opening reads the container's index; on first use one pass reads and decodes every message to build the per-topic
+ledger (:mod:`.ledger`), keeping of the plan's topics what conversion needs (times, vector values, transforms,
+task text; camera frames are read again by time window when sliced, :mod:`.frames`). ``info()`` shows the ledger
+under ``extra["ledger"]`` with the container facts, the TF frames present and a drafted alignment plan. Episodes
+need a declared alignment plan (:mod:`.plan`: a converter spec's ``source:`` block given to :meth:`configure`, or
+the ``<bag>.rdstd.yaml`` sidecar): without one, ``read_episode`` refuses and says how to write it. With one, each
+stream's clocks are checked (:func:`rdstd.streams.align.check_clock`), the recording is cut at clock resets, and
+each stream is sampled at the master times; a master time any stream cannot serve within its age limit is dropped
+and counted. The episode's ``meta`` carries the alignment report per stream, the clock findings and the TF lookup
+statistics.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from array import array
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from rdstd.errors import CorruptSourceError, EpisodeError, MappingError
+from rdstd.errors import CorruptSourceError, EpisodeError, MappingError, SourceError
 from rdstd.formats.base import EpisodeRef, FormatBackend, SourceDataset, SourceEpisode, SourceInfo, SourceKey
 from rdstd.formats.rosbag import fields as msgfields
 from rdstd.formats.rosbag.bag import RawBag, bag_files
 from rdstd.formats.rosbag.frames import BagFrames, BagPixels, BagVectors, TopicWindow
 from rdstd.formats.rosbag.ledger import TopicLedger, build_ledger
-from rdstd.formats.rosbag.plan import RosbagPlan, StreamPlan, load_plan, sidecar_path
+from rdstd.formats.rosbag.plan import RosbagPlan, StreamPlan, load_plan, parse_plan, sidecar_path
 from rdstd.formats.rosbag.types import Decoder, TypeResolver
 from rdstd.formats.sniff import MCAP_MAGIC, ROSBAG1_MAGIC, SQLITE_MAGIC
 from rdstd.paths import inside
 from rdstd.schema.episode import EncodedFrames
 from rdstd.schema.vocabulary import ImageCodec
-from rdstd.streams.align import Sampling, apply_sampling, check_clock, fixed_grid, report, sample_at
+from rdstd.streams.align import RESET_NS, Sampling, apply_sampling, check_clock, fixed_grid, report, sample_at
 from rdstd.streams.tf import TransformBuffer, TransformError, TransformLog
 
 if TYPE_CHECKING:
     from rdstd.formats.rosbag.salvage import Salvage
 
 IMAGE_TYPES = (msgfields.IMAGE, msgfields.COMPRESSED)
+#: Bytes of one vector stream's values kept in memory before the rest goes to a temporary file.
+SPILL_BYTES = 1 << 20
+#: Parsed field paths, and joint columns per (message names, wanted names): computed once, not per message.
+_PATHS: dict[str, list[tuple[str, list[str]]]] = {}
+_COLUMNS: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int]] = {}
 POSE_NAMES = ["x", "y", "z", "qx", "qy", "qz", "qw"]
 _SAFE = re.compile(r"[^A-Za-z0-9_]+")
 
 
 class Rows:
-    """The shape of one vector stream's per-message values, checked as messages are read (a vector whose size
-    changes between messages is an error); the values themselves are not kept: the aligned episode reads the
-    messages it uses when sliced (:class:`~rdstd.formats.rosbag.frames.BagVectors`)."""
+    """One vector stream's per-message values, kept as they are read in the bag's single pass (so conversion does
+    not read and decode the messages again), compactly: raw bytes in memory up to :data:`SPILL_BYTES`, then in an
+    anonymous temporary file, so memory stays flat however long the recording. A vector whose size changes between
+    messages is an error."""
 
     def __init__(self, where: str) -> None:
         self.where = where
         self.shape: tuple[int, ...] | None = None
+        self.dtype: np.dtype[Any] | None = None
         self.count = 0
+        self._buffer = bytearray()
+        self._spill: IO[bytes] | None = None
+        self.closed = False
 
     def append(self, row: npt.NDArray[Any]) -> None:
         """One message's vector."""
-        if self.shape is None:
-            self.shape = row.shape
+        if self.shape is None or self.dtype is None:
+            self.shape, self.dtype = row.shape, row.dtype
         elif row.shape != self.shape:
             raise EpisodeError(
                 f"{self.where} changes size between messages ({self.shape[0]} then {row.shape[0]})",
                 situation="vector-size-changes",
             )
+        self._buffer += np.ascontiguousarray(row, dtype=self.dtype).tobytes()
         self.count += 1
+        if len(self._buffer) >= SPILL_BYTES:
+            if self._spill is None:
+                self._spill = tempfile.TemporaryFile(prefix="rdstd-rows-")  # noqa: SIM115 - closed by close()
+            self._spill.write(self._buffer)
+            self._buffer.clear()
+
+    def read(self, positions: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
+        """The values of the messages at ``positions`` (stream order; repeats allowed), stacked."""
+        if self.closed:
+            raise SourceError(
+                f"{self.where}: the bag is closed; its frames and vectors are read while it is open",
+                hint="read the episode's images and vectors inside `with backend.open(path) as source:`",
+            )
+        assert self.shape is not None and self.dtype is not None
+        size = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        if len(positions) == 0:
+            return np.zeros((0, *self.shape), dtype=self.dtype)
+        lo, hi = int(positions.min()), int(positions.max()) + 1
+        if lo < 0 or hi > self.count:
+            raise CorruptSourceError(f"{self.where}: message {hi - 1} asked for, {self.count} were read")
+        on_disk = self._spill.tell() if self._spill is not None else 0
+        start, stop = lo * size, hi * size
+        if self._spill is not None and start < on_disk:
+            self._spill.seek(start)
+            data = self._spill.read(min(stop, on_disk) - start)
+            self._spill.seek(0, os.SEEK_END)
+            if stop > on_disk:
+                data += bytes(self._buffer[: stop - on_disk])
+        else:
+            data = bytes(self._buffer[start - on_disk : stop - on_disk])
+        block = np.frombuffer(data, dtype=self.dtype).reshape(hi - lo, *self.shape)
+        return block[positions - lo]
+
+    def close(self) -> None:
+        """Drop the values (and the temporary file)."""
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
+        self._buffer = bytearray()
+        self.closed = True
 
 
 @dataclass
 class TopicData:
     """What an episode needs of one topic: receive and header times (stream order), and per message only what the
-    plan reads: the transforms of a TF message (compactly), the text of a String. Vector streams and images keep
-    their times only (values and frames are read from the bag when the converter slices them, :mod:`.frames`)."""
+    plan reads: each vector stream's values (:class:`Rows`), the transforms of a TF message (compactly), the text of
+    a String. Images keep their times only (frames are read from the bag when the converter slices them,
+    :mod:`.frames`)."""
 
     topic: str
     msgtype: str
@@ -83,40 +141,89 @@ class TopicData:
 
 
 class RosbagSource(SourceDataset):
-    """An opened bag, with its ledger; ``plan`` (else the ``<bag>.rdstd.yaml`` sidecar) declares the alignment."""
+    """An opened bag, with its ledger; ``plan`` (else a converter spec's ``source:`` block given to
+    :meth:`configure`, else the ``<bag>.rdstd.yaml`` sidecar) declares the alignment.
+
+    Opening reads the container's index only; the one pass over the messages that builds the ledger (keeping what
+    the plan reads) runs when the ledger, the keys or an episode are first asked for, so a plan given by
+    :meth:`configure` is collected in that same pass.
+    """
 
     format = "rosbag"
+
+    #: Built by the scan (:meth:`_scan`), on first use.
+    ledger: dict[str, TopicLedger]
+    decoders: dict[str, Decoder]
+    warnings: list[str]
+    problems: list[str]
+    draft: dict[str, Any] | None
+    _cache: dict[str, TopicData]
+    _keys: list[SourceKey]
+    _keys_by_name: dict[str, SourceKey]
+    _SCANNED = ("ledger", "decoders", "warnings", "problems", "draft", "_cache", "_keys", "_keys_by_name")
 
     def __init__(
         self, path: Path, plan: RosbagPlan | None = None, *, types_dir: Path | None = None, salvage: bool = False
     ) -> None:
         super().__init__(path)
         self.plan_origin = "(given in code)" if plan is not None else ""
+        self.plan_base = path.parent
+        self.notes: list[str] = []
         sidecar = sidecar_path(path)
         if plan is None and sidecar.is_file():
-            plan, self.plan_origin = load_plan(sidecar), str(sidecar)
+            plan, self.plan_origin, self.plan_base = load_plan(sidecar), str(sidecar), sidecar.parent
         self.plan = plan
-        if types_dir is None and plan is not None and plan.types_dir:
-            base = sidecar.parent if self.plan_origin == str(sidecar) else path.parent
-            types_dir = inside(base, plan.types_dir, "the plan's types_dir")
+        self.types_dir = types_dir
         self.bag = RawBag(path, salvage=salvage)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in RosbagSource._SCANNED and "bag" in self.__dict__ and not self.__dict__.get("_scanning"):
+            self._scanning = True
+            try:
+                self._scan()
+            finally:
+                self._scanning = False
+            return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def configure(self, options: Mapping[str, Any], origin: str) -> None:
+        """Take the alignment plan from a converter spec's ``source:`` block (validated as a plan; it replaces a
+        sidecar plan, with a warning saying so). ``origin`` is the spec file: a ``types_dir`` is relative to it."""
+        plan = parse_plan(dict(options), f"{origin}: source")
+        sidecar = sidecar_path(self.path)
+        if self.plan_origin == str(sidecar):
+            self.notes.append(f"the alignment plan in {sidecar} is not used: the spec {origin} declares one")
+        self.plan, self.plan_origin = plan, f"{origin} (source:)"
+        origin_path = Path(origin)
+        self.plan_base = origin_path.parent if origin_path.is_file() else self.path.parent
+        for name in self._SCANNED:  # scanned for another plan: scan again for this one
+            self.__dict__.pop(name, None)
+
+    def _scan(self) -> None:
+        """Read every message once: the ledger, and what the plan reads of its topics."""
+        plan, types_dir = self.plan, self.types_dir
+        if types_dir is None and plan is not None and plan.types_dir:
+            types_dir = inside(self.plan_base, plan.types_dir, "the plan's types_dir")
         try:
             self.resolver = TypeResolver(self.bag.is_ros2, self.bag.facts.get("ros_distro"), types_dir)
             collector = _Collector(self, plan_topics(plan) if plan is not None else set(), plan)
-            self.ledger, self.decoders = build_ledger(self.bag, self.resolver, collector.visit)
-            self._cache = collector.topics(self.ledger)
+            ledger, self.decoders = build_ledger(self.bag, self.resolver, collector.visit)
+            self.ledger = ledger
+            self._cache = collector.topics(ledger)
         except BaseException:
-            self.bag.close()
+            for name in self._SCANNED:
+                self.__dict__.pop(name, None)
             raise
-        self.warnings = [s.line() for s in self.bag.salvaged]
-        self.warnings += list(self.resolver.findings)
-        self.warnings += [
+        warnings = [s.line() for s in self.bag.salvaged]
+        warnings += list(self.resolver.findings)
+        warnings += [
             f"{t.topic}: disabled ({t.error})"
-            for t in self.ledger.values()
+            for t in ledger.values()
             if t.definition == "none" or (t.read and not t.decoded)
         ]
-        self.problems = [t.problem for t in self.ledger.values() if t.problem]
-        self.warnings += [f"{p} (the bag is incomplete or its index is wrong)" for p in self.problems]
+        self.problems = [t.problem for t in ledger.values() if t.problem]
+        warnings += [f"{p} (the bag is incomplete or its index is wrong)" for p in self.problems]
+        self.warnings = warnings + self.notes
         self.draft = draft_plan(self)
         self._keys = self._declared_keys(self.plan) if self.plan is not None else self._draft_keys()
         self._keys_by_name = {k.key: k for k in self._keys}
@@ -202,6 +309,11 @@ class RosbagSource(SourceDataset):
         msg = self.first_message(stream.topic)
         msgtype = self.decoders[stream.topic].msgtype
         note = f"{stream.topic} ({msgtype}), {stream.clock} clock, {stream.method} within {stream.max_age_ms:g} ms"
+        if msgtype == msgfields.COMPRESSED and msgfields.is_compressed_depth(msg):
+            depth = msgfields.compressed_depth(msg, f"{self.path}: {stream.topic}")
+            unit = "millimetres (16UC1, REP 118)" if depth.dtype == np.uint16 else "metres (32FC1, REP 118; NaN: none)"
+            note += f"; compressedDepth ({msg.format}) decoded to depth in {unit}"
+            return SourceKey(name, "image", depth.shape, depth.dtype.name, note=note)
         if msgtype == msgfields.COMPRESSED:
             data = bytes(np.asarray(msg.data, dtype=np.uint8).tobytes())
             codec = msgfields.image_codec(data)
@@ -213,20 +325,21 @@ class RosbagSource(SourceDataset):
             return SourceKey(name, "image", msgfields.encoded_shape(data), "uint8", note=note, codec=ImageCodec(codec))
         if msgtype == msgfields.IMAGE:
             pixels = msgfields.raw_image(msg, f"{self.path}: {stream.topic}")
+            if str(msg.encoding) in msgfields.BAYER:
+                note += f"; {msg.encoding} demosaiced (bilinear) to RGB"
             return SourceKey(name, "image", pixels.shape, pixels.dtype.name, note=note)
         values, names = self._vector_of(msg, stream, f"{self.path}: {stream.topic}")
         return SourceKey(name, "vector", values.shape, values.dtype.name, names, note=note)
-
-    def values_of(self, msg: Any, stream: StreamPlan, where: str) -> npt.NDArray[Any]:
-        """The vector ``stream`` takes from ``msg``."""
-        return self._vector_of(msg, stream, where)[0]
 
     def _vector_of(self, msg: Any, stream: StreamPlan, where: str) -> tuple[npt.NDArray[Any], list[str] | None]:
         path = stream.field or ""
         if not path:
             raise MappingError(f"{where}: a vector stream needs field: (e.g. position)", situation="plan-field-missing")
         try:
-            value = msgfields.to_vector(msgfields.resolve(msg, msgfields.parse_path(path)))
+            steps = _PATHS.get(path)
+            if steps is None:
+                steps = _PATHS[path] = msgfields.parse_path(path)
+            value = msgfields.to_vector(msgfields.resolve(msg, steps))
         except MappingError as exc:
             raise MappingError(
                 f"{where}: field {path!r}: {exc.message}", hint=exc.hint, situation=exc.situation
@@ -243,7 +356,12 @@ class RosbagSource(SourceDataset):
                 f"{where}: names: picks joints by a JointState's name list; this message has none",
                 situation="joint-names-missing",
             )
-        cols = msgfields.joint_columns(list(msg.name), stream.names, where)
+        have, wanted = tuple(msg.name), tuple(stream.names)
+        cols = _COLUMNS.get((have, wanted))
+        if cols is None:  # one lookup per distinct name list (a JointState usually repeats the same one)
+            cols = msgfields.joint_columns(list(have), list(wanted), where)
+            if len(_COLUMNS) < 64:
+                _COLUMNS[(have, wanted)] = cols
         return value[cols], list(stream.names)
 
     # -- contract --------------------------------------------------------------------------------------------
@@ -256,8 +374,11 @@ class RosbagSource(SourceDataset):
             "ledger_lines": [ledger_line(led) for led in self.ledger.values()],
             "tf_frames": self.tf_frames(),
             "alignment": self.plan.model_dump(mode="json", exclude_none=True) if self.plan else "not declared",
-            "alignment_origin": self.plan_origin or f"none: write one as {sidecar_path(self.path)}",
+            "alignment_origin": self.plan_origin
+            or f"none: write one in a converter spec's source: block, or as {sidecar_path(self.path)}",
             "alignment_draft": self.draft,
+            #: The source: block of a spec drafted from this bag (``rdstd spec``): the plan in use, else the draft.
+            "spec_source": self.plan.model_dump(mode="json", exclude_none=True) if self.plan else self.draft,
             "warnings": list(self.warnings),
         }
         return SourceInfo(
@@ -284,13 +405,27 @@ class RosbagSource(SourceDataset):
                 frames.update(frame.lstrip("/") for frame in self.read_topic(name).transforms.names)
         return sorted(frames)
 
+    def aligner(self) -> Aligner | None:
+        """The aligner of the declared plan (None without one), built once."""
+        if self.plan is None:
+            return None
+        found = self.__dict__.get("_aligner")
+        if found is None or found.plan is not self.plan:
+            found = self._aligner = Aligner(self, self.plan)
+        return found
+
     def episode_refs(self) -> Sequence[EpisodeRef]:
-        """One episode: the bag (a split set is one episode)."""
-        return [EpisodeRef(0, _episode_key(self.path), str(self.path))]
+        """One episode per bag (a split set is one), or one per piece when a clock the plan uses resets."""
+        key = _episode_key(self.path)
+        aligner = self.aligner()
+        count = len(aligner.pieces()) if aligner is not None and not self.problems else 1
+        if count == 1:
+            return [EpisodeRef(0, key, str(self.path))]
+        return [EpisodeRef(k, f"{key}_piece{k}", str(self.path)) for k in range(count)]
 
     def read_episode(self, ref: EpisodeRef) -> SourceEpisode:
         """The bag's streams sampled at the master times (see the module docs)."""
-        if ref.index != 0:
+        if ref.index != 0 and self.plan is None:
             raise CorruptSourceError(
                 f"{self.path}: no episode {ref.index} (a bag is one episode)", situation="episode-not-found"
             )
@@ -303,14 +438,23 @@ class RosbagSource(SourceDataset):
         if self.plan is None:
             raise MappingError(
                 f"{self.path}: no alignment plan declared (which topics, on which clock, sampled how)",
-                hint=f"write one as {sidecar_path(self.path)}; `rdstd info {self.path} --format json` shows a draft "
-                "under alignment_draft, and `rdstd spec` drafts the converter spec for its streams",
+                hint=f"`rdstd spec {self.path} > spec.yaml` drafts a converter spec whose source: block is the plan "
+                f"(check it, then --spec spec.yaml); or write the plan alone as {sidecar_path(self.path)}",
                 situation="plan-missing",
             )
-        return Aligner(self, self.plan).episode(ref)
+        aligner = self.aligner()
+        assert aligner is not None
+        return aligner.episode(ref)
 
     def close(self) -> None:
-        """Close the bag files."""
+        """Close the bag files and drop the values kept of its vector streams."""
+        for data in self.__dict__.get("_cache", {}).values():
+            for rows in data.rows.values():
+                rows.close()
+        aligner = self.__dict__.get("_aligner")
+        for data in aligner.topics.values() if aligner is not None else ():
+            for rows in data.rows.values():
+                rows.close()
         self.bag.close()
 
 
@@ -363,8 +507,9 @@ class _Collector:
                 rows = data.rows[name] = Rows(f"{where}: field {stream.field!r}")
             rows.append(self.source._vector_of(msg, stream, where)[0])
         if tf:
+            message = len(self.receive[topic]) - 1
             for transform in msgfields.transforms(msg):
-                data.transforms.append(*transform)
+                data.transforms.append(*transform, message=message)
         if topic == self.task_topic:
             data.texts.append(str(getattr(msg, "data", "")))
 
@@ -392,7 +537,9 @@ def partial_meta(salvaged: Sequence[Salvage]) -> dict[str, Any]:
         "files": [s.as_dict() for s in salvaged],
         "recovered_until_ns": max(lasts) if lasts else None,
         "recovered_from_ns": min(firsts) if firsts else None,
-        "bytes_lost": sum(s.bytes_lost for s in salvaged),
+        "bytes_lost": "unknown"
+        if any(s.container == "sqlite3" for s in salvaged)
+        else sum(s.bytes_lost for s in salvaged),
         "lost": "every message after the recovered prefix of each file named (its count is unknown: the index "
         "that held it is gone)",
     }
@@ -417,8 +564,26 @@ def _episode_key(path: Path) -> str:
     return _SAFE.sub("_", path.name).strip("_") or "bag"
 
 
+#: (topic, clock): one topic's times on one clock.
+TopicClock = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One episode of a bag: the whole recording, or the part between clock resets.
+
+    ``ranges`` gives, per (topic, clock), the ``[start, stop)`` message positions (stream order) it covers;
+    ``starts_ns`` is the receive time it starts at (None for the first piece).
+    """
+
+    index: int
+    count: int
+    ranges: dict[TopicClock, tuple[int, int]]
+    starts_ns: int | None
+
+
 class Aligner:
-    """Builds one episode from a bag and a plan."""
+    """Builds the episodes of one bag and plan: one, or one per piece between clock resets (:meth:`pieces`)."""
 
     def __init__(self, source: RosbagSource, plan: RosbagPlan) -> None:
         self.source = source
@@ -427,41 +592,100 @@ class Aligner:
         self.topics: dict[str, TopicData] = {}
         self.findings: list[str] = []
         self.by_topic: dict[str, list[str]] = {}
+        self._pieces: list[Piece] | None = None
 
     def topic(self, name: str) -> TopicData:
         if name not in self.topics:
             self.topics[name] = self.source.read_topic(name)
         return self.topics[name]
 
-    def times(self, data: TopicData, clock: str, what: str) -> npt.NDArray[np.int64]:
-        """The topic's times on ``clock``, after the sanity checks; a clock reset is an error (one episode only)."""
-        check = check_clock(data.topic, data.header_ns, data.receive_ns, clock)
-        self.findings.extend(f for f in check.findings if f not in self.findings)
-        self.by_topic[data.topic] = check.findings
-        if check.resets:
-            raise EpisodeError(
-                f"{self.path}: {what}: {check.findings[-1]}; a bag with a clock reset cannot be one episode yet",
-                hint="cut the bag at the reset (e.g. rosbags-convert or mcap filter) and convert each part",
-                situation="clock-reset",
-            )
-        times = data.header_ns if clock == "header" else data.receive_ns
-        assert times is not None
-        return times
-
-    def master_times(self) -> tuple[npt.NDArray[np.int64], str]:
+    def _uses(self) -> list[TopicClock]:
+        """Every (topic, clock) the plan samples, the master's first; TF topics on their receive clock."""
+        uses: list[TopicClock] = []
         master = self.plan.master
         if master.topic is not None:
             assert master.clock is not None
-            data = self.topic(master.topic)
-            times = self.times(data, master.clock, "the master clock")
+            uses.append((master.topic, master.clock))
+        for stream in self.plan.streams.values():
+            if stream.topic is not None:
+                assert stream.clock is not None
+                uses.append((stream.topic, stream.clock))
+        if any(s.tf is not None for s in self.plan.streams.values()):
+            uses += [(name, "receive") for name in self.tf_topics()]
+        return list(dict.fromkeys(uses))
+
+    def tf_topics(self) -> list[str]:
+        """The decoded TF topics of the bag."""
+        return [n for n, led in self.source.ledger.items() if led.msgtype in msgfields.TF_TYPES and led.decoded]
+
+    def pieces(self) -> list[Piece]:
+        """The recording cut at its clock resets (a backward jump over 1 s on a clock the plan uses).
+
+        A reset's cut is the receive time of the first message after the jump; cuts of several topics within 1 s
+        of each other are one reset. A topic that resets is split at its own jumps (it must reset as often as the
+        recording does, else which parts belong together is unknown: an error); a topic that does not is split at
+        the cuts' receive times.
+        """
+        if self._pieces is not None:
+            return self._pieces
+        checks = {}
+        for topic, clock in self._uses():
+            data = self.topic(topic)
+            if topic in self.tf_topics():
+                check = check_clock(topic, None, data.receive_ns, "receive")
+            else:
+                check = check_clock(topic, data.header_ns, data.receive_ns, clock)
+            self.findings.extend(f for f in check.findings if f not in self.findings)
+            self.by_topic.setdefault(topic, [])
+            self.by_topic[topic] += [f for f in check.findings if f not in self.by_topic[topic]]
+            checks[(topic, clock)] = (data, check)
+        cuts: list[int] = []
+        for at in sorted(int(d.receive_ns[a]) for d, c in checks.values() for a, _ in c.segments[1:]):
+            if not cuts or at - cuts[-1] > RESET_NS:
+                cuts.append(at)
+        count = len(cuts) + 1
+        ranges: list[dict[TopicClock, tuple[int, int]]] = [{} for _ in range(count)]
+        for key, (data, check) in checks.items():
+            if check.resets:
+                if len(check.segments) != count:
+                    raise EpisodeError(
+                        f"{self.path}: {key[0]} has {check.resets} clock reset(s) on its {key[1]} clock, the "
+                        f"recording {count - 1}: which parts belong together is unknown",
+                        hint="cut the bag at the resets (e.g. rosbags-convert or mcap filter) and convert each part",
+                    )
+                bounds = [a for a, _ in check.segments] + [check.segments[-1][1]]
+            else:
+                receive = data.receive_ns
+                if count > 1 and np.any(np.diff(receive) < 0):
+                    raise EpisodeError(
+                        f"{self.path}: {key[0]}: receive times go backwards, so it cannot be cut at the clock resets"
+                    )
+                bounds = [0, *np.searchsorted(receive, cuts, side="left").tolist(), len(receive)]
+            for k in range(count):
+                ranges[k][key] = (int(bounds[k]), int(bounds[k + 1]))
+        self._pieces = [Piece(k, count, ranges[k], cuts[k - 1] if k else None) for k in range(count)]
+        return self._pieces
+
+    def times(self, data: TopicData, clock: str, piece: Piece) -> tuple[npt.NDArray[np.int64], int]:
+        """The topic's times on ``clock`` within ``piece`` (stream order), and the position of the first."""
+        lo, hi = piece.ranges[(data.topic, clock)]
+        times = data.header_ns if clock == "header" else data.receive_ns
+        assert times is not None
+        return times[lo:hi], lo
+
+    def master_times(self, piece: Piece) -> tuple[npt.NDArray[np.int64], str]:
+        master = self.plan.master
+        if master.topic is not None:
+            assert master.clock is not None
+            times, _ = self.times(self.topic(master.topic), master.clock, piece)
             return np.sort(times, kind="stable"), f"{master.topic} ({master.clock})"
         assert master.fps is not None
         starts, stops = [], []
-        for name, stream in self.plan.streams.items():
+        for stream in self.plan.streams.values():
             if stream.topic is None:
                 continue
             assert stream.clock is not None
-            times = self.times(self.topic(stream.topic), stream.clock, name)
+            times, _ = self.times(self.topic(stream.topic), stream.clock, piece)
             if times.size:
                 starts.append(int(times.min()))
                 stops.append(int(times.max()))
@@ -474,7 +698,11 @@ class Aligner:
         ), f"{master.fps:g} fps grid over the span all streams cover"
 
     def episode(self, ref: EpisodeRef) -> SourceEpisode:
-        master, master_desc = self.master_times()
+        pieces = self.pieces()
+        if not 0 <= ref.index < len(pieces):
+            raise CorruptSourceError(f"{self.path}: no episode {ref.index} (the bag has {len(pieces)})")
+        piece = pieces[ref.index]
+        master, master_desc = self.master_times(piece)
         samplings: dict[str, tuple[Sampling, npt.NDArray[np.int64], npt.NDArray[np.int64]]] = {}
         valid = np.ones(len(master), dtype=bool)
         for name, stream in self.plan.streams.items():
@@ -482,23 +710,23 @@ class Aligner:
                 continue
             assert stream.clock and stream.method and stream.max_age_ms
             data = self.topic(stream.topic)
-            times = self.times(data, stream.clock, name)
-            order = np.argsort(times, kind="stable")
+            times, first = self.times(data, stream.clock, piece)
+            local = np.argsort(times, kind="stable")
             if data.msgtype in (msgfields.IMAGE, msgfields.COMPRESSED) and stream.method == "interpolate":
                 raise MappingError(
                     f"{self.path}: stream {name}: images cannot be interpolated",
                     hint="use hold or nearest",
                     situation="image-interpolation",
                 )
-            sampling = sample_at(master, times[order], stream.method, int(stream.max_age_ms * 1e6))
-            samplings[name] = (sampling, order, times[order])
+            sampling = sample_at(master, times[local], stream.method, int(stream.max_age_ms * 1e6))
+            samplings[name] = (sampling, first + local, times[local])
             valid &= sampling.valid
-        tf_poses, tf_report = self._tf(master, valid)
+        tf_poses, tf_report = self._tf(master, piece)
         for ok in tf_report.pop("_valid"):
             valid &= ok
         if not valid.any():
             raise EpisodeError(
-                f"{self.path}: no master time has a sample of every stream within its max_age_ms",
+                f"{self.path}: {_piece_name(piece)}no master time has a sample of every stream within its max_age_ms",
                 hint="raise max_age_ms, check the clocks (see the clock findings in rdstd info), or the topics' times",
                 situation="no-aligned-sample",
             )
@@ -520,19 +748,19 @@ class Aligner:
                 sampling.lo[kept], sampling.hi[kept], sampling.w[kept], sampling.valid[kept], sampling.dt_ns[kept]
             )
             used = order[picked.lo]
-            if data.msgtype == msgfields.COMPRESSED:
-                codec = self.source._keys_by_name[name].codec
-                assert codec is not None
+            codec = self.source._keys_by_name[name].codec
+            if data.msgtype == msgfields.COMPRESSED and codec is not None:
                 images[name] = EncodedFrames(codec, BagFrames(self.source.window(stream.topic, data), used, codec))
-            elif data.msgtype == msgfields.IMAGE:
+            elif data.msgtype in IMAGE_TYPES:  # raw pixels, Bayer, or compressedDepth decoded to depth
                 key = self.source._keys_by_name[name]
                 where = f"{self.path}: {stream.topic}"
+                decode = msgfields.raw_image if data.msgtype == msgfields.IMAGE else msgfields.compressed_depth
                 images[name] = BagPixels(
                     self.source.window(stream.topic, data),
                     used,
                     key.shape,
                     np.dtype(key.dtype),
-                    partial(msgfields.raw_image, where=where),
+                    partial(decode, where=where),
                 )
             else:
                 if name not in data.rows:
@@ -540,14 +768,13 @@ class Aligner:
                         f"{self.path}: {stream.topic}: no message to take {name} from", situation="stream-empty"
                     )
                 key = self.source._keys_by_name[name]
-                where = f"{self.path}: {stream.topic}"
                 vectors[name] = BagVectors(
-                    self.source.window(stream.topic, data),
+                    data.rows[name].read,
+                    f"{self.path}: {stream.topic}",
                     used,
                     order[picked.hi],
                     picked.w,
                     partial(apply_sampling, method=stream.method, quaternions=stream.quaternions),
-                    partial(self.source.values_of, stream=stream, where=where),
                     key.shape,
                     np.dtype(key.dtype),
                 )
@@ -563,6 +790,16 @@ class Aligner:
             "start_ns": int(stamps[0]),
             "notes": [*self.findings, *self._drop_notes(reports, len(master), int(kept.sum()))],
         }
+        if piece.count > 1:
+            meta["piece"] = {
+                "index": piece.index,
+                "pieces": piece.count,
+                "starts_at_receive_ns": piece.starts_ns,
+                "reason": "the recording's clock reset (a backward jump over 1 s): each part is its own episode",
+            }
+            meta["notes"].insert(
+                0, f"{_piece_name(piece)}the bag was split at its clock reset(s) into {piece.count} episodes"
+            )
         if self.source.bag.salvaged:
             meta["partial"] = partial_meta(self.source.bag.salvaged)
             meta["notes"].insert(0, "partial: salvaged from a truncated bag (see source_meta.partial)")
@@ -584,15 +821,16 @@ class Aligner:
             f"{total - kept} of {total} master frames dropped: a stream had no sample within its max_age_ms ({worst})"
         ]
 
-    def _tf(self, master: npt.NDArray[np.int64], valid: npt.NDArray[np.bool_]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _tf(self, master: npt.NDArray[np.int64], piece: Piece) -> tuple[dict[str, Any], dict[str, Any]]:
         lookups = {n: s.tf for n, s in self.plan.streams.items() if s.tf is not None}
         out: dict[str, Any] = {"_valid": []}
         if not lookups:
             return {}, out
         buffer = TransformBuffer()
-        for name, led in self.source.ledger.items():
-            if led.msgtype in msgfields.TF_TYPES and led.decoded:
-                self.topic(name).transforms.into(buffer, static="static" in name)
+        for name in self.tf_topics():
+            static = "static" in name  # static transforms hold for every piece; dynamic ones for their own
+            messages = None if static else piece.ranges[(name, "receive")]
+            self.topic(name).transforms.into(buffer, static=static, messages=messages)
         poses: dict[str, Any] = {}
         for name, tf in lookups.items():
             try:
@@ -646,6 +884,10 @@ class Aligner:
         return data.texts[0]
 
 
+def _piece_name(piece: Piece) -> str:
+    return f"piece {piece.index + 1} of {piece.count}: " if piece.count > 1 else ""
+
+
 def _safe(topic: str) -> str:
     return _SAFE.sub("_", topic).strip("_") or "topic"
 
@@ -695,12 +937,11 @@ class RosbagBackend(FormatBackend):
     priority = 40
 
     def detect(self, path: Path) -> bool:
-        """A ``#ROSBAG V2.0`` file, an MCAP or sqlite3 file not inside a rosbag2 folder, or a rosbag2 folder."""
+        """A ``#ROSBAG V2.0`` file, an MCAP or sqlite3 file not inside a rosbag2 folder, or a folder of rosbag2
+        storage files (with its metadata.yaml, or without: then only salvage reads it)."""
         try:
-            if path.is_dir():
-                return (path / "metadata.yaml").is_file() and any(
-                    p.suffix in (".db3", ".mcap", ".zstd") for p in path.iterdir()
-                )
+            if path.is_dir():  # a rosbag2 folder, or its storage files left without metadata.yaml (salvage)
+                return any(p.suffix in (".db3", ".mcap", ".zstd") for p in path.iterdir())
             if not path.is_file():
                 return False
             with path.open("rb") as f:
@@ -722,5 +963,5 @@ class RosbagBackend(FormatBackend):
     def open_salvaged(self, path: Path) -> RosbagSource:
         """Open a possibly truncated bag, recovering its readable prefix (``rdstd convert --salvage``); the
         episode of a bag that needed salvage is marked partial (``source_meta["partial"]``)."""
-        bag_files(path)
+        bag_files(path, salvage=True)
         return RosbagSource(path, salvage=True)

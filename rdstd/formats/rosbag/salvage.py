@@ -1,4 +1,5 @@
-"""Salvage: the readable prefix of a truncated ROS 1 bag or MCAP file (``rdstd convert BAG OUT --salvage``).
+"""Salvage: the readable prefix of a truncated ROS 1 bag, MCAP file or rosbag2 folder (``rdstd convert BAG OUT
+--salvage``).
 
 A bag cut short (a recorder killed, a copy interrupted) loses its index: ROS 1 keeps the connection and chunk-info
 records at the end of the file (``index_pos`` in the bag header), MCAP its summary and footer. rosbags then refuses
@@ -8,6 +9,10 @@ the file. The readers here rebuild what the index would have said from the data 
   there and decompress is kept, its connection and message records indexed; the scan stops at the first record
   that is cut or damaged.
 - :class:`SalvageMcapReader` stream-scans the data section without the summary, up to the last complete record.
+- :class:`SalvageSqliteReader` reads a rosbag2 ``.db3``'s rows until the first that fails.
+
+In a rosbag2 folder each storage file is salvaged on its own (``metadata.yaml``, often missing when the recorder
+was killed, is not needed).
 
 Both keep rosbags' reading interface (``connections``, ``messages()``), so the rest of the backend is unchanged.
 :class:`Salvage` is what was recovered and what was lost, for the episode's ``source_meta["partial"]``.
@@ -19,11 +24,19 @@ import os
 import re
 import struct
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from io import BytesIO
+from pathlib import Path
 from typing import Any, BinaryIO
 
-from rosbags.interfaces import Connection, ConnectionExtRosbag1, MessageDefinition, MessageDefinitionFormat
+from rosbags.interfaces import (
+    Connection,
+    ConnectionExtRosbag1,
+    ConnectionExtRosbag2,
+    MessageDefinition,
+    MessageDefinitionFormat,
+)
 from rosbags.rosbag1.reader import (
     Chunk,
     ChunkInfo,
@@ -77,7 +90,7 @@ class Salvage:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, with the lost bytes and what is known about lost messages."""
         data = asdict(self)
-        data["bytes_lost"] = self.bytes_lost
+        data["bytes_lost"] = "unknown" if self.container == "sqlite3" else self.bytes_lost
         if self.chunks_stated is not None:
             data["chunks_lost"] = max(self.chunks_stated - self.chunks_recovered, 0)
             data["messages_lost"] = "unknown (the per-chunk counts were in the lost index)"
@@ -88,6 +101,11 @@ class Salvage:
 
     def line(self) -> str:
         """One line for the convert report's warnings."""
+        if self.container == "sqlite3":
+            return (
+                f"{self.file}: salvaged {self.messages_recovered} messages (rows read until the first that fails: "
+                f"{self.stopped}); how many were lost is unknown: the episode is partial"
+            )
         chunks = (
             f"{self.chunks_recovered} of {self.chunks_stated} chunks"
             if self.chunks_stated is not None
@@ -286,3 +304,142 @@ def _exact(bio: BinaryIO, size: int) -> bytes:
     if len(data) != size:
         raise McapError("the file ends inside its header record")
     return data
+
+
+#: Rows fetched per query when a salvaged sqlite3 topic is read whole.
+_SQLITE_BATCH = 2048
+
+
+class SalvageSqliteReader:
+    """A rosbag2 sqlite3 storage file read row by row until the first error (a truncated or damaged ``.db3``).
+
+    The file is opened read-only and immutable with ``writable_schema`` on, which makes SQLite take the pages the
+    file holds instead of refusing a file shorter than its header says (nothing is ever written). The ``topics``
+    and ``message_definitions`` tables are read whole; ``messages`` is read in ``id`` (insertion) order until a row
+    fails, and each topic's row ids and times are kept so windows are read by ``id`` range. The interface is
+    rosbags' storage readers' (``connections``, ``messages()``).
+    """
+
+    def __init__(self, path: Any) -> None:
+        self.path = path
+        self.connections: list[Connection] = []
+        self.salvage = Salvage(str(path), "sqlite3", 0, 0, 0, stopped="end of the messages table")
+        self._db: Any = None
+        self._ids: dict[int, Any] = {}
+        self._times: dict[int, Any] = {}
+
+    def open(self) -> None:
+        """Read the tables up to the first error (see the class docs)."""
+        import apsw
+        import numpy as np
+
+        size = Path(self.path).stat().st_size
+        self.salvage.file_bytes = self.salvage.bytes_recovered = size
+        self.salvage.notes.append(
+            "sqlite3: rows read in id order until the first that fails; which bytes were lost is unknown "
+            "(a damaged page can be anywhere in the file)"
+        )
+        try:
+            db = self._db = apsw.Connection(
+                f"file:{self.path}?immutable=1", flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI
+            )
+            db.execute("PRAGMA writable_schema=ON")
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if not {"topics", "messages"} <= tables:
+                raise McapError(f"not a rosbag2 sqlite3 file (tables: {', '.join(sorted(tables)) or 'none'})")
+            definitions = self._definitions(db) if "message_definitions" in tables else {}
+            columns = [row[1] for row in db.execute("PRAGMA table_info(topics)")]
+            topics = [dict(zip(columns, row, strict=True)) for row in db.execute("SELECT * FROM topics")]
+        except apsw.Error as exc:
+            raise McapError(f"its tables cannot be read ({exc})") from exc
+        ids: dict[int, list[int]] = defaultdict(list)
+        times: dict[int, list[int]] = defaultdict(list)
+        count = 0
+        try:
+            for row_id, topic_id, stamp, data in db.execute(
+                "SELECT id, topic_id, timestamp, data FROM messages ORDER BY id"
+            ):
+                del data  # read to prove the row is whole; read again when asked for
+                ids[topic_id].append(row_id)
+                times[topic_id].append(stamp)
+                count += 1
+        except apsw.Error as exc:
+            self.salvage.stopped = f"row {count + 1} of the messages table fails: {exc}"
+        self._ids = {k: np.asarray(v, dtype=np.int64) for k, v in ids.items()}
+        self._times = {k: np.asarray(v, dtype=np.int64) for k, v in times.items()}
+        self.salvage.messages_recovered = count
+        if count:
+            self.salvage.first_ns = min(int(t.min()) for t in self._times.values())
+            self.salvage.last_ns = max(int(t.max()) for t in self._times.values())
+        for topic in topics:
+            msgtype = str(topic["type"])
+            fmt, text = definitions.get(msgtype, ("none", ""))
+            self.connections.append(
+                Connection(
+                    int(topic["id"]),
+                    str(topic["name"]),
+                    msgtype,
+                    MessageDefinition(MessageDefinitionFormat[fmt.upper()], text),
+                    str(topic.get("type_description_hash") or ""),
+                    len(self._ids.get(int(topic["id"]), ())),
+                    ConnectionExtRosbag2(str(topic.get("serialization_format") or "cdr"), []),
+                    self,
+                )
+            )
+
+    @staticmethod
+    def _definitions(db: Any) -> dict[str, tuple[str, str]]:
+        formats = {"ros2msg": "msg", "ros2idl": "idl"}
+        found = {}
+        for msgtype, encoding, text in db.execute(
+            "SELECT topic_type, encoding, encoded_message_definition FROM message_definitions"
+        ):
+            if encoding in formats and text:
+                found[str(msgtype)] = (formats[encoding], str(text))
+        return found
+
+    @property
+    def lost_rows(self) -> bool:
+        """Whether the scan stopped at a failing row (else every row was read)."""
+        return self.salvage.stopped != "end of the messages table"
+
+    def messages(
+        self, connections: Any, start: int | None = None, stop: int | None = None
+    ) -> Iterator[tuple[Connection, int, bytes]]:
+        """``(connection, receive ns, raw)`` of the recovered rows of ``connections``, in id order (received in
+        ``[start, stop)`` when given)."""
+        import numpy as np
+
+        by_id = {c.id: c for c in connections} if connections else {c.id: c for c in self.connections}
+        wanted = [k for k in by_id if k in self._ids]
+        if not wanted:
+            return
+        picked = []
+        for k in wanted:
+            ids, times = self._ids[k], self._times[k]
+            keep = np.ones(len(ids), dtype=bool)
+            if start is not None:
+                keep &= times >= start
+            if stop is not None:
+                keep &= times < stop
+            picked.append(ids[keep])
+        rows = np.sort(np.concatenate(picked))
+        marks = ",".join("?" * len(wanted))
+        query = f"SELECT id, topic_id, timestamp, data FROM messages WHERE id BETWEEN ? AND ? AND topic_id IN ({marks})"
+        for first in range(0, len(rows), _SQLITE_BATCH):
+            batch = rows[first : first + _SQLITE_BATCH]
+            lo, hi = int(batch[0]), int(batch[-1])
+            got = []
+            for row in self._db.execute(query + " ORDER BY id", (lo, hi, *wanted)):
+                if (start is None or row[2] >= start) and (stop is None or row[2] < stop):
+                    got.append(row)
+                if row[0] == hi:  # stop here: stepping on would read the page after it, which may be the damage
+                    break
+            for _, topic_id, stamp, data in got:
+                yield by_id[topic_id], int(stamp), bytes(data)
+
+    def close(self) -> None:
+        """Close the database."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
