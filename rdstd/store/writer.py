@@ -13,6 +13,7 @@ checksums. :meth:`DatasetWriter.abort` (called on any exception inside ``with``)
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -386,9 +387,13 @@ class DatasetWriter:
             pixels: Any = video.decode_frames(frames)
         else:
             pixels = frames
-        for i, p in enumerate(pixels):
+        encoded = images.encode_frames(pixels, feature.codec)  # on the encoder pool, in order
+        for i in itertools.count():
             with _frame_context(ep, key, ep.length + i):
-                yield images.encode(np.asarray(p), feature.codec)
+                frame = next(encoded, None)
+            if frame is None:
+                return
+            yield frame
 
     def _video_refs(self, key: str, feature: ImageFeature, chunk: Episode, ep: _OpenEpisode) -> pa.Array:
         """A camera kept as video: copy the source file (once) or encode the frames, then reference them."""
