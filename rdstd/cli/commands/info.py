@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -13,7 +13,9 @@ from rdstd.formats.base import SourceInfo
 from rdstd.paths import normalized
 from rdstd.schema.features import ImageFeature, VectorFeature
 from rdstd.store import layout
-from rdstd.store.reader import Dataset
+
+if TYPE_CHECKING:
+    from rdstd.store.reader import Dataset
 
 EXAMPLES = """
 Examples:
@@ -39,6 +41,8 @@ def info_command(
     """Describe a canonical dataset (features with units and frames, episodes, provenance) or a source."""
     path = normalized(path)
     if layout.is_dataset(path) and source_format is None:
+        from rdstd.store.reader import Dataset  # polars: only when a dataset is read (a faster CLI start)
+
         data = dataset_summary(Dataset.open(path))
         emit_json(data) if output_format == OutputFormat.JSON else emit(_dataset_text(data))
         return
