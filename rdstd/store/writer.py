@@ -444,8 +444,8 @@ class DatasetWriter:
         depends on the rows only, not on how they were handed in: chunked and whole writes match.
         """
         sizes = self._pending_sizes
-        if len(sizes) < self.row_group_frames:
-            return None
+        if len(sizes) < self.row_group_frames or int(sizes.sum()) < ROW_GROUP_MIN_BYTES:
+            return None  # (the second: no row reaches the byte floor yet; a sum is cheaper than the cumsum below)
         enough = int(np.searchsorted(np.cumsum(sizes), ROW_GROUP_MIN_BYTES)) + 1
         rows = max(enough, self.row_group_frames)
         return rows if rows <= len(sizes) else None
