@@ -372,7 +372,12 @@ class DatasetWriter:
                 columns.append(refs)
                 sizes += 8 + len(refs[0]["path"].as_py())
             else:
-                encoded = list(self._encoded(key, feature, chunk.images[key], ep))
+                frames = chunk.images[key]
+                encoded = (  # bytes already encoded go into the column as they are (no list copied)
+                    frames.frames
+                    if isinstance(frames, EncodedFrames)
+                    else list(self._encoded(key, feature, frames, ep))
+                )
                 columns.append(pa.array(encoded, type=pa.binary()))
                 sizes += np.fromiter((len(b) for b in encoded), dtype=np.int64, count=n)
         return pa.RecordBatch.from_arrays(columns, schema=self._schema), sizes
