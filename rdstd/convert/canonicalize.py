@@ -352,8 +352,15 @@ def canonical_pixels(pixels: npt.NDArray[Any], spec: CameraSpec) -> npt.NDArray[
     if array.dtype != np.uint16 or spec.color != ColorOrder.DEPTH:
         low, high = spec.value_range
         if array.dtype != np.uint8 or (low, high) != (0.0, 255.0):
-            scaled = (array.astype(np.float32) - low) * (255.0 / (high - low))
-            array = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+            scaled = array.astype(np.float32)  # a copy, then every step in place (one buffer per frame)
+            if low:
+                scaled -= np.float32(low)
+            factor = np.float32(255.0 / (high - low))
+            if factor != 1:
+                scaled *= factor
+            np.rint(scaled, out=scaled)
+            np.clip(scaled, 0, 255, out=scaled)
+            array = scaled.astype(np.uint8)
     if spec.color == ColorOrder.BGR:
         array = array[:, :, ::-1]
     return np.ascontiguousarray(array)
