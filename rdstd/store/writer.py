@@ -373,9 +373,9 @@ class DatasetWriter:
                 sizes += 8 + len(refs[0]["path"].as_py())
             else:
                 frames = chunk.images[key]
-                encoded = (  # bytes already encoded go into the column as they are (no list copied)
+                encoded = (  # a list of encoded bytes goes into the column as it is (a backend's lazy one is read)
                     frames.frames
-                    if isinstance(frames, EncodedFrames)
+                    if isinstance(frames, EncodedFrames) and type(frames.frames) is list
                     else list(self._encoded(key, feature, frames, ep))
                 )
                 columns.append(pa.array(encoded, type=pa.binary()))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,10 @@ from PIL import Image
 
 from rdstd.errors import EpisodeError
 from rdstd.media import images
+from rdstd.schema import Dimension, EncodedFrames, Episode, EpisodeMeta, ImageFeature, Provenance, VectorFeature
 from rdstd.schema.vocabulary import ImageCodec
+from rdstd.store import DatasetWriter
+from rdstd.store.reader import Dataset
 
 
 @pytest.mark.parametrize(
@@ -101,3 +105,33 @@ def test_encode_frames_inline_with_one_core_gives_the_same_bytes(monkeypatch: py
     monkeypatch.setattr(images, "encode_threads", lambda: 3)
     pooled = list(images.encode_frames(frames, ImageCodec.JPEG, jpeg_quality=80))
     assert inline == pooled == [images.encode(f, ImageCodec.JPEG, jpeg_quality=80) for f in frames]
+
+
+class _LazyBytes(Sequence[bytes]):
+    """Encoded frames a backend reads on demand (not a list), as the ROS and HDF5 backends give them."""
+
+    def __init__(self, frames: list[bytes]) -> None:
+        self._frames = frames
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._frames[index]
+
+
+def test_the_writer_reads_a_backends_lazy_encoded_frames_into_the_column(tmp_path: Path) -> None:
+    frames = [images.encode(np.full((8, 8, 3), i, np.uint8), ImageCodec.JPEG) for i in range(5)]
+    features: dict[str, VectorFeature | ImageFeature] = {
+        "state": VectorFeature(shape=(1,), dims=[Dimension(name="x")]),
+        "cam": ImageFeature(height=8, width=8),
+    }
+    episode = Episode(
+        EpisodeMeta(episode_id="e0"),
+        np.arange(5) / 10.0,
+        {"state": np.zeros((5, 1), np.float32)},
+        {"cam": EncodedFrames(ImageCodec.JPEG, _LazyBytes(frames))},  # type: ignore[arg-type]
+    )
+    with DatasetWriter(tmp_path / "ds", features, Provenance(source_format="t", rdstd_version="t")) as writer:
+        writer.add(episode)
+    assert Dataset.open(tmp_path / "ds").episode(0).images["cam"].encoded == frames
