@@ -31,7 +31,8 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)  # each prints its table and writes bench/results/<name>.json; several minutes in all
 	for b in store_read store_write convert_rss checksum_cost rlds_convert lerobot_convert hdf5_convert \
-		rosbag_convert validate_default loader merge view batch_scale; do $(BIN)/python -m bench.$$b || exit 1; done
+		rosbag_convert validate_default loader merge view batch_scale convert_throughput export_speed; do \
+		$(BIN)/python -m bench.$$b || exit 1; done
 
 schemas: $(STAMP)
 	$(BIN)/python -m rdstd.schema.jsonschema schemas

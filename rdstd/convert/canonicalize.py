@@ -11,6 +11,7 @@ every episode.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -328,18 +329,24 @@ class CameraPlan:
                 return frames
             from rdstd.media import video
 
-            return EncodedFrames(target, [self._encode(p) for p in video.decode_frames(frames)])
+            return EncodedFrames(target, self._encode(video.decode_frames(frames)))
         if isinstance(frames, EncodedFrames):
             if target in {frames.codec, ImageCodec.VIDEO}:
                 return frames  # for video the store's writer encodes the episode's frames into one mp4
-            return EncodedFrames(target, [self._encode(images.decode(b)) for b in frames.frames])
+            return EncodedFrames(target, self._encode(images.decode(b) for b in frames.frames))
         if target == ImageCodec.VIDEO:
             return np.stack([canonical_pixels(p, self.spec) for p in frames])
-        return EncodedFrames(target, [self._encode(p) for p in frames])
+        return EncodedFrames(target, self._encode(iter(frames)))
 
-    def _encode(self, pixels: npt.NDArray[Any]) -> bytes:
-        return images.encode(
-            canonical_pixels(pixels, self.spec), self.feature.codec, jpeg_quality=self.spec.jpeg_quality
+    def _encode(self, pixels: Iterable[npt.NDArray[Any]]) -> list[bytes]:
+        """Canonical pixels of each frame, encoded (on the encoder pool: PNG and JPEG release the GIL)."""
+        return list(
+            images.encode_frames(
+                pixels,
+                self.feature.codec,
+                jpeg_quality=self.spec.jpeg_quality,
+                prepare=lambda p: canonical_pixels(p, self.spec),
+            )
         )
 
 
@@ -353,8 +360,15 @@ def canonical_pixels(pixels: npt.NDArray[Any], spec: CameraSpec) -> npt.NDArray[
     if array.dtype != np.uint16 or spec.color != ColorOrder.DEPTH:
         low, high = spec.value_range
         if array.dtype != np.uint8 or (low, high) != (0.0, 255.0):
-            scaled = (array.astype(np.float32) - low) * (255.0 / (high - low))
-            array = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+            scaled = array.astype(np.float32)  # a copy, then every step in place (one buffer per frame)
+            if low:
+                scaled -= np.float32(low)
+            factor = np.float32(255.0 / (high - low))
+            if factor != 1:
+                scaled *= factor
+            np.rint(scaled, out=scaled)
+            np.clip(scaled, 0, 255, out=scaled)
+            array = scaled.astype(np.uint8)
     if spec.color == ColorOrder.BGR:
         array = array[:, :, ::-1]
     return np.ascontiguousarray(array)

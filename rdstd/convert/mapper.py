@@ -293,8 +293,26 @@ class EpisodeConverter:
             source_path=source.ref.path,
             source_key=source.ref.key,
             source_checksum=str(source.meta.get("checksum", "")),
-            source_meta={k: v for k, v in source.meta.items() if k not in _META_FIELDS},
+            source_meta=self._source_meta(source.meta),
         )
+
+    def _source_meta(self, meta: dict[str, Any]) -> dict[str, Any]:
+        """What the episode keeps of the source's own metadata.
+
+        ``image_stats`` (a source's statistics of its cameras, keyed by source key) is kept for the cameras that
+        are stored as the source's video unchanged, under their canonical names: they describe those very frames.
+        """
+        out = {k: v for k, v in meta.items() if k not in _META_FIELDS and k != "image_stats"}
+        carried = meta.get("image_stats")
+        if isinstance(carried, dict):
+            kept = {
+                c.name: carried[c.spec.key]
+                for c in self.cameras
+                if c.feature.codec == ImageCodec.VIDEO and c.spec.key in carried
+            }
+            if kept:
+                out["image_stats"] = kept
+        return out
 
     def _task(self, source: SourceEpisode) -> tuple[str, list[str]]:
         texts = [_first_text(source.texts.get(k)) for k in self.spec.all_task_keys]

@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rdstd.errors import SchemaError, UsageError
+from rdstd.export import image_stats
 from rdstd.export import lerobot_meta as export_meta
 from rdstd.export.lerobot_meta import Warnings
 from rdstd.export.lerobot_video import CopyPlan, PacketIndex, VideoFile, copy_plan
@@ -166,6 +167,12 @@ class _Exporter:
         self.packets = PacketIndex()
         self.episode_stats: list[dict[str, Any]] = []
         self.camera_modes: dict[str, set[str]] = {k: set() for k in self.cameras}
+        #: Cameras whose statistics every episode carries from the source (their keys): nothing to decode for them.
+        self.carried: dict[str, tuple[str, ...]] = (
+            image_stats.carried_keys(ds.episodes["source_meta"].to_list(), self.cameras, quantiles=version == "3.0")
+            if ds.num_episodes and self.cameras
+            else {}
+        )
         self.video_info: dict[str, dict[str, Any]] = {}
         self.schema = self._schema()
 
@@ -231,6 +238,9 @@ class _Exporter:
         quantiles = self.version == "3.0"
         out: dict[str, Any] = {}
         for name in [*self.vectors, *self.depth, *frames, *INDEX_COLUMNS]:
+            if name in self.carried:
+                out[name] = image_stats.carried(ep.meta.source_meta, name, self.carried[name])
+                continue
             if name in frames:
                 out[name] = lstats.image_stats(frames[name], quantiles=quantiles)
                 continue
@@ -266,15 +276,18 @@ class _Exporter:
             if encoder is not None and self.codec not in ("copy-or-auto", "auto"):
                 encoder["codec"] = self.codec
             current = VideoFile(path_for(), copy_from=plan.packets if plan else None, encoder_args=encoder)
-        wanted = set(lstats.sample_indices(ep.length).tolist())
+        carried = key in self.carried
+        wanted = set() if carried else set(lstats.sample_indices(ep.length).tolist())
         sampled: list[npt.NDArray[np.uint8]] = []
         step = max(1, max(feature.height, feature.width) // lstats.IMAGE_STATS_PX)
         if plan is not None:
             start, end = current.copy(plan, self.fps)
-            refs = lazy.refs
-            with video.VideoDecoder(plan.path, threads=True) as decoder:
-                times = [refs[i]["timestamp_s"] for i in sorted(wanted)]
-                sampled = [f[::step, ::step].copy() for f in decoder.frames_at(times)]
+            if not carried:  # keyframes only: each decodes on its own (see image_stats)
+                refs = lazy.refs
+                with video.VideoDecoder(plan.path) as decoder:
+                    first, last = float(refs[0]["timestamp_s"]), float(refs[-1]["timestamp_s"])
+                    times = image_stats.keyframe_times(decoder.keyframe_times(), first, last) or [first]
+                    sampled = [f[::step, ::step].copy() for f in decoder.frames_at(times)]
             self.camera_modes[key].add(f"stream copy ({current.codec})")
         else:
 
@@ -287,6 +300,8 @@ class _Exporter:
 
             start, end = current.encode(frames(), ep.timestamps - ep.timestamps[0], self.fps)
             self.camera_modes[key].add(f"encoded ({current.codec})")
+        if carried:
+            self.camera_modes[key].add("statistics carried from the source")
         self.video_info.setdefault(key, self._video_info(feature, current))
         return current, start, end, sampled
 

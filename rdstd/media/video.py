@@ -272,16 +272,24 @@ class VideoDecoder:
     def _time(self, frame: Any) -> float:
         return float(frame.pts * self._base) if frame.pts is not None else float(frame.time or 0.0)
 
-    def _keyframe_skips(self, t_s: float) -> bool:
-        """Whether seeking to the keyframe at or before ``t_s`` skips frames that decoding forward from the last one
-        would decode (GOP-aware: with short GOPs a jump of a few frames is cheaper as a seek). Keyframe times come
-        from the container's index (nothing decoded); without an index, decoding forward is kept."""
+    def keyframe_times(self) -> npt.NDArray[np.float64]:
+        """Presentation times (s) of the keyframes, sorted, from the container's index (nothing is decoded).
+
+        Empty when the container has no index.
+        """
         if self._keys is None:
             entries = self._stream.index_entries
             keys = [e.timestamp * self._base for e in entries if e.is_keyframe and not e.is_discard]
             self._keys = np.sort(np.asarray(keys, dtype=np.float64))
-        at = int(np.searchsorted(self._keys, t_s - self.tolerance_s, side="right")) - 1
-        return at >= 0 and float(self._keys[at]) > self._last_s + 1.5 * self.period_s
+        return self._keys
+
+    def _keyframe_skips(self, t_s: float) -> bool:
+        """Whether seeking to the keyframe at or before ``t_s`` skips frames that decoding forward from the last one
+        would decode (GOP-aware: with short GOPs a jump of a few frames is cheaper as a seek). Keyframe times come
+        from the container's index (nothing decoded); without an index, decoding forward is kept."""
+        keys = self.keyframe_times()
+        at = int(np.searchsorted(keys, t_s - self.tolerance_s, side="right")) - 1
+        return at >= 0 and float(keys[at]) > self._last_s + 1.5 * self.period_s
 
     def frame_at(self, t_s: float, size: tuple[int, int] | None = None) -> npt.NDArray[np.uint8]:
         """The frame shown at ``t_s`` seconds (HWC RGB uint8); :class:`CorruptSourceError` when there is none.

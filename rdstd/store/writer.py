@@ -13,6 +13,7 @@ checksums. :meth:`DatasetWriter.abort` (called on any exception inside ``with``)
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -377,7 +378,12 @@ class DatasetWriter:
                 columns.append(refs)
                 sizes += 8 + len(refs[0]["path"].as_py())
             else:
-                encoded = list(self._encoded(key, feature, chunk.images[key], ep))
+                frames = chunk.images[key]
+                encoded = (  # a list of encoded bytes goes into the column as it is (a backend's lazy one is read)
+                    frames.frames
+                    if isinstance(frames, EncodedFrames) and type(frames.frames) is list
+                    else list(self._encoded(key, feature, frames, ep))
+                )
                 columns.append(pa.array(encoded, type=pa.binary()))
                 sizes += np.fromiter((len(b) for b in encoded), dtype=np.int64, count=n)
         return pa.RecordBatch.from_arrays(columns, schema=self._schema), sizes
@@ -392,9 +398,13 @@ class DatasetWriter:
             pixels: Any = video.decode_frames(frames)
         else:
             pixels = frames
-        for i, p in enumerate(pixels):
+        encoded = images.encode_frames(pixels, feature.codec)  # on the encoder pool, in order
+        for i in itertools.count():
             with _frame_context(ep, key, ep.length + i):
-                yield images.encode(np.asarray(p), feature.codec)
+                frame = next(encoded, None)
+            if frame is None:
+                return
+            yield frame
 
     def _video_refs(self, key: str, feature: ImageFeature, chunk: Episode, ep: _OpenEpisode) -> pa.Array:
         """A camera kept as video: copy the source file (once) or encode the frames, then reference them."""
@@ -445,8 +455,8 @@ class DatasetWriter:
         depends on the rows only, not on how they were handed in: chunked and whole writes match.
         """
         sizes = self._pending_sizes
-        if len(sizes) < self.row_group_frames:
-            return None
+        if len(sizes) < self.row_group_frames or int(sizes.sum()) < ROW_GROUP_MIN_BYTES:
+            return None  # (the second: no row reaches the byte floor yet; a sum is cheaper than the cumsum below)
         enough = int(np.searchsorted(np.cumsum(sizes), ROW_GROUP_MIN_BYTES)) + 1
         rows = max(enough, self.row_group_frames)
         return rows if rows <= len(sizes) else None

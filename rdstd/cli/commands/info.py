@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -16,7 +16,9 @@ from rdstd.formats.base import SourceInfo
 from rdstd.paths import normalized
 from rdstd.schema.features import ImageFeature, VectorFeature
 from rdstd.store import layout
-from rdstd.store.reader import Dataset
+
+if TYPE_CHECKING:
+    from rdstd.store.reader import Dataset
 
 EXAMPLES = """
 Examples:
@@ -63,6 +65,8 @@ def info_command(
     """Describe a canonical dataset (features with units and frames, episodes, provenance) or a source."""
     path = normalized(path)
     if layout.is_dataset(path) and source_format is None:
+        from rdstd.store.reader import Dataset  # polars: only when a dataset is read (a faster CLI start)
+
         ds = Dataset.open(path)
         if output_format == InfoFormat.MARKDOWN:
             emit(dataset_card(ds, _findings(path, findings)))

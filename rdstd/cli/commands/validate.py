@@ -12,7 +12,6 @@ from rdstd.errors import UsageError
 from rdstd.paths import normalized
 from rdstd.validate import configure, validate
 from rdstd.validate.config import parse_fail_on, shipped_profiles
-from rdstd.validate.registry import registry
 from rdstd.validate.reporters import RENDERERS, ReportFormat, render_github, render_junit, render_sarif
 
 EXAMPLES = """
@@ -123,6 +122,8 @@ def _artifact(path: Path) -> str:
 
 
 def _listing() -> str:
+    from rdstd.validate.registry import registry  # the checks import polars: only when they are listed
+
     reg = registry()
     lines = ["checks:"]
     for ident, cls in sorted(reg.checks.items()):

@@ -243,6 +243,18 @@ class LeRobotSource(SourceDataset):
             vector_stats = {k: v for k, v in recorded.items() if k in vectors and k != "timestamp"}
             integrity.check_episode_stats(rows.file, vector_stats, vectors, entry.episode_index, where)
 
+    def _camera_stats(self, episode_index: int) -> dict[str, Any]:
+        """LeRobot's own statistics of this episode's video cameras (v2.1 ``episodes_stats.jsonl``), as recorded.
+
+        They describe the very frames a camera kept as video holds, so an export can reuse them instead of
+        decoding the video again. Empty for v3.0 sources (their stats columns are not read here) or when absent.
+        """
+        if self.meta.major != 2 or not self._recorded:
+            return {}
+        recorded = self._recorded.get(episode_index) or {}
+        videos = {f.key for f in self.meta.features.values() if f.kind == "video"}
+        return {k: v for k, v in recorded.items() if k in videos and isinstance(v, dict)}
+
     def _split_and_notes(self, ref: EpisodeRef, entry: EpisodeEntry) -> dict[str, Any]:
         """The episode's split and the notes the convert report counts (dataset-level ones on the first episode)."""
         split = self.splits.of(entry.episode_index)
@@ -349,6 +361,9 @@ class LeRobotSource(SourceDataset):
         if len(entry.tasks) > 1:
             meta["tasks"] = list(entry.tasks)
         meta |= self._split_and_notes(ref, entry)
+        camera_stats = self._camera_stats(entry.episode_index)
+        if camera_stats:
+            meta["image_stats"] = camera_stats
         return SourceEpisode(
             ref=ref,
             length=n,
