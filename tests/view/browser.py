@@ -68,7 +68,10 @@ class Browser:
         if session and self.session:
             message["sessionId"] = self.session
         os.write(self._to_child, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + READ_TIMEOUT_S  # events alone (console logs, frames) never extend it
         while True:
+            if time.monotonic() > deadline:
+                raise BrowserGoneError(f"{method}: no answer within {READ_TIMEOUT_S:.0f} s: {self.log_tail()}")
             answer = self._read()
             if answer.get("id") == self._next:
                 if "error" in answer:
