@@ -362,3 +362,14 @@ def test_a_folder_of_many_files_keeps_few_open(tmp_path: Path, monkeypatch: pyte
         assert len(source._handles) <= 2
     assert lengths == [2, 3, 4, 5, 6]
     assert convert(folder, tmp_path / "out").episodes_written == 5
+
+
+def test_an_aloha_folder_whose_first_episode_has_as_many_steps_as_cameras_converts_every_episode(
+    tmp_path: Path,
+) -> None:
+    """compress_len is (n_cams, T): with T == n_cams it once looked per-step, and every longer episode failed."""
+    folder = fx.write_aloha_folder(tmp_path / "aloha", episodes=3, steps=4)  # 4 cameras; 4, 5, 6 steps
+    report = convert(folder, tmp_path / "out", spec="hdf5/aloha")
+    assert report.skipped == []
+    dataset = rdstd.open(tmp_path / "out")
+    assert dataset.num_episodes == 3 and len(dataset) == 4 + 5 + 6

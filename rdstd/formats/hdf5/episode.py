@@ -119,7 +119,8 @@ def scan(
         return Scan(length, per_step, meta, notes)
     length = length_of(datasets)
     for key, ds in datasets.items():
-        if key.startswith(_EPISODE_LEVEL) or ds.ndim == 0 or int(ds.shape[0]) != length:
+        # compress_len is (n_cams, T): never per step, even when an episode has as many steps as cameras
+        if key.startswith(_EPISODE_LEVEL) or ds.ndim == 0 or int(ds.shape[0]) != length or key == "compress_len":
             meta[key] = small_value(ds, f"{where}/{key}")
             if ds.ndim >= 1 and not key.startswith(_EPISODE_LEVEL) and key != "compress_len":
                 notes.append(f"{key} has {ds.shape[0]} rows, the episode {length}: kept as an episode-level value")
