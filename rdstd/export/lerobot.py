@@ -620,6 +620,7 @@ def _refuse_mixed(ds: Dataset) -> None:
             f"{where}: LeRobot holds one feature set per dataset; this one mixes {len(sets)} ({groups})",
             hint="export one group at a time: rdstd filter DS DS-PART --where \"embodiment = 'NAME'\" (or on "
             "source_meta) then rdstd export DS-PART --to lerobot OUT; or merge with --rename so the features agree",
+            situation="feature-sets-differ",
         )
     if mixed_rate:
         shown = (
@@ -630,6 +631,7 @@ def _refuse_mixed(ds: Dataset) -> None:
             f"{where}: LeRobot holds one fps per dataset; this one has episodes at {shown} Hz",
             hint="resample first (rdstd resample DS DS-10HZ --rate 10) or export one rate at a time (rdstd filter "
             'DS DS-PART --where "rate_hz > 29 AND rate_hz < 31")',
+            situation="rates-differ",
         )
 
 

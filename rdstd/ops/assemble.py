@@ -388,6 +388,7 @@ def _prefetched(handle: pq.ParquetFile, file: Path, groups: list[int], columns: 
             raise CorruptDatasetError(
                 f"{file}, row group {group}: cannot be read ({exc})",
                 hint="the input dataset is damaged; rebuild it with rdstd convert",
+                situation="shard-unreadable",
             ) from exc
 
     with ThreadPoolExecutor(1) as pool:

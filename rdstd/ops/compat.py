@@ -118,10 +118,16 @@ def parse_renames(items: Sequence[str], labels: Sequence[str]) -> list[dict[str,
         label, colon, old = target.rpartition(":") if ":" in target else ("", "", target)
         if not sep or not old or not new:
             raise UsageError(
-                f"--rename {item!r}: expected [LABEL:]OLD=NEW", hint="e.g. --rename g1:action=joint_action"
+                f"--rename {item!r}: expected [LABEL:]OLD=NEW",
+                hint="e.g. --rename g1:action=joint_action",
+                situation="rename-option-invalid",
             )
         if colon and label not in labels:
-            raise UsageError(f"--rename {item!r}: no input is labelled {label!r}", hint=f"labels: {', '.join(labels)}")
+            raise UsageError(
+                f"--rename {item!r}: no input is labelled {label!r}",
+                hint=f"labels: {', '.join(labels)}",
+                situation="label-unknown",
+            )
         for i, name in enumerate(labels):
             if not colon or name == label:
                 out[i][old] = new
@@ -136,7 +142,11 @@ def renamed(manifest: Manifest, names: Mapping[str, str]) -> dict[str, Feature]:
     for key, feature in manifest.features.items():
         new = names.get(key, key)
         if new in out:
-            raise UsageError(f"renaming gives two features called {new!r}", hint="choose distinct new names")
+            raise UsageError(
+                f"renaming gives two features called {new!r}",
+                hint="choose distinct new names",
+                situation="rename-clash",
+            )
         out[new] = feature
     return out
 

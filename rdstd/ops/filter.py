@@ -79,6 +79,7 @@ def filter_episodes(
             raise UsageError(
                 f"--where {where!r}: not a valid expression over the episode table ({exc})".splitlines()[0],
                 hint="columns: " + ", ".join(table.columns),
+                situation="where-invalid",
             ) from exc
     selected = table.filter(keep)
     if exclude_findings is not None:
@@ -88,7 +89,11 @@ def filter_episodes(
         dropped_by_findings = before - len(selected)
     kept_ids = set(selected["episode_index"].to_list())
     if not kept_ids:
-        raise UsageError(f"{src}: no episode passes the filter; nothing to write", hint="loosen --where")
+        raise UsageError(
+            f"{src}: no episode passes the filter; nothing to write",
+            hint="loosen --where",
+            situation="filter-keeps-nothing",
+        )
     rows = [r for r in ds.episodes.sort(["shard", "shard_row"]).iter_rows(named=True) if r["episode_index"] in kept_ids]
     extra = dict(ds.manifest.extra)
     extra["filter"] = {
@@ -123,7 +128,11 @@ def _narrowed(manifest: Manifest, rows: list[dict[str, Any]]) -> Manifest:
 
 def _severity_column(severity: str) -> str:
     if severity not in {"error", "warning"}:
-        raise UsageError(f"--exclude-findings {severity!r}: use error or warning")
+        raise UsageError(
+            f"--exclude-findings {severity!r}: use error or warning",
+            hint="--exclude-findings error drops episodes with errors; warning also drops those with warnings",
+            situation="findings-severity-unknown",
+        )
     return "findings_error" if severity == "error" else "findings_any"
 
 

@@ -60,7 +60,11 @@ class MergeReport:
 def labels_for(paths: Sequence[Path], given: Sequence[str] = ()) -> list[str]:
     """One unique label per input: the given ones, else the folder names (made safe, numbered when repeated)."""
     if given and len(given) != len(paths):
-        raise UsageError(f"{len(given)} labels for {len(paths)} inputs", hint="give one --label per input, in order")
+        raise UsageError(
+            f"{len(given)} labels for {len(paths)} inputs",
+            hint="give one --label per input, in order",
+            situation="labels-count-mismatch",
+        )
     raw = [compat.safe_label(g) for g in given] if given else [compat.safe_label(p.name) for p in paths]
     out: list[str] = []
     for label in raw:
@@ -98,7 +102,9 @@ def merge(
     paths = [normalized(p) for p in inputs]
     out = normalized(output)
     if len(paths) < 2:
-        raise UsageError("merge needs at least two datasets", hint="rdstd merge A B OUT")
+        raise UsageError(
+            "merge needs at least two datasets", hint="rdstd merge A B OUT", situation="merge-needs-two-datasets"
+        )
     _refuse_same(paths)
     check_overlap(out, paths)  # before anything is read
     datasets = [Dataset.open(p) for p in paths]
@@ -118,6 +124,7 @@ def merge(
             f"{out}: the inputs disagree on what {len(plan.unresolved)} feature(s) mean: "
             + "; ".join(c.summary() for c in plan.unresolved),
             hint="apply the fix named for each conflict and run again (rdstd merge --dry-run prints the whole report)",
+            situation="features-disagree",
         )
         error.report = report
         raise error
@@ -148,7 +155,7 @@ def _write_at_rate(
     from rdstd.ops.resample import resample
 
     if not rate_hz > 0:
-        raise UsageError(f"the rate must be positive, not {rate_hz}", hint="e.g. --rate 10")
+        raise UsageError(f"the rate must be positive, not {rate_hz}", hint="e.g. --rate 10", situation="rate-invalid")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.rdstd-resample-") as scratch:
         resampled = []
@@ -197,6 +204,7 @@ def _refuse_same(paths: list[Path]) -> None:
             raise UsageError(
                 f"{p}: merging a dataset with itself (it is also given as {seen[real]})",
                 hint="give each dataset once",
+                situation="merge-with-itself",
             )
         seen[real] = p
 
@@ -217,12 +225,14 @@ def _refuse_colliding_ids(datasets: list[Dataset], names: list[str], prefix_ids:
                 f"{ds.location}: holds the same episodes as input {first} (ids and source checksums): merging a "
                 "dataset with a copy of itself",
                 hint="give each dataset once",
+                situation="merge-with-itself",
             )
         shown = ", ".join(repr(i) for i in clash[:3])
         raise UsageError(
             f"{ds.location}: {len(clash)} episode id(s) of {label} are also in {first} ({shown}); ids must stay unique",
             hint="pass --prefix-ids to prefix every id with its input's label (e.g. "
             f"{label}:{clash[0]}), or --label to choose the labels",
+            situation="episode-ids-clash",
         )
 
 
@@ -248,6 +258,7 @@ def _pairs(items: Sequence[str], names: list[str]) -> list[tuple[str, str]]:
             raise UsageError(
                 f"--convert {item!r}: expected LABEL:FEATURE with one of the labels {', '.join(names)}",
                 hint="the conflict report names the exact option",
+                situation="convert-option-invalid",
             )
         out.append((label, feature))
     return out
@@ -263,9 +274,17 @@ def _mapping_items(mapping: str | Path | None) -> list[str]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise UsageError(f"{path}: cannot read the mapping file ({exc})", hint="a YAML map of OLD: NEW") from exc
+        raise UsageError(
+            f"{path}: cannot read the mapping file ({exc})",
+            hint="a YAML map of OLD: NEW",
+            situation="mapping-file-unreadable",
+        ) from exc
     if not isinstance(raw, dict):
-        raise UsageError(f"{path}: the mapping file must be a map", hint="OLD: NEW, or LABEL: {OLD: NEW}")
+        raise UsageError(
+            f"{path}: the mapping file must be a map",
+            hint="OLD: NEW, or LABEL: {OLD: NEW}",
+            situation="mapping-file-not-a-map",
+        )
     items: list[str] = []
     for key, value in raw.items():
         if isinstance(value, dict):

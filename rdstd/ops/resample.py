@@ -78,15 +78,23 @@ def resample(
     """Write ``dataset`` resampled to ``rate_hz`` as ``output`` (see the module docs)."""
     started = time.perf_counter()
     if not rate_hz > 0:
-        raise UsageError(f"the rate must be positive, not {rate_hz}", hint="e.g. --rate 10")
+        raise UsageError(f"the rate must be positive, not {rate_hz}", hint="e.g. --rate 10", situation="rate-invalid")
     src, out = normalized(dataset), normalized(output)
     ds = Dataset.open(src)
     chosen = {k: default_method(f) for k, f in ds.manifest.features.items()}
     for key, method in (methods or {}).items():
         if key not in chosen:
-            raise UsageError(f"--method {key}={method}: no feature {key!r}", hint="features: " + ", ".join(chosen))
+            raise UsageError(
+                f"--method {key}={method}: no feature {key!r}",
+                hint="features: " + ", ".join(chosen),
+                situation="feature-unknown",
+            )
         if method not in METHODS or (isinstance(ds.manifest.features[key], ImageFeature) and method != "nearest"):
-            raise UsageError(f"--method {key}={method}: use one of {', '.join(METHODS)} (cameras: nearest)")
+            raise UsageError(
+                f"--method {key}={method}: use one of {', '.join(METHODS)} (cameras: nearest)",
+                hint=f"e.g. --method {key}=nearest",
+                situation="resample-method-unknown",
+            )
         chosen[key] = method
     m = ds.manifest
     clock = m.clock.model_copy(
@@ -158,7 +166,11 @@ def _camera(ep: EpisodeData, key: str, feature: ImageFeature, take: npt.NDArray[
     refs = frames.refs
     paths = {refs[int(i)]["path"] for i in take}
     if len(paths) != 1:
-        raise UsageError(f"episode {ep.meta.episode_id!r}: camera {key} spans several video files; cannot resample")
+        raise UsageError(
+            f"{ds.location}: episode {ep.meta.episode_id!r}: camera {key} spans several video files; cannot resample",
+            hint="convert the source again with --images png (frames stored in the shards), then resample",
+            situation="camera-spans-videos",
+        )
     times = tuple(float(refs[int(i)]["timestamp_s"]) for i in take)
     path = video_file(ds.path, paths.pop())
     return VideoFrames(str(path), times[0], times[-1], len(times), frame_times_s=times)

@@ -53,10 +53,16 @@ def parse_fractions(text: str) -> dict[str, float]:
             out[name] = -1.0
         if not sep or not name or out[name] <= 0:
             raise UsageError(
-                f"--fractions {text!r}: expected NAME=FRACTION,…", hint="e.g. --fractions train=0.9,val=0.1"
+                f"--fractions {text!r}: expected NAME=FRACTION,…",
+                hint="e.g. --fractions train=0.9,val=0.1",
+                situation="fractions-invalid",
             )
     if abs(sum(out.values()) - 1.0) > 1e-6:
-        raise UsageError(f"--fractions {text!r}: the fractions sum to {sum(out.values())}, not 1")
+        raise UsageError(
+            f"--fractions {text!r}: the fractions sum to {sum(out.values())}, not 1",
+            hint="make them add up to 1, e.g. --fractions train=0.9,val=0.1",
+            situation="fractions-sum-not-one",
+        )
     return out
 
 
@@ -74,7 +80,11 @@ def split(
     """Write ``dataset`` to ``output`` with every episode assigned a split (see the module docs)."""
     started = time.perf_counter()
     if not fractions and not assign:
-        raise UsageError("give --fractions or --assign", hint="e.g. rdstd split DS OUT --fractions train=0.9,val=0.1")
+        raise UsageError(
+            "give --fractions or --assign",
+            hint="e.g. rdstd split DS OUT --fractions train=0.9,val=0.1",
+            situation="split-rule-missing",
+        )
     src, out = normalized(dataset), normalized(output)
     ds = Dataset.open(src)
     hashes = [content_hash(e.timestamps, e.vectors) for e in ds.iter_episodes()]
@@ -91,6 +101,7 @@ def split(
         raise UsageError(
             f"{src}: {len(missing)} episode(s) are in no list (e.g. {missing[0]!r})",
             hint="list every episode in --assign, or add --fractions for the rest",
+            situation="episodes-unassigned",
         )
     where = {e: i for i, e in enumerate(ids)}
     rows = []
@@ -123,13 +134,18 @@ def _explicit(
     for name, listed in assign.items():
         for episode_id in listed:
             if episode_id not in where:
-                raise UsageError(f"--assign: episode {episode_id!r} is not in the dataset", hint="check the ids")
+                raise UsageError(
+                    f"--assign: episode {episode_id!r} is not in the dataset",
+                    hint="check the ids",
+                    situation="assigned-episode-unknown",
+                )
             for j in groups[hashes[where[episode_id]]]:
                 if chosen.get(j, name) != name:
                     raise UsageError(
                         f"--assign: {episode_id!r} (in {name}) and its duplicate {ids[j]!r} (in {chosen[j]}) are in "
                         "different splits; duplicates must stay together",
                         hint="put both in the same list",
+                        situation="duplicates-split-apart",
                     )
                 chosen[j] = name
     return chosen

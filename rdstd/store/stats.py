@@ -249,7 +249,11 @@ def merge_moments(parts: list[dict[str, Any]]) -> dict[str, Any]:
         else:
             total.merge(moments)
     if total is None:
-        raise InternalError("merge_moments needs at least one part")
+        raise InternalError(
+            "merge_moments needs at least one part",
+            hint="a bug in rdstd: re-run with --debug and report the traceback",
+            situation="moments-empty",
+        )
     empty = total.count == 0
     std = np.sqrt(total.m2 / np.maximum(total.count, 1))
     return {

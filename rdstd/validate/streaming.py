@@ -95,7 +95,11 @@ def validate_streamed(
                 held = [*held, columns] if size <= KEEP_BYTES else None
         if not rows:
             reasons = "; ".join(f"{s.key}: {s.reason}" for s in converted.skipped[:3])
-            raise EpisodeError(f"{src}: no episode could be converted ({reasons or 'the source has none'})")
+            raise EpisodeError(
+                f"{src}: no episode could be converted ({reasons or 'the source has none'})",
+                hint="see the reasons in the message; fix the spec or the source and validate again",
+                situation="no-episode-converted",
+            )
         frames = sum(r["length"] for r in rows)
         manifest = Manifest(
             name=chosen.name,
@@ -128,7 +132,12 @@ def validate_streamed(
             for ref in refs:  # pass 2: read again (the values did not fit in memory)
                 again = _read(dataset, converter, ref, vectors, ConvertReport(str(src), "", info.format, ""))
                 if again is None:
-                    raise SourceError(f"{src}: episode {ref.key} could be read once but not twice")
+                    raise SourceError(
+                        f"{src}: episode {ref.key} could be read once but not twice",
+                        hint="the source changed, or its storage failed, while it was validated: check it and "
+                        "validate again",
+                        situation="episode-not-rereadable",
+                    )
                 yield again[1]
 
         def shards() -> Iterator[ShardView]:
@@ -187,7 +196,12 @@ def _read(
     except RdstdError:
         raise  # a spec that does not fit: every episode would fail the same way
     except Exception as exc:  # a fault in rdstd or a backend: stop, name the episode, keep the cause
-        raise InternalError(f"episode {ref.key}: {type(exc).__name__}: {exc}") from exc
+        raise InternalError(
+            f"episode {ref.key}: {type(exc).__name__}: {exc}",
+            hint="this is a bug in rdstd or in the format backend, not in your data: re-run with --debug "
+            "for the traceback and report it",
+            situation="backend-fault",
+        ) from exc
     return meta, columns
 
 

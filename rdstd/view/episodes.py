@@ -156,6 +156,7 @@ class DatasetView(ViewSource):
             raise UsageError(
                 f"{self.facts.location}: no episode {index} (episodes {_span(known)})",
                 hint="pass an episode index the dataset has: rdstd info DATASET lists them",
+                situation="episode-not-found",
             )
         return int(where[0])
 
@@ -241,6 +242,7 @@ class SourceView(ViewSource):
             raise UsageError(
                 f"{self.facts.location}: no episode {index} (episodes {_span(self.indices())})",
                 hint="pass an episode index the source has: rdstd info SOURCE lists them",
+                situation="episode-not-found",
             )
         source = self._source.read_episode(ref)
         meta, episodes = self._converter.convert_chunks(source, self._chunk_frames)

@@ -27,11 +27,16 @@ def read_findings(file: Path) -> list[Finding]:
     try:
         return list(Report.model_validate_json(file.read_bytes()).findings)
     except OSError as exc:
-        raise UsageError(f"{file}: cannot read the findings ({exc.strerror or exc})", hint="check the path") from exc
+        raise UsageError(
+            f"{file}: cannot read the findings ({exc.strerror or exc})",
+            hint="check the path",
+            situation="findings-unreadable",
+        ) from exc
     except (ValidationError, json.JSONDecodeError) as exc:
         raise UsageError(
             f"{file}: not a validation report ({str(exc).splitlines()[0]})",
             hint="write one with: rdstd validate DATASET --format json > report.json",
+            situation="findings-invalid",
         ) from exc
 
 

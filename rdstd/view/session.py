@@ -92,6 +92,7 @@ def save(
         raise UsageError(
             f"{out}: one .rrd file holds one episode, and {len(indices)} were asked for",
             hint="pass a folder to --save to write one .rrd per episode",
+            situation="rrd-holds-one-episode",
         )
     written = Written()
     for index in indices:
@@ -186,6 +187,7 @@ def serve(files: Sequence[Path], *, memory_limit: str = DEFAULT_MEMORY_LIMIT, wa
             raise UsageError(
                 f"the Rerun web viewer stopped at start (exit {process.returncode}): {err.splitlines()[-1:] or ''}",
                 hint="save the recordings with --save OUT and open them with: rerun OUT",
+                situation="viewer-exited",
             )
         try:
             with socket.create_connection(("127.0.0.1", web_port), timeout=0.5):
@@ -196,6 +198,7 @@ def serve(files: Sequence[Path], *, memory_limit: str = DEFAULT_MEMORY_LIMIT, wa
     raise UsageError(
         f"the Rerun web viewer did not answer on 127.0.0.1:{web_port} within {wait_s:.0f} s",
         hint="save the recordings with --save OUT and open them with: rerun OUT",
+        situation="viewer-not-answering",
     )
 
 

@@ -51,7 +51,9 @@ def merge_command(
     from rdstd.ops.merge import MergeReport, merge
 
     if len(paths) < 3:
-        raise UsageError("give at least two datasets and OUT", hint="rdstd merge A B OUT")
+        raise UsageError(
+            "give at least two datasets and OUT", hint="rdstd merge A B OUT", situation="merge-needs-two-datasets"
+        )
     *inputs, out = paths
     try:
         report = merge(

@@ -39,7 +39,11 @@ def resample_command(
     for item in method:
         key, sep, value = item.partition("=")
         if not sep:
-            raise UsageError(f"--method {item!r}: expected FEATURE=METHOD", hint="e.g. --method action=hold")
+            raise UsageError(
+                f"--method {item!r}: expected FEATURE=METHOD",
+                hint="e.g. --method action=hold",
+                situation="method-option-invalid",
+            )
         methods[key] = value
     report = resample(dataset, out, rate_hz=rate, methods=methods, overwrite=overwrite)
     if report_file is not None:

@@ -40,13 +40,21 @@ def split_command(
     from rdstd.ops.split import parse_fractions, split
 
     if by not in (None, "task"):
-        raise UsageError(f"--by {by!r}: only 'task' is supported")
+        raise UsageError(
+            f"--by {by!r}: only 'task' is supported",
+            hint="leave --by out, or pass --by task",
+            situation="split-by-unknown",
+        )
     lists = None
     if assign is not None:
         try:
             lists = json.loads(assign.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise UsageError(f"{assign}: cannot read the lists ({exc})", hint='{"val": ["id", …]}') from exc
+            raise UsageError(
+                f"{assign}: cannot read the lists ({exc})",
+                hint='--assign takes a JSON map of split name to episode ids, e.g. {"val": ["id", …]}',
+                situation="assign-file-unreadable",
+            ) from exc
     report = split(
         dataset,
         out,

@@ -68,6 +68,7 @@ def view_command(
             "no display to open the Rerun viewer on",
             hint="write recordings with --save OUT.rrd (then: rerun OUT.rrd on a machine with a screen), "
             "or serve the web viewer with --serve",
+            situation="no-display",
         )
     with ExitStack() as stack:
         view = stack.enter_context(open_view(dataset, format_name=source_format, spec=spec, rate_hz=rate))
