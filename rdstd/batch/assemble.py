@@ -146,7 +146,11 @@ def episode_table(placements: list[Placement], staging: Place) -> tuple[pa.Table
     ids = episodes.column("episode_id").to_pylist()
     if len(set(ids)) != len(ids):
         dupes = sorted({i for i in ids if ids.count(i) > 1})[:5]
-        raise EpisodeError(f"episode ids are not unique: {dupes}", hint="the source key must be unique per episode")
+        raise EpisodeError(
+            f"episode ids are not unique: {dupes}",
+            hint="the source key must be unique per episode",
+            situation="episode-ids-not-unique",
+        )
     task_table = pa.table({"task_index": pa.array(list(tasks.values()), pa.int64()), "task": list(tasks.keys())})
     return episodes, task_table
 

@@ -119,9 +119,15 @@ class RayTasks:
 def make_executor(name: ExecutorName, workers: int, ray_address: str | None) -> Executor:
     """The executor ``name`` with ``workers`` workers (``slurm`` does not execute here: it writes a script)."""
     if workers < 1:
-        raise UsageError(f"--workers must be at least 1, not {workers}", hint="e.g. --workers 4")
+        raise UsageError(
+            f"--workers must be at least 1, not {workers}", hint="e.g. --workers 4", situation="workers-invalid"
+        )
     if name == "ray":
         return RayTasks(ray_address, workers)
     if name != "local":
-        raise UsageError(f"executor {name!r} does not run units in this process", hint="use local or ray")
+        raise UsageError(
+            f"executor {name!r} does not run units in this process",
+            hint="use local or ray (--executor slurm writes a script for sbatch instead)",
+            situation="executor-not-in-process",
+        )
     return InProcess() if workers == 1 else LocalPool(workers)

@@ -145,11 +145,13 @@ def stage(job: Job, *, resume: bool) -> list[int]:
             raise UsageError(
                 f"{staging.url(JOB)}: the staged job cannot be read ({exc})",
                 hint="run again without --resume to start over",
+                situation="staged-job-unreadable",
             ) from exc
         if previous.get("fingerprint") != fingerprint:
             raise UsageError(
                 f"{job.output}: the staged job in {staging} was started with other options, spec or episodes",
                 hint="resume with the same command line, or run without --resume to start over",
+                situation="staged-job-differs",
             )
         return [u.index for u in job.units if staging.exists(job.journal_rel(u.index))]
     if not staging.remote:
@@ -168,4 +170,5 @@ def load_job(out: str) -> Job:
         raise UsageError(
             f"{staging.url(JOB)}: no batch job is staged for {out}",
             hint="stage it first: rdstd convert SRC OUT --executor slurm",
+            situation="staged-job-missing",
         ) from exc

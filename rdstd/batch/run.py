@@ -92,6 +92,7 @@ def convert_batch(
         raise UsageError(
             f"{source}: batch conversion reads sources from a file system",
             hint="mount the bucket (or copy the source) and give its local path; outputs may be URLs",
+            situation="source-not-local",
         )
     if not remote:
         check_overlap(out, [src])
@@ -146,6 +147,7 @@ def convert_batch(
             raise UsageError(
                 f"{out_text}: a canonical rdstd dataset is already there",
                 hint="choose a new URL, or pass --overwrite to replace it",
+                situation="output-not-empty",
             )
         run.execute(target, before_assembly=target.remove if overwrite else None)
     else:

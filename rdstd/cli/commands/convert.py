@@ -195,7 +195,11 @@ def _run_staged_unit(out: str, index: int) -> None:
 
     job = load_job(out if is_url(out) else str(normalized(out)))
     if not 0 <= index < len(job.units):
-        raise UsageError(f"--run-unit {index}: the staged job has units 0-{len(job.units) - 1}")
+        raise UsageError(
+            f"--run-unit {index}: the staged job for {out} has units 0-{len(job.units) - 1}",
+            hint="give an index in that range (the --array range of the staged SLURM script)",
+            situation="unit-index-out-of-range",
+        )
     if job.staging.exists(job.journal_rel(index)):
         note(f"rdstd: unit {index} is already finished")
         return

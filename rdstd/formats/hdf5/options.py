@@ -57,4 +57,5 @@ def parse_options(options: Mapping[str, Any], origin: str) -> Hdf5Options:
         raise MappingError(
             f"{origin}: source: invalid HDF5 options at {where}: {problem}",
             hint="see docs/formats/hdf5.md (episodes: split_after or ends; shift: {key: steps})",
+            situation="source-options-invalid",
         ) from exc

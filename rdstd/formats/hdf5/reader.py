@@ -181,6 +181,7 @@ class Hdf5Source(SourceDataset):
                     raise MappingError(
                         f"{origin}: source: episodes.ends names {layout.ends!r}, which {path} lacks",
                         hint=f"the file has: {', '.join(k for k, _ in walk(file))}",
+                        situation="episode-layout-key-missing",
                     )
                 self._ends_key[path] = layout.ends
                 units.extend(self._concatenated(path, file, layout.ends))
@@ -201,13 +202,23 @@ class Hdf5Source(SourceDataset):
                 raise MappingError(
                     f"{origin}: source: episodes.split_after names {name!r}, which {path} lacks",
                     hint=f"the file has: {', '.join(k for k, _ in walk(file))}",
+                    situation="episode-layout-key-missing",
                 )
             ds = file[name]
             if ds.ndim not in (1, 2) or (ds.ndim == 2 and ds.shape[1] != 1):
-                raise MappingError(f"{path}:{name}: a flag dataset must be one value per step, not {ds.shape}")
+                raise MappingError(
+                    f"{origin}: source: episodes.split_after names {path}:{name}, shaped {ds.shape}, "
+                    "not one flag per step",
+                    hint="name datasets of shape (N,) or (N, 1) that are true at the last step of each episode",
+                    situation="episode-flag-not-per-step",
+                )
             values = np.asarray(ds[()]).reshape(-1).astype(bool)
             if done is not None and len(values) != len(done):
-                raise CorruptSourceError(f"{path}:{name}: {len(values)} steps, the other flags {len(done)}")
+                raise CorruptSourceError(
+                    f"{path}:{name}: {len(values)} steps, the other episodes.split_after flags {len(done)}",
+                    hint="name flag datasets that cover the same steps (e.g. terminals and timeouts of one file)",
+                    situation="episode-flags-length-mismatch",
+                )
             done = values if done is None else done | values
         assert done is not None
         total = len(done)
@@ -572,10 +583,15 @@ class Hdf5Source(SourceDataset):
                 f"{self.options_origin}: source: shift names {', '.join(missing)}, which {where} does not hold "
                 "as per-step keys",
                 hint=f"per-step keys: {', '.join(sorted(keys))}",
+                situation="shift-key-missing",
             )
         most = max(self.shift.values())
         if length <= most:
-            raise EpisodeError(f"{where}: {length} steps cannot be shifted by {most} (nothing would be left)")
+            raise EpisodeError(
+                f"{where}: {length} steps cannot be shifted by {most} (nothing would be left)",
+                hint="skip such episodes with --on-error skip, or lower the spec's source: shift",
+                situation="episode-shorter-than-shift",
+            )
         said = ", ".join(f"{k} by {n}" for k, n in sorted(self.shift.items()))
         return length - most, [
             f"shifted as the spec says ({said}: step t takes row t+k, the dataset logs each command a step late); "

@@ -206,10 +206,15 @@ class RawBag:
             raise UsageError(
                 f"{self.path}: --salvage cannot read file-compressed rosbag2 storage (.zstd files)",
                 hint="decompress the storage files first (zstd -d), then salvage the folder",
+                situation="salvage-compressed-storage",
             )
         files = storage_files(self.path)
         if not files:
-            raise CorruptSourceError(f"{self.path}: no .db3 or .mcap storage file to salvage")
+            raise CorruptSourceError(
+                f"{self.path}: no .db3 or .mcap storage file to salvage",
+                hint="give the rosbag2 folder that holds the storage files (or one .mcap file)",
+                situation="bag-storage-missing",
+            )
         self.readers = self.storages = [self._open_storage(file, errors) for file in files]
         self.compression = "message" if mode == "message" else None
         self.facts.update(

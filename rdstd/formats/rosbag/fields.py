@@ -142,7 +142,11 @@ def demosaic(mosaic: npt.NDArray[Any], pattern: str) -> npt.NDArray[Any]:
     """
     h, w = mosaic.shape
     if h < 2 or w < 2:
-        raise EpisodeError(f"a {h}×{w} Bayer image is too small to demosaic")
+        raise EpisodeError(
+            f"a {h}×{w} Bayer image is too small to demosaic",
+            hint="leave the topic out of the plan",
+            situation="bayer-image-too-small",
+        )
     values = mosaic.astype(np.float64)
     colour = np.empty((h, w), dtype=np.int8)
     index = {"r": 0, "g": 1, "b": 2}
@@ -183,12 +187,18 @@ def compressed_depth(msg: Any, where: str) -> npt.NDArray[Any]:
     fmt = str(msg.format)
     encoding = fmt.split(";", maxsplit=1)[0].strip()
     if "rvl" in fmt.lower():
-        raise EpisodeError(f"{where}: compressedDepth format {fmt!r} (RVL) is not read; only its PNG form is")
+        raise EpisodeError(
+            f"{where}: compressedDepth format {fmt!r} (RVL) is not read; only its PNG form is",
+            hint="leave the topic out of the plan, or republish it as PNG compressedDepth or a raw Image",
+            situation="depth-format-unsupported",
+        )
     data = np.asarray(msg.data, dtype=np.uint8).tobytes()
     if encoding not in ("16UC1", "32FC1") or image_codec(data[DEPTH_HEADER:]) != "png":
         raise EpisodeError(
             f"{where}: compressedDepth format {fmt!r} is not read (read: 16UC1 or 32FC1 with a "
-            f"{DEPTH_HEADER}-byte header before a PNG)"
+            f"{DEPTH_HEADER}-byte header before a PNG)",
+            hint="leave the topic out of the plan, or republish it as PNG compressedDepth or a raw Image",
+            situation="depth-format-unsupported",
         )
     from PIL import Image
 
@@ -196,9 +206,17 @@ def compressed_depth(msg: Any, where: str) -> npt.NDArray[Any]:
         with Image.open(io.BytesIO(data[DEPTH_HEADER:])) as img:
             quantized = np.asarray(img)
     except (OSError, ValueError) as exc:
-        raise EpisodeError(f"{where}: a compressedDepth PNG does not decode ({exc})") from exc
+        raise EpisodeError(
+            f"{where}: a compressedDepth PNG does not decode ({exc})",
+            hint="the message is damaged; skip the episode with --on-error skip",
+            situation="depth-png-undecodable",
+        ) from exc
     if quantized.ndim != 2:
-        raise EpisodeError(f"{where}: a compressedDepth PNG holds {quantized.shape} samples, not one channel")
+        raise EpisodeError(
+            f"{where}: a compressedDepth PNG holds {quantized.shape} samples, not one channel",
+            hint="the topic is not depth; map it as a colour image or leave it out of the plan",
+            situation="depth-png-channels-invalid",
+        )
     quantized = quantized.astype(np.uint16)
     if encoding == "16UC1":
         return quantized

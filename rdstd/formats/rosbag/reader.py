@@ -94,6 +94,7 @@ class Rows:
             raise SourceError(
                 f"{self.where}: the bag is closed; its frames and vectors are read while it is open",
                 hint="read the episode's images and vectors inside `with backend.open(path) as source:`",
+                situation="bag-closed",
             )
         assert self.shape is not None and self.dtype is not None
         size = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
@@ -101,7 +102,11 @@ class Rows:
             return np.zeros((0, *self.shape), dtype=self.dtype)
         lo, hi = int(positions.min()), int(positions.max()) + 1
         if lo < 0 or hi > self.count:
-            raise CorruptSourceError(f"{self.where}: message {hi - 1} asked for, {self.count} were read")
+            raise CorruptSourceError(
+                f"{self.where}: message {hi - 1} asked for, {self.count} were read",
+                hint="the bag changed while it was read; open it again",
+                situation="message-index-out-of-range",
+            )
         on_disk = self._spill.tell() if self._spill is not None else 0
         start, stop = lo * size, hi * size
         if self._spill is not None and start < on_disk:
@@ -652,13 +657,16 @@ class Aligner:
                         f"{self.path}: {key[0]} has {check.resets} clock reset(s) on its {key[1]} clock, the "
                         f"recording {count - 1}: which parts belong together is unknown",
                         hint="cut the bag at the resets (e.g. rosbags-convert or mcap filter) and convert each part",
+                        situation="clock-reset",
                     )
                 bounds = [a for a, _ in check.segments] + [check.segments[-1][1]]
             else:
                 receive = data.receive_ns
                 if count > 1 and np.any(np.diff(receive) < 0):
                     raise EpisodeError(
-                        f"{self.path}: {key[0]}: receive times go backwards, so it cannot be cut at the clock resets"
+                        f"{self.path}: {key[0]}: receive times go backwards, so it cannot be cut at the clock resets",
+                        hint="cut the bag at the resets (e.g. rosbags-convert or mcap filter) and convert each part",
+                        situation="receive-times-not-increasing",
                     )
                 bounds = [0, *np.searchsorted(receive, cuts, side="left").tolist(), len(receive)]
             for k in range(count):
@@ -700,7 +708,11 @@ class Aligner:
     def episode(self, ref: EpisodeRef) -> SourceEpisode:
         pieces = self.pieces()
         if not 0 <= ref.index < len(pieces):
-            raise CorruptSourceError(f"{self.path}: no episode {ref.index} (the bag has {len(pieces)})")
+            raise CorruptSourceError(
+                f"{self.path}: no episode {ref.index} (the bag has {len(pieces)})",
+                hint="the source changed while it was read, or the reference is stale; open it again",
+                situation="episode-not-found",
+            )
         piece = pieces[ref.index]
         master, master_desc = self.master_times(piece)
         samplings: dict[str, tuple[Sampling, npt.NDArray[np.int64], npt.NDArray[np.int64]]] = {}
