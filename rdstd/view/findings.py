@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import rerun as rr
-from pydantic import ValidationError
 
-from rdstd.errors import UsageError
 from rdstd.schema.episode import EpisodeMeta
 from rdstd.schema.features import VectorFeature
-from rdstd.validate.model import Finding, Report, Severity
+from rdstd.validate.model import Finding, Severity
 from rdstd.view import paths
 from rdstd.view.episodes import Feature, ViewSource
 from rdstd.view.log import nanoseconds
@@ -24,20 +21,9 @@ LEVELS = {Severity.ERROR: "ERROR", Severity.WARNING: "WARN", Severity.INFO: "INF
 
 def read_findings(file: Path) -> list[Finding]:
     """The findings of a report written by ``rdstd validate --format json``."""
-    try:
-        return list(Report.model_validate_json(file.read_bytes()).findings)
-    except OSError as exc:
-        raise UsageError(
-            f"{file}: cannot read the findings ({exc.strerror or exc})",
-            hint="check the path",
-            situation="findings-unreadable",
-        ) from exc
-    except (ValidationError, json.JSONDecodeError) as exc:
-        raise UsageError(
-            f"{file}: not a validation report ({str(exc).splitlines()[0]})",
-            hint="write one with: rdstd validate DATASET --format json > report.json",
-            situation="findings-invalid",
-        ) from exc
+    from rdstd.validate.exclude import read_report
+
+    return list(read_report(file).findings)
 
 
 def run_validation(view: ViewSource) -> list[Finding]:
