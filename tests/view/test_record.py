@@ -200,7 +200,7 @@ def test_a_findings_file_that_is_not_a_report_is_a_usage_error(tmp_path: Path) -
 
     bad = tmp_path / "r.json"
     bad.write_text(json.dumps({"findings": "no"}), encoding="utf-8")
-    with pytest.raises(UsageError, match="not a validation report"):
+    with pytest.raises(UsageError, match="not an rdstd validate JSON report"):
         read_findings(bad)
     with pytest.raises(UsageError, match="cannot read"):
         read_findings(tmp_path / "missing.json")
