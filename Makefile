@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first, pinned to the CPU wheel: the torch extra's range then installs nothing more (unpinned = GBs of CUDA)
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"
-	$(BIN)/python -m pip install --quiet -e ".[all,dev,torch]"
+	$(BIN)/python -m pip install --quiet -e ".[all,dev,torch,ray]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -91,7 +91,8 @@ class RayTasks:
         self._ray = ray
         if not ray.is_initialized():
             ray.init(address=address, num_cpus=workers if address is None else None, log_to_driver=False)
-        self.workers = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
+        resources: dict[str, float] = getattr(ray, "cluster_resources")()  # noqa: B009 - untyped in some ray versions
+        self.workers = int(resources.get("CPU", 1))
         self._remotes: dict[Callable[..., Any], Any] = {}
 
     def run(self, fn: Callable[..., Any], items: Sequence[tuple[Any, ...]]) -> Iterator[tuple[int, Any]]:
