@@ -93,8 +93,8 @@ def _registry() -> dict[str, _Slot]:
     """Every declared backend by name (nothing imported yet): the built-ins first, then the plugins."""
     found: dict[str, _Slot] = {name: _Slot(name, "builtin", target) for name, target in BUILTINS.items()}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if BUILTINS.get(ep.name) == ep.value:
-            continue  # rdstd's own declaration of a built-in
+        if BUILTINS.get(ep.name) == ep.value or (ep.dist is not None and ep.dist.name == "rdstd"):
+            continue  # rdstd's own declaration of a built-in (BUILTINS says the same, and is what is used)
         origin = _origin(ep)
         if ep.name in found:
             if found[ep.name].origin != origin:

@@ -83,6 +83,11 @@ def shoot(executable: str, url: str, attempts: int = 2, draw_s: float = 120.0) -
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("RDSTD_BROWSER_TEST") != "1",
+    reason="set RDSTD_BROWSER_TEST=1: the web viewer under software rendering needs minutes of both cores of a "
+    "2-core machine (rerun's server and Chromium's renderer each hold a core), too long for every CI run",
+)
 def test_the_web_viewer_renders_a_served_episode(tmp_path: Path) -> None:
     from PIL import Image
 
