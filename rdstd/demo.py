@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import io
 import shutil
 import sys
@@ -247,11 +248,14 @@ def run(root: Path = Path("demo-out"), formats: tuple[str, ...] = FORMATS) -> in
     print(f"next: rdstd info {first} --format markdown > {first}/README.md")
 
     _title("view: one episode as a Rerun recording")
-    rrd = view_step(first, root / "views")
-    if rrd is None:
-        return 1
-    print(f"produced: {rrd} ({rrd.stat().st_size / 1e6:.1f} MB)")
-    print(f"next: rerun {rrd}   (or: rdstd view {first} --serve, then open the printed address)")
+    if importlib.util.find_spec("rerun") is None:
+        print("skipped: rdstd view needs the viewer extra (pip install 'rdstd[viewer]')")
+    else:
+        rrd = view_step(first, root / "views")
+        if rrd is None:
+            return 1
+        print(f"produced: {rrd} ({rrd.stat().st_size / 1e6:.1f} MB)")
+        print(f"next: rerun {rrd}   (or: rdstd view {first} --serve, then open the printed address)")
 
     _title("merge: two datasets into one")
     if len(converted) >= 2:
