@@ -1,7 +1,10 @@
 """The web viewer renders an episode rdstd wrote: serve the .rrd on 127.0.0.1, open it in headless Chromium (Debian's
 ``chromium``; ``.ci/run`` installs it), screenshot, and check the page is the viewer, not blank.
 
-Outside CI a missing Chromium skips with the reason; under CI (``CI`` set) it fails: CI must run this test."""
+Outside CI a missing Chromium skips with the reason; under CI (``CI`` set) it fails: CI must run this test. It is
+marked ``browser``: ``make test`` runs it alone after the rest of the suite, because Rerun's web server and Chromium's
+software renderer each take a full core, and beside the parallel suite on a 2-core machine the page took minutes to
+draw (alone it takes about 25 s)."""
 
 from __future__ import annotations
 
@@ -83,11 +86,7 @@ def shoot(executable: str, url: str, attempts: int = 2, draw_s: float = 120.0) -
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    os.environ.get("RDSTD_BROWSER_TEST") != "1",
-    reason="set RDSTD_BROWSER_TEST=1: the web viewer under software rendering needs minutes of both cores of a "
-    "2-core machine (rerun's server and Chromium's renderer each hold a core), too long for every CI run",
-)
+@pytest.mark.browser
 def test_the_web_viewer_renders_a_served_episode(tmp_path: Path) -> None:
     from PIL import Image
 
