@@ -3,7 +3,7 @@
 Cameras as 2D views; vector features plotted per role (joint positions, end-effector position, gripper …), the
 state and the action of one role side by side; gripper dimensions as open/closed lanes; the task as a text document;
 end-effector poses (and the robot model, when the embodiment names a URDF) in a 3D view; the validator's findings
-as a text log at their frames.
+as a text log at their frames and as state lanes over the frames they cover.
 """
 
 from __future__ import annotations
@@ -59,8 +59,9 @@ def _lanes(features: dict[str, Feature], prefix: str) -> list[rrb.View]:
     ]
 
 
-def _column(features: dict[str, Feature], prefix: str, *, robot: bool) -> rrb.Container:
-    """One dataset's views: cameras and 3D on the left, plots, lanes, task and findings on the right."""
+def _column(features: dict[str, Feature], prefix: str, *, robot: bool, ranges: bool) -> rrb.Container:
+    """One dataset's views: cameras and 3D on the left, plots, lanes, task and findings on the right (with the
+    findings' frame ranges as lanes when ``ranges``)."""
     cams: list[rrb.View] = [
         rrb.Spatial2DView(origin="/" + paths.camera(prefix, name), name=name)
         for name, f in features.items()
@@ -77,6 +78,10 @@ def _column(features: dict[str, Feature], prefix: str, *, robot: bool) -> rrb.Co
     if plots:
         right.append(rrb.Tabs(*plots, name="signals") if len(plots) > 4 else rrb.Vertical(*plots, name="signals"))
     right += lanes
+    if ranges:
+        right.append(
+            rrb.StateTimelineView(origin="/" + paths.join(prefix, paths.FINDING_RANGES), name="findings over frames")
+        )
     right.append(
         rrb.Horizontal(
             rrb.TextDocumentView(origin="/" + paths.join(prefix, paths.TASK), name="task"),
@@ -91,13 +96,17 @@ def _column(features: dict[str, Feature], prefix: str, *, robot: bool) -> rrb.Co
 
 
 def blueprint(
-    features: dict[str, Feature] | Sequence[tuple[str, dict[str, Feature]]], *, robot: bool = False
+    features: dict[str, Feature] | Sequence[tuple[str, dict[str, Feature]]],
+    *,
+    robot: bool = False,
+    ranges: bool = False,
 ) -> rrb.Blueprint:
-    """The layout for one dataset's ``features``, or for (prefix, features) pairs side by side (``--compare``)."""
+    """The layout for one dataset's ``features``, or for (prefix, features) pairs side by side (``--compare``);
+    ``ranges`` adds the lanes of findings that cover frame ranges."""
     pairs = [("", features)] if isinstance(features, dict) else list(features)
     body = (
-        _column(pairs[0][1], pairs[0][0], robot=robot)
+        _column(pairs[0][1], pairs[0][0], robot=robot, ranges=ranges)
         if len(pairs) == 1
-        else rrb.Horizontal(*(_column(f, p, robot=robot) for p, f in pairs))
+        else rrb.Horizontal(*(_column(f, p, robot=robot, ranges=ranges) for p, f in pairs))
     )
     return rrb.Blueprint(body, rrb.TimePanel(timeline="time"), collapse_panels=True)

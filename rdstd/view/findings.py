@@ -1,4 +1,5 @@
-"""The validator's findings on the timeline: each at its first frame, on the entity of the feature it concerns."""
+"""The validator's findings on the timeline: each as a text-log entry at its first frame, on the entity of the
+feature it concerns, and as a state lane that covers its whole frame range."""
 
 from __future__ import annotations
 
@@ -72,6 +73,28 @@ def text(finding: Finding) -> str:
     return f"{finding.check} {finding.name}{dims}: {finding.message}{where}{hint}"
 
 
+#: The lane's state where no finding covers the frame.
+CLEAR = "no finding"
+
+
+def lane_changes(rows: Sequence[tuple[int, Finding]], n: int) -> list[tuple[int, str]]:
+    """(frame, state) where the set of findings covering a frame changes, for findings with a frame range among
+    ``rows`` in an episode of ``n`` frames; the state names the checks and severities (``CLEAR`` when none)."""
+    spans = [
+        (max(f.frames[0], 0), min(max(f.frames[1], f.frames[0] + 1), n), f"{f.check} {f.severity.value}")
+        for _, f in rows
+        if f.frames
+    ]
+    changes: list[tuple[int, str]] = []
+    for at in sorted({b for a, z, _ in spans for b in (a, z) if b < n}):
+        state = ", ".join(sorted({label for a, z, label in spans if a <= at < z})) or CLEAR
+        if not changes or changes[-1][1] != state:
+            changes.append((at, state))
+    if changes and changes[0][0] > 0:
+        changes.insert(0, (0, CLEAR))
+    return changes
+
+
 def log_findings(
     rec: rr.RecordingStream,
     findings: Sequence[Finding],
@@ -80,7 +103,8 @@ def log_findings(
     prefix: str = "",
 ) -> int:
     """Log each finding as a text-log entry at its first frame (frame 0 for episode- or dataset-wide ones), on its
-    entity; returns how many were logged."""
+    entity, and the findings with a frame range as a state lane over those frames (``paths.finding_lane``); returns
+    how many were logged."""
     if not len(timestamps):
         return 0
     groups: dict[str, list[tuple[int, Finding]]] = {}
@@ -96,4 +120,16 @@ def log_findings(
             indexes=[rr.TimeColumn("frame", sequence=at), rr.TimeColumn("time", duration=nanoseconds(timestamps[at]))],
             columns=rr.TextLog.columns(text=[text(f) for _, f in rows], level=[LEVELS[f.severity] for _, f in rows]),
         )
+        changes = lane_changes(rows, len(timestamps))
+        if changes:
+            frames = np.array([c[0] for c in changes], dtype=np.int64)
+            rec.send_columns(
+                paths.finding_lane(prefix, path),
+                strict=True,
+                indexes=[
+                    rr.TimeColumn("frame", sequence=frames),
+                    rr.TimeColumn("time", duration=nanoseconds(timestamps[frames])),
+                ],
+                columns=rr.StateChange.columns(state=[c[1] for c in changes]),
+            )
     return len(findings)

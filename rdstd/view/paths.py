@@ -9,6 +9,8 @@ from rdstd.schema.vocabulary import Role
 TASK = "task"
 #: Findings not about one feature (episode- or dataset-wide).
 FINDINGS = "findings"
+#: State lanes showing, frame by frame, which findings cover each entity.
+FINDING_RANGES = "finding_ranges"
 #: The 3D scene: end-effector poses and their paths, the robot model.
 WORLD = "world"
 
@@ -49,3 +51,11 @@ def trajectory(prefix: str, feature: str) -> str:
 def pose(prefix: str, feature: str) -> str:
     """The end-effector pose of ``feature`` in the 3D view."""
     return join(prefix, WORLD, feature)
+
+
+def finding_lane(prefix: str, findings_entity: str) -> str:
+    """The state lane over frames of the findings logged at ``findings_entity`` (a ``…/findings`` path under
+    ``prefix``): ``<prefix>/finding_ranges/<feature>/<role>``, or ``…/episode`` for episode-wide findings."""
+    rel = findings_entity[len(prefix) :].strip("/") if prefix else findings_entity.strip("/")
+    rel = rel.removesuffix(FINDINGS).strip("/") or "episode"
+    return join(prefix, FINDING_RANGES, rel)

@@ -89,15 +89,17 @@ def record(sides: Sequence[Side], sink: Sink) -> rr.RecordingStream:
     first = sides[0]
     rec = rr.RecordingStream(APPLICATION_ID, recording_id=recording_id(first.facts, first.episode.index))
     has_robot = any(urdf_file(s.facts) for s in sides)
+    found = [for_episode(s.findings, s.episode.index, s.episode.meta) for s in sides]
+    ranges = any(f.frames for fs in found for f in fs)
     layout = (
-        blueprint(first.facts.features, robot=has_robot)
+        blueprint(first.facts.features, robot=has_robot, ranges=ranges)
         if len(sides) == 1
-        else blueprint([(s.prefix, s.facts.features) for s in sides], robot=has_robot)
+        else blueprint([(s.prefix, s.facts.features) for s in sides], robot=has_robot, ranges=ranges)
     )
     sink(rec, layout)
     title = " vs ".join(f"{s.facts.name} episode {s.episode.index}" for s in sides)
     rec.send_recording_name(title)
-    for s in sides:
+    for s, episode_findings in zip(sides, found, strict=True):
         tag = f"{s.prefix}." if s.prefix else ""
         rec.send_property(f"{tag}dataset", dataset_properties(s.facts))
         if any(isinstance(f, VectorFeature) for f in s.facts.features.values()):
@@ -113,6 +115,6 @@ def record(sides: Sequence[Side], sink: Sink) -> rr.RecordingStream:
                 robot.chunk(rec, chunk.vectors, logger.index(chunk.start, chunk.timestamps))
         logger.finish()
         stamps = np.concatenate(logger.timestamps) if logger.timestamps else np.zeros(0)
-        log_findings(rec, for_episode(s.findings, s.episode.index, s.episode.meta), s.facts.features, stamps, s.prefix)
+        log_findings(rec, episode_findings, s.facts.features, stamps, s.prefix)
     rec.flush()
     return rec

@@ -132,10 +132,11 @@ def test_properties_carry_provenance_units_and_the_episode(rrds: list[Path]) -> 
     assert static(rrds[1], "/task", "TextDocument:text").startswith("# pick up cube 1")
 
 
-def test_the_stored_blueprint_is_generated_from_the_schema(rrds: list[Path]) -> None:
+def blueprint_views(rrd: Path) -> dict[str, str]:
+    """The stored blueprint's views: origin -> kind."""
     from rerun.chunk import RrdReader
 
-    rd = RrdReader(rrds[0])
+    rd = RrdReader(rrd)
     views = {}
     for c in rd.store(store=rd.blueprints()[0]).stream().collect().stream():
         b = c.to_record_batch()
@@ -143,6 +144,11 @@ def test_the_stored_blueprint_is_generated_from_the_schema(rrds: list[Path]) -> 
             views[b.column("ViewBlueprint:space_origin").to_pylist()[0][0]] = b.column(
                 "ViewBlueprint:class_identifier"
             ).to_pylist()[0][0]
+    return views
+
+
+def test_the_stored_blueprint_is_generated_from_the_schema(rrds: list[Path]) -> None:
+    views = blueprint_views(rrds[0])
     assert views[f"/{FRONT}"] == "2D" and views[f"/{WRIST}"] == "2D"
     assert views[f"/{STATE}/joint_position"] == "TimeSeries"
     assert views[f"/{ACTION}/joint_position"] == "TimeSeries"
@@ -180,6 +186,35 @@ def test_findings_are_logged_at_their_frames_on_the_entity_they_concern(ds: Path
     frame, _, text = rows(f, "/findings", "TextLog:text")
     assert frame.tolist() == [0] and "dataset-wide" in text[0]
     assert all("other episode" not in str(c.to_record_batch().to_pylist()) for c in chunks(f))
+
+
+def test_findings_with_frame_ranges_are_lanes_that_cover_exactly_those_frames(ds: Path, tmp_path: Path) -> None:
+    found = [
+        _finding(episode_index=0, feature=STATE, dims=[7], dim_names=["gripper"], frames=(12, 15)),
+        _finding(episode_index=0, feature=STATE, dims=[7], check="RDV102", severity=Severity.ERROR, frames=(14, 20)),
+        _finding(episode_id="ep000", feature=FRONT, frames=(5, 6), severity=Severity.ERROR, message="dark"),
+        _finding(episode_index=0, feature=FRONT, frames=(1000, 2000), message="past the end"),
+        _finding(message="dataset-wide, no frames", severity=Severity.INFO),
+    ]
+    with open_view(ds) as view:
+        [f] = save(view, [0], tmp_path / "ep.rrd", findings=found).files
+    frame, time, state = rows(f, f"/finding_ranges/{STATE}/gripper", "StateChange:state")
+    assert frame.tolist() == [0, 12, 14, 15, 20]
+    assert time.tolist() == [0, 1_200_000_000, 1_400_000_000, 1_500_000_000, 2_000_000_000]
+    assert state == ["no finding", "RDV999 warning", "RDV102 error, RDV999 warning", "RDV102 error", "no finding"]
+    frame, _, state = rows(f, f"/finding_ranges/{FRONT}", "StateChange:state")
+    assert frame.tolist() == [0, 5, 6] and state == ["no finding", "RDV999 error", "no finding"]
+    assert not [c for c in chunks(f) if c.entity_path == "/finding_ranges/episode"], "no lane without frames"
+
+
+def test_findings_lanes_are_in_the_layout_only_when_a_finding_has_frames(ds: Path, tmp_path: Path) -> None:
+    def views(findings: list[Finding]) -> dict[str, str]:
+        with open_view(ds) as view:
+            [f] = save(view, [0], tmp_path / f"{len(findings)}.rrd", findings=findings).files
+        return blueprint_views(f)
+
+    assert views([_finding(episode_index=0, feature=STATE, frames=(1, 3))])["/finding_ranges"] == "StateTimeline"
+    assert "/finding_ranges" not in views([_finding(message="no frames")])
 
 
 def test_the_default_validation_profile_runs_and_its_findings_land_at_their_frames(ds: Path, tmp_path: Path) -> None:
