@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,10 +130,14 @@ def merge(
         raise error
     if dry_run:
         return report
+
+    def write(inputs: list[Dataset]) -> None:
+        _write(inputs, names, paths, out, plan, renames, prefix_ids, overwrite, progress, report)
+
     if rate_hz is None:
-        _write(datasets, names, paths, out, plan, renames, prefix_ids, overwrite, progress, report)
+        write(datasets)
     else:
-        _write_at_rate(datasets, names, paths, out, plan, renames, prefix_ids, overwrite, progress, report, rate_hz)
+        _write_at_rate(datasets, names, out, rate_hz, write)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -141,17 +145,11 @@ def merge(
 def _write_at_rate(
     datasets: list[Dataset],
     names: list[str],
-    paths: list[Path],
     out: Path,
-    plan: compat.FeaturePlan,
-    renames: list[dict[str, str]],
-    prefix_ids: bool,
-    overwrite: bool,
-    progress: Progress | None,
-    report: MergeReport,
     rate_hz: float,
+    write: Callable[[list[Dataset]], None],
 ) -> None:
-    """Resample every input to ``rate_hz`` into a hidden sibling of OUT (removed after), then merge those."""
+    """Resample every input to ``rate_hz`` into a hidden sibling of OUT (removed after), then ``write`` those."""
     from rdstd.ops.resample import resample
 
     if not rate_hz > 0:
@@ -162,7 +160,7 @@ def _write_at_rate(
         for ds, label in zip(datasets, names, strict=True):
             resample(ds.path, Path(scratch) / label, rate_hz=rate_hz)
             resampled.append(Dataset.open(Path(scratch) / label))
-        _write(resampled, names, paths, out, plan, renames, prefix_ids, overwrite, progress, report)
+        write(resampled)
 
 
 def _write(
