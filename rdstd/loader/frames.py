@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from rdstd.errors import UsageError
+from rdstd.errors import CorruptDatasetError, UsageError
 from rdstd.loader.images import ImageOptions, decode_stored, decode_video
 from rdstd.loader.normalize import Mode, Normalizer
 from rdstd.loader.windows import Window, frame_window, parse_windows, time_window
@@ -71,6 +71,8 @@ class FrameDataset:
         if pad not in ("mask", "repeat"):
             raise UsageError(f"pad {pad!r} is not 'mask' or 'repeat'", situation="pad-mode-unknown")
         self.keys = wanted
+        #: Keys some episodes lack (a merged dataset's): samples carry ``<key>_is_missing``, zeros where True.
+        self.partial = self.dataset.partial_features & set(wanted)
         self.images = images or ImageOptions()
         self.pad = pad
         self.threads = threads
@@ -170,37 +172,65 @@ class FrameDataset:
         for key in self.keys:
             window = self.windows.get(key)
             if window is None:
-                out[key] = self._read(key, idx, np.zeros(len(idx), dtype=bool))
-                continue
-            frames, pad = self._resolve(window, pos, frame)
-            values = self._read(key, frames.reshape(-1), pad.reshape(-1) & (self.pad == "mask"))
-            out[key] = values.reshape(*frames.shape, *values.shape[1:])
-            out[f"{key}_is_pad"] = pad
+                out[key], missing = self._read(key, idx, np.zeros(len(idx), dtype=bool))
+            else:
+                frames, pad = self._resolve(window, pos, frame)
+                values, missing = self._read(key, frames.reshape(-1), pad.reshape(-1) & (self.pad == "mask"))
+                out[key] = values.reshape(*frames.shape, *values.shape[1:])
+                out[f"{key}_is_pad"] = pad
+                missing = missing.reshape(frames.shape)
+            if key in self.partial:
+                out[f"{key}_is_missing"] = missing
         return out
 
-    def _read(self, key: str, frames: npt.NDArray[np.int64], blank: npt.NDArray[np.bool_]) -> npt.NDArray[Any]:
-        """Feature ``key`` at global ``frames`` (N,), zeros where ``blank``; each distinct frame read once."""
+    def _read(
+        self, key: str, frames: npt.NDArray[np.int64], blank: npt.NDArray[np.bool_]
+    ) -> tuple[npt.NDArray[Any], npt.NDArray[np.bool_]]:
+        """Feature ``key`` at global ``frames`` (N,), zeros where ``blank``, and where the frame's episode has no
+        value for it (zeros there too); each distinct frame read once."""
         feature = self.dataset.manifest.features[key]
         keep = np.flatnonzero(~blank)
         unique, first, inverse = np.unique(frames[keep], return_index=True, return_inverse=True)
+        missing = np.zeros(len(frames), dtype=bool)
         if isinstance(feature, VectorFeature):
             values: npt.NDArray[Any] = self.dataset.vectors(key, unique)
             if self.normalizer is not None and key in self.normalizer:
                 values = self.normalizer.normalize(key, values)
+            absent = ~self.dataset.present(key, unique)
+            if absent.any():
+                self._check_partial(key, unique[absent])
+                values[absent] = 0
             out = np.zeros((len(frames), *values.shape[1:]), dtype=values.dtype)
             out[keep] = values[inverse.reshape(-1)]
-            return out
+            missing[keep] = absent[inverse.reshape(-1)]
+            return out, missing
         # images: each distinct frame decoded straight into its first slot of the batch, then copied to repeats
         out = np.empty((len(frames), *self.images.shape(feature)), dtype=self.images.dtype(feature))
         out[blank] = 0
         slots = keep[first]
         stored = self.dataset.stored(key, unique)
+        absent = np.array([s is None for s in stored], dtype=bool)
+        if absent.any():
+            self._check_partial(key, unique[absent])
+            out[slots[absent]] = 0
+            slots, stored = slots[~absent], [s for s in stored if s is not None]
         if feature.codec == ImageCodec.VIDEO:
             decode_video(out, slots, stored, self.dataset.location, feature, self.images)
         else:
             where = f"{self.dataset.location}, {key}"
             decode_stored(out, slots, stored, feature, self.images, threads=self.threads, where=where)
-        source = slots[inverse.reshape(-1)]
+        source = keep[first][inverse.reshape(-1)]
         repeats = source != keep
         out[keep[repeats]] = out[source[repeats]]
-        return out
+        missing[keep] = absent[inverse.reshape(-1)]
+        return out, missing
+
+    def _check_partial(self, key: str, frames: npt.NDArray[np.int64]) -> None:
+        """A null frame of a feature the manifest does not call partial: refuse rather than guess its meaning."""
+        if key not in self.partial:
+            raise CorruptDatasetError(
+                f"{self.dataset.location}: {key} has no value at frame {int(frames[0])}, and the manifest does not "
+                "name it as a feature some episodes lack (extra.merge.inputs[].features)",
+                hint="rebuild the dataset with rdstd convert or rdstd merge",
+                situation="feature-value-null",
+            )

@@ -49,6 +49,8 @@ _ROW_GROUP_CACHE = 4
 _SPANS_CACHE = 16384
 #: Shards whose low-dimensional columns stay in memory (each at most 100k frames of vectors).
 _SHARD_CACHE = 8
+#: Prefix of the cached validity of a vector column with nulls (a merged dataset's absent features).
+_VALID = "\0valid:"
 
 
 def read_manifest(path: Path | RemotePath) -> Manifest:
@@ -450,6 +452,8 @@ class Dataset:
                 feature = self.manifest.features.get(key)
                 if isinstance(feature, VectorFeature):
                     cached[key] = column.values.to_numpy(zero_copy_only=False).reshape(len(table), feature.size)
+                    if column.null_count:  # a merged dataset's episodes from an input without this feature
+                        cached[_VALID + key] = column.is_valid().to_numpy(zero_copy_only=False)
                 elif key == "timestamp":
                     cached[key] = column.to_numpy()
                 else:
@@ -597,6 +601,25 @@ class Dataset:
             mask = shards == shard
             out[mask] = self._small_table(int(shard))[key][rows[mask]]
         return out.reshape(len(rows), *feature.shape)
+
+    @property
+    def partial_features(self) -> frozenset[str]:
+        """Features that some episodes lack: in a merged dataset, those an input did not have
+        (``extra.merge.inputs[].features`` names what each input fills); their frames there are null."""
+        inputs = (self.manifest.extra.get("merge") or {}).get("inputs") or []
+        return frozenset(k for k in self.manifest.features if any(k not in (i.get("features") or {}) for i in inputs))
+
+    def present(self, key: str, indices: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+        """Whether vector feature ``key`` has a value at each global frame index (False in the episodes of a merged
+        dataset whose input lacked it, where :meth:`vectors` holds placeholders)."""
+        shards, rows = self.positions(indices)
+        out = np.ones(len(rows), dtype=bool)
+        for shard in np.unique(shards):
+            valid = self._small_table(int(shard)).get(_VALID + key)
+            if valid is not None:
+                mask = shards == shard
+                out[mask] = valid[rows[mask]]
+        return out
 
     def timestamps(self, indices: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """The timestamp (s from the episode start) of each global frame index."""
