@@ -22,6 +22,7 @@ from rdstd.ops.assemble import Progress
 from rdstd.ops.merge import MERGE_KEY
 from rdstd.ops.subset import write_subset
 from rdstd.paths import normalized
+from rdstd.schema.clock import Clock
 from rdstd.schema.manifest import Manifest
 from rdstd.store.reader import Dataset
 
@@ -112,7 +113,8 @@ def filter_episodes(
 
 
 def _narrowed(manifest: Manifest, rows: list[dict[str, Any]]) -> Manifest:
-    """For a merged dataset: only the features (and merge inputs) of the inputs whose episodes are kept."""
+    """For a merged dataset: only the features, merge inputs and embodiments of the inputs whose episodes are kept,
+    and their rate and clock when those agree again."""
     merged = manifest.extra.get("merge")
     if not isinstance(merged, dict) or not merged.get("inputs"):
         return manifest
@@ -123,7 +125,19 @@ def _narrowed(manifest: Manifest, rows: list[dict[str, Any]]) -> Manifest:
     if not inputs or not features:
         return manifest
     extra = {**manifest.extra, "merge": {**merged, "inputs": inputs}}
-    return manifest.model_copy(update={"features": features, "extra": extra})
+    used = {r["embodiment"] for r in rows}
+    update: dict[str, Any] = {
+        "features": features,
+        "extra": extra,
+        "embodiments": [e for e in manifest.embodiments if e.name in used] or manifest.embodiments,
+    }
+    rates = {i.get("rate_hz") for i in inputs}
+    clocks = {json.dumps(i.get("clock"), sort_keys=True) for i in inputs}
+    if manifest.rate_hz is None and len(rates) == 1 and None not in rates:  # the kept inputs agree again
+        update["rate_hz"] = rates.pop()
+    if len(clocks) == 1 and inputs[0].get("clock") is not None:
+        update["clock"] = Clock.model_validate(inputs[0]["clock"])
+    return manifest.model_copy(update=update)
 
 
 def _severity_column(severity: str) -> str:

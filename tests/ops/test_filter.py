@@ -83,3 +83,21 @@ def test_filtering_a_merged_dataset_counts_no_null_rows_as_data(tmp_path: Path) 
         assert out.stats[key]["nonfinite"] == [0] * 7
         assert_stats_equal(out.stats[key], from_scratch(out, key))
     assert out.stats["observation.state"]["count"] == [24] * 7  # a's two kept episodes × 12 frames
+
+
+def test_keeping_one_input_of_a_merge_gives_back_its_rate_clock_and_embodiment(tmp_path: Path) -> None:
+    from rdstd.ops.merge import merge
+
+    a = make(tmp_path / "a", prefix="a", rate_hz=10.0, embodiment="arm_a")
+    b = make(tmp_path / "b", prefix="b", rate_hz=5.0, embodiment="arm_b", camera="observation.images.wrist")
+    merge([a, b], tmp_path / "ab")
+    both = rdstd.open(tmp_path / "ab").manifest
+    assert both.rate_hz is None and len(both.embodiments) == 2
+    filter_episodes(tmp_path / "ab", tmp_path / "out", where="embodiment = 'arm_b'")
+    out = rdstd.open(tmp_path / "out").manifest
+    assert out.rate_hz == 5.0 and out.clock == rdstd.open(b).manifest.clock
+    assert [e.name for e in out.embodiments] == ["arm_b"]
+    assert set(out.features) == {"observation.state", "action", "observation.images.wrist"}
+    filter_episodes(tmp_path / "ab", tmp_path / "mixed", where="episode_id != 'a000'")
+    mixed = rdstd.open(tmp_path / "mixed").manifest
+    assert mixed.rate_hz is None and {e.name for e in mixed.embodiments} == {"arm_a", "arm_b"}
