@@ -19,11 +19,11 @@ import polars as pl
 
 from rdstd.errors import UsageError
 from rdstd.ops.assemble import Progress
-from rdstd.ops.merge import MERGE_KEY
 from rdstd.ops.subset import write_subset
 from rdstd.paths import normalized
 from rdstd.schema.clock import Clock
 from rdstd.schema.manifest import Manifest
+from rdstd.store.merged import MERGE_KEY
 from rdstd.store.reader import Dataset
 
 

@@ -25,11 +25,9 @@ from rdstd.schema.clock import Clock
 from rdstd.schema.embodiment import Embodiment
 from rdstd.schema.features import CameraCalibration, ImageFeature
 from rdstd.schema.manifest import Counts, Manifest, Provenance, StorageLayout
+from rdstd.store.merged import MERGE_KEY
 from rdstd.store.output import check_overlap
 from rdstd.store.reader import Dataset
-
-#: The ``source_meta`` key each merged episode records its input under.
-MERGE_KEY = "rdstd.merge"
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
@@ -39,7 +39,7 @@ from rdstd.schema.features import ImageFeature, VectorFeature
 from rdstd.schema.manifest import Manifest
 from rdstd.schema.validation import first_problem
 from rdstd.schema.vocabulary import ImageCodec
-from rdstd.store import layout, output, pages
+from rdstd.store import layout, merged, output, pages
 
 if TYPE_CHECKING:
     from rdstd.io.remote import RemotePath
@@ -338,6 +338,14 @@ class Dataset:
         """The episodes for which ``predicate`` (a polars expression over :attr:`episodes`) holds."""
         return Dataset(self.location, self.manifest, self.episodes.filter(predicate), self._stats)
 
+    def with_features(self, keys: Iterable[str]) -> Dataset:
+        """This selection reading only the features ``keys`` (e.g. those a merged dataset's episodes have values for:
+        :func:`rdstd.store.merged.episode_features`)."""
+        wanted = set(keys)
+        features = {k: f for k, f in self.manifest.features.items() if k in wanted}
+        manifest = self.manifest.model_copy(update={"features": features})
+        return Dataset(self.location, manifest, self.episodes, self._stats)
+
     def __repr__(self) -> str:
         return f"Dataset({str(self.location)!r}, episodes={self.num_episodes}, frames={len(self)})"
 
@@ -606,8 +614,7 @@ class Dataset:
     def partial_features(self) -> frozenset[str]:
         """Features that some episodes lack: in a merged dataset, those an input did not have
         (``extra.merge.inputs[].features`` names what each input fills); their frames there are null."""
-        inputs = (self.manifest.extra.get("merge") or {}).get("inputs") or []
-        return frozenset(k for k in self.manifest.features if any(k not in (i.get("features") or {}) for i in inputs))
+        return merged.partial_features(self.manifest.extra, list(self.manifest.features))
 
     def present(self, key: str, indices: npt.ArrayLike) -> npt.NDArray[np.bool_]:
         """Whether vector feature ``key`` has a value at each global frame index (False in the episodes of a merged

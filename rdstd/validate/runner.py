@@ -7,12 +7,16 @@ ask for them, and only when the configuration turns pixels on.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import polars as pl
+
 import rdstd
 from rdstd.errors import UsageError
+from rdstd.store import merged
 from rdstd.store.reader import Dataset
 from rdstd.validate import stream
 from rdstd.validate.check import Check, DatasetView, ShardView
@@ -51,7 +55,45 @@ def build_checks(config: Config) -> tuple[list[Check], list[str]]:
 
 
 def run(ds: Dataset, checks: list[Check], *, pixels: bool = False) -> list[Finding]:
-    """Every finding of ``checks`` on ``ds`` (begin, every shard's episodes, end), in that order."""
+    """Every finding of ``checks`` on ``ds`` (begin, every shard's episodes, end), in that order.
+
+    A merged dataset whose inputs had different features is checked one group of episodes at a time, each group
+    with the features its episodes have (:func:`partitions`; new instances of the same checks per group): the null
+    rows of a feature an input lacked are not data. A dataset-wide finding that several groups give is kept once.
+    """
+    parts = partitions(ds)
+    if len(parts) == 1:
+        return _run(parts[0], checks, pixels=pixels)
+    found: list[Finding] = []
+    seen: set[str] = set()
+    for part in parts:
+        for finding in _run(part, [type(c)(c.params, c.level) for c in checks], pixels=pixels):
+            if finding.episode_index is None and finding.episode_id is None:
+                key = finding.model_dump_json()
+                if key in seen:
+                    continue
+                seen.add(key)
+            found.append(finding)
+    return found
+
+
+def partitions(ds: Dataset) -> list[Dataset]:
+    """``ds`` itself, or for a merged dataset with features some inputs lacked, its episodes grouped by the features
+    they have (in order of each group's first episode), each group reading only those features."""
+    if not ds.partial_features:
+        return [ds]
+    extra = ds.manifest.extra
+    groups: dict[frozenset[str] | None, list[int]] = {}
+    for pos, text in enumerate(ds.episodes["source_meta"].to_list()):
+        groups.setdefault(merged.episode_features(extra, json.loads(text or "{}")), []).append(pos)
+    parts = []
+    for have, positions in groups.items():
+        part = ds.select(pl.int_range(pl.len()).is_in(positions))
+        parts.append(part if have is None else part.with_features(have))
+    return parts
+
+
+def _run(ds: Dataset, checks: list[Check], *, pixels: bool) -> list[Finding]:
     view = DatasetView(ds.path, ds.manifest, ds.episodes, lambda: ds.stats)
     wants_pixels = pixels and any(c.pixels for c in checks)
     return run_shards(view, lambda: stream.shards(ds, pixels=wants_pixels), checks)

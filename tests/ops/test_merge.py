@@ -14,9 +14,10 @@ import rdstd
 from rdstd.convert.pipeline import convert
 from rdstd.errors import MergeConflictError, OutputError, UsageError
 from rdstd.ops import assemble
-from rdstd.ops.merge import MERGE_KEY, merge
+from rdstd.ops.merge import merge
 from rdstd.schema.features import CameraIntrinsics, VectorFeature
 from rdstd.schema.vocabulary import Unit
+from rdstd.store.merged import MERGE_KEY
 from rdstd.store.reader import Dataset
 from rdstd.store.stats import RunningStats
 from tests.conftest import sample
