@@ -21,7 +21,7 @@ from rdstd.errors import CorruptSourceError, EpisodeError, MappingError, RdstdEr
 from rdstd.formats.base import EpisodeRef, FormatBackend, SourceDataset, SourceEpisode, SourceInfo, SourceKey
 from rdstd.formats.hdf5.detect import Detection, classify, demo_names, numbered_groups
 from rdstd.formats.hdf5.episode import CLOCK_KEY, LargeValues, Scan, episode_attrs, length_of, scan
-from rdstd.formats.hdf5.frames import EncodedRows, H5Frames, codec_of, padded_lengths
+from rdstd.formats.hdf5.frames import EncodedRows, H5Frames, codec_of, encoded_shape, padded_lengths
 from rdstd.formats.hdf5.h5 import (
     check_filters,
     check_links,
@@ -36,7 +36,6 @@ from rdstd.formats.hdf5.mujoco import state_layout
 from rdstd.formats.hdf5.options import parse_options
 from rdstd.formats.sniff import has_hdf5_signature
 from rdstd.lfs import is_pointer
-from rdstd.media import images
 from rdstd.schema.episode import EncodedFrames
 from rdstd.schema.vocabulary import ImageCodec
 
@@ -397,12 +396,10 @@ class Hdf5Source(SourceDataset):
                 if codec is None:
                     keys[key] = SourceKey(key, "vector", (-1,), str(h5py.check_vlen_dtype(dtype) or dtype))
                 else:
-                    pixels = images.decode(head, ImageCodec(codec))
-                    shape = tuple(int(d) for d in pixels.shape)
-                    keys[key] = SourceKey(key, "image", shape, pixels.dtype.name, codec=ImageCodec(codec))
+                    shape, pixel_type = encoded_shape(head, codec)
+                    keys[key] = SourceKey(key, "image", shape, pixel_type, codec=ImageCodec(codec))
             elif compress and ds.ndim == 2 and dtype == np.uint8 and key.startswith("observations/images/"):
-                pixels = images.decode(np.asarray(ds[0], dtype=np.uint8).tobytes(), ImageCodec.JPEG)
-                shape = tuple(int(d) for d in pixels.shape)
+                shape, _ = encoded_shape(np.asarray(ds[0], dtype=np.uint8).tobytes(), "jpeg")
                 keys[key] = SourceKey(key, "image", shape, "uint8", note=PADDED_NOTE, codec=ImageCodec.JPEG)
             elif len(per_step) == 3 and per_step[-1] in (1, 3, 4) and min(per_step[:2]) >= 8 and dtype.kind == "u":
                 keys[key] = SourceKey(key, "image", per_step, dtype.name)
