@@ -233,12 +233,19 @@ def write_isaaclab(path: Path, rotvecs: list[npt.NDArray[np.float64]]) -> None:
         data.attrs["total"] = sum(len(r) for r in rotvecs)
 
 
-def write_robomind(path: Path, steps: int = 4) -> list[bytes]:
-    """A RoboMIND trajectory.hdf5: master/puppet joints, variable-length JPEG and PNG depth bytes."""
+def write_robomind(
+    path: Path, steps: int = 4, *, sim: bool | None = False, depth_attrs: dict[str, Any] | None = None
+) -> list[bytes]:
+    """A RoboMIND trajectory.hdf5: master/puppet joints, variable-length JPEG and PNG depth bytes.
+
+    ``sim`` is the root ``@sim`` attribute (None: left out); ``depth_attrs`` are set on the depth dataset (RoboMIND's
+    public files have none: a test of what rdstd does when a file does state a unit).
+    """
     rng = np.random.default_rng(5)
     rgb = [jpeg(picture(50 + i)) for i in range(steps)]
     with h5py.File(path, "w") as f:
-        f.attrs["sim"] = False
+        if sim is not None:
+            f.attrs["sim"] = sim
         f.attrs["compress"] = True
         for side in ("master", "puppet"):
             g = f.create_group(side)
@@ -251,6 +258,8 @@ def write_robomind(path: Path, steps: int = 4) -> list[bytes]:
         for i in range(steps):
             cam[i] = np.frombuffer(rgb[i], dtype=np.uint8)
             depth[i] = np.frombuffer(png(rng.integers(0, 4000, (12, 16), dtype=np.uint16)), dtype=np.uint8)
+        for name, value in (depth_attrs or {}).items():
+            depth.attrs[name] = value
     return rgb
 
 
