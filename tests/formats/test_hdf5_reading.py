@@ -12,7 +12,7 @@ import pytest
 
 from rdstd.errors import CorruptSourceError
 from rdstd.formats.hdf5 import Hdf5Backend
-from rdstd.formats.hdf5.frames import EncodedRows, one_row_chunks
+from rdstd.formats.hdf5.frames import EncodedRows, one_row_chunks, padded_lengths
 from rdstd.testing import hdf5 as fx
 
 
@@ -48,6 +48,9 @@ def test_padded_rows_in_one_row_chunks_are_read_by_direct_chunk_reads(tmp_path: 
         assert rows[:] == jpegs[2:18]
         assert rows[3] == jpegs[5]
         assert list(rows) == jpegs[2:18]
+        table = np.array([[len(b) for b in jpegs]])
+        (cut,) = padded_lengths({"cam": f["cam"]}, table, "e.hdf5:compress_len").values()  # probes the first rows
+        assert cut.tolist() == table[0].tolist()
     assert selections == []  # no selection machinery, no array per row
 
 

@@ -190,6 +190,16 @@ class EncodedRows(Sequence[bytes]):
             yield from self.frames(lo, min(lo + self._block, self._n))
 
 
+def first_rows(dataset: Any, n: int) -> list[npt.NDArray[np.uint8]]:
+    """The first ``n`` rows of a padded 2-D uint8 dataset (direct chunk reads when it has one-row chunks)."""
+    if one_row_chunks(dataset):
+        try:
+            return [np.frombuffer(dataset.id.read_direct_chunk((t, 0))[1], np.uint8) for t in range(n)]
+        except RuntimeError:  # a chunk never written: the plain read below gives its fill value
+            pass
+    return list(np.asarray(dataset[:n], dtype=np.uint8))
+
+
 def one_row_chunks(dataset: Any) -> bool:
     """Whether ``dataset`` is 2-D uint8 stored one row per chunk with no filter (direct chunk reads apply)."""
     chunks = getattr(dataset, "chunks", None)
@@ -218,7 +228,7 @@ def padded_lengths(
     probe = min(3, table.shape[1])
     fits: dict[str, list[int]] = {}
     for name, ds in cams.items():
-        rows = [np.asarray(ds[t], dtype=np.uint8) for t in range(probe)]
+        rows = first_rows(ds, probe)
         fits[name] = [
             r
             for r in range(table.shape[0])

@@ -292,7 +292,8 @@ class Hdf5Source(SourceDataset):
             multi = [file[k] for k in file if getattr(file[k], "ndim", 0) >= 3]
             episodes, steps = int(multi[0].shape[0]), int(multi[0].shape[1])
             return [_Unit(path, "", stacked=i, length=steps) for i in range(episodes)]
-        return [_Unit(path, "", length=length_of(dict(walk(file))))]
+        hint = _length_hint(file)  # the same answer as length_of for files with actions/action/states, cheaper
+        return [_Unit(path, "", length=hint if hint is not None else length_of(dict(walk(file))))]
 
     def _concatenated(self, path: Path, file: Any, index: str) -> list[_Unit]:
         """Units of steps concatenated over episodes and split by the exclusive ends in ``index``."""
