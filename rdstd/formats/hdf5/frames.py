@@ -143,7 +143,7 @@ class EncodedRows(Sequence[bytes]):
         try:
             data: bytes = self._ds.id.read_direct_chunk((row, 0))[1]
         except RuntimeError:  # "chunk storage is not allocated"
-            return bytes(np.asarray(self._ds[row], dtype=np.uint8).tobytes())
+            return np.asarray(self._ds[row], dtype=np.uint8).tobytes()
         return data
 
     def _trim(self, i: int, raw: Any) -> bytes:
