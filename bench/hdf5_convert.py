@@ -2,17 +2,22 @@
 
 Each episode is one ``episode_<i>.hdf5`` file as the ALOHA recorders write it with ``compress``: 4 cameras of
 480×640 JPEG zero-padded to one length (chunks of one frame) plus ``compress_len``, 14-d ``action``/``qpos``/
-``qvel``/``effort``, 400 steps at 50 Hz. The JPEGs are real (bench.common.camera_frames, quality 95) and reused
-across frames, so writing a large source is quick. Images pass through (no re-encode).
+``qvel``/``effort``, 400 steps at 50 Hz. The JPEGs are real (bench.common.camera_frames) and reused across frames,
+so writing a large source is quick. Images pass through (no re-encode).
 
-"raw read" is the floor for any converter: h5py reads the padded rows 16 at a time (as the backend does; one
-call per row is slower), trims each with ``compress_len``, and reads the vectors. "backend read" streams every
-episode through the HDF5 backend alone (what convert reads, without writing the canonical dataset). "convert" is
-``rdstd convert SRC OUT`` (the CLI, the shipped hdf5/aloha spec matched). Each runs in a fresh process; the source
-is read once first, so all three read from the page cache. Peak RSS is each process's ru_maxrss (wait4).
-Run: .venv/bin/python -m bench.hdf5_convert (--episodes 5,10,20 by default; the issue's 200 episodes need
-~50 GB of disk for source and output at quality 95: pass --episodes 20,200 --jpeg-quality 50 to scale the JPEGs
-down to ~9 KB, 480×640 still, and about 3 GB each way).
+The limit is the faster of two minimal h5py readers of every frame's bytes and every vector: "raw blocks" reads the
+padded rows 16 at a time and trims each with ``compress_len`` (what a plain reader does); "raw direct" reads each
+one-row chunk with ``read_direct_chunk`` (what the backend does; it skips HDF5's selection machinery). "backend
+read" streams every episode through the HDF5 backend alone (what convert reads, without writing the canonical
+dataset). "convert" is ``rdstd convert SRC OUT`` (the CLI, the shipped hdf5/aloha spec matched: four cameras
+and effort mapped). Each runs in a fresh process, interleaved, ``--repeats`` times; the source is read once
+first, so all read from the page cache. Wall time, CPU time (user + system of the process and its children,
+from wait4) and peak RSS (ru_maxrss) per run; best and median reported, and the ratios of convert and backend to
+the limit (limit time / their time: 1.0 = as fast as the limit).
+
+Run: .venv/bin/python -m bench.hdf5_convert (--episodes 5,20 by default; the issue's run is
+``--episodes 20,200 --jpeg-quality 50 --writer-share``: JPEGs of ~9 KB, 480×640 still, ~3 GB of source and as much
+output, under ``--workdir`` (/tmp/rdstd-bench-hdf5), deleted afterwards).
 
 ``--writer-share`` also converts the first episode count in-process under cProfile and reports the share of the
 conversion spent in the canonical writer (``rdstd/store/writer.py`` and the Parquet/fsync calls below it).
@@ -29,6 +34,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
+from typing import Any
 
 import numpy as np
 
@@ -82,6 +89,24 @@ def raw_read(folder: Path) -> int:
     return steps
 
 
+def raw_direct(folder: Path) -> int:
+    """The same bytes read one chunk at a time with ``read_direct_chunk`` (one-row chunks, no filter)."""
+    import h5py
+
+    steps = 0
+    for path in sorted(folder.glob("*.hdf5")):
+        with h5py.File(path, "r") as f:
+            lengths = f["compress_len"][()].astype(int)
+            for row, cam in enumerate(CAMERAS):
+                dsid = f[f"observations/images/{cam}"].id
+                for i in range(lengths.shape[1]):
+                    dsid.read_direct_chunk((i, 0))[1][: lengths[row, i]]
+            for key in ("observations/qpos", "observations/qvel", "observations/effort", "action"):
+                f[key][()]
+            steps += int(f["action"].shape[0])
+    return steps
+
+
 def backend_read(folder: Path) -> int:
     """Stream every episode through the HDF5 backend (images as encoded rows, vectors sliced); returns frames."""
     from rdstd.formats.base import read_frames
@@ -118,71 +143,120 @@ def requality(frames: list[bytes], quality: int) -> list[bytes]:
     return out
 
 
-def child(argv: list[str]) -> tuple[float, float]:
-    """Run ``argv`` in a fresh process; (seconds, peak RSS MB)."""
+def child(argv: list[str]) -> tuple[float, float, float]:
+    """Run ``argv`` in a fresh process; (wall seconds, CPU seconds incl. its children, peak RSS MB)."""
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"failed: {' '.join(argv)}")
-    return time.perf_counter() - started, usage.ru_maxrss / 1024
+    return time.perf_counter() - started, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def measure(src: Path, out: Path, repeats: int) -> dict[str, dict[str, list[float]]]:
+    """Every reader and the conversion, interleaved ``repeats`` times: wall, cpu and rss lists per method."""
+    me = [sys.executable, "-m", "bench.hdf5_convert"]
+    commands = {
+        "raw_blocks": [*me, "--raw-read", str(src)],
+        "raw_direct": [*me, "--raw-direct", str(src)],
+        "backend_read": [*me, "--backend-read", str(src)],
+        "convert": [sys.executable, "-m", "rdstd", "convert", str(src), str(out), "--progress", "none"],
+    }
+    child(commands["raw_blocks"])  # warm the page cache
+    runs: dict[str, dict[str, list[float]]] = {m: {"wall": [], "cpu": [], "rss": []} for m in commands}
+    for _ in range(repeats):
+        for method, argv in commands.items():
+            shutil.rmtree(out, ignore_errors=True)
+            wall, cpu, rss = child(argv)
+            for name, value in (("wall", wall), ("cpu", cpu), ("rss", rss)):
+                runs[method][name].append(value)
+    shutil.rmtree(out, ignore_errors=True)
+    return runs
+
+
+def summarize(count: int, frames: int, image_bytes: int, runs: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
+    """Best and median per method, and the ratios to the limit (the faster raw reader, per statistic)."""
+    result: dict[str, Any] = {"episodes": count, "frames": frames, "image_mb": round(image_bytes / 1e6, 1)}
+    stats = {
+        m: {
+            f"{k}_{how}": float(fn(v))
+            for k, v in r.items()
+            if k != "rss"
+            for how, fn in (("best", min), ("median", median))
+        }
+        for m, r in runs.items()
+    }
+    for method, values in stats.items():
+        result[method] = {
+            "frames_per_s_best": round(frames / values["wall_best"]),
+            "frames_per_s_median": round(frames / values["wall_median"]),
+            **{k: round(v, 3) for k, v in values.items()},
+            "peak_rss_mb": round(max(runs[method]["rss"])),
+        }
+    for method in ("backend_read", "convert"):
+        result[f"{method}_over_limit"] = {
+            key: round(min(stats["raw_blocks"][key], stats["raw_direct"][key]) / stats[method][key], 3)
+            for key in ("wall_best", "wall_median", "cpu_best", "cpu_median")
+        }
+    return result
 
 
 def main() -> None:
     """Sweep the episode count; print a table and write bench/results/hdf5_convert.json."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--episodes", default="5,10,20", help="comma-separated episode counts")
+    parser.add_argument("--episodes", default="5,20", help="comma-separated episode counts")
     parser.add_argument("--steps", type=int, default=STEPS)
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of every method")
     parser.add_argument("--jpeg-quality", type=int, default=95, help="JPEG quality of the frames (smaller files)")
     parser.add_argument("--writer-share", action="store_true", help="profile the writer's share (first count)")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/rdstd-bench-hdf5"), help="scratch (deleted)")
     parser.add_argument("--raw-read", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--raw-direct", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--backend-read", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.raw_read:
-        print(json.dumps({"steps": raw_read(args.raw_read)}))
-        return
-    if args.backend_read:
-        print(json.dumps({"steps": backend_read(args.backend_read)}))
-        return
+    for flag, reader in ((args.raw_read, raw_read), (args.raw_direct, raw_direct), (args.backend_read, backend_read)):
+        if flag:
+            print(json.dumps({"steps": reader(flag)}))
+            return
     pools = {cam: camera_frames(POOL, seed=i) for i, cam in enumerate(CAMERAS)}
     if args.jpeg_quality != 95:
         pools = {cam: requality(frames, args.jpeg_quality) for cam, frames in pools.items()}
     share: dict[str, float] = {}
-    rows, results = [], []
-    with tempfile.TemporaryDirectory(prefix="rdstd-bench-hdf5-") as tmp:
+    results = []
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="run-", dir=args.workdir))
+    try:
         for count in (int(n) for n in args.episodes.split(",")):
-            src = Path(tmp) / f"aloha-{count}"
+            src = tmp / f"aloha-{count}"
             src.mkdir()
             image_bytes = sum(write_episode(src / f"episode_{e}.hdf5", args.steps, pools, e) for e in range(count))
-            frames = count * args.steps
-            me = [sys.executable, "-m", "bench.hdf5_convert", "--raw-read", str(src)]
-            child(me)  # warm the page cache
-            raw_s, raw_rss = child(me)
-            back_s, back_rss = child([sys.executable, "-m", "bench.hdf5_convert", "--backend-read", str(src)])
-            conv_s, conv_rss = child(
-                [sys.executable, "-m", "rdstd", "convert", str(src), str(Path(tmp) / f"out-{count}")]
-            )
-            result = {
-                "episodes": count,
-                "frames": frames,
-                "image_mb": round(image_bytes / 1e6, 1),
-                "raw_read_frames_per_s": round(frames / raw_s),
-                "raw_read_peak_rss_mb": round(raw_rss),
-                "backend_read_frames_per_s": round(frames / back_s),
-                "backend_read_peak_rss_mb": round(back_rss),
-                "convert_frames_per_s": round(frames / conv_s),
-                "convert_peak_rss_mb": round(conv_rss),
-                "backend_over_raw": round(raw_s / back_s, 2),
-                "convert_over_raw": round(raw_s / conv_s, 2),
-            }
-            results.append(result)
-            rows.append([result[k] for k in result])
+            runs = measure(src, tmp / f"out-{count}", args.repeats)
+            results.append(summarize(count, count * args.steps, image_bytes, runs))
+            print(json.dumps(results[-1]), flush=True)
             if args.writer_share and not share:
-                share = writer_share(src, Path(tmp) / f"profiled-{count}") | {"episodes": count}
+                share = writer_share(src, tmp / f"profiled-{count}") | {"episodes": count}
+                shutil.rmtree(tmp / f"profiled-{count}", ignore_errors=True)
             shutil.rmtree(src)  # keep the disk free for the next count
-            shutil.rmtree(Path(tmp) / f"out-{count}", ignore_errors=True)
-            shutil.rmtree(Path(tmp) / f"profiled-{count}", ignore_errors=True)
-    print(table(list(results[0]), rows))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    headers = ["episodes", "method", "frames/s best", "frames/s median", "cpu s best", "peak RSS MB"]
+    rows = [
+        [
+            r["episodes"],
+            m,
+            r[m]["frames_per_s_best"],
+            r[m]["frames_per_s_median"],
+            r[m]["cpu_best"],
+            r[m]["peak_rss_mb"],
+        ]
+        for r in results
+        for m in ("raw_blocks", "raw_direct", "backend_read", "convert")
+    ]
+    print(table(headers, rows))
+    ratio_rows = [
+        [r["episodes"], m, *r[f"{m}_over_limit"].values()] for r in results for m in ("backend_read", "convert")
+    ]
+    print(table(["episodes", "over the limit", "wall best", "wall median", "cpu best", "cpu median"], ratio_rows))
     if share:
         print(f"writer share of convert (cProfile, {share['episodes']} episodes): {share['writer_share']:.0%}")
     summary = {
@@ -190,6 +264,7 @@ def main() -> None:
         "cameras": 4,
         "jpeg_quality": args.jpeg_quality,
         "jpeg_kb_mean": round(float(np.mean([len(b) for p in pools.values() for b in p])) / 1e3, 1),
+        "repeats": args.repeats,
         "results": results,
         "writer_share": share,
     }

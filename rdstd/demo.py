@@ -91,20 +91,11 @@ def make_lerobot(root: Path) -> Source:
 
 def make_hdf5(root: Path) -> Source:
     """ALOHA/ACT episodes (one HDF5 file each, padded JPEG cameras with compress_len), converted with the shipped
-    ALOHA spec completed the way a user completes one: its cameras and the effort column added."""
-    from rdstd.testing.hdf5 import ALOHA_CAMERAS, write_aloha_folder
+    ALOHA spec, matched on its own (it maps the four cameras and the effort)."""
+    from rdstd.testing.hdf5 import write_aloha_folder
 
     path = write_aloha_folder(root / "sources" / "aloha", episodes=3, steps=20)
-    cameras = "".join(
-        f"  observation.images.{cam}:\n    key: observations/images/{cam}\n    frame: {cam}_optical\n"
-        for cam in ALOHA_CAMERAS
-    )
-    effort = (
-        "  observation.effort:\n    key: observations/effort\n    role: joint_effort\n    unit: unknown\n"
-        "    frame: none\n    description: follower motor currents, units not documented by ALOHA\n"
-    )
-    spec = _extend_spec("hdf5/aloha", root / "specs" / "aloha_demo.yaml", "hdf5/aloha_demo", effort, cameras)
-    return Source(path, "ALOHA HDF5 folder, 3 episode files, 4 JPEG cameras each", ("--spec", str(spec)))
+    return Source(path, "ALOHA HDF5 folder, 3 episode files, 4 JPEG cameras each")
 
 
 ROSBAG_SPEC = """\

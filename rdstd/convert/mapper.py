@@ -21,7 +21,15 @@ import numpy as np
 import numpy.typing as npt
 
 from rdstd.convert.canonicalize import CameraPlan, VectorPlan, plan_camera, plan_vector
-from rdstd.convert.specs import LoadedSpec, canonical_name, draft_spec, drafted_camera, load_spec, match_spec
+from rdstd.convert.specs import (
+    LoadedSpec,
+    canonical_name,
+    draft_spec,
+    drafted_camera,
+    load_spec,
+    match_spec,
+    without_absent,
+)
 from rdstd.errors import EpisodeError, MappingError
 from rdstd.formats.base import FrameArray, SourceEpisode, SourceInfo, SourceKey, read_frames
 from rdstd.media.video import frame_times
@@ -42,7 +50,14 @@ _NUMERIC_KINDS = "biuf"
 
 
 def resolve_spec(info: SourceInfo, spec: str | Path | ConverterSpec | None) -> tuple[LoadedSpec, list[str]]:
-    """The spec to use: the one given, a shipped one that matches the source, or a draft (with a warning)."""
+    """The spec to use: the one given, a shipped one that matches the source, or a draft (with a warning);
+    its optional entries the source lacks are left out, with a warning saying which (:func:`without_absent`)."""
+    loaded, warnings = _resolve_spec(info, spec)
+    fitted, absent = without_absent(loaded, info)
+    return fitted, warnings + absent
+
+
+def _resolve_spec(info: SourceInfo, spec: str | Path | ConverterSpec | None) -> tuple[LoadedSpec, list[str]]:
     if isinstance(spec, ConverterSpec):
         return LoadedSpec(spec, "(in memory)", ""), []
     if spec is not None:

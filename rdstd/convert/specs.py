@@ -133,6 +133,23 @@ def match_spec(info: SourceInfo) -> LoadedSpec | None:
     return tied[0]
 
 
+def without_absent(loaded: LoadedSpec, info: SourceInfo) -> tuple[LoadedSpec, list[str]]:
+    """``loaded`` without its ``optional: true`` features and cameras whose source keys ``info`` lacks, and a
+    warning naming each one left out. A required entry whose key is missing stays (the mapper's error names it),
+    and so does everything when no entry would be left."""
+    have = {k.key for k in info.keys}
+    spec = loaded.spec
+    features = {n: v for n, v in spec.features.items() if not v.optional or set(v.source_keys) <= have}
+    cameras = {n: c for n, c in spec.cameras.items() if not c.optional or c.key in have}
+    absent = [f"{n} ({', '.join(v.source_keys)})" for n, v in spec.features.items() if n not in features]
+    absent += [f"{n} ({c.key})" for n, c in spec.cameras.items() if n not in cameras]
+    if not absent or not (features or cameras):
+        return loaded, []  # nothing left to map: the mapper's error names the first missing key
+    fitted = spec.model_copy(update={"features": features, "cameras": cameras})
+    warning = f"spec {spec.name}: optional entries the source does not have, left out: {', '.join(absent)}"
+    return LoadedSpec(fitted, loaded.origin, loaded.sha256), [warning]
+
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9_./\-]")
 _ROLE_GUESS = {"action": Role.UNKNOWN, "reward": Role.REWARD, "is_first": Role.FLAG, "is_last": Role.FLAG}
 

@@ -39,6 +39,13 @@ SpecRate = Annotated[
 ]
 
 
+#: What ``optional: true`` on a feature or camera means.
+OPTIONAL_DOC = (
+    "the source may lack this key (e.g. a camera some rigs do not have): when it does, the entry is left out and "
+    "the conversion says so in its warnings; a required entry whose key is missing is an error"
+)
+
+
 class DimSpec(StrictModel):
     """One source dimension's meaning; fields left out fall back to the feature's defaults."""
 
@@ -69,6 +76,7 @@ class VectorSpec(StrictModel):
     rotations: list[RotationGroup] = Field(default_factory=list)
     grippers: list[GripperConvention] = Field(default_factory=list)
     action: ActionSemantics | None = None
+    optional: bool = Field(default=False, description=OPTIONAL_DOC)
     description: str = ""
 
     @model_validator(mode="after")
@@ -125,6 +133,7 @@ class CameraSpec(StrictModel):
     depth_scale: float | None = Field(default=None, gt=0, description="depth cameras: value × depth_scale")
     intrinsics: CameraIntrinsics | None = None
     extrinsics: Extrinsics | None = None
+    optional: bool = Field(default=False, description=OPTIONAL_DOC)
     description: str = ""
 
 

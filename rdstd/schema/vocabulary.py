@@ -30,7 +30,7 @@ class Role(StrEnum):
 
 
 class Unit(StrEnum):
-    """Physical unit of one dimension. Canonical data uses the SI members (m, rad, s, N, N·m and rates)."""
+    """Physical unit of one dimension. Canonical data uses the SI members (m, rad, s, N, N·m, A and rates)."""
 
     M = "m"
     MM = "mm"
@@ -45,6 +45,8 @@ class Unit(StrEnum):
     DEG_PER_S = "deg/s"
     N = "N"
     NM = "N·m"
+    A = "A"
+    MA = "mA"
     NORMALIZED = "normalized"
     PX = "px"
     COUNT = "count"
@@ -61,6 +63,7 @@ UNIT_TO_SI: dict[Unit, tuple[Unit, float]] = {
     Unit.MS: (Unit.S, 1e-3),
     Unit.MM_PER_S: (Unit.M_PER_S, 1e-3),
     Unit.DEG_PER_S: (Unit.RAD_PER_S, math.pi / 180.0),
+    Unit.MA: (Unit.A, 1e-3),
 }
 
 

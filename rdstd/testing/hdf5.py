@@ -53,18 +53,37 @@ def quat_xyzw_from_axis_angle(axis_angle: npt.NDArray[np.float64]) -> npt.NDArra
 
 
 def write_aloha_episode(
-    path: Path, steps: int = 6, *, cameras: tuple[str, ...] = ALOHA_CAMERAS, seed: int = 0, sim: bool = False
+    path: Path,
+    steps: int = 6,
+    *,
+    cameras: tuple[str, ...] = ALOHA_CAMERAS,
+    seed: int = 0,
+    sim: bool = False,
+    compress: bool = True,
+    effort: bool = True,
+    base_action: bool = False,
 ) -> dict[str, list[bytes]]:
-    """One compressed ALOHA episode file; returns each camera's true JPEG bytes per frame."""
+    """One ALOHA-family episode file; returns each camera's true JPEG bytes per frame (with ``compress``).
+
+    ``compress`` writes JPEG zero-padded to one length plus ``compress_len`` (aloha, mobile-aloha); without it the
+    cameras are raw (T, H, W, 3) uint8 chunked one frame each, as act's sim recorder writes them (the returned
+    bytes are then the JPEG of each frame's pixels, which are :func:`picture`). ``effort`` (T, 14) is written by
+    the real-robot recorders only; ``base_action`` (T, 2: linear m/s, angular rad/s) by Mobile ALOHA's.
+    """
     rng = np.random.default_rng(seed)
-    frames = {cam: [jpeg(picture(seed * 100 + i * 7 + c)) for i in range(steps)] for c, cam in enumerate(cameras)}
-    padded = max(len(b) for bs in frames.values() for b in bs)
+    pixels = {cam: [picture(seed * 100 + i * 7 + c) for i in range(steps)] for c, cam in enumerate(cameras)}
+    frames = {cam: [jpeg(p) for p in ps] for cam, ps in pixels.items()}
+    padded = max((len(b) for bs in frames.values() for b in bs), default=0)
     with h5py.File(path, "w") as f:
         f.attrs["sim"] = sim
-        f.attrs["compress"] = True
+        f.attrs["compress"] = compress
         obs = f.create_group("observations")
         images = obs.create_group("images")
         for cam in cameras:
+            if not compress:
+                shape = pixels[cam][0].shape
+                images.create_dataset(cam, data=np.stack(pixels[cam]), chunks=(1, *shape))
+                continue
             ds = images.create_dataset(cam, (steps, padded), dtype="uint8", chunks=(1, padded))
             for i, data in enumerate(frames[cam]):
                 row = np.zeros(padded, dtype=np.uint8)
@@ -72,10 +91,19 @@ def write_aloha_episode(
                 ds[i] = row
         obs.create_dataset("qpos", data=rng.uniform(-1, 1, (steps, 14)))
         obs.create_dataset("qvel", data=rng.uniform(-1, 1, (steps, 14)))
-        obs.create_dataset("effort", data=rng.uniform(-1, 1, (steps, 14)))
+        if effort:
+            obs.create_dataset("effort", data=rng.uniform(-2000, 2000, (steps, 14)))
         f.create_dataset("action", data=rng.uniform(-1, 1, (steps, 14)))
-        f.create_dataset("compress_len", data=np.array([[len(b) for b in frames[c]] for c in cameras], dtype=float))
+        if base_action:
+            f.create_dataset("base_action", data=rng.uniform(-0.5, 0.5, (steps, 2)))
+        if compress:
+            lengths = np.array([[len(b) for b in frames[c]] for c in cameras], dtype=float)
+            f.create_dataset("compress_len", data=lengths)
     return frames
+
+
+#: Mobile ALOHA's cameras (mobile-aloha constants.py): no cam_low.
+MOBILE_ALOHA_CAMERAS = ("cam_high", "cam_left_wrist", "cam_right_wrist")
 
 
 def write_aloha_folder(folder: Path, episodes: int = 3, steps: int = 6) -> Path:
@@ -205,12 +233,19 @@ def write_isaaclab(path: Path, rotvecs: list[npt.NDArray[np.float64]]) -> None:
         data.attrs["total"] = sum(len(r) for r in rotvecs)
 
 
-def write_robomind(path: Path, steps: int = 4) -> list[bytes]:
-    """A RoboMIND trajectory.hdf5: master/puppet joints, variable-length JPEG and PNG depth bytes."""
+def write_robomind(
+    path: Path, steps: int = 4, *, sim: bool | None = False, depth_attrs: dict[str, Any] | None = None
+) -> list[bytes]:
+    """A RoboMIND trajectory.hdf5: master/puppet joints, variable-length JPEG and PNG depth bytes.
+
+    ``sim`` is the root ``@sim`` attribute (None: left out); ``depth_attrs`` are set on the depth dataset (RoboMIND's
+    public files have none: a test of what rdstd does when a file does state a unit).
+    """
     rng = np.random.default_rng(5)
     rgb = [jpeg(picture(50 + i)) for i in range(steps)]
     with h5py.File(path, "w") as f:
-        f.attrs["sim"] = False
+        if sim is not None:
+            f.attrs["sim"] = sim
         f.attrs["compress"] = True
         for side in ("master", "puppet"):
             g = f.create_group(side)
@@ -223,6 +258,8 @@ def write_robomind(path: Path, steps: int = 4) -> list[bytes]:
         for i in range(steps):
             cam[i] = np.frombuffer(rgb[i], dtype=np.uint8)
             depth[i] = np.frombuffer(png(rng.integers(0, 4000, (12, 16), dtype=np.uint16)), dtype=np.uint8)
+        for name, value in (depth_attrs or {}).items():
+            depth.attrs[name] = value
     return rgb
 
 

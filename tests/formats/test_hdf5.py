@@ -152,8 +152,7 @@ def test_aloha_padded_jpeg_is_trimmed_with_compress_len_and_passed_through(tmp_p
     assert dataset.manifest.provenance.converter_spec == "hdf5/aloha"
     assert dataset.manifest.clock.rate_hz == 50
     row = dataset.episode(0)
-    (camera,) = [name for name in row.images if name.endswith("cam_low")]
-    assert row.images[camera].encoded == frames["cam_low"]  # byte for byte
+    assert row.images["observation.images.low"].encoded == frames["cam_low"]  # byte for byte
 
 
 def test_aloha_rows_of_compress_len_follow_the_writer_order_not_the_listing_order(tmp_path: Path) -> None:

@@ -2,9 +2,9 @@
 
 Neither reads anything when built. :class:`H5Frames` is a :class:`~rdstd.formats.base.FrameArray` over a
 dataset (optionally one episode of a stacked ``(episodes, steps, …)`` array, or a row range of a concatenated
-one): slicing reads only those rows. :class:`EncodedRows` is the list of one camera's encoded frames, read one
-frame at a time: ALOHA's JPEG bytes zero-padded to a common length are trimmed with ``compress_len``, RoboMIND's
-variable-length bytes are taken as they are.
+one): slicing reads only those rows. :class:`EncodedRows` is the list of one camera's encoded frames, read a
+block at a time (never the whole camera): ALOHA's JPEG bytes zero-padded to a common length are trimmed with
+``compress_len``, RoboMIND's variable-length bytes are taken as they are.
 """
 
 from __future__ import annotations
@@ -14,8 +14,11 @@ from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
+import simplejpeg
 
 from rdstd.errors import CorruptSourceError
+from rdstd.media import images
+from rdstd.schema.vocabulary import ImageCodec
 
 JPEG_MAGIC = b"\xff\xd8"
 JPEG_END = b"\xff\xd9"
@@ -58,6 +61,19 @@ class H5Frames:
         return array[::step] if step != 1 else array
 
 
+def encoded_shape(data: bytes, codec: str) -> tuple[tuple[int, ...], str]:
+    """(shape, dtype) of the pixels an encoded frame decodes to; JPEG from its header alone (no decode)."""
+    if codec == "jpeg":
+        try:
+            height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+        except ValueError:
+            pass  # not a readable header: the full decode below says why
+        else:
+            return (int(height), int(width), 3), "uint8"  # decoded as RGB (rdstd.media.images.decode)
+    pixels = images.decode(data, ImageCodec(codec))
+    return tuple(int(d) for d in pixels.shape), pixels.dtype.name
+
+
 def codec_of(head: bytes) -> str | None:
     """``jpeg`` or ``png`` from an encoded frame's first bytes; None for anything else."""
     if head.startswith(JPEG_MAGIC):
@@ -68,7 +84,13 @@ def codec_of(head: bytes) -> str | None:
 
 
 class EncodedRows(Sequence[bytes]):
-    """One camera's encoded frames, read one at a time from a padded 2-D uint8 or a variable-length dataset."""
+    """One camera's encoded frames, read a block at a time from a padded 2-D uint8 or a variable-length dataset.
+
+    Padded rows stored one per chunk with no filter (what the ALOHA recorders write: chunks of ``(1, padded)``)
+    are read with HDF5's direct chunk read: one call per frame hands back the row's bytes, which are cut at
+    ``compress_len`` (no array per row, no selection machinery). Other layouts are read in blocks whose edges
+    fall on chunk edges, so no chunk is read (or decompressed) twice.
+    """
 
     def __init__(
         self,
@@ -89,41 +111,61 @@ class EncodedRows(Sequence[bytes]):
                 f"{where}: compress_len holds {len(lengths)} lengths for {self._n} frames",
                 situation="compress-len-invalid",
             )
+        chunks = getattr(dataset, "chunks", None)
+        self._direct = lengths is not None and one_row_chunks(dataset)
+        rows = int(chunks[0]) if chunks else 1
+        #: Rows per block read: a whole number of chunks, at least BLOCK_ROWS.
+        self._block = rows * max(1, -(-BLOCK_ROWS // rows))
 
     def __len__(self) -> int:
         return self._n
 
     def frame(self, i: int) -> bytes:
         """Frame ``i``'s encoded bytes (padding trimmed)."""
-        return self._trim(i, self._ds[self._start + i])
+        return self.frames(i, i + 1)[0]
 
     def frames(self, start: int, stop: int) -> list[bytes]:
-        """Frames ``[start, stop)``, read :data:`BLOCK_ROWS` rows per h5py call (one call per row costs more)."""
+        """Frames ``[start, stop)``: one direct chunk read each, or blocks of whole chunks (see the class docs)."""
+        if self._direct:
+            return [self._trim_bytes(i, self._chunk(self._start + i)) for i in range(start, stop)]
         out: list[bytes] = []
-        for lo in range(start, stop, BLOCK_ROWS):
-            hi = min(lo + BLOCK_ROWS, stop)
-            block = self._ds[self._start + lo : self._start + hi]
+        lo = start
+        while lo < stop:
+            row = self._start + lo
+            hi = min(stop, lo + self._block - row % self._block)  # the block ends on a chunk edge
+            block = self._ds[row : self._start + hi]
             out.extend(self._trim(lo + j, block[j]) for j in range(hi - lo))
+            lo = hi
         return out
+
+    def _chunk(self, row: int) -> bytes:
+        """Row ``row``'s stored bytes; a chunk never written reads as the fill value (zeros), as h5py would."""
+        try:
+            data: bytes = self._ds.id.read_direct_chunk((row, 0))[1]
+        except RuntimeError:  # "chunk storage is not allocated"
+            return np.asarray(self._ds[row], dtype=np.uint8).tobytes()
+        return data
 
     def _trim(self, i: int, raw: Any) -> bytes:
         if self._lengths is None:
             return raw if isinstance(raw, bytes) else np.asarray(raw, dtype=np.uint8).tobytes()
+        return self._trim_bytes(i, np.asarray(raw, dtype=np.uint8).tobytes())
+
+    def _trim_bytes(self, i: int, row: bytes) -> bytes:
+        assert self._lengths is not None
         n = int(self._lengths[i])
-        row = np.asarray(raw, dtype=np.uint8)
-        if not 0 < n <= row.shape[0]:
+        if not 0 < n <= len(row):
             raise CorruptSourceError(
-                f"{self._where}: frame {i} claims {n} bytes of a {row.shape[0]}-byte row",
+                f"{self._where}: frame {i} claims {n} bytes of a {len(row)}-byte row",
                 situation="compress-len-invalid",
             )
-        data = row[:n].tobytes()
-        if data[-2:] != JPEG_END:
+        if row[n - 2 : n] != JPEG_END:
             raise CorruptSourceError(
                 f"{self._where}: frame {i} does not end a JPEG at compress_len={n}",
                 hint="compress_len does not match the image bytes; the file is damaged",
                 situation="compress-len-invalid",
             )
-        return data
+        return row[:n]
 
     @overload
     def __getitem__(self, index: int) -> bytes: ...
@@ -144,8 +186,28 @@ class EncodedRows(Sequence[bytes]):
         return self.frame(index)
 
     def __iter__(self) -> Iterator[bytes]:
-        for lo in range(0, self._n, BLOCK_ROWS):
-            yield from self.frames(lo, min(lo + BLOCK_ROWS, self._n))
+        for lo in range(0, self._n, self._block):
+            yield from self.frames(lo, min(lo + self._block, self._n))
+
+
+def first_rows(dataset: Any, n: int) -> list[npt.NDArray[np.uint8]]:
+    """The first ``n`` rows of a padded 2-D uint8 dataset (direct chunk reads when it has one-row chunks)."""
+    if one_row_chunks(dataset):
+        try:
+            return [np.frombuffer(dataset.id.read_direct_chunk((t, 0))[1], np.uint8) for t in range(n)]
+        except RuntimeError:  # a chunk never written: the plain read below gives its fill value
+            pass
+    return list(np.asarray(dataset[:n], dtype=np.uint8))
+
+
+def one_row_chunks(dataset: Any) -> bool:
+    """Whether ``dataset`` is 2-D uint8 stored one row per chunk with no filter (direct chunk reads apply)."""
+    chunks = getattr(dataset, "chunks", None)
+    if chunks is None or dataset.ndim != 2 or dataset.dtype != np.uint8 or dataset.is_virtual:
+        return False
+    if tuple(chunks) != (1, int(dataset.shape[1])):
+        return False
+    return bool(dataset.id.get_create_plist().get_nfilters() == 0)
 
 
 def padded_lengths(
@@ -166,7 +228,7 @@ def padded_lengths(
     probe = min(3, table.shape[1])
     fits: dict[str, list[int]] = {}
     for name, ds in cams.items():
-        rows = [np.asarray(ds[t], dtype=np.uint8) for t in range(probe)]
+        rows = first_rows(ds, probe)
         fits[name] = [
             r
             for r in range(table.shape[0])

@@ -94,13 +94,9 @@ def walk(group: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
     h5py = import_h5py()
     for name in sorted(group.keys(), key=natural_key):
         path = f"{prefix}{name}"
-        link = group.get(name, getlink=True)
-        if isinstance(link, h5py.ExternalLink | h5py.SoftLink):
-            item = group.get(name)
-            if item is None:
-                continue  # a dangling soft link is checked by check_links
-        else:
-            item = group[name]
+        item = group.get(name)  # one lookup; None for a dangling soft or external link (check_links refuses those)
+        if item is None:
+            continue
         if isinstance(item, h5py.Dataset):
             yield path, item
         elif isinstance(item, h5py.Group):

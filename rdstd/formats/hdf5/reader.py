@@ -19,9 +19,10 @@ import numpy as np
 
 from rdstd.errors import CorruptSourceError, EpisodeError, MappingError, RdstdError, SourceError
 from rdstd.formats.base import EpisodeRef, FormatBackend, SourceDataset, SourceEpisode, SourceInfo, SourceKey
+from rdstd.formats.hdf5.declared import ROBOMIND_DEPTH_RULE, depth_declared, simulated, simulated_summary
 from rdstd.formats.hdf5.detect import Detection, classify, demo_names, numbered_groups
 from rdstd.formats.hdf5.episode import CLOCK_KEY, LargeValues, Scan, episode_attrs, length_of, scan
-from rdstd.formats.hdf5.frames import EncodedRows, H5Frames, codec_of, padded_lengths
+from rdstd.formats.hdf5.frames import EncodedRows, H5Frames, codec_of, encoded_shape, padded_lengths
 from rdstd.formats.hdf5.h5 import (
     check_filters,
     check_links,
@@ -36,7 +37,6 @@ from rdstd.formats.hdf5.mujoco import state_layout
 from rdstd.formats.hdf5.options import parse_options
 from rdstd.formats.sniff import has_hdf5_signature
 from rdstd.lfs import is_pointer
-from rdstd.media import images
 from rdstd.schema.episode import EncodedFrames
 from rdstd.schema.vocabulary import ImageCodec
 
@@ -56,6 +56,8 @@ FLAVOR_RATES_HZ = {
     "droid_raw": 15.0,
 }
 _SPLIT_FILTERS = ("train", "valid", "test")
+#: Flavors whose writers record @sim: "unknown" is said for them when a file lacks it.
+_SIM_ATTR_FLAVORS = frozenset({"aloha", "mobile_aloha", "robomind"})
 PADDED_NOTE = "JPEG zero-padded to one length (trimmed with compress_len)"
 
 
@@ -117,6 +119,8 @@ class Hdf5Source(SourceDataset):
         self.file_attrs: dict[str, Any] = {}
         self._splits: dict[tuple[Path, str], str] = {}
         self._filters: dict[tuple[Path, str], list[str]] = {}
+        #: Each file's @sim attribute (ALOHA family, RoboMIND), None when it has none (:mod:`.declared`).
+        self._sim: dict[Path, bool | None] = {}
         self._first: tuple[Scan, dict[str, SourceKey]] | None = None
         #: From a spec's ``source:`` block (:meth:`configure`): per-step keys read k rows later, an end-row dataset
         #: per file that is not itself a per-step key, and the spec that said so.
@@ -254,6 +258,7 @@ class Hdf5Source(SourceDataset):
         check_links(file, path, self.root)
         found = classify(file)
         self.detections[path] = found
+        self._sim[path] = simulated(file)
         if not self.file_attrs:
             where = file[found.group] if found.group else file
             self.file_attrs = {k: self.large.keep(v) for k, v in episode_attrs(where, self.large).items()}
@@ -287,7 +292,8 @@ class Hdf5Source(SourceDataset):
             multi = [file[k] for k in file if getattr(file[k], "ndim", 0) >= 3]
             episodes, steps = int(multi[0].shape[0]), int(multi[0].shape[1])
             return [_Unit(path, "", stacked=i, length=steps) for i in range(episodes)]
-        return [_Unit(path, "", length=length_of(dict(walk(file))))]
+        hint = _length_hint(file)  # the same answer as length_of for files with actions/action/states, cheaper
+        return [_Unit(path, "", length=hint if hint is not None else length_of(dict(walk(file))))]
 
     def _concatenated(self, path: Path, file: Any, index: str) -> list[_Unit]:
         """Units of steps concatenated over episodes and split by the exclusive ends in ``index``."""
@@ -397,12 +403,10 @@ class Hdf5Source(SourceDataset):
                 if codec is None:
                     keys[key] = SourceKey(key, "vector", (-1,), str(h5py.check_vlen_dtype(dtype) or dtype))
                 else:
-                    pixels = images.decode(head, ImageCodec(codec))
-                    shape = tuple(int(d) for d in pixels.shape)
-                    keys[key] = SourceKey(key, "image", shape, pixels.dtype.name, codec=ImageCodec(codec))
+                    shape, pixel_type = encoded_shape(head, codec)
+                    keys[key] = SourceKey(key, "image", shape, pixel_type, codec=ImageCodec(codec))
             elif compress and ds.ndim == 2 and dtype == np.uint8 and key.startswith("observations/images/"):
-                pixels = images.decode(np.asarray(ds[0], dtype=np.uint8).tobytes(), ImageCodec.JPEG)
-                shape = tuple(int(d) for d in pixels.shape)
+                shape, _ = encoded_shape(np.asarray(ds[0], dtype=np.uint8).tobytes(), "jpeg")
                 keys[key] = SourceKey(key, "image", shape, "uint8", note=PADDED_NOTE, codec=ImageCodec.JPEG)
             elif len(per_step) == 3 and per_step[-1] in (1, 3, 4) and min(per_step[:2]) >= 8 and dtype.kind == "u":
                 keys[key] = SourceKey(key, "image", per_step, dtype.name)
@@ -442,6 +446,11 @@ class Hdf5Source(SourceDataset):
             extra["ragged_keys"] = ragged
         if first and first[0].clock is not None:
             extra["clock"] = first[0].clock_source
+        if any(v is not None for v in self._sim.values()) or self.detection.flavor in _SIM_ATTR_FLAVORS:
+            extra["simulated"] = simulated_summary(self._sim.values())
+        depth = [k.key for k in keys if k.kind == "image" and "depth" in k.key]
+        if first and depth:
+            extra["depth_units"] = {key: self._depth_unit(first[0], key) for key in depth}
         convention = self.file_attrs.get("macros_image_convention")
         if convention is not None:
             extra["image_convention"] = (
@@ -544,11 +553,14 @@ class Hdf5Source(SourceDataset):
         if isinstance(stated, int) and stated != result.length:
             notes.append(f"num_samples says {stated}, the datasets hold {result.length} steps: the datasets are used")
         flavor = self.detections.get(unit.file, self.detection).flavor
-        if flavor == "robomind" and any("depth" in k for k in images):
-            notes.append(
-                "depth images are kept as stored; RoboMIND's rule for their unit: millimetres, or metres when the "
-                "maximum is at most 100 (x-humanoid-robomind static/read_h5.py)"
-            )
+        for key in (k for k in images if "depth" in k):
+            declared = self._depth_unit(result, key)
+            if declared.get("from"):
+                notes.append(f"{key}: depth unit {declared['unit']} as the file states ({declared['from']})")
+            elif flavor == "robomind":
+                notes.append(f"{key}: depth images are kept as stored; {ROBOMIND_DEPTH_RULE}")
+        if self._sim.get(unit.file) is not None:
+            meta["simulated"] = self._sim[unit.file]
         if self.detection.flavor.startswith("isaaclab") and "obs/actions" in keys:
             notes.append("obs/actions is the previous step's action (obs/actions[t] = actions[t-1])")
         meta["notes"] = notes
@@ -572,6 +584,15 @@ class Hdf5Source(SourceDataset):
             task=task,
             meta=meta,
         )
+
+    def _depth_unit(self, result: Scan, key: str) -> dict[str, Any]:
+        """The depth unit the file states for ``key`` (:func:`.declared.depth_declared`), or ``unknown`` with why."""
+        declared = depth_declared(result.per_step[key], key)
+        if declared is not None:
+            return declared
+        flavor = self.detection.flavor
+        why = ROBOMIND_DEPTH_RULE if flavor == "robomind" else "the file states no unit for its depth images"
+        return {"unit": "unknown", "why": why}
 
     def _shifted_length(self, keys: dict[str, SourceKey], length: int, where: str) -> tuple[int, list[str]]:
         """The episode's length once the spec's shifts apply, and the notes saying what they did."""
