@@ -114,6 +114,19 @@ def spread(per_segment: npt.NDArray[Any], lengths: IntArray) -> npt.NDArray[Any]
     return out
 
 
+def subtract_each(values: npt.NDArray[np.float64], per_segment: npt.NDArray[np.float64], lengths: IntArray) -> None:
+    """In place: each segment's rows of ``values`` (rows x dims, the segments tiling its first rows) less that
+    segment's row of ``per_segment``. Segments of one length are broadcast over a view (no repeated copy)."""
+    rows = int(lengths.sum())
+    if len(lengths) and rows == len(values) and values.ndim == 2 and values.flags.f_contiguous:
+        width = int(lengths[0])
+        if width and bool(np.all(lengths == width)):
+            for d in range(values.shape[1]):
+                values[:, d].reshape(len(lengths), width)[...] -= per_segment[:, d, None]
+            return
+    values[:rows] -= spread(per_segment, lengths)
+
+
 def medians(values: npt.NDArray[np.float64], keep: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
     """Per row, ``np.median`` of the entries ``keep`` marks (NaN for a row with none)."""
     ordered = np.sort(np.where(keep, values, np.inf), axis=1)
@@ -199,3 +212,19 @@ def comoments(
     stops = starts + np.maximum(count, 0)
     xc, yc = centred(x, starts, lengths, count), centred(y, starts, lengths, count)
     return range_sum(xc * xc, starts, stops), range_sum(yc * yc, starts, stops), range_sum(xc * yc, starts, stops)
+
+
+class Scratch:
+    """Reusable float64 work buffers, by name: a check working shard after shard fills the same memory again
+    instead of faulting fresh pages in for every shard's temporaries."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, npt.NDArray[np.float64]] = {}
+
+    def columns(self, name: str, rows: int, dims: int) -> npt.NDArray[np.float64]:
+        """An uninitialised ``rows`` x ``dims`` array, dims-major (Fortran order), in the buffer ``name``."""
+        size = rows * dims
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.size < size:
+            buffer = self._buffers[name] = np.empty(size)
+        return buffer[:size].reshape((rows, dims), order="F")

@@ -68,7 +68,7 @@ def shards(ds: Dataset, *, pixels: bool = False) -> Iterator[ShardView]:
         raws = {k: _rows(data[k], firsts, lengths, tiled) for k in columns}
         # dims-major (Fortran order): per-episode reductions down a column and per-frame reductions across dims
         # run several times faster than on the rows as stored
-        floats = {k: np.asfortranarray(raws[k]).astype(np.float64, copy=False) for k in vectors}
+        floats = {k: _dims_major(raws[k]) for k in vectors}
         return raws, floats, lengths
 
     # the next shard is read (and checksummed) in a thread while the checks work on this one
@@ -88,7 +88,7 @@ def view(
     the episodes' ``timestamp`` and vectors as stored, concatenated in order; ``meta`` the episode table's columns
     (as :func:`shards` reads them) for the episodes at ``positions``."""
     lengths = np.array([meta["length"][p] for p in positions.tolist()], dtype=np.intp)
-    floats = {k: np.asfortranarray(columns[k]).astype(np.float64, copy=False) for k in vectors}
+    floats = {k: _dims_major(columns[k]) for k in vectors}
     return _view(None, positions, meta, dict(columns), floats, lengths, False)
 
 
@@ -125,6 +125,11 @@ def _view(
             view.frames_of = _PixelReader(ds, pos)
         views.append(view)
     return ShardView(views, times, floats, starts, lengths)
+
+
+def _dims_major(column: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    """A vector column as float64, dims-major (Fortran order), in one copy."""
+    return np.asarray(column, dtype=np.float64, order="F")
 
 
 def _rows(
