@@ -114,17 +114,21 @@ def spread(per_segment: npt.NDArray[Any], lengths: IntArray) -> npt.NDArray[Any]
     return out
 
 
-def subtract_each(values: npt.NDArray[np.float64], per_segment: npt.NDArray[np.float64], lengths: IntArray) -> None:
-    """In place: each segment's rows of ``values`` (rows x dims, the segments tiling its first rows) less that
-    segment's row of ``per_segment``. Segments of one length are broadcast over a view (no repeated copy)."""
+def apply_each(
+    values: npt.NDArray[np.float64], per_segment: npt.NDArray[np.float64], lengths: IntArray, ufunc: np.ufunc
+) -> None:
+    """In place: ``ufunc(row, per_segment[i])`` for each row of segment i of ``values`` (rows x dims, the segments
+    tiling its first rows), e.g. ``np.subtract`` to centre. Segments of one length are broadcast over a view (no
+    repeated copy)."""
     rows = int(lengths.sum())
     if len(lengths) and rows == len(values) and values.ndim == 2 and values.flags.f_contiguous:
         width = int(lengths[0])
         if width and bool(np.all(lengths == width)):
             for d in range(values.shape[1]):
-                values[:, d].reshape(len(lengths), width)[...] -= per_segment[:, d, None]
+                block = values[:, d].reshape(len(lengths), width)
+                ufunc(block, per_segment[:, d, None], out=block)
             return
-    values[:rows] -= spread(per_segment, lengths)
+    ufunc(values[:rows], spread(per_segment, lengths), out=values[:rows])
 
 
 def medians(values: npt.NDArray[np.float64], keep: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
@@ -148,11 +152,25 @@ def segment_any(rows: Any, starts: IntArray, lengths: IntArray) -> npt.NDArray[n
 def segment_medians(values: npt.NDArray[np.float64], starts: IntArray, lengths: IntArray) -> npt.NDArray[np.float64]:
     """``np.median(values[s : s + n], axis=0)`` for each segment (NaN for an empty one or one holding NaN).
 
-    Segments are gathered padded to a common length, in groups of similar lengths (so that padding stays within
-    about the data's own size), one column at a time, and partitioned around their middle ranks.
+    Segments of one length at a constant spacing (a shard of equal episodes) are copied out of a strided view of
+    each column; others are gathered padded to a common length, in groups of similar lengths (so that padding
+    stays within about the data's own size). Either way one column at a time, partitioned around the middle ranks.
     """
     rows = values.reshape(len(values), -1)
     out = np.full((len(starts), rows.shape[1]), np.nan)
+    spacing = _even_spacing(starts, lengths, len(rows))
+    if spacing is not None:
+        width = int(lengths[0])
+        for d in range(rows.shape[1]):
+            column = rows[:, d]
+            view = np.lib.stride_tricks.as_strided(
+                column[int(starts[0]) :],
+                shape=(len(starts), width),
+                strides=(spacing * column.strides[0], column.strides[0]),
+                writeable=False,
+            )
+            out[:, d] = _middles(np.array(view), lengths)
+        return out.reshape(len(starts), *values.shape[1:])
     for group in _similar_lengths(lengths):
         width = int(lengths[group].max())
         if width == 0:
@@ -161,21 +179,41 @@ def segment_medians(values: npt.NDArray[np.float64], starts: IntArray, lengths: 
         inside = np.arange(width)[None, :] < count[:, None]
         index = np.where(inside, starts[group][:, None] + np.arange(width)[None, :], 0)
         padded = not bool(inside.all())
-        middles = np.unique(np.r_[(count - 1) // 2, count // 2])
-        picks = np.arange(len(group))
         for d in range(rows.shape[1]):
             block = rows[:, d][index]
             if padded:
                 block[~inside] = np.inf
-            holes = np.isnan(block).any(axis=1)
-            if len(middles) <= _MAX_PARTITION_KTH:  # the middle ranks land where a sort puts them, in linear time
-                block.partition(middles, axis=1)
-            else:
-                block.sort(axis=1)
-            with np.errstate(invalid="ignore"):
-                middle = (block[picks, (count - 1) // 2] + block[picks, count // 2]) / 2
-            out[group, d] = np.where(holes | (count == 0), np.nan, middle)
+            out[group, d] = _middles(block, count)
     return out.reshape(len(starts), *values.shape[1:])
+
+
+def _even_spacing(starts: IntArray, lengths: IntArray, rows: int) -> int | None:
+    """The spacing of segments of one (non-zero) length that start at a constant spacing no shorter than it,
+    inside ``rows`` rows; None when they do not."""
+    if not len(starts) or lengths[0] <= 0 or not bool(np.all(lengths == lengths[0])):
+        return None
+    if int(starts[-1]) + int(lengths[0]) > rows or starts[0] < 0:
+        return None
+    if len(starts) == 1:
+        return int(lengths[0])
+    gaps = np.diff(starts)
+    spacing = int(gaps[0])
+    return spacing if spacing >= lengths[0] and bool(np.all(gaps == spacing)) else None
+
+
+def _middles(block: npt.NDArray[np.float64], count: IntArray) -> npt.NDArray[np.float64]:
+    """Per row of ``block`` (its first ``count`` entries are the segment's, the rest +inf), the median; NaN for a
+    row holding NaN or empty. ``block`` is reordered in place."""
+    holes = np.isnan(block).any(axis=1)
+    middles = np.unique(np.r_[(count - 1) // 2, count // 2])
+    if len(middles) <= _MAX_PARTITION_KTH:  # the middle ranks land where a sort puts them, in linear time
+        block.partition(middles, axis=1)
+    else:
+        block.sort(axis=1)
+    picks = np.arange(len(block))
+    with np.errstate(invalid="ignore"):
+        middle = (block[picks, (count - 1) // 2] + block[picks, count // 2]) / 2
+    return np.where(holes | (count == 0), np.nan, middle)
 
 
 def _similar_lengths(lengths: IntArray) -> list[IntArray]:

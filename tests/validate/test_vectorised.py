@@ -15,7 +15,7 @@ from rdstd.validate.check import Check, DatasetView, EpisodeView, ShardView
 from rdstd.validate.checks.actions import Fit, fit, fit_shard
 from rdstd.validate.config import load
 from rdstd.validate.runner import build_checks, run
-from rdstd.validate.segments import medians, range_sum, segment_max, segment_medians, segment_min
+from rdstd.validate.segments import apply_each, medians, range_sum, segment_max, segment_medians, segment_min
 from tests.validate.fixtures import make
 
 PAIRS = [(0, "observation.state", 0), (1, "observation.state", 1), (2, "observation.state", 2)]
@@ -198,3 +198,33 @@ def test_segment_medians_are_numpys(seed: int) -> None:
         want = np.median(values[s : s + n], axis=0) if n else np.full(3, np.nan)
         np.testing.assert_array_equal(got[i], want)
         np.testing.assert_array_equal(flat[i], want[0])
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize(("segments", "width", "spacing"), [(7, 10, 11), (5, 9, 9), (1, 6, 6), (6, 8, 8)])
+def test_segment_medians_of_evenly_spaced_segments_are_numpys(
+    order: str, segments: int, width: int, spacing: int
+) -> None:
+    """Equal segments at a constant spacing (a shard of equal episodes, the steps of its episodes) are read through
+    a strided view: the same medians as numpy's, NaN where a segment holds one, rows between segments ignored."""
+    rng = np.random.default_rng(width)
+    values = np.asarray(rng.normal(size=(segments * spacing + 2, 3)).round(1), order=order)
+    starts = (np.arange(segments) * spacing + 1).astype(np.intp)
+    lengths = np.full(segments, width, dtype=np.intp)
+    values[int(starts[-1]) + 2, 1] = np.nan
+    values[int(starts[0]) + width :: spacing, 2] = 1e9  # rows between segments must not count
+    got = segment_medians(values, starts, lengths)
+    for i, s in enumerate(starts.tolist()):
+        np.testing.assert_array_equal(got[i], np.median(values[s : s + width], axis=0))
+
+
+@pytest.mark.parametrize(("lengths", "extra"), [([4, 4, 4], 0), ([4, 4, 4], 1), ([3, 0, 5, 1], 0)])
+def test_apply_each_gives_each_segment_its_own_operand(lengths: list[int], extra: int) -> None:
+    rng = np.random.default_rng(3)
+    n = np.array(lengths, dtype=np.intp)
+    values = np.asfortranarray(rng.normal(size=(int(n.sum()) + extra, 2)))
+    per = rng.normal(size=(len(n), 2))
+    want = values.copy()
+    want[: int(n.sum())] -= np.repeat(per, n, axis=0)
+    apply_each(values, per, n, np.subtract)
+    np.testing.assert_array_equal(values, want)

@@ -107,8 +107,8 @@ def fit_shard(
     a_dev = _columns([shard.vectors[action][:, i] for i, _, _ in pairs], scratch.columns("a", total, len(pairs)))
     s_mean = segments.range_sum(s_dev, starts, stops) / _count(n)
     a_mean = segments.range_sum(a_dev, starts, stops) / _count(n)
-    segments.subtract_each(s_dev, s_mean, n)
-    segments.subtract_each(a_dev, a_mean, n)
+    segments.apply_each(s_dev, s_mean, n, np.subtract)
+    segments.apply_each(a_dev, a_mean, n, np.subtract)
     work = scratch.columns("work", total, len(pairs))  # per-frame products, in place
     sums_s, sums_a = segments.range_sum(s_dev, starts, stops), segments.range_sum(a_dev, starts, stops)
     squares_s = segments.range_sum(np.multiply(s_dev, s_dev, out=work), starts, stops)
@@ -147,7 +147,7 @@ def fit_shard(
     ds = work
     np.subtract(s_dev[1:], s_dev[:-1], out=ds[: total - 1])
     ds[total - 1 :] = 0.0
-    segments.subtract_each(ds, segments.range_sum(ds, starts, stops - 1) / _count(n - 1), n)
+    segments.apply_each(ds, segments.range_sum(ds, starts, stops - 1) / _count(n - 1), n, np.subtract)
     sum_a, sq_a = window_a
     var_a = sq_a - sum_a * sum_a / _count(n - 1)
     var_a[var_a <= 1e-12 * sq_a] = 0.0
