@@ -13,6 +13,7 @@ Third-party checks register under the ``rdstd.checks`` entry-point group (see :m
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -112,6 +113,8 @@ class EpisodeView:
     vectors: dict[str, FloatArray]
     raw: dict[str, npt.NDArray[Any]]
     frames_of: Callable[[str, Sequence[int]], list[npt.NDArray[Any]]] | None = None
+    #: :func:`content_digest` of the episode when the stream computed it already (in its reader thread).
+    digest: bytes | None = None
 
     @property
     def length(self) -> int:
@@ -123,6 +126,23 @@ class EpisodeView:
         if self.frames_of is None:
             return []
         return self.frames_of(camera, indices)
+
+    def content_digest(self) -> bytes:
+        """A 16-byte blake2b hash of the episode's timestamps and stored vectors (see :func:`content_digest`)."""
+        if self.digest is None:
+            self.digest = content_digest(self.timestamps, self.raw)
+        return self.digest
+
+
+def content_digest(timestamps: npt.NDArray[Any], raw: Mapping[str, npt.NDArray[Any]]) -> bytes:
+    """A 16-byte blake2b hash of an episode's timestamps and its vectors as stored (by key, sorted), hashed from
+    the arrays' own memory (no copy when they are contiguous): equal content, equal digest."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(np.ascontiguousarray(timestamps).data)
+    for key in sorted(raw):
+        digest.update(key.encode())
+        digest.update(np.ascontiguousarray(raw[key]).data)
+    return digest.digest()
 
 
 @dataclass
@@ -188,6 +208,8 @@ class Check(ABC):
     pixels: ClassVar[bool] = False
     #: Thresholds and their defaults; a profile may override them by name.
     defaults: ClassVar[Mapping[str, float]] = {}
+    #: Whether the check reads :meth:`EpisodeView.content_digest` (the stream then hashes in its reader thread).
+    content_digests: ClassVar[bool] = False
 
     def __init__(self, params: Mapping[str, float] | None = None, severity: Severity | None = None) -> None:
         self.params: dict[str, float] = {**self.defaults, **(params or {})}

@@ -54,7 +54,8 @@ def run(ds: Dataset, checks: list[Check], *, pixels: bool = False) -> list[Findi
     """Every finding of ``checks`` on ``ds`` (begin, every shard's episodes, end), in that order."""
     view = DatasetView(ds.path, ds.manifest, ds.episodes, lambda: ds.stats)
     wants_pixels = pixels and any(c.pixels for c in checks)
-    return run_shards(view, lambda: stream.shards(ds, pixels=wants_pixels), checks)
+    digests = any(c.content_digests for c in checks)
+    return run_shards(view, lambda: stream.shards(ds, pixels=wants_pixels, digests=digests), checks)
 
 
 def run_shards(view: DatasetView, shards: Callable[[], Iterable[ShardView]], checks: list[Check]) -> list[Finding]:

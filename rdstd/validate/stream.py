@@ -23,7 +23,7 @@ from rdstd.errors import CorruptDatasetError
 from rdstd.io.parquet import PARQUET_ERRORS
 from rdstd.store import layout
 from rdstd.store.reader import Dataset, EpisodeData
-from rdstd.validate.check import EpisodeView, ShardView
+from rdstd.validate.check import EpisodeView, ShardView, content_digest
 
 _Columns = dict[str, npt.NDArray[Any]]
 _REBUILD = "the dataset is damaged; rebuild it with rdstd convert (or restore it from a copy)"
@@ -35,8 +35,10 @@ def episodes(ds: Dataset, *, pixels: bool = False) -> Iterator[EpisodeView]:
         yield from shard.episodes
 
 
-def shards(ds: Dataset, *, pixels: bool = False) -> Iterator[ShardView]:
-    """The episodes of ``ds`` a shard at a time (table order within a shard), with the shard's columns."""
+def shards(ds: Dataset, *, pixels: bool = False, digests: bool = False) -> Iterator[ShardView]:
+    """The episodes of ``ds`` a shard at a time (table order within a shard), with the shard's columns; with
+    ``digests``, each episode's :meth:`~rdstd.validate.check.EpisodeView.content_digest` computed in the reader
+    thread (hashing releases the GIL: it runs beside the checks)."""
     vectors = ds.manifest.vectors
     columns = ["timestamp", *vectors]
     table = ds.episodes
@@ -59,7 +61,7 @@ def shards(ds: Dataset, *, pixels: bool = False) -> Iterator[ShardView]:
     }
     groups = [g for g in np.split(order, cuts) if len(g)]
 
-    def load(positions: npt.NDArray[np.intp]) -> tuple[_Columns, _Columns, npt.NDArray[np.intp]]:
+    def load(positions: npt.NDArray[np.intp]) -> tuple[_Columns, _Columns, npt.NDArray[np.intp], list[bytes] | None]:
         data = _read_shard(ds, int(shard_of[positions[0]]), columns)
         firsts = np.array([meta["shard_row"][p] for p in positions], dtype=np.intp)
         lengths = np.array([meta["length"][p] for p in positions], dtype=np.intp)
@@ -69,16 +71,23 @@ def shards(ds: Dataset, *, pixels: bool = False) -> Iterator[ShardView]:
         # dims-major (Fortran order): per-episode reductions down a column and per-frame reductions across dims
         # run several times faster than on the rows as stored
         floats = {k: _dims_major(raws[k]) for k in vectors}
-        return raws, floats, lengths
+        hashes = None
+        if digests:
+            spans = [slice(int(s), int(s + n)) for s, n in zip(starts.tolist(), lengths.tolist(), strict=True)]
+            hashes = [content_digest(raws["timestamp"][r], {k: raws[k][r] for k in vectors}) for r in spans]
+        return raws, floats, lengths, hashes
 
     # the next shard is read (and checksummed) in a thread while the checks work on this one
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(load, groups[0]) if groups else None
         for i, positions in enumerate(groups):
             assert pending is not None
-            raws, floats, lengths = pending.result()
+            raws, floats, lengths, hashes = pending.result()
             pending = pool.submit(load, groups[i + 1]) if i + 1 < len(groups) else None
-            yield _view(ds, positions, meta, raws, floats, lengths, pixels)
+            shard = _view(ds, positions, meta, raws, floats, lengths, pixels)
+            for ep, digest in zip(shard.episodes, hashes or (), strict=False):
+                ep.digest = digest
+            yield shard
 
 
 def view(

@@ -228,3 +228,15 @@ def test_apply_each_gives_each_segment_its_own_operand(lengths: list[int], extra
     want[: int(n.sum())] -= np.repeat(per, n, axis=0)
     apply_each(values, per, n, np.subtract)
     np.testing.assert_array_equal(values, want)
+
+
+def test_the_stream_hashes_each_episode_as_the_episode_itself_does(tmp_path: Path) -> None:
+    """With ``digests`` the reader thread hashes every episode; the digests are the episodes' own (a copy of an
+    episode hashes the same, the others differ)."""
+    ds = Dataset.open(make(tmp_path, "duplicate"))
+    hashed = [ep for shard in stream.shards(ds, digests=True) for ep in shard.episodes]
+    plain = [ep for shard in stream.shards(ds) for ep in shard.episodes]
+    assert all(ep.digest is not None for ep in hashed) and all(ep.digest is None for ep in plain)
+    assert [ep.digest for ep in hashed] == [ep.content_digest() for ep in plain]
+    digests = [ep.digest for ep in hashed]
+    assert digests[5] == digests[0] and len(set(digests)) == len(digests) - 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from typing import ClassVar
 
@@ -84,6 +83,7 @@ class DuplicateEpisodes(Check):
     evidence = Evidence.DETERMINISTIC
     description = "identical content hash of the vectors and timestamps; across splits it leaks evaluation data"
     hint = "drop the copies (keep one), and keep each recording in one split only"
+    content_digests = True
 
     def begin(self, dataset: DatasetView) -> Iterable[Finding]:
         super().begin(dataset)
@@ -91,12 +91,7 @@ class DuplicateEpisodes(Check):
         return ()
 
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
-        digest = hashlib.blake2b(digest_size=16)
-        digest.update(ep.timestamps.tobytes())
-        for key in sorted(ep.raw):
-            digest.update(key.encode())
-            digest.update(ep.raw[key].tobytes())
-        content = digest.digest()
+        content = ep.content_digest()
         first = self._seen.get(content)
         if first is None:
             self._seen[content] = (ep.index, ep.episode_id, ep.split)
