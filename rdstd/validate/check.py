@@ -17,6 +17,7 @@ import hashlib
 from abc import ABC
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -53,14 +54,26 @@ class DatasetView:
         rates = {e.control_rate_hz for e in m.embodiments if e.control_rate_hz}
         return rates.pop() if len(rates) == 1 else None
 
+    @cached_property
+    def vectors(self) -> dict[str, VectorFeature]:
+        """The manifest's vector features, by key (worked out once: checks ask for them per episode; read only)."""
+        return self.manifest.vectors
+
     def actions(self) -> dict[str, VectorFeature]:
-        """Vector features that are actions (they carry action semantics, or their key starts with ``action``)."""
-        return {k: f for k, f in self.manifest.vectors.items() if f.action is not None or k.startswith("action")}
+        """Vector features that are actions (they carry action semantics, or their key starts with ``action``);
+        worked out once, read only."""
+        return self._roles[0]
 
     def states(self) -> dict[str, VectorFeature]:
-        """Vector features observed from the robot (``observation.*`` that are not actions)."""
-        acts = self.actions()
-        return {k: f for k, f in self.manifest.vectors.items() if k.startswith("observation") and k not in acts}
+        """Vector features observed from the robot (``observation.*`` that are not actions); worked out once, read
+        only."""
+        return self._roles[1]
+
+    @cached_property
+    def _roles(self) -> tuple[dict[str, VectorFeature], dict[str, VectorFeature]]:
+        acts = {k: f for k, f in self.vectors.items() if f.action is not None or k.startswith("action")}
+        states = {k: f for k, f in self.vectors.items() if k.startswith("observation") and k not in acts}
+        return acts, states
 
     def pairs(self, action: str) -> list[tuple[int, str, int]]:
         """(action dim, state feature, state dim) for the action's dims that have a state counterpart.
@@ -69,7 +82,7 @@ class DatasetView:
         order with a state feature's dims of that role, when both have as many of them (Bridge: dx, dy, dz with
         x, y, z). Gripper dims pair too; callers filter by role.
         """
-        act = self.manifest.vectors[action]
+        act = self.vectors[action]
         states = self.states()
         named: list[tuple[int, str, int]] = []
         for i, dim in enumerate(act.dims):
@@ -260,7 +273,7 @@ class Check(ABC):
         """A finding of this check; severity defaults to the configured one (lowered, never raised, by callers)."""
         names: list[str] = []
         if feature is not None and dims and self.dataset is not None:
-            vec = self.dataset.manifest.vectors.get(feature)
+            vec = self.dataset.vectors.get(feature)
             if vec is not None:
                 names = [vec.dims[d].name for d in dims if d < len(vec.dims)]
         level = self.level if severity is None or severity.rank > self.level.rank else severity

@@ -125,7 +125,7 @@ def _view(
             split=str(meta["split"][pos] or "unknown"),
             task=str(meta["task"][pos] or ""),
             embodiment=str(meta["embodiment"][pos] or ""),
-            source_meta=json.loads(meta["source_meta"][pos] or "{}"),
+            source_meta=_source_meta(meta["source_meta"][pos]),
             timestamps=times[rows],
             vectors={k: v[rows] for k, v in floats.items()},
             raw={k: v[rows] for k, v in raws.items()},
@@ -134,6 +134,14 @@ def _view(
             view.frames_of = _PixelReader(ds, pos)
         views.append(view)
     return ShardView(views, times, floats, starts, lengths)
+
+
+def _source_meta(text: str | None) -> dict[str, Any]:
+    """An episode's ``source_meta`` JSON as a dict (most are empty: no parse)."""
+    if not text or text == "{}":
+        return {}
+    parsed: dict[str, Any] = json.loads(text)
+    return parsed
 
 
 def _dims_major(column: npt.NDArray[Any]) -> npt.NDArray[np.float64]:

@@ -242,7 +242,7 @@ class ActionSemanticsFit(Check):
                 (i, s, j)
                 for i, s, j in dataset.pairs(key)
                 if feature.dims[i].role not in {Role.GRIPPER, Role.FLAG, Role.REWARD}
-                and dataset.manifest.vectors[s].dims[j].role not in {Role.GRIPPER, Role.FLAG, Role.REWARD}
+                and dataset.vectors[s].dims[j].role not in {Role.GRIPPER, Role.FLAG, Role.REWARD}
             ]
             if pairs:
                 self._pairs[key] = pairs
@@ -276,7 +276,7 @@ class ActionSemanticsFit(Check):
         """The findings of one episode's fit of the action ``key``."""
         if result is None:
             return
-        feature = self.ds.manifest.vectors[key]
+        feature = self.ds.vectors[key]
         best, best_r2 = result.best(self._rate)
         dims = self._dims[key]
         if best_r2 < self.params["min_r2"]:
@@ -323,7 +323,7 @@ class ActionSemanticsFit(Check):
 
     def _lead(self, ep: EpisodeView, key: str, dims: list[int], result: Fit) -> Iterable[Finding]:
         """Absolute actions: the lead k with the smallest error against the declared one (by error ratio)."""
-        lead = declared_lead(self.ds.manifest.vectors[key])
+        lead = declared_lead(self.ds.vectors[key])
         if lead is None or lead > _MAX_LEAD:
             return
         best = min(range(len(result.error)), key=result.error.__getitem__)
@@ -440,7 +440,7 @@ class PrenormalizedActions(Check):
             total = self._count[key]
             if total < self.params["min_values"]:
                 continue
-            names = self.ds.manifest.vectors[key].dims
+            names = self.ds.vectors[key].dims
             for i, d in enumerate(dims):
                 low, high = float(self._low[key][i]), float(self._high[key][i])
                 mass = float(self._at_bounds[key][i]) / total
@@ -509,9 +509,9 @@ class DeltaIntegration(Check):
                 (i, s, j)
                 for i, s, j in dataset.pairs(key)
                 if feature.dims[i].role not in {Role.GRIPPER, Role.FLAG, Role.REWARD}
-                and dataset.manifest.vectors[s].dims[j].role not in {Role.GRIPPER, Role.FLAG, Role.REWARD}
+                and dataset.vectors[s].dims[j].role not in {Role.GRIPPER, Role.FLAG, Role.REWARD}
                 and not _in_rotation(feature, i)
-                and not _in_rotation(dataset.manifest.vectors[s], j)
+                and not _in_rotation(dataset.vectors[s], j)
             ]
             if pairs:
                 self._pairs[key] = pairs

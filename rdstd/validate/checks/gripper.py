@@ -15,7 +15,7 @@ from rdstd.validate.model import Evidence, Finding, Severity
 
 
 def _grippers(dataset: DatasetView) -> list[tuple[str, GripperConvention]]:
-    return [(k, g) for k, f in dataset.manifest.vectors.items() for g in f.grippers]
+    return [(k, g) for k, f in dataset.vectors.items() for g in f.grippers]
 
 
 class GripperKindFit(Check):

@@ -142,7 +142,7 @@ class UnknownSemantics(Check):
 
     def begin(self, dataset: DatasetView) -> Iterable[Finding]:
         super().begin(dataset)
-        for key, feature in dataset.manifest.vectors.items():
+        for key, feature in dataset.vectors.items():
             found = _unknowns(feature)
             if found:
                 yield self.finding(f"{key}: unknown {'; '.join(found)}", feature=key, measured="unknown")

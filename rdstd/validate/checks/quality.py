@@ -149,6 +149,39 @@ class GripperChatter(Check):
     hint = "filter the gripper command (hysteresis), or check the teleop trigger"
     defaults: ClassVar[Mapping[str, float]] = {"max_per_s": 2.0}
 
+    def begin(self, dataset: DatasetView) -> Iterable[Finding]:
+        super().begin(dataset)
+        self._grippers = [
+            (key, grip.dim)
+            for key, feature in dataset.actions().items()
+            for grip in feature.grippers
+            if grip.kind == GripperKind.ABSOLUTE and feature.dims[grip.dim].role == Role.GRIPPER
+        ]
+        return ()
+
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        # every episode's crossings at once (its mid-range from the shard's extents): episodes a little below the
+        # rate already, or holding a non-finite gripper value, go to the episode's own count
+        starts, n, ts = shard.starts, shard.lengths, shard.timestamps
+        if not self._grippers or not len(ts):
+            return
+        duration = np.zeros(len(n))
+        long = n > 1
+        duration[long] = ts[(starts + n - 1)[long]]
+        hit = np.zeros(len(n), dtype=bool)
+        for key, dim in self._grippers:
+            extent = shard.extent(key)
+            mid = (extent.low[:, dim] + extent.high[:, dim]) / 2
+            with np.errstate(invalid="ignore"):
+                above = shard.vectors[key][:, dim] > np.repeat(mid, n)
+            flips = segments.range_sum((above[1:] != above[:-1]).astype(np.intp), starts, starts + np.maximum(n - 1, 0))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                fast = flips / duration > self.params["max_per_s"] * _MARGIN
+            hit |= (fast | extent.bad[:, dim]) & (duration > 0)
+        for ep, h in zip(shard.episodes, hit.tolist(), strict=True):
+            if h:
+                yield from self.episode(ep)
+
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         duration = float(ep.timestamps[-1]) if ep.length > 1 else 0.0
         if duration <= 0:

@@ -17,7 +17,7 @@ _QUATS = {RotationRepr.QUAT_XYZW, RotationRepr.QUAT_WXYZ}
 
 
 def _groups(dataset: DatasetView, *reprs: RotationRepr) -> Iterator[tuple[str, RotationGroup]]:
-    for key, feature in dataset.manifest.vectors.items():
+    for key, feature in dataset.vectors.items():
         for group in feature.rotations:
             if group.representation in reprs:
                 yield key, group

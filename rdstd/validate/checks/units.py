@@ -24,7 +24,7 @@ def _angle_dims(dataset: DatasetView) -> list[tuple[str, int]]:
     skip = _continuous(dataset)
     return [
         (key, d)
-        for key, f in dataset.manifest.vectors.items()
+        for key, f in dataset.vectors.items()
         for d, dim in enumerate(f.dims)
         if dim.unit == Unit.RAD and dim.role in _ANGLE_ROLES and dim.name not in skip
     ]
@@ -104,7 +104,7 @@ class AngleUnits(Check):
                 continue
             looks = classify_angles(col)
             yield self.finding(
-                f"{key}[{self.ds.manifest.vectors[key].dims[d].name}] is declared rad but reaches |{stat:.4g}| "
+                f"{key}[{self.ds.vectors[key].dims[d].name}] is declared rad but reaches |{stat:.4g}| "
                 f"(beyond 2π): values look like {looks}",
                 ep=ep,
                 feature=key,
@@ -132,7 +132,7 @@ class LengthScale(Check):
         super().begin(dataset)
         self._dims = [
             (key, d)
-            for key, f in dataset.manifest.vectors.items()
+            for key, f in dataset.vectors.items()
             for d, dim in enumerate(f.dims)
             if dim.unit == Unit.M and dim.role == Role.EEF_POSITION
         ]
@@ -150,7 +150,7 @@ class LengthScale(Check):
             if stat > limit:
                 guess = "mm" if stat > 100 * limit / 3 else "cm"
                 yield self.finding(
-                    f"{key}[{self.ds.manifest.vectors[key].dims[d].name}] is declared m but reaches {stat:.4g}: "
+                    f"{key}[{self.ds.vectors[key].dims[d].name}] is declared m but reaches {stat:.4g}: "
                     f"looks like {guess}",
                     ep=ep,
                     feature=key,
@@ -195,7 +195,7 @@ class AngleWrap(Check):
             wraps = np.flatnonzero(jump & near)
             if wraps.size:
                 yield self.finding(
-                    f"{key}[{self.ds.manifest.vectors[key].dims[d].name}] wraps around ±π {wraps.size} times",
+                    f"{key}[{self.ds.vectors[key].dims[d].name}] wraps around ±π {wraps.size} times",
                     ep=ep,
                     feature=key,
                     dims=[d],
