@@ -204,6 +204,21 @@ def _r2(
     return np.where((sxx > 0) & (syy > 0) & np.isfinite(out), out, 0.0)
 
 
+#: Roles that are not a motion of the robot: an action's dims of these roles are not fitted against states.
+_NOT_MOTION = {Role.GRIPPER, Role.FLAG, Role.REWARD}
+
+
+def motion_pairs(dataset: DatasetView, action: str) -> list[tuple[int, str, int]]:
+    """:meth:`DatasetView.pairs` of the action without grippers, flags and rewards on either side: the dims whose
+    values move with the robot's state."""
+    feature = dataset.vectors[action]
+    return [
+        (i, s, j)
+        for i, s, j in dataset.pairs(action)
+        if feature.dims[i].role not in _NOT_MOTION and dataset.vectors[s].dims[j].role not in _NOT_MOTION
+    ]
+
+
 def declared_lead(feature: VectorFeature) -> int | None:
     """The lead in frames the action's timing declares (None when unknown or a chunk)."""
     sem = feature.action
@@ -237,13 +252,8 @@ class ActionSemanticsFit(Check):
     def begin(self, dataset: DatasetView) -> Iterable[Finding]:
         super().begin(dataset)
         self._pairs: dict[str, list[tuple[int, str, int]]] = {}
-        for key, feature in dataset.actions().items():
-            pairs = [
-                (i, s, j)
-                for i, s, j in dataset.pairs(key)
-                if feature.dims[i].role not in {Role.GRIPPER, Role.FLAG, Role.REWARD}
-                and dataset.vectors[s].dims[j].role not in {Role.GRIPPER, Role.FLAG, Role.REWARD}
-            ]
+        for key in dataset.actions():
+            pairs = motion_pairs(dataset, key)
             if pairs:
                 self._pairs[key] = pairs
             else:
@@ -507,11 +517,8 @@ class DeltaIntegration(Check):
                 continue  # relative to the previous command or the episode start: not a step of the state
             pairs = [
                 (i, s, j)
-                for i, s, j in dataset.pairs(key)
-                if feature.dims[i].role not in {Role.GRIPPER, Role.FLAG, Role.REWARD}
-                and dataset.vectors[s].dims[j].role not in {Role.GRIPPER, Role.FLAG, Role.REWARD}
-                and not _in_rotation(feature, i)
-                and not _in_rotation(dataset.vectors[s], j)
+                for i, s, j in motion_pairs(dataset, key)
+                if not _in_rotation(feature, i) and not _in_rotation(dataset.vectors[s], j)
             ]
             if pairs:
                 self._pairs[key] = pairs
