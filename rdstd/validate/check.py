@@ -194,12 +194,12 @@ class Extent:
     @classmethod
     def of(cls, values: FloatArray, starts: npt.NDArray[np.intp], lengths: npt.NDArray[np.intp]) -> Extent:
         """The extent of each segment ``starts[i] : starts[i] + lengths[i]`` of ``values`` (rows x dims)."""
+        # NaN propagates through min and max, and ±inf shows as one: finite extents mean finite values
+        low, high = segments.segment_min(values, starts, lengths), segments.segment_max(values, starts, lengths)
+        filled = (lengths > 0).reshape(-1, *([1] * (values.ndim - 1)))
+        if bool(np.all(np.isfinite(low) & np.isfinite(high) | ~filled)):
+            return cls(low, high, np.zeros((len(starts), *values.shape[1:]), dtype=bool))
         finite = np.isfinite(values)
-        if finite.all():
-            bad = np.zeros((len(starts), *values.shape[1:]), dtype=bool)
-            return cls(
-                segments.segment_min(values, starts, lengths), segments.segment_max(values, starts, lengths), bad
-            )
         masked = np.where(finite, values, np.nan)
         with np.errstate(invalid="ignore"):
             low = segments.segment_fmin(masked, starts, lengths)
