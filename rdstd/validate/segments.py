@@ -115,30 +115,20 @@ def spread(per_segment: npt.NDArray[Any], lengths: IntArray) -> npt.NDArray[Any]
 
 
 def apply_each(
-    values: npt.NDArray[np.float64],
-    per_segment: npt.NDArray[np.float64],
-    lengths: IntArray,
-    ufunc: np.ufunc,
-    *,
-    source: npt.NDArray[np.float64] | None = None,
+    values: npt.NDArray[np.float64], per_segment: npt.NDArray[np.float64], lengths: IntArray, ufunc: np.ufunc
 ) -> None:
     """In place: ``ufunc(row, per_segment[i])`` for each row of segment i of ``values`` (rows x dims, the segments
-    tiling its first rows), e.g. ``np.subtract`` to centre; with ``source``, of ``source``'s rows written into
-    ``values`` (a copy and the operation in one pass). Segments of one length are broadcast over a view (no
+    tiling its first rows), e.g. ``np.subtract`` to centre. Segments of one length are broadcast over a view (no
     repeated copy)."""
-    source = values if source is None else source
     rows = int(lengths.sum())
-    width = int(lengths[0]) if len(lengths) else 0
-    if width and rows == len(values) == len(source) and values.ndim == 2 and bool(np.all(lengths == width)):
-        for d in range(values.shape[1]):
-            target = values[:, d]
-            if target.flags.c_contiguous and source[:, d].flags.c_contiguous:
-                block = target.reshape(len(lengths), width)
-                ufunc(source[:, d].reshape(len(lengths), width), per_segment[:, d, None], out=block)
-            else:
-                ufunc(source[:, d], np.repeat(per_segment[:, d], lengths), out=target)
-        return
-    ufunc(source[:rows], spread(per_segment, lengths), out=values[:rows])
+    if len(lengths) and rows == len(values) and values.ndim == 2 and values.flags.f_contiguous:
+        width = int(lengths[0])
+        if width and bool(np.all(lengths == width)):
+            for d in range(values.shape[1]):
+                block = values[:, d].reshape(len(lengths), width)
+                ufunc(block, per_segment[:, d, None], out=block)
+            return
+    ufunc(values[:rows], spread(per_segment, lengths), out=values[:rows])
 
 
 def medians(values: npt.NDArray[np.float64], keep: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
