@@ -42,6 +42,9 @@ class DatasetView:
     manifest: Manifest
     episodes: pl.DataFrame
     stats: Callable[[], dict[str, Any]] = field(default=dict)
+    #: An episode's timestamps and vectors as stored, by its position in the episode table, read back from the
+    #: dataset (None when the episodes are not stored: a source streamed through the converter).
+    stored: Callable[[int], tuple[npt.NDArray[Any], dict[str, npt.NDArray[Any]]]] | None = None
 
     @property
     def rate_hz(self) -> float | None:
@@ -126,7 +129,7 @@ class EpisodeView:
     vectors: dict[str, FloatArray]
     raw: dict[str, npt.NDArray[Any]]
     frames_of: Callable[[str, Sequence[int]], list[npt.NDArray[Any]]] | None = None
-    #: :func:`content_digest` of the episode when the stream computed it already (in its reader thread).
+    #: :func:`content_digest` of the episode, once worked out.
     digest: bytes | None = None
 
     @property
@@ -221,8 +224,6 @@ class Check(ABC):
     pixels: ClassVar[bool] = False
     #: Thresholds and their defaults; a profile may override them by name.
     defaults: ClassVar[Mapping[str, float]] = {}
-    #: Whether the check reads :meth:`EpisodeView.content_digest` (the stream then hashes in its reader thread).
-    content_digests: ClassVar[bool] = False
 
     def __init__(self, params: Mapping[str, float] | None = None, severity: Severity | None = None) -> None:
         self.params: dict[str, float] = {**self.defaults, **(params or {})}

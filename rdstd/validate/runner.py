@@ -52,10 +52,9 @@ def build_checks(config: Config) -> tuple[list[Check], list[str]]:
 
 def run(ds: Dataset, checks: list[Check], *, pixels: bool = False) -> list[Finding]:
     """Every finding of ``checks`` on ``ds`` (begin, every shard's episodes, end), in that order."""
-    view = DatasetView(ds.path, ds.manifest, ds.episodes, lambda: ds.stats)
+    view = DatasetView(ds.path, ds.manifest, ds.episodes, lambda: ds.stats, stored=stream.StoredRows(ds))
     wants_pixels = pixels and any(c.pixels for c in checks)
-    digests = any(c.content_digests for c in checks)
-    return run_shards(view, lambda: stream.shards(ds, pixels=wants_pixels, digests=digests), checks)
+    return run_shards(view, lambda: stream.shards(ds, pixels=wants_pixels), checks)
 
 
 def run_shards(view: DatasetView, shards: Callable[[], Iterable[ShardView]], checks: list[Check]) -> list[Finding]:

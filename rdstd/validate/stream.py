@@ -23,7 +23,7 @@ from rdstd.errors import CorruptDatasetError
 from rdstd.io.parquet import PARQUET_ERRORS
 from rdstd.store import layout
 from rdstd.store.reader import Dataset, EpisodeData
-from rdstd.validate.check import EpisodeView, ShardView, content_digest
+from rdstd.validate.check import EpisodeView, ShardView
 
 _Columns = dict[str, npt.NDArray[Any]]
 _REBUILD = "the dataset is damaged; rebuild it with rdstd convert (or restore it from a copy)"
@@ -35,10 +35,8 @@ def episodes(ds: Dataset, *, pixels: bool = False) -> Iterator[EpisodeView]:
         yield from shard.episodes
 
 
-def shards(ds: Dataset, *, pixels: bool = False, digests: bool = False) -> Iterator[ShardView]:
-    """The episodes of ``ds`` a shard at a time (table order within a shard), with the shard's columns; with
-    ``digests``, each episode's :meth:`~rdstd.validate.check.EpisodeView.content_digest` computed in the reader
-    thread (hashing releases the GIL: it runs beside the checks)."""
+def shards(ds: Dataset, *, pixels: bool = False) -> Iterator[ShardView]:
+    """The episodes of ``ds`` a shard at a time (table order within a shard), with the shard's columns."""
     vectors = ds.manifest.vectors
     columns = ["timestamp", *vectors]
     table = ds.episodes
@@ -61,7 +59,7 @@ def shards(ds: Dataset, *, pixels: bool = False, digests: bool = False) -> Itera
     }
     groups = [g for g in np.split(order, cuts) if len(g)]
 
-    def load(positions: npt.NDArray[np.intp]) -> tuple[_Columns, _Columns, npt.NDArray[np.intp], list[bytes] | None]:
+    def load(positions: npt.NDArray[np.intp]) -> tuple[_Columns, _Columns, npt.NDArray[np.intp]]:
         data = _read_shard(ds, int(shard_of[positions[0]]), columns)
         firsts = np.array([meta["shard_row"][p] for p in positions], dtype=np.intp)
         lengths = np.array([meta["length"][p] for p in positions], dtype=np.intp)
@@ -71,23 +69,16 @@ def shards(ds: Dataset, *, pixels: bool = False, digests: bool = False) -> Itera
         # dims-major (Fortran order): per-episode reductions down a column and per-frame reductions across dims
         # run several times faster than on the rows as stored
         floats = {k: _dims_major(raws[k]) for k in vectors}
-        hashes = None
-        if digests:
-            spans = [slice(int(s), int(s + n)) for s, n in zip(starts.tolist(), lengths.tolist(), strict=True)]
-            hashes = [content_digest(raws["timestamp"][r], {k: raws[k][r] for k in vectors}) for r in spans]
-        return raws, floats, lengths, hashes
+        return raws, floats, lengths
 
     # the next shard is read (and checksummed) in a thread while the checks work on this one
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(load, groups[0]) if groups else None
         for i, positions in enumerate(groups):
             assert pending is not None
-            raws, floats, lengths, hashes = pending.result()
+            raws, floats, lengths = pending.result()
             pending = pool.submit(load, groups[i + 1]) if i + 1 < len(groups) else None
-            shard = _view(ds, positions, meta, raws, floats, lengths, pixels)
-            for ep, digest in zip(shard.episodes, hashes or (), strict=False):
-                ep.digest = digest
-            yield shard
+            yield _view(ds, positions, meta, raws, floats, lengths, pixels)
 
 
 def view(
@@ -172,6 +163,24 @@ def _read_shard(ds: Dataset, shard: int, columns: list[str]) -> dict[str, npt.ND
         column = table.column(key).combine_chunks()
         out[key] = column.values.to_numpy(zero_copy_only=False).reshape(len(table), feature.size)
     return out
+
+
+class StoredRows:
+    """An episode's timestamps and vectors as stored, read back from its shard by position in the episode table
+    (for a check that needs an episode again after its shard went by; the last shard read is kept)."""
+
+    def __init__(self, ds: Dataset) -> None:
+        self._ds = ds
+        self._shard: tuple[int, _Columns] | None = None
+
+    def __call__(self, position: int) -> tuple[npt.NDArray[Any], dict[str, npt.NDArray[Any]]]:
+        table = self._ds.episodes
+        shard, first, length = (int(table[name][position]) for name in ("shard", "shard_row", "length"))
+        if self._shard is None or self._shard[0] != shard:
+            self._shard = (shard, _read_shard(self._ds, shard, ["timestamp", *self._ds.manifest.vectors]))
+        data = self._shard[1]
+        rows = slice(first, first + length)
+        return data["timestamp"][rows], {k: v[rows] for k, v in data.items() if k != "timestamp"}
 
 
 class _PixelReader:

@@ -9,10 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rdstd.schema import Dimension, Episode, EpisodeMeta, Provenance, Role, Unit, VectorFeature
 from rdstd.store.reader import Dataset
+from rdstd.store.writer import DatasetWriter
 from rdstd.validate import Evidence, Finding, Severity, stream
-from rdstd.validate.check import Check, DatasetView, EpisodeView, ShardView
+from rdstd.validate.check import Check, DatasetView, EpisodeView, ShardView, content_digest
 from rdstd.validate.checks.actions import Fit, fit, fit_shard
+from rdstd.validate.checks.metadata import _fingerprints
 from rdstd.validate.config import load
 from rdstd.validate.runner import build_checks, run
 from rdstd.validate.segments import apply_each, medians, range_sum, segment_max, segment_medians, segment_min
@@ -230,13 +233,46 @@ def test_apply_each_gives_each_segment_its_own_operand(lengths: list[int], extra
     np.testing.assert_array_equal(values, want)
 
 
-def test_the_stream_hashes_each_episode_as_the_episode_itself_does(tmp_path: Path) -> None:
-    """With ``digests`` the reader thread hashes every episode; the digests are the episodes' own (a copy of an
-    episode hashes the same, the others differ)."""
-    ds = Dataset.open(make(tmp_path, "duplicate"))
-    hashed = [ep for shard in stream.shards(ds, digests=True) for ep in shard.episodes]
-    plain = [ep for shard in stream.shards(ds) for ep in shard.episodes]
-    assert all(ep.digest is not None for ep in hashed) and all(ep.digest is None for ep in plain)
-    assert [ep.digest for ep in hashed] == [ep.content_digest() for ep in plain]
-    digests = [ep.digest for ep in hashed]
-    assert digests[5] == digests[0] and len(set(digests)) == len(digests) - 1
+def _episodes_dataset(root: Path, episodes: list[tuple[str, np.ndarray]], shard_bytes: int) -> Path:
+    """A dataset of one 2-d state feature, an episode per (split, values), in shards of about ``shard_bytes``."""
+    features = {
+        "observation.state": VectorFeature(
+            shape=(2,), dims=[Dimension(name=f"s{i}", role=Role.JOINT_POSITION, unit=Unit.RAD) for i in range(2)]
+        )
+    }
+    with DatasetWriter(
+        root,
+        features,
+        Provenance(source_format="generated", rdstd_version="test"),
+        rate_hz=10.0,
+        shard_bytes=shard_bytes,
+    ) as writer:
+        for e, (split, values) in enumerate(episodes):
+            meta = EpisodeMeta(episode_id=f"ep{e}", task="t", split=split)
+            writer.add(Episode(meta, np.arange(len(values)) / 10.0, {"observation.state": values.astype(np.float32)}))
+    return root
+
+
+@pytest.mark.parametrize("shard_bytes", [1, 1 << 30])
+def test_duplicates_are_confirmed_by_their_digest_in_any_shard(tmp_path: Path, shard_bytes: int) -> None:
+    """Episodes that share a fingerprint (length, first, middle and last rows, ranges) are hashed; the earlier one
+    is read back from its shard when it went by. A copy is found; a near copy (one inner value differs) is not."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(40, 2))
+    near = base.copy()
+    inner = next(r for r in range(1, 39) if r not in (20, base[:, 0].argmin(), base[:, 0].argmax()))
+    near[inner, 0] = (base[:, 0].min() + base[:, 0].max()) / 2  # inside the range, away from the sampled rows
+    episodes = [("train", base), ("train", rng.normal(size=(40, 2))), ("val", near), ("val", base.copy())]
+    root = _episodes_dataset(tmp_path / "ds", episodes, shard_bytes)
+    ds = Dataset.open(root)
+    assert len({s for s in ds.episodes["shard"].to_list()}) == (4 if shard_bytes == 1 else 1)
+    found = [f for f in run(ds, build_checks(load("default", root, cwd=tmp_path))[0]) if f.check == "RDV802"]
+    assert [(f.episode_index, f.severity) for f in found] == [(3, Severity.ERROR)]
+    assert "copy of episode 0 (ep0); split val repeats train" in found[0].message
+    shards = list(stream.shards(ds))
+    views = [ep for shard in shards for ep in shard.episodes]
+    prints = [p for shard in shards for p in _fingerprints(shard)]
+    assert prints[0] == prints[2] == prints[3] != prints[1]  # the near copy is told apart by its digest only
+    assert views[2].content_digest() != views[0].content_digest() == views[3].content_digest()
+    times, vectors = stream.StoredRows(ds)(3)
+    assert content_digest(times, vectors) == views[3].content_digest()
