@@ -233,25 +233,6 @@ def _similar_lengths(lengths: IntArray) -> list[IntArray]:
     return groups
 
 
-def centred(
-    x: npt.NDArray[np.float64], starts: IntArray, lengths: IntArray, count: IntArray
-) -> npt.NDArray[np.float64]:
-    """x less the mean of the first ``count`` rows of each segment (segment e's rows start at ``starts[e]``, and
-    ``lengths`` tile x or run past its end); rows past a segment's count are offset too but meant to be ignored."""
-    used = np.maximum(count, 0)
-    means = range_sum(x, starts, starts + used) / np.maximum(used, 1).reshape(-1, *([1] * (x.ndim - 1)))
-    return x - spread(means, lengths)[: len(x)]  # type: ignore[no-any-return]
-
-
-def comoments(
-    x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], starts: IntArray, lengths: IntArray, count: IntArray
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Per segment, the centred sums of squares and products (Σx'x', Σy'y', Σx'y') of its first ``count`` rows."""
-    stops = starts + np.maximum(count, 0)
-    xc, yc = centred(x, starts, lengths, count), centred(y, starts, lengths, count)
-    return range_sum(xc * xc, starts, stops), range_sum(yc * yc, starts, stops), range_sum(xc * yc, starts, stops)
-
-
 class Scratch:
     """Reusable float64 work buffers, by name: a check working shard after shard fills the same memory again
     instead of faulting fresh pages in for every shard's temporaries."""
@@ -266,3 +247,40 @@ class Scratch:
         if buffer is None or buffer.size < size:
             buffer = self._buffers[name] = np.empty(size)
         return buffer[:size].reshape((rows, dims), order="F")
+
+
+def centred_each(x: npt.NDArray[np.float64], starts: IntArray, lengths: IntArray) -> npt.NDArray[np.float64]:
+    """A copy of x (one value per row) less each segment's mean (the segments tile x)."""
+    means = range_sum(x.reshape(-1, 1), starts, starts + lengths)[:, 0] / np.maximum(lengths, 1)
+    return x - np.repeat(means, lengths)
+
+
+class LaggedMoments:
+    """Centred co-moments of ``x`` over rows ``[0, n - k)`` of each segment with ``y`` over rows ``[k, n)`` (x at t
+    against y at t + k), for small leads k, from one set of whole-segment sums: each lead costs one product and
+    one segment sum. ``x`` and ``y`` (one value per row, segments tiling them) should be centred on each segment's
+    mean first (:func:`centred_each`), so that the sums do not cancel."""
+
+    def __init__(self, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], starts: IntArray, lengths: IntArray):
+        self._x, self._y, self._starts, self._n = x.reshape(-1, 1), y.reshape(-1, 1), starts, lengths
+        stops = starts + lengths
+        self._sum_x, self._sum_y = range_sum(self._x, starts, stops), range_sum(self._y, starts, stops)
+        self._sq_x, self._sq_y = self._x * self._x, self._y * self._y
+        self._ssq_x, self._ssq_y = range_sum(self._sq_x, starts, stops), range_sum(self._sq_y, starts, stops)
+        self._work = np.empty_like(self._x)
+
+    def comoments(self, k: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Per segment, (Σx'x', Σy'y', Σx'y') centred on the windows' own means, for lead ``k``."""
+        starts, n, total = self._starts, self._n, len(self._x)
+        count = np.maximum(n - k, 1)[:, None]
+        sum_x = self._sum_x - tail_sum(self._x, starts, n, k)
+        sq_x = self._ssq_x - tail_sum(self._sq_x, starts, n, k)
+        sum_y = self._sum_y - head_sum(self._y, starts, n, k)
+        sq_y = self._ssq_y - head_sum(self._sq_y, starts, n, k)
+        np.multiply(self._x[: total - k], self._y[k:], out=self._work[: total - k])
+        cross = lagged_sum(self._work, starts, n, k)
+        short = (n - k <= 0)[:, None]  # an empty window has no moments
+        sxx = np.where(short, 0.0, sq_x - sum_x * sum_x / count)
+        syy = np.where(short, 0.0, sq_y - sum_y * sum_y / count)
+        sxy = np.where(short, 0.0, cross - sum_x * sum_y / count)
+        return sxx[:, 0], syy[:, 0], sxy[:, 0]

@@ -18,7 +18,16 @@ from rdstd.validate.checks.actions import Fit, fit, fit_shard
 from rdstd.validate.checks.metadata import _fingerprints
 from rdstd.validate.config import load
 from rdstd.validate.runner import build_checks, run
-from rdstd.validate.segments import apply_each, medians, range_sum, segment_max, segment_medians, segment_min
+from rdstd.validate.segments import (
+    LaggedMoments,
+    apply_each,
+    centred_each,
+    medians,
+    range_sum,
+    segment_max,
+    segment_medians,
+    segment_min,
+)
 from tests.validate.fixtures import make
 
 PAIRS = [(0, "observation.state", 0), (1, "observation.state", 1), (2, "observation.state", 2)]
@@ -276,3 +285,20 @@ def test_duplicates_are_confirmed_by_their_digest_in_any_shard(tmp_path: Path, s
     assert views[2].content_digest() != views[0].content_digest() == views[3].content_digest()
     times, vectors = stream.StoredRows(ds)(3)
     assert content_digest(times, vectors) == views[3].content_digest()
+
+
+def test_lagged_moments_are_the_windows_own() -> None:
+    """x over rows [0, n - k) against y over rows [k, n) of each segment, centred on the windows' own means: as
+    numpy computes them window by window (0 for a window that is empty)."""
+    rng = np.random.default_rng(5)
+    lengths = np.array([9, 1, 0, 30, 4], dtype=np.intp)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
+    x, y = rng.normal(2.0, 1.0, int(lengths.sum())), rng.normal(-3.0, 2.0, int(lengths.sum()))
+    lagged = LaggedMoments(centred_each(x, starts, lengths), centred_each(y, starts, lengths), starts, lengths)
+    for k in range(4):
+        sxx, syy, sxy = lagged.comoments(k)
+        for e, (s, n) in enumerate(zip(starts.tolist(), lengths.tolist(), strict=True)):
+            xs, ys = x[s : s + max(n - k, 0)], y[s + k : s + n]
+            xc, yc = xs - (xs.mean() if len(xs) else 0), ys - (ys.mean() if len(ys) else 0)
+            want = (xc @ xc, yc @ yc, xc @ yc) if len(xs) else (0.0, 0.0, 0.0)
+            np.testing.assert_allclose([sxx[e], syy[e], sxy[e]], want, rtol=1e-9, atol=1e-12)
