@@ -79,6 +79,10 @@ PLANTS = [
     ("wrap",),
     ("wxyz",),
     ("duplicate", "nan", "empty_task"),
+    ("euler_degrees",),
+    ("euler_tool",),
+    ("euler_deg_declared",),
+    ("euler_deg_declared", "euler_intrinsic"),
 ]
 
 _KEYS = ("check", "severity", "evidence", "episode_index", "feature", "dims", "frames", "measured", "message")
@@ -115,19 +119,21 @@ def collect() -> dict[str, list[dict[str, Any]]]:
 
 
 def compare(before: dict[str, list[dict[str, Any]]], after: dict[str, list[dict[str, Any]]]) -> list[str]:
-    """Lines naming every finding that one side has and the other does not (by target)."""
+    """Lines naming every finding that one side has and the other does not (by target; a target run on one side
+    only, e.g. a fixture added since, is said apart and is not a difference)."""
     lines: list[str] = []
-    for target in sorted(set(before) | set(after)):
-        old, new = before.get(target), after.get(target)
-        if old is None or new is None:
-            lines.append(f"{target}: only {'after' if old is None else 'before'}")
-            continue
+    for target in sorted(set(before) ^ set(after)):
+        print(f"note: {target} ran only {'after' if target in after else 'before'}")
+    for target in sorted(set(before) & set(after)):
+        old, new = before[target], after[target]
         olds = [json.dumps(f, sort_keys=True) for f in old]
         news = [json.dumps(f, sort_keys=True) for f in new]
-        lines += [f"{target}: - {f}" for f in olds if f not in news]
-        lines += [f"{target}: + {f}" for f in news if f not in olds]
-        if not lines and olds != news:
-            lines.append(f"{target}: same findings in another order")
+        differ = [f"{target}: - {f}" for f in olds if f not in news] + [
+            f"{target}: + {f}" for f in news if f not in olds
+        ]
+        if not differ and olds != news:
+            differ.append(f"{target}: same findings in another order")
+        lines += differ
     return lines
 
 
