@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -172,9 +173,16 @@ def _plant(
     return state, action, times, task
 
 
-def _child(code: str, *args: str) -> list[str]:
-    """(wall s, CPU s, frames, peak RSS KiB, report JSON or "") of one measurement in a fresh process."""
-    out = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True, text=True)
+def _child(code: str, *args: str, path: str | None = None) -> list[str]:
+    """(wall s, CPU s, frames, peak RSS KiB, report JSON or "") of one measurement in a fresh process (``path``
+    first on its PYTHONPATH: another rdstd checkout to measure)."""
+    env = dict(os.environ)
+    if path:
+        env["PYTHONPATH"] = os.pathsep.join([path, env.get("PYTHONPATH", "")])
+    # `python -c` puts the working directory first on sys.path: run in ``path`` so that its rdstd is the one imported
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], check=True, capture_output=True, text=True, env=env, cwd=path
+    )
     return out.stdout.strip().split(" ", 4)
 
 
@@ -214,6 +222,9 @@ def main() -> None:
     parser.add_argument("--doctor", default=None, help="path of a lerobot-doctor executable")
     parser.add_argument("--planted", action="store_true", help="plant the problems of PLANTED (see the module)")
     parser.add_argument("--repeat", type=int, default=5, help="interleaved runs of the scan and of validate (best)")
+    parser.add_argument(
+        "--base", default=None, help="another rdstd checkout (e.g. a `git archive` of main) measured interleaved too"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rdstd-bench-validate-") as tmp:
         work = Path(tmp)
@@ -224,11 +235,14 @@ def main() -> None:
             print(f"generated {args.episodes} x {args.length} frames in {time.perf_counter() - started:.1f} s")
         columns = "timestamp,observation.state,action"
         # interleaved: the machine is shared, so both sides see the same load; best and median of each
-        scans, ours = [], []
+        scans, ours, bases = [], [], []
         for _ in range(args.repeat):
             scans.append(_child(_SCAN, str(path), columns))
             ours.append(_child(_VALIDATE, str(path)))
+            if args.base:
+                bases.append(_child(_VALIDATE, str(path), path=args.base))
         scan, mine = _summary(scans), _summary(ours)
+        base = _summary(bases) if bases else None
         report = json.loads(min(ours, key=lambda r: float(r[0]))[4])
         frames = mine["frames"]
         ratios = {  # our frames/s over the scan's: the scan's seconds over ours
@@ -244,7 +258,11 @@ def main() -> None:
                 f"{frames / r['best_s']:,.0f}",
                 f"{r['peak_rss_mib']:.0f}",
             ]
-            for name, r in (("polars scan (timestamp, state, action)", scan), ("rdstd validate (default)", mine))
+            for name, r in (
+                ("polars scan (timestamp, state, action)", scan),
+                ("rdstd validate (default)", mine),
+                *([(f"rdstd validate (default), {args.base}", base)] if base else []),
+            )
         ]
         result: dict[str, object] = {
             "planted": PLANTED if args.planted else {},
@@ -260,6 +278,16 @@ def main() -> None:
             "ratio_to_scan": ratios,
             "repeat": args.repeat,
         }
+        if base:
+            result["base"] = {
+                "path": args.base,
+                **base,
+                "ratio_to_scan": {
+                    f"{what}_{stat}": scan[f"{stat}_{unit}"] / base[f"{stat}_{unit}"]
+                    for what, unit in (("wall", "s"), ("cpu", "cpu_s"))
+                    for stat in ("best", "median")
+                },
+            }
         if args.doctor:
             doctor = run_doctor(args.doctor, path, work)
             result["lerobot_doctor"] = doctor
