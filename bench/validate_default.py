@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -53,20 +54,21 @@ _SCAN = """
 import resource, sys, time, polars as pl
 from pathlib import Path
 root, columns = Path(sys.argv[1]), sys.argv[2].split(",")
-started = time.perf_counter()
+started, cpu = time.perf_counter(), time.process_time()
 frame = pl.scan_parquet(sorted(root.glob("data/shard-*.parquet"))).select(columns).collect()
-seconds = time.perf_counter() - started
-print(seconds, len(frame), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+print(seconds, cpu, len(frame), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "")
 """
 
 _VALIDATE = """
 import resource, sys, time
 from rdstd.validate import validate
-import rdstd.validate.runner  # imports (polars, pyarrow, the checks) before the clock, as the scan imports polars
-started = time.perf_counter()
+# imports before the clock (polars, pyarrow, the checks), as the scan imports polars before its clock
+import rdstd.validate.runner, rdstd.validate.checks, rdstd.validate.source
+started, cpu = time.perf_counter(), time.process_time()
 report = validate(sys.argv[1])
-seconds = time.perf_counter() - started
-print(seconds, report.frames, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, report.model_dump_json())
+seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+print(seconds, cpu, report.frames, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, report.model_dump_json())
 """
 
 
@@ -171,9 +173,31 @@ def _plant(
     return state, action, times, task
 
 
-def _child(code: str, *args: str) -> list[str]:
-    out = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True, text=True)
-    return out.stdout.strip().split(" ", 3)
+def _child(code: str, *args: str, path: str | None = None) -> list[str]:
+    """(wall s, CPU s, frames, peak RSS KiB, report JSON or "") of one measurement in a fresh process (``path``
+    first on its PYTHONPATH: another rdstd checkout to measure)."""
+    env = dict(os.environ)
+    if path:
+        env["PYTHONPATH"] = os.pathsep.join([path, env.get("PYTHONPATH", "")])
+    # `python -c` puts the working directory first on sys.path: run in ``path`` so that its rdstd is the one imported
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], check=True, capture_output=True, text=True, env=env, cwd=path
+    )
+    return out.stdout.strip().split(" ", 4)
+
+
+def _summary(runs: list[list[str]]) -> dict[str, float]:
+    """Best and median wall and CPU seconds of ``runs`` (as :func:`_child` gives them), frames and peak RSS."""
+    wall = sorted(float(r[0]) for r in runs)
+    cpu = sorted(float(r[1]) for r in runs)
+    return {
+        "best_s": wall[0],
+        "median_s": wall[len(wall) // 2],
+        "best_cpu_s": cpu[0],
+        "median_cpu_s": cpu[len(cpu) // 2],
+        "frames": int(runs[0][2]),
+        "peak_rss_mib": max(int(r[3]) for r in runs) / 1024,
+    }
 
 
 def run_doctor(doctor: str, dataset: Path, work: Path) -> dict[str, object]:
@@ -198,6 +222,9 @@ def main() -> None:
     parser.add_argument("--doctor", default=None, help="path of a lerobot-doctor executable")
     parser.add_argument("--planted", action="store_true", help="plant the problems of PLANTED (see the module)")
     parser.add_argument("--repeat", type=int, default=5, help="interleaved runs of the scan and of validate (best)")
+    parser.add_argument(
+        "--base", default=None, help="another rdstd checkout (e.g. a `git archive` of main) measured interleaved too"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rdstd-bench-validate-") as tmp:
         work = Path(tmp)
@@ -207,51 +234,70 @@ def main() -> None:
             generate(path, args.episodes, args.length, planted=args.planted)
             print(f"generated {args.episodes} x {args.length} frames in {time.perf_counter() - started:.1f} s")
         columns = "timestamp,observation.state,action"
-        # interleaved, best of --repeat: the machine is shared, so both sides see the same load
-        scans, ours = [], []
+        # interleaved: the machine is shared, so both sides see the same load; best and median of each
+        scans, ours, bases = [], [], []
         for _ in range(args.repeat):
-            scans.append([*_child(_SCAN, str(path), columns), ""][:4])
+            scans.append(_child(_SCAN, str(path), columns))
             ours.append(_child(_VALIDATE, str(path)))
-        scan_s, scan_rows, scan_rss, _ = min(scans, key=lambda r: float(r[0]))
-        ours_s, frames, ours_rss, report_json = min(ours, key=lambda r: float(r[0]))
-        ratios = sorted(float(s[0]) / float(o[0]) for s, o in zip(scans, ours, strict=True))
-        report = json.loads(report_json)
-        scan_rate = int(scan_rows) / float(scan_s)
-        ours_rate = int(frames) / float(ours_s)
+            if args.base:
+                bases.append(_child(_VALIDATE, str(path), path=args.base))
+        scan, mine = _summary(scans), _summary(ours)
+        base = _summary(bases) if bases else None
+        report = json.loads(min(ours, key=lambda r: float(r[0]))[4])
+        frames = mine["frames"]
+        ratios = {  # our frames/s over the scan's: the scan's seconds over ours
+            f"{what}_{stat}": scan[f"{stat}_{unit}"] / mine[f"{stat}_{unit}"]
+            for what, unit in (("wall", "s"), ("cpu", "cpu_s"))
+            for stat in ("best", "median")
+        }
         rows = [
             [
-                "polars scan (timestamp, state, action)",
-                f"{float(scan_s):.2f}",
-                f"{scan_rate:,.0f}",
-                f"{int(scan_rss) / 1024:.0f}",
-            ],
-            ["rdstd validate (default)", f"{float(ours_s):.2f}", f"{ours_rate:,.0f}", _mib(ours_rss)],
+                name,
+                f"{r['best_s']:.3f} / {r['median_s']:.3f}",
+                f"{r['best_cpu_s']:.3f} / {r['median_cpu_s']:.3f}",
+                f"{frames / r['best_s']:,.0f}",
+                f"{r['peak_rss_mib']:.0f}",
+            ]
+            for name, r in (
+                ("polars scan (timestamp, state, action)", scan),
+                ("rdstd validate (default)", mine),
+                *([(f"rdstd validate (default), {args.base}", base)] if base else []),
+            )
         ]
         result: dict[str, object] = {
             "planted": PLANTED if args.planted else {},
             "episodes": args.episodes,
-            "frames": int(frames),
-            "scan": {"seconds": float(scan_s), "frames_per_s": scan_rate, "peak_rss_mib": int(scan_rss) / 1024},
+            "frames": frames,
+            "scan": scan,
             "validate": {
-                "seconds": float(ours_s),
-                "frames_per_s": ours_rate,
-                "peak_rss_mib": int(ours_rss) / 1024,
+                **mine,
                 "counts": report["counts"],
                 "checks": len(report["checks"]),
                 "findings_by_check": _by_check(report["findings"]),
             },
-            "ratio_to_scan": ours_rate / scan_rate,
-            "ratio_to_scan_median_of_pairs": ratios[len(ratios) // 2],
+            "ratio_to_scan": ratios,
             "repeat": args.repeat,
         }
+        if base:
+            result["base"] = {
+                "path": args.base,
+                **base,
+                "ratio_to_scan": {
+                    f"{what}_{stat}": scan[f"{stat}_{unit}"] / base[f"{stat}_{unit}"]
+                    for what, unit in (("wall", "s"), ("cpu", "cpu_s"))
+                    for stat in ("best", "median")
+                },
+            }
         if args.doctor:
             doctor = run_doctor(args.doctor, path, work)
             result["lerobot_doctor"] = doctor
-            rows.append(["lerobot-doctor 0.2.0 (LeRobot export)", f"{doctor['seconds']:.2f}", "", ""])
-        print(table(["what", "seconds", "frames/s", "peak RSS MiB"], rows))
+            rows.append(["lerobot-doctor 0.2.0 (LeRobot export)", f"{doctor['seconds']:.2f}", "", "", ""])
+        heads = ["what", "wall s best / median", "CPU s best / median", "frames/s (best wall)", "peak RSS MiB"]
+        print(table(heads, rows))
         print(
-            f"validate / scan rate: {ours_rate / scan_rate:.2f}x best of {args.repeat} "
-            f"({ratios[len(ratios) // 2]:.2f}x median of interleaved pairs); findings: {report['counts']}"
+            f"validate / scan rate over {args.repeat} interleaved runs: wall {ratios['wall_best']:.2f}x best, "
+            f"{ratios['wall_median']:.2f}x median; CPU {ratios['cpu_best']:.2f}x best, {ratios['cpu_median']:.2f}x "
+            f"median; findings: {report['counts']}"
         )
         name = "validate_planted" if args.planted else "validate_default"
         if args.planted:
@@ -264,10 +310,6 @@ def main() -> None:
                         if m["severity"] != "PASS":
                             print(f"doctor {check['name']} {m['severity']}: {m['message'][:140]}")
         print(f"saved {save(name, result)}")
-
-
-def _mib(kib: str) -> str:
-    return f"{int(kib) / 1024:.0f}"
 
 
 def _by_check(findings: list[dict[str, object]]) -> dict[str, int]:

@@ -13,9 +13,11 @@ Third-party checks register under the ``rdstd.checks`` entry-point group (see :m
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,6 +42,9 @@ class DatasetView:
     manifest: Manifest
     episodes: pl.DataFrame
     stats: Callable[[], dict[str, Any]] = field(default=dict)
+    #: An episode's timestamps and vectors as stored, by its position in the episode table, read back from the
+    #: dataset (None when the episodes are not stored: a source streamed through the converter).
+    stored: Callable[[int], tuple[npt.NDArray[Any], dict[str, npt.NDArray[Any]]]] | None = None
 
     @property
     def rate_hz(self) -> float | None:
@@ -52,14 +57,26 @@ class DatasetView:
         rates = {e.control_rate_hz for e in m.embodiments if e.control_rate_hz}
         return rates.pop() if len(rates) == 1 else None
 
+    @cached_property
+    def vectors(self) -> dict[str, VectorFeature]:
+        """The manifest's vector features, by key (worked out once: checks ask for them per episode; read only)."""
+        return self.manifest.vectors
+
     def actions(self) -> dict[str, VectorFeature]:
-        """Vector features that are actions (they carry action semantics, or their key starts with ``action``)."""
-        return {k: f for k, f in self.manifest.vectors.items() if f.action is not None or k.startswith("action")}
+        """Vector features that are actions (they carry action semantics, or their key starts with ``action``);
+        worked out once, read only."""
+        return self._roles[0]
 
     def states(self) -> dict[str, VectorFeature]:
-        """Vector features observed from the robot (``observation.*`` that are not actions)."""
-        acts = self.actions()
-        return {k: f for k, f in self.manifest.vectors.items() if k.startswith("observation") and k not in acts}
+        """Vector features observed from the robot (``observation.*`` that are not actions); worked out once, read
+        only."""
+        return self._roles[1]
+
+    @cached_property
+    def _roles(self) -> tuple[dict[str, VectorFeature], dict[str, VectorFeature]]:
+        acts = {k: f for k, f in self.vectors.items() if f.action is not None or k.startswith("action")}
+        states = {k: f for k, f in self.vectors.items() if k.startswith("observation") and k not in acts}
+        return acts, states
 
     def pairs(self, action: str) -> list[tuple[int, str, int]]:
         """(action dim, state feature, state dim) for the action's dims that have a state counterpart.
@@ -68,7 +85,7 @@ class DatasetView:
         order with a state feature's dims of that role, when both have as many of them (Bridge: dx, dy, dz with
         x, y, z). Gripper dims pair too; callers filter by role.
         """
-        act = self.manifest.vectors[action]
+        act = self.vectors[action]
         states = self.states()
         named: list[tuple[int, str, int]] = []
         for i, dim in enumerate(act.dims):
@@ -112,6 +129,8 @@ class EpisodeView:
     vectors: dict[str, FloatArray]
     raw: dict[str, npt.NDArray[Any]]
     frames_of: Callable[[str, Sequence[int]], list[npt.NDArray[Any]]] | None = None
+    #: :func:`content_digest` of the episode, once worked out.
+    digest: bytes | None = None
 
     @property
     def length(self) -> int:
@@ -123,6 +142,23 @@ class EpisodeView:
         if self.frames_of is None:
             return []
         return self.frames_of(camera, indices)
+
+    def content_digest(self) -> bytes:
+        """A 16-byte blake2b hash of the episode's timestamps and stored vectors (see :func:`content_digest`)."""
+        if self.digest is None:
+            self.digest = content_digest(self.timestamps, self.raw)
+        return self.digest
+
+
+def content_digest(timestamps: npt.NDArray[Any], raw: Mapping[str, npt.NDArray[Any]]) -> bytes:
+    """A 16-byte blake2b hash of an episode's timestamps and its vectors as stored (by key, sorted), hashed from
+    the arrays' own memory (no copy when they are contiguous): equal content, equal digest."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(np.ascontiguousarray(timestamps).data)
+    for key in sorted(raw):
+        digest.update(key.encode())
+        digest.update(np.ascontiguousarray(raw[key]).data)
+    return digest.digest()
 
 
 @dataclass
@@ -161,12 +197,12 @@ class Extent:
     @classmethod
     def of(cls, values: FloatArray, starts: npt.NDArray[np.intp], lengths: npt.NDArray[np.intp]) -> Extent:
         """The extent of each segment ``starts[i] : starts[i] + lengths[i]`` of ``values`` (rows x dims)."""
+        # NaN propagates through min and max, and ±inf shows as one: finite extents mean finite values
+        low, high = segments.segment_min(values, starts, lengths), segments.segment_max(values, starts, lengths)
+        filled = (lengths > 0).reshape(-1, *([1] * (values.ndim - 1)))
+        if bool(np.all(np.isfinite(low) & np.isfinite(high) | ~filled)):
+            return cls(low, high, np.zeros((len(starts), *values.shape[1:]), dtype=bool))
         finite = np.isfinite(values)
-        if finite.all():
-            bad = np.zeros((len(starts), *values.shape[1:]), dtype=bool)
-            return cls(
-                segments.segment_min(values, starts, lengths), segments.segment_max(values, starts, lengths), bad
-            )
         masked = np.where(finite, values, np.nan)
         with np.errstate(invalid="ignore"):
             low = segments.segment_fmin(masked, starts, lengths)
@@ -238,7 +274,7 @@ class Check(ABC):
         """A finding of this check; severity defaults to the configured one (lowered, never raised, by callers)."""
         names: list[str] = []
         if feature is not None and dims and self.dataset is not None:
-            vec = self.dataset.manifest.vectors.get(feature)
+            vec = self.dataset.vectors.get(feature)
             if vec is not None:
                 names = [vec.dims[d].name for d in dims if d < len(vec.dims)]
         level = self.level if severity is None or severity.rank > self.level.rank else severity

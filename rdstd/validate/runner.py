@@ -94,7 +94,7 @@ def partitions(ds: Dataset) -> list[Dataset]:
 
 
 def _run(ds: Dataset, checks: list[Check], *, pixels: bool) -> list[Finding]:
-    view = DatasetView(ds.path, ds.manifest, ds.episodes, lambda: ds.stats)
+    view = DatasetView(ds.path, ds.manifest, ds.episodes, lambda: ds.stats, stored=stream.StoredRows(ds))
     wants_pixels = pixels and any(c.pixels for c in checks)
     return run_shards(view, lambda: stream.shards(ds, pixels=wants_pixels), checks)
 

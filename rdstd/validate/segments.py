@@ -114,6 +114,23 @@ def spread(per_segment: npt.NDArray[Any], lengths: IntArray) -> npt.NDArray[Any]
     return out
 
 
+def apply_each(
+    values: npt.NDArray[np.float64], per_segment: npt.NDArray[np.float64], lengths: IntArray, ufunc: np.ufunc
+) -> None:
+    """In place: ``ufunc(row, per_segment[i])`` for each row of segment i of ``values`` (rows x dims, the segments
+    tiling its first rows), e.g. ``np.subtract`` to centre. Segments of one length are broadcast over a view (no
+    repeated copy)."""
+    rows = int(lengths.sum())
+    if len(lengths) and rows == len(values) and values.ndim == 2 and values.flags.f_contiguous:
+        width = int(lengths[0])
+        if width and bool(np.all(lengths == width)):
+            for d in range(values.shape[1]):
+                block = values[:, d].reshape(len(lengths), width)
+                ufunc(block, per_segment[:, d, None], out=block)
+            return
+    ufunc(values[:rows], spread(per_segment, lengths), out=values[:rows])
+
+
 def medians(values: npt.NDArray[np.float64], keep: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
     """Per row, ``np.median`` of the entries ``keep`` marks (NaN for a row with none)."""
     ordered = np.sort(np.where(keep, values, np.inf), axis=1)
@@ -135,11 +152,25 @@ def segment_any(rows: Any, starts: IntArray, lengths: IntArray) -> npt.NDArray[n
 def segment_medians(values: npt.NDArray[np.float64], starts: IntArray, lengths: IntArray) -> npt.NDArray[np.float64]:
     """``np.median(values[s : s + n], axis=0)`` for each segment (NaN for an empty one or one holding NaN).
 
-    Segments are gathered padded to a common length, in groups of similar lengths (so that padding stays within
-    about the data's own size), one column at a time, and partitioned around their middle ranks.
+    Segments of one length at a constant spacing (a shard of equal episodes) are copied out of a strided view of
+    each column; others are gathered padded to a common length, in groups of similar lengths (so that padding
+    stays within about the data's own size). Either way one column at a time, partitioned around the middle ranks.
     """
     rows = values.reshape(len(values), -1)
     out = np.full((len(starts), rows.shape[1]), np.nan)
+    spacing = _even_spacing(starts, lengths, len(rows))
+    if spacing is not None:
+        width = int(lengths[0])
+        for d in range(rows.shape[1]):
+            column = rows[:, d]
+            view = np.lib.stride_tricks.as_strided(
+                column[int(starts[0]) :],
+                shape=(len(starts), width),
+                strides=(spacing * column.strides[0], column.strides[0]),
+                writeable=False,
+            )
+            out[:, d] = _middles(np.array(view), lengths)
+        return out.reshape(len(starts), *values.shape[1:])
     for group in _similar_lengths(lengths):
         width = int(lengths[group].max())
         if width == 0:
@@ -148,21 +179,41 @@ def segment_medians(values: npt.NDArray[np.float64], starts: IntArray, lengths: 
         inside = np.arange(width)[None, :] < count[:, None]
         index = np.where(inside, starts[group][:, None] + np.arange(width)[None, :], 0)
         padded = not bool(inside.all())
-        middles = np.unique(np.r_[(count - 1) // 2, count // 2])
-        picks = np.arange(len(group))
         for d in range(rows.shape[1]):
             block = rows[:, d][index]
             if padded:
                 block[~inside] = np.inf
-            holes = np.isnan(block).any(axis=1)
-            if len(middles) <= _MAX_PARTITION_KTH:  # the middle ranks land where a sort puts them, in linear time
-                block.partition(middles, axis=1)
-            else:
-                block.sort(axis=1)
-            with np.errstate(invalid="ignore"):
-                middle = (block[picks, (count - 1) // 2] + block[picks, count // 2]) / 2
-            out[group, d] = np.where(holes | (count == 0), np.nan, middle)
+            out[group, d] = _middles(block, count)
     return out.reshape(len(starts), *values.shape[1:])
+
+
+def _even_spacing(starts: IntArray, lengths: IntArray, rows: int) -> int | None:
+    """The spacing of segments of one (non-zero) length that start at a constant spacing no shorter than it,
+    inside ``rows`` rows; None when they do not."""
+    if not len(starts) or lengths[0] <= 0 or not bool(np.all(lengths == lengths[0])):
+        return None
+    if int(starts[-1]) + int(lengths[0]) > rows or starts[0] < 0:
+        return None
+    if len(starts) == 1:
+        return int(lengths[0])
+    gaps = np.diff(starts)
+    spacing = int(gaps[0])
+    return spacing if spacing >= lengths[0] and bool(np.all(gaps == spacing)) else None
+
+
+def _middles(block: npt.NDArray[np.float64], count: IntArray) -> npt.NDArray[np.float64]:
+    """Per row of ``block`` (its first ``count`` entries are the segment's, the rest +inf), the median; NaN for a
+    row holding NaN or empty. ``block`` is reordered in place."""
+    holes = np.isnan(block).any(axis=1)
+    middles = np.unique(np.r_[(count - 1) // 2, count // 2])
+    if len(middles) <= _MAX_PARTITION_KTH:  # the middle ranks land where a sort puts them, in linear time
+        block.partition(middles, axis=1)
+    else:
+        block.sort(axis=1)
+    picks = np.arange(len(block))
+    with np.errstate(invalid="ignore"):
+        middle = (block[picks, (count - 1) // 2] + block[picks, count // 2]) / 2
+    return np.where(holes | (count == 0), np.nan, middle)
 
 
 def _similar_lengths(lengths: IntArray) -> list[IntArray]:
@@ -182,20 +233,54 @@ def _similar_lengths(lengths: IntArray) -> list[IntArray]:
     return groups
 
 
-def centred(
-    x: npt.NDArray[np.float64], starts: IntArray, lengths: IntArray, count: IntArray
-) -> npt.NDArray[np.float64]:
-    """x less the mean of the first ``count`` rows of each segment (segment e's rows start at ``starts[e]``, and
-    ``lengths`` tile x or run past its end); rows past a segment's count are offset too but meant to be ignored."""
-    used = np.maximum(count, 0)
-    means = range_sum(x, starts, starts + used) / np.maximum(used, 1).reshape(-1, *([1] * (x.ndim - 1)))
-    return x - spread(means, lengths)[: len(x)]  # type: ignore[no-any-return]
+class Scratch:
+    """Reusable float64 work buffers, by name: a check working shard after shard fills the same memory again
+    instead of faulting fresh pages in for every shard's temporaries."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, npt.NDArray[np.float64]] = {}
+
+    def columns(self, name: str, rows: int, dims: int) -> npt.NDArray[np.float64]:
+        """An uninitialised ``rows`` x ``dims`` array, dims-major (Fortran order), in the buffer ``name``."""
+        size = rows * dims
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.size < size:
+            buffer = self._buffers[name] = np.empty(size)
+        return buffer[:size].reshape((rows, dims), order="F")
 
 
-def comoments(
-    x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], starts: IntArray, lengths: IntArray, count: IntArray
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Per segment, the centred sums of squares and products (Σx'x', Σy'y', Σx'y') of its first ``count`` rows."""
-    stops = starts + np.maximum(count, 0)
-    xc, yc = centred(x, starts, lengths, count), centred(y, starts, lengths, count)
-    return range_sum(xc * xc, starts, stops), range_sum(yc * yc, starts, stops), range_sum(xc * yc, starts, stops)
+def centred_each(x: npt.NDArray[np.float64], starts: IntArray, lengths: IntArray) -> npt.NDArray[np.float64]:
+    """A copy of x (one value per row) less each segment's mean (the segments tile x)."""
+    means = range_sum(x.reshape(-1, 1), starts, starts + lengths)[:, 0] / np.maximum(lengths, 1)
+    return x - np.repeat(means, lengths)
+
+
+class LaggedMoments:
+    """Centred co-moments of ``x`` over rows ``[0, n - k)`` of each segment with ``y`` over rows ``[k, n)`` (x at t
+    against y at t + k), for small leads k, from one set of whole-segment sums: each lead costs one product and
+    one segment sum. ``x`` and ``y`` (one value per row, segments tiling them) should be centred on each segment's
+    mean first (:func:`centred_each`), so that the sums do not cancel."""
+
+    def __init__(self, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], starts: IntArray, lengths: IntArray):
+        self._x, self._y, self._starts, self._n = x.reshape(-1, 1), y.reshape(-1, 1), starts, lengths
+        stops = starts + lengths
+        self._sum_x, self._sum_y = range_sum(self._x, starts, stops), range_sum(self._y, starts, stops)
+        self._sq_x, self._sq_y = self._x * self._x, self._y * self._y
+        self._ssq_x, self._ssq_y = range_sum(self._sq_x, starts, stops), range_sum(self._sq_y, starts, stops)
+        self._work = np.empty_like(self._x)
+
+    def comoments(self, k: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Per segment, (Σx'x', Σy'y', Σx'y') centred on the windows' own means, for lead ``k``."""
+        starts, n, total = self._starts, self._n, len(self._x)
+        count = np.maximum(n - k, 1)[:, None]
+        sum_x = self._sum_x - tail_sum(self._x, starts, n, k)
+        sq_x = self._ssq_x - tail_sum(self._sq_x, starts, n, k)
+        sum_y = self._sum_y - head_sum(self._y, starts, n, k)
+        sq_y = self._ssq_y - head_sum(self._sq_y, starts, n, k)
+        np.multiply(self._x[: total - k], self._y[k:], out=self._work[: total - k])
+        cross = lagged_sum(self._work, starts, n, k)
+        short = (n - k <= 0)[:, None]  # an empty window has no moments
+        sxx = np.where(short, 0.0, sq_x - sum_x * sum_x / count)
+        syy = np.where(short, 0.0, sq_y - sum_y * sum_y / count)
+        sxy = np.where(short, 0.0, cross - sum_x * sum_y / count)
+        return sxx[:, 0], syy[:, 0], sxy[:, 0]

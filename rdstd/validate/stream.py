@@ -68,7 +68,7 @@ def shards(ds: Dataset, *, pixels: bool = False) -> Iterator[ShardView]:
         raws = {k: _rows(data[k], firsts, lengths, tiled) for k in columns}
         # dims-major (Fortran order): per-episode reductions down a column and per-frame reductions across dims
         # run several times faster than on the rows as stored
-        floats = {k: np.asfortranarray(raws[k]).astype(np.float64, copy=False) for k in vectors}
+        floats = {k: _dims_major(raws[k]) for k in vectors}
         return raws, floats, lengths
 
     # the next shard is read (and checksummed) in a thread while the checks work on this one
@@ -88,7 +88,7 @@ def view(
     the episodes' ``timestamp`` and vectors as stored, concatenated in order; ``meta`` the episode table's columns
     (as :func:`shards` reads them) for the episodes at ``positions``."""
     lengths = np.array([meta["length"][p] for p in positions.tolist()], dtype=np.intp)
-    floats = {k: np.asfortranarray(columns[k]).astype(np.float64, copy=False) for k in vectors}
+    floats = {k: _dims_major(columns[k]) for k in vectors}
     return _view(None, positions, meta, dict(columns), floats, lengths, False)
 
 
@@ -116,7 +116,7 @@ def _view(
             split=str(meta["split"][pos] or "unknown"),
             task=str(meta["task"][pos] or ""),
             embodiment=str(meta["embodiment"][pos] or ""),
-            source_meta=json.loads(meta["source_meta"][pos] or "{}"),
+            source_meta=_source_meta(meta["source_meta"][pos]),
             timestamps=times[rows],
             vectors={k: v[rows] for k, v in floats.items()},
             raw={k: v[rows] for k, v in raws.items()},
@@ -125,6 +125,19 @@ def _view(
             view.frames_of = _PixelReader(ds, pos)
         views.append(view)
     return ShardView(views, times, floats, starts, lengths)
+
+
+def _source_meta(text: str | None) -> dict[str, Any]:
+    """An episode's ``source_meta`` JSON as a dict (most are empty: no parse)."""
+    if not text or text == "{}":
+        return {}
+    parsed: dict[str, Any] = json.loads(text)
+    return parsed
+
+
+def _dims_major(column: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    """A vector column as float64, dims-major (Fortran order), in one copy."""
+    return np.asarray(column, dtype=np.float64, order="F")
 
 
 def _rows(
@@ -150,6 +163,24 @@ def _read_shard(ds: Dataset, shard: int, columns: list[str]) -> dict[str, npt.ND
         column = table.column(key).combine_chunks()
         out[key] = column.values.to_numpy(zero_copy_only=False).reshape(len(table), feature.size)
     return out
+
+
+class StoredRows:
+    """An episode's timestamps and vectors as stored, read back from its shard by position in the episode table
+    (for a check that needs an episode again after its shard went by; the last shard read is kept)."""
+
+    def __init__(self, ds: Dataset) -> None:
+        self._ds = ds
+        self._shard: tuple[int, _Columns] | None = None
+
+    def __call__(self, position: int) -> tuple[npt.NDArray[Any], dict[str, npt.NDArray[Any]]]:
+        table = self._ds.episodes
+        shard, first, length = (int(table[name][position]) for name in ("shard", "shard_row", "length"))
+        if self._shard is None or self._shard[0] != shard:
+            self._shard = (shard, _read_shard(self._ds, shard, ["timestamp", *self._ds.manifest.vectors]))
+        data = self._shard[1]
+        rows = slice(first, first + length)
+        return data["timestamp"][rows], {k: v[rows] for k, v in data.items() if k != "timestamp"}
 
 
 class _PixelReader:

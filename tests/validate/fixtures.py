@@ -89,11 +89,12 @@ def _features(plants: set[str]) -> dict[str, VectorFeature | ImageFeature]:
         rotation_composition=RotationComposition.ROTATION_COMPOSITION,
     )
     extra: dict[str, VectorFeature | ImageFeature] = {}
-    if plants & {"euler", "euler_intrinsic"}:  # the tool orientation as Euler angles, declared extrinsic xyz
+    if plants & _EULER:  # the tool orientation as Euler angles, declared extrinsic xyz
+        unit = Unit.DEG if "euler_deg_declared" in plants else Unit.RAD
         extra["observation.eef_euler"] = VectorFeature(
             dtype="float64",
             shape=(3,),
-            dims=[Dimension(name=f"e{a}", role=Role.EEF_ROTATION, unit=Unit.RAD, frame="base") for a in "xyz"],
+            dims=[Dimension(name=f"e{a}", role=Role.EEF_ROTATION, unit=unit, frame="base") for a in "xyz"],
             rotations=[
                 RotationGroup(start=0, representation=RotationRepr.EULER, euler_axes="xyz", euler_extrinsic=True)
             ],
@@ -170,6 +171,11 @@ def _euler(rot: np.ndarray, extrinsic: bool) -> np.ndarray:
         c = np.arctan2(-rot[:, 0, 1], rot[:, 0, 0])
     return np.stack([a, b, c], axis=1)
 
+
+#: Plants that add the Euler state: declared extrinsic xyz in rad (``euler``); episode 2 intrinsic XYZ
+#: (``euler_intrinsic``), in degrees (``euler_degrees``), turning in the tool frame while the deltas declare the base
+#: frame (``euler_tool``); every episode in degrees, declared deg (``euler_deg_declared``: clean).
+_EULER = {"euler", "euler_intrinsic", "euler_degrees", "euler_tool", "euler_deg_declared"}
 
 #: A fixed tool orientation the Euler trajectory turns from (so that every angle is well away from 0).
 _EULER_BASE = np.array(
@@ -275,9 +281,14 @@ def _episode(index: int, plants: set[str]) -> Episode:
         "action": action,
         "action.rotation_delta": rotation_delta,
     }
-    if plants & {"euler", "euler_intrinsic"}:
+    if plants & _EULER:
         tool = _matrices(quat[:n]) @ _EULER_BASE  # turns with the deltas: R(t+1) = R(delta_t) R(t)
-        vectors["observation.eef_euler"] = _euler(tool, extrinsic=not ("euler_intrinsic" in plants and index == 2))
+        if "euler_tool" in plants and index == 2:  # turns in its own frame: R(t+1) = R(t) R(delta_t)
+            tool = _EULER_BASE @ _matrices(quat[:n])
+        euler = _euler(tool, extrinsic=not ("euler_intrinsic" in plants and index == 2))
+        if "euler_deg_declared" in plants or ("euler_degrees" in plants and index == 2):
+            euler = np.degrees(euler)
+        vectors["observation.eef_euler"] = euler
     return Episode(
         EpisodeMeta(
             episode_id=f"ep{index:03d}",

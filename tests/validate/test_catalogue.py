@@ -65,6 +65,33 @@ def test_a_wrong_euler_convention_names_the_class_that_fits(tmp_path: Path) -> N
     assert isinstance(found[0].measured, float) and found[0].measured > 3
 
 
+def test_euler_angles_in_degrees_declared_radians_are_found_by_the_wider_search(tmp_path: Path) -> None:
+    """No convention read in radians fits episode 2's degrees: the search over the other unit does, and says so."""
+    found = _of(validate(make(tmp_path, "euler_degrees")), "RDV404")
+    assert [f.episode_index for f in found] == [2] and found[0].severity == Severity.WARNING
+    assert "fits extrinsic xyz in degrees, base frame" in found[0].message
+    assert "declared extrinsic xyz in radians, base frame" in found[0].message
+    assert isinstance(found[0].measured, float) and found[0].measured > 3
+
+
+def test_deltas_composed_in_the_other_frame_are_found_by_the_wider_search(tmp_path: Path) -> None:
+    """Episode 2 turns in the tool frame while the deltas declare the base frame: the declared convention fits as
+    soon as the deltas compose in the tool frame."""
+    found = _of(validate(make(tmp_path, "euler_tool")), "RDV404")
+    assert [f.episode_index for f in found] == [2]
+    assert "fits extrinsic xyz in radians, tool frame" in found[0].message
+    assert "declared extrinsic xyz in radians, base frame" in found[0].message
+
+
+def test_euler_angles_declared_in_degrees_are_read_in_degrees(tmp_path: Path) -> None:
+    """Angles stored and declared in degrees are converted before the composition (they were read as radians, so
+    that no convention could fit and a wrong one went unseen)."""
+    assert not _of(validate(make(tmp_path, "euler_deg_declared")), "RDV404")
+    found = _of(validate(make(tmp_path, "euler_deg_declared", "euler_intrinsic")), "RDV404")
+    assert [f.episode_index for f in found] == [2]
+    assert "fits intrinsic XYZ" in found[0].message and "declared extrinsic xyz (" in found[0].message
+
+
 def test_an_euler_group_without_extrinsic_gets_one_info_with_the_fits(tmp_path: Path) -> None:
     path = make(tmp_path, "euler")
     manifest = path / layout.MANIFEST

@@ -169,6 +169,7 @@ def test_a_dominant_task_is_reported_as_imbalance(tmp_path: Path) -> None:
     report = validate_dataset(ds, Config(select=["RDV803"], params={"RDV803": {"max_ratio": 4.0}}))
     (finding,) = report.findings
     assert finding.severity == Severity.INFO and finding.measured == 5.0
+    assert "2 tasks: the most common has 5 episodes, the least common 1 (e.g. ['   '])" in finding.message
     assert not validate_dataset(ds, Config(select=["RDV803"])).findings, "5 to 1 is under the default ratio of 50"
 
 

@@ -9,13 +9,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rdstd.schema import Dimension, Episode, EpisodeMeta, Provenance, Role, Unit, VectorFeature
 from rdstd.store.reader import Dataset
+from rdstd.store.writer import DatasetWriter
 from rdstd.validate import Evidence, Finding, Severity, stream
-from rdstd.validate.check import Check, DatasetView, EpisodeView, ShardView
+from rdstd.validate.check import Check, DatasetView, EpisodeView, ShardView, content_digest
 from rdstd.validate.checks.actions import Fit, fit, fit_shard
+from rdstd.validate.checks.metadata import _fingerprints
 from rdstd.validate.config import load
 from rdstd.validate.runner import build_checks, run
-from rdstd.validate.segments import medians, range_sum, segment_max, segment_medians, segment_min
+from rdstd.validate.segments import (
+    LaggedMoments,
+    apply_each,
+    centred_each,
+    medians,
+    range_sum,
+    segment_max,
+    segment_medians,
+    segment_min,
+)
 from tests.validate.fixtures import make
 
 PAIRS = [(0, "observation.state", 0), (1, "observation.state", 1), (2, "observation.state", 2)]
@@ -198,3 +210,95 @@ def test_segment_medians_are_numpys(seed: int) -> None:
         want = np.median(values[s : s + n], axis=0) if n else np.full(3, np.nan)
         np.testing.assert_array_equal(got[i], want)
         np.testing.assert_array_equal(flat[i], want[0])
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize(("segments", "width", "spacing"), [(7, 10, 11), (5, 9, 9), (1, 6, 6), (6, 8, 8)])
+def test_segment_medians_of_evenly_spaced_segments_are_numpys(
+    order: str, segments: int, width: int, spacing: int
+) -> None:
+    """Equal segments at a constant spacing (a shard of equal episodes, the steps of its episodes) are read through
+    a strided view: the same medians as numpy's, NaN where a segment holds one, rows between segments ignored."""
+    rng = np.random.default_rng(width)
+    values = np.asarray(rng.normal(size=(segments * spacing + 2, 3)).round(1), order=order)
+    starts = (np.arange(segments) * spacing + 1).astype(np.intp)
+    lengths = np.full(segments, width, dtype=np.intp)
+    values[int(starts[-1]) + 2, 1] = np.nan
+    values[int(starts[0]) + width :: spacing, 2] = 1e9  # rows between segments must not count
+    got = segment_medians(values, starts, lengths)
+    for i, s in enumerate(starts.tolist()):
+        np.testing.assert_array_equal(got[i], np.median(values[s : s + width], axis=0))
+
+
+@pytest.mark.parametrize(("lengths", "extra"), [([4, 4, 4], 0), ([4, 4, 4], 1), ([3, 0, 5, 1], 0)])
+def test_apply_each_gives_each_segment_its_own_operand(lengths: list[int], extra: int) -> None:
+    rng = np.random.default_rng(3)
+    n = np.array(lengths, dtype=np.intp)
+    values = np.asfortranarray(rng.normal(size=(int(n.sum()) + extra, 2)))
+    per = rng.normal(size=(len(n), 2))
+    want = values.copy()
+    want[: int(n.sum())] -= np.repeat(per, n, axis=0)
+    apply_each(values, per, n, np.subtract)
+    np.testing.assert_array_equal(values, want)
+
+
+def _episodes_dataset(root: Path, episodes: list[tuple[str, np.ndarray]], shard_bytes: int) -> Path:
+    """A dataset of one 2-d state feature, an episode per (split, values), in shards of about ``shard_bytes``."""
+    features = {
+        "observation.state": VectorFeature(
+            shape=(2,), dims=[Dimension(name=f"s{i}", role=Role.JOINT_POSITION, unit=Unit.RAD) for i in range(2)]
+        )
+    }
+    with DatasetWriter(
+        root,
+        features,
+        Provenance(source_format="generated", rdstd_version="test"),
+        rate_hz=10.0,
+        shard_bytes=shard_bytes,
+    ) as writer:
+        for e, (split, values) in enumerate(episodes):
+            meta = EpisodeMeta(episode_id=f"ep{e}", task="t", split=split)
+            writer.add(Episode(meta, np.arange(len(values)) / 10.0, {"observation.state": values.astype(np.float32)}))
+    return root
+
+
+@pytest.mark.parametrize("shard_bytes", [1, 1 << 30])
+def test_duplicates_are_confirmed_by_their_digest_in_any_shard(tmp_path: Path, shard_bytes: int) -> None:
+    """Episodes that share a fingerprint (length, first, middle and last rows, ranges) are hashed; the earlier one
+    is read back from its shard when it went by. A copy is found; a near copy (one inner value differs) is not."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(40, 2))
+    near = base.copy()
+    inner = next(r for r in range(1, 39) if r not in (20, base[:, 0].argmin(), base[:, 0].argmax()))
+    near[inner, 0] = (base[:, 0].min() + base[:, 0].max()) / 2  # inside the range, away from the sampled rows
+    episodes = [("train", base), ("train", rng.normal(size=(40, 2))), ("val", near), ("val", base.copy())]
+    root = _episodes_dataset(tmp_path / "ds", episodes, shard_bytes)
+    ds = Dataset.open(root)
+    assert len({s for s in ds.episodes["shard"].to_list()}) == (4 if shard_bytes == 1 else 1)
+    found = [f for f in run(ds, build_checks(load("default", root, cwd=tmp_path))[0]) if f.check == "RDV802"]
+    assert [(f.episode_index, f.severity) for f in found] == [(3, Severity.ERROR)]
+    assert "copy of episode 0 (ep0); split val repeats train" in found[0].message
+    shards = list(stream.shards(ds))
+    views = [ep for shard in shards for ep in shard.episodes]
+    prints = [p for shard in shards for p in _fingerprints(shard)]
+    assert prints[0] == prints[2] == prints[3] != prints[1]  # the near copy is told apart by its digest only
+    assert views[2].content_digest() != views[0].content_digest() == views[3].content_digest()
+    times, vectors = stream.StoredRows(ds)(3)
+    assert content_digest(times, vectors) == views[3].content_digest()
+
+
+def test_lagged_moments_are_the_windows_own() -> None:
+    """x over rows [0, n - k) against y over rows [k, n) of each segment, centred on the windows' own means: as
+    numpy computes them window by window (0 for a window that is empty)."""
+    rng = np.random.default_rng(5)
+    lengths = np.array([9, 1, 0, 30, 4], dtype=np.intp)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
+    x, y = rng.normal(2.0, 1.0, int(lengths.sum())), rng.normal(-3.0, 2.0, int(lengths.sum()))
+    lagged = LaggedMoments(centred_each(x, starts, lengths), centred_each(y, starts, lengths), starts, lengths)
+    for k in range(4):
+        sxx, syy, sxy = lagged.comoments(k)
+        for e, (s, n) in enumerate(zip(starts.tolist(), lengths.tolist(), strict=True)):
+            xs, ys = x[s : s + max(n - k, 0)], y[s + k : s + n]
+            xc, yc = xs - (xs.mean() if len(xs) else 0), ys - (ys.mean() if len(ys) else 0)
+            want = (xc @ xc, yc @ yc, xc @ yc) if len(xs) else (0.0, 0.0, 0.0)
+            np.testing.assert_allclose([sxx[e], syy[e], sxy[e]], want, rtol=1e-9, atol=1e-12)

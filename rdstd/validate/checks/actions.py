@@ -79,66 +79,82 @@ def fit(ep: EpisodeView, action: str, pairs: list[tuple[int, str, int]]) -> Fit 
     return Fit(absolute, float(np.median(r2(ds, a0))), float(np.median(slopes)) if slopes.size else 0.0, errors)
 
 
-def fit_shard(shard: ShardView, action: str, pairs: list[tuple[int, str, int]]) -> list[Fit | None]:
-    """:func:`fit` for every episode of a shard at once (sums over row ranges of the concatenated columns)."""
+def fit_shard(
+    shard: ShardView, action: str, pairs: list[tuple[int, str, int]], scratch: segments.Scratch | None = None
+) -> list[Fit | None]:
+    """:func:`fit` for every episode of a shard at once (sums over row ranges of the concatenated columns).
+
+    Each episode's columns are centred once on their own means; every moment of every hypothesis then comes from
+    per-episode sums: the window sums of lead k are the whole sums less k edge rows, one lagged product per lead
+    gives the cross sums, and the identity fit's squared error is expanded from those same sums (no second pass).
+    ``scratch`` holds the work buffers between calls (a check passes its own).
+    """
     n = shard.lengths
     starts = shard.starts
     out: list[Fit | None] = [None] * len(n)
     if not pairs or not len(n):
         return out
-    acts = shard.vectors[action][:, [i for i, _, _ in pairs]]
-    states = _columns([shard.vectors[key][:, j] for _, key, j in pairs])
-    stops = starts + n
-    # finite and moving, from the shard's extents (for finite values the finite range is the range)
-    ext = shard.extent(action)
-    a_dims = [i for i, _, _ in pairs]
-    finite, moving = ~ext.bad[:, a_dims], ext.high[:, a_dims] > ext.low[:, a_dims]
-    for p, (_, key, j) in enumerate(pairs):
-        ext = shard.extent(key)
-        finite[:, p] &= ~ext.bad[:, j]
-        moving[:, p] &= ext.high[:, j] > ext.low[:, j]
-    usable = finite & moving & (n >= 8)[:, None]
+    usable = _usable(shard, action, pairs)
     fitted = usable.any(axis=1)
     if not fitted.any():
         return out
-    # each episode centred once on its own means: a window's moments are then sums without cancellation
-    s_dev = states - segments.spread(segments.range_sum(states, starts, stops) / _count(n), n)
-    a_dev = acts - segments.spread(segments.range_sum(acts, starts, stops) / _count(n), n)
-    s_sq, a_sq = s_dev * s_dev, a_dev * a_dev
-    whole = [segments.range_sum(x, starts, stops) for x in (s_dev, a_dev, s_sq, a_sq)]
-    var_s = whole[2] / _count(n)
+    stops = starts + n
+    total = len(shard.timestamps)
+    # each episode centred once on its own means (own copies, centred in place): a window's moments are then
+    # sums without cancellation
+    scratch = scratch or segments.Scratch()
+    s_dev = _columns([shard.vectors[key][:, j] for _, key, j in pairs], scratch.columns("s", total, len(pairs)))
+    a_dev = _columns([shard.vectors[action][:, i] for i, _, _ in pairs], scratch.columns("a", total, len(pairs)))
+    s_mean = segments.range_sum(s_dev, starts, stops) / _count(n)
+    a_mean = segments.range_sum(a_dev, starts, stops) / _count(n)
+    segments.apply_each(s_dev, s_mean, n, np.subtract)
+    segments.apply_each(a_dev, a_mean, n, np.subtract)
+    work = scratch.columns("work", total, len(pairs))  # per-frame products, in place
+    sums_s, sums_a = segments.range_sum(s_dev, starts, stops), segments.range_sum(a_dev, starts, stops)
+    squares_s = segments.range_sum(np.multiply(s_dev, s_dev, out=work), starts, stops)
+    heads = [segments.head_sum(work, starts, n, k) for k in range(_MAX_LEAD + 1)]
+    squares_a = segments.range_sum(np.multiply(a_dev, a_dev, out=work), starts, stops)
+    tails = [segments.tail_sum(work, starts, n, k) for k in range(_MAX_LEAD + 1)]
+    var_s = squares_s / _count(n)
+    offset = a_mean - s_mean  # a_t - s_(t+k) = a_dev_t - s_dev_(t+k) + offset
     absolute, errors = [], []
-    total = len(acts)
-    work = np.empty_like(s_dev)  # per-frame products of one lead, in place
+    window_a: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] = (sums_a, squares_a)
     for k in range(_MAX_LEAD + 1):
         count = _count(n - k)
         # the window of lead k: s over rows [k, n) of each episode, a over rows [0, n - k)
-        sum_s, sq_s = (
-            whole[0] - segments.head_sum(s_dev, starts, n, k),
-            whole[2] - segments.head_sum(s_sq, starts, n, k),
-        )
-        sum_a, sq_a = (
-            whole[1] - segments.tail_sum(a_dev, starts, n, k),
-            whole[3] - segments.tail_sum(a_sq, starts, n, k),
-        )
+        sum_s = sums_s - segments.head_sum(s_dev, starts, n, k)
+        sq_s = squares_s - heads[k]
+        sum_a = sums_a - segments.tail_sum(a_dev, starts, n, k)
+        sq_a = squares_a - tails[k]
+        if k == 1:
+            window_a = (sum_a, sq_a)
         sxx, syy = sq_s - sum_s * sum_s / count, sq_a - sum_a * sum_a / count
         # a window that is constant (its spread lost in rounding) is constant, as in r2
         sxx[sxx <= 1e-12 * sq_s] = 0.0
         syy[syy <= 1e-12 * sq_a] = 0.0
         np.multiply(s_dev[k:], a_dev[: total - k], out=work[: total - k])
-        sxy = segments.lagged_sum(work, starts, n, k) - sum_s * sum_a / count
-        absolute.append(segments.medians(_r2(sxx, syy, sxy), usable))
+        cross = segments.lagged_sum(work, starts, n, k)
+        absolute.append(segments.medians(_r2(sxx, syy, cross - sum_s * sum_a / count), usable))
+        # Σ (a_t - s_(t+k))² from the same sums; what is left of it below rounding of its terms is 0
+        rows = np.maximum(n - k, 0)[:, None]
+        scale = sq_a + sq_s + rows * offset * offset
+        sse = sq_a + sq_s - 2 * cross + 2 * offset * (sum_a - sum_s) + rows * offset * offset
+        sse[sse <= 1e-12 * scale] = 0.0
         with np.errstate(divide="ignore", invalid="ignore"):
-            gap = np.subtract(acts[: total - k], states[k:], out=work[: total - k])
-            np.multiply(gap, gap, out=gap)
-            mse = segments.lagged_sum(work, starts, n, k) / count / var_s
-        errors.append(segments.medians(mse, usable))
-    ds, a0 = np.diff(states, axis=0), acts[:-1]
-    a0c = segments.centred(a0, starts, n, n - 1)
-    dsc = segments.centred(ds, starts, n, n - 1)
-    var_a = segments.range_sum(a0c * a0c, starts, stops - 1)
-    cov = segments.range_sum(dsc * a0c, starts, stops - 1)
-    delta = segments.medians(_r2(segments.range_sum(dsc * dsc, starts, stops - 1), var_a, cov), usable)
+            errors.append(segments.medians(sse / count / var_s, usable))
+    # deltas: Δs_t = s_(t+1) - s_t against a_t over rows [0, n - 1); Δs centred on its window mean, so that
+    # Σ Δs'·a' needs no centring of a (Σ Δs' = 0 over the window)
+    ds = work
+    np.subtract(s_dev[1:], s_dev[:-1], out=ds[: total - 1])
+    ds[total - 1 :] = 0.0
+    segments.apply_each(ds, segments.range_sum(ds, starts, stops - 1) / _count(n - 1), n, np.subtract)
+    sum_a, sq_a = window_a
+    var_a = sq_a - sum_a * sum_a / _count(n - 1)
+    var_a[var_a <= 1e-12 * sq_a] = 0.0
+    products = np.multiply(ds[: total - 1], a_dev[: total - 1], out=s_dev[: total - 1])
+    cov = segments.range_sum(products, starts, stops - 1)
+    var_ds = segments.range_sum(np.multiply(ds, ds, out=ds), starts, stops - 1)
+    delta = segments.medians(_r2(var_ds, var_a, cov), usable)
     with np.errstate(divide="ignore", invalid="ignore"):
         slopes = segments.medians(cov / var_a, usable & (var_a > 0))
     for e in np.flatnonzero(fitted).tolist():
@@ -152,9 +168,23 @@ def fit_shard(shard: ShardView, action: str, pairs: list[tuple[int, str, int]]) 
     return out
 
 
-def _columns(columns: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
-    """Columns side by side, dims-major (Fortran order, as the shard's vectors: per-episode sums run faster)."""
-    out = np.empty((len(columns[0]), len(columns)), order="F")
+def _usable(shard: ShardView, action: str, pairs: list[tuple[int, str, int]]) -> npt.NDArray[np.bool_]:
+    """Per episode and pair: both dims finite and moving, and the episode long enough to fit (from the shard's
+    extents: for finite values the finite range is the range)."""
+    ext = shard.extent(action)
+    a_dims = [i for i, _, _ in pairs]
+    finite, moving = ~ext.bad[:, a_dims], ext.high[:, a_dims] > ext.low[:, a_dims]
+    for p, (_, key, j) in enumerate(pairs):
+        ext = shard.extent(key)
+        finite[:, p] &= ~ext.bad[:, j]
+        moving[:, p] &= ext.high[:, j] > ext.low[:, j]
+    usable: npt.NDArray[np.bool_] = finite & moving & (shard.lengths >= 8)[:, None]
+    return usable
+
+
+def _columns(columns: list[npt.NDArray[np.float64]], out: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Columns side by side into ``out``, dims-major (Fortran order, as the shard's vectors: per-episode sums run
+    faster)."""
     for i, column in enumerate(columns):
         out[:, i] = column
     return out
@@ -172,6 +202,21 @@ def _r2(
     with np.errstate(divide="ignore", invalid="ignore"):
         out = sxy * sxy / (sxx * syy)
     return np.where((sxx > 0) & (syy > 0) & np.isfinite(out), out, 0.0)
+
+
+#: Roles that are not a motion of the robot: an action's dims of these roles are not fitted against states.
+_NOT_MOTION = {Role.GRIPPER, Role.FLAG, Role.REWARD}
+
+
+def motion_pairs(dataset: DatasetView, action: str) -> list[tuple[int, str, int]]:
+    """:meth:`DatasetView.pairs` of the action without grippers, flags and rewards on either side: the dims whose
+    values move with the robot's state."""
+    feature = dataset.vectors[action]
+    return [
+        (i, s, j)
+        for i, s, j in dataset.pairs(action)
+        if feature.dims[i].role not in _NOT_MOTION and dataset.vectors[s].dims[j].role not in _NOT_MOTION
+    ]
 
 
 def declared_lead(feature: VectorFeature) -> int | None:
@@ -207,13 +252,8 @@ class ActionSemanticsFit(Check):
     def begin(self, dataset: DatasetView) -> Iterable[Finding]:
         super().begin(dataset)
         self._pairs: dict[str, list[tuple[int, str, int]]] = {}
-        for key, feature in dataset.actions().items():
-            pairs = [
-                (i, s, j)
-                for i, s, j in dataset.pairs(key)
-                if feature.dims[i].role not in {Role.GRIPPER, Role.FLAG, Role.REWARD}
-                and dataset.manifest.vectors[s].dims[j].role not in {Role.GRIPPER, Role.FLAG, Role.REWARD}
-            ]
+        for key in dataset.actions():
+            pairs = motion_pairs(dataset, key)
             if pairs:
                 self._pairs[key] = pairs
             else:
@@ -229,6 +269,7 @@ class ActionSemanticsFit(Check):
         self._dims = {key: sorted({i for i, _, _ in pairs}) for key, pairs in self._pairs.items()}
         self._unfit = dict.fromkeys(self._pairs, 0)
         self._fitted = dict.fromkeys(self._pairs, 0)
+        self._scratch = segments.Scratch()
 
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         for key, pairs in self._pairs.items():
@@ -236,7 +277,7 @@ class ActionSemanticsFit(Check):
 
     def shard(self, shard: ShardView) -> Iterable[Finding]:
         for key, pairs in self._pairs.items():
-            for ep, result in zip(shard.episodes, fit_shard(shard, key, pairs), strict=True):
+            for ep, result in zip(shard.episodes, fit_shard(shard, key, pairs, self._scratch), strict=True):
                 yield from self._judge(ep, key, pairs, result)
 
     def _judge(
@@ -245,7 +286,7 @@ class ActionSemanticsFit(Check):
         """The findings of one episode's fit of the action ``key``."""
         if result is None:
             return
-        feature = self.ds.manifest.vectors[key]
+        feature = self.ds.vectors[key]
         best, best_r2 = result.best(self._rate)
         dims = self._dims[key]
         if best_r2 < self.params["min_r2"]:
@@ -292,7 +333,7 @@ class ActionSemanticsFit(Check):
 
     def _lead(self, ep: EpisodeView, key: str, dims: list[int], result: Fit) -> Iterable[Finding]:
         """Absolute actions: the lead k with the smallest error against the declared one (by error ratio)."""
-        lead = declared_lead(self.ds.manifest.vectors[key])
+        lead = declared_lead(self.ds.vectors[key])
         if lead is None or lead > _MAX_LEAD:
             return
         best = min(range(len(result.error)), key=result.error.__getitem__)
@@ -361,12 +402,11 @@ class PrenormalizedActions(Check):
         # min, max, counts and the first distinct values of a shard's rows are those of its episodes together
         for key, dims in self._dims.items():
             extent = shard.extent(key)
+            block = _take(shard.vectors[key], dims)
             if not len(shard.episodes) or extent.bad[:, dims].any():
-                self._add(key, shard.vectors[key][:, dims])
+                self._add(key, block)
             else:  # every row finite: the range is the episodes' ranges
-                self._add(
-                    key, shard.vectors[key][:, dims], extent.low[:, dims].min(axis=0), extent.high[:, dims].max(axis=0)
-                )
+                self._add(key, block, extent.low[:, dims].min(axis=0), extent.high[:, dims].max(axis=0))
         return ()
 
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
@@ -409,7 +449,7 @@ class PrenormalizedActions(Check):
             total = self._count[key]
             if total < self.params["min_values"]:
                 continue
-            names = self.ds.manifest.vectors[key].dims
+            names = self.ds.vectors[key].dims
             for i, d in enumerate(dims):
                 low, high = float(self._low[key][i]), float(self._high[key][i])
                 mass = float(self._at_bounds[key][i]) / total
@@ -436,6 +476,13 @@ class PrenormalizedActions(Check):
                         measured=len(seen),
                         expected=f"> {int(self.params['max_unique'])}",
                     )
+
+
+def _take(values: npt.NDArray[np.float64], dims: list[int]) -> npt.NDArray[np.float64]:
+    """The columns ``dims`` of ``values``: a view when they are a run of neighbours, else a copy."""
+    if dims == list(range(dims[0], dims[0] + len(dims))):
+        return values[:, dims[0] : dims[0] + len(dims)]
+    return values[:, dims]
 
 
 def _in_rotation(feature: VectorFeature, dim: int) -> bool:
@@ -476,11 +523,8 @@ class DeltaIntegration(Check):
                 continue  # relative to the previous command or the episode start: not a step of the state
             pairs = [
                 (i, s, j)
-                for i, s, j in dataset.pairs(key)
-                if feature.dims[i].role not in {Role.GRIPPER, Role.FLAG, Role.REWARD}
-                and dataset.manifest.vectors[s].dims[j].role not in {Role.GRIPPER, Role.FLAG, Role.REWARD}
-                and not _in_rotation(feature, i)
-                and not _in_rotation(dataset.manifest.vectors[s], j)
+                for i, s, j in motion_pairs(dataset, key)
+                if not _in_rotation(feature, i) and not _in_rotation(dataset.vectors[s], j)
             ]
             if pairs:
                 self._pairs[key] = pairs

@@ -15,7 +15,7 @@ from rdstd.validate.model import Evidence, Finding, Severity
 
 
 def _grippers(dataset: DatasetView) -> list[tuple[str, GripperConvention]]:
-    return [(k, g) for k, f in dataset.manifest.vectors.items() for g in f.grippers]
+    return [(k, g) for k, f in dataset.vectors.items() for g in f.grippers]
 
 
 class GripperKindFit(Check):
@@ -138,12 +138,13 @@ class GripperPolarity(Check):
             return
         starts, n = shard.starts, shard.lengths
         s_key, s_grip = self._states[0]
-        s = _oriented(shard.vectors[s_key][:, s_grip.dim], s_grip)
+        s = segments.centred_each(_oriented(shard.vectors[s_key][:, s_grip.dim], s_grip), starts, n)
         screen = np.zeros(len(n), dtype=bool)
         for a_key, a_grip in self._acts:
-            a = _oriented(shard.vectors[a_key][:, a_grip.dim], a_grip)
+            a = segments.centred_each(_oriented(shard.vectors[a_key][:, a_grip.dim], a_grip), starts, n)
+            lagged = segments.LaggedMoments(a, s, starts, n)
             for k in range(int(self.params["max_lead"]) + 1):
-                sxx, syy, sxy = segments.comoments(a[: len(a) - k], s[k:], starts, n, n - k)
+                sxx, syy, sxy = lagged.comoments(k)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     c = sxy / np.sqrt(sxx * syy)
                 # screened in below a fraction of the threshold: the episode's own correlations decide

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import ClassVar
+
+import numpy as np
+import numpy.typing as npt
 
 from rdstd.schema.embodiment import ControlMode, RobotType
 from rdstd.schema.features import VectorFeature
 from rdstd.schema.vocabulary import ActionMode, ClockKind, GripperKind, GripperOpen, RotationRepr
-from rdstd.validate.check import Check, DatasetView, EpisodeView
+from rdstd.validate.check import Check, DatasetView, EpisodeView, ShardView, content_digest
 from rdstd.validate.model import Evidence, Finding, Severity
 
 _PLACEHOLDERS = {"", "nan", "none", "null", "default", "task", "n/a", "na", "todo", "tbd", "-", "?", "unknown"}
@@ -60,13 +65,13 @@ class TaskBalance(Check):
 
     def begin(self, dataset: DatasetView) -> Iterable[Finding]:
         super().begin(dataset)
-        counts = dataset.episodes.group_by("task").len()
+        # a count over the task column (in the order tasks first appear, so the examples named are stable)
+        counts = Counter(dataset.episodes["task"].to_list())
         if len(counts) < 2:
             return
-        sizes = counts["len"].to_numpy()
-        most, least = int(sizes.max()), int(sizes.min())
+        most, least = max(counts.values()), min(counts.values())
         if least and most / least > self.params["max_ratio"]:
-            rare = counts.filter(counts["len"] == least)["task"].to_list()[:3]
+            rare = [task for task, count in counts.items() if count == least][:3]
             yield self.finding(
                 f"{len(counts)} tasks: the most common has {most} episodes, the least common {least} (e.g. {rare})",
                 statistic="episodes of the most / least common task",
@@ -75,8 +80,27 @@ class TaskBalance(Check):
             )
 
 
+@dataclass
+class _Earlier:
+    """An episode seen before, by the fingerprint it shares with others: who it is, and its content digest once
+    worked out (``view``: the episode while its shard is in memory)."""
+
+    index: int
+    episode_id: str
+    split: str
+    position: int
+    view: EpisodeView | None
+    digest: bytes | None = None
+
+
 class DuplicateEpisodes(Check):
-    """RDV802: episodes whose low-dim content is identical: within a split (warning) or across splits (error)."""
+    """RDV802: episodes whose low-dim content is identical: within a split (warning) or across splits (error).
+
+    Identical means the same content digest (blake2b of the timestamps and the vectors as stored). On a stored
+    dataset a shard's episodes are first fingerprinted at once (length; first, middle and last rows; each dim's
+    range): only episodes whose fingerprint an earlier one shares are hashed, the earlier one read back from its
+    shard when it went by. A source streamed through the converter is hashed episode by episode.
+    """
 
     id = "RDV802"
     name = "episodes.duplicate"
@@ -88,23 +112,48 @@ class DuplicateEpisodes(Check):
     def begin(self, dataset: DatasetView) -> Iterable[Finding]:
         super().begin(dataset)
         self._seen: dict[bytes, tuple[int, str, str]] = {}
+        self._prints: dict[bytes, list[_Earlier]] = {}
         return ()
 
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        if self.ds.stored is None:
+            yield from super().shard(shard)
+            return
+        held: list[_Earlier] = []
+        for ep, print_ in zip(shard.episodes, _fingerprints(shard), strict=True):
+            earlier = self._prints.setdefault(print_, [])
+            if earlier:  # the same fingerprint as before: the digests decide
+                digest = ep.content_digest()
+                first = next((e for e in earlier if self._digest(e) == digest), None)
+                if first is not None:
+                    yield self._copy(ep, first.index, first.episode_id, first.split)
+                    continue
+            earlier.append(_Earlier(ep.index, ep.episode_id, ep.split, ep.position, ep, ep.digest))
+            held.append(earlier[-1])
+        for seen in held:  # the shard's columns go: an episode is read back from its shard when needed
+            seen.view = None
+
+    def _digest(self, earlier: _Earlier) -> bytes:
+        if earlier.digest is None:
+            if earlier.view is not None:
+                earlier.digest = earlier.view.content_digest()
+            else:
+                assert self.ds.stored is not None
+                earlier.digest = content_digest(*self.ds.stored(earlier.position))
+        return earlier.digest
+
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
-        digest = hashlib.blake2b(digest_size=16)
-        digest.update(ep.timestamps.tobytes())
-        for key in sorted(ep.raw):
-            digest.update(key.encode())
-            digest.update(ep.raw[key].tobytes())
-        content = digest.digest()
+        content = ep.content_digest()
         first = self._seen.get(content)
         if first is None:
             self._seen[content] = (ep.index, ep.episode_id, ep.split)
             return
-        index, ident, split = first
+        yield self._copy(ep, *first)
+
+    def _copy(self, ep: EpisodeView, index: int, ident: str, split: str) -> Finding:
         across = split != ep.split
         where = f"split {ep.split} repeats {split}" if across else f"both in split {split}"
-        yield self.finding(
+        return self.finding(
             f"episode is a copy of episode {index} ({ident}); {where}",
             ep=ep,
             frames=(0, ep.length),
@@ -112,6 +161,33 @@ class DuplicateEpisodes(Check):
             expected="unique content",
             severity=None if across else Severity.WARNING,
         )
+
+
+def _fingerprints(shard: ShardView) -> list[bytes]:
+    """Per episode of the shard, a fingerprint of its content: equal content, equal fingerprint (episodes that
+    differ nearly always differ in it too: length, first, middle and last timestamps and rows, each dim's range),
+    hashed to 16 bytes."""
+    starts, n = shard.starts, shard.lengths
+    last = starts + np.maximum(n - 1, 0)
+    middle = starts + n // 2
+    filled = (n > 0)[:, None]
+    parts: list[npt.NDArray[np.float64]] = [n[:, None].astype(np.float64)]
+    times = shard.timestamps
+    for rows in (starts, middle, last):
+        parts.append(
+            np.where(filled, times[np.minimum(rows, max(len(times) - 1, 0))][:, None], 0.0)
+            if len(times)
+            else np.zeros((len(n), 1))
+        )
+    for key in sorted(shard.vectors):
+        values, extent = shard.vectors[key], shard.extent(key)
+        if len(values):
+            parts += [
+                np.where(filled, values[np.minimum(rows, len(values) - 1)], 0.0) for rows in (starts, middle, last)
+            ]
+        parts += [extent.low, extent.high, extent.bad.astype(np.float64)]
+    table = np.ascontiguousarray(np.concatenate(parts, axis=1))
+    return [hashlib.blake2b(row.data, digest_size=16).digest() for row in table]  # 16 bytes kept per episode
 
 
 def _unknowns(feature: VectorFeature) -> list[str]:
@@ -147,7 +223,7 @@ class UnknownSemantics(Check):
 
     def begin(self, dataset: DatasetView) -> Iterable[Finding]:
         super().begin(dataset)
-        for key, feature in dataset.manifest.vectors.items():
+        for key, feature in dataset.vectors.items():
             found = _unknowns(feature)
             if found:
                 yield self.finding(f"{key}: unknown {'; '.join(found)}", feature=key, measured="unknown")
@@ -194,7 +270,7 @@ class EmbodimentMetadata(Check):
                     evidence=Evidence.UNVERIFIABLE,
                 )
         names = {e.name for e in m.embodiments}
-        used = {str(e) for e in dataset.episodes["embodiment"].unique().to_list() if e}
+        used = {str(e) for e in dataset.episodes["embodiment"].to_list() if e}
         for name in sorted(used - names):
             yield self.finding(f"episodes name embodiment {name!r}, which the manifest does not describe")
 

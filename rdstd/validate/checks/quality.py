@@ -149,6 +149,39 @@ class GripperChatter(Check):
     hint = "filter the gripper command (hysteresis), or check the teleop trigger"
     defaults: ClassVar[Mapping[str, float]] = {"max_per_s": 2.0}
 
+    def begin(self, dataset: DatasetView) -> Iterable[Finding]:
+        super().begin(dataset)
+        self._grippers = [
+            (key, grip.dim)
+            for key, feature in dataset.actions().items()
+            for grip in feature.grippers
+            if grip.kind == GripperKind.ABSOLUTE and feature.dims[grip.dim].role == Role.GRIPPER
+        ]
+        return ()
+
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        # every episode's crossings at once (its mid-range from the shard's extents): episodes a little below the
+        # rate already, or holding a non-finite gripper value, go to the episode's own count
+        starts, n, ts = shard.starts, shard.lengths, shard.timestamps
+        if not self._grippers or not len(ts):
+            return
+        duration = np.zeros(len(n))
+        long = n > 1
+        duration[long] = ts[(starts + n - 1)[long]]
+        hit = np.zeros(len(n), dtype=bool)
+        for key, dim in self._grippers:
+            extent = shard.extent(key)
+            mid = (extent.low[:, dim] + extent.high[:, dim]) / 2
+            with np.errstate(invalid="ignore"):
+                above = shard.vectors[key][:, dim] > np.repeat(mid, n)
+            flips = segments.range_sum((above[1:] != above[:-1]).astype(np.intp), starts, starts + np.maximum(n - 1, 0))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                fast = flips / duration > self.params["max_per_s"] * _MARGIN
+            hit |= (fast | extent.bad[:, dim]) & (duration > 0)
+        for ep, h in zip(shard.episodes, hit.tolist(), strict=True):
+            if h:
+                yield from self.episode(ep)
+
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         duration = float(ep.timestamps[-1]) if ep.length > 1 else 0.0
         if duration <= 0:
@@ -185,24 +218,38 @@ class ActionJumps(Check):
     hint = "a teleop glitch or a resumed stream: inspect the frames named, smooth or cut"
     defaults: ClassVar[Mapping[str, float]] = {"z_max": 12.0}
 
+    def begin(self, dataset: DatasetView) -> Iterable[Finding]:
+        super().begin(dataset)
+        self._scratch = segments.Scratch()
+        return ()
+
     def shard(self, shard: ShardView) -> Iterable[Finding]:
-        starts, counts = shard.starts, np.maximum(shard.lengths - 1, 0)
+        starts, n = shard.starts, shard.lengths
+        counts, total = np.maximum(n - 1, 0), len(shard.timestamps)
         screen = np.zeros(len(starts), dtype=bool)
         for key in self.ds.actions():
-            step = np.diff(shard.vectors[key], axis=0)
-            rows = shard.lengths - 1
+            values = shard.vectors[key]
+            if not total:
+                break
+            # step t of an episode is row t of its rows (its last row steps into the next episode: not counted)
+            step = self._scratch.columns("step", total, values.shape[1])
+            np.subtract(values[1:], values[:-1], out=step[: total - 1])
+            step[total - 1 :] = 0.0
             center = segments.segment_medians(step, starts, counts)
-            offset = np.abs(step - segments.spread(center, shard.lengths)[: len(step)])
+            offset = step  # |Δa - median|, in place
+            segments.apply_each(offset, center, n, np.subtract)
+            np.abs(offset, out=offset)
             spread = 1.4826 * segments.segment_medians(offset, starts, counts)
             usable = spread > 0
             with np.errstate(divide="ignore", invalid="ignore"):
                 # the mean over usable dims of offset / spread, as one weighted sum per frame
                 weight = np.where(usable, 1.0 / spread, 0.0) / usable.sum(axis=1, keepdims=True)
-                z = (offset * segments.spread(weight, shard.lengths)[: len(step)]).sum(axis=1)
+                segments.apply_each(offset, weight, n, np.multiply)
+                z = offset.sum(axis=1)
                 far = segments.segment_any(z > self.params["z_max"] * _MARGIN, starts, counts)
             holes = np.isnan(center).any(axis=1) | np.isnan(spread).any(axis=1)  # NaN: let the episode decide
             frozen = (spread == 0).any(axis=1)  # mostly repeated steps: the episode measures the moving ones
-            screen |= ((far & usable.any(axis=1)) | holes | frozen) & (rows >= 9)
+            screen |= ((far & usable.any(axis=1)) | holes | frozen) & (counts >= 9)
         for ep, hit in zip(shard.episodes, screen.tolist(), strict=True):
             if hit:
                 yield from self.episode(ep)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
-from rdstd.schema.features import RotationGroup
-from rdstd.schema.vocabulary import ActionMode, DeltaFrame, RotationRepr
+from rdstd.schema.features import RotationGroup, VectorFeature
+from rdstd.schema.vocabulary import ActionMode, DeltaFrame, RotationRepr, Unit
 from rdstd.validate.check import Check, DatasetView, EpisodeView, frame_span
 from rdstd.validate.model import Evidence, Finding, Severity
 
@@ -17,7 +17,7 @@ _QUATS = {RotationRepr.QUAT_XYZW, RotationRepr.QUAT_WXYZ}
 
 
 def _groups(dataset: DatasetView, *reprs: RotationRepr) -> Iterator[tuple[str, RotationGroup]]:
-    for key, feature in dataset.manifest.vectors.items():
+    for key, feature in dataset.vectors.items():
         for group in feature.rotations:
             if group.representation in reprs:
                 yield key, group
@@ -228,7 +228,7 @@ def delta_rotations(dataset: DatasetView) -> list[tuple[str, RotationGroup, list
         sem = feature.action
         if sem is None or sem.mode != ActionMode.DELTA:
             continue
-        frames: list[DeltaFrame] = [DeltaFrame.BASE, DeltaFrame.TOOL]  # unknown: try both
+        frames: list[DeltaFrame] = list(_BOTH_FRAMES)  # unknown: try both
         if sem.rotation_frame == DeltaFrame.TOOL:
             frames = [DeltaFrame.TOOL]
         elif sem.rotation_frame in (DeltaFrame.BASE, DeltaFrame.WORLD):
@@ -237,7 +237,80 @@ def delta_rotations(dataset: DatasetView) -> list[tuple[str, RotationGroup, list
     return found
 
 
-class QuaternionOrderByActions(Check):
+_BOTH_FRAMES = (DeltaFrame.BASE, DeltaFrame.TOOL)
+
+
+def in_radians(
+    values: npt.NDArray[np.float64], feature: VectorFeature, group: RotationGroup
+) -> npt.NDArray[np.float64]:
+    """A rotation group's values with its angles in radians: Euler and axis-angle dims declared in degrees are
+    converted (the other representations hold no angles)."""
+    if group.representation not in (RotationRepr.EULER, RotationRepr.AXIS_ANGLE):
+        return values
+    dims = feature.dims[group.start : group.start + values.shape[1]]
+    if not any(d.unit == Unit.DEG for d in dims):
+        return values
+    scale = np.array([np.pi / 180.0 if d.unit == Unit.DEG else 1.0 for d in dims])
+    converted: npt.NDArray[np.float64] = values * scale
+    return converted
+
+
+class _ByActions(Check):
+    """A check of a state rotation composed with delta-rotation actions (RDV403, RDV404): the deltas of each
+    episode as rotation matrices, and the finding when another reading of the state fits far better."""
+
+    defaults: ClassVar[Mapping[str, float]] = {"min_ratio": 3.0, "min_residual_deg": 0.5}
+
+    def begin(self, dataset: DatasetView) -> Iterable[Finding]:
+        super().begin(dataset)
+        self._deltas = delta_rotations(dataset)
+        return ()
+
+    def action_deltas(
+        self, ep: EpisodeView, rows: npt.NDArray[np.intp] | None = None
+    ) -> Iterator[tuple[str, list[DeltaFrame], npt.NDArray[np.float64]]]:
+        """(action key, frames to compose in, rotation matrices) of each delta-rotation action of ``ep`` whose
+        values are finite (at ``rows`` only, when given)."""
+        for a_key, a_group, frames in self._deltas:
+            values = ep.vectors[a_key][:, a_group.start : a_group.start + a_group.size]
+            if not np.isfinite(values).all():
+                continue
+            picked = values if rows is None else values[rows]
+            delta = group_matrices(in_radians(picked, self.ds.vectors[a_key], a_group), a_group)
+            if delta is not None:
+                yield a_key, frames, delta
+
+    def better_fit(
+        self,
+        ep: EpisodeView,
+        s_key: str,
+        dims: list[int],
+        a_key: str,
+        fits: str,
+        best: float,
+        declared: str,
+        residual: float,
+        what: str,
+    ) -> Iterator[Finding]:
+        """A warning when the ``declared`` reading's median ``residual`` is above ``min_residual_deg`` and
+        ``min_ratio`` times the ``best`` one's (``fits`` names the readings that fit, ``what`` what is read)."""
+        if residual > self.params["min_residual_deg"] and residual > self.params["min_ratio"] * best:
+            yield self.finding(
+                f"{s_key} composed with the rotation deltas of {a_key} fits {fits} (median residual {best:.3g}°) "
+                f"far better than the declared {declared} ({residual:.3g}°)",
+                ep=ep,
+                feature=s_key,
+                dims=dims,
+                frames=(0, ep.length),
+                statistic=f"median residual, declared {what} / {'other' if what == 'order' else 'best'} {what}",
+                threshold=self.params["min_ratio"],
+                measured=residual / max(best, 1e-9),
+                expected=f"residual as declared <= {self.params['min_ratio']:g}x the "
+                f"{'other' if what == 'order' else 'best'} {what}'s",
+            )
+
+
+class QuaternionOrderByActions(_ByActions):
     """RDV403: a state quaternion's order checked by composing it with delta-rotation actions.
 
     With an action that is a per-step rotation delta (mode delta, space eef, a rotation group), R(q_(t+1)) should
@@ -257,11 +330,9 @@ class QuaternionOrderByActions(Check):
         "fitting min_ratio (3) times better than the declared one (residual above min_residual_deg) is a warning"
     )
     hint = "data fits the other order: check xyzw vs wxyz (MuJoCo, Isaac Lab <= 2.x and transforms3d are wxyz)"
-    defaults: ClassVar[Mapping[str, float]] = {"min_ratio": 3.0, "min_residual_deg": 0.5}
 
     def begin(self, dataset: DatasetView) -> Iterable[Finding]:
         super().begin(dataset)
-        self._deltas = delta_rotations(dataset)
         self._quats = [(k, g) for k, g in _groups(dataset, *_QUATS) if k in dataset.states()]
         return ()
 
@@ -274,27 +345,14 @@ class QuaternionOrderByActions(Check):
                 continue
             declared_last = group.representation == RotationRepr.QUAT_XYZW
             as_declared, as_other = quat_matrices(q, declared_last), quat_matrices(q, not declared_last)
-            for a_key, a_group, frames in self._deltas:
-                values = ep.vectors[a_key][:, a_group.start : a_group.start + a_group.size]
-                delta = group_matrices(values, a_group) if np.isfinite(values).all() else None
-                if delta is None:
-                    continue
+            for a_key, frames, delta in self.action_deltas(ep):
                 declared = min(residual_deg(as_declared, delta, f) for f in frames)
                 other = min(residual_deg(as_other, delta, f) for f in frames)
-                if declared > self.params["min_residual_deg"] and declared > self.params["min_ratio"] * other:
-                    alt = "wxyz" if declared_last else "xyzw"
-                    yield self.finding(
-                        f"{s_key} composed with the rotation deltas of {a_key} fits {alt} (median residual "
-                        f"{other:.3g}°) far better than the declared {group.representation} ({declared:.3g}°)",
-                        ep=ep,
-                        feature=s_key,
-                        dims=list(range(group.start, group.start + 4)),
-                        frames=(0, ep.length),
-                        statistic="median residual, declared order / other order",
-                        threshold=self.params["min_ratio"],
-                        measured=declared / max(other, 1e-9),
-                        expected=f"residual as declared <= {self.params['min_ratio']:g}x the other order's",
-                    )
+                alt = "wxyz" if declared_last else "xyzw"
+                dims = list(range(group.start, group.start + 4))
+                yield from self.better_fit(
+                    ep, s_key, dims, a_key, alt, other, str(group.representation), declared, "order"
+                )
 
 
 #: Every Euler axis sequence: the six Tait-Bryan ones and the six proper Euler ones.
@@ -308,15 +366,22 @@ def euler_name(axes: str, extrinsic: bool | None) -> str:
     return f"extrinsic {axes.lower()}" if extrinsic else f"intrinsic {axes.upper()}"
 
 
-class EulerConvention(Check):
+def _frames_name(frames: Sequence[DeltaFrame]) -> str:
+    return " or ".join(f"{f} frame" for f in frames)
+
+
+class EulerConvention(_ByActions):
     """RDV404: a state's Euler convention checked by composing it with delta-rotation actions.
 
     As RDV403 for quaternions: R(e_(t+1)) should equal R(e_t) composed with the action's rotation. The Euler
     angles are read in each of the 24 conventions (12 axis sequences, extrinsic or intrinsic); when the best one's
     median residual is ``min_ratio`` times below the declared convention's (itself above ``min_residual_deg``), the
     declared convention is likely wrong. The finding names every convention that fits about as well as the best
-    (without another anchor the data decides the convention only up to such a class). Steps are sampled (at most
-    ``max_steps`` per episode, evenly spread).
+    (without another anchor the data decides the convention only up to such a class). When no convention does,
+    the search widens: the angles read in the other unit (degrees declared as radians, or the reverse) and the
+    deltas composed in the other frame (tool instead of base, or the reverse), each with the 24 conventions; a
+    reading that fits far better than the declared one is a warning naming its convention, unit and frame.
+    Steps are sampled (at most ``max_steps`` per episode, evenly spread).
     """
 
     id = "RDV404"
@@ -324,18 +389,18 @@ class EulerConvention(Check):
     severity = Severity.WARNING
     evidence = Evidence.STATISTICAL
     description = (
-        "composes the Euler state with delta-rotation actions in all 24 conventions: another convention fitting "
-        "min_ratio (3) times better than the declared one (residual above min_residual_deg) is a warning"
+        "composes the Euler state with delta-rotation actions in all 24 conventions, then also in the other angle "
+        "unit (deg/rad) and the other delta frame (base/tool): another reading fitting min_ratio (3) times better "
+        "than the declared one (residual above min_residual_deg) is a warning"
     )
     hint = (
-        "the angles follow another convention: fix euler_axes / euler_extrinsic (scipy 'xyz' is extrinsic, "
-        "'XYZ' intrinsic)"
+        "the angles follow another convention, unit or delta frame: fix euler_axes / euler_extrinsic (scipy 'xyz' "
+        "is extrinsic, 'XYZ' intrinsic), the dims' unit (deg/rad) or the action's rotation_frame (base/tool)"
     )
     defaults: ClassVar[Mapping[str, float]] = {"min_ratio": 3.0, "min_residual_deg": 0.5, "max_steps": 200.0}
 
     def begin(self, dataset: DatasetView) -> Iterable[Finding]:
         super().begin(dataset)
-        self._deltas = delta_rotations(dataset)
         self._eulers = [(k, g) for k, g in _groups(dataset, RotationRepr.EULER) if k in dataset.states()]
         self._conventions = [
             RotationGroup(start=0, representation=RotationRepr.EULER, euler_axes=axes, euler_extrinsic=extrinsic)
@@ -351,20 +416,14 @@ class EulerConvention(Check):
             return
         steps = np.unique(np.linspace(0, ep.length - 2, int(min(self.params["max_steps"], ep.length - 1))).astype(int))
         for s_key, group in self._eulers:
-            angles = ep.vectors[s_key][:, group.start : group.start + 3]
-            if not np.isfinite(angles).all():
+            raw = ep.vectors[s_key][:, group.start : group.start + 3]
+            if not np.isfinite(raw).all():
                 continue
-            for a_key, a_group, frames in self._deltas:
-                values = ep.vectors[a_key][:, a_group.start : a_group.start + a_group.size]
-                delta = group_matrices(values[steps], a_group) if np.isfinite(values).all() else None
-                if delta is None:
-                    continue
-                scores = {
-                    euler_name(c.euler_axes or "", c.euler_extrinsic): min(
-                        _sampled_residual(angles, steps, c, delta, f) for f in frames
-                    )
-                    for c in self._conventions
-                }
+            angles = in_radians(raw, self.ds.vectors[s_key], group)
+            in_degrees = angles is not raw  # declared in degrees (converted)
+            dims = list(range(group.start, group.start + 3))
+            for a_key, frames, delta in self.action_deltas(ep, steps):
+                scores = self._scores(angles, steps, delta, frames)
                 best = min(scores.values())
                 close = [name for name, r in scores.items() if r <= 1.5 * best + 0.05]
                 axes = (group.euler_axes or "").lower()
@@ -375,19 +434,62 @@ class EulerConvention(Check):
                     continue
                 declared_name = euler_name(axes, group.euler_extrinsic)
                 declared = scores[declared_name]
-                if declared > self.params["min_residual_deg"] and declared > self.params["min_ratio"] * best:
-                    yield self.finding(
-                        f"{s_key} composed with the rotation deltas of {a_key} fits {', '.join(close[:6])} (median "
-                        f"residual {best:.3g}°) far better than the declared {declared_name} ({declared:.3g}°)",
-                        ep=ep,
-                        feature=s_key,
-                        dims=list(range(group.start, group.start + 3)),
-                        frames=(0, ep.length),
-                        statistic="median residual, declared convention / best convention",
-                        threshold=self.params["min_ratio"],
-                        measured=declared / max(best, 1e-9),
-                        expected=f"residual as declared <= {self.params['min_ratio']:g}x the best convention's",
-                    )
+                if declared > self.params["min_residual_deg"]:
+                    # another unit or another delta frame may explain it better than any convention does
+                    reading = (angles, in_degrees, steps, delta, frames)
+                    wider = self._wider(ep, s_key, dims, a_key, declared_name, declared, best, reading)
+                    if wider is not None:
+                        yield from wider
+                        continue
+                fits = ", ".join(close[:6])
+                yield from self.better_fit(ep, s_key, dims, a_key, fits, best, declared_name, declared, "convention")
+
+    def _scores(
+        self,
+        angles: npt.NDArray[np.float64],
+        steps: npt.NDArray[np.intp],
+        delta: npt.NDArray[np.float64],
+        frames: Sequence[DeltaFrame],
+    ) -> dict[str, float]:
+        """The median residual of each convention (by name), the best of ``frames``."""
+        return {
+            euler_name(c.euler_axes or "", c.euler_extrinsic): min(
+                _sampled_residual(angles, steps, c, delta, f) for f in frames
+            )
+            for c in self._conventions
+        }
+
+    def _wider(
+        self,
+        ep: EpisodeView,
+        s_key: str,
+        dims: list[int],
+        a_key: str,
+        declared_name: str,
+        declared: float,
+        best_declared: float,
+        reading: tuple[npt.NDArray[np.float64], bool, npt.NDArray[np.intp], npt.NDArray[np.float64], list[DeltaFrame]],
+    ) -> Iterator[Finding] | None:
+        """The search over the other angle unit and the other delta frame, each with every convention, against the
+        ``declared`` convention's residual as read (``reading``: angles in radians as declared, whether they were
+        declared in degrees, the sampled steps, their deltas, the declared frames). None when its best reading
+        fits no better than ``best_declared``, the best convention in the declared unit and frame, about does."""
+        angles, in_degrees, steps, delta, frames = reading
+        unit, other_unit = ("degrees", "radians") if in_degrees else ("radians", "degrees")
+        other_angles = np.degrees(angles) if in_degrees else np.radians(angles)
+        others = [f for f in _BOTH_FRAMES if f not in frames]
+        readings = [(other_unit, other_angles, frames)] + [(unit, angles, [f]) for f in others]
+        readings += [(other_unit, other_angles, [f]) for f in others]
+        scores: dict[str, float] = {}
+        for unit_name, values, chosen in readings:
+            for name, residual in self._scores(values, steps, delta, chosen).items():
+                scores[f"{name} in {unit_name}, {_frames_name(chosen)}"] = residual
+        best = min(scores.values())
+        if best_declared <= 1.5 * best + 0.05:
+            return None
+        close = [name for name, r in scores.items() if r <= 1.5 * best + 0.05]
+        fits, as_declared = ", ".join(close[:6]), f"{declared_name} in {unit}, {_frames_name(frames)}"
+        return self.better_fit(ep, s_key, dims, a_key, fits, best, as_declared, declared, "convention, unit and frame")
 
     def end(self) -> Iterable[Finding]:
         for (key, start), tally in self._undecided.items():

@@ -26,6 +26,17 @@ class TimestampsMonotonic(Check):
     description = "timestamps must start at 0.0 and strictly increase within an episode"
     hint = "reset t0 per episode; re-stamp frames from the source clock"
 
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        # every episode's first time and steps at once: only the episodes that break the rule are looked at
+        starts, n, ts = shard.starts, shard.lengths, shard.timestamps
+        hit = np.zeros(len(n), dtype=bool)
+        filled = n > 0
+        hit[filled] = ts[starts[filled]] != 0.0
+        hit |= segments.segment_any(~(np.diff(ts) > 0), starts, np.maximum(n - 1, 0))
+        for ep, h in zip(shard.episodes, hit.tolist(), strict=True):
+            if h:
+                yield from self.episode(ep)
+
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         ts = ep.timestamps
         if ts.size and ts[0] != 0.0:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import ClassVar
 
 import numpy as np
+import numpy.typing as npt
 
 from rdstd.schema.embodiment import JointType
 from rdstd.schema.vocabulary import Role, Unit
@@ -24,7 +25,7 @@ def _angle_dims(dataset: DatasetView) -> list[tuple[str, int]]:
     skip = _continuous(dataset)
     return [
         (key, d)
-        for key, f in dataset.manifest.vectors.items()
+        for key, f in dataset.vectors.items()
         for d, dim in enumerate(f.dims)
         if dim.unit == Unit.RAD and dim.role in _ANGLE_ROLES and dim.name not in skip
     ]
@@ -74,7 +75,55 @@ def classify_angles(values: np.ndarray) -> str:
     return "an unknown scale"
 
 
-class AngleUnits(Check):
+class _Magnitude(Check):
+    """A check that the magnitude of some dims (``self._dims``) stays below a limit: a high quantile of |value| per
+    episode (RDV301, RDV302); the episodes are screened by their extents first."""
+
+    _dims: list[tuple[str, int]]
+
+    def limit(self) -> float:
+        """The largest |value| the declared unit allows."""
+        raise NotImplementedError
+
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        for ep in _over_shard(shard, self._dims, self.limit()):
+            yield from self.episode(ep)
+
+    def beyond(self, ep: EpisodeView) -> Iterator[tuple[str, int, npt.NDArray[np.float64], float]]:
+        """(feature, dim, |values|, their ``quantile``) of the episode's dims whose quantile is above the limit."""
+        limit = self.limit()
+        for key, d in _over(ep, self._dims, limit):
+            magnitude = np.abs(ep.vectors[key][:, d])
+            stat = float(np.quantile(magnitude[np.isfinite(magnitude)], self.params["quantile"]))
+            if stat > limit:
+                yield key, d, magnitude, stat
+
+    def too_large(
+        self,
+        ep: EpisodeView,
+        key: str,
+        d: int,
+        magnitude: npt.NDArray[np.float64],
+        stat: float,
+        message: str,
+        unit: str,
+    ) -> Finding:
+        """The finding of a dim whose |value| reaches ``stat`` (``message`` says what it looks like)."""
+        limit = self.limit()
+        return self.finding(
+            message,
+            ep=ep,
+            feature=key,
+            dims=[d],
+            frames=frame_span(magnitude > limit),
+            statistic=f"q{self.params['quantile']:g} of |value|",
+            threshold=limit,
+            measured=stat,
+            expected=f"<= {limit:.4g} {unit}" if unit == "rad" else f"<= {limit:g} {unit}",
+        )
+
+
+class AngleUnits(_Magnitude):
     """RDV301: values of a dimension declared in radians that cannot be radians (degrees, ticks, percent)."""
 
     id = "RDV301"
@@ -90,34 +139,18 @@ class AngleUnits(Check):
         self._dims = _angle_dims(dataset)
         return ()
 
-    def shard(self, shard: ShardView) -> Iterable[Finding]:
-        for ep in _over_shard(shard, self._dims, 2 * math.pi + self.params["margin_rad"]):
-            yield from self.episode(ep)
+    def limit(self) -> float:
+        return 2 * math.pi + self.params["margin_rad"]
 
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
-        limit = 2 * math.pi + self.params["margin_rad"]
-        for key, d in _over(ep, self._dims, limit):
-            col = ep.vectors[key][:, d]
-            finite = np.abs(col[np.isfinite(col)])
-            stat = float(np.quantile(finite, self.params["quantile"]))
-            if stat <= limit:
-                continue
-            looks = classify_angles(col)
-            yield self.finding(
-                f"{key}[{self.ds.manifest.vectors[key].dims[d].name}] is declared rad but reaches |{stat:.4g}| "
-                f"(beyond 2π): values look like {looks}",
-                ep=ep,
-                feature=key,
-                dims=[d],
-                frames=frame_span(np.abs(col) > limit),
-                statistic=f"q{self.params['quantile']:g} of |value|",
-                threshold=limit,
-                measured=stat,
-                expected=f"<= {limit:.4g} rad",
-            )
+        for key, d, magnitude, stat in self.beyond(ep):
+            looks = classify_angles(ep.vectors[key][:, d])
+            name = self.ds.vectors[key].dims[d].name
+            message = f"{key}[{name}] is declared rad but reaches |{stat:.4g}| (beyond 2π): values look like {looks}"
+            yield self.too_large(ep, key, d, magnitude, stat, message, "rad")
 
 
-class LengthScale(Check):
+class LengthScale(_Magnitude):
     """RDV302: end-effector positions declared in metres whose magnitude looks like mm or cm."""
 
     id = "RDV302"
@@ -132,35 +165,22 @@ class LengthScale(Check):
         super().begin(dataset)
         self._dims = [
             (key, d)
-            for key, f in dataset.manifest.vectors.items()
+            for key, f in dataset.vectors.items()
             for d, dim in enumerate(f.dims)
             if dim.unit == Unit.M and dim.role == Role.EEF_POSITION
         ]
         return ()
 
-    def shard(self, shard: ShardView) -> Iterable[Finding]:
-        for ep in _over_shard(shard, self._dims, self.params["max_abs_m"]):
-            yield from self.episode(ep)
+    def limit(self) -> float:
+        return self.params["max_abs_m"]
 
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
-        limit = self.params["max_abs_m"]
-        for key, d in _over(ep, self._dims, limit):
-            col = np.abs(ep.vectors[key][:, d])
-            stat = float(np.quantile(col[np.isfinite(col)], self.params["quantile"]))
-            if stat > limit:
-                guess = "mm" if stat > 100 * limit / 3 else "cm"
-                yield self.finding(
-                    f"{key}[{self.ds.manifest.vectors[key].dims[d].name}] is declared m but reaches {stat:.4g}: "
-                    f"looks like {guess}",
-                    ep=ep,
-                    feature=key,
-                    dims=[d],
-                    frames=frame_span(col > limit),
-                    statistic=f"q{self.params['quantile']:g} of |value|",
-                    threshold=limit,
-                    measured=stat,
-                    expected=f"<= {limit:g} m",
-                )
+        for key, d, magnitude, stat in self.beyond(ep):
+            guess = "mm" if stat > 100 * self.limit() / 3 else "cm"
+            message = (
+                f"{key}[{self.ds.vectors[key].dims[d].name}] is declared m but reaches {stat:.4g}: looks like {guess}"
+            )
+            yield self.too_large(ep, key, d, magnitude, stat, message, "m")
 
 
 class AngleWrap(Check):
@@ -195,7 +215,7 @@ class AngleWrap(Check):
             wraps = np.flatnonzero(jump & near)
             if wraps.size:
                 yield self.finding(
-                    f"{key}[{self.ds.manifest.vectors[key].dims[d].name}] wraps around ±π {wraps.size} times",
+                    f"{key}[{self.ds.vectors[key].dims[d].name}] wraps around ±π {wraps.size} times",
                     ep=ep,
                     feature=key,
                     dims=[d],

@@ -68,6 +68,17 @@ class EpisodeStructure(Check):
     hint = "drop short episodes (or set min_frames); drop the first step when its action is a placeholder"
     defaults: ClassVar[Mapping[str, float]] = {"min_frames": 2.0}
 
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        # short episodes, and episodes whose first action is all zeros, at once: only those are looked at
+        n = shard.lengths
+        hit = n < self.params["min_frames"]
+        longer = n > 1
+        for key in self.ds.actions():
+            hit[longer] |= ~(shard.vectors[key][shard.starts[longer]] != 0).any(axis=1)
+        for ep, h in zip(shard.episodes, hit.tolist(), strict=True):
+            if h:
+                yield from self.episode(ep)
+
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         if ep.length < self.params["min_frames"]:
             yield self.finding(
@@ -143,7 +154,7 @@ class JointLimits(Check):
             return
         margin = self.params["margin_rad"]
         hit = np.zeros(len(shard.episodes), dtype=bool)
-        for key, feature in self.ds.manifest.vectors.items():
+        for key, feature in self.ds.vectors.items():
             for d, dim in enumerate(feature.dims):
                 spans = [lim[dim.name] for lim in bounds if dim.name in lim]
                 if dim.role != Role.JOINT_POSITION or not spans:
@@ -163,7 +174,7 @@ class JointLimits(Check):
         if not limits or ep.length == 0:
             return
         margin = self.params["margin_rad"]
-        for key, feature in self.ds.manifest.vectors.items():
+        for key, feature in self.ds.vectors.items():
             for d, dim in enumerate(feature.dims):
                 if dim.role != Role.JOINT_POSITION or dim.name not in limits:
                     continue
@@ -205,8 +216,8 @@ class ConstantDimension(Check):
 
     def begin(self, dataset: DatasetView) -> Iterable[Finding]:
         super().begin(dataset)
-        self._low = {k: np.full(f.size, np.inf) for k, f in dataset.manifest.vectors.items()}
-        self._high = {k: np.full(f.size, -np.inf) for k, f in dataset.manifest.vectors.items()}
+        self._low = {k: np.full(f.size, np.inf) for k, f in dataset.vectors.items()}
+        self._high = {k: np.full(f.size, -np.inf) for k, f in dataset.vectors.items()}
         self._frames = 0
         return ()
 
@@ -242,7 +253,7 @@ class ConstantDimension(Check):
         for key, low in self._low.items():
             dims = [int(d) for d in np.flatnonzero(np.isfinite(low) & (low == self._high[key]))]
             if dims:
-                feature = self.ds.manifest.vectors[key]
+                feature = self.ds.vectors[key]
                 values = ", ".join(f"{low[d]:.6g}" for d in dims[:8])
                 flags = all(feature.dims[d].role in (Role.FLAG, Role.REWARD) for d in dims)
                 yield self.finding(
@@ -272,13 +283,13 @@ class Outliers(Check):
         super().begin(dataset)
         self._moments: dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = {}
         stats = dataset.stats()
-        for key in dataset.manifest.vectors:
+        for key in dataset.vectors:
             entry = stats.get(key) if isinstance(stats, dict) else None
             if not isinstance(entry, dict) or "mean" not in entry or "std" not in entry:
                 continue
             mean = np.array([np.nan if v is None else v for v in entry["mean"]], dtype=np.float64)
             std = np.array([np.nan if v is None else v for v in entry["std"]], dtype=np.float64)
-            if mean.shape == std.shape == (dataset.manifest.vectors[key].size,):
+            if mean.shape == std.shape == (dataset.vectors[key].size,):
                 self._moments[key] = (mean, np.where(std > 0, std, np.nan))
         return ()
 
