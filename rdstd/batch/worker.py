@@ -80,7 +80,7 @@ def _convert_unit(job: Job, unit: WorkUnit, folder: Path) -> _UnitReport:
             for ref in unit.refs:
                 convert_one(dataset, converter, writer, ref, on_error, report.convert, report.stats)
             writer.clock = converter.clock
-        report.clock_paths = sorted([str(kind), source] for kind, source in converter._clock_paths)
+        report.clock_paths = sorted([str(kind), source] for kind, source in converter.clock_paths)
     return report
 
 
