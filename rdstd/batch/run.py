@@ -19,7 +19,7 @@ from rdstd.batch.executors import Executor, ExecutorName, make_executor
 from rdstd.batch.job import Job, stage
 from rdstd.batch.place import Place
 from rdstd.batch.slurm import write_slurm
-from rdstd.batch.worker import raise_returned, run_unit_safely
+from rdstd.batch.worker import close_sources, raise_returned, run_unit_safely
 from rdstd.convert.pipeline import (
     ConvertReport,
     NonFiniteCount,
@@ -174,6 +174,7 @@ class _Run:
             _assemble(self.job, self.plan, entries, target, pool, self.report)
         finally:
             pool.close()
+            close_sources()  # units run in this process (one worker) left the source open
 
 
 def _run_units(job: Job, pool: Executor, finished: list[int], progress: Progress | None) -> dict[int, dict[str, Any]]:

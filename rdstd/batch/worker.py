@@ -21,7 +21,7 @@ from rdstd.batch.job import Job
 from rdstd.convert.mapper import EpisodeConverter
 from rdstd.convert.pipeline import ConvertReport, OnError, SkippedEpisode, convert_one, open_source
 from rdstd.errors import EpisodeError, RdstdError, SourceError
-from rdstd.formats.base import WorkUnit
+from rdstd.formats.base import SourceDataset, WorkUnit
 from rdstd.schema.features import VectorFeature
 from rdstd.store import layout
 from rdstd.store.stats import PartialStats
@@ -35,7 +35,7 @@ def run_unit(job: Job, unit: WorkUnit) -> dict[str, Any]:
     opened at all is recorded with every episode skipped; under ``"fail"`` the error is raised. With a staging
     folder in object storage the unit is written to a local temporary folder first, then uploaded file by file.
     """
-    started = time.perf_counter()
+    started = (time.perf_counter(), time.process_time())
     staging = job.staging
     scratch = Path(tempfile.mkdtemp(prefix="rdstd-unit-")) if staging.remote else None
     folder = scratch / "unit" if scratch is not None else staging.path(job.unit_rel(unit.index))
@@ -52,14 +52,14 @@ def run_unit(job: Job, unit: WorkUnit) -> dict[str, Any]:
 def _convert_unit(job: Job, unit: WorkUnit, folder: Path) -> _UnitReport:
     report = _UnitReport(ConvertReport(job.source, str(folder), "", job.spec.name))
     try:
-        dataset = open_source(job.source, job.format_name, salvage=job.salvage, spec=job.spec)
+        dataset = _open(job)
     except (SourceError, EpisodeError) as exc:  # the unit's source cannot be opened at all
         if job.on_error == "fail":
             raise
         reason = f"unit {unit.name}: {exc.message}"
         report.convert.skipped = [SkippedEpisode(r.index, r.key, reason) for r in unit.refs]
         return report
-    with dataset:
+    try:
         converter = EpisodeConverter(
             job.spec, dataset.info(), images=job.images, drop_unmapped=job.drop_unmapped, rate_hz=job.rate_hz
         )
@@ -81,7 +81,33 @@ def _convert_unit(job: Job, unit: WorkUnit, folder: Path) -> _UnitReport:
                 convert_one(dataset, converter, writer, ref, on_error, report.convert, report.stats)
             writer.clock = converter.clock
         report.clock_paths = sorted([str(kind), source] for kind, source in converter.clock_paths)
+    except BaseException:
+        close_sources()  # a source that failed may hold a broken handle: the next unit opens it afresh
+        raise
     return report
+
+
+#: The source this process opened for its last unit, by job (opening a source can cost more than a unit: a zarr
+#: store lists every chunk file). A worker process runs many units of one job; it opens the source once.
+_OPEN: dict[str, SourceDataset] = {}
+
+
+def _open(job: Job) -> SourceDataset:
+    # the job's creation time too: a Ray worker outlives the job, and a later job may read a changed source
+    what = [job.source, job.format_name, job.salvage, job.spec.model_dump(mode="json"), job.provenance.created_utc]
+    key = json.dumps(what, sort_keys=True, default=str)
+    dataset = _OPEN.get(key)
+    if dataset is None:
+        close_sources()
+        dataset = open_source(job.source, job.format_name, salvage=job.salvage, spec=job.spec)
+        _OPEN[key] = dataset
+    return dataset
+
+
+def close_sources() -> None:
+    """Close the source this process keeps open between units (the driver calls it after a run in process)."""
+    while _OPEN:
+        _OPEN.popitem()[1].close()
 
 
 @dataclass
@@ -91,13 +117,16 @@ class _UnitReport:
     clock_paths: list[list[str]] = field(default_factory=list)
 
 
-def _finish(job: Job, unit: WorkUnit, folder: Path, result: _UnitReport, started: float) -> dict[str, Any]:
+def _finish(
+    job: Job, unit: WorkUnit, folder: Path, result: _UnitReport, started: tuple[float, float]
+) -> dict[str, Any]:
     report = result.convert
     files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
     entry: dict[str, Any] = {
         "unit": unit.index,
         "name": unit.name,
-        "seconds": round(time.perf_counter() - started, 3),
+        "seconds": round(time.perf_counter() - started[0], 3),
+        "cpu_seconds": round(time.process_time() - started[1], 3),  # every thread of the worker
         "episodes": report.episodes_written,
         "frames": report.frames_written,
         "bytes": sum(p.stat().st_size for p in files),

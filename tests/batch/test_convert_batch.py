@@ -78,6 +78,25 @@ def test_two_workers_give_the_same_bytes_as_one(source: Path, reference: Path, t
     assert not staging_path(tmp_path / "out").exists()  # the staging folder goes once the output is in place
 
 
+def test_a_worker_opens_the_source_once_for_all_its_units(
+    source: Path, reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rdstd.batch import worker
+
+    opened: list[str] = []
+    real = worker.open_source
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        opened.append(str(args[0]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(worker, "open_source", counting)
+    report = convert_batch(source, tmp_path / "out", workers=1, unit_episodes=6)
+    assert report.batch["units"] == 7 and opened == [str(source)]  # not once per unit (a zarr open lists every chunk)
+    assert not worker._OPEN  # closed at the end of the run
+    assert digest(tmp_path / "out") == digest(reference)
+
+
 def _cli_report(capsys: pytest.CaptureFixture[str], *args: object) -> dict[str, Any]:
     code = main(["convert", *(str(a) for a in args), "--progress", "none", "--format", "json"])
     out, err = capsys.readouterr()
