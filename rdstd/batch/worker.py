@@ -150,14 +150,20 @@ def run_unit_safely(job: Job, unit: WorkUnit) -> dict[str, Any]:
     try:
         entry = run_unit(job, unit)
     except RdstdError as exc:
-        kind = type(exc)
-        return {"error": {"module": kind.__module__, "type": kind.__name__, "message": exc.message, "hint": exc.hint}}
+        return error_as_data(exc)
     entry.pop("stats")  # it is in the journal; the driver reads it back at assembly
     return entry
 
 
+def error_as_data(exc: RdstdError) -> dict[str, Any]:
+    """An rdstd error as data a worker returns (exceptions lose their hint when pickled); see
+    :func:`raise_returned`."""
+    kind = type(exc)
+    return {"error": {"module": kind.__module__, "type": kind.__name__, "message": exc.message, "hint": exc.hint}}
+
+
 def raise_returned(entry: dict[str, Any]) -> dict[str, Any]:
-    """Re-raise an error :func:`run_unit_safely` returned; else the entry."""
+    """Re-raise an error :func:`error_as_data` made; else the entry."""
     error = entry.get("error")
     if error is None:
         return entry
