@@ -76,19 +76,21 @@ class BatchOptions:
 def run_batch(
     plan: Plan,
     units: list[WorkUnit],
-    src: Path,
+    source: str | Path,
     output: str | Path,
     options: BatchOptions,
     progress: Progress | None,
     on_plan: OnPlan | None,
 ) -> ConvertReport:
-    """Run the planned conversion of ``units`` as a batch job into ``output`` (a local path or a URL)."""
+    """Run the planned conversion of ``units`` of ``source`` as a batch job into ``output`` (each a local path or a
+    URL; workers read a source URL from their machine's mirror of it)."""
     o = options
+    src = Path(plan.report.source)  # the local source (or this machine's mirror of the URL)
     remote = is_url(str(output))
     out = Path(str(output))
     out_text = str(output)
     job = Job(
-        source=str(src),
+        source=str(source),
         output=out_text,
         format_name=o.format_name,
         spec=plan.spec,
@@ -114,7 +116,7 @@ def run_batch(
                 stage(job, resume=o.resume)
             finally:
                 guard.abort()
-        assemble_with = o.slurm_assemble or f"rdstd convert {src} {out_text} --resume"
+        assemble_with = o.slurm_assemble or f"rdstd convert {source} {out_text} --resume"
         report.batch["slurm_submit"] = str(write_slurm(job, assemble_with))
         return report
     run = _Run(job, plan, report, progress, on_plan, o.executor, o.workers, o.ray_address, o.resume)

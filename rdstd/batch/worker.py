@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from rdstd.batch.job import Job
+from rdstd.batch.mirror import open_mirrored
 from rdstd.convert.mapper import EpisodeConverter
 from rdstd.convert.pipeline import ConvertReport, OnError, SkippedEpisode, convert_one, open_source
 from rdstd.errors import EpisodeError, RdstdError, SourceError
 from rdstd.formats.base import SourceDataset, WorkUnit
+from rdstd.io.remote import is_url
 from rdstd.schema.features import VectorFeature
 from rdstd.store import layout
 from rdstd.store.stats import PartialStats
@@ -50,12 +52,13 @@ def run_unit(job: Job, unit: WorkUnit) -> dict[str, Any]:
 
 
 def _convert_unit(job: Job, unit: WorkUnit, folder: Path) -> _UnitReport:
-    report = _UnitReport(ConvertReport(job.source, str(folder), "", job.spec.name))
     try:
         dataset = _open(job)
+        report = _UnitReport(ConvertReport(str(dataset.path), str(folder), "", job.spec.name))  # a URL: the mirror
     except (SourceError, EpisodeError) as exc:  # the unit's source cannot be opened at all
         if job.on_error == "fail":
             raise
+        report = _UnitReport(ConvertReport(job.source, str(folder), "", job.spec.name))
         reason = f"unit {unit.name}: {exc.message}"
         report.convert.skipped = [SkippedEpisode(r.index, r.key, reason) for r in unit.refs]
         return report
@@ -72,7 +75,7 @@ def _convert_unit(job: Job, unit: WorkUnit, folder: Path) -> _UnitReport:
             rate_hz=converter.rate_hz,
             overwrite=True,  # a unit killed after its rename but before its journal entry is redone
             row_group_frames=job.row_group_frames,
-            sources=[Path(job.source)],
+            sources=[dataset.path],
             clock=converter.clock,
         )
         on_error: OnError = "skip" if job.on_error == "skip" else "fail"
@@ -99,7 +102,11 @@ def _open(job: Job) -> SourceDataset:
     dataset = _OPEN.get(key)
     if dataset is None:
         close_sources()
-        dataset = open_source(job.source, job.format_name, salvage=job.salvage, spec=job.spec)
+        options: dict[str, Any] = {"salvage": job.salvage, "spec": job.spec}
+        if is_url(job.source):  # read from this machine's mirror of it
+            dataset = open_mirrored(job.source, lambda root: open_source(root, job.format_name, **options))
+        else:
+            dataset = open_source(job.source, job.format_name, **options)
         _OPEN[key] = dataset
     return dataset
 

@@ -217,17 +217,18 @@ def convert(
     check_rate(rate_hz)
     remote = is_url(str(output))
     batch = executor is not None or workers is not None or resume or remote
-    src = normalized(source)
+    source_url = str(source).rstrip("/") if is_url(str(source)) else None
+    if source_url is not None:  # the backends read files: a local mirror in the cache (rdstd.batch.mirror)
+        from rdstd.batch.mirror import open_mirrored
+
+        dataset = open_mirrored(source_url, lambda root: open_source(root, format_name, salvage=salvage, spec=spec))
+    src = dataset.path if source_url is not None else normalized(source)
     out = Path(str(output)) if remote else normalized(output)
-    if remote and is_url(str(source)):
-        raise UsageError(
-            f"{source}: batch conversion reads sources from a file system",
-            hint="mount the bucket (or copy the source) and give its local path; outputs may be URLs",
-            situation="source-not-local",
-        )
     if not remote:
         check_overlap(out, [src])  # before anything is read: a mistyped OUT must never touch the source
-    with open_source(src, format_name, salvage=salvage, spec=spec) as dataset:
+    if source_url is None:
+        dataset = open_source(src, format_name, salvage=salvage, spec=spec)
+    with dataset:
         plan = plan_conversion(
             dataset,
             src,
@@ -239,9 +240,12 @@ def convert(
             drop_unmapped=drop_unmapped,
             exclude_episodes=exclude_episodes,
         )
+        if source_url is not None:  # the manifest and the report name the source, not this machine's mirror
+            plan.provenance = plan.provenance.model_copy(update={"source_path": source_url})
         units = dataset.work_units(plan.refs, unit_episodes) if batch else []
         if not batch or (len(units) <= 1 and executor in (None, "local") and not resume and not remote):
             _convert_here(dataset, plan, out, overwrite, row_group_frames, on_error, progress, on_plan)
+            plan.report.source = source_url or plan.report.source
             plan.report.seconds = time.perf_counter() - started
             return plan.report
     from rdstd.batch.run import BatchOptions, run_batch
@@ -262,7 +266,10 @@ def convert(
         unit_episodes=unit_episodes,
         slurm_assemble=slurm_assemble,
     )
-    report = run_batch(plan, units, src, str(output).rstrip("/") if remote else out, options, progress, on_plan)
+    report = run_batch(
+        plan, units, source_url or src, str(output).rstrip("/") if remote else out, options, progress, on_plan
+    )
+    report.source = source_url or report.source
     report.seconds = time.perf_counter() - started
     return report
 
