@@ -176,7 +176,7 @@ def export_batch(
         target.guard(),
     ):
         skipped, resumed = _stage(job, resume)
-        pool = make_executor(executor, workers, ray_address)
+        pool = make_executor(executor, workers, ray_address, preload=["rdstd.batch.export"])
         try:
             units = _run_units(job, ds, pool, skipped, progress)
         finally:

@@ -16,7 +16,7 @@ from typing import Any
 
 from rdstd.batch import assemble
 from rdstd.batch.executors import Executor, ExecutorName, make_executor
-from rdstd.batch.job import Job, stage
+from rdstd.batch.job import JOURNAL_DIR, Job, stage
 from rdstd.batch.place import Place
 from rdstd.batch.slurm import write_slurm
 from rdstd.batch.worker import close_sources, raise_returned, run_unit_safely
@@ -31,7 +31,7 @@ from rdstd.convert.pipeline import (
     convert,
     nothing_converted,
 )
-from rdstd.errors import UsageError
+from rdstd.errors import RdstdError, UsageError
 from rdstd.formats.base import WorkUnit
 from rdstd.io.remote import is_url
 from rdstd.schema.features import VectorFeature
@@ -138,8 +138,11 @@ def run_batch(
             run.execute(Place(str(output_dir.tmp)))
             (output_dir.tmp / layout.WRITING_MARKER).unlink()
             output_dir.commit()
-        except BaseException:
+        except BaseException as exc:
             output_dir.abort()  # the staging folder stays: --resume picks up the finished units
+            if isinstance(exc, RdstdError) and any(job.staging.path(JOURNAL_DIR).glob("*.json")):
+                kept = f"the finished work units are kept in {job.staging}: rerun with --resume to reuse them"
+                exc.hint = f"{exc.hint}; {kept}" if exc.hint else kept
             raise
     job.staging.remove()
     return report
@@ -164,7 +167,7 @@ class _Run:
         self.report.batch["resumed_units"] = len(finished)
         if self.on_plan is not None:
             self.on_plan(self.report)
-        pool = make_executor(self.executor, self.workers, self.ray_address)
+        pool = make_executor(self.executor, self.workers, self.ray_address, preload=["rdstd.batch.worker"])
         try:
             self.report.batch["workers"] = getattr(pool, "workers", self.workers)
             entries = _run_units(self.job, pool, finished, self.progress)

@@ -225,8 +225,9 @@ def test_a_bad_unit_is_skipped_and_reported_with_skip(aloha_with_a_bad_file: Pat
 
 def test_a_bad_unit_fails_the_job_with_fail(aloha_with_a_bad_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    with pytest.raises(CorruptSourceError, match=r"episode_3\.hdf5"):
+    with pytest.raises(CorruptSourceError, match=r"episode_3\.hdf5") as raised:
         convert_batch(aloha_with_a_bad_file, out, workers=2, unit_episodes=2)
+    assert "rerun with --resume to reuse them" in raised.value.hint
     assert not out.exists()
     assert list((staging_path(out) / "journal").glob("*.json"))  # finished units stay for --resume
 
