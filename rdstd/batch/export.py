@@ -220,6 +220,9 @@ def _stage(job: ExportJob, resume: bool) -> tuple[dict[int, str], int]:
                 situation="staged-job-differs",
             )
         skipped = {int(k): v for k, v in json.loads((staging / "skipped.json").read_bytes()).items()}
+        if job.on_error == "fail":  # resumed without skip: the episodes a skipping run left out are tried again
+            skipped = {}
+            atomic.write_bytes(staging / "skipped.json", b"{}")
         return skipped, sum(1 for i in range(len(job.units)) if job.journal(i).exists())
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "journal").mkdir(parents=True)

@@ -152,6 +152,44 @@ def test_an_episode_that_cannot_be_read_is_left_out_and_reported_with_skip(one_b
     assert list(back.episodes["length"]) == LENGTHS[:3] + LENGTHS[4:]
 
 
+def test_a_resume_without_skip_tries_the_episodes_a_skipping_run_left_out(one_bad_video: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):  # a skipping export stopped after its units, before the final step
+        _interrupted_export(one_bad_video, out)
+    with pytest.raises(RdstdError):
+        export_lerobot(one_bad_video, out, workers=1, unit_episodes=2, resume=True)  # on_error="fail"
+    report = export_lerobot(one_bad_video, out, workers=1, unit_episodes=2, resume=True, on_error="skip")
+    assert report.episodes == len(LENGTHS) - 1 and len(report.skipped) == 1
+
+
+def _interrupted_export(dataset: Path, out: Path) -> None:
+    from rdstd.batch import export as batch_export
+
+    real = batch_export.finish_export
+
+    def stop(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    batch_export.finish_export = stop  # type: ignore[assignment]
+    try:
+        export_lerobot(dataset, out, workers=1, unit_episodes=2, on_error="skip")
+    finally:
+        batch_export.finish_export = real
+
+
+@pytest.mark.slow
+def test_ray_tasks_export_the_same_bytes_as_one_worker(canonical: Path, tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    export_lerobot(canonical, tmp_path / "one", workers=1, unit_episodes=2)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        report = export_lerobot(canonical, tmp_path / "ray", executor="ray", unit_episodes=2)
+    finally:
+        ray.shutdown()
+    assert report.batch["executor"] == "ray" and report.batch["units"] == 5
+    assert digest(tmp_path / "ray") == digest(tmp_path / "one")
+
+
 def test_an_episode_that_cannot_be_read_fails_the_export_with_fail(one_bad_video: Path, tmp_path: Path) -> None:
     with pytest.raises(RdstdError):
         export_lerobot(one_bad_video, tmp_path / "out", workers=2, unit_episodes=2)
