@@ -1,107 +1,191 @@
 """Batch conversion scaling: a generated 400-episode conversion with 1 vs 2 local workers, Ray vs local at 2
-workers, and peak RSS per worker at 100 vs 400 episodes.
+workers, and peak RSS per worker at 100 vs 400 episodes; plus batch export with 1 vs 2 workers.
 
 The source is a PushT-like zarr replay buffer (state, action, keypoints, a 64×64 camera encoded to PNG by the
-spec). Runs are interleaved (1 worker, 2 workers, Ray) and repeated; the best of each is kept, so the shared cores'
-noise hits every row alike. Run: .venv/bin/python -m bench.batch_scale
+spec), units of 16 episodes. Each run is a fresh Python process (as ``rdstd convert`` is), its imports (and
+``ray.init``) done before the clock starts; rounds are interleaved (local 1, local 2, Ray 2) so the shared
+machine's load hits every configuration alike. Per run: wall time of the conversion call, and CPU time of the
+whole process tree during it (driver, fork server, pool workers, Ray's processes), sampled with psutil every
+50 ms (a process that exits between samples loses at most 50 ms). Best and median of ``--repeats``.
+
+Run: ``PYTHONPATH=. .venv/bin/python -m bench.batch_scale [--repeats 5]``.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import shutil
+import statistics
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.common import save, table
-from rdstd.batch import convert_batch
 from rdstd.testing.fixtures import make_zarr_replay_buffer
 
 EPISODES = 400
 LENGTH = 60
-REPEATS = 3
 UNIT_EPISODES = 16
 
+#: The child process: imports and backend start-up first, then the timed call between START and END.
+CHILD = """
+import json, sys, time
+from pathlib import Path
+kind, src, out, options = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+if options.get("executor") == "ray":
+    import ray
+    ray.init(num_cpus=options["workers"], include_dashboard=False, log_to_driver=False)
+from rdstd.batch import convert_batch
+from rdstd.export.lerobot import export_lerobot
+import rdstd.batch.export, rdstd.batch.worker  # noqa: F401
+print("START", flush=True)
+wall, cpu = time.perf_counter(), time.process_time()
+if kind == "convert":
+    report = convert_batch(src, out, **options).as_dict()
+else:
+    report = export_lerobot(src, out, **options).as_dict()
+wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+print("END " + json.dumps({"wall": wall, "driver_cpu": cpu, "batch": report["batch"]}), flush=True)
+time.sleep(0.3)  # let the parent take its last CPU sample of the tree
+"""
 
-def run(src: Path, tmp: Path, **options: Any) -> tuple[float, dict[str, Any]]:
-    """One conversion into a fresh folder: (seconds, the report's batch section)."""
-    out = tmp / f"out-{time.monotonic_ns()}"
-    started = time.perf_counter()
-    report = convert_batch(src, out, unit_episodes=UNIT_EPISODES, **options)
-    seconds = time.perf_counter() - started
-    shutil.rmtree(out)
-    return seconds, report.batch | {"frames": report.frames_written, "units_detail": report.units}
+
+def run(kind: str, src: Path, out: Path, options: dict[str, Any]) -> dict[str, Any]:
+    """One run in a fresh process: its wall time, the CPU time of its process tree during the call, its report."""
+    import psutil
+
+    shutil.rmtree(out, ignore_errors=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, kind, str(src), str(out), json.dumps(options)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    root = psutil.Process(child.pid)
+    seen: dict[int, float] = {}
+    marks: dict[str, Any] = {}
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(child.stdout or []), daemon=True)
+    reader.start()
+
+    def sample() -> float:
+        for proc in [root, *root.children(recursive=True)]:
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            seen[proc.pid] = max(seen.get(proc.pid, 0.0), times.user + times.system)
+        return sum(seen.values())
+
+    while child.poll() is None:
+        try:
+            total = sample()
+        except psutil.Error:
+            break
+        if "start" not in marks and any(line.startswith("START") for line in lines):
+            marks["start"] = total
+        if any(line.startswith("END") for line in lines):
+            marks["end"] = total
+            break
+        time.sleep(0.05)
+    child.wait()
+    reader.join()
+    end = next(line for line in lines if line.startswith("END"))
+    result: dict[str, Any] = json.loads(end[4:])
+    result["cpu"] = marks["end"] - marks["start"]
+    shutil.rmtree(out, ignore_errors=True)
+    return result
+
+
+def summary(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """Best and median of wall and CPU seconds."""
+    walls, cpus = [r["wall"] for r in runs], [r["cpu"] for r in runs]
+    return {
+        "wall_best": min(walls),
+        "wall_median": statistics.median(walls),
+        "cpu_best": min(cpus),
+        "cpu_median": statistics.median(cpus),
+    }
 
 
 def main() -> None:
-    import ray
-
-    with tempfile.TemporaryDirectory(dir=Path.home()) as tmp_name:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="rdstd-bench-batch-") as tmp_name:
         tmp = Path(tmp_name)
         src = tmp / "pusht.zarr"
         make_zarr_replay_buffer(src, [LENGTH] * EPISODES, image_hw=(64, 64))
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-        times: dict[str, list[float]] = {"local-1": [], "local-2": [], "ray-2": []}
-        batches: dict[str, dict[str, Any]] = {}
-        try:
-            for _ in range(REPEATS):
-                for name, options in (
-                    ("local-1", {"workers": 1}),
-                    ("local-2", {"workers": 2}),
-                    ("ray-2", {"executor": "ray", "workers": 2}),
-                ):
-                    seconds, batch = run(src, tmp, **options)
-                    times[name].append(seconds)
-                    batches[name] = batch
-            rss = {}
-            for episodes in (100, 400):
-                _, batch = run(src, tmp, workers=2, limit=episodes)
-                rss[episodes] = max(batch["peak_rss_mb_per_worker"].values())
-        finally:
-            ray.shutdown()
-    best = {k: min(v) for k, v in times.items()}
-    frames = batches["local-1"]["frames"]
-    units = batches["local-1"]["units_detail"]
-    per_unit_s = sum(u["seconds"] for u in units) / len(units)
-    per_unit_bytes = sum(u["bytes"] for u in units) / len(units)
-    rows = [
-        ["local, 1 worker", f"{best['local-1']:.2f}", f"{frames / best['local-1']:,.0f}", "1.00"],
-        [
-            "local, 2 workers",
-            f"{best['local-2']:.2f}",
-            f"{frames / best['local-2']:,.0f}",
-            f"{best['local-1'] / best['local-2']:.2f}",
-        ],
-        [
-            "ray, 2 workers",
-            f"{best['ray-2']:.2f}",
-            f"{frames / best['ray-2']:,.0f}",
-            f"{best['local-1'] / best['ray-2']:.2f}",
-        ],
-    ]
-    print(f"{EPISODES} episodes x {LENGTH} frames, 64x64 PNG camera, {len(units)} units of {UNIT_EPISODES} episodes")
-    print(table(["run", "seconds (best of 3)", "frames/s", "speed-up vs 1 worker"], rows))
-    print(f"speed-up 2 vs 1 worker: {best['local-1'] / best['local-2']:.2f}x (target >= 1.7)")
-    print(f"ray / local at 2 workers: {best['ray-2'] / best['local-2']:.2f}x (target <= 1.2)")
+        configs = {
+            "local-1": {"workers": 1},
+            "local-2": {"workers": 2},
+            "ray-2": {"executor": "ray", "workers": 2},
+        }
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in configs}
+        for _ in range(args.repeats):
+            for name, options in configs.items():
+                runs[name].append(run("convert", src, tmp / "out", options | {"unit_episodes": UNIT_EPISODES}))
+        rss = {}
+        for episodes in (100, 400):
+            result = run("convert", src, tmp / "out", {"workers": 2, "unit_episodes": UNIT_EPISODES, "limit": episodes})
+            rss[episodes] = max(result["batch"]["peak_rss_mb_per_worker"].values())
+        canonical = tmp / "canonical"
+        from rdstd.batch import convert_batch
+        from rdstd.schema.vocabulary import ImageCodec
+
+        convert_batch(src, canonical, workers=2, unit_episodes=UNIT_EPISODES, limit=100, images=ImageCodec.VIDEO)
+        exports: dict[str, list[dict[str, Any]]] = {"export-1": [], "export-2": []}
+        for _ in range(args.repeats):
+            for name, workers in (("export-1", 1), ("export-2", 2)):
+                exports[name].append(
+                    run("export", canonical, tmp / "lerobot", {"workers": workers, "unit_episodes": 25})
+                )
+    stats = {name: summary(r) for name, r in (runs | exports).items()}
+    frames = EPISODES * LENGTH
+    rows = []
+    for name in [*configs, *exports]:
+        s = stats[name]
+        base = stats["local-1" if name in configs else "export-1"]
+        rows.append(
+            [
+                name,
+                f"{s['wall_best']:.2f} / {s['wall_median']:.2f}",
+                f"{s['cpu_best']:.2f} / {s['cpu_median']:.2f}",
+                f"{base['wall_best'] / s['wall_best']:.2f} / {base['wall_median'] / s['wall_median']:.2f}",
+                f"{frames / s['wall_best']:,.0f}" if name in configs else "",
+            ]
+        )
+    headers = ["run", "wall s (best / median)", "CPU s (best / median)", "speed-up vs 1 (best / median)", "frames/s"]
+    print(f"convert: {EPISODES} episodes x {LENGTH} frames, 64x64 PNG camera, units of {UNIT_EPISODES} episodes;")
+    print("export: 100 of them (camera as video) to LeRobot v3.0, units of 25; interleaved, fresh process each")
+    print(table(headers, rows))
+    ray_ratio = (stats["ray-2"]["wall_best"] / stats["local-2"]["wall_best"], 0.0)
+    ray_ratio = (ray_ratio[0], stats["ray-2"]["wall_median"] / stats["local-2"]["wall_median"])
+    print(f"ray / local at 2 workers (wall, best / median): {ray_ratio[0]:.2f} / {ray_ratio[1]:.2f} (target <= 1.2)")
     print(f"peak RSS per worker: {rss[100]:.0f} MB at 100 episodes, {rss[400]:.0f} MB at 400 (flat)")
-    print(
-        f"per unit ({UNIT_EPISODES} episodes, {UNIT_EPISODES * LENGTH} frames): {per_unit_s:.2f} s, "
-        f"{per_unit_bytes / 1e6:.1f} MB"
-    )
     path = save(
         "batch_scale",
         {
             "episodes": EPISODES,
             "frames_per_episode": LENGTH,
             "unit_episodes": UNIT_EPISODES,
-            "seconds": times,
-            "best_seconds": best,
-            "speedup_2_vs_1": best["local-1"] / best["local-2"],
-            "ray_over_local_2": best["ray-2"] / best["local-2"],
+            "repeats": args.repeats,
+            "runs": runs | exports,
+            "summary": stats,
+            "speedup_2_vs_1_wall": {
+                "best": stats["local-1"]["wall_best"] / stats["local-2"]["wall_best"],
+                "median": stats["local-1"]["wall_median"] / stats["local-2"]["wall_median"],
+            },
+            "ray_over_local_2_wall": {"best": ray_ratio[0], "median": ray_ratio[1]},
+            "export_speedup_2_vs_1_wall": {
+                "best": stats["export-1"]["wall_best"] / stats["export-2"]["wall_best"],
+                "median": stats["export-1"]["wall_median"] / stats["export-2"]["wall_median"],
+            },
             "peak_rss_mb_per_worker": {str(k): v for k, v in rss.items()},
-            "per_unit_seconds": per_unit_s,
-            "per_unit_bytes": per_unit_bytes,
         },
     )
     print(f"wrote {path}")

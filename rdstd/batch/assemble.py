@@ -26,6 +26,7 @@ from rdstd.io import atomic
 from rdstd.schema.features import ImageFeature, VectorFeature
 from rdstd.schema.vocabulary import ImageCodec
 from rdstd.store import layout
+from rdstd.store.writer import parquet_write_options
 
 
 @dataclass(frozen=True)
@@ -49,14 +50,7 @@ def video_name(unit: int, rel: str) -> str:
 
 def shard_writer(path: Path, schema: pa.Schema, image_columns: list[str]) -> pq.ParquetWriter:
     """A Parquet writer with the settings of :class:`~rdstd.store.writer.DatasetWriter`'s shards."""
-    return pq.ParquetWriter(
-        path,
-        schema,
-        compression={c: ("none" if c in image_columns else "zstd") for c in schema.names},
-        use_dictionary=[c for c in schema.names if c not in image_columns],
-        write_statistics=[c for c in schema.names if c not in image_columns],
-        write_page_checksum=True,
-    )
+    return pq.ParquetWriter(path, schema, **parquet_write_options(schema.names, image_columns))
 
 
 def place_unit(

@@ -46,11 +46,15 @@ class InProcess:
 class LocalPool:
     """A pool of ``workers`` processes (``forkserver``: workers never inherit the driver's threads)."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, preload: Sequence[str] = ()) -> None:
         self.workers = workers
+        context = multiprocessing.get_context("forkserver")
+        # the fork server imports these once; every worker forked from it starts with them (a no-op once the
+        # process's fork server is running)
+        context.set_forkserver_preload(list(preload))
         self._pool = ProcessPoolExecutor(
             max_workers=workers,
-            mp_context=multiprocessing.get_context("forkserver"),
+            mp_context=context,
             initializer=_environment,
             initargs=(dict(os.environ),),
         )
@@ -117,8 +121,9 @@ class RayTasks:
         """Leave Ray running (the caller or the cluster owns it)."""
 
 
-def make_executor(name: ExecutorName, workers: int, ray_address: str | None) -> Executor:
-    """The executor ``name`` with ``workers`` workers (``slurm`` does not execute here: it writes a script)."""
+def make_executor(name: ExecutorName, workers: int, ray_address: str | None, preload: Sequence[str] = ()) -> Executor:
+    """The executor ``name`` with ``workers`` workers (``slurm`` does not execute here: it writes a script);
+    ``preload``: modules a local pool's workers start with."""
     if workers < 1:
         raise UsageError(
             f"--workers must be at least 1, not {workers}", hint="e.g. --workers 4", situation="workers-invalid"
@@ -131,4 +136,4 @@ def make_executor(name: ExecutorName, workers: int, ray_address: str | None) -> 
             hint="use local or ray (--executor slurm writes a script for sbatch instead)",
             situation="executor-not-in-process",
         )
-    return InProcess() if workers == 1 else LocalPool(workers)
+    return InProcess() if workers == 1 else LocalPool(workers, preload)

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import json
 import os
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rdstd.batch import assemble
 from rdstd.batch.executors import Executor, ExecutorName, make_executor
-from rdstd.batch.job import Job, stage
+from rdstd.batch.job import JOURNAL_DIR, Job, stage
 from rdstd.batch.place import Place
 from rdstd.batch.slurm import write_slurm
-from rdstd.batch.worker import raise_returned, run_unit_safely
+from rdstd.batch.worker import close_sources, raise_returned, run_unit_safely
 from rdstd.convert.pipeline import (
     ConvertReport,
     NonFiniteCount,
@@ -29,129 +28,109 @@ from rdstd.convert.pipeline import (
     Plan,
     Progress,
     SkippedEpisode,
-    check_rate,
+    convert,
     nothing_converted,
-    open_source,
-    plan_conversion,
 )
-from rdstd.errors import UsageError
-from rdstd.formats.base import UNIT_EPISODES
+from rdstd.errors import RdstdError, UsageError
+from rdstd.formats.base import WorkUnit
 from rdstd.io.remote import is_url
-from rdstd.paths import normalized
 from rdstd.schema.features import VectorFeature
 from rdstd.schema.manifest import Counts, Manifest, StorageLayout
-from rdstd.schema.spec import ConverterSpec
 from rdstd.schema.vocabulary import ClockKind, ImageCodec
 from rdstd.store import layout
-from rdstd.store.output import Output, check_overlap
+from rdstd.store.output import Output
 from rdstd.store.stats import PartialStats
-from rdstd.store.writer import DEFAULT_ROW_GROUP_FRAMES, KIND
+from rdstd.store.writer import KIND
 
-__all__ = ["ExecutorName", "convert_batch"]
+__all__ = ["BatchOptions", "ExecutorName", "convert_batch", "run_batch"]
 
 
 def convert_batch(
+    source: str | Path, output: str | Path, *, executor: ExecutorName = "local", **options: Any
+) -> ConvertReport:
+    """:func:`rdstd.convert.pipeline.convert` as a batch job on ``executor`` (its arguments; ``workers`` default:
+    the machine's cores). The output is identical whatever the executor and the number of workers."""
+    return convert(source, output, executor=executor, **options)
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """The options of a batch run beyond its plan (see :func:`rdstd.convert.pipeline.convert`)."""
+
+    format_name: str | None
+    on_error: OnError
+    images: ImageCodec | None
+    overwrite: bool
+    row_group_frames: int
+    rate_hz: float | None
+    drop_unmapped: bool
+    salvage: bool
+    executor: ExecutorName
+    workers: int
+    ray_address: str | None
+    resume: bool
+    unit_episodes: int
+    slurm_assemble: str | None
+
+
+def run_batch(
+    plan: Plan,
+    units: list[WorkUnit],
     source: str | Path,
     output: str | Path,
-    *,
-    format_name: str | None = None,
-    spec: str | Path | ConverterSpec | None = None,
-    on_error: OnError = "fail",
-    images: ImageCodec | None = None,
-    overwrite: bool = False,
-    limit: int | None = None,
-    row_group_frames: int = DEFAULT_ROW_GROUP_FRAMES,
-    rate_hz: float | None = None,
-    drop_unmapped: bool = False,
-    exclude_episodes: Mapping[str, Sequence[str]] | None = None,
-    progress: Progress | None = None,
-    on_plan: OnPlan | None = None,
-    salvage: bool = False,
-    executor: ExecutorName = "local",
-    workers: int | None = None,
-    ray_address: str | None = None,
-    resume: bool = False,
-    unit_episodes: int = UNIT_EPISODES,
-    slurm_assemble: str | None = None,
+    options: BatchOptions,
+    progress: Progress | None,
+    on_plan: OnPlan | None,
 ) -> ConvertReport:
-    """Convert ``source`` into a canonical dataset at ``output`` in work units run on ``executor``.
-
-    Arguments as :func:`rdstd.convert.pipeline.convert`, plus: ``workers`` (default: the machine's cores),
-    ``ray_address`` (``executor="ray"``), ``resume`` (reuse the units a killed run finished), ``unit_episodes``
-    (episodes per unit at most). The output is identical whatever the executor and the number of workers.
-    ``executor="slurm"`` stages the job and writes the array script (``slurm_assemble`` is the command that
-    assembles afterwards); the report's ``batch["slurm_submit"]`` names the script to run.
-    """
-    started = time.perf_counter()
-    check_rate(rate_hz)
-    src = normalized(source)
+    """Run the planned conversion of ``units`` of ``source`` as a batch job into ``output`` (each a local path or a
+    URL; workers read a source URL from their machine's mirror of it)."""
+    o = options
+    src = Path(plan.report.source)  # the local source (or this machine's mirror of the URL)
     remote = is_url(str(output))
-    out = Path(str(output)) if remote else normalized(output)
-    out_text = str(output).rstrip("/") if remote else str(out)
-    if remote and is_url(str(source)):
-        raise UsageError(
-            f"{source}: batch conversion reads sources from a file system",
-            hint="mount the bucket (or copy the source) and give its local path; outputs may be URLs",
-            situation="source-not-local",
-        )
-    if not remote:
-        check_overlap(out, [src])
-    with open_source(src, format_name, salvage=salvage, spec=spec) as dataset:
-        plan = plan_conversion(
-            dataset,
-            src,
-            out,
-            spec=spec,
-            images=images,
-            limit=limit,
-            rate_hz=rate_hz,
-            drop_unmapped=drop_unmapped,
-            exclude_episodes=exclude_episodes,
-        )
-        units = dataset.work_units(plan.refs, unit_episodes)
+    out = Path(str(output))
+    out_text = str(output)
     job = Job(
-        source=str(src),
+        source=str(source),
         output=out_text,
-        format_name=format_name,
+        format_name=o.format_name,
         spec=plan.spec,
         provenance=plan.provenance,
         units=units,
-        images=images,
-        drop_unmapped=drop_unmapped,
-        rate_hz=rate_hz,
-        row_group_frames=row_group_frames,
-        salvage=salvage,
-        on_error=on_error,
+        images=o.images,
+        drop_unmapped=o.drop_unmapped,
+        rate_hz=o.rate_hz,
+        row_group_frames=o.row_group_frames,
+        salvage=o.salvage,
+        on_error=o.on_error,
         extra=plan.extra,
     )
     report = plan.report
     report.output = out_text
-    count = workers or os.cpu_count() or 1
-    report.batch = {"executor": executor, "workers": count, "units": len(units), "unit_episodes": unit_episodes}
-    if executor == "slurm":
+    report.batch = {"executor": o.executor, "workers": o.workers, "units": len(units), "unit_episodes": o.unit_episodes}
+    if o.executor == "slurm":
         if remote:
-            stage(job, resume=resume)
+            stage(job, resume=o.resume)
         else:
-            guard = Output.begin(out, is_kind=layout.is_dataset, kind=KIND, overwrite=overwrite, sources=[src])
+            guard = Output.begin(out, is_kind=layout.is_dataset, kind=KIND, overwrite=o.overwrite, sources=[src])
             try:  # refused while a run into OUT holds its lock: its staging folder is not ours to replace
-                stage(job, resume=resume)
+                stage(job, resume=o.resume)
             finally:
                 guard.abort()
-        assemble_with = slurm_assemble or f"rdstd convert {src} {out_text} --resume"
+        assemble_with = o.slurm_assemble or f"rdstd convert {source} {out_text} --resume"
         report.batch["slurm_submit"] = str(write_slurm(job, assemble_with))
         return report
-    run = _Run(job, plan, report, progress, on_plan, executor, count, ray_address, resume)
+    run = _Run(job, plan, report, progress, on_plan, o.executor, o.workers, o.ray_address, o.resume)
     if remote:
         target = Place(out_text)
-        if target.exists(layout.MANIFEST) and not overwrite:
+        if target.exists(layout.MANIFEST) and not o.overwrite:
             raise UsageError(
                 f"{out_text}: a canonical rdstd dataset is already there",
                 hint="choose a new URL, or pass --overwrite to replace it",
                 situation="output-not-empty",
             )
-        run.execute(target, before_assembly=target.remove if overwrite else None)
+        run.execute(target, before_assembly=target.remove if o.overwrite else None)
     else:
-        output_dir = Output.begin(out, is_kind=layout.is_dataset, kind=KIND, overwrite=overwrite, sources=[src])
+        output_dir = Output.begin(out, is_kind=layout.is_dataset, kind=KIND, overwrite=o.overwrite, sources=[src])
         try:
             with output_dir.guard():
                 marker = json.dumps({"pid": os.getpid(), "output": out_text})
@@ -159,11 +138,13 @@ def convert_batch(
             run.execute(Place(str(output_dir.tmp)))
             (output_dir.tmp / layout.WRITING_MARKER).unlink()
             output_dir.commit()
-        except BaseException:
+        except BaseException as exc:
             output_dir.abort()  # the staging folder stays: --resume picks up the finished units
+            if isinstance(exc, RdstdError) and any(job.staging.path(JOURNAL_DIR).glob("*.json")):
+                kept = f"the finished work units are kept in {job.staging}: rerun with --resume to reuse them"
+                exc.hint = f"{exc.hint}; {kept}" if exc.hint else kept
             raise
     job.staging.remove()
-    report.seconds = time.perf_counter() - started
     return report
 
 
@@ -186,7 +167,7 @@ class _Run:
         self.report.batch["resumed_units"] = len(finished)
         if self.on_plan is not None:
             self.on_plan(self.report)
-        pool = make_executor(self.executor, self.workers, self.ray_address)
+        pool = make_executor(self.executor, self.workers, self.ray_address, preload=["rdstd.batch.worker"])
         try:
             self.report.batch["workers"] = getattr(pool, "workers", self.workers)
             entries = _run_units(self.job, pool, finished, self.progress)
@@ -198,6 +179,7 @@ class _Run:
             _assemble(self.job, self.plan, entries, target, pool, self.report)
         finally:
             pool.close()
+            close_sources()  # units run in this process (one worker) left the source open
 
 
 def _run_units(job: Job, pool: Executor, finished: list[int], progress: Progress | None) -> dict[int, dict[str, Any]]:
@@ -283,7 +265,7 @@ def _assemble(
     assemble.write_json(target, layout.STATS, {k: s.as_dict() for k, s in stats.items()})
     converter = plan.converter
     for unit in job.units:  # the clock the episodes actually had, over every unit
-        converter._clock_paths.update((ClockKind(k), s) for k, s in entries[unit.index]["clock_paths"])
+        converter.add_clock_paths((ClockKind(k), s) for k, s in entries[unit.index]["clock_paths"])
     options = plan.writer_options()
     manifest = Manifest(
         features=features,

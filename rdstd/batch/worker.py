@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from rdstd.batch.job import Job
+from rdstd.batch.mirror import open_mirrored
 from rdstd.convert.mapper import EpisodeConverter
 from rdstd.convert.pipeline import ConvertReport, OnError, SkippedEpisode, convert_one, open_source
 from rdstd.errors import EpisodeError, RdstdError, SourceError
-from rdstd.formats.base import WorkUnit
+from rdstd.formats.base import SourceDataset, WorkUnit
+from rdstd.io.remote import is_url
 from rdstd.schema.features import VectorFeature
 from rdstd.store import layout
 from rdstd.store.stats import PartialStats
@@ -35,7 +37,7 @@ def run_unit(job: Job, unit: WorkUnit) -> dict[str, Any]:
     opened at all is recorded with every episode skipped; under ``"fail"`` the error is raised. With a staging
     folder in object storage the unit is written to a local temporary folder first, then uploaded file by file.
     """
-    started = time.perf_counter()
+    started = (time.perf_counter(), time.process_time())
     staging = job.staging
     scratch = Path(tempfile.mkdtemp(prefix="rdstd-unit-")) if staging.remote else None
     folder = scratch / "unit" if scratch is not None else staging.path(job.unit_rel(unit.index))
@@ -50,16 +52,17 @@ def run_unit(job: Job, unit: WorkUnit) -> dict[str, Any]:
 
 
 def _convert_unit(job: Job, unit: WorkUnit, folder: Path) -> _UnitReport:
-    report = _UnitReport(ConvertReport(job.source, str(folder), "", job.spec.name))
     try:
-        dataset = open_source(job.source, job.format_name, salvage=job.salvage, spec=job.spec)
+        dataset = _open(job)
+        report = _UnitReport(ConvertReport(str(dataset.path), str(folder), "", job.spec.name))  # a URL: the mirror
     except (SourceError, EpisodeError) as exc:  # the unit's source cannot be opened at all
         if job.on_error == "fail":
             raise
+        report = _UnitReport(ConvertReport(job.source, str(folder), "", job.spec.name))
         reason = f"unit {unit.name}: {exc.message}"
         report.convert.skipped = [SkippedEpisode(r.index, r.key, reason) for r in unit.refs]
         return report
-    with dataset:
+    try:
         converter = EpisodeConverter(
             job.spec, dataset.info(), images=job.images, drop_unmapped=job.drop_unmapped, rate_hz=job.rate_hz
         )
@@ -72,7 +75,7 @@ def _convert_unit(job: Job, unit: WorkUnit, folder: Path) -> _UnitReport:
             rate_hz=converter.rate_hz,
             overwrite=True,  # a unit killed after its rename but before its journal entry is redone
             row_group_frames=job.row_group_frames,
-            sources=[Path(job.source)],
+            sources=[dataset.path],
             clock=converter.clock,
         )
         on_error: OnError = "skip" if job.on_error == "skip" else "fail"
@@ -80,8 +83,38 @@ def _convert_unit(job: Job, unit: WorkUnit, folder: Path) -> _UnitReport:
             for ref in unit.refs:
                 convert_one(dataset, converter, writer, ref, on_error, report.convert, report.stats)
             writer.clock = converter.clock
-        report.clock_paths = sorted([str(kind), source] for kind, source in converter._clock_paths)
+        report.clock_paths = sorted([str(kind), source] for kind, source in converter.clock_paths)
+    except BaseException:
+        close_sources()  # a source that failed may hold a broken handle: the next unit opens it afresh
+        raise
     return report
+
+
+#: The source this process opened for its last unit, by job (opening a source can cost more than a unit: a zarr
+#: store lists every chunk file). A worker process runs many units of one job; it opens the source once.
+_OPEN: dict[str, SourceDataset] = {}
+
+
+def _open(job: Job) -> SourceDataset:
+    # the job's creation time too: a Ray worker outlives the job, and a later job may read a changed source
+    what = [job.source, job.format_name, job.salvage, job.spec.model_dump(mode="json"), job.provenance.created_utc]
+    key = json.dumps(what, sort_keys=True, default=str)
+    dataset = _OPEN.get(key)
+    if dataset is None:
+        close_sources()
+        options: dict[str, Any] = {"salvage": job.salvage, "spec": job.spec}
+        if is_url(job.source):  # read from this machine's mirror of it
+            dataset = open_mirrored(job.source, lambda root: open_source(root, job.format_name, **options))
+        else:
+            dataset = open_source(job.source, job.format_name, **options)
+        _OPEN[key] = dataset
+    return dataset
+
+
+def close_sources() -> None:
+    """Close the source this process keeps open between units (the driver calls it after a run in process)."""
+    while _OPEN:
+        _OPEN.popitem()[1].close()
 
 
 @dataclass
@@ -91,13 +124,16 @@ class _UnitReport:
     clock_paths: list[list[str]] = field(default_factory=list)
 
 
-def _finish(job: Job, unit: WorkUnit, folder: Path, result: _UnitReport, started: float) -> dict[str, Any]:
+def _finish(
+    job: Job, unit: WorkUnit, folder: Path, result: _UnitReport, started: tuple[float, float]
+) -> dict[str, Any]:
     report = result.convert
     files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
     entry: dict[str, Any] = {
         "unit": unit.index,
         "name": unit.name,
-        "seconds": round(time.perf_counter() - started, 3),
+        "seconds": round(time.perf_counter() - started[0], 3),
+        "cpu_seconds": round(time.process_time() - started[1], 3),  # every thread of the worker
         "episodes": report.episodes_written,
         "frames": report.frames_written,
         "bytes": sum(p.stat().st_size for p in files),
@@ -121,14 +157,20 @@ def run_unit_safely(job: Job, unit: WorkUnit) -> dict[str, Any]:
     try:
         entry = run_unit(job, unit)
     except RdstdError as exc:
-        kind = type(exc)
-        return {"error": {"module": kind.__module__, "type": kind.__name__, "message": exc.message, "hint": exc.hint}}
+        return error_as_data(exc)
     entry.pop("stats")  # it is in the journal; the driver reads it back at assembly
     return entry
 
 
+def error_as_data(exc: RdstdError) -> dict[str, Any]:
+    """An rdstd error as data a worker returns (exceptions lose their hint when pickled); see
+    :func:`raise_returned`."""
+    kind = type(exc)
+    return {"error": {"module": kind.__module__, "type": kind.__name__, "message": exc.message, "hint": exc.hint}}
+
+
 def raise_returned(entry: dict[str, Any]) -> dict[str, Any]:
-    """Re-raise an error :func:`run_unit_safely` returned; else the entry."""
+    """Re-raise an error :func:`error_as_data` made; else the entry."""
     error = entry.get("error")
     if error is None:
         return entry

@@ -13,7 +13,7 @@ become features, images cameras, text language segments of the episode); only th
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -219,6 +219,15 @@ class EpisodeConverter:
             )
         named = stated.source if stated.kind == ClockKind.MEASURED and stated.source != "unknown" else source
         return Clock(kind=kind, source=named, resampling=stated.resampling, description=stated.description)
+
+    @property
+    def clock_paths(self) -> frozenset[tuple[ClockKind, str]]:
+        """How the episodes converted so far got their timestamps: (clock kind, source) pairs."""
+        return frozenset(self._clock_paths)
+
+    def add_clock_paths(self, paths: Iterable[tuple[ClockKind, str]]) -> None:
+        """Count episodes converted elsewhere (another batch worker) in :attr:`clock`."""
+        self._clock_paths.update(paths)
 
     @property
     def clock(self) -> Clock:

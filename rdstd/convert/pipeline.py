@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import errno
 import math
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -41,8 +42,9 @@ from rdstd.errors import (
     SourceError,
     UsageError,
 )
-from rdstd.formats.base import EpisodeRef, SourceDataset, SourceEpisode, SourceInfo
+from rdstd.formats.base import UNIT_EPISODES, EpisodeRef, SourceDataset, SourceEpisode, SourceInfo
 from rdstd.formats.registry import detect, get_backend, require_exists
+from rdstd.io.remote import is_url
 from rdstd.io.write_errors import output_error
 from rdstd.paths import normalized
 from rdstd.schema.manifest import Provenance
@@ -51,6 +53,9 @@ from rdstd.schema.vocabulary import ImageCodec
 from rdstd.store.output import check_overlap
 from rdstd.store.stats import PartialStats
 from rdstd.store.writer import DEFAULT_ROW_GROUP_FRAMES, DatasetWriter
+
+if TYPE_CHECKING:
+    from rdstd.batch.executors import ExecutorName
 
 OnError = Literal["fail", "skip"]
 #: How the spec was chosen: passed by the caller, a shipped spec matched to the source, or drafted from it.
@@ -183,6 +188,12 @@ def convert(
     progress: Progress | None = None,
     on_plan: OnPlan | None = None,
     salvage: bool = False,
+    executor: ExecutorName | None = None,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    resume: bool = False,
+    unit_episodes: int = UNIT_EPISODES,
+    slurm_assemble: str | None = None,
 ) -> ConvertReport:
     """Convert the dataset at ``source`` into a canonical dataset at ``output``.
 
@@ -194,12 +205,30 @@ def convert(
     episode keys to the reasons they are left out (``rdstd convert --exclude-findings``); the manifest records them.
     ``on_plan`` is called once before the work. ``salvage`` recovers the readable prefix of a truncated source
     (ROS bags: the episode is marked partial in ``source_meta["partial"]`` and the report warns).
+
+    Batch conversion (:mod:`rdstd.batch`, ``docs/batch.md``): with ``executor`` (``local``, ``ray``, ``slurm``),
+    ``workers`` (default: the machine's cores), ``resume`` or an ``output`` URL, the episodes are converted in
+    work units of at most ``unit_episodes`` on that executor and assembled; the output is the same whatever the
+    executor and worker count. A source of a single work unit is converted here, in this process, either way.
+    ``ray_address``: the Ray cluster; ``slurm_assemble``: the command the SLURM script assembles with.
+    Without any of these the conversion runs in this process (what ``rdstd convert`` does only with one unit).
     """
     started = time.perf_counter()
     check_rate(rate_hz)
-    src, out = normalized(source), normalized(output)
-    check_overlap(out, [src])  # before anything is read: a mistyped OUT must never touch the source
-    with open_source(src, format_name, salvage=salvage, spec=spec) as dataset:
+    remote = is_url(str(output))
+    batch = executor is not None or workers is not None or resume or remote
+    source_url = str(source).rstrip("/") if is_url(str(source)) else None
+    if source_url is not None:  # the backends read files: a local mirror in the cache (rdstd.batch.mirror)
+        from rdstd.batch.mirror import open_mirrored
+
+        dataset = open_mirrored(source_url, lambda root: open_source(root, format_name, salvage=salvage, spec=spec))
+    src = dataset.path if source_url is not None else normalized(source)
+    out = Path(str(output)) if remote else normalized(output)
+    if not remote:
+        check_overlap(out, [src])  # before anything is read: a mistyped OUT must never touch the source
+    if source_url is None:
+        dataset = open_source(src, format_name, salvage=salvage, spec=spec)
+    with dataset:
         plan = plan_conversion(
             dataset,
             src,
@@ -211,28 +240,72 @@ def convert(
             drop_unmapped=drop_unmapped,
             exclude_episodes=exclude_episodes,
         )
-        report, converter, refs = plan.report, plan.converter, plan.refs
-        writer = DatasetWriter(
-            out,
-            converter.features,
-            plan.provenance,
-            **plan.writer_options(),
-            overwrite=overwrite,
-            row_group_frames=row_group_frames,
-            sources=[src],
-        )
-        with writer:
-            if on_plan is not None:
-                on_plan(report)
-            for done, ref in enumerate(refs, start=1):
-                convert_one(dataset, converter, writer, ref, on_error, report)
-                if progress is not None:
-                    progress(done, len(refs))
-            writer.clock = converter.clock  # what the episodes actually had (measured, synthesized or mixed)
-            if report.episodes_written == 0:
-                raise nothing_converted(src, report)
+        if source_url is not None:  # the manifest and the report name the source, not this machine's mirror
+            plan.provenance = plan.provenance.model_copy(update={"source_path": source_url})
+        units = dataset.work_units(plan.refs, unit_episodes) if batch else []
+        if not batch or (len(units) <= 1 and executor in (None, "local") and not resume and not remote):
+            _convert_here(dataset, plan, out, overwrite, row_group_frames, on_error, progress, on_plan)
+            plan.report.source = source_url or plan.report.source
+            plan.report.seconds = time.perf_counter() - started
+            return plan.report
+    from rdstd.batch.run import BatchOptions, run_batch
+
+    options = BatchOptions(
+        format_name=format_name,
+        on_error=on_error,
+        images=images,
+        overwrite=overwrite,
+        row_group_frames=row_group_frames,
+        rate_hz=rate_hz,
+        drop_unmapped=drop_unmapped,
+        salvage=salvage,
+        executor=executor or "local",
+        workers=workers or os.cpu_count() or 1,
+        ray_address=ray_address,
+        resume=resume,
+        unit_episodes=unit_episodes,
+        slurm_assemble=slurm_assemble,
+    )
+    report = run_batch(
+        plan, units, source_url or src, str(output).rstrip("/") if remote else out, options, progress, on_plan
+    )
+    report.source = source_url or report.source
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _convert_here(
+    dataset: SourceDataset,
+    plan: Plan,
+    out: Path,
+    overwrite: bool,
+    row_group_frames: int,
+    on_error: OnError,
+    progress: Progress | None,
+    on_plan: OnPlan | None,
+) -> None:
+    """The conversion in this process, one episode at a time, into ``out``."""
+    src = Path(plan.report.source)
+    report, converter, refs = plan.report, plan.converter, plan.refs
+    writer = DatasetWriter(
+        out,
+        converter.features,
+        plan.provenance,
+        **plan.writer_options(),
+        overwrite=overwrite,
+        row_group_frames=row_group_frames,
+        sources=[src],
+    )
+    with writer:
+        if on_plan is not None:
+            on_plan(report)
+        for done, ref in enumerate(refs, start=1):
+            convert_one(dataset, converter, writer, ref, on_error, report)
+            if progress is not None:
+                progress(done, len(refs))
+        writer.clock = converter.clock  # what the episodes actually had (measured, synthesized or mixed)
+        if report.episodes_written == 0:
+            raise nothing_converted(src, report)
 
 
 def check_rate(rate_hz: float | None) -> None:

@@ -21,13 +21,16 @@ a failed export leaves nothing behind and a folder that is not a LeRobot dataset
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import os
+import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -51,6 +54,9 @@ from rdstd.store.output import Output
 from rdstd.store.reader import Dataset, EpisodeData, LazyImages
 from rdstd.store.writer import nominal_rate_hz
 
+if TYPE_CHECKING:
+    from rdstd.batch.executors import ExecutorName
+
 Version = Literal["3.0", "2.1"]
 #: Called after each episode with (episodes done, episodes in total).
 Progress = Callable[[int, int], None]
@@ -62,6 +68,8 @@ V3_DATA = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 V3_VIDEO = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 V2_DATA = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
 V2_VIDEO = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
+#: Episodes per unit of a batch export at most (a dataset of no more is exported in one process).
+UNIT_EPISODES = 50
 INDEX_COLUMNS = ("timestamp", "frame_index", "episode_index", "index", "task_index")
 
 
@@ -84,6 +92,12 @@ class ExportReport:
     cameras: dict[str, str] = field(default_factory=dict)
     splits: dict[str, str] = field(default_factory=dict)
     warnings: dict[str, int] = field(default_factory=dict)
+    #: Episodes left out under ``on_error="skip"``: episode id -> reason.
+    skipped: dict[str, str] = field(default_factory=dict)
+    #: Batch export (:mod:`rdstd.batch.export`): executor, workers, units (empty for an export in one process).
+    batch: dict[str, Any] = field(default_factory=dict)
+    #: Batch export: one entry per unit run (episodes, frames, seconds, CPU seconds, worker pid).
+    units: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -107,7 +121,15 @@ def _hf_feature(dtype: str, shape: tuple[int, ...], list_type: str) -> dict[str,
 class _Exporter:
     """One export run (state shared by the version-specific writers)."""
 
-    def __init__(self, ds: Dataset, out: Path, version: Version, codec: str, exclude: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        ds: Dataset,
+        out: Path,
+        version: Version,
+        codec: str,
+        exclude: Sequence[str] = (),
+        skip: Collection[int] = (),
+    ) -> None:
         self.ds = ds
         self.out = out
         self.version = version
@@ -154,7 +176,13 @@ class _Exporter:
                 "from the first episode's median step"
             )
         splits = [str(s or "") for s in ds.episodes["split"].to_list()] if ds.num_episodes else []
-        self.order, self.splits = export_meta.split_order(splits)
+        #: The export order of every episode, and without the episodes ``skip`` leaves out (canonical positions;
+        #: a batch export under --on-error skip): a range of the former is a range of the latter.
+        self.full_order, _ = export_meta.split_order(splits)
+        self.order = [p for p in self.full_order if p not in skip]
+        self.splits = export_meta.split_ranges([splits[p] for p in self.order])
+        #: The canonical position of the episode being exported (what a failure names).
+        self.current_position: int | None = None
         unlisted = sum(1 for s in splits if s in export_meta.NO_SPLIT)
         self.warnings.add("episodes of split 'unknown' are listed in no LeRobot split", unlisted)
         if self.order != sorted(self.order):
@@ -163,7 +191,15 @@ class _Exporter:
                 f"{export_meta.PREFIX}source_position holds the canonical position",
                 sum(1 for i, p in enumerate(self.order) if i != p),
             )
+        #: Task text -> task_index, by first appearance in export order (known before any episode is read, so a
+        #: range of episodes exported on its own numbers its tasks as the whole export does).
         self.tasks: dict[str, int] = {}
+        texts = [str(t or "") for t in ds.episodes["task"].to_list()] if ds.num_episodes else []
+        for position in self.order:
+            self.tasks.setdefault(texts[position], len(self.tasks))
+        #: Frames before each episode in export order (the ``index`` a range of episodes starts at).
+        lengths = [int(n) for n in ds.episodes["length"].to_list()] if ds.num_episodes else []
+        self.frame_offsets = [0, *itertools.accumulate(lengths[p] for p in self.order)]
         self.packets = PacketIndex()
         self.episode_stats: list[dict[str, Any]] = []
         self.camera_modes: dict[str, set[str]] = {k: set() for k in self.cameras}
@@ -180,10 +216,26 @@ class _Exporter:
         """``out / rel`` for a file the export writes; a path that would leave the output folder is refused."""
         return inside(self.out, rel, what, error=SchemaError, hint="fix the feature names in the dataset's rdstd.json")
 
-    def episodes(self) -> Iterator[tuple[int, int, EpisodeData]]:
-        """(LeRobot episode index, canonical position, episode) in export order (grouped by split)."""
-        for index, position in enumerate(self.order):
+    def episodes(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, int, EpisodeData]]:
+        """(LeRobot episode index, canonical position, episode) in export order (grouped by split), for the
+        LeRobot episode indices ``start`` to ``stop``."""
+        for index in range(start, len(self.order) if stop is None else stop):
+            position = self.current_position = self.order[index]
             yield index, position, self.ds.episode(position)
+        self.current_position = None
+
+    def range_of(self, start: int, stop: int) -> tuple[int, int]:
+        """The LeRobot episode indices of the episodes in slots ``start`` to ``stop`` of :attr:`full_order`."""
+        kept = set(self.order)
+        first = sum(1 for p in self.full_order[:start] if p in kept)
+        return first, first + sum(1 for p in self.full_order[start:stop] if p in kept)
+
+    def part_key(self, start: int, stop: int) -> str:
+        """What the files of the part over :attr:`full_order` slots ``start`` to ``stop`` depend on beyond the
+        dataset and the options: its episodes, where they start (episode and frame index) and the task numbers."""
+        first, last = self.range_of(start, stop)
+        key = [first, self.frame_offsets[first], self.order[first:last], sorted(self.tasks.items())]
+        return hashlib.sha256(json.dumps(key).encode()).hexdigest()
 
     def check_episode(self, ep: EpisodeData) -> None:
         """Count what this episode loses in LeRobot's types."""
@@ -256,7 +308,7 @@ class _Exporter:
         return out
 
     def task_index(self, ep: EpisodeData) -> int:
-        return self.tasks.setdefault(ep.meta.task, len(self.tasks))
+        return self.tasks[ep.meta.task]
 
     def write_video(
         self, current: VideoFile | None, key: str, ep: EpisodeData, path_for: Callable[[], Path]
@@ -382,14 +434,60 @@ class _Exporter:
 # -- v3.0 -----------------------------------------------------------------------------------------------------
 
 
-def _export_v3(x: _Exporter, progress: Progress | None) -> tuple[int, int]:
+@dataclass
+class Part:
+    """What exporting one range of episodes wrote (JSON-ready, the journal entry of a batch export's unit).
+
+    ``rows``: v3.0 episodes-table rows (data and video files numbered from 0 within the part: the final step
+    renumbers them) or v2.1 ``episodes.jsonl`` lines; ``stats``: per-episode statistics in the same order;
+    ``files``: the files written, relative to the part's folder.
+    """
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    stats: list[dict[str, Any]] = field(default_factory=list)
+    frames: int = 0
+    files: list[str] = field(default_factory=list)
+    warnings: dict[str, int] = field(default_factory=dict)
+    camera_modes: dict[str, list[str]] = field(default_factory=dict)
+    video_info: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form (numpy scalars as Python numbers)."""
+        data: dict[str, Any] = json.loads(json.dumps(self.__dict__, default=_plain))
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Part:
+        """The part :meth:`to_json` wrote."""
+        return cls(**data)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def export_part(x: _Exporter, start: int, stop: int, progress: Progress | None = None) -> Part:
+    """Write LeRobot episodes ``start`` to ``stop`` (export order) into ``x.out``: their frames and videos."""
+    before = dict(x.warnings.counts)  # the dataset-level warnings every part's exporter makes: counted once
+    part = (_part_v3 if x.version == "3.0" else _part_v21)(x, start, stop, progress)
+    part.files = sorted(p.relative_to(x.out).as_posix() for p in x.out.rglob("*") if p.is_file())
+    part.warnings = {k: n - before.get(k, 0) for k, n in x.warnings.counts.items() if n > before.get(k, 0)}
+    x.warnings.counts = before
+    part.camera_modes = {k: sorted(v) for k, v in x.camera_modes.items()}
+    part.video_info = dict(x.video_info)
+    return part
+
+
+def _part_v3(x: _Exporter, start: int, stop: int, progress: Progress | None) -> Part:
+    part = Part()
     data_chunk, data_file = 0, 0
     writer: pq.ParquetWriter | None = None
     data_bytes = 0
     videos: dict[str, VideoFile | None] = dict.fromkeys(x.cameras)
     video_index: dict[str, tuple[int, int]] = dict.fromkeys(x.cameras, (0, -1))
-    rows: list[dict[str, Any]] = []
-    frames_total = 0
+    frames_total = x.frame_offsets[start]
 
     def video_path(key: str) -> Callable[[], Path]:
         def make() -> Path:
@@ -401,7 +499,7 @@ def _export_v3(x: _Exporter, progress: Progress | None) -> tuple[int, int]:
 
     try:
         n_eps = x.ds.num_episodes
-        for i, position, ep in x.episodes():
+        for i, position, ep in x.episodes(start, stop):
             x.check_episode(ep)
             task = x.task_index(ep)
             table = x.frame_table(ep, i, frames_total, task)
@@ -431,23 +529,24 @@ def _export_v3(x: _Exporter, progress: Progress | None) -> tuple[int, int]:
                 if current is not None and current.size_bytes() >= VIDEO_FILE_MB * 1024 * 1024:
                     current.close()
                     current = None
-                current, start, end, sampled[key] = x.write_video(current, key, ep, video_path(key))
+                current, begin, end, sampled[key] = x.write_video(current, key, ep, video_path(key))
                 videos[key] = current
                 chunk, file = video_index[key]
                 row |= {
                     f"videos/{key}/chunk_index": chunk,
                     f"videos/{key}/file_index": file,
-                    f"videos/{key}/from_timestamp": start,
+                    f"videos/{key}/from_timestamp": begin,
                     f"videos/{key}/to_timestamp": end,
                 }
             stats = x.stats(table, sampled, ep)
-            x.episode_stats.append(stats)
+            part.stats.append(stats)
             for feature, values in stats.items():
                 for name, value in values.items():
                     row[f"stats/{feature}/{name}"] = value
             row |= {"meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0}
-            rows.append(row)
+            part.rows.append(row)
             frames_total += ep.length
+            part.frames += ep.length
             if progress is not None:
                 progress(i + 1, n_eps)
         if writer is not None:
@@ -463,14 +562,78 @@ def _export_v3(x: _Exporter, progress: Progress | None) -> tuple[int, int]:
             if current is not None:
                 current.abort()
         raise
+    return part
+
+
+def finish_export(x: _Exporter, parts: Sequence[tuple[Path, Part]]) -> tuple[int, int]:
+    """The final step: the parts' files into ``x.out`` with dataset-wide file numbers (linked, or left in place
+    when a part was written there), then the metadata. Returns (episodes, frames)."""
+    files = _place_parts(x, parts) if x.version == "3.0" else [(f, p.files, p.files) for f, p in parts]
+    for folder, old, new in files:
+        for rel_old, rel_new in zip(old, new, strict=True):
+            source, target = folder / rel_old, x.target(rel_new, "exported file")
+            if source != target:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _link_or_copy(source, target)
+    for _, part in parts:
+        for message, count in part.warnings.items():
+            x.warnings.add(message, count)
+        for key, modes in part.camera_modes.items():
+            x.camera_modes.setdefault(key, set()).update(modes)
+        for key, info in part.video_info.items():
+            x.video_info.setdefault(key, info)
+    rows = [row for _, part in parts for row in part.rows]
+    stats = [s for _, part in parts for s in part.stats]
+    frames = sum(part.frames for _, part in parts)
+    if x.version == "3.0":
+        _meta_v3(x, rows, stats)
+    else:
+        _meta_v21(x, rows, stats)
+    x.write_meta_common(len(rows), frames)
+    return len(rows), frames
+
+
+def _place_parts(x: _Exporter, parts: Sequence[tuple[Path, Part]]) -> list[tuple[Path, list[str], list[str]]]:
+    """Number the parts' v3.0 data and video files in order (each stream on its own count); rows updated."""
+    counters: dict[str, tuple[int, int]] = {}
+    moves: list[tuple[Path, list[str], list[str]]] = []
+    for folder, part in parts:
+        mapping: dict[tuple[str, int, int], tuple[int, int]] = {}
+        for row in part.rows:
+            streams = [("data", "data/")] + [(key, f"videos/{key}/") for key in x.cameras]
+            for stream, prefix in streams:
+                local = (stream, row[f"{prefix}chunk_index"], row[f"{prefix}file_index"])
+                if local not in mapping:
+                    mapping[local] = counters[stream] = _next_file(*counters.get(stream, (0, -1)))
+                row[f"{prefix}chunk_index"], row[f"{prefix}file_index"] = mapping[local]
+        old, new = [], []
+        for (stream, chunk, file), (g_chunk, g_file) in mapping.items():
+            if stream == "data":
+                old.append(V3_DATA.format(chunk_index=chunk, file_index=file))
+                new.append(V3_DATA.format(chunk_index=g_chunk, file_index=g_file))
+            else:
+                old.append(V3_VIDEO.format(video_key=stream, chunk_index=chunk, file_index=file))
+                new.append(V3_VIDEO.format(video_key=stream, chunk_index=g_chunk, file_index=g_file))
+        moves.append((folder, old, new))
+    return moves
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def _meta_v3(x: _Exporter, rows: list[dict[str, Any]], stats: list[dict[str, Any]]) -> None:
     episodes_file = x.target("meta/episodes/chunk-000/file-000.parquet", "episodes table")
     episodes_file.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rows), episodes_file, compression="snappy")
     _write_tasks_parquet(x.target("meta/tasks.parquet", "tasks table"), x.tasks)
-    if x.episode_stats:
-        aggregated = {k: lstats.aggregate([s[k] for s in x.episode_stats]) for k in x.episode_stats[0]}
+    if stats:
+        aggregated = {k: lstats.aggregate([s[k] for s in stats]) for k in stats[0]}
         x.target("meta/stats.json", "stats").write_text(json.dumps(aggregated, indent=4), encoding="utf-8")
-    return len(rows), frames_total
 
 
 def _write_tasks_parquet(path: Path, tasks: dict[str, int]) -> None:
@@ -519,38 +682,42 @@ def _write_tasks_parquet(path: Path, tasks: dict[str, int]) -> None:
 # -- v2.1 -----------------------------------------------------------------------------------------------------
 
 
-def _export_v21(x: _Exporter, progress: Progress | None) -> tuple[int, int]:
+def _part_v21(x: _Exporter, start: int, stop: int, progress: Progress | None) -> Part:
+    part = Part()
+    frames_total = x.frame_offsets[start]
+    n_eps = x.ds.num_episodes
+    for i, position, ep in x.episodes(start, stop):
+        x.check_episode(ep)
+        fields = {"episode_chunk": i // CHUNKS_SIZE, "episode_index": i}
+        table = x.frame_table(ep, i, frames_total, x.task_index(ep))
+        path = x.target(V2_DATA.format(**fields), "data file")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, path, compression="snappy")
+        sampled: dict[str, list[npt.NDArray[np.uint8]]] = {}
+        for key in x.cameras:
+            target = x.target(V2_VIDEO.format(video_key=key, **fields), f"video of {key}")
+            file, _, _, sampled[key] = x.write_video(None, key, ep, lambda target=target: target)  # type: ignore[misc]
+            file.close()
+        part.stats.append({"episode_index": i, "stats": x.stats(table, sampled, ep)})
+        line = {"episode_index": i, "tasks": [ep.meta.task], "length": ep.length}
+        part.rows.append(line | export_meta.episode_columns(ep.meta, position))
+        frames_total += ep.length
+        part.frames += ep.length
+        if progress is not None:
+            progress(i + 1, n_eps)
+    return part
+
+
+def _meta_v21(x: _Exporter, rows: list[dict[str, Any]], stats: list[dict[str, Any]]) -> None:
     meta = x.target("meta", "meta folder")
     meta.mkdir(parents=True, exist_ok=True)
-    frames_total = 0
-    n_eps = x.ds.num_episodes
-    with (
-        (meta / "episodes.jsonl").open("w", encoding="utf-8") as episodes,
-        (meta / "episodes_stats.jsonl").open("w", encoding="utf-8") as stats_file,
-    ):
-        for i, position, ep in x.episodes():
-            x.check_episode(ep)
-            fields = {"episode_chunk": i // CHUNKS_SIZE, "episode_index": i}
-            table = x.frame_table(ep, i, frames_total, x.task_index(ep))
-            path = x.target(V2_DATA.format(**fields), "data file")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(table, path, compression="snappy")
-            sampled: dict[str, list[npt.NDArray[np.uint8]]] = {}
-            for key in x.cameras:
-                target = x.target(V2_VIDEO.format(video_key=key, **fields), f"video of {key}")
-                file, _, _, sampled[key] = x.write_video(None, key, ep, lambda target=target: target)  # type: ignore[misc]
-                file.close()
-            stats = x.stats(table, sampled, ep)
-            line = {"episode_index": i, "tasks": [ep.meta.task], "length": ep.length}
-            episodes.write(json.dumps(line | export_meta.episode_columns(ep.meta, position)) + "\n")
-            stats_file.write(json.dumps({"episode_index": i, "stats": stats}) + "\n")
-            frames_total += ep.length
-            if progress is not None:
-                progress(i + 1, n_eps)
+    with (meta / "episodes.jsonl").open("w", encoding="utf-8") as episodes:
+        episodes.writelines(json.dumps(line) + "\n" for line in rows)
+    with (meta / "episodes_stats.jsonl").open("w", encoding="utf-8") as stats_file:
+        stats_file.writelines(json.dumps(line) + "\n" for line in stats)
     with (meta / "tasks.jsonl").open("w", encoding="utf-8") as tasks:
         for text, index in x.tasks.items():
             tasks.write(json.dumps({"task_index": index, "task": text}) + "\n")
-    return n_eps, frames_total
 
 
 # -- entry point ----------------------------------------------------------------------------------------------
@@ -565,12 +732,24 @@ def export_lerobot(
     overwrite: bool = False,
     exclude: Sequence[str] = (),
     progress: Progress | None = None,
+    on_error: Literal["fail", "skip"] = "fail",
+    executor: ExecutorName | None = None,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    resume: bool = False,
+    unit_episodes: int | None = None,
 ) -> ExportReport:
     """Write the canonical ``dataset`` as a LeRobot ``version`` dataset at ``output``.
 
     ``codec``: ``copy-or-auto`` (default) stream-copies cameras kept as video and encodes the rest with the best
     encoder available (libsvtav1, else H.264); ``auto`` always encodes; or an FFmpeg encoder name.
     ``exclude``: features to leave out (listed in the report's warnings).
+
+    Batch export (:mod:`rdstd.batch.export`, ``docs/batch.md``): with ``executor``, ``workers`` (default: the
+    machine's cores) or ``resume``, ranges of ``unit_episodes`` episodes are exported on that executor and
+    assembled; the output is the same whatever the executor and the worker count. A dataset of one unit is
+    exported in this process either way. ``on_error="skip"`` leaves out episodes whose data cannot be read
+    (listed in the report) instead of failing.
     """
     started = time.perf_counter()
     if version not in ("3.0", "2.1"):
@@ -582,6 +761,26 @@ def export_lerobot(
     ds = dataset if isinstance(dataset, Dataset) else Dataset.open(dataset)
     _refuse_mixed(ds)
     out = Path(output)
+    batch = executor is not None or workers is not None or resume
+    unit_episodes = unit_episodes or UNIT_EPISODES
+    if on_error == "skip" or (batch and (ds.num_episodes > unit_episodes or executor not in (None, "local") or resume)):
+        from rdstd.batch.export import export_batch
+
+        return export_batch(
+            ds,
+            out,
+            version=version,
+            codec=codec,
+            overwrite=overwrite,
+            exclude=exclude,
+            progress=progress,
+            on_error=on_error,
+            executor=executor or "local",
+            workers=workers or os.cpu_count() or 1,
+            ray_address=ray_address,
+            resume=resume,
+            unit_episodes=unit_episodes,
+        )
     with (
         Output.begin(
             out, is_kind=looks_like_lerobot, kind="LeRobot dataset", overwrite=overwrite, sources=[ds.path]
@@ -589,8 +788,8 @@ def export_lerobot(
         target.guard(),
     ):
         exporter = _Exporter(ds, target.tmp, version, codec, exclude)
-        episodes, frames = (_export_v3 if version == "3.0" else _export_v21)(exporter, progress)
-        exporter.write_meta_common(episodes, frames)
+        part = export_part(exporter, 0, ds.num_episodes, progress)
+        episodes, frames = finish_export(exporter, [(target.tmp, part)])
     report = ExportReport(str(out), f"v{version}", episodes, frames)
     report.cameras = {k: ", ".join(sorted(v)) for k, v in exporter.camera_modes.items()}
     report.cameras |= {k: "depth image (stored bytes)" for k in exporter.depth}

@@ -60,6 +60,17 @@ def split_order(splits: Sequence[str]) -> tuple[list[int], dict[str, str]]:
     return order + unlisted, ranges
 
 
+def split_ranges(splits: Sequence[str]) -> dict[str, str]:
+    """LeRobot's ``splits`` of episodes already in export order (each split one run): name -> ``"start:end"``."""
+    ranges: dict[str, str] = {}
+    for index, name in enumerate(splits):
+        if name in NO_SPLIT:
+            continue
+        first = int(ranges[name].split(":")[0]) if name in ranges else index
+        ranges[name] = f"{first}:{index + 1}"
+    return ranges
+
+
 def is_depth(feature: ImageFeature) -> bool:
     """Whether a camera holds depth (16-bit, or marked depth, or one channel): exported as a LeRobot depth image."""
     return feature.dtype == "uint16" or feature.color == ColorOrder.DEPTH or feature.channels == 1
@@ -143,6 +154,7 @@ __all__ = [
     "episode_columns",
     "is_depth",
     "split_order",
+    "split_ranges",
     "timestamp_change_s",
     "vector_info",
 ]

@@ -47,7 +47,7 @@ from rdstd.store import layout
 from rdstd.store.output import Output
 from rdstd.store.reader import Dataset
 from rdstd.store.stats import RunningStats, merge_moments
-from rdstd.store.writer import KIND
+from rdstd.store.writer import KIND, parquet_write_options
 
 Feature = VectorFeature | ImageFeature
 #: Shards written at once (threads: Parquet reading and writing release the GIL).
@@ -303,15 +303,7 @@ class _Assembly:
 
     def _writer(self, path: Path) -> pq.ParquetWriter:
         """A shard writer with the store writer's options (uncompressed image bytes, zstd else, page checksums)."""
-        names = self.schema.names
-        return pq.ParquetWriter(
-            path,
-            self.schema,
-            compression={c: ("none" if c in self.images else "zstd") for c in names},
-            use_dictionary=[c for c in names if c not in self.images],
-            write_statistics=[c for c in names if c not in self.images],
-            write_page_checksum=True,
-        )
+        return pq.ParquetWriter(path, self.schema, **parquet_write_options(self.schema.names, self.images))
 
     # -- tables -----------------------------------------------------------------------------------------------------
 

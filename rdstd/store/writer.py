@@ -16,7 +16,7 @@ import contextlib
 import itertools
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -472,12 +472,7 @@ class DatasetWriter:
 
     def _parquet_writer(self, path: Path) -> pq.ParquetWriter:
         return pq.ParquetWriter(
-            path,
-            self._schema,
-            compression={c: ("none" if c in self._image_columns else "zstd") for c in self._schema.names},
-            use_dictionary=[c for c in self._schema.names if c not in self._image_columns],
-            write_statistics=[c for c in self._schema.names if c not in self._image_columns],
-            write_page_checksum=self.page_checksums,
+            path, self._schema, **parquet_write_options(self._schema.names, self._image_columns, self.page_checksums)
         )
 
     def _open_shard(self) -> None:
@@ -664,3 +659,17 @@ def _json_default(value: object) -> object:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="backslashreplace")
     raise TypeError(f"cannot store {type(value).__name__} in source_meta")
+
+
+def parquet_write_options(
+    columns: Sequence[str], image_columns: Collection[str], page_checksums: bool = True
+) -> dict[str, Any]:
+    """The :class:`pyarrow.parquet.ParquetWriter` options of a frame shard (for code that writes shards outside
+    the writer, e.g. the batch and merge assembly): encoded image bytes uncompressed and without dictionary or
+    statistics, zstd for the rest, page checksums."""
+    return {
+        "compression": {c: ("none" if c in image_columns else "zstd") for c in columns},
+        "use_dictionary": [c for c in columns if c not in image_columns],
+        "write_statistics": [c for c in columns if c not in image_columns],
+        "write_page_checksum": page_checksums,
+    }

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -19,6 +20,7 @@ import pytest
 import rdstd
 from rdstd.batch import convert_batch
 from rdstd.batch.job import staging_path
+from rdstd.cli.app import main
 from rdstd.convert.pipeline import convert
 from rdstd.errors import CorruptSourceError, OutputLockedError, UsageError
 from rdstd.store import layout
@@ -74,6 +76,54 @@ def test_two_workers_give_the_same_bytes_as_one(source: Path, reference: Path, t
     assert report.batch["workers"] == 2 and report.batch["units"] == 7
     assert len(report.batch["peak_rss_mb_per_worker"]) == 2  # two processes did the work
     assert not staging_path(tmp_path / "out").exists()  # the staging folder goes once the output is in place
+
+
+def test_a_worker_opens_the_source_once_for_all_its_units(
+    source: Path, reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rdstd.batch import worker
+
+    opened: list[str] = []
+    real = worker.open_source
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        opened.append(str(args[0]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(worker, "open_source", counting)
+    report = convert_batch(source, tmp_path / "out", workers=1, unit_episodes=6)
+    assert report.batch["units"] == 7 and opened == [str(source)]  # not once per unit (a zarr open lists every chunk)
+    assert not worker._OPEN  # closed at the end of the run
+    assert digest(tmp_path / "out") == digest(reference)
+
+
+def _cli_report(capsys: pytest.CaptureFixture[str], *args: object) -> dict[str, Any]:
+    code = main(["convert", *(str(a) for a in args), "--progress", "none", "--format", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    report: dict[str, Any] = json.loads(out)
+    return report
+
+
+def test_a_plain_cli_convert_runs_the_units_on_every_core_and_gives_the_one_worker_bytes(
+    source: Path, reference: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = _cli_report(capsys, source, tmp_path / "out", "--unit-episodes", "6")
+    assert report["batch"]["executor"] == "local" and report["batch"]["units"] == 7
+    assert report["batch"]["workers"] == (os.cpu_count() or 1)
+    assert digest(tmp_path / "out") == digest(reference)
+
+
+def test_a_source_of_one_unit_converts_in_process_the_same_whatever_the_workers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = make_source(tmp_path, [10] * 5)
+    plain = tmp_path / "plain"
+    convert(src, plain)
+    default = _cli_report(capsys, src, tmp_path / "default")
+    two = _cli_report(capsys, src, tmp_path / "two", "--workers", "2")
+    assert default["batch"] == {} and two["batch"] == {}  # one unit: no staging, no pool
+    assert digest(tmp_path / "default") == digest(plain) == digest(tmp_path / "two")
 
 
 @pytest.mark.slow
@@ -175,8 +225,9 @@ def test_a_bad_unit_is_skipped_and_reported_with_skip(aloha_with_a_bad_file: Pat
 
 def test_a_bad_unit_fails_the_job_with_fail(aloha_with_a_bad_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    with pytest.raises(CorruptSourceError, match=r"episode_3\.hdf5"):
+    with pytest.raises(CorruptSourceError, match=r"episode_3\.hdf5") as raised:
         convert_batch(aloha_with_a_bad_file, out, workers=2, unit_episodes=2)
+    assert "rerun with --resume to reuse them" in raised.value.hint
     assert not out.exists()
     assert list((staging_path(out) / "journal").glob("*.json"))  # finished units stay for --resume
 

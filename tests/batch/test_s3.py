@@ -4,8 +4,11 @@ uploaded whole with the manifest last, and a resumed run finding the finished un
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
+from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 pytest.importorskip("s3fs")
@@ -103,3 +106,88 @@ def test_a_resumed_run_finds_the_finished_units_in_the_bucket(
     local = tmp_path / "local"
     convert_batch(src, local, workers=1, unit_episodes=4)
     assert digest(_download(url, tmp_path / "downloaded")) == digest(local)
+
+
+def _upload(local: Path, url: str) -> None:
+    fs = _fs()
+    key = url.removeprefix("s3://")
+    for file in sorted(p for p in local.rglob("*") if p.is_file()):
+        fs.put_file(str(file), f"{key}/{file.relative_to(local).as_posix()}")
+
+
+def _content(dataset: Path, location: str) -> dict[str, object]:
+    """Every file's bytes, with the source's location (its path or URL, named in the manifest and in the episode
+    index: ``source_path``, paths in ``source_meta``) written as SOURCE."""
+    found = digest(dataset)
+    found["rdstd.json"] = json.loads(json.dumps(found["rdstd.json"]).replace(location, "SOURCE"))
+    episodes = pq.read_table(dataset / layout.EPISODES).to_pylist()
+    found[layout.EPISODES] = json.loads(json.dumps(episodes).replace(location, "SOURCE"))
+    return found
+
+
+def _zarr(folder: Path) -> Path:
+    return make_source(folder, [9] * 7)
+
+
+def _lerobot(folder: Path) -> Path:
+    from rdstd.testing.lerobot import Spec, make_dataset
+
+    return make_dataset(folder / "lerobot", Spec(version="v2.1", lengths=[6, 9, 7, 5, 8]))
+
+
+def _hdf5(folder: Path) -> Path:
+    from tests.formats import hdf5_fixtures as fx
+
+    root = folder / "aloha"
+    root.mkdir(parents=True)
+    for i in range(5):
+        fx.write_aloha_episode(root / f"episode_{i}.hdf5", 4, seed=i)
+    return root
+
+
+def _rlds(folder: Path) -> Path:
+    from rdstd.testing.rlds import synthetic_episode, synthetic_features, write_builder
+
+    shards = [[synthetic_episode(5 + i + 2 * s, seed=10 * s + i)[0] for i in range(2)] for s in range(3)]
+    return write_builder(folder / "rlds", synthetic_features(), {"train": shards})
+
+
+@pytest.mark.parametrize("make", [_zarr, _lerobot, _hdf5, _rlds], ids=lambda f: f.__name__.strip("_"))
+def test_a_source_in_s3_converts_to_the_same_bytes_as_the_same_source_on_disk(
+    s3: str, tmp_path: Path, make: Any
+) -> None:
+    src = make(tmp_path / "made")
+    url = f"s3://batch/sources/{src.name}"
+    _upload(src, url)
+    local = tmp_path / "local"
+    convert_batch(src, local, workers=1, unit_episodes=2, rate_hz=10)
+    report = convert_batch(url, tmp_path / "from-s3", workers=2, unit_episodes=2, rate_hz=10)
+    assert report.source == url and report.batch["units"] > 1
+    assert _content(tmp_path / "from-s3", url) == _content(local, str(src))
+    manifest = json.loads((tmp_path / "from-s3" / layout.MANIFEST).read_text())
+    assert manifest["provenance"]["source_path"] == url
+
+
+def test_the_mirror_of_a_source_fetches_a_file_again_only_when_it_changed(s3: str, tmp_path: Path) -> None:
+    from rdstd.batch.mirror import mirror_source
+
+    src = _hdf5(tmp_path)
+    url = "s3://batch/sources/mirrored"
+    _upload(src, url)
+    first = mirror_source(url)
+    stamp = (first / "episode_0.hdf5").stat().st_mtime_ns
+    again = mirror_source(url)
+    assert again == first and (first / "episode_0.hdf5").stat().st_mtime_ns == stamp  # nothing fetched again
+    fs = _fs()
+    fs.pipe_file("batch/sources/mirrored/episode_0.hdf5", (src / "episode_1.hdf5").read_bytes())
+    fs.rm_file("batch/sources/mirrored/episode_4.hdf5")
+    mirror_source(url)
+    assert (first / "episode_0.hdf5").read_bytes() == (src / "episode_1.hdf5").read_bytes()
+    assert not (first / "episode_4.hdf5").exists()
+
+
+def test_an_empty_source_url_is_refused_naming_it(s3: str, tmp_path: Path) -> None:
+    from rdstd.errors import SourceNotFoundError
+
+    with pytest.raises(SourceNotFoundError, match="s3://batch/nothing-here: nothing is there"):
+        convert_batch("s3://batch/nothing-here", tmp_path / "out", workers=1)

@@ -69,8 +69,7 @@ def convert_command(
     src: Path = typer.Argument(..., help="Source dataset (folder or file)."),
     out: str = typer.Argument(
         ...,
-        help="Output folder for the canonical dataset (must not exist, or be empty); with --workers/--executor "
-        "also an s3:// (fsspec) URL.",
+        help="Output folder for the canonical dataset (must not exist, or be empty), or an s3:// (fsspec) URL.",
     ),
     source_format: str | None = typer.Option(
         None, "--source-format", "-f", help="Source format (see `rdstd formats`); detected if omitted."
@@ -113,13 +112,17 @@ def convert_command(
         None, "--report", help="Also write the full report (every skipped episode) as JSON to this file."
     ),
     workers: int | None = typer.Option(
-        None, "--workers", min=1, help="Batch conversion in work units on N processes (default with --executor: cores)."
+        None,
+        "--workers",
+        min=1,
+        help="Processes converting the work units in parallel (default: the machine's cores; a source of one unit "
+        "converts in this process). The output is the same for any N.",
     ),
     executor: ExecutorChoice | None = typer.Option(
         None,
         "--executor",
-        help="Batch conversion: local (a process pool), ray (Ray core tasks) or slurm (write an sbatch --array "
-        "script). See docs/batch.md.",
+        help="Where the work units run: local (a process pool, the default), ray (Ray core tasks) or slurm (write "
+        "an sbatch --array script). See docs/batch.md.",
     ),
     ray_address: str | None = typer.Option(None, "--ray-address", help="The Ray cluster for --executor ray."),
     resume: bool = typer.Option(
@@ -134,8 +137,8 @@ def convert_command(
     progress: ProgressMode = PROGRESS_OPTION,
     output_format: OutputFormat = FORMAT_OPTION,
 ) -> None:
-    """Convert a source dataset into a canonical rdstd dataset, one episode at a time (or in parallel work units
-    with --workers / --executor)."""
+    """Convert a source dataset into a canonical rdstd dataset: its work units in parallel on every core, one
+    episode at a time per worker."""
     if run_unit is not None:
         _run_staged_unit(out, run_unit)
         return
@@ -153,26 +156,21 @@ def convert_command(
         "on_plan": print_plan,
         "salvage": salvage,
     }
-    batch = workers is not None or executor is not None or resume or is_url(out)
-    with ProgressPrinter("converting", progress) as printer:
-        if batch:
-            from rdstd.batch import convert_batch
-            from rdstd.batch.slurm import assemble_command
+    from rdstd.batch.slurm import assemble_command
 
-            report = convert_batch(
-                src,
-                out,
-                **options,
-                progress=printer,
-                executor=(executor or ExecutorChoice.LOCAL).value,
-                workers=workers,
-                ray_address=ray_address,
-                resume=resume,
-                unit_episodes=unit_episodes,
-                slurm_assemble=assemble_command([sys.executable, "-m", "rdstd", *sys.argv[1:]]),
-            )
-        else:
-            report = convert(src, out, **options, progress=printer)
+    with ProgressPrinter("converting", progress) as printer:
+        report = convert(
+            src,
+            out,
+            **options,
+            progress=printer,
+            executor=(executor or ExecutorChoice.LOCAL).value,
+            workers=workers,
+            ray_address=ray_address,
+            resume=resume,
+            unit_episodes=unit_episodes,
+            slurm_assemble=assemble_command([sys.executable, "-m", "rdstd", *sys.argv[1:]]),
+        )
     if "slurm_submit" in report.batch:
         note(
             f"rdstd: {report.batch['units']} work unit(s) staged; submit them with: bash {report.batch['slurm_submit']}"

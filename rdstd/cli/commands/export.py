@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from tqdm import tqdm
 
+from rdstd.cli.commands.convert import SHOWN_SKIPPED, OnErrorChoice
 from rdstd.cli.output import FORMAT_OPTION, OutputFormat, emit, emit_json
 
 EXAMPLES = """
@@ -20,7 +21,16 @@ Examples:
   rdstd export pusht-canonical --to lerobot pusht-lerobot --codec libx264 --format json
 
   rdstd export rlds-canonical --to lerobot rlds-lerobot --exclude observation.images.depth
+
+  rdstd export droid-canonical --to lerobot droid-lerobot --workers 8 --on-error skip   # --resume after a crash
 """
+
+
+class ExecutorChoice(StrEnum):
+    """Where batch export runs its work units."""
+
+    LOCAL = "local"
+    RAY = "ray"
 
 
 class Target(StrEnum):
@@ -56,6 +66,26 @@ def export_command(
     exclude: list[str] = typer.Option(
         [], "--exclude", help="Leave this feature out (repeatable); listed in the report's warnings."
     ),
+    on_error: OnErrorChoice = typer.Option(
+        OnErrorChoice.FAIL,
+        "--on-error",
+        help="fail: stop, write nothing; skip: leave out episodes whose data cannot be read, list them and go on.",
+    ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        help="Processes exporting ranges of episodes in parallel (default: the machine's cores; a dataset of one "
+        "unit exports in this process). The output is the same for any N.",
+    ),
+    executor: ExecutorChoice | None = typer.Option(
+        None, "--executor", help="Where the units run: local (a process pool, the default) or ray (Ray core tasks)."
+    ),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="The Ray cluster for --executor ray."),
+    resume: bool = typer.Option(False, "--resume", help="Reuse the units a stopped export into OUT finished."),
+    unit_episodes: int | None = typer.Option(
+        None, "--unit-episodes", min=1, help="Episodes per work unit at most (default 50)."
+    ),
     output_format: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """Write a canonical dataset as a LeRobot v3.0 (or v2.1) dataset that LeRobot's own loader reads."""
@@ -76,11 +106,19 @@ def export_command(
             overwrite=overwrite,
             exclude=tuple(exclude),
             progress=progress,
+            on_error="skip" if on_error == OnErrorChoice.SKIP else "fail",
+            executor=(executor or ExecutorChoice.LOCAL).value,
+            workers=workers,
+            ray_address=ray_address,
+            resume=resume,
+            unit_episodes=unit_episodes,
         )
     finally:
         bar.close()
     if output_format == OutputFormat.JSON:
         emit_json(report.as_dict())
+        if report.skipped:
+            raise typer.Exit(1)
         return
     rate = report.frames / report.seconds if report.seconds else 0.0
     emit(
@@ -92,6 +130,19 @@ def export_command(
         emit(f"  {camera}: {how}")
     if report.splits:
         emit("  splits:   " + ", ".join(f"{name} {span}" for name, span in report.splits.items()))
+    if report.batch:
+        emit(
+            f"  work units: {report.batch['units']} on {report.batch['executor']} with {report.batch['workers']} "
+            f"worker(s), {report.batch['resumed_units']} resumed"
+        )
     for message, count in report.warnings.items():
         emit(f"  warning: {message} ({count} episode{'s' if count != 1 else ''})")
+    if report.skipped:
+        emit(f"  episodes left out: {len(report.skipped)}")
+        for episode, reason in list(report.skipped.items())[:SHOWN_SKIPPED]:
+            emit(f"    - {episode}: {reason}")
+        if len(report.skipped) > SHOWN_SKIPPED:
+            emit(f"    - … and {len(report.skipped) - SHOWN_SKIPPED} more (see --format json)")
     emit(f"next: rdstd info {report.output}")
+    if report.skipped:
+        raise typer.Exit(1)
