@@ -139,3 +139,35 @@ def test_vector_values_past_the_memory_limit_go_to_a_temporary_file(monkeypatch:
         rows.append(np.zeros(4))
     rows.close()
     assert rows._spill is None
+
+
+@pytest.mark.parametrize("kind", ["ros1", "db3", "mcap"])
+def test_the_bag_is_read_once_and_camera_frames_come_from_the_spill(
+    tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rdstd.errors import SourceError
+    from rdstd.formats.rosbag.bag import RawBag
+    from rdstd.formats.rosbag.frames import BagFrames
+    from tests.formats.rosbag_fixtures import jpeg
+
+    bag = with_plan(write_bag(tmp_path / ("run.bag" if kind == "ros1" else "run"), kind, seconds=3.0))
+    passes: list[str] = []
+    topic_reads: list[str] = []
+    all_messages, messages = RawBag.all_messages, RawBag.messages
+    monkeypatch.setattr(RawBag, "all_messages", lambda self: passes.append("all") or all_messages(self))
+    monkeypatch.setattr(RawBag, "messages", lambda self, *a, **k: topic_reads.append(a[0]) or messages(self, *a, **k))
+    with RosbagSource(bag) as source:
+        episode = source.read_episode(source.episode_refs()[0])
+        frames = episode.images["cam"].frames
+        assert isinstance(frames, BagFrames)
+        every = list(frames)
+        window = frames[5:9]
+        joints = np.asarray(episode.vectors["joints"])
+        spill = source._cache["/cam/compressed"].frames
+        assert spill is not None and spill.payload == "data" and len(spill) == 30
+        assert spill.size == sum(len(jpeg(k)) for k in range(30))  # the encoded bytes only, on disk
+    assert passes == ["all"] and topic_reads == []  # one pass for the ledger, times, values and frames
+    assert every == [jpeg(k) for k in range(30)] and window == every[5:9]
+    assert joints.shape == (30, 3)
+    with pytest.raises(SourceError, match="the bag is closed"):
+        frames[0:2]

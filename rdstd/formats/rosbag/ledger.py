@@ -45,8 +45,8 @@ class TopicLedger:
         return asdict(self)
 
 
-#: Called with (topic, receive time ns, decoded message) for every message decoded while counting.
-Visitor = Callable[[str, int, Any], None]
+#: Called with (topic, receive time ns, decoded message, serialized bytes) for every message decoded while counting.
+Visitor = Callable[[str, int, Any, bytes], None]
 
 
 def build_ledger(
@@ -90,5 +90,5 @@ def build_ledger(
         else:
             entry.decoded += 1
             if visit is not None:
-                visit(name, t, msg)
+                visit(name, t, msg, raw)
     return ledgers, decoders

@@ -1,16 +1,16 @@
 """The ROS bag backend: a bag (ROS 1 ``.bag`` or split set, rosbag2 folder, lone ``.db3``/``.mcap``) is one episode,
-or one per piece when a clock the plan uses resets.
+or one per piece when a clock the plan uses resets or its episode rule (event topic, time gaps) cuts it.
 
 Opening reads the container's index; on first use one pass reads and decodes every message to build the per-topic
 ledger (:mod:`.ledger`), keeping of the plan's topics what conversion needs (times, vector values, transforms,
-task text; camera frames are read again by time window when sliced, :mod:`.frames`). ``info()`` shows the ledger
-under ``extra["ledger"]`` with the container facts, the TF frames present and a drafted alignment plan. Episodes
-need a declared alignment plan (:mod:`.plan`: a converter spec's ``source:`` block given to :meth:`configure`, or
-the ``<bag>.rdstd.yaml`` sidecar): without one, ``read_episode`` refuses and says how to write it. With one, each
-stream's clocks are checked (:func:`rdstd.streams.align.check_clock`), the recording is cut at clock resets, and
-each stream is sampled at the master times; a master time any stream cannot serve within its age limit is dropped
-and counted. The episode's ``meta`` carries the alignment report per stream, the clock findings and the TF lookup
-statistics.
+task text, and camera payloads in a temporary file read back when sliced, :mod:`.frames`): the bag is read once.
+``info()`` shows the ledger under ``extra["ledger"]`` with the container facts, the TF frames present and a drafted
+alignment plan. Episodes need a declared alignment plan (:mod:`.plan`: a converter spec's ``source:`` block given
+to :meth:`configure`, or the ``<bag>.rdstd.yaml`` sidecar): without one, ``read_episode`` refuses and says how to
+write it. With one, each stream's clocks are checked (:func:`rdstd.streams.align.check_clock`), the recording is
+cut at clock resets, and each stream is sampled at the master times; a master time any stream cannot serve within
+its age limit is dropped and counted. The episode's ``meta`` carries the alignment report per stream, the clock
+findings and the TF lookup statistics.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from rdstd.errors import CorruptSourceError, EpisodeError, MappingError, SourceE
 from rdstd.formats.base import EpisodeRef, FormatBackend, SourceDataset, SourceEpisode, SourceInfo, SourceKey
 from rdstd.formats.rosbag import fields as msgfields
 from rdstd.formats.rosbag.bag import RawBag, bag_files
-from rdstd.formats.rosbag.frames import BagFrames, BagPixels, BagVectors, TopicWindow
+from rdstd.formats.rosbag.frames import BagFrames, BagPixels, BagVectors, FrameSpill, TopicFrames
 from rdstd.formats.rosbag.ledger import TopicLedger, build_ledger
 from rdstd.formats.rosbag.plan import RosbagPlan, StreamPlan, load_plan, parse_plan, sidecar_path
 from rdstd.formats.rosbag.types import Decoder, TypeResolver
@@ -133,8 +133,8 @@ class Rows:
 class TopicData:
     """What an episode needs of one topic: receive and header times (stream order), and per message only what the
     plan reads: each vector stream's values (:class:`Rows`), the transforms of a TF message (compactly), the text of
-    a String. Images keep their times only (frames are read from the bag when the converter slices them,
-    :mod:`.frames`)."""
+    a String, an image topic's payloads (:class:`~rdstd.formats.rosbag.frames.FrameSpill`, read back when the
+    converter slices them)."""
 
     topic: str
     msgtype: str
@@ -143,6 +143,14 @@ class TopicData:
     rows: dict[str, Rows] = field(default_factory=dict)
     transforms: TransformLog = field(default_factory=TransformLog)
     texts: list[str] = field(default_factory=list)
+    frames: FrameSpill | None = None
+
+    def close(self) -> None:
+        """Drop the values and payloads kept (and their temporary files)."""
+        for rows in self.rows.values():
+            rows.close()
+        if self.frames is not None:
+            self.frames.close()
 
 
 class RosbagSource(SourceDataset):
@@ -165,7 +173,8 @@ class RosbagSource(SourceDataset):
     _cache: dict[str, TopicData]
     _keys: list[SourceKey]
     _keys_by_name: dict[str, SourceKey]
-    _SCANNED = ("ledger", "decoders", "warnings", "problems", "draft", "_cache", "_keys", "_keys_by_name")
+    _first: dict[str, Any]
+    _SCANNED = ("ledger", "decoders", "warnings", "problems", "draft", "_cache", "_first", "_keys", "_keys_by_name")
 
     def __init__(
         self, path: Path, plan: RosbagPlan | None = None, *, types_dir: Path | None = None, salvage: bool = False
@@ -215,6 +224,7 @@ class RosbagSource(SourceDataset):
             ledger, self.decoders = build_ledger(self.bag, self.resolver, collector.visit)
             self.ledger = ledger
             self._cache = collector.topics(ledger)
+            self._first = collector.first
         except BaseException:
             for name in self._SCANNED:
                 self.__dict__.pop(name, None)
@@ -250,9 +260,11 @@ class RosbagSource(SourceDataset):
         return decoder
 
     def first_message(self, topic: str) -> Any:
-        """The first decoded message of ``topic`` (used for shapes and names)."""
+        """The first decoded message of ``topic`` (used for shapes and names; kept by the single pass)."""
         decoder = self._decoder(topic, "the plan")
         assert decoder.decode is not None
+        if topic in self._first:
+            return self._first[topic]
         for k, (_, raw) in enumerate(self.bag.messages(topic)):
             try:
                 return decoder.decode(raw)
@@ -279,15 +291,17 @@ class RosbagSource(SourceDataset):
                 raise CorruptSourceError(
                     f"{self.path}: {topic} message {k} does not decode ({exc})", situation="message-undecodable"
                 ) from exc
-            collector.visit(topic, t, msg)
+            collector.visit(topic, t, msg, raw)
         found = collector.topics(self.ledger, check=False).get(topic)
         return found or TopicData(topic, decoder.msgtype, np.zeros(0, dtype=np.int64), None)
 
-    def window(self, topic: str, data: TopicData) -> TopicWindow:
-        """Positional access to ``topic``'s messages (for images read when sliced)."""
+    def window(self, topic: str, data: TopicData) -> TopicFrames:
+        """Positional access to ``topic``'s image payloads, kept by the single pass (read when sliced)."""
         decoder = self._decoder(topic, "the plan")
         assert decoder.decode is not None
-        return TopicWindow(self.bag, topic, data.receive_ns, decoder.decode)
+        if data.frames is None:
+            raise EpisodeError(f"{self.path}: {topic}: no image message was kept", situation="stream-empty")
+        return TopicFrames(data.frames, str(self.path), topic, decoder.decode)
 
     # -- keys --------------------------------------------------------------------------------------------------
     def _declared_keys(self, plan: RosbagPlan) -> list[SourceKey]:
@@ -452,14 +466,12 @@ class RosbagSource(SourceDataset):
         return aligner.episode(ref)
 
     def close(self) -> None:
-        """Close the bag files and drop the values kept of its vector streams."""
+        """Close the bag files and drop the values and camera payloads kept of its streams."""
         for data in self.__dict__.get("_cache", {}).values():
-            for rows in data.rows.values():
-                rows.close()
+            data.close()
         aligner = self.__dict__.get("_aligner")
         for data in aligner.topics.values() if aligner is not None else ():
-            for rows in data.rows.values():
-                rows.close()
+            data.close()
         self.bag.close()
 
 
@@ -488,9 +500,13 @@ class _Collector:
         self.header: dict[str, array[int]] = {}
         self.headerless: set[str] = set()
         self.receive: dict[str, array[int]] = {}
+        #: The first decoded message of every topic (shapes, names, codecs), so the bag is not read for them again.
+        self.first: dict[str, Any] = {}
 
-    def visit(self, topic: str, t: int, msg: Any) -> None:
-        """One decoded message."""
+    def visit(self, topic: str, t: int, msg: Any, raw: bytes) -> None:
+        """One decoded message (and its serialized bytes)."""
+        if topic not in self.first:
+            self.first[topic] = msg
         tf = hasattr(msg, "transforms") and ("*tf*" in self.wanted or topic in self.wanted)
         if topic not in self.wanted and not tf:
             return
@@ -504,6 +520,10 @@ class _Collector:
             self.headerless.add(topic)
         self.header.setdefault(topic, array("q")).append(stamp or 0)
         if data.msgtype in IMAGE_TYPES:
+            if data.frames is None:  # encoded bytes pass through; raw and depth images are decoded when sliced
+                passthrough = data.msgtype == msgfields.COMPRESSED and not msgfields.is_compressed_depth(msg)
+                data.frames = FrameSpill(f"{self.source.path}: {topic}", "data" if passthrough else "message")
+            data.frames.append(msg.data if data.frames.payload == "data" else raw)
             return
         for name, stream in self.streams.get(topic, []):
             where = f"{self.source.path}: {topic}"
