@@ -38,6 +38,11 @@ ENCODINGS: dict[str, tuple[str, int, bool]] = {
 
 def stamp_ns(msg: Any) -> int | None:
     """The message's ``header.stamp`` in ns (a TF message: its first transform's), None when it has none."""
+    try:  # the common case: a ROS 2 header
+        stamp = msg.header.stamp
+        return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+    except AttributeError:
+        pass
     header = getattr(msg, "header", None)
     if header is None:
         transforms = getattr(msg, "transforms", None)

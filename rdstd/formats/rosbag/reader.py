@@ -19,7 +19,7 @@ import os
 import re
 import tempfile
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -80,7 +80,7 @@ class Rows:
                 f"{self.where} changes size between messages ({self.shape[0]} then {row.shape[0]})",
                 situation="vector-size-changes",
             )
-        self._buffer += np.ascontiguousarray(row, dtype=self.dtype).tobytes()
+        self._buffer += (row if row.dtype == self.dtype else row.astype(self.dtype)).tobytes()
         self.count += 1
         if len(self._buffer) >= SPILL_BYTES:
             if self._spill is None:
@@ -502,41 +502,52 @@ class _Collector:
         self.receive: dict[str, array[int]] = {}
         #: The first decoded message of every topic (shapes, names, codecs), so the bag is not read for them again.
         self.first: dict[str, Any] = {}
+        self._keepers: dict[str, Callable[[int, Any, bytes], None]] = {}
 
     def visit(self, topic: str, t: int, msg: Any, raw: bytes) -> None:
         """One decoded message (and its serialized bytes)."""
-        if topic not in self.first:
+        keep = self._keepers.get(topic)
+        if keep is None:  # the topic's first message: what to keep of its messages is decided once
             self.first[topic] = msg
+            keep = self._keepers[topic] = self._keeper(topic, msg)
+        keep(t, msg, raw)
+
+    def _keeper(self, topic: str, msg: Any) -> Callable[[int, Any, bytes], None]:
+        """What to do with each message of ``topic`` (nothing, for topics the plan does not read)."""
         tf = hasattr(msg, "transforms") and ("*tf*" in self.wanted or topic in self.wanted)
         if topic not in self.wanted and not tf:
-            return
-        data = self.data.get(topic)
-        if data is None:
-            msgtype = str(getattr(msg, "__msgtype__", ""))
-            data = self.data[topic] = TopicData(topic, msgtype, np.zeros(0, dtype=np.int64), None)
-        self.receive.setdefault(topic, array("q")).append(t)
-        stamp = msgfields.stamp_ns(msg)
-        if stamp is None:
-            self.headerless.add(topic)
-        self.header.setdefault(topic, array("q")).append(stamp or 0)
-        if data.msgtype in IMAGE_TYPES:
-            if data.frames is None:  # encoded bytes pass through; raw and depth images are decoded when sliced
-                passthrough = data.msgtype == msgfields.COMPRESSED and not msgfields.is_compressed_depth(msg)
-                data.frames = FrameSpill(f"{self.source.path}: {topic}", "data" if passthrough else "message")
-            data.frames.append(msg.data if data.frames.payload == "data" else raw)
-            return
-        for name, stream in self.streams.get(topic, []):
-            where = f"{self.source.path}: {topic}"
-            rows = data.rows.get(name)
-            if rows is None:
+            return _ignore
+        msgtype = str(getattr(msg, "__msgtype__", ""))
+        data = self.data[topic] = TopicData(topic, msgtype, np.zeros(0, dtype=np.int64), None)
+        receive = self.receive[topic] = array("q")
+        header = self.header[topic] = array("q")
+        where = f"{self.source.path}: {topic}"
+        steps: list[Callable[[Any, bytes], None]] = []
+        if msgtype in IMAGE_TYPES:  # encoded bytes pass through; raw and depth images are decoded when sliced
+            passthrough = msgtype == msgfields.COMPRESSED and not msgfields.is_compressed_depth(msg)
+            frames = data.frames = FrameSpill(where, "data" if passthrough else "message")
+            steps.append((lambda m, r: frames.append(m.data)) if passthrough else (lambda m, r: frames.append(r)))
+        else:
+            for name, stream in self.streams.get(topic, []):
                 rows = data.rows[name] = Rows(f"{where}: field {stream.field!r}")
-            rows.append(self.source._vector_of(msg, stream, where)[0])
-        if tf:
-            message = len(self.receive[topic]) - 1
-            for transform in msgfields.transforms(msg):
-                data.transforms.append(*transform, message=message)
-        if topic == self.task_topic:
-            data.texts.append(str(getattr(msg, "data", "")))
+                steps.append(partial(_keep_vector, rows, _Picker(self.source, stream, where)))
+            if tf:
+                steps.append(partial(_keep_transforms, data.transforms, receive))
+            if topic == self.task_topic:
+                steps.append(lambda m, r: data.texts.append(str(getattr(m, "data", ""))))
+        headerless = self.headerless
+
+        def keep(t: int, m: Any, r: bytes) -> None:
+            receive.append(t)
+            stamp = msgfields.stamp_ns(m)
+            if stamp is None:
+                headerless.add(topic)
+                stamp = 0
+            header.append(stamp)
+            for step in steps:
+                step(m, r)
+
+        return keep
 
     def topics(self, ledger: dict[str, TopicLedger], *, check: bool = True) -> dict[str, TopicData]:
         """The collected topics (with ``check``: only those whose every message decoded)."""
@@ -550,6 +561,51 @@ class _Collector:
             data.header_ns = None if topic in self.headerless else stamps
             out[topic] = data
         return out
+
+
+def _ignore(t: int, msg: Any, raw: bytes) -> None:
+    """A message of a topic the plan does not read."""
+
+
+def _keep_vector(rows: Rows, pick: _Picker, msg: Any, raw: bytes) -> None:
+    rows.append(pick(msg))
+
+
+class _Picker:
+    """One vector stream's values of each message: :meth:`RosbagSource._vector_of`, with the field path and the
+    joint columns of the last name list kept, so a message like the one before costs an attribute walk."""
+
+    def __init__(self, source: RosbagSource, stream: StreamPlan, where: str) -> None:
+        self.source = source
+        self.stream = stream
+        self.where = where
+        self.steps: list[tuple[str, list[str]]] | None = None
+        self.names: list[str] | None = None
+        self.cols: list[int] | None = None
+
+    def __call__(self, msg: Any) -> npt.NDArray[Any]:
+        if self.steps is not None:
+            try:
+                value = msgfields.resolve(msg, self.steps)
+            except MappingError:
+                value = None  # the full path below names the problem
+            if isinstance(value, np.ndarray):
+                if self.cols is None:
+                    return value.reshape(-1)
+                if msg.name == self.names:
+                    return value.reshape(-1)[self.cols]
+        value, _ = self.source._vector_of(msg, self.stream, self.where)
+        self.steps = _PATHS.get(self.stream.field or "")
+        if self.stream.names is not None:
+            self.names = list(msg.name)
+            self.cols = msgfields.joint_columns(self.names, list(self.stream.names), self.where)
+        return value
+
+
+def _keep_transforms(log: TransformLog, receive: array[int], msg: Any, raw: bytes) -> None:
+    message = len(receive) - 1
+    for transform in msgfields.transforms(msg):
+        log.append(*transform, message=message)
 
 
 def partial_meta(salvaged: Sequence[Salvage]) -> dict[str, Any]:
