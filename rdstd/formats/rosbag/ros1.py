@@ -9,17 +9,15 @@ keep their index order), merged across connections by time, ``start``/``stop`` b
 
 from __future__ import annotations
 
-import os
+import struct
 from array import array
 from collections import defaultdict
 from collections.abc import Collection, Generator
-from io import BytesIO
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from rosbags.interfaces import Connection
-from rosbags.rosbag1.reader import Header, IndexData, Reader, ReaderError, RecordType, read_bytes, read_uint32
+from rosbags.rosbag1.reader import IndexData, Reader, ReaderError, RecordType, read_bytes
 
 I64 = npt.NDArray[np.int64]
 
@@ -100,27 +98,49 @@ class CompactRos1Reader(Reader):
         times, chunks, offsets = self._entries([c.id for c in chosen], start, stop)
         try:
             for t, chunk_pos, offset in zip(times.tolist(), chunks.tolist(), offsets.tolist(), strict=True):
-                chunk = self._chunk_at(chunk_pos)
-                chunk.seek(offset)
-                while True:
-                    header = Header.read(chunk)
-                    have = header.get_uint8("op")
-                    if have != RecordType.CONNECTION:
-                        break
-                    chunk.seek(read_uint32(chunk), os.SEEK_CUR)
-                if have != RecordType.MSGDATA:
-                    raise ReaderError("Expected to find message data.")
-                data = read_bytes(chunk, read_uint32(chunk))
-                yield connmap[header.get_uint32("conn")], t, data
+                conn, data = message_record(self._chunk_at(chunk_pos), offset)
+                yield connmap[conn], t, data
         finally:  # the decompressed chunk is not kept between reads (up to the chunk size, often 1 MB or more)
-            self.current_chunk[1].close()
-            self.current_chunk = (-1, BytesIO())
+            self._chunk = (-1, b"")
 
-    def _chunk_at(self, chunk_pos: int) -> Any:
-        if self.current_chunk[0] != chunk_pos:
+    def _chunk_at(self, chunk_pos: int) -> bytes:
+        if self._chunk[0] != chunk_pos:
             assert self.bio is not None
-            self.current_chunk[1].close()
+            self._chunk = (-1, b"")
             chunk = self.chunks[chunk_pos]
             self.bio.seek(chunk.datapos)
-            self.current_chunk = (chunk_pos, BytesIO(chunk.decompressor(read_bytes(self.bio, chunk.datasize))))
-        return self.current_chunk[1]
+            self._chunk = (chunk_pos, chunk.decompressor(read_bytes(self.bio, chunk.datasize)))
+        return self._chunk[1]
+
+    _chunk: tuple[int, bytes] = (-1, b"")
+
+
+_U32 = struct.Struct("<I")
+
+
+def message_record(chunk: bytes, pos: int) -> tuple[int, bytes]:
+    """(connection id, data) of the message data record at ``pos`` in a decompressed chunk, stepping over the
+    connection records that may precede it (what rosbags' reader does, without a dict per record header)."""
+    unpack = _U32.unpack_from
+    try:
+        while True:
+            end = pos + 4 + unpack(chunk, pos)[0]
+            op, conn, field = -1, -1, pos + 4
+            while field < end:  # the header's fields: u32 length, then name=value
+                size = unpack(chunk, field)[0]
+                name_end = chunk.find(b"=", field + 4, field + 4 + size)
+                name = chunk[field + 4 : name_end]
+                if name == b"op":
+                    op = chunk[name_end + 1]
+                elif name == b"conn":
+                    conn = unpack(chunk, name_end + 1)[0]
+                field += 4 + size
+            length = unpack(chunk, end)[0]
+            if op != RecordType.CONNECTION:
+                break
+            pos = end + 4 + length
+    except (struct.error, IndexError) as exc:
+        raise ReaderError(f"a record at offset {pos} of a chunk is cut or damaged") from exc
+    if op != RecordType.MSGDATA or end + 4 + length > len(chunk):
+        raise ReaderError("Expected to find message data.")
+    return conn, chunk[end + 4 : end + 4 + length]
