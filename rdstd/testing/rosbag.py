@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +61,17 @@ def _header(ts: Any, ns: int, frame: str, ros2: bool) -> Any:
 
 
 def messages(
-    ts: Any, ros2: bool, *, seconds: float = 1.0, stamp: Callable[[str, int], int] | None = None
+    ts: Any,
+    ros2: bool,
+    *,
+    seconds: float = 1.0,
+    stamp: Callable[[str, int], int] | None = None,
+    events: Sequence[float] = (),
+    pause: tuple[float, float] | None = None,
 ) -> list[tuple[str, str, int, Any]]:
-    """(topic, msgtype, receive ns, message) for the fixture recording; ``stamp(topic, ns)`` may alter header stamps."""
+    """(topic, msgtype, receive ns, message) for the fixture recording; ``stamp(topic, ns)`` may alter header stamps,
+    ``events`` are the receive times (s after T0) of ``/episode_start`` String messages, and ``pause`` = (a, b) leaves
+    out every message received from a to b s after T0 (a recording paused)."""
     types = ts.types
     fix = stamp or (lambda topic, ns: ns)
     out: list[tuple[str, str, int, Any]] = []
@@ -107,6 +115,12 @@ def messages(
             data=np.frombuffer(jpeg(k), dtype=np.uint8),
         )
         out.append(("/cam/compressed", "sensor_msgs/msg/CompressedImage", ns + 5_000_000, msg))
+    for at in events:
+        ns = T0 + int(at * 1e9)
+        out.append(("/episode_start", "std_msgs/msg/String", ns, types["std_msgs/msg/String"](data="start")))
+    if pause is not None:
+        lo, hi = T0 + int(pause[0] * 1e9), T0 + int(pause[1] * 1e9)
+        out = [m for m in out if not lo <= m[2] < hi]
     out.sort(key=lambda m: m[2])
     return out
 

@@ -480,6 +480,7 @@ def plan_topics(plan: RosbagPlan) -> set[str]:
     topics = {s.topic for s in plan.streams.values() if s.topic is not None}
     topics |= {plan.master.topic} if plan.master.topic else set()
     topics |= {plan.task.topic} if plan.task is not None and plan.task.topic else set()
+    topics |= {plan.episodes.split_on.topic} if plan.episodes is not None and plan.episodes.split_on else set()
     if any(s.tf is not None for s in plan.streams.values()):
         topics.add("*tf*")
     return topics
@@ -654,13 +655,18 @@ class Piece:
     """One episode of a bag: the whole recording, or the part between clock resets.
 
     ``ranges`` gives, per (topic, clock), the ``[start, stop)`` message positions (stream order) it covers;
-    ``starts_ns`` is the receive time it starts at (None for the first piece).
+    ``starts_ns`` is the receive time it starts at (None for the first piece), ``starts_at`` why.
     """
 
     index: int
     count: int
     ranges: dict[TopicClock, tuple[int, int]]
     starts_ns: int | None
+    #: Why it starts where it does: ``start`` (the recording's), ``reset`` (a clock reset), or the episode rule.
+    starts_at: str = "start"
+    #: The positions a stream sampled at the master times reads: ``ranges`` and, across a cut made by the episode
+    #: rule, the one message on the other side (the master's own range and clock resets are never crossed).
+    reach: dict[TopicClock, tuple[int, int]] = field(default_factory=dict)
 
 
 class Aligner:
@@ -674,6 +680,7 @@ class Aligner:
         self.findings: list[str] = []
         self.by_topic: dict[str, list[str]] = {}
         self._pieces: list[Piece] | None = None
+        self._cut_kinds: list[str] = []
 
     def topic(self, name: str) -> TopicData:
         if name not in self.topics:
@@ -700,12 +707,13 @@ class Aligner:
         return [n for n, led in self.source.ledger.items() if led.msgtype in msgfields.TF_TYPES and led.decoded]
 
     def pieces(self) -> list[Piece]:
-        """The recording cut at its clock resets (a backward jump over 1 s on a clock the plan uses).
+        """The recording cut at its clock resets (a backward jump over 1 s on a clock the plan uses), and where the
+        plan's episode rule cuts it (:meth:`rule_cuts`).
 
         A reset's cut is the receive time of the first message after the jump; cuts of several topics within 1 s
         of each other are one reset. A topic that resets is split at its own jumps (it must reset as often as the
-        recording does, else which parts belong together is unknown: an error); a topic that does not is split at
-        the cuts' receive times.
+        recording does, else which parts belong together is unknown: an error), and within each part at the rule's
+        cuts; a topic that does not is split at every cut's receive time.
         """
         if self._pieces is not None:
             return self._pieces
@@ -720,39 +728,104 @@ class Aligner:
             self.by_topic.setdefault(topic, [])
             self.by_topic[topic] += [f for f in check.findings if f not in self.by_topic[topic]]
             checks[(topic, clock)] = (data, check)
-        cuts: list[int] = []
+        resets: list[int] = []
         for at in sorted(int(d.receive_ns[a]) for d, c in checks.values() for a, _ in c.segments[1:]):
-            if not cuts or at - cuts[-1] > RESET_NS:
-                cuts.append(at)
+            if not resets or at - resets[-1] > RESET_NS:
+                resets.append(at)
+        rule_cuts, rule = self.rule_cuts()
+        cuts = sorted([(at, "reset") for at in resets] + [(at, rule) for at in rule_cuts if at not in resets])
         count = len(cuts) + 1
         ranges: list[dict[TopicClock, tuple[int, int]]] = [{} for _ in range(count)]
+        reach: list[dict[TopicClock, tuple[int, int]]] = [{} for _ in range(count)]
+        master_key = (self.plan.master.topic, self.plan.master.clock)
         for key, (data, check) in checks.items():
+            receive = data.receive_ns
             if check.resets:
-                if len(check.segments) != count:
+                if len(check.segments) != len(resets) + 1:
                     raise EpisodeError(
                         f"{self.path}: {key[0]} has {check.resets} clock reset(s) on its {key[1]} clock, the "
-                        f"recording {count - 1}: which parts belong together is unknown",
+                        f"recording {len(resets)}: which parts belong together is unknown",
                         hint="cut the bag at the resets (e.g. rosbags-convert or mcap filter) and convert each part",
                         situation="clock-reset",
                     )
-                bounds = [a for a, _ in check.segments] + [check.segments[-1][1]]
+                bounds, segment = [0], 0
+                for at, kind in cuts:
+                    if kind == "reset":  # the topic's own jump
+                        segment += 1
+                        bounds.append(check.segments[segment][0])
+                    else:  # within the part it is in
+                        a, b = check.segments[segment]
+                        bounds.append(a + int(np.searchsorted(receive[a:b], at, side="left")))
+                bounds.append(check.segments[-1][1])
             else:
-                receive = data.receive_ns
                 if count > 1 and np.any(np.diff(receive) < 0):
                     raise EpisodeError(
-                        f"{self.path}: {key[0]}: receive times go backwards, so it cannot be cut at the clock resets",
+                        f"{self.path}: {key[0]}: receive times go backwards, so it cannot be cut into episodes",
                         hint="cut the bag at the resets (e.g. rosbags-convert or mcap filter) and convert each part",
                         situation="receive-times-not-increasing",
                     )
-                bounds = [0, *np.searchsorted(receive, cuts, side="left").tolist(), len(receive)]
+                at_cuts = np.searchsorted(receive, [at for at, _ in cuts], side="left").tolist()
+                bounds = [0, *at_cuts, len(receive)]
             for k in range(count):
                 ranges[k][key] = (int(bounds[k]), int(bounds[k + 1]))
-        self._pieces = [Piece(k, count, ranges[k], cuts[k - 1] if k else None) for k in range(count)]
+                # a stream sampled at the master times keeps its samples next to a rule's cut, so the first and last
+                # frames of an episode can be interpolated (never across a clock reset)
+                if key != master_key:
+                    after_rule = k > 0 and cuts[k - 1][1] != "reset"
+                    before_rule = k + 1 < count and cuts[k][1] != "reset"
+                    reach[k][key] = (
+                        max(0, int(bounds[k]) - after_rule),
+                        min(len(receive), int(bounds[k + 1]) + before_rule),
+                    )
+        self._pieces = [
+            Piece(k, count, ranges[k], cuts[k - 1][0] if k else None, cuts[k - 1][1] if k else "start", reach[k])
+            for k in range(count)
+        ]
+        self._cut_kinds = sorted({kind for _, kind in cuts})
         return self._pieces
 
-    def times(self, data: TopicData, clock: str, piece: Piece) -> tuple[npt.NDArray[np.int64], int]:
-        """The topic's times on ``clock`` within ``piece`` (stream order), and the position of the first."""
-        lo, hi = piece.ranges[(data.topic, clock)]
+    def rule_cuts(self) -> tuple[list[int], str]:
+        """The receive times at which the plan's episode rule starts a new episode, and the rule in words.
+
+        ``split_on: {topic}``: each message of the event topic; ``gap_s``: the middle of each pause longer than
+        ``gap_s`` in the master stream (a master topic's receive times; with an fps master, the receive times of
+        every topic the streams read). A cut that would leave an episode without a master message (an event
+        before the first master message or after the last, two events with none between) is not made.
+        """
+        rule = self.plan.episodes
+        if rule is None:
+            return [], ""
+        master = self.plan.master
+        if master.topic is not None:
+            span = np.sort(self.topic(master.topic).receive_ns)
+        else:
+            topics = {s.topic for s in self.plan.streams.values() if s.topic is not None}
+            parts = [self.topic(t).receive_ns for t in sorted(topics)]
+            span = np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+        if rule.split_on is not None:
+            events = np.sort(self.topic(rule.split_on.topic).receive_ns)
+            what = f"each {rule.split_on.topic} message"
+        else:
+            assert rule.gap_s is not None
+            gaps = np.flatnonzero(np.diff(span) > int(rule.gap_s * 1e9))
+            events = (span[gaps] + span[gaps + 1]) // 2  # the middle of the pause: what other streams sent before
+            # the master resumed belongs with it
+            what = f"pauses over {rule.gap_s:g} s"
+        kept: list[int] = []
+        before = 0
+        for at, position in zip(events.tolist(), np.searchsorted(span, events, side="left").tolist(), strict=True):
+            if before < position < len(span):  # master messages on both sides of the cut
+                kept.append(int(at))
+                before = position
+        return kept, what
+
+    def times(
+        self, data: TopicData, clock: str, piece: Piece, *, reach: bool = False
+    ) -> tuple[npt.NDArray[np.int64], int]:
+        """The topic's times on ``clock`` within ``piece`` (stream order; with ``reach``: as far as a stream sampled
+        at the master times reads, :attr:`Piece.reach`), and the position of the first."""
+        key = (data.topic, clock)
+        lo, hi = piece.reach.get(key, piece.ranges[key]) if reach else piece.ranges[key]
         times = data.header_ns if clock == "header" else data.receive_ns
         assert times is not None
         return times[lo:hi], lo
@@ -798,7 +871,7 @@ class Aligner:
                 continue
             assert stream.clock and stream.method and stream.max_age_ms
             data = self.topic(stream.topic)
-            times, first = self.times(data, stream.clock, piece)
+            times, first = self.times(data, stream.clock, piece, reach=True)
             local = np.argsort(times, kind="stable")
             if data.msgtype in (msgfields.IMAGE, msgfields.COMPRESSED) and stream.method == "interpolate":
                 raise MappingError(
@@ -879,14 +952,21 @@ class Aligner:
             "notes": [*self.findings, *self._drop_notes(reports, len(master), int(kept.sum()))],
         }
         if piece.count > 1:
+            reasons = {
+                "start": "the start of the recording",
+                "reset": "the recording's clock reset (a backward jump over 1 s): each part is its own episode",
+            }
+            rule = self.plan.episodes
             meta["piece"] = {
                 "index": piece.index,
                 "pieces": piece.count,
                 "starts_at_receive_ns": piece.starts_ns,
-                "reason": "the recording's clock reset (a backward jump over 1 s): each part is its own episode",
+                "reason": reasons.get(piece.starts_at, f"the plan's episode rule: a new episode at {piece.starts_at}"),
+                "rule": rule.model_dump(mode="json", exclude_none=True) if rule is not None else "one bag",
             }
+            at = [("its clock reset(s)" if kind == "reset" else kind) for kind in self._cut_kinds]
             meta["notes"].insert(
-                0, f"{_piece_name(piece)}the bag was split at its clock reset(s) into {piece.count} episodes"
+                0, f"{_piece_name(piece)}the bag was split at {' and '.join(at)} into {piece.count} episodes"
             )
         if self.source.bag.salvaged:
             meta["partial"] = partial_meta(self.source.bag.salvaged)
@@ -917,7 +997,7 @@ class Aligner:
         buffer = TransformBuffer()
         for name in self.tf_topics():
             static = "static" in name  # static transforms hold for every piece; dynamic ones for their own
-            messages = None if static else piece.ranges[(name, "receive")]
+            messages = None if static else piece.reach.get((name, "receive"), piece.ranges[(name, "receive")])
             self.topic(name).transforms.into(buffer, static=static, messages=messages)
         poses: dict[str, Any] = {}
         for name, tf in lookups.items():
