@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from array import array
 from collections import defaultdict
-from collections.abc import Collection, Generator
+from collections.abc import Collection, Generator, Iterator
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +20,8 @@ from rosbags.interfaces import Connection
 from rosbags.rosbag1.reader import IndexData, Reader, ReaderError, RecordType, read_bytes
 
 I64 = npt.NDArray[np.int64]
+#: Index entries merged by time at once when reading (see :meth:`CompactRos1Reader._entries`).
+WINDOW_MESSAGES = 1 << 16
 
 
 class CompactRos1Reader(Reader):
@@ -68,24 +70,43 @@ class CompactRos1Reader(Reader):
         super().close()
         self.compact = {}
 
-    def _entries(self, ids: list[int], start: int | None, stop: int | None) -> tuple[I64, I64, I64]:
+    def _entries(self, ids: list[int], start: int | None, stop: int | None) -> Iterator[tuple[I64, I64, I64]]:
         """(times, chunk positions, offsets) of the connections' messages in ``[start, stop)``, merged by time
-        (ties: earlier connection first, then index order, as ``heapq.merge`` in rosbags)."""
+        (ties: earlier connection first, then index order, as ``heapq.merge`` in rosbags), a time window at a time:
+        merging a long recording's whole index at once would hold about 40 bytes a message while it runs."""
         parts = [self.compact[i] for i in ids if i in self.compact]
         if not parts:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, empty
+            return
+        lo = [0 if start is None else int(np.searchsorted(p[0], start, side="left")) for p in parts]
+        hi = [len(p[0]) if stop is None else int(np.searchsorted(p[0], stop, side="left")) for p in parts]
         if len(parts) == 1:
             times, chunks, offsets = parts[0]
-        else:
-            times = np.concatenate([p[0] for p in parts])
-            order = np.argsort(times, kind="stable")
-            times = times[order]
-            chunks = np.concatenate([p[1] for p in parts])[order]
-            offsets = np.concatenate([p[2] for p in parts])[order]
-        lo = 0 if start is None else int(np.searchsorted(times, start, side="left"))
-        hi = len(times) if stop is None else int(np.searchsorted(times, stop, side="left"))
-        return times[lo:hi], chunks[lo:hi], offsets[lo:hi]
+            for a in range(lo[0], hi[0], WINDOW_MESSAGES):
+                b = min(a + WINDOW_MESSAGES, hi[0])
+                yield times[a:b], chunks[a:b], offsets[a:b]
+            return
+        total = sum(h - low for low, h in zip(lo, hi, strict=True))
+        # window edges: times of the connection with the most messages, every WINDOW_MESSAGES / share of its
+        # messages (so a window holds about WINDOW_MESSAGES of all connections)
+        big = max(range(len(parts)), key=lambda k: hi[k] - lo[k])
+        step = max(1, (hi[big] - lo[big]) * WINDOW_MESSAGES // max(total, 1))
+        edges = parts[big][0][lo[big] + step : hi[big] : step].tolist()
+        for window_start, window_stop in zip([None, *edges], [*edges, None], strict=True):
+            slices = []
+            for k, (times, chunks, offsets) in enumerate(parts):
+                a = lo[k] if window_start is None else max(lo[k], int(np.searchsorted(times, window_start, "left")))
+                b = hi[k] if window_stop is None else min(hi[k], int(np.searchsorted(times, window_stop, "left")))
+                if b > a:
+                    slices.append((times[a:b], chunks[a:b], offsets[a:b]))
+            if not slices:
+                continue
+            merged = np.concatenate([t for t, _, _ in slices])
+            order = np.argsort(merged, kind="stable")
+            yield (
+                merged[order],
+                np.concatenate([c for _, c, _ in slices])[order],
+                np.concatenate([o for _, _, o in slices])[order],
+            )
 
     def messages(
         self, connections: Collection[Connection] = (), start: int | None = None, stop: int | None = None
@@ -95,11 +116,11 @@ class CompactRos1Reader(Reader):
         assert self.bio is not None
         chosen = list(connections) or list(self.connections)
         connmap = {c.id: c for c in self.connections}
-        times, chunks, offsets = self._entries([c.id for c in chosen], start, stop)
         try:
-            for t, chunk_pos, offset in zip(times.tolist(), chunks.tolist(), offsets.tolist(), strict=True):
-                conn, data = message_record(self._chunk_at(chunk_pos), offset)
-                yield connmap[conn], t, data
+            for times, chunks, offsets in self._entries([c.id for c in chosen], start, stop):
+                for t, chunk_pos, offset in zip(times.tolist(), chunks.tolist(), offsets.tolist(), strict=True):
+                    conn, data = message_record(self._chunk_at(chunk_pos), offset)
+                    yield connmap[conn], t, data
         finally:  # the decompressed chunk is not kept between reads (up to the chunk size, often 1 MB or more)
             self._chunk = (-1, b"")
 
