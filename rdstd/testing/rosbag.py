@@ -160,3 +160,45 @@ def with_plan(bag: Path, plan: str = PLAN) -> Path:
     """Write ``plan`` as the bag's ``<bag>.rdstd.yaml`` sidecar; returns the bag."""
     (bag.parent / (bag.name + ".rdstd.yaml")).write_text(plan)
     return bag
+
+
+def rvl_encode(samples: Sequence[int]) -> bytes:
+    """An RVL stream of uint16 ``samples`` (the encoder of ``compressed_depth_image_transport``, in Python): zero
+    and non-zero run lengths, zigzag differences of the non-zero samples, as 3-bit groups with a "more" bit, 8 nibbles
+    to a little-endian 32-bit word from its most significant nibble."""
+    nibbles: list[int] = []
+
+    def put(value: int) -> None:
+        while True:
+            nibble, value = value & 7, value >> 3
+            nibbles.append(nibble | 8 if value else nibble)
+            if not value:
+                return
+
+    previous, at, count = 0, 0, len(samples)
+    while at < count:
+        start = at
+        while at < count and samples[at] == 0:
+            at += 1
+        put(at - start)
+        start = at
+        while at < count and samples[at] != 0:
+            at += 1
+        put(at - start)
+        for sample in samples[start:at]:
+            delta = int(sample) - previous
+            put(((delta << 1) ^ (delta >> 31)) & 0xFFFFFFFF)
+            previous = int(sample)
+    nibbles += [0] * (-len(nibbles) % 8)
+    words = [sum(n << (28 - 4 * k) for k, n in enumerate(nibbles[w : w + 8])) for w in range(0, len(nibbles), 8)]
+    return np.asarray(words, dtype="<u4").tobytes()
+
+
+def compressed_depth_rvl(depth: Any, quant_a: float = 0.0, quant_b: float = 0.0) -> bytes:
+    """A ``compressedDepth rvl`` message's data: the 12-byte header (format, depthQuantA, depthQuantB), uint32
+    width and height, and the RVL stream of the (H, W) uint16 samples."""
+    import struct
+
+    height, width = depth.shape
+    header = struct.pack("<iff", 0, quant_a, quant_b) + struct.pack("<II", width, height)
+    return header + rvl_encode(np.asarray(depth, dtype=np.uint16).reshape(-1).tolist())
