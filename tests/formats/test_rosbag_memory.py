@@ -192,3 +192,15 @@ def test_the_bag_is_read_once_and_camera_frames_come_from_the_spill(
     assert joints.shape == (30, 3)
     with pytest.raises(SourceError, match="the bag is closed"):
         frames[0:2]
+
+
+def test_the_ros1_index_is_dropped_after_the_pass_and_read_again_if_asked_for(tmp_path: Path) -> None:
+    bag = write_bag(tmp_path / "run.bag", seconds=2.0)  # no plan: the TF topics are not kept by the pass
+    with RosbagSource(bag) as source:
+        source.ledger  # noqa: B018 - the single pass
+        (reader,) = source.bag.readers
+        assert reader.compact == {}  # 24 bytes a message, not held once the pass is done
+        assert source.tf_frames() == ["base", "tool", "world"]  # reads /tf and /tf_static again: index re-read
+        assert sum(len(c[0]) for c in reader.compact.values()) == sum(led.read for led in source.ledger.values())
+        again = source.read_topic("/joint_states")
+        assert len(again.receive_ns) == 200

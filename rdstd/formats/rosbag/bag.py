@@ -402,6 +402,13 @@ class RawBag:
         for _, t, raw in storage.messages(conns, start, stop):
             yield t, (decompress(raw) if decompress else bytes(raw))
 
+    def release_index(self) -> None:
+        """Drop the ROS 1 message index after the single pass (read again if messages are asked for later);
+        salvaged files keep theirs (rebuilding it means scanning the file again)."""
+        if self.kind == "ros1" and not self.salvage:
+            for reader in self.readers:
+                reader.release_index()
+
     def close(self) -> None:
         """Close every file."""
         self.closed = True

@@ -225,6 +225,7 @@ class RosbagSource(SourceDataset):
             self.ledger = ledger
             self._cache = collector.topics(ledger)
             self._first = collector.first
+            self.bag.release_index()  # what conversion needs was kept: the index is read again only if asked for
         except BaseException:
             for name in self._SCANNED:
                 self.__dict__.pop(name, None)

@@ -52,11 +52,15 @@ class CompactRos1Reader(Reader):
             self._index(conn, entries)
 
     def _finish_index(self) -> None:
-        """Sort each connection's entries by time (stable) and set the connections' message counts."""
+        """Sort each connection's entries by time (stable; most are in order already) and set the connections'
+        message counts."""
         for conn in list(self._times):
             times = np.frombuffer(self._times.pop(conn), dtype=np.int64)
             chunks = np.frombuffer(self._chunk_pos.pop(conn), dtype=np.int64)
             offsets = np.frombuffer(self._offsets.pop(conn), dtype=np.int64)
+            if bool(np.all(times[1:] >= times[:-1])):  # as recorders write them: kept as read, no sorted copy
+                self.compact[conn] = (times, chunks, offsets)
+                continue
             order = np.argsort(times, kind="stable")
             self.compact[conn] = (times[order], chunks[order], offsets[order])
         self.indexes = {c.id: [] for c in self.connections}
@@ -64,6 +68,12 @@ class CompactRos1Reader(Reader):
             Connection(*c[0:5], len(self.compact[c.id][0]) if c.id in self.compact else 0, *c[6:])
             for c in self.connections
         ]
+
+    def release_index(self) -> None:
+        """Drop the message index (24 bytes a message) until :meth:`messages` is asked for again, which reads it
+        again from the file (the bag's single pass is done: what conversion needs was kept)."""
+        self.compact = {}
+        self._released = True
 
     def close(self) -> None:
         """Close the bag and drop the index."""
@@ -114,6 +124,12 @@ class CompactRos1Reader(Reader):
         """``(connection, time ns, raw bytes)`` in time order, as rosbags' reader yields them."""
         self._check_open()
         assert self.bio is not None
+        if self._released:  # read the index again (same connections, same ids)
+            self._released = False
+            ids = {c.id for c in connections}
+            super().close()
+            self.open()
+            connections = [c for c in self.connections if c.id in ids]
         chosen = list(connections) or list(self.connections)
         connmap = {c.id: c for c in self.connections}
         try:
@@ -134,6 +150,7 @@ class CompactRos1Reader(Reader):
         return self._chunk[1]
 
     _chunk: tuple[int, bytes] = (-1, b"")
+    _released = False
 
 
 _U32 = struct.Struct("<I")
