@@ -73,22 +73,34 @@ def build_ledger(
         )
     else:
         stream = bag.all_messages()
+    counts: dict[str, list[int]] = {name: [0, 0, 0] for name in ledgers}  # read, decoded, failed
+    spans: dict[str, list[int]] = {}  # first, last receive time
     for name, t, raw in stream:
-        entry = ledgers[name]
+        count = counts[name]
+        count[0] += 1
+        span = spans.get(name)
+        if span is None:
+            spans[name] = [t, t]
+        elif t < span[0]:
+            span[0] = t
+        elif t > span[1]:
+            span[1] = t
         decode = decoders[name].decode
-        entry.read += 1
-        entry.first_ns = t if entry.first_ns is None else min(entry.first_ns, t)
-        entry.last_ns = t if entry.last_ns is None else max(entry.last_ns, t)
         if decode is None:
-            entry.failed += 1
+            count[2] += 1
             continue
         try:
             msg = decode(raw)
         except Exception as exc:  # rosbags' deserializers raise several types: counted, first cause kept
-            entry.failed += 1
+            count[2] += 1
+            entry = ledgers[name]
             entry.error = entry.error or f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
         else:
-            entry.decoded += 1
+            count[1] += 1
             if visit is not None:
                 visit(name, t, msg, raw)
+    for name, entry in ledgers.items():
+        entry.read, entry.decoded, entry.failed = counts[name]
+        if name in spans:
+            entry.first_ns, entry.last_ns = spans[name]
     return ledgers, decoders
