@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from rdstd.formats.rosbag.bag import RawBag
+from rdstd.formats.rosbag.bag import Raw, RawBag
 from rdstd.formats.rosbag.types import Decoder, TypeResolver
 
 
@@ -46,7 +46,7 @@ class TopicLedger:
 
 
 #: Called with (topic, receive time ns, decoded message, serialized bytes) for every message decoded while counting.
-Visitor = Callable[[str, int, Any, bytes], None]
+Visitor = Callable[[str, int, Any, Raw], None]
 
 
 def build_ledger(
@@ -68,7 +68,7 @@ def build_ledger(
         if decoder.decode is None:
             entry.error = decoder.error
     if bag.chunks_overlap:
-        stream: Iterable[tuple[str, int, bytes]] = (
+        stream: Iterable[tuple[str, int, Raw]] = (
             (name, t, raw) for name in sorted(bag.topics) for t, raw in bag.messages(name)
         )
     else:

@@ -15,6 +15,7 @@ findings and the TF lookup statistics.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import tempfile
@@ -31,7 +32,7 @@ import numpy.typing as npt
 from rdstd.errors import CorruptSourceError, EpisodeError, MappingError, SourceError
 from rdstd.formats.base import EpisodeRef, FormatBackend, SourceDataset, SourceEpisode, SourceInfo, SourceKey
 from rdstd.formats.rosbag import fields as msgfields
-from rdstd.formats.rosbag.bag import RawBag, bag_files
+from rdstd.formats.rosbag.bag import Raw, RawBag, bag_files
 from rdstd.formats.rosbag.frames import BagFrames, BagPixels, BagVectors, FrameSpill, TopicFrames
 from rdstd.formats.rosbag.ledger import TopicLedger, build_ledger
 from rdstd.formats.rosbag.plan import RosbagPlan, StreamPlan, load_plan, parse_plan, sidecar_path
@@ -504,17 +505,18 @@ class _Collector:
         self.receive: dict[str, array[int]] = {}
         #: The first decoded message of every topic (shapes, names, codecs), so the bag is not read for them again.
         self.first: dict[str, Any] = {}
-        self._keepers: dict[str, Callable[[int, Any, bytes], None]] = {}
+        self._keepers: dict[str, Callable[[int, Any, Raw], None]] = {}
 
-    def visit(self, topic: str, t: int, msg: Any, raw: bytes) -> None:
+    def visit(self, topic: str, t: int, msg: Any, raw: Raw) -> None:
         """One decoded message (and its serialized bytes)."""
         keep = self._keepers.get(topic)
         if keep is None:  # the topic's first message: what to keep of its messages is decided once
-            self.first[topic] = msg
+            # a message decoded from a view into a decompressed chunk would keep the whole chunk alive: copied
+            self.first[topic] = msg if isinstance(raw, bytes) else copy.deepcopy(msg)
             keep = self._keepers[topic] = self._keeper(topic, msg)
         keep(t, msg, raw)
 
-    def _keeper(self, topic: str, msg: Any) -> Callable[[int, Any, bytes], None]:
+    def _keeper(self, topic: str, msg: Any) -> Callable[[int, Any, Raw], None]:
         """What to do with each message of ``topic`` (nothing, for topics the plan does not read)."""
         tf = hasattr(msg, "transforms") and ("*tf*" in self.wanted or topic in self.wanted)
         if topic not in self.wanted and not tf:
@@ -524,7 +526,7 @@ class _Collector:
         receive = self.receive[topic] = array("q")
         header = self.header[topic] = array("q")
         where = f"{self.source.path}: {topic}"
-        steps: list[Callable[[Any, bytes], None]] = []
+        steps: list[Callable[[Any, Raw], None]] = []
         if msgtype in IMAGE_TYPES:  # encoded bytes pass through; raw and depth images are decoded when sliced
             passthrough = msgtype == msgfields.COMPRESSED and not msgfields.is_compressed_depth(msg)
             frames = data.frames = FrameSpill(where, "data" if passthrough else "message")
@@ -539,7 +541,7 @@ class _Collector:
                 steps.append(lambda m, r: data.texts.append(str(getattr(m, "data", ""))))
         headerless = self.headerless
 
-        def keep(t: int, m: Any, r: bytes) -> None:
+        def keep(t: int, m: Any, r: Raw) -> None:
             receive.append(t)
             stamp = msgfields.stamp_ns(m)
             if stamp is None:
@@ -565,11 +567,11 @@ class _Collector:
         return out
 
 
-def _ignore(t: int, msg: Any, raw: bytes) -> None:
+def _ignore(t: int, msg: Any, raw: Raw) -> None:
     """A message of a topic the plan does not read."""
 
 
-def _keep_vector(rows: Rows, pick: _Picker, msg: Any, raw: bytes) -> None:
+def _keep_vector(rows: Rows, pick: _Picker, msg: Any, raw: Raw) -> None:
     rows.append(pick(msg))
 
 
@@ -604,7 +606,7 @@ class _Picker:
         return value
 
 
-def _keep_transforms(log: TransformLog, receive: array[int], msg: Any, raw: bytes) -> None:
+def _keep_transforms(log: TransformLog, receive: array[int], msg: Any, raw: Raw) -> None:
     message = len(receive) - 1
     for transform in msgfields.transforms(msg):
         log.append(*transform, message=message)

@@ -122,6 +122,13 @@ class CompactRos1Reader(Reader):
         self, connections: Collection[Connection] = (), start: int | None = None, stop: int | None = None
     ) -> Generator[tuple[Connection, int, bytes], None, None]:
         """``(connection, time ns, raw bytes)`` in time order, as rosbags' reader yields them."""
+        for conn, t, view in self.views(connections, start, stop):
+            yield conn, t, bytes(view)
+
+    def views(
+        self, connections: Collection[Connection] = (), start: int | None = None, stop: int | None = None
+    ) -> Generator[tuple[Connection, int, memoryview], None, None]:
+        """As :meth:`messages`, each message's bytes a view into its decompressed chunk (no copy)."""
         self._check_open()
         assert self.bio is not None
         if self._released:  # read the index again (same connections, same ids)
@@ -156,9 +163,10 @@ class CompactRos1Reader(Reader):
 _U32 = struct.Struct("<I")
 
 
-def message_record(chunk: bytes, pos: int) -> tuple[int, bytes]:
+def message_record(chunk: bytes, pos: int) -> tuple[int, memoryview]:
     """(connection id, data) of the message data record at ``pos`` in a decompressed chunk, stepping over the
-    connection records that may precede it (what rosbags' reader does, without a dict per record header)."""
+    connection records that may precede it (what rosbags' reader does, without a dict per record header). The data
+    is a view into the chunk (no copy; it keeps the chunk alive while it is held)."""
     unpack = _U32.unpack_from
     try:
         while True:
@@ -181,4 +189,4 @@ def message_record(chunk: bytes, pos: int) -> tuple[int, bytes]:
         raise ReaderError(f"a record at offset {pos} of a chunk is cut or damaged") from exc
     if op != RecordType.MSGDATA or end + 4 + length > len(chunk):
         raise ReaderError("Expected to find message data.")
-    return conn, chunk[end + 4 : end + 4 + length]
+    return conn, memoryview(chunk)[end + 4 : end + 4 + length]
