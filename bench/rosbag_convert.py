@@ -4,16 +4,20 @@ A generated recording (SYNTHETIC, labelled so): two 640×480 JPEG cameras at 30 
 cycled), a 7-joint JointState at 500 Hz and /tf at 100 Hz, written with rosbags as ROS 1 ``.bag``, rosbag2 sqlite3
 and rosbag2 MCAP. For each container:
 
-- *rosbags read*: ``AnyReader`` reading and deserializing every message of the same topics (the limit);
+- *rosbags read* (the limit): ``AnyReader`` reading and deserializing every message of the same topics, in a
+  child process (interpreter start and imports included, like the convert), and in-process (CPU only, compared
+  with ``rdstd.convert.convert`` in-process: the per-byte cost without interpreter start and imports);
 - *rdstd convert*: ``rdstd convert`` in a child process with an alignment plan (camera 1 as master, joints
-  interpolated, camera 2 held) and a spec: one pass over the bag (ledger, times, vector values), align, then the
-  camera frames read again by time window while writing.
+  interpolated, camera 2 held) and a spec: one pass over the bag (ledger, times, vector values, camera payloads
+  into a temporary file), align, then the frames read back from that file while writing.
 
-The rosbags read runs twice before and once after the convert (best of three), so load from other processes on
-the machine weighs on both sides alike. ``--writer-share`` converts the first container in-process under
-cProfile and reports the share of it spent in the canonical writer.
+The two alternate ``--repeats`` times (interleaved, so load from other processes weighs on both alike); the table
+gives best and median of wall and CPU time (the child's user + system time, ``getrusage(RUSAGE_CHILDREN)``) and
+the ratios limit / ours. ``--writer-share`` converts the first container in-process under cProfile and reports
+the share of it spent in the canonical writer.
 
-MB/s is bag bytes on disk / wall time. Peak RSS is the child's own VmHWM (see ``CHILD``). Run:
+MB/s is bag bytes on disk / time. Peak RSS is the child's own VmHWM (see ``CHILD``). Bags and outputs go under
+``--root`` (default: a temporary folder) and are deleted as soon as they are measured. Run:
 ``PYTHONPATH=. .venv/bin/python -m bench.rosbag_convert --minutes 2 --rss-minutes 2 20`` (``--kinds`` with no
 value skips the throughput table; ``--rss-frame-size 96x128`` writes the RSS bags with small frames).
 """
@@ -22,6 +26,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -166,31 +173,70 @@ CHILD = (
     "    hwm = next(line for line in open('/proc/self/status') if line.startswith('VmHWM')).split()[1]\n"
     "    open(os.environ['RDSTD_BENCH_HWM'], 'w').write(hwm)\n"
 )
+#: The limit as a child process: the same read + deserialize as :func:`rosbags_read`.
+READ_CHILD = (
+    "import sys; from pathlib import Path; from bench.rosbag_convert import rosbags_read; "
+    "rosbags_read(Path(sys.argv[1]))"
+)
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def rdstd_convert(path: Path, out: Path, spec: Path) -> tuple[float, float]:
-    """(seconds, peak RSS MB) of ``rdstd convert`` in a child process (its own peak, see CHILD)."""
-    started = time.perf_counter()
-    hwm = out.parent / f"{out.name}.hwm"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "RDSTD_BENCH_HWM": str(hwm)}
-    proc = subprocess.run(
-        [sys.executable, "-c", CHILD, "convert", str(path), str(out), "--spec", str(spec)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
-        check=False,
-    )
+def _child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _run(args: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall, CPU) seconds of a child process; a failure stops the bench with its stderr."""
+    cpu, started = _child_cpu(), time.perf_counter()
+    proc = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, check=False)
+    wall = time.perf_counter() - started
     if proc.returncode != 0:
-        raise SystemExit(f"convert failed on {path}: {proc.stderr.decode()}")
-    return time.perf_counter() - started, int(hwm.read_text()) / 1024
+        raise SystemExit(f"{' '.join(args[:4])}... failed: {proc.stderr.decode()[-2000:]}")
+    return wall, _child_cpu() - cpu
+
+
+def rosbags_read_child(path: Path) -> tuple[float, float]:
+    """(wall, CPU) seconds of :func:`rosbags_read` in a child process."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return _run([sys.executable, "-c", READ_CHILD, str(path)], env)
+
+
+def rdstd_convert(path: Path, out: Path, spec: Path) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak RSS MB) of ``rdstd convert`` in a child process (its own peak, see CHILD);
+    the output is deleted afterwards."""
+    hwm = out.parent / f"{out.name}.hwm"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RDSTD_BENCH_HWM": str(hwm)}
+    wall, cpu = _run([sys.executable, "-c", CHILD, "convert", str(path), str(out), "--spec", str(spec)], env)
+    rss = int(hwm.read_text()) / 1024
+    shutil.rmtree(out, ignore_errors=True)
+    hwm.unlink()
+    return wall, cpu, rss
+
+
+def convert_in_process(path: Path, out: Path, spec: Path) -> float:
+    """CPU seconds of ``rdstd.convert.convert`` in this process (imports done: per-byte cost only); output deleted."""
+    from rdstd.convert.pipeline import convert
+
+    started = time.process_time()
+    convert(path, out, spec=spec)
+    cpu = time.process_time() - started
+    shutil.rmtree(out, ignore_errors=True)
+    return cpu
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    return {"best": min(values), "median": statistics.median(values)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=2.0, help="recording length for the throughput table")
     parser.add_argument("--kinds", nargs="*", default=["ros1", "db3", "mcap"])
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved limit/convert pairs per container")
     parser.add_argument("--rss-minutes", type=float, nargs="*", default=[2.0, 20.0], help="lengths for peak RSS (ros1)")
     parser.add_argument("--pool", type=int, default=60, help="distinct JPEG frames cycled")
+    parser.add_argument("--root", type=Path, default=None, help="where bags and outputs go (deleted after)")
     parser.add_argument("--writer-share", action="store_true", help="profile the writer's share (first container)")
     parser.add_argument(
         "--rss-frame-size",
@@ -201,9 +247,16 @@ def main() -> None:
     frames = camera_frames(args.pool)
     height, width = (int(v) for v in args.rss_frame_size.split("x"))
     rss_frames = frames if (height, width) == (480, 640) else camera_frames(args.pool, height, width)
-    results: dict[str, Any] = {"synthetic": True, "jpeg_kb_mean": float(np.mean([len(f) for f in frames]) / 1e3)}
+    results: dict[str, Any] = {
+        "synthetic": True,
+        "jpeg_kb_mean": float(np.mean([len(f) for f in frames]) / 1e3),
+        "repeats": args.repeats,
+        "load_average_start": os.getloadavg(),
+    }
     rows, rss_rows = [], []
-    with tempfile.TemporaryDirectory() as tmp:
+    if args.root is not None:
+        args.root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=args.root) as tmp:
         root = Path(tmp)
         spec = root / "bench.yaml"
         spec.write_text(SPEC)
@@ -213,41 +266,96 @@ def main() -> None:
             )
             (bag.parent / (bag.name + ".rdstd.yaml")).write_text(PLAN)
             mb = size_mb(bag)
-            read_s = min(rosbags_read(bag) for _ in range(2))
-            conv_s, rss = rdstd_convert(bag, root / f"out_{kind}", spec)
-            read_s = min(read_s, rosbags_read(bag))  # read, convert, read: the limit measured around the convert
-            results[kind] = {"mb": mb, "rosbags_read_s": read_s, "rdstd_convert_s": conv_s, "peak_rss_mb": rss}
+            limit_wall, limit_cpu, inproc_cpu, conv_wall, conv_cpu, rss = [], [], [], [], [], []
+            inproc_conv_cpu: list[float] = []
+            for _ in range(args.repeats):
+                wall, cpu = rosbags_read_child(bag)
+                limit_wall.append(wall)
+                limit_cpu.append(cpu)
+                started = time.process_time()
+                rosbags_read(bag)
+                inproc_cpu.append(time.process_time() - started)
+                wall, cpu, peak = rdstd_convert(bag, root / f"out_{kind}", spec)
+                conv_wall.append(wall)
+                conv_cpu.append(cpu)
+                rss.append(peak)
+                inproc_conv_cpu.append(convert_in_process(bag, root / f"inproc_{kind}", spec))
+            entry = {
+                "mb": mb,
+                "rosbags_read_child_wall_s": _stats(limit_wall),
+                "rosbags_read_child_cpu_s": _stats(limit_cpu),
+                "rosbags_read_inprocess_cpu_s": _stats(inproc_cpu),
+                "rdstd_convert_wall_s": _stats(conv_wall),
+                "rdstd_convert_cpu_s": _stats(conv_cpu),
+                "rdstd_convert_inprocess_cpu_s": _stats(inproc_conv_cpu),
+                "peak_rss_mb": max(rss),
+            }
+            for what in ("best", "median"):
+                entry[f"ratio_wall_{what}"] = (
+                    entry["rosbags_read_child_wall_s"][what] / entry["rdstd_convert_wall_s"][what]
+                )
+                entry[f"ratio_cpu_{what}"] = (
+                    entry["rosbags_read_child_cpu_s"][what] / entry["rdstd_convert_cpu_s"][what]
+                )
+                entry[f"ratio_cpu_inprocess_{what}"] = (
+                    entry["rosbags_read_inprocess_cpu_s"][what] / entry["rdstd_convert_inprocess_cpu_s"][what]
+                )
+            results[kind] = entry
             if args.writer_share and "writer_share" not in results:
                 results["writer_share"] = writer_share(bag, root / f"profiled_{kind}", spec=spec) | {"container": kind}
+                shutil.rmtree(root / f"profiled_{kind}", ignore_errors=True)
             rows.append(
                 [
                     kind,
                     f"{mb:,.0f}",
-                    f"{mb / read_s:,.0f}",
-                    f"{mb / conv_s:,.0f}",
-                    f"{read_s / conv_s:.2f}",
-                    f"{rss:,.0f}",
+                    f"{mb / entry['rosbags_read_child_wall_s']['best']:,.0f} / "
+                    f"{mb / entry['rosbags_read_child_wall_s']['median']:,.0f}",
+                    f"{mb / entry['rdstd_convert_wall_s']['best']:,.0f} / "
+                    f"{mb / entry['rdstd_convert_wall_s']['median']:,.0f}",
+                    f"{entry['ratio_wall_best']:.2f} / {entry['ratio_wall_median']:.2f}",
+                    f"{entry['rosbags_read_child_cpu_s']['best']:.2f} / {entry['rdstd_convert_cpu_s']['best']:.2f}",
+                    f"{entry['ratio_cpu_best']:.2f} / {entry['ratio_cpu_median']:.2f}",
+                    f"{entry['ratio_cpu_inprocess_best']:.2f} / {entry['ratio_cpu_inprocess_median']:.2f}",
+                    f"{max(rss):,.0f}",
                 ]
             )
+            shutil.rmtree(bag) if bag.is_dir() else bag.unlink()
         for minutes in args.rss_minutes:
             bag = write_bag(root / f"rss_{minutes}.bag", "ros1", minutes * 60, rss_frames)
             (bag.parent / (bag.name + ".rdstd.yaml")).write_text(PLAN)
-            seconds, rss = rdstd_convert(bag, root / f"rss_out_{minutes}", spec)
-            results[f"rss_{minutes}min"] = {"mb": size_mb(bag), "seconds": seconds, "peak_rss_mb": rss}
-            rss_rows.append([f"{minutes:g}", f"{size_mb(bag):,.0f}", f"{seconds:,.1f}", f"{rss:,.0f}"])
+            mb = size_mb(bag)
+            seconds, cpu, rss_mb = rdstd_convert(bag, root / f"rss_out_{minutes}", spec)
+            results[f"rss_{minutes}min"] = {"mb": mb, "seconds": seconds, "cpu_s": cpu, "peak_rss_mb": rss_mb}
+            rss_rows.append([f"{minutes:g}", f"{mb:,.0f}", f"{seconds:,.1f}", f"{cpu:,.1f}", f"{rss_mb:,.0f}"])
             bag.unlink()
-    print(f"SYNTHETIC {args.minutes:g}-minute recording: 2 JPEG cameras 640x480 @30 Hz, joints @500 Hz, /tf @100 Hz\n")
+    results["load_average_end"] = os.getloadavg()
+    print(f"SYNTHETIC {args.minutes:g}-minute recording: 2 JPEG cameras 640x480 @30 Hz, joints @500 Hz, /tf @100 Hz")
+    print(
+        f"{args.repeats} interleaved runs each; best / median; limit = rosbags read + deserialize in a child process\n"
+    )
     print(
         table(
-            ["container", "MB", "rosbags read+deser MB/s", "rdstd convert MB/s", "convert / read", "peak RSS MB"], rows
+            [
+                "container",
+                "MB",
+                "rosbags MB/s",
+                "rdstd convert MB/s",
+                "wall ratio",
+                "CPU s limit / ours (best)",
+                "CPU ratio",
+                "CPU ratio in-process (no start, no imports)",
+                "peak RSS MB",
+            ],
+            rows,
         )
     )
     if "writer_share" in results:
         share = results["writer_share"]
         print(f"\nwriter share of convert (cProfile, {share['container']}): {share['writer_share']:.0%}")
     print(f"\npeak RSS of rdstd convert as the ROS 1 recording gets longer ({args.rss_frame_size} frames)\n")
-    print(table(["minutes", "MB", "seconds", "peak RSS MB"], rss_rows))
-    print(f"\nresults: {save('rosbag_convert', results)}")
+    print(table(["minutes", "MB", "wall s", "CPU s", "peak RSS MB"], rss_rows))
+    name = "rosbag_convert" if args.kinds else "rosbag_rss"  # an RSS-only run keeps the throughput table's file
+    print(f"\nresults: {save(name, results)}")
 
 
 if __name__ == "__main__":

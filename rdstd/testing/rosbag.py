@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +61,17 @@ def _header(ts: Any, ns: int, frame: str, ros2: bool) -> Any:
 
 
 def messages(
-    ts: Any, ros2: bool, *, seconds: float = 1.0, stamp: Callable[[str, int], int] | None = None
+    ts: Any,
+    ros2: bool,
+    *,
+    seconds: float = 1.0,
+    stamp: Callable[[str, int], int] | None = None,
+    events: Sequence[float] = (),
+    pause: tuple[float, float] | None = None,
 ) -> list[tuple[str, str, int, Any]]:
-    """(topic, msgtype, receive ns, message) for the fixture recording; ``stamp(topic, ns)`` may alter header stamps."""
+    """(topic, msgtype, receive ns, message) for the fixture recording; ``stamp(topic, ns)`` may alter header stamps,
+    ``events`` are the receive times (s after T0) of ``/episode_start`` String messages, and ``pause`` = (a, b) leaves
+    out every message received from a to b s after T0 (a recording paused)."""
     types = ts.types
     fix = stamp or (lambda topic, ns: ns)
     out: list[tuple[str, str, int, Any]] = []
@@ -107,6 +115,12 @@ def messages(
             data=np.frombuffer(jpeg(k), dtype=np.uint8),
         )
         out.append(("/cam/compressed", "sensor_msgs/msg/CompressedImage", ns + 5_000_000, msg))
+    for at in events:
+        ns = T0 + int(at * 1e9)
+        out.append(("/episode_start", "std_msgs/msg/String", ns, types["std_msgs/msg/String"](data="start")))
+    if pause is not None:
+        lo, hi = T0 + int(pause[0] * 1e9), T0 + int(pause[1] * 1e9)
+        out = [m for m in out if not lo <= m[2] < hi]
     out.sort(key=lambda m: m[2])
     return out
 
@@ -146,3 +160,45 @@ def with_plan(bag: Path, plan: str = PLAN) -> Path:
     """Write ``plan`` as the bag's ``<bag>.rdstd.yaml`` sidecar; returns the bag."""
     (bag.parent / (bag.name + ".rdstd.yaml")).write_text(plan)
     return bag
+
+
+def rvl_encode(samples: Sequence[int]) -> bytes:
+    """An RVL stream of uint16 ``samples`` (the encoder of ``compressed_depth_image_transport``, in Python): zero
+    and non-zero run lengths, zigzag differences of the non-zero samples, as 3-bit groups with a "more" bit, 8 nibbles
+    to a little-endian 32-bit word from its most significant nibble."""
+    nibbles: list[int] = []
+
+    def put(value: int) -> None:
+        while True:
+            nibble, value = value & 7, value >> 3
+            nibbles.append(nibble | 8 if value else nibble)
+            if not value:
+                return
+
+    previous, at, count = 0, 0, len(samples)
+    while at < count:
+        start = at
+        while at < count and samples[at] == 0:
+            at += 1
+        put(at - start)
+        start = at
+        while at < count and samples[at] != 0:
+            at += 1
+        put(at - start)
+        for sample in samples[start:at]:
+            delta = int(sample) - previous
+            put(((delta << 1) ^ (delta >> 31)) & 0xFFFFFFFF)
+            previous = int(sample)
+    nibbles += [0] * (-len(nibbles) % 8)
+    words = [sum(n << (28 - 4 * k) for k, n in enumerate(nibbles[w : w + 8])) for w in range(0, len(nibbles), 8)]
+    return np.asarray(words, dtype="<u4").tobytes()
+
+
+def compressed_depth_rvl(depth: Any, quant_a: float = 0.0, quant_b: float = 0.0) -> bytes:
+    """A ``compressedDepth rvl`` message's data: the 12-byte header (format, depthQuantA, depthQuantB), uint32
+    width and height, and the RVL stream of the (H, W) uint16 samples."""
+    import struct
+
+    height, width = depth.shape
+    header = struct.pack("<iff", 0, quant_a, quant_b) + struct.pack("<II", width, height)
+    return header + rvl_encode(np.asarray(depth, dtype=np.uint16).reshape(-1).tolist())

@@ -9,6 +9,7 @@ import io
 import json
 import math
 import shutil
+import struct
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -24,6 +25,7 @@ from rdstd.errors import EpisodeError, MappingError, RdstdError, SourceError
 from rdstd.formats.rosbag import RosbagBackend, RosbagSource
 from rdstd.formats.rosbag import fields as msgfields
 from rdstd.testing.contract import BackendContract
+from rdstd.testing.rosbag import compressed_depth_rvl, rvl_encode
 from tests.conftest import sample
 from tests.formats.rosbag_fixtures import T0, joint_positions, jpeg, tool_xyz, with_plan, write_bag
 
@@ -334,11 +336,51 @@ def test_compressed_depth_decodes_16uc1_millimetres_and_32fc1_quantized_metres()
     ok = ~np.isnan(metres)
     # one quantization step at depth d is about d^2 / A
     assert np.all(np.abs(depth[ok] - metres[ok]) <= metres[ok] ** 2 / a)
-    with pytest.raises(EpisodeError, match="RVL"):
-        msgfields.compressed_depth(SimpleNamespace(format="16UC1; compressedDepth rvl", data=b"x" * 20), "t")
+    rvl = SimpleNamespace(format="32FC1; compressedDepth rvl", data=compressed_depth_rvl(quantized, a, b))
+    np.testing.assert_array_equal(msgfields.compressed_depth(rvl, "t"), depth)  # the same depth from RVL as PNG
     with pytest.raises(EpisodeError, match="12-byte header before a PNG"):
         msgfields.compressed_depth(
             SimpleNamespace(format="16UC1; compressedDepth png", data=np.zeros(40, np.uint8)), "t"
+        )
+
+
+def test_rvl_decodes_a_hand_worked_stream_and_what_its_encoder_writes() -> None:
+    # [0, 0, 5, 5, 0]: 2 zeros, 2 non-zeros, differences 5 (zigzag 10: nibbles 0xA, 0x1) and 0, 1 zero, 0
+    # non-zeros; nibbles 2 2 A 1 0 1 0 + one padding nibble = the word 0x22A10100, little-endian
+    assert rvl_encode([0, 0, 5, 5, 0]) == bytes.fromhex("0001a122")
+    np.testing.assert_array_equal(msgfields.rvl_decode(bytes.fromhex("0001a122"), 5), [0, 0, 5, 5, 0])
+    rng = np.random.default_rng(3)
+    depth = rng.integers(1, 65536, size=(48, 64)).astype(np.uint16)  # differences of either sign, wrapping
+    depth[rng.random(depth.shape) < 0.2] = 0
+    depth[10:20] = 0
+    msg = SimpleNamespace(format="16UC1; compressedDepth rvl", data=compressed_depth_rvl(depth))
+    assert msgfields.is_compressed_depth(msg)
+    got = msgfields.compressed_depth(msg, "t")
+    assert got.dtype == np.uint16
+    np.testing.assert_array_equal(got, depth)
+    zeros = np.zeros((3, 5), dtype=np.uint16)
+    np.testing.assert_array_equal(
+        msgfields.compressed_depth(SimpleNamespace(format=msg.format, data=compressed_depth_rvl(zeros)), "t"), zeros
+    )
+
+
+def test_a_damaged_rvl_message_is_named() -> None:
+    depth = np.arange(1, 13, dtype=np.uint16).reshape(3, 4)
+    data = compressed_depth_rvl(depth)
+    fmt = "16UC1; compressedDepth rvl"
+    for damaged, why in [
+        (data[:-4], "ends after"),  # a word cut off
+        (data[:-1], "not a whole number of 32-bit words"),
+        (data[:12] + struct.pack("<II", 4, 4) + data[20:], "ends after"),  # a size the stream does not fill
+        (data[:12] + struct.pack("<II", 1 << 20, 3) + data[20:], "states a 1048576x3 image"),
+        (data[:14], "not even its size"),
+    ]:
+        with pytest.raises(EpisodeError, match=why) as caught:
+            msgfields.compressed_depth(SimpleNamespace(format=fmt, data=damaged), "t")
+        assert caught.value.situation == "depth-rvl-undecodable"
+    with pytest.raises(EpisodeError, match="runs hold 12 samples, the image 6"):
+        msgfields.compressed_depth(
+            SimpleNamespace(format=fmt, data=data[:12] + struct.pack("<II", 3, 2) + data[20:]), "t"
         )
 
 
@@ -353,6 +395,7 @@ def test_a_bag_with_compressed_depth_and_bayer_topics_converts(tmp_path: Path) -
     writer.open()
     depth_conn = writer.add_connection("/depth/compressedDepth", "sensor_msgs/msg/CompressedImage", typestore=ts)
     bayer_conn = writer.add_connection("/bayer", "sensor_msgs/msg/Image", typestore=ts)
+    rvl_conn = writer.add_connection("/depth_rvl/compressedDepth", "sensor_msgs/msg/CompressedImage", typestore=ts)
     depths, colours = [], []
     for k in range(4):
         ns = T0 + k * 100_000_000
@@ -365,6 +408,14 @@ def test_a_bag_with_compressed_depth_and_bayer_topics_converts(tmp_path: Path) -
             header=header, format="16UC1; compressedDepth png", data=np.frombuffer(_depth_png(mm), np.uint8)
         )
         writer.write(depth_conn, ns + 1000, ts.serialize_ros1(msg, "sensor_msgs/msg/CompressedImage"))
+        holes = mm.copy()
+        holes[1, 2:5] = 0
+        rvl = types["sensor_msgs/msg/CompressedImage"](
+            header=header,
+            format="16UC1; compressedDepth rvl",
+            data=np.frombuffer(compressed_depth_rvl(holes), np.uint8),
+        )
+        writer.write(rvl_conn, ns + 3000, ts.serialize_ros1(rvl, "sensor_msgs/msg/CompressedImage"))
         colour = np.empty((4, 6, 3), dtype=np.uint8)
         colour[...] = (10 * k, 100, 250 - 10 * k)
         colours.append(colour)
@@ -383,7 +434,8 @@ def test_a_bag_with_compressed_depth_and_bayer_topics_converts(tmp_path: Path) -
         path,
         "master: {topic: /depth/compressedDepth, clock: header}\nstreams:\n"
         "  depth: {topic: /depth/compressedDepth, clock: header, method: nearest, max_age_ms: 1}\n"
-        "  colour: {topic: /bayer, clock: header, method: nearest, max_age_ms: 1}\n",
+        "  colour: {topic: /bayer, clock: header, method: nearest, max_age_ms: 1}\n"
+        "  depth_rvl: {topic: /depth_rvl/compressedDepth, clock: header, method: nearest, max_age_ms: 1}\n",
     )
     with RosbagSource(path) as source:
         keys = {k.key: k for k in source.info().keys}
@@ -392,6 +444,10 @@ def test_a_bag_with_compressed_depth_and_bayer_topics_converts(tmp_path: Path) -
         episode = source.read_episode(source.episode_refs()[0])
         np.testing.assert_array_equal(np.asarray(episode.images["depth"]), np.stack(depths))
         np.testing.assert_array_equal(np.asarray(episode.images["colour"]), np.stack(colours))
+        with_holes = np.stack(depths)
+        with_holes[:, 1, 2:5] = 0
+        np.testing.assert_array_equal(np.asarray(episode.images["depth_rvl"]), with_holes)
+        assert "compressedDepth (16UC1; compressedDepth rvl) decoded to depth in millimetres" in keys["depth_rvl"].note
     report = convert(path, tmp_path / "out")  # drafted spec: the uint16 camera is depth, stored losslessly
     assert report.frames_written == 4
     written = rdstd.open(tmp_path / "out").episode(0)

@@ -32,6 +32,8 @@ from rdstd.errors import (
 )
 from rdstd.lfs import raise_if_pointer
 
+#: A message's serialized bytes: ``bytes``, or a view into a decompressed ROS 1 chunk (no copy).
+Raw = bytes | memoryview
 ROS1_SUFFIX = ".bag"
 ROS2_SUFFIXES = (".db3", ".mcap")
 
@@ -321,7 +323,7 @@ class RawBag:
         self.topics = by_topic
 
     # -- reading ---------------------------------------------------------------------------------------------
-    def messages(self, topic: str, start: int | None = None, stop: int | None = None) -> Iterator[tuple[int, bytes]]:
+    def messages(self, topic: str, start: int | None = None, stop: int | None = None) -> Iterator[tuple[int, Raw]]:
         """``(receive time ns, raw bytes)`` of every message on ``topic`` (received in ``[start, stop)`` when
         given), streamed.
 
@@ -355,13 +357,13 @@ class RawBag:
                 return True
         return False
 
-    def all_messages(self) -> Iterator[tuple[str, int, bytes]]:
+    def all_messages(self) -> Iterator[tuple[str, int, Raw]]:
         """``(topic, receive ns, raw)`` of every message in one pass over the files, merged by time."""
         try:
-            streams: list[Iterator[tuple[str, int, bytes]]]
+            streams: list[Iterator[tuple[str, int, Raw]]]
             if self.kind == "ros1":
                 streams = [
-                    ((c.topic, t, bytes(raw)) for c, t, raw in r.messages(connections=r.connections))
+                    ((c.topic, t, raw) for c, t, raw in r.views(connections=r.connections))
                     for r in self.readers
                     if r.connections
                 ]
@@ -377,17 +379,17 @@ class RawBag:
                 situation="bag-unreadable",
             ) from exc
 
-    def _storage_messages(self, storage: Any) -> Iterator[tuple[str, int, bytes]]:
+    def _storage_messages(self, storage: Any) -> Iterator[tuple[str, int, Raw]]:
         decompress = _zstd_decompress() if self.compression == "message" else None
         known = {c.topic for c in storage.connections if c.topic in self.topics}
         conns = [c for c in storage.connections if c.topic in known]
         for conn, t, raw in storage.messages(conns, None, None):
             yield conn.topic, t, (decompress(raw) if decompress else bytes(raw))
 
-    def _sources(self, entry: TopicIndex, start: int | None, stop: int | None) -> list[Iterator[tuple[int, bytes]]]:
+    def _sources(self, entry: TopicIndex, start: int | None, stop: int | None) -> list[Iterator[tuple[int, Raw]]]:
         if self.kind == "ros1":
             return [
-                ((t, bytes(raw)) for _, t, raw in r.messages(connections=conns, start=start, stop=stop))
+                ((t, raw) for _, t, raw in r.views(connections=conns, start=start, stop=stop))
                 for r in self.readers
                 if (conns := [c for c in entry.handles if c.owner is r])
             ]
@@ -395,12 +397,19 @@ class RawBag:
 
     def _ros2_messages(
         self, entry: TopicIndex, storage: Any, start: int | None = None, stop: int | None = None
-    ) -> Iterator[tuple[int, bytes]]:
+    ) -> Iterator[tuple[int, Raw]]:
         """One storage file's messages of the topic, read directly (see the module docs on QoS matching)."""
         decompress = _zstd_decompress() if self.compression == "message" else None
         conns = [c for c in entry.handles if c in storage.connections]
         for _, t, raw in storage.messages(conns, start, stop):
             yield t, (decompress(raw) if decompress else bytes(raw))
+
+    def release_index(self) -> None:
+        """Drop the ROS 1 message index after the single pass (read again if messages are asked for later);
+        salvaged files keep theirs (rebuilding it means scanning the file again)."""
+        if self.kind == "ros1" and not self.salvage:
+            for reader in self.readers:
+                reader.release_index()
 
     def close(self) -> None:
         """Close every file."""

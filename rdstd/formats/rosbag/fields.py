@@ -38,6 +38,11 @@ ENCODINGS: dict[str, tuple[str, int, bool]] = {
 
 def stamp_ns(msg: Any) -> int | None:
     """The message's ``header.stamp`` in ns (a TF message: its first transform's), None when it has none."""
+    try:  # the common case: a ROS 2 header
+        stamp = msg.header.stamp
+        return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+    except AttributeError:
+        pass
     header = getattr(msg, "header", None)
     if header is None:
         transforms = getattr(msg, "transforms", None)
@@ -182,24 +187,38 @@ def is_compressed_depth(msg: Any) -> bool:
 
 
 def compressed_depth(msg: Any, where: str) -> npt.NDArray[Any]:
-    """A ``compressedDepth`` CompressedImage as (H, W) depth: ``16UC1`` as the PNG's uint16 (millimetres, REP 118),
-    ``32FC1`` as float32 metres from the quantized inverse depth (``A / (v - B)``; v = 0 is no reading: NaN)."""
+    """A ``compressedDepth`` CompressedImage as (H, W) depth: ``16UC1`` as the stored uint16 (millimetres, REP 118),
+    ``32FC1`` as float32 metres from the quantized inverse depth (``A / (v - B)``; v = 0 is no reading: NaN).
+
+    The samples after the 12-byte header are a 16-bit PNG, or with ``compressedDepth rvl`` (ROS 2 and Noetic's
+    ``compressed_depth_image_transport``) uint32 width and height and an RVL stream (:func:`rvl_decode`).
+    """
     fmt = str(msg.format)
     encoding = fmt.split(";", maxsplit=1)[0].strip()
-    if "rvl" in fmt.lower():
-        raise EpisodeError(
-            f"{where}: compressedDepth format {fmt!r} (RVL) is not read; only its PNG form is",
-            hint="leave the topic out of the plan, or republish it as PNG compressedDepth or a raw Image",
-            situation="depth-format-unsupported",
-        )
-    data = np.asarray(msg.data, dtype=np.uint8).tobytes()
-    if encoding not in ("16UC1", "32FC1") or image_codec(data[DEPTH_HEADER:]) != "png":
+    data = (
+        bytes(msg.data)
+        if isinstance(msg.data, bytes | bytearray | memoryview)
+        else np.asarray(msg.data, dtype=np.uint8).tobytes()
+    )
+    rvl = "compresseddepth rvl" in fmt.lower()
+    if encoding not in ("16UC1", "32FC1") or (not rvl and image_codec(data[DEPTH_HEADER:]) != "png"):
         raise EpisodeError(
             f"{where}: compressedDepth format {fmt!r} is not read (read: 16UC1 or 32FC1 with a "
-            f"{DEPTH_HEADER}-byte header before a PNG)",
+            f"{DEPTH_HEADER}-byte header before a PNG or an RVL stream)",
             hint="leave the topic out of the plan, or republish it as PNG compressedDepth or a raw Image",
             situation="depth-format-unsupported",
         )
+    quantized = _depth_rvl(data, where) if rvl else _depth_png(data, where)
+    if encoding == "16UC1":
+        return quantized
+    _, quant_a, quant_b = struct.unpack("<iff", data[:DEPTH_HEADER])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        depth = (np.float32(quant_a) / (quantized.astype(np.float32) - np.float32(quant_b))).astype(np.float32)
+    depth[quantized == 0] = np.nan
+    return depth
+
+
+def _depth_png(data: bytes, where: str) -> npt.NDArray[np.uint16]:
     from PIL import Image
 
     try:
@@ -217,14 +236,86 @@ def compressed_depth(msg: Any, where: str) -> npt.NDArray[Any]:
             hint="the topic is not depth; map it as a colour image or leave it out of the plan",
             situation="depth-png-channels-invalid",
         )
-    quantized = quantized.astype(np.uint16)
-    if encoding == "16UC1":
-        return quantized
-    _, quant_a, quant_b = struct.unpack("<iff", data[:DEPTH_HEADER])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        depth = (np.float32(quant_a) / (quantized.astype(np.float32) - np.float32(quant_b))).astype(np.float32)
-    depth[quantized == 0] = np.nan
-    return depth
+    return quantized.astype(np.uint16)
+
+
+#: Largest width or height an RVL header may state (a damaged header must not allocate gigabytes).
+RVL_MAX_SIDE = 1 << 15
+
+
+def _depth_rvl(data: bytes, where: str) -> npt.NDArray[np.uint16]:
+    body = data[DEPTH_HEADER:]
+    if len(body) < 8:
+        raise EpisodeError(
+            f"{where}: a compressedDepth RVL message holds {len(body)} bytes after its header, not even its size",
+            hint="the message is damaged; skip the episode with --on-error skip",
+            situation="depth-rvl-undecodable",
+        )
+    width, height = struct.unpack("<II", body[:8])
+    if not (0 < width <= RVL_MAX_SIDE and 0 < height <= RVL_MAX_SIDE):
+        raise EpisodeError(
+            f"{where}: a compressedDepth RVL message states a {width}x{height} image",
+            hint="the message is damaged; skip the episode with --on-error skip",
+            situation="depth-rvl-undecodable",
+        )
+    try:
+        return rvl_decode(body[8:], width * height).reshape(height, width)
+    except ValueError as exc:
+        raise EpisodeError(
+            f"{where}: a compressedDepth RVL stream does not decode ({exc})",
+            hint="the message is damaged; skip the episode with --on-error skip",
+            situation="depth-rvl-undecodable",
+        ) from exc
+
+
+def rvl_decode(stream: bytes, pixels: int) -> npt.NDArray[np.uint16]:
+    """``pixels`` uint16 samples from an RVL stream (A. D. Wilson, "Fast Lossless Depth Image Compression", 2017,
+    as ``compressed_depth_image_transport`` writes it); a ValueError says why a stream is damaged.
+
+    The stream is little-endian 32-bit words, each holding 8 nibbles read from the most significant; a value is a
+    run of nibbles whose top bit says "more follows", the low 3 bits of each (least significant group first). The
+    values alternate: a count of zero samples, a count of non-zero samples, then for each non-zero sample its
+    difference from the previous non-zero sample, zigzag-coded (``(d << 1) ^ (d >> 31)``), the previous starting
+    at 0 and carried across runs; samples wrap at 16 bits. Padding nibbles after the last value are 0.
+    """
+    if len(stream) % 4:
+        raise ValueError(f"{len(stream)} bytes is not a whole number of 32-bit words")
+    words = np.frombuffer(stream, dtype="<u4").astype(np.uint32)
+    nibbles = ((words[:, None] >> np.arange(28, -1, -4, dtype=np.uint32)) & 0xF).reshape(-1)
+    last = nibbles < 8  # the nibble that ends a value
+    ends = np.flatnonzero(last)
+    starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
+    if len(ends) == 0:
+        raise ValueError("no complete value")
+    value_of = np.concatenate([[0], np.cumsum(last[: ends[-1]])])  # which value each nibble belongs to
+    place = np.arange(ends[-1] + 1) - starts[value_of]
+    if place.max() > 10:  # 11 nibbles hold 33 bits: more than any count or difference needs
+        raise ValueError("a value runs over more than 11 nibbles")
+    coded = np.add.reduceat((nibbles[: ends[-1] + 1] & 7).astype(np.int64) << (3 * place), starts)
+    values = coded.tolist()
+    runs: list[int] = []  # zero count, non-zero count, alternating
+    firsts: list[int] = []  # where each run's differences start among the values
+    at = filled = 0
+    while filled < pixels:
+        if at + 2 > len(values):
+            raise ValueError(f"the stream ends after {filled} of {pixels} samples")
+        zeros, nonzeros = values[at], values[at + 1]
+        if nonzeros > len(values) - at - 2:
+            raise ValueError(f"the stream ends after {filled} of {pixels} samples")
+        runs += (zeros, nonzeros)
+        firsts.append(at + 2)
+        filled += zeros + nonzeros
+        at += 2 + nonzeros
+    if filled != pixels:
+        raise ValueError(f"its runs hold {filled} samples, the image {pixels}")
+    counts = np.asarray(runs[1::2], dtype=np.int64)
+    before = np.cumsum(counts) - counts  # differences of the runs before each run
+    positive = coded[np.arange(int(counts.sum())) + np.repeat(np.asarray(firsts, dtype=np.int64) - before, counts)]
+    delta = (positive >> 1) ^ -(positive & 1)
+    out = np.zeros(pixels, dtype=np.uint16)
+    nonzero = np.repeat(np.tile([False, True], len(runs) // 2), runs)
+    out[nonzero] = (np.cumsum(delta) & 0xFFFF).astype(np.uint16)
+    return out
 
 
 def raw_image(msg: Any, where: str) -> npt.NDArray[Any]:

@@ -1,15 +1,21 @@
-"""Camera frames read from the bag when the converter asks for them, a time window at a time.
+"""Camera frames kept from the bag's single pass, and aligned vectors, read when the converter slices them.
 
-An aligned episode knows, for each of its frames, which message of the image topic it uses (its position in the
-topic's receive-time order). Slicing ``[start:stop]`` reads only the receive-time window those messages lie in
-(rosbags' ``start``/``stop``: index seeks in ROS 1, a ``WHERE`` in sqlite3, the chunk index in MCAP), so memory is
-bounded by the frames of one converter chunk, not by the recording.
+The pass that builds the ledger sees every camera message once; each image topic's payloads go to a
+:class:`FrameSpill` (an anonymous temporary file, with each message's offset and length in arrays): a
+CompressedImage's encoded bytes (JPEG/PNG, passed through), or the whole serialized message of a raw Image or a
+``compressedDepth`` image (decoded to pixels when sliced). An aligned episode knows, for each of its frames, which
+message of the topic it uses (its position in the topic's stream order); slicing ``[start:stop]`` reads only those
+payloads back (one positioned read of the span they lie in), so memory is bounded by the frames of one converter
+chunk, not by the recording, and the bag is not read a second time.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
+from array import array
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, SupportsIndex, overload
+from typing import IO, Any, SupportsIndex, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -18,57 +24,96 @@ from rdstd.errors import CorruptSourceError, SourceError
 from rdstd.formats.rosbag.fields import image_codec
 from rdstd.streams.align import Sampling
 
-if TYPE_CHECKING:
-    from rdstd.formats.rosbag.bag import RawBag
-
 #: Frames read per window when the frames are iterated whole.
 WINDOW_FRAMES = 64
+#: A slice whose payloads span more bytes than this is read payload by payload, not as one span.
+SPAN_BYTES = 64 << 20
 
 
-class TopicWindow:
-    """Reads messages of one topic by position, through receive-time windows."""
+class FrameSpill:
+    """One image topic's message payloads in stream order: bytes in an anonymous temporary file, offsets and
+    lengths in arrays (16 bytes a message in memory).
 
-    def __init__(
-        self, bag: RawBag, topic: str, receive_ns: npt.NDArray[np.int64], decode: Callable[[bytes], Any]
-    ) -> None:
-        self.bag = bag
-        self.topic = topic
-        self.receive = receive_ns
-        self.decode = decode
-        #: Windows need the topic's receive times in stream order to be sorted (they are, unless a file is damaged).
-        self.sorted = bool(np.all(np.diff(receive_ns) >= 0))
+    ``payload`` says what each holds: ``data`` (a CompressedImage's encoded bytes) or ``message`` (the serialized
+    message, decoded again when read).
+    """
 
-    def read(self, positions: npt.NDArray[np.int64], take: Callable[[Any], Any]) -> list[Any]:
-        """``take(message)`` for the messages at ``positions`` (repeats allowed), in that order."""
-        if len(positions) == 0:
-            return []
-        if self.bag.closed:
+    def __init__(self, where: str, payload: str) -> None:
+        self.where = where
+        self.payload = payload
+        self.offsets: array[int] = array("q")
+        self.lengths: array[int] = array("q")
+        self.size = 0
+        self._file: IO[bytes] | None = None
+        self.closed = False
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def append(self, payload: Any) -> None:
+        """One message's payload (any buffer: bytes, a memoryview, a uint8 numpy array), written to the file at
+        once (nothing is held in memory)."""
+        view = memoryview(payload).cast("B")
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="rdstd-frames-", buffering=0)  # noqa: SIM115 - close()
+        written = self._file.write(view)
+        while written is not None and written < view.nbytes:  # a raw file may write less than asked
+            written += self._file.write(view[written:]) or 0
+        self.offsets.append(self.size)
+        self.lengths.append(view.nbytes)
+        self.size += view.nbytes
+
+    def read(self, positions: npt.NDArray[np.int64]) -> list[bytes]:
+        """The payloads at ``positions`` (repeats allowed), in that order."""
+        if self.closed:
             raise SourceError(
-                f"{self.bag.path}: the bag is closed; its frames and vectors are read while it is open",
+                f"{self.where}: the bag is closed; its frames and vectors are read while it is open",
                 hint="read the episode's images and vectors inside `with backend.open(path) as source:`",
                 situation="bag-closed",
             )
+        if len(positions) == 0:
+            return []
         lo, hi = int(positions.min()), int(positions.max())
-        if self.sorted:
-            start, stop = int(self.receive[lo]), int(self.receive[hi]) + 1
-            base = int(np.searchsorted(self.receive, start, side="left"))
-        else:
-            start, stop, base = None, None, 0
-        wanted = set(positions.tolist())
-        found: dict[int, Any] = {}
-        for k, (_, raw) in enumerate(self.bag.messages(self.topic, start, stop), start=base):
-            if k > hi:
-                break
-            if k in wanted:
-                found[k] = take(self.decode(raw))
-        missing = wanted - set(found)
-        if missing:
+        if lo < 0 or hi >= len(self.offsets):
             raise CorruptSourceError(
-                f"{self.bag.path}: {self.topic}: message {min(missing)} is no longer where the ledger read it",
-                hint="the bag changed while it was being converted",
-                situation="bag-changed",
+                f"{self.where}: message {hi} asked for, {len(self.offsets)} were read",
+                hint="the bag changed while it was read; open it again",
+                situation="message-index-out-of-range",
             )
-        return [found[p] for p in positions.tolist()]
+        assert self._file is not None
+        fd = self._file.fileno()
+        start, stop = self.offsets[lo], self.offsets[hi] + self.lengths[hi]
+        if stop - start <= SPAN_BYTES:
+            span = memoryview(os.pread(fd, stop - start, start))
+            return [
+                bytes(span[self.offsets[p] - start : self.offsets[p] + self.lengths[p] - start])
+                for p in positions.tolist()
+            ]
+        return [os.pread(fd, self.lengths[p], self.offsets[p]) for p in positions.tolist()]
+
+    def close(self) -> None:
+        """Drop the payloads (and the temporary file)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self.closed = True
+
+
+class TopicFrames:
+    """Messages of one image topic by position, from its :class:`FrameSpill`, turned into frames by ``take``."""
+
+    def __init__(self, spill: FrameSpill, path: str, topic: str, decode: Callable[[bytes], Any]) -> None:
+        self.spill = spill
+        self.path = path
+        self.topic = topic
+        self.decode = decode
+
+    def read(self, positions: npt.NDArray[np.int64], take: Callable[[Any], Any]) -> list[Any]:
+        """``take(payload or message)`` for the messages at ``positions`` (repeats allowed), in that order."""
+        payloads = self.spill.read(positions)
+        if self.spill.payload == "message":
+            return [take(self.decode(p)) for p in payloads]
+        return [take(p) for p in payloads]
 
 
 class _Encoded:
@@ -78,8 +123,7 @@ class _Encoded:
         self.codec = codec
         self.where = where
 
-    def __call__(self, msg: Any) -> bytes:
-        data = np.asarray(msg.data, dtype=np.uint8).tobytes()
+    def __call__(self, data: bytes) -> bytes:
         found = image_codec(data)
         if found != self.codec:
             raise CorruptSourceError(
@@ -90,17 +134,17 @@ class _Encoded:
 
 
 class BagFrames(list[bytes]):
-    """Encoded frames (JPEG/PNG bytes) of one image topic, read from the bag when sliced or iterated.
+    """Encoded frames (JPEG/PNG bytes) of one image topic, read from its spill when sliced or iterated.
 
     A ``list`` to the converter (``EncodedFrames.frames``); it holds nothing itself: ``len``, indexing, slicing and
-    iteration read the frames through a :class:`TopicWindow`.
+    iteration read the frames through a :class:`TopicFrames`.
     """
 
-    def __init__(self, window: TopicWindow, positions: npt.NDArray[np.int64], codec: str) -> None:
+    def __init__(self, window: TopicFrames, positions: npt.NDArray[np.int64], codec: str) -> None:
         super().__init__()
         self._window = window
         self._positions = np.asarray(positions, dtype=np.int64)
-        self._take = _Encoded(codec, f"{window.bag.path}: {window.topic}")
+        self._take = _Encoded(codec, f"{window.path}: {window.topic}")
 
     def __len__(self) -> int:
         return len(self._positions)
@@ -131,7 +175,7 @@ class BagPixels:
 
     def __init__(
         self,
-        window: TopicWindow,
+        window: TopicFrames,
         positions: npt.NDArray[np.int64],
         frame_shape: tuple[int, ...],
         dtype: np.dtype[Any],
@@ -170,7 +214,7 @@ class BagPixels:
         shapes = {f.shape for f in frames}
         if shapes != {self._frame_shape}:
             raise CorruptSourceError(
-                f"{self._window.bag.path}: {self._window.topic}: image size changes within the recording "
+                f"{self._window.path}: {self._window.topic}: image size changes within the recording "
                 f"({sorted(shapes)}, first frame {self._frame_shape})",
                 situation="image-size-changes",
             )

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from rdstd.formats.rosbag.bag import RawBag
+from rdstd.formats.rosbag.bag import Raw, RawBag
 from rdstd.formats.rosbag.types import Decoder, TypeResolver
 
 
@@ -45,8 +45,8 @@ class TopicLedger:
         return asdict(self)
 
 
-#: Called with (topic, receive time ns, decoded message) for every message decoded while counting.
-Visitor = Callable[[str, int, Any], None]
+#: Called with (topic, receive time ns, decoded message, serialized bytes) for every message decoded while counting.
+Visitor = Callable[[str, int, Any, Raw], None]
 
 
 def build_ledger(
@@ -68,27 +68,39 @@ def build_ledger(
         if decoder.decode is None:
             entry.error = decoder.error
     if bag.chunks_overlap:
-        stream: Iterable[tuple[str, int, bytes]] = (
+        stream: Iterable[tuple[str, int, Raw]] = (
             (name, t, raw) for name in sorted(bag.topics) for t, raw in bag.messages(name)
         )
     else:
         stream = bag.all_messages()
+    counts: dict[str, list[int]] = {name: [0, 0, 0] for name in ledgers}  # read, decoded, failed
+    spans: dict[str, list[int]] = {}  # first, last receive time
     for name, t, raw in stream:
-        entry = ledgers[name]
+        count = counts[name]
+        count[0] += 1
+        span = spans.get(name)
+        if span is None:
+            spans[name] = [t, t]
+        elif t < span[0]:
+            span[0] = t
+        elif t > span[1]:
+            span[1] = t
         decode = decoders[name].decode
-        entry.read += 1
-        entry.first_ns = t if entry.first_ns is None else min(entry.first_ns, t)
-        entry.last_ns = t if entry.last_ns is None else max(entry.last_ns, t)
         if decode is None:
-            entry.failed += 1
+            count[2] += 1
             continue
         try:
             msg = decode(raw)
         except Exception as exc:  # rosbags' deserializers raise several types: counted, first cause kept
-            entry.failed += 1
+            count[2] += 1
+            entry = ledgers[name]
             entry.error = entry.error or f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
         else:
-            entry.decoded += 1
+            count[1] += 1
             if visit is not None:
-                visit(name, t, msg)
+                visit(name, t, msg, raw)
+    for name, entry in ledgers.items():
+        entry.read, entry.decoded, entry.failed = counts[name]
+        if name in spans:
+            entry.first_ns, entry.last_ns = spans[name]
     return ledgers, decoders

@@ -13,6 +13,7 @@ maps. Every choice is stated; there are no defaults for the clock, the method or
       wrist:  {topic: /camera/color/image_raw/compressed, clock: header, method: nearest, max_age_ms: 1}
       ee:     {tf: {target: world, source: tool0, max_extrapolation_ms: 20}}
     task: {topic: /task}                    # or {text: "pick the cube"} or {sidecar: task.txt}
+    episodes: {split_on: {topic: /episode_start}}   # or {gap_s: 2.0}; without it one bag is one episode
 """
 
 from __future__ import annotations
@@ -89,14 +90,35 @@ class TaskPlan(StrictModel):
         return self
 
 
+class SplitOn(StrictModel):
+    """An event topic: each of its messages (any type) starts a new episode at its receive time."""
+
+    topic: str
+
+
+class EpisodeRule(StrictModel):
+    """How one recording (a bag, or a split set) is cut into episodes, besides its clock resets: at each message of
+    an event topic (``split_on``), or wherever the master stream pauses for longer than ``gap_s`` seconds."""
+
+    split_on: SplitOn | None = None
+    gap_s: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one(self) -> EpisodeRule:
+        if (self.split_on is None) == (self.gap_s is None):
+            raise ValueError("give either split_on: {topic: ...} or gap_s")
+        return self
+
+
 class RosbagPlan(StrictModel):
     """A bag's alignment plan (see the module docs)."""
 
     master: MasterClock
     streams: dict[str, StreamPlan]
     task: TaskPlan | None = None
-    #: One bag (or one split set) is one episode; other rules (event topics, time gaps) are not implemented yet.
+    #: One bag (or one split set) is one episode unless ``episodes`` cuts it (clock resets always do).
     episode: Literal["bag"] = "bag"
+    episodes: EpisodeRule | None = Field(default=None, description="cut the recording at event messages or gaps")
     types_dir: str | None = Field(default=None, description="folder of .msg/.idl files for types the bag lacks")
 
     @model_validator(mode="after")

@@ -1,25 +1,26 @@
 """The ROS bag backend: a bag (ROS 1 ``.bag`` or split set, rosbag2 folder, lone ``.db3``/``.mcap``) is one episode,
-or one per piece when a clock the plan uses resets.
+or one per piece when a clock the plan uses resets or its episode rule (event topic, time gaps) cuts it.
 
 Opening reads the container's index; on first use one pass reads and decodes every message to build the per-topic
 ledger (:mod:`.ledger`), keeping of the plan's topics what conversion needs (times, vector values, transforms,
-task text; camera frames are read again by time window when sliced, :mod:`.frames`). ``info()`` shows the ledger
-under ``extra["ledger"]`` with the container facts, the TF frames present and a drafted alignment plan. Episodes
-need a declared alignment plan (:mod:`.plan`: a converter spec's ``source:`` block given to :meth:`configure`, or
-the ``<bag>.rdstd.yaml`` sidecar): without one, ``read_episode`` refuses and says how to write it. With one, each
-stream's clocks are checked (:func:`rdstd.streams.align.check_clock`), the recording is cut at clock resets, and
-each stream is sampled at the master times; a master time any stream cannot serve within its age limit is dropped
-and counted. The episode's ``meta`` carries the alignment report per stream, the clock findings and the TF lookup
-statistics.
+task text, and camera payloads in a temporary file read back when sliced, :mod:`.frames`): the bag is read once.
+``info()`` shows the ledger under ``extra["ledger"]`` with the container facts, the TF frames present and a drafted
+alignment plan. Episodes need a declared alignment plan (:mod:`.plan`: a converter spec's ``source:`` block given
+to :meth:`configure`, or the ``<bag>.rdstd.yaml`` sidecar): without one, ``read_episode`` refuses and says how to
+write it. With one, each stream's clocks are checked (:func:`rdstd.streams.align.check_clock`), the recording is
+cut at clock resets, and each stream is sampled at the master times; a master time any stream cannot serve within
+its age limit is dropped and counted. The episode's ``meta`` carries the alignment report per stream, the clock
+findings and the TF lookup statistics.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import tempfile
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -31,8 +32,8 @@ import numpy.typing as npt
 from rdstd.errors import CorruptSourceError, EpisodeError, MappingError, SourceError
 from rdstd.formats.base import EpisodeRef, FormatBackend, SourceDataset, SourceEpisode, SourceInfo, SourceKey
 from rdstd.formats.rosbag import fields as msgfields
-from rdstd.formats.rosbag.bag import RawBag, bag_files
-from rdstd.formats.rosbag.frames import BagFrames, BagPixels, BagVectors, TopicWindow
+from rdstd.formats.rosbag.bag import Raw, RawBag, bag_files
+from rdstd.formats.rosbag.frames import BagFrames, BagPixels, BagVectors, FrameSpill, TopicFrames
 from rdstd.formats.rosbag.ledger import TopicLedger, build_ledger
 from rdstd.formats.rosbag.plan import RosbagPlan, StreamPlan, load_plan, parse_plan, sidecar_path
 from rdstd.formats.rosbag.types import Decoder, TypeResolver
@@ -80,7 +81,7 @@ class Rows:
                 f"{self.where} changes size between messages ({self.shape[0]} then {row.shape[0]})",
                 situation="vector-size-changes",
             )
-        self._buffer += np.ascontiguousarray(row, dtype=self.dtype).tobytes()
+        self._buffer += (row if row.dtype == self.dtype else row.astype(self.dtype)).tobytes()
         self.count += 1
         if len(self._buffer) >= SPILL_BYTES:
             if self._spill is None:
@@ -133,8 +134,8 @@ class Rows:
 class TopicData:
     """What an episode needs of one topic: receive and header times (stream order), and per message only what the
     plan reads: each vector stream's values (:class:`Rows`), the transforms of a TF message (compactly), the text of
-    a String. Images keep their times only (frames are read from the bag when the converter slices them,
-    :mod:`.frames`)."""
+    a String, an image topic's payloads (:class:`~rdstd.formats.rosbag.frames.FrameSpill`, read back when the
+    converter slices them)."""
 
     topic: str
     msgtype: str
@@ -143,6 +144,14 @@ class TopicData:
     rows: dict[str, Rows] = field(default_factory=dict)
     transforms: TransformLog = field(default_factory=TransformLog)
     texts: list[str] = field(default_factory=list)
+    frames: FrameSpill | None = None
+
+    def close(self) -> None:
+        """Drop the values and payloads kept (and their temporary files)."""
+        for rows in self.rows.values():
+            rows.close()
+        if self.frames is not None:
+            self.frames.close()
 
 
 class RosbagSource(SourceDataset):
@@ -165,7 +174,8 @@ class RosbagSource(SourceDataset):
     _cache: dict[str, TopicData]
     _keys: list[SourceKey]
     _keys_by_name: dict[str, SourceKey]
-    _SCANNED = ("ledger", "decoders", "warnings", "problems", "draft", "_cache", "_keys", "_keys_by_name")
+    _first: dict[str, Any]
+    _SCANNED = ("ledger", "decoders", "warnings", "problems", "draft", "_cache", "_first", "_keys", "_keys_by_name")
 
     def __init__(
         self, path: Path, plan: RosbagPlan | None = None, *, types_dir: Path | None = None, salvage: bool = False
@@ -215,6 +225,8 @@ class RosbagSource(SourceDataset):
             ledger, self.decoders = build_ledger(self.bag, self.resolver, collector.visit)
             self.ledger = ledger
             self._cache = collector.topics(ledger)
+            self._first = collector.first
+            self.bag.release_index()  # what conversion needs was kept: the index is read again only if asked for
         except BaseException:
             for name in self._SCANNED:
                 self.__dict__.pop(name, None)
@@ -250,9 +262,11 @@ class RosbagSource(SourceDataset):
         return decoder
 
     def first_message(self, topic: str) -> Any:
-        """The first decoded message of ``topic`` (used for shapes and names)."""
+        """The first decoded message of ``topic`` (used for shapes and names; kept by the single pass)."""
         decoder = self._decoder(topic, "the plan")
         assert decoder.decode is not None
+        if topic in self._first:
+            return self._first[topic]
         for k, (_, raw) in enumerate(self.bag.messages(topic)):
             try:
                 return decoder.decode(raw)
@@ -279,15 +293,17 @@ class RosbagSource(SourceDataset):
                 raise CorruptSourceError(
                     f"{self.path}: {topic} message {k} does not decode ({exc})", situation="message-undecodable"
                 ) from exc
-            collector.visit(topic, t, msg)
+            collector.visit(topic, t, msg, raw)
         found = collector.topics(self.ledger, check=False).get(topic)
         return found or TopicData(topic, decoder.msgtype, np.zeros(0, dtype=np.int64), None)
 
-    def window(self, topic: str, data: TopicData) -> TopicWindow:
-        """Positional access to ``topic``'s messages (for images read when sliced)."""
+    def window(self, topic: str, data: TopicData) -> TopicFrames:
+        """Positional access to ``topic``'s image payloads, kept by the single pass (read when sliced)."""
         decoder = self._decoder(topic, "the plan")
         assert decoder.decode is not None
-        return TopicWindow(self.bag, topic, data.receive_ns, decoder.decode)
+        if data.frames is None:
+            raise EpisodeError(f"{self.path}: {topic}: no image message was kept", situation="stream-empty")
+        return TopicFrames(data.frames, str(self.path), topic, decoder.decode)
 
     # -- keys --------------------------------------------------------------------------------------------------
     def _declared_keys(self, plan: RosbagPlan) -> list[SourceKey]:
@@ -452,14 +468,12 @@ class RosbagSource(SourceDataset):
         return aligner.episode(ref)
 
     def close(self) -> None:
-        """Close the bag files and drop the values kept of its vector streams."""
+        """Close the bag files and drop the values and camera payloads kept of its streams."""
         for data in self.__dict__.get("_cache", {}).values():
-            for rows in data.rows.values():
-                rows.close()
+            data.close()
         aligner = self.__dict__.get("_aligner")
         for data in aligner.topics.values() if aligner is not None else ():
-            for rows in data.rows.values():
-                rows.close()
+            data.close()
         self.bag.close()
 
 
@@ -468,6 +482,7 @@ def plan_topics(plan: RosbagPlan) -> set[str]:
     topics = {s.topic for s in plan.streams.values() if s.topic is not None}
     topics |= {plan.master.topic} if plan.master.topic else set()
     topics |= {plan.task.topic} if plan.task is not None and plan.task.topic else set()
+    topics |= {plan.episodes.split_on.topic} if plan.episodes is not None and plan.episodes.split_on else set()
     if any(s.tf is not None for s in plan.streams.values()):
         topics.add("*tf*")
     return topics
@@ -488,35 +503,55 @@ class _Collector:
         self.header: dict[str, array[int]] = {}
         self.headerless: set[str] = set()
         self.receive: dict[str, array[int]] = {}
+        #: The first decoded message of every topic (shapes, names, codecs), so the bag is not read for them again.
+        self.first: dict[str, Any] = {}
+        self._keepers: dict[str, Callable[[int, Any, Raw], None]] = {}
 
-    def visit(self, topic: str, t: int, msg: Any) -> None:
-        """One decoded message."""
+    def visit(self, topic: str, t: int, msg: Any, raw: Raw) -> None:
+        """One decoded message (and its serialized bytes)."""
+        keep = self._keepers.get(topic)
+        if keep is None:  # the topic's first message: what to keep of its messages is decided once
+            # a message decoded from a view into a decompressed chunk would keep the whole chunk alive: copied
+            self.first[topic] = msg if isinstance(raw, bytes) else copy.deepcopy(msg)
+            keep = self._keepers[topic] = self._keeper(topic, msg)
+        keep(t, msg, raw)
+
+    def _keeper(self, topic: str, msg: Any) -> Callable[[int, Any, Raw], None]:
+        """What to do with each message of ``topic`` (nothing, for topics the plan does not read)."""
         tf = hasattr(msg, "transforms") and ("*tf*" in self.wanted or topic in self.wanted)
         if topic not in self.wanted and not tf:
-            return
-        data = self.data.get(topic)
-        if data is None:
-            msgtype = str(getattr(msg, "__msgtype__", ""))
-            data = self.data[topic] = TopicData(topic, msgtype, np.zeros(0, dtype=np.int64), None)
-        self.receive.setdefault(topic, array("q")).append(t)
-        stamp = msgfields.stamp_ns(msg)
-        if stamp is None:
-            self.headerless.add(topic)
-        self.header.setdefault(topic, array("q")).append(stamp or 0)
-        if data.msgtype in IMAGE_TYPES:
-            return
-        for name, stream in self.streams.get(topic, []):
-            where = f"{self.source.path}: {topic}"
-            rows = data.rows.get(name)
-            if rows is None:
+            return _ignore
+        msgtype = str(getattr(msg, "__msgtype__", ""))
+        data = self.data[topic] = TopicData(topic, msgtype, np.zeros(0, dtype=np.int64), None)
+        receive = self.receive[topic] = array("q")
+        header = self.header[topic] = array("q")
+        where = f"{self.source.path}: {topic}"
+        steps: list[Callable[[Any, Raw], None]] = []
+        if msgtype in IMAGE_TYPES:  # encoded bytes pass through; raw and depth images are decoded when sliced
+            passthrough = msgtype == msgfields.COMPRESSED and not msgfields.is_compressed_depth(msg)
+            frames = data.frames = FrameSpill(where, "data" if passthrough else "message")
+            steps.append((lambda m, r: frames.append(m.data)) if passthrough else (lambda m, r: frames.append(r)))
+        else:
+            for name, stream in self.streams.get(topic, []):
                 rows = data.rows[name] = Rows(f"{where}: field {stream.field!r}")
-            rows.append(self.source._vector_of(msg, stream, where)[0])
-        if tf:
-            message = len(self.receive[topic]) - 1
-            for transform in msgfields.transforms(msg):
-                data.transforms.append(*transform, message=message)
-        if topic == self.task_topic:
-            data.texts.append(str(getattr(msg, "data", "")))
+                steps.append(partial(_keep_vector, rows, _Picker(self.source, stream, where)))
+            if tf:
+                steps.append(partial(_keep_transforms, data.transforms, receive))
+            if topic == self.task_topic:
+                steps.append(lambda m, r: data.texts.append(str(getattr(m, "data", ""))))
+        headerless = self.headerless
+
+        def keep(t: int, m: Any, r: Raw) -> None:
+            receive.append(t)
+            stamp = msgfields.stamp_ns(m)
+            if stamp is None:
+                headerless.add(topic)
+                stamp = 0
+            header.append(stamp)
+            for step in steps:
+                step(m, r)
+
+        return keep
 
     def topics(self, ledger: dict[str, TopicLedger], *, check: bool = True) -> dict[str, TopicData]:
         """The collected topics (with ``check``: only those whose every message decoded)."""
@@ -530,6 +565,51 @@ class _Collector:
             data.header_ns = None if topic in self.headerless else stamps
             out[topic] = data
         return out
+
+
+def _ignore(t: int, msg: Any, raw: Raw) -> None:
+    """A message of a topic the plan does not read."""
+
+
+def _keep_vector(rows: Rows, pick: _Picker, msg: Any, raw: Raw) -> None:
+    rows.append(pick(msg))
+
+
+class _Picker:
+    """One vector stream's values of each message: :meth:`RosbagSource._vector_of`, with the field path and the
+    joint columns of the last name list kept, so a message like the one before costs an attribute walk."""
+
+    def __init__(self, source: RosbagSource, stream: StreamPlan, where: str) -> None:
+        self.source = source
+        self.stream = stream
+        self.where = where
+        self.steps: list[tuple[str, list[str]]] | None = None
+        self.names: list[str] | None = None
+        self.cols: list[int] | None = None
+
+    def __call__(self, msg: Any) -> npt.NDArray[Any]:
+        if self.steps is not None:
+            try:
+                value = msgfields.resolve(msg, self.steps)
+            except MappingError:
+                value = None  # the full path below names the problem
+            if isinstance(value, np.ndarray):
+                if self.cols is None:
+                    return value.reshape(-1)
+                if msg.name == self.names:
+                    return value.reshape(-1)[self.cols]
+        value, _ = self.source._vector_of(msg, self.stream, self.where)
+        self.steps = _PATHS.get(self.stream.field or "")
+        if self.stream.names is not None:
+            self.names = list(msg.name)
+            self.cols = msgfields.joint_columns(self.names, list(self.stream.names), self.where)
+        return value
+
+
+def _keep_transforms(log: TransformLog, receive: array[int], msg: Any, raw: Raw) -> None:
+    message = len(receive) - 1
+    for transform in msgfields.transforms(msg):
+        log.append(*transform, message=message)
 
 
 def partial_meta(salvaged: Sequence[Salvage]) -> dict[str, Any]:
@@ -578,13 +658,18 @@ class Piece:
     """One episode of a bag: the whole recording, or the part between clock resets.
 
     ``ranges`` gives, per (topic, clock), the ``[start, stop)`` message positions (stream order) it covers;
-    ``starts_ns`` is the receive time it starts at (None for the first piece).
+    ``starts_ns`` is the receive time it starts at (None for the first piece), ``starts_at`` why.
     """
 
     index: int
     count: int
     ranges: dict[TopicClock, tuple[int, int]]
     starts_ns: int | None
+    #: Why it starts where it does: ``start`` (the recording's), ``reset`` (a clock reset), or the episode rule.
+    starts_at: str = "start"
+    #: The positions a stream sampled at the master times reads: ``ranges`` and, across a cut made by the episode
+    #: rule, the one message on the other side (the master's own range and clock resets are never crossed).
+    reach: dict[TopicClock, tuple[int, int]] = field(default_factory=dict)
 
 
 class Aligner:
@@ -598,6 +683,7 @@ class Aligner:
         self.findings: list[str] = []
         self.by_topic: dict[str, list[str]] = {}
         self._pieces: list[Piece] | None = None
+        self._cut_kinds: list[str] = []
 
     def topic(self, name: str) -> TopicData:
         if name not in self.topics:
@@ -624,12 +710,13 @@ class Aligner:
         return [n for n, led in self.source.ledger.items() if led.msgtype in msgfields.TF_TYPES and led.decoded]
 
     def pieces(self) -> list[Piece]:
-        """The recording cut at its clock resets (a backward jump over 1 s on a clock the plan uses).
+        """The recording cut at its clock resets (a backward jump over 1 s on a clock the plan uses), and where the
+        plan's episode rule cuts it (:meth:`rule_cuts`).
 
         A reset's cut is the receive time of the first message after the jump; cuts of several topics within 1 s
         of each other are one reset. A topic that resets is split at its own jumps (it must reset as often as the
-        recording does, else which parts belong together is unknown: an error); a topic that does not is split at
-        the cuts' receive times.
+        recording does, else which parts belong together is unknown: an error), and within each part at the rule's
+        cuts; a topic that does not is split at every cut's receive time.
         """
         if self._pieces is not None:
             return self._pieces
@@ -644,39 +731,104 @@ class Aligner:
             self.by_topic.setdefault(topic, [])
             self.by_topic[topic] += [f for f in check.findings if f not in self.by_topic[topic]]
             checks[(topic, clock)] = (data, check)
-        cuts: list[int] = []
+        resets: list[int] = []
         for at in sorted(int(d.receive_ns[a]) for d, c in checks.values() for a, _ in c.segments[1:]):
-            if not cuts or at - cuts[-1] > RESET_NS:
-                cuts.append(at)
+            if not resets or at - resets[-1] > RESET_NS:
+                resets.append(at)
+        rule_cuts, rule = self.rule_cuts()
+        cuts = sorted([(at, "reset") for at in resets] + [(at, rule) for at in rule_cuts if at not in resets])
         count = len(cuts) + 1
         ranges: list[dict[TopicClock, tuple[int, int]]] = [{} for _ in range(count)]
+        reach: list[dict[TopicClock, tuple[int, int]]] = [{} for _ in range(count)]
+        master_key = (self.plan.master.topic, self.plan.master.clock)
         for key, (data, check) in checks.items():
+            receive = data.receive_ns
             if check.resets:
-                if len(check.segments) != count:
+                if len(check.segments) != len(resets) + 1:
                     raise EpisodeError(
                         f"{self.path}: {key[0]} has {check.resets} clock reset(s) on its {key[1]} clock, the "
-                        f"recording {count - 1}: which parts belong together is unknown",
+                        f"recording {len(resets)}: which parts belong together is unknown",
                         hint="cut the bag at the resets (e.g. rosbags-convert or mcap filter) and convert each part",
                         situation="clock-reset",
                     )
-                bounds = [a for a, _ in check.segments] + [check.segments[-1][1]]
+                bounds, segment = [0], 0
+                for at, kind in cuts:
+                    if kind == "reset":  # the topic's own jump
+                        segment += 1
+                        bounds.append(check.segments[segment][0])
+                    else:  # within the part it is in
+                        a, b = check.segments[segment]
+                        bounds.append(a + int(np.searchsorted(receive[a:b], at, side="left")))
+                bounds.append(check.segments[-1][1])
             else:
-                receive = data.receive_ns
                 if count > 1 and np.any(np.diff(receive) < 0):
                     raise EpisodeError(
-                        f"{self.path}: {key[0]}: receive times go backwards, so it cannot be cut at the clock resets",
+                        f"{self.path}: {key[0]}: receive times go backwards, so it cannot be cut into episodes",
                         hint="cut the bag at the resets (e.g. rosbags-convert or mcap filter) and convert each part",
                         situation="receive-times-not-increasing",
                     )
-                bounds = [0, *np.searchsorted(receive, cuts, side="left").tolist(), len(receive)]
+                at_cuts = np.searchsorted(receive, [at for at, _ in cuts], side="left").tolist()
+                bounds = [0, *at_cuts, len(receive)]
             for k in range(count):
                 ranges[k][key] = (int(bounds[k]), int(bounds[k + 1]))
-        self._pieces = [Piece(k, count, ranges[k], cuts[k - 1] if k else None) for k in range(count)]
+                # a stream sampled at the master times keeps its samples next to a rule's cut, so the first and last
+                # frames of an episode can be interpolated (never across a clock reset)
+                if key != master_key:
+                    after_rule = k > 0 and cuts[k - 1][1] != "reset"
+                    before_rule = k + 1 < count and cuts[k][1] != "reset"
+                    reach[k][key] = (
+                        max(0, int(bounds[k]) - after_rule),
+                        min(len(receive), int(bounds[k + 1]) + before_rule),
+                    )
+        self._pieces = [
+            Piece(k, count, ranges[k], cuts[k - 1][0] if k else None, cuts[k - 1][1] if k else "start", reach[k])
+            for k in range(count)
+        ]
+        self._cut_kinds = sorted({kind for _, kind in cuts})
         return self._pieces
 
-    def times(self, data: TopicData, clock: str, piece: Piece) -> tuple[npt.NDArray[np.int64], int]:
-        """The topic's times on ``clock`` within ``piece`` (stream order), and the position of the first."""
-        lo, hi = piece.ranges[(data.topic, clock)]
+    def rule_cuts(self) -> tuple[list[int], str]:
+        """The receive times at which the plan's episode rule starts a new episode, and the rule in words.
+
+        ``split_on: {topic}``: each message of the event topic; ``gap_s``: the middle of each pause longer than
+        ``gap_s`` in the master stream (a master topic's receive times; with an fps master, the receive times of
+        every topic the streams read). A cut that would leave an episode without a master message (an event
+        before the first master message or after the last, two events with none between) is not made.
+        """
+        rule = self.plan.episodes
+        if rule is None:
+            return [], ""
+        master = self.plan.master
+        if master.topic is not None:
+            span = np.sort(self.topic(master.topic).receive_ns)
+        else:
+            topics = {s.topic for s in self.plan.streams.values() if s.topic is not None}
+            parts = [self.topic(t).receive_ns for t in sorted(topics)]
+            span = np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+        if rule.split_on is not None:
+            events = np.sort(self.topic(rule.split_on.topic).receive_ns)
+            what = f"each {rule.split_on.topic} message"
+        else:
+            assert rule.gap_s is not None
+            gaps = np.flatnonzero(np.diff(span) > int(rule.gap_s * 1e9))
+            events = (span[gaps] + span[gaps + 1]) // 2  # the middle of the pause: what other streams sent before
+            # the master resumed belongs with it
+            what = f"pauses over {rule.gap_s:g} s"
+        kept: list[int] = []
+        before = 0
+        for at, position in zip(events.tolist(), np.searchsorted(span, events, side="left").tolist(), strict=True):
+            if before < position < len(span):  # master messages on both sides of the cut
+                kept.append(int(at))
+                before = position
+        return kept, what
+
+    def times(
+        self, data: TopicData, clock: str, piece: Piece, *, reach: bool = False
+    ) -> tuple[npt.NDArray[np.int64], int]:
+        """The topic's times on ``clock`` within ``piece`` (stream order; with ``reach``: as far as a stream sampled
+        at the master times reads, :attr:`Piece.reach`), and the position of the first."""
+        key = (data.topic, clock)
+        lo, hi = piece.reach.get(key, piece.ranges[key]) if reach else piece.ranges[key]
         times = data.header_ns if clock == "header" else data.receive_ns
         assert times is not None
         return times[lo:hi], lo
@@ -722,7 +874,7 @@ class Aligner:
                 continue
             assert stream.clock and stream.method and stream.max_age_ms
             data = self.topic(stream.topic)
-            times, first = self.times(data, stream.clock, piece)
+            times, first = self.times(data, stream.clock, piece, reach=True)
             local = np.argsort(times, kind="stable")
             if data.msgtype in (msgfields.IMAGE, msgfields.COMPRESSED) and stream.method == "interpolate":
                 raise MappingError(
@@ -803,14 +955,21 @@ class Aligner:
             "notes": [*self.findings, *self._drop_notes(reports, len(master), int(kept.sum()))],
         }
         if piece.count > 1:
+            reasons = {
+                "start": "the start of the recording",
+                "reset": "the recording's clock reset (a backward jump over 1 s): each part is its own episode",
+            }
+            rule = self.plan.episodes
             meta["piece"] = {
                 "index": piece.index,
                 "pieces": piece.count,
                 "starts_at_receive_ns": piece.starts_ns,
-                "reason": "the recording's clock reset (a backward jump over 1 s): each part is its own episode",
+                "reason": reasons.get(piece.starts_at, f"the plan's episode rule: a new episode at {piece.starts_at}"),
+                "rule": rule.model_dump(mode="json", exclude_none=True) if rule is not None else "one bag",
             }
+            at = [("its clock reset(s)" if kind == "reset" else kind) for kind in self._cut_kinds]
             meta["notes"].insert(
-                0, f"{_piece_name(piece)}the bag was split at its clock reset(s) into {piece.count} episodes"
+                0, f"{_piece_name(piece)}the bag was split at {' and '.join(at)} into {piece.count} episodes"
             )
         if self.source.bag.salvaged:
             meta["partial"] = partial_meta(self.source.bag.salvaged)
@@ -841,7 +1000,7 @@ class Aligner:
         buffer = TransformBuffer()
         for name in self.tf_topics():
             static = "static" in name  # static transforms hold for every piece; dynamic ones for their own
-            messages = None if static else piece.ranges[(name, "receive")]
+            messages = None if static else piece.reach.get((name, "receive"), piece.ranges[(name, "receive")])
             self.topic(name).transforms.into(buffer, static=static, messages=messages)
         poses: dict[str, Any] = {}
         for name, tf in lookups.items():

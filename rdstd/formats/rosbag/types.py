@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rdstd.formats.rosbag.bag import Definition, TopicIndex
+from rdstd.formats.rosbag.bag import Definition, Raw, TopicIndex
 
 _IDL_SEP = "=" * 80 + "\n"
 _TF2_MSG = "geometry_msgs/TransformStamped[] transforms"
@@ -32,7 +32,7 @@ class Decoder:
 
     msgtype: str
     source: str
-    decode: Callable[[bytes], Any] | None = None
+    decode: Callable[[Raw], Any] | None = None
     error: str = ""
 
 
