@@ -72,6 +72,21 @@ class _Moments:
         self.min = np.minimum(self.min, other.min)
         self.max = np.maximum(self.max, other.max)
 
+    def as_dict(self) -> dict[str, Any]:
+        """``count``, ``nonfinite``, ``mean``, ``std`` (population), ``min``, ``max`` as stats.json lists
+        (``None`` where undefined: no finite value)."""
+        empty = self.count == 0
+        with np.errstate(invalid="ignore"):
+            std = np.sqrt(self.m2 / np.maximum(self.count, 1))
+        return {
+            "count": self.count.tolist(),
+            "nonfinite": self.nonfinite.tolist(),
+            "mean": _clean(np.where(empty, np.nan, self.mean)),
+            "std": _clean(np.where(empty, np.nan, std)),
+            "min": _clean(np.where(empty, np.nan, self.min)),
+            "max": _clean(np.where(empty, np.nan, self.max)),
+        }
+
 
 class EpisodeStats:
     """The statistics of one episode in progress: :meth:`RunningStats.merge` adds them to the dataset's,
@@ -202,21 +217,12 @@ class RunningStats:
         sample = self.sample[: min(self.rows_seen, self.capacity)]
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column has no quantile: null
-            std = np.sqrt(m.m2 / np.maximum(m.count, 1))
             qs = (
                 np.nanquantile(sample, list(QUANTILES.values()), axis=0)
                 if len(sample)
                 else np.full((len(QUANTILES), self.size), np.nan)
             )
-        empty = m.count == 0
-        out: dict[str, Any] = {
-            "count": m.count.tolist(),
-            "nonfinite": m.nonfinite.tolist(),
-            "mean": _clean(np.where(empty, np.nan, m.mean)),
-            "std": _clean(np.where(empty, np.nan, std)),
-            "min": _clean(np.where(empty, np.nan, m.min)),
-            "max": _clean(np.where(empty, np.nan, m.max)),
-        }
+        out = m.as_dict()
         for i, name in enumerate(QUANTILES):
             out[name] = _clean(qs[i])
         out["quantiles_exact"] = self.rows_seen <= self.capacity
@@ -254,16 +260,7 @@ def merge_moments(parts: list[dict[str, Any]]) -> dict[str, Any]:
             hint="a bug in rdstd: re-run with --debug and report the traceback",
             situation="moments-empty",
         )
-    empty = total.count == 0
-    std = np.sqrt(total.m2 / np.maximum(total.count, 1))
-    return {
-        "count": total.count.tolist(),
-        "nonfinite": total.nonfinite.tolist(),
-        "mean": _clean(np.where(empty, np.nan, total.mean)),
-        "std": _clean(np.where(empty, np.nan, std)),
-        "min": _clean(np.where(empty, np.nan, total.min)),
-        "max": _clean(np.where(empty, np.nan, total.max)),
-    }
+    return total.as_dict()
 
 
 def _filled(values: list[float | None], empty: float) -> _F64:
@@ -400,19 +397,8 @@ class PartialStats:
 
     def as_dict(self) -> dict[str, Any]:
         """The statistics as ``stats.json`` holds them (``None`` where undefined)."""
-        m = self.moments
-        empty = m.count == 0
-        with np.errstate(invalid="ignore"):
-            std = np.sqrt(m.m2 / np.maximum(m.count, 1))
         qs = np.stack([s.quantiles(list(QUANTILES.values())) for s in self.sketches], axis=1)
-        out: dict[str, Any] = {
-            "count": m.count.tolist(),
-            "nonfinite": m.nonfinite.tolist(),
-            "mean": _clean(np.where(empty, np.nan, m.mean)),
-            "std": _clean(np.where(empty, np.nan, std)),
-            "min": _clean(np.where(empty, np.nan, m.min)),
-            "max": _clean(np.where(empty, np.nan, m.max)),
-        }
+        out = self.moments.as_dict()
         for i, name in enumerate(QUANTILES):
             out[name] = _clean(qs[i])
         out["quantiles_exact"] = all(s.exact for s in self.sketches)
