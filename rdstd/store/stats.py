@@ -50,13 +50,22 @@ class _Moments:
         """Add a block of rows (non-finite values counted, not used)."""
         finite = np.isfinite(values)
         other = _Moments(values.shape[1])
-        other.count = finite.sum(axis=0)
-        other.nonfinite = len(values) - other.count
-        safe = np.where(finite, values, 0.0)
-        other.mean = safe.sum(axis=0) / np.maximum(other.count, 1)
-        other.m2 = np.where(finite, (safe - other.mean) ** 2, 0.0).sum(axis=0)
-        other.min = np.where(finite, values, np.inf).min(axis=0)
-        other.max = np.where(finite, values, -np.inf).max(axis=0)
+        if finite.all():  # the usual case: the same sums without the masking passes (bit for bit the same)
+            other.count = np.full(values.shape[1], len(values), dtype=np.int64)
+            other.nonfinite = np.zeros(values.shape[1], dtype=np.int64)
+            other.mean = values.sum(axis=0) / np.maximum(other.count, 1)
+            deviations = values - other.mean
+            other.m2 = np.square(deviations, out=deviations).sum(axis=0)
+            other.min = values.min(axis=0)
+            other.max = values.max(axis=0)
+        else:
+            other.count = finite.sum(axis=0)
+            other.nonfinite = len(values) - other.count
+            safe = np.where(finite, values, 0.0)
+            other.mean = safe.sum(axis=0) / np.maximum(other.count, 1)
+            other.m2 = np.where(finite, (safe - other.mean) ** 2, 0.0).sum(axis=0)
+            other.min = np.where(finite, values, np.inf).min(axis=0)
+            other.max = np.where(finite, values, -np.inf).max(axis=0)
         self.merge(other)
 
     def merge(self, other: _Moments) -> None:
@@ -97,7 +106,9 @@ class EpisodeStats:
         self._parent = parent
         self.moments = _Moments(parent.size)
         self.rows_seen = parent.rows_seen
-        self.rng_state = parent.rng.bit_generator.state  # restored by discard: draws are undone
+        #: The parent's random state before this episode's first draw (restored by discard: draws are undone);
+        #: ``None`` while nothing was drawn (datasets below the reservoir's capacity never draw).
+        self.rng_state: dict[str, Any] | None = None
         self.pending: list[_F64] = []  # rows not yet in full blocks of _POOL_ROWS
         self._pending_rows = 0
         #: Reservoir replacements to apply at merge, in order: (slots, rows); at most ``capacity`` rows kept.
@@ -123,7 +134,8 @@ class EpisodeStats:
     def _sample_rows(self, values: _F64) -> None:
         """Reservoir decisions, row by row in order (so the same whatever the chunking); applied at merge."""
         parent = self._parent
-        sampled = np.where(np.isfinite(values), values, np.nan)
+        finite = np.isfinite(values)
+        sampled = values if finite.all() else np.where(finite, values, np.nan)
         free = max(parent.capacity - self.rows_seen, 0)
         fill = min(free, len(sampled))
         if fill:  # free slots past the dataset's filled part: written now, they count only once merged
@@ -133,6 +145,8 @@ class EpisodeStats:
         rest = sampled[fill:]
         if not len(rest):
             return
+        if self.rng_state is None:
+            self.rng_state = parent.rng.bit_generator.state
         seen = self.rows_seen + np.arange(len(rest))
         slots = np.floor(parent.rng.random(len(rest)) * (seen + 1)).astype(np.int64)
         keep = slots < parent.capacity
@@ -197,7 +211,8 @@ class RunningStats:
 
     def discard(self, episode: EpisodeStats) -> None:
         """Drop an episode's statistics: the dataset's are as if it never came (random draws included)."""
-        self.rng.bit_generator.state = episode.rng_state
+        if episode.rng_state is not None:
+            self.rng.bit_generator.state = episode.rng_state
 
     def _fold_pool(self) -> None:
         if self._pool:
@@ -215,18 +230,33 @@ class RunningStats:
         self._fold_pool()
         m = self.moments
         sample = self.sample[: min(self.rows_seen, self.capacity)]
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column has no quantile: null
-            qs = (
-                np.nanquantile(sample, list(QUANTILES.values()), axis=0)
-                if len(sample)
-                else np.full((len(QUANTILES), self.size), np.nan)
-            )
+        qs = _column_quantiles(sample, list(QUANTILES.values()), self.size)
         out = m.as_dict()
         for i, name in enumerate(QUANTILES):
             out[name] = _clean(qs[i])
         out["quantiles_exact"] = self.rows_seen <= self.capacity
         return out
+
+
+def _column_quantiles(sample: _F64, qs: list[float], size: int) -> _F64:
+    """``np.nanquantile(sample, qs, axis=0)`` (NaN for a column with no value), the same numbers faster.
+
+    Columns without NaN (the usual case) go through one vectorised ``np.quantile``; ``nanquantile`` treats
+    every column on its own in Python (``apply_along_axis``), which dominated a wide feature's stats.
+    """
+    out = np.full((len(qs), size), np.nan)
+    if not len(sample):
+        return out
+    has_nan = np.isnan(sample).any(axis=0)
+    clean = np.flatnonzero(~has_nan)
+    if len(clean):
+        out[:, clean] = np.quantile(sample if len(clean) == size else sample[:, clean], qs, axis=0)
+    dirty = np.flatnonzero(has_nan)
+    if len(dirty):
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column has no quantile: null
+            out[:, dirty] = np.nanquantile(sample[:, dirty], qs, axis=0)
+    return out
 
 
 def _clean(values: _F64) -> list[float | None]:

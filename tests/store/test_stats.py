@@ -111,3 +111,22 @@ def test_streaming_partial_and_merged_stats_give_the_same_moments() -> None:
             assert [v is None for v in run[key]] == [v is None for v in other], key
             assert [v for v in run[key] if v is not None] == pytest.approx([v for v in other if v is not None]), key
     assert set(merged) == set(keys) and run["count"] == [80, 80, 30]
+
+
+def test_quantiles_are_nanquantile_column_by_column_with_nan_and_all_nan_columns() -> None:
+    """The vectorised quantiles give numpy's nanquantile numbers exactly (a wide feature, NaN here and there)."""
+    import warnings
+
+    rng = np.random.default_rng(5)
+    values = rng.normal(size=(3000, 64))
+    values[rng.random(values.shape) < 0.002] = np.nan
+    values[:, 3] = np.nan
+    stats = RunningStats(64)
+    stats.update(values)
+    out = stats.as_dict()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = np.nanquantile(values, [0.01, 0.99], axis=0)
+    for i, name in enumerate(("q01", "q99")):
+        assert out[name][3] is None
+        assert [v for j, v in enumerate(out[name]) if j != 3] == [v for j, v in enumerate(expected[i]) if j != 3]
