@@ -20,6 +20,7 @@ Memory stays bounded whatever the dataset's size.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -108,7 +109,7 @@ class EpisodeStats:
         self.rows_seen = parent.rows_seen
         #: The parent's random state before this episode's first draw (restored by discard: draws are undone);
         #: ``None`` while nothing was drawn (datasets below the reservoir's capacity never draw).
-        self.rng_state: dict[str, Any] | None = None
+        self.rng_state: Mapping[str, Any] | None = None
         self.pending: list[_F64] = []  # rows not yet in full blocks of _POOL_ROWS
         self._pending_rows = 0
         #: Reservoir replacements to apply at merge, in order: (slots, rows); at most ``capacity`` rows kept.
