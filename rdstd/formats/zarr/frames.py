@@ -45,6 +45,9 @@ class ZarrArray:
     #: First-axis chunk indices read so far, in order (for tests and benchmarks).
     reads: list[int] = field(default_factory=list)
     cached: tuple[int, npt.NDArray[Any]] | None = None
+    #: How chunk files are decoded without zarr (see :meth:`_direct_codec`); unset until the first chunk.
+    direct: tuple[Any, np.dtype[Any]] | None = None
+    _direct_checked: bool = False
 
     @property
     def name(self) -> str:
@@ -115,7 +118,9 @@ class ZarrArray:
         names = chunk_names(self.name, self.meta, self.shape, chunk, where)
         self.reads.append(chunk)
         try:
-            data = np.asarray(self.handle[lo:hi])
+            data = self._read_direct(names, hi - lo)
+            if data is None:
+                data = np.asarray(self.handle[lo:hi])
         except OSError as exc:
             raise unreadable(Path(exc.filename or f"{where}/{names[0] if names else ''}"), exc) from exc
         except Exception as exc:  # codec and zarr errors on bad bytes: one boundary, the cause kept
@@ -130,6 +135,50 @@ class ZarrArray:
             ) from exc
         self.cached = (chunk, data)
         return data
+
+    def _direct_codec(self) -> tuple[Any, np.dtype[Any]] | None:
+        """(numcodecs codec or None, dtype) when a chunk is one file decoded by its compressor alone: a v2 array in
+        a folder store, C order, no filters, a plain dtype, every non-first axis in one chunk. ``None`` otherwise
+        (zarr reads it). The same bytes zarr would decode, without its per-read machinery and copy."""
+        if not self._direct_checked:
+            self._direct_checked = True
+            meta = self.meta
+            chunks = meta.get("chunks")
+            if (
+                not self.files.is_zip
+                and meta.get("zarr_format") == 2
+                and meta.get("order", "C") == "C"
+                and not meta.get("filters")
+                and isinstance(meta.get("dtype"), str)
+                and isinstance(chunks, list)
+                and [int(c) for c in chunks[1:]] == list(self.shape[1:])
+            ):
+                import numcodecs
+
+                try:
+                    dtype = np.dtype(meta["dtype"])
+                    compressor = meta.get("compressor")
+                    codec = numcodecs.get_codec(compressor) if compressor else None
+                except (TypeError, ValueError, KeyError):  # a codec or dtype numcodecs does not know: zarr decides
+                    return None
+                if not dtype.hasobject and dtype.fields is None:
+                    self.direct = (codec, dtype)
+        return self.direct
+
+    def _read_direct(self, names: list[str], rows: int) -> npt.NDArray[Any] | None:
+        """Rows of the chunk stored in ``names`` (one file) decoded here, or ``None`` to let zarr read it (an
+        absent chunk, whose fill-value rule zarr applies, or an array :meth:`_direct_codec` does not take)."""
+        direct = self._direct_codec()
+        if direct is None or len(names) != 1 or names[0] not in self.files.names:
+            return None
+        codec, dtype = direct
+        raw = (self.files.path / names[0]).read_bytes()
+        decoded = codec.decode(raw) if codec is not None else raw
+        values = np.frombuffer(decoded, dtype=dtype)
+        full = (self.chunk_rows, *self.shape[1:])
+        if values.size != int(np.prod(full)):
+            raise ValueError(f"the chunk holds {values.size} values, its shape {list(full)} needs {int(np.prod(full))}")
+        return values.reshape(full)[:rows]
 
     def rows(self, start: int, stop: int) -> npt.NDArray[Any]:
         """Steps ``[start, stop)`` as one numpy array, filled chunk by chunk (no second copy of the rows)."""
