@@ -174,8 +174,8 @@ def _encode_pool() -> ThreadPoolExecutor:
 
 
 #: Raw bytes of input frames one encoder task takes (small frames are batched: a future per 96×96 frame costs
-#: about what encoding it does) ...
-ENCODE_TASK_BYTES = 2 * 1024 * 1024
+#: about what encoding it does; a 640×480 RGB frame, 900 KB, is a task of its own) ...
+ENCODE_TASK_BYTES = 1024 * 1024
 #: ... and at most this many frames.
 MAX_TASK_FRAMES = 32
 
