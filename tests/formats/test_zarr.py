@@ -218,3 +218,19 @@ def test_v2_folder_chunks_are_decoded_directly_with_zarrs_values_and_zarr_reads_
         np.testing.assert_array_equal(state, content.arrays["state"][: len(state)])
         np.testing.assert_array_equal(img, content.arrays["img"][: len(img)])
         assert direct == ([True, True] if name.startswith("v2") else [False, False]), name
+
+
+def test_the_next_chunk_is_read_ahead_and_its_error_comes_only_when_it_is_used(tmp_path: Path) -> None:
+    """Chunks are decoded one ahead in the background; a broken next chunk does not fail the episode before it."""
+    path = tmp_path / "rb.zarr"
+    content = make_zarr_replay_buffer(path, LENGTHS, chunk_rows=16)  # episode 0: rows 0-19, chunks 0 and 1
+    chunk = path / "data" / "state" / "2.0"
+    chunk.write_bytes(chunk.read_bytes()[:10])
+    with ZarrReplayBufferBackend().open(path) as source:
+        refs = source.episode_refs()
+        state = read_frames(source.read_episode(refs[0]).vectors["data/state"])
+        np.testing.assert_array_equal(state, content.arrays["state"][:20])
+        array = source._arrays["state"]
+        assert array.reads == [0, 1] and array._ahead is not None and array._ahead[0] == 2  # 2 is on its way
+        with pytest.raises(CorruptSourceError, match=r"data/state/2\.0.*does not decode"):
+            read_frames(source.read_episode(refs[1]).vectors["data/state"])
