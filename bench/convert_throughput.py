@@ -2,8 +2,10 @@
 
 Each source's "raw" stage is the floor any converter pays to get the values out; "convert" is ``rdstd.convert``
 end to end (read, map, encode where asked, write Parquet with page checksums, stats, fsync, rename). They run
-interleaved in one process (raw, convert, raw, convert, …; files warm in the page cache after the first round)
-and the best of ``--repeats`` is kept, so load from other processes on the machine hits both alike.
+interleaved in one process (raw, convert, raw, convert, …; files warm in the page cache after the first round),
+``--repeats`` rounds after a warm-up, so load from other processes on the machine hits both alike. Each run's wall
+time and CPU time (``time.process_time``: every thread of the process, the encoder pool and video copies included)
+are kept; the table gives the ratio convert / raw of the best and of the median, for both.
 
 - RLDS: the Bridge debug set with every split repeated ``--rlds-copies`` times (default 20: 1,000 episodes,
   139 MB). Raw: TFRecord framing + protobuf parse of every record (upb), the issue's 1.9 GB/s bound; the rate
@@ -48,17 +50,28 @@ PUSHT = SAMPLES / "zarr" / "pusht" / "pusht_cchi_v7_replay.zarr"
 Stage = Callable[[], float]  # returns the amount processed (bytes or frames) for the rate
 
 
-def best_interleaved(stages: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
-    """Run every stage once to warm up, then ``repeats`` rounds of all of them in turn; the best time of each."""
+def interleaved(stages: dict[str, Callable[[], Any]], repeats: int) -> dict[str, dict[str, list[float]]]:
+    """Run every stage once to warm up, then ``repeats`` rounds of all of them in turn: each run's wall and CPU s."""
     for fn in stages.values():
         fn()
-    best = dict.fromkeys(stages, float("inf"))
+    runs: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []} for name in stages}
     for _ in range(repeats):
         for name, fn in stages.items():
-            started = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             fn()
-            best[name] = min(best[name], time.perf_counter() - started)
-    return best
+            runs[name]["wall"].append(time.perf_counter() - wall)
+            runs[name]["cpu"].append(time.process_time() - cpu)
+    return runs
+
+
+def summary(runs: dict[str, dict[str, list[float]]]) -> dict[str, float]:
+    """``<stage>_<wall|cpu>_<best|median>`` seconds of every stage."""
+    out = {}
+    for name, times in runs.items():
+        for clock, values in times.items():
+            out[f"{name}_{clock}_best"] = min(values)
+            out[f"{name}_{clock}_median"] = statistics.median(values)
+    return out
 
 
 def converting(source: Path, **kwargs: Any) -> Callable[[], int]:
@@ -101,18 +114,15 @@ def rlds(copies: int, repeats: int, scratch: Path) -> dict[str, Any]:
                 for record in reader:
                     decode_example(record.data, tree)
 
-    best = best_interleaved(
-        {"raw": parse, "leaves": leaves, "convert": converting(source, spec=str(BRIDGE_SPEC))}, repeats
-    )
+    runs = interleaved({"raw": parse, "leaves": leaves, "convert": converting(source, spec=str(BRIDGE_SPEC))}, repeats)
     return {
         "source": f"Bridge RLDS ×{copies}",
         "bytes": size,
         "raw_stage": "protobuf parse (upb)",
-        "raw_s": best["raw"],
-        "leaves_s": best["leaves"],
-        "convert_s": best["convert"],
         "unit": "MB/s",
         "amount": size / 1e6,
+        "runs": runs,
+        **summary(runs),
     }
 
 
@@ -146,14 +156,14 @@ def lerobot(episodes: int, repeats: int, scratch: Path, images: str | None) -> d
 
     raw = decode if images else read_files
     kwargs = {"images": ImageCodec(images)} if images else {}
-    best = best_interleaved({"raw": raw, "convert": converting(source, **kwargs)}, repeats)
+    runs = interleaved({"raw": raw, "convert": converting(source, **kwargs)}, repeats)
     return {
         "source": f"LeRobot v2.1 G1 ×{episodes} episodes, " + ("--images jpeg" if images else "video kept"),
         "raw_stage": "PyAV decode every frame + parquet" if images else "read parquet + mp4 bytes",
-        "raw_s": best["raw"],
-        "convert_s": best["convert"],
         "unit": "frames/s",
         "amount": frames,
+        "runs": runs,
+        **summary(runs),
     }
 
 
@@ -171,14 +181,14 @@ def zarr_pusht(repeats: int) -> dict[str, Any]:
             for lo in range(0, int(array.shape[0]), rows):
                 np.asarray(array[lo : lo + rows])
 
-    best = best_interleaved({"raw": read, "convert": converting(PUSHT)}, repeats)
+    runs = interleaved({"raw": read, "convert": converting(PUSHT)}, repeats)
     return {
         "source": "zarr PushT (images to PNG)",
         "raw_stage": "zarr read of every data/* chunk",
-        "raw_s": best["raw"],
-        "convert_s": best["convert"],
         "unit": "frames/s",
         "amount": steps,
+        "runs": runs,
+        **summary(runs),
     }
 
 
@@ -222,19 +232,24 @@ def main() -> None:
         shutil.rmtree(scratch, ignore_errors=True)
     rows = []
     for r in results:
-        r["ratio"] = r["raw_s"] / r["convert_s"]
-        extra = f" (leaves to numpy: {r['amount'] / r['leaves_s']:,.0f})" if "leaves_s" in r else ""
+        for clock in ("wall", "cpu"):
+            for pick in ("best", "median"):
+                r[f"ratio_{clock}_{pick}"] = r[f"raw_{clock}_{pick}"] / r[f"convert_{clock}_{pick}"]
+        leaves = r.get("leaves_wall_best")
+        extra = f" (leaves to numpy: {r['amount'] / leaves:,.0f})" if leaves else ""
         rows.append(
             [
                 r["source"],
                 r["raw_stage"],
-                f"{r['amount'] / r['raw_s']:,.0f} {r['unit']}{extra}",
-                f"{r['amount'] / r['convert_s']:,.0f} {r['unit']}",
-                f"{r['ratio']:.3f}",
+                f"{r['amount'] / r['raw_wall_best']:,.0f} {r['unit']}{extra}",
+                f"{r['amount'] / r['convert_wall_best']:,.0f} {r['unit']}",
+                f"{r['ratio_wall_best']:.3f} / {r['ratio_wall_median']:.3f}",
+                f"{r['ratio_cpu_best']:.3f} / {r['ratio_cpu_median']:.3f}",
             ]
         )
-    print(f"single worker, best of {args.repeats}, interleaved\n")
-    print(table(["source", "raw stage", "raw rate", "convert rate", "convert / raw"], rows))
+    print(f"single worker, {args.repeats} interleaved rounds after a warm-up (rates: best wall)\n")
+    headers = ["source", "raw stage", "raw rate", "convert rate", "wall ratio best / median", "CPU ratio best / median"]
+    print(table(headers, rows))
     data: dict[str, Any] = {"results": results}
     if "cli" in only:
         here = Path(__file__).resolve().parents[1]

@@ -360,15 +360,19 @@ def canonical_pixels(pixels: npt.NDArray[Any], spec: CameraSpec) -> npt.NDArray[
     if array.dtype != np.uint16 or spec.color != ColorOrder.DEPTH:
         low, high = spec.value_range
         if array.dtype != np.uint8 or (low, high) != (0.0, 255.0):
-            scaled = array.astype(np.float32)  # a copy, then every step in place (one buffer per frame)
+            # one float32 working buffer per frame: a converted copy, or (float32 input) the first step's result;
+            # every later step in place, and the clip writes the uint8 frame (same numbers, fewer passes)
+            fresh = array.dtype != np.float32
+            scaled = array.astype(np.float32) if fresh else array
             if low:
-                scaled -= np.float32(low)
+                scaled = np.subtract(scaled, np.float32(low), out=scaled if fresh else None)
+                fresh = True
             factor = np.float32(255.0 / (high - low))
             if factor != 1:
-                scaled *= factor
-            np.rint(scaled, out=scaled)
-            np.clip(scaled, 0, 255, out=scaled)
-            array = scaled.astype(np.uint8)
+                scaled = np.multiply(scaled, factor, out=scaled if fresh else None)
+                fresh = True
+            scaled = np.rint(scaled, out=scaled if fresh else None)
+            array = np.clip(scaled, 0, 255, out=np.empty(scaled.shape, np.uint8), casting="unsafe")
     if spec.color == ColorOrder.BGR:
         array = array[:, :, ::-1]
     return np.ascontiguousarray(array)

@@ -2,7 +2,8 @@
 
 JPEG goes through simplejpeg (libjpeg-turbo, releases the GIL: ~680 frames/s per core at 640×480 here);
 PNG (lossless, 8- or 16-bit) through Pillow (zlib releases the GIL too). Bytes that are already JPEG or PNG are
-never re-encoded. :func:`encode_frames` encodes a stream of frames on a small thread pool, in order.
+never re-encoded. :func:`encode_frames` encodes a stream of frames on a small thread pool, in order (small
+frames a few to a task).
 """
 
 from __future__ import annotations
@@ -172,6 +173,19 @@ def _encode_pool() -> ThreadPoolExecutor:
         return pool
 
 
+#: Raw bytes of input frames one encoder task takes (small frames are batched: a future per 96×96 frame costs
+#: about what encoding it does; a 640×480 RGB frame, 900 KB, is a task of its own) ...
+ENCODE_TASK_BYTES = 1024 * 1024
+#: ... and at most this many frames.
+MAX_TASK_FRAMES = 32
+
+
+def task_frames(pixels: npt.NDArray[Any]) -> int:
+    """Frames per encoder task for frames like ``pixels``: :data:`ENCODE_TASK_BYTES` of them, 1 to
+    :data:`MAX_TASK_FRAMES`."""
+    return max(1, min(MAX_TASK_FRAMES, ENCODE_TASK_BYTES // max(int(np.asarray(pixels).nbytes), 1)))
+
+
 def encode_frames(
     frames: Iterable[npt.NDArray[Any]],
     codec: ImageCodec,
@@ -181,13 +195,17 @@ def encode_frames(
 ) -> Iterator[bytes]:
     """Encode ``frames`` (each first passed through ``prepare``, e.g. to canonical pixels) in order.
 
-    The work runs on a small thread pool with a bounded window of frames in flight, so memory stays at a few
-    frames whatever the input's length. An error is raised at the position of the frame that caused it (frames
-    before it are yielded first), so a caller counting frames can name it. With one core, runs inline.
+    The work runs on a small thread pool, a few frames per task (:func:`task_frames`), with a bounded window of
+    tasks in flight, so memory stays at a few frames whatever the input's length. An error is raised at the
+    position of the frame that caused it (frames before it are yielded first: a task that fails is encoded again
+    here, frame by frame), so a caller counting frames can name it. With one core, runs inline.
     """
 
     def one(pixels: npt.NDArray[Any]) -> bytes:
         return encode(np.asarray(prepare(pixels) if prepare is not None else pixels), codec, jpeg_quality=jpeg_quality)
+
+    def batch(chunk: list[npt.NDArray[Any]]) -> list[bytes]:
+        return [one(pixels) for pixels in chunk]
 
     threads = encode_threads()
     if threads == 1:
@@ -195,14 +213,33 @@ def encode_frames(
             yield one(pixels)
         return
     pool = _encode_pool()
-    window: deque[Future[bytes]] = deque()
+    window: deque[tuple[list[npt.NDArray[Any]], Future[list[bytes]]]] = deque()
+
+    def done(chunk: list[npt.NDArray[Any]], future: Future[list[bytes]]) -> Iterator[bytes]:
+        try:
+            encoded = future.result()
+        except Exception:
+            for pixels in chunk:  # the failing frame raises at its own position
+                yield one(pixels)
+            raise  # (it did not fail again: the first error stands)
+        yield from encoded
+
+    size = 0
+    chunk: list[npt.NDArray[Any]] = []
     try:
         for pixels in frames:
-            window.append(pool.submit(one, pixels))
+            if not chunk:
+                size = task_frames(pixels)
+            chunk.append(pixels)
+            if len(chunk) >= size:
+                window.append((chunk, pool.submit(batch, chunk)))
+                chunk = []
             if len(window) >= 2 * threads + 2:
-                yield window.popleft().result()
+                yield from done(*window.popleft())
+        if chunk:
+            window.append((chunk, pool.submit(batch, chunk)))
         while window:
-            yield window.popleft().result()
+            yield from done(*window.popleft())
     finally:
-        for pending in window:
+        for _, pending in window:
             pending.cancel()

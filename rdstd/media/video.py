@@ -399,6 +399,7 @@ class VideoCopier:
         self.root = root
         self.videos_dir = videos_dir
         self._copied: dict[tuple[str, Path], str] = {}
+        self._resolved: dict[Path, Path] = {}  # source path as given -> resolved (resolving costs a syscall per part)
         self._counts: dict[str, int] = {}
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rdstd-video-copy")
         self._pending: list[Future[None]] = []
@@ -437,7 +438,10 @@ class VideoCopier:
 
     def stored_path(self, camera: str, source: Path) -> str:
         """The file's path relative to the dataset root, copying it on first use."""
-        key = (camera, source.resolve())
+        resolved = self._resolved.get(source)
+        if resolved is None:
+            resolved = self._resolved[source] = source.resolve()
+        key = (camera, resolved)
         rel = self._copied.get(key)
         if rel is None:
             if not source.is_file():
@@ -489,7 +493,8 @@ def _copy_file(source: Path, final: Path) -> None:
 def refs_column(rel: str, times_s: npt.NDArray[np.float64]) -> pa.StructArray:
     """A frame-reference column: every frame in file ``rel`` at the given times."""
     return pa.StructArray.from_arrays(
-        [pa.array([rel] * len(times_s), pa.string()), pa.array(times_s, pa.float64())], fields=list(VIDEO_REF_TYPE)
+        [pa.repeat(pa.scalar(rel, pa.string()), len(times_s)), pa.array(times_s, pa.float64())],
+        fields=list(VIDEO_REF_TYPE),
     )
 
 

@@ -188,6 +188,30 @@ def test_float_images_in_0_255_become_uint8_exactly() -> None:
     np.testing.assert_array_equal(out, pixels.astype(np.uint8))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int16"])
+@pytest.mark.parametrize("value_range", [(0, 255), (0, 1), (-1, 1), (10, 300)])
+def test_raw_pixels_scale_round_half_to_even_and_clip_without_touching_the_source(
+    dtype: str, value_range: tuple[float, float]
+) -> None:
+    """float32 work in one buffer: (x - low) * 255 / (high - low), rounded half to even, clipped; input untouched."""
+    rng = np.random.default_rng(7)
+    pixels = (rng.normal(size=(6, 5, 3)) * 300).astype(dtype)
+    pixels.flat[:6] = [0, 1, 2, 254, 255, -7]
+    if dtype.startswith("float"):
+        pixels.flat[6:10] = [0.5, 1.5, 2.5, 254.5]
+    before = pixels.copy()
+    out = canonical_pixels(pixels, CameraSpec(key="img", value_range=value_range))
+    low, high = value_range
+    expected = pixels.astype(np.float32)
+    if low:
+        expected -= np.float32(low)
+    expected *= np.float32(255.0 / (high - low))
+    expected = np.clip(np.rint(expected), 0, 255).astype(np.uint8)
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(pixels, before)
+
+
 def test_unit_range_chw_bgr_images_become_hwc_rgb_uint8() -> None:
     chw = np.zeros((3, 2, 2), dtype=np.float32)
     chw[0] = 1.0  # blue channel in BGR

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -195,3 +196,41 @@ def test_converting_no_episodes_is_an_error_not_an_empty_dataset(tmp_path: Path)
     with pytest.raises(EpisodeError, match="no episode could be converted"):
         convert(path, tmp_path / "out", spec="zarr/pusht", on_error="skip")
     assert not (tmp_path / "out").exists()
+
+
+def test_v2_folder_chunks_are_decoded_directly_with_zarrs_values_and_zarr_reads_the_rest(tmp_path: Path) -> None:
+    """A v2 folder store's chunk files are decoded by their compressor alone (no zarr per read), to the very values
+    zarr reads (a short last chunk too); a zip or a v3 store goes through zarr, and so does an absent chunk."""
+    cases: dict[str, dict[str, Any]] = {
+        "v2": {},
+        "v2-zero": {"zero_episodes": [1]},  # episode 1's chunks hold only fill values: not written
+        "zip": {"zip_store": True},
+        "v3": {"zarr_format": 3},
+    }
+    for name, kwargs in cases.items():
+        path = tmp_path / (f"{name}.zarr.zip" if name == "zip" else f"{name}.zarr")
+        content = make_zarr_replay_buffer(path, LENGTHS, chunk_rows=13, **kwargs)
+        with ZarrReplayBufferBackend().open(path) as source:
+            episodes = [source.read_episode(ref) for ref in source.episode_refs()]
+            state = np.concatenate([read_frames(e.vectors["data/state"]) for e in episodes])
+            img = np.concatenate([read_frames(e.images["data/img"]) for e in episodes])  # type: ignore[arg-type]
+            direct = [source._arrays[key].direct is not None for key in ("state", "img")]
+        np.testing.assert_array_equal(state, content.arrays["state"][: len(state)])
+        np.testing.assert_array_equal(img, content.arrays["img"][: len(img)])
+        assert direct == ([True, True] if name.startswith("v2") else [False, False]), name
+
+
+def test_the_next_chunk_is_read_ahead_and_its_error_comes_only_when_it_is_used(tmp_path: Path) -> None:
+    """Chunks are decoded one ahead in the background; a broken next chunk does not fail the episode before it."""
+    path = tmp_path / "rb.zarr"
+    content = make_zarr_replay_buffer(path, LENGTHS, chunk_rows=16)  # episode 0: rows 0-19, chunks 0 and 1
+    chunk = path / "data" / "state" / "2.0"
+    chunk.write_bytes(chunk.read_bytes()[:10])
+    with ZarrReplayBufferBackend().open(path) as source:
+        refs = source.episode_refs()
+        state = read_frames(source.read_episode(refs[0]).vectors["data/state"])
+        np.testing.assert_array_equal(state, content.arrays["state"][:20])
+        array = source._arrays["state"]
+        assert array.reads == [0, 1] and array._ahead is not None and array._ahead[0] == 2  # 2 is on its way
+        with pytest.raises(CorruptSourceError, match=r"data/state/2\.0.*does not decode"):
+            read_frames(source.read_episode(refs[1]).vectors["data/state"])

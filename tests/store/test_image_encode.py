@@ -64,7 +64,7 @@ def test_png_refuses_what_it_cannot_hold() -> None:
 def _frames(n: int, taken: list[int]) -> Iterator[npt.NDArray[np.uint8]]:
     for i in range(n):
         taken.append(i)
-        yield np.full((16, 16, 3), i, dtype=np.uint8)
+        yield np.full((16, 16, 3), i % 256, dtype=np.uint8)
 
 
 def test_encode_frames_keeps_order_runs_on_the_pool_and_reads_its_input_lazily(
@@ -78,11 +78,13 @@ def test_encode_frames_keeps_order_runs_on_the_pool_and_reads_its_input_lazily(
         return p
 
     taken: list[int] = []
-    out = images.encode_frames(_frames(100, taken), ImageCodec.PNG, prepare=prepare)
+    out = images.encode_frames(_frames(1000, taken), ImageCodec.PNG, prepare=prepare)
     first = next(out)
-    assert len(taken) <= 2 * 2 + 2  # a bounded window in flight, not the whole input
+    per_task = images.task_frames(np.zeros((16, 16, 3), np.uint8))
+    assert 1 < per_task <= images.MAX_TASK_FRAMES  # small frames go a few to a task
+    assert len(taken) <= (2 * 2 + 2) * per_task  # a bounded window in flight, not the whole input
     rest = list(out)
-    assert [int(images.decode(b)[0, 0, 0]) for b in [first, *rest]] == list(range(100))
+    assert [int(images.decode(b)[0, 0, 0]) for b in [first, *rest]] == [i % 256 for i in range(1000)]
     assert where and all(name.startswith("rdstd-encode") for name in where)
 
 
@@ -90,12 +92,13 @@ def test_encode_frames_raises_at_the_frame_that_fails_after_the_ones_before_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(images, "encode_threads", lambda: 2)
-    frames = [np.zeros((8, 8, 3), np.uint8)] * 5 + [np.zeros((8, 8, 3), np.float64)] + [np.zeros((8, 8, 3), np.uint8)]
+    bad = 45  # in the second task of 32 small frames
+    frames = [np.zeros((8, 8, 3), np.uint8)] * bad + [np.zeros((8, 8, 3), np.float64)] + [np.zeros((8, 8, 3), np.uint8)]
     got: list[bytes] = []
     with pytest.raises(EpisodeError, match="JPEG needs uint8"):
         for data in images.encode_frames(frames, ImageCodec.JPEG):
             got.append(data)
-    assert len(got) == 5
+    assert len(got) == bad
 
 
 def test_encode_frames_inline_with_one_core_gives_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:

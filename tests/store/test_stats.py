@@ -86,3 +86,47 @@ def test_an_episode_that_is_never_merged_leaves_no_trace_in_the_stats() -> None:
     tried.discard(abandoned)
     feed(tried, [after], 50)
     assert tried.as_dict() == clean.as_dict()
+
+
+def test_streaming_partial_and_merged_stats_give_the_same_moments() -> None:
+    """The three ways stats.json moments are made (streaming, per-unit partials, merging datasets) agree."""
+    from rdstd.store.stats import PartialStats, merge_moments
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(50, 3)), rng.normal(5, 2, size=(30, 3))
+    a[:, 2] = np.nan  # a dimension with no finite value in one part
+    streaming, partial = RunningStats(3), PartialStats(3)
+    for values in (a, b):
+        streaming.update(values)
+        partial.update(values)
+    parts = []
+    for values in (a, b):
+        one = RunningStats(3)
+        one.update(values)
+        parts.append(one.as_dict())
+    keys = ("count", "nonfinite", "mean", "std", "min", "max")
+    run, part, merged = streaming.as_dict(), partial.as_dict(), merge_moments(parts)
+    for key in keys:
+        for other in (part[key], merged[key]):
+            assert [v is None for v in run[key]] == [v is None for v in other], key
+            assert [v for v in run[key] if v is not None] == pytest.approx([v for v in other if v is not None]), key
+    assert set(merged) == set(keys) and run["count"] == [80, 80, 30]
+
+
+def test_quantiles_are_nanquantile_column_by_column_with_nan_and_all_nan_columns() -> None:
+    """The vectorised quantiles give numpy's nanquantile numbers exactly (a wide feature, NaN here and there)."""
+    import warnings
+
+    rng = np.random.default_rng(5)
+    values = rng.normal(size=(3000, 64))
+    values[rng.random(values.shape) < 0.002] = np.nan
+    values[:, 3] = np.nan
+    stats = RunningStats(64)
+    stats.update(values)
+    out = stats.as_dict()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = np.nanquantile(values, [0.01, 0.99], axis=0)
+    for i, name in enumerate(("q01", "q99")):
+        assert out[name][3] is None
+        assert [v for j, v in enumerate(out[name]) if j != 3] == [v for j, v in enumerate(expected[i]) if j != 3]

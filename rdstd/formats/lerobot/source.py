@@ -276,18 +276,19 @@ class LeRobotSource(SourceDataset):
                 situation="data-file-missing",
             )
         try:
-            have = set(pq.read_schema(file).names)
-            missing = [c for c in self._columns if c not in have]
+            handle = pq.ParquetFile(file, page_checksum_verification=True) if self.meta.major == 2 else None
+            data = self._data_files.get(file)  # v3.0: files shared by many episodes, kept open
+            # (v2: one file per episode, its footer read once, here)
+            schema = handle.schema_arrow if handle else data.handle.schema_arrow if data else pq.read_schema(file)
+            missing = [c for c in self._columns if c not in schema.names]
             if missing:
                 raise EpisodeError(
                     f"{where}: {file} lacks the columns {missing} that meta/info.json declares",
                     situation="columns-missing",
                 )
-            if self.meta.major == 2:
-                handle = pq.ParquetFile(file, page_checksum_verification=True)
+            if handle is not None:
                 groups = list(range(handle.metadata.num_row_groups))
                 return _Rows(handle.read(columns=self._columns), file, handle.metadata, groups, True)
-            data = self._data_files.get(file)
             if data is None:
                 data = _DataFile(file, self.path)
                 self._data_files[file] = data

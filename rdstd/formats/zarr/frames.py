@@ -1,9 +1,12 @@
 """One ``data/<key>`` array of a replay buffer, read a chunk at a time, and episode views on it.
 
 :class:`ZarrArray` reads whole first-axis chunks (the unit zarr compresses) and caches the last one, since
-chunk boundaries are not episode boundaries (PushT: 161-step chunks). :class:`ZarrFrames` is a
-:class:`~rdstd.formats.base.FrameArray`: the frames ``[start, stop)`` of one episode, read only when sliced, so
-memory stays at the frames asked for plus one chunk per array, whatever the episode's length.
+chunk boundaries are not episode boundaries (PushT: 161-step chunks). Chunk files of plain v2 folder stores are
+decoded by their compressor directly (numcodecs: the bytes zarr would decode, without its per-read machinery),
+and the next chunk is decoded in the background while the current one is used (episodes are read in order).
+:class:`ZarrFrames` is a :class:`~rdstd.formats.base.FrameArray`: the frames ``[start, stop)`` of one episode,
+read only when sliced, so memory stays at the frames asked for plus two chunks per array (the one in use and the
+one read ahead), whatever the episode's length.
 
 Absent chunks (the rule, see ``docs/formats/zarr.md``): the zarr specs (v2 and v3) say a chunk that is not
 stored holds the array's ``fill_value``, and zarr-python 3 does not write chunks that hold only the fill value.
@@ -19,6 +22,9 @@ Those raise a :class:`~rdstd.errors.CorruptSourceError` naming the chunk file.
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +51,11 @@ class ZarrArray:
     #: First-axis chunk indices read so far, in order (for tests and benchmarks).
     reads: list[int] = field(default_factory=list)
     cached: tuple[int, npt.NDArray[Any]] | None = None
+    #: How chunk files are decoded without zarr (see :meth:`_direct_codec`); unset until the first chunk.
+    direct: tuple[Any, np.dtype[Any]] | None = None
+    _direct_checked: bool = False
+    #: The next chunk, being decoded in the background while this one is used (directly decoded arrays only).
+    _ahead: tuple[int, Future[npt.NDArray[Any] | None]] | None = None
 
     @property
     def name(self) -> str:
@@ -114,8 +125,18 @@ class ZarrArray:
         where = f"{self.files.path}/{self.name}"
         names = chunk_names(self.name, self.meta, self.shape, chunk, where)
         self.reads.append(chunk)
+        ahead, self._ahead = self._ahead, None
         try:
-            data = np.asarray(self.handle[lo:hi])
+            if ahead is not None and ahead[0] == chunk:
+                data = ahead[1].result()  # its error, if any, is raised here, where a direct read raises it
+            else:
+                if ahead is not None:
+                    ahead[1].cancel()
+                data = self._read_direct(names, hi - lo)
+            if data is not None:
+                self._read_ahead(chunk + 1)
+            else:
+                data = np.asarray(self.handle[lo:hi])
         except OSError as exc:
             raise unreadable(Path(exc.filename or f"{where}/{names[0] if names else ''}"), exc) from exc
         except Exception as exc:  # codec and zarr errors on bad bytes: one boundary, the cause kept
@@ -131,6 +152,61 @@ class ZarrArray:
         self.cached = (chunk, data)
         return data
 
+    def _read_ahead(self, chunk: int) -> None:
+        """Start decoding first-axis chunk ``chunk`` in the background (episodes are read in order; the codecs
+        release the GIL), so that decoding overlaps the work on the current one. One chunk ahead per array."""
+        lo = chunk * self.chunk_rows
+        if lo >= self.shape[0]:
+            return
+        where = f"{self.files.path}/{self.name}"
+        names = chunk_names(self.name, self.meta, self.shape, chunk, where)
+        rows = min(self.chunk_rows, self.shape[0] - lo)
+        self._ahead = (chunk, _reader_pool().submit(self._read_direct, names, rows))
+
+    def _direct_codec(self) -> tuple[Any, np.dtype[Any]] | None:
+        """(numcodecs codec or None, dtype) when a chunk is one file decoded by its compressor alone: a v2 array in
+        a folder store, C order, no filters, a plain dtype, every non-first axis in one chunk. ``None`` otherwise
+        (zarr reads it). The same bytes zarr would decode, without its per-read machinery and copy."""
+        if not self._direct_checked:
+            self._direct_checked = True
+            meta = self.meta
+            chunks = meta.get("chunks")
+            if (
+                not self.files.is_zip
+                and meta.get("zarr_format") == 2
+                and meta.get("order", "C") == "C"
+                and not meta.get("filters")
+                and isinstance(meta.get("dtype"), str)
+                and isinstance(chunks, list)
+                and [int(c) for c in chunks[1:]] == list(self.shape[1:])
+            ):
+                import numcodecs
+
+                try:
+                    dtype = np.dtype(meta["dtype"])
+                    compressor = meta.get("compressor")
+                    codec = numcodecs.get_codec(compressor) if compressor else None
+                except (TypeError, ValueError, KeyError):  # a codec or dtype numcodecs does not know: zarr decides
+                    return None
+                if not dtype.hasobject and dtype.fields is None:
+                    self.direct = (codec, dtype)
+        return self.direct
+
+    def _read_direct(self, names: list[str], rows: int) -> npt.NDArray[Any] | None:
+        """Rows of the chunk stored in ``names`` (one file) decoded here, or ``None`` to let zarr read it (an
+        absent chunk, whose fill-value rule zarr applies, or an array :meth:`_direct_codec` does not take)."""
+        direct = self._direct_codec()
+        if direct is None or len(names) != 1 or names[0] not in self.files.names:
+            return None
+        codec, dtype = direct
+        raw = (self.files.path / names[0]).read_bytes()
+        decoded = codec.decode(raw) if codec is not None else raw
+        values = np.frombuffer(decoded, dtype=dtype)
+        full = (self.chunk_rows, *self.shape[1:])
+        if values.size != int(np.prod(full)):
+            raise ValueError(f"the chunk holds {values.size} values, its shape {list(full)} needs {int(np.prod(full))}")
+        return values.reshape(full)[:rows]
+
     def rows(self, start: int, stop: int) -> npt.NDArray[Any]:
         """Steps ``[start, stop)`` as one numpy array, filled chunk by chunk (no second copy of the rows)."""
         out = np.empty((max(stop - start, 0), *self.shape[1:]), dtype=self.dtype)
@@ -140,6 +216,19 @@ class ZarrArray:
             lo, hi = max(start, base), min(stop, base + len(data))
             out[lo - start : hi - start] = data[lo - base : hi - base]
         return out
+
+
+_pools: dict[int, ThreadPoolExecutor] = {}  # per process id: a forked child makes its own
+_pool_lock = threading.Lock()
+
+
+def _reader_pool() -> ThreadPoolExecutor:
+    """The process's chunk read-ahead threads (made on first use)."""
+    with _pool_lock:
+        pool = _pools.get(os.getpid())
+        if pool is None:
+            pool = _pools[os.getpid()] = ThreadPoolExecutor(2, thread_name_prefix="rdstd-zarr-ahead")
+        return pool
 
 
 class ZarrFrames:
