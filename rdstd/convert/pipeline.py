@@ -24,7 +24,7 @@ import errno
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -500,7 +500,7 @@ def write_episode(
     Memory is bounded by one chunk (plus one row group in the writer), not by the episode. A failure leaves the
     episode open; the caller aborts it.
     """
-    meta, chunks = converter.convert_chunks(source, chunk_frames(converter.info))
+    meta, chunks = converter.convert_chunks(source, frames_per_chunk(converter))
     writer.begin_episode(meta)
     totals: dict[str, tuple[int, int]] = {}
     frames = 0
@@ -522,16 +522,29 @@ CHUNK_BYTES = 64 * 1024 * 1024
 MAX_CHUNK_FRAMES = 1024
 
 
-def chunk_frames(info: SourceInfo) -> int:
-    """Frames per chunk for this source: as many as fit in :data:`CHUNK_BYTES` of raw per-step values."""
+#: Bytes a camera kept as video holds per frame in a chunk: a reference (file, timestamp), not pixels.
+VIDEO_REF_BYTES = 64
+
+
+def chunk_frames(info: SourceInfo, kept_video: Collection[str] = ()) -> int:
+    """Frames per chunk for this source: as many as fit in :data:`CHUNK_BYTES` of raw per-step values (the source
+    keys in ``kept_video`` are cameras whose video is kept: frame references, never decoded)."""
     per_frame = 0
     for key in info.keys:
+        if key.key in kept_video:
+            per_frame += VIDEO_REF_BYTES
+            continue
         size = math.prod(key.shape) if key.shape else 1
         try:
             per_frame += size * np.dtype(key.dtype).itemsize
         except TypeError:  # a dtype numpy does not name (text, encoded bytes): count a byte per element
             per_frame += size
     return max(1, min(MAX_CHUNK_FRAMES, CHUNK_BYTES // max(per_frame, 1)))
+
+
+def frames_per_chunk(converter: EpisodeConverter) -> int:
+    """:func:`chunk_frames` for what ``converter`` reads (the cameras whose video it keeps count as references)."""
+    return chunk_frames(converter.info, {c.spec.key for c in converter.cameras if c.feature.codec == ImageCodec.VIDEO})
 
 
 def _os_fault(exc: OSError, source: str) -> Literal["output", "source", "internal"]:

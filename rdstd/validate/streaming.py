@@ -21,7 +21,7 @@ import polars as pl
 
 import rdstd
 from rdstd.convert.mapper import EpisodeConverter, resolve_spec
-from rdstd.convert.pipeline import ConvertReport, SkippedEpisode, chunk_frames, open_source
+from rdstd.convert.pipeline import ConvertReport, SkippedEpisode, frames_per_chunk, open_source
 from rdstd.errors import EpisodeError, InternalError, RdstdError, SourceError
 from rdstd.formats.base import EpisodeRef, SourceDataset
 from rdstd.paths import normalized
@@ -180,7 +180,7 @@ def _read(
     reason added to ``converted.skipped``, when the source cannot give it (as ``convert --on-error skip``)."""
     try:
         source = dataset.read_episode(ref)
-        meta, chunks = converter.convert_chunks(source, chunk_frames(converter.info))
+        meta, chunks = converter.convert_chunks(source, frames_per_chunk(converter))
         parts = list(chunks)
         columns: _Columns = {"timestamp": np.concatenate([c.timestamps for c in parts]).astype(np.float64)}
         for key, feature in vectors.items():

@@ -199,7 +199,7 @@ class SourceView(ViewSource):
         self, path: str | Path, *, format_name: str | None = None, spec: str | None = None, rate_hz: float | None = None
     ) -> None:
         from rdstd.convert.mapper import EpisodeConverter, resolve_spec
-        from rdstd.convert.pipeline import chunk_frames, open_source
+        from rdstd.convert.pipeline import frames_per_chunk, open_source
 
         self.options = {"format_name": format_name, "spec": spec, "rate_hz": rate_hz}
         self._source = open_source(path, format_name, spec=spec)
@@ -209,7 +209,7 @@ class SourceView(ViewSource):
             loaded, self.warnings = resolve_spec(info, spec)
             chosen = loaded.spec
             self._converter = EpisodeConverter(chosen, info, rate_hz=rate_hz)
-            self._chunk_frames = chunk_frames(info)
+            self._chunk_frames = frames_per_chunk(self._converter)
             self._refs = {r.index: r for r in self._source.episode_refs()}
             self._root = Path(path)
         except BaseException:

@@ -227,3 +227,12 @@ def test_several_task_keys_give_the_task_and_its_alternative_phrasings() -> None
     assert out.meta.language == []  # task keys are used, not repeated as annotations
     single = EpisodeConverter(spec(task_key="lang1"), info(*texts), drop_unmapped=True)
     assert single.convert(episode(texts={"lang1": ["Put it"] * T})).meta.task == "Put it"
+
+
+def test_a_camera_whose_video_is_kept_counts_as_a_frame_reference_when_sizing_chunks() -> None:
+    from rdstd.convert.pipeline import MAX_CHUNK_FRAMES, chunk_frames
+
+    hd = info(SourceKey("video", "image", (480, 640, 3), "uint8", codec=ImageCodec.VIDEO))
+    decoded = chunk_frames(hd)
+    assert decoded == 64 * 1024 * 1024 // (3 * 4 + 2 * 4 + 4 * 4 * 3 + 480 * 640 * 3) == 72
+    assert chunk_frames(hd, kept_video={"video"}) == MAX_CHUNK_FRAMES  # references, never pixels
