@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from rdstd.errors import SourceNotFoundError
 from rdstd.formats.base import UNIT_EPISODES, EpisodeRef, SourceDataset, SourceEpisode, SourceInfo, WorkUnit
 from rdstd.io import atomic
-from rdstd.io.remote import RemotePath, _version, cache_root
+from rdstd.io.remote import RemotePath, cache_root, file_version
 
 #: The mirror's record of the version of every file it holds (relative path -> version).
 VERSIONS = ".rdstd-mirror.json"
@@ -55,7 +55,7 @@ def mirror_source(url: str) -> Path:
         record = root.parent / VERSIONS
         held: dict[str, str] = json.loads(record.read_text()) if record.is_file() else {}
         for rel, info in sorted(files.items()):
-            version = _version(fs, info["name"], info)
+            version = file_version(fs, info["name"], info)
             target = root / rel if rel else root
             if held.get(rel) == version and target.is_file():
                 continue

@@ -131,7 +131,7 @@ class RemotePath:
 
     def local(self) -> Path:
         """The whole file in the local cache (fetched once; fetched again when the remote file changed)."""
-        file = self.cache / "files" / _version(self.fs, self.key) / self.name
+        file = self.cache / "files" / file_version(self.fs, self.key) / self.name
         if not file.is_file():
             file.parent.mkdir(parents=True, exist_ok=True)
             part = file.with_name(f".{file.name}.{os.getpid()}.part")
@@ -152,7 +152,7 @@ def _is_local(fs: Any) -> bool:
     return isinstance(fs, LocalFileSystem | MemoryFileSystem)
 
 
-def _version(fs: Any, key: str, info: dict[str, Any] | None = None) -> str:
+def file_version(fs: Any, key: str, info: dict[str, Any] | None = None) -> str:
     """A name for the current version of a remote file: a digest of its metadata (ETag, size, mtime ...)."""
     info = fs.info(key) if info is None else info
     text = json.dumps({k: v for k, v in info.items() if k != "name"}, sort_keys=True, default=str)
@@ -167,7 +167,7 @@ class BlockFile(io.RawIOBase):
         self.fs, self.key, self.block_size = fs, key, block_size
         info = fs.info(key)
         self.size = int(info["size"])
-        self.folder = cache / _version(fs, key, info)
+        self.folder = cache / file_version(fs, key, info)
         self.pos = 0
 
     def readable(self) -> bool:
