@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Literal, Protocol
 
-from rdstd.errors import MissingDependencyError, UsageError
+from rdstd.errors import InternalError, MissingDependencyError, UsageError
 
 ExecutorName = Literal["local", "ray", "slurm"]
 
@@ -112,7 +112,14 @@ class RayTasks:
                     try:
                         yield refs[ref], ray.get(ref)
                     except ray.exceptions.RayTaskError as exc:
-                        raise exc.cause from exc
+                        if isinstance(exc.cause, BaseException):  # the task's own exception, when Ray kept it
+                            raise exc.cause from exc
+                        first = (str(exc).splitlines() or [repr(exc)])[0]
+                        raise InternalError(
+                            f"a Ray task of the batch failed: {first}",
+                            hint="run again with --debug for the task's traceback, or with --executor local",
+                            situation="ray-task-failed",
+                        ) from exc
         finally:
             for ref in pending:
                 ray.cancel(ref)
