@@ -8,7 +8,7 @@ a rotating order, so the shared machine's load hits them alike:
 
 - ``lerobot``: ``lerobot.scripts.convert_dataset_v21_to_v30.convert_dataset(root=COPY, push_to_hub=False)`` in
   LeRobot's venv (``--lerobot-python``, default the 0.6.1 one). The call (its imports — torch, datasets, … — done
-  before the clock) and the whole process.
+  before the clock) and the whole process. Its ``datasets`` Arrow cache is built in the scratch folder each run.
 - ``rdstd`` (this checkout) and ``base`` (``--base PATH``: another rdstd checkout, e.g. last session's commit in a
   ``git worktree``): ``rdstd.convert`` (videos kept) then ``export_lerobot(version="3.0")`` (stream copy) in one
   process, imports before the clock, each stage timed; and the same as the two CLI processes a user runs
@@ -165,8 +165,12 @@ def run_rdstd(checkout: Path, source: Path, scratch: Path, cli: bool) -> dict[st
 
 def run_lerobot(python: Path, source: Path, scratch: Path) -> dict[str, float]:
     """LeRobot's converter on ``source`` (a fresh copy: it renames folders in place)."""
-    result = measure([str(python), "-c", LEROBOT_CODE, str(source)], env=dict(os.environ), cwd=scratch)
+    # its `datasets` Arrow cache in the scratch folder: built anew each run (a fresh copy has new file times, so
+    # its cache key is new anyway), and removed with the rest
+    env = dict(os.environ, HF_DATASETS_CACHE=str(scratch / "hf-datasets-cache"))
+    result = measure([str(python), "-c", LEROBOT_CODE, str(source)], env=env, cwd=scratch)
     shutil.rmtree(source)
+    shutil.rmtree(scratch / "hf-datasets-cache", ignore_errors=True)
     shutil.rmtree(source.with_name(source.name + "_old"), ignore_errors=True)
     return result
 
