@@ -70,6 +70,15 @@ V2_DATA = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
 V2_VIDEO = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
 #: Episodes per unit of a batch export at most (a dataset of no more is exported in one process).
 UNIT_EPISODES = 50
+#: CPU seconds an export costs per frame it writes (vectors, LeRobot's columns, statistics, the packet copy of a
+#: camera kept as video), and per pixel of a camera frame it encodes: ``bench/export_speed.py`` (100 G1 episodes,
+#: 36,462 frames stream-copied: ~0.75 s) and ``bench/lerobot_convert.py`` (AV1 encode of 640×480: ~170 frames/s).
+COPY_S_PER_FRAME = 2e-5
+ENCODE_S_PER_PIXEL = 2e-8
+#: An export told no ``workers`` starts a pool of the machine's cores only when its work in one process is
+#: estimated at more than this many seconds: the pool's start-up (a fork server, each worker's imports, opening the
+#: dataset, the units' assembly) costs about a second of CPU, which smaller work never wins back.
+POOL_MIN_S = 10.0
 INDEX_COLUMNS = ("timestamp", "frame_index", "episode_index", "index", "task_index")
 
 
@@ -748,8 +757,10 @@ def export_lerobot(
     Batch export (:mod:`rdstd.batch.export`, ``docs/batch.md``): with ``executor``, ``workers`` (default: the
     machine's cores) or ``resume``, ranges of ``unit_episodes`` episodes are exported on that executor and
     assembled; the output is the same whatever the executor and the worker count. A dataset of one unit is
-    exported in this process either way. ``on_error="skip"`` leaves out episodes whose data cannot be read
-    (listed in the report) instead of failing.
+    exported in this process either way, and so is one whose export :func:`estimated_seconds` puts under
+    :data:`POOL_MIN_S` when ``executor="local"`` comes without ``workers`` or ``resume`` (what ``rdstd export``
+    passes by default): starting the pool would cost more than it saves. ``on_error="skip"`` leaves out episodes
+    whose data cannot be read (listed in the report) instead of failing.
     """
     started = time.perf_counter()
     if version not in ("3.0", "2.1"):
@@ -761,9 +772,10 @@ def export_lerobot(
     ds = dataset if isinstance(dataset, Dataset) else Dataset.open(dataset)
     _refuse_mixed(ds)
     out = Path(output)
-    batch = executor is not None or workers is not None or resume
     unit_episodes = unit_episodes or UNIT_EPISODES
-    if on_error == "skip" or (batch and (ds.num_episodes > unit_episodes or executor not in (None, "local") or resume)):
+    asked = workers is not None or resume or executor not in (None, "local")
+    pool = asked or (executor == "local" and estimated_seconds(ds, codec, exclude) > POOL_MIN_S)
+    if on_error == "skip" or (pool and (ds.num_episodes > unit_episodes or executor not in (None, "local") or resume)):
         from rdstd.batch.export import export_batch
 
         return export_batch(
@@ -800,6 +812,21 @@ def export_lerobot(
 
 
 # -- helpers --------------------------------------------------------------------------------------------------
+
+
+def estimated_seconds(ds: Dataset, codec: str, exclude: Sequence[str] = ()) -> float:
+    """CPU seconds the export of ``ds`` would take in one process, roughly: every frame at the stream-copy rate,
+    plus the pixels of every camera frame it encodes (cameras not kept as video, or every camera when ``codec`` is
+    not ``copy-or-auto``; a video camera found not copyable encodes too, which this does not foresee)."""
+    frames = int(ds.episodes["length"].sum()) if ds.num_episodes else 0
+    encoded_pixels = sum(
+        f.height * f.width
+        for key, f in ds.manifest.cameras.items()
+        if key not in exclude
+        and not export_meta.is_depth(f)
+        and (f.codec != ImageCodec.VIDEO or codec != "copy-or-auto")
+    )
+    return frames * (COPY_S_PER_FRAME + encoded_pixels * ENCODE_S_PER_PIXEL)
 
 
 def _refuse_mixed(ds: Dataset) -> None:

@@ -76,7 +76,7 @@ def export_command(
         "--workers",
         min=1,
         help="Processes exporting ranges of episodes in parallel (default: the machine's cores; a dataset of one "
-        "unit exports in this process). The output is the same for any N.",
+        "unit, or whose export is estimated under 10 s, exports in this process). The output is the same for any N.",
     ),
     executor: ExecutorChoice | None = typer.Option(
         None, "--executor", help="Where the units run: local (a process pool, the default) or ray (Ray core tasks)."
