@@ -11,11 +11,10 @@ from __future__ import annotations
 import io
 import os
 import struct
-import threading
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
@@ -25,6 +24,7 @@ from PIL import Image
 from typing_extensions import Buffer
 
 from rdstd.errors import CorruptSourceError, EpisodeError, UsageError
+from rdstd.io.threads import DaemonPool, shared_pool
 from rdstd.schema.features import ImageFeature
 from rdstd.schema.vocabulary import ColorOrder, ImageCodec
 
@@ -151,8 +151,6 @@ def decode_as(data: Buffer, feature: ImageFeature) -> npt.NDArray[Any]:
 
 #: Encoder threads at most (the encoders release the GIL; more than the cores only adds switching).
 MAX_ENCODE_THREADS = 4
-_pools: dict[int, ThreadPoolExecutor] = {}  # per process id: a forked child makes its own
-_pool_lock = threading.Lock()
 
 
 def encode_threads() -> int:
@@ -164,13 +162,9 @@ def encode_threads() -> int:
     return max(1, min(MAX_ENCODE_THREADS, cores))
 
 
-def _encode_pool() -> ThreadPoolExecutor:
+def _encode_pool() -> DaemonPool:
     """The process's encoder pool (made on first use; a forked child makes its own)."""
-    with _pool_lock:
-        pool = _pools.get(os.getpid())
-        if pool is None:
-            pool = _pools[os.getpid()] = ThreadPoolExecutor(encode_threads(), thread_name_prefix="rdstd-encode")
-        return pool
+    return shared_pool("rdstd-encode", encode_threads())
 
 
 #: Raw bytes of input frames one encoder task takes (small frames are batched: a future per 96×96 frame costs

@@ -22,9 +22,7 @@ Those raise a :class:`~rdstd.errors.CorruptSourceError` naming the chunk file.
 
 from __future__ import annotations
 
-import os
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ import numpy.typing as npt
 from rdstd.errors import CorruptSourceError
 from rdstd.formats.files import unreadable
 from rdstd.formats.zarr.store import StoreFiles, chunk_names
+from rdstd.io.threads import DaemonPool, shared_pool
 from rdstd.lfs import raise_if_pointer
 
 
@@ -218,17 +217,9 @@ class ZarrArray:
         return out
 
 
-_pools: dict[int, ThreadPoolExecutor] = {}  # per process id: a forked child makes its own
-_pool_lock = threading.Lock()
-
-
-def _reader_pool() -> ThreadPoolExecutor:
+def _reader_pool() -> DaemonPool:
     """The process's chunk read-ahead threads (made on first use)."""
-    with _pool_lock:
-        pool = _pools.get(os.getpid())
-        if pool is None:
-            pool = _pools[os.getpid()] = ThreadPoolExecutor(2, thread_name_prefix="rdstd-zarr-ahead")
-        return pool
+    return shared_pool("rdstd-zarr-ahead", 2)
 
 
 class ZarrFrames:
