@@ -74,6 +74,11 @@ class Job:
         """The journal entry of unit ``index`` in the staging folder (present once the unit is finished)."""
         return f"{JOURNAL_DIR}/unit-{index:05d}.json"
 
+    @staticmethod
+    def stats_rel(index: int) -> str:
+        """Unit ``index``'s statistics (:func:`rdstd.store.stats.partials_to_bytes`), written before its entry."""
+        return f"{JOURNAL_DIR}/unit-{index:05d}.stats.npz"
+
     def read_entry(self, index: int) -> dict[str, Any]:
         """Unit ``index``'s journal entry."""
         data: dict[str, Any] = json.loads(self.staging.read_bytes(self.journal_rel(index)))

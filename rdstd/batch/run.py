@@ -39,7 +39,7 @@ from rdstd.schema.manifest import Counts, Manifest, StorageLayout
 from rdstd.schema.vocabulary import ClockKind, ImageCodec
 from rdstd.store import layout
 from rdstd.store.output import Output
-from rdstd.store.stats import PartialStats
+from rdstd.store.stats import PartialStats, partials_from_bytes
 from rdstd.store.writer import KIND
 
 __all__ = ["BatchOptions", "ExecutorName", "convert_batch", "run_batch"]
@@ -260,8 +260,8 @@ def _assemble(
     assemble.write_table(target, layout.TASKS, tasks)
     stats = {k: PartialStats(f.size) for k, f in features.items() if isinstance(f, VectorFeature)}
     for unit in job.units:
-        for key, data in job.read_entry(unit.index)["stats"].items():
-            stats[key].merge(PartialStats.from_json(data))
+        for key, part in partials_from_bytes(staging.read_bytes(job.stats_rel(unit.index))).items():
+            stats[key].merge(part)
     assemble.write_json(target, layout.STATS, {k: s.as_dict() for k, s in stats.items()})
     converter = plan.converter
     for unit in job.units:  # the clock the episodes actually had, over every unit

@@ -26,7 +26,7 @@ from rdstd.formats.base import SourceDataset, WorkUnit
 from rdstd.io.remote import is_url
 from rdstd.schema.features import VectorFeature
 from rdstd.store import layout
-from rdstd.store.stats import PartialStats
+from rdstd.store.stats import PartialStats, partials_to_bytes
 from rdstd.store.writer import DatasetWriter
 
 
@@ -145,8 +145,9 @@ def _finish(
         "videos": [p.relative_to(folder).as_posix() for p in files if p.is_relative_to(folder / layout.VIDEOS_DIR)],
         "worker_pid": os.getpid(),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "stats": {k: s.to_json() for k, s in result.stats.items()},
+        "stats": job.stats_rel(unit.index),
     }
+    job.staging.write_bytes(job.stats_rel(unit.index), partials_to_bytes(result.stats))  # before the entry (last)
     job.staging.write_bytes(job.journal_rel(unit.index), json.dumps(entry).encode())
     return entry
 

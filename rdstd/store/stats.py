@@ -19,6 +19,7 @@ Memory stays bounded whatever the dataset's size.
 
 from __future__ import annotations
 
+import io
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -450,3 +451,51 @@ class PartialStats:
             setattr(stats.moments, name, np.asarray(values, dtype=dtype))
         stats.sketches = [QuantileSketch.from_json(s) for s in data["sketches"]]
         return stats
+
+
+_MOMENTS = ("count", "nonfinite", "mean", "m2", "min", "max")
+
+
+def partials_to_bytes(stats: Mapping[str, PartialStats]) -> bytes:
+    """Per-feature :class:`PartialStats` as one ``.npz`` (numbers exact, no pickles; much faster to write and read
+    than :meth:`PartialStats.to_json` for the sketches of wide features): what a batch unit's journal keeps."""
+    arrays: dict[str, npt.NDArray[Any]] = {"features": np.array(list(stats), dtype=np.str_)}
+    for i, part in enumerate(stats.values()):
+        for name in _MOMENTS:
+            arrays[f"{i}.{name}"] = getattr(part.moments, name)
+        sketches = part.sketches
+        arrays[f"{i}.k"] = np.array([s.k for s in sketches], dtype=np.int64)
+        arrays[f"{i}.levels"] = np.array([len(s.levels) for s in sketches], dtype=np.int64)
+        arrays[f"{i}.lengths"] = np.array([len(level) for s in sketches for level in s.levels], dtype=np.int64)
+        arrays[f"{i}.flips"] = np.array([f for s in sketches for f in s.flips], dtype=np.int64)
+        arrays[f"{i}.flip_counts"] = np.array([len(s.flips) for s in sketches], dtype=np.int64)
+        values = [level for s in sketches for level in s.levels]
+        arrays[f"{i}.values"] = np.concatenate(values) if values else np.zeros(0)
+    buffer = io.BytesIO()
+    np.savez(buffer, allow_pickle=False, **arrays)
+    return buffer.getvalue()
+
+
+def partials_from_bytes(data: bytes) -> dict[str, PartialStats]:
+    """The statistics :func:`partials_to_bytes` wrote."""
+    out: dict[str, PartialStats] = {}
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        for i, key in enumerate(npz["features"].tolist()):
+            mean = npz[f"{i}.mean"]
+            part = PartialStats(len(mean))
+            for name in _MOMENTS:
+                setattr(part.moments, name, npz[f"{i}.{name}"])
+            lengths, values = npz[f"{i}.lengths"], npz[f"{i}.values"]
+            flips, flip_counts = npz[f"{i}.flips"].tolist(), npz[f"{i}.flip_counts"].tolist()
+            ends = np.cumsum(lengths)
+            level, flip = 0, 0
+            for d, (k, count) in enumerate(zip(npz[f"{i}.k"].tolist(), npz[f"{i}.levels"].tolist(), strict=True)):
+                sketch = QuantileSketch(int(k))
+                sketch.levels = [
+                    values[int(ends[j] - lengths[j]) : int(ends[j])].copy() for j in range(level, level + count)
+                ]
+                sketch.flips = [int(f) for f in flips[flip : flip + flip_counts[d]]]
+                level, flip = level + count, flip + flip_counts[d]
+                part.sketches[d] = sketch
+            out[str(key)] = part
+    return out

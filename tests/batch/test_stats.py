@@ -63,3 +63,19 @@ def test_the_same_parts_merged_in_the_same_order_give_the_same_bytes() -> None:
 
     assert run() == run()
     assert json.loads(run())["quantiles_exact"] is False
+
+
+def test_a_units_statistics_round_trip_through_the_journal_file_exactly() -> None:
+    from rdstd.store.stats import partials_from_bytes, partials_to_bytes
+
+    rng = np.random.default_rng(4)
+    parts = {"a": PartialStats(3, k=64), "b.c": PartialStats(1, k=64), "empty": PartialStats(2, k=64)}
+    for _ in range(40):  # enough values that the sketches compact into several levels
+        parts["a"].update(rng.normal(size=(50, 3)))
+        parts["b.c"].update(np.where(rng.random((50, 1)) < 0.1, np.nan, rng.normal(size=(50, 1))))
+    back = partials_from_bytes(partials_to_bytes(parts))
+    assert list(back) == list(parts)
+    for key, part in parts.items():
+        assert json.dumps(back[key].to_json()) == json.dumps(part.to_json())
+        assert json.dumps(back[key].as_dict()) == json.dumps(part.as_dict())
+    assert len(back["a"].sketches[0].levels) > 1 and back["b.c"].as_dict()["nonfinite"][0] > 0
