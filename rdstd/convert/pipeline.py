@@ -194,6 +194,7 @@ def convert(
     resume: bool = False,
     unit_episodes: int = UNIT_EPISODES,
     slurm_assemble: str | None = None,
+    auto_batch: bool = False,
 ) -> ConvertReport:
     """Convert the dataset at ``source`` into a canonical dataset at ``output``.
 
@@ -211,12 +212,16 @@ def convert(
     work units of at most ``unit_episodes`` on that executor and assembled; the output is the same whatever the
     executor and worker count. A source of a single work unit is converted here, in this process, either way.
     ``ray_address``: the Ray cluster; ``slurm_assemble``: the command the SLURM script assembles with.
-    Without any of these the conversion runs in this process (what ``rdstd convert`` does only with one unit).
+    Without any of these the conversion runs in this process. ``auto_batch`` (what ``rdstd convert`` passes when no
+    batch option is given) runs it as a batch on the machine's cores when the source has several units and the
+    estimated work (:func:`estimated_seconds`) is over :data:`POOL_MIN_S`; below that a pool costs more than it
+    saves.
     """
     started = time.perf_counter()
     check_rate(rate_hz)
     remote = is_url(str(output))
-    batch = executor is not None or workers is not None or resume or remote
+    asked = executor is not None or workers is not None or resume or remote
+    batch = asked or auto_batch
     source_url = str(source).rstrip("/") if is_url(str(source)) else None
     if source_url is not None:  # the backends read files: a local mirror in the cache (rdstd.batch.mirror)
         from rdstd.batch.mirror import open_mirrored
@@ -242,6 +247,8 @@ def convert(
         )
         if source_url is not None:  # the manifest and the report name the source, not this machine's mirror
             plan.provenance = plan.provenance.model_copy(update={"source_path": source_url})
+        if batch and not asked and estimated_seconds(plan) < POOL_MIN_S:
+            batch = False  # a pool's start and the assembly would cost more than they save
         units = dataset.work_units(plan.refs, unit_episodes) if batch else []
         if not batch or (len(units) <= 1 and executor in (None, "local") and not resume and not remote):
             _convert_here(dataset, plan, out, overwrite, row_group_frames, on_error, progress, on_plan)
@@ -540,6 +547,34 @@ def chunk_frames(info: SourceInfo, kept_video: Collection[str] = ()) -> int:
         except TypeError:  # a dtype numpy does not name (text, encoded bytes): count a byte per element
             per_frame += size
     return max(1, min(MAX_CHUNK_FRAMES, CHUNK_BYTES // max(per_frame, 1)))
+
+
+#: Estimated CPU seconds of work under which ``rdstd convert`` without batch options runs in one process.
+POOL_MIN_S = 2.0
+#: Rough CPU cost of converting one frame whose images pass through (read, canonicalize, write, stats).
+FRAME_S = 25e-6
+#: Rough CPU cost per pixel of a camera frame that is encoded (raw pixels or decoded video to PNG/JPEG).
+PIXEL_S = 12e-9
+#: Rough CPU cost per episode (open, metadata, writer bookkeeping).
+EPISODE_S = 2e-3
+
+
+def estimated_seconds(plan: Plan) -> float:
+    """CPU seconds the conversion of ``plan`` would take in one process, roughly (measured on PushT, G1 and
+    Bridge): every frame, the pixels of every camera it encodes, and a cost per episode. Frames a source does not
+    count are taken as 100 per episode."""
+    info = plan.converter.info
+    lengths = [r.length for r in plan.refs]
+    frames = sum(n for n in lengths if n is not None) + 100 * sum(1 for n in lengths if n is None)
+    if info.frames is not None and all(n is None for n in lengths) and info.episodes:
+        frames = int(info.frames * len(plan.refs) / info.episodes)
+    codecs = {k.key: k.codec for k in info.keys}
+    encoded = sum(
+        c.feature.height * c.feature.width
+        for c in plan.converter.cameras
+        if codecs.get(c.spec.key) != c.feature.codec  # passthrough (same codec) costs no pixels
+    )
+    return frames * (FRAME_S + encoded * PIXEL_S) + len(plan.refs) * EPISODE_S
 
 
 def frames_per_chunk(converter: EpisodeConverter) -> int:

@@ -106,12 +106,19 @@ def _cli_report(capsys: pytest.CaptureFixture[str], *args: object) -> dict[str, 
 
 
 def test_a_plain_cli_convert_runs_the_units_on_every_core_and_gives_the_one_worker_bytes(
-    source: Path, reference: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    source: Path, reference: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from rdstd.convert import pipeline
+
+    small = _cli_report(capsys, source, tmp_path / "small", "--unit-episodes", "6")
+    assert small["batch"] == {}, "a few seconds of work: a pool would cost more than it saves"
+    monkeypatch.setattr(pipeline, "POOL_MIN_S", 0.0)  # as if the source were large
     report = _cli_report(capsys, source, tmp_path / "out", "--unit-episodes", "6")
     assert report["batch"]["executor"] == "local" and report["batch"]["units"] == 7
     assert report["batch"]["workers"] == (os.cpu_count() or 1)
     assert digest(tmp_path / "out") == digest(reference)
+    convert(source, tmp_path / "plain")  # the small default run is the one-process conversion
+    assert digest(tmp_path / "small") == digest(tmp_path / "plain")
 
 
 def test_a_source_of_one_unit_converts_in_process_the_same_whatever_the_workers(

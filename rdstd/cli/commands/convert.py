@@ -115,8 +115,8 @@ def convert_command(
         None,
         "--workers",
         min=1,
-        help="Processes converting the work units in parallel (default: the machine's cores; a source of one unit "
-        "converts in this process). The output is the same for any N.",
+        help="Processes converting the work units in parallel (default: the machine's cores; a source of one unit, "
+        "or of under ~2 s of estimated work, converts in this process). The output is the same for any N.",
     ),
     executor: ExecutorChoice | None = typer.Option(
         None,
@@ -164,8 +164,9 @@ def convert_command(
             out,
             **options,
             progress=printer,
-            executor=(executor or ExecutorChoice.LOCAL).value,
+            executor=executor.value if executor is not None else None,
             workers=workers,
+            auto_batch=True,
             ray_address=ray_address,
             resume=resume,
             unit_episodes=unit_episodes,
