@@ -34,6 +34,8 @@ from rdstd.formats.base import EpisodeRef, FormatBackend, SourceDataset, SourceE
 from rdstd.formats.rosbag import fields as msgfields
 from rdstd.formats.rosbag.bag import Raw, RawBag, bag_files
 from rdstd.formats.rosbag.frames import BagFrames, BagPixels, BagVectors, FrameSpill, TopicFrames
+from rdstd.formats.rosbag.joints import ARRAYS, JointBatch, Layout, Target
+from rdstd.formats.rosbag.joints import layout as joint_layout
 from rdstd.formats.rosbag.ledger import TopicLedger, build_ledger
 from rdstd.formats.rosbag.plan import RosbagPlan, StreamPlan, load_plan, parse_plan, sidecar_path
 from rdstd.formats.rosbag.types import Decoder, TypeResolver
@@ -74,15 +76,21 @@ class Rows:
 
     def append(self, row: npt.NDArray[Any]) -> None:
         """One message's vector."""
+        self.append_many(row[np.newaxis])
+
+    def append_many(self, rows: npt.NDArray[Any]) -> None:
+        """Consecutive messages' vectors at once (one row each)."""
+        if not len(rows):
+            return
         if self.shape is None or self.dtype is None:
-            self.shape, self.dtype = row.shape, row.dtype
-        elif row.shape != self.shape:
+            self.shape, self.dtype = rows.shape[1:], rows.dtype
+        elif rows.shape[1:] != self.shape:
             raise EpisodeError(
-                f"{self.where} changes size between messages ({self.shape[0]} then {row.shape[0]})",
+                f"{self.where} changes size between messages ({self.shape[0]} then {rows.shape[1]})",
                 situation="vector-size-changes",
             )
-        self._buffer += (row if row.dtype == self.dtype else row.astype(self.dtype)).tobytes()
-        self.count += 1
+        self._buffer += np.ascontiguousarray(rows, dtype=self.dtype).tobytes()
+        self.count += len(rows)
         if len(self._buffer) >= SPILL_BYTES:
             if self._spill is None:
                 self._spill = tempfile.TemporaryFile(prefix="rdstd-rows-")  # noqa: SIM115 - closed by close()
@@ -222,7 +230,7 @@ class RosbagSource(SourceDataset):
         try:
             self.resolver = TypeResolver(self.bag.is_ros2, self.bag.facts.get("ros_distro"), types_dir)
             collector = _Collector(self, plan_topics(plan) if plan is not None else set(), plan)
-            ledger, self.decoders = build_ledger(self.bag, self.resolver, collector.visit)
+            ledger, self.decoders = build_ledger(self.bag, self.resolver, collector.visit, collector.claim)
             self.ledger = ledger
             self._cache = collector.topics(ledger)
             self._first = collector.first
@@ -506,6 +514,8 @@ class _Collector:
         #: The first decoded message of every topic (shapes, names, codecs), so the bag is not read for them again.
         self.first: dict[str, Any] = {}
         self._keepers: dict[str, Callable[[int, Any, Raw], None]] = {}
+        #: Per JointState topic whose later messages can be taken in batches, what its batch needs (see claim).
+        self._batchable: dict[str, tuple[Layout, list[Target]]] = {}
 
     def visit(self, topic: str, t: int, msg: Any, raw: Raw) -> None:
         """One decoded message (and its serialized bytes)."""
@@ -514,7 +524,37 @@ class _Collector:
             # a message decoded from a view into a decompressed chunk would keep the whole chunk alive: copied
             self.first[topic] = msg if isinstance(raw, bytes) else copy.deepcopy(msg)
             keep = self._keepers[topic] = self._keeper(topic, msg)
+            self._batch_plan(topic, msg, raw)
         keep(t, msg, raw)
+
+    def _batch_plan(self, topic: str, msg: Any, raw: Raw) -> None:
+        """For a JointState topic the plan reads only whole arrays (or joints by name) of, the layout its later
+        messages are taken in (:mod:`.joints`)."""
+        data = self.data.get(topic)
+        if data is None or data.msgtype != msgfields.JOINT_STATE or topic == self.task_topic:
+            return
+        targets: list[Target] = []
+        for name, stream in self.streams.get(topic, []):
+            if stream.field not in ARRAYS:
+                return
+            cols = None
+            if stream.names is not None:
+                try:
+                    cols = msgfields.joint_columns(list(msg.name), list(stream.names), "")
+                except EpisodeError:
+                    return  # the per-message path names the problem
+            targets.append((data.rows[name].append_many, stream.field, cols))
+        shape = joint_layout(msg, raw, self.source.bag.is_ros2)
+        if shape is not None and all(name in (shape.record.names or ()) for _, name, _ in targets):
+            self._batchable[topic] = (shape, targets)
+
+    def claim(self, topic: str, decode: Callable[[Raw], Any]) -> JointBatch | None:
+        """After ``topic``'s first message: a :class:`~.joints.JointBatch` taking its later messages, if it can."""
+        found = self._batchable.pop(topic, None)
+        if found is None:
+            return None
+        shape, targets = found
+        return JointBatch(shape, self.receive[topic], self.header[topic], targets, decode, self._keepers[topic])
 
     def _keeper(self, topic: str, msg: Any) -> Callable[[int, Any, Raw], None]:
         """What to do with each message of ``topic`` (nothing, for topics the plan does not read)."""
