@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from rdstd.formats.rosbag.bag import Raw
 from rdstd.formats.rosbag.ledger import describe
+from rdstd.formats.rosbag.spill import TimeLog
 
 #: The JointState arrays, in their serialized order.
 ARRAYS = ("position", "velocity", "effort")
@@ -146,8 +147,8 @@ class JointBatch:
     def __init__(
         self,
         shape: Layout,
-        receive: array[int],
-        header: array[int],
+        receive: TimeLog,
+        header: TimeLog,
         targets: list[Target],
         decode: Callable[[Raw], Any],
         keep: Callable[[int, Any, Raw], None],
@@ -205,9 +206,8 @@ class JointBatch:
     def _keep(self, records: npt.NDArray[Any], times: npt.NDArray[np.int64]) -> None:
         if not len(records):
             return
-        self.receive.frombytes(times.tobytes())
-        stamps = records["sec"].astype(np.int64) * 1_000_000_000 + records["nsec"].astype(np.int64)
-        self.header.frombytes(stamps.tobytes())
+        self.receive.extend(times)
+        self.header.extend(records["sec"].astype(np.int64) * 1_000_000_000 + records["nsec"].astype(np.int64))
         for append, name, cols in self.targets:
             values = records[name]
             append(values if cols is None else values[:, cols])
