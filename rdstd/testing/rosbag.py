@@ -68,10 +68,12 @@ def messages(
     stamp: Callable[[str, int], int] | None = None,
     events: Sequence[float] = (),
     pause: tuple[float, float] | None = None,
+    edit: Callable[[str, int, Any], Any] | None = None,
 ) -> list[tuple[str, str, int, Any]]:
     """(topic, msgtype, receive ns, message) for the fixture recording; ``stamp(topic, ns)`` may alter header stamps,
-    ``events`` are the receive times (s after T0) of ``/episode_start`` String messages, and ``pause`` = (a, b) leaves
-    out every message received from a to b s after T0 (a recording paused)."""
+    ``events`` are the receive times (s after T0) of ``/episode_start`` String messages, ``pause`` = (a, b) leaves
+    out every message received from a to b s after T0 (a recording paused), and ``edit(topic, k, msg)`` may replace
+    the ``k``-th message of a topic (e.g. a JointState with its names in another order)."""
     types = ts.types
     fix = stamp or (lambda topic, ns: ns)
     out: list[tuple[str, str, int, Any]] = []
@@ -121,15 +123,30 @@ def messages(
     if pause is not None:
         lo, hi = T0 + int(pause[0] * 1e9), T0 + int(pause[1] * 1e9)
         out = [m for m in out if not lo <= m[2] < hi]
+    if edit is not None:
+        seen: dict[str, int] = {}
+        for position, (topic, msgtype, t, msg) in enumerate(out):
+            k = seen[topic] = seen.get(topic, -1) + 1
+            out[position] = (topic, msgtype, t, edit(topic, k, msg))
     out.sort(key=lambda m: m[2])
     return out
 
 
-def write_bag(path: Path, kind: str = "ros1", **options: Any) -> Path:
-    """Write the fixture recording as ``kind``: ``ros1`` (path.bag), ``db3`` or ``mcap`` (a rosbag2 folder)."""
+def write_bag(
+    path: Path, kind: str = "ros1", corrupt: Callable[[str, int, bytes], bytes] | None = None, **options: Any
+) -> Path:
+    """Write the fixture recording as ``kind``: ``ros1`` (path.bag), ``db3`` or ``mcap`` (a rosbag2 folder);
+    ``corrupt(topic, k, data)`` may change the serialized bytes of a topic's ``k``-th message (``options``: see
+    :func:`messages`)."""
     ros2 = kind != "ros1"
     ts = _stores(ros2)
     msgs = messages(ts, ros2, **options)
+    if corrupt is not None:
+        serialize = ts.serialize_cdr if ros2 else ts.serialize_ros1
+        seen: dict[str, int] = {}
+        for position, (topic, msgtype, t, msg) in enumerate(msgs):
+            k = seen[topic] = seen.get(topic, -1) + 1
+            msgs[position] = (topic, msgtype, t, _Serialized(corrupt(topic, k, bytes(serialize(msg, msgtype)))))
     if not ros2:
         from rosbags.rosbag1 import Writer as Writer1
 
@@ -139,7 +156,7 @@ def write_bag(path: Path, kind: str = "ros1", **options: Any) -> Path:
         for topic, msgtype, t, msg in msgs:
             if topic not in conns1:
                 conns1[topic] = w1.add_connection(topic, msgtype, typestore=ts)
-            w1.write(conns1[topic], t, ts.serialize_ros1(msg, msgtype))
+            w1.write(conns1[topic], t, msg.data if isinstance(msg, _Serialized) else ts.serialize_ros1(msg, msgtype))
         w1.close()
         return path
     from rosbags.rosbag2 import StoragePlugin, Writer
@@ -151,9 +168,16 @@ def write_bag(path: Path, kind: str = "ros1", **options: Any) -> Path:
     for topic, msgtype, t, msg in msgs:
         if topic not in conns2:
             conns2[topic] = w2.add_connection(topic, msgtype, typestore=ts)
-        w2.write(conns2[topic], t, ts.serialize_cdr(msg, msgtype))
+        w2.write(conns2[topic], t, msg.data if isinstance(msg, _Serialized) else ts.serialize_cdr(msg, msgtype))
     w2.close()
     return path
+
+
+class _Serialized:
+    """A message already serialized (and changed by ``write_bag``'s ``corrupt``)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
 
 
 def with_plan(bag: Path, plan: str = PLAN) -> Path:

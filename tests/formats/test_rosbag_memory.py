@@ -144,14 +144,14 @@ def test_aligned_vectors_fetch_only_the_samples_a_slice_uses_without_reading_the
 
 
 def test_vector_values_past_the_memory_limit_go_to_a_temporary_file(monkeypatch: pytest.MonkeyPatch) -> None:
-    from rdstd.formats.rosbag import reader
+    from rdstd.formats.rosbag import reader, spill
 
-    monkeypatch.setattr(reader, "SPILL_BYTES", 100)
+    monkeypatch.setattr(spill, "BUFFER_BYTES", 100)
     rows = reader.Rows("t")
     values = np.arange(60, dtype=np.float64).reshape(20, 3)
     for row in values:
         rows.append(row)
-    assert rows._spill is not None and len(rows._buffer) < 100  # most on disk, the tail in memory
+    assert rows._bytes._file is not None and len(rows._bytes._buffer) < 100  # most on disk, the tail in memory
     picks = np.array([0, 19, 5, 4, 4, 12], dtype=np.int64)
     np.testing.assert_array_equal(rows.read(picks), values[picks])
     np.testing.assert_array_equal(rows.read(np.array([18, 19])), values[18:])  # the in-memory tail only
@@ -159,7 +159,7 @@ def test_vector_values_past_the_memory_limit_go_to_a_temporary_file(monkeypatch:
     with pytest.raises(Exception, match="changes size"):
         rows.append(np.zeros(4))
     rows.close()
-    assert rows._spill is None
+    assert rows._bytes._file is None
 
 
 @pytest.mark.parametrize("kind", ["ros1", "db3", "mcap"])
@@ -204,3 +204,34 @@ def test_the_ros1_index_is_dropped_after_the_pass_and_read_again_if_asked_for(tm
         assert sum(len(c[0]) for c in reader.compact.values()) == sum(led.read for led in source.ledger.values())
         again = source.read_topic("/joint_states")
         assert len(again.receive_ns) == 200
+
+
+@pytest.mark.parametrize("kind", ["ros1", "mcap"])
+def test_times_and_transforms_kept_in_temporary_files_give_the_same_episode(
+    tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rdstd.errors import SourceError
+    from rdstd.formats.rosbag import spill
+
+    bag = with_plan(write_bag(tmp_path / ("run.bag" if kind == "ros1" else "run"), kind, seconds=3.0))
+
+    def episode() -> tuple[tuple[Any, Any, Any, Any], bool]:
+        with RosbagSource(bag) as source:
+            ep = source.read_episode(source.episode_refs()[0])
+            data = source._cache["/joint_states"]
+            on_disk = data.receive._bytes._file is not None and source._cache["/tf"].transforms._bytes._file is not None
+            result = (ep.timestamps_s, np.asarray(ep.vectors["joints"]), np.asarray(ep.vectors["ee"]), ep.meta)
+        with pytest.raises(SourceError, match="the bag is closed"):
+            data.receive_ns  # noqa: B018 - the times went with the bag
+        return result, on_disk
+
+    held, held_on_disk = episode()
+    monkeypatch.setattr(spill, "BUFFER_BYTES", 64)  # every few messages to the temporary file
+    monkeypatch.setattr(spill, "ROWS_AT_ONCE", 5)
+    spilled, spilled_on_disk = episode()
+    assert not held_on_disk and spilled_on_disk
+    for a, b in zip(held[:3], spilled[:3], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert held[3] == spilled[3]
+    assert held[3]["tf"]["ee"]["succeeded"] == len(held[0])
+    np.testing.assert_allclose(spilled[1], [joint_positions(t + 0.05) for t in spilled[0]], atol=1e-9)

@@ -5,7 +5,7 @@ The pass that builds the ledger sees every camera message once; each image topic
 CompressedImage's encoded bytes (JPEG/PNG, passed through), or the whole serialized message of a raw Image or a
 ``compressedDepth`` image (decoded to pixels when sliced). An aligned episode knows, for each of its frames, which
 message of the topic it uses (its position in the topic's stream order); slicing ``[start:stop]`` reads only those
-payloads back (one positioned read of the span they lie in), so memory is bounded by the frames of one converter
+payloads back (one positioned read each), so memory is bounded by the frames of one converter
 chunk, not by the recording, and the bag is not read a second time.
 """
 
@@ -26,8 +26,6 @@ from rdstd.streams.align import Sampling
 
 #: Frames read per window when the frames are iterated whole.
 WINDOW_FRAMES = 64
-#: A slice whose payloads span more bytes than this is read payload by payload, not as one span.
-SPAN_BYTES = 64 << 20
 
 
 class FrameSpill:
@@ -82,14 +80,17 @@ class FrameSpill:
             )
         assert self._file is not None
         fd = self._file.fileno()
-        start, stop = self.offsets[lo], self.offsets[hi] + self.lengths[hi]
-        if stop - start <= SPAN_BYTES:
-            span = memoryview(os.pread(fd, stop - start, start))
-            return [
-                bytes(span[self.offsets[p] - start : self.offsets[p] + self.lengths[p] - start])
-                for p in positions.tolist()
-            ]
-        return [os.pread(fd, self.lengths[p], self.offsets[p]) for p in positions.tolist()]
+        # one positioned read per payload, straight into its bytes (reading the span a slice covers and cutting it
+        # up copied every byte twice and allocated up to 64 MB at once)
+        offsets, lengths = self.offsets, self.lengths
+        out = [os.pread(fd, lengths[p], offsets[p]) for p in positions.tolist()]
+        if any(len(data) != lengths[p] for data, p in zip(out, positions.tolist(), strict=True)):
+            raise SourceError(
+                f"{self.where}: a frame kept in a temporary file could not be read back whole",
+                hint="the temporary folder (TMPDIR) changed or filled while the bag was read; convert again",
+                situation="spill-unreadable",
+            )
+        return out
 
     def close(self) -> None:
         """Drop the payloads (and the temporary file)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from rdstd.formats.rosbag.bag import Raw, RawBag
 from rdstd.formats.rosbag.types import Decoder, TypeResolver
@@ -49,11 +49,35 @@ class TopicLedger:
 Visitor = Callable[[str, int, Any, Raw], None]
 
 
+class FastPath(Protocol):
+    """Takes a topic's later messages as bytes (``(t, raw)``) and decodes them its own way, in batches; after the
+    pass ``flush()`` finishes the last batch, and ``failed``/``error`` say how many did not decode and why."""
+
+    failed: int
+    error: str
+
+    def __call__(self, t: int, raw: Raw) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+#: Asked once per topic after its first decoded message was visited (with the topic's decoder): a
+#: :class:`FastPath` for the rest, or None.
+Claim = Callable[[str, Callable[[Raw], Any]], FastPath | None]
+
+
+def describe(exc: BaseException) -> str:
+    """A decode error as the ledger records it (type and one line, at most 200 characters)."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+
+
 def build_ledger(
-    bag: RawBag, resolver: TypeResolver, visit: Visitor | None = None
+    bag: RawBag, resolver: TypeResolver, visit: Visitor | None = None, claim: Claim | None = None
 ) -> tuple[dict[str, TopicLedger], dict[str, Decoder]]:
     """Read every message of every topic once, decoding each, and count; ``visit`` sees each decoded message
-    (the reader keeps what its plan needs, so the bag is read once).
+    (the reader keeps what its plan needs, so the bag is read once). ``claim`` may hand a topic's messages after
+    its first to a :class:`FastPath` (``joints.JointBatch``), which decodes them in batches; those count as decoded
+    unless the fast path says they failed.
 
     One pass over the files in time order, except for ROS 1 files whose chunks overlap in time: those are read
     topic by topic (time-ordered reading would switch chunks at almost every message).
@@ -75,6 +99,7 @@ def build_ledger(
         stream = bag.all_messages()
     counts: dict[str, list[int]] = {name: [0, 0, 0] for name in ledgers}  # read, decoded, failed
     spans: dict[str, list[int]] = {}  # first, last receive time
+    fast: dict[str, FastPath] = {}
     for name, t, raw in stream:
         count = counts[name]
         count[0] += 1
@@ -85,6 +110,11 @@ def build_ledger(
             span[0] = t
         elif t > span[1]:
             span[1] = t
+        take = fast.get(name)
+        if take is not None:
+            take(t, raw)
+            count[1] += 1
+            continue
         decode = decoders[name].decode
         if decode is None:
             count[2] += 1
@@ -94,11 +124,20 @@ def build_ledger(
         except Exception as exc:  # rosbags' deserializers raise several types: counted, first cause kept
             count[2] += 1
             entry = ledgers[name]
-            entry.error = entry.error or f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+            entry.error = entry.error or describe(exc)
         else:
             count[1] += 1
             if visit is not None:
                 visit(name, t, msg, raw)
+                if claim is not None and count[1] == 1:
+                    found = claim(name, decode)
+                    if found is not None:
+                        fast[name] = found
+    for name, take in fast.items():
+        take.flush()
+        counts[name][1] -= take.failed
+        counts[name][2] += take.failed
+        ledgers[name].error = ledgers[name].error or take.error
     for name, entry in ledgers.items():
         entry.read, entry.decoded, entry.failed = counts[name]
         if name in spans:

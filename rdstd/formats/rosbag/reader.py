@@ -16,40 +16,38 @@ findings and the TF lookup statistics.
 from __future__ import annotations
 
 import copy
-import os
 import re
-import tempfile
-from array import array
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from rdstd.errors import CorruptSourceError, EpisodeError, MappingError, SourceError
+from rdstd.errors import CorruptSourceError, EpisodeError, MappingError
 from rdstd.formats.base import EpisodeRef, FormatBackend, SourceDataset, SourceEpisode, SourceInfo, SourceKey
 from rdstd.formats.rosbag import fields as msgfields
 from rdstd.formats.rosbag.bag import Raw, RawBag, bag_files
 from rdstd.formats.rosbag.frames import BagFrames, BagPixels, BagVectors, FrameSpill, TopicFrames
+from rdstd.formats.rosbag.joints import ARRAYS, JointBatch, Layout, Target
+from rdstd.formats.rosbag.joints import layout as joint_layout
 from rdstd.formats.rosbag.ledger import TopicLedger, build_ledger
 from rdstd.formats.rosbag.plan import RosbagPlan, StreamPlan, load_plan, parse_plan, sidecar_path
+from rdstd.formats.rosbag.spill import ByteSpill, TimeLog, TransformSpill
 from rdstd.formats.rosbag.types import Decoder, TypeResolver
 from rdstd.formats.sniff import MCAP_MAGIC, ROSBAG1_MAGIC, SQLITE_MAGIC
 from rdstd.paths import inside
 from rdstd.schema.episode import EncodedFrames
 from rdstd.schema.vocabulary import ImageCodec
 from rdstd.streams.align import RESET_NS, Sampling, apply_sampling, check_clock, fixed_grid, report, sample_at
-from rdstd.streams.tf import TransformBuffer, TransformError, TransformLog
+from rdstd.streams.tf import TransformBuffer, TransformError
 
 if TYPE_CHECKING:
     from rdstd.formats.rosbag.salvage import Salvage
 
 IMAGE_TYPES = (msgfields.IMAGE, msgfields.COMPRESSED)
-#: Bytes of one vector stream's values kept in memory before the rest goes to a temporary file.
-SPILL_BYTES = 1 << 20
 #: Parsed field paths, and joint columns per (message names, wanted names): computed once, not per message.
 _PATHS: dict[str, list[tuple[str, list[str]]]] = {}
 _COLUMNS: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int]] = {}
@@ -59,44 +57,43 @@ _SAFE = re.compile(r"[^A-Za-z0-9_]+")
 
 class Rows:
     """One vector stream's per-message values, kept as they are read in the bag's single pass (so conversion does
-    not read and decode the messages again), compactly: raw bytes in memory up to :data:`SPILL_BYTES`, then in an
-    anonymous temporary file, so memory stays flat however long the recording. A vector whose size changes between
-    messages is an error."""
+    not read and decode the messages again), compactly: raw bytes in a :class:`~.spill.ByteSpill` (memory up to
+    256 KiB, the rest in an anonymous temporary file), so memory stays flat however long the recording. A vector
+    whose size changes between messages is an error."""
 
     def __init__(self, where: str) -> None:
         self.where = where
         self.shape: tuple[int, ...] | None = None
         self.dtype: np.dtype[Any] | None = None
         self.count = 0
-        self._buffer = bytearray()
-        self._spill: IO[bytes] | None = None
-        self.closed = False
+        self._bytes = ByteSpill(where, "rdstd-rows-")
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` ran."""
+        return self._bytes.closed
 
     def append(self, row: npt.NDArray[Any]) -> None:
         """One message's vector."""
+        self.append_many(row[np.newaxis])
+
+    def append_many(self, rows: npt.NDArray[Any]) -> None:
+        """Consecutive messages' vectors at once (one row each)."""
+        if not len(rows):
+            return
         if self.shape is None or self.dtype is None:
-            self.shape, self.dtype = row.shape, row.dtype
-        elif row.shape != self.shape:
+            self.shape, self.dtype = rows.shape[1:], rows.dtype
+        elif rows.shape[1:] != self.shape:
             raise EpisodeError(
-                f"{self.where} changes size between messages ({self.shape[0]} then {row.shape[0]})",
+                f"{self.where} changes size between messages ({self.shape[0]} then {rows.shape[1]})",
                 situation="vector-size-changes",
             )
-        self._buffer += (row if row.dtype == self.dtype else row.astype(self.dtype)).tobytes()
-        self.count += 1
-        if len(self._buffer) >= SPILL_BYTES:
-            if self._spill is None:
-                self._spill = tempfile.TemporaryFile(prefix="rdstd-rows-")  # noqa: SIM115 - closed by close()
-            self._spill.write(self._buffer)
-            self._buffer.clear()
+        self._bytes.write(np.ascontiguousarray(rows, dtype=self.dtype).tobytes())
+        self.count += len(rows)
 
     def read(self, positions: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
         """The values of the messages at ``positions`` (stream order; repeats allowed), stacked."""
-        if self.closed:
-            raise SourceError(
-                f"{self.where}: the bag is closed; its frames and vectors are read while it is open",
-                hint="read the episode's images and vectors inside `with backend.open(path) as source:`",
-                situation="bag-closed",
-            )
+        self._bytes.check_open()
         assert self.shape is not None and self.dtype is not None
         size = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
         if len(positions) == 0:
@@ -108,26 +105,12 @@ class Rows:
                 hint="the bag changed while it was read; open it again",
                 situation="message-index-out-of-range",
             )
-        on_disk = self._spill.tell() if self._spill is not None else 0
-        start, stop = lo * size, hi * size
-        if self._spill is not None and start < on_disk:
-            self._spill.seek(start)
-            data = self._spill.read(min(stop, on_disk) - start)
-            self._spill.seek(0, os.SEEK_END)
-            if stop > on_disk:
-                data += bytes(self._buffer[: stop - on_disk])
-        else:
-            data = bytes(self._buffer[start - on_disk : stop - on_disk])
-        block = np.frombuffer(data, dtype=self.dtype).reshape(hi - lo, *self.shape)
+        block = np.frombuffer(self._bytes.read(lo * size, hi * size), dtype=self.dtype).reshape(hi - lo, *self.shape)
         return block[positions - lo]
 
     def close(self) -> None:
         """Drop the values (and the temporary file)."""
-        if self._spill is not None:
-            self._spill.close()
-            self._spill = None
-        self._buffer = bytearray()
-        self.closed = True
+        self._bytes.close()
 
 
 @dataclass
@@ -139,15 +122,31 @@ class TopicData:
 
     topic: str
     msgtype: str
-    receive_ns: npt.NDArray[np.int64]
-    header_ns: npt.NDArray[np.int64] | None
+    #: Receive and header times (:class:`~.times.TimeLog`: read back when asked for, not held).
+    receive: TimeLog
+    header: TimeLog
+    #: The messages have no header stamp (``header`` holds zeros; ``header_ns`` is None).
+    headerless: bool = False
     rows: dict[str, Rows] = field(default_factory=dict)
-    transforms: TransformLog = field(default_factory=TransformLog)
+    transforms: TransformSpill = field(default_factory=TransformSpill)
     texts: list[str] = field(default_factory=list)
     frames: FrameSpill | None = None
 
+    @property
+    def receive_ns(self) -> npt.NDArray[np.int64]:
+        """The receive times (a new array each time: hold it only while it is needed)."""
+        return self.receive.values()
+
+    @property
+    def header_ns(self) -> npt.NDArray[np.int64] | None:
+        """The header stamps (None: the messages have none); a new array each time."""
+        return None if self.headerless else self.header.values()
+
     def close(self) -> None:
-        """Drop the values and payloads kept (and their temporary files)."""
+        """Drop the times, values and payloads kept (and their temporary files)."""
+        self.receive.close()
+        self.header.close()
+        self.transforms.close()
         for rows in self.rows.values():
             rows.close()
         if self.frames is not None:
@@ -222,7 +221,7 @@ class RosbagSource(SourceDataset):
         try:
             self.resolver = TypeResolver(self.bag.is_ros2, self.bag.facts.get("ros_distro"), types_dir)
             collector = _Collector(self, plan_topics(plan) if plan is not None else set(), plan)
-            ledger, self.decoders = build_ledger(self.bag, self.resolver, collector.visit)
+            ledger, self.decoders = build_ledger(self.bag, self.resolver, collector.visit, collector.claim)
             self.ledger = ledger
             self._cache = collector.topics(ledger)
             self._first = collector.first
@@ -295,7 +294,8 @@ class RosbagSource(SourceDataset):
                 ) from exc
             collector.visit(topic, t, msg, raw)
         found = collector.topics(self.ledger, check=False).get(topic)
-        return found or TopicData(topic, decoder.msgtype, np.zeros(0, dtype=np.int64), None)
+        where = f"{self.path}: {topic}"
+        return found or TopicData(topic, decoder.msgtype, TimeLog(where), TimeLog(where), headerless=True)
 
     def window(self, topic: str, data: TopicData) -> TopicFrames:
         """Positional access to ``topic``'s image payloads, kept by the single pass (read when sliced)."""
@@ -500,12 +500,12 @@ class _Collector:
                 self.streams.setdefault(stream.topic, []).append((name, stream))
         self.task_topic = plan.task.topic if plan is not None and plan.task is not None else None
         self.data: dict[str, TopicData] = {}
-        self.header: dict[str, array[int]] = {}
         self.headerless: set[str] = set()
-        self.receive: dict[str, array[int]] = {}
         #: The first decoded message of every topic (shapes, names, codecs), so the bag is not read for them again.
         self.first: dict[str, Any] = {}
         self._keepers: dict[str, Callable[[int, Any, Raw], None]] = {}
+        #: Per JointState topic whose later messages can be taken in batches, what its batch needs (see claim).
+        self._batchable: dict[str, tuple[Layout, list[Target]]] = {}
 
     def visit(self, topic: str, t: int, msg: Any, raw: Raw) -> None:
         """One decoded message (and its serialized bytes)."""
@@ -514,7 +514,38 @@ class _Collector:
             # a message decoded from a view into a decompressed chunk would keep the whole chunk alive: copied
             self.first[topic] = msg if isinstance(raw, bytes) else copy.deepcopy(msg)
             keep = self._keepers[topic] = self._keeper(topic, msg)
+            self._batch_plan(topic, msg, raw)
         keep(t, msg, raw)
+
+    def _batch_plan(self, topic: str, msg: Any, raw: Raw) -> None:
+        """For a JointState topic the plan reads only whole arrays (or joints by name) of, the layout its later
+        messages are taken in (:mod:`.joints`)."""
+        data = self.data.get(topic)
+        if data is None or data.msgtype != msgfields.JOINT_STATE or topic == self.task_topic:
+            return
+        targets: list[Target] = []
+        for name, stream in self.streams.get(topic, []):
+            if stream.field not in ARRAYS:
+                return
+            cols = None
+            if stream.names is not None:
+                try:
+                    cols = msgfields.joint_columns(list(msg.name), list(stream.names), "")
+                except EpisodeError:
+                    return  # the per-message path names the problem
+            targets.append((data.rows[name].append_many, stream.field, cols))
+        shape = joint_layout(msg, raw, self.source.bag.is_ros2)
+        if shape is not None and all(name in (shape.record.names or ()) for _, name, _ in targets):
+            self._batchable[topic] = (shape, targets)
+
+    def claim(self, topic: str, decode: Callable[[Raw], Any]) -> JointBatch | None:
+        """After ``topic``'s first message: a :class:`~.joints.JointBatch` taking its later messages, if it can."""
+        found = self._batchable.pop(topic, None)
+        if found is None:
+            return None
+        shape, targets = found
+        data = self.data[topic]
+        return JointBatch(shape, data.receive, data.header, targets, decode, self._keepers[topic])
 
     def _keeper(self, topic: str, msg: Any) -> Callable[[int, Any, Raw], None]:
         """What to do with each message of ``topic`` (nothing, for topics the plan does not read)."""
@@ -522,10 +553,11 @@ class _Collector:
         if topic not in self.wanted and not tf:
             return _ignore
         msgtype = str(getattr(msg, "__msgtype__", ""))
-        data = self.data[topic] = TopicData(topic, msgtype, np.zeros(0, dtype=np.int64), None)
-        receive = self.receive[topic] = array("q")
-        header = self.header[topic] = array("q")
         where = f"{self.source.path}: {topic}"
+        data = self.data[topic] = TopicData(
+            topic, msgtype, TimeLog(where), TimeLog(where), transforms=TransformSpill(where)
+        )
+        receive, header = data.receive, data.header
         steps: list[Callable[[Any, Raw], None]] = []
         if msgtype in IMAGE_TYPES:  # encoded bytes pass through; raw and depth images are decoded when sliced
             passthrough = msgtype == msgfields.COMPRESSED and not msgfields.is_compressed_depth(msg)
@@ -560,9 +592,7 @@ class _Collector:
             led = ledger.get(topic)
             if check and (led is None or led.failed or led.decoded != led.read):
                 continue
-            data.receive_ns = np.frombuffer(self.receive[topic], dtype=np.int64).copy()
-            stamps = np.frombuffer(self.header[topic], dtype=np.int64).copy()
-            data.header_ns = None if topic in self.headerless else stamps
+            data.headerless = topic in self.headerless
             out[topic] = data
         return out
 
@@ -606,7 +636,7 @@ class _Picker:
         return value
 
 
-def _keep_transforms(log: TransformLog, receive: array[int], msg: Any, raw: Raw) -> None:
+def _keep_transforms(log: TransformSpill, receive: TimeLog, msg: Any, raw: Raw) -> None:
     message = len(receive) - 1
     for transform in msgfields.transforms(msg):
         log.append(*transform, message=message)
@@ -867,7 +897,7 @@ class Aligner:
             )
         piece = pieces[ref.index]
         master, master_desc = self.master_times(piece)
-        samplings: dict[str, tuple[Sampling, npt.NDArray[np.int64], npt.NDArray[np.int64]]] = {}
+        samplings: dict[str, tuple[Sampling, _Order, npt.NDArray[np.int64]]] = {}
         valid = np.ones(len(master), dtype=bool)
         for name, stream in self.plan.streams.items():
             if stream.topic is None:
@@ -875,15 +905,16 @@ class Aligner:
             assert stream.clock and stream.method and stream.max_age_ms
             data = self.topic(stream.topic)
             times, first = self.times(data, stream.clock, piece, reach=True)
-            local = np.argsort(times, kind="stable")
+            order = _Order(times, first)  # stream positions by time (no copy when already in order)
+            times = order.sorted(times)
             if data.msgtype in (msgfields.IMAGE, msgfields.COMPRESSED) and stream.method == "interpolate":
                 raise MappingError(
                     f"{self.path}: stream {name}: images cannot be interpolated",
                     hint="use hold or nearest",
                     situation="image-interpolation",
                 )
-            sampling = sample_at(master, times[local], stream.method, int(stream.max_age_ms * 1e6))
-            samplings[name] = (sampling, first + local, times[local])
+            sampling = sample_at(master, times, stream.method, int(stream.max_age_ms * 1e6))
+            samplings[name] = (sampling, order, times)
             valid &= sampling.valid
         tf_poses, tf_report = self._tf(master, piece)
         for ok in tf_report.pop("_valid"):
@@ -911,7 +942,7 @@ class Aligner:
             picked = Sampling(
                 sampling.lo[kept], sampling.hi[kept], sampling.w[kept], sampling.valid[kept], sampling.dt_ns[kept]
             )
-            used = order[picked.lo]
+            used = order.positions(picked.lo)
             codec = self.source._keys_by_name[name].codec
             if data.msgtype == msgfields.COMPRESSED and codec is not None:
                 images[name] = EncodedFrames(codec, BagFrames(self.source.window(stream.topic, data), used, codec))
@@ -936,7 +967,7 @@ class Aligner:
                     data.rows[name].read,
                     f"{self.path}: {stream.topic}",
                     used,
-                    order[picked.hi],
+                    order.positions(picked.hi),
                     picked.w,
                     partial(apply_sampling, method=stream.method, quaternions=stream.quaternions),
                     key.shape,
@@ -1053,6 +1084,24 @@ class Aligner:
                 f"{self.path}: task topic {task.topic} holds no text message", situation="task-text-missing"
             )
         return data.texts[0]
+
+
+class _Order:
+    """A stream's message positions in time order, from its times in stream order starting at position ``first``:
+    when those are already in order (as recorded, almost always) nothing is sorted or copied."""
+
+    def __init__(self, times: npt.NDArray[np.int64], first: int) -> None:
+        self.first = first
+        in_order = times.size < 2 or bool(np.all(times[1:] >= times[:-1]))
+        self.local = None if in_order else np.argsort(times, kind="stable")
+
+    def sorted(self, times: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """``times`` in time order."""
+        return times if self.local is None else times[self.local]
+
+    def positions(self, picked: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """The stream positions of the ``picked`` time-ordered samples."""
+        return self.first + (picked if self.local is None else self.local[picked])
 
 
 def _piece_name(piece: Piece) -> str:

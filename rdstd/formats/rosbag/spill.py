@@ -1,0 +1,175 @@
+"""What the bag's single pass keeps per message, without holding it: bytes in a small in-memory buffer, written to
+an anonymous temporary file each time the buffer fills (:class:`ByteSpill`), and read back only while they are
+needed. Per-message times (:class:`TimeLog`, 8 bytes a message on disk) and transforms (:class:`TransformSpill`,
+80 bytes a sample) are kept this way, as are each vector stream's values (``reader.Rows``), so what a long
+recording holds while its frames are written does not grow with its length.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+from collections.abc import Iterator
+from typing import IO
+
+import numpy as np
+import numpy.typing as npt
+
+from rdstd.errors import SourceError
+from rdstd.streams.tf import TransformBuffer
+
+#: Bytes held in memory (per kept stream) before they go to the temporary file.
+BUFFER_BYTES = 1 << 18
+#: Transform samples turned into Python values at once when they are read back.
+ROWS_AT_ONCE = 4096
+
+
+class ByteSpill:
+    """Appended bytes, the first in an anonymous temporary file, the last up to :data:`BUFFER_BYTES` in memory."""
+
+    def __init__(self, where: str, prefix: str) -> None:
+        self.where = where
+        self.prefix = prefix
+        self._buffer = bytearray()
+        self._file: IO[bytes] | None = None
+        self._on_disk = 0
+        self.closed = False
+
+    def __len__(self) -> int:
+        return self._on_disk + len(self._buffer)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Append ``data``."""
+        self._buffer += data
+        if len(self._buffer) >= BUFFER_BYTES:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(prefix=self.prefix, buffering=0)  # noqa: SIM115 - close()
+            view = memoryview(self._buffer)
+            written = 0
+            while written < len(view):  # a raw file may write less than asked
+                written += self._file.write(view[written:]) or 0
+            view.release()
+            self._on_disk += len(self._buffer)
+            self._buffer.clear()
+
+    def check_open(self) -> None:
+        """A bag-closed error once :meth:`close` ran."""
+        if self.closed:
+            raise SourceError(
+                f"{self.where}: the bag is closed; its frames and vectors are read while it is open",
+                hint="read the episode's images and vectors inside `with backend.open(path) as source:`",
+                situation="bag-closed",
+            )
+
+    def read(self, start: int = 0, stop: int | None = None) -> bytes:
+        """Bytes ``[start, stop)`` of what was appended (a bag-closed error once closed)."""
+        self.check_open()
+        stop = len(self) if stop is None else stop
+        out = b""
+        if start < self._on_disk:
+            assert self._file is not None
+            want = min(stop, self._on_disk) - start
+            out = os.pread(self._file.fileno(), want, start)
+            if len(out) != want:
+                raise SourceError(
+                    f"{self.where}: {len(out)} of {want} bytes kept in a temporary file could be read back",
+                    hint="the temporary folder (TMPDIR) changed or filled while the bag was read; convert again",
+                    situation="spill-unreadable",
+                )
+        if stop > self._on_disk:
+            out += bytes(self._buffer[max(start, self._on_disk) - self._on_disk : stop - self._on_disk])
+        return out
+
+    def close(self) -> None:
+        """Drop the bytes (and the temporary file)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._buffer = bytearray()
+        self.closed = True
+
+
+class TimeLog:
+    """One topic's times (int64 ns) on one clock, in stream order; :meth:`values` reads them back whole."""
+
+    def __init__(self, where: str) -> None:
+        self._bytes = ByteSpill(where, "rdstd-times-")
+        self._pack = struct.Struct("<q").pack
+
+    def __len__(self) -> int:
+        return len(self._bytes) // 8
+
+    def append(self, t: int) -> None:
+        """One message's time."""
+        self._bytes.write(self._pack(t))
+
+    def extend(self, times: npt.NDArray[np.int64]) -> None:
+        """Consecutive messages' times at once."""
+        self._bytes.write(np.ascontiguousarray(times, dtype="<i8").tobytes())
+
+    def values(self) -> npt.NDArray[np.int64]:
+        """Every time kept, as a new array (the caller holds it only while it needs it)."""
+        return np.frombuffer(self._bytes.read(), dtype="<i8").astype(np.int64)
+
+    def close(self) -> None:
+        """Drop the times."""
+        self._bytes.close()
+
+
+_SAMPLE = np.dtype([("parent", "<i4"), ("child", "<i4"), ("t", "<i8"), ("message", "<i8"), ("values", "<f8", (7,))])
+
+
+class TransformSpill:
+    """Transform samples as a recording holds them (message order): frame names interned, each sample 80 bytes
+    (parent, child, time, message position, translation xyz and rotation xyzw) in a :class:`ByteSpill`."""
+
+    def __init__(self, where: str = "transforms") -> None:
+        self._ids: dict[str, int] = {}
+        self.names: list[str] = []
+        self._bytes = ByteSpill(where, "rdstd-tf-")
+        self._pack = struct.Struct("<iiqq7d").pack
+
+    def _id(self, name: str) -> int:
+        found = self._ids.get(name)
+        if found is None:
+            found = self._ids[name] = len(self.names)
+            self.names.append(name)
+        return found
+
+    def __len__(self) -> int:
+        return len(self._bytes) // _SAMPLE.itemsize
+
+    def append(
+        self, parent: str, child: str, t_ns: int, translation: list[float], rotation: list[float], message: int = 0
+    ) -> None:
+        """One sample: the pose of ``child`` in ``parent`` at ``t_ns``, from the ``message``-th message of its
+        topic."""
+        self._bytes.write(self._pack(self._id(parent), self._id(child), t_ns, message, *translation, *rotation))
+
+    def rows(self, messages: tuple[int, int] | None = None) -> Iterator[tuple[str, str, int, list[float], list[float]]]:
+        """(parent, child, t ns, translation, rotation) per sample, in the order appended (only those from messages
+        ``[start, stop)`` when given)."""
+        names, size = self.names, _SAMPLE.itemsize
+        for start in range(0, len(self), ROWS_AT_ONCE):  # a block at a time: Python objects for a few thousand
+            block = self._bytes.read(start * size, min(len(self), start + ROWS_AT_ONCE) * size)
+            samples = np.frombuffer(block, dtype=_SAMPLE)
+            if messages is not None:
+                samples = samples[(samples["message"] >= messages[0]) & (samples["message"] < messages[1])]
+            for parent, child, t, values in zip(
+                samples["parent"].tolist(),
+                samples["child"].tolist(),
+                samples["t"].tolist(),
+                samples["values"].tolist(),
+                strict=True,
+            ):
+                yield names[parent], names[child], t, values[:3], values[3:]
+
+    def into(self, buffer: TransformBuffer, static: bool, messages: tuple[int, int] | None = None) -> None:
+        """Add every sample (from messages ``[start, stop)`` when given) to ``buffer``."""
+        for parent, child, t, translation, rotation in self.rows(messages):
+            buffer.add(parent, child, t, translation, rotation, static)
+
+    def close(self) -> None:
+        """Drop the samples."""
+        self._bytes.close()
