@@ -11,7 +11,6 @@ Pure numpy; no ROS.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -221,55 +220,3 @@ class TransformBuffer:
         if np.isnan(off[0]):
             raise TransformError("; ".join(reasons))
         return Pose(pose.translation[0], pose.rotation[0]), int(off[0])
-
-
-class TransformLog:
-    """Transform samples as a recording holds them (in message order), stored compactly: frame names interned,
-    times and the 7 numbers of each sample in ``array`` buffers (about 72 bytes a sample, not Python objects)."""
-
-    def __init__(self) -> None:
-        self._ids: dict[str, int] = {}
-        self.names: list[str] = []
-        self._parents: array[int] = array("i")
-        self._children: array[int] = array("i")
-        self._times: array[int] = array("q")
-        self._values: array[float] = array("d")
-        #: The position of the message each sample came from (in the recording's message order).
-        self._messages: array[int] = array("q")
-
-    def _id(self, name: str) -> int:
-        found = self._ids.get(name)
-        if found is None:
-            found = self._ids[name] = len(self.names)
-            self.names.append(name)
-        return found
-
-    def append(
-        self, parent: str, child: str, t_ns: int, translation: list[float], rotation: list[float], message: int = 0
-    ) -> None:
-        """One sample: the pose of ``child`` in ``parent`` at ``t_ns`` (translation xyz, rotation xyzw), from the
-        ``message``-th message of its topic."""
-        self._messages.append(message)
-        self._parents.append(self._id(parent))
-        self._children.append(self._id(child))
-        self._times.append(t_ns)
-        self._values.extend(translation)
-        self._values.extend(rotation)
-
-    def __len__(self) -> int:
-        return len(self._times)
-
-    def rows(self, messages: tuple[int, int] | None = None) -> Iterator[tuple[str, str, int, list[float], list[float]]]:
-        """(parent, child, t ns, translation, rotation) per sample, in the order they were appended (only those from
-        messages ``[start, stop)`` when given)."""
-        values = self._values
-        for k in range(len(self._times)):
-            if messages is not None and not messages[0] <= self._messages[k] < messages[1]:
-                continue
-            v = values[7 * k : 7 * k + 7]
-            yield self.names[self._parents[k]], self.names[self._children[k]], self._times[k], list(v[:3]), list(v[3:])
-
-    def into(self, buffer: TransformBuffer, static: bool, messages: tuple[int, int] | None = None) -> None:
-        """Add every sample (from messages ``[start, stop)`` when given) to ``buffer``."""
-        for parent, child, t, translation, rotation in self.rows(messages):
-            buffer.add(parent, child, t, translation, rotation, static)
