@@ -92,7 +92,7 @@ def run_batch(
     job = Job(
         source=str(source),
         output=out_text,
-        format_name=o.format_name,
+        format_name=o.format_name or plan.report.format,  # detected once: workers skip the detection
         spec=plan.spec,
         provenance=plan.provenance,
         units=units,

@@ -234,3 +234,22 @@ def test_the_next_chunk_is_read_ahead_and_its_error_comes_only_when_it_is_used(t
         assert array.reads == [0, 1] and array._ahead is not None and array._ahead[0] == 2  # 2 is on its way
         with pytest.raises(CorruptSourceError, match=r"data/state/2\.0.*does not decode"):
             read_frames(source.read_episode(refs[1]).vectors["data/state"])
+
+
+def test_a_folder_stores_file_list_is_what_pathlib_finds(tmp_path: Path) -> None:
+    from rdstd.formats.zarr.store import StoreFiles
+
+    root = tmp_path / "store.zarr"
+    (root / "data" / "img").mkdir(parents=True)
+    (root / ".zgroup").write_text("{}")
+    for name in ("0.0.0", "1.0.0", ".zarray"):
+        (root / "data" / "img" / name).write_bytes(b"x")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "0").write_bytes(b"y")
+    (root / "linked").symlink_to(elsewhere, target_is_directory=True)  # a symlinked folder is not entered
+    (root / "data" / "chunk_link").symlink_to(root / "data" / "img" / "0.0.0")
+    (root / "data" / "broken").symlink_to(tmp_path / "missing")  # a broken link is no file
+    expected = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    assert StoreFiles(root).names == expected
+    assert {"data/chunk_link", "data/img/.zarray"} <= expected and not {"data/broken", "linked/0"} & expected

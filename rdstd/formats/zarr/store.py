@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -50,6 +51,24 @@ def looks_like_replay_buffer(path: Path) -> bool:
     return False
 
 
+def _file_names(root: Path) -> set[str]:
+    """Every file under ``root`` as a ``/``-separated relative name, as ``Path.rglob`` finds them (a symlink to a
+    file counts, a symlinked folder is not entered).
+    ``os.scandir`` knows a regular file from its directory entry: no stat per chunk file, several times faster
+    than pathlib on a chunk-per-file store."""
+    names: set[str] = set()
+    folders = [("", str(root))]
+    while folders:
+        prefix, folder = folders.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append((f"{prefix}{entry.name}/", entry.path))
+                elif entry.is_file():
+                    names.add(prefix + entry.name)
+    return names
+
+
 class StoreFiles:
     """The file names of a zarr store (folder or zip) and its metadata documents."""
 
@@ -69,7 +88,7 @@ class StoreFiles:
                 ) from exc
         else:
             try:
-                self.names = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()}
+                self.names = _file_names(path)
             except OSError as exc:
                 raise unreadable(Path(exc.filename or path), exc) from exc
             for name in sorted(self.names):
