@@ -21,13 +21,33 @@ def make_source(folder: Path, lengths: list[int] | None = None) -> Path:
     return path
 
 
+#: Episode lengths of the video-kept dataset the export tests use.
+EXPORT_LENGTHS = [5 + (i * 3) % 7 for i in range(9)]
+
+
+def file_digests(folder: Path) -> dict[str, str]:
+    """Every file's sha256, by path relative to ``folder``."""
+    return {
+        f.relative_to(folder).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest()
+        for f in sorted(folder.rglob("*"))
+        if f.is_file()
+    }
+
+
+def video_kept_canonical(root: Path) -> Path:
+    """A canonical dataset at ``root/canonical`` with its camera kept as video (9 episodes, one mp4 each, converted
+    from a generated LeRobot v2.1 source)."""
+    from rdstd.convert.pipeline import convert
+    from rdstd.testing.lerobot import Spec, make_dataset
+
+    source = make_dataset(root / "src", Spec(version="v2.1", lengths=EXPORT_LENGTHS))
+    convert(source, root / "canonical")
+    return root / "canonical"
+
+
 def digest(dataset: Path) -> dict[str, Any]:
     """Every file's sha256 (the manifest compared without its creation time)."""
-    files = {
-        f.relative_to(dataset).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest()
-        for f in sorted(dataset.rglob("*"))
-        if f.is_file() and f.name != "rdstd.json"
-    }
+    files = {k: v for k, v in file_digests(dataset).items() if k != "rdstd.json"}
     manifest = json.loads((dataset / "rdstd.json").read_text())
     manifest["provenance"].pop("created_utc")
     return files | {"rdstd.json": manifest}

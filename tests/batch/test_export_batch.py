@@ -3,7 +3,6 @@ resume after SIGKILL, the lock, episodes left out under skip, and a LeRobot data
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -25,28 +24,18 @@ from rdstd.formats.lerobot.meta import looks_like_lerobot
 from rdstd.store.output import Output
 from rdstd.store.reader import Dataset
 from rdstd.testing.lerobot import Spec, make_dataset
+from tests.batch.helpers import EXPORT_LENGTHS, file_digests, video_kept_canonical
 from tests.conftest import sample
 from tests.formats.test_lerobot_export import expected_v30_small, lerobot_pythons, require_lerobot
 
 REPO = Path(__file__).resolve().parents[2]
-LENGTHS = [5 + (i * 3) % 7 for i in range(9)]
-
-
-def digest(folder: Path) -> dict[str, str]:
-    return {
-        f.relative_to(folder).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest()
-        for f in sorted(folder.rglob("*"))
-        if f.is_file()
-    }
+LENGTHS = EXPORT_LENGTHS
 
 
 @pytest.fixture(scope="module")
 def canonical(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A canonical dataset with its camera kept as video (one mp4 per episode, from a v2.1 source)."""
-    root = tmp_path_factory.mktemp("export-batch")
-    source = make_dataset(root / "src", Spec(version="v2.1", lengths=LENGTHS))
-    convert(source, root / "canonical")
-    return root / "canonical"
+    return video_kept_canonical(tmp_path_factory.mktemp("export-batch"))
 
 
 @pytest.mark.parametrize("version", ["3.0", "2.1"])
@@ -57,7 +46,7 @@ def test_two_workers_export_the_same_bytes_as_one_and_the_export_reads_back(
     two = export_lerobot(canonical, tmp_path / "two", version=version, workers=2, unit_episodes=2)  # type: ignore[arg-type]
     assert one.batch["units"] == two.batch["units"] == 5 and two.batch["workers"] == 2
     assert len({u["worker_pid"] for u in two.units}) == 2
-    assert digest(tmp_path / "one") == digest(tmp_path / "two")
+    assert file_digests(tmp_path / "one") == file_digests(tmp_path / "two")
     assert not staging_path(tmp_path / "two").exists()
     assert one.episodes == len(LENGTHS) and one.frames == sum(LENGTHS)
     info = json.loads((tmp_path / "one" / "meta" / "info.json").read_text())
@@ -78,7 +67,7 @@ def test_two_workers_export_the_same_bytes_as_one_and_the_export_reads_back(
 def test_a_v21_batch_export_equals_the_export_in_one_process(canonical: Path, tmp_path: Path) -> None:
     export_lerobot(canonical, tmp_path / "plain", version="2.1")
     export_lerobot(canonical, tmp_path / "batch", version="2.1", workers=2, unit_episodes=3)
-    assert digest(tmp_path / "plain") == digest(tmp_path / "batch")
+    assert file_digests(tmp_path / "plain") == file_digests(tmp_path / "batch")
 
 
 def _cli(*args: str) -> list[str]:
@@ -113,7 +102,7 @@ def test_an_export_killed_partway_resumes_to_the_same_bytes(tmp_path: Path) -> N
     )
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["batch"]["resumed_units"] >= finished
-    assert digest(out) == digest(whole)
+    assert file_digests(out) == file_digests(whole)
 
 
 def test_a_second_export_into_the_same_output_is_refused(canonical: Path, tmp_path: Path) -> None:
@@ -187,7 +176,7 @@ def test_ray_tasks_export_the_same_bytes_as_one_worker(canonical: Path, tmp_path
     finally:
         ray.shutdown()
     assert report.batch["executor"] == "ray" and report.batch["units"] == 5
-    assert digest(tmp_path / "ray") == digest(tmp_path / "one")
+    assert file_digests(tmp_path / "ray") == file_digests(tmp_path / "one")
 
 
 def test_an_episode_that_cannot_be_read_fails_the_export_with_fail(one_bad_video: Path, tmp_path: Path) -> None:

@@ -3,37 +3,24 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
 
 from rdstd.cli.app import main
-from rdstd.convert.pipeline import convert
 from rdstd.export import lerobot
 from rdstd.export.lerobot import estimated_seconds, export_lerobot
 from rdstd.schema.vocabulary import ImageCodec
 from rdstd.store.reader import Dataset
-from rdstd.testing.lerobot import Spec, make_dataset
+from tests.batch.helpers import EXPORT_LENGTHS, file_digests, video_kept_canonical
 
-LENGTHS = [5 + (i * 3) % 7 for i in range(9)]
-
-
-def digest(folder: Path) -> dict[str, str]:
-    return {
-        f.relative_to(folder).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest()
-        for f in sorted(folder.rglob("*"))
-        if f.is_file()
-    }
+LENGTHS = EXPORT_LENGTHS
 
 
 @pytest.fixture(scope="module")
 def canonical(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A canonical dataset with its camera kept as video (9 episodes, one mp4 each, from a v2.1 source)."""
-    root = tmp_path_factory.mktemp("export-pool")
-    source = make_dataset(root / "src", Spec(version="v2.1", lengths=LENGTHS))
-    convert(source, root / "canonical")
-    return root / "canonical"
+    """A canonical dataset with its camera kept as video (one mp4 per episode, from a v2.1 source)."""
+    return video_kept_canonical(tmp_path_factory.mktemp("export-pool"))
 
 
 def test_a_small_default_export_runs_in_this_process_with_the_bytes_of_a_plain_export(
@@ -43,7 +30,7 @@ def test_a_small_default_export_runs_in_this_process_with_the_bytes_of_a_plain_e
     # what `rdstd export` passes without --workers: the local executor, with units smaller than the dataset
     default = export_lerobot(canonical, tmp_path / "default", executor="local", unit_episodes=2)
     assert plain.batch == default.batch == {}
-    assert digest(tmp_path / "plain") == digest(tmp_path / "default")
+    assert file_digests(tmp_path / "plain") == file_digests(tmp_path / "default")
 
 
 def test_a_default_export_whose_work_pays_for_a_pool_runs_on_every_core(
