@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import save, table
+from bench.common import TreeCpu, save, table
 from rdstd.testing.fixtures import make_zarr_replay_buffer
 
 EPISODES = 400
@@ -57,35 +57,20 @@ time.sleep(0.3)  # let the parent take its last CPU sample of the tree
 
 def run(kind: str, src: Path, out: Path, options: dict[str, Any]) -> dict[str, Any]:
     """One run in a fresh process: its wall time, the CPU time of its process tree during the call, its report."""
-    import psutil
-
     shutil.rmtree(out, ignore_errors=True)
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, kind, str(src), str(out), json.dumps(options)],
         stdout=subprocess.PIPE,
         text=True,
     )
-    root = psutil.Process(child.pid)
-    seen: dict[int, float] = {}
+    tree = TreeCpu(child.pid)
     marks: dict[str, Any] = {}
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(child.stdout or []), daemon=True)
     reader.start()
 
-    def sample() -> float:
-        for proc in [root, *root.children(recursive=True)]:
-            try:
-                times = proc.cpu_times()
-            except psutil.Error:
-                continue
-            seen[proc.pid] = max(seen.get(proc.pid, 0.0), times.user + times.system)
-        return sum(seen.values())
-
     while child.poll() is None:
-        try:
-            total = sample()
-        except psutil.Error:
-            break
+        total = tree.sample()
         if "start" not in marks and any(line.startswith("START") for line in lines):
             marks["start"] = total
         if any(line.startswith("END") for line in lines):

@@ -126,3 +126,30 @@ def writer_share(src: Path, out: Path, **options: Any) -> dict[str, float]:
         "writer_s_profiled": round(writer, 2),
         "writer_share": round(writer / total, 3),
     }
+
+
+class TreeCpu:
+    """CPU seconds (user + system) of a process and all its descendants, sampled: each process's highest reading
+    is kept, so one that exits between samples loses at most a sampling interval."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self._root = psutil.Process(pid)
+        self._seen: dict[int, float] = {}
+
+    def sample(self) -> float:
+        """The tree's CPU seconds so far."""
+        psutil = self._psutil
+        try:
+            procs = [self._root, *self._root.children(recursive=True)]
+        except psutil.Error:
+            procs = []
+        for proc in procs:
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            self._seen[proc.pid] = max(self._seen.get(proc.pid, 0.0), times.user + times.system)
+        return sum(self._seen.values())

@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import save, table
+from bench.common import TreeCpu, save, table
 
 REPO = Path(__file__).resolve().parents[1]
 LEROBOT_PYTHON = Path("/work/fresh/.venv-lerobot-0.6/bin/lerobot-python")
@@ -70,12 +70,9 @@ time.sleep(0.2)  # let the parent take its last CPU sample
 def measure(cmd: list[str], *, env: dict[str, str], cwd: Path) -> dict[str, float]:
     """Run ``cmd``: wall and process-tree CPU seconds of the whole process, and between its marks (``START``,
     ``MID <wall s>``, ``END <wall s>``) when it prints them."""
-    import psutil
-
     started = time.perf_counter()
     child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
-    root = psutil.Process(child.pid)
-    seen: dict[int, float] = {}
+    tree = TreeCpu(child.pid)
     lines: list[str] = []
     errors: list[str] = []
     readers = [
@@ -86,21 +83,8 @@ def measure(cmd: list[str], *, env: dict[str, str], cwd: Path) -> dict[str, floa
         reader.start()
     marks: dict[str, float] = {}
 
-    def tree_cpu() -> float:
-        try:
-            procs = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            procs = []
-        for proc in procs:
-            try:
-                times = proc.cpu_times()
-            except psutil.Error:
-                continue
-            seen[proc.pid] = max(seen.get(proc.pid, 0.0), times.user + times.system)
-        return sum(seen.values())
-
     while child.poll() is None:
-        total = tree_cpu()
+        total = tree.sample()
         for line in list(lines):
             word = line.strip().split(" ", 1)[0]
             if word in ("START", "MID", "END") and word not in marks:
@@ -111,7 +95,7 @@ def measure(cmd: list[str], *, env: dict[str, str], cwd: Path) -> dict[str, floa
         reader.join()
     if child.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:4])} … failed:\n{''.join(errors)[-3000:]}")
-    out = {"process_wall": wall, "process_cpu": sum(seen.values())}
+    out = {"process_wall": wall, "process_cpu": tree.sample()}
     said = {line.strip().split(" ", 1)[0]: line.strip().split(" ", 1)[1:] for line in lines}
     if "END" in said and "START" in marks and "END" in marks:
         if "MID" in said:
