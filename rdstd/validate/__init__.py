@@ -45,11 +45,11 @@ def validate(
 
 
 def configure(
-    path: Path, *, profile: str = "default", select: list[str] | None = None, ignore: list[str] | None = None
+    path: str | Path, *, profile: str = "default", select: list[str] | None = None, ignore: list[str] | None = None
 ) -> Config:
     """The configuration for ``path``: the profile, the pyproject.toml and rdstd-validate.yaml layers, then
     ``select`` (replaces the selection) and ``ignore`` (adds to it)."""
-    config = load(profile, path)
+    config = load(profile, Path(path))
     if select:
         config = config.model_copy(update={"select": select})
     if ignore:

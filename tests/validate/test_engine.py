@@ -167,3 +167,9 @@ def test_exclusions_name_each_failing_episode_with_its_reasons(tmp_path: Path) -
     saved.write_text("{}", encoding="utf-8")
     with pytest.raises(UsageError, match="not an rdstd validate JSON report"):
         read_report(saved)
+
+
+def test_configure_takes_a_path_given_as_text(tmp_path: Path) -> None:
+    from rdstd.validate import configure
+
+    assert configure(str(tmp_path), select=["RDV1"]).select == configure(tmp_path, select=["RDV1"]).select == ["RDV1"]
