@@ -255,6 +255,7 @@ def run(root: Path = Path("demo-out"), formats: tuple[str, ...] = FORMATS) -> in
         if merged is None:
             return 1
         print(f"produced: {merged}")
+        _train_on_merged(merged)
     else:
         print("(needs two converted datasets: run the demo with more than one format)")
 
@@ -262,6 +263,26 @@ def run(root: Path = Path("demo-out"), formats: tuple[str, ...] = FORMATS) -> in
     _load(first)
     print(f"\ndemo done in {time.monotonic() - started:.0f} s; everything is in {root}/")
     return 0
+
+
+def _train_on_merged(path: Path) -> None:
+    """The merged dataset validated, and a training batch of it: features an input lacked are marked missing."""
+    from rdstd.loader import FrameDataset
+    from rdstd.validate import validate
+
+    counts = validate(path).counts
+    said = ", ".join(f"{n} {s.value}{'' if n == 1 or s.value == 'info' else 's'}" for s, n in counts.items())
+    print(f"$ rdstd validate {path}   -> {said} (null rows of a feature an input lacked are not data)")
+    fd = FrameDataset(path, sorted(rdstd.open(path).manifest.vectors))
+    picks = np.linspace(0, len(fd) - 1, 8).astype(np.int64)
+    batch = fd.batch(picks)
+    print(f"  a training batch of {len(picks)} frames across both inputs (rdstd.loader.FrameDataset):")
+    shown = [k for k in sorted(fd.partial) if k.startswith(("observation.state", "action"))] or sorted(fd.partial)
+    for key in shown[:4]:
+        missing = int(batch[f"{key}_is_missing"].sum())
+        print(f"    {key}: array{list(batch[key].shape)}, {missing} of {len(picks)} marked {key}_is_missing (zeros)")
+    if len(fd.partial) > len(shown[:4]):
+        print(f"    (+{len(fd.partial) - len(shown[:4])} more keys that one input lacks; see docs/loader.md)")
 
 
 def _load(path: Path) -> None:

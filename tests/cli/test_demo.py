@@ -45,3 +45,5 @@ def test_the_demo_runs_every_step_without_a_warning(tmp_path: Path) -> None:
     merged = rdstd.open(tmp_path / "demo" / "canonical" / "merged")
     parts = [rdstd.open(tmp_path / "demo" / "canonical" / name) for name in FORMATS[:2]]
     assert merged.num_episodes == sum(p.num_episodes for p in parts) and len(merged) == sum(len(p) for p in parts)
+    assert f"rdstd validate {tmp_path / 'demo' / 'canonical' / 'merged'}   -> 0 errors" in done.stdout
+    assert "marked observation.state_is_missing (zeros)" in done.stdout, "a training batch of the merge"
