@@ -15,7 +15,6 @@ unit reports a new one. The report lists the episodes left out with the reasons.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
@@ -28,6 +27,7 @@ from typing import Any
 
 from rdstd.batch.executors import Executor, ExecutorName, make_executor
 from rdstd.batch.worker import error_as_data, raise_returned
+from rdstd.convert.pipeline import OUTPUT_ERRNOS
 from rdstd.errors import CorruptDatasetError, EpisodeError, RdstdError, SourceError, UsageError
 from rdstd.export.lerobot import ExportReport, Part, Progress, Version, _Exporter, export_part, finish_export
 from rdstd.formats.lerobot.meta import looks_like_lerobot
@@ -38,7 +38,6 @@ from rdstd.store.reader import Dataset
 
 STAGING_MARK = ".rdstd-export"
 #: OS errors that are the output's, never one episode's.
-_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 
 
 def staging_path(out: Path) -> Path:
@@ -131,7 +130,7 @@ def export_unit(job: ExportJob, index: int, skip: list[int]) -> dict[str, Any]:
 
 
 def _output_fault(exc: Exception) -> bool:
-    return isinstance(exc, OSError) and (exc.errno in _OUTPUT_ERRNOS or not exc.filename)
+    return isinstance(exc, OSError) and (exc.errno in OUTPUT_ERRNOS or not exc.filename)
 
 
 def export_batch(
