@@ -50,6 +50,7 @@ from rdstd.media import video
 from rdstd.paths import inside, safe_component
 from rdstd.schema.features import ImageFeature, VectorFeature
 from rdstd.schema.vocabulary import ImageCodec, Role
+from rdstd.store.merged import inputs as merge_inputs
 from rdstd.store.output import Output
 from rdstd.store.reader import Dataset, EpisodeData, LazyImages
 from rdstd.store.writer import nominal_rate_hz
@@ -831,7 +832,7 @@ def estimated_seconds(ds: Dataset, codec: str, exclude: Sequence[str] = ()) -> f
 
 def _refuse_mixed(ds: Dataset) -> None:
     """LeRobot holds one fps and one feature set per dataset: refuse a mix (a merged dataset) naming the fix."""
-    inputs = ds.manifest.extra.get("merge", {}).get("inputs", []) if isinstance(ds.manifest.extra, dict) else []
+    inputs = merge_inputs(ds.manifest.extra)
     rates = {i.get("rate_hz") for i in inputs}
     durations = ds.episodes.filter(pl.col("duration_s") > 0)
     per_episode = ((durations["length"] - 1) / durations["duration_s"]).to_numpy() if len(durations) else None
