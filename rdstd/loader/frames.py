@@ -193,10 +193,10 @@ class FrameDataset:
         unique, first, inverse = np.unique(frames[keep], return_index=True, return_inverse=True)
         missing = np.zeros(len(frames), dtype=bool)
         if isinstance(feature, VectorFeature):
-            values: npt.NDArray[Any] = self.dataset.vectors(key, unique)
+            values, present = self.dataset.vectors_present(key, unique)
             if self.normalizer is not None and key in self.normalizer:
                 values = self.normalizer.normalize(key, values)
-            absent = ~self.dataset.present(key, unique)
+            absent = np.zeros(len(unique), dtype=bool) if present is None else ~present
             if absent.any():
                 self._check_partial(key, unique[absent])
                 values[absent] = 0

@@ -601,14 +601,27 @@ class Dataset:
 
     def vectors(self, key: str, indices: npt.ArrayLike) -> npt.NDArray[Any]:
         """Vector feature ``key`` at each global frame index, stacked ``(N, *shape)`` (a new array)."""
+        return self.vectors_present(key, indices)[0]
+
+    def vectors_present(
+        self, key: str, indices: npt.ArrayLike
+    ) -> tuple[npt.NDArray[Any], npt.NDArray[np.bool_] | None]:
+        """:meth:`vectors`, and whether each frame has a value (None when every one has: the usual case; False in
+        the episodes of a merged dataset whose input lacked ``key``, where the values are placeholders)."""
         feature = self.manifest.features[key]
         assert isinstance(feature, VectorFeature)
         shards, rows = self.positions(indices)
         out = np.empty((len(rows), feature.size), dtype=np.dtype(feature.dtype))
+        present: npt.NDArray[np.bool_] | None = None
         for shard in np.unique(shards):
             mask = shards == shard
-            out[mask] = self._small_table(int(shard))[key][rows[mask]]
-        return out.reshape(len(rows), *feature.shape)
+            table = self._small_table(int(shard))
+            out[mask] = table[key][rows[mask]]
+            valid = table.get(_VALID + key)
+            if valid is not None:
+                present = np.ones(len(rows), dtype=bool) if present is None else present
+                present[mask] = valid[rows[mask]]
+        return out.reshape(len(rows), *feature.shape), present
 
     @property
     def partial_features(self) -> frozenset[str]:
@@ -617,16 +630,9 @@ class Dataset:
         return merged.partial_features(self.manifest.extra, list(self.manifest.features))
 
     def present(self, key: str, indices: npt.ArrayLike) -> npt.NDArray[np.bool_]:
-        """Whether vector feature ``key`` has a value at each global frame index (False in the episodes of a merged
-        dataset whose input lacked it, where :meth:`vectors` holds placeholders)."""
-        shards, rows = self.positions(indices)
-        out = np.ones(len(rows), dtype=bool)
-        for shard in np.unique(shards):
-            valid = self._small_table(int(shard)).get(_VALID + key)
-            if valid is not None:
-                mask = shards == shard
-                out[mask] = valid[rows[mask]]
-        return out
+        """Whether vector feature ``key`` has a value at each global frame index (see :meth:`vectors_present`)."""
+        values, present = self.vectors_present(key, indices)
+        return np.ones(len(values), dtype=bool) if present is None else present
 
     def timestamps(self, indices: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """The timestamp (s from the episode start) of each global frame index."""
