@@ -176,3 +176,24 @@ def test_a_dataset_compressed_with_a_plugin_filter_reads_when_hdf5plugin_is_inst
         (ref,) = source.episode_refs()
         values = read_frames(source.read_episode(ref).vectors["observations/qpos"])
     np.testing.assert_array_equal(values, qpos)
+
+
+def _flip_middle(path: Path) -> None:
+    """Invert 40 bytes spread over the middle of the file (damage the file still opens with)."""
+    data = bytearray(path.read_bytes())
+    for offset in range(len(data) // 2, len(data) // 2 + 4000, 97):
+        data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_a_bit_flipped_file_that_still_opens_is_named_and_skip_converts_the_others(tmp_path: Path) -> None:
+    folder = tmp_path / "aloha"
+    fx.write_aloha_folder(folder, episodes=3, steps=6)
+    _flip_middle(folder / "episode_0.hdf5")
+    with pytest.raises(CorruptSourceError) as caught:  # was an internal error: h5py's OSError names no file
+        convert(folder, tmp_path / "out")
+    _one_line(caught, str(folder / "episode_0.hdf5"), "h5py cannot read it")
+    assert caught.value.situation == "hdf5-data-unreadable"
+    assert not (tmp_path / "out").exists()
+    report = convert(folder, tmp_path / "out", on_error="skip")
+    assert report.episodes_written == 2 and [s.index for s in report.skipped] == [0]

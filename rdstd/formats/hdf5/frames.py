@@ -17,6 +17,7 @@ import numpy.typing as npt
 import simplejpeg
 
 from rdstd.errors import CorruptSourceError
+from rdstd.formats.hdf5.h5 import dataset_where, reading
 from rdstd.media import images
 from rdstd.schema.vocabulary import ImageCodec
 
@@ -56,8 +57,9 @@ class H5Frames:
     def __getitem__(self, index: slice, /) -> npt.NDArray[Any]:
         start, stop, step = index.indices(self._shape[0])
         lo, hi = self._start + start, self._start + max(stop, start)
-        rows = self._ds[self._episode, lo:hi] if self._episode is not None else self._ds[lo:hi]
-        array = np.asarray(rows)
+        with reading(dataset_where(self._ds)):
+            rows = self._ds[self._episode, lo:hi] if self._episode is not None else self._ds[lo:hi]
+            array = np.asarray(rows)
         return array[::step] if step != 1 else array
 
 
@@ -126,6 +128,10 @@ class EncodedRows(Sequence[bytes]):
 
     def frames(self, start: int, stop: int) -> list[bytes]:
         """Frames ``[start, stop)``: one direct chunk read each, or blocks of whole chunks (see the class docs)."""
+        with reading(self._where):
+            return self._frames(start, stop)
+
+    def _frames(self, start: int, stop: int) -> list[bytes]:
         if self._direct:
             return [self._trim_bytes(i, self._chunk(self._start + i)) for i in range(start, stop)]
         out: list[bytes] = []

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,27 @@ def open_file(path: Path, root: Path) -> Any:
             hint="the file is truncated or not HDF5; re-download or re-copy it",
             situation="hdf5-unreadable",
         ) from exc
+
+
+@contextmanager
+def reading(where: str) -> Iterator[None]:
+    """Reads of ``where`` (a file, or ``file:/dataset``): h5py's error on damaged bytes (a B-tree node or a chunk
+    that does not decode; it names no file) becomes one line naming it, so ``--on-error skip`` can skip the
+    episode instead of stopping on an internal error."""
+    try:
+        yield
+    except OSError as exc:
+        reason = str(exc).split("(", 1)[-1].rstrip(")") if "(" in str(exc) else str(exc)
+        raise CorruptSourceError(
+            f"{where}: h5py cannot read it ({reason})",
+            hint="the file is damaged (a bad block or an incomplete copy); re-download or re-copy it",
+            situation="hdf5-data-unreadable",
+        ) from exc
+
+
+def dataset_where(dataset: Any) -> str:
+    """``file:/dataset`` of an h5py dataset, for errors."""
+    return f"{dataset.file.filename}:{dataset.name}"
 
 
 def text(value: Any) -> Any:

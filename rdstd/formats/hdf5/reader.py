@@ -30,6 +30,7 @@ from rdstd.formats.hdf5.h5 import (
     json_attr,
     natural_key,
     open_file,
+    reading,
     text,
     walk,
 )
@@ -417,12 +418,22 @@ class Hdf5Source(SourceDataset):
         return keys
 
     def _first_scan(self) -> tuple[Scan, dict[str, SourceKey]] | None:
+        """The keys of the first episode that reads (a damaged one fails again when it is converted, where
+        ``--on-error skip`` can leave it out); the first damage is raised when none reads."""
         if self._first is None:
+            damage: CorruptSourceError | None = None
             for unit in self.units:
                 if unit.error is None:
-                    result = self._scan(unit)
-                    self._first = (result, self._keys(unit, result))
+                    try:
+                        with reading(str(unit.file)):
+                            result = self._scan(unit)
+                            self._first = (result, self._keys(unit, result))
+                    except CorruptSourceError as exc:
+                        damage = damage or exc
+                        continue
                     break
+            if self._first is None and damage is not None:
+                raise damage
         return self._first
 
     def info(self) -> SourceInfo:
@@ -505,8 +516,9 @@ class Hdf5Source(SourceDataset):
                 situation="episode-not-found",
             )
         unit = self.units[ref.index]
-        result = self._scan(unit)
-        keys = self._keys(unit, result)
+        with reading(str(unit.file)):
+            result = self._scan(unit)
+            keys = self._keys(unit, result)
         where = f"{unit.file}:{unit.group or '/'}"
         flip = self.file_attrs.get("macros_image_convention") == "opengl"
         vectors: dict[str, Any] = {}
