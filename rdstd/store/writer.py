@@ -637,7 +637,8 @@ class DatasetWriter:
         """A small table (episodes, tasks) as a Parquet file's bytes."""
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression="zstd", write_page_checksum=self.page_checksums)
-        return sink.getvalue().to_pybytes()
+        data: bytes = sink.getvalue().to_pybytes()
+        return data
 
 
 @contextlib.contextmanager
