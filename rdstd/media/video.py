@@ -17,7 +17,7 @@ import errno
 import os
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import CancelledError, Future
+from concurrent.futures import Future
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -474,11 +474,11 @@ class VideoCopier:
         """Wait for every copy; raises the first copy error (the copies run in background threads) once all of
         them have ended (none is left running into an output that is then removed)."""
         pending, self._pending = self._pending, []
-        first: BaseException | None = None
+        first: Exception | None = None
         for future in pending:
             try:
                 future.result()
-            except BaseException as exc:  # kept and raised below, after the other copies have ended
+            except Exception as exc:  # a copy's error, raised below once the other copies have ended
                 if first is None:
                     first = exc
         if first is not None:
@@ -490,7 +490,7 @@ class VideoCopier:
         for future in pending:
             future.cancel()
         for future in pending:
-            with contextlib.suppress(CancelledError, Exception):  # the output is being removed: its errors are moot
+            with contextlib.suppress(Exception):  # the output is being removed: a copy's error is moot
                 future.result()
 
     def refs(self, camera: str, frames: VideoFrames) -> pa.StructArray:
