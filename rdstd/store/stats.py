@@ -106,7 +106,7 @@ class EpisodeStats:
     def __init__(self, parent: RunningStats) -> None:
         self.size = parent.size
         self._parent = parent
-        self.moments = _Moments(parent.size)
+        self._moments: _Moments | None = None  # made at the first full block (most episodes never fill one)
         self.rows_seen = parent.rows_seen
         #: The parent's random state before this episode's first draw (restored by discard: draws are undone);
         #: ``None`` while nothing was drawn (datasets below the reservoir's capacity never draw).
@@ -116,6 +116,18 @@ class EpisodeStats:
         #: Reservoir replacements to apply at merge, in order: (slots, rows); at most ``capacity`` rows kept.
         self.writes: list[tuple[npt.NDArray[np.int64], _F64]] = []
         self._written = 0
+
+    @property
+    def moments(self) -> _Moments:
+        """The moments of the episode's full blocks of :data:`_POOL_ROWS` rows (its other rows are ``pending``)."""
+        if self._moments is None:
+            self._moments = _Moments(self.size)
+        return self._moments
+
+    @property
+    def folded(self) -> bool:
+        """Whether any block of the episode was folded into :attr:`moments`."""
+        return self._moments is not None
 
     def update(self, rows: npt.NDArray[Any]) -> None:
         """Add rows (N, size) of the episode."""
@@ -140,9 +152,16 @@ class EpisodeStats:
         sampled = values if finite.all() else np.where(finite, values, np.nan)
         free = max(parent.capacity - self.rows_seen, 0)
         fill = min(free, len(sampled))
+        if fill == len(sampled):  # the reservoir is not full yet (the usual case): every row is kept
+            end = self.rows_seen + fill
+            if end > parent.sample.shape[1]:
+                parent.reserve(end)
+            parent.sample[:, self.rows_seen : end] = sampled.T
+            self.rows_seen = end
+            return
         if fill:  # free slots past the dataset's filled part: written now, they count only once merged
             parent.reserve(self.rows_seen + fill)
-            parent.sample[self.rows_seen : self.rows_seen + fill] = sampled[:fill]
+            parent.sample[:, self.rows_seen : self.rows_seen + fill] = sampled[:fill].T
             self.rows_seen += fill
         rest = sampled[fill:]
         if not len(rest):
@@ -177,16 +196,18 @@ class RunningStats:
         self.moments = _Moments(size)
         self.rows_seen = 0
         self.rng = np.random.default_rng(seed)
-        #: The reservoir; rows past ``min(rows_seen, capacity)`` are not part of it (yet).
-        self.sample = np.empty((0, size), dtype=np.float64)
+        #: The reservoir, one row per dimension (sorted in place of a transposed copy for the quantiles); columns
+        #: past ``min(rows_seen, capacity)`` are not part of it (yet).
+        self.sample = np.empty((size, 0), dtype=np.float64)
         self._pool: list[_F64] = []  # episodes' last rows (fewer than a block each), folded together
         self._pool_rows = 0
 
     def reserve(self, rows: int) -> None:
         """Make room for ``rows`` reservoir rows (grown geometrically up to the capacity)."""
-        if rows > len(self.sample):
-            grown = np.empty((min(self.capacity, max(2 * len(self.sample), rows)), self.size))
-            grown[: len(self.sample)] = self.sample
+        held = self.sample.shape[1]
+        if rows > held:
+            grown = np.empty((self.size, min(self.capacity, max(2 * held, rows))))
+            grown[:, :held] = self.sample
             self.sample = grown
 
     @property
@@ -201,14 +222,15 @@ class RunningStats:
 
     def merge(self, episode: EpisodeStats) -> None:
         """Add a finished episode's statistics (it must come from :meth:`episode`, the one open episode)."""
-        if episode.moments.count.any() or episode.moments.nonfinite.any():
+        if episode.folded and (episode.moments.count.any() or episode.moments.nonfinite.any()):
             self.moments.merge(episode.moments)
-        self._pool.extend(episode.pending)  # short episodes are folded together: cheaper per row
-        self._pool_rows += sum(len(p) for p in episode.pending)
-        if self._pool_rows >= _POOL_ROWS:
-            self._fold_pool()
+        if episode.pending:
+            self._pool.extend(episode.pending)  # short episodes are folded together: cheaper per row
+            self._pool_rows += sum(len(p) for p in episode.pending)
+            if self._pool_rows >= _POOL_ROWS:
+                self._fold_pool()
         for slots, rows in episode.writes:
-            self.sample[slots] = rows
+            self.sample[:, slots] = rows.T
         self.rows_seen = episode.rows_seen
 
     def discard(self, episode: EpisodeStats) -> None:
@@ -231,8 +253,8 @@ class RunningStats:
         """The statistics as JSON-ready lists, one value per dimension (``None`` where undefined)."""
         self._fold_pool()
         m = self.moments
-        sample = self.sample[: min(self.rows_seen, self.capacity)]
-        qs = _column_quantiles(sample, list(QUANTILES.values()), self.size)
+        columns = self.sample[:, : min(self.rows_seen, self.capacity)]
+        qs = _column_quantiles(columns, list(QUANTILES.values()))
         out = m.as_dict()
         for i, name in enumerate(QUANTILES):
             out[name] = _clean(qs[i])
@@ -240,24 +262,49 @@ class RunningStats:
         return out
 
 
-def _column_quantiles(sample: _F64, qs: list[float], size: int) -> _F64:
-    """``np.nanquantile(sample, qs, axis=0)`` (NaN for a column with no value), the same numbers faster.
+def _column_quantiles(columns: _F64, qs: list[float]) -> _F64:
+    """``np.nanquantile(columns, qs, axis=1)`` (NaN for a dimension with no value), the same numbers faster:
+    ``columns`` holds one row of samples per dimension; the result is (len(qs), dimensions).
 
-    Columns without NaN (the usual case) go through one vectorised ``np.quantile``; ``nanquantile`` treats
-    every column on its own in Python (``apply_along_axis``), which dominated a wide feature's stats.
+    Rows without NaN (the usual case) are sorted (contiguous rows: fast) and read by :func:`sorted_quantiles`;
+    ``nanquantile`` treats every row on its own in Python (``apply_along_axis``), and ``np.quantile``'s partition
+    of a wide sample with many equal values (a per-episode constant such as a language embedding) took ~2-10×
+    the sort.
     """
+    size, n = columns.shape
     out = np.full((len(qs), size), np.nan)
-    if not len(sample):
+    if not n:
         return out
-    has_nan = np.isnan(sample).any(axis=0)
+    has_nan = np.isnan(columns).any(axis=1)
     clean = np.flatnonzero(~has_nan)
     if len(clean):
-        out[:, clean] = np.quantile(sample if len(clean) == size else sample[:, clean], qs, axis=0)
+        rows = columns[clean] if len(clean) < size else columns.copy()
+        rows.sort(axis=1)
+        out[:, clean] = sorted_quantiles(rows, qs).T
     dirty = np.flatnonzero(has_nan)
     if len(dirty):
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column has no quantile: null
-            out[:, dirty] = np.nanquantile(sample[:, dirty], qs, axis=0)
+            out[:, dirty] = np.nanquantile(columns[dirty], qs, axis=1)
+    return out
+
+
+def sorted_quantiles(rows: _F64, qs: list[float]) -> _F64:
+    """``np.quantile(rows, qs, axis=1).T`` of rows each sorted ascending (finite values), bit for bit: numpy's default
+    ``linear`` method (virtual index ``(n - 1) q``, the last value at and past ``n - 1``) and its interpolation,
+    which goes from the upper neighbour when the weight is at least 0.5. Returns (rows, len(qs))."""
+    n = rows.shape[1]
+    out = np.empty((rows.shape[0], len(qs)))
+    for j, q in enumerate(qs):
+        virtual = (n - 1) * np.float64(q)
+        below = int(np.floor(virtual))
+        if virtual >= n - 1:
+            out[:, j] = rows[:, -1]
+            continue
+        gamma = virtual - below
+        a, b = rows[:, below], rows[:, below + 1]
+        diff = b - a
+        out[:, j] = b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma
     return out
 
 

@@ -611,13 +611,10 @@ class DatasetWriter:
                 hint="the source key must be unique per episode",
                 situation="episode-ids-not-unique",
             )
-        self._write_table(layout.EPISODES, pa.Table.from_pylist(self._episodes, schema=layout.EPISODES_SCHEMA))
         tasks = pa.table(
             {"task_index": pa.array(list(self._tasks.values()), pa.int64()), "task": list(self._tasks.keys())}
         )
-        self._write_table(layout.TASKS, tasks)
         stats = {k: s.as_dict() for k, s in self._stats.items()}
-        atomic.write_bytes(self.root / layout.STATS, json.dumps(stats, indent=1, allow_nan=False).encode())
         manifest = Manifest(
             features=self.features,
             clock=self.clock,
@@ -625,14 +622,23 @@ class DatasetWriter:
             storage=StorageLayout(row_group_frames=self.row_group_frames),
             **self._manifest_base,
         )
-        atomic.write_bytes(self.root / layout.MANIFEST, manifest.model_dump_json(indent=2).encode())
+        files = {
+            layout.EPISODES: self._table_bytes(pa.Table.from_pylist(self._episodes, schema=layout.EPISODES_SCHEMA)),
+            layout.TASKS: self._table_bytes(tasks),
+            layout.STATS: json.dumps(stats, indent=1, allow_nan=False).encode(),
+            layout.MANIFEST: manifest.model_dump_json(indent=2).encode(),  # renamed last
+        }
+        atomic.write_files(self.root, files)  # fsynced together: one journal commit, not four
         (self.root / layout.WRITING_MARKER).unlink()
         self._output.commit()
         return manifest
 
-    def _write_table(self, name: str, table: pa.Table) -> None:
-        with atomic.atomic_path(self.root / name) as tmp:
-            pq.write_table(table, tmp, compression="zstd", write_page_checksum=self.page_checksums)
+    def _table_bytes(self, table: pa.Table) -> bytes:
+        """A small table (episodes, tasks) as a Parquet file's bytes."""
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd", write_page_checksum=self.page_checksums)
+        data: bytes = sink.getvalue().to_pybytes()
+        return data
 
 
 @contextlib.contextmanager

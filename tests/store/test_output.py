@@ -15,7 +15,7 @@ import pytest
 
 import rdstd
 from rdstd.errors import IncompleteDatasetError, OutputError, OutputLockedError, UsageError
-from rdstd.io import write_errors
+from rdstd.io import atomic, write_errors
 from rdstd.store import DatasetWriter, layout, output
 from tests.store.helpers import FEATURES, PROVENANCE, make_episode
 
@@ -189,10 +189,13 @@ def test_an_unwritable_parent_is_an_output_error(tmp_path: Path) -> None:
 
 
 def test_a_close_that_fails_aborts_and_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def full(self: DatasetWriter, name: str, table: pa.Table) -> None:
-        raise OSError(errno.ENOSPC, "No space left on device")
+    def full(path: Path) -> None:  # the episode table's fsync (the files of close are fsynced together)
+        if path.name.startswith(f".{layout.EPISODES}"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path)
 
-    monkeypatch.setattr(DatasetWriter, "_write_table", full)
+    real = atomic.fsync_file
+    monkeypatch.setattr(atomic, "fsync_file", full)
     with pytest.raises(OutputError, match="disk is full"), DatasetWriter(tmp_path / "ds", FEATURES, PROVENANCE) as w:
         w.add(make_episode(0, 4))
     assert list(tmp_path.iterdir()) == []
@@ -225,3 +228,32 @@ def test_a_failed_second_rename_puts_the_old_dataset_back(tmp_path: Path, monkey
         write(out, episodes=1, overwrite=True)
     assert snapshot(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
+def test_the_files_of_close_are_fsynced_before_any_is_renamed_and_the_manifest_comes_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = atomic.fsync_file, Path.replace
+
+    def fsync(path: Path) -> None:
+        events.append(("fsync", path.name))
+        real_fsync(path)
+
+    def replace(self: Path, target: str | os.PathLike[str]) -> Path:
+        events.append(("rename", Path(target).name))
+        return real_replace(self, target)
+
+    monkeypatch.setattr(atomic, "fsync_file", fsync)
+    monkeypatch.setattr(Path, "replace", replace)
+    with DatasetWriter(tmp_path / "ds", FEATURES, PROVENANCE) as writer:
+        writer.add(make_episode(0, 4))
+        events.clear()  # from here: close
+    names = [layout.EPISODES, layout.TASKS, layout.STATS, layout.MANIFEST]
+    renames = [name for kind, name in events if kind == "rename" and name in names]
+    assert renames == names
+    last_fsync = max(i for i, (kind, name) in enumerate(events) if kind == "fsync" and name.endswith(f"-{os.getpid()}"))
+    first_rename = min(i for i, (kind, name) in enumerate(events) if kind == "rename" and name in names)
+    assert last_fsync < first_rename
+    assert rdstd.open(tmp_path / "ds").num_episodes == 1
+    assert not [p for p in (tmp_path / "ds").iterdir() if p.name.startswith(".")]

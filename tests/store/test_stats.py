@@ -130,3 +130,37 @@ def test_quantiles_are_nanquantile_column_by_column_with_nan_and_all_nan_columns
     for i, name in enumerate(("q01", "q99")):
         assert out[name][3] is None
         assert [v for j, v in enumerate(out[name]) if j != 3] == [v for j, v in enumerate(expected[i]) if j != 3]
+
+
+def test_quantiles_of_the_sorted_transposed_sample_equal_numpys_bit_for_bit() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from hypothesis.extra.numpy import arrays
+
+    from rdstd.store.stats import QUANTILES, _column_quantiles
+
+    values = st.floats(-1e300, 1e300, allow_nan=False) | st.sampled_from([0.0, -0.0, 1.0, 0.5, 1e-300])
+
+    @settings(max_examples=300, deadline=None)
+    @given(arrays(np.float64, st.tuples(st.integers(1, 120), st.integers(1, 5)), elements=values))
+    def check(sample: np.ndarray) -> None:
+        for qs in (list(QUANTILES.values()), [0.0, 0.25, 0.5, 0.999, 1.0]):
+            expected = np.quantile(sample, qs, axis=0)
+            assert np.array_equal(_column_quantiles(np.ascontiguousarray(sample.T), qs), expected)
+
+    check()
+
+
+def test_a_wide_feature_constant_per_episode_has_numpys_quantiles_and_nan_columns_stay_nanquantile() -> None:
+    # a language embedding: 512 dimensions, one value per episode repeated over its steps (many equal values)
+    rng = np.random.default_rng(3)
+    sample = np.repeat(rng.random((300, 512)).astype(np.float32).astype(np.float64), 10, axis=0)
+    sample[::7, 5] = np.nan
+    stats = RunningStats(512)
+    stats.update(sample)
+    out = stats.as_dict()
+    clean = np.delete(sample, 5, axis=1)
+    expected = np.quantile(clean, [0.01, 0.99], axis=0)
+    assert np.array_equal(np.delete(np.array(out["q01"], dtype=float), 5), expected[0])
+    assert np.array_equal(np.delete(np.array(out["q99"], dtype=float), 5), expected[1])
+    assert out["q01"][5] == float(np.nanquantile(sample[:, 5], 0.01))

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rdstd.errors import CorruptSourceError, EpisodeError, SchemaError, UsageError
+from rdstd.errors import CorruptSourceError, EpisodeError, RdstdError, SchemaError, UsageError
 from rdstd.media import images, video
 from rdstd.schema.episode import EncodedFrames, Episode, EpisodeMeta, VideoFrames
 from rdstd.schema.features import Dimension, ImageFeature, VectorFeature
@@ -193,3 +193,94 @@ def test_an_encoder_failure_is_one_line_without_ffmpeg_numbers_or_log_output(
         ok.add(np.zeros((32, 32, 3), np.uint8), 0.5)
         ok.add(np.zeros((32, 32, 3), np.uint8), 0.5)
     ok.abort()
+
+
+def test_a_file_system_without_reflinks_falls_back_to_a_copy_that_is_the_outputs_own_file(
+    shared_mp4: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import fcntl
+
+    asked: list[int] = []
+    real_ioctl = fcntl.ioctl
+
+    def refuse(fd: int, request: int, arg: int = 0) -> object:
+        if request == video.FICLONE:
+            asked.append(request)
+            raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+        return real_ioctl(fd, request, arg)
+
+    monkeypatch.setattr(fcntl, "ioctl", refuse)
+    source = tmp_path / "src.mp4"
+    source.write_bytes(shared_mp4.read_bytes())
+    out = tmp_path / "ds"
+    with DatasetWriter(out, features(), Provenance(source_format="test", rdstd_version="0")) as writer:
+        writer.add(episode(0, segment(source, 0, 6), 6))
+    copied = out / "videos" / CAM / "file-00000.mp4"
+    assert asked == [video.FICLONE]
+    assert copied.read_bytes() == shared_mp4.read_bytes()
+    assert copied.stat().st_ino != source.stat().st_ino and copied.stat().st_nlink == 1
+    source.write_bytes(b"changed")  # the output does not share the source's file
+    assert copied.read_bytes() == shared_mp4.read_bytes()
+    assert not [p for p in copied.parent.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+def test_a_reflink_that_works_is_used_instead_of_a_copy(
+    shared_mp4: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fcntl
+    import os
+    import shutil
+
+    def clone(fd: int, request: int, arg: int = 0) -> object:
+        assert request == video.FICLONE
+        with open(arg, "rb", closefd=False) as src:  # stands in for the file system's clone
+            os.write(fd, src.read())
+        return 0
+
+    def no_copy(*args: object, **kwargs: object) -> None:
+        raise AssertionError("copied although the reflink worked")
+
+    monkeypatch.setattr(fcntl, "ioctl", clone)
+    monkeypatch.setattr(shutil, "copyfile", no_copy)
+    out = tmp_path / "ds"
+    with DatasetWriter(out, features(), Provenance(source_format="test", rdstd_version="0")) as writer:
+        writer.add(episode(0, segment(shared_mp4, 0, 6), 6))
+    assert (out / "videos" / CAM / "file-00000.mp4").read_bytes() == shared_mp4.read_bytes()
+
+
+def test_a_reflink_error_other_than_unsupported_fails_the_write_and_leaves_nothing(
+    shared_mp4: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import fcntl
+
+    def broken(fd: int, request: int, arg: int = 0) -> object:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(fcntl, "ioctl", broken)
+    out = tmp_path / "ds"
+    with (
+        pytest.raises(RdstdError, match=r"Input/output error|I/O"),
+        DatasetWriter(out, features(), Provenance(source_format="test", rdstd_version="0")) as writer,
+    ):
+        writer.add(episode(0, segment(shared_mp4, 0, 6), 6))
+    assert not out.exists()
+
+
+def test_many_video_files_are_copied_with_several_in_flight_and_each_is_whole(shared_mp4: Path, tmp_path: Path) -> None:
+    sources = []
+    for i in range(2 * video.COPY_THREADS + 1):
+        path = tmp_path / "src" / f"file-{i:03d}.mp4"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(shared_mp4.read_bytes())
+        sources.append(path)
+    out = tmp_path / "ds"
+    with DatasetWriter(out, features(), Provenance(source_format="test", rdstd_version="0")) as writer:
+        for i, path in enumerate(sources):
+            writer.add(episode(i, segment(path, 0, 6), 6))
+    copied = sorted((out / "videos" / CAM).iterdir())
+    assert [p.name for p in copied] == [f"file-{i:05d}.mp4" for i in range(len(sources))]
+    assert all(p.read_bytes() == shared_mp4.read_bytes() for p in copied)
+    ds = Dataset.open(out)
+    assert ds.episodes["length"].to_list() == [6] * len(sources)

@@ -127,10 +127,9 @@ class TFRecordReader:
 
     def _read_body(self, index: int, offset: int, length: int) -> bytes:
         self._file.seek(offset + _HEADER.size)
-        body = self._file.read(length + _FOOTER.size)
-        data = body[:length]
+        data = self._file.read(length)  # the record's bytes as read (no slice copy of a large record)
         if self._crc is not None:
-            (data_crc,) = _FOOTER.unpack(body[length:])
+            (data_crc,) = _FOOTER.unpack(self._file.read(_FOOTER.size))
             if masked_crc32c(data, self._crc) != data_crc:
                 raise RecordCorruptError(
                     f"{self._where(index, offset)}: data CRC mismatch ({length} bytes)",
