@@ -44,6 +44,14 @@ from rdstd.store.stats import EpisodeStats, RunningStats
 DEFAULT_ROW_GROUP_FRAMES = 8
 #: ... and at least this many bytes, so that small frames do not make thousands of tiny row groups.
 ROW_GROUP_MIN_BYTES = 512 * 1024
+#: A long episode's row groups grow: once a shard holds this many rows, the frames per row group double, and
+#: double again each time the shard's rows double, up to :data:`MAX_ROW_GROUP_FRAMES`. Parquet keeps every row
+#: group's metadata in memory until the shard closes (and builds the footer from it then), so a 20-minute camera
+#: recording (one 36,000-frame episode, which cannot span shards) in 8-frame groups made peak RSS grow with the
+#: recording's length; shards below this many rows are written exactly as before.
+ROW_GROUP_GROWTH_ROWS = 4096
+#: ... up to this many frames per row group (big groups cost their bytes again while they are written).
+MAX_ROW_GROUP_FRAMES = 32
 #: A shard is closed after the episode that takes it past this many bytes of encoded rows.
 DEFAULT_SHARD_BYTES = 512 * 1024 * 1024
 #: ... or past this many frames (the reader keeps a shard's low-dimensional columns in memory).
@@ -447,19 +455,30 @@ class DatasetWriter:
             self._flush(rows)
 
     def _next_group_rows(self) -> int | None:
-        """Rows in the next row group, once enough are pending: at least ``row_group_frames``, and enough
+        """Rows in the next row group, once enough are pending: at least :meth:`_group_frames`, and enough
         for ROW_GROUP_MIN_BYTES (the first row that reaches both closes the group).
 
-        Large frames (640×480 JPEG) give row groups of exactly ``row_group_frames``; small frames or low-dim
-        only data give larger ones, so tiny row groups do not dominate the write and the file footer. The cut
-        depends on the rows only, not on how they were handed in: chunked and whole writes match.
+        Large frames (640×480 JPEG) give row groups of exactly ``row_group_frames`` (more in a long shard);
+        small frames or low-dim only data give larger ones, so tiny row groups do not dominate the write and the
+        file footer. The cut depends on the rows only, not on how they were handed in: chunked and whole writes
+        match.
         """
         sizes = self._pending_sizes
-        if len(sizes) < self.row_group_frames or int(sizes.sum()) < ROW_GROUP_MIN_BYTES:
+        frames = self._group_frames()
+        if len(sizes) < frames or int(sizes.sum()) < ROW_GROUP_MIN_BYTES:
             return None  # (the second: no row reaches the byte floor yet; a sum is cheaper than the cumsum below)
         enough = int(np.searchsorted(np.cumsum(sizes), ROW_GROUP_MIN_BYTES)) + 1
-        rows = max(enough, self.row_group_frames)
+        rows = max(enough, frames)
         return rows if rows <= len(sizes) else None
+
+    def _group_frames(self) -> int:
+        """The least frames of the next row group: ``row_group_frames``, doubled once the shard's rows in its
+        file reach ROW_GROUP_GROWTH_ROWS and again at each doubling of them, up to MAX_ROW_GROUP_FRAMES (or
+        ``row_group_frames`` if that is more). A shard of one long episode thus holds O(rows / 32) row groups."""
+        frames, threshold = self.row_group_frames, ROW_GROUP_GROWTH_ROWS
+        while self._flushed_rows >= threshold and frames * 2 <= MAX_ROW_GROUP_FRAMES:
+            frames, threshold = frames * 2, threshold * 2
+        return frames
 
     def _flush(self, rows: int) -> None:
         table = pa.Table.from_batches(self._pending, schema=self._schema)
