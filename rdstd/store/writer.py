@@ -44,11 +44,12 @@ from rdstd.store.stats import EpisodeStats, RunningStats
 DEFAULT_ROW_GROUP_FRAMES = 8
 #: ... and at least this many bytes, so that small frames do not make thousands of tiny row groups.
 ROW_GROUP_MIN_BYTES = 512 * 1024
-#: A long episode's row groups grow: once a shard holds this many rows, the frames per row group double, and
-#: double again each time the shard's rows double, up to :data:`MAX_ROW_GROUP_FRAMES`. Parquet keeps every row
-#: group's metadata in memory until the shard closes (and builds the footer from it then), so a 20-minute camera
-#: recording (one 36,000-frame episode, which cannot span shards) in 8-frame groups made peak RSS grow with the
-#: recording's length; shards below this many rows are written exactly as before.
+#: A long episode's row groups grow: once this many of its rows are in the shard's file, the frames per row group
+#: double, and double again each time those rows double, up to :data:`MAX_ROW_GROUP_FRAMES`. Parquet keeps every
+#: row group's metadata in memory until the shard closes (and builds the footer from it then); a shard of many
+#: episodes is bounded by ``shard_bytes`` / ROW_GROUP_MIN_BYTES groups, but one episode cannot span shards, so a
+#: 20-minute camera recording (36,000 frames) in 8-frame groups made peak RSS grow with its length. Episodes
+#: shorter than this are written exactly as before.
 ROW_GROUP_GROWTH_ROWS = 4096
 #: ... up to this many frames per row group (big groups cost their bytes again while they are written).
 MAX_ROW_GROUP_FRAMES = 32
@@ -458,7 +459,7 @@ class DatasetWriter:
         """Rows in the next row group, once enough are pending: at least :meth:`_group_frames`, and enough
         for ROW_GROUP_MIN_BYTES (the first row that reaches both closes the group).
 
-        Large frames (640×480 JPEG) give row groups of exactly ``row_group_frames`` (more in a long shard);
+        Large frames (640×480 JPEG) give row groups of exactly ``row_group_frames`` (more in a long episode);
         small frames or low-dim only data give larger ones, so tiny row groups do not dominate the write and the
         file footer. The cut depends on the rows only, not on how they were handed in: chunked and whole writes
         match.
@@ -472,11 +473,13 @@ class DatasetWriter:
         return rows if rows <= len(sizes) else None
 
     def _group_frames(self) -> int:
-        """The least frames of the next row group: ``row_group_frames``, doubled once the shard's rows in its
-        file reach ROW_GROUP_GROWTH_ROWS and again at each doubling of them, up to MAX_ROW_GROUP_FRAMES (or
-        ``row_group_frames`` if that is more). A shard of one long episode thus holds O(rows / 32) row groups."""
+        """The least frames of the next row group: ``row_group_frames``, doubled once the open episode has
+        ROW_GROUP_GROWTH_ROWS rows in the shard's file and again at each doubling of them, up to
+        MAX_ROW_GROUP_FRAMES (or ``row_group_frames`` if that is more). One long episode thus makes about
+        rows / MAX_ROW_GROUP_FRAMES row groups, not rows / ``row_group_frames``."""
+        done = self._flushed_rows - self._open.shard_row if self._open is not None else 0
         frames, threshold = self.row_group_frames, ROW_GROUP_GROWTH_ROWS
-        while self._flushed_rows >= threshold and frames * 2 <= MAX_ROW_GROUP_FRAMES:
+        while done >= threshold and frames * 2 <= MAX_ROW_GROUP_FRAMES:
             frames, threshold = frames * 2, threshold * 2
         return frames
 

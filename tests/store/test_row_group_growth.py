@@ -1,4 +1,4 @@
-"""Row groups grow in a long shard: a bounded count for a long episode, read back exactly at every size."""
+"""Row groups grow in a long episode: a bounded count for a long episode, read back exactly at every size."""
 
 from __future__ import annotations
 
@@ -79,9 +79,14 @@ def test_a_long_episode_writes_a_bounded_number_of_row_groups(tmp_path: Path) ->
     assert writer_module.MAX_ROW_GROUP_FRAMES == 32
 
 
-def test_a_short_shard_keeps_its_row_groups_as_before(tmp_path: Path) -> None:
-    sizes = group_sizes(write(tmp_path / "ds", [episode(0, 1000), episode(1, 3000)]))
-    assert sizes == [8] * 500  # below ROW_GROUP_GROWTH_ROWS nothing changes (the bytes of such datasets are as before)
+def test_short_episodes_keep_their_row_groups_as_before_in_a_long_shard(tmp_path: Path) -> None:
+    sizes = group_sizes(write(tmp_path / "ds", [episode(i, 1000) for i in range(6)]))
+    assert sizes == [8] * 750  # episodes under ROW_GROUP_GROWTH_ROWS are written as before (same bytes)
+
+
+def test_growth_starts_again_with_each_long_episode(tmp_path: Path) -> None:
+    sizes = group_sizes(write(tmp_path / "ds", [episode(0, 8192 + 320), episode(1, 4096 + 160)]))
+    assert sizes == [8] * 512 + [16] * 256 + [32] * 10 + [8] * 512 + [16] * 10
 
 
 def test_row_groups_of_varying_size_read_back_exactly(tmp_path: Path) -> None:
