@@ -44,6 +44,15 @@ from rdstd.store.stats import EpisodeStats, RunningStats
 DEFAULT_ROW_GROUP_FRAMES = 8
 #: ... and at least this many bytes, so that small frames do not make thousands of tiny row groups.
 ROW_GROUP_MIN_BYTES = 512 * 1024
+#: A long episode's row groups grow: once this many of its rows are in the shard's file, the frames per row group
+#: double, and double again each time those rows double, up to :data:`MAX_ROW_GROUP_FRAMES`. Parquet keeps every
+#: row group's metadata in memory until the shard closes (and builds the footer from it then); a shard of many
+#: episodes is bounded by ``shard_bytes`` / ROW_GROUP_MIN_BYTES groups, but one episode cannot span shards, so a
+#: 20-minute camera recording (36,000 frames) in 8-frame groups made peak RSS grow with its length. Episodes
+#: shorter than this are written exactly as before.
+ROW_GROUP_GROWTH_ROWS = 4096
+#: ... up to this many frames per row group (big groups cost their bytes again while they are written).
+MAX_ROW_GROUP_FRAMES = 32
 #: A shard is closed after the episode that takes it past this many bytes of encoded rows.
 DEFAULT_SHARD_BYTES = 512 * 1024 * 1024
 #: ... or past this many frames (the reader keeps a shard's low-dimensional columns in memory).
@@ -447,19 +456,32 @@ class DatasetWriter:
             self._flush(rows)
 
     def _next_group_rows(self) -> int | None:
-        """Rows in the next row group, once enough are pending: at least ``row_group_frames``, and enough
+        """Rows in the next row group, once enough are pending: at least :meth:`_group_frames`, and enough
         for ROW_GROUP_MIN_BYTES (the first row that reaches both closes the group).
 
-        Large frames (640×480 JPEG) give row groups of exactly ``row_group_frames``; small frames or low-dim
-        only data give larger ones, so tiny row groups do not dominate the write and the file footer. The cut
-        depends on the rows only, not on how they were handed in: chunked and whole writes match.
+        Large frames (640×480 JPEG) give row groups of exactly ``row_group_frames`` (more in a long episode);
+        small frames or low-dim only data give larger ones, so tiny row groups do not dominate the write and the
+        file footer. The cut depends on the rows only, not on how they were handed in: chunked and whole writes
+        match.
         """
         sizes = self._pending_sizes
-        if len(sizes) < self.row_group_frames or int(sizes.sum()) < ROW_GROUP_MIN_BYTES:
+        frames = self._group_frames()
+        if len(sizes) < frames or int(sizes.sum()) < ROW_GROUP_MIN_BYTES:
             return None  # (the second: no row reaches the byte floor yet; a sum is cheaper than the cumsum below)
         enough = int(np.searchsorted(np.cumsum(sizes), ROW_GROUP_MIN_BYTES)) + 1
-        rows = max(enough, self.row_group_frames)
+        rows = max(enough, frames)
         return rows if rows <= len(sizes) else None
+
+    def _group_frames(self) -> int:
+        """The least frames of the next row group: ``row_group_frames``, doubled once the open episode has
+        ROW_GROUP_GROWTH_ROWS rows in the shard's file and again at each doubling of them, up to
+        MAX_ROW_GROUP_FRAMES (or ``row_group_frames`` if that is more). One long episode thus makes about
+        rows / MAX_ROW_GROUP_FRAMES row groups, not rows / ``row_group_frames``."""
+        done = self._flushed_rows - self._open.shard_row if self._open is not None else 0
+        frames, threshold = self.row_group_frames, ROW_GROUP_GROWTH_ROWS
+        while done >= threshold and frames * 2 <= MAX_ROW_GROUP_FRAMES:
+            frames, threshold = frames * 2, threshold * 2
+        return frames
 
     def _flush(self, rows: int) -> None:
         table = pa.Table.from_batches(self._pending, schema=self._schema)
