@@ -302,3 +302,52 @@ def test_lagged_moments_are_the_windows_own() -> None:
             xc, yc = xs - (xs.mean() if len(xs) else 0), ys - (ys.mean() if len(ys) else 0)
             want = (xc @ xc, yc @ yc, xc @ yc) if len(xs) else (0.0, 0.0, 0.0)
             np.testing.assert_allclose([sxx[e], syy[e], sxy[e]], want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("plants", "declared"),
+    [
+        ((), None),
+        (("delta",), None),
+        (("absolute_labelled_delta",), None),
+        (("lead",), None),
+        (("unknown_mode",), None),
+        (("delta_scaled",), None),
+        (("nan", "constant"), None),
+        ((), "velocity"),
+        (("delta",), "velocity"),
+        (("delta",), "absolute"),
+    ],
+)
+def test_action_fit_screen_judges_as_every_episode_would(
+    tmp_path: Path, plants: tuple[str, ...], declared: str | None
+) -> None:
+    """RDV501 looks at an episode's fit in Python only when it may report; the findings and the fitted/unfit counts
+    equal those of judging every episode (``declared``: the action's mode declared otherwise)."""
+    from rdstd.validate.checks.actions import ActionSemanticsFit, shard_fits
+
+    root = make(tmp_path, *plants)
+    ds = Dataset.open(root)
+    manifest = ds.manifest
+    if declared is not None:
+        action = manifest.features["action"]
+        assert isinstance(action, VectorFeature) and action.action is not None
+        semantics = action.action.model_copy(update={"mode": declared})
+        features = {**manifest.features, "action": action.model_copy(update={"action": semantics})}
+        manifest = manifest.model_copy(update={"features": features})
+    view = DatasetView(ds.path, manifest, ds.episodes, lambda: ds.stats)
+    screened, everyone = ActionSemanticsFit(), ActionSemanticsFit()
+    list(screened.begin(view))
+    list(everyone.begin(view))
+    got, want = [], []
+    for shard in stream.shards(ds):
+        got += list(screened.shard(shard))
+        for key, pairs in everyone._pairs.items():
+            fits = shard_fits(shard, key, pairs)
+            for e, ep in enumerate(shard.episodes):
+                if fits is not None:
+                    want += list(everyone._judge(ep, key, pairs, fits.fit(e)))
+    assert [f.model_dump() for f in got] == [f.model_dump() for f in want]
+    assert (screened._unfit, screened._fitted) == (everyone._unfit, everyone._fitted)
+    assert sum(screened._fitted.values()) + sum(screened._unfit.values()) > 0
+    assert bool(got) == (plants in {("absolute_labelled_delta",), ("lead",), ("unknown_mode",)} or declared is not None)
