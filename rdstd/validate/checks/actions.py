@@ -516,8 +516,8 @@ class PrenormalizedActions(Check):
         for i, seen in enumerate(self._values[key]):
             if seen is None:
                 continue
-            head = np.unique(block[: 4 * cap, i])  # more than cap distinct values already: no need to see all
-            seen.update((head if len(head) > cap else np.unique(block[:, i]))[: cap + 1].tolist())
+            head = segments.distinct(block[: 4 * cap, i])  # more than cap distinct values already: no need to see all
+            seen.update((head if len(head) > cap else segments.distinct(block[:, i]))[: cap + 1].tolist())
             if len(seen) > cap:
                 self._values[key][i] = None
 
