@@ -14,7 +14,6 @@ Third-party checks register under the ``rdstd.checks`` entry-point group (see :m
 from __future__ import annotations
 
 import hashlib
-import threading
 from abc import ABC
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -176,17 +175,13 @@ class ShardView:
     starts: npt.NDArray[np.intp]
     lengths: npt.NDArray[np.intp]
     _extents: dict[str, Extent] = field(default_factory=dict, repr=False, compare=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def extent(self, key: str) -> Extent:
         """Per episode and dim of the vector ``key``: its finite range and whether it holds NaN or ±inf (computed
-        once per shard, shared by the checks that screen with it; checks on two threads wait for one another)."""
+        once per shard, shared by the checks that screen with it)."""
         known = self._extents.get(key)
         if known is None:
-            with self._lock:
-                known = self._extents.get(key)
-                if known is None:
-                    known = self._extents[key] = Extent.of(self.vectors[key], self.starts, self.lengths)
+            known = self._extents[key] = Extent.of(self.vectors[key], self.starts, self.lengths)
         return known
 
     def preset(self, extents: Mapping[str, Extent]) -> None:

@@ -10,14 +10,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import wait
 from pathlib import Path
 
 import polars as pl
 
 import rdstd
 from rdstd.errors import UsageError
-from rdstd.io.threads import shared_pool
 from rdstd.store import merged
 from rdstd.store.reader import Dataset
 from rdstd.validate import stream
@@ -112,74 +110,19 @@ def _run(ds: Dataset, checks: list[Check], *, pixels: bool, ahead: stream.ReadAh
 
 def run_shards(view: DatasetView, shards: Callable[[], Iterable[ShardView]], checks: list[Check]) -> list[Finding]:
     """Every finding of ``checks`` on the dataset ``view`` describes, whose episodes ``shards()`` gives a shard at a
-    time (called once, after every check's begin).
-
-    A shard's checks run on two threads, the calling one and a helper (numpy releases the interpreter's lock in
-    the reductions that take the time): each check runs whole on one of them, assigned by the thread time it took on
-    the shards before (:class:`_Balance`), and both finish before the next shard. The findings are ordered as if
-    every check ran episode by episode on one thread: by episode, then by check. Checks that decode pixels stay on
-    the calling thread.
-    """
+    time (called once, after every check's begin)."""
     found: list[Finding] = []
     for check in checks:
         found.extend(check.begin(view))
-    balance = _Balance(checks)
     for shard in shards():
         rank: dict[int | None, int] = {ep.index: n for n, ep in enumerate(shard.episodes)}
-        mine, theirs = balance.split()
-        helper = shared_pool(_HELPER, 1).submit(balance.run, theirs, shard) if theirs else None
-        try:
-            batch = balance.run(mine, shard)
-        except BaseException:
-            if helper is not None:
-                wait([helper])  # the helper's checks are not left running on this shard
-            raise
-        if helper is not None:
-            batch += helper.result()
+        batch = [(n, f) for n, check in enumerate(checks) for f in check.shard(shard)]
         # as if every check ran episode by episode: by episode, then by check
         batch.sort(key=lambda item: (rank.get(item[1].episode_index, len(rank)), item[0]))
         found.extend(f for _, f in batch)
     for check in checks:
         found.extend(check.end())
     return found
-
-
-#: The helper thread's pool (one daemon thread, shared by runs in the process).
-_HELPER = "rdstd-validate"
-
-
-class _Balance:
-    """Splits a run's checks between two threads by the thread time each took on the shards so far (longest first,
-    each to the lighter side; the first shard alternates), and runs a side's checks on a shard, timing them."""
-
-    def __init__(self, checks: list[Check]) -> None:
-        self._checks = checks
-        self._spent = [0.0] * len(checks)
-
-    def split(self) -> tuple[list[int], list[int]]:
-        """(the calling thread's checks, the helper's), as positions in the run's checks."""
-        sides: tuple[list[int], list[int]] = ([], [])
-        load = [0.0, 0.0]
-        order = sorted(range(len(self._checks)), key=lambda n: -self._spent[n])
-        for step, n in enumerate(order):
-            if self._checks[n].pixels:
-                side = 0
-            elif not any(self._spent):
-                side = step % 2
-            else:
-                side = 0 if load[0] <= load[1] else 1
-            sides[side].append(n)
-            load[side] += self._spent[n]
-        return sides
-
-    def run(self, positions: list[int], shard: ShardView) -> list[tuple[int, Finding]]:
-        """The findings of the checks at ``positions`` on ``shard`` (with each check's position), in order."""
-        batch: list[tuple[int, Finding]] = []
-        for n in positions:
-            began = time.thread_time()
-            batch.extend((n, f) for f in self._checks[n].shard(shard))
-            self._spent[n] += time.thread_time() - began
-        return batch
 
 
 def _suppressed_by(finding: Finding, rules: Iterable[Suppression]) -> Suppression | None:
