@@ -223,7 +223,10 @@ def main() -> None:
     parser.add_argument("--planted", action="store_true", help="plant the problems of PLANTED (see the module)")
     parser.add_argument("--repeat", type=int, default=5, help="interleaved runs of the scan and of validate (best)")
     parser.add_argument(
-        "--base", default=None, help="another rdstd checkout (e.g. a `git archive` of main) measured interleaved too"
+        "--base",
+        action="append",
+        default=[],
+        help="another rdstd checkout (e.g. a `git archive` of main) measured interleaved too (repeatable)",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rdstd-bench-validate-") as tmp:
@@ -235,14 +238,18 @@ def main() -> None:
             print(f"generated {args.episodes} x {args.length} frames in {time.perf_counter() - started:.1f} s")
         columns = "timestamp,observation.state,action"
         # interleaved: the machine is shared, so both sides see the same load; best and median of each
-        scans, ours, bases = [], [], []
+        scans: list[list[str]] = []
+        ours: list[list[str]] = []
+        bases: dict[str, list[list[str]]] = {b: [] for b in args.base}
+        loads: list[float] = []
         for _ in range(args.repeat):
+            loads.append(os.getloadavg()[0])
             scans.append(_child(_SCAN, str(path), columns))
             ours.append(_child(_VALIDATE, str(path)))
-            if args.base:
-                bases.append(_child(_VALIDATE, str(path), path=args.base))
+            for other, runs in bases.items():
+                runs.append(_child(_VALIDATE, str(path), path=other))
         scan, mine = _summary(scans), _summary(ours)
-        base = _summary(bases) if bases else None
+        others = {b: _summary(runs) for b, runs in bases.items()}
         report = json.loads(min(ours, key=lambda r: float(r[0]))[4])
         frames = mine["frames"]
         ratios = {  # our frames/s over the scan's: the scan's seconds over ours
@@ -261,7 +268,7 @@ def main() -> None:
             for name, r in (
                 ("polars scan (timestamp, state, action)", scan),
                 ("rdstd validate (default)", mine),
-                *([(f"rdstd validate (default), {args.base}", base)] if base else []),
+                *((f"rdstd validate (default), {b}", r) for b, r in others.items()),
             )
         ]
         result: dict[str, object] = {
@@ -277,17 +284,20 @@ def main() -> None:
             },
             "ratio_to_scan": ratios,
             "repeat": args.repeat,
+            "load_1min": {"min": min(loads), "max": max(loads)},
         }
-        if base:
-            result["base"] = {
-                "path": args.base,
-                **base,
+        result["base"] = [
+            {
+                "path": b,
+                **r,
                 "ratio_to_scan": {
-                    f"{what}_{stat}": scan[f"{stat}_{unit}"] / base[f"{stat}_{unit}"]
+                    f"{what}_{stat}": scan[f"{stat}_{unit}"] / r[f"{stat}_{unit}"]
                     for what, unit in (("wall", "s"), ("cpu", "cpu_s"))
                     for stat in ("best", "median")
                 },
             }
+            for b, r in others.items()
+        ]
         if args.doctor:
             doctor = run_doctor(args.doctor, path, work)
             result["lerobot_doctor"] = doctor
@@ -295,10 +305,16 @@ def main() -> None:
         heads = ["what", "wall s best / median", "CPU s best / median", "frames/s (best wall)", "peak RSS MiB"]
         print(table(heads, rows))
         print(
-            f"validate / scan rate over {args.repeat} interleaved runs: wall {ratios['wall_best']:.2f}x best, "
-            f"{ratios['wall_median']:.2f}x median; CPU {ratios['cpu_best']:.2f}x best, {ratios['cpu_median']:.2f}x "
-            f"median; findings: {report['counts']}"
+            f"validate / scan rate over {args.repeat} interleaved runs (1-min load {min(loads):.1f}-{max(loads):.1f}): "
+            f"wall {ratios['wall_best']:.2f}x best, {ratios['wall_median']:.2f}x median; CPU {ratios['cpu_best']:.2f}x "
+            f"best, {ratios['cpu_median']:.2f}x median; findings: {report['counts']}"
         )
+        for entry in result["base"]:  # type: ignore[attr-defined]
+            r = entry["ratio_to_scan"]
+            print(
+                f"  {entry['path']}: wall {r['wall_best']:.2f}x best, {r['wall_median']:.2f}x median; CPU "
+                f"{r['cpu_best']:.2f}x best, {r['cpu_median']:.2f}x median"
+            )
         name = "validate_planted" if args.planted else "validate_default"
         if args.planted:
             for f in report["findings"]:

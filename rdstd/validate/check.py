@@ -184,6 +184,10 @@ class ShardView:
             known = self._extents[key] = Extent.of(self.vectors[key], self.starts, self.lengths)
         return known
 
+    def preset(self, extents: Mapping[str, Extent]) -> None:
+        """Take extents worked out before (by the shard's reader, on its thread)."""
+        self._extents.update(extents)
+
 
 @dataclass(frozen=True)
 class Extent:

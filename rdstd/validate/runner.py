@@ -54,8 +54,11 @@ def build_checks(config: Config) -> tuple[list[Check], list[str]]:
     return checks, problems
 
 
-def run(ds: Dataset, checks: list[Check], *, pixels: bool = False) -> list[Finding]:
-    """Every finding of ``checks`` on ``ds`` (begin, every shard's episodes, end), in that order.
+def run(
+    ds: Dataset, checks: list[Check], *, pixels: bool = False, ahead: stream.ReadAhead | None = None
+) -> list[Finding]:
+    """Every finding of ``checks`` on ``ds`` (begin, every shard's episodes, end), in that order; ``ahead``: the
+    shards of ``ds`` already being read (:func:`read_ahead`).
 
     A merged dataset whose inputs had different features is checked one group of episodes at a time, each group
     with the features its episodes have (:func:`partitions`; new instances of the same checks per group): the null
@@ -63,7 +66,7 @@ def run(ds: Dataset, checks: list[Check], *, pixels: bool = False) -> list[Findi
     """
     parts = partitions(ds)
     if len(parts) == 1:
-        return _run(parts[0], checks, pixels=pixels)
+        return _run(parts[0], checks, pixels=pixels, ahead=ahead)
     found: list[Finding] = []
     seen: set[str] = set()
     for part in parts:
@@ -75,6 +78,12 @@ def run(ds: Dataset, checks: list[Check], *, pixels: bool = False) -> list[Findi
                 seen.add(key)
             found.append(finding)
     return found
+
+
+def read_ahead(ds: Dataset) -> stream.ReadAhead | None:
+    """The shards of ``ds`` read ahead from now on, for :func:`run`; None for a merged dataset checked in groups
+    (:func:`partitions`), whose groups are read when they are checked."""
+    return None if ds.partial_features else stream.ReadAhead(ds)
 
 
 def partitions(ds: Dataset) -> list[Dataset]:
@@ -93,10 +102,10 @@ def partitions(ds: Dataset) -> list[Dataset]:
     return parts
 
 
-def _run(ds: Dataset, checks: list[Check], *, pixels: bool) -> list[Finding]:
+def _run(ds: Dataset, checks: list[Check], *, pixels: bool, ahead: stream.ReadAhead | None = None) -> list[Finding]:
     view = DatasetView(ds.path, ds.manifest, ds.episodes, lambda: ds.stats, stored=stream.StoredRows(ds))
     wants_pixels = pixels and any(c.pixels for c in checks)
-    return run_shards(view, lambda: stream.shards(ds, pixels=wants_pixels), checks)
+    return run_shards(view, lambda: (ahead or stream.ReadAhead(ds)).views(pixels=wants_pixels), checks)
 
 
 def run_shards(view: DatasetView, shards: Callable[[], Iterable[ShardView]], checks: list[Check]) -> list[Finding]:
@@ -138,8 +147,9 @@ def validate_dataset(
 ) -> Report:
     """Validate an open canonical dataset with ``config``; ``extra`` are findings found before (source checks)."""
     started = time.perf_counter()
+    ahead = read_ahead(ds)  # the first shard is read while the checks are built
     checks, problems = build_checks(config)
-    found = run(ds, checks, pixels=config.pixels)
+    found = run(ds, checks, pixels=config.pixels, ahead=ahead)
     return report(
         config,
         checks,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
@@ -21,9 +21,10 @@ import pyarrow.parquet as pq
 
 from rdstd.errors import CorruptDatasetError
 from rdstd.io.parquet import PARQUET_ERRORS
+from rdstd.io.threads import shared_pool
 from rdstd.store import layout
 from rdstd.store.reader import Dataset, EpisodeData
-from rdstd.validate.check import EpisodeView, ShardView
+from rdstd.validate.check import EpisodeView, Extent, ShardView
 
 _Columns = dict[str, npt.NDArray[Any]]
 _REBUILD = "the dataset is damaged; rebuild it with rdstd convert (or restore it from a copy)"
@@ -37,30 +38,48 @@ def episodes(ds: Dataset, *, pixels: bool = False) -> Iterator[EpisodeView]:
 
 def shards(ds: Dataset, *, pixels: bool = False) -> Iterator[ShardView]:
     """The episodes of ``ds`` a shard at a time (table order within a shard), with the shard's columns."""
-    vectors = ds.manifest.vectors
-    columns = ["timestamp", *vectors]
-    table = ds.episodes
-    shard_of = table["shard"].to_numpy()
-    order = np.argsort(shard_of, kind="stable")
-    cuts = np.flatnonzero(np.diff(shard_of[order])) + 1
-    meta = {
-        name: table[name].to_list()
-        for name in (
-            "episode_index",
-            "episode_id",
-            "source_key",
-            "split",
-            "task",
-            "embodiment",
-            "source_meta",
-            "shard_row",
-            "length",
-        )
-    }
-    groups = [g for g in np.split(order, cuts) if len(g)]
+    return ReadAhead(ds).views(pixels=pixels)
 
-    def load(positions: npt.NDArray[np.intp]) -> tuple[_Columns, _Columns, npt.NDArray[np.intp]]:
-        data = _read_shard(ds, int(shard_of[positions[0]]), columns)
+
+class ReadAhead:
+    """A canonical dataset's shards, read one ahead on a helper thread (Parquet decoding and checksums, the cast to
+    float64 and each vector's :class:`Extent` run there, most of it outside the interpreter's lock) while the checks
+    work on the shard before. The first shard's read starts when this is made, so that it overlaps the setup of a
+    run (configuration, checks) that comes between.
+    """
+
+    def __init__(self, ds: Dataset) -> None:
+        self._ds = ds
+        table = ds.episodes
+        self._shard_of = table["shard"].to_numpy()
+        order = np.argsort(self._shard_of, kind="stable")
+        cuts = np.flatnonzero(np.diff(self._shard_of[order])) + 1
+        self._meta = {name: table[name].to_list() for name in _META}
+        self._groups = [g for g in np.split(order, cuts) if len(g)]
+        self._pending: Future[_Loaded] | None = self._submit(0)
+
+    def _submit(self, group: int) -> Future[_Loaded] | None:
+        if group >= len(self._groups):
+            return None
+        return shared_pool(_READER, 1).submit(self._load, self._groups[group])
+
+    def views(self, *, pixels: bool = False) -> Iterator[ShardView]:
+        """The shards' episodes in shard order, each shard as a :class:`ShardView` (once: the read-ahead is used
+        up); ``pixels``: the episodes decode sampled frames on request."""
+        for i, positions in enumerate(self._groups):
+            pending, self._pending = self._pending, None
+            assert pending is not None, "ReadAhead.views() runs once"
+            raws, floats, lengths, extents = pending.result()
+            self._pending = self._submit(i + 1)
+            shard = _view(self._ds, positions, self._meta, raws, floats, lengths, pixels)
+            shard.preset(extents)
+            yield shard
+
+    def _load(self, positions: npt.NDArray[np.intp]) -> _Loaded:
+        ds, meta = self._ds, self._meta
+        vectors = ds.manifest.vectors
+        columns = ["timestamp", *vectors]
+        data = _read_shard(ds, int(self._shard_of[positions[0]]), columns)
         firsts = np.array([meta["shard_row"][p] for p in positions], dtype=np.intp)
         lengths = np.array([meta["length"][p] for p in positions], dtype=np.intp)
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
@@ -69,16 +88,25 @@ def shards(ds: Dataset, *, pixels: bool = False) -> Iterator[ShardView]:
         # dims-major (Fortran order): per-episode reductions down a column and per-frame reductions across dims
         # run several times faster than on the rows as stored
         floats = {k: _dims_major(raws[k]) for k in vectors}
-        return raws, floats, lengths
+        extents = {k: Extent.of(v, starts, lengths) for k, v in floats.items()}
+        return raws, floats, lengths, extents
 
-    # the next shard is read (and checksummed) in a thread while the checks work on this one
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(load, groups[0]) if groups else None
-        for i, positions in enumerate(groups):
-            assert pending is not None
-            raws, floats, lengths = pending.result()
-            pending = pool.submit(load, groups[i + 1]) if i + 1 < len(groups) else None
-            yield _view(ds, positions, meta, raws, floats, lengths, pixels)
+
+#: The episode table's columns a shard's views read.
+_META = (
+    "episode_index",
+    "episode_id",
+    "source_key",
+    "split",
+    "task",
+    "embodiment",
+    "source_meta",
+    "shard_row",
+    "length",
+)
+#: The read-ahead thread's pool (one daemon thread, shared by runs in the process).
+_READER = "rdstd-validate-read"
+_Loaded = tuple[_Columns, _Columns, npt.NDArray[np.intp], dict[str, Extent]]
 
 
 def view(
@@ -176,9 +204,10 @@ class StoredRows:
     def __call__(self, position: int) -> tuple[npt.NDArray[Any], dict[str, npt.NDArray[Any]]]:
         table = self._ds.episodes
         shard, first, length = (int(table[name][position]) for name in ("shard", "shard_row", "length"))
-        if self._shard is None or self._shard[0] != shard:
-            self._shard = (shard, _read_shard(self._ds, shard, ["timestamp", *self._ds.manifest.vectors]))
-        data = self._shard[1]
+        kept = self._shard  # one read of the attribute: checks on two threads may both ask
+        if kept is None or kept[0] != shard:
+            kept = self._shard = (shard, _read_shard(self._ds, shard, ["timestamp", *self._ds.manifest.vectors]))
+        data = kept[1]
         rows = slice(first, first + length)
         return data["timestamp"][rows], {k: v[rows] for k, v in data.items() if k != "timestamp"}
 

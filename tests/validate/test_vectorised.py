@@ -302,3 +302,94 @@ def test_lagged_moments_are_the_windows_own() -> None:
             xc, yc = xs - (xs.mean() if len(xs) else 0), ys - (ys.mean() if len(ys) else 0)
             want = (xc @ xc, yc @ yc, xc @ yc) if len(xs) else (0.0, 0.0, 0.0)
             np.testing.assert_allclose([sxx[e], syy[e], sxy[e]], want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("plants", "declared"),
+    [
+        ((), None),
+        (("delta",), None),
+        (("absolute_labelled_delta",), None),
+        (("lead",), None),
+        (("unknown_mode",), None),
+        (("delta_scaled",), None),
+        (("nan", "constant"), None),
+        ((), "velocity"),
+        (("delta",), "velocity"),
+        (("delta",), "absolute"),
+    ],
+)
+def test_action_fit_screen_judges_as_every_episode_would(
+    tmp_path: Path, plants: tuple[str, ...], declared: str | None
+) -> None:
+    """RDV501 looks at an episode's fit in Python only when it may report; the findings and the fitted/unfit counts
+    equal those of judging every episode (``declared``: the action's mode declared otherwise)."""
+    from rdstd.validate.checks.actions import ActionSemanticsFit, shard_fits
+
+    root = make(tmp_path, *plants)
+    ds = Dataset.open(root)
+    manifest = ds.manifest
+    if declared is not None:
+        action = manifest.features["action"]
+        assert isinstance(action, VectorFeature) and action.action is not None
+        semantics = action.action.model_copy(update={"mode": declared})
+        features = {**manifest.features, "action": action.model_copy(update={"action": semantics})}
+        manifest = manifest.model_copy(update={"features": features})
+    view = DatasetView(ds.path, manifest, ds.episodes, lambda: ds.stats)
+    screened, everyone = ActionSemanticsFit(), ActionSemanticsFit()
+    list(screened.begin(view))
+    list(everyone.begin(view))
+    got, want = [], []
+    for shard in stream.shards(ds):
+        got += list(screened.shard(shard))
+        for key, pairs in everyone._pairs.items():
+            fits = shard_fits(shard, key, pairs)
+            for e, ep in enumerate(shard.episodes):
+                if fits is not None:
+                    want += list(everyone._judge(ep, key, pairs, fits.fit(e)))
+    assert [f.model_dump() for f in got] == [f.model_dump() for f in want]
+    assert (screened._unfit, screened._fitted) == (everyone._unfit, everyone._fitted)
+    assert sum(screened._fitted.values()) + sum(screened._unfit.values()) > 0
+    assert bool(got) == (plants in {("absolute_labelled_delta",), ("lead",), ("unknown_mode",)} or declared is not None)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.array([], dtype=np.intp),
+        np.array([4]),
+        np.array([3, -1, 3, 0, -1, 7]),
+        np.array([2.5, np.nan, -0.0, 0.0, np.nan, 2.5, -np.inf, np.inf]),
+        np.array([np.nan, np.nan]),
+        np.random.default_rng(3).integers(0, 5, size=(7, 3)).astype(np.float32),
+    ],
+)
+def test_distinct_is_np_unique(values: np.ndarray) -> None:
+    from rdstd.validate.segments import distinct
+
+    got, want = distinct(values), np.unique(values)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+
+
+def test_a_clean_run_does_not_import_numpy_ma(tmp_path: Path) -> None:
+    """np.unique imports np.ma on its first use (12-20 ms in a fresh process): the whole-shard screens, which are
+    all a clean dataset goes through, do without it, in the default and the strict profile (np.median and
+    np.quantile still import it: in the detail of an episode a screen flagged, and in the per-episode rotation
+    checks)."""
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(0)
+    t = np.arange(60)[:, None] / 10.0
+    walks = [("train", 0.5 * np.sin(t * rng.uniform(1, 2, 2) + rng.uniform(0, 6, 2))) for _ in range(4)]
+    root = _episodes_dataset(tmp_path / "ds", walks, 1 << 30)
+    code = (
+        "import sys; from rdstd.validate import validate; import rdstd.validate.runner, rdstd.validate.checks; "
+        "assert 'numpy.ma' not in sys.modules; "
+        f"reports = [validate({str(root)!r}, profile=p) for p in ('default', 'strict')]; "
+        "assert not [f for r in reports for f in r.findings if f.episode_index is not None], reports; "
+        "assert 'numpy.ma' not in sys.modules, 'numpy.ma was imported'"
+    )
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=Path.cwd())
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -82,7 +82,40 @@ def fit(ep: EpisodeView, action: str, pairs: list[tuple[int, str, int]]) -> Fit 
 def fit_shard(
     shard: ShardView, action: str, pairs: list[tuple[int, str, int]], scratch: segments.Scratch | None = None
 ) -> list[Fit | None]:
-    """:func:`fit` for every episode of a shard at once (sums over row ranges of the concatenated columns).
+    """:func:`fit` for every episode of a shard at once (see :func:`shard_fits`)."""
+    fits = shard_fits(shard, action, pairs, scratch)
+    return [None if fits is None else fits.fit(e) for e in range(len(shard.lengths))]
+
+
+@dataclass(frozen=True)
+class ShardFits:
+    """The :class:`Fit` of every episode of a shard, as arrays by episode (``absolute`` and ``error``: one row per
+    lead k); ``fitted`` marks the episodes that have a fit."""
+
+    fitted: npt.NDArray[np.bool_]
+    absolute: npt.NDArray[np.float64]
+    delta: npt.NDArray[np.float64]
+    slope: npt.NDArray[np.float64]
+    error: npt.NDArray[np.float64]
+
+    def fit(self, e: int) -> Fit | None:
+        """Episode ``e``'s fit (None when it has none)."""
+        if not self.fitted[e]:
+            return None
+        slope = float(self.slope[e])
+        return Fit(
+            tuple(float(a) for a in self.absolute[:, e]),
+            float(self.delta[e]),
+            0.0 if np.isnan(slope) else slope,
+            tuple(float(x) for x in self.error[:, e]),
+        )
+
+
+def shard_fits(
+    shard: ShardView, action: str, pairs: list[tuple[int, str, int]], scratch: segments.Scratch | None = None
+) -> ShardFits | None:
+    """:func:`fit` for every episode of a shard at once (sums over row ranges of the concatenated columns); None
+    when no episode has a fit.
 
     Each episode's columns are centred once on their own means; every moment of every hypothesis then comes from
     per-episode sums: the window sums of lead k are the whole sums less k edge rows, one lagged product per lead
@@ -91,13 +124,12 @@ def fit_shard(
     """
     n = shard.lengths
     starts = shard.starts
-    out: list[Fit | None] = [None] * len(n)
     if not pairs or not len(n):
-        return out
+        return None
     usable = _usable(shard, action, pairs)
     fitted = usable.any(axis=1)
     if not fitted.any():
-        return out
+        return None
     stops = starts + n
     total = len(shard.timestamps)
     # each episode centred once on its own means (own copies, centred in place): a window's moments are then
@@ -157,15 +189,7 @@ def fit_shard(
     delta = segments.medians(_r2(var_ds, var_a, cov), usable)
     with np.errstate(divide="ignore", invalid="ignore"):
         slopes = segments.medians(cov / var_a, usable & (var_a > 0))
-    for e in np.flatnonzero(fitted).tolist():
-        slope = float(slopes[e])
-        out[e] = Fit(
-            tuple(float(a[e]) for a in absolute),
-            float(delta[e]),
-            0.0 if np.isnan(slope) else slope,
-            tuple(float(x[e]) for x in errors),
-        )
-    return out
+    return ShardFits(np.asarray(fitted, dtype=bool), np.array(absolute), delta, slopes, np.array(errors))
 
 
 def _usable(shard: ShardView, action: str, pairs: list[tuple[int, str, int]]) -> npt.NDArray[np.bool_]:
@@ -277,8 +301,61 @@ class ActionSemanticsFit(Check):
 
     def shard(self, shard: ShardView) -> Iterable[Finding]:
         for key, pairs in self._pairs.items():
-            for ep, result in zip(shard.episodes, fit_shard(shard, key, pairs, self._scratch), strict=True):
-                yield from self._judge(ep, key, pairs, result)
+            fits = shard_fits(shard, key, pairs, self._scratch)
+            if fits is None:
+                continue
+            for e in np.flatnonzero(self._screen(key, fits)).tolist():
+                yield from self._judge(shard.episodes[e], key, pairs, fits.fit(e))
+
+    def _screen(self, key: str, fits: ShardFits) -> npt.NDArray[np.bool_]:
+        """The fitted episodes :meth:`_judge` must see: those where it may report, or where a value is not finite.
+        The others are counted here as :meth:`_judge` would count them (the same comparisons, on arrays)."""
+        feature = self.ds.vectors[key]
+        declared = feature.action.mode if feature.action is not None else ActionMode.UNKNOWN
+        slope = np.where(np.isnan(fits.slope), 0.0, fits.slope)
+        finite = (
+            np.isfinite(fits.absolute).all(axis=0)
+            & np.isfinite(fits.error).all(axis=0)
+            & np.isfinite(fits.delta)
+            & np.isfinite(slope)
+        )
+        top = fits.absolute.max(axis=0)  # the best lead's R²
+        absolute = top >= fits.delta
+        velocity = ~absolute & (np.abs(slope * self._rate - 1) < np.abs(slope - 1) if self._rate else False)
+        best_r2 = np.where(absolute, top, fits.delta)
+        unfit = best_r2 < self.params["min_r2"]
+        quiet = finite & unfit
+        if declared != ActionMode.UNKNOWN:
+            best_is = {
+                ActionMode.ABSOLUTE: absolute,
+                ActionMode.VELOCITY: velocity,
+                ActionMode.DELTA: ~absolute & ~velocity,
+            }.get(declared, np.zeros(absolute.shape, dtype=bool))
+            differs = ~best_is
+            gap = best_r2 - (top if declared == ActionMode.ABSOLUTE else fits.delta)
+            same_family = ~absolute & (declared in (ActionMode.DELTA, ActionMode.VELOCITY))
+            reports = differs & ((gap > self.params["warning_gap"]) | same_family)
+            if declared == ActionMode.ABSOLUTE:
+                reports |= absolute & self._lead_reports(key, fits)
+            quiet |= finite & ~unfit & ~reports
+        fitted = fits.fitted
+        self._unfit[key] += int(np.count_nonzero(fitted & quiet & unfit))
+        self._fitted[key] += int(np.count_nonzero(fitted & quiet & ~unfit))
+        looked: npt.NDArray[np.bool_] = fitted & ~quiet
+        return looked
+
+    def _lead_reports(self, key: str, fits: ShardFits) -> npt.NDArray[np.bool_]:
+        """Per episode, whether :meth:`_lead` reports (for finite errors)."""
+        lead = declared_lead(self.ds.vectors[key])
+        if lead is None or lead > _MAX_LEAD:
+            return np.zeros(fits.delta.shape, dtype=bool)
+        best = np.argmin(fits.error, axis=0)  # the first of equals, as min() over the leads
+        declared = fits.error[lead]
+        ratio = declared / np.maximum(fits.error[best, np.arange(len(best))], 1e-12)
+        reports: npt.NDArray[np.bool_] = (
+            (best != lead) & (ratio > self.params["lead_ratio"]) & (declared > self.params["lead_min_error"])
+        )
+        return reports
 
     def _judge(
         self, ep: EpisodeView, key: str, pairs: list[tuple[int, str, int]], result: Fit | None
@@ -439,8 +516,8 @@ class PrenormalizedActions(Check):
         for i, seen in enumerate(self._values[key]):
             if seen is None:
                 continue
-            head = np.unique(block[: 4 * cap, i])  # more than cap distinct values already: no need to see all
-            seen.update((head if len(head) > cap else np.unique(block[:, i]))[: cap + 1].tolist())
+            head = segments.distinct(block[: 4 * cap, i])  # more than cap distinct values already: no need to see all
+            seen.update((head if len(head) > cap else segments.distinct(block[:, i]))[: cap + 1].tolist())
             if len(seen) > cap:
                 self._values[key][i] = None
 

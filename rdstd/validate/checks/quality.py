@@ -58,9 +58,12 @@ class IdleSegments(Check):
             return
         # the fraction of still frames of every episode at once (exact: a count over the episode's intervals)
         moves = np.zeros(len(shard.timestamps) - 1)
+        step = np.empty_like(moves)  # one buffer for every dim's |Δ| (fresh temporaries fault in pages)
         for key, dims in self._robot.items():
             for d in dims:
-                np.maximum(moves, np.abs(np.diff(shard.vectors[key][:, d])), out=moves)
+                column = shard.vectors[key][:, d]
+                np.subtract(column[1:], column[:-1], out=step)
+                np.maximum(moves, np.abs(step, out=step), out=moves)
         counts = np.maximum(shard.lengths - 1, 0)
         still = segments.range_sum(
             (moves <= self.params["still_eps"]).astype(np.intp), shard.starts, shard.starts + counts

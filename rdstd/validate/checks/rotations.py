@@ -10,6 +10,7 @@ import numpy.typing as npt
 
 from rdstd.schema.features import RotationGroup, VectorFeature
 from rdstd.schema.vocabulary import ActionMode, DeltaFrame, RotationRepr, Unit
+from rdstd.validate import segments
 from rdstd.validate.check import Check, DatasetView, EpisodeView, frame_span
 from rdstd.validate.model import Evidence, Finding, Severity
 
@@ -414,7 +415,9 @@ class EulerConvention(_ByActions):
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         if not self._deltas or ep.length < 5:
             return
-        steps = np.unique(np.linspace(0, ep.length - 2, int(min(self.params["max_steps"], ep.length - 1))).astype(int))
+        steps = segments.distinct(
+            np.linspace(0, ep.length - 2, int(min(self.params["max_steps"], ep.length - 1))).astype(int)
+        )
         for s_key, group in self._eulers:
             raw = ep.vectors[s_key][:, group.start : group.start + 3]
             if not np.isfinite(raw).all():
