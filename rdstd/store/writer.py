@@ -32,7 +32,7 @@ from rdstd.io.write_errors import output_error
 from rdstd.media import images
 from rdstd.schema.clock import Clock
 from rdstd.schema.embodiment import Embodiment
-from rdstd.schema.episode import EncodedFrames, Episode, EpisodeMeta, ImageFrames, VideoFrames
+from rdstd.schema.episode import BinaryFrames, EncodedFrames, Episode, EpisodeMeta, ImageFrames, VideoFrames
 from rdstd.schema.features import ImageFeature, VectorFeature
 from rdstd.schema.manifest import Counts, Manifest, Provenance, StorageLayout
 from rdstd.schema.vocabulary import ImageCodec
@@ -378,15 +378,24 @@ class DatasetWriter:
                 columns.append(refs)
                 sizes += 8 + len(refs[0]["path"].as_py())
             else:
-                frames = chunk.images[key]
-                encoded = (  # a list of encoded bytes goes into the column as it is (a backend's lazy one is read)
-                    frames.frames
-                    if isinstance(frames, EncodedFrames) and type(frames.frames) is list
-                    else list(self._encoded(key, feature, frames, ep))
-                )
-                columns.append(pa.array(encoded, type=pa.binary()))
-                sizes += np.fromiter((len(b) for b in encoded), dtype=np.int64, count=n)
+                column = self._image_column(key, feature, chunk.images[key], ep)
+                columns.append(column)
+                sizes += binary_sizes(column)
         return pa.RecordBatch.from_arrays(columns, schema=self._schema), sizes
+
+    def _image_column(self, key: str, feature: ImageFeature, frames: ImageFrames, ep: _OpenEpisode) -> pa.BinaryArray:
+        """A camera's column of encoded bytes: frames already in one Arrow buffer go in as they are (no copy, no
+        object per frame), a list of bytes is copied into one, anything else is read or encoded first."""
+        if isinstance(frames, EncodedFrames) and isinstance(frames.frames, BinaryFrames):
+            array = frames.frames.array
+            return array if array.type == pa.binary() else array.cast(pa.binary())
+        encoded = (  # a list of encoded bytes goes into the column as it is (a backend's lazy one is read)
+            frames.frames
+            if isinstance(frames, EncodedFrames) and type(frames.frames) is list
+            else list(self._encoded(key, feature, frames, ep))
+        )
+        column: pa.BinaryArray = pa.array(encoded, type=pa.binary())
+        return column
 
     def _encoded(self, key: str, feature: ImageFeature, frames: ImageFrames, ep: _OpenEpisode) -> Iterator[bytes]:
         if isinstance(frames, EncodedFrames):
@@ -643,6 +652,12 @@ def _frame_context(ep: _OpenEpisode, camera: str, frame: int) -> Iterator[None]:
     except (EpisodeError, CorruptSourceError) as exc:
         where = f"episode {ep.meta.episode_id!r}, camera {camera}, frame {frame}"
         raise type(exc)(f"{where}: {exc.message}", hint=exc.hint, situation=exc.situation) from exc
+
+
+def binary_sizes(array: pa.BinaryArray) -> npt.NDArray[np.int64]:
+    """Each value's size in bytes of a binary array, from its offsets (no object per value)."""
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32, count=array.offset + len(array) + 1)
+    return np.diff(offsets[array.offset :]).astype(np.int64)
 
 
 def nominal_rate_hz(timestamps: npt.NDArray[np.float64]) -> float:
