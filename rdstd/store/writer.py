@@ -17,6 +17,7 @@ import itertools
 import json
 import os
 from collections.abc import Collection, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -28,6 +29,7 @@ import pyarrow.parquet as pq
 
 from rdstd.errors import CorruptSourceError, EpisodeError, OutputError, RdstdError, UsageError
 from rdstd.io import atomic
+from rdstd.io.threads import shared_pool
 from rdstd.io.write_errors import output_error
 from rdstd.media import images
 from rdstd.schema.clock import Clock
@@ -48,6 +50,8 @@ ROW_GROUP_MIN_BYTES = 512 * 1024
 DEFAULT_SHARD_BYTES = 512 * 1024 * 1024
 #: ... or past this many frames (the reader keeps a shard's low-dimensional columns in memory).
 DEFAULT_SHARD_FRAMES = 100_000
+#: The helper thread shards are closed and synced on (one: at most one shard is in flight).
+SHARD_CLOSE_POOL = "rdstd-shard-close"
 #: What :class:`~rdstd.store.output.Output` calls the folders this writer may replace.
 KIND = "canonical rdstd dataset"
 
@@ -122,6 +126,7 @@ class DatasetWriter:
         self._flushed_rows = 0  # rows of the current shard already in its file
         self._parquet: pq.ParquetWriter | None = None
         self._parquet_tmp: Path | None = None
+        self._closing: Future[None] | None = None  # the previous shard, closed and synced in the background
         self._pending: list[pa.RecordBatch] = []
         self._pending_sizes = np.zeros(0, dtype=np.int64)
         self._rewrites = 0
@@ -166,6 +171,9 @@ class DatasetWriter:
         try:
             if self._videos is not None:
                 self._videos.cancel()
+            closing, self._closing = self._closing, None
+            if closing is not None:
+                closing.exception()  # wait for it (its file goes with the folder; its error is not the one raised)
             if self._parquet is not None:
                 parquet, self._parquet = self._parquet, None
                 with contextlib.suppress(OSError, pa.ArrowException):  # the file goes with the folder; the
@@ -235,6 +243,8 @@ class DatasetWriter:
             )
         if self._parquet is None:
             try:
+                if self._closing is not None and self._closing.done():
+                    self._wait_closing()  # the previous shard's background close failed: say so now
                 self._open_shard()
             except BaseException as exc:
                 self._fail(exc)
@@ -301,7 +311,7 @@ class DatasetWriter:
         self._open = None
         if self._shard_size >= self.shard_bytes or self._shard_rows >= DEFAULT_SHARD_FRAMES:
             try:
-                self._close_shard()
+                self._close_shard(background=True)
             except BaseException as exc:
                 self._fail(exc)
         return ep.index
@@ -492,14 +502,31 @@ class DatasetWriter:
         self._shard_size = 0
         self._flushed_rows = 0
 
-    def _close_shard(self) -> None:
+    def _close_shard(self, *, background: bool = False) -> None:
+        """Write the shard's last rows and footer, fsync it and rename it into place.
+
+        With ``background`` the footer, fsync and rename run on a helper thread while the next episodes are read
+        and written (the disk works while the CPU does): at most one shard is in flight, and its error is raised
+        by the next shard close, the next shard opened, or :meth:`close` (through :meth:`_fail`, as if it had
+        happened here). :meth:`abort` waits for it before removing everything.
+        """
+        self._wait_closing()
         if len(self._pending_sizes):
             self._flush(len(self._pending_sizes))
         assert self._parquet is not None and self._parquet_tmp is not None
-        self._parquet.close()
-        self._parquet = None
-        atomic.commit(self._parquet_tmp, self.root / layout.shard_name(self._shard_number))
+        parquet, tmp, self._parquet, self._parquet_tmp = self._parquet, self._parquet_tmp, None, None
+        final = self.root / layout.shard_name(self._shard_number)
         self._shard_number += 1
+        if background:
+            self._closing = shared_pool(SHARD_CLOSE_POOL, 1).submit(_finish_shard, parquet, tmp, final)
+        else:
+            _finish_shard(parquet, tmp, final)
+
+    def _wait_closing(self) -> None:
+        """Wait for the shard closing in the background, if any; its error is raised here."""
+        closing, self._closing = self._closing, None
+        if closing is not None:
+            closing.result()
 
     def _drop_rows_from(self, row: int) -> None:
         """Forget the current shard's rows from ``row`` on; rows already in the file are rewritten without them.
@@ -608,6 +635,7 @@ class DatasetWriter:
         return manifest
 
     def _finish(self) -> Manifest:
+        self._wait_closing()
         if self._parquet is not None:
             self._close_shard()
         if self._videos is not None:
@@ -642,6 +670,12 @@ class DatasetWriter:
     def _write_table(self, name: str, table: pa.Table) -> None:
         with atomic.atomic_path(self.root / name) as tmp:
             pq.write_table(table, tmp, compression="zstd", write_page_checksum=self.page_checksums)
+
+
+def _finish_shard(parquet: pq.ParquetWriter, tmp: Path, final: Path) -> None:
+    """Close a shard's Parquet file (its footer), fsync it and rename it to ``final``."""
+    parquet.close()
+    atomic.commit(tmp, final)
 
 
 @contextlib.contextmanager
