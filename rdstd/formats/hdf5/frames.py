@@ -162,7 +162,8 @@ class EncodedRows(Sequence[bytes]):
             if self._lengths is None:
                 return BinaryFrames(self._whole(start, stop))
             buffer, at = self._padded(start, stop)
-            return BinaryFrames(compact(buffer, at, self._lengths[start:stop], self._where, start))
+            width = int(self._ds.shape[1]) if stop > start else 0
+            return BinaryFrames(compact(buffer, at, width, self._lengths[start:stop], self._where, start))
 
     def _padded(self, start: int, stop: int) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
         """The padded rows ``[start, stop)``: a byte buffer and where each row starts in it."""
@@ -230,27 +231,27 @@ class EncodedRows(Sequence[bytes]):
 
 
 def compact(
-    buffer: npt.NDArray[np.uint8], at: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64], where: str, first: int
+    buffer: npt.NDArray[np.uint8],
+    at: npt.NDArray[np.int64],
+    width: int,
+    lengths: npt.NDArray[np.int64],
+    where: str,
+    first: int,
 ) -> pa.BinaryArray:
     """Padded rows cut to their ``lengths`` as one Arrow binary array (one buffer, one copy of the bytes kept).
 
-    Row ``j`` starts at ``buffer[at[j]]`` and is ``at[j+1] - at[j]`` bytes wide (the last: to the buffer's end).
-    Each length must be within its row and end a JPEG (``FF D9``), else the error names the first frame that does
-    not (numbered from ``first``).
+    Row ``j`` is ``buffer[at[j] : at[j] + width]``. Each length must be within its row and end a JPEG
+    (``FF D9``), else the error names the first frame that does not (numbered from ``first``).
     """
     k = len(at)
-    widths = np.empty(k, dtype=np.int64)
-    widths[:-1] = np.diff(at)
-    if k:
-        widths[-1] = len(buffer) - at[-1]
-    fits = (lengths > 1) & (lengths <= widths)
+    fits = (lengths > 1) & (lengths <= width)
     ends = np.zeros(k, dtype=bool)
     if fits.any():
         last = at[fits] + lengths[fits]
         ends[fits] = (buffer[last - 2] == 0xFF) & (buffer[last - 1] == 0xD9)
     if not ends.all():
         j = int(np.argmin(ends))
-        n, width = int(lengths[j]), int(widths[j])
+        n = int(lengths[j])
         if not 0 < n <= width:
             raise CorruptSourceError(
                 f"{where}: frame {first + j} claims {n} bytes of a {width}-byte row", situation="compress-len-invalid"
@@ -264,8 +265,8 @@ def compact(
     np.cumsum(lengths, out=offsets[1:])
     if offsets[-1] >= 2**31:
         raise CorruptSourceError(f"{where}: a block of frames holds 2 GiB or more", situation="compress-len-invalid")
-    if k and offsets[-1] == widths.sum():
-        data = buffer  # no padding at all: the rows are the frames
+    if k and offsets[-1] == k * width == len(buffer) and (at == np.arange(k) * width).all():
+        data = buffer  # no padding at all: the rows are the frames, in order
     elif k:
         data = np.concatenate([buffer[a : a + n] for a, n in zip(at.tolist(), lengths.tolist(), strict=True)])
     else:
