@@ -50,6 +50,8 @@ ROW_GROUP_MIN_BYTES = 512 * 1024
 DEFAULT_SHARD_BYTES = 512 * 1024 * 1024
 #: ... or past this many frames (the reader keeps a shard's low-dimensional columns in memory).
 DEFAULT_SHARD_FRAMES = 100_000
+#: Parquet's data page size (pyarrow's default, which shards use): a column piece under it is never cut.
+PARQUET_PAGE_BYTES = 1024 * 1024
 #: The helper thread shards are closed and synced on (one: at most one shard is in flight).
 SHARD_CLOSE_POOL = "rdstd-shard-close"
 #: What :class:`~rdstd.store.output.Output` calls the folders this writer may replace.
@@ -484,10 +486,26 @@ class DatasetWriter:
         table = pa.Table.from_batches(self._pending, schema=self._schema)
         head, tail = table.slice(0, rows), table.slice(rows)
         assert self._parquet is not None
-        self._parquet.write_table(head.combine_chunks(), row_group_size=rows)
+        self._parquet.write_table(self._contiguous(head), row_group_size=rows)
         self._pending = tail.to_batches()
         self._pending_sizes = self._pending_sizes[rows:]
         self._flushed_rows += rows
+
+    def _contiguous(self, group: pa.Table) -> pa.Table:
+        """A row group's columns as Parquet must get them for the same bytes however the rows were handed in.
+
+        Parquet cuts a data page only where a piece of a column is handed over, so a column of several pieces
+        could be paged differently from the same column in one piece, once its page would pass the page size.
+        Every column is made one piece (a copy) except encoded image bytes that stay under half a page in this
+        group: those go in as they are (no copy of the images; below the page size nothing is cut).
+        """
+        columns = [
+            pa.chunked_array([column.combine_chunks()], type=column.type)
+            if column.num_chunks > 1 and not (name in self._image_columns and column.nbytes < PARQUET_PAGE_BYTES // 2)
+            else column
+            for name, column in zip(group.column_names, group.columns, strict=True)
+        ]
+        return pa.Table.from_arrays(columns, schema=group.schema)
 
     def _parquet_writer(self, path: Path) -> pq.ParquetWriter:
         return pq.ParquetWriter(

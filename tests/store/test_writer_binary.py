@@ -7,6 +7,7 @@ import errno
 import threading
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -137,3 +138,30 @@ def test_a_failure_while_closing_a_shard_is_the_same_output_error_and_leaves_not
     assert err.value.situation == "output-unwritable"
     assert err.value.message == f"{out}: cannot write the output: the disk is full (nothing was left behind)"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_frames_larger_than_a_page_write_the_same_bytes_however_they_are_chunked(tmp_path: Path) -> None:
+    """Row groups whose camera column passes Parquet's page size: pieces are joined first (pages are cut where
+    pieces meet), so chunks of 1, 3 or all frames, as lists or as one buffer, give the same shard."""
+    from rdstd.media.images import encode
+    from rdstd.schema import EpisodeMeta, ImageCodec, ImageFeature
+
+    features = {"observation.images.big": ImageFeature(height=512, width=512)}
+    rng = np.random.default_rng(7)
+    frames = [encode(rng.integers(0, 256, (512, 512, 3), dtype=np.uint8), ImageCodec.JPEG) for _ in range(9)]
+    assert sum(map(len, frames[:8])) > writer_module.PARQUET_PAGE_BYTES  # one row group passes a page
+    episode = Episode(
+        EpisodeMeta(episode_id="big"),
+        np.arange(9, dtype=np.float64) / 10,
+        {},
+        {"observation.images.big": EncodedFrames(ImageCodec.JPEG, frames)},
+    )
+    written = []
+    for n, chunk in enumerate([9, 1, 3]):
+        with DatasetWriter(tmp_path / f"o{n}", features, PROVENANCE, row_group_frames=8) as writer:  # type: ignore[arg-type]
+            writer.begin_episode(episode.meta)
+            for part in as_arrow(episode, chunk):
+                writer.append(part)
+            writer.end_episode()
+        written.append(files(tmp_path / f"o{n}"))
+    assert written[0] == written[1] == written[2]
