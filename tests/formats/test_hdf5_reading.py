@@ -240,3 +240,16 @@ def test_small_vectors_are_read_once_per_episode(tmp_path: Path, selections: lis
         for lo in range(0, 80, 40):
             big[lo : lo + 40]
         assert len(selections) == 2
+
+
+def test_variable_length_rows_are_joined_into_one_buffer_as_they_are(tmp_path: Path) -> None:
+    values = [b"\xff\xd8one\xff\xd9", b"", b"\x89PNG\r\n\x1a\nrest", b"\xff\xd8three\xff\xd9"] * 6
+    with h5py.File(tmp_path / "v.hdf5", "w") as f:
+        ds = f.create_dataset("cam", (len(values),), dtype=h5py.vlen_dtype(np.dtype("uint8")), chunks=(5,))
+        for i, value in enumerate(values):
+            ds[i] = np.frombuffer(value, np.uint8)
+    with h5py.File(tmp_path / "v.hdf5", "r") as f:
+        rows = EncodedRows(f["cam"], "cam", start=1, stop=23)
+        got = rows[0:22]
+        assert isinstance(got, BinaryFrames) and got == values[1:23] and got[0] == b""
+        assert len(got.array.buffers()[2]) == sum(map(len, values[1:23]))

@@ -185,12 +185,16 @@ class EncodedRows(Sequence[bytes]):
         return out.reshape(-1), np.arange(k, dtype=np.int64) * width
 
     def _whole(self, start: int, stop: int) -> pa.BinaryArray:
-        """Variable-length rows ``[start, stop)`` as they are (h5py hands each one over as an object)."""
-        values: list[bytes] = []
+        """Variable-length rows ``[start, stop)`` as they are, joined into one buffer (h5py hands each one over as
+        an array or bytes object; their bytes are copied once)."""
+        values: list[Any] = []
         for a, b in self._blocks(self._start + start, self._start + stop):
-            values.extend(v if isinstance(v, bytes) else np.asarray(v, dtype=np.uint8).tobytes() for v in self._ds[a:b])
-        array: pa.BinaryArray = pa.array(values, type=pa.binary())
-        return array
+            values.extend(self._ds[a:b])
+        pieces = [np.frombuffer(v, dtype=np.uint8) if isinstance(v, bytes) else np.asarray(v, np.uint8) for v in values]
+        offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
+        np.cumsum([p.size for p in pieces], out=offsets[1:])
+        data = np.concatenate([p.reshape(-1) for p in pieces]) if pieces else np.zeros(0, np.uint8)
+        return binary_array(data, offsets)
 
     def _blocks(self, lo: int, hi: int) -> Iterator[tuple[int, int]]:
         """``[lo, hi)`` in blocks of whole chunks (the first and last may be cut by the request)."""
@@ -263,16 +267,22 @@ def compact(
         )
     offsets = np.zeros(k + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    if offsets[-1] >= 2**31:
-        raise CorruptSourceError(f"{where}: a block of frames holds 2 GiB or more", situation="compress-len-invalid")
     if k and offsets[-1] == k * width == len(buffer) and (at == np.arange(k) * width).all():
         data = buffer  # no padding at all: the rows are the frames, in order
     elif k:
         data = np.concatenate([buffer[a : a + n] for a, n in zip(at.tolist(), lengths.tolist(), strict=True)])
     else:
         data = np.zeros(0, dtype=np.uint8)
-    array: pa.BinaryArray = pa.BinaryArray.from_buffers(
-        pa.binary(), k, [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data.astype(np.uint8, copy=False))]
+    return binary_array(data, offsets)
+
+
+def binary_array(data: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64]) -> pa.BinaryArray:
+    """An Arrow binary array over ``data`` (not copied): value ``i`` is ``data[offsets[i]:offsets[i + 1]]`` (a
+    large_binary one when the values pass 2 GiB, which 32-bit offsets cannot address)."""
+    large = bool(len(offsets)) and int(offsets[-1]) >= 2**31
+    kind, width = (pa.large_binary(), np.int64) if large else (pa.binary(), np.int32)
+    array: pa.BinaryArray = pa.Array.from_buffers(
+        kind, len(offsets) - 1, [None, pa.py_buffer(offsets.astype(width)), pa.py_buffer(data)]
     )
     return array
 
