@@ -245,8 +245,6 @@ class DatasetWriter:
             )
         if self._parquet is None:
             try:
-                if self._closing is not None and self._closing.done():
-                    self._wait_closing()  # the previous shard's background close failed: say so now
                 self._open_shard()
             except BaseException as exc:
                 self._fail(exc)
@@ -513,6 +511,8 @@ class DatasetWriter:
         )
 
     def _open_shard(self) -> None:
+        if self._closing is not None and self._closing.done():
+            self._wait_closing()  # the previous shard is closed: if that failed, say so before writing more
         final = self.root / layout.shard_name(self._shard_number)
         self._parquet_tmp = atomic.temp_name(final)
         self._parquet = self._parquet_writer(self._parquet_tmp)
