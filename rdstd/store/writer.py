@@ -12,6 +12,7 @@ checksums. :meth:`DatasetWriter.abort` (called on any exception inside ``with``)
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import json
@@ -54,6 +55,10 @@ DEFAULT_SHARD_FRAMES = 100_000
 PARQUET_PAGE_BYTES = 1024 * 1024
 #: The helper thread shards are closed and synced on (one: at most one shard is in flight).
 SHARD_CLOSE_POOL = "rdstd-shard-close"
+#: The helper thread row groups are encoded and written on, in order, while the next rows are read and built ...
+SHARD_WRITE_POOL = "rdstd-shard-write"
+#: ... with at most this many row groups handed over and not yet written (memory: a few row groups).
+WRITES_IN_FLIGHT = 2
 #: What :class:`~rdstd.store.output.Output` calls the folders this writer may replace.
 KIND = "canonical rdstd dataset"
 
@@ -129,6 +134,7 @@ class DatasetWriter:
         self._parquet: pq.ParquetWriter | None = None
         self._parquet_tmp: Path | None = None
         self._closing: Future[None] | None = None  # the previous shard, closed and synced in the background
+        self._writing: collections.deque[Future[None]] = collections.deque()  # row groups being encoded and written
         self._pending: list[pa.RecordBatch] = []
         self._pending_sizes = np.zeros(0, dtype=np.int64)
         self._rewrites = 0
@@ -173,9 +179,11 @@ class DatasetWriter:
         try:
             if self._videos is not None:
                 self._videos.cancel()
+            while self._writing:  # wait for them (their files go with the folder; their errors are not the one raised)
+                self._writing.popleft().exception()
             closing, self._closing = self._closing, None
             if closing is not None:
-                closing.exception()  # wait for it (its file goes with the folder; its error is not the one raised)
+                closing.exception()
             if self._parquet is not None:
                 parquet, self._parquet = self._parquet, None
                 with contextlib.suppress(OSError, pa.ArrowException):  # the file goes with the folder; the
@@ -484,7 +492,9 @@ class DatasetWriter:
         table = pa.Table.from_batches(self._pending, schema=self._schema)
         head, tail = table.slice(0, rows), table.slice(rows)
         assert self._parquet is not None
-        self._parquet.write_table(self._contiguous(head), row_group_size=rows)
+        self._wait_writes(keep=WRITES_IN_FLIGHT - 1)
+        write = self._parquet.write_table
+        self._writing.append(shared_pool(SHARD_WRITE_POOL, 1).submit(_write_group, write, self._contiguous(head), rows))
         self._pending = tail.to_batches()
         self._pending_sizes = self._pending_sizes[rows:]
         self._flushed_rows += rows
@@ -531,6 +541,7 @@ class DatasetWriter:
         self._wait_closing()
         if len(self._pending_sizes):
             self._flush(len(self._pending_sizes))
+        self._wait_writes()
         assert self._parquet is not None and self._parquet_tmp is not None
         parquet, tmp, self._parquet, self._parquet_tmp = self._parquet, self._parquet_tmp, None, None
         final = self.root / layout.shard_name(self._shard_number)
@@ -539,6 +550,12 @@ class DatasetWriter:
             self._closing = shared_pool(SHARD_CLOSE_POOL, 1).submit(_finish_shard, parquet, tmp, final)
         else:
             _finish_shard(parquet, tmp, final)
+
+    def _wait_writes(self, keep: int = 0) -> None:
+        """Wait until at most ``keep`` row groups are still being written; the first error among the others is
+        raised here (the writes run in order on one helper thread, so a later one never finishes first)."""
+        while len(self._writing) > keep:
+            self._writing.popleft().result()
 
     def _wait_closing(self) -> None:
         """Wait for the shard closing in the background, if any; its error is raised here."""
@@ -552,6 +569,7 @@ class DatasetWriter:
         The rewrite copies the whole row groups before ``row`` one at a time and puts the rows of a cut row group
         back in the pending buffer, so the shard ends up exactly as if those rows had never been added.
         """
+        self._wait_writes()
         if row >= self._flushed_rows:
             table = pa.Table.from_batches(self._pending, schema=self._schema).slice(0, row - self._flushed_rows)
             self._pending = table.to_batches()
@@ -688,6 +706,11 @@ class DatasetWriter:
     def _write_table(self, name: str, table: pa.Table) -> None:
         with atomic.atomic_path(self.root / name) as tmp:
             pq.write_table(table, tmp, compression="zstd", write_page_checksum=self.page_checksums)
+
+
+def _write_group(write: Any, group: pa.Table, rows: int) -> None:
+    """Encode and write one row group (Parquet's C++ writer runs without the GIL)."""
+    write(group, row_group_size=rows)
 
 
 def _finish_shard(parquet: pq.ParquetWriter, tmp: Path, final: Path) -> None:

@@ -165,3 +165,39 @@ def test_frames_larger_than_a_page_write_the_same_bytes_however_they_are_chunked
             writer.end_episode()
         written.append(files(tmp_path / f"o{n}"))
     assert written[0] == written[1] == written[2]
+
+
+def test_row_groups_are_written_in_order_on_the_helper_thread_and_a_failure_is_the_same_output_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[str] = []
+    write = writer_module._write_group
+
+    def spy(*args: object) -> None:
+        threads.append(threading.current_thread().name)
+        write(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer_module, "_write_group", spy)
+    with DatasetWriter(tmp_path / "ok", FEATURES, PROVENANCE, **SMALL) as writer:  # type: ignore[arg-type]
+        for i, n in enumerate(LENGTHS):
+            writer.add(make_episode(i, n))
+    assert len(threads) >= 3 and all(name.startswith(writer_module.SHARD_WRITE_POOL) for name in threads)
+    calls = 0
+
+    def full(*args: object) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer_module, "_write_group", full)
+    out = tmp_path / "full"
+    with (
+        pytest.raises(OutputError) as err,
+        DatasetWriter(out, FEATURES, PROVENANCE, **SMALL) as writer,  # type: ignore[arg-type]
+    ):
+        for i, n in enumerate(LENGTHS):
+            writer.add(make_episode(i, n))
+    assert err.value.message == f"{out}: cannot write the output: the disk is full (nothing was left behind)"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok"]
