@@ -51,8 +51,6 @@ ROW_GROUP_MIN_BYTES = 512 * 1024
 DEFAULT_SHARD_BYTES = 512 * 1024 * 1024
 #: ... or past this many frames (the reader keeps a shard's low-dimensional columns in memory).
 DEFAULT_SHARD_FRAMES = 100_000
-#: Parquet's data page size (pyarrow's default, which shards use): a column piece under it is never cut.
-PARQUET_PAGE_BYTES = 1024 * 1024
 #: The helper thread shards are closed and synced on (one: at most one shard is in flight).
 SHARD_CLOSE_POOL = "rdstd-shard-close"
 #: The helper thread row groups are encoded and written on, in order, while the next rows are read and built ...
@@ -489,31 +487,17 @@ class DatasetWriter:
         return rows if rows <= len(sizes) else None
 
     def _flush(self, rows: int) -> None:
-        table = pa.Table.from_batches(self._pending, schema=self._schema)
-        head, tail = table.slice(0, rows), table.slice(rows)
+        head, tail = _split_batches(self._pending, rows)  # slices of the pending batches: nothing copied
+        # one piece per column: Parquet cuts pages where pieces meet, so this keeps the bytes independent of how
+        # the rows were handed in (and one C++ copy costs less than handling the columns one by one in Python)
+        group = pa.Table.from_batches(head, schema=self._schema).combine_chunks()
         assert self._parquet is not None
         self._wait_writes(keep=WRITES_IN_FLIGHT - 1)
         write = self._parquet.write_table
-        self._writing.append(shared_pool(SHARD_WRITE_POOL, 1).submit(_write_group, write, self._contiguous(head), rows))
-        self._pending = tail.to_batches()
+        self._writing.append(shared_pool(SHARD_WRITE_POOL, 1).submit(_write_group, write, group, rows))
+        self._pending = tail
         self._pending_sizes = self._pending_sizes[rows:]
         self._flushed_rows += rows
-
-    def _contiguous(self, group: pa.Table) -> pa.Table:
-        """A row group's columns as Parquet must get them for the same bytes however the rows were handed in.
-
-        Parquet cuts a data page only where a piece of a column is handed over, so a column of several pieces
-        could be paged differently from the same column in one piece, once its page would pass the page size.
-        Every column is made one piece (a copy) except encoded image bytes that stay under half a page in this
-        group: those go in as they are (no copy of the images; below the page size nothing is cut).
-        """
-        columns = [
-            pa.chunked_array([column.combine_chunks()], type=column.type)
-            if column.num_chunks > 1 and not (name in self._image_columns and column.nbytes < PARQUET_PAGE_BYTES // 2)
-            else column
-            for name, column in zip(group.column_names, group.columns, strict=True)
-        ]
-        return pa.Table.from_arrays(columns, schema=group.schema)
 
     def _parquet_writer(self, path: Path) -> pq.ParquetWriter:
         return pq.ParquetWriter(
@@ -706,6 +690,18 @@ class DatasetWriter:
     def _write_table(self, name: str, table: pa.Table) -> None:
         with atomic.atomic_path(self.root / name) as tmp:
             pq.write_table(table, tmp, compression="zstd", write_page_checksum=self.page_checksums)
+
+
+def _split_batches(batches: list[pa.RecordBatch], rows: int) -> tuple[list[pa.RecordBatch], list[pa.RecordBatch]]:
+    """The first ``rows`` rows of ``batches`` and the rest, as batches (the one cut is sliced, not copied)."""
+    taken = 0
+    for i, batch in enumerate(batches):
+        if taken + batch.num_rows > rows:
+            cut = rows - taken
+            head = [*batches[:i], batch.slice(0, cut)] if cut else batches[:i]
+            return head, [batch.slice(cut), *batches[i + 1 :]]
+        taken += batch.num_rows
+    return list(batches), []
 
 
 def _write_group(write: Any, group: pa.Table, rows: int) -> None:

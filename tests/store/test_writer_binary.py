@@ -142,14 +142,14 @@ def test_a_failure_while_closing_a_shard_is_the_same_output_error_and_leaves_not
 
 def test_frames_larger_than_a_page_write_the_same_bytes_however_they_are_chunked(tmp_path: Path) -> None:
     """Row groups whose camera column passes Parquet's page size: pieces are joined first (pages are cut where
-    pieces meet), so chunks of 1, 3 or all frames, as lists or as one buffer, give the same shard."""
+    pieces meet), so chunks of 1, 3 or all frames handed over as one buffer give the same shard."""
     from rdstd.media.images import encode
     from rdstd.schema import EpisodeMeta, ImageCodec, ImageFeature
 
     features = {"observation.images.big": ImageFeature(height=512, width=512)}
     rng = np.random.default_rng(7)
     frames = [encode(rng.integers(0, 256, (512, 512, 3), dtype=np.uint8), ImageCodec.JPEG) for _ in range(9)]
-    assert sum(map(len, frames[:8])) > writer_module.PARQUET_PAGE_BYTES  # one row group passes a page
+    assert sum(map(len, frames[:8])) > 1024 * 1024  # one row group passes Parquet's 1 MiB page
     episode = Episode(
         EpisodeMeta(episode_id="big"),
         np.arange(9, dtype=np.float64) / 10,
