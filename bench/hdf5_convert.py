@@ -10,10 +10,12 @@ padded rows 16 at a time and trims each with ``compress_len`` (what a plain read
 one-row chunk with ``read_direct_chunk`` (what the backend does; it skips HDF5's selection machinery). "backend
 read" streams every episode through the HDF5 backend alone (what convert reads, without writing the canonical
 dataset). "convert" is ``rdstd convert SRC OUT`` (the CLI, the shipped hdf5/aloha spec matched: four cameras
-and effort mapped). Each runs in a fresh process, interleaved, ``--repeats`` times; the source is read once
-first, so all read from the page cache. Wall time, CPU time (user + system of the process and its children,
-from wait4) and peak RSS (ru_maxrss) per run; best and median reported, and the ratios of convert and backend to
-the limit (limit time / their time: 1.0 = as fast as the limit).
+and effort mapped; above ~2 s of estimated work it runs batch workers, one per core); "convert_1w" is the same
+with ``--workers 1`` (one process). Each runs in a fresh process, interleaved, ``--repeats`` times; the source is
+read once first, so all read from the page cache. Per run: wall time, CPU time (user + system of the process and
+everything under it: wait4's, or the process tree sampled every 50 ms when that is more) and peak RSS (of the
+largest process); best and median reported, and the ratios of backend and convert to the limit (limit time / their
+time: 1.0 = as fast as the limit).
 
 Run: .venv/bin/python -m bench.hdf5_convert (--episodes 5,20 by default; the issue's run is
 ``--episodes 20,200 --jpeg-quality 50 --writer-share``: JPEGs of ~9 KB, 480×640 still, ~3 GB of source and as much
@@ -26,6 +28,7 @@ conversion spent in the canonical writer (``rdstd/store/writer.py`` and the Parq
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -144,23 +147,45 @@ def requality(frames: list[bytes], quality: int) -> list[bytes]:
 
 
 def child(argv: list[str]) -> tuple[float, float, float]:
-    """Run ``argv`` in a fresh process; (wall seconds, CPU seconds incl. its children, peak RSS MB)."""
+    """Run ``argv`` in a fresh process; (wall seconds, CPU seconds of it and every process under it, peak RSS MB of
+    the largest of them).
+
+    CPU is the larger of wait4's (the child and the children it waited for) and a sampled sum over the process
+    tree (batch workers are forked by a fork server whose CPU wait4 does not see); RSS likewise."""
+    import psutil
+
+    from bench.common import TreeCpu
+
     started = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
+    tree = TreeCpu(proc.pid)
+    peak = 0.0
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        sampled = tree.sample()
+        with contextlib.suppress(psutil.Error):
+            family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+            peak = max(peak, *(p.memory_info().rss / 2**20 for p in family))
+        time.sleep(0.05)
+    wall = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"failed: {' '.join(argv)}")
-    return time.perf_counter() - started, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    cpu = max(usage.ru_utime + usage.ru_stime, sampled)
+    return wall, cpu, max(usage.ru_maxrss / 1024, peak)
 
 
 def measure(src: Path, out: Path, repeats: int) -> dict[str, dict[str, list[float]]]:
     """Every reader and the conversion, interleaved ``repeats`` times: wall, cpu and rss lists per method."""
     me = [sys.executable, "-m", "bench.hdf5_convert"]
+    rdstd = [sys.executable, "-m", "rdstd"]
     commands = {
         "raw_blocks": [*me, "--raw-read", str(src)],
         "raw_direct": [*me, "--raw-direct", str(src)],
         "backend_read": [*me, "--backend-read", str(src)],
-        "convert": [sys.executable, "-m", "rdstd", "convert", str(src), str(out), "--progress", "none"],
+        "convert": [*rdstd, "convert", str(src), str(out), "--progress", "none"],
+        "convert_1w": [*rdstd, "convert", str(src), str(out), "--progress", "none", "--workers", "1"],
     }
     child(commands["raw_blocks"])  # warm the page cache
     runs: dict[str, dict[str, list[float]]] = {m: {"wall": [], "cpu": [], "rss": []} for m in commands}
@@ -193,7 +218,7 @@ def summarize(count: int, frames: int, image_bytes: int, runs: dict[str, dict[st
             **{k: round(v, 3) for k, v in values.items()},
             "peak_rss_mb": round(max(runs[method]["rss"])),
         }
-    for method in ("backend_read", "convert"):
+    for method in ("backend_read", "convert", "convert_1w"):
         result[f"{method}_over_limit"] = {
             key: round(min(stats["raw_blocks"][key], stats["raw_direct"][key]) / stats[method][key], 3)
             for key in ("wall_best", "wall_median", "cpu_best", "cpu_median")
@@ -250,11 +275,13 @@ def main() -> None:
             r[m]["peak_rss_mb"],
         ]
         for r in results
-        for m in ("raw_blocks", "raw_direct", "backend_read", "convert")
+        for m in ("raw_blocks", "raw_direct", "backend_read", "convert", "convert_1w")
     ]
     print(table(headers, rows))
     ratio_rows = [
-        [r["episodes"], m, *r[f"{m}_over_limit"].values()] for r in results for m in ("backend_read", "convert")
+        [r["episodes"], m, *r[f"{m}_over_limit"].values()]
+        for r in results
+        for m in ("backend_read", "convert", "convert_1w")
     ]
     print(table(["episodes", "over the limit", "wall best", "wall median", "cpu best", "cpu median"], ratio_rows))
     if share:

@@ -5,8 +5,9 @@ Format backends produce these (through ``rdstd.convert``); the store writes and 
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -14,6 +15,9 @@ from pydantic import Field, field_validator, model_validator
 
 from rdstd.schema.features import CameraCalibration, StrictModel, check_safe_names
 from rdstd.schema.vocabulary import ImageCodec, LanguageKind
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class LanguageSegment(StrictModel):
@@ -64,12 +68,69 @@ class EpisodeMeta(StrictModel):
         return value
 
 
+class BinaryFrames(Sequence[bytes]):
+    """Encoded frames held as one Arrow binary array (one data buffer plus offsets): no Python object per frame.
+
+    A backend that reads many encoded frames in one block (HDF5's padded JPEG rows) hands them over this way; the
+    store's writer puts :attr:`array` into the shard as it is (each frame's size from the offsets). To everything
+    else it is a sequence of ``bytes``: indexing gives one frame's bytes, slicing gives another ``BinaryFrames``
+    sharing the buffer. Equal to a list holding the same bytes.
+    """
+
+    def __init__(self, array: pa.BinaryArray | pa.LargeBinaryArray) -> None:
+        self.array = array
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> BinaryFrames: ...
+
+    def __getitem__(self, index: int | slice) -> bytes | BinaryFrames:
+        n = len(self.array)
+        if isinstance(index, slice):
+            start, stop, step = index.indices(n)
+            if step == 1:
+                return BinaryFrames(self.array.slice(start, max(0, stop - start)))
+            return BinaryFrames(self.array.take(list(range(start, stop, step))))
+        i = index + n if index < 0 else index
+        if not 0 <= i < n:
+            raise IndexError(index)
+        value: bytes = self.array[i].as_py()
+        return value
+
+    def __iter__(self) -> Iterator[bytes]:
+        for value in self.array:
+            yield value.as_py()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, BinaryFrames):
+            return bool(self.array.equals(other.array))
+        return (
+            isinstance(other, Sequence)
+            and len(other) == len(self)
+            and all(a == b for a, b in zip(self, other, strict=True))
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"BinaryFrames({len(self)} frames, {self.array.nbytes} bytes)"
+
+
 @dataclass(frozen=True)
 class EncodedFrames:
-    """Images that are already encoded (JPEG or PNG bytes), one per frame, kept byte for byte."""
+    """Images that are already encoded (JPEG or PNG bytes), one per frame, kept byte for byte.
+
+    ``frames`` is a list of ``bytes``, a :class:`BinaryFrames` (one Arrow buffer), or a backend's sequence that
+    reads the frames when sliced.
+    """
 
     codec: ImageCodec
-    frames: list[bytes]
+    frames: Sequence[bytes]
 
     def __len__(self) -> int:
         return len(self.frames)

@@ -12,11 +12,13 @@ checksums. :meth:`DatasetWriter.abort` (called on any exception inside ``with``)
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import json
 import os
 from collections.abc import Collection, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -28,11 +30,12 @@ import pyarrow.parquet as pq
 
 from rdstd.errors import CorruptSourceError, EpisodeError, OutputError, RdstdError, UsageError
 from rdstd.io import atomic
+from rdstd.io.threads import shared_pool
 from rdstd.io.write_errors import output_error
 from rdstd.media import images
 from rdstd.schema.clock import Clock
 from rdstd.schema.embodiment import Embodiment
-from rdstd.schema.episode import EncodedFrames, Episode, EpisodeMeta, ImageFrames, VideoFrames
+from rdstd.schema.episode import BinaryFrames, EncodedFrames, Episode, EpisodeMeta, ImageFrames, VideoFrames
 from rdstd.schema.features import ImageFeature, VectorFeature
 from rdstd.schema.manifest import Counts, Manifest, Provenance, StorageLayout
 from rdstd.schema.vocabulary import ImageCodec
@@ -57,6 +60,12 @@ MAX_ROW_GROUP_FRAMES = 32
 DEFAULT_SHARD_BYTES = 512 * 1024 * 1024
 #: ... or past this many frames (the reader keeps a shard's low-dimensional columns in memory).
 DEFAULT_SHARD_FRAMES = 100_000
+#: The helper thread shards are closed and synced on (one: at most one shard is in flight).
+SHARD_CLOSE_POOL = "rdstd-shard-close"
+#: The helper thread row groups are encoded and written on, in order, while the next rows are read and built ...
+SHARD_WRITE_POOL = "rdstd-shard-write"
+#: ... with at most this many row groups handed over and not yet written (memory: a few row groups).
+WRITES_IN_FLIGHT = 2
 #: What :class:`~rdstd.store.output.Output` calls the folders this writer may replace.
 KIND = "canonical rdstd dataset"
 
@@ -131,6 +140,8 @@ class DatasetWriter:
         self._flushed_rows = 0  # rows of the current shard already in its file
         self._parquet: pq.ParquetWriter | None = None
         self._parquet_tmp: Path | None = None
+        self._closing: Future[None] | None = None  # the previous shard, closed and synced in the background
+        self._writing: collections.deque[Future[None]] = collections.deque()  # row groups being encoded and written
         self._pending: list[pa.RecordBatch] = []
         self._pending_sizes = np.zeros(0, dtype=np.int64)
         self._rewrites = 0
@@ -175,6 +186,11 @@ class DatasetWriter:
         try:
             if self._videos is not None:
                 self._videos.cancel()
+            while self._writing:  # wait for them (their files go with the folder; their errors are not the one raised)
+                self._writing.popleft().exception()
+            closing, self._closing = self._closing, None
+            if closing is not None:
+                closing.exception()
             if self._parquet is not None:
                 parquet, self._parquet = self._parquet, None
                 with contextlib.suppress(OSError, pa.ArrowException):  # the file goes with the folder; the
@@ -310,7 +326,7 @@ class DatasetWriter:
         self._open = None
         if self._shard_size >= self.shard_bytes or self._shard_rows >= DEFAULT_SHARD_FRAMES:
             try:
-                self._close_shard()
+                self._close_shard(background=True)
             except BaseException as exc:
                 self._fail(exc)
         return ep.index
@@ -387,15 +403,24 @@ class DatasetWriter:
                 columns.append(refs)
                 sizes += 8 + len(refs[0]["path"].as_py())
             else:
-                frames = chunk.images[key]
-                encoded = (  # a list of encoded bytes goes into the column as it is (a backend's lazy one is read)
-                    frames.frames
-                    if isinstance(frames, EncodedFrames) and type(frames.frames) is list
-                    else list(self._encoded(key, feature, frames, ep))
-                )
-                columns.append(pa.array(encoded, type=pa.binary()))
-                sizes += np.fromiter((len(b) for b in encoded), dtype=np.int64, count=n)
+                column = self._image_column(key, feature, chunk.images[key], ep)
+                columns.append(column)
+                sizes += binary_sizes(column)
         return pa.RecordBatch.from_arrays(columns, schema=self._schema), sizes
+
+    def _image_column(self, key: str, feature: ImageFeature, frames: ImageFrames, ep: _OpenEpisode) -> pa.BinaryArray:
+        """A camera's column of encoded bytes: frames already in one Arrow buffer go in as they are (no copy, no
+        object per frame), a list of bytes is copied into one, anything else is read or encoded first."""
+        if isinstance(frames, EncodedFrames) and isinstance(frames.frames, BinaryFrames):
+            array = frames.frames.array
+            return array if array.type == pa.binary() else array.cast(pa.binary())
+        encoded = (  # a list of encoded bytes goes into the column as it is (a backend's lazy one is read)
+            frames.frames
+            if isinstance(frames, EncodedFrames) and type(frames.frames) is list
+            else list(self._encoded(key, feature, frames, ep))
+        )
+        column: pa.BinaryArray = pa.array(encoded, type=pa.binary())
+        return column
 
     def _encoded(self, key: str, feature: ImageFeature, frames: ImageFrames, ep: _OpenEpisode) -> Iterator[bytes]:
         if isinstance(frames, EncodedFrames):
@@ -484,11 +509,15 @@ class DatasetWriter:
         return frames
 
     def _flush(self, rows: int) -> None:
-        table = pa.Table.from_batches(self._pending, schema=self._schema)
-        head, tail = table.slice(0, rows), table.slice(rows)
+        head, tail = _split_batches(self._pending, rows)  # slices of the pending batches: nothing copied
+        # one piece per column: Parquet cuts pages where pieces meet, so this keeps the bytes independent of how
+        # the rows were handed in (and one C++ copy costs less than handling the columns one by one in Python)
+        group = pa.Table.from_batches(head, schema=self._schema).combine_chunks()
         assert self._parquet is not None
-        self._parquet.write_table(head.combine_chunks(), row_group_size=rows)
-        self._pending = tail.to_batches()
+        self._wait_writes(keep=WRITES_IN_FLIGHT - 1)
+        write = self._parquet.write_table
+        self._writing.append(shared_pool(SHARD_WRITE_POOL, 1).submit(_write_group, write, group, rows))
+        self._pending = tail
         self._pending_sizes = self._pending_sizes[rows:]
         self._flushed_rows += rows
 
@@ -498,6 +527,8 @@ class DatasetWriter:
         )
 
     def _open_shard(self) -> None:
+        if self._closing is not None and self._closing.done():
+            self._wait_closing()  # the previous shard is closed: if that failed, say so before writing more
         final = self.root / layout.shard_name(self._shard_number)
         self._parquet_tmp = atomic.temp_name(final)
         self._parquet = self._parquet_writer(self._parquet_tmp)
@@ -505,14 +536,38 @@ class DatasetWriter:
         self._shard_size = 0
         self._flushed_rows = 0
 
-    def _close_shard(self) -> None:
+    def _close_shard(self, *, background: bool = False) -> None:
+        """Write the shard's last rows and footer, fsync it and rename it into place.
+
+        With ``background`` the footer, fsync and rename run on a helper thread while the next episodes are read
+        and written (the disk works while the CPU does): at most one shard is in flight, and its error is raised
+        by the next shard close, the next shard opened, or :meth:`close` (through :meth:`_fail`, as if it had
+        happened here). :meth:`abort` waits for it before removing everything.
+        """
+        self._wait_closing()
         if len(self._pending_sizes):
             self._flush(len(self._pending_sizes))
+        self._wait_writes()
         assert self._parquet is not None and self._parquet_tmp is not None
-        self._parquet.close()
-        self._parquet = None
-        atomic.commit(self._parquet_tmp, self.root / layout.shard_name(self._shard_number))
+        parquet, tmp, self._parquet, self._parquet_tmp = self._parquet, self._parquet_tmp, None, None
+        final = self.root / layout.shard_name(self._shard_number)
         self._shard_number += 1
+        if background:
+            self._closing = shared_pool(SHARD_CLOSE_POOL, 1).submit(_finish_shard, parquet, tmp, final)
+        else:
+            _finish_shard(parquet, tmp, final)
+
+    def _wait_writes(self, keep: int = 0) -> None:
+        """Wait until at most ``keep`` row groups are still being written; the first error among the others is
+        raised here (the writes run in order on one helper thread, so a later one never finishes first)."""
+        while len(self._writing) > keep:
+            self._writing.popleft().result()
+
+    def _wait_closing(self) -> None:
+        """Wait for the shard closing in the background, if any; its error is raised here."""
+        closing, self._closing = self._closing, None
+        if closing is not None:
+            closing.result()
 
     def _drop_rows_from(self, row: int) -> None:
         """Forget the current shard's rows from ``row`` on; rows already in the file are rewritten without them.
@@ -520,6 +575,7 @@ class DatasetWriter:
         The rewrite copies the whole row groups before ``row`` one at a time and puts the rows of a cut row group
         back in the pending buffer, so the shard ends up exactly as if those rows had never been added.
         """
+        self._wait_writes()
         if row >= self._flushed_rows:
             table = pa.Table.from_batches(self._pending, schema=self._schema).slice(0, row - self._flushed_rows)
             self._pending = table.to_batches()
@@ -621,6 +677,7 @@ class DatasetWriter:
         return manifest
 
     def _finish(self) -> Manifest:
+        self._wait_closing()
         if self._parquet is not None:
             self._close_shard()
         if self._videos is not None:
@@ -663,6 +720,29 @@ class DatasetWriter:
         return data
 
 
+def _split_batches(batches: list[pa.RecordBatch], rows: int) -> tuple[list[pa.RecordBatch], list[pa.RecordBatch]]:
+    """The first ``rows`` rows of ``batches`` and the rest, as batches (the one cut is sliced, not copied)."""
+    taken = 0
+    for i, batch in enumerate(batches):
+        if taken + batch.num_rows > rows:
+            cut = rows - taken
+            head = [*batches[:i], batch.slice(0, cut)] if cut else batches[:i]
+            return head, [batch.slice(cut), *batches[i + 1 :]]
+        taken += batch.num_rows
+    return list(batches), []
+
+
+def _write_group(write: Any, group: pa.Table, rows: int) -> None:
+    """Encode and write one row group (Parquet's C++ writer runs without the GIL)."""
+    write(group, row_group_size=rows)
+
+
+def _finish_shard(parquet: pq.ParquetWriter, tmp: Path, final: Path) -> None:
+    """Close a shard's Parquet file (its footer), fsync it and rename it to ``final``."""
+    parquet.close()
+    atomic.commit(tmp, final)
+
+
 @contextlib.contextmanager
 def _frame_context(ep: _OpenEpisode, camera: str, frame: int) -> Iterator[None]:
     """Name the episode, camera and frame in an error about one frame's pixels or bytes."""
@@ -671,6 +751,12 @@ def _frame_context(ep: _OpenEpisode, camera: str, frame: int) -> Iterator[None]:
     except (EpisodeError, CorruptSourceError) as exc:
         where = f"episode {ep.meta.episode_id!r}, camera {camera}, frame {frame}"
         raise type(exc)(f"{where}: {exc.message}", hint=exc.hint, situation=exc.situation) from exc
+
+
+def binary_sizes(array: pa.BinaryArray) -> npt.NDArray[np.int64]:
+    """Each value's size in bytes of a binary array, from its offsets (no object per value)."""
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32, count=array.offset + len(array) + 1)
+    return np.diff(offsets[array.offset :]).astype(np.int64)
 
 
 def nominal_rate_hz(timestamps: npt.NDArray[np.float64]) -> float:

@@ -9,16 +9,21 @@ block at a time (never the whole camera): ALOHA's JPEG bytes zero-padded to a co
 
 from __future__ import annotations
 
+import errno
+import math
+import os
 from collections.abc import Iterator, Sequence
 from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 import simplejpeg
 
 from rdstd.errors import CorruptSourceError
 from rdstd.formats.hdf5.h5 import dataset_where, reading
 from rdstd.media import images
+from rdstd.schema.episode import BinaryFrames
 from rdstd.schema.vocabulary import ImageCodec
 
 JPEG_MAGIC = b"\xff\xd8"
@@ -26,10 +31,20 @@ JPEG_END = b"\xff\xd9"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 #: Encoded frames read per h5py call: memory stays at a few padded rows, the per-call cost is shared.
 BLOCK_ROWS = 16
+#: Per-step values of an episode read whole on the first slice when they take at most this many bytes.
+WHOLE_READ_BYTES = 1 << 20
+#: Datasets with more rows than this are not mapped chunk by chunk (the map costs a call per chunk up front).
+MAX_MAPPED_ROWS = 1 << 16
+#: Bytes of other data a block's single read may span besides its rows (HDF5 puts index nodes between chunks).
+SPAN_SLACK = 1 << 16
 
 
 class H5Frames:
-    """Rows ``[start, stop)`` of an h5py dataset (or of its episode ``episode`` along axis 0), read when sliced."""
+    """Rows ``[start, stop)`` of an h5py dataset (or of its episode ``episode`` along axis 0), read when sliced.
+
+    When all of them take at most :data:`WHOLE_READ_BYTES` (a robot's joint vectors), the first slice reads them
+    all and later slices come from memory: one h5py call per episode instead of one per chunk of frames.
+    """
 
     def __init__(self, dataset: Any, *, episode: int | None = None, start: int = 0, stop: int | None = None) -> None:
         self._ds = dataset
@@ -39,6 +54,7 @@ class H5Frames:
         self._stop = full if stop is None else stop
         per_step = dataset.shape[2:] if episode is not None else dataset.shape[1:]
         self._shape: tuple[int, ...] = (self._stop - self._start, *(int(d) for d in per_step))
+        self._all: npt.NDArray[Any] | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -56,11 +72,16 @@ class H5Frames:
 
     def __getitem__(self, index: slice, /) -> npt.NDArray[Any]:
         start, stop, step = index.indices(self._shape[0])
-        lo, hi = self._start + start, self._start + max(stop, start)
+        stop = max(stop, start)
+        if self._all is None and math.prod(self._shape) * self.dtype.itemsize <= WHOLE_READ_BYTES:
+            self._all = self._read(self._start, self._stop)  # small: one read serves every chunk of the episode
+        array = self._all[start:stop] if self._all is not None else self._read(self._start + start, self._start + stop)
+        return array[::step] if step != 1 else array
+
+    def _read(self, lo: int, hi: int) -> npt.NDArray[Any]:
         with reading(dataset_where(self._ds)):
             rows = self._ds[self._episode, lo:hi] if self._episode is not None else self._ds[lo:hi]
-            array = np.asarray(rows)
-        return array[::step] if step != 1 else array
+            return np.asarray(rows)
 
 
 def encoded_shape(data: bytes, codec: str) -> tuple[tuple[int, ...], str]:
@@ -88,10 +109,18 @@ def codec_of(head: bytes) -> str | None:
 class EncodedRows(Sequence[bytes]):
     """One camera's encoded frames, read a block at a time from a padded 2-D uint8 or a variable-length dataset.
 
-    Padded rows stored one per chunk with no filter (what the ALOHA recorders write: chunks of ``(1, padded)``)
-    are read with HDF5's direct chunk read: one call per frame hands back the row's bytes, which are cut at
-    ``compress_len`` (no array per row, no selection machinery). Other layouts are read in blocks whose edges
-    fall on chunk edges, so no chunk is read (or decompressed) twice.
+    A slice is a :class:`~rdstd.schema.episode.BinaryFrames`: the frames in one Arrow buffer plus offsets, no
+    Python object per frame. Padded rows (ALOHA) are read as one block and cut at ``compress_len`` in numpy:
+
+    - rows stored one per chunk with no filter, in a file h5py opened with its default driver (what the ALOHA
+      recorders write: chunks of ``(1, padded)``), are read straight from the file: HDF5 lists where every chunk
+      is once per camera, and each block of rows is one ``pread`` of the bytes they span (checked once against
+      HDF5's own read of the first chunk);
+    - other one-row chunks are read with HDF5's direct chunk read, one call per row;
+    - any other layout is read in blocks whose edges fall on chunk edges, so no chunk is read (or decompressed)
+      twice.
+
+    Variable-length rows (RoboMIND) are read in the same chunk-aligned blocks and taken whole.
     """
 
     def __init__(
@@ -105,7 +134,7 @@ class EncodedRows(Sequence[bytes]):
     ) -> None:
         self._ds = dataset
         self._where = where
-        self._lengths = lengths
+        self._lengths = None if lengths is None else np.asarray(lengths, dtype=np.int64)
         self._start = start
         self._n = (int(dataset.shape[0]) if stop is None else stop) - start
         if lengths is not None and len(lengths) != self._n:
@@ -115,6 +144,7 @@ class EncodedRows(Sequence[bytes]):
             )
         chunks = getattr(dataset, "chunks", None)
         self._direct = lengths is not None and one_row_chunks(dataset)
+        self._file: _ChunkFile | bool | None = None if self._direct else False  # found on the first read
         rows = int(chunks[0]) if chunks else 1
         #: Rows per block read: a whole number of chunks, at least BLOCK_ROWS.
         self._block = rows * max(1, -(-BLOCK_ROWS // rows))
@@ -126,23 +156,52 @@ class EncodedRows(Sequence[bytes]):
         """Frame ``i``'s encoded bytes (padding trimmed)."""
         return self.frames(i, i + 1)[0]
 
-    def frames(self, start: int, stop: int) -> list[bytes]:
-        """Frames ``[start, stop)``: one direct chunk read each, or blocks of whole chunks (see the class docs)."""
+    def frames(self, start: int, stop: int) -> BinaryFrames:
+        """Frames ``[start, stop)`` in one Arrow buffer (see the class docs for how they are read)."""
         with reading(self._where):
-            return self._frames(start, stop)
+            if self._lengths is None:
+                return BinaryFrames(self._whole(start, stop))
+            buffer, at = self._padded(start, stop)
+            width = int(self._ds.shape[1]) if stop > start else 0
+            return BinaryFrames(compact(buffer, at, width, self._lengths[start:stop], self._where, start))
 
-    def _frames(self, start: int, stop: int) -> list[bytes]:
+    def _padded(self, start: int, stop: int) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+        """The padded rows ``[start, stop)``: a byte buffer and where each row starts in it."""
+        k = stop - start
+        lo, hi = self._start + start, self._start + stop
         if self._direct:
-            return [self._trim_bytes(i, self._chunk(self._start + i)) for i in range(start, stop)]
-        out: list[bytes] = []
-        lo = start
-        while lo < stop:
-            row = self._start + lo
-            hi = min(stop, lo + self._block - row % self._block)  # the block ends on a chunk edge
-            block = self._ds[row : self._start + hi]
-            out.extend(self._trim(lo + j, block[j]) for j in range(hi - lo))
-            lo = hi
-        return out
+            if self._file is None:
+                self._file = _ChunkFile.of(self._ds)
+            if isinstance(self._file, _ChunkFile) and self._ds.id.valid:
+                return self._file.rows(lo, hi)
+        width = int(self._ds.shape[1]) if k else 0
+        out = np.empty((k, width), dtype=np.uint8)
+        if self._direct:
+            for j in range(k):
+                out[j] = np.frombuffer(self._chunk(lo + j), dtype=np.uint8)
+        else:
+            for a, b in self._blocks(lo, hi):
+                out[a - lo : b - lo] = self._ds[a:b]
+        return out.reshape(-1), np.arange(k, dtype=np.int64) * width
+
+    def _whole(self, start: int, stop: int) -> pa.BinaryArray:
+        """Variable-length rows ``[start, stop)`` as they are, joined into one buffer (h5py hands each one over as
+        an array or bytes object; their bytes are copied once)."""
+        values: list[Any] = []
+        for a, b in self._blocks(self._start + start, self._start + stop):
+            values.extend(self._ds[a:b])
+        pieces = [np.frombuffer(v, dtype=np.uint8) if isinstance(v, bytes) else np.asarray(v, np.uint8) for v in values]
+        offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
+        np.cumsum([p.size for p in pieces], out=offsets[1:])
+        data = np.concatenate([p.reshape(-1) for p in pieces]) if pieces else np.zeros(0, np.uint8)
+        return binary_array(data, offsets)
+
+    def _blocks(self, lo: int, hi: int) -> Iterator[tuple[int, int]]:
+        """``[lo, hi)`` in blocks of whole chunks (the first and last may be cut by the request)."""
+        while lo < hi:
+            end = min(hi, lo + self._block - lo % self._block)  # the block ends on a chunk edge
+            yield lo, end
+            lo = end
 
     def _chunk(self, row: int) -> bytes:
         """Row ``row``'s stored bytes; a chunk never written reads as the fill value (zeros), as h5py would."""
@@ -152,38 +211,17 @@ class EncodedRows(Sequence[bytes]):
             return np.asarray(self._ds[row], dtype=np.uint8).tobytes()
         return data
 
-    def _trim(self, i: int, raw: Any) -> bytes:
-        if self._lengths is None:
-            return raw if isinstance(raw, bytes) else np.asarray(raw, dtype=np.uint8).tobytes()
-        return self._trim_bytes(i, np.asarray(raw, dtype=np.uint8).tobytes())
-
-    def _trim_bytes(self, i: int, row: bytes) -> bytes:
-        assert self._lengths is not None
-        n = int(self._lengths[i])
-        if not 0 < n <= len(row):
-            raise CorruptSourceError(
-                f"{self._where}: frame {i} claims {n} bytes of a {len(row)}-byte row",
-                situation="compress-len-invalid",
-            )
-        if row[n - 2 : n] != JPEG_END:
-            raise CorruptSourceError(
-                f"{self._where}: frame {i} does not end a JPEG at compress_len={n}",
-                hint="compress_len does not match the image bytes; the file is damaged",
-                situation="compress-len-invalid",
-            )
-        return row[:n]
-
     @overload
     def __getitem__(self, index: int) -> bytes: ...
 
     @overload
-    def __getitem__(self, index: slice) -> list[bytes]: ...
+    def __getitem__(self, index: slice) -> BinaryFrames: ...
 
-    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
+    def __getitem__(self, index: int | slice) -> bytes | BinaryFrames:
         if isinstance(index, slice):
             start, stop, step = index.indices(self._n)
             if step != 1:
-                return [self.frame(i) for i in range(start, stop, step)]
+                return self.frames(start, max(start, stop))[::step]
             return self.frames(start, max(start, stop))
         if index < 0:
             index += self._n
@@ -194,6 +232,118 @@ class EncodedRows(Sequence[bytes]):
     def __iter__(self) -> Iterator[bytes]:
         for lo in range(0, self._n, self._block):
             yield from self.frames(lo, min(lo + self._block, self._n))
+
+
+def compact(
+    buffer: npt.NDArray[np.uint8],
+    at: npt.NDArray[np.int64],
+    width: int,
+    lengths: npt.NDArray[np.int64],
+    where: str,
+    first: int,
+) -> pa.BinaryArray:
+    """Padded rows cut to their ``lengths`` as one Arrow binary array (one buffer, one copy of the bytes kept).
+
+    Row ``j`` is ``buffer[at[j] : at[j] + width]``. Each length must be within its row and end a JPEG
+    (``FF D9``), else the error names the first frame that does not (numbered from ``first``).
+    """
+    k = len(at)
+    fits = (lengths > 1) & (lengths <= width)
+    ends = np.zeros(k, dtype=bool)
+    if fits.any():
+        last = at[fits] + lengths[fits]
+        ends[fits] = (buffer[last - 2] == 0xFF) & (buffer[last - 1] == 0xD9)
+    if not ends.all():
+        j = int(np.argmin(ends))
+        n = int(lengths[j])
+        if not 0 < n <= width:
+            raise CorruptSourceError(
+                f"{where}: frame {first + j} claims {n} bytes of a {width}-byte row", situation="compress-len-invalid"
+            )
+        raise CorruptSourceError(
+            f"{where}: frame {first + j} does not end a JPEG at compress_len={n}",
+            hint="compress_len does not match the image bytes; the file is damaged",
+            situation="compress-len-invalid",
+        )
+    offsets = np.zeros(k + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    if k and offsets[-1] == k * width == len(buffer) and (at == np.arange(k) * width).all():
+        data = buffer  # no padding at all: the rows are the frames, in order
+    elif k:
+        data = np.concatenate([buffer[a : a + n] for a, n in zip(at.tolist(), lengths.tolist(), strict=True)])
+    else:
+        data = np.zeros(0, dtype=np.uint8)
+    return binary_array(data, offsets)
+
+
+def binary_array(data: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64]) -> pa.BinaryArray:
+    """An Arrow binary array over ``data`` (not copied): value ``i`` is ``data[offsets[i]:offsets[i + 1]]`` (a
+    large_binary one when the values pass 2 GiB, which 32-bit offsets cannot address)."""
+    large = bool(len(offsets)) and int(offsets[-1]) >= 2**31
+    kind, width = (pa.large_binary(), np.int64) if large else (pa.binary(), np.int32)
+    array: pa.BinaryArray = pa.Array.from_buffers(
+        kind, len(offsets) - 1, [None, pa.py_buffer(offsets.astype(width)), pa.py_buffer(data)]
+    )
+    return array
+
+
+class _ChunkFile:
+    """Where each one-row chunk of a dataset lies in its file, for reading blocks of rows with one ``pread``.
+
+    Only for what the bytes on disk mean without HDF5: no filter, every chunk written and exactly one row wide,
+    h5py's default (sec2) driver on a file without a user block; anything else reads through HDF5.
+    """
+
+    def __init__(self, fd: int, offsets: npt.NDArray[np.int64], width: int) -> None:
+        self.fd = fd
+        self.offsets = offsets
+        self.width = width
+
+    @classmethod
+    def of(cls, dataset: Any) -> _ChunkFile | bool:
+        """The dataset's chunk map, or False when its rows must be read through HDF5."""
+        try:
+            file = dataset.file
+            if file.driver != "sec2" or file.userblock_size != 0 or dataset.shape[0] > MAX_MAPPED_ROWS:
+                return False
+            rows, width = int(dataset.shape[0]), int(dataset.shape[1])
+            if dataset.id.get_num_chunks() != rows:
+                return False  # a chunk never written: HDF5 gives its fill value
+            found: list[tuple[int, int, int, int]] = []
+            dataset.id.chunk_iter(lambda c: found.append((c.chunk_offset[0], c.byte_offset, c.size, c.filter_mask)))
+            table = np.array(found, dtype=np.int64).reshape(-1, 4)
+            if len(table) != rows or (table[:, 2] != width).any() or table[:, 3].any():
+                return False
+            offsets = np.empty(rows, dtype=np.int64)
+            offsets[table[:, 0]] = table[:, 1]
+            fd = int(file.id.get_vfd_handle())
+            mapped = cls(fd, offsets, width)
+            if rows and mapped._read(int(offsets[0]), width).tobytes() != dataset.id.read_direct_chunk((0, 0))[1]:
+                return False
+        except (AttributeError, NotImplementedError, RuntimeError, TypeError, ValueError):
+            return False  # an h5py or HDF5 without chunk iteration, or a dataset it does not apply to
+        return mapped
+
+    def rows(self, lo: int, hi: int) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+        """Rows ``[lo, hi)`` (one read of the bytes they span when they lie close together) and their starts."""
+        where = self.offsets[lo:hi]
+        if not len(where):
+            return np.zeros(0, dtype=np.uint8), np.zeros(0, dtype=np.int64)
+        base = int(where.min())
+        span = int(where.max()) + self.width - base
+        if span <= 2 * len(where) * self.width + SPAN_SLACK:
+            return self._read(base, span), where - base
+        return np.concatenate([self._read(int(o), self.width) for o in where]), np.arange(len(where)) * self.width
+
+    def _read(self, offset: int, size: int) -> npt.NDArray[np.uint8]:
+        out = np.empty(size, dtype=np.uint8)
+        done = 0
+        while done < size:
+            got = os.preadv(self.fd, [out.data[done:]], offset + done)
+            if got <= 0:
+                raise OSError(errno.EIO, f"the file ends inside a chunk at byte {offset + done}")
+            done += got
+        return out
 
 
 def first_rows(dataset: Any, n: int) -> list[npt.NDArray[np.uint8]]:

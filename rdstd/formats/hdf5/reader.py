@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
@@ -541,7 +541,7 @@ class Hdf5Source(SourceDataset):
                 cut = lengths.get(key)
                 cut = cut[later : later + length] if cut is not None else None
                 rows = EncodedRows(ds, f"{where}/{key}", lengths=cut, start=start, stop=stop)
-                images[key] = EncodedFrames(sk.codec, cast(list[bytes], rows))
+                images[key] = EncodedFrames(sk.codec, rows)
             elif sk.kind == "image":
                 raw = H5Frames(ds, episode=unit.stacked, start=start, stop=stop)
                 images[key] = _Flipped(raw) if flip else raw
