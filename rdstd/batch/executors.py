@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
+import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Literal, Protocol
 
 from rdstd.errors import InternalError, MissingDependencyError, UsageError
@@ -44,37 +48,118 @@ class InProcess:
 
 
 class LocalPool:
-    """A pool of ``workers`` processes (``forkserver``: workers never inherit the driver's threads)."""
+    """``workers`` workers: this process and ``workers - 1`` pool processes (``forkserver``: they never inherit
+    the driver's threads).
+
+    The driver is a worker too: it runs items inline (as :class:`InProcess` does) while the processes start and
+    run the others, so a pool of 2 needs one process start-up, and the driver's own imports and open source are
+    not wasted. Each process is given one item at a time, the next as soon as it returns one (from the pool's
+    result thread), so no item waits queued behind a busy process while another worker is idle, and both sides
+    finish within one item of each other.
+    """
 
     def __init__(self, workers: int, preload: Sequence[str] = ()) -> None:
         self.workers = workers
+        self._processes = max(1, workers - 1)
         context = multiprocessing.get_context("forkserver")
         # the fork server imports these once; every worker forked from it starts with them (a no-op once the
         # process's fork server is running)
         context.set_forkserver_preload(list(preload))
         self._pool = ProcessPoolExecutor(
-            max_workers=workers,
+            max_workers=self._processes,
             mp_context=context,
             initializer=_environment,
             initargs=(dict(os.environ),),
         )
 
     def run(self, fn: Callable[..., Any], items: Sequence[tuple[Any, ...]]) -> Iterator[tuple[int, Any]]:
-        """Submit every item; yield each as it finishes. Queued items are cancelled when one fails."""
-        futures: dict[Future[Any], int] = {self._pool.submit(fn, *args): i for i, args in enumerate(items)}
-        pending = set(futures)
+        """Run every item (in order of position, on whichever worker is free); yield each as it finishes. When
+        one fails, items not yet started are dropped."""
+        share = _Share(self._pool, fn, items)
+        # the processes start (the fork server's imports, the source opened) while this process runs items
+        threading.Thread(target=share.start, args=(self._processes,), name="rdstd-pool-start", daemon=True).start()
         try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in sorted(done, key=futures.__getitem__):
-                    yield futures[future], future.result()
+            while True:
+                while share.has_result():  # results already in
+                    yield share.take()
+                position, waiting = share.next_here()
+                if position >= 0:
+                    yield position, fn(*items[position])
+                elif waiting:
+                    yield share.take()  # nothing left to start: wait for the processes
+                else:
+                    return
         finally:
-            for future in pending:
-                future.cancel()
+            share.stop()
 
     def close(self) -> None:
         """Stop the workers (queued work is dropped)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Share:
+    """The items of one :meth:`LocalPool.run` shared between the driver and the pool's processes: each process
+    has one item at a time, and is given the next (from the pool's result thread) as soon as it returns one."""
+
+    def __init__(self, pool: ProcessPoolExecutor, fn: Callable[..., Any], items: Sequence[tuple[Any, ...]]) -> None:
+        self._pool, self._fn, self._items = pool, fn, items
+        self._todo: deque[int] = deque(range(len(items)))
+        self._finished: queue.SimpleQueue[tuple[int, Future[Any]]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._running: dict[int, Future[Any]] = {}
+        self._handed = 0  # items given to the processes (submitted, or being submitted)
+        self._taken = 0  # their results taken by the driver
+        self._stopped = False
+
+    def start(self, processes: int) -> None:
+        """Give each process its first item (the first submit waits while the fork server imports rdstd)."""
+        for _ in range(processes):
+            self._feed()
+
+    def _feed(self) -> None:
+        with self._lock:
+            if self._stopped or not self._todo:
+                return
+            position = self._todo.popleft()
+            self._handed += 1
+        try:
+            future = self._pool.submit(self._fn, *self._items[position])
+        except (RuntimeError, BrokenProcessPool) as exc:  # the pool broke: raised where its result is taken
+            future = Future()
+            future.set_exception(exc)
+        with self._lock:
+            self._running[position] = future
+            if self._stopped:
+                future.cancel()
+        future.add_done_callback(lambda done: self._returned(position, done))
+
+    def _returned(self, position: int, future: Future[Any]) -> None:
+        self._finished.put((position, future))
+        self._feed()
+
+    def has_result(self) -> bool:
+        """Whether a process's result is waiting."""
+        return not self._finished.empty()
+
+    def take(self) -> tuple[int, Any]:
+        """The next result of a process (waits for one); its exception is raised here."""
+        position, future = self._finished.get()
+        with self._lock:
+            self._taken += 1
+            self._running.pop(position)
+        return position, future.result()
+
+    def next_here(self) -> tuple[int, int]:
+        """The next item for the driver (-1 when none is left) and how many the processes still owe."""
+        with self._lock:
+            return (self._todo.popleft() if self._todo else -1), self._handed - self._taken
+
+    def stop(self) -> None:
+        """Start nothing more; cancel what the processes have not begun."""
+        with self._lock:
+            self._stopped = True
+            for future in self._running.values():
+                future.cancel()
 
 
 def _environment(environ: dict[str, str]) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,8 +137,10 @@ def run_batch(
                 marker = json.dumps({"pid": os.getpid(), "output": out_text})
                 (output_dir.tmp / layout.WRITING_MARKER).write_text(marker)
             run.execute(Place(str(output_dir.tmp)))
+            committing = time.perf_counter()
             (output_dir.tmp / layout.WRITING_MARKER).unlink()
             output_dir.commit()
+            report.batch["phases"]["commit_s"] = round(time.perf_counter() - committing, 3)
         except BaseException as exc:
             output_dir.abort()  # the staging folder stays: --resume picks up the finished units
             if isinstance(exc, RdstdError) and any(job.staging.path(JOURNAL_DIR).glob("*.json")):
@@ -163,23 +166,51 @@ class _Run:
     resume: bool
 
     def execute(self, target: Place, before_assembly: Callable[[], None] | None = None) -> None:
+        clock = _Phases(self.report.batch.setdefault("phases", {}))
         finished = stage(self.job, resume=self.resume)
+        clock.lap("stage_s")
         self.report.batch["resumed_units"] = len(finished)
         if self.on_plan is not None:
             self.on_plan(self.report)
         pool = make_executor(self.executor, self.workers, self.ray_address, preload=["rdstd.batch.worker"])
         try:
             self.report.batch["workers"] = getattr(pool, "workers", self.workers)
+            units_began = time.time()
             entries = _run_units(self.job, pool, finished, self.progress)
+            clock.lap("units_s")
+            clock.first_unit(units_began, entries.values())
             _fill_report(self.report, self.job, entries)
             if self.report.episodes_written == 0:
                 raise nothing_converted(Path(self.job.source), self.report)
             if before_assembly is not None:
                 before_assembly()
             _assemble(self.job, self.plan, entries, target, pool, self.report)
+            clock.lap("assemble_s")
         finally:
             pool.close()
             close_sources()  # units run in this process (one worker) left the source open
+
+
+class _Phases:
+    """Wall seconds of a run's phases, into the report's ``batch["phases"]`` (``stage_s``, ``units_s``: from the
+    first submission to the last unit's entry, ``first_unit_s``: until the first unit began (the workers'
+    start-up), ``assemble_s``; the caller adds ``plan_s`` and ``commit_s``)."""
+
+    def __init__(self, into: dict[str, float]) -> None:
+        self.into = into
+        self.mark = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        """Record the seconds since the last lap as ``name``."""
+        now = time.perf_counter()
+        self.into[name] = round(now - self.mark, 3)
+        self.mark = now
+
+    def first_unit(self, began: float, entries: Iterable[dict[str, Any]]) -> None:
+        """Record when the first unit run here began, after ``began`` (wall clock)."""
+        starts = [e["started_at"] for e in entries if e.get("started_at", 0.0) >= began]
+        if starts:
+            self.into["first_unit_s"] = round(min(starts) - began, 3)
 
 
 def _run_units(job: Job, pool: Executor, finished: list[int], progress: Progress | None) -> dict[int, dict[str, Any]]:

@@ -37,7 +37,7 @@ def run_unit(job: Job, unit: WorkUnit) -> dict[str, Any]:
     opened at all is recorded with every episode skipped; under ``"fail"`` the error is raised. With a staging
     folder in object storage the unit is written to a local temporary folder first, then uploaded file by file.
     """
-    started = (time.perf_counter(), time.process_time())
+    started = (time.perf_counter(), time.process_time(), time.time())
     staging = job.staging
     scratch = Path(tempfile.mkdtemp(prefix="rdstd-unit-")) if staging.remote else None
     folder = scratch / "unit" if scratch is not None else staging.path(job.unit_rel(unit.index))
@@ -125,7 +125,7 @@ class _UnitReport:
 
 
 def _finish(
-    job: Job, unit: WorkUnit, folder: Path, result: _UnitReport, started: tuple[float, float]
+    job: Job, unit: WorkUnit, folder: Path, result: _UnitReport, started: tuple[float, float, float]
 ) -> dict[str, Any]:
     report = result.convert
     files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
@@ -134,6 +134,7 @@ def _finish(
         "name": unit.name,
         "seconds": round(time.perf_counter() - started[0], 3),
         "cpu_seconds": round(time.process_time() - started[1], 3),  # every thread of the worker
+        "started_at": round(started[2], 3),  # wall clock (the driver's phases: when the workers began and ended)
         "episodes": report.episodes_written,
         "frames": report.frames_written,
         "bytes": sum(p.stat().st_size for p in files),

@@ -255,6 +255,7 @@ def convert(
             plan.report.source = source_url or plan.report.source
             plan.report.seconds = time.perf_counter() - started
             return plan.report
+    planned = time.perf_counter()
     from rdstd.batch.run import BatchOptions, run_batch
 
     options = BatchOptions(
@@ -278,6 +279,7 @@ def convert(
     )
     report.source = source_url or report.source
     report.seconds = time.perf_counter() - started
+    report.batch.setdefault("phases", {})["plan_s"] = round(planned - started, 3)
     return report
 
 
