@@ -20,7 +20,7 @@ from rdstd.batch.executors import Executor, ExecutorName, make_executor
 from rdstd.batch.job import JOURNAL_DIR, Job, stage
 from rdstd.batch.place import Place
 from rdstd.batch.slurm import write_slurm
-from rdstd.batch.worker import close_sources, raise_returned, run_unit_safely
+from rdstd.batch.worker import close_sources, lend_source, raise_returned, run_unit_safely
 from rdstd.convert.pipeline import (
     ConvertReport,
     NonFiniteCount,
@@ -33,7 +33,7 @@ from rdstd.convert.pipeline import (
     nothing_converted,
 )
 from rdstd.errors import RdstdError, UsageError
-from rdstd.formats.base import WorkUnit
+from rdstd.formats.base import SourceDataset, WorkUnit
 from rdstd.io.remote import is_url
 from rdstd.schema.features import VectorFeature
 from rdstd.schema.manifest import Counts, Manifest, StorageLayout
@@ -43,7 +43,10 @@ from rdstd.store.output import Output
 from rdstd.store.stats import PartialStats, partials_from_bytes
 from rdstd.store.writer import KIND
 
-__all__ = ["BatchOptions", "ExecutorName", "convert_batch", "run_batch"]
+__all__ = ["WORKER_PRELOAD", "BatchOptions", "ExecutorName", "convert_batch", "run_batch"]
+
+#: What a local pool's processes import before their first unit (in the fork server, once).
+WORKER_PRELOAD = ("rdstd.batch.worker",)
 
 
 def convert_batch(
@@ -82,9 +85,14 @@ def run_batch(
     options: BatchOptions,
     progress: Progress | None,
     on_plan: OnPlan | None,
+    *,
+    pool: Executor | None = None,
+    opened: SourceDataset | None = None,
 ) -> ConvertReport:
     """Run the planned conversion of ``units`` of ``source`` as a batch job into ``output`` (each a local path or a
-    URL; workers read a source URL from their machine's mirror of it)."""
+    URL; workers read a source URL from their machine's mirror of it). ``pool``: a local pool already started
+    (else one is made; it is closed either way); ``opened``: the source as this process opened it, which units
+    run here read (the caller keeps and closes it)."""
     o = options
     src = Path(plan.report.source)  # the local source (or this machine's mirror of the URL)
     remote = is_url(str(output))
@@ -120,7 +128,7 @@ def run_batch(
         assemble_with = o.slurm_assemble or f"rdstd convert {source} {out_text} --resume"
         report.batch["slurm_submit"] = str(write_slurm(job, assemble_with))
         return report
-    run = _Run(job, plan, report, progress, on_plan, o.executor, o.workers, o.ray_address, o.resume)
+    run = _Run(job, plan, report, progress, on_plan, o.executor, o.workers, o.ray_address, o.resume, pool, opened)
     if remote:
         target = Place(out_text)
         if target.exists(layout.MANIFEST) and not o.overwrite:
@@ -147,7 +155,9 @@ def run_batch(
                 kept = f"the finished work units are kept in {job.staging}: rerun with --resume to reuse them"
                 exc.hint = f"{exc.hint}; {kept}" if exc.hint else kept
             raise
+    cleaning = time.perf_counter()
     job.staging.remove()
+    report.batch["phases"]["cleanup_s"] = round(time.perf_counter() - cleaning, 3)
     return report
 
 
@@ -164,6 +174,8 @@ class _Run:
     workers: int
     ray_address: str | None
     resume: bool
+    pool: Executor | None = None
+    opened: SourceDataset | None = None
 
     def execute(self, target: Place, before_assembly: Callable[[], None] | None = None) -> None:
         clock = _Phases(self.report.batch.setdefault("phases", {}))
@@ -172,7 +184,9 @@ class _Run:
         self.report.batch["resumed_units"] = len(finished)
         if self.on_plan is not None:
             self.on_plan(self.report)
-        pool = make_executor(self.executor, self.workers, self.ray_address, preload=["rdstd.batch.worker"])
+        pool = self.pool or make_executor(self.executor, self.workers, self.ray_address, preload=WORKER_PRELOAD)
+        if self.opened is not None:
+            lend_source(self.job, self.opened)
         try:
             self.report.batch["workers"] = getattr(pool, "workers", self.workers)
             units_began = time.time()
@@ -188,13 +202,15 @@ class _Run:
             clock.lap("assemble_s")
         finally:
             pool.close()
-            close_sources()  # units run in this process (one worker) left the source open
+            close_sources()  # units run in this process left the source open
+            clock.lap("close_s")
 
 
 class _Phases:
-    """Wall seconds of a run's phases, into the report's ``batch["phases"]`` (``stage_s``, ``units_s``: from the
-    first submission to the last unit's entry, ``first_unit_s``: until the first unit began (the workers'
-    start-up), ``assemble_s``; the caller adds ``plan_s`` and ``commit_s``)."""
+    """Wall seconds of a run's phases, into the report's ``batch["phases"]``: ``stage_s``; ``units_s`` (from the
+    first submission to the last unit's entry); ``first_unit_s`` (until the first unit began: the workers'
+    start-up); ``assemble_s``; ``close_s`` (stopping the workers). The callers add ``plan_s``, ``commit_s`` and
+    ``cleanup_s`` (removing the staging folder)."""
 
     def __init__(self, into: dict[str, float]) -> None:
         self.into = into

@@ -96,9 +96,7 @@ _OPEN: dict[str, SourceDataset] = {}
 
 
 def _open(job: Job) -> SourceDataset:
-    # the job's creation time too: a Ray worker outlives the job, and a later job may read a changed source
-    what = [job.source, job.format_name, job.salvage, job.spec.model_dump(mode="json"), job.provenance.created_utc]
-    key = json.dumps(what, sort_keys=True, default=str)
+    key = _key(job)
     dataset = _OPEN.get(key)
     if dataset is None:
         close_sources()
@@ -111,10 +109,35 @@ def _open(job: Job) -> SourceDataset:
     return dataset
 
 
+#: Keys of :data:`_OPEN` whose source the caller lent (:func:`lend_source`): dropped, never closed, here.
+_LENT: set[str] = set()
+
+
+def _key(job: Job) -> str:
+    # the job's creation time too: a Ray worker outlives the job, and a later job may read a changed source
+    what = [job.source, job.format_name, job.salvage, job.spec.model_dump(mode="json"), job.provenance.created_utc]
+    return json.dumps(what, sort_keys=True, default=str)
+
+
+def lend_source(job: Job, dataset: SourceDataset) -> None:
+    """Let units of ``job`` run in this process read ``dataset``, the source as the driver opened it to plan (it
+    must be opened as :func:`_open` would: same path, format, salvage and spec); the caller closes it, after
+    :func:`close_sources`."""
+    close_sources()
+    key = _key(job)
+    _OPEN[key] = dataset
+    _LENT.add(key)
+
+
 def close_sources() -> None:
-    """Close the source this process keeps open between units (the driver calls it after a run in process)."""
+    """Close the source this process keeps open between units (the driver calls it after a run in process); a
+    lent source is only forgotten."""
     while _OPEN:
-        _OPEN.popitem()[1].close()
+        key, dataset = _OPEN.popitem()
+        if key in _LENT:
+            _LENT.discard(key)
+        else:
+            dataset.close()
 
 
 @dataclass

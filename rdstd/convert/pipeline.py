@@ -55,7 +55,7 @@ from rdstd.store.stats import PartialStats
 from rdstd.store.writer import DEFAULT_ROW_GROUP_FRAMES, DatasetWriter
 
 if TYPE_CHECKING:
-    from rdstd.batch.executors import ExecutorName
+    from rdstd.batch.executors import Executor, ExecutorName
 
 OnError = Literal["fail", "skip"]
 #: How the spec was chosen: passed by the caller, a shipped spec matched to the source, or drafted from it.
@@ -233,54 +233,81 @@ def convert(
         check_overlap(out, [src])  # before anything is read: a mistyped OUT must never touch the source
     if source_url is None:
         dataset = open_source(src, format_name, salvage=salvage, spec=spec)
-    with dataset:
-        plan = plan_conversion(
-            dataset,
-            src,
-            out,
-            spec=spec,
-            images=images,
-            limit=limit,
-            rate_hz=rate_hz,
-            drop_unmapped=drop_unmapped,
-            exclude_episodes=exclude_episodes,
-        )
-        if source_url is not None:  # the manifest and the report name the source, not this machine's mirror
-            plan.provenance = plan.provenance.model_copy(update={"source_path": source_url})
-        if batch and not asked and estimated_seconds(plan) < POOL_MIN_S:
-            batch = False  # a pool's start and the assembly would cost more than they save
-        units = dataset.work_units(plan.refs, unit_episodes) if batch else []
-        if not batch or (len(units) <= 1 and executor in (None, "local") and not resume and not remote):
-            _convert_here(dataset, plan, out, overwrite, row_group_frames, on_error, progress, on_plan)
-            plan.report.source = source_url or plan.report.source
-            plan.report.seconds = time.perf_counter() - started
-            return plan.report
-    planned = time.perf_counter()
-    from rdstd.batch.run import BatchOptions, run_batch
+    n_workers = workers or os.cpu_count() or 1
+    # workers asked for: the pool's processes start (and import rdstd) while this process plans
+    pool = _early_pool(n_workers) if asked and executor in (None, "local") and n_workers > 1 else None
+    try:
+        with dataset:
+            plan = plan_conversion(
+                dataset,
+                src,
+                out,
+                spec=spec,
+                images=images,
+                limit=limit,
+                rate_hz=rate_hz,
+                drop_unmapped=drop_unmapped,
+                exclude_episodes=exclude_episodes,
+            )
+            if source_url is not None:  # the manifest and the report name the source, not this machine's mirror
+                plan.provenance = plan.provenance.model_copy(update={"source_path": source_url})
+            if batch and not asked and estimated_seconds(plan) < POOL_MIN_S:
+                batch = False  # a pool's start and the assembly would cost more than they save
+            units = dataset.work_units(plan.refs, unit_episodes) if batch else []
+            if not batch or (len(units) <= 1 and executor in (None, "local") and not resume and not remote):
+                _convert_here(dataset, plan, out, overwrite, row_group_frames, on_error, progress, on_plan)
+                plan.report.source = source_url or plan.report.source
+                plan.report.seconds = time.perf_counter() - started
+                return plan.report
+            planned = time.perf_counter()
+            from rdstd.batch.run import BatchOptions, run_batch
 
-    options = BatchOptions(
-        format_name=format_name,
-        on_error=on_error,
-        images=images,
-        overwrite=overwrite,
-        row_group_frames=row_group_frames,
-        rate_hz=rate_hz,
-        drop_unmapped=drop_unmapped,
-        salvage=salvage,
-        executor=executor or "local",
-        workers=workers or os.cpu_count() or 1,
-        ray_address=ray_address,
-        resume=resume,
-        unit_episodes=unit_episodes,
-        slurm_assemble=slurm_assemble,
-    )
-    report = run_batch(
-        plan, units, source_url or src, str(output).rstrip("/") if remote else out, options, progress, on_plan
-    )
+            options = BatchOptions(
+                format_name=format_name,
+                on_error=on_error,
+                images=images,
+                overwrite=overwrite,
+                row_group_frames=row_group_frames,
+                rate_hz=rate_hz,
+                drop_unmapped=drop_unmapped,
+                salvage=salvage,
+                executor=executor or "local",
+                workers=n_workers,
+                ray_address=ray_address,
+                resume=resume,
+                unit_episodes=unit_episodes,
+                slurm_assemble=slurm_assemble,
+            )
+            # units run in this process read the source opened here (when the workers would open it alike)
+            lend = source_url is None and (spec is not None or plan.spec.source is None)
+            report = run_batch(
+                plan,
+                units,
+                source_url or src,
+                str(output).rstrip("/") if remote else out,
+                options,
+                progress,
+                on_plan,
+                pool=pool,
+                opened=dataset if lend else None,
+            )
+    finally:
+        if pool is not None:
+            pool.close()
     report.source = source_url or report.source
     report.seconds = time.perf_counter() - started
     report.batch.setdefault("phases", {})["plan_s"] = round(planned - started, 3)
     return report
+
+
+def _early_pool(workers: int) -> Executor:
+    """A local pool of ``workers`` whose processes start now, in the background."""
+    from rdstd.batch.executors import LocalPool
+    from rdstd.batch.run import WORKER_PRELOAD
+
+    pool = LocalPool(workers, WORKER_PRELOAD)
+    pool.warm()
+    return pool
 
 
 def _convert_here(

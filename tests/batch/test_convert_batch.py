@@ -79,9 +79,10 @@ def test_two_workers_give_the_same_bytes_as_one(source: Path, reference: Path, t
 
 
 def test_a_worker_opens_the_source_once_for_all_its_units(
-    source: Path, reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from rdstd.batch import worker
+    from rdstd.batch.job import load_job
 
     opened: list[str] = []
     real = worker.open_source
@@ -91,9 +92,40 @@ def test_a_worker_opens_the_source_once_for_all_its_units(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(worker, "open_source", counting)
+    convert_batch(source, tmp_path / "out", executor="slurm", unit_episodes=6)  # stages the job, runs nothing
+    job = load_job(str(tmp_path / "out"))
+    try:
+        for unit in job.units[:3]:  # as a pool process or a SLURM task runs them
+            assert worker.run_unit(job, unit)["episodes"] == len(unit.refs)
+    finally:
+        worker.close_sources()
+    assert opened == [str(source)]  # not once per unit (a zarr open lists every chunk)
+    assert not worker._OPEN
+
+
+def test_units_run_in_the_driver_read_the_source_it_planned_with(
+    source: Path, reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rdstd.batch import worker
+    from rdstd.convert import pipeline
+
+    opened: list[str] = []
+    closed: list[str] = []
+    real_open = pipeline.open_source
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        dataset = real_open(*args, **kwargs)
+        opened.append(str(dataset.path))
+        real_close = dataset.close
+        monkeypatch.setattr(dataset, "close", lambda: closed.append(str(dataset.path)) or real_close())
+        return dataset
+
+    monkeypatch.setattr(pipeline, "open_source", counting)
+    monkeypatch.setattr(worker, "open_source", counting)
     report = convert_batch(source, tmp_path / "out", workers=1, unit_episodes=6)
-    assert report.batch["units"] == 7 and opened == [str(source)]  # not once per unit (a zarr open lists every chunk)
-    assert not worker._OPEN  # closed at the end of the run
+    assert report.batch["units"] == 7
+    assert opened == [str(source)] and closed == [str(source)]  # opened once to plan, read by the units, closed once
+    assert not worker._OPEN
     assert digest(tmp_path / "out") == digest(reference)
 
 

@@ -3,6 +3,8 @@ carry back becomes an InternalError naming the failure (never ``raise None``).""
 
 from __future__ import annotations
 
+import os
+import time
 import types
 from typing import Any
 
@@ -52,3 +54,36 @@ def test_a_failure_ray_could_not_carry_back_is_an_internal_error() -> None:
     with pytest.raises(InternalError, match=r"a Ray task of the batch failed: task failed") as caught:
         list(_tasks(_RayTaskError(None)).run(print, [(1,)]))
     assert "Traceback" not in caught.value.message and caught.value.situation == "ray-task-failed"
+
+
+def _item(value: int, seconds: float) -> tuple[int, int]:
+    if value < 0:
+        raise ValueError(f"item {value} fails")
+    time.sleep(seconds)
+    return value, os.getpid()
+
+
+def test_a_local_pool_runs_items_in_the_driver_and_its_processes_each_once() -> None:
+    from rdstd.batch.executors import LocalPool
+
+    pool = LocalPool(2)
+    try:
+        got = list(pool.run(_item, [(i, 0.02) for i in range(30)]))
+    finally:
+        pool.close()
+    assert sorted(position for position, _ in got) == list(range(30))
+    assert all(value == position for position, (value, _) in got)
+    pids = {pid for _, (_, pid) in got}
+    assert os.getpid() in pids and len(pids) == 2  # the driver is a worker; the process always gets the first item
+
+
+def test_a_failing_item_stops_a_local_pool_and_is_raised() -> None:
+    from rdstd.batch.executors import LocalPool
+
+    pool = LocalPool(2)
+    try:
+        with pytest.raises(ValueError, match="item -1 fails"):
+            list(pool.run(_item, [(i, 0.01) for i in range(5)] + [(-1, 0.0)] + [(i, 0.01) for i in range(5)]))
+        assert [v for _, (v, _) in pool.run(_item, [(7, 0.0)])] == [7]  # the pool still works for the next run
+    finally:
+        pool.close()
