@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rdstd.batch import assemble
-from rdstd.batch.executors import Executor, ExecutorName, make_executor
+from rdstd.batch.executors import Executor, ExecutorName, InProcess, LocalPool, make_executor
 from rdstd.batch.job import JOURNAL_DIR, Job, stage
 from rdstd.batch.place import Place
 from rdstd.batch.slurm import write_slurm
@@ -189,8 +189,10 @@ class _Run:
             lend_source(self.job, self.opened)
         try:
             self.report.batch["workers"] = getattr(pool, "workers", self.workers)
+            inline = isinstance(pool, InProcess | LocalPool) and not target.remote and before_assembly is None
+            assembly = _Assembly(self.job, self.plan, target, inline)
             units_began = time.time()
-            entries = _run_units(self.job, pool, finished, self.progress)
+            entries = _run_units(self.job, pool, finished, self.progress, assembly)
             clock.lap("units_s")
             clock.first_unit(units_began, entries.values())
             _fill_report(self.report, self.job, entries)
@@ -198,7 +200,7 @@ class _Run:
                 raise nothing_converted(Path(self.job.source), self.report)
             if before_assembly is not None:
                 before_assembly()
-            _assemble(self.job, self.plan, entries, target, pool, self.report)
+            assembly.finish(entries, pool, self.report)
             clock.lap("assemble_s")
         finally:
             pool.close()
@@ -208,9 +210,9 @@ class _Run:
 
 class _Phases:
     """Wall seconds of a run's phases, into the report's ``batch["phases"]``: ``stage_s``; ``units_s`` (from the
-    first submission to the last unit's entry); ``first_unit_s`` (until the first unit began: the workers'
-    start-up); ``assemble_s``; ``close_s`` (stopping the workers). The callers add ``plan_s``, ``commit_s`` and
-    ``cleanup_s`` (removing the staging folder)."""
+    first submission to the last unit's entry, with what the assembly did meanwhile); ``first_unit_s`` (until
+    the first unit began: the workers' start-up); ``assemble_s`` (the rest of it); ``close_s`` (stopping the
+    workers). The callers add ``plan_s``, ``commit_s`` and ``cleanup_s`` (removing the staging folder)."""
 
     def __init__(self, into: dict[str, float]) -> None:
         self.into = into
@@ -229,20 +231,24 @@ class _Phases:
             self.into["first_unit_s"] = round(min(starts) - began, 3)
 
 
-def _run_units(job: Job, pool: Executor, finished: list[int], progress: Progress | None) -> dict[int, dict[str, Any]]:
-    """Run the unfinished units; every unit's journal entry by unit index."""
+def _run_units(
+    job: Job, pool: Executor, finished: list[int], progress: Progress | None, assembly: _Assembly
+) -> dict[int, dict[str, Any]]:
+    """Run the unfinished units, the assembly taking each in as it can; every unit's journal entry by unit index."""
     entries = {i: _without_stats(job.read_entry(i)) for i in finished}
     todo = [u for u in job.units if u.index not in entries]
     total = sum(len(u.refs) for u in job.units)
     done = sum(len(job.units[i].refs) for i in entries)
     if progress is not None:
         progress(done, total)
+    assembly.advance(entries)
     for position, entry in pool.run(run_unit_safely, [(job, unit) for unit in todo]):
         unit = todo[position]
         entries[unit.index] = _without_stats(raise_returned(entry))
         done += len(unit.refs)
         if progress is not None:
             progress(done, total)
+        assembly.advance(entries)
     return entries
 
 
@@ -274,57 +280,80 @@ def _fill_report(report: ConvertReport, job: Job, entries: dict[int, dict[str, A
     report.batch["peak_rss_mb_per_worker"] = rss
 
 
-def _assemble(
-    job: Job, plan: Plan, entries: dict[int, dict[str, Any]], target: Place, pool: Executor, report: ConvertReport
-) -> None:
-    """Write the final dataset into ``target``: shards (on the executor), episodes, tasks, stats, manifest last."""
-    features = plan.converter.features
-    placements: list[assemble.Placement] = []
-    shards = episodes = frames = 0
-    for unit in job.units:
-        entry = entries[unit.index]
-        if not entry["episodes"]:
-            continue
-        placements.append(
-            assemble.Placement(
+class _Assembly:
+    """The final dataset, built in unit order as the units finish.
+
+    As soon as every unit before it is done, a unit gets its place (shard, episode and frame offsets), its episodes
+    join the index and its statistics are merged (in unit order: the bytes never depend on timing). When the driver
+    is one of the workers (a local pool, or one worker) and the output is a local folder, the unit's shards are
+    rewritten then too, between the driver's own units, while the other workers take more units; otherwise (Ray,
+    object storage) the shards are rewritten on the executor once every unit is done.
+    """
+
+    def __init__(self, job: Job, plan: Plan, target: Place, inline: bool) -> None:
+        self.job, self.plan, self.target, self.inline = job, plan, target, inline
+        self.features = plan.converter.features
+        self.index = assemble.EpisodeIndex()
+        self.stats = {k: PartialStats(f.size) for k, f in self.features.items() if isinstance(f, VectorFeature)}
+        self.later: list[assemble.Placement] = []  # placed on the executor at the end
+        self.taken = 0  # units (in order) taken in so far
+        self.shards = self.episodes = self.frames = 0
+
+    def advance(self, entries: dict[int, dict[str, Any]]) -> None:
+        """Take in every finished unit whose predecessors are all in."""
+        job, staging, units = self.job, self.job.staging, self.job.units
+        while self.taken < len(units) and units[self.taken].index in entries:
+            unit = units[self.taken]
+            entry = entries[unit.index]
+            self.taken += 1
+            for key, part in partials_from_bytes(staging.read_bytes(job.stats_rel(unit.index))).items():
+                self.stats[key].merge(part)
+            if not entry["episodes"]:
+                continue
+            placement = assemble.Placement(
                 unit.index,
                 job.unit_rel(unit.index),
                 tuple(entry["shards"]),
                 tuple(entry["videos"]),
-                shards,
-                episodes,
-                frames,
+                self.shards,
+                self.episodes,
+                self.frames,
             )
+            self.shards += len(entry["shards"])
+            self.episodes += entry["episodes"]
+            self.frames += entry["frames"]
+            self.index.add(placement, staging)
+            if self.inline:
+                assemble.place_unit(placement, staging, self.target, self.features)
+            else:
+                self.later.append(placement)
+
+    def finish(self, entries: dict[int, dict[str, Any]], pool: Executor, report: ConvertReport) -> None:
+        """Write the rest of the dataset into the target: shards not placed yet (on the executor), episodes,
+        tasks, stats, and the manifest last."""
+        self.advance(entries)
+        staging, target, features = self.job.staging, self.target, self.features
+        for _ in pool.run(assemble.place_unit, [(p, staging, target, features) for p in self.later]):
+            pass
+        episode_rows, tasks = self.index.tables()
+        assemble.write_table(target, layout.EPISODES, episode_rows)
+        assemble.write_table(target, layout.TASKS, tasks)
+        assemble.write_json(target, layout.STATS, {k: s.as_dict() for k, s in self.stats.items()})
+        converter = self.plan.converter
+        for unit in self.job.units:  # the clock the episodes actually had, over every unit
+            converter.add_clock_paths((ClockKind(k), s) for k, s in entries[unit.index]["clock_paths"])
+        options = self.plan.writer_options()
+        manifest = Manifest(
+            features=features,
+            clock=converter.clock,
+            counts=Counts(episodes=self.episodes, frames=self.frames, shards=self.shards),
+            storage=StorageLayout(row_group_frames=self.job.row_group_frames),
+            name=options["name"],
+            description=options["description"],
+            rate_hz=options["rate_hz"],
+            embodiments=options["embodiments"],
+            provenance=self.job.provenance,
+            extra=options["extra"],
         )
-        shards += len(entry["shards"])
-        episodes += entry["episodes"]
-        frames += entry["frames"]
-    staging = job.staging
-    for _ in pool.run(assemble.place_unit, [(p, staging, target, features) for p in placements]):
-        pass
-    episode_rows, tasks = assemble.episode_table(placements, staging)
-    assemble.write_table(target, layout.EPISODES, episode_rows)
-    assemble.write_table(target, layout.TASKS, tasks)
-    stats = {k: PartialStats(f.size) for k, f in features.items() if isinstance(f, VectorFeature)}
-    for unit in job.units:
-        for key, part in partials_from_bytes(staging.read_bytes(job.stats_rel(unit.index))).items():
-            stats[key].merge(part)
-    assemble.write_json(target, layout.STATS, {k: s.as_dict() for k, s in stats.items()})
-    converter = plan.converter
-    for unit in job.units:  # the clock the episodes actually had, over every unit
-        converter.add_clock_paths((ClockKind(k), s) for k, s in entries[unit.index]["clock_paths"])
-    options = plan.writer_options()
-    manifest = Manifest(
-        features=features,
-        clock=converter.clock,
-        counts=Counts(episodes=episodes, frames=frames, shards=shards),
-        storage=StorageLayout(row_group_frames=job.row_group_frames),
-        name=options["name"],
-        description=options["description"],
-        rate_hz=options["rate_hz"],
-        embodiments=options["embodiments"],
-        provenance=job.provenance,
-        extra=options["extra"],
-    )
-    target.write_bytes(layout.MANIFEST, manifest.model_dump_json(indent=2).encode())  # last: the dataset is there
-    report.batch["shards"] = shards
+        target.write_bytes(layout.MANIFEST, manifest.model_dump_json(indent=2).encode())  # last: the dataset is there
+        report.batch["shards"] = self.shards

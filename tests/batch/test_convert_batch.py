@@ -303,3 +303,24 @@ def test_slurm_writes_an_array_script_whose_tasks_and_assembly_give_the_same_byt
     done = subprocess.run(assemble, env=_env(), capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert digest(out) == digest(reference)
+
+
+def test_units_are_placed_in_order_while_later_units_still_run(
+    source: Path, reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rdstd.batch import assemble
+
+    out = tmp_path / "out"
+    placed: list[tuple[int, int]] = []  # (unit, units finished when it was placed)
+    real = assemble.place_unit
+
+    def recording(placement: assemble.Placement, *args: Any) -> dict[str, Any]:
+        finished = len(list((staging_path(out) / "journal").glob("unit-*.json")))
+        placed.append((placement.unit, finished))
+        return real(placement, *args)
+
+    monkeypatch.setattr(assemble, "place_unit", recording)
+    report = convert_batch(source, out, workers=1, unit_episodes=6)
+    assert [unit for unit, _ in placed] == list(range(report.batch["units"]))
+    assert placed[0][1] < report.batch["units"]  # the first unit went in before the last one was converted
+    assert digest(out) == digest(reference)
