@@ -17,6 +17,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Literal, Protocol
 
 from rdstd.errors import InternalError, MissingDependencyError, UsageError
+from rdstd.media.images import share_cores
 
 ExecutorName = Literal["local", "ray", "slurm"]
 
@@ -68,8 +69,8 @@ class LocalPool:
         self._pool = ProcessPoolExecutor(
             max_workers=self._processes,
             mp_context=context,
-            initializer=_environment,
-            initargs=(dict(os.environ),),
+            initializer=_start_worker,
+            initargs=(dict(os.environ), workers),
         )
 
     def warm(self) -> None:
@@ -89,6 +90,7 @@ class LocalPool:
         share = _Share(self._pool, fn, items)
         # the processes start (the fork server's imports, the source opened) while this process runs items
         threading.Thread(target=share.start, args=(self._processes,), name="rdstd-pool-start", daemon=True).start()
+        alone = share_cores(self.workers)  # this process is one of the workers: its share of the cores
         try:
             while True:
                 while share.has_result():  # results already in
@@ -102,6 +104,7 @@ class LocalPool:
                     return
         finally:
             share.stop()
+            share_cores(alone)
 
     def close(self) -> None:
         """Stop the workers (queued work is dropped)."""
@@ -173,11 +176,19 @@ class _Share:
                 future.cancel()
 
 
-def _environment(environ: dict[str, str]) -> None:
-    """Give a pool worker the driver's environment as it is now (object-storage credentials and endpoints): the
-    fork server was started with the environment of the pool that started it first."""
+def _start_worker(environ: dict[str, str], workers: int) -> None:
+    """Give a pool worker the driver's environment as it is now (object-storage credentials and endpoints: the
+    fork server was started with the environment of the pool that started it first), and its share of the cores
+    (encoder threads: with 2 workers on 2 cores each encodes inline, not on threads that compete with the other)."""
     os.environ.clear()
     os.environ.update(environ)
+    share_cores(workers)
+
+
+def _on_one_core(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` in a Ray task, which holds one CPU: encoder threads on that one core (inline)."""
+    share_cores(os.cpu_count() or 1)
+    return fn(*args)
 
 
 class RayTasks:
@@ -198,8 +209,8 @@ class RayTasks:
     def run(self, fn: Callable[..., Any], items: Sequence[tuple[Any, ...]]) -> Iterator[tuple[int, Any]]:
         """Submit every item as a task; yield each as it finishes (the driver shows progress)."""
         ray = self._ray
-        remote = self._remotes.setdefault(fn, ray.remote(num_cpus=1, max_retries=0)(fn))
-        refs = {remote.remote(*args): i for i, args in enumerate(items)}
+        remote = self._remotes.setdefault(_on_one_core, ray.remote(num_cpus=1, max_retries=0)(_on_one_core))
+        refs = {remote.remote(fn, *args): i for i, args in enumerate(items)}
         pending = list(refs)
         try:
             while pending:

@@ -87,3 +87,26 @@ def test_a_failing_item_stops_a_local_pool_and_is_raised() -> None:
         assert [v for _, (v, _) in pool.run(_item, [(7, 0.0)])] == [7]  # the pool still works for the next run
     finally:
         pool.close()
+
+
+def _encoder_threads() -> tuple[int, int]:
+    from rdstd.media.images import encode_threads
+
+    return encode_threads(), os.getpid()
+
+
+def test_each_worker_of_a_local_pool_encodes_on_its_share_of_the_cores() -> None:
+    from rdstd.batch.executors import LocalPool
+    from rdstd.media.images import MAX_ENCODE_THREADS, encode_threads
+
+    cores = len(os.sched_getaffinity(0))
+    alone = encode_threads()
+    assert alone == max(1, min(MAX_ENCODE_THREADS, cores))
+    pool = LocalPool(2)
+    try:
+        got = [result for _, result in pool.run(_encoder_threads, [()] * 4)]
+    finally:
+        pool.close()
+    assert {threads for threads, _ in got} == {max(1, min(MAX_ENCODE_THREADS, cores // 2))}
+    assert len({pid for _, pid in got}) == 2  # the driver and the process alike
+    assert encode_threads() == alone  # the driver has its cores back once the run is over
