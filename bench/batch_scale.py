@@ -43,9 +43,12 @@ kind, src, out, options = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.
 if options.get("executor") == "ray":
     import ray
     ray.init(num_cpus=options["workers"], include_dashboard=False, log_to_driver=False)
-from rdstd.batch import convert_batch
-from rdstd.export.lerobot import export_lerobot
-import rdstd.batch.export, rdstd.batch.worker  # noqa: F401
+if kind == "convert":  # what `rdstd convert` imports (the export imports polars: the pool could not fork)
+    from rdstd.batch import convert_batch
+    import rdstd.batch.worker  # noqa: F401
+else:
+    from rdstd.export.lerobot import export_lerobot
+    import rdstd.batch.export  # noqa: F401
 print("START", flush=True)
 wall, cpu = time.perf_counter(), time.process_time()
 if kind == "convert":
@@ -185,7 +188,9 @@ def main() -> None:
     }
     if "local-2" in runs:
         phases = phase_medians(runs["local-2"])
-        print("local-2 phases (median s): " + ", ".join(f"{k} {v:.3f}" for k, v in phases.items()))
+        started = sorted({str(r["batch"].get("processes_from")) for r in runs["local-2"]})
+        print(f"local-2 phases (median s; processes from {', '.join(started)}): ")
+        print("  " + ", ".join(f"{k} {v:.3f}" for k, v in phases.items()))
         results["phases_local_2_median_s"] = phases
     if {"local-1", "local-2"} <= set(runs):
         results["speedup_2_vs_1"] = ratios(stats["local-1"], stats["local-2"])

@@ -9,6 +9,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+import signal
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -48,9 +50,17 @@ class InProcess:
         """Nothing to release."""
 
 
+def fork_is_safe() -> bool:
+    """Whether this process may fork pool workers from itself: on Linux, with no other Python thread (one holding
+    a lock at the fork would leave it held forever in the child) and without polars loaded (its thread pool is not
+    fork-safe). Native helper threads of jemalloc and BLAS handle a fork themselves."""
+    return sys.platform == "linux" and threading.active_count() == 1 and "polars" not in sys.modules
+
+
 class LocalPool:
-    """``workers`` workers: this process and ``workers - 1`` pool processes (``forkserver``: they never inherit
-    the driver's threads).
+    """``workers`` workers: this process and ``workers - 1`` pool processes, forked from a fork server (they never
+    inherit the driver's threads), or, with ``fork`` (only when :func:`fork_is_safe`), from this process itself:
+    they start at once with everything it imported.
 
     The driver is a worker too: it runs items inline (as :class:`InProcess` does) while the processes start and
     run the others, so a pool of 2 needs one process start-up, and the driver's own imports and open source are
@@ -59,13 +69,15 @@ class LocalPool:
     finish within one item of each other.
     """
 
-    def __init__(self, workers: int, preload: Sequence[str] = ()) -> None:
+    def __init__(self, workers: int, preload: Sequence[str] = (), *, fork: bool = False) -> None:
         self.workers = workers
+        self.forked = fork
         self._processes = max(1, workers - 1)
-        context = multiprocessing.get_context("forkserver")
-        # the fork server imports these once; every worker forked from it starts with them (a no-op once the
-        # process's fork server is running)
-        context.set_forkserver_preload(list(preload))
+        context = multiprocessing.get_context("fork" if fork else "forkserver")
+        if not fork:
+            # the fork server imports these once; every worker forked from it starts with them (a no-op once the
+            # process's fork server is running)
+            context.set_forkserver_preload(list(preload))
         self._pool = ProcessPoolExecutor(
             max_workers=self._processes,
             mp_context=context,
@@ -74,8 +86,12 @@ class LocalPool:
         )
 
     def warm(self) -> None:
-        """Start the processes now, in the background (the fork server's imports take a fraction of a second)."""
-        threading.Thread(target=self._warm, name="rdstd-pool-warm", daemon=True).start()
+        """Start the processes now: forked from this thread at once (``fork``: the only thread, see
+        :func:`fork_is_safe`), or in the background (the fork server's imports take a fraction of a second)."""
+        if self.forked:
+            self._pool.submit(os.getpid)  # a fork pool forks all its processes at its first submit, here
+        else:
+            threading.Thread(target=self._warm, name="rdstd-pool-warm", daemon=True).start()
 
     def _warm(self) -> None:
         try:
@@ -183,6 +199,7 @@ def _start_worker(environ: dict[str, str], workers: int) -> None:
     os.environ.clear()
     os.environ.update(environ)
     share_cores(workers)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a worker forked from the CLI: not its cleanup handler
 
 
 def _on_one_core(fn: Callable[..., Any], *args: Any) -> Any:

@@ -189,6 +189,8 @@ class _Run:
             lend_source(self.job, self.opened)
         try:
             self.report.batch["workers"] = getattr(pool, "workers", self.workers)
+            if isinstance(pool, LocalPool):  # how its processes started (fork: at once, with rdstd imported)
+                self.report.batch["processes_from"] = "fork" if pool.forked else "forkserver"
             inline = isinstance(pool, InProcess | LocalPool) and not target.remote and before_assembly is None
             assembly = _Assembly(self.job, self.plan, target, inline)
             units_began = time.time()

@@ -222,21 +222,21 @@ def convert(
     remote = is_url(str(output))
     asked = executor is not None or workers is not None or resume or remote
     batch = asked or auto_batch
-    source_url = str(source).rstrip("/") if is_url(str(source)) else None
-    if source_url is not None:  # the backends read files: a local mirror in the cache (rdstd.batch.mirror)
-        from rdstd.batch.mirror import open_mirrored
-
-        dataset = open_mirrored(source_url, lambda root: open_source(root, format_name, salvage=salvage, spec=spec))
-    src = dataset.path if source_url is not None else normalized(source)
-    out = Path(str(output)) if remote else normalized(output)
-    if not remote:
-        check_overlap(out, [src])  # before anything is read: a mistyped OUT must never touch the source
-    if source_url is None:
-        dataset = open_source(src, format_name, salvage=salvage, spec=spec)
     n_workers = workers or os.cpu_count() or 1
-    # workers asked for: the pool's processes start (and import rdstd) while this process plans
+    # the pool's processes start while this process opens the source and plans (see _early_pool)
     pool = _early_pool(n_workers) if asked and executor in (None, "local") and n_workers > 1 else None
     try:
+        source_url = str(source).rstrip("/") if is_url(str(source)) else None
+        if source_url is not None:  # the backends read files: a local mirror in the cache (rdstd.batch.mirror)
+            from rdstd.batch.mirror import open_mirrored
+
+            dataset = open_mirrored(source_url, lambda root: open_source(root, format_name, salvage=salvage, spec=spec))
+        src = dataset.path if source_url is not None else normalized(source)
+        out = Path(str(output)) if remote else normalized(output)
+        if not remote:
+            check_overlap(out, [src])  # before anything is read: a mistyped OUT must never touch the source
+        if source_url is None:
+            dataset = open_source(src, format_name, salvage=salvage, spec=spec)
         with dataset:
             plan = plan_conversion(
                 dataset,
@@ -301,11 +301,15 @@ def convert(
 
 
 def _early_pool(workers: int) -> Executor:
-    """A local pool of ``workers`` whose processes start now, in the background."""
-    from rdstd.batch.executors import LocalPool
+    """A local pool of ``workers`` whose processes start now, before the source is opened: forked from this
+    process with the unit code already imported when it may fork (:func:`rdstd.batch.executors.fork_is_safe`: no
+    other thread yet; no start-up cost at all), else from a fork server starting in the background (it imports
+    the unit code: a fraction of a CPU second, while this process plans)."""
+    from rdstd.batch import worker  # noqa: F401 - imported before the fork: the workers start with it
+    from rdstd.batch.executors import LocalPool, fork_is_safe
     from rdstd.batch.run import WORKER_PRELOAD
 
-    pool = LocalPool(workers, WORKER_PRELOAD)
+    pool = LocalPool(workers, WORKER_PRELOAD, fork=fork_is_safe())
     pool.warm()
     return pool
 

@@ -324,3 +324,41 @@ def test_units_are_placed_in_order_while_later_units_still_run(
     assert [unit for unit, _ in placed] == list(range(report.batch["units"]))
     assert placed[0][1] < report.batch["units"]  # the first unit went in before the last one was converted
     assert digest(out) == digest(reference)
+
+
+def test_the_cli_forks_its_workers_when_it_may_and_gives_the_one_worker_bytes(
+    source: Path, reference: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    ran = subprocess.run(
+        [*_cli(str(source), str(out), "--workers", "2", "--unit-episodes", "6"), "--format", "json"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    report = json.loads(ran.stdout)
+    assert report["batch"]["processes_from"] == "fork"  # a fresh CLI has no other thread: no fork server to start
+    assert len(report["batch"]["peak_rss_mb_per_worker"]) == 2
+    assert digest(out) == digest(reference)
+
+
+def test_a_process_with_another_thread_starts_its_workers_from_a_fork_server(
+    source: Path, reference: Path, tmp_path: Path
+) -> None:
+    import threading
+
+    from rdstd.batch.executors import fork_is_safe
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    try:
+        assert not fork_is_safe()
+        report = convert_batch(source, tmp_path / "out", workers=2, unit_episodes=6)
+    finally:
+        stop.set()
+        other.join()
+    assert report.batch["processes_from"] == "forkserver"
+    assert digest(tmp_path / "out") == digest(reference)
