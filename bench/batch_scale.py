@@ -79,6 +79,7 @@ def run(kind: str, src: Path, out: Path, options: dict[str, Any], code: str | No
         stdout=subprocess.PIPE,
         text=True,
         env=env,
+        cwd=out.parent,  # not the checkout: `python -c` puts the working folder first on the path
     )
     tree = TreeCpu(child.pid)
     marks: dict[str, Any] = {}
