@@ -6,6 +6,7 @@ orders what it keeps by position, so results never depend on which worker finish
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import os
 import queue
@@ -202,6 +203,12 @@ def _start_worker(environ: dict[str, str], workers: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a worker forked from the CLI: not its cleanup handler
 
 
+def _import(modules: list[str]) -> None:
+    """Import ``modules`` (a Ray worker's warm-up task)."""
+    for name in modules:
+        importlib.import_module(name)
+
+
 def _on_one_core(fn: Callable[..., Any], *args: Any) -> Any:
     """``fn(*args)`` in a Ray task, which holds one CPU: encoder threads on that one core (inline)."""
     share_cores(os.cpu_count() or 1)
@@ -223,30 +230,58 @@ class RayTasks:
         self.workers = int(resources.get("CPU", 1))
         self._remotes: dict[Callable[..., Any], Any] = {}
 
+    def warm(self, modules: Sequence[str]) -> None:
+        """Have each worker import ``modules`` now (a task each), while the driver plans: a Ray worker imports the
+        unit code at its first task, a fraction of a CPU second before any unit could start."""
+        ray = self._ray
+        remote = self._remotes.setdefault(_import, ray.remote(num_cpus=1, max_retries=0)(_import))
+        self._warming = [remote.remote(list(modules)) for _ in range(self.workers)]  # kept: not cancelled
+
     def run(self, fn: Callable[..., Any], items: Sequence[tuple[Any, ...]]) -> Iterator[tuple[int, Any]]:
         """Submit every item as a task; yield each as it finishes (the driver shows progress)."""
         ray = self._ray
-        remote = self._remotes.setdefault(_on_one_core, ray.remote(num_cpus=1, max_retries=0)(_on_one_core))
-        refs = {remote.remote(fn, *args): i for i, args in enumerate(items)}
+        refs = {self.start(fn, *args): i for i, args in enumerate(items)}
         pending = list(refs)
         try:
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)
                 for ref in done:
-                    try:
-                        yield refs[ref], ray.get(ref)
-                    except ray.exceptions.RayTaskError as exc:
-                        if isinstance(exc.cause, BaseException):  # the task's own exception, when Ray kept it
-                            raise exc.cause from exc
-                        first = (str(exc).splitlines() or [repr(exc)])[0]
-                        raise InternalError(
-                            f"a Ray task of the batch failed: {first}",
-                            hint="run again with --debug for the task's traceback, or with --executor local",
-                            situation="ray-task-failed",
-                        ) from exc
+                    yield refs[ref], self._get(ref)
         finally:
             for ref in pending:
                 ray.cancel(ref)
+
+    def start(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Submit ``fn(*args)`` as a task now; its result (or error, as :meth:`run` raises it) comes from
+        :meth:`results`."""
+        ray = self._ray
+        remote = self._remotes.setdefault(_on_one_core, ray.remote(num_cpus=1, max_retries=0)(_on_one_core))
+        return remote.remote(fn, *args)
+
+    def results(self, refs: Sequence[Any]) -> list[Any]:
+        """The results of tasks :meth:`start` submitted, in order (the first error is raised, after every task has
+        ended: none is left writing)."""
+        self.wait_all(refs)
+        return [self._get(ref) for ref in refs]
+
+    def wait_all(self, refs: Sequence[Any]) -> None:
+        """Wait until every task of ``refs`` has ended (whatever its outcome)."""
+        if refs:
+            self._ray.wait(list(refs), num_returns=len(refs))
+
+    def _get(self, ref: Any) -> Any:
+        ray = self._ray
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:
+            if isinstance(exc.cause, BaseException):  # the task's own exception, when Ray kept it
+                raise exc.cause from exc
+            first = (str(exc).splitlines() or [repr(exc)])[0]
+            raise InternalError(
+                f"a Ray task of the batch failed: {first}",
+                hint="run again with --debug for the task's traceback, or with --executor local",
+                situation="ray-task-failed",
+            ) from exc
 
     def close(self) -> None:
         """Leave Ray running (the caller or the cluster owns it)."""

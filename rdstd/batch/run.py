@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rdstd.batch import assemble
-from rdstd.batch.executors import Executor, ExecutorName, InProcess, LocalPool, make_executor
+from rdstd.batch.executors import Executor, ExecutorName, InProcess, LocalPool, RayTasks, make_executor
 from rdstd.batch.job import JOURNAL_DIR, Job, stage
 from rdstd.batch.place import Place
 from rdstd.batch.slurm import write_slurm
@@ -191,10 +191,13 @@ class _Run:
             self.report.batch["workers"] = getattr(pool, "workers", self.workers)
             if isinstance(pool, LocalPool):  # how its processes started (fork: at once, with rdstd imported)
                 self.report.batch["processes_from"] = "fork" if pool.forked else "forkserver"
-            inline = isinstance(pool, InProcess | LocalPool) and not target.remote and before_assembly is None
-            assembly = _Assembly(self.job, self.plan, target, inline)
+            assembly = _Assembly(self.job, self.plan, target, pool, early=before_assembly is None)
             units_began = time.time()
-            entries = _run_units(self.job, pool, finished, self.progress, assembly)
+            try:
+                entries = _run_units(self.job, pool, finished, self.progress, assembly)
+            except BaseException:
+                assembly.settle()
+                raise
             clock.lap("units_s")
             clock.first_unit(units_began, entries.values())
             _fill_report(self.report, self.job, entries)
@@ -287,13 +290,19 @@ class _Assembly:
 
     As soon as every unit before it is done, a unit gets its place (shard, episode and frame offsets), its episodes
     join the index and its statistics are merged (in unit order: the bytes never depend on timing). When the driver
-    is one of the workers (a local pool, or one worker) and the output is a local folder, the unit's shards are
-    rewritten then too, between the driver's own units, while the other workers take more units; otherwise (Ray,
-    object storage) the shards are rewritten on the executor once every unit is done.
+    is one of the workers (a local pool, or one worker), the unit's shards are rewritten then too, between the
+    driver's own units, while the other workers take more units; with Ray, a task rewriting them starts then. Only
+    when an old output must be removed first (``--overwrite`` in object storage) are they rewritten on the
+    executor once every unit is done.
     """
 
-    def __init__(self, job: Job, plan: Plan, target: Place, inline: bool) -> None:
-        self.job, self.plan, self.target, self.inline = job, plan, target, inline
+    def __init__(self, job: Job, plan: Plan, target: Place, pool: Executor, early: bool) -> None:
+        """``early``: the target may be written before every unit is done (not when an old output there is
+        removed first); shards are then placed inline by a local driver, or as Ray tasks started at once."""
+        self.job, self.plan, self.target = job, plan, target
+        self.inline = early and isinstance(pool, InProcess | LocalPool)
+        self.tasks = pool if early and isinstance(pool, RayTasks) else None
+        self.started: list[Any] = []  # Ray tasks placing units
         self.features = plan.converter.features
         self.index = assemble.EpisodeIndex()
         self.stats = {k: PartialStats(f.size) for k, f in self.features.items() if isinstance(f, VectorFeature)}
@@ -327,14 +336,24 @@ class _Assembly:
             self.index.add(placement, staging)
             if self.inline:
                 assemble.place_unit(placement, staging, self.target, self.features)
+            elif self.tasks is not None:
+                task = self.tasks.start(assemble.place_unit, placement, staging, self.target, self.features)
+                self.started.append(task)
             else:
                 self.later.append(placement)
+
+    def settle(self) -> None:
+        """Wait for the Ray tasks placing units to end (a failed run removes the target: none may still write)."""
+        if self.tasks is not None:
+            self.tasks.wait_all(self.started)  # their outcome does not matter: the run's own error is raised
 
     def finish(self, entries: dict[int, dict[str, Any]], pool: Executor, report: ConvertReport) -> None:
         """Write the rest of the dataset into the target: shards not placed yet (on the executor), episodes,
         tasks, stats, and the manifest last."""
         self.advance(entries)
         staging, target, features = self.job.staging, self.target, self.features
+        if self.tasks is not None:
+            self.tasks.results(self.started)
         for _ in pool.run(assemble.place_unit, [(p, staging, target, features) for p in self.later]):
             pass
         episode_rows, tasks = self.index.tables()

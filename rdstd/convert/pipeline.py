@@ -225,6 +225,8 @@ def convert(
     n_workers = workers or os.cpu_count() or 1
     # the pool's processes start while this process opens the source and plans (see _early_pool)
     pool = _early_pool(n_workers) if asked and executor in (None, "local") and n_workers > 1 else None
+    if executor == "ray" and n_workers >= 1:  # its workers import the unit code while this process plans
+        pool = _early_ray(ray_address, n_workers)
     try:
         source_url = str(source).rstrip("/") if is_url(str(source)) else None
         if source_url is not None:  # the backends read files: a local mirror in the cache (rdstd.batch.mirror)
@@ -312,6 +314,17 @@ def _early_pool(workers: int) -> Executor:
     pool = LocalPool(workers, WORKER_PRELOAD, fork=fork_is_safe())
     pool.warm()
     return pool
+
+
+def _early_ray(address: str | None, workers: int) -> Executor:
+    """Ray tasks on the cluster at ``address`` (or a local Ray of ``workers`` CPUs), its workers importing the unit
+    code now."""
+    from rdstd.batch.executors import RayTasks
+    from rdstd.batch.run import WORKER_PRELOAD
+
+    tasks = RayTasks(address, workers)
+    tasks.warm(WORKER_PRELOAD)
+    return tasks
 
 
 def _convert_here(

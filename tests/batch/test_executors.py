@@ -110,3 +110,12 @@ def test_each_worker_of_a_local_pool_encodes_on_its_share_of_the_cores() -> None
     assert {threads for threads, _ in got} == {max(1, min(MAX_ENCODE_THREADS, cores // 2))}
     assert len({pid for _, pid in got}) == 2  # the driver and the process alike
     assert encode_threads() == alone  # the driver has its cores back once the run is over
+
+
+def test_a_task_started_on_its_own_raises_its_error_when_its_result_is_taken() -> None:
+    cause = SourceError("a.zarr: chunk does not decode", situation="corrupt-source")
+    tasks = _tasks(_RayTaskError(cause))
+    started = [tasks.start(print, 1), tasks.start(print, 2)]
+    tasks.wait_all(started)  # waits, raises nothing (a failed run settles its tasks this way)
+    with pytest.raises(SourceError, match="chunk does not decode"):
+        tasks.results(started)
