@@ -168,12 +168,26 @@ def _finish(
         "shards": [p.relative_to(folder).as_posix() for p in files if p.match(f"{layout.DATA_DIR}/shard-*.parquet")],
         "videos": [p.relative_to(folder).as_posix() for p in files if p.is_relative_to(folder / layout.VIDEOS_DIR)],
         "worker_pid": os.getpid(),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": peak_rss_mb(),
         "stats": job.stats_rel(unit.index),
     }
     job.staging.write_bytes(job.stats_rel(unit.index), partials_to_bytes(result.stats))  # before the entry (last)
     job.staging.write_bytes(job.journal_rel(unit.index), json.dumps(entry).encode())
     return entry
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set in MB: ``VmHWM`` (its own memory's high-water mark) where Linux has it;
+    ``ru_maxrss`` carries a parent's peak across fork and exec (a driver started by a process that once held
+    1.2 GB reported 1.2 GB), so it is only the fallback."""
+    try:
+        with Path("/proc/self/status").open(encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def run_unit_safely(job: Job, unit: WorkUnit) -> dict[str, Any]:

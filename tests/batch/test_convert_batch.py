@@ -362,3 +362,14 @@ def test_a_process_with_another_thread_starts_its_workers_from_a_fork_server(
         other.join()
     assert report.batch["processes_from"] == "forkserver"
     assert digest(tmp_path / "out") == digest(reference)
+
+
+def test_peak_rss_is_this_processs_own_not_a_parents(tmp_path: Path) -> None:
+    code = (
+        "import numpy as np, subprocess, sys\n"
+        "block = np.ones(100_000_000); del block\n"  # 800 MB once held by the parent
+        "child = 'from rdstd.batch.worker import peak_rss_mb; print(peak_rss_mb())'\n"
+        "print(subprocess.run([sys.executable, '-c', child], capture_output=True, text=True, check=True).stdout)\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, check=True)
+    assert float(ran.stdout) < 500  # ru_maxrss would say ~800 MB here
