@@ -86,18 +86,20 @@ class LocalPool:
             initargs=(dict(os.environ), workers),
         )
 
-    def warm(self) -> None:
+    def warm(self, prepare: Callable[..., Any] = os.getpid, *args: Any) -> None:
         """Start the processes now: forked from this thread at once (``fork``: the only thread, see
-        :func:`fork_is_safe`), or in the background (the fork server's imports take a fraction of a second)."""
-        if self.forked:
-            self._pool.submit(os.getpid)  # a fork pool forks all its processes at its first submit, here
+        :func:`fork_is_safe`), or in the background (the fork server's imports take a fraction of a second); each
+        is given ``prepare(*args)`` to run first (its outcome is not waited for: a unit meets any error again)."""
+        if self.forked:  # a fork pool forks all its processes at its first submit, here
+            for _ in range(self._processes):
+                self._pool.submit(prepare, *args)
         else:
-            threading.Thread(target=self._warm, name="rdstd-pool-warm", daemon=True).start()
+            threading.Thread(target=self._warm, args=(prepare, *args), name="rdstd-pool-warm", daemon=True).start()
 
-    def _warm(self) -> None:
+    def _warm(self, prepare: Callable[..., Any], *args: Any) -> None:
         try:
-            for future in [self._pool.submit(os.getpid) for _ in range(self._processes)]:
-                future.result()
+            for _ in range(self._processes):
+                self._pool.submit(prepare, *args)
         except (RuntimeError, BrokenProcessPool):  # closed meanwhile; a broken pool fails the first real item
             pass
 

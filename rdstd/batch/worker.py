@@ -99,7 +99,11 @@ def _open(job: Job) -> SourceDataset:
     key = _key(job)
     dataset = _OPEN.get(key)
     if dataset is None:
+        early = _early_for(job)  # before close_sources, which would close it
         close_sources()
+        if early is not None:
+            _OPEN[key] = early
+            return early
         options: dict[str, Any] = {"salvage": job.salvage, "spec": job.spec}
         if is_url(job.source):  # read from this machine's mirror of it
             dataset = open_mirrored(job.source, lambda root: open_source(root, job.format_name, **options))
@@ -107,6 +111,30 @@ def _open(job: Job) -> SourceDataset:
             dataset = open_source(job.source, job.format_name, **options)
         _OPEN[key] = dataset
     return dataset
+
+
+#: The source a pool process opened before its first unit (:func:`open_early`), while the driver planned.
+_EARLY: list[tuple[SourceDataset, bool]] = []
+
+
+def open_early(source: str, format_name: str | None, salvage: bool) -> None:
+    """Open a local ``source`` now, as the job's units will (a pool process's warm-up while the driver plans: the
+    backend's imports and the source's open are then done before its first unit). The first unit takes it if it
+    is the job's source, format and salvage mode and the spec gives the backend no options; else it is closed."""
+    if is_url(source) or _EARLY or _OPEN:
+        return
+    _EARLY.append((open_source(source, format_name, salvage=salvage), salvage))
+
+
+def _early_for(job: Job) -> SourceDataset | None:
+    """The source :func:`open_early` opened, if it is the one ``job``'s units read (else it is closed)."""
+    while _EARLY:
+        dataset, salvage = _EARLY.pop()
+        same = (str(dataset.path), dataset.format, salvage) == (job.source, job.format_name, job.salvage)
+        if same and job.spec.source is None:
+            return dataset
+        dataset.close()
+    return None
 
 
 #: Keys of :data:`_OPEN` whose source the caller lent (:func:`lend_source`): dropped, never closed, here.
@@ -132,6 +160,8 @@ def lend_source(job: Job, dataset: SourceDataset) -> None:
 def close_sources() -> None:
     """Close the source this process keeps open between units (the driver calls it after a run in process); a
     lent source is only forgotten."""
+    while _EARLY:
+        _EARLY.pop()[0].close()
     while _OPEN:
         key, dataset = _OPEN.popitem()
         if key in _LENT:

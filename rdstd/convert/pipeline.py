@@ -224,7 +224,9 @@ def convert(
     batch = asked or auto_batch
     n_workers = workers or os.cpu_count() or 1
     # the pool's processes start while this process opens the source and plans (see _early_pool)
-    pool = _early_pool(n_workers) if asked and executor in (None, "local") and n_workers > 1 else None
+    pool = None
+    if asked and executor in (None, "local") and n_workers > 1:
+        pool = _early_pool(n_workers, None if is_url(str(source)) else (str(source), format_name, salvage))
     if executor == "ray" and n_workers >= 1:  # its workers import the unit code while this process plans
         pool = _early_ray(ray_address, n_workers)
     try:
@@ -302,17 +304,21 @@ def convert(
     return report
 
 
-def _early_pool(workers: int) -> Executor:
+def _early_pool(workers: int, source: tuple[str, str | None, bool] | None) -> Executor:
     """A local pool of ``workers`` whose processes start now, before the source is opened: forked from this
     process with the unit code already imported when it may fork (:func:`rdstd.batch.executors.fork_is_safe`: no
     other thread yet; no start-up cost at all), else from a fork server starting in the background (it imports
-    the unit code: a fraction of a CPU second, while this process plans)."""
-    from rdstd.batch import worker  # noqa: F401 - imported before the fork: the workers start with it
+    the unit code: a fraction of a CPU second, while this process plans). A local ``source`` (path, format,
+    salvage) is opened by each process meanwhile (:func:`rdstd.batch.worker.open_early`)."""
+    from rdstd.batch import worker  # imported before the fork: the workers start with it
     from rdstd.batch.executors import LocalPool, fork_is_safe
     from rdstd.batch.run import WORKER_PRELOAD
 
     pool = LocalPool(workers, WORKER_PRELOAD, fork=fork_is_safe())
-    pool.warm()
+    if source is None:
+        pool.warm()
+    else:
+        pool.warm(worker.open_early, *source)
     return pool
 
 

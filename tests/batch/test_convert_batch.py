@@ -373,3 +373,22 @@ def test_peak_rss_is_this_processs_own_not_a_parents(tmp_path: Path) -> None:
     )
     ran = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, check=True)
     assert float(ran.stdout) < 500  # ru_maxrss would say ~800 MB here
+
+
+def test_a_pool_process_takes_the_source_it_opened_while_the_driver_planned(source: Path, tmp_path: Path) -> None:
+    from rdstd.batch import worker
+    from rdstd.batch.job import load_job
+
+    convert_batch(source, tmp_path / "out", executor="slurm", unit_episodes=6)  # stages the job, runs nothing
+    job = load_job(str(tmp_path / "out"))
+    try:
+        worker.open_early(str(source), None, False)  # what a pool process runs first
+        early = worker._EARLY[0][0]
+        assert worker._open(job) is early and not worker._EARLY  # the units read it: no second open
+        worker.close_sources()
+        worker.open_early(str(make_source(tmp_path, [5, 5])), None, False)  # another source: not the job's
+        other = worker._EARLY[0][0]
+        assert worker._open(job) is not other and not worker._EARLY
+    finally:
+        worker.close_sources()
+    assert not worker._OPEN
