@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,9 @@ def place_unit(
     schema = layout.frame_schema(features)
     images = [k for k, f in features.items() if isinstance(f, ImageFeature) and f.codec != ImageCodec.VIDEO]
     videos = [k for k, f in features.items() if isinstance(f, ImageFeature) and f.codec == ImageCodec.VIDEO]
-    with tempfile.TemporaryDirectory(prefix="rdstd-assemble-") as scratch_name:
+    # a scratch folder only for object storage (locally, a unit is placed between the driver's own units)
+    remote = staging.remote or out.remote
+    with tempfile.TemporaryDirectory(prefix="rdstd-assemble-") if remote else nullcontext("") as scratch_name:
         scratch = Path(scratch_name)
         for number, shard in enumerate(placement.shards):
             final = layout.shard_name(placement.shard_start + number)
@@ -116,15 +119,21 @@ def _renumber(table: pa.Table, placement: Placement, videos: list[str]) -> pa.Ta
     return table
 
 
-def episode_table(placements: list[Placement], staging: Place) -> tuple[pa.Table, pa.Table]:
-    """The dataset's episode index and task table from the units' (renumbered; tasks by first appearance)."""
-    tasks: dict[str, int] = {}
-    parts: list[pa.Table] = []
-    for placement in placements:
+class EpisodeIndex:
+    """The dataset's episode index and task table, built from the units' in unit order (each renumbered; tasks
+    numbered by first appearance, as the writer does)."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, int] = {}
+        self._parts: list[pa.Table] = []
+
+    def add(self, placement: Placement, staging: Place) -> None:
+        """Add the episodes of the unit ``placement`` places (after those of every unit before it)."""
         raw = staging.read_bytes(f"{placement.folder}/{layout.EPISODES}")
         table = pq.read_table(pa.BufferReader(raw), schema=layout.EPISODES_SCHEMA)
         if not table.num_rows:
-            continue
+            return
+        tasks = self._tasks
         task_index = [tasks.setdefault(t, len(tasks)) if t else None for t in table.column("task").to_pylist()]
         updates = {
             "episode_index": pc.add(table.column("episode_index"), placement.episode_offset),
@@ -135,18 +144,30 @@ def episode_table(placements: list[Placement], staging: Place) -> tuple[pa.Table
         for name, column in updates.items():
             index = table.schema.get_field_index(name)
             table = table.set_column(index, layout.EPISODES_SCHEMA.field(name), column)
-        parts.append(table)
-    episodes = pa.concat_tables(parts) if parts else layout.EPISODES_SCHEMA.empty_table()
-    ids = episodes.column("episode_id").to_pylist()
-    if len(set(ids)) != len(ids):
-        dupes = sorted({i for i in ids if ids.count(i) > 1})[:5]
-        raise EpisodeError(
-            f"episode ids are not unique: {dupes}",
-            hint="the source key must be unique per episode",
-            situation="episode-ids-not-unique",
-        )
-    task_table = pa.table({"task_index": pa.array(list(tasks.values()), pa.int64()), "task": list(tasks.keys())})
-    return episodes, task_table
+        self._parts.append(table)
+
+    def tables(self) -> tuple[pa.Table, pa.Table]:
+        """The episode index and the task table (episode ids must be unique)."""
+        episodes = pa.concat_tables(self._parts) if self._parts else layout.EPISODES_SCHEMA.empty_table()
+        ids = episodes.column("episode_id").to_pylist()
+        if len(set(ids)) != len(ids):
+            dupes = sorted({i for i in ids if ids.count(i) > 1})[:5]
+            raise EpisodeError(
+                f"episode ids are not unique: {dupes}",
+                hint="the source key must be unique per episode",
+                situation="episode-ids-not-unique",
+            )
+        tasks = self._tasks
+        task_table = pa.table({"task_index": pa.array(list(tasks.values()), pa.int64()), "task": list(tasks.keys())})
+        return episodes, task_table
+
+
+def episode_table(placements: list[Placement], staging: Place) -> tuple[pa.Table, pa.Table]:
+    """The dataset's episode index and task table from the units' (renumbered; tasks by first appearance)."""
+    index = EpisodeIndex()
+    for placement in placements:
+        index.add(placement, staging)
+    return index.tables()
 
 
 def write_table(out: Place, rel: str, table: pa.Table) -> None:

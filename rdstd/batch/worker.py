@@ -37,7 +37,7 @@ def run_unit(job: Job, unit: WorkUnit) -> dict[str, Any]:
     opened at all is recorded with every episode skipped; under ``"fail"`` the error is raised. With a staging
     folder in object storage the unit is written to a local temporary folder first, then uploaded file by file.
     """
-    started = (time.perf_counter(), time.process_time())
+    started = (time.perf_counter(), time.process_time(), time.time())
     staging = job.staging
     scratch = Path(tempfile.mkdtemp(prefix="rdstd-unit-")) if staging.remote else None
     folder = scratch / "unit" if scratch is not None else staging.path(job.unit_rel(unit.index))
@@ -96,12 +96,14 @@ _OPEN: dict[str, SourceDataset] = {}
 
 
 def _open(job: Job) -> SourceDataset:
-    # the job's creation time too: a Ray worker outlives the job, and a later job may read a changed source
-    what = [job.source, job.format_name, job.salvage, job.spec.model_dump(mode="json"), job.provenance.created_utc]
-    key = json.dumps(what, sort_keys=True, default=str)
+    key = _key(job)
     dataset = _OPEN.get(key)
     if dataset is None:
+        early = _early_for(job)  # before close_sources, which would close it
         close_sources()
+        if early is not None:
+            _OPEN[key] = early
+            return early
         options: dict[str, Any] = {"salvage": job.salvage, "spec": job.spec}
         if is_url(job.source):  # read from this machine's mirror of it
             dataset = open_mirrored(job.source, lambda root: open_source(root, job.format_name, **options))
@@ -111,10 +113,61 @@ def _open(job: Job) -> SourceDataset:
     return dataset
 
 
+#: The source a pool process opened before its first unit (:func:`open_early`), while the driver planned.
+_EARLY: list[tuple[SourceDataset, bool]] = []
+
+
+def open_early(source: str, format_name: str | None, salvage: bool) -> None:
+    """Open a local ``source`` now, as the job's units will (a pool process's warm-up while the driver plans: the
+    backend's imports and the source's open are then done before its first unit). The first unit takes it if it
+    is the job's source, format and salvage mode and the spec gives the backend no options; else it is closed."""
+    if is_url(source) or _EARLY or _OPEN:
+        return
+    _EARLY.append((open_source(source, format_name, salvage=salvage), salvage))
+
+
+def _early_for(job: Job) -> SourceDataset | None:
+    """The source :func:`open_early` opened, if it is the one ``job``'s units read (else it is closed)."""
+    while _EARLY:
+        dataset, salvage = _EARLY.pop()
+        same = (str(dataset.path), dataset.format, salvage) == (job.source, job.format_name, job.salvage)
+        if same and job.spec.source is None:
+            return dataset
+        dataset.close()
+    return None
+
+
+#: Keys of :data:`_OPEN` whose source the caller lent (:func:`lend_source`): dropped, never closed, here.
+_LENT: set[str] = set()
+
+
+def _key(job: Job) -> str:
+    # the job's creation time too: a Ray worker outlives the job, and a later job may read a changed source
+    what = [job.source, job.format_name, job.salvage, job.spec.model_dump(mode="json"), job.provenance.created_utc]
+    return json.dumps(what, sort_keys=True, default=str)
+
+
+def lend_source(job: Job, dataset: SourceDataset) -> None:
+    """Let units of ``job`` run in this process read ``dataset``, the source as the driver opened it to plan (it
+    must be opened as :func:`_open` would: same path, format, salvage and spec); the caller closes it, after
+    :func:`close_sources`."""
+    close_sources()
+    key = _key(job)
+    _OPEN[key] = dataset
+    _LENT.add(key)
+
+
 def close_sources() -> None:
-    """Close the source this process keeps open between units (the driver calls it after a run in process)."""
+    """Close the source this process keeps open between units (the driver calls it after a run in process); a
+    lent source is only forgotten."""
+    while _EARLY:
+        _EARLY.pop()[0].close()
     while _OPEN:
-        _OPEN.popitem()[1].close()
+        key, dataset = _OPEN.popitem()
+        if key in _LENT:
+            _LENT.discard(key)
+        else:
+            dataset.close()
 
 
 @dataclass
@@ -125,7 +178,7 @@ class _UnitReport:
 
 
 def _finish(
-    job: Job, unit: WorkUnit, folder: Path, result: _UnitReport, started: tuple[float, float]
+    job: Job, unit: WorkUnit, folder: Path, result: _UnitReport, started: tuple[float, float, float]
 ) -> dict[str, Any]:
     report = result.convert
     files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
@@ -134,6 +187,7 @@ def _finish(
         "name": unit.name,
         "seconds": round(time.perf_counter() - started[0], 3),
         "cpu_seconds": round(time.process_time() - started[1], 3),  # every thread of the worker
+        "started_at": round(started[2], 3),  # wall clock (the driver's phases: when the workers began and ended)
         "episodes": report.episodes_written,
         "frames": report.frames_written,
         "bytes": sum(p.stat().st_size for p in files),
@@ -144,12 +198,26 @@ def _finish(
         "shards": [p.relative_to(folder).as_posix() for p in files if p.match(f"{layout.DATA_DIR}/shard-*.parquet")],
         "videos": [p.relative_to(folder).as_posix() for p in files if p.is_relative_to(folder / layout.VIDEOS_DIR)],
         "worker_pid": os.getpid(),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": peak_rss_mb(),
         "stats": job.stats_rel(unit.index),
     }
     job.staging.write_bytes(job.stats_rel(unit.index), partials_to_bytes(result.stats))  # before the entry (last)
     job.staging.write_bytes(job.journal_rel(unit.index), json.dumps(entry).encode())
     return entry
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set in MB: ``VmHWM`` (its own memory's high-water mark) where Linux has it;
+    ``ru_maxrss`` carries a parent's peak across fork and exec (a driver started by a process that once held
+    1.2 GB reported 1.2 GB), so it is only the fallback."""
+    try:
+        with Path("/proc/self/status").open(encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def run_unit_safely(job: Job, unit: WorkUnit) -> dict[str, Any]:

@@ -55,7 +55,7 @@ from rdstd.store.stats import PartialStats
 from rdstd.store.writer import DEFAULT_ROW_GROUP_FRAMES, DatasetWriter
 
 if TYPE_CHECKING:
-    from rdstd.batch.executors import ExecutorName
+    from rdstd.batch.executors import Executor, ExecutorName
 
 OnError = Literal["fail", "skip"]
 #: How the spec was chosen: passed by the caller, a shipped spec matched to the source, or drafted from it.
@@ -222,63 +222,115 @@ def convert(
     remote = is_url(str(output))
     asked = executor is not None or workers is not None or resume or remote
     batch = asked or auto_batch
-    source_url = str(source).rstrip("/") if is_url(str(source)) else None
-    if source_url is not None:  # the backends read files: a local mirror in the cache (rdstd.batch.mirror)
-        from rdstd.batch.mirror import open_mirrored
+    n_workers = workers or os.cpu_count() or 1
+    # the pool's processes start while this process opens the source and plans (see _early_pool)
+    pool = None
+    if asked and executor in (None, "local") and n_workers > 1:
+        pool = _early_pool(n_workers, None if is_url(str(source)) else (str(source), format_name, salvage))
+    if executor == "ray" and n_workers >= 1:  # its workers import the unit code while this process plans
+        pool = _early_ray(ray_address, n_workers)
+    try:
+        source_url = str(source).rstrip("/") if is_url(str(source)) else None
+        if source_url is not None:  # the backends read files: a local mirror in the cache (rdstd.batch.mirror)
+            from rdstd.batch.mirror import open_mirrored
 
-        dataset = open_mirrored(source_url, lambda root: open_source(root, format_name, salvage=salvage, spec=spec))
-    src = dataset.path if source_url is not None else normalized(source)
-    out = Path(str(output)) if remote else normalized(output)
-    if not remote:
-        check_overlap(out, [src])  # before anything is read: a mistyped OUT must never touch the source
-    if source_url is None:
-        dataset = open_source(src, format_name, salvage=salvage, spec=spec)
-    with dataset:
-        plan = plan_conversion(
-            dataset,
-            src,
-            out,
-            spec=spec,
-            images=images,
-            limit=limit,
-            rate_hz=rate_hz,
-            drop_unmapped=drop_unmapped,
-            exclude_episodes=exclude_episodes,
-        )
-        if source_url is not None:  # the manifest and the report name the source, not this machine's mirror
-            plan.provenance = plan.provenance.model_copy(update={"source_path": source_url})
-        if batch and not asked and estimated_seconds(plan) < POOL_MIN_S:
-            batch = False  # a pool's start and the assembly would cost more than they save
-        units = dataset.work_units(plan.refs, unit_episodes) if batch else []
-        if not batch or (len(units) <= 1 and executor in (None, "local") and not resume and not remote):
-            _convert_here(dataset, plan, out, overwrite, row_group_frames, on_error, progress, on_plan)
-            plan.report.source = source_url or plan.report.source
-            plan.report.seconds = time.perf_counter() - started
-            return plan.report
-    from rdstd.batch.run import BatchOptions, run_batch
+            dataset = open_mirrored(source_url, lambda root: open_source(root, format_name, salvage=salvage, spec=spec))
+        src = dataset.path if source_url is not None else normalized(source)
+        out = Path(str(output)) if remote else normalized(output)
+        if not remote:
+            check_overlap(out, [src])  # before anything is read: a mistyped OUT must never touch the source
+        if source_url is None:
+            dataset = open_source(src, format_name, salvage=salvage, spec=spec)
+        with dataset:
+            plan = plan_conversion(
+                dataset,
+                src,
+                out,
+                spec=spec,
+                images=images,
+                limit=limit,
+                rate_hz=rate_hz,
+                drop_unmapped=drop_unmapped,
+                exclude_episodes=exclude_episodes,
+            )
+            if source_url is not None:  # the manifest and the report name the source, not this machine's mirror
+                plan.provenance = plan.provenance.model_copy(update={"source_path": source_url})
+            if batch and not asked and estimated_seconds(plan) < POOL_MIN_S:
+                batch = False  # a pool's start and the assembly would cost more than they save
+            units = dataset.work_units(plan.refs, unit_episodes) if batch else []
+            if not batch or (len(units) <= 1 and executor in (None, "local") and not resume and not remote):
+                _convert_here(dataset, plan, out, overwrite, row_group_frames, on_error, progress, on_plan)
+                plan.report.source = source_url or plan.report.source
+                plan.report.seconds = time.perf_counter() - started
+                return plan.report
+            planned = time.perf_counter()
+            from rdstd.batch.run import BatchOptions, run_batch
 
-    options = BatchOptions(
-        format_name=format_name,
-        on_error=on_error,
-        images=images,
-        overwrite=overwrite,
-        row_group_frames=row_group_frames,
-        rate_hz=rate_hz,
-        drop_unmapped=drop_unmapped,
-        salvage=salvage,
-        executor=executor or "local",
-        workers=workers or os.cpu_count() or 1,
-        ray_address=ray_address,
-        resume=resume,
-        unit_episodes=unit_episodes,
-        slurm_assemble=slurm_assemble,
-    )
-    report = run_batch(
-        plan, units, source_url or src, str(output).rstrip("/") if remote else out, options, progress, on_plan
-    )
+            options = BatchOptions(
+                format_name=format_name,
+                on_error=on_error,
+                images=images,
+                overwrite=overwrite,
+                row_group_frames=row_group_frames,
+                rate_hz=rate_hz,
+                drop_unmapped=drop_unmapped,
+                salvage=salvage,
+                executor=executor or "local",
+                workers=n_workers,
+                ray_address=ray_address,
+                resume=resume,
+                unit_episodes=unit_episodes,
+                slurm_assemble=slurm_assemble,
+            )
+            # units run in this process read the source opened here (when the workers would open it alike)
+            lend = source_url is None and (spec is not None or plan.spec.source is None)
+            report = run_batch(
+                plan,
+                units,
+                source_url or src,
+                str(output).rstrip("/") if remote else out,
+                options,
+                progress,
+                on_plan,
+                pool=pool,
+                opened=dataset if lend else None,
+            )
+    finally:
+        if pool is not None:
+            pool.close()
     report.source = source_url or report.source
     report.seconds = time.perf_counter() - started
+    report.batch.setdefault("phases", {})["plan_s"] = round(planned - started, 3)
     return report
+
+
+def _early_pool(workers: int, source: tuple[str, str | None, bool] | None) -> Executor:
+    """A local pool of ``workers`` whose processes start now, before the source is opened: forked from this
+    process with the unit code already imported when it may fork (:func:`rdstd.batch.executors.fork_is_safe`: no
+    other thread yet; no start-up cost at all), else from a fork server starting in the background (it imports
+    the unit code: a fraction of a CPU second, while this process plans). A local ``source`` (path, format,
+    salvage) is opened by each process meanwhile (:func:`rdstd.batch.worker.open_early`)."""
+    from rdstd.batch import worker  # imported before the fork: the workers start with it
+    from rdstd.batch.executors import LocalPool, fork_is_safe
+    from rdstd.batch.run import WORKER_PRELOAD
+
+    pool = LocalPool(workers, WORKER_PRELOAD, fork=fork_is_safe())
+    if source is None:
+        pool.warm()
+    else:
+        pool.warm(worker.open_early, *source)
+    return pool
+
+
+def _early_ray(address: str | None, workers: int) -> Executor:
+    """Ray tasks on the cluster at ``address`` (or a local Ray of ``workers`` CPUs), its workers importing the unit
+    code now."""
+    from rdstd.batch.executors import RayTasks
+    from rdstd.batch.run import WORKER_PRELOAD
+
+    tasks = RayTasks(address, workers)
+    tasks.warm(WORKER_PRELOAD)
+    return tasks
 
 
 def _convert_here(

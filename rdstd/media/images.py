@@ -153,13 +153,26 @@ def decode_as(data: Buffer, feature: ImageFeature) -> npt.NDArray[Any]:
 MAX_ENCODE_THREADS = 4
 
 
+#: Processes sharing this machine's cores, this one among them (:func:`share_cores`).
+_sharing = 1
+
+
+def share_cores(processes: int) -> int:
+    """Declare that ``processes`` processes (this one among them: a batch run's workers) share the cores, so
+    :func:`encode_threads` gives this one its share; returns the previous value (to restore it)."""
+    global _sharing
+    previous, _sharing = _sharing, max(1, processes)
+    return previous
+
+
 def encode_threads() -> int:
-    """Threads :func:`encode_frames` uses: the cores this process may run on, at most :data:`MAX_ENCODE_THREADS`."""
+    """Threads :func:`encode_frames` uses: this process's share of the cores it may run on (:func:`share_cores`),
+    at most :data:`MAX_ENCODE_THREADS`."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
-    return max(1, min(MAX_ENCODE_THREADS, cores))
+    return max(1, min(MAX_ENCODE_THREADS, cores // _sharing))
 
 
 def _encode_pool() -> DaemonPool:

@@ -79,9 +79,10 @@ def test_two_workers_give_the_same_bytes_as_one(source: Path, reference: Path, t
 
 
 def test_a_worker_opens_the_source_once_for_all_its_units(
-    source: Path, reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from rdstd.batch import worker
+    from rdstd.batch.job import load_job
 
     opened: list[str] = []
     real = worker.open_source
@@ -91,9 +92,40 @@ def test_a_worker_opens_the_source_once_for_all_its_units(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(worker, "open_source", counting)
+    convert_batch(source, tmp_path / "out", executor="slurm", unit_episodes=6)  # stages the job, runs nothing
+    job = load_job(str(tmp_path / "out"))
+    try:
+        for unit in job.units[:3]:  # as a pool process or a SLURM task runs them
+            assert worker.run_unit(job, unit)["episodes"] == len(unit.refs)
+    finally:
+        worker.close_sources()
+    assert opened == [str(source)]  # not once per unit (a zarr open lists every chunk)
+    assert not worker._OPEN
+
+
+def test_units_run_in_the_driver_read_the_source_it_planned_with(
+    source: Path, reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rdstd.batch import worker
+    from rdstd.convert import pipeline
+
+    opened: list[str] = []
+    closed: list[str] = []
+    real_open = pipeline.open_source
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        dataset = real_open(*args, **kwargs)
+        opened.append(str(dataset.path))
+        real_close = dataset.close
+        monkeypatch.setattr(dataset, "close", lambda: closed.append(str(dataset.path)) or real_close())
+        return dataset
+
+    monkeypatch.setattr(pipeline, "open_source", counting)
+    monkeypatch.setattr(worker, "open_source", counting)
     report = convert_batch(source, tmp_path / "out", workers=1, unit_episodes=6)
-    assert report.batch["units"] == 7 and opened == [str(source)]  # not once per unit (a zarr open lists every chunk)
-    assert not worker._OPEN  # closed at the end of the run
+    assert report.batch["units"] == 7
+    assert opened == [str(source)] and closed == [str(source)]  # opened once to plan, read by the units, closed once
+    assert not worker._OPEN
     assert digest(tmp_path / "out") == digest(reference)
 
 
@@ -271,3 +303,92 @@ def test_slurm_writes_an_array_script_whose_tasks_and_assembly_give_the_same_byt
     done = subprocess.run(assemble, env=_env(), capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert digest(out) == digest(reference)
+
+
+def test_units_are_placed_in_order_while_later_units_still_run(
+    source: Path, reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rdstd.batch import assemble
+
+    out = tmp_path / "out"
+    placed: list[tuple[int, int]] = []  # (unit, units finished when it was placed)
+    real = assemble.place_unit
+
+    def recording(placement: assemble.Placement, *args: Any) -> dict[str, Any]:
+        finished = len(list((staging_path(out) / "journal").glob("unit-*.json")))
+        placed.append((placement.unit, finished))
+        return real(placement, *args)
+
+    monkeypatch.setattr(assemble, "place_unit", recording)
+    report = convert_batch(source, out, workers=1, unit_episodes=6)
+    assert [unit for unit, _ in placed] == list(range(report.batch["units"]))
+    assert placed[0][1] < report.batch["units"]  # the first unit went in before the last one was converted
+    assert digest(out) == digest(reference)
+
+
+def test_the_cli_forks_its_workers_when_it_may_and_gives_the_one_worker_bytes(
+    source: Path, reference: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    ran = subprocess.run(
+        [*_cli(str(source), str(out), "--workers", "2", "--unit-episodes", "6"), "--format", "json"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    report = json.loads(ran.stdout)
+    assert report["batch"]["processes_from"] == "fork"  # a fresh CLI has no other thread: no fork server to start
+    assert len(report["batch"]["peak_rss_mb_per_worker"]) == 2
+    assert digest(out) == digest(reference)
+
+
+def test_a_process_with_another_thread_starts_its_workers_from_a_fork_server(
+    source: Path, reference: Path, tmp_path: Path
+) -> None:
+    import threading
+
+    from rdstd.batch.executors import fork_is_safe
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    try:
+        assert not fork_is_safe()
+        report = convert_batch(source, tmp_path / "out", workers=2, unit_episodes=6)
+    finally:
+        stop.set()
+        other.join()
+    assert report.batch["processes_from"] == "forkserver"
+    assert digest(tmp_path / "out") == digest(reference)
+
+
+def test_peak_rss_is_this_processs_own_not_a_parents(tmp_path: Path) -> None:
+    code = (
+        "import numpy as np, subprocess, sys\n"
+        "block = np.ones(100_000_000); del block\n"  # 800 MB once held by the parent
+        "child = 'from rdstd.batch.worker import peak_rss_mb; print(peak_rss_mb())'\n"
+        "print(subprocess.run([sys.executable, '-c', child], capture_output=True, text=True, check=True).stdout)\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, check=True)
+    assert float(ran.stdout) < 500  # ru_maxrss would say ~800 MB here
+
+
+def test_a_pool_process_takes_the_source_it_opened_while_the_driver_planned(source: Path, tmp_path: Path) -> None:
+    from rdstd.batch import worker
+    from rdstd.batch.job import load_job
+
+    convert_batch(source, tmp_path / "out", executor="slurm", unit_episodes=6)  # stages the job, runs nothing
+    job = load_job(str(tmp_path / "out"))
+    try:
+        worker.open_early(str(source), None, False)  # what a pool process runs first
+        early = worker._EARLY[0][0]
+        assert worker._open(job) is early and not worker._EARLY  # the units read it: no second open
+        worker.close_sources()
+        worker.open_early(str(make_source(tmp_path, [5, 5])), None, False)  # another source: not the job's
+        other = worker._EARLY[0][0]
+        assert worker._open(job) is not other and not worker._EARLY
+    finally:
+        worker.close_sources()
+    assert not worker._OPEN

@@ -3,6 +3,8 @@ carry back becomes an InternalError naming the failure (never ``raise None``).""
 
 from __future__ import annotations
 
+import os
+import time
 import types
 from typing import Any
 
@@ -52,3 +54,68 @@ def test_a_failure_ray_could_not_carry_back_is_an_internal_error() -> None:
     with pytest.raises(InternalError, match=r"a Ray task of the batch failed: task failed") as caught:
         list(_tasks(_RayTaskError(None)).run(print, [(1,)]))
     assert "Traceback" not in caught.value.message and caught.value.situation == "ray-task-failed"
+
+
+def _item(value: int, seconds: float) -> tuple[int, int]:
+    if value < 0:
+        raise ValueError(f"item {value} fails")
+    time.sleep(seconds)
+    return value, os.getpid()
+
+
+def test_a_local_pool_runs_items_in_the_driver_and_its_processes_each_once() -> None:
+    from rdstd.batch.executors import LocalPool
+
+    pool = LocalPool(2)
+    try:
+        got = list(pool.run(_item, [(i, 0.02) for i in range(30)]))
+    finally:
+        pool.close()
+    assert sorted(position for position, _ in got) == list(range(30))
+    assert all(value == position for position, (value, _) in got)
+    pids = {pid for _, (_, pid) in got}
+    assert os.getpid() in pids and len(pids) == 2  # the driver is a worker; the process always gets the first item
+
+
+def test_a_failing_item_stops_a_local_pool_and_is_raised() -> None:
+    from rdstd.batch.executors import LocalPool
+
+    pool = LocalPool(2)
+    try:
+        with pytest.raises(ValueError, match="item -1 fails"):
+            list(pool.run(_item, [(i, 0.01) for i in range(5)] + [(-1, 0.0)] + [(i, 0.01) for i in range(5)]))
+        assert [v for _, (v, _) in pool.run(_item, [(7, 0.0)])] == [7]  # the pool still works for the next run
+    finally:
+        pool.close()
+
+
+def _encoder_threads() -> tuple[int, int]:
+    from rdstd.media.images import encode_threads
+
+    return encode_threads(), os.getpid()
+
+
+def test_each_worker_of_a_local_pool_encodes_on_its_share_of_the_cores() -> None:
+    from rdstd.batch.executors import LocalPool
+    from rdstd.media.images import MAX_ENCODE_THREADS, encode_threads
+
+    cores = len(os.sched_getaffinity(0))
+    alone = encode_threads()
+    assert alone == max(1, min(MAX_ENCODE_THREADS, cores))
+    pool = LocalPool(2)
+    try:
+        got = [result for _, result in pool.run(_encoder_threads, [()] * 4)]
+    finally:
+        pool.close()
+    assert {threads for threads, _ in got} == {max(1, min(MAX_ENCODE_THREADS, cores // 2))}
+    assert len({pid for _, pid in got}) == 2  # the driver and the process alike
+    assert encode_threads() == alone  # the driver has its cores back once the run is over
+
+
+def test_a_task_started_on_its_own_raises_its_error_when_its_result_is_taken() -> None:
+    cause = SourceError("a.zarr: chunk does not decode", situation="corrupt-source")
+    tasks = _tasks(_RayTaskError(cause))
+    started = [tasks.start(print, 1), tasks.start(print, 2)]
+    tasks.wait_all(started)  # waits, raises nothing (a failed run settles its tasks this way)
+    with pytest.raises(SourceError, match="chunk does not decode"):
+        tasks.results(started)
