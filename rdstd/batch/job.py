@@ -58,6 +58,10 @@ class Job:
     salvage: bool = False
     on_error: str = "fail"
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Whether the user named the spec: only then does its ``source:`` block configure the source in the workers
+    #: (a spec matched by its keys is not applied to the source, as in a conversion in one process, so a bag's
+    #: own ``<bag>.rdstd.yaml`` plan is kept whatever the worker count).
+    spec_named: bool = False
 
     @property
     def staging(self) -> Place:
@@ -103,6 +107,7 @@ class Job:
             "salvage": self.salvage,
             "on_error": self.on_error,
             "extra": self.extra,
+            "spec_named": self.spec_named,
         }
 
     @classmethod
@@ -123,6 +128,7 @@ class Job:
             salvage=data["salvage"],
             on_error=data["on_error"],
             extra=data["extra"],
+            spec_named=bool(data.get("spec_named", False)),
         )
 
     def fingerprint(self) -> str:

@@ -75,6 +75,8 @@ class BatchOptions:
     resume: bool
     unit_episodes: int
     slurm_assemble: str | None
+    #: Whether the user named the spec (see :attr:`Job.spec_named`).
+    spec_named: bool = False
 
 
 def run_batch(
@@ -112,6 +114,7 @@ def run_batch(
         salvage=o.salvage,
         on_error=o.on_error,
         extra=plan.extra,
+        spec_named=o.spec_named,
     )
     report = plan.report
     report.output = out_text

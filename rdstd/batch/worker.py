@@ -104,7 +104,7 @@ def _open(job: Job) -> SourceDataset:
         if early is not None:
             _OPEN[key] = early
             return early
-        options: dict[str, Any] = {"salvage": job.salvage, "spec": job.spec}
+        options: dict[str, Any] = {"salvage": job.salvage, "spec": job.spec if job.spec_named else None}
         if is_url(job.source):  # read from this machine's mirror of it
             dataset = open_mirrored(job.source, lambda root: open_source(root, job.format_name, **options))
         else:
@@ -131,7 +131,7 @@ def _early_for(job: Job) -> SourceDataset | None:
     while _EARLY:
         dataset, salvage = _EARLY.pop()
         same = (str(dataset.path), dataset.format, salvage) == (job.source, job.format_name, job.salvage)
-        if same and job.spec.source is None:
+        if same and (not job.spec_named or job.spec.source is None):
             return dataset
         dataset.close()
     return None

@@ -281,9 +281,11 @@ def convert(
                 resume=resume,
                 unit_episodes=unit_episodes,
                 slurm_assemble=slurm_assemble,
+                spec_named=spec is not None,
             )
-            # units run in this process read the source opened here (when the workers would open it alike)
-            lend = source_url is None and (spec is not None or plan.spec.source is None)
+            # units run in this process read the source opened here (the workers open it alike: configured by
+            # the spec only when the user named it)
+            lend = source_url is None
             report = run_batch(
                 plan,
                 units,
