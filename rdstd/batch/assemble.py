@@ -22,12 +22,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from rdstd.batch.place import Place
-from rdstd.errors import EpisodeError
 from rdstd.io import atomic
 from rdstd.schema.features import ImageFeature, VectorFeature
 from rdstd.schema.vocabulary import ImageCodec
 from rdstd.store import layout
-from rdstd.store.writer import parquet_write_options
+from rdstd.store.writer import parquet_write_options, require_unique_ids
 
 
 @dataclass(frozen=True)
@@ -149,14 +148,7 @@ class EpisodeIndex:
     def tables(self) -> tuple[pa.Table, pa.Table]:
         """The episode index and the task table (episode ids must be unique)."""
         episodes = pa.concat_tables(self._parts) if self._parts else layout.EPISODES_SCHEMA.empty_table()
-        ids = episodes.column("episode_id").to_pylist()
-        if len(set(ids)) != len(ids):
-            dupes = sorted({i for i in ids if ids.count(i) > 1})[:5]
-            raise EpisodeError(
-                f"episode ids are not unique: {dupes}",
-                hint="the source key must be unique per episode",
-                situation="episode-ids-not-unique",
-            )
+        require_unique_ids(episodes.column("episode_id").to_pylist())
         tasks = self._tasks
         task_table = pa.table({"task_index": pa.array(list(tasks.values()), pa.int64()), "task": list(tasks.keys())})
         return episodes, task_table

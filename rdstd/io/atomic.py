@@ -13,11 +13,7 @@ from rdstd.io.threads import shared_pool
 
 def fsync_dir(directory: Path) -> None:
     """Make a rename in ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_file(directory)  # a folder is fsynced through a read-only descriptor, as a file is
 
 
 def temp_name(path: Path) -> Path:

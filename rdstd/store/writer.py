@@ -682,14 +682,7 @@ class DatasetWriter:
             self._close_shard()
         if self._videos is not None:
             self._videos.finish()  # video copies run in the background; wait for them before the manifest
-        ids = [e["episode_id"] for e in self._episodes]
-        if len(set(ids)) != len(ids):
-            dupes = sorted({i for i in ids if ids.count(i) > 1})[:5]
-            raise EpisodeError(
-                f"episode ids are not unique: {dupes}",
-                hint="the source key must be unique per episode",
-                situation="episode-ids-not-unique",
-            )
+        require_unique_ids([e["episode_id"] for e in self._episodes])
         tasks = pa.table(
             {"task_index": pa.array(list(self._tasks.values()), pa.int64()), "task": list(self._tasks.keys())}
         )
@@ -751,6 +744,18 @@ def _frame_context(ep: _OpenEpisode, camera: str, frame: int) -> Iterator[None]:
     except (EpisodeError, CorruptSourceError) as exc:
         where = f"episode {ep.meta.episode_id!r}, camera {camera}, frame {frame}"
         raise type(exc)(f"{where}: {exc.message}", hint=exc.hint, situation=exc.situation) from exc
+
+
+def require_unique_ids(ids: Sequence[str]) -> None:
+    """Raise :class:`EpisodeError` naming (up to five of) the episode ids that occur more than once."""
+    if len(set(ids)) == len(ids):
+        return
+    dupes = sorted(i for i, n in collections.Counter(ids).items() if n > 1)[:5]
+    raise EpisodeError(
+        f"episode ids are not unique: {dupes}",
+        hint="the source key must be unique per episode",
+        situation="episode-ids-not-unique",
+    )
 
 
 def binary_sizes(array: pa.BinaryArray) -> npt.NDArray[np.int64]:
