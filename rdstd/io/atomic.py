@@ -13,7 +13,7 @@ from rdstd.io.threads import shared_pool
 
 def fsync_dir(directory: Path) -> None:
     """Make a rename in ``directory`` durable."""
-    fsync_file(directory)  # a folder is fsynced through a read-only descriptor, as a file is
+    _fsync(directory)  # a folder is fsynced through a read-only descriptor, as a file is
 
 
 def temp_name(path: Path) -> Path:
@@ -47,6 +47,10 @@ def write_bytes(path: Path, data: bytes) -> None:
 
 def fsync_file(path: Path) -> None:
     """Make ``path``'s contents durable."""
+    _fsync(path)
+
+
+def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
