@@ -40,6 +40,14 @@ class Placement:
     shard_start: int
     episode_offset: int
     frame_offset: int
+    #: The (episode, frame) numbers the unit's rows already start at (its planned place; (0, 0) if none): the
+    #: offsets above are added less these, and a unit already numbered right is linked into place, not rewritten.
+    numbered_from: tuple[int, int] = (0, 0)
+
+    @property
+    def shifts(self) -> tuple[int, int]:
+        """What the unit's episode and frame numbers must be shifted by."""
+        return self.episode_offset - self.numbered_from[0], self.frame_offset - self.numbered_from[1]
 
 
 def video_name(unit: int, rel: str) -> str:
@@ -56,7 +64,11 @@ def shard_writer(path: Path, schema: pa.Schema, image_columns: list[str]) -> pq.
 def place_unit(
     placement: Placement, staging: Place, out: Place, features: dict[str, VectorFeature | ImageFeature]
 ) -> dict[str, Any]:
-    """Rewrite one unit's shards into ``out`` (the output being built) and copy its video files; returns counts.
+    """Put one unit's shards into ``out`` (the output being built) and copy its video files; returns counts.
+
+    A unit already numbered as in the final dataset (:attr:`Placement.shifts` zero) without video is linked
+    into place (a hard link locally, a server-side copy in one store): no byte is read or written again. Other
+    units' shards are rewritten renumbered.
 
     Runs on the executor (one task per unit). A local shard is written to a temporary name, fsynced and renamed;
     a remote one is built in a local scratch folder and uploaded whole.
@@ -64,6 +76,12 @@ def place_unit(
     schema = layout.frame_schema(features)
     images = [k for k, f in features.items() if isinstance(f, ImageFeature) and f.codec != ImageCodec.VIDEO]
     videos = [k for k, f in features.items() if isinstance(f, ImageFeature) and f.codec == ImageCodec.VIDEO]
+    if placement.shifts == (0, 0) and not videos:  # numbered right already: the shards go in as they are
+        for number, shard in enumerate(placement.shards):
+            staging.copy_to(f"{placement.folder}/{shard}", out, layout.shard_name(placement.shard_start + number))
+        if placement.shards and not out.remote:
+            atomic.fsync_dir(out.path(layout.shard_name(placement.shard_start)).parent)
+        return {"unit": placement.unit, "shards": len(placement.shards)}
     # a scratch folder only for object storage (locally, a unit is placed between the driver's own units)
     remote = staging.remote or out.remote
     with tempfile.TemporaryDirectory(prefix="rdstd-assemble-") if remote else nullcontext("") as scratch_name:
@@ -105,9 +123,10 @@ def _rewrite(
 
 
 def _renumber(table: pa.Table, placement: Placement, videos: list[str]) -> pa.Table:
+    episodes, frames = placement.shifts
     columns = {
-        "episode_index": pc.add(table.column("episode_index"), placement.episode_offset),
-        "index": pc.add(table.column("index"), placement.frame_offset),
+        "episode_index": pc.add(table.column("episode_index"), episodes),
+        "index": pc.add(table.column("index"), frames),
     }
     for key in videos:
         refs = table.column(key).combine_chunks()
@@ -134,11 +153,12 @@ class EpisodeIndex:
             return
         tasks = self._tasks
         task_index = [tasks.setdefault(t, len(tasks)) if t else None for t in table.column("task").to_pylist()]
+        episodes, frames = placement.shifts
         updates = {
-            "episode_index": pc.add(table.column("episode_index"), placement.episode_offset),
+            "episode_index": pc.add(table.column("episode_index"), episodes),
             "task_index": pa.array(task_index, pa.int64()),
             "shard": pc.cast(pc.add(table.column("shard"), placement.shard_start), pa.int32()),
-            "frame_start": pc.add(table.column("frame_start"), placement.frame_offset),
+            "frame_start": pc.add(table.column("frame_start"), frames),
         }
         for name, column in updates.items():
             index = table.schema.get_field_index(name)

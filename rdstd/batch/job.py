@@ -83,6 +83,21 @@ class Job:
         """Unit ``index``'s statistics (:func:`rdstd.store.stats.partials_to_bytes`), written before its entry."""
         return f"{JOURNAL_DIR}/unit-{index:05d}.stats.npz"
 
+    def planned_start(self, index: int) -> tuple[int, int] | None:
+        """The dataset-wide numbers (episode, frame) unit ``index``'s first episode gets if every unit before it
+        converts every episode at the length the source states; ``None`` when a length is not stated (RLDS, ROS).
+        A unit written so numbered is placed by a link instead of a rewrite; one whose place turns out otherwise
+        (a skipped episode, a length that changed) is still renumbered by the assembly."""
+        episodes = frames = 0
+        for unit in self.units:
+            if unit.index == index:
+                return episodes, frames
+            if any(ref.length is None for ref in unit.refs):
+                return None
+            episodes += len(unit.refs)
+            frames += sum(ref.length or 0 for ref in unit.refs)
+        return None
+
     def read_entry(self, index: int) -> dict[str, Any]:
         """Unit ``index``'s journal entry."""
         data: dict[str, Any] = json.loads(self.staging.read_bytes(self.journal_rel(index)))

@@ -8,12 +8,16 @@ same staging area and output through the URL; credentials and endpoints come fro
 
 from __future__ import annotations
 
+import errno
 import shutil
 from pathlib import Path
 from typing import Any
 
 from rdstd.io import atomic
 from rdstd.io.remote import RemotePath, is_url
+
+#: What a hard link fails with where a copy still works (another file system, no link support, too many links).
+_NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
 
 
 class Place:
@@ -104,7 +108,12 @@ class Place:
             target = other.path(other_rel)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.unlink(missing_ok=True)
-            target.hardlink_to(self.path(rel))
+            try:
+                target.hardlink_to(self.path(rel))
+            except OSError as exc:
+                if exc.errno not in _NO_LINK:
+                    raise
+                other.put_file(self.path(rel), other_rel)  # a file system without hard links: a copy
         elif self._remote is not None and other._remote is not None and self._remote.protocol == other._remote.protocol:
             self._fs.copy(self._key(rel), other._key(other_rel))
         else:

@@ -332,6 +332,7 @@ class _Assembly:
                 self.shards,
                 self.episodes,
                 self.frames,
+                tuple(entry.get("numbered_from") or (0, 0)),
             )
             self.shards += len(entry["shards"])
             self.episodes += entry["episodes"]

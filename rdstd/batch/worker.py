@@ -13,6 +13,7 @@ import resource
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ from rdstd.convert.pipeline import ConvertReport, OnError, SkippedEpisode, conve
 from rdstd.errors import EpisodeError, RdstdError, SourceError
 from rdstd.formats.base import SourceDataset, WorkUnit
 from rdstd.io.remote import is_url
-from rdstd.schema.features import VectorFeature
+from rdstd.schema.features import ImageFeature, VectorFeature
+from rdstd.schema.vocabulary import ImageCodec
 from rdstd.store import layout
 from rdstd.store.stats import PartialStats, partials_to_bytes
 from rdstd.store.writer import DatasetWriter
@@ -67,6 +69,7 @@ def _convert_unit(job: Job, unit: WorkUnit, folder: Path) -> _UnitReport:
             job.spec, dataset.info(), images=job.images, drop_unmapped=job.drop_unmapped, rate_hz=job.rate_hz
         )
         report.stats = {k: PartialStats(f.size) for k, f in converter.features.items() if isinstance(f, VectorFeature)}
+        report.first = numbered_from(job, unit, converter.features)
         writer = DatasetWriter(
             folder,
             converter.features,
@@ -77,6 +80,8 @@ def _convert_unit(job: Job, unit: WorkUnit, folder: Path) -> _UnitReport:
             row_group_frames=job.row_group_frames,
             sources=[dataset.path],
             clock=converter.clock,
+            first_episode=report.first[0],
+            first_frame=report.first[1],
         )
         on_error: OnError = "skip" if job.on_error == "skip" else "fail"
         with writer:
@@ -175,6 +180,7 @@ class _UnitReport:
     convert: ConvertReport
     stats: dict[str, PartialStats] = field(default_factory=dict)
     clock_paths: list[list[str]] = field(default_factory=list)
+    first: tuple[int, int] = (0, 0)  # the (episode, frame) numbers the unit's rows start at
 
 
 def _finish(
@@ -200,10 +206,21 @@ def _finish(
         "worker_pid": os.getpid(),
         "peak_rss_mb": peak_rss_mb(),
         "stats": job.stats_rel(unit.index),
+        "numbered_from": list(result.first),
     }
     job.staging.write_bytes(job.stats_rel(unit.index), partials_to_bytes(result.stats))  # before the entry (last)
     job.staging.write_bytes(job.journal_rel(unit.index), json.dumps(entry).encode())
     return entry
+
+
+def numbered_from(job: Job, unit: WorkUnit, features: Mapping[str, VectorFeature | ImageFeature]) -> tuple[int, int]:
+    """The (episode, frame) numbers a unit's rows start at: its planned place in the final dataset when the source
+    states every length before it (:meth:`Job.planned_start`), so the assembly can link its shards into place
+    instead of rewriting them; else (0, 0). Units with a camera kept as video start at (0, 0): their video file
+    names are renamed at assembly anyway."""
+    if any(isinstance(f, ImageFeature) and f.codec == ImageCodec.VIDEO for f in features.values()):
+        return 0, 0
+    return job.planned_start(unit.index) or (0, 0)
 
 
 def peak_rss_mb() -> float:

@@ -111,8 +111,13 @@ class DatasetWriter:
         sources: Sequence[Path] = (),
         page_checksums: bool = True,
         clock: Clock | None = None,
+        first_episode: int = 0,
+        first_frame: int = 0,
     ) -> None:
         self.path = Path(path)
+        #: The dataset-wide number of this writer's first episode and first frame (0 for a dataset of its own; a
+        #: batch unit written already numbered as in the final dataset is placed there without a rewrite).
+        self.first_episode, self.first_frame = first_episode, first_frame
         self.features = features
         self._manifest_base: dict[str, Any] = {
             "name": name,
@@ -264,10 +269,10 @@ class DatasetWriter:
             except BaseException as exc:
                 self._fail(exc)
         self._open = _OpenEpisode(
-            index=len(self._episodes),
+            index=self.first_episode + len(self._episodes),
             meta=meta,
             shard_row=self._shard_rows,
-            frame_start=self._frames,
+            frame_start=self.first_frame + self._frames,
             stats={k: s.episode() for k, s in self._stats.items()},
             video_mark=self._videos.mark() if self._videos is not None else 0,
         )
