@@ -30,6 +30,8 @@ from rdstd.errors import CorruptSourceError, EpisodeError, MappingError
 from rdstd.formats.base import EpisodeRef, FormatBackend, SourceDataset, SourceEpisode, SourceInfo, SourceKey
 from rdstd.formats.rosbag import fields as msgfields
 from rdstd.formats.rosbag.bag import Raw, RawBag, bag_files
+from rdstd.formats.rosbag.compressed import CompressedTake, Skeleton
+from rdstd.formats.rosbag.compressed import skeleton as camera_skeleton
 from rdstd.formats.rosbag.frames import BagFrames, BagPixels, BagVectors, FrameSpill, TopicFrames
 from rdstd.formats.rosbag.joints import ARRAYS, JointBatch, Layout, Target
 from rdstd.formats.rosbag.joints import layout as joint_layout
@@ -506,6 +508,8 @@ class _Collector:
         self._keepers: dict[str, Callable[[int, Any, Raw], None]] = {}
         #: Per JointState topic whose later messages can be taken in batches, what its batch needs (see claim).
         self._batchable: dict[str, tuple[Layout, list[Target]]] = {}
+        #: Per passed-through CompressedImage topic, the skeleton its later messages are taken by (see claim).
+        self._camera: dict[str, Skeleton] = {}
 
     def visit(self, topic: str, t: int, msg: Any, raw: Raw) -> None:
         """One decoded message (and its serialized bytes)."""
@@ -521,6 +525,11 @@ class _Collector:
         """For a JointState topic the plan reads only whole arrays (or joints by name) of, the layout its later
         messages are taken in (:mod:`.joints`)."""
         data = self.data.get(topic)
+        if data is not None and data.frames is not None and data.frames.payload == "data":
+            found = camera_skeleton(msg, raw, self.source.bag.is_ros2)
+            if found is not None:
+                self._camera[topic] = found
+            return
         if data is None or data.msgtype != msgfields.JOINT_STATE or topic == self.task_topic:
             return
         targets: list[Target] = []
@@ -538,8 +547,14 @@ class _Collector:
         if shape is not None and all(name in (shape.record.names or ()) for _, name, _ in targets):
             self._batchable[topic] = (shape, targets)
 
-    def claim(self, topic: str, decode: Callable[[Raw], Any]) -> JointBatch | None:
-        """After ``topic``'s first message: a :class:`~.joints.JointBatch` taking its later messages, if it can."""
+    def claim(self, topic: str, decode: Callable[[Raw], Any]) -> JointBatch | CompressedTake | None:
+        """After ``topic``'s first message: a :class:`~.joints.JointBatch` or a :class:`~.compressed.CompressedTake`
+        taking its later messages, if it can."""
+        camera = self._camera.pop(topic, None)
+        if camera is not None:
+            data = self.data[topic]
+            assert data.frames is not None
+            return CompressedTake(camera, data.receive, data.header, data.frames, decode, self._keepers[topic])
         found = self._batchable.pop(topic, None)
         if found is None:
             return None
