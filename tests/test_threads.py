@@ -33,3 +33,23 @@ def test_a_process_with_a_busy_pool_exits_without_waiting_for_it() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "leaving", done.stderr
+
+
+def test_an_idle_pool_thread_keeps_no_reference_to_its_last_calls_arguments() -> None:
+    import gc
+    import time
+    import weakref
+
+    class Payload:  # a row group handed to the writing thread, say
+        pass
+
+    payload = Payload()
+    gone = weakref.ref(payload)
+    shared_pool("test-idle", 1).submit(id, payload).result(timeout=10)
+    del payload
+    for _ in range(100):  # the thread drops its references right after setting the result
+        gc.collect()
+        if gone() is None:
+            break
+        time.sleep(0.01)
+    assert gone() is None

@@ -42,11 +42,10 @@ class DaemonPool:
             if not future.set_running_or_notify_cancel():
                 continue
             try:
-                result = fn(*args)
+                future.set_result(fn(*args))
             except BaseException as exc:  # handed to whoever waits on the future, with its traceback
                 future.set_exception(exc)
-            else:
-                future.set_result(result)
+            del fn, args, future  # an idle thread must not keep the last call's arguments alive
 
 
 _pools: dict[tuple[int, str], DaemonPool] = {}
