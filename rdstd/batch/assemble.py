@@ -76,7 +76,7 @@ def place_unit(
     schema = layout.frame_schema(features)
     images = [k for k, f in features.items() if isinstance(f, ImageFeature) and f.codec != ImageCodec.VIDEO]
     videos = [k for k, f in features.items() if isinstance(f, ImageFeature) and f.codec == ImageCodec.VIDEO]
-    if placement.shifts == (0, 0) and not videos:  # numbered right already: the shards go in as they are
+    if linked_as_is(placement, features):  # numbered right already: the shards go in as they are
         for number, shard in enumerate(placement.shards):
             staging.copy_to(f"{placement.folder}/{shard}", out, layout.shard_name(placement.shard_start + number))
         if placement.shards and not out.remote:
@@ -103,6 +103,13 @@ def place_unit(
     for rel in placement.videos:  # the unit's copy stays until the output is in place (a failed assembly resumes)
         staging.copy_to(f"{placement.folder}/{rel}", out, video_name(placement.unit, rel))
     return {"unit": placement.unit, "shards": len(placement.shards)}
+
+
+def linked_as_is(placement: Placement, features: dict[str, VectorFeature | ImageFeature]) -> bool:
+    """Whether :func:`place_unit` links the unit's shards into place as they are (numbered right, no video to
+    rename) rather than rewriting them."""
+    no_video = not any(isinstance(f, ImageFeature) and f.codec == ImageCodec.VIDEO for f in features.values())
+    return placement.shifts == (0, 0) and no_video
 
 
 def _rewrite(

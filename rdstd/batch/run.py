@@ -338,7 +338,8 @@ class _Assembly:
             self.episodes += entry["episodes"]
             self.frames += entry["frames"]
             self.index.add(placement, staging)
-            if self.inline:
+            if self.inline or (self.tasks is not None and assemble.linked_as_is(placement, self.features)):
+                # (a unit numbered right is linked, a metadata operation: a Ray task would cost more than it)
                 assemble.place_unit(placement, staging, self.target, self.features)
             elif self.tasks is not None:
                 task = self.tasks.start(assemble.place_unit, placement, staging, self.target, self.features)
