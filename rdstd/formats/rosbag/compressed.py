@@ -21,7 +21,7 @@ import numpy as np
 from rdstd.formats.rosbag.bag import Raw
 from rdstd.formats.rosbag.fields import stamp_ns
 from rdstd.formats.rosbag.frames import FrameSpill
-from rdstd.formats.rosbag.ledger import describe
+from rdstd.formats.rosbag.ledger import DecodeFallback
 from rdstd.formats.rosbag.spill import TimeLog
 
 _U32 = struct.Struct("<I").unpack_from
@@ -86,7 +86,7 @@ def _stamp(raw: Raw, ros2: bool) -> int:
     return int(sec) * 1_000_000_000 + int(nsec)
 
 
-class CompressedTake:
+class CompressedTake(DecodeFallback):
     """Takes a camera topic's later messages (a :class:`~.ledger.FastPath`): receive time, stamp and encoded
     bytes of each message shaped like the first; any other message decoded by ``decode`` and handed to ``keep``
     (the topic's per-message keeper), in stream order."""
@@ -100,14 +100,9 @@ class CompressedTake:
         decode: Callable[[Raw], Any],
         keep: Callable[[int, Any, Raw], None],
     ) -> None:
+        super().__init__(receive, header, decode, keep)
         self.shape = shape
-        self.receive = receive
-        self.header = header
         self.frames = frames
-        self.decode = decode
-        self.keep = keep
-        self.failed = 0
-        self.error = ""
 
     def __call__(self, t: int, raw: Raw) -> None:
         """One message (its receive time and serialized bytes), in stream order."""
@@ -118,13 +113,7 @@ class CompressedTake:
             self.header.append(_stamp(raw, shape.ros2))
             self.frames.append(memoryview(raw)[found[1] : found[2]])
             return
-        try:
-            msg = self.decode(raw)
-        except Exception as exc:  # rosbags' deserializers raise several types: counted, first cause kept
-            self.failed += 1
-            self.error = self.error or describe(exc)
-            return
-        self.keep(t, msg, raw)
+        self._decode(t, raw)
 
     def flush(self) -> None:
         """Nothing is batched: every message was kept as it came."""

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rdstd.formats.rosbag.bag import Raw
-from rdstd.formats.rosbag.ledger import describe
+from rdstd.formats.rosbag.ledger import DecodeFallback
 from rdstd.formats.rosbag.spill import TimeLog
 
 #: The JointState arrays, in their serialized order.
@@ -138,7 +138,7 @@ def layout(msg: Any, raw: Raw, ros2: bool) -> Layout | None:
 Target = tuple[Callable[[npt.NDArray[Any]], None], str, list[int] | None]
 
 
-class JointBatch:
+class JointBatch(DecodeFallback):
     """Takes one JointState topic's messages as bytes and keeps their receive and header times and the values its
     streams read, a batch at a time (see the module docs). A message unlike the first is decoded by ``decode`` and
     kept by ``keep(t, msg, raw)``, the way every other message is; one that does not decode is counted in
@@ -153,17 +153,12 @@ class JointBatch:
         decode: Callable[[Raw], Any],
         keep: Callable[[int, Any, Raw], None],
     ) -> None:
+        super().__init__(receive, header, decode, keep)
         self.layout = shape
-        self.receive = receive
-        self.header = header
         self.targets = targets
-        self.decode = decode
-        self.keep = keep
         self._bytes = bytearray()
         self._times: array[int] = array("q")
         self._pending: list[tuple[int, bytes] | None] = []  # None: a message in the byte batch; else one decoded alone
-        self.failed = 0
-        self.error = ""
 
     def __call__(self, t: int, raw: Raw) -> None:
         """One message (its receive time and serialized bytes), in stream order."""
@@ -211,12 +206,3 @@ class JointBatch:
         for append, name, cols in self.targets:
             values = records[name]
             append(values if cols is None else values[:, cols])
-
-    def _decode(self, t: int, raw: bytes) -> None:
-        try:
-            msg = self.decode(raw)
-        except Exception as exc:  # rosbags' deserializers raise several types: counted, first cause kept
-            self.failed += 1
-            self.error = self.error or describe(exc)
-            return
-        self.keep(t, msg, raw)

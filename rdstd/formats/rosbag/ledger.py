@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from rdstd.formats.rosbag.bag import Raw, RawBag
+from rdstd.formats.rosbag.spill import TimeLog
 from rdstd.formats.rosbag.types import Decoder, TypeResolver
 
 
@@ -69,6 +70,32 @@ Claim = Callable[[str, Callable[[Raw], Any]], FastPath | None]
 def describe(exc: BaseException) -> str:
     """A decode error as the ledger records it (type and one line, at most 200 characters)."""
     return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+
+
+class DecodeFallback:
+    """What the :class:`FastPath` keepers share: a message they cannot read from its bytes is decoded by
+    ``decode`` and kept by ``keep(t, msg, raw)`` as every other topic's messages are; one that does not decode is
+    counted in ``failed`` (the first cause in ``error``) for the ledger."""
+
+    def __init__(
+        self, receive: TimeLog, header: TimeLog, decode: Callable[[Raw], Any], keep: Callable[[int, Any, Raw], None]
+    ) -> None:
+        self.receive = receive
+        self.header = header
+        self.decode = decode
+        self.keep = keep
+        self.failed = 0
+        self.error = ""
+
+    def _decode(self, t: int, raw: Raw) -> None:
+        """Decode one message and keep it; count it as failed when it does not decode."""
+        try:
+            msg = self.decode(raw)
+        except Exception as exc:  # rosbags' deserializers raise several types: counted, first cause kept
+            self.failed += 1
+            self.error = self.error or describe(exc)
+            return
+        self.keep(t, msg, raw)
 
 
 def build_ledger(
