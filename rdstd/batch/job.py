@@ -8,6 +8,7 @@ A unit is finished exactly when its journal entry exists.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -88,15 +89,20 @@ class Job:
         converts every episode at the length the source states; ``None`` when a length is not stated (RLDS, ROS).
         A unit written so numbered is placed by a link instead of a rewrite; one whose place turns out otherwise
         (a skipped episode, a length that changed) is still renumbered by the assembly."""
+        return self._planned_starts.get(index)
+
+    @functools.cached_property
+    def _planned_starts(self) -> dict[int, tuple[int, int]]:
+        """:meth:`planned_start` of every unit that has one (worked out once per job object)."""
+        starts: dict[int, tuple[int, int]] = {}
         episodes = frames = 0
         for unit in self.units:
-            if unit.index == index:
-                return episodes, frames
+            starts[unit.index] = (episodes, frames)
             if any(ref.length is None for ref in unit.refs):
-                return None
+                break
             episodes += len(unit.refs)
             frames += sum(ref.length or 0 for ref in unit.refs)
-        return None
+        return starts
 
     def read_entry(self, index: int) -> dict[str, Any]:
         """Unit ``index``'s journal entry."""
