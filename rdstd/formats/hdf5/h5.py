@@ -53,9 +53,8 @@ def open_file(path: Path, root: Path) -> Any:
         return h5py.File(path, "r")
     except OSError as exc:
         raise_if_pointer(path, root)
-        reason = str(exc).split("(", 1)[-1].rstrip(")") if "(" in str(exc) else str(exc)
         raise CorruptSourceError(
-            f"{path}: h5py cannot open it ({reason})",
+            f"{path}: h5py cannot open it ({_reason(exc)})",
             hint="the file is truncated or not HDF5; re-download or re-copy it",
             situation="hdf5-unreadable",
         ) from exc
@@ -69,12 +68,17 @@ def reading(where: str) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        reason = str(exc).split("(", 1)[-1].rstrip(")") if "(" in str(exc) else str(exc)
         raise CorruptSourceError(
-            f"{where}: h5py cannot read it ({reason})",
+            f"{where}: h5py cannot read it ({_reason(exc)})",
             hint="the file is damaged (a bad block or an incomplete copy); re-download or re-copy it",
             situation="hdf5-data-unreadable",
         ) from exc
+
+
+def _reason(exc: OSError) -> str:
+    """h5py's error message without its wrapper (the part in parentheses, when there is one)."""
+    text = str(exc)
+    return text.split("(", 1)[-1].rstrip(")") if "(" in text else text
 
 
 def dataset_where(dataset: Any) -> str:
