@@ -105,7 +105,13 @@ def partitions(ds: Dataset) -> list[Dataset]:
 def _run(ds: Dataset, checks: list[Check], *, pixels: bool, ahead: stream.ReadAhead | None = None) -> list[Finding]:
     view = DatasetView(ds.path, ds.manifest, ds.episodes, lambda: ds.stats, stored=stream.StoredRows(ds))
     wants_pixels = pixels and any(c.pixels for c in checks)
-    return run_shards(view, lambda: (ahead or stream.ReadAhead(ds)).views(pixels=wants_pixels), checks)
+    reader = ahead or stream.ReadAhead(ds)
+    return run_shards(view, lambda: reader.views(pixels=wants_pixels, prepare=preparing(checks)), checks)
+
+
+def preparing(checks: list[Check]) -> list[Callable[[ShardView], None]]:
+    """The :meth:`Check.prepare` of each check that has one (to run on the shard reader's thread)."""
+    return [c.prepare for c in checks if type(c).prepare is not Check.prepare]
 
 
 def run_shards(view: DatasetView, shards: Callable[[], Iterable[ShardView]], checks: list[Check]) -> list[Finding]:

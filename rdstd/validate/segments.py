@@ -149,8 +149,11 @@ def segment_any(rows: Any, starts: IntArray, lengths: IntArray) -> npt.NDArray[n
     return _ranges(np.logical_or, flags, starts, starts + lengths, 0)[:, 0]
 
 
-def segment_medians(values: npt.NDArray[np.float64], starts: IntArray, lengths: IntArray) -> npt.NDArray[np.float64]:
-    """``np.median(values[s : s + n], axis=0)`` for each segment (NaN for an empty one or one holding NaN).
+def segment_medians(
+    values: npt.NDArray[np.float64], starts: IntArray, lengths: IntArray, scratch: Scratch | None = None
+) -> npt.NDArray[np.float64]:
+    """``np.median(values[s : s + n], axis=0)`` for each segment (NaN for an empty one or one holding NaN);
+    ``scratch``: where the segments are copied to (its buffer "medians"), else a fresh array.
 
     Segments of one length at a constant spacing (a shard of equal episodes) are copied out of a strided view of
     each column; others are gathered padded to a common length, in groups of similar lengths (so that padding
@@ -160,16 +163,21 @@ def segment_medians(values: npt.NDArray[np.float64], starts: IntArray, lengths: 
     out = np.full((len(starts), rows.shape[1]), np.nan)
     spacing = _even_spacing(starts, lengths, len(rows))
     if spacing is not None:
-        width = int(lengths[0])
-        for d in range(rows.shape[1]):
-            column = rows[:, d]
-            view = np.lib.stride_tricks.as_strided(
-                column[int(starts[0]) :],
-                shape=(len(starts), width),
-                strides=(spacing * column.strides[0], column.strides[0]),
-                writeable=False,
-            )
-            out[:, d] = _middles(np.array(view), lengths)
+        # every column's segments at once: columns x segments x rows, read through one strided view
+        width, dims = int(lengths[0]), rows.shape[1]
+        view = np.lib.stride_tricks.as_strided(
+            rows[int(starts[0]) :],
+            shape=(dims, len(starts), width),
+            strides=(rows.strides[1], spacing * rows.strides[0], rows.strides[0]),
+            writeable=False,
+        )
+        if scratch is None:
+            block = np.array(view)
+        else:
+            block = scratch.vector("medians", view.size).reshape(view.shape)
+            block[...] = view
+        middles = _middles(block.reshape(dims * len(starts), width), np.tile(lengths, dims))
+        out[:] = middles.reshape(dims, len(starts)).T
         return out.reshape(len(starts), *values.shape[1:])
     for group in _similar_lengths(lengths):
         width = int(lengths[group].max())
@@ -204,7 +212,7 @@ def _even_spacing(starts: IntArray, lengths: IntArray, rows: int) -> int | None:
 def _middles(block: npt.NDArray[np.float64], count: IntArray) -> npt.NDArray[np.float64]:
     """Per row of ``block`` (its first ``count`` entries are the segment's, the rest +inf), the median; NaN for a
     row holding NaN or empty. ``block`` is reordered in place."""
-    holes = np.isnan(block).any(axis=1)
+    holes = np.isnan(block.max(axis=1))  # NaN propagates through max (and outlasts the +inf padding)
     middles = distinct(np.concatenate([(count - 1) // 2, count // 2]))
     if len(middles) <= _MAX_PARTITION_KTH:  # the middle ranks land where a sort puts them, in linear time
         block.partition(middles, axis=1)
@@ -267,11 +275,30 @@ class Scratch:
             buffer = self._buffers[name] = np.empty(size)
         return buffer[:size].reshape((rows, dims), order="F")
 
+    def vector(self, name: str, size: int) -> npt.NDArray[np.float64]:
+        """An uninitialised float64 vector of ``size`` values, in the buffer ``name``."""
+        return self.columns(name, size, 1)[:, 0]
 
-def centred_each(x: npt.NDArray[np.float64], starts: IntArray, lengths: IntArray) -> npt.NDArray[np.float64]:
-    """A copy of x (one value per row) less each segment's mean (the segments tile x)."""
-    means = range_sum(x.reshape(-1, 1), starts, starts + lengths)[:, 0] / np.maximum(lengths, 1)
-    return x - np.repeat(means, lengths)
+
+def centred_each(
+    x: npt.NDArray[np.float64],
+    starts: IntArray,
+    lengths: IntArray,
+    out: npt.NDArray[np.float64] | None = None,
+    *,
+    negated: bool = False,
+) -> npt.NDArray[np.float64]:
+    """A copy of x (one value per row; ``-x`` when ``negated``) less each segment's mean (the segments tile x),
+    into ``out`` when given (a vector of x's size)."""
+    if out is None:
+        out = np.empty_like(x)
+    if negated:
+        np.negative(x, out=out)
+    else:
+        out[:] = x
+    means = range_sum(out.reshape(-1, 1), starts, starts + lengths) / np.maximum(lengths, 1)[:, None]
+    apply_each(out.reshape(-1, 1), means, lengths, np.subtract)
+    return out
 
 
 class LaggedMoments:
@@ -280,13 +307,22 @@ class LaggedMoments:
     one segment sum. ``x`` and ``y`` (one value per row, segments tiling them) should be centred on each segment's
     mean first (:func:`centred_each`), so that the sums do not cancel."""
 
-    def __init__(self, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], starts: IntArray, lengths: IntArray):
+    def __init__(
+        self,
+        x: npt.NDArray[np.float64],
+        y: npt.NDArray[np.float64],
+        starts: IntArray,
+        lengths: IntArray,
+        scratch: Scratch | None = None,
+    ):
         self._x, self._y, self._starts, self._n = x.reshape(-1, 1), y.reshape(-1, 1), starts, lengths
-        stops = starts + lengths
+        stops, rows = starts + lengths, len(self._x)
+        scratch = scratch or Scratch()  # its buffers "lagged.*" are this object's while it is used
         self._sum_x, self._sum_y = range_sum(self._x, starts, stops), range_sum(self._y, starts, stops)
-        self._sq_x, self._sq_y = self._x * self._x, self._y * self._y
+        self._sq_x = np.multiply(self._x, self._x, out=scratch.columns("lagged.sq_x", rows, 1))
+        self._sq_y = np.multiply(self._y, self._y, out=scratch.columns("lagged.sq_y", rows, 1))
         self._ssq_x, self._ssq_y = range_sum(self._sq_x, starts, stops), range_sum(self._sq_y, starts, stops)
-        self._work = np.empty_like(self._x)
+        self._work = scratch.columns("lagged.work", rows, 1)
 
     def comoments(self, k: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Per segment, (Σx'x', Σy'y', Σx'y') centred on the windows' own means, for lead ``k``."""

@@ -11,7 +11,7 @@ image bytes, decoded per sampled frame).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -56,26 +56,33 @@ class ReadAhead:
         cuts = np.flatnonzero(np.diff(self._shard_of[order])) + 1
         self._meta = {name: table[name].to_list() for name in _META}
         self._groups = [g for g in np.split(order, cuts) if len(g)]
-        self._pending: Future[_Loaded] | None = self._submit(0)
+        self._prepare: tuple[Callable[[ShardView], None], ...] = ()
+        self._pending: Future[ShardView] | None = self._submit(0)
 
-    def _submit(self, group: int) -> Future[_Loaded] | None:
+    def _submit(self, group: int) -> Future[ShardView] | None:
         if group >= len(self._groups):
             return None
         return shared_pool(_READER, 1).submit(self._load, self._groups[group])
 
-    def views(self, *, pixels: bool = False) -> Iterator[ShardView]:
+    def views(
+        self, *, pixels: bool = False, prepare: Sequence[Callable[[ShardView], None]] = ()
+    ) -> Iterator[ShardView]:
         """The shards' episodes in shard order, each shard as a :class:`ShardView` (once: the read-ahead is used
-        up); ``pixels``: the episodes decode sampled frames on request."""
-        for i, positions in enumerate(self._groups):
+        up); ``pixels``: the episodes decode sampled frames on request; ``prepare``: called with each shard on the
+        reader's thread once it is read (:meth:`~rdstd.validate.check.Check.prepare`; a shard whose read had
+        already gone past that point when this was called is handed over without)."""
+        self._prepare = tuple(prepare)
+        for i in range(len(self._groups)):
             pending, self._pending = self._pending, None
             assert pending is not None, "ReadAhead.views() runs once"
-            raws, floats, lengths, extents = pending.result()
+            shard = pending.result()
             self._pending = self._submit(i + 1)
-            shard = _view(self._ds, positions, self._meta, raws, floats, lengths, pixels)
-            shard.preset(extents)
+            if pixels:
+                for ep in shard.episodes:
+                    ep.frames_of = _PixelReader(self._ds, ep.position)
             yield shard
 
-    def _load(self, positions: npt.NDArray[np.intp]) -> _Loaded:
+    def _load(self, positions: npt.NDArray[np.intp]) -> ShardView:
         ds, meta = self._ds, self._meta
         vectors = ds.manifest.vectors
         columns = ["timestamp", *vectors]
@@ -88,8 +95,11 @@ class ReadAhead:
         # dims-major (Fortran order): per-episode reductions down a column and per-frame reductions across dims
         # run several times faster than on the rows as stored
         floats = {k: _dims_major(raws[k]) for k in vectors}
-        extents = {k: Extent.of(v, starts, lengths) for k, v in floats.items()}
-        return raws, floats, lengths, extents
+        shard = _view(ds, positions, meta, raws, floats, lengths, False)
+        shard.preset({k: Extent.of(v, starts, lengths) for k, v in floats.items()})
+        for hook in self._prepare:
+            hook(shard)
+        return shard
 
 
 #: The episode table's columns a shard's views read.
@@ -106,7 +116,6 @@ _META = (
 )
 #: The read-ahead thread's pool (one daemon thread, shared by runs in the process).
 _READER = "rdstd-validate-read"
-_Loaded = tuple[_Columns, _Columns, npt.NDArray[np.intp], dict[str, Extent]]
 
 
 def view(

@@ -4,6 +4,7 @@ checks, the reader works out the extents, and stored rows stay right when asked 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,11 @@ from rdstd.store.reader import Dataset
 from rdstd.store.writer import DatasetWriter
 from rdstd.validate import runner as runner_module
 from rdstd.validate import stream
-from rdstd.validate.check import Extent
+from rdstd.validate.check import Check, DatasetView, Extent, ShardView
+from rdstd.validate.checks.actions import ActionSemanticsFit
+from rdstd.validate.checks.values import NonFinite
 from rdstd.validate.config import load
+from rdstd.validate.model import Evidence, Finding, Severity
 from rdstd.validate.runner import validate_dataset
 from tests.validate import fixtures
 
@@ -105,3 +109,65 @@ def test_stored_rows_keep_their_own_shard_when_another_thread_reads_another(tmp_
     np.testing.assert_array_equal(times, expected[0][0])
     for key, values in vectors.items():
         np.testing.assert_array_equal(values, expected[0][1][key])
+
+
+class _Prepared(Check):
+    """Keeps each shard's first timestamp from prepare, and says on which thread prepare ran."""
+
+    id = "TEST900"
+    name = "test.prepared"
+    severity = Severity.INFO
+    evidence = Evidence.DETERMINISTIC
+    description = "test"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[str] = []
+        self.taken: list[tuple[float, bool]] = []
+
+    def prepare(self, shard: ShardView) -> None:
+        self.threads.append(threading.current_thread().name)
+        shard.keep(self.id, "first", float(shard.timestamps[0]) + 0.5)
+
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        computed = []
+        got = shard.kept(self.id, "first", lambda: computed.append(1) or float(shard.timestamps[0]) + 0.5)
+        self.taken.append((got, bool(computed)))
+        return ()
+
+
+def test_prepare_runs_on_the_reader_thread_and_shard_takes_what_it_kept(tmp_path: Path) -> None:
+    """A check's prepare runs on the read-ahead thread for every shard read after the run began (here all but
+    possibly the first, whose read started before the checks were known); shard() takes what prepare kept, and
+    computes it itself for a shard that was read without it."""
+    ds = Dataset.open(_sharded(tmp_path))
+    check = _Prepared()
+    view = DatasetView(ds.path, ds.manifest, ds.episodes)
+    runner_module.run_shards(
+        view, lambda: stream.ReadAhead(ds).views(prepare=runner_module.preparing([check])), [check]
+    )
+    assert len(check.taken) == fixtures.EPISODES  # one episode per shard
+    assert [value for value, _ in check.taken] == [0.5] * fixtures.EPISODES
+    assert [computed for _, computed in check.taken[1:]] == [False] * (fixtures.EPISODES - 1)
+    assert len(check.threads) >= fixtures.EPISODES - 1
+    assert all(name.startswith(stream._READER) for name in check.threads)
+    assert runner_module.preparing([NonFinite()]) == []  # a check without prepare has no hook
+
+
+def test_action_fits_prepared_ahead_are_those_the_check_computes(tmp_path: Path) -> None:
+    """RDV501's fits worked out by prepare on the reader's thread are the ones it computes in shard() itself:
+    the same findings with and without prepare, for every planted action problem."""
+    reported = set()
+    for plants in [(), ("absolute_labelled_delta",), ("delta",), ("lead",), ("nan",)]:
+        ds = Dataset.open(_sharded(tmp_path / "-".join(plants or ("clean",)), *plants))
+        found: list[list[Finding]] = []
+        for hooks in (True, False):
+            check = ActionSemanticsFit()
+            view = DatasetView(ds.path, ds.manifest, ds.episodes)
+            reader = stream.ReadAhead(ds)
+            prepare = runner_module.preparing([check]) if hooks else []
+            assert bool(prepare) == hooks
+            found.append(runner_module.run_shards(view, lambda r=reader, p=prepare: r.views(prepare=p), [check]))
+        assert found[0] == found[1]
+        reported |= {f.severity for f in found[0]}
+    assert Severity.ERROR in reported  # the planted problems were found

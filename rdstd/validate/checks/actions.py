@@ -294,14 +294,19 @@ class ActionSemanticsFit(Check):
         self._unfit = dict.fromkeys(self._pairs, 0)
         self._fitted = dict.fromkeys(self._pairs, 0)
         self._scratch = segments.Scratch()
+        self._ahead = segments.Scratch()  # prepare's, on the reader's thread
 
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         for key, pairs in self._pairs.items():
             yield from self._judge(ep, key, pairs, fit(ep, key, pairs))
 
+    def prepare(self, shard: ShardView) -> None:
+        for key, pairs in self._pairs.items():
+            shard.keep(self.id, key, shard_fits(shard, key, pairs, self._ahead))
+
     def shard(self, shard: ShardView) -> Iterable[Finding]:
         for key, pairs in self._pairs.items():
-            fits = shard_fits(shard, key, pairs, self._scratch)
+            fits = shard.kept(self.id, key, lambda: shard_fits(shard, key, pairs, self._scratch))  # noqa: B023
             if fits is None:
                 continue
             for e in np.flatnonzero(self._screen(key, fits)).tolist():

@@ -51,22 +51,26 @@ class IdleSegments(Check):
             for key, f in dataset.states().items()
             if (dims := [i for i, d in enumerate(f.dims) if d.role in _ROBOT])
         }
+        self._scratch = segments.Scratch()
         return ()
 
     def shard(self, shard: ShardView) -> Iterable[Finding]:
         if not self._robot or not len(shard.timestamps):
             return
-        # the fraction of still frames of every episode at once (exact: a count over the episode's intervals)
-        moves = np.zeros(len(shard.timestamps) - 1)
-        step = np.empty_like(moves)  # one buffer for every dim's |Δ| (fresh temporaries fault in pages)
+        # the fraction of still frames of every episode at once (exact: a count over the episode's intervals);
+        # the check's own buffers, shard after shard (fresh temporaries fault in pages)
+        moves = self._scratch.vector("moves", len(shard.timestamps) - 1)
+        moves[:] = 0.0
+        step = self._scratch.vector("step", len(moves))
         for key, dims in self._robot.items():
             for d in dims:
                 column = shard.vectors[key][:, d]
                 np.subtract(column[1:], column[:-1], out=step)
                 np.maximum(moves, np.abs(step, out=step), out=moves)
         counts = np.maximum(shard.lengths - 1, 0)
+        # the still frames as 1.0 / 0.0: their sums are exact counts
         still = segments.range_sum(
-            (moves <= self.params["still_eps"]).astype(np.intp), shard.starts, shard.starts + counts
+            np.less_equal(moves, self.params["still_eps"], out=step), shard.starts, shard.starts + counts
         )
         fraction = still / np.maximum(counts, 1)
         for ep, hit in zip(
@@ -238,11 +242,11 @@ class ActionJumps(Check):
             step = self._scratch.columns("step", total, values.shape[1])
             np.subtract(values[1:], values[:-1], out=step[: total - 1])
             step[total - 1 :] = 0.0
-            center = segments.segment_medians(step, starts, counts)
+            center = segments.segment_medians(step, starts, counts, self._scratch)
             offset = step  # |Δa - median|, in place
             segments.apply_each(offset, center, n, np.subtract)
             np.abs(offset, out=offset)
-            spread = 1.4826 * segments.segment_medians(offset, starts, counts)
+            spread = 1.4826 * segments.segment_medians(offset, starts, counts, self._scratch)
             usable = spread > 0
             with np.errstate(divide="ignore", invalid="ignore"):
                 # the mean over usable dims of offset / spread, as one weighted sum per frame
