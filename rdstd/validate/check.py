@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -176,6 +177,8 @@ class ShardView:
     lengths: npt.NDArray[np.intp]
     _extents: dict[str, Extent] = field(default_factory=dict, repr=False, compare=False)
     _kept: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False, compare=False)
+    #: The checks' :meth:`Check.prepare` of this shard running on another thread (:meth:`kept` waits for it).
+    preparing: Future[None] | None = field(default=None, repr=False, compare=False)
 
     @cached_property
     def intervals(self) -> FloatArray:
@@ -200,7 +203,10 @@ class ShardView:
         self._kept[(check, name)] = value
 
     def kept(self, check: str, name: str, compute: Callable[[], Any]) -> Any:
-        """What :meth:`keep` kept for ``check`` under ``name``, else ``compute()`` (prepare did not run)."""
+        """What :meth:`keep` kept for ``check`` under ``name`` (once the checks' prepare is done), else
+        ``compute()`` (prepare did not run)."""
+        if self.preparing is not None:
+            self.preparing.result()  # raises what prepare raised
         key = (check, name)
         return self._kept[key] if key in self._kept else compute()
 
@@ -265,11 +271,11 @@ class Check(ABC):
             yield from self.episode(ep)
 
     def prepare(self, shard: ShardView) -> None:
-        """May be called for a shard before :meth:`shard`, on the shard reader's thread while the checks work on
-        the shard before it: work out from ``shard`` alone what :meth:`shard` needs, and keep it with
-        :meth:`ShardView.keep` (:meth:`shard` then takes it with :meth:`ShardView.kept`, which computes it when
-        prepare did not run). It must read only what :meth:`begin` set, and change nothing that :meth:`shard`
-        reads or writes. By default it does nothing."""
+        """May be called for a shard on the shard reader's thread, while the other checks work on it: work out
+        from ``shard`` alone what :meth:`shard` needs, and keep it with :meth:`ShardView.keep` (:meth:`shard` then
+        takes it with :meth:`ShardView.kept`, which waits for it, or computes it when prepare did not run). It must
+        read only what :meth:`begin` set, and change nothing that :meth:`shard` reads or writes. By default it
+        does nothing."""
         return
 
     def end(self) -> Iterable[Finding]:

@@ -120,9 +120,11 @@ def run_shards(view: DatasetView, shards: Callable[[], Iterable[ShardView]], che
     found: list[Finding] = []
     for check in checks:
         found.extend(check.begin(view))
+    # checks with a prepare last: theirs runs on the reader's thread meanwhile
+    order = sorted(range(len(checks)), key=lambda n: type(checks[n]).prepare is not Check.prepare)
     for shard in shards():
         rank: dict[int | None, int] = {ep.index: n for n, ep in enumerate(shard.episodes)}
-        batch = [(n, f) for n, check in enumerate(checks) for f in check.shard(shard)]
+        batch = [(n, f) for n in order for f in checks[n].shard(shard)]
         # as if every check ran episode by episode: by episode, then by check
         batch.sort(key=lambda item: (rank.get(item[1].episode_index, len(rank)), item[0]))
         found.extend(f for _, f in batch)

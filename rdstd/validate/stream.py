@@ -56,7 +56,6 @@ class ReadAhead:
         cuts = np.flatnonzero(np.diff(self._shard_of[order])) + 1
         self._meta = {name: table[name].to_list() for name in _META}
         self._groups = [g for g in np.split(order, cuts) if len(g)]
-        self._prepare: tuple[Callable[[ShardView], None], ...] = ()
         self._pending: Future[ShardView] | None = self._submit(0)
 
     def _submit(self, group: int) -> Future[ShardView] | None:
@@ -69,13 +68,15 @@ class ReadAhead:
     ) -> Iterator[ShardView]:
         """The shards' episodes in shard order, each shard as a :class:`ShardView` (once: the read-ahead is used
         up); ``pixels``: the episodes decode sampled frames on request; ``prepare``: called with each shard on the
-        reader's thread once it is read (:meth:`~rdstd.validate.check.Check.prepare`; a shard whose read had
-        already gone past that point when this was called is handed over without)."""
-        self._prepare = tuple(prepare)
+        reader's thread (:meth:`~rdstd.validate.check.Check.prepare`), between its read and the next shard's, while
+        the checks may already work on it (:meth:`ShardView.kept` waits for them)."""
+        hooks = tuple(prepare)
         for i in range(len(self._groups)):
             pending, self._pending = self._pending, None
             assert pending is not None, "ReadAhead.views() runs once"
             shard = pending.result()
+            if hooks:
+                shard.preparing = shared_pool(_READER, 1).submit(_prepare, hooks, shard)
             self._pending = self._submit(i + 1)
             if pixels:
                 for ep in shard.episodes:
@@ -97,9 +98,12 @@ class ReadAhead:
         floats = {k: _dims_major(raws[k]) for k in vectors}
         shard = _view(ds, positions, meta, raws, floats, lengths, False)
         shard.preset({k: Extent.of(v, starts, lengths) for k, v in floats.items()})
-        for hook in self._prepare:
-            hook(shard)
         return shard
+
+
+def _prepare(hooks: Sequence[Callable[[ShardView], None]], shard: ShardView) -> None:
+    for hook in hooks:
+        hook(shard)
 
 
 #: The episode table's columns a shard's views read.

@@ -137,21 +137,35 @@ class _Prepared(Check):
 
 
 def test_prepare_runs_on_the_reader_thread_and_shard_takes_what_it_kept(tmp_path: Path) -> None:
-    """A check's prepare runs on the read-ahead thread for every shard read after the run began (here all but
-    possibly the first, whose read started before the checks were known); shard() takes what prepare kept, and
-    computes it itself for a shard that was read without it."""
+    """A check's prepare runs on the read-ahead thread for every shard, and shard() takes what it kept (waiting
+    for it); without prepare hooks, shard() computes the value itself."""
     ds = Dataset.open(_sharded(tmp_path))
-    check = _Prepared()
     view = DatasetView(ds.path, ds.manifest, ds.episodes)
+    check = _Prepared()
     runner_module.run_shards(
         view, lambda: stream.ReadAhead(ds).views(prepare=runner_module.preparing([check])), [check]
     )
-    assert len(check.taken) == fixtures.EPISODES  # one episode per shard
-    assert [value for value, _ in check.taken] == [0.5] * fixtures.EPISODES
-    assert [computed for _, computed in check.taken[1:]] == [False] * (fixtures.EPISODES - 1)
-    assert len(check.threads) >= fixtures.EPISODES - 1
+    assert check.taken == [(0.5, False)] * fixtures.EPISODES  # one episode per shard, each prepared
+    assert len(check.threads) == fixtures.EPISODES
     assert all(name.startswith(stream._READER) for name in check.threads)
+    alone = _Prepared()
+    runner_module.run_shards(view, lambda: stream.ReadAhead(ds).views(), [alone])
+    assert alone.taken == [(0.5, True)] * fixtures.EPISODES
+    assert not alone.threads
     assert runner_module.preparing([NonFinite()]) == []  # a check without prepare has no hook
+
+
+def test_what_prepare_raises_comes_to_the_check_that_takes_its_result(tmp_path: Path) -> None:
+    ds = Dataset.open(_sharded(tmp_path))
+    view = DatasetView(ds.path, ds.manifest, ds.episodes)
+
+    class Failing(_Prepared):
+        def prepare(self, shard: ShardView) -> None:
+            raise OSError("prepare failed")
+
+    check = Failing()
+    with pytest.raises(OSError, match="prepare failed"):
+        runner_module.run_shards(view, lambda: stream.ReadAhead(ds).views(prepare=[check.prepare]), [check])
 
 
 def test_action_fits_prepared_ahead_are_those_the_check_computes(tmp_path: Path) -> None:
