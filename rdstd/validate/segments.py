@@ -150,14 +150,21 @@ def segment_any(rows: Any, starts: IntArray, lengths: IntArray) -> npt.NDArray[n
 
 
 def segment_medians(
-    values: npt.NDArray[np.float64], starts: IntArray, lengths: IntArray, scratch: Scratch | None = None
+    values: npt.NDArray[np.float64],
+    starts: IntArray,
+    lengths: IntArray,
+    scratch: Scratch | None = None,
+    *,
+    finite: bool = False,
 ) -> npt.NDArray[np.float64]:
     """``np.median(values[s : s + n], axis=0)`` for each segment (NaN for an empty one or one holding NaN);
-    ``scratch``: where the segments are copied to (its buffer "medians"), else a fresh array.
+    ``scratch``: where the segments are copied to (its buffer "medians"), else a fresh array; ``finite``: the
+    caller knows that no value of a segment is NaN (the search for NaN is skipped).
 
-    Segments of one length at a constant spacing (a shard of equal episodes) are copied out of a strided view of
-    each column; others are gathered padded to a common length, in groups of similar lengths (so that padding
-    stays within about the data's own size). Either way one column at a time, partitioned around the middle ranks.
+    Segments of one length at a constant spacing (a shard of equal episodes) are copied out of one strided view of
+    every column, and partitioned at once; others are gathered padded to a common length, in groups of similar
+    lengths (so that padding stays within about the data's own size), one column at a time. Either way partitioned
+    around the middle ranks.
     """
     rows = values.reshape(len(values), -1)
     out = np.full((len(starts), rows.shape[1]), np.nan)
@@ -176,7 +183,7 @@ def segment_medians(
         else:
             block = scratch.vector("medians", view.size).reshape(view.shape)
             block[...] = view
-        middles = _middles(block.reshape(dims * len(starts), width), np.tile(lengths, dims))
+        middles = _middles(block.reshape(dims * len(starts), width), np.tile(lengths, dims), finite)
         out[:] = middles.reshape(dims, len(starts)).T
         return out.reshape(len(starts), *values.shape[1:])
     for group in _similar_lengths(lengths):
@@ -191,7 +198,7 @@ def segment_medians(
             block = rows[:, d][index]
             if padded:
                 block[~inside] = np.inf
-            out[group, d] = _middles(block, count)
+            out[group, d] = _middles(block, count, finite)
     return out.reshape(len(starts), *values.shape[1:])
 
 
@@ -209,18 +216,28 @@ def _even_spacing(starts: IntArray, lengths: IntArray, rows: int) -> int | None:
     return spacing if spacing >= lengths[0] and bool(np.all(gaps == spacing)) else None
 
 
-def _middles(block: npt.NDArray[np.float64], count: IntArray) -> npt.NDArray[np.float64]:
+def _middles(block: npt.NDArray[np.float64], count: IntArray, finite: bool = False) -> npt.NDArray[np.float64]:
     """Per row of ``block`` (its first ``count`` entries are the segment's, the rest +inf), the median; NaN for a
-    row holding NaN or empty. ``block`` is reordered in place."""
-    holes = np.isnan(block.max(axis=1))  # NaN propagates through max (and outlasts the +inf padding)
-    middles = distinct(np.concatenate([(count - 1) // 2, count // 2]))
-    if len(middles) <= _MAX_PARTITION_KTH:  # the middle ranks land where a sort puts them, in linear time
-        block.partition(middles, axis=1)
-    else:
-        block.sort(axis=1)
+    row holding NaN (unless ``finite`` says there is none) or empty. ``block`` is reordered in place."""
+    # NaN propagates through max (and outlasts the +inf padding)
+    holes = np.zeros(len(block), dtype=bool) if finite else np.isnan(block.max(axis=1))
+    low, high = (count - 1) // 2, count // 2
     picks = np.arange(len(block))
+    middles = distinct(np.concatenate([low, high]))
+    if len(middles) == 2 and middles[1] == middles[0] + 1 and bool(np.all(count == count[0])):
+        # rows of one even count: partitioned around the upper middle alone (numpy's fast single-rank selection),
+        # the lower middle is then the largest of the entries before it
+        upper = int(middles[1])
+        block.partition(upper, axis=1)
+        below, above = block[:, :upper].max(axis=1), block[:, upper]
+    else:
+        if len(middles) <= _MAX_PARTITION_KTH:  # the middle ranks land where a sort puts them, in linear time
+            block.partition(middles, axis=1)
+        else:
+            block.sort(axis=1)
+        below, above = block[picks, low], block[picks, high]
     with np.errstate(invalid="ignore"):
-        middle = (block[picks, (count - 1) // 2] + block[picks, count // 2]) / 2
+        middle = (below + above) / 2
     return np.where(holes | (count == 0), np.nan, middle)
 
 

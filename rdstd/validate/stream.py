@@ -11,6 +11,7 @@ image bytes, decoded per sampled frame).
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any
@@ -56,6 +57,7 @@ class ReadAhead:
         cuts = np.flatnonzero(np.diff(self._shard_of[order])) + 1
         self._meta = {name: table[name].to_list() for name in _META}
         self._groups = [g for g in np.split(order, cuts) if len(g)]
+        self._casts = Casts()
         self._pending: Future[ShardView] | None = self._submit(0)
 
     def _submit(self, group: int) -> Future[ShardView] | None:
@@ -95,7 +97,7 @@ class ReadAhead:
         raws = {k: _rows(data[k], firsts, lengths, tiled) for k in columns}
         # dims-major (Fortran order): per-episode reductions down a column and per-frame reductions across dims
         # run several times faster than on the rows as stored
-        floats = {k: _dims_major(raws[k]) for k in vectors}
+        floats = {k: self._casts.cast(raws[k]) for k in vectors}
         shard = _view(ds, positions, meta, raws, floats, lengths, False)
         shard.preset({k: Extent.of(v, starts, lengths) for k, v in floats.items()})
         return shard
@@ -179,6 +181,36 @@ def _source_meta(text: str | None) -> dict[str, Any]:
 def _dims_major(column: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
     """A vector column as float64, dims-major (Fortran order), in one copy."""
     return np.asarray(column, dtype=np.float64, order="F")
+
+
+class Casts:
+    """Vector columns cast to float64 dims-major (as :func:`_dims_major`), into buffers reused from shard to shard:
+    a fresh array of a shard's size faults every page of it in again (several ms a shard). A buffer is reused only
+    once nothing refers to it any more (its reference count is this pool's own: no view of it is alive, whoever
+    made one), so that a check that keeps an episode's values never sees them change."""
+
+    #: Buffers kept at most (a check that holds on to views makes the pool allocate anew, not grow without end).
+    LIMIT = 16
+
+    def __init__(self) -> None:
+        self._held: list[npt.NDArray[np.float64]] = []
+
+    def cast(self, column: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+        """``column`` (rows x dims) as float64, dims-major, in a buffer of the pool."""
+        rows, dims = column.shape
+        size = rows * dims
+        for i in range(len(self._held)):
+            # 2: the list's reference and getrefcount's argument; any view of the buffer adds one
+            if self._held[i].size >= size and sys.getrefcount(self._held[i]) == 2:
+                buffer = self._held.pop(i)
+                break
+        else:
+            buffer = np.empty(size)
+        self._held.append(buffer)
+        del self._held[: -self.LIMIT]
+        out = buffer[:size].reshape((rows, dims), order="F")
+        out[...] = column
+        return out
 
 
 def _rows(

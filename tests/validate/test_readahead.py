@@ -185,3 +185,30 @@ def test_action_fits_prepared_ahead_are_those_the_check_computes(tmp_path: Path)
         assert found[0] == found[1]
         reported |= {f.severity for f in found[0]}
     assert Severity.ERROR in reported  # the planted problems were found
+
+
+def test_cast_buffers_are_reused_only_when_no_view_of_them_is_alive() -> None:
+    """A shard's float64 vectors go into a buffer of an earlier shard only once nothing refers to it: values a
+    check kept (a view of an episode's rows) never change under it."""
+    casts = stream.Casts()
+    first = np.arange(12, dtype=np.float32).reshape(6, 2)
+    kept = casts.cast(first)[2:4]  # a check keeps an episode's rows
+    second = casts.cast(first + 100)
+    np.testing.assert_array_equal(kept, first[2:4])  # not overwritten
+    assert np.shares_memory(second, casts._held[-1]) and not np.shares_memory(second, kept)
+    owner = id(_owner(second))
+    del second
+    third = casts.cast(first[:4] - 1)  # a smaller shard fits the buffer nobody refers to any more
+    assert id(_owner(third)) == owner
+    assert third.flags.f_contiguous and third.dtype == np.float64
+    np.testing.assert_array_equal(third, first[:4] - 1)
+    np.testing.assert_array_equal(kept, first[2:4])
+    del kept
+    assert len(casts._held) == 2
+
+
+def _owner(array: np.ndarray) -> np.ndarray:
+    """The array that owns ``array``'s memory."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array

@@ -20,6 +20,7 @@ from rdstd.validate.config import load
 from rdstd.validate.runner import build_checks, run
 from rdstd.validate.segments import (
     LaggedMoments,
+    Scratch,
     apply_each,
     centred_each,
     medians,
@@ -393,3 +394,38 @@ def test_a_clean_run_does_not_import_numpy_ma(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=Path.cwd())
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("width", [9, 10])
+def test_segment_medians_told_finite_are_numpys(width: int) -> None:
+    """Finite values (the NaN search skipped), odd and even counts (the lower middle of an even count taken as the
+    largest entry below the upper one): numpy's medians."""
+    rng = np.random.default_rng(width)
+    values = np.asfortranarray(rng.normal(size=(12 * width, 3)).round(1))  # ties
+    starts = (np.arange(12) * width).astype(np.intp)
+    lengths = np.full(12, width, dtype=np.intp)
+    got = segment_medians(values, starts, lengths, Scratch(), finite=True)
+    for i, s in enumerate(starts.tolist()):
+        np.testing.assert_array_equal(got[i], np.median(values[s : s + width], axis=0))
+
+
+@pytest.mark.parametrize("lengths", [[5, 5, 5], [3, 0, 7, 1]])
+def test_centred_each_into_a_buffer_and_negated_is_the_plain_one(lengths: list[int]) -> None:
+    rng = np.random.default_rng(4)
+    n = np.array(lengths, dtype=np.intp)
+    starts = np.concatenate([[0], np.cumsum(n)[:-1]]).astype(np.intp)
+    x = rng.normal(size=int(n.sum()))
+    scratch = Scratch()
+    for v, negated in ((x, False), (-x, True)):
+        # each segment less its mean (the mean as a segment sum over the count, as the shard's reductions work)
+        means = range_sum(v.reshape(-1, 1), starts, starts + n)[:, 0] / np.maximum(n, 1)
+        want = v - np.repeat(means, n)
+        np.testing.assert_allclose(
+            want,
+            np.concatenate([v[s : s + k] - v[s : s + k].mean() for s, k in zip(starts, n, strict=True) if k]),
+            atol=1e-15,
+        )
+        np.testing.assert_array_equal(centred_each(x, starts, n, negated=negated), want)
+        got = centred_each(x, starts, n, scratch.vector("x", len(x)), negated=negated)
+        np.testing.assert_array_equal(got, want)
+        assert np.shares_memory(got, scratch.vector("x", len(x)))

@@ -214,6 +214,16 @@ class GripperChatter(Check):
                     )
 
 
+def _finite(shard: ShardView, key: str) -> bool:
+    """Whether every value of the vector ``key`` in the shard is finite and below 1e300 in size (so that steps
+    between them, and differences of those, are finite too), from the shard's extents."""
+    extent, filled = shard.extent(key), shard.lengths > 0
+    if bool(extent.bad[filled].any()):
+        return False
+    sizes = np.abs(np.concatenate([extent.low[filled].ravel(), extent.high[filled].ravel()]))
+    return bool(np.all(sizes < 1e300))
+
+
 class ActionJumps(Check):
     """RDV954: sudden jumps in the actions, far beyond the episode's usual step."""
 
@@ -242,11 +252,13 @@ class ActionJumps(Check):
             step = self._scratch.columns("step", total, values.shape[1])
             np.subtract(values[1:], values[:-1], out=step[: total - 1])
             step[total - 1 :] = 0.0
-            center = segments.segment_medians(step, starts, counts, self._scratch)
+            # steps and their offsets from the median are finite when the values are, far from overflow
+            finite = _finite(shard, key)
+            center = segments.segment_medians(step, starts, counts, self._scratch, finite=finite)
             offset = step  # |Δa - median|, in place
             segments.apply_each(offset, center, n, np.subtract)
             np.abs(offset, out=offset)
-            spread = 1.4826 * segments.segment_medians(offset, starts, counts, self._scratch)
+            spread = 1.4826 * segments.segment_medians(offset, starts, counts, self._scratch, finite=finite)
             usable = spread > 0
             with np.errstate(divide="ignore", invalid="ignore"):
                 # the mean over usable dims of offset / spread, as one weighted sum per frame
