@@ -131,6 +131,28 @@ def apply_each(
     ufunc(values[:rows], spread(per_segment, lengths), out=values[:rows])
 
 
+def centred_columns(
+    columns: list[npt.NDArray[np.float64]], starts: IntArray, lengths: IntArray, out: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """``columns`` (one value per row each, the segments tiling them) side by side into ``out`` (rows x columns,
+    dims-major), each segment less its own mean, in one pass per column; returns the means (segments x columns).
+    The same values as copying the columns into ``out`` and :func:`apply_each` ``np.subtract`` of their
+    :func:`range_sum` over the counts."""
+    stops, count = starts + lengths, np.maximum(lengths, 1)
+    means = np.empty((len(starts), len(columns)))
+    rows = int(lengths.sum())
+    width = int(lengths[0]) if len(lengths) else 0
+    even = rows == len(out) and width > 0 and bool(np.all(lengths == width))
+    for i, column in enumerate(columns):
+        means[:, i] = range_sum(column.reshape(-1, 1), starts, stops)[:, 0] / count
+        target = out[:rows, i]
+        if even:
+            np.subtract(column[:rows].reshape(len(lengths), width), means[:, i, None], out=target.reshape(-1, width))
+        else:
+            np.subtract(column[:rows], np.repeat(means[:, i], lengths), out=target)
+    return means
+
+
 def medians(values: npt.NDArray[np.float64], keep: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
     """Per row, ``np.median`` of the entries ``keep`` marks (NaN for a row with none)."""
     ordered = np.sort(np.where(keep, values, np.inf), axis=1)

@@ -22,6 +22,7 @@ from rdstd.validate.segments import (
     LaggedMoments,
     Scratch,
     apply_each,
+    centred_columns,
     centred_each,
     medians,
     range_sum,
@@ -429,3 +430,20 @@ def test_centred_each_into_a_buffer_and_negated_is_the_plain_one(lengths: list[i
         got = centred_each(x, starts, n, scratch.vector("x", len(x)), negated=negated)
         np.testing.assert_array_equal(got, want)
         assert np.shares_memory(got, scratch.vector("x", len(x)))
+
+
+@pytest.mark.parametrize("lengths", [[50, 50, 50, 50], [13, 1, 40, 7, 22]])
+def test_centred_columns_are_the_copies_centred_in_place(lengths: list[int]) -> None:
+    """One pass per column gives the bits of copying the columns and subtracting each segment's mean in place."""
+    rng = np.random.default_rng(len(lengths))
+    n = np.array(lengths, dtype=np.intp)
+    starts = np.concatenate([[0], np.cumsum(n)[:-1]]).astype(np.intp)
+    source = np.asfortranarray(rng.normal(3.0, 2.0, size=(int(n.sum()), 4)))
+    columns = [source[:, 2], source[:, 0], source[:, 3]]
+    copied = np.asfortranarray(np.stack(columns, axis=1))
+    want_means = range_sum(copied, starts, starts + n) / np.maximum(n, 1)[:, None]
+    apply_each(copied, want_means, n, np.subtract)
+    out = np.full((len(source), 3), np.nan, order="F")
+    means = centred_columns(columns, starts, n, out)
+    np.testing.assert_array_equal(means, want_means)
+    np.testing.assert_array_equal(out, copied)

@@ -135,12 +135,9 @@ def shard_fits(
     # each episode centred once on its own means (own copies, centred in place): a window's moments are then
     # sums without cancellation
     scratch = scratch or segments.Scratch()
-    s_dev = _columns([shard.vectors[key][:, j] for _, key, j in pairs], scratch.columns("s", total, len(pairs)))
-    a_dev = _columns([shard.vectors[action][:, i] for i, _, _ in pairs], scratch.columns("a", total, len(pairs)))
-    s_mean = segments.range_sum(s_dev, starts, stops) / _count(n)
-    a_mean = segments.range_sum(a_dev, starts, stops) / _count(n)
-    segments.apply_each(s_dev, s_mean, n, np.subtract)
-    segments.apply_each(a_dev, a_mean, n, np.subtract)
+    s_dev, a_dev = scratch.columns("s", total, len(pairs)), scratch.columns("a", total, len(pairs))
+    s_mean = segments.centred_columns([shard.vectors[key][:, j] for _, key, j in pairs], starts, n, s_dev)
+    a_mean = segments.centred_columns([shard.vectors[action][:, i] for i, _, _ in pairs], starts, n, a_dev)
     work = scratch.columns("work", total, len(pairs))  # per-frame products, in place
     sums_s, sums_a = segments.range_sum(s_dev, starts, stops), segments.range_sum(a_dev, starts, stops)
     squares_s = segments.range_sum(np.multiply(s_dev, s_dev, out=work), starts, stops)
@@ -204,14 +201,6 @@ def _usable(shard: ShardView, action: str, pairs: list[tuple[int, str, int]]) ->
         moving[:, p] &= ext.high[:, j] > ext.low[:, j]
     usable: npt.NDArray[np.bool_] = finite & moving & (shard.lengths >= 8)[:, None]
     return usable
-
-
-def _columns(columns: list[npt.NDArray[np.float64]], out: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Columns side by side into ``out``, dims-major (Fortran order, as the shard's vectors: per-episode sums run
-    faster)."""
-    for i, column in enumerate(columns):
-        out[:, i] = column
-    return out
 
 
 def _count(n: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
