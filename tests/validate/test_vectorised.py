@@ -12,7 +12,7 @@ import pytest
 from rdstd.schema import Dimension, Episode, EpisodeMeta, Provenance, Role, Unit, VectorFeature
 from rdstd.store.reader import Dataset
 from rdstd.store.writer import DatasetWriter
-from rdstd.validate import Evidence, Finding, Severity, stream
+from rdstd.validate import Evidence, Finding, Severity, stream, validate
 from rdstd.validate.check import Check, DatasetView, EpisodeView, ShardView, content_digest
 from rdstd.validate.checks.actions import Fit, fit, fit_shard
 from rdstd.validate.checks.metadata import _fingerprints
@@ -447,3 +447,24 @@ def test_centred_columns_are_the_copies_centred_in_place(lengths: list[int]) -> 
     means = centred_columns(columns, starts, n, out)
     np.testing.assert_array_equal(means, want_means)
     np.testing.assert_array_equal(out, copied)
+
+
+@pytest.mark.parametrize(("plant", "sums"), [("", False), ("jump", True)])
+def test_action_jumps_sum_frame_by_frame_only_where_the_bound_reaches_the_threshold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plant: str, sums: bool
+) -> None:
+    """RDV954's screen bounds every frame's weighted sum by each dim's largest offset in the episode: a clean shard
+    stops there; the shard with a jump is summed frame by frame, and the jump is found at its frames."""
+    from rdstd.validate.checks import quality
+
+    calls: list[object] = []
+    original = quality.segments.apply_each
+
+    def counting(values: np.ndarray, per: np.ndarray, lengths: np.ndarray, ufunc: np.ufunc) -> None:
+        calls.append(ufunc)
+        original(values, per, lengths, ufunc)
+
+    monkeypatch.setattr(quality.segments, "apply_each", counting)
+    report = validate(make(tmp_path, *([plant] if plant else [])), select=["RDV954"])
+    assert (np.multiply in calls) == sums
+    assert [(f.episode_index, f.frames) for f in report.findings] == ([(1, (29, 31))] if sums else [])

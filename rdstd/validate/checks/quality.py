@@ -263,9 +263,14 @@ class ActionJumps(Check):
             with np.errstate(divide="ignore", invalid="ignore"):
                 # the mean over usable dims of offset / spread, as one weighted sum per frame
                 weight = np.where(usable, 1.0 / spread, 0.0) / usable.sum(axis=1, keepdims=True)
-                segments.apply_each(offset, weight, n, np.multiply)
-                z = offset.sum(axis=1)
-                far = segments.segment_any(z > self.params["z_max"] * _MARGIN, starts, counts)
+                # no frame's weighted sum exceeds the weighted sum of each dim's largest offset in the episode:
+                # only a shard where that bound reaches the threshold needs the sums frame by frame
+                bound = (weight * segments.segment_max(offset, starts, counts)).sum(axis=1)
+                far = np.zeros(len(starts), dtype=bool)
+                if bool(np.any(bound > self.params["z_max"] * _MARGIN)):
+                    segments.apply_each(offset, weight, n, np.multiply)
+                    z = offset.sum(axis=1)
+                    far = segments.segment_any(z > self.params["z_max"] * _MARGIN, starts, counts)
             holes = np.isnan(center).any(axis=1) | np.isnan(spread).any(axis=1)  # NaN: let the episode decide
             frozen = (spread == 0).any(axis=1)  # mostly repeated steps: the episode measures the moving ones
             screen |= ((far & usable.any(axis=1)) | holes | frozen) & (counts >= 9)
