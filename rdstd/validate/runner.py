@@ -120,8 +120,12 @@ def run_shards(view: DatasetView, shards: Callable[[], Iterable[ShardView]], che
     found: list[Finding] = []
     for check in checks:
         found.extend(check.begin(view))
-    # checks with a prepare last: theirs runs on the reader's thread meanwhile
-    order = sorted(range(len(checks)), key=lambda n: type(checks[n]).prepare is not Check.prepare)
+    # checks with a prepare last: theirs runs on the reader's thread meanwhile; a check with neither shard() nor
+    # episode() of its own (metadata checks: begin and end) finds nothing in a shard and is not called
+    order = sorted(
+        (n for n in range(len(checks)) if _per_shard(checks[n])),
+        key=lambda n: type(checks[n]).prepare is not Check.prepare,
+    )
     for shard in shards():
         rank: dict[int | None, int] = {ep.index: n for n, ep in enumerate(shard.episodes)}
         batch = [(n, f) for n in order for f in checks[n].shard(shard)]
@@ -131,6 +135,11 @@ def run_shards(view: DatasetView, shards: Callable[[], Iterable[ShardView]], che
     for check in checks:
         found.extend(check.end())
     return found
+
+
+def _per_shard(check: Check) -> bool:
+    """Whether ``check`` does anything per shard (it overrides :meth:`Check.shard` or :meth:`Check.episode`)."""
+    return type(check).shard is not Check.shard or type(check).episode is not Check.episode
 
 
 def _suppressed_by(finding: Finding, rules: Iterable[Suppression]) -> Suppression | None:

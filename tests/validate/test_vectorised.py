@@ -9,7 +9,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rdstd.schema import Dimension, Episode, EpisodeMeta, Provenance, Role, Unit, VectorFeature
+from rdstd.schema import (
+    ActionMode,
+    ActionSemantics,
+    ActionSpace,
+    DeltaReference,
+    Dimension,
+    Episode,
+    EpisodeMeta,
+    Provenance,
+    Role,
+    Unit,
+    VectorFeature,
+)
+from rdstd.schema.vocabulary import ActionTiming
 from rdstd.store.reader import Dataset
 from rdstd.store.writer import DatasetWriter
 from rdstd.validate import Evidence, Finding, Severity, stream, validate
@@ -468,3 +481,57 @@ def test_action_jumps_sum_frame_by_frame_only_where_the_bound_reaches_the_thresh
     report = validate(make(tmp_path, *([plant] if plant else [])), select=["RDV954"])
     assert (np.multiply in calls) == sums
     assert [(f.episode_index, f.frames) for f in report.findings] == ([(1, (29, 31))] if sums else [])
+
+
+def test_checks_with_nothing_to_look_at_in_a_shard_do_not_visit_its_episodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Metadata checks (begin and end only) are not called per shard; per-episode checks whose features are absent
+    (no rotation groups, no delta actions) return at once; the findings are the same."""
+    from rdstd.validate.checks import BUILTINS
+
+    path = _joints_only(tmp_path / "joints")
+    want = validate(path)
+    idle = {"RDV401", "RDV402", "RDV403", "RDV404", "RDV502"}
+
+    def refuse(self: Check, ep: EpisodeView) -> Iterable[Finding]:
+        raise AssertionError(f"{self.id} visited an episode")
+
+    called: set[str] = set()
+    original = Check.shard
+
+    def recording(self: Check, shard: ShardView) -> Iterable[Finding]:
+        called.add(self.id)
+        return original(self, shard)
+
+    for cls in BUILTINS:
+        if cls.id in idle:
+            monkeypatch.setattr(cls, "episode", refuse)
+    monkeypatch.setattr(Check, "shard", recording)  # what a check without a shard() of its own runs
+    got = validate(path)
+    assert got.findings == want.findings and got.findings
+    assert "RDV801" in called  # a per-episode check
+    assert not called & {"RDV803", "RDV901", "RDV902", "RDV904"}  # begin and end only
+
+
+def _joints_only(path: Path) -> Path:
+    """Two episodes of a 3-joint arm, absolute joint targets, no rotation groups; episode 1 in degrees (findings)."""
+    dims = [Dimension(name=f"j{i}", role=Role.JOINT_POSITION, unit=Unit.RAD, frame="base") for i in range(3)]
+    semantics = ActionSemantics(
+        mode=ActionMode.ABSOLUTE,
+        space=ActionSpace.JOINT,
+        reference=DeltaReference.NONE,
+        timing=ActionTiming.NEXT_STATE_TARGET,
+    )
+    features = {
+        "observation.state": VectorFeature(shape=(3,), dims=dims),
+        "action": VectorFeature(shape=(3,), dims=dims, action=semantics),
+    }
+    with DatasetWriter(path, features, Provenance(source_format="generated", rdstd_version="test"), rate_hz=10.0) as w:
+        for e in range(2):
+            t = np.arange(61) / 10.0
+            traj = np.sin(t[:, None] * (0.5 + np.arange(3)) + e)
+            traj *= 1.0 if e == 0 else 57.3
+            meta = EpisodeMeta(episode_id=f"ep{e}", task="reach", split="train")
+            w.add(Episode(meta, t[:60], {"observation.state": traj[:60], "action": traj[1:]}))
+    return path

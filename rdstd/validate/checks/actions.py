@@ -605,6 +605,9 @@ class DeltaIntegration(Check):
         self._window = max(2, round(self.params["window_s"] * rate)) if rate else 0
         return ()
 
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        return super().shard(shard) if self._window and self._pairs else ()  # no delta action to integrate
+
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         if not self._window or ep.length < 2 * self._window + 1:
             return
