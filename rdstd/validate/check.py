@@ -177,7 +177,8 @@ class ShardView:
     lengths: npt.NDArray[np.intp]
     _extents: dict[str, Extent] = field(default_factory=dict, repr=False, compare=False)
     _kept: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False, compare=False)
-    #: The checks' :meth:`Check.prepare` of this shard running on another thread (:meth:`kept` waits for it).
+    #: The checks' :meth:`Check.prepare` of this shard, queued on another thread (:meth:`kept` waits for it, or
+    #: cancels it when it has not started).
     preparing: Future[None] | None = field(default=None, repr=False, compare=False)
 
     @cached_property
@@ -204,9 +205,13 @@ class ShardView:
 
     def kept(self, check: str, name: str, compute: Callable[[], Any]) -> Any:
         """What :meth:`keep` kept for ``check`` under ``name`` (once the checks' prepare is done), else
-        ``compute()`` (prepare did not run)."""
+        ``compute()``: prepare did not run, or had not started on the reader's thread (busy reading ahead) when
+        this was asked, and this thread does the work itself instead of waiting."""
         if self.preparing is not None:
-            self.preparing.result()  # raises what prepare raised
+            if self.preparing.cancel():
+                self.preparing = None
+            else:
+                self.preparing.result()  # raises what prepare raised
         key = (check, name)
         return self._kept[key] if key in self._kept else compute()
 

@@ -70,16 +70,17 @@ class ReadAhead:
     ) -> Iterator[ShardView]:
         """The shards' episodes in shard order, each shard as a :class:`ShardView` (once: the read-ahead is used
         up); ``pixels``: the episodes decode sampled frames on request; ``prepare``: called with each shard on the
-        reader's thread (:meth:`~rdstd.validate.check.Check.prepare`), between its read and the next shard's, while
-        the checks may already work on it (:meth:`ShardView.kept` waits for them)."""
+        reader's thread (:meth:`~rdstd.validate.check.Check.prepare`) once it has read the next shard, while the
+        checks work on this one (:meth:`ShardView.kept` waits for them, or takes the work back when the reader
+        has not started it)."""
         hooks = tuple(prepare)
         for i in range(len(self._groups)):
             pending, self._pending = self._pending, None
             assert pending is not None, "ReadAhead.views() runs once"
             shard = pending.result()
+            self._pending = self._submit(i + 1)  # the next read first: the checks must not wait for it
             if hooks:
                 shard.preparing = shared_pool(_READER, 1).submit(_prepare, hooks, shard)
-            self._pending = self._submit(i + 1)
             if pixels:
                 for ep in shard.episodes:
                     ep.frames_of = _PixelReader(self._ds, ep.position)

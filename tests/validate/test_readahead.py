@@ -137,16 +137,16 @@ class _Prepared(Check):
 
 
 def test_prepare_runs_on_the_reader_thread_and_shard_takes_what_it_kept(tmp_path: Path) -> None:
-    """A check's prepare runs on the read-ahead thread for every shard, and shard() takes what it kept (waiting
-    for it); without prepare hooks, shard() computes the value itself."""
+    """A check's prepare runs on the read-ahead thread, and shard() takes what it kept (waiting for it); a shard
+    whose prepare had not started takes the work back; without prepare hooks, shard() computes it itself."""
     ds = Dataset.open(_sharded(tmp_path))
     view = DatasetView(ds.path, ds.manifest, ds.episodes)
     check = _Prepared()
     runner_module.run_shards(
         view, lambda: stream.ReadAhead(ds).views(prepare=runner_module.preparing([check])), [check]
     )
-    assert check.taken == [(0.5, False)] * fixtures.EPISODES  # one episode per shard, each prepared
-    assert len(check.threads) == fixtures.EPISODES
+    assert [value for value, _ in check.taken] == [0.5] * fixtures.EPISODES  # one episode per shard
+    assert len(check.threads) + sum(computed for _, computed in check.taken) == fixtures.EPISODES  # one or other
     assert all(name.startswith(stream._READER) for name in check.threads)
     alone = _Prepared()
     runner_module.run_shards(view, lambda: stream.ReadAhead(ds).views(), [alone])
@@ -155,13 +155,50 @@ def test_prepare_runs_on_the_reader_thread_and_shard_takes_what_it_kept(tmp_path
     assert runner_module.preparing([NonFinite()]) == []  # a check without prepare has no hook
 
 
+def test_prepare_waits_for_when_started_and_is_taken_back_when_not(tmp_path: Path) -> None:
+    """The reader reads the next shard before it prepares this one: when the checks get to the prepared value
+    before the reader got to prepare, they cancel it and compute the value themselves (no waiting on a busy
+    reader); once prepare runs, they wait for it."""
+    ds = Dataset.open(_sharded(tmp_path))
+    view = DatasetView(ds.path, ds.manifest, ds.episodes)
+    gate = threading.Event()
+    reading = stream._read_shard
+
+    def slow_read(ds_: Dataset, shard: int, columns: list[str]) -> dict[str, np.ndarray]:
+        if shard == 2:  # the read queued before shard 1's prepare holds the reader until the checks asked
+            assert gate.wait(10)
+        return reading(ds_, shard, columns)
+
+    class Asking(_Prepared):
+        def shard(self, shard: ShardView) -> Iterable[Finding]:
+            yield from super().shard(shard)
+            if len(self.taken) == 2:  # shard 1 took its value: the reader may go on
+                gate.set()
+
+    check = Asking()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(stream, "_read_shard", slow_read)
+        runner_module.run_shards(
+            view, lambda: stream.ReadAhead(ds).views(prepare=runner_module.preparing([check])), [check]
+        )
+    assert check.taken[1] == (0.5, True)  # shard 1: taken back from the reader, computed by the checks' thread
+    assert len(check.threads) + sum(computed for _, computed in check.taken) == fixtures.EPISODES
+
+
 def test_what_prepare_raises_comes_to_the_check_that_takes_its_result(tmp_path: Path) -> None:
     ds = Dataset.open(_sharded(tmp_path))
     view = DatasetView(ds.path, ds.manifest, ds.episodes)
 
+    started = threading.Event()
+
     class Failing(_Prepared):
         def prepare(self, shard: ShardView) -> None:
+            started.set()
             raise OSError("prepare failed")
+
+        def shard(self, shard: ShardView) -> Iterable[Finding]:
+            assert started.wait(10)  # the reader got to prepare before the check asks for its result
+            return super().shard(shard)
 
     check = Failing()
     with pytest.raises(OSError, match="prepare failed"):
