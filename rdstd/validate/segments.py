@@ -49,19 +49,31 @@ def range_sum(values: npt.NDArray[Any], starts: IntArray, stops: IntArray) -> np
 
 def head_sum(values: npt.NDArray[Any], starts: IntArray, lengths: IntArray, k: int) -> npt.NDArray[Any]:
     """Per segment, the sum of its first ``min(k, length)`` rows (``k`` small: one gather per row)."""
-    out = np.zeros((len(starts), *values.shape[1:]), dtype=values.dtype)
-    for j in range(k):
-        inside = lengths > j
-        out[inside] += values[starts[inside] + j]
-    return out
+    return head_sums(values, starts, lengths, k)[k]
 
 
 def tail_sum(values: npt.NDArray[Any], starts: IntArray, lengths: IntArray, k: int) -> npt.NDArray[Any]:
     """Per segment, the sum of its last ``min(k, length)`` rows (``k`` small: one gather per row)."""
-    out = np.zeros((len(starts), *values.shape[1:]), dtype=values.dtype)
+    return tail_sums(values, starts, lengths, k)[k]
+
+
+def head_sums(values: npt.NDArray[Any], starts: IntArray, lengths: IntArray, k: int) -> list[npt.NDArray[Any]]:
+    """:func:`head_sum` for 0, 1, ..., ``k`` rows at once (each the previous plus one row: the same additions)."""
+    out = [np.zeros((len(starts), *values.shape[1:]), dtype=values.dtype)]
+    for j in range(k):
+        inside = lengths > j
+        out.append(out[-1].copy())
+        out[-1][inside] += values[starts[inside] + j]
+    return out
+
+
+def tail_sums(values: npt.NDArray[Any], starts: IntArray, lengths: IntArray, k: int) -> list[npt.NDArray[Any]]:
+    """:func:`tail_sum` for 0, 1, ..., ``k`` rows at once (each the previous plus one row: the same additions)."""
+    out = [np.zeros((len(starts), *values.shape[1:]), dtype=values.dtype)]
     for j in range(1, k + 1):
         inside = lengths >= j
-        out[inside] += values[starts[inside] + lengths[inside] - j]
+        out.append(out[-1].copy())
+        out[-1][inside] += values[starts[inside] + lengths[inside] - j]
     return out
 
 
@@ -353,7 +365,9 @@ class LaggedMoments:
         starts: IntArray,
         lengths: IntArray,
         scratch: Scratch | None = None,
+        leads: int = 0,
     ):
+        """``leads``: the largest lead asked for (the edge sums of every lead up to it are taken at once)."""
         self._x, self._y, self._starts, self._n = x.reshape(-1, 1), y.reshape(-1, 1), starts, lengths
         stops, rows = starts + lengths, len(self._x)
         scratch = scratch or Scratch()  # its buffers "lagged.*" are this object's while it is used
@@ -362,15 +376,38 @@ class LaggedMoments:
         self._sq_y = np.multiply(self._y, self._y, out=scratch.columns("lagged.sq_y", rows, 1))
         self._ssq_x, self._ssq_y = range_sum(self._sq_x, starts, stops), range_sum(self._sq_y, starts, stops)
         self._work = scratch.columns("lagged.work", rows, 1)
+        self._edges: dict[int, tuple[npt.NDArray[np.float64], ...]] = {}
+        tables = (
+            tail_sums(self._x, starts, lengths, leads),
+            tail_sums(self._sq_x, starts, lengths, leads),
+            head_sums(self._y, starts, lengths, leads),
+            head_sums(self._sq_y, starts, lengths, leads),
+        )
+        for k in range(leads + 1):
+            self._edges[k] = tuple(table[k] for table in tables)
+
+    def _edge_sums(self, k: int) -> tuple[npt.NDArray[np.float64], ...]:
+        """Sums of the last k rows of x and x², the first k of y and y², per segment."""
+        known = self._edges.get(k)
+        if known is not None:
+            return known
+        starts, n = self._starts, self._n
+        return (
+            tail_sum(self._x, starts, n, k),
+            tail_sum(self._sq_x, starts, n, k),
+            head_sum(self._y, starts, n, k),
+            head_sum(self._sq_y, starts, n, k),
+        )
 
     def comoments(self, k: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Per segment, (Σx'x', Σy'y', Σx'y') centred on the windows' own means, for lead ``k``."""
         starts, n, total = self._starts, self._n, len(self._x)
         count = np.maximum(n - k, 1)[:, None]
-        sum_x = self._sum_x - tail_sum(self._x, starts, n, k)
-        sq_x = self._ssq_x - tail_sum(self._sq_x, starts, n, k)
-        sum_y = self._sum_y - head_sum(self._y, starts, n, k)
-        sq_y = self._ssq_y - head_sum(self._sq_y, starts, n, k)
+        tail_x, tail_sq_x, head_y, head_sq_y = self._edge_sums(k)
+        sum_x = self._sum_x - tail_x
+        sq_x = self._ssq_x - tail_sq_x
+        sum_y = self._sum_y - head_y
+        sq_y = self._ssq_y - head_sq_y
         np.multiply(self._x[: total - k], self._y[k:], out=self._work[: total - k])
         cross = lagged_sum(self._work, starts, n, k)
         short = (n - k <= 0)[:, None]  # an empty window has no moments

@@ -37,11 +37,13 @@ from rdstd.validate.segments import (
     apply_each,
     centred_columns,
     centred_each,
+    head_sums,
     medians,
     range_sum,
     segment_max,
     segment_medians,
     segment_min,
+    tail_sums,
 )
 from tests.validate.fixtures import make
 
@@ -309,9 +311,13 @@ def test_lagged_moments_are_the_windows_own() -> None:
     lengths = np.array([9, 1, 0, 30, 4], dtype=np.intp)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
     x, y = rng.normal(2.0, 1.0, int(lengths.sum())), rng.normal(-3.0, 2.0, int(lengths.sum()))
-    lagged = LaggedMoments(centred_each(x, starts, lengths), centred_each(y, starts, lengths), starts, lengths)
+    cx, cy = centred_each(x, starts, lengths), centred_each(y, starts, lengths)
+    lagged = LaggedMoments(cx, cy, starts, lengths)
+    tabled = LaggedMoments(cx, cy, starts, lengths, leads=2)  # the edge sums of leads 0-2 taken at once
     for k in range(4):
         sxx, syy, sxy = lagged.comoments(k)
+        for got, want_ in zip(tabled.comoments(k), (sxx, syy, sxy), strict=True):
+            np.testing.assert_array_equal(got, want_)
         for e, (s, n) in enumerate(zip(starts.tolist(), lengths.tolist(), strict=True)):
             xs, ys = x[s : s + max(n - k, 0)], y[s + k : s + n]
             xc, yc = xs - (xs.mean() if len(xs) else 0), ys - (ys.mean() if len(ys) else 0)
@@ -535,3 +541,19 @@ def _joints_only(path: Path) -> Path:
             meta = EpisodeMeta(episode_id=f"ep{e}", task="reach", split="train")
             w.add(Episode(meta, t[:60], {"observation.state": traj[:60], "action": traj[1:]}))
     return path
+
+
+def test_head_and_tail_sums_of_every_count_are_the_rows_added_in_order() -> None:
+    rng = np.random.default_rng(6)
+    lengths = np.array([5, 0, 1, 3, 8], dtype=np.intp)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
+    values = rng.normal(size=(int(lengths.sum()), 2))
+    heads, tails = head_sums(values, starts, lengths, 4), tail_sums(values, starts, lengths, 4)
+    for k in range(5):
+        for e, (s, n) in enumerate(zip(starts.tolist(), lengths.tolist(), strict=True)):
+            head, tail = np.zeros(2), np.zeros(2)
+            for j in range(min(k, n)):
+                head += values[s + j]
+                tail += values[s + n - 1 - j]
+            np.testing.assert_array_equal(heads[k][e], head)
+            np.testing.assert_array_equal(tails[k][e], tail)

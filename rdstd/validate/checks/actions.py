@@ -141,9 +141,10 @@ def shard_fits(
     work = scratch.columns("work", total, len(pairs))  # per-frame products, in place
     sums_s, sums_a = segments.range_sum(s_dev, starts, stops), segments.range_sum(a_dev, starts, stops)
     squares_s = segments.range_sum(np.multiply(s_dev, s_dev, out=work), starts, stops)
-    heads = [segments.head_sum(work, starts, n, k) for k in range(_MAX_LEAD + 1)]
+    heads = segments.head_sums(work, starts, n, _MAX_LEAD)
     squares_a = segments.range_sum(np.multiply(a_dev, a_dev, out=work), starts, stops)
-    tails = [segments.tail_sum(work, starts, n, k) for k in range(_MAX_LEAD + 1)]
+    tails = segments.tail_sums(work, starts, n, _MAX_LEAD)
+    s_heads, a_tails = segments.head_sums(s_dev, starts, n, _MAX_LEAD), segments.tail_sums(a_dev, starts, n, _MAX_LEAD)
     var_s = squares_s / _count(n)
     offset = a_mean - s_mean  # a_t - s_(t+k) = a_dev_t - s_dev_(t+k) + offset
     absolute, errors = [], []
@@ -151,9 +152,9 @@ def shard_fits(
     for k in range(_MAX_LEAD + 1):
         count = _count(n - k)
         # the window of lead k: s over rows [k, n) of each episode, a over rows [0, n - k)
-        sum_s = sums_s - segments.head_sum(s_dev, starts, n, k)
+        sum_s = sums_s - s_heads[k]
         sq_s = squares_s - heads[k]
-        sum_a = sums_a - segments.tail_sum(a_dev, starts, n, k)
+        sum_a = sums_a - a_tails[k]
         sq_a = squares_a - tails[k]
         if k == 1:
             window_a = (sum_a, sq_a)

@@ -153,7 +153,7 @@ class GripperPolarity(Check):
                 self._scratch.vector("a", rows),
                 negated=a_grip.open != high,
             )
-            lagged = segments.LaggedMoments(a, s, starts, n, self._scratch)
+            lagged = segments.LaggedMoments(a, s, starts, n, self._scratch, int(self.params["max_lead"]))
             for k in range(int(self.params["max_lead"]) + 1):
                 sxx, syy, sxy = lagged.comoments(k)
                 with np.errstate(divide="ignore", invalid="ignore"):
