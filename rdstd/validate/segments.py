@@ -236,6 +236,47 @@ def segment_medians(
     return out.reshape(len(starts), *values.shape[1:])
 
 
+def step_deviations(
+    values: npt.NDArray[np.float64],
+    starts: IntArray,
+    lengths: IntArray,
+    scratch: Scratch | None = None,
+    *,
+    finite: bool = False,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]] | None:
+    """For segments (``values``: rows x columns) of one length at a constant spacing: per segment and column, of
+    the steps ``values[t + 1] - values[t]`` within the segment, the median, the median of the absolute deviations
+    from it, and the largest of them; NaN where a step is NaN (``finite``: the caller knows none is). The steps go
+    straight from two strided views into one block (``scratch``'s buffer "medians"), whose rows the median's
+    partition reorders: the deviations are taken on it as it is (a median and a maximum do not depend on the
+    order). None for other segments: the caller takes the steps in place."""
+    rows = values.reshape(len(values), -1)
+    steps = np.maximum(lengths - 1, 0)
+    spacing = _even_spacing(starts, steps, len(rows) - 1)
+    if spacing is None:
+        return None
+    width, dims, segments = int(steps[0]), rows.shape[1], len(starts)
+
+    def view(first: int) -> npt.NDArray[np.float64]:
+        return np.lib.stride_tricks.as_strided(
+            rows[int(starts[0]) + first :],
+            shape=(dims, segments, width),
+            strides=(rows.strides[1], spacing * rows.strides[0], rows.strides[0]),
+            writeable=False,
+        )
+
+    size = dims * segments * width
+    block = (np.empty(size) if scratch is None else scratch.vector("medians", size)).reshape(dims, segments, width)
+    np.subtract(view(1), view(0), out=block)
+    flat, count = block.reshape(dims * segments, width), np.tile(steps, dims)
+    center = _middles(flat, count, finite)
+    np.abs(np.subtract(flat, center[:, None], out=flat), out=flat)
+    largest = flat.max(axis=1)
+    deviation = _middles(flat, count, finite)
+    shape = (dims, segments)
+    return center.reshape(shape).T, deviation.reshape(shape).T, largest.reshape(shape).T
+
+
 def _even_spacing(starts: IntArray, lengths: IntArray, rows: int) -> int | None:
     """The spacing of segments of one (non-zero) length that start at a constant spacing no shorter than it,
     inside ``rows`` rows; None when they do not."""

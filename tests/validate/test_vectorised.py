@@ -43,6 +43,7 @@ from rdstd.validate.segments import (
     segment_max,
     segment_medians,
     segment_min,
+    step_deviations,
     tail_sums,
 )
 from tests.validate.fixtures import make
@@ -520,8 +521,9 @@ def test_checks_with_nothing_to_look_at_in_a_shard_do_not_visit_its_episodes(
     assert not called & {"RDV803", "RDV901", "RDV902", "RDV904"}  # begin and end only
 
 
-def _joints_only(path: Path) -> Path:
-    """Two episodes of a 3-joint arm, absolute joint targets, no rotation groups; episode 1 in degrees (findings)."""
+def _joints_only(path: Path, lengths: tuple[int, ...] = (60, 60), jump: int | None = None) -> Path:
+    """Episodes of a 3-joint arm (``lengths`` frames), absolute joint targets, no rotation groups; episode 1 in
+    degrees (findings); with ``jump``, a one-frame spike in that episode's actions at frame 30."""
     dims = [Dimension(name=f"j{i}", role=Role.JOINT_POSITION, unit=Unit.RAD, frame="base") for i in range(3)]
     semantics = ActionSemantics(
         mode=ActionMode.ABSOLUTE,
@@ -534,12 +536,15 @@ def _joints_only(path: Path) -> Path:
         "action": VectorFeature(shape=(3,), dims=dims, action=semantics),
     }
     with DatasetWriter(path, features, Provenance(source_format="generated", rdstd_version="test"), rate_hz=10.0) as w:
-        for e in range(2):
-            t = np.arange(61) / 10.0
+        for e, length in enumerate(lengths):
+            t = np.arange(length + 1) / 10.0
             traj = np.sin(t[:, None] * (0.5 + np.arange(3)) + e)
-            traj *= 1.0 if e == 0 else 57.3
+            traj *= 57.3 if e == 1 else 1.0
+            action = traj[1:].copy()
+            if e == jump:
+                action[30] += 3.0
             meta = EpisodeMeta(episode_id=f"ep{e}", task="reach", split="train")
-            w.add(Episode(meta, t[:60], {"observation.state": traj[:60], "action": traj[1:]}))
+            w.add(Episode(meta, t[:length], {"observation.state": traj[:length], "action": action}))
     return path
 
 
@@ -557,3 +562,37 @@ def test_head_and_tail_sums_of_every_count_are_the_rows_added_in_order() -> None
                 tail += values[s + n - 1 - j]
             np.testing.assert_array_equal(heads[k][e], head)
             np.testing.assert_array_equal(tails[k][e], tail)
+
+
+@pytest.mark.parametrize("finite", [True, False])
+def test_step_deviations_of_equal_episodes_are_numpys(finite: bool) -> None:
+    """Per episode and dim of the steps within each episode: numpy's median, median absolute deviation and largest
+    absolute deviation (NaN where a step is NaN); None for episodes of different lengths."""
+    rng = np.random.default_rng(7)
+    width = 12
+    values = np.asfortranarray(rng.normal(size=(9 * width, 3)).round(1))
+    if not finite:
+        values[2 * width + 5, 1] = np.nan
+    starts = (np.arange(9) * width).astype(np.intp)
+    lengths = np.full(9, width, dtype=np.intp)
+    got = step_deviations(values, starts, lengths, Scratch(), finite=finite)
+    assert got is not None
+    for e, s in enumerate(starts.tolist()):
+        steps = np.diff(values[s : s + width], axis=0)
+        center = np.median(steps, axis=0)
+        deviation = np.abs(steps - center)
+        for have, want in zip(got, (center, np.median(deviation, axis=0), deviation.max(axis=0)), strict=True):
+            np.testing.assert_array_equal(have[e], want)
+    lengths[3] -= 1
+    assert step_deviations(values, starts, lengths) is None
+
+
+@pytest.mark.parametrize("lengths", [(60, 60, 60, 60), (60, 45, 80, 33)])
+def test_action_jumps_on_whole_shards_are_the_episodes_own(tmp_path: Path, lengths: tuple[int, ...]) -> None:
+    """RDV954 on episodes of one length (the steps' block) and of several (the steps in place): the findings of
+    its episode-by-episode detail, the jump at its frames."""
+    ds = Dataset.open(_joints_only(tmp_path / "jumps", lengths, jump=2))
+    config = load("default", ds.path, cwd=tmp_path).model_copy(update={"select": ["RDV954"]})
+    by_shard = run(ds, build_checks(config)[0])
+    assert by_shard == _episode_by_episode(ds, build_checks(config)[0])
+    assert [(f.episode_index, f.frames) for f in by_shard] == [(2, (29, 31))]
