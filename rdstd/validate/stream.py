@@ -44,9 +44,11 @@ def shards(ds: Dataset, *, pixels: bool = False) -> Iterator[ShardView]:
 
 class ReadAhead:
     """A canonical dataset's shards, read one ahead on a helper thread (Parquet decoding and checksums, the cast to
-    float64 and each vector's :class:`Extent` run there, most of it outside the interpreter's lock) while the checks
-    work on the shard before. The first shard's read starts when this is made, so that it overlaps the setup of a
-    run (configuration, checks) that comes between.
+    float64 into reused buffers (:class:`Casts`), each vector's :class:`Extent`, the frame intervals and the
+    episode views run there, most of the numbers outside the interpreter's lock) while the checks work on the
+    shard before; the checks' :meth:`~rdstd.validate.check.Check.prepare` runs there too (see :meth:`views`). The
+    first shard's read starts when this is made, so that it overlaps the setup of a run (configuration, checks)
+    that comes between.
     """
 
     def __init__(self, ds: Dataset) -> None:
@@ -101,6 +103,7 @@ class ReadAhead:
         floats = {k: self._casts.cast(raws[k]) for k in vectors}
         shard = _view(ds, positions, meta, raws, floats, lengths, False)
         shard.preset({k: Extent.of(v, starts, lengths) for k, v in floats.items()})
+        shard.intervals  # noqa: B018 - worked out here, on the reader's thread (three timing checks read it)
         return shard
 
 
