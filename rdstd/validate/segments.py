@@ -221,19 +221,41 @@ def segment_medians(
         out[:] = middles.reshape(dims, len(starts)).T
         return out.reshape(len(starts), *values.shape[1:])
     for group in _similar_lengths(lengths):
-        width = int(lengths[group].max())
-        if width == 0:
-            continue
         count = lengths[group]
-        inside = np.arange(width)[None, :] < count[:, None]
-        index = np.where(inside, starts[group][:, None] + np.arange(width)[None, :], 0)
-        padded = not bool(inside.all())
+        top = int(count.max())
+        if top == 0:
+            continue
+        # each row's values centred in an odd width between -inf and +inf padding (one more +inf for an even
+        # count): every row's upper middle lands at the same rank, (width - 1) // 2, so that one selection serves
+        # all rows (numpy selects one rank fast; several ranks 5-7x slower than it sorts)
+        width = top | 1
+        before = (width - count) // 2
+        cols = np.arange(width)[None, :]
+        low = cols < before[:, None]
+        inside = ~low & (cols < (before + count)[:, None])
+        index = np.where(inside, starts[group][:, None] + cols - before[:, None], 0)
+        high = ~low & ~inside
         for d in range(rows.shape[1]):
             block = rows[:, d][index]
-            if padded:
-                block[~inside] = np.inf
-            out[group, d] = _middles(block, count, finite)
+            block[low] = -np.inf
+            block[high] = np.inf
+            out[group, d] = _centred_middles(block, count, finite)
     return out.reshape(len(starts), *values.shape[1:])
+
+
+def _centred_middles(block: npt.NDArray[np.float64], count: IntArray, finite: bool) -> npt.NDArray[np.float64]:
+    """Per row of ``block`` (odd width; a row's ``count`` values centred between -inf and +inf padding, the extra
+    +inf of an even count last), the median; NaN for a row holding NaN (unless ``finite``) or empty. ``block`` is
+    reordered in place."""
+    holes = np.zeros(len(block), dtype=bool) if finite else np.isnan(block.max(axis=1))
+    middle = (block.shape[1] - 1) // 2
+    block.partition(middle, axis=1)
+    above = block[:, middle]
+    below = above
+    if middle > 0:  # an even count's lower middle: the largest entry before the upper one
+        below = np.where(count % 2 == 0, block[:, :middle].max(axis=1), above)
+    with np.errstate(invalid="ignore"):
+        return np.where(holes | (count == 0), np.nan, (below + above) / 2)
 
 
 def step_deviations(

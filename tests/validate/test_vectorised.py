@@ -596,3 +596,19 @@ def test_action_jumps_on_whole_shards_are_the_episodes_own(tmp_path: Path, lengt
     by_shard = run(ds, build_checks(config)[0])
     assert by_shard == _episode_by_episode(ds, build_checks(config)[0])
     assert [(f.episode_index, f.frames) for f in by_shard] == [(2, (29, 31))]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_segment_medians_of_episodes_of_many_lengths_are_numpys(seed: int) -> None:
+    """Episodes of many lengths (even, odd, empty, one long one) are padded to one odd width between -inf and
+    +inf so that one rank serves every row: numpy's medians, ±inf values and NaN included."""
+    rng = np.random.default_rng(100 + seed)
+    lengths = rng.integers(0, 60, size=30).astype(np.intp)
+    lengths[seed] = 301
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
+    values = np.asfortranarray(rng.normal(size=(int(lengths.sum()), 3)).round(1))
+    values[rng.integers(0, len(values), size=3), [0, 1, 2]] = [-np.inf, np.nan, np.inf]
+    got = segment_medians(values, starts, lengths)
+    for i, (s, n) in enumerate(zip(starts.tolist(), lengths.tolist(), strict=True)):
+        want = np.median(values[s : s + n], axis=0) if n else np.full(3, np.nan)
+        np.testing.assert_array_equal(got[i], want)
