@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -175,6 +176,16 @@ class ShardView:
     starts: npt.NDArray[np.intp]
     lengths: npt.NDArray[np.intp]
     _extents: dict[str, Extent] = field(default_factory=dict, repr=False, compare=False)
+    _kept: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False, compare=False)
+    #: The checks' :meth:`Check.prepare` of this shard, queued on another thread (:meth:`kept` waits for it, or
+    #: cancels it when it has not started).
+    preparing: Future[None] | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def intervals(self) -> FloatArray:
+        """``np.diff(timestamps)``: row t is the interval after frame t of its episode (an episode's last row
+        steps into the next episode); worked out once per shard, read only."""
+        return np.diff(self.timestamps)
 
     def extent(self, key: str) -> Extent:
         """Per episode and dim of the vector ``key``: its finite range and whether it holds NaN or ±inf (computed
@@ -187,6 +198,22 @@ class ShardView:
     def preset(self, extents: Mapping[str, Extent]) -> None:
         """Take extents worked out before (by the shard's reader, on its thread)."""
         self._extents.update(extents)
+
+    def keep(self, check: str, name: str, value: Any) -> None:
+        """Keep ``value`` for ``check`` (its id) under ``name``: what its :meth:`Check.prepare` worked out."""
+        self._kept[(check, name)] = value
+
+    def kept(self, check: str, name: str, compute: Callable[[], Any]) -> Any:
+        """What :meth:`keep` kept for ``check`` under ``name`` (once the checks' prepare is done), else
+        ``compute()``: prepare did not run, or had not started on the reader's thread (busy reading ahead) when
+        this was asked, and this thread does the work itself instead of waiting."""
+        if self.preparing is not None:
+            if self.preparing.cancel():
+                self.preparing = None
+            else:
+                self.preparing.result()  # raises what prepare raised
+        key = (check, name)
+        return self._kept[key] if key in self._kept else compute()
 
 
 @dataclass(frozen=True)
@@ -247,6 +274,14 @@ class Check(ABC):
         """Called for every shard's episodes; by default :meth:`episode` for each of them, in order."""
         for ep in shard.episodes:
             yield from self.episode(ep)
+
+    def prepare(self, shard: ShardView) -> None:
+        """May be called for a shard on the shard reader's thread, while the other checks work on it: work out
+        from ``shard`` alone what :meth:`shard` needs, and keep it with :meth:`ShardView.keep` (:meth:`shard` then
+        takes it with :meth:`ShardView.kept`, which waits for it, or computes it when prepare did not run). It must
+        read only what :meth:`begin` set, and change nothing that :meth:`shard` reads or writes. By default it
+        does nothing."""
+        return
 
     def end(self) -> Iterable[Finding]:
         """Called once after the episodes; cross-episode checks report here."""

@@ -1,7 +1,8 @@
 """The registry of checks: the built-ins plus any installed under the ``rdstd.checks`` entry-point group.
 
-An entry point names a :class:`~rdstd.validate.check.Check` subclass (or a module-level list of them). Plugins
-are imported on first use; one that fails to load, or whose id is taken, is reported
+An entry point names a :class:`~rdstd.validate.check.Check` subclass (or a module-level list of them); they are
+found through an index kept while the installed distributions stay the same (:mod:`rdstd.validate.plugin_index`).
+Plugins are imported on first use; one that fails to load, or whose id is taken, is reported
 (:attr:`Registry.problems`, listed in the report), never raised, so one broken plugin cannot stop validation.
 """
 
@@ -10,9 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import cache
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint
 
 from rdstd.validate.check import Check
+from rdstd.validate.plugin_index import plugin_entry_points
 
 ENTRY_POINT_GROUP = "rdstd.checks"
 #: Check ids: ``RDV`` and three digits (apart from the error codes RD000-RD900), or a plugin's own
@@ -49,13 +51,14 @@ def registry() -> Registry:
     found = Registry()
     for cls in BUILTINS:
         found.add(cls, "builtin")
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        _load(ep, found)
+    for ep, origin in plugin_entry_points(ENTRY_POINT_GROUP):
+        _load(ep, found, origin)
     return found
 
 
-def _load(ep: EntryPoint, found: Registry) -> None:
-    origin = f"plugin {ep.dist.name} {ep.dist.version}" if ep.dist is not None else f"plugin {ep.value}"
+def _load(ep: EntryPoint, found: Registry, origin: str | None = None) -> None:
+    if origin is None:
+        origin = f"plugin {ep.dist.name} {ep.dist.version}" if ep.dist is not None else f"plugin {ep.value}"
     try:
         loaded = ep.load()
     except Exception as exc:  # a plugin's import is third-party code: any failure is recorded, with its cause

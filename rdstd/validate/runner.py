@@ -105,7 +105,13 @@ def partitions(ds: Dataset) -> list[Dataset]:
 def _run(ds: Dataset, checks: list[Check], *, pixels: bool, ahead: stream.ReadAhead | None = None) -> list[Finding]:
     view = DatasetView(ds.path, ds.manifest, ds.episodes, lambda: ds.stats, stored=stream.StoredRows(ds))
     wants_pixels = pixels and any(c.pixels for c in checks)
-    return run_shards(view, lambda: (ahead or stream.ReadAhead(ds)).views(pixels=wants_pixels), checks)
+    reader = ahead or stream.ReadAhead(ds)
+    return run_shards(view, lambda: reader.views(pixels=wants_pixels, prepare=preparing(checks)), checks)
+
+
+def preparing(checks: list[Check]) -> list[Callable[[ShardView], None]]:
+    """The :meth:`Check.prepare` of each check that has one (to run on the shard reader's thread)."""
+    return [c.prepare for c in checks if type(c).prepare is not Check.prepare]
 
 
 def run_shards(view: DatasetView, shards: Callable[[], Iterable[ShardView]], checks: list[Check]) -> list[Finding]:
@@ -114,15 +120,26 @@ def run_shards(view: DatasetView, shards: Callable[[], Iterable[ShardView]], che
     found: list[Finding] = []
     for check in checks:
         found.extend(check.begin(view))
+    # checks with a prepare last: theirs runs on the reader's thread meanwhile; a check with neither shard() nor
+    # episode() of its own (metadata checks: begin and end) finds nothing in a shard and is not called
+    order = sorted(
+        (n for n in range(len(checks)) if _per_shard(checks[n])),
+        key=lambda n: type(checks[n]).prepare is not Check.prepare,
+    )
     for shard in shards():
         rank: dict[int | None, int] = {ep.index: n for n, ep in enumerate(shard.episodes)}
-        batch = [(n, f) for n, check in enumerate(checks) for f in check.shard(shard)]
+        batch = [(n, f) for n in order for f in checks[n].shard(shard)]
         # as if every check ran episode by episode: by episode, then by check
         batch.sort(key=lambda item: (rank.get(item[1].episode_index, len(rank)), item[0]))
         found.extend(f for _, f in batch)
     for check in checks:
         found.extend(check.end())
     return found
+
+
+def _per_shard(check: Check) -> bool:
+    """Whether ``check`` does anything per shard (it overrides :meth:`Check.shard` or :meth:`Check.episode`)."""
+    return type(check).shard is not Check.shard or type(check).episode is not Check.episode
 
 
 def _suppressed_by(finding: Finding, rules: Iterable[Suppression]) -> Suppression | None:

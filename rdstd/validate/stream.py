@@ -11,7 +11,8 @@ image bytes, decoded per sampled frame).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -43,9 +44,11 @@ def shards(ds: Dataset, *, pixels: bool = False) -> Iterator[ShardView]:
 
 class ReadAhead:
     """A canonical dataset's shards, read one ahead on a helper thread (Parquet decoding and checksums, the cast to
-    float64 and each vector's :class:`Extent` run there, most of it outside the interpreter's lock) while the checks
-    work on the shard before. The first shard's read starts when this is made, so that it overlaps the setup of a
-    run (configuration, checks) that comes between.
+    float64 into reused buffers (:class:`Casts`), each vector's :class:`Extent`, the frame intervals and the
+    episode views run there, most of the numbers outside the interpreter's lock) while the checks work on the
+    shard before; the checks' :meth:`~rdstd.validate.check.Check.prepare` runs there too (see :meth:`views`). The
+    first shard's read starts when this is made, so that it overlaps the setup of a run (configuration, checks)
+    that comes between.
     """
 
     def __init__(self, ds: Dataset) -> None:
@@ -56,26 +59,36 @@ class ReadAhead:
         cuts = np.flatnonzero(np.diff(self._shard_of[order])) + 1
         self._meta = {name: table[name].to_list() for name in _META}
         self._groups = [g for g in np.split(order, cuts) if len(g)]
-        self._pending: Future[_Loaded] | None = self._submit(0)
+        self._casts = Casts()
+        self._pending: Future[ShardView] | None = self._submit(0)
 
-    def _submit(self, group: int) -> Future[_Loaded] | None:
+    def _submit(self, group: int) -> Future[ShardView] | None:
         if group >= len(self._groups):
             return None
         return shared_pool(_READER, 1).submit(self._load, self._groups[group])
 
-    def views(self, *, pixels: bool = False) -> Iterator[ShardView]:
+    def views(
+        self, *, pixels: bool = False, prepare: Sequence[Callable[[ShardView], None]] = ()
+    ) -> Iterator[ShardView]:
         """The shards' episodes in shard order, each shard as a :class:`ShardView` (once: the read-ahead is used
-        up); ``pixels``: the episodes decode sampled frames on request."""
-        for i, positions in enumerate(self._groups):
+        up); ``pixels``: the episodes decode sampled frames on request; ``prepare``: called with each shard on the
+        reader's thread (:meth:`~rdstd.validate.check.Check.prepare`) once it has read the next shard, while the
+        checks work on this one (:meth:`ShardView.kept` waits for them, or takes the work back when the reader
+        has not started it)."""
+        hooks = tuple(prepare)
+        for i in range(len(self._groups)):
             pending, self._pending = self._pending, None
             assert pending is not None, "ReadAhead.views() runs once"
-            raws, floats, lengths, extents = pending.result()
-            self._pending = self._submit(i + 1)
-            shard = _view(self._ds, positions, self._meta, raws, floats, lengths, pixels)
-            shard.preset(extents)
+            shard = pending.result()
+            self._pending = self._submit(i + 1)  # the next read first: the checks must not wait for it
+            if hooks:
+                shard.preparing = shared_pool(_READER, 1).submit(_prepare, hooks, shard)
+            if pixels:
+                for ep in shard.episodes:
+                    ep.frames_of = _PixelReader(self._ds, ep.position)
             yield shard
 
-    def _load(self, positions: npt.NDArray[np.intp]) -> _Loaded:
+    def _load(self, positions: npt.NDArray[np.intp]) -> ShardView:
         ds, meta = self._ds, self._meta
         vectors = ds.manifest.vectors
         columns = ["timestamp", *vectors]
@@ -87,9 +100,16 @@ class ReadAhead:
         raws = {k: _rows(data[k], firsts, lengths, tiled) for k in columns}
         # dims-major (Fortran order): per-episode reductions down a column and per-frame reductions across dims
         # run several times faster than on the rows as stored
-        floats = {k: _dims_major(raws[k]) for k in vectors}
-        extents = {k: Extent.of(v, starts, lengths) for k, v in floats.items()}
-        return raws, floats, lengths, extents
+        floats = {k: self._casts.cast(raws[k]) for k in vectors}
+        shard = _view(ds, positions, meta, raws, floats, lengths, False)
+        shard.preset({k: Extent.of(v, starts, lengths) for k, v in floats.items()})
+        shard.intervals  # noqa: B018 - worked out here, on the reader's thread (three timing checks read it)
+        return shard
+
+
+def _prepare(hooks: Sequence[Callable[[ShardView], None]], shard: ShardView) -> None:
+    for hook in hooks:
+        hook(shard)
 
 
 #: The episode table's columns a shard's views read.
@@ -106,7 +126,6 @@ _META = (
 )
 #: The read-ahead thread's pool (one daemon thread, shared by runs in the process).
 _READER = "rdstd-validate-read"
-_Loaded = tuple[_Columns, _Columns, npt.NDArray[np.intp], dict[str, Extent]]
 
 
 def view(
@@ -166,6 +185,36 @@ def _source_meta(text: str | None) -> dict[str, Any]:
 def _dims_major(column: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
     """A vector column as float64, dims-major (Fortran order), in one copy."""
     return np.asarray(column, dtype=np.float64, order="F")
+
+
+class Casts:
+    """Vector columns cast to float64 dims-major (as :func:`_dims_major`), into buffers reused from shard to shard:
+    a fresh array of a shard's size faults every page of it in again (several ms a shard). A buffer is reused only
+    once nothing refers to it any more (its reference count is this pool's own: no view of it is alive, whoever
+    made one), so that a check that keeps an episode's values never sees them change."""
+
+    #: Buffers kept at most (a check that holds on to views makes the pool allocate anew, not grow without end).
+    LIMIT = 16
+
+    def __init__(self) -> None:
+        self._held: list[npt.NDArray[np.float64]] = []
+
+    def cast(self, column: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+        """``column`` (rows x dims) as float64, dims-major, in a buffer of the pool."""
+        rows, dims = column.shape
+        size = rows * dims
+        for i in range(len(self._held)):
+            # 2: the list's reference and getrefcount's argument; any view of the buffer adds one
+            if self._held[i].size >= size and sys.getrefcount(self._held[i]) == 2:
+                buffer = self._held.pop(i)
+                break
+        else:
+            buffer = np.empty(size)
+        self._held.append(buffer)
+        del self._held[: -self.LIMIT]
+        out = buffer[:size].reshape((rows, dims), order="F")
+        out[...] = column
+        return out
 
 
 def _rows(

@@ -9,10 +9,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rdstd.schema import Dimension, Episode, EpisodeMeta, Provenance, Role, Unit, VectorFeature
+from rdstd.schema import (
+    ActionMode,
+    ActionSemantics,
+    ActionSpace,
+    DeltaReference,
+    Dimension,
+    Episode,
+    EpisodeMeta,
+    Provenance,
+    Role,
+    Unit,
+    VectorFeature,
+)
+from rdstd.schema.vocabulary import ActionTiming
 from rdstd.store.reader import Dataset
 from rdstd.store.writer import DatasetWriter
-from rdstd.validate import Evidence, Finding, Severity, stream
+from rdstd.validate import Evidence, Finding, Severity, stream, validate
 from rdstd.validate.check import Check, DatasetView, EpisodeView, ShardView, content_digest
 from rdstd.validate.checks.actions import Fit, fit, fit_shard
 from rdstd.validate.checks.metadata import _fingerprints
@@ -20,13 +33,18 @@ from rdstd.validate.config import load
 from rdstd.validate.runner import build_checks, run
 from rdstd.validate.segments import (
     LaggedMoments,
+    Scratch,
     apply_each,
+    centred_columns,
     centred_each,
+    head_sums,
     medians,
     range_sum,
     segment_max,
     segment_medians,
     segment_min,
+    step_deviations,
+    tail_sums,
 )
 from tests.validate.fixtures import make
 
@@ -294,9 +312,13 @@ def test_lagged_moments_are_the_windows_own() -> None:
     lengths = np.array([9, 1, 0, 30, 4], dtype=np.intp)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
     x, y = rng.normal(2.0, 1.0, int(lengths.sum())), rng.normal(-3.0, 2.0, int(lengths.sum()))
-    lagged = LaggedMoments(centred_each(x, starts, lengths), centred_each(y, starts, lengths), starts, lengths)
+    cx, cy = centred_each(x, starts, lengths), centred_each(y, starts, lengths)
+    lagged = LaggedMoments(cx, cy, starts, lengths)
+    tabled = LaggedMoments(cx, cy, starts, lengths, leads=2)  # the edge sums of leads 0-2 taken at once
     for k in range(4):
         sxx, syy, sxy = lagged.comoments(k)
+        for got, want_ in zip(tabled.comoments(k), (sxx, syy, sxy), strict=True):
+            np.testing.assert_array_equal(got, want_)
         for e, (s, n) in enumerate(zip(starts.tolist(), lengths.tolist(), strict=True)):
             xs, ys = x[s : s + max(n - k, 0)], y[s + k : s + n]
             xc, yc = xs - (xs.mean() if len(xs) else 0), ys - (ys.mean() if len(ys) else 0)
@@ -393,3 +415,200 @@ def test_a_clean_run_does_not_import_numpy_ma(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=Path.cwd())
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("width", [9, 10])
+def test_segment_medians_told_finite_are_numpys(width: int) -> None:
+    """Finite values (the NaN search skipped), odd and even counts (the lower middle of an even count taken as the
+    largest entry below the upper one): numpy's medians."""
+    rng = np.random.default_rng(width)
+    values = np.asfortranarray(rng.normal(size=(12 * width, 3)).round(1))  # ties
+    starts = (np.arange(12) * width).astype(np.intp)
+    lengths = np.full(12, width, dtype=np.intp)
+    got = segment_medians(values, starts, lengths, Scratch(), finite=True)
+    for i, s in enumerate(starts.tolist()):
+        np.testing.assert_array_equal(got[i], np.median(values[s : s + width], axis=0))
+
+
+@pytest.mark.parametrize("lengths", [[5, 5, 5], [3, 0, 7, 1]])
+def test_centred_each_into_a_buffer_and_negated_is_the_plain_one(lengths: list[int]) -> None:
+    rng = np.random.default_rng(4)
+    n = np.array(lengths, dtype=np.intp)
+    starts = np.concatenate([[0], np.cumsum(n)[:-1]]).astype(np.intp)
+    x = rng.normal(size=int(n.sum()))
+    scratch = Scratch()
+    for v, negated in ((x, False), (-x, True)):
+        # each segment less its mean (the mean as a segment sum over the count, as the shard's reductions work)
+        means = range_sum(v.reshape(-1, 1), starts, starts + n)[:, 0] / np.maximum(n, 1)
+        want = v - np.repeat(means, n)
+        np.testing.assert_allclose(
+            want,
+            np.concatenate([v[s : s + k] - v[s : s + k].mean() for s, k in zip(starts, n, strict=True) if k]),
+            atol=1e-15,
+        )
+        np.testing.assert_array_equal(centred_each(x, starts, n, negated=negated), want)
+        got = centred_each(x, starts, n, scratch.vector("x", len(x)), negated=negated)
+        np.testing.assert_array_equal(got, want)
+        assert np.shares_memory(got, scratch.vector("x", len(x)))
+
+
+@pytest.mark.parametrize("lengths", [[50, 50, 50, 50], [13, 1, 40, 7, 22]])
+def test_centred_columns_are_the_copies_centred_in_place(lengths: list[int]) -> None:
+    """One pass per column gives the bits of copying the columns and subtracting each segment's mean in place."""
+    rng = np.random.default_rng(len(lengths))
+    n = np.array(lengths, dtype=np.intp)
+    starts = np.concatenate([[0], np.cumsum(n)[:-1]]).astype(np.intp)
+    source = np.asfortranarray(rng.normal(3.0, 2.0, size=(int(n.sum()), 4)))
+    columns = [source[:, 2], source[:, 0], source[:, 3]]
+    copied = np.asfortranarray(np.stack(columns, axis=1))
+    want_means = range_sum(copied, starts, starts + n) / np.maximum(n, 1)[:, None]
+    apply_each(copied, want_means, n, np.subtract)
+    out = np.full((len(source), 3), np.nan, order="F")
+    means = centred_columns(columns, starts, n, out)
+    np.testing.assert_array_equal(means, want_means)
+    np.testing.assert_array_equal(out, copied)
+
+
+@pytest.mark.parametrize(("plant", "sums"), [("", False), ("jump", True)])
+def test_action_jumps_sum_frame_by_frame_only_where_the_bound_reaches_the_threshold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plant: str, sums: bool
+) -> None:
+    """RDV954's screen bounds every frame's weighted sum by each dim's largest offset in the episode: a clean shard
+    stops there; the shard with a jump is summed frame by frame, and the jump is found at its frames."""
+    from rdstd.validate.checks import quality
+
+    calls: list[object] = []
+    original = quality.segments.apply_each
+
+    def counting(values: np.ndarray, per: np.ndarray, lengths: np.ndarray, ufunc: np.ufunc) -> None:
+        calls.append(ufunc)
+        original(values, per, lengths, ufunc)
+
+    monkeypatch.setattr(quality.segments, "apply_each", counting)
+    report = validate(make(tmp_path, *([plant] if plant else [])), select=["RDV954"])
+    assert (np.multiply in calls) == sums
+    assert [(f.episode_index, f.frames) for f in report.findings] == ([(1, (29, 31))] if sums else [])
+
+
+def test_checks_with_nothing_to_look_at_in_a_shard_do_not_visit_its_episodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Metadata checks (begin and end only) are not called per shard; per-episode checks whose features are absent
+    (no rotation groups, no delta actions) return at once; the findings are the same."""
+    from rdstd.validate.checks import BUILTINS
+
+    path = _joints_only(tmp_path / "joints")
+    want = validate(path)
+    idle = {"RDV401", "RDV402", "RDV403", "RDV404", "RDV502"}
+
+    def refuse(self: Check, ep: EpisodeView) -> Iterable[Finding]:
+        raise AssertionError(f"{self.id} visited an episode")
+
+    called: set[str] = set()
+    original = Check.shard
+
+    def recording(self: Check, shard: ShardView) -> Iterable[Finding]:
+        called.add(self.id)
+        return original(self, shard)
+
+    for cls in BUILTINS:
+        if cls.id in idle:
+            monkeypatch.setattr(cls, "episode", refuse)
+    monkeypatch.setattr(Check, "shard", recording)  # what a check without a shard() of its own runs
+    got = validate(path)
+    assert got.findings == want.findings and got.findings
+    assert "RDV801" in called  # a per-episode check
+    assert not called & {"RDV803", "RDV901", "RDV902", "RDV904"}  # begin and end only
+
+
+def _joints_only(path: Path, lengths: tuple[int, ...] = (60, 60), jump: int | None = None) -> Path:
+    """Episodes of a 3-joint arm (``lengths`` frames), absolute joint targets, no rotation groups; episode 1 in
+    degrees (findings); with ``jump``, a one-frame spike in that episode's actions at frame 30."""
+    dims = [Dimension(name=f"j{i}", role=Role.JOINT_POSITION, unit=Unit.RAD, frame="base") for i in range(3)]
+    semantics = ActionSemantics(
+        mode=ActionMode.ABSOLUTE,
+        space=ActionSpace.JOINT,
+        reference=DeltaReference.NONE,
+        timing=ActionTiming.NEXT_STATE_TARGET,
+    )
+    features = {
+        "observation.state": VectorFeature(shape=(3,), dims=dims),
+        "action": VectorFeature(shape=(3,), dims=dims, action=semantics),
+    }
+    with DatasetWriter(path, features, Provenance(source_format="generated", rdstd_version="test"), rate_hz=10.0) as w:
+        for e, length in enumerate(lengths):
+            t = np.arange(length + 1) / 10.0
+            traj = np.sin(t[:, None] * (0.5 + np.arange(3)) + e)
+            traj *= 57.3 if e == 1 else 1.0
+            action = traj[1:].copy()
+            if e == jump:
+                action[30] += 3.0
+            meta = EpisodeMeta(episode_id=f"ep{e}", task="reach", split="train")
+            w.add(Episode(meta, t[:length], {"observation.state": traj[:length], "action": action}))
+    return path
+
+
+def test_head_and_tail_sums_of_every_count_are_the_rows_added_in_order() -> None:
+    rng = np.random.default_rng(6)
+    lengths = np.array([5, 0, 1, 3, 8], dtype=np.intp)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
+    values = rng.normal(size=(int(lengths.sum()), 2))
+    heads, tails = head_sums(values, starts, lengths, 4), tail_sums(values, starts, lengths, 4)
+    for k in range(5):
+        for e, (s, n) in enumerate(zip(starts.tolist(), lengths.tolist(), strict=True)):
+            head, tail = np.zeros(2), np.zeros(2)
+            for j in range(min(k, n)):
+                head += values[s + j]
+                tail += values[s + n - 1 - j]
+            np.testing.assert_array_equal(heads[k][e], head)
+            np.testing.assert_array_equal(tails[k][e], tail)
+
+
+@pytest.mark.parametrize("finite", [True, False])
+def test_step_deviations_of_equal_episodes_are_numpys(finite: bool) -> None:
+    """Per episode and dim of the steps within each episode: numpy's median, median absolute deviation and largest
+    absolute deviation (NaN where a step is NaN); None for episodes of different lengths."""
+    rng = np.random.default_rng(7)
+    width = 12
+    values = np.asfortranarray(rng.normal(size=(9 * width, 3)).round(1))
+    if not finite:
+        values[2 * width + 5, 1] = np.nan
+    starts = (np.arange(9) * width).astype(np.intp)
+    lengths = np.full(9, width, dtype=np.intp)
+    got = step_deviations(values, starts, lengths, Scratch(), finite=finite)
+    assert got is not None
+    for e, s in enumerate(starts.tolist()):
+        steps = np.diff(values[s : s + width], axis=0)
+        center = np.median(steps, axis=0)
+        deviation = np.abs(steps - center)
+        for have, want in zip(got, (center, np.median(deviation, axis=0), deviation.max(axis=0)), strict=True):
+            np.testing.assert_array_equal(have[e], want)
+    lengths[3] -= 1
+    assert step_deviations(values, starts, lengths) is None
+
+
+@pytest.mark.parametrize("lengths", [(60, 60, 60, 60), (60, 45, 80, 33)])
+def test_action_jumps_on_whole_shards_are_the_episodes_own(tmp_path: Path, lengths: tuple[int, ...]) -> None:
+    """RDV954 on episodes of one length (the steps' block) and of several (the steps in place): the findings of
+    its episode-by-episode detail, the jump at its frames."""
+    ds = Dataset.open(_joints_only(tmp_path / "jumps", lengths, jump=2))
+    config = load("default", ds.path, cwd=tmp_path).model_copy(update={"select": ["RDV954"]})
+    by_shard = run(ds, build_checks(config)[0])
+    assert by_shard == _episode_by_episode(ds, build_checks(config)[0])
+    assert [(f.episode_index, f.frames) for f in by_shard] == [(2, (29, 31))]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_segment_medians_of_episodes_of_many_lengths_are_numpys(seed: int) -> None:
+    """Episodes of many lengths (even, odd, empty, one long one) are padded to one odd width between -inf and
+    +inf so that one rank serves every row: numpy's medians, ±inf values and NaN included."""
+    rng = np.random.default_rng(100 + seed)
+    lengths = rng.integers(0, 60, size=30).astype(np.intp)
+    lengths[seed] = 301
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
+    values = np.asfortranarray(rng.normal(size=(int(lengths.sum()), 3)).round(1))
+    values[rng.integers(0, len(values), size=3), [0, 1, 2]] = [-np.inf, np.nan, np.inf]
+    got = segment_medians(values, starts, lengths)
+    for i, (s, n) in enumerate(zip(starts.tolist(), lengths.tolist(), strict=True)):
+        want = np.median(values[s : s + n], axis=0) if n else np.full(3, np.nan)
+        np.testing.assert_array_equal(got[i], want)

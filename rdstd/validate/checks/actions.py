@@ -135,18 +135,16 @@ def shard_fits(
     # each episode centred once on its own means (own copies, centred in place): a window's moments are then
     # sums without cancellation
     scratch = scratch or segments.Scratch()
-    s_dev = _columns([shard.vectors[key][:, j] for _, key, j in pairs], scratch.columns("s", total, len(pairs)))
-    a_dev = _columns([shard.vectors[action][:, i] for i, _, _ in pairs], scratch.columns("a", total, len(pairs)))
-    s_mean = segments.range_sum(s_dev, starts, stops) / _count(n)
-    a_mean = segments.range_sum(a_dev, starts, stops) / _count(n)
-    segments.apply_each(s_dev, s_mean, n, np.subtract)
-    segments.apply_each(a_dev, a_mean, n, np.subtract)
+    s_dev, a_dev = scratch.columns("s", total, len(pairs)), scratch.columns("a", total, len(pairs))
+    s_mean = segments.centred_columns([shard.vectors[key][:, j] for _, key, j in pairs], starts, n, s_dev)
+    a_mean = segments.centred_columns([shard.vectors[action][:, i] for i, _, _ in pairs], starts, n, a_dev)
     work = scratch.columns("work", total, len(pairs))  # per-frame products, in place
     sums_s, sums_a = segments.range_sum(s_dev, starts, stops), segments.range_sum(a_dev, starts, stops)
     squares_s = segments.range_sum(np.multiply(s_dev, s_dev, out=work), starts, stops)
-    heads = [segments.head_sum(work, starts, n, k) for k in range(_MAX_LEAD + 1)]
+    heads = segments.head_sums(work, starts, n, _MAX_LEAD)
     squares_a = segments.range_sum(np.multiply(a_dev, a_dev, out=work), starts, stops)
-    tails = [segments.tail_sum(work, starts, n, k) for k in range(_MAX_LEAD + 1)]
+    tails = segments.tail_sums(work, starts, n, _MAX_LEAD)
+    s_heads, a_tails = segments.head_sums(s_dev, starts, n, _MAX_LEAD), segments.tail_sums(a_dev, starts, n, _MAX_LEAD)
     var_s = squares_s / _count(n)
     offset = a_mean - s_mean  # a_t - s_(t+k) = a_dev_t - s_dev_(t+k) + offset
     absolute, errors = [], []
@@ -154,9 +152,9 @@ def shard_fits(
     for k in range(_MAX_LEAD + 1):
         count = _count(n - k)
         # the window of lead k: s over rows [k, n) of each episode, a over rows [0, n - k)
-        sum_s = sums_s - segments.head_sum(s_dev, starts, n, k)
+        sum_s = sums_s - s_heads[k]
         sq_s = squares_s - heads[k]
-        sum_a = sums_a - segments.tail_sum(a_dev, starts, n, k)
+        sum_a = sums_a - a_tails[k]
         sq_a = squares_a - tails[k]
         if k == 1:
             window_a = (sum_a, sq_a)
@@ -204,14 +202,6 @@ def _usable(shard: ShardView, action: str, pairs: list[tuple[int, str, int]]) ->
         moving[:, p] &= ext.high[:, j] > ext.low[:, j]
     usable: npt.NDArray[np.bool_] = finite & moving & (shard.lengths >= 8)[:, None]
     return usable
-
-
-def _columns(columns: list[npt.NDArray[np.float64]], out: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Columns side by side into ``out``, dims-major (Fortran order, as the shard's vectors: per-episode sums run
-    faster)."""
-    for i, column in enumerate(columns):
-        out[:, i] = column
-    return out
 
 
 def _count(n: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
@@ -294,14 +284,19 @@ class ActionSemanticsFit(Check):
         self._unfit = dict.fromkeys(self._pairs, 0)
         self._fitted = dict.fromkeys(self._pairs, 0)
         self._scratch = segments.Scratch()
+        self._ahead = segments.Scratch()  # prepare's, on the reader's thread
 
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         for key, pairs in self._pairs.items():
             yield from self._judge(ep, key, pairs, fit(ep, key, pairs))
 
+    def prepare(self, shard: ShardView) -> None:
+        for key, pairs in self._pairs.items():
+            shard.keep(self.id, key, shard_fits(shard, key, pairs, self._ahead))
+
     def shard(self, shard: ShardView) -> Iterable[Finding]:
         for key, pairs in self._pairs.items():
-            fits = shard_fits(shard, key, pairs, self._scratch)
+            fits = shard.kept(self.id, key, lambda: shard_fits(shard, key, pairs, self._scratch))  # noqa: B023
             if fits is None:
                 continue
             for e in np.flatnonzero(self._screen(key, fits)).tolist():
@@ -610,6 +605,9 @@ class DeltaIntegration(Check):
         rate = dataset.rate_hz
         self._window = max(2, round(self.params["window_s"] * rate)) if rate else 0
         return ()
+
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        return super().shard(shard) if self._window and self._pairs else ()  # no delta action to integrate
 
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         if not self._window or ep.length < 2 * self._window + 1:

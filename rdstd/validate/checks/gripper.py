@@ -40,11 +40,12 @@ class GripperKindFit(Check):
     def shard(self, shard: ShardView) -> Iterable[Finding]:
         for (key, dim), counts in self._counts.items():
             col = shard.vectors[key][:, dim]
-            finite = np.isfinite(col)
-            values = col[finite]
-            counts += [values.size, int((values == -1).sum()), int((values == 0).sum()), int((values == 1).sum()), 0]
+            # the finite values (all of them, no copy, when the shard's extent says so)
+            values = col[np.isfinite(col)] if shard.extent(key).bad[:, dim].any() else col
+            neg, zero, pos = (int(np.count_nonzero(values == v)) for v in (-1.0, 0.0, 1.0))
+            counts += [int(values.size), neg, zero, pos, 0]
             if (key, dim) not in self._first:
-                other = finite & ~np.isin(col, (-1.0, 0.0, 1.0))
+                other = np.isfinite(col) & ~np.isin(col, (-1.0, 0.0, 1.0))
                 hit = np.flatnonzero(segments.segment_any(other, shard.starts, shard.lengths))
                 if hit.size:
                     ep = shard.episodes[int(hit[0])]
@@ -131,18 +132,28 @@ class GripperPolarity(Check):
         actions = dataset.actions()
         self._acts = [(k, g) for k, g in known if k in actions]
         self._states = [(k, g) for k, g in known if k in dataset.states()]
+        self._scratch = segments.Scratch()
         return ()
 
     def shard(self, shard: ShardView) -> Iterable[Finding]:
         if not self._acts or not self._states:
             return
-        starts, n = shard.starts, shard.lengths
+        starts, n, rows = shard.starts, shard.lengths, len(shard.timestamps)
         s_key, s_grip = self._states[0]
-        s = segments.centred_each(_oriented(shard.vectors[s_key][:, s_grip.dim], s_grip), starts, n)
+        high = GripperOpen.HIGH
+        s = segments.centred_each(
+            shard.vectors[s_key][:, s_grip.dim], starts, n, self._scratch.vector("s", rows), negated=s_grip.open != high
+        )
         screen = np.zeros(len(n), dtype=bool)
         for a_key, a_grip in self._acts:
-            a = segments.centred_each(_oriented(shard.vectors[a_key][:, a_grip.dim], a_grip), starts, n)
-            lagged = segments.LaggedMoments(a, s, starts, n)
+            a = segments.centred_each(
+                shard.vectors[a_key][:, a_grip.dim],
+                starts,
+                n,
+                self._scratch.vector("a", rows),
+                negated=a_grip.open != high,
+            )
+            lagged = segments.LaggedMoments(a, s, starts, n, self._scratch, int(self.params["max_lead"]))
             for k in range(int(self.params["max_lead"]) + 1):
                 sxx, syy, sxy = lagged.comoments(k)
                 with np.errstate(divide="ignore", invalid="ignore"):

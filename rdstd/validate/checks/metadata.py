@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -31,8 +31,21 @@ class TaskText(Check):
     hint = "give these episodes their instruction (or mark the dataset as goal-conditioned without language)"
     defaults: ClassVar[Mapping[str, float]] = {"max_chars": 300.0}
 
+    def begin(self, dataset: DatasetView) -> Iterable[Finding]:
+        super().begin(dataset)
+        #: Whether a task text has a problem, by text (episodes repeat a handful of tasks).
+        self._fine: dict[str, bool] = {}
+        return ()
+
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         text = ep.task
+        fine = self._fine.get(text)
+        if fine is None:
+            fine = self._fine[text] = not any(self._problems(text, ep))
+        if not fine:
+            yield from self._problems(text, ep)
+
+    def _problems(self, text: str, ep: EpisodeView) -> Iterator[Finding]:
         problem = None
         if text.strip().lower() in _PLACEHOLDERS:
             problem = "empty" if not text.strip() else f"a placeholder ({text.strip()!r})"

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import ClassVar
 
 import numpy as np
+import numpy.typing as npt
 
 from rdstd.schema.vocabulary import GripperKind, Role
 from rdstd.validate import segments
@@ -51,22 +52,26 @@ class IdleSegments(Check):
             for key, f in dataset.states().items()
             if (dims := [i for i, d in enumerate(f.dims) if d.role in _ROBOT])
         }
+        self._scratch = segments.Scratch()
         return ()
 
     def shard(self, shard: ShardView) -> Iterable[Finding]:
         if not self._robot or not len(shard.timestamps):
             return
-        # the fraction of still frames of every episode at once (exact: a count over the episode's intervals)
-        moves = np.zeros(len(shard.timestamps) - 1)
-        step = np.empty_like(moves)  # one buffer for every dim's |Δ| (fresh temporaries fault in pages)
+        # the fraction of still frames of every episode at once (exact: a count over the episode's intervals);
+        # the check's own buffers, shard after shard (fresh temporaries fault in pages)
+        moves = self._scratch.vector("moves", len(shard.timestamps) - 1)
+        moves[:] = 0.0
+        step = self._scratch.vector("step", len(moves))
         for key, dims in self._robot.items():
             for d in dims:
                 column = shard.vectors[key][:, d]
                 np.subtract(column[1:], column[:-1], out=step)
                 np.maximum(moves, np.abs(step, out=step), out=moves)
         counts = np.maximum(shard.lengths - 1, 0)
+        # the still frames as 1.0 / 0.0: their sums are exact counts
         still = segments.range_sum(
-            (moves <= self.params["still_eps"]).astype(np.intp), shard.starts, shard.starts + counts
+            np.less_equal(moves, self.params["still_eps"], out=step), shard.starts, shard.starts + counts
         )
         fraction = still / np.maximum(counts, 1)
         for ep, hit in zip(
@@ -210,6 +215,22 @@ class GripperChatter(Check):
                     )
 
 
+def _finite(shard: ShardView, key: str) -> bool:
+    """Whether every value of the vector ``key`` in the shard is finite and below 1e300 in size (so that steps
+    between them, and differences of those, are finite too), from the shard's extents."""
+    extent, filled = shard.extent(key), shard.lengths > 0
+    if bool(extent.bad[filled].any()):
+        return False
+    sizes = np.abs(np.concatenate([extent.low[filled].ravel(), extent.high[filled].ravel()]))
+    return bool(np.all(sizes < 1e300))
+
+
+def _deviations(step: npt.NDArray[np.float64], center: npt.NDArray[np.float64], n: npt.NDArray[np.intp]) -> None:
+    """In place: each step's absolute deviation from its episode's median."""
+    segments.apply_each(step, center, n, np.subtract)
+    np.abs(step, out=step)
+
+
 class ActionJumps(Check):
     """RDV954: sudden jumps in the actions, far beyond the episode's usual step."""
 
@@ -234,28 +255,47 @@ class ActionJumps(Check):
             values = shard.vectors[key]
             if not total:
                 break
-            # step t of an episode is row t of its rows (its last row steps into the next episode: not counted)
-            step = self._scratch.columns("step", total, values.shape[1])
-            np.subtract(values[1:], values[:-1], out=step[: total - 1])
-            step[total - 1 :] = 0.0
-            center = segments.segment_medians(step, starts, counts)
-            offset = step  # |Δa - median|, in place
-            segments.apply_each(offset, center, n, np.subtract)
-            np.abs(offset, out=offset)
-            spread = 1.4826 * segments.segment_medians(offset, starts, counts)
+            # steps and their offsets from the median are finite when the values are, far from overflow
+            finite = _finite(shard, key)
+            even = segments.step_deviations(values, starts, n, self._scratch, finite=finite)
+            if even is None:
+                offset = self._steps(values)
+                center = segments.segment_medians(offset, starts, counts, self._scratch, finite=finite)
+                _deviations(offset, center, n)
+                deviation = segments.segment_medians(offset, starts, counts, self._scratch, finite=finite)
+                largest = segments.segment_max(offset, starts, counts)
+            else:  # episodes of one length: from one block of the steps, no step columns
+                center, deviation, largest = even
+            spread = 1.4826 * deviation
             usable = spread > 0
             with np.errstate(divide="ignore", invalid="ignore"):
                 # the mean over usable dims of offset / spread, as one weighted sum per frame
                 weight = np.where(usable, 1.0 / spread, 0.0) / usable.sum(axis=1, keepdims=True)
-                segments.apply_each(offset, weight, n, np.multiply)
-                z = offset.sum(axis=1)
-                far = segments.segment_any(z > self.params["z_max"] * _MARGIN, starts, counts)
+                # no frame's weighted sum exceeds the weighted sum of each dim's largest offset in the episode:
+                # only a shard where that bound reaches the threshold needs the sums frame by frame
+                bound = (weight * largest).sum(axis=1)
+                far = np.zeros(len(starts), dtype=bool)
+                if bool(np.any(bound > self.params["z_max"] * _MARGIN)):
+                    offset = self._steps(values)
+                    _deviations(offset, center, n)
+                    segments.apply_each(offset, weight, n, np.multiply)
+                    z = offset.sum(axis=1)
+                    far = segments.segment_any(z > self.params["z_max"] * _MARGIN, starts, counts)
             holes = np.isnan(center).any(axis=1) | np.isnan(spread).any(axis=1)  # NaN: let the episode decide
             frozen = (spread == 0).any(axis=1)  # mostly repeated steps: the episode measures the moving ones
             screen |= ((far & usable.any(axis=1)) | holes | frozen) & (counts >= 9)
         for ep, hit in zip(shard.episodes, screen.tolist(), strict=True):
             if hit:
                 yield from self.episode(ep)
+
+    def _steps(self, values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """The shard's steps in the check's buffer: row t is the step after frame t of its episode (an episode's
+        last row steps into the next episode and is not counted)."""
+        total = len(values)
+        step = self._scratch.columns("step", total, values.shape[1])
+        np.subtract(values[1:], values[:-1], out=step[: total - 1])
+        step[total - 1 :] = 0.0
+        return step
 
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         for key in self.ds.actions():

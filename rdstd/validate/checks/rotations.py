@@ -11,7 +11,7 @@ import numpy.typing as npt
 from rdstd.schema.features import RotationGroup, VectorFeature
 from rdstd.schema.vocabulary import ActionMode, DeltaFrame, RotationRepr, Unit
 from rdstd.validate import segments
-from rdstd.validate.check import Check, DatasetView, EpisodeView, frame_span
+from rdstd.validate.check import Check, DatasetView, EpisodeView, ShardView, frame_span
 from rdstd.validate.model import Evidence, Finding, Severity
 
 _QUATS = {RotationRepr.QUAT_XYZW, RotationRepr.QUAT_WXYZ}
@@ -38,9 +38,16 @@ class RotationValidity(Check):
     hint = "normalize the quaternions, check the slice (is it a rotation?), or declare the right representation"
     defaults: ClassVar[Mapping[str, float]] = {"norm_tolerance": 1e-3, "error_tolerance": 1e-2, "error_fraction": 0.001}
 
+    def begin(self, dataset: DatasetView) -> Iterable[Finding]:
+        super().begin(dataset)
+        self._rotations = list(_groups(dataset, *_QUATS, RotationRepr.MATRIX, RotationRepr.ROT6D))
+        return ()
+
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        return super().shard(shard) if self._rotations else ()  # no rotation groups: nothing to look at
+
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
-        reprs = (*_QUATS, RotationRepr.MATRIX, RotationRepr.ROT6D)
-        for key, group in _groups(self.ds, *reprs):
+        for key, group in self._rotations:
             block = ep.vectors[key][:, group.start : group.start + group.size]
             if len(block) == 0:
                 continue
@@ -113,6 +120,9 @@ class QuaternionOrder(Check):
         super().begin(dataset)
         self._decided: dict[tuple[str, int], int] = {(k, g.start): 0 for k, g in _groups(dataset, *_QUATS)}
         return ()
+
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        return super().shard(shard) if self._decided else ()  # no quaternions: nothing to look at
 
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         near = self.params["near_one"]
@@ -337,6 +347,9 @@ class QuaternionOrderByActions(_ByActions):
         self._quats = [(k, g) for k, g in _groups(dataset, *_QUATS) if k in dataset.states()]
         return ()
 
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        return super().shard(shard) if self._deltas and self._quats else ()  # nothing to compose
+
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         if not self._deltas or ep.length < 5:
             return
@@ -411,6 +424,9 @@ class EulerConvention(_ByActions):
         #: For a declared convention that does not say extrinsic or intrinsic: the best fits seen, by feature.
         self._undecided: dict[tuple[str, int], dict[str, int]] = {}
         return ()
+
+    def shard(self, shard: ShardView) -> Iterable[Finding]:
+        return super().shard(shard) if self._deltas and self._eulers else ()  # nothing to compose
 
     def episode(self, ep: EpisodeView) -> Iterable[Finding]:
         if not self._deltas or ep.length < 5:

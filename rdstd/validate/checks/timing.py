@@ -32,7 +32,7 @@ class TimestampsMonotonic(Check):
         hit = np.zeros(len(n), dtype=bool)
         filled = n > 0
         hit[filled] = ts[starts[filled]] != 0.0
-        hit |= segments.segment_any(~(np.diff(ts) > 0), starts, np.maximum(n - 1, 0))
+        hit |= segments.segment_any(~(shard.intervals > 0), starts, np.maximum(n - 1, 0))
         for ep, h in zip(shard.episodes, hit.tolist(), strict=True):
             if h:
                 yield from self.episode(ep)
@@ -72,6 +72,7 @@ class TimestampRate(Check):
         super().begin(dataset)
         self._rate = dataset.rate_hz
         self._synthesized = dataset.manifest.clock.kind == ClockKind.SYNTHESIZED
+        self._scratch = segments.Scratch()
         if self._rate is None:
             yield self.finding(
                 "no declared frame rate: intervals cannot be checked",
@@ -92,13 +93,14 @@ class TimestampRate(Check):
             return
         period = 1.0 / self._rate
         starts, counts = shard.starts, np.maximum(shard.lengths - 1, 0)
-        dt = np.diff(shard.timestamps)
-        median = segments.segment_medians(dt, starts, counts)
+        dt = shard.intervals
+        median = segments.segment_medians(dt, starts, counts, self._scratch)
         with np.errstate(invalid="ignore"):
             screen = np.abs(median - period) / period > self.params["median_tolerance"] * _MARGIN
             screen |= np.isnan(median) | segments.segment_any(dt > self.params["drop_factor"] * period, starts, counts)
             mean = segments.range_sum(dt, starts, starts + counts) / np.maximum(counts, 1)
-            square = segments.range_sum(dt * dt, starts, starts + counts) / np.maximum(counts, 1)
+            squares = np.multiply(dt, dt, out=self._scratch.vector("squares", len(dt)))
+            square = segments.range_sum(squares, starts, starts + counts) / np.maximum(counts, 1)
             cv = np.sqrt(np.maximum(square - mean * mean, 0.0)) / mean
             screen |= ~(cv <= self.params["max_jitter_cv"] * _MARGIN)  # NaN (a zero mean) goes to the detail too
         for ep, hit in zip(shard.episodes, (screen & (shard.lengths >= 3)).tolist(), strict=True):
@@ -178,7 +180,7 @@ class ClockProvenance(Check):
         if self.ds.manifest.clock.kind != ClockKind.MEASURED or self._grid < self._seen - int(long.sum()):
             return ()  # no finding can come: only a measured clock with every episode on a grid reports
         starts, counts = shard.starts, np.maximum(shard.lengths - 1, 0)
-        dt = np.diff(shard.timestamps)
+        dt = shard.intervals
         median = segments.segment_medians(dt, starts, counts)
         off = segments.segment_max(np.abs(dt - segments.spread(median, shard.lengths)[: len(dt)]), starts, counts)
         last = shard.timestamps[np.maximum(starts + shard.lengths - 1, 0)] if len(dt) else np.zeros(len(starts))
