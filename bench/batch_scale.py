@@ -216,6 +216,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
+        "--episodes",
+        type=int,
+        default=EPISODES,
+        help="episodes of the convert runs (a larger job: fixed costs amortised)",
+    )
+    parser.add_argument(
         "--only", default="local-1,local-2,ray-2,ray-2-cluster", help="convert runs to make (A/B: local-1,local-2)"
     )
     parser.add_argument("--no-export", action="store_true", help="skip the batch export runs")
@@ -225,7 +231,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="rdstd-bench-batch-") as tmp_name:
         tmp = Path(tmp_name)
         src = tmp / "pusht.zarr"
-        make_zarr_replay_buffer(src, [LENGTH] * EPISODES, image_hw=(64, 64))
+        size = max(args.episodes, 400)  # the RSS runs take 100 and 400 of them
+        make_zarr_replay_buffer(src, [LENGTH] * size, image_hw=(64, 64))
+        limit = {"limit": args.episodes} if args.episodes < size else {}
         every: dict[str, dict[str, Any]] = {
             "local-1": {"workers": 1},
             "local-2": {"workers": 2},
@@ -240,7 +248,7 @@ def main() -> None:
             for _ in range(args.repeats):
                 for name, options in configs.items():
                     on = cluster if name == "ray-2-cluster" else None
-                    unit = options | {"unit_episodes": UNIT_EPISODES}
+                    unit = options | {"unit_episodes": UNIT_EPISODES} | limit
                     runs[name].append(run("convert", src, tmp / "out", unit, cluster=on))
                     if args.baseline and on is None:
                         runs.setdefault(f"{name}@base", []).append(
@@ -266,7 +274,7 @@ def main() -> None:
                     run("export", canonical, tmp / "lerobot", {"workers": workers, "unit_episodes": 25})
                 )
     stats = {name: summary(r) for name, r in (runs | exports).items()}
-    frames = EPISODES * LENGTH
+    frames = args.episodes * LENGTH
     rows = []
     for name in [*runs, *exports]:
         s = stats[name]
@@ -283,12 +291,12 @@ def main() -> None:
         )
     headers = ["run", "wall s (best / median)", "CPU s (best / median)", "speed-up vs 1 (best / median)", "frames/s"]
     loads = [r["load"] for rs in (runs | exports).values() for r in rs]
-    print(f"convert: {EPISODES} episodes x {LENGTH} frames, 64x64 PNG camera, units of {UNIT_EPISODES} episodes;")
+    print(f"convert: {args.episodes} episodes x {LENGTH} frames, 64x64 PNG camera, units of {UNIT_EPISODES} episodes;")
     print("export: 100 of them (camera as video) to LeRobot v3.0, units of 25; interleaved, fresh process each")
     print(f"load average before the runs: {min(loads):.1f} to {max(loads):.1f}")
     print(table(headers, rows))
     results: dict[str, Any] = {
-        "episodes": EPISODES,
+        "episodes": args.episodes,
         "frames_per_episode": LENGTH,
         "unit_episodes": UNIT_EPISODES,
         "repeats": args.repeats,
@@ -321,7 +329,8 @@ def main() -> None:
     if rss:
         print(f"peak RSS per worker: {rss[100]:.0f} MB at 100 episodes, {rss[400]:.0f} MB at 400 (flat)")
         results["peak_rss_mb_per_worker"] = {str(k): v for k, v in rss.items()}
-    print(f"wrote {save('batch_scale', results)}")
+    suffix = "" if args.episodes == EPISODES else f"_{args.episodes}"
+    print(f"wrote {save('batch_scale' + suffix, results)}")
 
 
 def ratios(slow: dict[str, float], fast: dict[str, float]) -> dict[str, float]:
