@@ -268,15 +268,38 @@ def _on_one_core(fn: Callable[..., Any], *args: Any) -> Any:
 class _Slot:
     """A Ray actor holding one CPU for a run: one worker process that runs items one at a time, with the unit
     code imported and the source opened once, before its first item (a task would be leased whichever idle
-    worker Ray has, each importing and opening anew)."""
+    worker Ray has, each importing and opening anew).
 
-    def __init__(self, modules: Sequence[str], prepare: Callable[..., Any] | None, *args: Any) -> None:
+    On the driver's node a slot takes the driver's scheduling priority when the OS lets it (:func:`_peer_of`):
+    Ray starts its workers at niceness 15, and the driver, a worker too, would otherwise take most of a shared
+    core whenever its own helper threads (the writer's) run."""
+
+    def __init__(
+        self,
+        driver: tuple[str, int] | None,
+        modules: Sequence[str],
+        prepare: Callable[..., Any] | None,
+        *args: Any,
+    ) -> None:
+        if driver is not None:
+            _peer_of(*driver)
         share_cores(os.cpu_count() or 1)  # one CPU: encode inline
         _import(modules, prepare, *args)
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` in this worker."""
         return fn(*args)
+
+
+def _peer_of(node: str, niceness: int) -> None:
+    """Run at the driver's ``niceness`` if this Ray worker is on the driver's ``node`` and the OS allows it
+    (raising a priority needs CAP_SYS_NICE or RLIMIT_NICE; without, the worker keeps Ray's niceness)."""
+    import ray
+
+    if ray.get_runtime_context().get_node_id() != node or not hasattr(os, "setpriority"):
+        return
+    with contextlib.suppress(PermissionError):
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
 
 
 #: Seconds a Ray wait lasts at most before the feeding thread looks whether the run was stopped.
@@ -410,13 +433,17 @@ class RayTasks:
         self.workers = self.slots + 1
         self._remotes: dict[Any, Any] = {}
         self._actors: list[Any] = []
+        #: The driver's node and niceness (its slots there run at the same priority, see :class:`_Slot`).
+        self._driver: tuple[str, int] | None = None
+        if hasattr(os, "getpriority"):
+            self._driver = (ray.get_runtime_context().get_node_id(), os.getpriority(os.PRIO_PROCESS, 0))
 
     def warm(self, modules: Sequence[str], prepare: Callable[..., Any] | None = None, *args: Any) -> None:
         """Start the slots now, each importing ``modules`` and running ``prepare(*args)`` before its first item,
         while the driver plans (a Ray worker's imports take a fraction of a CPU second)."""
         if not self._actors:
             slot = self._remote(_Slot, max_restarts=0, max_task_retries=0)
-            self._actors = [slot.remote(list(modules), prepare, *args) for _ in range(self.slots)]
+            self._actors = [slot.remote(self._driver, list(modules), prepare, *args) for _ in range(self.slots)]
 
     def actors(self) -> list[Any]:
         """The slots (started now if :meth:`warm` was not called)."""

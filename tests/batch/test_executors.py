@@ -52,7 +52,7 @@ def _fake_ray(failure: _RayError) -> Any:
 def _tasks(failure: _RayError) -> RayTasks:
     tasks = object.__new__(RayTasks)
     tasks.ray = _fake_ray(failure)  # a Ray stand-in: no cluster in a unit test
-    tasks._remotes, tasks._actors = {}, []
+    tasks._remotes, tasks._actors, tasks._driver = {}, [], None
     tasks.slots, tasks.workers = 1, 2  # a local Ray of 2 CPUs: one task at a time and the driver
     return tasks
 

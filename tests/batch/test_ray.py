@@ -89,6 +89,30 @@ def test_the_driver_and_one_ray_slot_run_every_item_once(ray: Any) -> None:
     assert dict(got)[0][1] != os.getpid()  # item 0 went to the slot (given it before the driver took any)
 
 
+def _niceness() -> int:
+    return os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def _may_raise_priority() -> bool:
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NICE)
+    return os.geteuid() == 0 or soft == resource.RLIM_INFINITY or 20 - soft <= _niceness()
+
+
+def test_a_slot_on_the_drivers_node_runs_at_the_drivers_priority(ray: Any) -> None:
+    if not _may_raise_priority():
+        pytest.skip("this user may not raise a process's priority (no CAP_SYS_NICE, RLIMIT_NICE too low)")
+    tasks = RayTasks(None, None)
+    try:
+        got = dict(tasks.run(_niceness, [()] * 3))
+        idle = ray.get(tasks.start(_niceness))  # a plain Ray task keeps Ray's worker niceness
+    finally:
+        tasks.close()
+    assert got[0] == _niceness()  # item 0 ran on the slot (Ray starts its workers at niceness 15)
+    assert idle > _niceness()
+
+
 def test_a_ray_worker_killed_mid_item_stops_the_run_with_a_lost_worker_error(ray: Any) -> None:
     tasks = RayTasks(None, None)
     try:
@@ -121,7 +145,7 @@ def test_a_ray_worker_killed_mid_unit_fails_the_run_and_resume_gives_the_bytes_o
     reference = tmp_path / "one"
     convert_batch(src, reference, workers=1, unit_episodes=2)
     out = tmp_path / "out"
-    stop, killed = threading.Event(), []
+    stop, killed = threading.Event(), list[int]()
     killer = threading.Thread(target=_kill_a_slot_mid_unit, args=(stop, killed), daemon=True)
     killer.start()
     try:
