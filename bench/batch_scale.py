@@ -8,6 +8,14 @@ machine's load hits every configuration alike. Per run: wall time of the convers
 whole process tree during it (driver, fork server, pool workers, Ray's processes), sampled with psutil every
 50 ms (a process that exits between samples loses at most 50 ms). Best and median of ``--repeats``.
 
+Ray is measured two ways. ``ray-2``: the child calls ``ray.init(num_cpus=2)`` before the clock (a program that
+started Ray itself just before converting: Ray's own start-up is not timed, but the tail of it, its worker
+processes booting, falls in the window). ``ray-2-cluster``: a running 2-CPU cluster (``ray start --head
+--num-cpus 2``, started once by the bench before the rounds, bound to 127.0.0.1 with token authentication off,
+its workers importing the tree under test), each child connecting with ``ray_address`` inside the clock, as
+``rdstd convert --executor ray --ray-address ADDR`` does: the connection, the job's worker start-up and the
+workers' imports are all timed, and the CPU of the cluster's processes during the call counts with the child's.
+
 Run: ``PYTHONPATH=. .venv/bin/python -m bench.batch_scale [--repeats 5]``; an A/B of 1 vs 2 workers against
 another tree (e.g. ``git archive main | tar -x -C /tmp/main-tree``): ``--only local-1,local-2 --no-export --no-rss
 --baseline /tmp/main-tree``. The 2-worker run's phases (``batch.phases`` of the report) are printed as medians.
@@ -16,6 +24,7 @@ another tree (e.g. ``git archive main | tar -x -C /tmp/main-tree``): ``--only lo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -42,7 +51,8 @@ from pathlib import Path
 kind, src, out, options = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 if options.get("executor") == "ray":
     import ray
-    ray.init(num_cpus=options["workers"], include_dashboard=False, log_to_driver=False)
+    if options.get("ray_address") is None:  # ray-2: Ray started here, before the clock
+        ray.init(num_cpus=options["workers"], include_dashboard=False, log_to_driver=False)
 if kind == "convert":  # what `rdstd convert` imports (the export imports polars: the pool could not fork)
     from rdstd.batch import convert_batch
     import rdstd.batch.worker  # noqa: F401
@@ -66,14 +76,18 @@ def load() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
 
-def run(kind: str, src: Path, out: Path, options: dict[str, Any], code: str | None = None) -> dict[str, Any]:
-    """One run in a fresh process: its wall time, the CPU time of its process tree during the call, its report
-    (``code``: another rdstd tree to run, first on the path)."""
+def run(
+    kind: str, src: Path, out: Path, options: dict[str, Any], code: str | None = None, cluster: Cluster | None = None
+) -> dict[str, Any]:
+    """One run in a fresh process: its wall time, the CPU time of its process tree during the call (and of the
+    ``cluster``'s processes, when it connects to one), its report (``code``: another rdstd tree to run, first on
+    the path)."""
     shutil.rmtree(out, ignore_errors=True)
     before = load()
-    env = dict(os.environ)
-    if code is not None:
-        env["PYTHONPATH"] = os.pathsep.join([code, *filter(None, [env.get("PYTHONPATH")])])
+    env = with_path(dict(os.environ), code)
+    if cluster is not None:
+        env |= cluster.env
+        options = options | {"ray_address": cluster.address}
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, kind, str(src), str(out), json.dumps(options)],
         stdout=subprocess.PIPE,
@@ -81,7 +95,7 @@ def run(kind: str, src: Path, out: Path, options: dict[str, Any], code: str | No
         env=env,
         cwd=out.parent,  # not the checkout: `python -c` puts the working folder first on the path
     )
-    tree = TreeCpu(child.pid)
+    tree = Trees(child.pid, *([cluster.pid] if cluster is not None else []))
     marks: dict[str, Any] = {}
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(child.stdout or []), daemon=True)
@@ -105,6 +119,88 @@ def run(kind: str, src: Path, out: Path, options: dict[str, Any], code: str | No
     return result
 
 
+def with_path(env: dict[str, str], code: str | None) -> dict[str, str]:
+    """``env`` with the rdstd tree ``code`` first on the Python path (unchanged without one)."""
+    if code is not None:
+        env["PYTHONPATH"] = os.pathsep.join([code, *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
+class Trees:
+    """CPU seconds of several process trees together (a child and a Ray cluster it connects to)."""
+
+    def __init__(self, *pids: int) -> None:
+        self._trees = [TreeCpu(pid) for pid in pids]
+
+    def sample(self) -> float:
+        """The trees' CPU seconds so far."""
+        return sum(tree.sample() for tree in self._trees)
+
+
+class Cluster:
+    """A running Ray cluster of ``cpus`` CPUs on this machine (``ray start --head --block``, in its own session and
+    temporary folder, bound to 127.0.0.1, token authentication off), its workers importing ``code`` first;
+    :meth:`stop` ends its process group (SIGTERM, then SIGKILL after a grace period)."""
+
+    def __init__(self, cpus: int, code: str | None) -> None:
+        import socket
+
+        with socket.socket() as probe:  # a free port (not Ray's default: another cluster may use it)
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.folder = tempfile.mkdtemp(prefix="rdstd-ray-")  # short: Ray's socket paths live under it
+        self.env = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+        self.address = f"127.0.0.1:{port}"
+        ray = Path(sys.executable).with_name("ray")
+        command = [str(ray), "start", "--head", "--block", f"--num-cpus={cpus}", "--include-dashboard=false"]
+        command += [
+            "--disable-usage-stats",
+            "--node-ip-address=127.0.0.1",
+            f"--port={port}",
+            f"--temp-dir={self.folder}",
+        ]
+        self._head = subprocess.Popen(
+            command,
+            env=with_path(dict(os.environ), code) | self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.pid = self._head.pid
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 60.0) -> None:
+        env = os.environ | self.env
+        probe = f"import ray; ray.init(address={self.address!r}, log_to_driver=False); print(ray.cluster_resources())"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._head.poll() is not None:
+                raise RuntimeError(f"ray start exited with {self._head.returncode}")
+            done = subprocess.run(
+                [sys.executable, "-c", probe], check=False, env=env, capture_output=True, timeout=timeout
+            )
+            if done.returncode == 0:
+                time.sleep(5.0)  # let the head's own start-up settle: a running cluster is idle
+                return
+            time.sleep(1.0)
+        self.stop()
+        raise RuntimeError(f"the Ray cluster at {self.address} did not come up in {timeout:.0f} s")
+
+    def stop(self) -> None:
+        """End the cluster's process group (SIGTERM; SIGKILL to whatever is left after a grace period) and remove
+        its folder."""
+        import signal
+
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._head.wait(timeout=5.0)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+        self._head.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 def summary(runs: list[dict[str, Any]]) -> dict[str, float]:
     """Best and median of wall and CPU seconds."""
     walls, cpus = [r["wall"] for r in runs], [r["cpu"] for r in runs]
@@ -119,7 +215,15 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--only", default="local-1,local-2,ray-2", help="convert runs to make (A/B: local-1,local-2)")
+    parser.add_argument(
+        "--episodes",
+        type=int,
+        default=EPISODES,
+        help="episodes of the convert runs (a larger job: fixed costs amortised)",
+    )
+    parser.add_argument(
+        "--only", default="local-1,local-2,ray-2,ray-2-cluster", help="convert runs to make (A/B: local-1,local-2)"
+    )
     parser.add_argument("--no-export", action="store_true", help="skip the batch export runs")
     parser.add_argument("--no-rss", action="store_true", help="skip the peak RSS runs at 100 and 400 episodes")
     parser.add_argument("--baseline", help="A/B: also run each convert config with this rdstd tree (name@base)")
@@ -127,20 +231,32 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="rdstd-bench-batch-") as tmp_name:
         tmp = Path(tmp_name)
         src = tmp / "pusht.zarr"
-        make_zarr_replay_buffer(src, [LENGTH] * EPISODES, image_hw=(64, 64))
+        size = max(args.episodes, 400)  # the RSS runs take 100 and 400 of them
+        make_zarr_replay_buffer(src, [LENGTH] * size, image_hw=(64, 64))
+        limit = {"limit": args.episodes} if args.episodes < size else {}
         every: dict[str, dict[str, Any]] = {
             "local-1": {"workers": 1},
             "local-2": {"workers": 2},
             "ray-2": {"executor": "ray", "workers": 2},
+            "ray-2-cluster": {"executor": "ray", "workers": 2},
         }
         configs = {name: every[name] for name in args.only.split(",")}
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in configs}
-        for _ in range(args.repeats):
-            for name, options in configs.items():
-                runs[name].append(run("convert", src, tmp / "out", options | {"unit_episodes": UNIT_EPISODES}))
-                if args.baseline:
-                    base = run("convert", src, tmp / "out", options | {"unit_episodes": UNIT_EPISODES}, args.baseline)
-                    runs.setdefault(f"{name}@base", []).append(base)
+        code = str(Path(__file__).resolve().parents[1])  # the tree the cluster's workers import
+        cluster = Cluster(2, code) if "ray-2-cluster" in configs else None
+        try:
+            for _ in range(args.repeats):
+                for name, options in configs.items():
+                    on = cluster if name == "ray-2-cluster" else None
+                    unit = options | {"unit_episodes": UNIT_EPISODES} | limit
+                    runs[name].append(run("convert", src, tmp / "out", unit, cluster=on))
+                    if args.baseline and on is None:
+                        runs.setdefault(f"{name}@base", []).append(
+                            run("convert", src, tmp / "out", unit, args.baseline)
+                        )
+        finally:
+            if cluster is not None:
+                cluster.stop()
         rss = {}
         for episodes in () if args.no_rss else (100, 400):
             result = run("convert", src, tmp / "out", {"workers": 2, "unit_episodes": UNIT_EPISODES, "limit": episodes})
@@ -158,11 +274,12 @@ def main() -> None:
                     run("export", canonical, tmp / "lerobot", {"workers": workers, "unit_episodes": 25})
                 )
     stats = {name: summary(r) for name, r in (runs | exports).items()}
-    frames = EPISODES * LENGTH
+    frames = args.episodes * LENGTH
     rows = []
     for name in [*runs, *exports]:
         s = stats[name]
-        base = stats.get(("local-1" + name[7:]) if name in runs else "export-1", s)
+        suffix = name[name.index("@") :] if "@" in name else ""  # an A/B baseline against its own one worker
+        base = stats.get(("local-1" + suffix) if name in runs else "export-1", s)
         rows.append(
             [
                 name,
@@ -174,12 +291,12 @@ def main() -> None:
         )
     headers = ["run", "wall s (best / median)", "CPU s (best / median)", "speed-up vs 1 (best / median)", "frames/s"]
     loads = [r["load"] for rs in (runs | exports).values() for r in rs]
-    print(f"convert: {EPISODES} episodes x {LENGTH} frames, 64x64 PNG camera, units of {UNIT_EPISODES} episodes;")
+    print(f"convert: {args.episodes} episodes x {LENGTH} frames, 64x64 PNG camera, units of {UNIT_EPISODES} episodes;")
     print("export: 100 of them (camera as video) to LeRobot v3.0, units of 25; interleaved, fresh process each")
     print(f"load average before the runs: {min(loads):.1f} to {max(loads):.1f}")
     print(table(headers, rows))
     results: dict[str, Any] = {
-        "episodes": EPISODES,
+        "episodes": args.episodes,
         "frames_per_episode": LENGTH,
         "unit_episodes": UNIT_EPISODES,
         "repeats": args.repeats,
@@ -199,16 +316,21 @@ def main() -> None:
     if {"local-1@base", "local-2@base"} <= set(runs):
         results["speedup_2_vs_1_base"] = ratios(stats["local-1@base"], stats["local-2@base"])
         print("baseline 2 vs 1: " + ", ".join(f"{k} {v:.2f}" for k, v in results["speedup_2_vs_1_base"].items()))
-    if {"ray-2", "local-2"} <= set(runs):
-        ray = ratios(stats["ray-2"], stats["local-2"])  # ray / local: above 1 is Ray's overhead
-        results["ray_over_local_2"] = ray
-        print(f"ray / local at 2 workers (wall, best / median): {ray['wall_best']:.2f} / {ray['wall_median']:.2f}")
+    for name, key in (("ray-2", "ray_over_local_2"), ("ray-2-cluster", "ray_cluster_over_local_2")):
+        if {name, "local-2"} <= set(runs):
+            ray = ratios(stats[name], stats["local-2"])  # ray / local: above 1 is Ray's overhead
+            results[key] = ray
+            print(
+                f"{name} / local-2 (best / median): wall {ray['wall_best']:.2f} / {ray['wall_median']:.2f}, "
+                f"CPU {ray['cpu_best']:.2f} / {ray['cpu_median']:.2f}"
+            )
     if exports:
         results["export_speedup_2_vs_1"] = ratios(stats["export-1"], stats["export-2"])
     if rss:
         print(f"peak RSS per worker: {rss[100]:.0f} MB at 100 episodes, {rss[400]:.0f} MB at 400 (flat)")
         results["peak_rss_mb_per_worker"] = {str(k): v for k, v in rss.items()}
-    print(f"wrote {save('batch_scale', results)}")
+    suffix = "" if args.episodes == EPISODES else f"_{args.episodes}"
+    print(f"wrote {save('batch_scale' + suffix, results)}")
 
 
 def ratios(slow: dict[str, float], fast: dict[str, float]) -> dict[str, float]:

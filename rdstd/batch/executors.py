@@ -6,6 +6,7 @@ orders what it keeps by position, so results never depend on which worker finish
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import multiprocessing
 import os
@@ -19,7 +20,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Literal, Protocol
 
-from rdstd.errors import InternalError, MissingDependencyError, UsageError
+from rdstd.errors import InternalError, MissingDependencyError, RdstdError, UsageError
 from rdstd.media.images import share_cores
 
 ExecutorName = Literal["local", "ray", "slurm"]
@@ -109,25 +110,54 @@ class LocalPool:
         share = _Share(self._pool, fn, items)
         # the processes start (the fork server's imports, the source opened) while this process runs items
         threading.Thread(target=share.start, args=(self._processes,), name="rdstd-pool-start", daemon=True).start()
-        alone = share_cores(self.workers)  # this process is one of the workers: its share of the cores
-        try:
-            while True:
-                while share.has_result():  # results already in
-                    yield share.take()
-                position, waiting = share.next_here()
-                if position >= 0:
-                    yield position, fn(*items[position])
-                elif waiting:
-                    yield share.take()  # nothing left to start: wait for the processes
-                else:
-                    return
-        finally:
-            share.stop()
-            share_cores(alone)
+        yield from _with_driver(share, fn, items, self.workers)
 
     def close(self) -> None:
         """Stop the workers (queued work is dropped)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Shared(Protocol):
+    """The items of one run shared between the driver (which runs items inline) and other workers."""
+
+    def has_result(self) -> bool:
+        """Whether another worker's result is waiting."""
+        ...
+
+    def take(self) -> tuple[int, Any]:
+        """The next result of another worker (waits for one); its exception is raised here."""
+        ...
+
+    def next_here(self) -> tuple[int, int]:
+        """The next item for the driver (-1 when none is left) and how many the other workers still owe."""
+        ...
+
+    def stop(self) -> None:
+        """Start nothing more; cancel what the other workers have not finished."""
+        ...
+
+
+def _with_driver(
+    share: _Shared, fn: Callable[..., Any], items: Sequence[tuple[Any, ...]], workers: int
+) -> Iterator[tuple[int, Any]]:
+    """The driver's side of a run shared with other workers: it runs items inline (its share of the cores:
+    ``workers`` share them), taking the other workers' results whenever it is between items; when no item is
+    left to start, it waits for what they still owe. Every result is yielded as (position, result)."""
+    alone = share_cores(workers)
+    try:
+        while True:
+            while share.has_result():  # results already in
+                yield share.take()
+            position, waiting = share.next_here()
+            if position >= 0:
+                yield position, fn(*items[position])
+            elif waiting:
+                yield share.take()  # nothing left to start: wait for the other workers
+            else:
+                return
+    finally:
+        share.stop()
+        share_cores(alone)
 
 
 class _Share:
@@ -180,7 +210,10 @@ class _Share:
         with self._lock:
             self._taken += 1
             self._running.pop(position)
-        return position, future.result()
+        try:
+            return position, future.result()
+        except BrokenProcessPool as exc:  # a process died (killed, out of memory): its unit has no result
+            raise worker_lost(f"a worker process of the batch ended without finishing its unit ({exc})") from exc
 
     def next_here(self) -> tuple[int, int]:
         """The next item for the driver (-1 when none is left) and how many the processes still owe."""
@@ -195,6 +228,17 @@ class _Share:
                 future.cancel()
 
 
+def worker_lost(message: str) -> InternalError:
+    """The error of a unit whose worker died before returning (a kill, the kernel's out-of-memory killer, a lost
+    Ray node); the run stops, and its finished units are kept for ``--resume``."""
+    return InternalError(
+        message,
+        hint="the worker was killed: by a signal, by the out-of-memory killer (see dmesg; fewer --workers use less "
+        "memory), or with its node",
+        situation="batch-worker-lost",
+    )
+
+
 def _start_worker(environ: dict[str, str], workers: int) -> None:
     """Give a pool worker the driver's environment as it is now (object-storage credentials and endpoints: the
     fork server was started with the environment of the pool that started it first), and its share of the cores
@@ -205,10 +249,14 @@ def _start_worker(environ: dict[str, str], workers: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a worker forked from the CLI: not its cleanup handler
 
 
-def _import(modules: list[str]) -> None:
-    """Import ``modules`` (a Ray worker's warm-up task)."""
+def _import(modules: Sequence[str], prepare: Callable[..., Any] | None = None, *args: Any) -> None:
+    """Import ``modules``, then run ``prepare(*args)`` (a Ray worker's warm-up; an rdstd error of ``prepare`` is
+    dropped: the unit meets it again, where it is reported)."""
     for name in modules:
         importlib.import_module(name)
+    if prepare is not None:
+        with contextlib.suppress(RdstdError):
+            prepare(*args)
 
 
 def _on_one_core(fn: Callable[..., Any], *args: Any) -> Any:
@@ -217,62 +265,229 @@ def _on_one_core(fn: Callable[..., Any], *args: Any) -> Any:
     return fn(*args)
 
 
+class _Slot:
+    """A Ray actor holding one CPU for a run: one worker process that runs items one at a time, with the unit
+    code imported and the source opened once, before its first item (a task would be leased whichever idle
+    worker Ray has, each importing and opening anew).
+
+    On the driver's node a slot takes the driver's scheduling priority when the OS lets it (:func:`_peer_of`):
+    Ray starts its workers at niceness 15, and the driver, a worker too, would otherwise take most of a shared
+    core whenever its own helper threads (the writer's) run."""
+
+    def __init__(
+        self,
+        driver: tuple[str, int] | None,
+        modules: Sequence[str],
+        prepare: Callable[..., Any] | None,
+        *args: Any,
+    ) -> None:
+        if driver is not None:
+            _peer_of(*driver)
+        share_cores(os.cpu_count() or 1)  # one CPU: encode inline
+        _import(modules, prepare, *args)
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` in this worker."""
+        return fn(*args)
+
+
+def _peer_of(node: str, niceness: int) -> None:
+    """Run at the driver's ``niceness`` if this Ray worker is on the driver's ``node`` and the OS allows it
+    (raising a priority needs CAP_SYS_NICE or RLIMIT_NICE; without, the worker keeps Ray's niceness)."""
+    import ray
+
+    if ray.get_runtime_context().get_node_id() != node or not hasattr(os, "setpriority"):
+        return
+    with contextlib.suppress(PermissionError):
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
+
+
+#: Seconds a Ray wait lasts at most before the feeding thread looks whether the run was stopped.
+RAY_POLL_S = 0.5
+
+
+class _RayShare:
+    """The items of one :meth:`RayTasks.run` shared between the driver and Ray's slots: a thread of the driver
+    gives each slot (actor) the next item as soon as it returns one (every wait bounded by :data:`RAY_POLL_S`),
+    and the driver takes the other items inline. A result is taken (``ray.get``, where its error is raised) on
+    the driver's thread, never on Ray's."""
+
+    def __init__(self, tasks: RayTasks, fn: Callable[..., Any], items: Sequence[tuple[Any, ...]]) -> None:
+        self._tasks, self._fn, self._items = tasks, fn, items
+        self._todo: deque[int] = deque(range(len(items)))
+        self._idle: deque[Any] = deque(tasks.actors())
+        self._finished: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._running: dict[Any, tuple[int, Any]] = {}  # Ray result -> (position, actor)
+        self._handed = 0  # items given to Ray
+        self._taken = 0  # their results taken by the driver
+        self._stopped = False
+        self._fed = threading.Event()  # set when the feeding thread ends
+
+    def feed(self) -> None:
+        """Keep the slots busy until every item is started and ended, or the run is stopped (the feeding
+        thread); a failure of Ray itself is handed to the driver as a result."""
+        try:
+            self._feed()
+        except BaseException as exc:  # the driver's boundary: raised there, where it takes results
+            self._finished.put((-1, exc))
+        finally:
+            self._cancel()
+            self._fed.set()
+
+    def fill(self) -> None:
+        """Give every idle slot the next item (the first call, on the driver's thread before it takes any item:
+        Ray's slots get the first items)."""
+        with self._lock:
+            if self._stopped:
+                return
+            starting: list[tuple[int, Any]] = []
+            while self._idle and self._todo:
+                starting.append((self._todo.popleft(), self._idle.popleft()))
+            self._handed += len(starting)
+        for position, actor in starting:
+            ref = actor.call.remote(self._fn, *self._items[position])
+            with self._lock:
+                self._running[ref] = (position, actor)
+
+    def _feed(self) -> None:
+        while True:
+            self.fill()
+            with self._lock:
+                if self._stopped:
+                    return
+                running = list(self._running)
+            if not running:
+                return  # nothing runs on Ray and nothing is left to start
+            done, _ = self._tasks.ray.wait(running, num_returns=1, timeout=RAY_POLL_S)
+            for ref in done:
+                with self._lock:
+                    position, actor = self._running.pop(ref)
+                    self._idle.append(actor)
+                self._finished.put((position, ref))
+
+    def _cancel(self) -> None:
+        with self._lock:
+            running, self._running = list(self._running), {}
+        for ref in running:  # a pending item is dropped; a running one ends with its actor (RayTasks.close)
+            self._tasks.ray.cancel(ref)
+
+    def has_result(self) -> bool:
+        """Whether a slot's result is waiting."""
+        return not self._finished.empty()
+
+    def take(self) -> tuple[int, Any]:
+        """The next result of a slot (waits for one, looking every :data:`RAY_POLL_S` that the feeding thread
+        still runs); its error is raised here."""
+        while True:
+            try:
+                position, ref = self._finished.get(timeout=RAY_POLL_S)
+                break
+            except queue.Empty:
+                if self._fed.is_set() and self._finished.empty():
+                    raise InternalError(
+                        "the Ray tasks of the batch stopped without a result",
+                        hint="run again with --debug, or with --executor local",
+                        situation="ray-task-failed",
+                    ) from None
+        if position < 0:
+            raise ref
+        with self._lock:
+            self._taken += 1
+        return position, self._tasks.get(ref)
+
+    def next_here(self) -> tuple[int, int]:
+        """The next item for the driver (-1 when none is left) and how many Ray still owes."""
+        with self._lock:
+            return (self._todo.popleft() if self._todo else -1), self._handed - self._taken
+
+    def stop(self) -> None:
+        """Start nothing more; the feeding thread cancels what has not started."""
+        with self._lock:
+            self._stopped = True
+
+
 class RayTasks:
-    """Ray core tasks (one CPU each) on the cluster at ``address`` (or a Ray already initialised, or a local one)."""
+    """Ray on the cluster at ``address`` (or a Ray already initialised, or a local one): the items of a run on
+    ``slots`` actors of one CPU each, and the driver.
+
+    The driver is a worker too, as with :class:`LocalPool`: it runs items inline while the slots run the others,
+    one at a time each. There are the cluster's CPUs but one (at least 1): one CPU is the driver's (a driver runs
+    on a node of the cluster, whose CPUs Ray counts). So a job's first units start at once, without waiting for
+    Ray to start worker processes and for them to import the unit code, and a local Ray of 2 CPUs needs one such
+    worker, not two. The slots live until :meth:`close`; tasks :meth:`start` submits run beside them.
+    """
 
     def __init__(self, address: str | None, workers: int | None) -> None:
         try:
             import ray
         except ImportError as exc:
             raise MissingDependencyError("ray", "ray", purpose="run --executor ray") from exc
-        self._ray = ray
+        self.ray = ray
         if not ray.is_initialized():
             ray.init(address=address, num_cpus=workers if address is None else None, log_to_driver=False)
         resources: dict[str, float] = getattr(ray, "cluster_resources")()  # noqa: B009 - untyped in some ray versions
-        self.workers = int(resources.get("CPU", 1))
-        self._remotes: dict[Callable[..., Any], Any] = {}
+        #: Ray actors running items at once: the cluster's CPUs but the driver's.
+        self.slots = max(1, int(resources.get("CPU", 1)) - 1)
+        #: Workers running items: the slots and the driver.
+        self.workers = self.slots + 1
+        self._remotes: dict[Any, Any] = {}
+        self._actors: list[Any] = []
+        #: The driver's node and niceness (its slots there run at the same priority, see :class:`_Slot`).
+        self._driver: tuple[str, int] | None = None
+        if hasattr(os, "getpriority"):
+            self._driver = (ray.get_runtime_context().get_node_id(), os.getpriority(os.PRIO_PROCESS, 0))
 
-    def warm(self, modules: Sequence[str]) -> None:
-        """Have each worker import ``modules`` now (a task each), while the driver plans: a Ray worker imports the
-        unit code at its first task, a fraction of a CPU second before any unit could start."""
-        ray = self._ray
-        remote = self._remotes.setdefault(_import, ray.remote(num_cpus=1, max_retries=0)(_import))
-        self._warming = [remote.remote(list(modules)) for _ in range(self.workers)]  # kept: not cancelled
+    def warm(self, modules: Sequence[str], prepare: Callable[..., Any] | None = None, *args: Any) -> None:
+        """Start the slots now, each importing ``modules`` and running ``prepare(*args)`` before its first item,
+        while the driver plans (a Ray worker's imports take a fraction of a CPU second)."""
+        if not self._actors:
+            slot = self._remote(_Slot, max_restarts=0, max_task_retries=0)
+            self._actors = [slot.remote(self._driver, list(modules), prepare, *args) for _ in range(self.slots)]
+
+    def actors(self) -> list[Any]:
+        """The slots (started now if :meth:`warm` was not called)."""
+        self.warm(())
+        return self._actors
 
     def run(self, fn: Callable[..., Any], items: Sequence[tuple[Any, ...]]) -> Iterator[tuple[int, Any]]:
-        """Submit every item as a task; yield each as it finishes (the driver shows progress)."""
-        ray = self._ray
-        refs = {self.start(fn, *args): i for i, args in enumerate(items)}
-        pending = list(refs)
+        """Run every item, on the driver (inline) and on the slots (each given the next item as soon as it returns
+        one); yield each as it finishes. When one fails, items not started are dropped."""
+        share = _RayShare(self, fn, items)
+        share.fill()
+        feeder = threading.Thread(target=share.feed, name="rdstd-ray-feed", daemon=True)
+        feeder.start()
         try:
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1)
-                for ref in done:
-                    yield refs[ref], self._get(ref)
+            yield from _with_driver(share, fn, items, os.cpu_count() or 1)  # the driver's node is all Ray's too
         finally:
-            for ref in pending:
-                ray.cancel(ref)
+            share.stop()
+            feeder.join(timeout=2 * RAY_POLL_S)  # it cancels what has not started, within one poll
+
+    def _remote(self, target: Any, **options: Any) -> Any:
+        remote = self._remotes.get(target)
+        if remote is None:
+            remote = self._remotes[target] = self.ray.remote(num_cpus=1, **options)(target)
+        return remote
 
     def start(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Submit ``fn(*args)`` as a task now; its result (or error, as :meth:`run` raises it) comes from
-        :meth:`results`."""
-        ray = self._ray
-        remote = self._remotes.setdefault(_on_one_core, ray.remote(num_cpus=1, max_retries=0)(_on_one_core))
-        return remote.remote(fn, *args)
+        """Submit ``fn(*args)`` as a task now (one CPU, beside the slots); its result (or error, as :meth:`run`
+        raises it) comes from :meth:`results`."""
+        return self._remote(_on_one_core, max_retries=0).remote(fn, *args)
 
     def results(self, refs: Sequence[Any]) -> list[Any]:
         """The results of tasks :meth:`start` submitted, in order (the first error is raised, after every task has
         ended: none is left writing)."""
         self.wait_all(refs)
-        return [self._get(ref) for ref in refs]
+        return [self.get(ref) for ref in refs]
 
     def wait_all(self, refs: Sequence[Any]) -> None:
         """Wait until every task of ``refs`` has ended (whatever its outcome)."""
         if refs:
-            self._ray.wait(list(refs), num_returns=len(refs))
+            self.ray.wait(list(refs), num_returns=len(refs))
 
-    def _get(self, ref: Any) -> Any:
-        ray = self._ray
+    def get(self, ref: Any) -> Any:
+        """The result of a task or slot; its exception raised as itself when Ray kept it."""
+        ray = self.ray
         try:
             return ray.get(ref)
         except ray.exceptions.RayTaskError as exc:
@@ -284,9 +499,16 @@ class RayTasks:
                 hint="run again with --debug for the task's traceback, or with --executor local",
                 situation="ray-task-failed",
             ) from exc
+        except ray.exceptions.RayError as exc:  # no result: the worker or its node is gone
+            first = (str(exc).splitlines() or [repr(exc)])[0]
+            raise worker_lost(f"a Ray worker of the batch ended without finishing its unit ({first})") from exc
 
     def close(self) -> None:
-        """Leave Ray running (the caller or the cluster owns it)."""
+        """End the slots (an item still running on one is interrupted: its unit has no journal entry and is
+        redone by ``--resume``); Ray itself is left running (the caller or the cluster owns it)."""
+        actors, self._actors = self._actors, []
+        for actor in actors:
+            self.ray.kill(actor)
 
 
 def make_executor(name: ExecutorName, workers: int, ray_address: str | None, preload: Sequence[str] = ()) -> Executor:

@@ -228,7 +228,7 @@ def convert(
     if asked and executor in (None, "local") and n_workers > 1:
         pool = _early_pool(n_workers, None if is_url(str(source)) else (str(source), format_name, salvage))
     if executor == "ray" and n_workers >= 1:  # its workers import the unit code while this process plans
-        pool = _early_ray(ray_address, n_workers)
+        pool = _early_ray(ray_address, n_workers, None if is_url(str(source)) else (str(source), format_name, salvage))
     try:
         source_url = str(source).rstrip("/") if is_url(str(source)) else None
         if source_url is not None:  # the backends read files: a local mirror in the cache (rdstd.batch.mirror)
@@ -324,14 +324,18 @@ def _early_pool(workers: int, source: tuple[str, str | None, bool] | None) -> Ex
     return pool
 
 
-def _early_ray(address: str | None, workers: int) -> Executor:
+def _early_ray(address: str | None, workers: int, source: tuple[str, str | None, bool] | None) -> Executor:
     """Ray tasks on the cluster at ``address`` (or a local Ray of ``workers`` CPUs), its workers importing the unit
-    code now."""
+    code now, and opening a local ``source`` (path, format, salvage) as the pool's processes do."""
+    from rdstd.batch import worker
     from rdstd.batch.executors import RayTasks
     from rdstd.batch.run import WORKER_PRELOAD
 
     tasks = RayTasks(address, workers)
-    tasks.warm(WORKER_PRELOAD)
+    if source is None:
+        tasks.warm(WORKER_PRELOAD)
+    else:
+        tasks.warm(WORKER_PRELOAD, worker.open_early, *source)
     return tasks
 
 

@@ -4,6 +4,7 @@ carry back becomes an InternalError naming the failure (never ``raise None``).""
 from __future__ import annotations
 
 import os
+import signal
 import time
 import types
 from typing import Any
@@ -14,32 +15,45 @@ from rdstd.batch.executors import RayTasks
 from rdstd.errors import InternalError, SourceError
 
 
-class _RayTaskError(Exception):
+class _RayError(Exception):
+    pass
+
+
+class _RayTaskError(_RayError):
     def __init__(self, cause: BaseException | None) -> None:
         super().__init__("task failed\nTraceback ...")
         self.cause = cause
 
 
-def _fake_ray(failure: _RayTaskError) -> Any:
-    def remote(**_: Any) -> Any:
-        return lambda fn: types.SimpleNamespace(remote=lambda *args: object())
+class _WorkerCrashedError(_RayError):
+    pass
+
+
+def _fake_ray(failure: _RayError) -> Any:
+    def actor(*args: Any) -> Any:
+        return types.SimpleNamespace(call=types.SimpleNamespace(remote=lambda *args: object()))
+
+    def remote(**_: Any) -> Any:  # a task's remote gives a result; a slot's, an actor (both only waited for)
+        return lambda target: types.SimpleNamespace(remote=actor)
 
     def get(ref: object) -> Any:
         raise failure
 
     return types.SimpleNamespace(
         remote=remote,
-        wait=lambda pending, num_returns: (pending[:1], pending[1:]),
+        wait=lambda pending, num_returns, timeout=None: (pending[:num_returns], pending[num_returns:]),
         get=get,
         cancel=lambda ref: None,
-        exceptions=types.SimpleNamespace(RayTaskError=_RayTaskError),
+        kill=lambda actor: None,
+        exceptions=types.SimpleNamespace(RayTaskError=_RayTaskError, RayError=_RayError),
     )
 
 
-def _tasks(failure: _RayTaskError) -> RayTasks:
+def _tasks(failure: _RayError) -> RayTasks:
     tasks = object.__new__(RayTasks)
-    tasks._ray = _fake_ray(failure)  # a Ray stand-in: no cluster in a unit test
-    tasks._remotes = {}
+    tasks.ray = _fake_ray(failure)  # a Ray stand-in: no cluster in a unit test
+    tasks._remotes, tasks._actors, tasks._driver = {}, [], None
+    tasks.slots, tasks.workers = 1, 2  # a local Ray of 2 CPUs: one task at a time and the driver
     return tasks
 
 
@@ -54,6 +68,12 @@ def test_a_failure_ray_could_not_carry_back_is_an_internal_error() -> None:
     with pytest.raises(InternalError, match=r"a Ray task of the batch failed: task failed") as caught:
         list(_tasks(_RayTaskError(None)).run(print, [(1,)]))
     assert "Traceback" not in caught.value.message and caught.value.situation == "ray-task-failed"
+
+
+def test_a_ray_worker_that_died_is_a_lost_worker_error() -> None:
+    with pytest.raises(InternalError, match=r"a Ray worker of the batch ended without finishing") as caught:
+        list(_tasks(_WorkerCrashedError("The worker died unexpectedly\n...")).run(print, [(1,)]))
+    assert caught.value.situation == "batch-worker-lost" and "The worker died unexpectedly" in caught.value.message
 
 
 def _item(value: int, seconds: float) -> tuple[int, int]:
@@ -119,3 +139,23 @@ def test_a_task_started_on_its_own_raises_its_error_when_its_result_is_taken() -
     tasks.wait_all(started)  # waits, raises nothing (a failed run settles its tasks this way)
     with pytest.raises(SourceError, match="chunk does not decode"):
         tasks.results(started)
+
+
+def _die_unless_in(driver: int, value: int) -> int:
+    """``value``, in the driver; any other worker kills itself (as the out-of-memory killer would)."""
+    if os.getpid() != driver:
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.05)
+    return value
+
+
+def test_a_local_pool_process_killed_mid_item_stops_the_run_with_a_lost_worker_error() -> None:
+    from rdstd.batch.executors import LocalPool
+
+    pool = LocalPool(2)
+    try:
+        with pytest.raises(InternalError, match="a worker process of the batch ended without finishing") as caught:
+            list(pool.run(_die_unless_in, [(os.getpid(), i) for i in range(6)]))
+    finally:
+        pool.close()
+    assert caught.value.situation == "batch-worker-lost"
