@@ -134,6 +134,8 @@ class EpisodeStats:
         values = np.array(rows, dtype=np.float64).reshape(len(rows), self.size)  # a copy: rows are pooled
         if not len(values):
             return
+        if np.asarray(rows).dtype not in _FLOAT32_EXACT:
+            self._parent.widen()
         self._sample_rows(values)
         self.pending.append(values)
         self._pending_rows += len(values)
@@ -154,14 +156,14 @@ class EpisodeStats:
         fill = min(free, len(sampled))
         if fill == len(sampled):  # the reservoir is not full yet (the usual case): every row is kept
             end = self.rows_seen + fill
-            if end > parent.sample.shape[1]:
+            if end > len(parent.sample):
                 parent.reserve(end)
-            parent.sample[:, self.rows_seen : end] = sampled.T
+            parent.sample[self.rows_seen : end] = sampled
             self.rows_seen = end
             return
         if fill:  # free slots past the dataset's filled part: written now, they count only once merged
             parent.reserve(self.rows_seen + fill)
-            parent.sample[:, self.rows_seen : self.rows_seen + fill] = sampled[:fill].T
+            parent.sample[self.rows_seen : self.rows_seen + fill] = sampled[:fill]
             self.rows_seen += fill
         rest = sampled[fill:]
         if not len(rest):
@@ -196,19 +198,25 @@ class RunningStats:
         self.moments = _Moments(size)
         self.rows_seen = 0
         self.rng = np.random.default_rng(seed)
-        #: The reservoir, one row per dimension (sorted in place of a transposed copy for the quantiles); columns
-        #: past ``min(rows_seen, capacity)`` are not part of it (yet).
-        self.sample = np.empty((size, 0), dtype=np.float64)
+        #: The reservoir, one sampled row per row (rows past ``min(rows_seen, capacity)`` are not part of it yet).
+        #: Allocated at its capacity on first use and never copied to grow: rows are written in order, so the
+        #: memory it takes is the rows written (numpy asks for huge pages for large arrays: a layout of one row per
+        #: dimension made the whole capacity resident as soon as each dimension had a value). float32 while every
+        #: row added was float32 or a narrower type (each value exact in float32), float64 from the first that
+        #: was not.
+        self.sample = np.empty((0, size), dtype=np.float32)
         self._pool: list[_F64] = []  # episodes' last rows (fewer than a block each), folded together
         self._pool_rows = 0
 
     def reserve(self, rows: int) -> None:
-        """Make room for ``rows`` reservoir rows (grown geometrically up to the capacity)."""
-        held = self.sample.shape[1]
-        if rows > held:
-            grown = np.empty((self.size, min(self.capacity, max(2 * held, rows))))
-            grown[:, :held] = self.sample
-            self.sample = grown
+        """Make room for ``rows`` reservoir rows: the whole capacity at once (memory is taken as rows are written)."""
+        if rows > len(self.sample):
+            self.sample = _resized(self.sample, self.capacity, self.sample.dtype)
+
+    def widen(self) -> None:
+        """Hold the reservoir in float64 from now on (a row that is not exact in float32 is coming)."""
+        if self.sample.dtype != np.float64:
+            self.sample = _resized(self.sample, len(self.sample), np.float64)
 
     @property
     def nonfinite(self) -> npt.NDArray[np.int64]:
@@ -230,7 +238,7 @@ class RunningStats:
             if self._pool_rows >= _POOL_ROWS:
                 self._fold_pool()
         for slots, rows in episode.writes:
-            self.sample[:, slots] = rows.T
+            self.sample[slots] = rows
         self.rows_seen = episode.rows_seen
 
     def discard(self, episode: EpisodeStats) -> None:
@@ -253,7 +261,7 @@ class RunningStats:
         """The statistics as JSON-ready lists, one value per dimension (``None`` where undefined)."""
         self._fold_pool()
         m = self.moments
-        columns = self.sample[:, : min(self.rows_seen, self.capacity)]
+        columns = self.sample[: min(self.rows_seen, self.capacity)].T
         qs = _column_quantiles(columns, list(QUANTILES.values()))
         out = m.as_dict()
         for i, name in enumerate(QUANTILES):
@@ -262,7 +270,20 @@ class RunningStats:
         return out
 
 
-def _column_quantiles(columns: _F64, qs: list[float]) -> _F64:
+#: Row types whose every value a float32 holds exactly (the reservoir stays float32 while rows are of these).
+_FLOAT32_EXACT = frozenset(np.dtype(t) for t in (np.float32, np.float16, np.int8, np.uint8, np.int16, np.uint16, bool))
+
+
+def _resized(sample: npt.NDArray[np.floating[Any]], rows: int, dtype: npt.DTypeLike) -> npt.NDArray[Any]:
+    """``sample`` with ``rows`` rows of ``dtype``, its rows copied over (``np.empty``: the new rows are not touched,
+    so they take no memory until written)."""
+    out = np.empty((rows, sample.shape[1]), dtype=dtype)
+    held = min(len(sample), rows)
+    out[:held] = sample[:held]
+    return out
+
+
+def _column_quantiles(columns: npt.NDArray[np.floating[Any]], qs: list[float]) -> _F64:
     """``np.nanquantile(columns, qs, axis=1)`` (NaN for a dimension with no value), the same numbers faster:
     ``columns`` holds one row of samples per dimension; the result is (len(qs), dimensions).
 
@@ -279,20 +300,21 @@ def _column_quantiles(columns: _F64, qs: list[float]) -> _F64:
     clean = np.flatnonzero(~has_nan)
     if len(clean):
         rows = columns[clean] if len(clean) < size else columns.copy()
-        rows.sort(axis=1)
+        rows.sort(axis=1)  # in the reservoir's type: the same order, and float32 sorts in half the memory
         out[:, clean] = sorted_quantiles(rows, qs).T
     dirty = np.flatnonzero(has_nan)
     if len(dirty):
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column has no quantile: null
-            out[:, dirty] = np.nanquantile(columns[dirty], qs, axis=1)
+            out[:, dirty] = np.nanquantile(columns[dirty].astype(np.float64), qs, axis=1)
     return out
 
 
-def sorted_quantiles(rows: _F64, qs: list[float]) -> _F64:
+def sorted_quantiles(rows: npt.NDArray[np.floating[Any]], qs: list[float]) -> _F64:
     """``np.quantile(rows, qs, axis=1).T`` of rows each sorted ascending (finite values), bit for bit: numpy's default
     ``linear`` method (virtual index ``(n - 1) q``, the last value at and past ``n - 1``) and its interpolation,
-    which goes from the upper neighbour when the weight is at least 0.5. Returns (rows, len(qs))."""
+    which goes from the upper neighbour when the weight is at least 0.5. Returns (rows, len(qs)), computed in
+    float64 whatever the rows' type (float32 rows give the quantiles of their values as float64)."""
     n = rows.shape[1]
     out = np.empty((rows.shape[0], len(qs)))
     for j, q in enumerate(qs):
@@ -302,7 +324,7 @@ def sorted_quantiles(rows: _F64, qs: list[float]) -> _F64:
             out[:, j] = rows[:, -1]
             continue
         gamma = virtual - below
-        a, b = rows[:, below], rows[:, below + 1]
+        a, b = rows[:, below].astype(np.float64), rows[:, below + 1].astype(np.float64)
         diff = b - a
         out[:, j] = b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma
     return out
