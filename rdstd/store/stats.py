@@ -4,7 +4,13 @@ Mean and std are exact (Chan et al.'s pairwise update of mean and sum of squared
 Quantiles come from a uniform reservoir sample of at most :data:`RESERVOIR_ROWS` frames per feature
 (Vitter's algorithm R, seeded, so the same input gives the same stats): exact while a dataset has no more
 frames than that, otherwise an estimate whose rank error is about sqrt(p(1-p)/n), i.e. ±0.04 percentile
-points for q01/q99 at n = 65,536. Quantiles use numpy's default linear interpolation.
+points for q01/q99 at n = 65,536. Quantiles use numpy's default linear interpolation, in float64.
+
+The reservoir is the largest buffer here that grows with a dataset: up to :data:`RESERVOIR_ROWS` × the feature's size
+values, taken as rows are sampled (one array allocated at its capacity, rows written in order, never copied to
+grow). It holds float32 while every row handed in was float32 or narrower (each value exact in float32: the same
+rows are sampled and q01/q99 are the same numbers), else float64: 65,536 × 14 × 4 = 3.7 MB for a 14-d float32
+vector at capacity, twice that in float64.
 
 Non-finite values (NaN, ±inf) are left out of every statistic and counted per dimension (``nonfinite``), so
 ``stats.json`` is valid JSON; an undefined statistic (no finite value) is ``null``.
@@ -432,7 +438,7 @@ class QuantileSketch:
                 even = ordered[: len(ordered) - len(keep)]
                 up = even[self.flips[h] % 2 :: 2]
                 self.flips[h] += 1
-                self.levels[h] = keep
+                self.levels[h] = keep.copy()  # a view would keep the whole sorted level alive (32 KB at k = 4096)
                 if h + 1 == len(self.levels):
                     self.levels.append(np.zeros(0))
                     self.flips.append(0)
