@@ -26,6 +26,7 @@ Memory stays bounded whatever the dataset's size.
 from __future__ import annotations
 
 import io
+import mmap
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -276,14 +277,23 @@ class RunningStats:
         return out
 
 
+#: Reservoirs at least this large get a mapping of their own (see :func:`_resized`).
+_MAPPED_BYTES = 1 << 20
 #: Row types whose every value a float32 holds exactly (the reservoir stays float32 while rows are of these).
 _FLOAT32_EXACT = frozenset(np.dtype(t) for t in (np.float32, np.float16, np.int8, np.uint8, np.int16, np.uint16, bool))
 
 
 def _resized(sample: npt.NDArray[np.floating[Any]], rows: int, dtype: npt.DTypeLike) -> npt.NDArray[Any]:
-    """``sample`` with ``rows`` rows of ``dtype``, its rows copied over (``np.empty``: the new rows are not touched,
-    so they take no memory until written)."""
-    out = np.empty((rows, sample.shape[1]), dtype=dtype)
+    """``sample`` with ``rows`` rows of ``dtype``, its rows copied over; the new rows are not touched, so they take
+    no memory until written. A large one is an anonymous mapping of its own rather than glibc heap: freeing a
+    reservoir (each batch unit's writer has one) would otherwise raise glibc's mmap threshold to its size, so the
+    next unit's came from the heap and stayed resident there after it was freed (heap fragmentation, #10)."""
+    shape = (rows, sample.shape[1])
+    nbytes = rows * sample.shape[1] * np.dtype(dtype).itemsize
+    if nbytes >= _MAPPED_BYTES:  # its own mapping: untouched pages take nothing, and freeing it gives it all back
+        out = np.frombuffer(mmap.mmap(-1, nbytes), dtype=dtype).reshape(shape)
+    else:
+        out = np.empty(shape, dtype=dtype)
     held = min(len(sample), rows)
     out[:held] = sample[:held]
     return out

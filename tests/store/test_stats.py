@@ -242,3 +242,16 @@ def test_a_compacted_sketch_level_keeps_no_view_of_the_sorted_level_it_came_from
     sketch.add(np.random.default_rng(0).normal(size=64 * 40 + 1))
     held = sum(level.nbytes if level.base is None else level.base.nbytes for level in sketch.levels)
     assert held == sum(level.nbytes for level in sketch.levels)
+
+
+def test_a_large_reservoir_is_a_mapping_of_its_own_and_freeing_it_gives_its_memory_back() -> None:
+    """Each batch unit's writer has a reservoir: from glibc's heap, a freed one raised the mmap threshold and the
+    next came from the heap, where its pages stayed resident after it was freed (#10)."""
+    import mmap
+
+    stats = RunningStats(56)
+    stats.update(np.ones((20_000, 56)))
+    assert isinstance(stats.sample.base, mmap.mmap)
+    small = RunningStats(2, reservoir_rows=100)
+    small.update(np.ones((10, 2)))
+    assert not isinstance(small.sample.base, mmap.mmap)  # small ones stay ordinary arrays
