@@ -176,8 +176,9 @@ def child(argv: list[str]) -> tuple[float, float, float]:
     return wall, cpu, max(usage.ru_maxrss / 1024, peak)
 
 
-def measure(src: Path, out: Path, repeats: int) -> dict[str, dict[str, list[float]]]:
-    """Every reader and the conversion, interleaved ``repeats`` times: wall, cpu and rss lists per method."""
+def measure(src: Path, out: Path, repeats: int, rss_only: bool = False) -> dict[str, dict[str, list[float]]]:
+    """Every reader and the conversion, interleaved ``repeats`` times: wall, cpu and rss lists per method (with
+    ``rss_only``: the two conversions only)."""
     me = [sys.executable, "-m", "bench.hdf5_convert"]
     rdstd = [sys.executable, "-m", "rdstd"]
     commands = {
@@ -187,7 +188,9 @@ def measure(src: Path, out: Path, repeats: int) -> dict[str, dict[str, list[floa
         "convert": [*rdstd, "convert", str(src), str(out), "--progress", "none"],
         "convert_1w": [*rdstd, "convert", str(src), str(out), "--progress", "none", "--workers", "1"],
     }
-    child(commands["raw_blocks"])  # warm the page cache
+    if rss_only:
+        commands = {m: commands[m] for m in ("convert", "convert_1w")}
+    child([*me, "--raw-read", str(src)])  # warm the page cache
     runs: dict[str, dict[str, list[float]]] = {m: {"wall": [], "cpu": [], "rss": []} for m in commands}
     for _ in range(repeats):
         for method, argv in commands.items():
@@ -235,6 +238,11 @@ def main() -> None:
     parser.add_argument("--jpeg-quality", type=int, default=95, help="JPEG quality of the frames (smaller files)")
     parser.add_argument("--writer-share", action="store_true", help="profile the writer's share (first count)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/rdstd-bench-hdf5"), help="scratch (deleted)")
+    parser.add_argument(
+        "--rss-only",
+        action="store_true",
+        help="only the two conversions, for their peak RSS (e.g. --episodes 20,200,600 --repeats 1)",
+    )
     parser.add_argument("--raw-read", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--raw-direct", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--backend-read", type=Path, help=argparse.SUPPRESS)
@@ -248,6 +256,7 @@ def main() -> None:
         pools = {cam: requality(frames, args.jpeg_quality) for cam, frames in pools.items()}
     share: dict[str, float] = {}
     results = []
+    rss_rows: list[list[Any]] = []
     args.workdir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="run-", dir=args.workdir))
     try:
@@ -255,7 +264,12 @@ def main() -> None:
             src = tmp / f"aloha-{count}"
             src.mkdir()
             image_bytes = sum(write_episode(src / f"episode_{e}.hdf5", args.steps, pools, e) for e in range(count))
-            runs = measure(src, tmp / f"out-{count}", args.repeats)
+            runs = measure(src, tmp / f"out-{count}", args.repeats, args.rss_only)
+            if args.rss_only:
+                rss_rows.append([count, *(f"{max(runs[m]['rss']):.0f} ({min(runs[m]['wall']):.1f} s)" for m in runs)])
+                print(rss_rows[-1], flush=True)
+                shutil.rmtree(src)
+                continue
             results.append(summarize(count, count * args.steps, image_bytes, runs))
             print(json.dumps(results[-1]), flush=True)
             if args.writer_share and not share:
@@ -264,6 +278,12 @@ def main() -> None:
             shutil.rmtree(src)  # keep the disk free for the next count
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if args.rss_only:
+        print(table(["episodes", "convert: peak RSS MB (best wall)", "convert --workers 1"], rss_rows))
+        print(
+            f"saved {save('hdf5_rss', {'jpeg_quality': args.jpeg_quality, 'repeats': args.repeats, 'rows': rss_rows})}"
+        )
+        return
     headers = ["episodes", "method", "frames/s best", "frames/s median", "cpu s best", "peak RSS MB"]
     rows = [
         [

@@ -4,7 +4,13 @@ Mean and std are exact (Chan et al.'s pairwise update of mean and sum of squared
 Quantiles come from a uniform reservoir sample of at most :data:`RESERVOIR_ROWS` frames per feature
 (Vitter's algorithm R, seeded, so the same input gives the same stats): exact while a dataset has no more
 frames than that, otherwise an estimate whose rank error is about sqrt(p(1-p)/n), i.e. ±0.04 percentile
-points for q01/q99 at n = 65,536. Quantiles use numpy's default linear interpolation.
+points for q01/q99 at n = 65,536. Quantiles use numpy's default linear interpolation, in float64.
+
+The reservoir is the largest buffer here that grows with a dataset: up to :data:`RESERVOIR_ROWS` × the feature's size
+values, taken as rows are sampled (one array allocated at its capacity, rows written in order, never copied to
+grow). It holds float32 while every row handed in was float32 or narrower (each value exact in float32: the same
+rows are sampled and q01/q99 are the same numbers), else float64: 65,536 × 14 × 4 = 3.7 MB for a 14-d float32
+vector at capacity, twice that in float64.
 
 Non-finite values (NaN, ±inf) are left out of every statistic and counted per dimension (``nonfinite``), so
 ``stats.json`` is valid JSON; an undefined statistic (no finite value) is ``null``.
@@ -20,6 +26,7 @@ Memory stays bounded whatever the dataset's size.
 from __future__ import annotations
 
 import io
+import mmap
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -134,6 +141,8 @@ class EpisodeStats:
         values = np.array(rows, dtype=np.float64).reshape(len(rows), self.size)  # a copy: rows are pooled
         if not len(values):
             return
+        if np.asarray(rows).dtype not in _FLOAT32_EXACT:
+            self._parent.widen()
         self._sample_rows(values)
         self.pending.append(values)
         self._pending_rows += len(values)
@@ -154,14 +163,14 @@ class EpisodeStats:
         fill = min(free, len(sampled))
         if fill == len(sampled):  # the reservoir is not full yet (the usual case): every row is kept
             end = self.rows_seen + fill
-            if end > parent.sample.shape[1]:
+            if end > len(parent.sample):
                 parent.reserve(end)
-            parent.sample[:, self.rows_seen : end] = sampled.T
+            parent.sample[self.rows_seen : end] = sampled
             self.rows_seen = end
             return
         if fill:  # free slots past the dataset's filled part: written now, they count only once merged
             parent.reserve(self.rows_seen + fill)
-            parent.sample[:, self.rows_seen : self.rows_seen + fill] = sampled[:fill].T
+            parent.sample[self.rows_seen : self.rows_seen + fill] = sampled[:fill]
             self.rows_seen += fill
         rest = sampled[fill:]
         if not len(rest):
@@ -196,19 +205,25 @@ class RunningStats:
         self.moments = _Moments(size)
         self.rows_seen = 0
         self.rng = np.random.default_rng(seed)
-        #: The reservoir, one row per dimension (sorted in place of a transposed copy for the quantiles); columns
-        #: past ``min(rows_seen, capacity)`` are not part of it (yet).
-        self.sample = np.empty((size, 0), dtype=np.float64)
+        #: The reservoir, one sampled row per row (rows past ``min(rows_seen, capacity)`` are not part of it yet).
+        #: Allocated at its capacity on first use and never copied to grow: rows are written in order, so the
+        #: memory it takes is the rows written (numpy asks for huge pages for large arrays: a layout of one row per
+        #: dimension made the whole capacity resident as soon as each dimension had a value). float32 while every
+        #: row added was float32 or a narrower type (each value exact in float32), float64 from the first that
+        #: was not.
+        self.sample = np.empty((0, size), dtype=np.float32)
         self._pool: list[_F64] = []  # episodes' last rows (fewer than a block each), folded together
         self._pool_rows = 0
 
     def reserve(self, rows: int) -> None:
-        """Make room for ``rows`` reservoir rows (grown geometrically up to the capacity)."""
-        held = self.sample.shape[1]
-        if rows > held:
-            grown = np.empty((self.size, min(self.capacity, max(2 * held, rows))))
-            grown[:, :held] = self.sample
-            self.sample = grown
+        """Make room for ``rows`` reservoir rows: the whole capacity at once (memory is taken as rows are written)."""
+        if rows > len(self.sample):
+            self.sample = _resized(self.sample, self.capacity, self.sample.dtype)
+
+    def widen(self) -> None:
+        """Hold the reservoir in float64 from now on (a row that is not exact in float32 is coming)."""
+        if self.sample.dtype != np.float64:
+            self.sample = _resized(self.sample, len(self.sample), np.float64)
 
     @property
     def nonfinite(self) -> npt.NDArray[np.int64]:
@@ -230,7 +245,7 @@ class RunningStats:
             if self._pool_rows >= _POOL_ROWS:
                 self._fold_pool()
         for slots, rows in episode.writes:
-            self.sample[:, slots] = rows.T
+            self.sample[slots] = rows
         self.rows_seen = episode.rows_seen
 
     def discard(self, episode: EpisodeStats) -> None:
@@ -253,7 +268,7 @@ class RunningStats:
         """The statistics as JSON-ready lists, one value per dimension (``None`` where undefined)."""
         self._fold_pool()
         m = self.moments
-        columns = self.sample[:, : min(self.rows_seen, self.capacity)]
+        columns = self.sample[: min(self.rows_seen, self.capacity)].T
         qs = _column_quantiles(columns, list(QUANTILES.values()))
         out = m.as_dict()
         for i, name in enumerate(QUANTILES):
@@ -262,7 +277,29 @@ class RunningStats:
         return out
 
 
-def _column_quantiles(columns: _F64, qs: list[float]) -> _F64:
+#: Reservoirs at least this large get a mapping of their own (see :func:`_resized`).
+_MAPPED_BYTES = 1 << 20
+#: Row types whose every value a float32 holds exactly (the reservoir stays float32 while rows are of these).
+_FLOAT32_EXACT = frozenset(np.dtype(t) for t in (np.float32, np.float16, np.int8, np.uint8, np.int16, np.uint16, bool))
+
+
+def _resized(sample: npt.NDArray[np.floating[Any]], rows: int, dtype: npt.DTypeLike) -> npt.NDArray[Any]:
+    """``sample`` with ``rows`` rows of ``dtype``, its rows copied over; the new rows are not touched, so they take
+    no memory until written. A large one is an anonymous mapping of its own rather than glibc heap: freeing a
+    reservoir (each batch unit's writer has one) would otherwise raise glibc's mmap threshold to its size, so the
+    next unit's came from the heap and stayed resident there after it was freed (heap fragmentation, #10)."""
+    shape = (rows, sample.shape[1])
+    nbytes = rows * sample.shape[1] * np.dtype(dtype).itemsize
+    if nbytes >= _MAPPED_BYTES:  # its own mapping: untouched pages take nothing, and freeing it gives it all back
+        out = np.frombuffer(mmap.mmap(-1, nbytes), dtype=dtype).reshape(shape)
+    else:
+        out = np.empty(shape, dtype=dtype)
+    held = min(len(sample), rows)
+    out[:held] = sample[:held]
+    return out
+
+
+def _column_quantiles(columns: npt.NDArray[np.floating[Any]], qs: list[float]) -> _F64:
     """``np.nanquantile(columns, qs, axis=1)`` (NaN for a dimension with no value), the same numbers faster:
     ``columns`` holds one row of samples per dimension; the result is (len(qs), dimensions).
 
@@ -279,20 +316,21 @@ def _column_quantiles(columns: _F64, qs: list[float]) -> _F64:
     clean = np.flatnonzero(~has_nan)
     if len(clean):
         rows = columns[clean] if len(clean) < size else columns.copy()
-        rows.sort(axis=1)
+        rows.sort(axis=1)  # in the reservoir's type: the same order, and float32 sorts in half the memory
         out[:, clean] = sorted_quantiles(rows, qs).T
     dirty = np.flatnonzero(has_nan)
     if len(dirty):
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column has no quantile: null
-            out[:, dirty] = np.nanquantile(columns[dirty], qs, axis=1)
+            out[:, dirty] = np.nanquantile(columns[dirty].astype(np.float64), qs, axis=1)
     return out
 
 
-def sorted_quantiles(rows: _F64, qs: list[float]) -> _F64:
+def sorted_quantiles(rows: npt.NDArray[np.floating[Any]], qs: list[float]) -> _F64:
     """``np.quantile(rows, qs, axis=1).T`` of rows each sorted ascending (finite values), bit for bit: numpy's default
     ``linear`` method (virtual index ``(n - 1) q``, the last value at and past ``n - 1``) and its interpolation,
-    which goes from the upper neighbour when the weight is at least 0.5. Returns (rows, len(qs))."""
+    which goes from the upper neighbour when the weight is at least 0.5. Returns (rows, len(qs)), computed in
+    float64 whatever the rows' type (float32 rows give the quantiles of their values as float64)."""
     n = rows.shape[1]
     out = np.empty((rows.shape[0], len(qs)))
     for j, q in enumerate(qs):
@@ -302,7 +340,7 @@ def sorted_quantiles(rows: _F64, qs: list[float]) -> _F64:
             out[:, j] = rows[:, -1]
             continue
         gamma = virtual - below
-        a, b = rows[:, below], rows[:, below + 1]
+        a, b = rows[:, below].astype(np.float64), rows[:, below + 1].astype(np.float64)
         diff = b - a
         out[:, j] = b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma
     return out
@@ -410,7 +448,7 @@ class QuantileSketch:
                 even = ordered[: len(ordered) - len(keep)]
                 up = even[self.flips[h] % 2 :: 2]
                 self.flips[h] += 1
-                self.levels[h] = keep
+                self.levels[h] = keep.copy()  # a view would keep the whole sorted level alive (32 KB at k = 4096)
                 if h + 1 == len(self.levels):
                     self.levels.append(np.zeros(0))
                     self.flips.append(0)

@@ -41,6 +41,7 @@ from rdstd.schema.manifest import Counts, Manifest, Provenance, StorageLayout
 from rdstd.schema.vocabulary import ImageCodec
 from rdstd.store import layout
 from rdstd.store.output import Output
+from rdstd.store.shardfile import ShardFile
 from rdstd.store.stats import EpisodeStats, RunningStats
 
 #: Frames per Parquet row group: the knob between random access and file overhead (chosen with bench/store_read.py).
@@ -147,7 +148,7 @@ class DatasetWriter:
         self._shard_rows = 0  # rows of the current shard, flushed or pending
         self._shard_size = 0
         self._flushed_rows = 0  # rows of the current shard already in its file
-        self._parquet: pq.ParquetWriter | None = None
+        self._parquet: ShardFile | None = None
         self._parquet_tmp: Path | None = None
         self._closing: Future[None] | None = None  # the previous shard, closed and synced in the background
         self._writing: collections.deque[Future[None]] = collections.deque()  # row groups being encoded and written
@@ -534,9 +535,11 @@ class DatasetWriter:
         self._pending_sizes = self._pending_sizes[rows:]
         self._flushed_rows += rows
 
-    def _parquet_writer(self, path: Path) -> pq.ParquetWriter:
-        return pq.ParquetWriter(
-            path, self._schema, **parquet_write_options(self._schema.names, self._image_columns, self.page_checksums)
+    def _parquet_writer(self, path: Path) -> ShardFile:
+        """The shard's file: what a ``ParquetWriter`` writes, without holding every row group's metadata (a long
+        episode's shard has thousands: :mod:`rdstd.store.shardfile`)."""
+        return ShardFile(
+            path, self._schema, parquet_write_options(self._schema.names, self._image_columns, self.page_checksums)
         )
 
     def _open_shard(self) -> None:
@@ -743,7 +746,7 @@ def _write_group(write: Any, group: pa.Table, rows: int) -> None:
     write(group, row_group_size=rows)
 
 
-def _finish_shard(parquet: pq.ParquetWriter, tmp: Path, final: Path) -> None:
+def _finish_shard(parquet: ShardFile, tmp: Path, final: Path) -> None:
     """Close a shard's Parquet file (its footer), fsync it and rename it to ``final``."""
     parquet.close()
     atomic.commit(tmp, final)

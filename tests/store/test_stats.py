@@ -164,3 +164,100 @@ def test_a_wide_feature_constant_per_episode_has_numpys_quantiles_and_nan_column
     assert np.array_equal(np.delete(np.array(out["q01"], dtype=float), 5), expected[0])
     assert np.array_equal(np.delete(np.array(out["q99"], dtype=float), 5), expected[1])
     assert out["q01"][5] == float(np.nanquantile(sample[:, 5], 0.01))
+
+
+def _quantiles(stats: RunningStats) -> tuple[list[float | None], list[float | None]]:
+    out = stats.as_dict()
+    return out["q01"], out["q99"]
+
+
+def test_float32_rows_keep_a_float32_reservoir_with_the_quantiles_of_their_float64_values() -> None:
+    rng = np.random.default_rng(5)
+    rows = rng.normal(size=(9000, 7)).astype(np.float32)
+    rows[::50] = rows[1::50]  # repeated values too
+    small = RunningStats(7, reservoir_rows=4096)  # past the capacity: replacements as well as the fill
+    wide = RunningStats(7, reservoir_rows=4096)
+    for start in range(0, len(rows), 700):
+        small.update(rows[start : start + 700])
+        wide.update(rows[start : start + 700].astype(np.float64))
+    assert small.sample.dtype == np.float32
+    assert wide.sample.dtype == np.float64
+    assert _quantiles(small) == _quantiles(wide)  # the same rows sampled, the same numbers
+    exact = RunningStats(7)
+    exact.update(rows)
+    expected = np.quantile(rows.astype(np.float64), [0.01, 0.99], axis=0)
+    assert _quantiles(exact) == (expected[0].tolist(), expected[1].tolist())
+
+
+def test_a_row_that_is_not_float32_exact_widens_the_reservoir_and_keeps_the_rows_before_it() -> None:
+    rng = np.random.default_rng(6)
+    first = rng.normal(size=(500, 3)).astype(np.float32)
+    second = rng.normal(size=(400, 3))  # float64 values a float32 cannot hold
+    stats = RunningStats(3)
+    stats.update(first)
+    assert stats.sample.dtype == np.float32
+    stats.update(second)
+    assert stats.sample.dtype == np.float64
+    both = np.concatenate([first.astype(np.float64), second])
+    expected = np.quantile(both, [0.01, 0.99], axis=0)
+    assert _quantiles(stats) == (expected[0].tolist(), expected[1].tolist())
+
+
+def test_the_reservoir_is_allocated_once_at_its_capacity_and_never_copied_to_grow() -> None:
+    stats = RunningStats(14, reservoir_rows=65_536)
+    stats.update(np.zeros((10, 14)))
+    held = stats.sample
+    assert held.shape == (65_536, 14)
+    for _ in range(20):
+        stats.update(np.ones((4000, 14)))
+    assert stats.sample is held
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads /proc/self/smaps")
+def test_a_reservoir_filled_an_eighth_takes_about_an_eighth_of_its_memory() -> None:
+    """numpy asks for huge pages for arrays over 4 MB: the reservoir is laid out so that the rows written are
+    contiguous (one row per dimension touched a page in every dimension's row, all of it resident)."""
+    stats = RunningStats(56)  # ALOHA's 4 × 14-d vectors: 29 MB at capacity in float64
+    stats.update(np.random.default_rng(0).normal(size=(8192, 56)))
+    start = stats.sample.ctypes.data
+    resident_kb = 0
+    inside = False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()[0]
+        if "-" in head and not head.endswith(":"):
+            lo, hi = (int(x, 16) for x in head.split("-"))
+            inside = lo <= start < hi
+        elif inside and head == "Rss:":
+            resident_kb = int(line.split()[1])
+    assert stats.sample.nbytes == 65_536 * 56 * 8
+    assert resident_kb * 1024 < stats.sample.nbytes / 3, resident_kb
+
+
+def test_a_compacted_sketch_level_keeps_no_view_of_the_sorted_level_it_came_from() -> None:
+    """Each compaction left the odd value as a one-element view of the whole sorted level: a sketch held ~32 KB
+    per dimension and level more than its values (13 MB over an ALOHA job's 56 dimensions, #10)."""
+    from rdstd.store.stats import QuantileSketch
+
+    sketch = QuantileSketch(k=64)
+    sketch.add(np.random.default_rng(0).normal(size=64 * 40 + 1))
+    held = sum(level.nbytes if level.base is None else level.base.nbytes for level in sketch.levels)
+    assert held == sum(level.nbytes for level in sketch.levels)
+
+
+def test_a_large_reservoir_is_a_mapping_of_its_own_and_freeing_it_gives_its_memory_back() -> None:
+    """Each batch unit's writer has a reservoir: from glibc's heap, a freed one raised the mmap threshold and the
+    next came from the heap, where its pages stayed resident after it was freed (#10)."""
+    import mmap
+
+    def owner(array: np.ndarray) -> object:
+        while isinstance(array.base, np.ndarray):
+            array = array.base
+        base = array.base
+        return base.obj if isinstance(base, memoryview) else base
+
+    stats = RunningStats(56)
+    stats.update(np.ones((20_000, 56)))
+    assert isinstance(owner(stats.sample), mmap.mmap)
+    small = RunningStats(2, reservoir_rows=100)
+    small.update(np.ones((10, 2)))
+    assert owner(small.sample) is None  # small ones stay ordinary arrays

@@ -33,6 +33,7 @@ from rdstd.formats.rosbag.bag import Raw, RawBag, bag_files
 from rdstd.formats.rosbag.compressed import CompressedTake, Skeleton
 from rdstd.formats.rosbag.compressed import skeleton as camera_skeleton
 from rdstd.formats.rosbag.frames import BagFrames, BagPixels, BagVectors, FrameSpill, TopicFrames
+from rdstd.formats.rosbag.heap import release_free_heap
 from rdstd.formats.rosbag.joints import ARRAYS, JointBatch, Layout, Target
 from rdstd.formats.rosbag.joints import layout as joint_layout
 from rdstd.formats.rosbag.ledger import TopicLedger, build_ledger
@@ -467,7 +468,9 @@ class RosbagSource(SourceDataset):
             )
         aligner = self.aligner()
         assert aligner is not None
-        return aligner.episode(ref)
+        episode = aligner.episode(ref)
+        release_free_heap()  # what aligning a long recording needed for a while (heap.py)
+        return episode
 
     def close(self) -> None:
         """Close the bag files and drop the values and camera payloads kept of its streams."""
