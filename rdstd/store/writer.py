@@ -45,10 +45,8 @@ from rdstd.store.stats import EpisodeStats, RunningStats
 
 #: Frames per Parquet row group: the knob between random access and file overhead (chosen with bench/store_read.py).
 DEFAULT_ROW_GROUP_FRAMES = 8
-#: ... and at least this many bytes, so that small frames do not make thousands of tiny row groups (1 MiB: four
-#: 480×640 JPEG cameras, ALOHA, write 30-frame groups; the write costs ~25% less CPU than 15-frame groups and
-#: random frame reads are no slower; groups stay under BACKGROUND_GROUP_BYTES, written in the background).
-ROW_GROUP_MIN_BYTES = 1024 * 1024
+#: ... and at least this many bytes, so that small frames do not make thousands of tiny row groups.
+ROW_GROUP_MIN_BYTES = 512 * 1024
 #: A long episode's row groups grow: once this many of its rows are in the shard's file, the frames per row group
 #: double, and double again each time those rows double, up to :data:`MAX_ROW_GROUP_FRAMES`. Parquet keeps every
 #: row group's metadata in memory until the shard closes (and builds the footer from it then); a shard of many
