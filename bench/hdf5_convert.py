@@ -9,7 +9,8 @@ The limit is the faster of two minimal h5py readers of every frame's bytes and e
 padded rows 16 at a time and trims each with ``compress_len`` (what a plain reader does); "raw direct" reads each
 one-row chunk with ``read_direct_chunk`` (what the backend does; it skips HDF5's selection machinery). "raw copy"
 is raw direct writing every frame's and vector's bytes to one file and fsyncing it: not the issue's limit, but the
-floor of any converter that keeps its output, so that a run bound by the disk says so. "backend read" streams every episode through the HDF5 backend alone (what convert reads, without writing the canonical
+floor of any converter that keeps its output, so that a run bound by the disk says so. "backend read" streams
+every episode through the HDF5 backend alone (what convert reads, without writing the canonical
 dataset). "convert" is ``rdstd convert SRC OUT`` (the CLI, the shipped hdf5/aloha spec matched: four cameras
 and effort mapped; above ~2 s of estimated work it runs batch workers, one per core); "convert_1w" is the same
 with ``--workers 1`` (one process). Each runs in a fresh process, interleaved, ``--repeats`` times; the source is
@@ -119,7 +120,7 @@ def raw_copy(folder: Path, out: Path) -> int:
 
     steps = 0
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "frames.bin", "wb", buffering=1 << 20) as sink:
+    with (out / "frames.bin").open("wb", buffering=1 << 20) as sink:
         for path in sorted(folder.glob("*.hdf5")):
             with h5py.File(path, "r") as f:
                 lengths = f["compress_len"][()].astype(int)
