@@ -631,26 +631,35 @@ MAX_CHUNK_FRAMES = 1024
 
 #: Bytes a camera kept as video holds per frame in a chunk: a reference (file, timestamp), not pixels.
 VIDEO_REF_BYTES = 64
+#: Encoded bytes of passed-through cameras one chunk may hold: the writer keeps a chunk's frames until their rows
+#: are written while the next chunk is read, so this bounds what a chunk adds to peak RSS (ALOHA's four cameras:
+#: ~120 frames; whole 400-frame episodes cost ~20 MB more RSS and no less CPU).
+PASSED_CHUNK_BYTES = 4 * 1024 * 1024
 
 
 def chunk_frames(info: SourceInfo, kept_video: Collection[str] = (), passed: Collection[str] = ()) -> int:
     """Frames per chunk for this source: as many as fit in :data:`CHUNK_BYTES` of raw per-step values (the source
     keys in ``kept_video`` are cameras whose video is kept: frame references, never decoded; those in ``passed`` are
-    cameras whose encoded frames pass through, counted at the key's ``frame_bytes`` when the source states it)."""
-    per_frame = 0
+    cameras whose encoded frames pass through, counted at the key's ``frame_bytes`` when the source states it, and
+    those at most :data:`PASSED_CHUNK_BYTES` a chunk)."""
+    per_frame = passed_bytes = 0
     for key in info.keys:
         if key.key in kept_video:
             per_frame += VIDEO_REF_BYTES
             continue
         if key.key in passed and key.frame_bytes is not None:
             per_frame += key.frame_bytes
+            passed_bytes += key.frame_bytes
             continue
         size = math.prod(key.shape) if key.shape else 1
         try:
             per_frame += size * np.dtype(key.dtype).itemsize
         except TypeError:  # a dtype numpy does not name (text, encoded bytes): count a byte per element
             per_frame += size
-    return max(1, min(MAX_CHUNK_FRAMES, CHUNK_BYTES // max(per_frame, 1)))
+    frames = min(MAX_CHUNK_FRAMES, CHUNK_BYTES // max(per_frame, 1))
+    if passed_bytes:
+        frames = min(frames, PASSED_CHUNK_BYTES // passed_bytes)
+    return max(1, frames)
 
 
 #: Estimated CPU seconds of work under which ``rdstd convert`` without batch options runs in one process.

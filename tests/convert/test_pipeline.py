@@ -332,6 +332,8 @@ def test_chunks_of_encoded_frames_that_pass_through_are_sized_by_their_stored_by
     info = SourceInfo("x", "1", "x", 1, 10, [jpeg, unknown])
     assert chunk_frames(info) == 64 * 1024 * 1024 // (2 * pixels)  # decoded (or not known to pass through)
     assert chunk_frames(info, passed={"cam", "raw"}) == 64 * 1024 * 1024 // (40_000 + pixels)  # raw: size unknown
+    alone = SourceInfo("x", "1", "x", 1, 10, [jpeg])
+    assert chunk_frames(alone, passed={"cam"}) == pipeline.PASSED_CHUNK_BYTES // 40_000  # what the writer holds
     fx.write_aloha_folder(tmp_path / "aloha", episodes=1)
     with Hdf5Backend().open(tmp_path / "aloha") as source:
         info = source.info()
