@@ -35,7 +35,15 @@ from rdstd.formats.base import FrameArray, SourceEpisode, SourceInfo, SourceKey,
 from rdstd.media.video import frame_times
 from rdstd.paths import is_safe_component
 from rdstd.schema.clock import Clock
-from rdstd.schema.episode import EncodedFrames, Episode, EpisodeMeta, ImageFrames, LanguageSegment, VideoFrames
+from rdstd.schema.episode import (
+    BinaryFrames,
+    EncodedFrames,
+    Episode,
+    EpisodeMeta,
+    ImageFrames,
+    LanguageSegment,
+    VideoFrames,
+)
 from rdstd.schema.features import ImageFeature, VectorFeature
 from rdstd.schema.spec import ConverterSpec, VectorSpec
 from rdstd.schema.vocabulary import UNIT_TO_SI, ClockKind, ImageCodec, Unit
@@ -415,8 +423,8 @@ def _not_a_camera(key: SourceKey) -> str:
 def _image_slice(frames: ImageFrames | FrameArray, start: int, stop: int) -> ImageFrames:
     """Frames ``[start, stop)`` of one camera: a list slice, a video sub-segment, or raw pixels read lazily."""
     if isinstance(frames, EncodedFrames):
-        if start == 0 and stop >= len(frames):
-            return frames
+        if start == 0 and stop >= len(frames) and isinstance(frames.frames, list | BinaryFrames):
+            return frames  # (a lazy sequence is sliced: its slice is what reads it, e.g. into one Arrow buffer)
         return EncodedFrames(frames.codec, frames.frames[start:stop])
     if isinstance(frames, VideoFrames):
         return video_slice(frames, start, stop)

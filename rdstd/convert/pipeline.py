@@ -569,16 +569,62 @@ def write_episode(
     writer.begin_episode(meta)
     totals: dict[str, tuple[int, int]] = {}
     frames = 0
+    feed = StatsFeed(stats) if stats else None
     for chunk in chunks:
         writer.append(chunk)
         frames += chunk.length
-        for key, partial in (stats or {}).items():
-            partial.update(chunk.vectors[key].reshape(chunk.length, -1))
+        if feed is not None:
+            feed.add(chunk.vectors, chunk.length)
         for name, (nan, inf) in count_non_finite(chunk.vectors).items():
             old_nan, old_inf = totals.get(name, (0, 0))
             totals[name] = (old_nan + nan, old_inf + inf)
+    if feed is not None:
+        feed.finish()
     writer.end_episode()
     return totals, frames
+
+
+#: Rows of an episode given to its :class:`~rdstd.store.stats.PartialStats` at once (the last block may be shorter).
+STATS_BLOCK_ROWS = 4096
+
+
+class StatsFeed:
+    """An episode's vectors handed to per-feature :class:`~rdstd.store.stats.PartialStats` in fixed blocks of
+    :data:`STATS_BLOCK_ROWS` rows, whatever chunks they were read in.
+
+    A partial statistic folds its moments and fills its quantile sketch per update, so the rounding of the mean and
+    std and the points where a sketch compacts depended on the chunk size; fixed blocks make ``stats.json``
+    independent of it (and one update per block costs less than one per chunk). Memory: at most one block plus one
+    chunk of rows per feature.
+    """
+
+    def __init__(self, stats: Mapping[str, PartialStats]) -> None:
+        self._stats = stats
+        self._held: dict[str, list[npt.NDArray[Any]]] = {key: [] for key in stats}
+        self._rows = 0
+
+    def add(self, vectors: Mapping[str, npt.NDArray[Any]], length: int) -> None:
+        """Take the next ``length`` rows of every feature; full blocks go to the statistics."""
+        if not length:
+            return
+        for key, held in self._held.items():
+            held.append(vectors[key].reshape(length, -1))
+        self._rows += length
+        if self._rows >= STATS_BLOCK_ROWS:
+            self._give(self._rows - self._rows % STATS_BLOCK_ROWS)
+
+    def finish(self) -> None:
+        """Give the episode's last rows (fewer than a block)."""
+        if self._rows:
+            self._give(self._rows)
+
+    def _give(self, rows: int) -> None:
+        for key, held in self._held.items():
+            values = held[0] if len(held) == 1 else np.concatenate(held)
+            for start in range(0, rows, STATS_BLOCK_ROWS):
+                self._stats[key].update(values[start : min(start + STATS_BLOCK_ROWS, rows)])
+            self._held[key] = [values[rows:]] if rows < len(values) else []
+        self._rows -= rows
 
 
 #: Raw bytes of source frames one chunk may hold (pixels before encoding dominate).
@@ -589,22 +635,35 @@ MAX_CHUNK_FRAMES = 1024
 
 #: Bytes a camera kept as video holds per frame in a chunk: a reference (file, timestamp), not pixels.
 VIDEO_REF_BYTES = 64
+#: Encoded bytes of passed-through cameras one chunk may hold: the writer keeps a chunk's frames until their rows
+#: are written while the next chunk is read, so this bounds what a chunk adds to peak RSS (ALOHA's four cameras:
+#: ~120 frames; whole 400-frame episodes cost ~20 MB more RSS and no less CPU).
+PASSED_CHUNK_BYTES = 4 * 1024 * 1024
 
 
-def chunk_frames(info: SourceInfo, kept_video: Collection[str] = ()) -> int:
+def chunk_frames(info: SourceInfo, kept_video: Collection[str] = (), passed: Collection[str] = ()) -> int:
     """Frames per chunk for this source: as many as fit in :data:`CHUNK_BYTES` of raw per-step values (the source
-    keys in ``kept_video`` are cameras whose video is kept: frame references, never decoded)."""
-    per_frame = 0
+    keys in ``kept_video`` are cameras whose video is kept: frame references, never decoded; those in ``passed`` are
+    cameras whose encoded frames pass through, counted at the key's ``frame_bytes`` when the source states it, and
+    those at most :data:`PASSED_CHUNK_BYTES` a chunk)."""
+    per_frame = passed_bytes = 0
     for key in info.keys:
         if key.key in kept_video:
             per_frame += VIDEO_REF_BYTES
+            continue
+        if key.key in passed and key.frame_bytes is not None:
+            per_frame += key.frame_bytes
+            passed_bytes += key.frame_bytes
             continue
         size = math.prod(key.shape) if key.shape else 1
         try:
             per_frame += size * np.dtype(key.dtype).itemsize
         except TypeError:  # a dtype numpy does not name (text, encoded bytes): count a byte per element
             per_frame += size
-    return max(1, min(MAX_CHUNK_FRAMES, CHUNK_BYTES // max(per_frame, 1)))
+    frames = min(MAX_CHUNK_FRAMES, CHUNK_BYTES // max(per_frame, 1))
+    if passed_bytes:
+        frames = min(frames, PASSED_CHUNK_BYTES // passed_bytes)
+    return max(1, frames)
 
 
 #: Estimated CPU seconds of work under which ``rdstd convert`` without batch options runs in one process.
@@ -636,8 +695,12 @@ def estimated_seconds(plan: Plan) -> float:
 
 
 def frames_per_chunk(converter: EpisodeConverter) -> int:
-    """:func:`chunk_frames` for what ``converter`` reads (the cameras whose video it keeps count as references)."""
-    return chunk_frames(converter.info, {c.spec.key for c in converter.cameras if c.feature.codec == ImageCodec.VIDEO})
+    """:func:`chunk_frames` for what ``converter`` reads (the cameras whose video it keeps count as references, those
+    whose encoded frames it keeps as they are count at the bytes the source says a frame takes)."""
+    codecs = {k.key: k.codec for k in converter.info.keys}
+    video = {c.spec.key for c in converter.cameras if c.feature.codec == ImageCodec.VIDEO}
+    passed = {c.spec.key for c in converter.cameras if codecs.get(c.spec.key) == c.feature.codec}
+    return chunk_frames(converter.info, video, passed - video)
 
 
 def _os_fault(exc: OSError, source: str) -> Literal["output", "source", "internal"]:

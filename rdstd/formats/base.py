@@ -69,6 +69,9 @@ class SourceKey:
     note: str = ""
     #: For images: how the source stores them (jpeg, png, video); None for raw pixel arrays.
     codec: ImageCodec | None = None
+    #: For encoded images: the most bytes one stored frame takes (ALOHA's padded row width), None when unknown.
+    #: Chunks of frames whose encoded bytes pass through are sized by it instead of by the decoded pixels.
+    frame_bytes: int | None = None
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from rdstd.convert.mapper import EpisodeConverter, video_slice
 from rdstd.errors import MappingError
 from rdstd.formats.base import EpisodeRef, SourceEpisode, SourceInfo, SourceKey
 from rdstd.schema import ConverterSpec, EncodedFrames, ImageCodec, VideoFrames
+from rdstd.schema.episode import BinaryFrames
 
 T = 10
 
@@ -236,3 +239,34 @@ def test_a_camera_whose_video_is_kept_counts_as_a_frame_reference_when_sizing_ch
     decoded = chunk_frames(hd)
     assert decoded == 64 * 1024 * 1024 // (3 * 4 + 2 * 4 + 4 * 4 * 3 + 480 * 640 * 3) == 72
     assert chunk_frames(hd, kept_video={"video"}) == MAX_CHUNK_FRAMES  # references, never pixels
+
+
+class _LazyFrames(Sequence[bytes]):
+    """Encoded frames a backend reads when sliced (a lazy sequence): the slices asked of it are recorded."""
+
+    def __init__(self, frames: list[bytes]) -> None:
+        self._frames = frames
+        self.slices: list[tuple[int, int]] = []
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            self.slices.append((index.start, index.stop))
+            return BinaryFrames(pa.array(self._frames[index], pa.binary()))
+        return self._frames[index]
+
+
+def test_a_chunk_of_the_whole_episode_still_slices_lazy_encoded_frames() -> None:
+    """A chunk covering the whole episode asks a lazy sequence for its frames (one Arrow buffer for the writer)
+    instead of handing the sequence on, to be read frame by frame; a list is handed on as it is."""
+    lazy = _LazyFrames([bytes([i, i]) for i in range(T)])
+    conv = EpisodeConverter(spec(), info(), drop_unmapped=False)
+    (whole,) = conv.convert_chunks(episode(images={"cam": EncodedFrames(ImageCodec.JPEG, lazy)}), chunk_frames=T)[1]
+    frames = whole.images["observation.images.cam"]
+    assert lazy.slices == [(0, T)]
+    assert isinstance(frames, EncodedFrames) and isinstance(frames.frames, BinaryFrames) and frames.frames == lazy
+    plain = episode()
+    (same,) = conv.convert_chunks(plain, chunk_frames=T)[1]
+    assert same.images["observation.images.cam"] is plain.images["cam"]

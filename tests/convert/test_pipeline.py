@@ -291,3 +291,61 @@ def test_an_episode_failing_mid_read_leaves_no_trace_and_skip_goes_on(
         (tmp_path / "clean" / "stats.json").read_text()
     )
     assert clean.episodes["length"].to_list() == [300, 200]
+
+
+def test_a_batch_conversions_stats_do_not_depend_on_the_chunk_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each episode's rows reach its partial statistics in fixed blocks, however it was read: the moments' rounding
+    and the quantile sketch's compactions are the same for 100-frame and 1,000-frame chunks."""
+    from rdstd.convert import pipeline
+
+    out = {}
+    with registered():
+        source = write_source(tmp_path / "s.double", [9_000, 5_000, 30])
+        for frames in (100, 1_000):
+            monkeypatch.setattr(pipeline, "CHUNK_BYTES", 8 * frames)
+            convert(source, tmp_path / f"out-{frames}", executor="local", workers=1, unit_episodes=2)
+            out[frames] = json.loads((tmp_path / f"out-{frames}" / "stats.json").read_text())
+    assert out[100]["observation.state"]["quantiles_exact"] is False  # the sketch compacted
+    assert out[100] == out[1_000]
+    assert (tmp_path / "out-100" / "stats.json").read_bytes() == (tmp_path / "out-1000" / "stats.json").read_bytes()
+
+
+def test_chunks_of_encoded_frames_that_pass_through_are_sized_by_their_stored_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ALOHA's cameras are stored as JPEG padded to a known width: a chunk holds those bytes, not decoded pixels."""
+    import h5py
+
+    from rdstd.convert import pipeline
+    from rdstd.convert.mapper import EpisodeConverter, resolve_spec
+    from rdstd.convert.pipeline import MAX_CHUNK_FRAMES, chunk_frames, frames_per_chunk
+    from rdstd.formats.base import SourceInfo, SourceKey
+    from rdstd.formats.hdf5 import Hdf5Backend
+    from rdstd.schema.vocabulary import ImageCodec
+    from rdstd.testing import hdf5 as fx
+
+    pixels = 480 * 640 * 3
+    jpeg = SourceKey("cam", "image", (480, 640, 3), "uint8", codec=ImageCodec.JPEG, frame_bytes=40_000)
+    unknown = SourceKey("raw", "image", (480, 640, 3), "uint8", codec=ImageCodec.JPEG)
+    info = SourceInfo("x", "1", "x", 1, 10, [jpeg, unknown])
+    assert chunk_frames(info) == 64 * 1024 * 1024 // (2 * pixels)  # decoded (or not known to pass through)
+    assert chunk_frames(info, passed={"cam", "raw"}) == 64 * 1024 * 1024 // (40_000 + pixels)  # raw: size unknown
+    alone = SourceInfo("x", "1", "x", 1, 10, [jpeg])
+    assert chunk_frames(alone, passed={"cam"}) == pipeline.PASSED_CHUNK_BYTES // 40_000  # what the writer holds
+    fx.write_aloha_folder(tmp_path / "aloha", episodes=1)
+    with Hdf5Backend().open(tmp_path / "aloha") as source:
+        info = source.info()
+    widths = {k.key: k.frame_bytes for k in info.keys if k.kind == "image"}
+    with h5py.File(next((tmp_path / "aloha").glob("*.hdf5"))) as f:
+        assert widths == {f"observations/images/{c}": f[f"observations/images/{c}"].shape[1] for c in fx.ALOHA_CAMERAS}
+    loaded, _ = resolve_spec(info, None)
+    stored = sum(w for w in widths.values() if w is not None)
+    expected = min(MAX_CHUNK_FRAMES, pipeline.PASSED_CHUNK_BYTES // stored)  # small JPEGs: the writer's bound
+    assert frames_per_chunk(EpisodeConverter(loaded.spec, info)) == expected > 100
+    monkeypatch.setattr(pipeline, "CHUNK_BYTES", 200_000)  # the fixture's frames are tiny: a small chunk budget
+    passed = chunk_frames(info, passed=set(widths))
+    assert passed > 4 * chunk_frames(info)
+    assert frames_per_chunk(EpisodeConverter(loaded.spec, info)) == passed
+    assert frames_per_chunk(EpisodeConverter(loaded.spec, info, images=ImageCodec.PNG)) == chunk_frames(info)

@@ -253,3 +253,48 @@ def test_variable_length_rows_are_joined_into_one_buffer_as_they_are(tmp_path: P
         got = rows[0:22]
         assert isinstance(got, BinaryFrames) and got == values[1:23] and got[0] == b""
         assert len(got.array.buffers()[2]) == sum(map(len, values[1:23]))
+
+
+@pytest.mark.parametrize("iov_rows", [256, 3])
+def test_padded_rows_land_cut_in_their_buffer_with_one_copy_of_the_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, iov_rows: int
+) -> None:
+    """Rows with other data between their chunks (within the slack), read in several scatter reads: each frame's
+    bytes go straight to their place, no padded block is read first and cut afterwards."""
+    jpegs = [fx.jpeg(fx.picture(i)) for i in range(14)]
+    padded = _padded(jpegs)
+    with h5py.File(tmp_path / "e.hdf5", "w") as f:
+        ds = f.create_dataset("cam", shape=padded.shape, dtype=np.uint8, chunks=(1, padded.shape[1]))
+        for i in range(len(jpegs)):
+            ds[i] = padded[i]
+            f.flush()  # the chunk gets its place in the file now, before the ballast
+            if i % 4 == 1:
+                f.create_dataset(f"ballast_{i}", data=np.ones(40_000, np.uint8))  # 40 KB between some chunks
+    monkeypatch.setattr(frames_module, "SPAN_SLACK", 1 << 20)  # close enough to be read in one go
+    monkeypatch.setattr(frames_module, "IOV_ROWS", iov_rows)
+    monkeypatch.setattr(frames_module, "compact", _refused)
+    monkeypatch.setattr(frames_module._ChunkFile, "rows", _refused)
+    with h5py.File(tmp_path / "e.hdf5", "r") as f:
+        rows = EncodedRows(f["cam"], "cam", lengths=np.array([len(b) for b in jpegs]))
+        block = rows[1:13]
+        mapped = rows._file
+        assert isinstance(mapped, frames_module._ChunkFile) and (np.diff(mapped.offsets) > padded.shape[1]).any()
+        assert isinstance(block, BinaryFrames) and block == jpegs[1:13]
+        assert len(block.array.buffers()[2]) == sum(map(len, jpegs[1:13]))
+        assert rows[:] == jpegs and rows[13] == jpegs[13]
+
+
+def test_a_packed_frame_that_does_not_end_a_jpeg_is_named(tmp_path: Path) -> None:
+    jpegs = [fx.jpeg(fx.picture(i)) for i in range(6)]
+    lengths = np.array([len(b) for b in jpegs])
+    lengths[4] -= 1  # within its row, but one byte short of the JPEG's end
+    _write_cam(tmp_path / "e.hdf5", _padded(jpegs))
+    with h5py.File(tmp_path / "e.hdf5", "r") as f:
+        rows = EncodedRows(f["cam"], "e.hdf5:cam", lengths=lengths)
+        assert rows[:4] == jpegs[:4]
+        with pytest.raises(CorruptSourceError, match=r"^e.hdf5:cam: frame 4 does not end a JPEG at compress_len="):
+            rows[2:]
+
+
+def _refused(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("padded rows were read and cut afterwards")

@@ -410,7 +410,9 @@ class Hdf5Source(SourceDataset):
                     keys[key] = SourceKey(key, "image", shape, pixel_type, codec=ImageCodec(codec))
             elif compress and ds.ndim == 2 and dtype == np.uint8 and key.startswith("observations/images/"):
                 shape, _ = encoded_shape(np.asarray(ds[0], dtype=np.uint8).tobytes(), "jpeg")
-                keys[key] = SourceKey(key, "image", shape, "uint8", note=PADDED_NOTE, codec=ImageCodec.JPEG)
+                keys[key] = SourceKey(
+                    key, "image", shape, "uint8", note=PADDED_NOTE, codec=ImageCodec.JPEG, frame_bytes=int(ds.shape[1])
+                )
             elif len(per_step) == 3 and per_step[-1] in (1, 3, 4) and min(per_step[:2]) >= 8 and dtype.kind == "u":
                 keys[key] = SourceKey(key, "image", per_step, dtype.name)
             else:
