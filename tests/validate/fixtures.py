@@ -99,32 +99,41 @@ def _features(plants: set[str]) -> dict[str, VectorFeature | ImageFeature]:
                 RotationGroup(start=0, representation=RotationRepr.EULER, euler_axes="xyz", euler_extrinsic=True)
             ],
         )
-    return extra | {
-        "action.rotation_delta": VectorFeature(
-            dtype="float64",
-            shape=(3,),
-            dims=delta_dims,
-            rotations=[RotationGroup(start=0, representation=RotationRepr.AXIS_ANGLE)],
-            action=delta,
-        ),
-        "observation.state": VectorFeature(
-            dtype="float64",
-            shape=(11,),
-            dims=state_dims,
-            rotations=[RotationGroup(start=6, representation=RotationRepr.QUAT_XYZW)],
-            grippers=[grip],
-        ),
-        "observation.object_rotation": VectorFeature(
-            dtype="float64",
-            shape=(9,),
-            dims=matrix_dims,
-            rotations=[RotationGroup(start=0, representation=RotationRepr.MATRIX)],
-        ),
-        "action": VectorFeature(dtype="float64", shape=(4,), dims=act_dims, grippers=[act_grip], action=semantics),
-        "observation.images.cam": ImageFeature(
-            height=16, width=16, codec=ImageCodec.PNG, frame="camera:cam", mount=CameraMount.THIRD_PERSON
-        ),
-    }
+    return (
+        extra
+        | {
+            "action.rotation_delta": VectorFeature(
+                dtype="float64",
+                shape=(3,),
+                dims=delta_dims,
+                rotations=[RotationGroup(start=0, representation=RotationRepr.AXIS_ANGLE)],
+                action=delta,
+            ),
+            "observation.state": VectorFeature(
+                dtype="float64",
+                shape=(11,),
+                dims=state_dims,
+                rotations=[RotationGroup(start=6, representation=RotationRepr.QUAT_XYZW)],
+                grippers=[grip],
+            ),
+            "observation.object_rotation": VectorFeature(
+                dtype="float64",
+                shape=(9,),
+                dims=matrix_dims,
+                rotations=[RotationGroup(start=0, representation=RotationRepr.MATRIX)],
+            ),
+            "action": VectorFeature(dtype="float64", shape=(4,), dims=act_dims, grippers=[act_grip], action=semantics),
+        }
+        | (
+            {}
+            if "no_camera" in plants
+            else {
+                "observation.images.cam": ImageFeature(
+                    height=16, width=16, codec=ImageCodec.PNG, frame="camera:cam", mount=CameraMount.THIRD_PERSON
+                ),
+            }
+        )
+    )
 
 
 def _embodiment(plants: set[str]) -> Embodiment:
@@ -299,7 +308,7 @@ def _episode(index: int, plants: set[str]) -> Episode:
         ),
         timestamps,
         vectors,
-        {"observation.images.cam": pixels},
+        {} if "no_camera" in plants else {"observation.images.cam": pixels},
     )
 
 

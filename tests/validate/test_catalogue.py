@@ -157,3 +157,13 @@ def test_a_jump_out_of_a_frozen_stretch_is_seen(tmp_path: Path) -> None:
     found = _of(validate(make(tmp_path, "idle")), "RDV954")
     assert [(f.episode_index, f.frames) for f in found] == [(0, (39, 41))]
     assert not _of(validate(make(tmp_path, "delta")), "RDV954")
+
+
+def test_a_dataset_without_a_camera_gets_one_readiness_note_and_one_with_a_camera_none(tmp_path: Path) -> None:
+    """RDV905 (lerobot-doctor's "VLA: no image/video features"): info, once, only where no camera is declared."""
+    without = validate(make(tmp_path, "no_camera"))
+    notes = _of(without, "RDV905")
+    assert [(f.severity, f.episode_index, f.feature) for f in notes] == [(Severity.INFO, None, None)]
+    assert "no camera" in notes[0].message
+    assert _loud(without) == []
+    assert _of(validate(make(tmp_path)), "RDV905") == []

@@ -9,6 +9,7 @@ from rdstd.validate.checks.gripper import GripperKindFit, GripperPolarity
 from rdstd.validate.checks.metadata import (
     DuplicateEpisodes,
     EmbodimentMetadata,
+    NoCameras,
     SourceEpisodes,
     SourceNotes,
     TaskBalance,
@@ -55,6 +56,7 @@ BUILTINS: list[type[Check]] = [
     DuplicateEpisodes,
     UnknownSemantics,
     EmbodimentMetadata,
+    NoCameras,
     SourceNotes,
     SourceEpisodes,
     IdleSegments,

@@ -1,4 +1,5 @@
-"""Checks on what the dataset says about itself: task text, duplicate episodes, unknowns, embodiment, source notes."""
+"""Checks on what the dataset says about itself: task text, duplicate episodes, unknowns, embodiment, cameras, source
+notes."""
 
 from __future__ import annotations
 
@@ -286,6 +287,26 @@ class EmbodimentMetadata(Check):
         used = {str(e) for e in dataset.episodes["embodiment"].to_list() if e}
         for name in sorted(used - names):
             yield self.finding(f"episodes name embodiment {name!r}, which the manifest does not describe")
+
+
+class NoCameras(Check):
+    """RDV905: the dataset has no camera (info): a training-readiness note, not a fault in the data."""
+
+    id = "RDV905"
+    name = "metadata.cameras"
+    severity = Severity.INFO
+    evidence = Evidence.DETERMINISTIC
+    description = "the dataset has no camera feature: policies that need images (VLA, visuomotor) cannot train on it"
+    hint = "map the source's cameras in the converter spec if it has any; a state-only policy needs none"
+
+    def begin(self, dataset: DatasetView) -> Iterable[Finding]:
+        super().begin(dataset)
+        if not dataset.manifest.cameras:
+            yield self.finding(
+                "the dataset has no camera: policies that need images (VLA, visuomotor) cannot train on it",
+                measured=0,
+                expected="at least one camera, for an image-conditioned policy",
+            )
 
 
 class SourceNotes(Check):
