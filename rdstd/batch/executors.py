@@ -160,19 +160,36 @@ def _with_driver(
         share_cores(alone)
 
 
-class _Share:
+class _Items:
+    """What the driver and its helpers (a process pool, Ray's slots) share of one run's items: those not yet
+    started, the results waiting for the driver, and how many items the helpers still owe."""
+
+    def __init__(self, count: int) -> None:
+        self._todo: deque[int] = deque(range(count))
+        self._finished: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._handed = 0  # items given to the helpers
+        self._taken = 0  # their results taken by the driver
+        self._stopped = False
+
+    def has_result(self) -> bool:
+        """Whether a helper's result is waiting."""
+        return not self._finished.empty()
+
+    def next_here(self) -> tuple[int, int]:
+        """The next item for the driver (-1 when none is left) and how many the helpers still owe."""
+        with self._lock:
+            return (self._todo.popleft() if self._todo else -1), self._handed - self._taken
+
+
+class _Share(_Items):
     """The items of one :meth:`LocalPool.run` shared between the driver and the pool's processes: each process
     has one item at a time, and is given the next (from the pool's result thread) as soon as it returns one."""
 
     def __init__(self, pool: ProcessPoolExecutor, fn: Callable[..., Any], items: Sequence[tuple[Any, ...]]) -> None:
+        super().__init__(len(items))
         self._pool, self._fn, self._items = pool, fn, items
-        self._todo: deque[int] = deque(range(len(items)))
-        self._finished: queue.SimpleQueue[tuple[int, Future[Any]]] = queue.SimpleQueue()
-        self._lock = threading.Lock()
         self._running: dict[int, Future[Any]] = {}
-        self._handed = 0  # items given to the processes (submitted, or being submitted)
-        self._taken = 0  # their results taken by the driver
-        self._stopped = False
 
     def start(self, processes: int) -> None:
         """Give each process its first item (the first submit waits while the fork server imports rdstd)."""
@@ -200,10 +217,6 @@ class _Share:
         self._finished.put((position, future))
         self._feed()
 
-    def has_result(self) -> bool:
-        """Whether a process's result is waiting."""
-        return not self._finished.empty()
-
     def take(self) -> tuple[int, Any]:
         """The next result of a process (waits for one); its exception is raised here."""
         position, future = self._finished.get()
@@ -214,11 +227,6 @@ class _Share:
             return position, future.result()
         except BrokenProcessPool as exc:  # a process died (killed, out of memory): its unit has no result
             raise worker_lost(f"a worker process of the batch ended without finishing its unit ({exc})") from exc
-
-    def next_here(self) -> tuple[int, int]:
-        """The next item for the driver (-1 when none is left) and how many the processes still owe."""
-        with self._lock:
-            return (self._todo.popleft() if self._todo else -1), self._handed - self._taken
 
     def stop(self) -> None:
         """Start nothing more; cancel what the processes have not begun."""
@@ -306,22 +314,17 @@ def _peer_of(node: str, niceness: int) -> None:
 RAY_POLL_S = 0.5
 
 
-class _RayShare:
+class _RayShare(_Items):
     """The items of one :meth:`RayTasks.run` shared between the driver and Ray's slots: a thread of the driver
     gives each slot (actor) the next item as soon as it returns one (every wait bounded by :data:`RAY_POLL_S`),
     and the driver takes the other items inline. A result is taken (``ray.get``, where its error is raised) on
     the driver's thread, never on Ray's."""
 
     def __init__(self, tasks: RayTasks, fn: Callable[..., Any], items: Sequence[tuple[Any, ...]]) -> None:
+        super().__init__(len(items))
         self._tasks, self._fn, self._items = tasks, fn, items
-        self._todo: deque[int] = deque(range(len(items)))
         self._idle: deque[Any] = deque(tasks.actors())
-        self._finished: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
-        self._lock = threading.Lock()
         self._running: dict[Any, tuple[int, Any]] = {}  # Ray result -> (position, actor)
-        self._handed = 0  # items given to Ray
-        self._taken = 0  # their results taken by the driver
-        self._stopped = False
         self._fed = threading.Event()  # set when the feeding thread ends
 
     def feed(self) -> None:
@@ -372,10 +375,6 @@ class _RayShare:
         for ref in running:  # a pending item is dropped; a running one ends with its actor (RayTasks.close)
             self._tasks.ray.cancel(ref)
 
-    def has_result(self) -> bool:
-        """Whether a slot's result is waiting."""
-        return not self._finished.empty()
-
     def take(self) -> tuple[int, Any]:
         """The next result of a slot (waits for one, looking every :data:`RAY_POLL_S` that the feeding thread
         still runs); its error is raised here."""
@@ -395,11 +394,6 @@ class _RayShare:
         with self._lock:
             self._taken += 1
         return position, self._tasks.get(ref)
-
-    def next_here(self) -> tuple[int, int]:
-        """The next item for the driver (-1 when none is left) and how many Ray still owes."""
-        with self._lock:
-            return (self._todo.popleft() if self._todo else -1), self._handed - self._taken
 
     def stop(self) -> None:
         """Start nothing more; the feeding thread cancels what has not started."""

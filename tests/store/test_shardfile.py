@@ -7,6 +7,7 @@ import ctypes
 import ctypes.util
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -49,13 +50,9 @@ def _writes(seed: int, calls: int) -> list[tuple[pa.Table, int]]:
     return [(_table(rng, int(rng.integers(1, 200))), int(rng.integers(1, 80))) for _ in range(calls)]
 
 
-@pytest.mark.parametrize("checksums", [True, False])
-@pytest.mark.parametrize("seed", [0, 1])
-def test_a_shard_file_is_byte_for_byte_what_one_parquet_writer_writes(
-    tmp_path: Path, seed: int, checksums: bool
-) -> None:
-    options = parquet_write_options(SCHEMA.names, ["image"], checksums)
-    writes = _writes(seed, SEGMENT_WRITES * 2 + 7)  # three segments, the last one short
+def _written_both_ways(tmp_path: Path, writes: list[tuple[pa.Table, int]], options: dict[str, Any]) -> Path:
+    """``writes`` written by one ``ParquetWriter`` and by a :class:`ShardFile`; the latter's file, checked to hold
+    the former's bytes."""
     expected, ours = tmp_path / "expected.parquet", tmp_path / "ours.parquet"
     with pq.ParquetWriter(expected, SCHEMA, **options) as writer:
         for table, group in writes:
@@ -65,6 +62,17 @@ def test_a_shard_file_is_byte_for_byte_what_one_parquet_writer_writes(
         shard.write_table(table, row_group_size=group)
     shard.close()
     assert ours.read_bytes() == expected.read_bytes()
+    return ours
+
+
+@pytest.mark.parametrize("checksums", [True, False])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_shard_file_is_byte_for_byte_what_one_parquet_writer_writes(
+    tmp_path: Path, seed: int, checksums: bool
+) -> None:
+    options = parquet_write_options(SCHEMA.names, ["image"], checksums)
+    writes = _writes(seed, SEGMENT_WRITES * 2 + 7)  # three segments, the last one short
+    ours = _written_both_ways(tmp_path, writes, options)
     read = pq.ParquetFile(ours, page_checksum_verification=checksums)
     assert read.metadata.num_row_groups > SEGMENT_WRITES * 2
     assert read.read().equals(pa.concat_tables([t for t, _ in writes]))
@@ -195,12 +203,4 @@ def test_offsets_a_segment_writer_counted_from_its_own_start_are_moved_to_the_sh
     monkeypatch.setattr(ShardFile, "_open_segment", open_segment)
     options = parquet_write_options(SCHEMA.names, ["image"])
     writes = _writes(2, SEGMENT_WRITES + 5)
-    expected, ours = tmp_path / "expected.parquet", tmp_path / "ours.parquet"
-    with pq.ParquetWriter(expected, SCHEMA, **options) as writer:
-        for table, group in writes:
-            writer.write_table(table, row_group_size=group)
-    shard = ShardFile(ours, SCHEMA, options)
-    for table, group in writes:
-        shard.write_table(table, row_group_size=group)
-    shard.close()
-    assert ours.read_bytes() == expected.read_bytes()
+    _written_both_ways(tmp_path, writes, options)
