@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -94,8 +95,9 @@ def raw_read(folder: Path) -> int:
     return steps
 
 
-def raw_direct(folder: Path) -> int:
-    """The same bytes read one chunk at a time with ``read_direct_chunk`` (one-row chunks, no filter)."""
+def _direct_reads(folder: Path, keep: Callable[[bytes], object]) -> int:
+    """Every frame's bytes read one chunk at a time with ``read_direct_chunk`` (one-row chunks, no filter) and
+    every vector read whole, each handed to ``keep``; returns frames."""
     import h5py
 
     steps = 0
@@ -105,32 +107,25 @@ def raw_direct(folder: Path) -> int:
             for row, cam in enumerate(CAMERAS):
                 dsid = f[f"observations/images/{cam}"].id
                 for i in range(lengths.shape[1]):
-                    dsid.read_direct_chunk((i, 0))[1][: lengths[row, i]]
+                    keep(dsid.read_direct_chunk((i, 0))[1][: lengths[row, i]])
             for key in ("observations/qpos", "observations/qvel", "observations/effort", "action"):
-                f[key][()]
+                keep(f[key][()].tobytes())
             steps += int(f["action"].shape[0])
     return steps
+
+
+def raw_direct(folder: Path) -> int:
+    """The same bytes read one chunk at a time with ``read_direct_chunk`` (one-row chunks, no filter)."""
+    return _direct_reads(folder, lambda data: None)
 
 
 def raw_copy(folder: Path, out: Path) -> int:
     """``raw_direct``'s reads, every frame's bytes and every vector written to one file in ``out`` and fsynced: the
     floor of any converter that keeps its output (it writes the same bytes as the canonical shards, with no format
     around them); returns frames."""
-    import h5py
-
-    steps = 0
     out.mkdir(parents=True, exist_ok=True)
     with (out / "frames.bin").open("wb", buffering=1 << 20) as sink:
-        for path in sorted(folder.glob("*.hdf5")):
-            with h5py.File(path, "r") as f:
-                lengths = f["compress_len"][()].astype(int)
-                for row, cam in enumerate(CAMERAS):
-                    dsid = f[f"observations/images/{cam}"].id
-                    for i in range(lengths.shape[1]):
-                        sink.write(dsid.read_direct_chunk((i, 0))[1][: lengths[row, i]])
-                for key in ("observations/qpos", "observations/qvel", "observations/effort", "action"):
-                    sink.write(f[key][()].tobytes())
-                steps += int(f["action"].shape[0])
+        steps = _direct_reads(folder, sink.write)
         sink.flush()
         os.fsync(sink.fileno())
     return steps
