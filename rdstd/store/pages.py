@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from rdstd.store import thrift
+
 _PLAIN, _RLE = 0, 3
 _DATA_PAGE, _DICTIONARY_PAGE, _DATA_PAGE_V2 = 0, 2, 3
 #: Longest page header accepted (statistics are off for image columns: headers are a few dozen bytes).
@@ -73,9 +75,8 @@ def _spans(data: memoryview, base: int, rows: int, max_def: int, verify: bool) -
     lengths = np.empty(rows, dtype=np.int64)
     row, pos = 0, 0
     while row < rows:
-        reader = _Compact(data, pos, min(len(data), pos + _MAX_HEADER))
-        header = reader.struct()
-        body = reader.pos
+        header, read = thrift.read_struct(data[pos : pos + _MAX_HEADER], 0)
+        body = pos + read
         kind, raw_size, size = header.get(1), header.get(2), header.get(3)
         if not isinstance(size, int) or raw_size != size or size < 0 or body + size > len(data):
             raise _UnsupportedLayoutError
@@ -130,79 +131,19 @@ def _v2_values(header: Any, page: memoryview) -> tuple[int, int]:
 
 def _all_defined(levels: memoryview, count: int) -> None:
     """Definition levels (bit width 1, RLE/bit-packed hybrid) must all be 1: no nulls (else pyarrow reads it)."""
-    reader = _Compact(levels, 0, len(levels))
-    seen = 0
+    seen = pos = 0
     while seen < count:
-        head = reader.varint()
+        head, pos = thrift.read_varint(levels, pos)
         if head & 1:  # bit-packed: groups of 8 values, one byte each at bit width 1
             groups = head >> 1
-            bits = np.unpackbits(np.frombuffer(reader.take(groups), np.uint8), bitorder="little")
+            if pos + groups > len(levels):
+                raise _UnsupportedLayoutError
+            bits = np.unpackbits(np.frombuffer(levels[pos : pos + groups], np.uint8), bitorder="little")
             if not bits[: count - seen].all():
                 raise _UnsupportedLayoutError
-            seen += 8 * groups
+            seen, pos = seen + 8 * groups, pos + groups
         else:
-            run, value = head >> 1, reader.take(1)[0]
+            run, value, pos = head >> 1, levels[pos], pos + 1
             if value != 1 or run == 0:
                 raise _UnsupportedLayoutError
             seen += run
-
-
-class _Compact:
-    """Just enough of Thrift's compact protocol to read a page header (unknown fields are skipped)."""
-
-    def __init__(self, data: memoryview, pos: int, end: int) -> None:
-        self.data, self.pos, self.end = data, pos, end
-
-    def take(self, n: int) -> memoryview:
-        if n < 0 or self.pos + n > self.end:
-            raise _UnsupportedLayoutError
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
-    def varint(self) -> int:
-        out, shift = 0, 0
-        while True:
-            if self.pos >= self.end or shift > 63:
-                raise _UnsupportedLayoutError
-            byte = self.data[self.pos]
-            self.pos += 1
-            out |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return out
-            shift += 7
-
-    def zigzag(self) -> int:
-        n = self.varint()
-        return (n >> 1) ^ -(n & 1)
-
-    def value(self, kind: int) -> Any:
-        if kind in (1, 2):  # booleans carry their value in the type
-            return kind == 1
-        if kind == 3:
-            return self.take(1)[0]
-        if kind in (4, 5, 6):
-            return self.zigzag()
-        if kind == 7:
-            return self.take(8)
-        if kind == 8:
-            return self.take(self.varint())
-        if kind in (9, 10):
-            head = self.take(1)[0]
-            size = head >> 4 if head >> 4 != 15 else self.varint()
-            element = 3 if head & 15 in (1, 2) else head & 15  # booleans in a list take a byte each
-            return [self.value(element) for _ in range(size)]
-        if kind == 12:
-            return self.struct()
-        raise _UnsupportedLayoutError  # maps never occur in page headers
-
-    def struct(self) -> dict[int, Any]:
-        fields: dict[int, Any] = {}
-        last = 0
-        while True:
-            head = self.take(1)[0]
-            if head == 0:
-                return fields
-            delta, kind = head >> 4, head & 15
-            last = last + delta if delta else self.zigzag()
-            fields[last] = self.value(kind)

@@ -1,10 +1,11 @@
-"""Just enough of Thrift's compact protocol to copy a Parquet footer's structs with a few integers changed:
-:mod:`rdstd.store.shardfile` moves row groups' metadata (``RowGroup``) from one writer's footer into another.
+"""Just enough of Thrift's compact protocol for Parquet's metadata: :mod:`rdstd.store.shardfile` copies a footer's
+structs with a few integers changed (it moves row groups' metadata, ``RowGroup``, from one writer's footer into
+another), and :mod:`rdstd.store.pages` reads page headers.
 
-The reading functions walk encoded bytes without building values (a struct's fields, a value's extent) and read
-integers (an index past the end raises ``IndexError``: the caller turns it into its own error); the writing
-functions encode integers, field headers and list headers the way Apache Thrift's C++
-``TCompactProtocol`` (Parquet's writer) does: minimal varints, a field id as a delta when it is 1-15 above the
+The reading functions walk encoded bytes without building values (a struct's fields, a value's extent), read
+integers, or read a whole struct as a dict; an index past the end raises ``IndexError``, which the caller turns
+into its own error. The writing functions encode integers, field headers and list headers the way Apache Thrift's
+C++ ``TCompactProtocol`` (Parquet's writer) does: minimal varints, a field id as a delta when it is 1-15 above the
 previous one, a list's size in its header byte below 15. Bytes that are not changed are copied as they were, so a
 struct copied with its integers unchanged is the same bytes (``tests/store/test_shardfile.py``). Maps do not
 occur in Parquet's metadata and are refused.
@@ -12,12 +13,17 @@ occur in Parquet's metadata and are refused.
 
 from __future__ import annotations
 
+from typing import Any
+
 from rdstd.errors import InternalError
+
+#: What the reading functions take: the bytes of a footer or a page, or a view of them.
+Buffer = bytes | bytearray | memoryview
 
 STOP, TRUE, FALSE, BYTE, I16, I32, I64, DOUBLE, BINARY, LIST, SET, MAP, STRUCT = range(13)
 
 
-def read_varint(data: bytes, pos: int) -> tuple[int, int]:
+def read_varint(data: Buffer, pos: int) -> tuple[int, int]:
     """An unsigned varint at ``pos``, and the position after it."""
     out = shift = 0
     while True:
@@ -29,13 +35,13 @@ def read_varint(data: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def read_integer(data: bytes, pos: int) -> tuple[int, int]:
+def read_integer(data: Buffer, pos: int) -> tuple[int, int]:
     """A zigzag-encoded i16, i32 or i64 at ``pos``, and the position after it."""
     n, pos = read_varint(data, pos)
     return (n >> 1) ^ -(n & 1), pos
 
 
-def read_field(data: bytes, pos: int, last: int) -> tuple[int, int, int]:
+def read_field(data: Buffer, pos: int, last: int) -> tuple[int, int, int]:
     """The field header at ``pos`` of a struct whose previous field was ``last``: (field id, compact type, the
     position after it); type STOP at the struct's end."""
     head = data[pos]
@@ -48,13 +54,53 @@ def read_field(data: bytes, pos: int, last: int) -> tuple[int, int, int]:
     return field_id, kind, pos
 
 
-def read_list_header(data: bytes, pos: int) -> tuple[int, int, int]:
+def read_list_header(data: Buffer, pos: int) -> tuple[int, int, int]:
     """The list header at ``pos``: (element type, size, the position after it)."""
     head = data[pos]
     if head >> 4 != 15:
         return head & 15, head >> 4, pos + 1
     size, pos = read_varint(data, pos + 1)
     return head & 15, size, pos
+
+
+def read_value(data: Buffer, pos: int, kind: int) -> tuple[Any, int]:
+    """The value of compact type ``kind`` at ``pos`` (integers as ``int``, binaries and doubles as the bytes,
+    lists as lists, structs as ``{field id: value}``), and the position after it. Raises :class:`ValueError` for
+    a map or an unknown type, :class:`IndexError` past the end."""
+    if kind in (TRUE, FALSE):  # a boolean field's value is in its type
+        return kind == TRUE, pos
+    if kind == BYTE:
+        return data[pos], pos + 1
+    if kind in (I16, I32, I64):
+        return read_integer(data, pos)
+    if kind in (DOUBLE, BINARY):
+        n, pos = (8, pos) if kind == DOUBLE else read_varint(data, pos)
+        if pos + n > len(data):
+            raise IndexError("a value runs past the end")
+        return data[pos : pos + n], pos + n
+    if kind in (LIST, SET):
+        element, size, pos = read_list_header(data, pos)
+        element = BYTE if element in (TRUE, FALSE) else element  # a list's booleans are a byte each
+        items = []
+        for _ in range(size):
+            item, pos = read_value(data, pos, element)
+            items.append(item)
+        return items, pos
+    if kind == STRUCT:
+        return read_struct(data, pos)
+    raise ValueError(f"Thrift compact type {kind} is not part of Parquet's metadata")
+
+
+def read_struct(data: Buffer, pos: int) -> tuple[dict[int, Any], int]:
+    """The struct at ``pos`` as ``{field id: value}`` (see :func:`read_value`), and the position after it."""
+    fields: dict[int, Any] = {}
+    last = 0
+    while True:
+        field_id, kind, pos = read_field(data, pos, last)
+        if kind == STOP:
+            return fields, pos
+        fields[field_id], pos = read_value(data, pos, kind)
+        last = field_id
 
 
 def skip(data: bytes, pos: int, kind: int) -> int:
