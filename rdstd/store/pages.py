@@ -66,7 +66,7 @@ def column_spans(fd: int, chunk: Any, rows: int, max_definition_level: int, *, v
         return None
     try:
         return _spans(memoryview(data), start, rows, max_definition_level, verify)
-    except (_UnsupportedLayoutError, IndexError, ValueError):
+    except (_UnsupportedLayoutError, IndexError, ValueError, RecursionError):  # RecursionError: garbage nesting structs
         return None
 
 

@@ -96,6 +96,21 @@ def test_a_page_header_that_does_not_parse_is_reported_by_the_pyarrow_read(writt
         FrameDataset(path, [JPG]).batch([9])
 
 
+def test_a_page_header_of_nested_structs_is_reported_by_the_pyarrow_read_not_a_recursion_error(
+    written: Path, tmp_path: Path
+) -> None:
+    path = relayout(written, tmp_path / "ds", {})
+    shard = path / layout.shard_name(0)
+    meta = pq.ParquetFile(shard).metadata
+    leaf = [meta.schema.column(j).path for j in range(meta.num_columns)].index(JPG)
+    start = meta.row_group(2).column(leaf).data_page_offset
+    data = bytearray(shard.read_bytes())
+    data[start : start + 2048] = b"\x1c" * 2048  # field 1, a struct, whose field 1 is a struct, ...
+    shard.write_bytes(bytes(data))
+    with pytest.raises(CorruptDatasetError, match=r"shard-00000\.parquet, row group 2: "):
+        FrameDataset(path, [JPG]).batch([9])
+
+
 def test_a_pickled_dataset_reopens_its_files(written: Path) -> None:
     ds = rdstd.open(written)
     first = [bytes(b) for b in ds.stored(JPG, [1, 17])]
