@@ -92,8 +92,7 @@ class LocalPool:
         :func:`fork_is_safe`), or in the background (the fork server's imports take a fraction of a second); each
         is given ``prepare(*args)`` to run first (its outcome is not waited for: a unit meets any error again)."""
         if self.forked:  # a fork pool forks all its processes at its first submit, here
-            for _ in range(self._processes):
-                self._pool.submit(prepare, *args)
+            self._warm(prepare, *args)
         else:
             threading.Thread(target=self._warm, args=(prepare, *args), name="rdstd-pool-warm", daemon=True).start()
 
