@@ -300,7 +300,7 @@ def _refused(*args: Any, **kwargs: Any) -> Any:
     raise AssertionError("padded rows were read and cut afterwards")
 
 
-@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf, 1e30])
 def test_a_compress_len_that_is_not_a_number_is_named_not_cast_to_a_huge_length(tmp_path: Path, value: float) -> None:
     """It was cast to int64 (a RuntimeWarning on stderr) and reported as "claims -9223372036854775808 bytes"."""
     jpegs = [fx.jpeg(fx.picture(i)) for i in range(6)]

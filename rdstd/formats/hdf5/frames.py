@@ -453,8 +453,9 @@ def padded_lengths(
     only zeros follow; the match must be one-to-one, else the error names the file.
     """
     raw = np.asarray(compress_len)
-    if raw.dtype.kind == "f" and not np.isfinite(raw).all():  # NaN or inf: no length, and no int64 either
-        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(raw))[0])
+    castable = np.isfinite(raw) & (np.abs(raw) < 2.0**62) if raw.dtype.kind == "f" else np.ones(raw.shape, bool)
+    if not castable.all():  # NaN, inf or past int64: no length, and no int64 either
+        bad = tuple(int(i) for i in np.argwhere(~castable)[0])
         raise CorruptSourceError(
             f"{where}{list(bad)} is {raw[bad]}, not a length",
             hint="the file is damaged",
