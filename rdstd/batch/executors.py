@@ -11,6 +11,7 @@ import importlib
 import multiprocessing
 import os
 import queue
+import select
 import signal
 import sys
 import threading
@@ -84,7 +85,7 @@ class LocalPool:
             max_workers=self._processes,
             mp_context=context,
             initializer=_start_worker,
-            initargs=(dict(os.environ), workers),
+            initargs=(dict(os.environ), workers, os.getpid()),
         )
 
     def warm(self, prepare: Callable[..., Any] = os.getpid, *args: Any) -> None:
@@ -246,14 +247,32 @@ def worker_lost(message: str) -> InternalError:
     )
 
 
-def _start_worker(environ: dict[str, str], workers: int) -> None:
+def _start_worker(environ: dict[str, str], workers: int, driver: int) -> None:
     """Give a pool worker the driver's environment as it is now (object-storage credentials and endpoints: the
     fork server was started with the environment of the pool that started it first), and its share of the cores
-    (encoder threads: with 2 workers on 2 cores each encodes inline, not on threads that compete with the other)."""
+    (encoder threads: with 2 workers on 2 cores each encodes inline, not on threads that compete with the other);
+    it ends when the driver (pid ``driver``) does (:func:`_exit_with_driver`)."""
     os.environ.clear()
     os.environ.update(environ)
     share_cores(workers)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a worker forked from the CLI: not its cleanup handler
+    try:
+        watch = os.pidfd_open(driver)
+    except ProcessLookupError:
+        os._exit(128 + signal.SIGKILL)  # the driver is gone already
+    except (AttributeError, OSError):  # not Linux, or a kernel before 5.3: the pool's pipes are all there is
+        return
+    threading.Thread(target=_exit_with_driver, args=(watch,), name="rdstd-driver-watch", daemon=True).start()
+
+
+def _exit_with_driver(watch: int) -> None:
+    """End this pool process as soon as the driver (the process ``watch``, a pidfd, stands for) has ended.
+
+    A driver killed with SIGKILL cannot stop its pool, and a pool process holds both ends of the pool's task pipe
+    (and a fork server's, its parent, outlives the driver), so it would wait for its next task forever, holding
+    its unit's lock: a ``--resume`` then found the output locked by the dead run."""
+    select.select([watch], [], [])  # a pidfd turns readable when its process ends
+    os._exit(128 + signal.SIGKILL)
 
 
 def _import(modules: Sequence[str], prepare: Callable[..., Any] | None = None, *args: Any) -> None:

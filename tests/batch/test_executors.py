@@ -7,10 +7,12 @@ import os
 import signal
 import time
 import types
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import rdstd
 from rdstd.batch.executors import RayTasks
 from rdstd.errors import InternalError, SourceError
 
@@ -159,3 +161,51 @@ def test_a_local_pool_process_killed_mid_item_stops_the_run_with_a_lost_worker_e
     finally:
         pool.close()
     assert caught.value.situation == "batch-worker-lost"
+
+
+_ORPHAN_DRIVER = """
+import os, sys, time
+from rdstd.batch.executors import LocalPool
+if __name__ == "__main__":
+    pool = LocalPool(2, fork=sys.argv[1] == "fork")
+    pool.warm()
+    print(pool._pool.submit(os.getpid).result(), flush=True)
+    time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("start", ["fork", "forkserver"])
+def test_a_local_pool_process_ends_when_its_driver_is_killed(start: str, tmp_path: Path) -> None:
+    """A driver killed with SIGKILL cannot stop its pool: its processes must end on their own (a forked one holds
+    both ends of the task pipe and waited forever, holding its unit's lock, so ``--resume`` found OUT locked)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "driver.py"
+    script.write_text(_ORPHAN_DRIVER)
+    env = {**os.environ, "PYTHONPATH": str(Path(rdstd.__file__).parents[1])}
+    driver = subprocess.Popen([sys.executable, str(script), start], stdout=subprocess.PIPE, text=True, env=env)
+    worker = 0
+    try:
+        assert driver.stdout is not None
+        worker = int(driver.stdout.readline())
+        driver.kill()
+        driver.wait()
+        for _ in range(300):  # a liveness bound (30 s), not a speed check
+            if not _alive(worker):
+                break
+            time.sleep(0.1)
+        assert not _alive(worker), "the pool process outlived its killed driver"
+    finally:
+        driver.kill()
+        driver.wait()
+        if worker and _alive(worker):
+            os.kill(worker, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped by its new parent, counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -197,3 +197,25 @@ def test_a_bit_flipped_file_that_still_opens_is_named_and_skip_converts_the_othe
     assert not (tmp_path / "out").exists()
     report = convert(folder, tmp_path / "out", on_error="skip")
     assert report.episodes_written == 2 and [s.index for s in report.skipped] == [0]
+
+
+def _flip_headers(path: Path) -> None:
+    """Invert bytes spread over the file's first 8 KB after the superblock (its groups' object headers)."""
+    data = bytearray(path.read_bytes())
+    for offset in range(800, min(8192, len(data)), 97):
+        data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_a_file_with_damaged_object_headers_is_named_and_skip_converts_the_others(tmp_path: Path) -> None:
+    folder = tmp_path / "aloha"
+    fx.write_aloha_folder(folder, episodes=3, steps=3)
+    _flip_headers(folder / "episode_0.hdf5")
+    with pytest.raises(CorruptSourceError) as caught:  # was an internal error: h5py's KeyError names no file
+        convert(folder, tmp_path / "out")
+    _one_line(caught, str(folder / "episode_0.hdf5"), "h5py cannot read its structure")
+    assert caught.value.situation == "hdf5-data-unreadable"
+    assert not (tmp_path / "out").exists()
+    report = convert(folder, tmp_path / "out", on_error="skip")
+    assert report.episodes_written == 2 and len(report.skipped) == 1
+    assert "episode_0.hdf5" in str(report.skipped[0])

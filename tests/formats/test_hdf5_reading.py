@@ -298,3 +298,17 @@ def test_a_packed_frame_that_does_not_end_a_jpeg_is_named(tmp_path: Path) -> Non
 
 def _refused(*args: Any, **kwargs: Any) -> Any:
     raise AssertionError("padded rows were read and cut afterwards")
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf, 1e30])
+def test_a_compress_len_that_is_not_a_number_is_named_not_cast_to_a_huge_length(tmp_path: Path, value: float) -> None:
+    """It was cast to int64 (a RuntimeWarning on stderr) and reported as "claims -9223372036854775808 bytes"."""
+    jpegs = [fx.jpeg(fx.picture(i)) for i in range(6)]
+    with h5py.File(tmp_path / "e.hdf5", "w") as f:
+        f.create_dataset("cam", data=_padded(jpegs), chunks=(1, _padded(jpegs).shape[1]))
+    table = np.array([[float(len(b)) for b in jpegs]])
+    table[0, 4] = value
+    with h5py.File(tmp_path / "e.hdf5", "r") as f, pytest.raises(CorruptSourceError) as caught:
+        padded_lengths({"cam": f["cam"]}, table, "e.hdf5:compress_len")
+    assert str(caught.value).startswith(f"e.hdf5:compress_len[0, 4] is {value}, not a length")
+    assert caught.value.situation == "compress-len-invalid"

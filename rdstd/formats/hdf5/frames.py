@@ -452,7 +452,16 @@ def padded_lengths(
     lists datasets alphabetically). A row fits a camera when, at the first frames, the JPEG ends exactly there and
     only zeros follow; the match must be one-to-one, else the error names the file.
     """
-    table = np.asarray(compress_len).astype(np.int64)
+    raw = np.asarray(compress_len)
+    castable = np.isfinite(raw) & (np.abs(raw) < 2.0**62) if raw.dtype.kind == "f" else np.ones(raw.shape, bool)
+    if not castable.all():  # NaN, inf or past int64: no length, and no int64 either
+        bad = tuple(int(i) for i in np.argwhere(~castable)[0])
+        raise CorruptSourceError(
+            f"{where}{list(bad)} is {raw[bad]}, not a length",
+            hint="the file is damaged",
+            situation="compress-len-invalid",
+        )
+    table = raw.astype(np.int64)
     if table.ndim != 2 or table.shape[0] != len(cams):
         raise CorruptSourceError(
             f"{where}: compress_len has shape {list(table.shape)} for {len(cams)} cameras",

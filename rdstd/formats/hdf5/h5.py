@@ -75,9 +75,28 @@ def reading(where: str) -> Iterator[None]:
         ) from exc
 
 
-def _reason(exc: OSError) -> str:
+@contextmanager
+def walking(path: Path) -> Iterator[None]:
+    """Walks of ``path``'s groups, links and attributes: a damaged object header or link makes h5py raise a
+    ``KeyError`` or ``RuntimeError`` ("Unable to ... (unable to determine object type)", naming no file) or an
+    ``OSError``; that becomes one line naming the file (as :func:`reading`), so a folder's other files still
+    convert. Other errors pass as they are."""
+    try:
+        with reading(str(path)):
+            yield
+    except (KeyError, RuntimeError) as exc:
+        if not str(exc).strip("'\"").startswith("Unable to"):  # h5py's wording; anything else is not the file's
+            raise
+        raise CorruptSourceError(
+            f"{path}: h5py cannot read its structure ({_reason(exc)})",
+            hint="the file is damaged (a bad block or an incomplete copy); re-download or re-copy it",
+            situation="hdf5-data-unreadable",
+        ) from exc
+
+
+def _reason(exc: Exception) -> str:
     """h5py's error message without its wrapper (the part in parentheses, when there is one)."""
-    text = str(exc)
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)  # a KeyError's str quotes it
     return text.split("(", 1)[-1].rstrip(")") if "(" in text else text
 
 

@@ -33,6 +33,7 @@ from rdstd.formats.hdf5.h5 import (
     reading,
     text,
     walk,
+    walking,
 )
 from rdstd.formats.hdf5.mujoco import state_layout
 from rdstd.formats.hdf5.options import parse_options
@@ -258,6 +259,10 @@ class Hdf5Source(SourceDataset):
 
     def _units_of(self, path: Path) -> list[_Unit]:
         file = self._file(path)
+        with walking(path):  # a damaged header or link: this file's error, not the run's
+            return self._classified(path, file)
+
+    def _classified(self, path: Path, file: Any) -> list[_Unit]:
         check_links(file, path, self.root)
         found = classify(file)
         self.detections[path] = found
