@@ -7,6 +7,7 @@ until the output is committed, so a killed run resumes with ``resume=True`` and 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -153,10 +154,17 @@ def run_batch(
             output_dir.commit()
             report.batch["phases"]["commit_s"] = round(time.perf_counter() - committing, 3)
         except BaseException as exc:
-            output_dir.abort()  # the staging folder stays: --resume picks up the finished units
-            if isinstance(exc, RdstdError) and any(job.staging.path(JOURNAL_DIR).glob("*.json")):
-                kept = f"the finished work units are kept in {job.staging}: rerun with --resume to reuse them"
+            output_dir.abort()
+            if not any(job.staging.path(JOURNAL_DIR).glob("*.json")):  # no unit finished: nothing to resume from
+                with contextlib.suppress(OSError):
+                    job.staging.remove()
+                raise
+            # the staging folder stays: --resume picks up the finished units
+            kept = f"the finished work units are kept in {job.staging}: rerun with --resume to reuse them"
+            if isinstance(exc, RdstdError):
                 exc.hint = f"{exc.hint}; {kept}" if exc.hint else kept
+            else:  # an interrupt: the CLI says what it left
+                exc.add_note(kept)
             raise
     cleaning = time.perf_counter()
     job.staging.remove()

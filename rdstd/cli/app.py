@@ -269,10 +269,11 @@ def _print_usage_error(exc: typer.TyperException) -> None:
 
 def _interrupted(exc: KeyboardInterrupt, argv: list[str] | None) -> int:
     """Exit 143 after SIGTERM, 130 after Ctrl-C; by now every ``with`` block has cleaned up."""
+    left = "; ".join(getattr(exc, "__notes__", ())) or "nothing of this run was left behind"  # (batch: kept units)
     if isinstance(exc, Terminated):
-        print("rdstd: terminated (SIGTERM); nothing of this run was left behind", file=sys.stderr)
+        print(f"rdstd: terminated (SIGTERM); {left}", file=sys.stderr)
         return _exit(143, argv)
-    print("rdstd: interrupted; nothing of this run was left behind", file=sys.stderr)
+    print(f"rdstd: interrupted; {left}", file=sys.stderr)
     return _exit(130, argv)
 
 

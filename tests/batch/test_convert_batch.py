@@ -250,6 +250,17 @@ def aloha_with_a_bad_file(tmp_path: Path) -> Path:
     return folder
 
 
+def test_a_job_failing_before_any_unit_finished_leaves_no_staging_folder(
+    aloha_with_a_bad_file: Path, tmp_path: Path
+) -> None:
+    (aloha_with_a_bad_file / "episode_0.hdf5").write_bytes(b"not HDF5")  # the first unit fails, one worker
+    out = tmp_path / "out"
+    with pytest.raises(CorruptSourceError, match=r"episode_0\.hdf5") as raised:
+        convert_batch(aloha_with_a_bad_file, out, workers=1, unit_episodes=2)
+    assert "--resume" not in raised.value.hint
+    assert not out.exists() and not staging_path(out).exists()
+
+
 def test_a_bad_unit_is_skipped_and_reported_with_skip(aloha_with_a_bad_file: Path, tmp_path: Path) -> None:
     report = convert_batch(aloha_with_a_bad_file, tmp_path / "out", workers=2, unit_episodes=2, on_error="skip")
     assert report.episodes_written == 5

@@ -59,6 +59,27 @@ def test_sigterm_mid_write_exits_143_and_leaves_nothing(big_source: Path, tmp_pa
     assert list(tmp_path.iterdir()) == [], "no temporary folder, shard, marker or lock is left"
 
 
+def test_sigterm_after_a_batch_unit_finished_says_where_the_units_are_kept(big_source: Path, tmp_path: Path) -> None:
+    from rdstd.batch.job import staging_path
+
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = ["convert", str(big_source), str(out), "--workers", "1", "--unit-episodes", "1"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rdstd", *args], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env
+    )
+    journal = staging_path(out) / "journal"
+    deadline = time.monotonic() + 120
+    while not list(journal.glob("*.json")):
+        assert proc.poll() is None and time.monotonic() < deadline, f"no unit finished: {proc.communicate()}"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "rerun with --resume" in err and "nothing of this run was left behind" not in err
+    assert list(journal.glob("*.json")) and not out.exists()
+
+
 def test_sigterm_during_an_overwrite_keeps_the_old_dataset(big_source: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert main(["convert", str(big_source), str(out), "--limit", "1"]) == 0
