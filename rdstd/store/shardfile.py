@@ -24,6 +24,7 @@ recording's 1,637 row groups). CPU: ~0.1 ms a row group to copy its metadata (a 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -222,6 +223,8 @@ def _pwrite_all(fd: int, data: bytes, at: int) -> int:
     view = memoryview(data)
     while view:
         n = os.pwrite(fd, view, at)
+        if not n:  # (regular files raise instead, ENOSPC; a write that makes no progress would loop forever)
+            raise OSError(errno.EIO, "the footer write wrote nothing")
         at += n
         view = view[n:]
     return at

@@ -108,6 +108,16 @@ def test_a_failed_write_leaves_a_file_that_close_does_not_pass_off_as_whole(
     shard.close()  # closed: nothing more
 
 
+def test_a_footer_write_that_makes_no_progress_fails_instead_of_looping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shard = ShardFile(tmp_path / "x.parquet", SCHEMA, parquet_write_options(SCHEMA.names, ["image"]))
+    shard.write_table(_writes(0, 1)[0][0])
+    monkeypatch.setattr(os, "pwrite", lambda fd, data, at: 0)
+    with pytest.raises(OSError, match="wrote nothing"):
+        shard.close()
+
+
 def _heap_bytes() -> int:
     """Bytes glibc's malloc has handed out (all arenas)."""
     libc = ctypes.CDLL(ctypes.util.find_library("c"))
