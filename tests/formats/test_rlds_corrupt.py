@@ -194,3 +194,25 @@ def test_reading_rlds_never_imports_tensorflow(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_two_feature_trees_with_the_same_keys_each_decode_with_their_own_shapes() -> None:
+    """The per-leaf decode plan is made once per feature tree: a second tree whose same-named step leaf has another
+    shape (or list type) decodes with its own, in any order, and a record that fits only one is refused by the
+    other."""
+    from rdstd.formats.rlds.example import ExampleMismatchError, decode_example
+    from rdstd.formats.rlds.features import parse_features
+    from rdstd.testing.rlds import rlds_features
+
+    pairs = parse_features(rlds_features({"x": tensor("float32", [2])})), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    triples = parse_features(rlds_features({"x": tensor("float32", [3])})), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    counts = parse_features(rlds_features({"x": tensor("int32", [3])})), [1, 2, 3]
+    for tree, values in (pairs, triples, counts, pairs, counts, triples):
+        decoded = decode_example(example({"steps/x": values}), tree)
+        leaf = tree.leaves[0]
+        assert decoded.vectors["steps/x"].shape == (len(values) // leaf.shape[0], leaf.shape[0])
+        assert decoded.vectors["steps/x"].dtype == leaf.dtype
+    with pytest.raises(ExampleMismatchError, match="not a whole number of steps of 2"):
+        decode_example(example({"steps/x": [1.0, 2.0, 3.0]}), pairs[0])
+    with pytest.raises(ExampleMismatchError, match="is a float_list"):
+        decode_example(example({"steps/x": [1.0, 2.0, 3.0]}), counts[0])

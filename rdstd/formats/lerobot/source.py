@@ -288,7 +288,10 @@ class LeRobotSource(SourceDataset):
                 )
             if handle is not None:
                 groups = list(range(handle.metadata.num_row_groups))
-                return _Rows(handle.read(columns=self._columns), file, handle.metadata, groups, True)
+                # one small file an episode: reading it on this thread costs less than Arrow's pool (measured 4.3
+                # against 5.1 ms for G1's 20 files)
+                rows = handle.read(columns=self._columns, use_threads=False)
+                return _Rows(rows, file, handle.metadata, groups, True)
             if data is None:
                 data = _DataFile(file, self.path)
                 self._data_files[file] = data

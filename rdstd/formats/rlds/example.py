@@ -44,20 +44,51 @@ class DecodedExample:
     unknown_keys: list[str] = field(default_factory=list)
 
 
-def _values(feature: Any, leaf: Leaf, key: str) -> Any:
-    kind = feature.WhichOneof("kind")
+def _expected(leaf: Leaf) -> str:
+    """The ``tf.train.Feature`` list kind tfds stores ``leaf`` in."""
     if leaf.kind in ("image", "text") or leaf.encoding != "none" or leaf.dtype == "string":
-        expected = "bytes_list"
-    elif np.dtype(leaf.dtype).kind == "f":
-        expected = "float_list"
-    else:
-        expected = "int64_list"
+        return "bytes_list"
+    if np.dtype(leaf.dtype).kind == "f":
+        return "float_list"
+    return "int64_list"
+
+
+def _values(feature: Any, leaf: Leaf, key: str, expected: str | None = None) -> Any:
+    kind = feature.WhichOneof("kind")
     if kind is None:  # an empty list of any type: tfds writes empty lists this way too
         return []
+    expected = expected or _expected(leaf)
     if kind != expected:
         declared = f"{leaf.class_name} {leaf.dtype}"
         raise ExampleMismatchError(f"feature {key!r} is a {kind}, features.json ({declared}) needs a {expected}")
     return getattr(feature, kind).value
+
+
+@dataclass(frozen=True)
+class _LeafPlan:
+    """What decoding one leaf needs, worked out once per feature tree rather than once per record."""
+
+    leaf: Leaf
+    expected: str
+    #: Scalars per element of a numeric leaf (``None``: an unknown dimension).
+    size: int | None
+    #: The element shape without unknown dimensions.
+    fixed: tuple[int, ...]
+
+
+#: Decode plans of the feature trees seen last (by identity; a tree is made once per opened dataset).
+_PLANS: dict[int, tuple[FeatureTree, tuple[_LeafPlan, ...]]] = {}
+
+
+def _plans(tree: FeatureTree) -> tuple[_LeafPlan, ...]:
+    entry = _PLANS.get(id(tree))
+    if entry is not None and entry[0] is tree:
+        return entry[1]
+    plans = tuple(_LeafPlan(leaf, _expected(leaf), leaf.size, _fixed(leaf)) for leaf in tree.leaves)
+    if len(_PLANS) >= 8:
+        _PLANS.clear()
+    _PLANS[id(tree)] = (tree, plans)
+    return plans
 
 
 def _numbers(values: Any, dtype: str) -> npt.NDArray[Any]:
@@ -136,7 +167,8 @@ def decode_example(data: bytes, tree: FeatureTree) -> DecodedExample:
     out = DecodedExample(length=-1)
     known: set[str] = set()
     steps: dict[str, int] = {}
-    for leaf in tree.leaves:
+    for plan in _plans(tree):
+        leaf = plan.leaf
         key = leaf.key
         known.add(key)
         if leaf.in_steps and leaf.sequence_rank >= 2:
@@ -149,7 +181,7 @@ def decode_example(data: bytes, tree: FeatureTree) -> DecodedExample:
             continue
         if key not in fmap:
             raise ExampleMismatchError(f"feature {key!r} declared in features.json is missing from the record")
-        values = _values(fmap[key], leaf, key)
+        values = _values(fmap[key], leaf, key, plan.expected)
         if leaf.kind == "image":
             out_images = list(values)
             if leaf.in_steps:
@@ -179,7 +211,7 @@ def decode_example(data: bytes, tree: FeatureTree) -> DecodedExample:
                 if leaf.ragged:
                     out.ragged[key] = arrays
                 else:
-                    empty = np.zeros((0, *_fixed(leaf)), dtype=leaf.dtype)
+                    empty = np.zeros((0, *plan.fixed), dtype=leaf.dtype)
                     out.vectors[key] = np.stack(arrays) if arrays else empty
                 steps[key] = len(arrays)
             elif len(arrays) != 1:
@@ -189,7 +221,7 @@ def decode_example(data: bytes, tree: FeatureTree) -> DecodedExample:
             continue
         arr = _numbers(values, leaf.dtype)
         if leaf.in_steps:
-            size = leaf.size
+            size = plan.size
             if size is None:
                 raise ExampleMismatchError(
                     f"feature {key!r}: a step tensor with an unknown dimension needs encoding=bytes"
@@ -198,7 +230,7 @@ def decode_example(data: bytes, tree: FeatureTree) -> DecodedExample:
                 raise ExampleMismatchError(
                     f"feature {key!r}: {arr.size} values are not a whole number of steps of {size}"
                 )
-            out.vectors[key] = arr.reshape((-1, *_fixed(leaf)))
+            out.vectors[key] = arr.reshape((-1, *plan.fixed))
             steps[key] = arr.size // size
             continue
         shape = tuple(-1 if d is None else d for d in leaf.shape)
