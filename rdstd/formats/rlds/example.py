@@ -76,19 +76,10 @@ class _LeafPlan:
     fixed: tuple[int, ...]
 
 
-#: Decode plans of the feature trees seen last (by identity; a tree is made once per opened dataset).
-_PLANS: dict[int, tuple[FeatureTree, tuple[_LeafPlan, ...]]] = {}
-
-
 def _plans(tree: FeatureTree) -> tuple[_LeafPlan, ...]:
-    entry = _PLANS.get(id(tree))
-    if entry is not None and entry[0] is tree:
-        return entry[1]
-    plans = tuple(_LeafPlan(leaf, _expected(leaf), leaf.size, _fixed(leaf)) for leaf in tree.leaves)
-    if len(_PLANS) >= 8:
-        _PLANS.clear()
-    _PLANS[id(tree)] = (tree, plans)
-    return plans
+    return tree.memo(
+        "decode", lambda: tuple(_LeafPlan(leaf, _expected(leaf), leaf.size, _fixed(leaf)) for leaf in tree.leaves)
+    )
 
 
 def _numbers(values: Any, dtype: str) -> npt.NDArray[Any]:

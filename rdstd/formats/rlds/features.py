@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
 from rdstd.errors import CorruptSourceError, UnsupportedVersionError
 from rdstd.formats.files import read_bytes
+
+T = TypeVar("T")
 
 LeafKind = Literal["tensor", "image", "text"]
 Encoding = Literal["none", "bytes", "zlib"]
@@ -84,9 +86,18 @@ class FeatureTree:
     #: with the reason: listed by ``info()`` so nothing is dropped silently.
     unread: Mapping[str, str] = field(default_factory=dict)
     _by_key: dict[str, Leaf] = field(init=False, repr=False, compare=False)
+    _memo: dict[str, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_key", {leaf.key: leaf for leaf in self.leaves})
+        object.__setattr__(self, "_memo", {})
+
+    def memo(self, name: str, make: Callable[[], T]) -> T:
+        """What ``make`` returns, made once per tree and kept under ``name`` (e.g. a decode plan of its leaves)."""
+        if name not in self._memo:
+            self._memo[name] = make()
+        value: T = self._memo[name]
+        return value
 
     def step_leaves(self) -> Iterator[Leaf]:
         """Leaves under ``steps``."""
