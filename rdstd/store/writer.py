@@ -46,8 +46,10 @@ from rdstd.store.stats import EpisodeStats, RunningStats
 
 #: Frames per Parquet row group: the knob between random access and file overhead (chosen with bench/store_read.py).
 DEFAULT_ROW_GROUP_FRAMES = 8
-#: ... and at least this many bytes, so that small frames do not make thousands of tiny row groups.
-ROW_GROUP_MIN_BYTES = 512 * 1024
+#: ... and at least this many bytes, so that small frames do not make thousands of tiny row groups (each row group
+#: costs a ``write_table`` call and its metadata in the footer: 1 MiB rather than 512 KiB took 25–35% off the write
+#: CPU of ALOHA's four 480×640 JPEG cameras, 30 frames a group instead of 15).
+ROW_GROUP_MIN_BYTES = 1024 * 1024
 #: A long episode's row groups grow: once this many of its rows are in the shard's file, the frames per row group
 #: double, and double again each time those rows double, up to :data:`MAX_ROW_GROUP_FRAMES`. Parquet keeps every
 #: row group's metadata in memory until the shard closes (and builds the footer from it then); a shard of many
@@ -65,8 +67,10 @@ DEFAULT_SHARD_FRAMES = 100_000
 SHARD_CLOSE_POOL = "rdstd-shard-close"
 #: The helper thread row groups are encoded and written on, in order, while the next rows are read and built ...
 SHARD_WRITE_POOL = "rdstd-shard-write"
-#: ... with at most this many row groups handed over and not yet written (memory: a few row groups).
-WRITES_IN_FLIGHT = 2
+#: ... with at most this many bytes of row groups (Arrow's, as built) handed over and not yet written; a group is
+#: always handed over when none is in flight. Bounding bytes, not groups, keeps the memory the same whatever the
+#: group size: two 512 KiB groups or one 1 MiB group (two of those raised the Arrow peak of a long chunked episode).
+WRITE_BYTES_IN_FLIGHT = 1536 * 1024
 #: Row groups larger than this are written on the calling thread: building the next group while a large one is
 #: written keeps two or three of them in memory (a 20-minute recording's 32-frame groups of two 640×480 cameras,
 #: ~6 MB each, raised its peak RSS from 217 to 260 MB); small groups, where the per-group work dominates, gain most.
@@ -151,7 +155,9 @@ class DatasetWriter:
         self._parquet: ShardFile | None = None
         self._parquet_tmp: Path | None = None
         self._closing: Future[None] | None = None  # the previous shard, closed and synced in the background
-        self._writing: collections.deque[Future[None]] = collections.deque()  # row groups being encoded and written
+        #: Row groups being encoded and written, with their bytes (at most WRITE_BYTES_IN_FLIGHT of them).
+        self._writing: collections.deque[tuple[Future[None], int]] = collections.deque()
+        self._writing_bytes = 0
         self._pending: list[pa.RecordBatch] = []
         self._pending_sizes = np.zeros(0, dtype=np.int64)
         self._rewrites = 0
@@ -197,7 +203,8 @@ class DatasetWriter:
             if self._videos is not None:
                 self._videos.cancel()
             while self._writing:  # wait for them (their files go with the folder; their errors are not the one raised)
-                self._writing.popleft().exception()
+                self._writing.popleft()[0].exception()
+            self._writing_bytes = 0
             closing, self._closing = self._closing, None
             if closing is not None:
                 closing.exception()
@@ -487,25 +494,30 @@ class DatasetWriter:
         self._pending_sizes = np.concatenate([self._pending_sizes, sizes])
         self._shard_rows += batch.num_rows
         self._shard_size += int(sizes.sum())
-        while (rows := self._next_group_rows()) is not None:
+        ends = np.cumsum(self._pending_sizes)  # once for every group cut from these rows
+        cut = 0
+        while (rows := self._next_group_rows(ends, cut)) is not None:
             self._flush(rows)
+            cut += rows
 
-    def _next_group_rows(self) -> int | None:
+    def _next_group_rows(self, ends: npt.NDArray[np.int64], cut: int) -> int | None:
         """Rows in the next row group, once enough are pending: at least :meth:`_group_frames`, and enough
-        for ROW_GROUP_MIN_BYTES (the first row that reaches both closes the group).
+        for ROW_GROUP_MIN_BYTES (the first row that reaches both closes the group). ``ends`` is the running
+        sum of the pending rows' sizes when ``cut`` of them were still pending before this one.
 
         Large frames (640×480 JPEG) give row groups of exactly ``row_group_frames`` (more in a long episode);
         small frames or low-dim only data give larger ones, so tiny row groups do not dominate the write and the
         file footer. The cut depends on the rows only, not on how they were handed in: chunked and whole writes
         match.
         """
-        sizes = self._pending_sizes
+        left = len(ends) - cut
         frames = self._group_frames()
-        if len(sizes) < frames or int(sizes.sum()) < ROW_GROUP_MIN_BYTES:
-            return None  # (the second: no row reaches the byte floor yet; a sum is cheaper than the cumsum below)
-        enough = int(np.searchsorted(np.cumsum(sizes), ROW_GROUP_MIN_BYTES)) + 1
+        before = int(ends[cut - 1]) if cut else 0
+        if left < frames or int(ends[-1]) - before < ROW_GROUP_MIN_BYTES:
+            return None  # (the second: no row reaches the byte floor yet)
+        enough = int(np.searchsorted(ends[cut:], before + ROW_GROUP_MIN_BYTES)) + 1
         rows = max(enough, frames)
-        return rows if rows <= len(sizes) else None
+        return rows if rows <= left else None
 
     def _group_frames(self) -> int:
         """The least frames of the next row group: ``row_group_frames``, doubled once the open episode has
@@ -525,12 +537,14 @@ class DatasetWriter:
         group = pa.Table.from_batches(head, schema=self._schema).combine_chunks()
         assert self._parquet is not None
         write = self._parquet.write_table
-        if group.nbytes > BACKGROUND_GROUP_BYTES:  # a large group is written here, after those in flight
+        size = int(group.nbytes)
+        if size > BACKGROUND_GROUP_BYTES:  # a large group is written here, after those in flight
             self._wait_writes()
             _write_group(write, group, rows)
         else:
-            self._wait_writes(keep=WRITES_IN_FLIGHT - 1)
-            self._writing.append(shared_pool(SHARD_WRITE_POOL, 1).submit(_write_group, write, group, rows))
+            self._wait_writes(room=size)
+            self._writing.append((shared_pool(SHARD_WRITE_POOL, 1).submit(_write_group, write, group, rows), size))
+            self._writing_bytes += size
         self._pending = tail
         self._pending_sizes = self._pending_sizes[rows:]
         self._flushed_rows += rows
@@ -573,11 +587,14 @@ class DatasetWriter:
         else:
             _finish_shard(parquet, tmp, final)
 
-    def _wait_writes(self, keep: int = 0) -> None:
-        """Wait until at most ``keep`` row groups are still being written; the first error among the others is
-        raised here (the writes run in order on one helper thread, so a later one never finishes first)."""
-        while len(self._writing) > keep:
-            self._writing.popleft().result()
+    def _wait_writes(self, room: int | None = None) -> None:
+        """Wait until every row group handed over is written or, with ``room``, until that many more bytes fit in
+        WRITE_BYTES_IN_FLIGHT (or none is left in flight); the first error among those waited for is raised here
+        (the writes run in order on one helper thread, so a later one never finishes first)."""
+        while self._writing and (room is None or self._writing_bytes + room > WRITE_BYTES_IN_FLIGHT):
+            future, size = self._writing.popleft()
+            self._writing_bytes -= size
+            future.result()
 
     def _wait_closing(self) -> None:
         """Wait for the shard closing in the background, if any; its error is raised here."""
