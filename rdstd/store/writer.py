@@ -101,6 +101,8 @@ class DatasetWriter:
     ``path`` must not exist, be an empty folder, or (with ``overwrite``) be a canonical dataset, which is then
     replaced when the new one is complete. ``sources`` are the inputs ``path`` must not overlap. Use as a
     context manager: a clean exit finalizes (``close``), an exception aborts (nothing is left, ``path`` as before).
+    With ``stats=False`` no statistics are gathered and no ``stats.json`` is written (a batch unit: its partial
+    statistics are gathered by the pipeline and merged at assembly).
     """
 
     def __init__(
@@ -122,6 +124,7 @@ class DatasetWriter:
         clock: Clock | None = None,
         first_episode: int = 0,
         first_frame: int = 0,
+        stats: bool = True,
     ) -> None:
         self.path = Path(path)
         #: The dataset-wide number of this writer's first episode and first frame (0 for a dataset of its own; a
@@ -147,7 +150,12 @@ class DatasetWriter:
         ]
         self._episodes: list[dict[str, Any]] = []
         self._tasks: dict[str, int] = {}
-        self._stats = {k: RunningStats(f.size) for k, f in features.items() if isinstance(f, VectorFeature)}
+        #: Whether the dataset's statistics are gathered and written (``stats.json``): a batch unit's are not, the
+        #: assembly merges the partial statistics the pipeline gathers instead.
+        self.keeps_stats = stats
+        self._stats = (
+            {k: RunningStats(f.size) for k, f in features.items() if isinstance(f, VectorFeature)} if stats else {}
+        )
         self._shard_number = 0
         self._shard_rows = 0  # rows of the current shard, flushed or pending
         self._shard_size = 0
@@ -242,7 +250,8 @@ class DatasetWriter:
         return len(self._episodes)
 
     def nonfinite_counts(self) -> dict[str, list[int]]:
-        """Per vector feature, NaN and ±inf values seen so far per dimension (left out of the stats)."""
+        """Per vector feature, NaN and ±inf values seen so far per dimension (left out of the stats; none when the
+        writer keeps no statistics)."""
         return {k: s.nonfinite.tolist() for k, s in self._stats.items()}
 
     def add(self, episode: Episode) -> int:
@@ -730,7 +739,7 @@ class DatasetWriter:
         files = {
             layout.EPISODES: self._table_bytes(pa.Table.from_pylist(self._episodes, schema=layout.EPISODES_SCHEMA)),
             layout.TASKS: self._table_bytes(tasks),
-            layout.STATS: json.dumps(stats, indent=1, allow_nan=False).encode(),
+            **({layout.STATS: json.dumps(stats, indent=1, allow_nan=False).encode()} if self.keeps_stats else {}),
             layout.MANIFEST: manifest.model_dump_json(indent=2).encode(),  # renamed last
         }
         atomic.write_files(self.root, files)  # fsynced together: one journal commit, not four
