@@ -12,6 +12,7 @@ checksums. :meth:`DatasetWriter.abort` (called on any exception inside ``with``)
 
 from __future__ import annotations
 
+import bisect
 import collections
 import contextlib
 import itertools
@@ -503,13 +504,15 @@ class DatasetWriter:
         self._pending_sizes = np.concatenate([self._pending_sizes, sizes])
         self._shard_rows += batch.num_rows
         self._shard_size += int(sizes.sum())
-        ends = np.cumsum(self._pending_sizes)  # once for every group cut from these rows
+        # once for every group cut from these rows, as Python ints: numpy's search lets go of the GIL, and taking it
+        # back behind the row-group writer's thread cost more than the search
+        ends = np.cumsum(self._pending_sizes).tolist()
         cut = 0
         while (rows := self._next_group_rows(ends, cut)) is not None:
             self._flush(rows)
             cut += rows
 
-    def _next_group_rows(self, ends: npt.NDArray[np.int64], cut: int) -> int | None:
+    def _next_group_rows(self, ends: list[int], cut: int) -> int | None:
         """Rows in the next row group, once enough are pending: at least :meth:`_group_frames`, and enough
         for ROW_GROUP_MIN_BYTES (the first row that reaches both closes the group). ``ends`` is the running
         sum of the pending rows' sizes when ``cut`` of them were still pending before this one.
@@ -521,10 +524,10 @@ class DatasetWriter:
         """
         left = len(ends) - cut
         frames = self._group_frames()
-        before = int(ends[cut - 1]) if cut else 0
-        if left < frames or int(ends[-1]) - before < ROW_GROUP_MIN_BYTES:
+        before = ends[cut - 1] if cut else 0
+        if left < frames or ends[-1] - before < ROW_GROUP_MIN_BYTES:
             return None  # (the second: no row reaches the byte floor yet)
-        enough = int(np.searchsorted(ends[cut:], before + ROW_GROUP_MIN_BYTES)) + 1
+        enough = bisect.bisect_left(ends, before + ROW_GROUP_MIN_BYTES, lo=cut) - cut + 1
         rows = max(enough, frames)
         return rows if rows <= left else None
 
