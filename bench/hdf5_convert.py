@@ -328,7 +328,9 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if args.rss_only:
-        print(table(["episodes", "convert: peak RSS MB (best wall)", "convert --workers 1"], rss_rows))
+        methods = ["convert", "convert_1w", *(["base", "base_1w"] if args.baseline else [])]
+        names = [m.replace("_1w", " --workers 1") for m in methods]
+        print(table(["episodes", *(f"{name}: peak RSS MB (best wall)" for name in names)], rss_rows))
         print(
             f"saved {save('hdf5_rss', {'jpeg_quality': args.jpeg_quality, 'repeats': args.repeats, 'rows': rss_rows})}"
         )
