@@ -71,6 +71,10 @@ SHARD_WRITE_POOL = "rdstd-shard-write"
 #: ... with at most this many bytes of row groups (Arrow's, as built) handed over and not yet written; a group is
 #: always handed over when none is in flight. Bounding bytes, not groups, keeps the memory the same whatever the
 #: group size: two 512 KiB groups or one 1 MiB group (two of those raised the Arrow peak of a long chunked episode).
+#: A group that is a slice of one batch handed in (a chunk of frames cut into groups) copies nothing and counts
+#: nothing here: all the groups of a chunk may be in flight at once, so the chunk is written while the next one is
+#: read rather than one group at a time in step with it. When the next batch comes, every group in flight is waited
+#: for first, so no more than that batch and the one before it are held (as with two groups in flight).
 WRITE_BYTES_IN_FLIGHT = 1536 * 1024
 #: Row groups larger than this are written on the calling thread: building the next group while a large one is
 #: written keeps two or three of them in memory (a 20-minute recording's 32-frame groups of two 640×480 cameras,
@@ -164,7 +168,8 @@ class DatasetWriter:
         self._parquet: ShardFile | None = None
         self._parquet_tmp: Path | None = None
         self._closing: Future[None] | None = None  # the previous shard, closed and synced in the background
-        #: Row groups being encoded and written, with their bytes (at most WRITE_BYTES_IN_FLIGHT of them).
+        #: Row groups being encoded and written, with the bytes they copied (0 for a slice of one pending batch),
+        #: and the sum of those (at most WRITE_BYTES_IN_FLIGHT).
         self._writing: collections.deque[tuple[Future[None], int]] = collections.deque()
         self._writing_bytes = 0
         self._pending: list[pa.RecordBatch] = []
@@ -500,6 +505,7 @@ class DatasetWriter:
     # -- rows, row groups, shards ------------------------------------------------------------------------------
 
     def _buffer(self, batch: pa.RecordBatch, sizes: npt.NDArray[np.int64]) -> None:
+        self._wait_writes()  # the last batch's groups were written while this one was read (WRITE_BYTES_IN_FLIGHT)
         self._pending.append(batch)
         self._pending_sizes = np.concatenate([self._pending_sizes, sizes])
         self._shard_rows += batch.num_rows
@@ -546,17 +552,18 @@ class DatasetWriter:
         head, tail = _split_batches(self._pending, rows)  # slices of the pending batches: nothing copied
         # one piece per column: Parquet cuts pages where pieces meet, so this keeps the bytes independent of how
         # the rows were handed in (and one C++ copy costs less than handling the columns one by one in Python)
-        group = pa.Table.from_batches(head, schema=self._schema).combine_chunks()
+        group = pa.Table.from_batches(head, schema=self._schema).combine_chunks()  # (one slice: no copy)
         assert self._parquet is not None
         write = self._parquet.write_table
         size = int(group.nbytes)
+        copied = size if len(head) > 1 else 0
         if size > BACKGROUND_GROUP_BYTES:  # a large group is written here, after those in flight
             self._wait_writes()
             _write_group(write, group, rows)
         else:
-            self._wait_writes(room=size)
-            self._writing.append((shared_pool(SHARD_WRITE_POOL, 1).submit(_write_group, write, group, rows), size))
-            self._writing_bytes += size
+            self._wait_writes(room=copied)
+            self._writing.append((shared_pool(SHARD_WRITE_POOL, 1).submit(_write_group, write, group, rows), copied))
+            self._writing_bytes += copied
         self._pending = tail
         self._pending_sizes = self._pending_sizes[rows:]
         self._flushed_rows += rows
@@ -600,12 +607,12 @@ class DatasetWriter:
             _finish_shard(parquet, tmp, final)
 
     def _wait_writes(self, room: int | None = None) -> None:
-        """Wait until every row group handed over is written or, with ``room``, until that many more bytes fit in
-        WRITE_BYTES_IN_FLIGHT (or none is left in flight); the first error among those waited for is raised here
-        (the writes run in order on one helper thread, so a later one never finishes first)."""
+        """Wait until every row group handed over is written or, with ``room``, until that many more copied bytes
+        fit in WRITE_BYTES_IN_FLIGHT (or none is left in flight); the first error among those waited for is raised
+        here (the writes run in order on one helper thread, so a later one never finishes first)."""
         while self._writing and (room is None or self._writing_bytes + room > WRITE_BYTES_IN_FLIGHT):
-            future, size = self._writing.popleft()
-            self._writing_bytes -= size
+            future, copied = self._writing.popleft()
+            self._writing_bytes -= copied
             future.result()
 
     def _wait_closing(self) -> None:
