@@ -25,6 +25,10 @@ output, under ``--workdir`` (/tmp/rdstd-bench-hdf5), deleted afterwards).
 
 ``--writer-share`` also converts the first episode count in-process under cProfile and reports the share of the
 conversion spent in the canonical writer (``rdstd/store/writer.py`` and the Parquet/fsync calls below it).
+
+``--baseline DIR`` adds "base" and "base_1w": the same two conversions by the rdstd in DIR (e.g. an earlier commit
+unpacked with ``git archive <commit> | tar -x -C DIR``), interleaved with the others in the same runs, so an A/B
+under the same load is one command: ``--episodes 20,200 --jpeg-quality 50 --repeats 3 --baseline /tmp/old7``.
 """
 
 from __future__ import annotations
@@ -167,9 +171,9 @@ def requality(frames: list[bytes], quality: int) -> list[bytes]:
     return out
 
 
-def child(argv: list[str]) -> tuple[float, float, float]:
+def child(argv: list[str], pythonpath: str | None = None) -> tuple[float, float, float]:
     """Run ``argv`` in a fresh process; (wall seconds, CPU seconds of it and every process under it, peak RSS MB of
-    the largest of them).
+    the largest of them). ``pythonpath``: the child's PYTHONPATH (the rdstd it imports), else this process's.
 
     CPU is the larger of wait4's (the child and the children it waited for) and a sampled sum over the process
     tree (batch workers are forked by a fork server whose CPU wait4 does not see); RSS likewise."""
@@ -178,7 +182,8 @@ def child(argv: list[str]) -> tuple[float, float, float]:
     from bench.common import TreeCpu
 
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "PYTHONPATH": pythonpath} if pythonpath else None
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     tree = TreeCpu(proc.pid)
     peak = 0.0
     while True:
@@ -197,9 +202,11 @@ def child(argv: list[str]) -> tuple[float, float, float]:
     return wall, cpu, max(usage.ru_maxrss / 1024, peak)
 
 
-def measure(src: Path, out: Path, repeats: int, rss_only: bool = False) -> dict[str, dict[str, list[float]]]:
+def measure(
+    src: Path, out: Path, repeats: int, rss_only: bool = False, baseline: Path | None = None
+) -> dict[str, dict[str, list[float]]]:
     """Every reader and the conversion, interleaved ``repeats`` times: wall, cpu and rss lists per method (with
-    ``rss_only``: the two conversions only)."""
+    ``rss_only``: the two conversions only; with ``baseline``: also both conversions by the rdstd there)."""
     me = [sys.executable, "-m", "bench.hdf5_convert"]
     rdstd = [sys.executable, "-m", "rdstd"]
     commands = {
@@ -212,12 +219,17 @@ def measure(src: Path, out: Path, repeats: int, rss_only: bool = False) -> dict[
     }
     if rss_only:
         commands = {m: commands[m] for m in ("convert", "convert_1w")}
+    paths: dict[str, str] = {}
+    if baseline is not None:
+        for method in ("convert", "convert_1w"):
+            commands[method.replace("convert", "base")] = commands[method]
+            paths[method.replace("convert", "base")] = str(baseline.resolve())
     child([*me, "--raw-read", str(src)])  # warm the page cache
     runs: dict[str, dict[str, list[float]]] = {m: {"wall": [], "cpu": [], "rss": []} for m in commands}
     for _ in range(repeats):
         for method, argv in commands.items():
             shutil.rmtree(out, ignore_errors=True)
-            wall, cpu, rss = child(argv)
+            wall, cpu, rss = child(argv, paths.get(method))
             for name, value in (("wall", wall), ("cpu", cpu), ("rss", rss)):
                 runs[method][name].append(value)
     shutil.rmtree(out, ignore_errors=True)
@@ -244,12 +256,17 @@ def summarize(count: int, frames: int, image_bytes: int, runs: dict[str, dict[st
             "peak_rss_mb": round(max(runs[method]["rss"])),
         }
     keys = ("wall_best", "wall_median", "cpu_best", "cpu_median")
-    for method in ("raw_copy", "backend_read", "convert", "convert_1w"):
+    for method in ("raw_copy", "backend_read", "convert", "convert_1w", "base", "base_1w"):
+        if method not in stats:
+            continue
         result[f"{method}_over_limit"] = {
             key: round(min(stats["raw_blocks"][key], stats["raw_direct"][key]) / stats[method][key], 3) for key in keys
         }
     for method in ("convert", "convert_1w"):
         result[f"{method}_over_copy"] = {key: round(stats["raw_copy"][key] / stats[method][key], 3) for key in keys}
+        if method.replace("convert", "base") in stats:  # new ÷ old time: above 1.0 = the new code is faster
+            old = stats[method.replace("convert", "base")]
+            result[f"{method}_speedup_over_base"] = {key: round(old[key] / stats[method][key], 3) for key in keys}
     return result
 
 
@@ -266,6 +283,9 @@ def main() -> None:
         "--rss-only",
         action="store_true",
         help="only the two conversions, for their peak RSS (e.g. --episodes 20,200,600 --repeats 1)",
+    )
+    parser.add_argument(
+        "--baseline", type=Path, help="an rdstd checkout to convert with too (A/B in the same runs), e.g. /tmp/old7"
     )
     parser.add_argument("--raw-read", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--raw-direct", type=Path, help=argparse.SUPPRESS)
@@ -293,7 +313,7 @@ def main() -> None:
             src = tmp / f"aloha-{count}"
             src.mkdir()
             image_bytes = sum(write_episode(src / f"episode_{e}.hdf5", args.steps, pools, e) for e in range(count))
-            runs = measure(src, tmp / f"out-{count}", args.repeats, args.rss_only)
+            runs = measure(src, tmp / f"out-{count}", args.repeats, args.rss_only, args.baseline)
             if args.rss_only:
                 rss_rows.append([count, *(f"{max(runs[m]['rss']):.0f} ({min(runs[m]['wall']):.1f} s)" for m in runs)])
                 print(rss_rows[-1], flush=True)
@@ -308,7 +328,9 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if args.rss_only:
-        print(table(["episodes", "convert: peak RSS MB (best wall)", "convert --workers 1"], rss_rows))
+        methods = ["convert", "convert_1w", *(["base", "base_1w"] if args.baseline else [])]
+        names = [m.replace("_1w", " --workers 1") for m in methods]
+        print(table(["episodes", *(f"{name}: peak RSS MB (best wall)" for name in names)], rss_rows))
         print(
             f"saved {save('hdf5_rss', {'jpeg_quality': args.jpeg_quality, 'repeats': args.repeats, 'rows': rss_rows})}"
         )
@@ -324,14 +346,25 @@ def main() -> None:
             r[m]["peak_rss_mb"],
         ]
         for r in results
-        for m in ("raw_blocks", "raw_direct", "raw_copy", "backend_read", "convert", "convert_1w")
+        for m in ("raw_blocks", "raw_direct", "raw_copy", "backend_read", "convert", "convert_1w", "base", "base_1w")
+        if m in r
     ]
     print(table(headers, rows))
-    ratio_rows = [
-        [r["episodes"], m, *r[f"{m}_over_limit"].values()]
-        for r in results
-        for m in ("raw_copy", "backend_read", "convert", "convert_1w")
-    ] + [[r["episodes"], f"{m} over raw_copy", *r[f"{m}_over_copy"].values()] for r in results for m in ("convert",)]
+    ratio_rows = (
+        [
+            [r["episodes"], m, *r[f"{m}_over_limit"].values()]
+            for r in results
+            for m in ("raw_copy", "backend_read", "convert", "convert_1w", "base", "base_1w")
+            if f"{m}_over_limit" in r
+        ]
+        + [[r["episodes"], f"{m} over raw_copy", *r[f"{m}_over_copy"].values()] for r in results for m in ("convert",)]
+        + [
+            [r["episodes"], f"{m} speed-up over base", *r[f"{m}_speedup_over_base"].values()]
+            for r in results
+            for m in ("convert", "convert_1w")
+            if f"{m}_speedup_over_base" in r
+        ]
+    )
     print(table(["episodes", "over the limit", "wall best", "wall median", "cpu best", "cpu median"], ratio_rows))
     if share:
         print(f"writer share of convert (cProfile, {share['episodes']} episodes): {share['writer_share']:.0%}")

@@ -82,6 +82,7 @@ def _convert_unit(job: Job, unit: WorkUnit, folder: Path) -> _UnitReport:
             clock=converter.clock,
             first_episode=report.first[0],
             first_frame=report.first[1],
+            stats=False,  # the assembly merges the partial statistics (report.stats), not the unit's own
         )
         on_error: OnError = "skip" if job.on_error == "skip" else "fail"
         with writer:

@@ -12,6 +12,7 @@ checksums. :meth:`DatasetWriter.abort` (called on any exception inside ``with``)
 
 from __future__ import annotations
 
+import bisect
 import collections
 import contextlib
 import itertools
@@ -46,8 +47,10 @@ from rdstd.store.stats import EpisodeStats, RunningStats
 
 #: Frames per Parquet row group: the knob between random access and file overhead (chosen with bench/store_read.py).
 DEFAULT_ROW_GROUP_FRAMES = 8
-#: ... and at least this many bytes, so that small frames do not make thousands of tiny row groups.
-ROW_GROUP_MIN_BYTES = 512 * 1024
+#: ... and at least this many bytes, so that small frames do not make thousands of tiny row groups (each row group
+#: costs a ``write_table`` call and its metadata in the footer: 1 MiB rather than 512 KiB took 25–35% off the write
+#: CPU of ALOHA's four 480×640 JPEG cameras, 30 frames a group instead of 15).
+ROW_GROUP_MIN_BYTES = 1024 * 1024
 #: A long episode's row groups grow: once this many of its rows are in the shard's file, the frames per row group
 #: double, and double again each time those rows double, up to :data:`MAX_ROW_GROUP_FRAMES`. Parquet keeps every
 #: row group's metadata in memory until the shard closes (and builds the footer from it then); a shard of many
@@ -65,8 +68,14 @@ DEFAULT_SHARD_FRAMES = 100_000
 SHARD_CLOSE_POOL = "rdstd-shard-close"
 #: The helper thread row groups are encoded and written on, in order, while the next rows are read and built ...
 SHARD_WRITE_POOL = "rdstd-shard-write"
-#: ... with at most this many row groups handed over and not yet written (memory: a few row groups).
-WRITES_IN_FLIGHT = 2
+#: ... with at most this many bytes of row groups (Arrow's, as built) handed over and not yet written; a group is
+#: always handed over when none is in flight. Bounding bytes, not groups, keeps the memory the same whatever the
+#: group size: two 512 KiB groups or one 1 MiB group (two of those raised the Arrow peak of a long chunked episode).
+#: A group that is a slice of one batch handed in (a chunk of frames cut into groups) copies nothing and counts
+#: nothing here: all the groups of a chunk may be in flight at once, so the chunk is written while the next one is
+#: read rather than one group at a time in step with it. When the next batch comes, every group in flight is waited
+#: for first, so no more than that batch and the one before it are held (as with two groups in flight).
+WRITE_BYTES_IN_FLIGHT = 1536 * 1024
 #: Row groups larger than this are written on the calling thread: building the next group while a large one is
 #: written keeps two or three of them in memory (a 20-minute recording's 32-frame groups of two 640×480 cameras,
 #: ~6 MB each, raised its peak RSS from 217 to 260 MB); small groups, where the per-group work dominates, gain most.
@@ -97,6 +106,8 @@ class DatasetWriter:
     ``path`` must not exist, be an empty folder, or (with ``overwrite``) be a canonical dataset, which is then
     replaced when the new one is complete. ``sources`` are the inputs ``path`` must not overlap. Use as a
     context manager: a clean exit finalizes (``close``), an exception aborts (nothing is left, ``path`` as before).
+    With ``stats=False`` no statistics are gathered and no ``stats.json`` is written (a batch unit: its partial
+    statistics are gathered by the pipeline and merged at assembly).
     """
 
     def __init__(
@@ -118,6 +129,7 @@ class DatasetWriter:
         clock: Clock | None = None,
         first_episode: int = 0,
         first_frame: int = 0,
+        stats: bool = True,
     ) -> None:
         self.path = Path(path)
         #: The dataset-wide number of this writer's first episode and first frame (0 for a dataset of its own; a
@@ -143,7 +155,12 @@ class DatasetWriter:
         ]
         self._episodes: list[dict[str, Any]] = []
         self._tasks: dict[str, int] = {}
-        self._stats = {k: RunningStats(f.size) for k, f in features.items() if isinstance(f, VectorFeature)}
+        #: Whether the dataset's statistics are gathered and written (``stats.json``): a batch unit's are not, the
+        #: assembly merges the partial statistics the pipeline gathers instead.
+        self.keeps_stats = stats
+        self._stats = (
+            {k: RunningStats(f.size) for k, f in features.items() if isinstance(f, VectorFeature)} if stats else {}
+        )
         self._shard_number = 0
         self._shard_rows = 0  # rows of the current shard, flushed or pending
         self._shard_size = 0
@@ -151,7 +168,10 @@ class DatasetWriter:
         self._parquet: ShardFile | None = None
         self._parquet_tmp: Path | None = None
         self._closing: Future[None] | None = None  # the previous shard, closed and synced in the background
-        self._writing: collections.deque[Future[None]] = collections.deque()  # row groups being encoded and written
+        #: Row groups being encoded and written, with the bytes they copied (0 for a slice of one pending batch),
+        #: and the sum of those (at most WRITE_BYTES_IN_FLIGHT).
+        self._writing: collections.deque[tuple[Future[None], int]] = collections.deque()
+        self._writing_bytes = 0
         self._pending: list[pa.RecordBatch] = []
         self._pending_sizes = np.zeros(0, dtype=np.int64)
         self._rewrites = 0
@@ -197,7 +217,8 @@ class DatasetWriter:
             if self._videos is not None:
                 self._videos.cancel()
             while self._writing:  # wait for them (their files go with the folder; their errors are not the one raised)
-                self._writing.popleft().exception()
+                self._writing.popleft()[0].exception()
+            self._writing_bytes = 0
             closing, self._closing = self._closing, None
             if closing is not None:
                 closing.exception()
@@ -235,7 +256,8 @@ class DatasetWriter:
         return len(self._episodes)
 
     def nonfinite_counts(self) -> dict[str, list[int]]:
-        """Per vector feature, NaN and ±inf values seen so far per dimension (left out of the stats)."""
+        """Per vector feature, NaN and ±inf values seen so far per dimension (left out of the stats; none when the
+        writer keeps no statistics)."""
         return {k: s.nonfinite.tolist() for k, s in self._stats.items()}
 
     def add(self, episode: Episode) -> int:
@@ -483,29 +505,37 @@ class DatasetWriter:
     # -- rows, row groups, shards ------------------------------------------------------------------------------
 
     def _buffer(self, batch: pa.RecordBatch, sizes: npt.NDArray[np.int64]) -> None:
+        self._wait_writes()  # the last batch's groups were written while this one was read (WRITE_BYTES_IN_FLIGHT)
         self._pending.append(batch)
         self._pending_sizes = np.concatenate([self._pending_sizes, sizes])
         self._shard_rows += batch.num_rows
         self._shard_size += int(sizes.sum())
-        while (rows := self._next_group_rows()) is not None:
+        # once for every group cut from these rows, as Python ints: numpy's search lets go of the GIL, and taking it
+        # back behind the row-group writer's thread cost more than the search
+        ends = np.cumsum(self._pending_sizes).tolist()
+        cut = 0
+        while (rows := self._next_group_rows(ends, cut)) is not None:
             self._flush(rows)
+            cut += rows
 
-    def _next_group_rows(self) -> int | None:
+    def _next_group_rows(self, ends: list[int], cut: int) -> int | None:
         """Rows in the next row group, once enough are pending: at least :meth:`_group_frames`, and enough
-        for ROW_GROUP_MIN_BYTES (the first row that reaches both closes the group).
+        for ROW_GROUP_MIN_BYTES (the first row that reaches both closes the group). ``ends`` is the running
+        sum of the pending rows' sizes when ``cut`` of them were still pending before this one.
 
         Large frames (640×480 JPEG) give row groups of exactly ``row_group_frames`` (more in a long episode);
         small frames or low-dim only data give larger ones, so tiny row groups do not dominate the write and the
         file footer. The cut depends on the rows only, not on how they were handed in: chunked and whole writes
         match.
         """
-        sizes = self._pending_sizes
+        left = len(ends) - cut
         frames = self._group_frames()
-        if len(sizes) < frames or int(sizes.sum()) < ROW_GROUP_MIN_BYTES:
-            return None  # (the second: no row reaches the byte floor yet; a sum is cheaper than the cumsum below)
-        enough = int(np.searchsorted(np.cumsum(sizes), ROW_GROUP_MIN_BYTES)) + 1
+        before = ends[cut - 1] if cut else 0
+        if left < frames or ends[-1] - before < ROW_GROUP_MIN_BYTES:
+            return None  # (the second: no row reaches the byte floor yet)
+        enough = bisect.bisect_left(ends, before + ROW_GROUP_MIN_BYTES, lo=cut) - cut + 1
         rows = max(enough, frames)
-        return rows if rows <= len(sizes) else None
+        return rows if rows <= left else None
 
     def _group_frames(self) -> int:
         """The least frames of the next row group: ``row_group_frames``, doubled once the open episode has
@@ -522,15 +552,18 @@ class DatasetWriter:
         head, tail = _split_batches(self._pending, rows)  # slices of the pending batches: nothing copied
         # one piece per column: Parquet cuts pages where pieces meet, so this keeps the bytes independent of how
         # the rows were handed in (and one C++ copy costs less than handling the columns one by one in Python)
-        group = pa.Table.from_batches(head, schema=self._schema).combine_chunks()
+        group = pa.Table.from_batches(head, schema=self._schema).combine_chunks()  # (one slice: no copy)
         assert self._parquet is not None
         write = self._parquet.write_table
-        if group.nbytes > BACKGROUND_GROUP_BYTES:  # a large group is written here, after those in flight
+        size = int(group.nbytes)
+        copied = size if len(head) > 1 else 0
+        if size > BACKGROUND_GROUP_BYTES:  # a large group is written here, after those in flight
             self._wait_writes()
             _write_group(write, group, rows)
         else:
-            self._wait_writes(keep=WRITES_IN_FLIGHT - 1)
-            self._writing.append(shared_pool(SHARD_WRITE_POOL, 1).submit(_write_group, write, group, rows))
+            self._wait_writes(room=copied)
+            self._writing.append((shared_pool(SHARD_WRITE_POOL, 1).submit(_write_group, write, group, rows), copied))
+            self._writing_bytes += copied
         self._pending = tail
         self._pending_sizes = self._pending_sizes[rows:]
         self._flushed_rows += rows
@@ -573,11 +606,14 @@ class DatasetWriter:
         else:
             _finish_shard(parquet, tmp, final)
 
-    def _wait_writes(self, keep: int = 0) -> None:
-        """Wait until at most ``keep`` row groups are still being written; the first error among the others is
-        raised here (the writes run in order on one helper thread, so a later one never finishes first)."""
-        while len(self._writing) > keep:
-            self._writing.popleft().result()
+    def _wait_writes(self, room: int | None = None) -> None:
+        """Wait until every row group handed over is written or, with ``room``, until that many more copied bytes
+        fit in WRITE_BYTES_IN_FLIGHT (or none is left in flight); the first error among those waited for is raised
+        here (the writes run in order on one helper thread, so a later one never finishes first)."""
+        while self._writing and (room is None or self._writing_bytes + room > WRITE_BYTES_IN_FLIGHT):
+            future, copied = self._writing.popleft()
+            self._writing_bytes -= copied
+            future.result()
 
     def _wait_closing(self) -> None:
         """Wait for the shard closing in the background, if any; its error is raised here."""
@@ -713,7 +749,7 @@ class DatasetWriter:
         files = {
             layout.EPISODES: self._table_bytes(pa.Table.from_pylist(self._episodes, schema=layout.EPISODES_SCHEMA)),
             layout.TASKS: self._table_bytes(tasks),
-            layout.STATS: json.dumps(stats, indent=1, allow_nan=False).encode(),
+            **({layout.STATS: json.dumps(stats, indent=1, allow_nan=False).encode()} if self.keeps_stats else {}),
             layout.MANIFEST: manifest.model_dump_json(indent=2).encode(),  # renamed last
         }
         atomic.write_files(self.root, files)  # fsynced together: one journal commit, not four

@@ -78,20 +78,25 @@ def reading(where: str) -> Iterator[None]:
 @contextmanager
 def walking(path: Path) -> Iterator[None]:
     """Walks of ``path``'s groups, links and attributes: a damaged object header or link makes h5py raise a
-    ``KeyError`` or ``RuntimeError`` ("Unable to ... (unable to determine object type)", naming no file) or an
-    ``OSError``; that becomes one line naming the file (as :func:`reading`), so a folder's other files still
-    convert. Other errors pass as they are."""
+    ``KeyError`` or ``RuntimeError`` ("Unable to ... (unable to determine object type)", or from HDF5's own link
+    and object walks "Link visitation failed (...)", naming no file) or an ``OSError``; that becomes one
+    line naming the file (as :func:`reading`), so a folder's other files still convert. Other errors pass as they
+    are."""
     try:
         with reading(str(path)):
             yield
     except (KeyError, RuntimeError) as exc:
-        if not str(exc).strip("'\"").startswith("Unable to"):  # h5py's wording; anything else is not the file's
+        if not str(exc).strip("'\"").startswith(_H5PY_FAILURES):  # h5py's wording; anything else is not the file's
             raise
         raise CorruptSourceError(
             f"{path}: h5py cannot read its structure ({_reason(exc)})",
             hint="the file is damaged (a bad block or an incomplete copy); re-download or re-copy it",
             situation="hdf5-data-unreadable",
         ) from exc
+
+
+#: How h5py's errors about a damaged file begin (its object lookups, and HDF5's link and object walks).
+_H5PY_FAILURES = ("Unable to", "Iteration operator failed", "Link visitation failed", "Object visitation failed")
 
 
 def _reason(exc: Exception) -> str:
@@ -178,28 +183,28 @@ def check_links(file: Any, path: Path, root: Path) -> None:
                 situation="link-target-missing",
             )
 
-    def visit(group: Any, prefix: str) -> None:
-        for name in group:
-            key = f"{prefix}{name}"
-            link = group.get(name, getlink=True)
-            if isinstance(link, h5py.ExternalLink):
-                target_ok(link.filename, key, "an external link")
-                continue
-            if isinstance(link, h5py.SoftLink):
-                if group.get(name) is None:
-                    raise CorruptSourceError(
-                        f"{path}: {key} is a soft link to {link.path!r}, which does not exist",
-                        situation="link-target-missing",
-                    )
-                continue
-            item = group[name]
-            if isinstance(item, h5py.Group):
-                visit(item, f"{key}/")
-            elif isinstance(item, h5py.Dataset) and item.is_virtual:
-                for source in item.virtual_sources():
-                    target_ok(source.file_name, key, "a virtual dataset")
+    from h5py import h5d, h5l, h5o
 
-    visit(file, "")
+    # Hard links are most of a file and need nothing but a look at the datasets' layout: the soft and external
+    # links are listed by HDF5's own walk (which follows hard links only), the datasets by its object walk (each
+    # object once), and only those two kinds of link and the virtual datasets get an h5py object.
+    linked: list[bytes] = []
+    file.id.links.visit(lambda name, info: None if info.type == h5l.TYPE_HARD else linked.append(name), info=True)
+    for key in (n.decode("utf-8", "surrogateescape") for n in linked):
+        link = file.get(key, getlink=True)
+        if isinstance(link, h5py.ExternalLink):
+            target_ok(link.filename, key, "an external link")
+        elif isinstance(link, h5py.SoftLink) and file.get(key) is None:
+            raise CorruptSourceError(
+                f"{path}: {key} is a soft link to {link.path!r}, which does not exist", situation="link-target-missing"
+            )
+    datasets: list[bytes] = []
+    h5o.visit(file.id, lambda name, info: datasets.append(name) if info.type == h5o.TYPE_DATASET else None, info=True)
+    for name in datasets:
+        if h5d.open(file.id, name).get_create_plist().get_layout() == h5d.VIRTUAL:
+            key = name.decode("utf-8", "surrogateescape")
+            for source in file[key].virtual_sources():
+                target_ok(source.file_name, key, "a virtual dataset")
 
 
 def check_filters(dataset: Any, path: Path, key: str) -> None:
