@@ -25,7 +25,7 @@ jump of more than 1 s (a clock reset) splits the stream (:attr:`ClockCheck.segme
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -256,6 +256,80 @@ class AlignmentReport:
         return asdict(self)
 
 
+class DtStore(Protocol):
+    """Where a :class:`ReportBuilder` keeps the dt of the frames kept (in memory, or a temporary file)."""
+
+    def append(self, rows: npt.ArrayLike) -> None:
+        """The next frames' dt (ns)."""
+
+    def __getitem__(self, index: slice) -> npt.NDArray[Any]:
+        """The dt kept (``[:]``: all of them)."""
+
+
+class _Kept:
+    """dt kept in memory (arrays per window)."""
+
+    def __init__(self) -> None:
+        self.parts: list[I64] = []
+
+    def append(self, rows: npt.ArrayLike) -> None:
+        self.parts.append(np.asarray(rows, dtype=np.int64))
+
+    def __getitem__(self, index: slice) -> I64:
+        return np.concatenate(self.parts)[index] if self.parts else np.zeros(0, dtype=np.int64)
+
+
+class ReportBuilder:
+    """A stream's :class:`AlignmentReport` built a window of master frames at a time (:meth:`add`), the same as
+    :func:`report` over the whole episode: the dt of the frames kept go to ``store`` (the median and p95 are
+    computed from all of them at the end, exactly), the rest are counts and maxima."""
+
+    def __init__(
+        self,
+        stream: str,
+        method: str,
+        clock: str,
+        max_age_ms: float,
+        samples: int,
+        largest_gap_ns: int | None,
+        store: DtStore | None = None,
+    ) -> None:
+        self.head = (stream, method, clock, max_age_ms)
+        self.samples = samples
+        self.largest_gap_ns = largest_gap_ns
+        self.store: DtStore = _Kept() if store is None else store
+        self.frames = 0
+        self.filled = 0
+        self.dropped = 0
+
+    def add(self, sampling: Sampling, kept: npt.NDArray[np.bool_]) -> None:
+        """One window's sampling and which of its master frames are kept."""
+        dt = sampling.dt_ns[kept]
+        self.store.append(dt)
+        self.frames += int(kept.sum())
+        self.filled += int((dt > 0).sum())
+        self.dropped += int((~sampling.valid).sum())
+
+    def build(self) -> AlignmentReport:
+        """The report over every window added."""
+        dt = self.store[:].astype(np.float64) / 1e6
+        stream, method, clock, max_age_ms = self.head
+        return AlignmentReport(
+            stream=stream,
+            method=method,
+            clock=clock,
+            max_age_ms=max_age_ms,
+            samples=self.samples,
+            frames=self.frames,
+            dt_median_ms=float(np.median(dt)) if dt.size else None,
+            dt_p95_ms=float(np.percentile(dt, 95)) if dt.size else None,
+            dt_max_ms=float(dt.max()) if dt.size else None,
+            filled=self.filled,
+            dropped=self.dropped,
+            largest_gap_ms=float(self.largest_gap_ns) / 1e6 if self.largest_gap_ns is not None else None,
+        )
+
+
 def report(
     stream: str,
     method: str,
@@ -266,19 +340,7 @@ def report(
     kept: npt.NDArray[np.bool_],
 ) -> AlignmentReport:
     """The stream's :class:`AlignmentReport` over the master frames ``kept`` (drops counted over all of them)."""
-    dt = sampling.dt_ns[kept].astype(np.float64) / 1e6
     gaps = np.diff(np.asarray(times_ns, dtype=np.int64))
-    return AlignmentReport(
-        stream=stream,
-        method=method,
-        clock=clock,
-        max_age_ms=max_age_ms,
-        samples=len(times_ns),
-        frames=int(kept.sum()),
-        dt_median_ms=float(np.median(dt)) if dt.size else None,
-        dt_p95_ms=float(np.percentile(dt, 95)) if dt.size else None,
-        dt_max_ms=float(dt.max()) if dt.size else None,
-        filled=int((sampling.dt_ns[kept] > 0).sum()),
-        dropped=int((~sampling.valid).sum()),
-        largest_gap_ms=float(gaps.max()) / 1e6 if gaps.size else None,
-    )
+    builder = ReportBuilder(stream, method, clock, max_age_ms, len(times_ns), int(gaps.max()) if gaps.size else None)
+    builder.add(sampling, kept)
+    return builder.build()
