@@ -883,22 +883,12 @@ class Aligner:
                 before = position
         return kept, what
 
-    def times(
-        self, data: TopicData, clock: str, piece: Piece, *, reach: bool = False
-    ) -> tuple[npt.NDArray[np.int64], int]:
-        """The topic's times on ``clock`` within ``piece`` (stream order; with ``reach``: as far as a stream sampled
-        at the master times reads, :attr:`Piece.reach`), and the position of the first."""
-        key = (data.topic, clock)
-        lo, hi = piece.reach.get(key, piece.ranges[key]) if reach else piece.ranges[key]
-        times = data.header_ns if clock == "header" else data.receive_ns
-        assert times is not None
-        return times[lo:hi], lo
-
     def master_times(self, piece: Piece) -> tuple[npt.NDArray[np.int64], str]:
+        """The episode's master times (in order; the frames it can have) and what they are, in words."""
         master = self.plan.master
         if master.topic is not None:
             assert master.clock is not None
-            times, _ = self.times(self.topic(master.topic), master.clock, piece)
+            times = self.log(self.topic(master.topic), master.clock).range(*piece.ranges[(master.topic, master.clock)])
             return np.sort(times, kind="stable"), f"{master.topic} ({master.clock})"
         assert master.fps is not None
         starts, stops = [], []
