@@ -47,10 +47,11 @@ from rdstd.schema.episode import EncodedFrames
 from rdstd.schema.vocabulary import ImageCodec
 from rdstd.streams.align import (
     RESET_NS,
+    ClockCheck,
+    ClockScan,
     ReportBuilder,
     Sampling,
     apply_sampling,
-    check_clock,
     fixed_grid,
     sample_at,
 )
@@ -64,6 +65,8 @@ IMAGE_TYPES = (msgfields.IMAGE, msgfields.COMPRESSED)
 _PATHS: dict[str, list[tuple[str, list[str]]]] = {}
 _COLUMNS: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int]] = {}
 POSE_NAMES = ["x", "y", "z", "qx", "qy", "qz", "qw"]
+#: Messages whose times a clock check reads at once.
+CLOCK_BLOCK = 1 << 16
 _SAFE = re.compile(r"[^A-Za-z0-9_]+")
 
 
@@ -784,16 +787,15 @@ class Aligner:
         checks = {}
         for topic, clock in self._uses():
             data = self.topic(topic)
-            if topic in self.tf_topics():
-                check = check_clock(topic, None, data.receive_ns, "receive")
-            else:
-                check = check_clock(topic, data.header_ns, data.receive_ns, clock)
+            tf = topic in self.tf_topics()
+            check = _check_clock(topic, data, "receive" if tf else clock, header=not tf and not data.headerless)
             self.findings.extend(f for f in check.findings if f not in self.findings)
             self.by_topic.setdefault(topic, [])
             self.by_topic[topic] += [f for f in check.findings if f not in self.by_topic[topic]]
             checks[(topic, clock)] = (data, check)
         resets: list[int] = []
-        for at in sorted(int(d.receive_ns[a]) for d, c in checks.values() for a, _ in c.segments[1:]):
+        starts = (int(d.receive.range(a, a + 1)[0]) for d, c in checks.values() for a, _ in c.segments[1:])
+        for at in sorted(starts):
             if not resets or at - resets[-1] > RESET_NS:
                 resets.append(at)
         rule_cuts, rule = self.rule_cuts()
@@ -803,6 +805,11 @@ class Aligner:
         reach: list[dict[TopicClock, tuple[int, int]]] = [{} for _ in range(count)]
         master_key = (self.plan.master.topic, self.plan.master.clock)
         for key, (data, check) in checks.items():
+            if not check.resets and count == 1:  # the common case: the whole topic, its times not needed again
+                ranges[0][key] = (0, len(data.receive))
+                if key != master_key:
+                    reach[0][key] = ranges[0][key]
+                continue
             receive = data.receive_ns
             if check.resets:
                 if len(check.segments) != len(resets) + 1:
@@ -1199,6 +1206,16 @@ class _Aligned:
         for columns in self.columns.values():
             for column in columns.values():
                 column.close()
+
+
+def _check_clock(topic: str, data: TopicData, clock: str, *, header: bool) -> ClockCheck:
+    """:func:`~rdstd.streams.align.check_clock` of a topic's kept times, read a block at a time (``header``: its
+    header stamps too)."""
+    scan = ClockScan(topic, header, clock)
+    for start in range(0, len(data.receive), CLOCK_BLOCK):
+        stop = min(len(data.receive), start + CLOCK_BLOCK)
+        scan.add(data.header.range(start, stop) if header else None, data.receive.range(start, stop))
+    return scan.finish(lambda: (data.header.values(), data.receive.values()) if header else None)
 
 
 def _walk_order(failures: Any, walk: list[str]) -> list[Failure]:
