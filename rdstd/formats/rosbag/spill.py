@@ -10,18 +10,16 @@ from __future__ import annotations
 import os
 import struct
 import tempfile
-from collections.abc import Iterator
 from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from rdstd.errors import SourceError
-from rdstd.streams.tf import TransformBuffer
 
 #: Bytes held in memory (per kept stream) before they go to the temporary file.
 BUFFER_BYTES = 1 << 18
-#: Transform samples turned into Python values at once when they are read back.
+#: Transform samples read back at once (a block of :meth:`TransformSpill.block`).
 ROWS_AT_ONCE = 4096
 #: Bytes a :class:`FrameColumn` holds in memory before they go to its temporary file.
 COLUMN_BUFFER_BYTES = 1 << 14
@@ -169,26 +167,6 @@ class TransformSpill:
         if messages is not None:
             samples = samples[(samples["message"] >= messages[0]) & (samples["message"] < messages[1])]
         return samples
-
-    def rows(self, messages: tuple[int, int] | None = None) -> Iterator[tuple[str, str, int, list[float], list[float]]]:
-        """(parent, child, t ns, translation, rotation) per sample, in the order appended (only those from messages
-        ``[start, stop)`` when given)."""
-        names = self.names
-        for k in range(self.blocks):  # a block at a time: Python objects for a few thousand
-            samples = self.block(k, messages)
-            for parent, child, t, values in zip(
-                samples["parent"].tolist(),
-                samples["child"].tolist(),
-                samples["t"].tolist(),
-                samples["values"].tolist(),
-                strict=True,
-            ):
-                yield names[parent], names[child], t, values[:3], values[3:]
-
-    def into(self, buffer: TransformBuffer, static: bool, messages: tuple[int, int] | None = None) -> None:
-        """Add every sample (from messages ``[start, stop)`` when given) to ``buffer``."""
-        for parent, child, t, translation, rotation in self.rows(messages):
-            buffer.add(parent, child, t, translation, rotation, static)
 
     def close(self) -> None:
         """Drop the samples."""
