@@ -144,7 +144,7 @@ class EpisodeStats:
         if not len(values):
             return
         if np.asarray(rows).dtype not in _FLOAT32_EXACT:
-            self._parent.widen()
+            self._parent.widen(self.rows_seen)
         self._sample_rows(values)
         self.pending.append(values)
         self._pending_rows += len(values)
@@ -228,12 +228,15 @@ class RunningStats:
             self.sample, self._mapping = _resized(self.sample, self.capacity, self.sample.dtype)
             self._released = 0
 
-    def widen(self) -> None:
-        """Hold the reservoir in float64 from now on (a row that is not exact in float32 is coming)."""
+    def widen(self, written: int) -> None:
+        """Hold the reservoir in float64 from now on (a row that is not exact in float32 is coming); ``written``:
+        the rows seen so far (the first ``min(written, capacity)`` rows hold samples and are copied; the rest were
+        never written: copying them read uninitialized memory and touched every page of the new reservoir)."""
         if self.sample.dtype != np.float64:
-            self.sample, self._mapping = _resized(self.sample, len(self.sample), np.float64)
+            held = min(written, len(self.sample))
+            self.sample, self._mapping = _resized(self.sample, len(self.sample), np.float64, held)
             self._released = 0
-            self.release(len(self.sample), force=True)
+            self.release(held, force=True)
 
     def release(self, rows: int, *, force: bool = False) -> None:
         """Hand the resident pages of a reservoir kept in a temporary file back to the kernel (its rows stay in the
@@ -312,10 +315,11 @@ _FLOAT32_EXACT = frozenset(np.dtype(t) for t in (np.float32, np.float16, np.int8
 
 
 def _resized(
-    sample: npt.NDArray[np.floating[Any]], rows: int, dtype: npt.DTypeLike
+    sample: npt.NDArray[np.floating[Any]], rows: int, dtype: npt.DTypeLike, keep: int | None = None
 ) -> tuple[npt.NDArray[Any], mmap.mmap | None]:
-    """``sample`` with ``rows`` rows of ``dtype``, its rows copied over; the new rows are not touched, so they take
-    no memory until written; and the temporary file mapping it lives in (None: memory).
+    """``sample`` with ``rows`` rows of ``dtype``, its first ``keep`` rows (all unless given) copied over; the new
+    rows are not touched, so they take no memory until written; and the temporary file mapping it lives in (None:
+    memory).
 
     A large one lives in an unlinked temporary file, mapped shared (its blocks reserved up front, so a full disk is
     an error here, not a fault when a row is written; memory where no such file can be made): written rows are
@@ -333,7 +337,7 @@ def _resized(
         out = np.frombuffer(buffer, dtype=dtype).reshape(shape)
     else:
         out = np.empty(shape, dtype=dtype)
-    held = min(len(sample), rows)
+    held = min(len(sample), rows, len(sample) if keep is None else keep)
     out[:held] = sample[:held]
     return out, mapping
 

@@ -64,3 +64,16 @@ def test_a_reservoir_past_its_capacity_replaces_rows_in_the_file_as_in_memory(mo
     assert kept._mapping is None
     assert filed.as_dict() == kept.as_dict()
     np.testing.assert_array_equal(filed.sample, kept.sample)
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads /proc/self/smaps")
+def test_widening_copies_only_the_rows_written() -> None:
+    """Widening copied the whole capacity: it read never-written rows (uninitialized memory for a small reservoir:
+    a signalling NaN there raised numpy's cast warning) and made the whole new float64 reservoir resident (29 MB
+    for 56 dimensions)."""
+    stats = RunningStats(56)
+    stats.update(np.ones((10, 56), dtype=np.float32))
+    stats.update(np.full((10, 56), 0.1))  # not exact in float32: widens
+    assert stats.sample.dtype == np.float64 and stats.sample.nbytes == 65_536 * 56 * 8
+    assert _resident_kb(stats.sample) < 256
+    assert stats.as_dict()["q99"] == np.quantile(np.r_[np.ones(10), np.full(10, 0.1)], 0.99).repeat(56).tolist()
