@@ -19,7 +19,9 @@ the share of it spent in the canonical writer.
 MB/s is bag bytes on disk / time. Peak RSS is the child's own VmHWM (see ``CHILD``). Bags and outputs go under
 ``--root`` (default: a temporary folder) and are deleted as soon as they are measured. Run:
 ``PYTHONPATH=. .venv/bin/python -m bench.rosbag_convert --minutes 2 --rss-minutes 2 20`` (``--kinds`` with no
-value skips the throughput table; ``--rss-frame-size 96x128`` writes the RSS bags with small frames).
+value skips the throughput table; ``--rss-frame-size 96x128`` writes the RSS bags with small frames). Peak RSS A/B
+against another checkout on the same bags, interleaved: ``--kinds --rss-minutes 2 20 --rss-repeats 3
+--rss-against /tmp/old7`` (each RSS bag is written once and converted by both, ``--rss-repeats`` times).
 """
 
 from __future__ import annotations
@@ -202,11 +204,11 @@ def rosbags_read_child(path: Path) -> tuple[float, float]:
     return _run([sys.executable, "-c", READ_CHILD, str(path)], env)
 
 
-def rdstd_convert(path: Path, out: Path, spec: Path) -> tuple[float, float, float]:
-    """(wall seconds, CPU seconds, peak RSS MB) of ``rdstd convert`` in a child process (its own peak, see CHILD);
-    the output is deleted afterwards."""
+def rdstd_convert(path: Path, out: Path, spec: Path, code: Path = ROOT) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak RSS MB) of ``rdstd convert`` in a child process (its own peak, see CHILD),
+    with the rdstd of the checkout ``code``; the output is deleted afterwards."""
     hwm = out.parent / f"{out.name}.hwm"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RDSTD_BENCH_HWM": str(hwm)}
+    env = {**os.environ, "PYTHONPATH": str(code), "RDSTD_BENCH_HWM": str(hwm)}
     wall, cpu = _run([sys.executable, "-c", CHILD, "convert", str(path), str(out), "--spec", str(spec)], env)
     rss = int(hwm.read_text()) / 1024
     shutil.rmtree(out, ignore_errors=True)
@@ -235,6 +237,13 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="*", default=["ros1", "db3", "mcap"])
     parser.add_argument("--repeats", type=int, default=5, help="interleaved limit/convert pairs per container")
     parser.add_argument("--rss-minutes", type=float, nargs="*", default=[2.0, 20.0], help="lengths for peak RSS (ros1)")
+    parser.add_argument("--rss-repeats", type=int, default=1, help="conversions per length (best / median)")
+    parser.add_argument(
+        "--rss-against",
+        type=Path,
+        default=None,
+        help="another checkout (e.g. /tmp/old7): its conversions interleaved with ours on the same RSS bags",
+    )
     parser.add_argument("--pool", type=int, default=60, help="distinct JPEG frames cycled")
     parser.add_argument("--root", type=Path, default=None, help="where bags and outputs go (deleted after)")
     parser.add_argument("--writer-share", action="store_true", help="profile the writer's share (first container)")
@@ -320,14 +329,47 @@ def main() -> None:
                 ]
             )
             shutil.rmtree(bag) if bag.is_dir() else bag.unlink()
+        codes = {"ours": ROOT, **({"against": args.rss_against.resolve()} if args.rss_against else {})}
         for minutes in args.rss_minutes:
             bag = write_bag(root / f"rss_{minutes}.bag", "ros1", minutes * 60, rss_frames)
             (bag.parent / (bag.name + ".rdstd.yaml")).write_text(PLAN)
             mb = size_mb(bag)
-            seconds, cpu, rss_mb = rdstd_convert(bag, root / f"rss_out_{minutes}", spec)
-            results[f"rss_{minutes}min"] = {"mb": mb, "seconds": seconds, "cpu_s": cpu, "peak_rss_mb": rss_mb}
-            rss_rows.append([f"{minutes:g}", f"{mb:,.0f}", f"{seconds:,.1f}", f"{cpu:,.1f}", f"{rss_mb:,.0f}"])
+            runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in codes}
+            for _ in range(args.rss_repeats):  # interleaved: load from other processes weighs on both alike
+                for name, code in codes.items():
+                    runs[name].append(rdstd_convert(bag, root / f"rss_out_{minutes}", spec, code))
+            for name, measured in runs.items():
+                seconds, cpu, rss_mb = (min(column) for column in zip(*measured, strict=True))
+                rss_median = statistics.median(run[2] for run in measured)
+                key = f"rss_{minutes}min" + ("" if name == "ours" else f"_{name}")
+                results[key] = {
+                    "code": str(codes[name]),
+                    "mb": mb,
+                    "seconds": seconds,
+                    "cpu_s": cpu,
+                    "peak_rss_mb": rss_mb,
+                    "peak_rss_mb_median": rss_median,
+                    "peak_rss_mb_runs": [run[2] for run in measured],
+                }
+                rss_rows.append(
+                    [
+                        f"{minutes:g}",
+                        str(codes[name]),
+                        f"{mb:,.0f}",
+                        f"{seconds:,.1f}",
+                        f"{cpu:,.1f}",
+                        f"{rss_mb:,.1f} / {rss_median:,.1f}",
+                    ]
+                )
             bag.unlink()
+        for name in codes:
+            suffix = "" if name == "ours" else f"_{name}"
+            lengths = [results[f"rss_{m}min{suffix}"] for m in args.rss_minutes]
+            if len(lengths) > 1:
+                results[f"rss_ratio{suffix}"] = {
+                    "best": lengths[-1]["peak_rss_mb"] / lengths[0]["peak_rss_mb"],
+                    "median": lengths[-1]["peak_rss_mb_median"] / lengths[0]["peak_rss_mb_median"],
+                }
     results["load_average_end"] = os.getloadavg()
     print(f"SYNTHETIC {args.minutes:g}-minute recording: 2 JPEG cameras 640x480 @30 Hz, joints @500 Hz, /tf @100 Hz")
     print(
@@ -353,7 +395,10 @@ def main() -> None:
         share = results["writer_share"]
         print(f"\nwriter share of convert (cProfile, {share['container']}): {share['writer_share']:.0%}")
     print(f"\npeak RSS of rdstd convert as the ROS 1 recording gets longer ({args.rss_frame_size} frames)\n")
-    print(table(["minutes", "MB", "wall s", "CPU s", "peak RSS MB"], rss_rows))
+    print(table(["minutes", "code", "MB", "wall s (best)", "CPU s (best)", "peak RSS MB best / median"], rss_rows))
+    for key, ratio in results.items():
+        if key.startswith("rss_ratio"):
+            print(f"{key}: longest / shortest peak RSS {ratio['best']:.3f} (best) / {ratio['median']:.3f} (median)")
     name = "rosbag_convert" if args.kinds else "rosbag_rss"  # an RSS-only run keeps the throughput table's file
     print(f"\nresults: {save(name, results)}")
 

@@ -24,8 +24,9 @@ jump of more than 1 s (a clock reset) splits the stream (:attr:`ClockCheck.segme
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -61,49 +62,94 @@ class ClockCheck:
 
 def check_clock(stream: str, header_ns: I64 | None, receive_ns: I64, clock: str) -> ClockCheck:
     """Sanity of a stream's clocks; ``clock`` (``header`` or ``receive``) is the one alignment will use."""
-    check = ClockCheck(stream)
+    scan = ClockScan(stream, header_ns is not None, clock)
     receive = np.asarray(receive_ns, dtype=np.int64)
-    if header_ns is not None:
-        header = np.asarray(header_ns, dtype=np.int64)
-        zero = header == 0
-        check.zero_stamps = int(zero.sum())
+    header = np.asarray(header_ns, dtype=np.int64) if header_ns is not None else None
+    scan.add(header, receive)
+    return scan.finish(lambda: (header, receive) if header is not None else None)
+
+
+class ClockScan:
+    """:func:`check_clock` a block of messages at a time (:meth:`add`, in stream order), so a long recording's
+    times need not be held at once; :meth:`finish` gives the same :class:`ClockCheck`. The median latency is the
+    one figure that needs every message at once: :meth:`finish` asks for the times whole only when a finding
+    states it (more than 1 s between the clocks), and leaves it ``None`` otherwise."""
+
+    def __init__(self, stream: str, has_header: bool, clock: str) -> None:
+        if not has_header and clock == "header":
+            raise MappingError(
+                f"{stream}: clock header asked for, but the messages have no header stamp",
+                situation="header-stamp-missing",
+            )
+        self.check = ClockCheck(stream)
+        self.has_header = has_header
+        self.clock = clock
+        self.count = 0
+        self.stamped = 0  # messages with a non-zero header stamp
+        self.min_latency: int | None = None
+        self.cuts: list[int] = []
+        self.last: int | None = None
+
+    def add(self, header: I64 | None, receive: I64) -> None:
+        """The next messages' header stamps (None: the messages have none) and receive times."""
+        check = self.check
+        if header is not None:
+            zero = header == 0
+            check.zero_stamps += int(zero.sum())
+            ok = ~zero
+            latency = receive[ok] - header[ok]
+            if latency.size:
+                self.stamped += latency.size
+                low = int(latency.min())
+                self.min_latency = low if self.min_latency is None else min(self.min_latency, low)
+                check.negative_latency += int((latency < 0).sum())
+                check.offset_over_1s += int((np.abs(latency) > OFFSET_NS).sum())
+        times = header if self.clock == "header" and header is not None else receive
+        steps = np.diff(times)
+        if self.last is not None and times.size:
+            steps = np.concatenate([[int(times[0]) - self.last], steps])
+        first = self.count + (0 if self.last is not None else 1)  # the position each step arrives at
+        self.cuts += (np.flatnonzero(steps < -RESET_NS) + first).tolist()
+        check.non_monotonic += int(((steps < 0) & (steps >= -RESET_NS)).sum())
+        if times.size:
+            self.last = int(times[-1])
+        self.count += len(receive)
+
+    def finish(self, whole: Callable[[], tuple[I64, I64] | None]) -> ClockCheck:
+        """The check; ``whole()`` gives (header, receive) of every message, asked for only for the median
+        latency a finding states."""
+        check, stream = self.check, self.check.stream
         if check.zero_stamps:
-            check.findings.append(f"{stream}: {check.zero_stamps} of {len(header)} header stamps are zero")
-        ok = ~zero
-        latency = receive[ok] - header[ok]
-        if latency.size:
-            check.median_latency_ms = float(np.median(latency)) / 1e6
-            negative = latency < 0
-            check.negative_latency = int(negative.sum())
+            check.findings.append(f"{stream}: {check.zero_stamps} of {self.count} header stamps are zero")
+        if self.stamped:
             if check.negative_latency:
-                check.max_negative_latency_ms = float(-latency.min()) / 1e6
+                assert self.min_latency is not None
+                check.max_negative_latency_ms = float(-self.min_latency) / 1e6
                 check.findings.append(
                     f"{stream}: {check.negative_latency} messages are stamped after they were received "
                     f"(up to {check.max_negative_latency_ms:.3f} ms: clock skew between machines?)"
                 )
-            check.offset_over_1s = int((np.abs(latency) > OFFSET_NS).sum())
             if check.offset_over_1s:
+                times = whole()
+                assert times is not None
+                header, receive = times
+                ok = header != 0
+                check.median_latency_ms = float(np.median(receive[ok] - header[ok])) / 1e6
                 check.findings.append(
                     f"{stream}: {check.offset_over_1s} messages have |receive - header| > 1 s "
                     f"(median {check.median_latency_ms:.1f} ms: another clock, e.g. sim time or a sensor's)"
                 )
-    elif clock == "header":
-        raise MappingError(
-            f"{stream}: clock header asked for, but the messages have no header stamp", situation="header-stamp-missing"
-        )
-    times = np.asarray(header_ns if clock == "header" and header_ns is not None else receive, dtype=np.int64)
-    check.segments = split_at_resets(times)
-    check.resets = len(check.segments) - 1
-    if check.resets:
-        check.findings.append(
-            f"{stream}: {check.resets} backward jump(s) over 1 s in its {clock} times (clock reset): "
-            f"split into {len(check.segments)} segments"
-        )
-    steps = np.diff(times)
-    check.non_monotonic = int(((steps < 0) & (steps >= -RESET_NS)).sum())
-    if check.non_monotonic:
-        check.findings.append(f"{stream}: {check.non_monotonic} {clock} times go backwards (by up to 1 s)")
-    return check
+        bounds = [0, *self.cuts, self.count]
+        check.segments = [(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)] if self.count else [(0, 0)]
+        check.resets = len(check.segments) - 1
+        if check.resets:
+            check.findings.append(
+                f"{stream}: {check.resets} backward jump(s) over 1 s in its {self.clock} times (clock reset): "
+                f"split into {len(check.segments)} segments"
+            )
+        if check.non_monotonic:
+            check.findings.append(f"{stream}: {check.non_monotonic} {self.clock} times go backwards (by up to 1 s)")
+        return check
 
 
 def split_at_resets(times_ns: I64, reset_ns: int = RESET_NS) -> list[tuple[int, int]]:
@@ -256,6 +302,80 @@ class AlignmentReport:
         return asdict(self)
 
 
+class DtStore(Protocol):
+    """Where a :class:`ReportBuilder` keeps the dt of the frames kept (in memory, or a temporary file)."""
+
+    def append(self, rows: npt.ArrayLike) -> None:
+        """The next frames' dt (ns)."""
+
+    def __getitem__(self, index: slice) -> npt.NDArray[Any]:
+        """The dt kept (``[:]``: all of them)."""
+
+
+class _Kept:
+    """dt kept in memory (arrays per window)."""
+
+    def __init__(self) -> None:
+        self.parts: list[I64] = []
+
+    def append(self, rows: npt.ArrayLike) -> None:
+        self.parts.append(np.asarray(rows, dtype=np.int64))
+
+    def __getitem__(self, index: slice) -> I64:
+        return np.concatenate(self.parts)[index] if self.parts else np.zeros(0, dtype=np.int64)
+
+
+class ReportBuilder:
+    """A stream's :class:`AlignmentReport` built a window of master frames at a time (:meth:`add`), the same as
+    :func:`report` over the whole episode: the dt of the frames kept go to ``store`` (the median and p95 are
+    computed from all of them at the end, exactly), the rest are counts and maxima."""
+
+    def __init__(
+        self,
+        stream: str,
+        method: str,
+        clock: str,
+        max_age_ms: float,
+        samples: int,
+        largest_gap_ns: int | None,
+        store: DtStore | None = None,
+    ) -> None:
+        self.head = (stream, method, clock, max_age_ms)
+        self.samples = samples
+        self.largest_gap_ns = largest_gap_ns
+        self.store: DtStore = _Kept() if store is None else store
+        self.frames = 0
+        self.filled = 0
+        self.dropped = 0
+
+    def add(self, sampling: Sampling, kept: npt.NDArray[np.bool_]) -> None:
+        """One window's sampling and which of its master frames are kept."""
+        dt = sampling.dt_ns[kept]
+        self.store.append(dt)
+        self.frames += int(kept.sum())
+        self.filled += int((dt > 0).sum())
+        self.dropped += int((~sampling.valid).sum())
+
+    def build(self) -> AlignmentReport:
+        """The report over every window added."""
+        dt = self.store[:].astype(np.float64) / 1e6
+        stream, method, clock, max_age_ms = self.head
+        return AlignmentReport(
+            stream=stream,
+            method=method,
+            clock=clock,
+            max_age_ms=max_age_ms,
+            samples=self.samples,
+            frames=self.frames,
+            dt_median_ms=float(np.median(dt)) if dt.size else None,
+            dt_p95_ms=float(np.percentile(dt, 95)) if dt.size else None,
+            dt_max_ms=float(dt.max()) if dt.size else None,
+            filled=self.filled,
+            dropped=self.dropped,
+            largest_gap_ms=float(self.largest_gap_ns) / 1e6 if self.largest_gap_ns is not None else None,
+        )
+
+
 def report(
     stream: str,
     method: str,
@@ -266,19 +386,7 @@ def report(
     kept: npt.NDArray[np.bool_],
 ) -> AlignmentReport:
     """The stream's :class:`AlignmentReport` over the master frames ``kept`` (drops counted over all of them)."""
-    dt = sampling.dt_ns[kept].astype(np.float64) / 1e6
     gaps = np.diff(np.asarray(times_ns, dtype=np.int64))
-    return AlignmentReport(
-        stream=stream,
-        method=method,
-        clock=clock,
-        max_age_ms=max_age_ms,
-        samples=len(times_ns),
-        frames=int(kept.sum()),
-        dt_median_ms=float(np.median(dt)) if dt.size else None,
-        dt_p95_ms=float(np.percentile(dt, 95)) if dt.size else None,
-        dt_max_ms=float(dt.max()) if dt.size else None,
-        filled=int((sampling.dt_ns[kept] > 0).sum()),
-        dropped=int((~sampling.valid).sum()),
-        largest_gap_ms=float(gaps.max()) / 1e6 if gaps.size else None,
-    )
+    builder = ReportBuilder(stream, method, clock, max_age_ms, len(times_ns), int(gaps.max()) if gaps.size else None)
+    builder.add(sampling, kept)
+    return builder.build()

@@ -25,6 +25,44 @@ class TransformError(LookupError):
     """A lookup that cannot be answered (unknown frame, no path, too far outside an edge's samples)."""
 
 
+@dataclass(frozen=True)
+class Failure:
+    """Lookups an edge could not answer: ``count`` times too far ``side`` (``before`` its first sample or
+    ``after`` its last), the farthest ``worst_ns``. ``str()`` is the reason in words; failures of the same edge
+    and side from lookups over parts of a recording merge (:meth:`merge`) into the failure of one lookup over all
+    of it."""
+
+    parent: str
+    child: str
+    side: str
+    worst_ns: float
+    count: int
+    allowed_ns: int
+
+    def __str__(self) -> str:
+        where = "before its first" if self.side == "before" else "after its last"
+        return (
+            f"{self.parent}->{self.child}: up to {self.worst_ns / 1e6:.1f} ms {where} sample "
+            f"(allowed {self.allowed_ns / 1e6:g} ms) at {self.count} time(s)"
+        )
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """What identifies it: the edge and the side."""
+        return (self.parent, self.child, self.side)
+
+    def merge(self, other: Failure) -> Failure:
+        """This failure and ``other`` (the same edge and side) as one."""
+        return Failure(
+            self.parent,
+            self.child,
+            self.side,
+            max(self.worst_ns, other.worst_ns),
+            self.count + other.count,
+            self.allowed_ns,
+        )
+
+
 def quat_mul(a: F64, b: F64) -> F64:
     """Hamilton product of xyzw quaternions (rows)."""
     ax, ay, az, aw = np.moveaxis(a, -1, 0)
@@ -108,7 +146,7 @@ class Edge:
             return times[order], trans[order], rots[order]
         return times, trans, rots
 
-    def at(self, times_ns: npt.NDArray[np.int64], max_extrapolation_ns: int) -> tuple[Pose, F64, list[str]]:
+    def at(self, times_ns: npt.NDArray[np.int64], max_extrapolation_ns: int) -> tuple[Pose, F64, list[Failure]]:
         """The edge's poses at ``times_ns`` (rows), how far outside its samples each was (ns, NaN: beyond the
         allowed extrapolation, pose unusable), and the reason of each such failure."""
         n = len(times_ns)
@@ -130,12 +168,12 @@ class Edge:
         reasons = []
         too_far = off > max_extrapolation_ns
         if too_far.any():
-            allowed = max_extrapolation_ns / 1e6
-            for side, mask in (("before its first", before & too_far), ("after its last", after & too_far)):
+            for side, mask in (("before", before & too_far), ("after", after & too_far)):
                 if mask.any():
                     reasons.append(
-                        f"{self.parent}->{self.child}: up to {off[mask].max() / 1e6:.1f} ms {side} sample "
-                        f"(allowed {allowed:g} ms) at {int(mask.sum())} time(s)"
+                        Failure(
+                            self.parent, self.child, side, float(off[mask].max()), int(mask.sum()), max_extrapolation_ns
+                        )
                     )
             off[too_far] = np.nan
         return Pose(tr, rot), off, reasons
@@ -179,11 +217,25 @@ class TransformBuffer:
             chain.append(nxt)
         return chain
 
+    def walk(self, target: str, source: str) -> list[str]:
+        """The child frames of the edges a lookup of ``source`` in ``target`` walks, in order (source side first;
+        empty when the frames are not connected)."""
+        target, source = target.lstrip("/"), source.lstrip("/")
+        try:
+            up_source, up_target = self._chain(source), self._chain(target)
+        except TransformError:
+            return []
+        common = next((f for f in up_source if f in up_target), None)
+        if common is None:
+            return []
+        return up_source[: up_source.index(common)] + up_target[: up_target.index(common)]
+
     def lookup_many(
         self, target: str, source: str, times_ns: npt.NDArray[np.int64], max_extrapolation_ns: int = 0
-    ) -> tuple[Pose, F64, list[str]]:
+    ) -> tuple[Pose, F64, list[Failure]]:
         """Poses of ``source`` in ``target`` at each time, the extrapolation each used (ns; NaN where a lookup
-        failed), and the reasons of the failures. Unknown or unconnected frames raise :class:`TransformError`."""
+        failed), and the failures (``str()``: the reason), per edge walked (source side first) and side. Unknown or
+        unconnected frames raise :class:`TransformError`."""
         target, source = target.lstrip("/"), source.lstrip("/")
         known = set(self.frames)
         for frame in (target, source):
@@ -196,7 +248,7 @@ class TransformBuffer:
         times = np.asarray(times_ns, dtype=np.int64).reshape(-1)
         worst = np.zeros(len(times))
         failed = np.zeros(len(times), dtype=bool)
-        reasons: list[str] = []
+        reasons: list[Failure] = []
 
         def to_ancestor(chain: list[str]) -> Pose:
             nonlocal worst, failed
@@ -218,5 +270,5 @@ class TransformBuffer:
         """The pose of ``source`` in ``target`` at ``t_ns``, and the extrapolation used (ns)."""
         pose, off, reasons = self.lookup_many(target, source, np.array([t_ns], dtype=np.int64), max_extrapolation_ns)
         if np.isnan(off[0]):
-            raise TransformError("; ".join(reasons))
+            raise TransformError("; ".join(map(str, reasons)))
         return Pose(pose.translation[0], pose.rotation[0]), int(off[0])

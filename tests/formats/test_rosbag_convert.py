@@ -80,10 +80,14 @@ def test_a_generated_bag_aligns_to_its_camera_with_joints_picked_by_name(tmp_pat
         assert episode.images["cam"].frames[3:5] == frames[3:5] and episode.images["cam"].frames[-1] == frames[-1]
         joints = np.asarray(episode.vectors["joints"])  # vector streams too: read when sliced
         np.testing.assert_array_equal(episode.vectors["joints"][2:7], joints[2:7])
+        ee = np.asarray(episode.vectors["ee"])  # TF poses too (kept in a temporary file, not in memory)
+        np.testing.assert_array_equal(episode.vectors["ee"][-3:], ee[-3:])
     with pytest.raises(SourceError, match="the bag is closed"):
         episode.images["cam"].frames[0:1]
     with pytest.raises(SourceError, match="the bag is closed"):
         episode.vectors["joints"][0:1]
+    with pytest.raises(SourceError, match="the bag is closed"):
+        episode.vectors["ee"][0:1]
     assert episode.length == 10 and episode.task == "stack the cups"
     stamps = T0 + 50_000_000 + np.arange(10) * 100_000_000
     np.testing.assert_allclose(episode.timestamps_s, (stamps - stamps[0]) / 1e9)
@@ -91,7 +95,6 @@ def test_a_generated_bag_aligns_to_its_camera_with_joints_picked_by_name(tmp_pat
     expected = np.array([joint_positions((s - T0) / 1e9) for s in stamps])
     np.testing.assert_allclose(joints, expected, atol=1e-12)
     assert [hashlib.sha256(f).hexdigest() for f in frames] == [hashlib.sha256(jpeg(k)).hexdigest() for k in range(10)]
-    ee = np.asarray(episode.vectors["ee"])
     np.testing.assert_allclose(ee[:, :3], [tool_xyz((s - T0) / 1e9) for s in stamps], atol=1e-12)
     report = episode.meta["alignment"]["joints"]
     assert (report["dropped"], report["filled"], report["dt_max_ms"]) == (0, 0, 0.0)

@@ -274,3 +274,64 @@ def test_the_free_heap_an_alignment_leaves_is_given_back(tmp_path: Path, monkeyp
     assert calls == [1]
     assert _anon_kb() < before - 15 * 1024, (before, _anon_kb())
     del pin
+
+
+def test_aligning_a_longer_recording_holds_only_a_few_bytes_more_per_master_frame(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #11 item 7: alignment runs over windows of master frames, reading per window only the stream times
+    and transforms it uses; what grows with the recording is a few bytes per master frame (its time, kept or not,
+    the kept frames' timestamps), not the messages of every stream nor every transform (windows and blocks made
+    small so that 20 and 200 s of recording are many of them). The code before loaded every stream's times and
+    every transform of the episode, and held the whole episode's poses and sample positions: ~840 bytes more per
+    master frame here."""
+    from rdstd.formats.rosbag import reader, spill
+
+    monkeypatch.setattr(reader, "WINDOW_FRAMES", 64, raising=False)
+    monkeypatch.setattr(spill, "ROWS_AT_ONCE", 256)
+    monkeypatch.setattr(spill, "COLUMN_BUFFER_BYTES", 1024, raising=False)
+    monkeypatch.setattr("rdstd.formats.rosbag.window.BLOCK", 256, raising=False)
+
+    def aligning(seconds: float) -> tuple[int, int]:
+        """(peak bytes allocated while one episode is aligned, its master frames)."""
+        bag = with_plan(write_bag(tmp_path / f"run{seconds:g}.bag", seconds=seconds))
+        with RosbagSource(bag) as source:
+            ref = source.episode_refs()[0]  # the single pass and the clock checks: before
+            gc.collect()
+            tracemalloc.start()
+            try:
+                episode = source.read_episode(ref)
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+            assert len(np.asarray(episode.vectors["joints"])) == episode.length  # still readable, whole
+        return peak, episode.meta["master_frames"]
+
+    aligning(2.0)  # first use: type stores and caches
+    short, frames_short = aligning(20.0)
+    long, frames_long = aligning(200.0)
+    per_frame = (long - short) / (frames_long - frames_short)
+    # 10 master frames, 100 joint messages and 50 transforms a second: per master frame its time (8 bytes; the
+    # master topic's times read and sorted: 24 while they are), kept mask and stamps (17), the kept frames' dt
+    # when a report is built (16)
+    assert per_frame < 100, f"{per_frame:.0f} bytes more per master frame while aligning"
+
+
+def test_after_the_single_pass_a_ros1_bag_keeps_no_record_per_chunk_and_reads_again_the_same(tmp_path: Path) -> None:
+    """rosbags' reader keeps a named tuple, a dict of message counts and a chunk header per chunk for as long as the
+    bag is open (~3 MB of a 20-minute recording's ~8,700 chunks, held through the whole write): the pass drops
+    them with the message index, and reading messages or asking whether chunks overlap reads them again."""
+    bag = with_plan(write_chunked_ros1(tmp_path / "run.bag", seconds=3.0, chunk_bytes=8 * 1024))
+    with RosbagSource(bag) as fresh:
+        before = [(t, bytes(raw)) for t, raw in fresh.bag.messages("/joint_states")]
+        overlap = fresh.bag.chunks_overlap
+        chunks = len(fresh.bag.readers[0].chunk_infos)
+    assert chunks > 10
+    with RosbagSource(bag) as source:
+        episode = source.read_episode(source.episode_refs()[0])
+        reader = source.bag.readers[0]
+        assert reader.chunk_infos == [] and reader.chunks == {}
+        assert len(np.asarray(episode.vectors["joints"])) == episode.length  # values were kept by the pass
+        assert source.bag.chunks_overlap == overlap
+        assert [(t, bytes(raw)) for t, raw in source.bag.messages("/joint_states")] == before
+        assert len(reader.chunk_infos) == chunks

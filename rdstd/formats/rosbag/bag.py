@@ -352,6 +352,9 @@ class RawBag:
         if self.kind != "ros1":
             return False
         for reader in self.readers:
+            reindex = getattr(reader, "reindex", None)
+            if reindex is not None:
+                reindex()  # its chunk records, if the single pass dropped them (CompactRos1Reader.release_index)
             spans = sorted((c.start_time, c.end_time) for c in reader.chunk_infos)
             if any(nxt[0] < prev[1] for prev, nxt in itertools.pairwise(spans)):
                 return True

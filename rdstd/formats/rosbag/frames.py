@@ -15,7 +15,7 @@ import os
 import tempfile
 from array import array
 from collections.abc import Callable, Iterator
-from typing import IO, Any, SupportsIndex, overload
+from typing import IO, Any, Protocol, SupportsIndex, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +26,16 @@ from rdstd.streams.align import Sampling
 
 #: Frames read per window when the frames are iterated whole.
 WINDOW_FRAMES = 64
+
+
+class Positions(Protocol):
+    """Per-frame numbers read by slice: a numpy array, or a :class:`~.spill.FrameColumn` (a temporary file)."""
+
+    def __len__(self) -> int:
+        """The frame count."""
+
+    def __getitem__(self, index: slice, /) -> npt.NDArray[Any]:
+        """The numbers of the frames ``index`` selects."""
 
 
 class FrameSpill:
@@ -141,10 +151,10 @@ class BagFrames(list[bytes]):
     iteration read the frames through a :class:`TopicFrames`.
     """
 
-    def __init__(self, window: TopicFrames, positions: npt.NDArray[np.int64], codec: str) -> None:
+    def __init__(self, window: TopicFrames, positions: Positions, codec: str) -> None:
         super().__init__()
         self._window = window
-        self._positions = np.asarray(positions, dtype=np.int64)
+        self._positions = positions
         self._take = _Encoded(codec, f"{window.path}: {window.topic}")
 
     def __len__(self) -> int:
@@ -156,8 +166,11 @@ class BagFrames(list[bytes]):
     def __getitem__(self, index: slice, /) -> list[bytes]: ...
     def __getitem__(self, index: SupportsIndex | slice, /) -> bytes | list[bytes]:
         if isinstance(index, slice):
-            return self._window.read(self._positions[index], self._take)
-        picked: list[bytes] = self._window.read(self._positions[[int(index)]], self._take)
+            return self._window.read(np.asarray(self._positions[index]), self._take)
+        k = int(index) + (len(self) if int(index) < 0 else 0)
+        if not 0 <= k < len(self):
+            raise IndexError(f"frame {int(index)} of {len(self)}")
+        picked: list[bytes] = self._window.read(np.asarray(self._positions[k : k + 1]), self._take)
         return picked[0]
 
     def __iter__(self) -> Iterator[bytes]:
@@ -177,13 +190,13 @@ class BagPixels:
     def __init__(
         self,
         window: TopicFrames,
-        positions: npt.NDArray[np.int64],
+        positions: Positions,
         frame_shape: tuple[int, ...],
         dtype: np.dtype[Any],
         to_pixels: Callable[[Any], npt.NDArray[Any]],
     ) -> None:
         self._window = window
-        self._positions = np.asarray(positions, dtype=np.int64)
+        self._positions = positions
         self._frame_shape = frame_shape
         self._dtype = dtype
         self._to_pixels = to_pixels
@@ -209,7 +222,7 @@ class BagPixels:
     def __getitem__(self, index: slice | SupportsIndex, /) -> npt.NDArray[Any]:
         if not isinstance(index, slice):
             return self[int(index) : int(index) + 1][0] if int(index) >= 0 else self[len(self) + int(index)]
-        frames = self._window.read(self._positions[index], self._to_pixels)
+        frames = self._window.read(np.asarray(self._positions[index]), self._to_pixels)
         if not frames:
             return np.zeros((0, *self._frame_shape), dtype=self._dtype)
         shapes = {f.shape for f in frames}
@@ -236,18 +249,16 @@ class BagVectors:
         self,
         fetch: Callable[[npt.NDArray[np.int64]], npt.NDArray[Any]],
         where: str,
-        lo: npt.NDArray[np.int64],
-        hi: npt.NDArray[np.int64],
-        w: npt.NDArray[np.float64],
+        lo: Positions,
+        hi: Positions,
+        w: Positions,
         sample: Callable[[npt.NDArray[Any], Sampling], npt.NDArray[Any]],
         frame_shape: tuple[int, ...],
         dtype: np.dtype[Any],
     ) -> None:
         self._fetch = fetch
         self._where = where
-        self._lo = np.asarray(lo, dtype=np.int64)
-        self._hi = np.asarray(hi, dtype=np.int64)
-        self._w = np.asarray(w, dtype=np.float64)
+        self._lo, self._hi, self._w = lo, hi, w
         self._sample = sample
         self._frame_shape = frame_shape
         self._dtype = dtype
@@ -277,7 +288,8 @@ class BagVectors:
             k = int(index) + (len(self) if int(index) < 0 else 0)
             one: npt.NDArray[Any] = self[k : k + 1][0]
             return one
-        lo, hi, w = self._lo[index], self._hi[index], self._w[index]
+        lo, hi = np.asarray(self._lo[index], dtype=np.int64), np.asarray(self._hi[index], dtype=np.int64)
+        w = np.asarray(self._w[index], dtype=np.float64)
         n = len(lo)
         if n == 0:
             return np.zeros((0, *self._frame_shape), dtype=self._dtype)

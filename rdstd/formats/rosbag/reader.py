@@ -38,14 +38,24 @@ from rdstd.formats.rosbag.joints import ARRAYS, JointBatch, Layout, Target
 from rdstd.formats.rosbag.joints import layout as joint_layout
 from rdstd.formats.rosbag.ledger import TopicLedger, build_ledger
 from rdstd.formats.rosbag.plan import RosbagPlan, StreamPlan, load_plan, parse_plan, sidecar_path
-from rdstd.formats.rosbag.spill import ByteSpill, TimeLog, TransformSpill
+from rdstd.formats.rosbag.spill import ByteSpill, FrameColumn, TimeLog, TransformSpill
 from rdstd.formats.rosbag.types import Decoder, TypeResolver
+from rdstd.formats.rosbag.window import WINDOW_FRAMES, StreamTimes, TfWindows
 from rdstd.formats.sniff import MCAP_MAGIC, ROSBAG1_MAGIC, SQLITE_MAGIC
 from rdstd.paths import inside
 from rdstd.schema.episode import EncodedFrames
 from rdstd.schema.vocabulary import ImageCodec
-from rdstd.streams.align import RESET_NS, Sampling, apply_sampling, check_clock, fixed_grid, report, sample_at
-from rdstd.streams.tf import TransformBuffer, TransformError
+from rdstd.streams.align import (
+    RESET_NS,
+    ClockCheck,
+    ClockScan,
+    ReportBuilder,
+    Sampling,
+    apply_sampling,
+    fixed_grid,
+    sample_at,
+)
+from rdstd.streams.tf import Failure, TransformError
 
 if TYPE_CHECKING:
     from rdstd.formats.rosbag.salvage import Salvage
@@ -55,6 +65,8 @@ IMAGE_TYPES = (msgfields.IMAGE, msgfields.COMPRESSED)
 _PATHS: dict[str, list[tuple[str, list[str]]]] = {}
 _COLUMNS: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int]] = {}
 POSE_NAMES = ["x", "y", "z", "qx", "qy", "qz", "qw"]
+#: Messages whose times a clock check reads at once.
+CLOCK_BLOCK = 1 << 16
 _SAFE = re.compile(r"[^A-Za-z0-9_]+")
 
 
@@ -479,6 +491,8 @@ class RosbagSource(SourceDataset):
         aligner = self.__dict__.get("_aligner")
         for data in aligner.topics.values() if aligner is not None else ():
             data.close()
+        for aligned in aligner._columns if aligner is not None else ():
+            aligned.close()
         self.bag.close()
 
 
@@ -732,6 +746,8 @@ class Aligner:
         self.by_topic: dict[str, list[str]] = {}
         self._pieces: list[Piece] | None = None
         self._cut_kinds: list[str] = []
+        #: The per-frame columns of the episodes built (read while they are converted; dropped with the source).
+        self._columns: list[_Aligned] = []
 
     def topic(self, name: str) -> TopicData:
         if name not in self.topics:
@@ -771,16 +787,15 @@ class Aligner:
         checks = {}
         for topic, clock in self._uses():
             data = self.topic(topic)
-            if topic in self.tf_topics():
-                check = check_clock(topic, None, data.receive_ns, "receive")
-            else:
-                check = check_clock(topic, data.header_ns, data.receive_ns, clock)
+            tf = topic in self.tf_topics()
+            check = _check_clock(topic, data, "receive" if tf else clock, header=not tf and not data.headerless)
             self.findings.extend(f for f in check.findings if f not in self.findings)
             self.by_topic.setdefault(topic, [])
             self.by_topic[topic] += [f for f in check.findings if f not in self.by_topic[topic]]
             checks[(topic, clock)] = (data, check)
         resets: list[int] = []
-        for at in sorted(int(d.receive_ns[a]) for d, c in checks.values() for a, _ in c.segments[1:]):
+        starts = (int(d.receive.range(a, a + 1)[0]) for d, c in checks.values() for a, _ in c.segments[1:])
+        for at in sorted(starts):
             if not resets or at - resets[-1] > RESET_NS:
                 resets.append(at)
         rule_cuts, rule = self.rule_cuts()
@@ -790,6 +805,11 @@ class Aligner:
         reach: list[dict[TopicClock, tuple[int, int]]] = [{} for _ in range(count)]
         master_key = (self.plan.master.topic, self.plan.master.clock)
         for key, (data, check) in checks.items():
+            if not check.resets and count == 1:  # the common case: the whole topic, its times not needed again
+                ranges[0][key] = (0, len(data.receive))
+                if key != master_key:
+                    reach[0][key] = ranges[0][key]
+                continue
             receive = data.receive_ns
             if check.resets:
                 if len(check.segments) != len(resets) + 1:
@@ -870,22 +890,12 @@ class Aligner:
                 before = position
         return kept, what
 
-    def times(
-        self, data: TopicData, clock: str, piece: Piece, *, reach: bool = False
-    ) -> tuple[npt.NDArray[np.int64], int]:
-        """The topic's times on ``clock`` within ``piece`` (stream order; with ``reach``: as far as a stream sampled
-        at the master times reads, :attr:`Piece.reach`), and the position of the first."""
-        key = (data.topic, clock)
-        lo, hi = piece.reach.get(key, piece.ranges[key]) if reach else piece.ranges[key]
-        times = data.header_ns if clock == "header" else data.receive_ns
-        assert times is not None
-        return times[lo:hi], lo
-
     def master_times(self, piece: Piece) -> tuple[npt.NDArray[np.int64], str]:
+        """The episode's master times (in order; the frames it can have) and what they are, in words."""
         master = self.plan.master
         if master.topic is not None:
             assert master.clock is not None
-            times, _ = self.times(self.topic(master.topic), master.clock, piece)
+            times = self.log(self.topic(master.topic), master.clock).range(*piece.ranges[(master.topic, master.clock)])
             return np.sort(times, kind="stable"), f"{master.topic} ({master.clock})"
         assert master.fps is not None
         starts, stops = [], []
@@ -893,10 +903,12 @@ class Aligner:
             if stream.topic is None:
                 continue
             assert stream.clock is not None
-            times, _ = self.times(self.topic(stream.topic), stream.clock, piece)
-            if times.size:
-                starts.append(int(times.min()))
-                stops.append(int(times.max()))
+            span = StreamTimes(
+                self.log(self.topic(stream.topic), stream.clock), *piece.ranges[(stream.topic, stream.clock)]
+            )
+            if span.min is not None and span.max is not None:
+                starts.append(span.min)
+                stops.append(span.max)
         if not starts:
             raise EpisodeError(
                 f"{self.path}: no stream has messages to span a {master.fps:g} fps grid", situation="streams-empty"
@@ -915,82 +927,38 @@ class Aligner:
             )
         piece = pieces[ref.index]
         master, master_desc = self.master_times(piece)
-        samplings: dict[str, tuple[Sampling, _Order, npt.NDArray[np.int64]]] = {}
-        valid = np.ones(len(master), dtype=bool)
+        streams: dict[str, StreamTimes] = {}
         for name, stream in self.plan.streams.items():
             if stream.topic is None:
                 continue
             assert stream.clock and stream.method and stream.max_age_ms
             data = self.topic(stream.topic)
-            times, first = self.times(data, stream.clock, piece, reach=True)
-            order = _Order(times, first)  # stream positions by time (no copy when already in order)
-            times = order.sorted(times)
+            lo, hi = piece.reach.get((stream.topic, stream.clock), piece.ranges[(stream.topic, stream.clock)])
+            streams[name] = StreamTimes(self.log(data, stream.clock), lo, hi)
             if data.msgtype in (msgfields.IMAGE, msgfields.COMPRESSED) and stream.method == "interpolate":
                 raise MappingError(
                     f"{self.path}: stream {name}: images cannot be interpolated",
                     hint="use hold or nearest",
                     situation="image-interpolation",
                 )
-            sampling = sample_at(master, times, stream.method, int(stream.max_age_ms * 1e6))
-            samplings[name] = (sampling, order, times)
-            valid &= sampling.valid
-        tf_poses, tf_report = self._tf(master, piece)
-        for ok in tf_report.pop("_valid"):
-            valid &= ok
-        if not valid.any():
-            raise EpisodeError(
-                f"{self.path}: {_piece_name(piece)}no master time has a sample of every stream within its max_age_ms",
-                hint="raise max_age_ms, check the clocks (see the clock findings in rdstd info), or the topics' times",
-                situation="no-aligned-sample",
-            )
-        kept = valid
-        vectors: dict[str, Any] = {}
-        images: dict[str, Any] = {}
-        reports: dict[str, Any] = {}
-        for name, stream in self.plan.streams.items():
-            if stream.tf is not None:
-                vectors[name] = tf_poses[name][kept]
-                continue
-            sampling, order, times = samplings[name]
-            assert stream.method and stream.clock and stream.max_age_ms and stream.topic
-            found = report(name, stream.method, stream.clock, stream.max_age_ms, times, sampling, kept)
-            found.findings = list(self.by_topic.get(stream.topic, []))
-            reports[name] = found.as_dict()
-            data = self.topic(stream.topic)
-            picked = Sampling(
-                sampling.lo[kept], sampling.hi[kept], sampling.w[kept], sampling.valid[kept], sampling.dt_ns[kept]
-            )
-            used = order.positions(picked.lo)
-            codec = self.source._keys_by_name[name].codec
-            if data.msgtype == msgfields.COMPRESSED and codec is not None:
-                images[name] = EncodedFrames(codec, BagFrames(self.source.window(stream.topic, data), used, codec))
-            elif data.msgtype in IMAGE_TYPES:  # raw pixels, Bayer, or compressedDepth decoded to depth
-                key = self.source._keys_by_name[name]
-                where = f"{self.path}: {stream.topic}"
-                decode = msgfields.raw_image if data.msgtype == msgfields.IMAGE else msgfields.compressed_depth
-                images[name] = BagPixels(
-                    self.source.window(stream.topic, data),
-                    used,
-                    key.shape,
-                    np.dtype(key.dtype),
-                    partial(decode, where=where),
+        aligned = _Aligned(self, streams, self._tf(piece), len(master))
+        try:
+            kept = np.zeros(len(master), dtype=bool)
+            for start in range(0, len(master), WINDOW_FRAMES):  # a window of master frames at a time (window.py)
+                kept[start : start + WINDOW_FRAMES] = aligned.add(master[start : start + WINDOW_FRAMES])
+            if not kept.any():
+                raise EpisodeError(
+                    f"{self.path}: {_piece_name(piece)}no master time has a sample of every stream within its "
+                    "max_age_ms",
+                    hint="raise max_age_ms, check the clocks (see the clock findings in rdstd info), or the topics' "
+                    "times",
+                    situation="no-aligned-sample",
                 )
-            else:
-                if name not in data.rows:
-                    raise EpisodeError(
-                        f"{self.path}: {stream.topic}: no message to take {name} from", situation="stream-empty"
-                    )
-                key = self.source._keys_by_name[name]
-                vectors[name] = BagVectors(
-                    data.rows[name].read,
-                    f"{self.path}: {stream.topic}",
-                    used,
-                    order.positions(picked.hi),
-                    picked.w,
-                    partial(apply_sampling, method=stream.method, quaternions=stream.quaternions),
-                    key.shape,
-                    np.dtype(key.dtype),
-                )
+            vectors, images, reports, tf_report = aligned.outputs()
+        except BaseException:
+            aligned.close()
+            raise
+        self._columns.append(aligned)
         stamps = master[kept]
         meta: dict[str, Any] = {
             "bag": str(self.path),
@@ -1041,45 +1009,22 @@ class Aligner:
             f"{total - kept} of {total} master frames dropped: a stream had no sample within its max_age_ms ({worst})"
         ]
 
-    def _tf(self, master: npt.NDArray[np.int64], piece: Piece) -> tuple[dict[str, Any], dict[str, Any]]:
-        lookups = {n: s.tf for n, s in self.plan.streams.items() if s.tf is not None}
-        out: dict[str, Any] = {"_valid": []}
-        if not lookups:
-            return {}, out
-        buffer = TransformBuffer()
+    def _tf(self, piece: Piece) -> TfWindows | None:
+        """The episode's transforms, read a window at a time (None: the plan looks none up). Static transforms
+        hold for every piece; dynamic ones for their own."""
+        if not any(s.tf is not None for s in self.plan.streams.values()):
+            return None
+        sources = []
         for name in self.tf_topics():
-            static = "static" in name  # static transforms hold for every piece; dynamic ones for their own
+            static = "static" in name
             messages = None if static else piece.reach.get((name, "receive"), piece.ranges[(name, "receive")])
-            self.topic(name).transforms.into(buffer, static=static, messages=messages)
-        poses: dict[str, Any] = {}
-        for name, tf in lookups.items():
-            try:
-                found, offsets, reasons = buffer.lookup_many(
-                    tf.target, tf.source, master, int(tf.max_extrapolation_ms * 1e6)
-                )
-            except TransformError as exc:
-                raise MappingError(
-                    f"{self.path}: stream {name}: {exc}",
-                    hint="fix the frames in the plan",
-                    situation="plan-frames-invalid",
-                ) from exc
-            ok = ~np.isnan(offsets)
-            pose = np.concatenate([found.translation, found.rotation], axis=1)
-            worst = float(np.max(offsets[ok])) if ok.any() else 0.0
-            failures = list(reasons)
-            poses[name] = pose
-            out["_valid"].append(ok)
-            out[name] = {
-                "target": tf.target,
-                "source": tf.source,
-                "lookups": len(master),
-                "succeeded": int(ok.sum()),
-                "success_rate": float(ok.mean()) if len(master) else 0.0,
-                "max_extrapolation_ms": worst / 1e6,
-                "failures": failures,
-                "conflicts": list(buffer.conflicts),
-            }
-        return poses, out
+            sources.append((self.topic(name).transforms, static, messages))
+        return TfWindows(sources)
+
+    def log(self, data: TopicData, clock: str) -> TimeLog:
+        """The topic's times on ``clock``."""
+        assert clock == "receive" or not data.headerless
+        return data.header if clock == "header" else data.receive
 
     def _task(self) -> str | None:
         task = self.plan.task
@@ -1104,22 +1049,179 @@ class Aligner:
         return data.texts[0]
 
 
-class _Order:
-    """A stream's message positions in time order, from its times in stream order starting at position ``first``:
-    when those are already in order (as recorded, almost always) nothing is sorted or copied."""
+class _Aligned:
+    """One episode's alignment, built a window of master frames at a time (:meth:`add`): which frames are kept
+    (every stream and lookup has a sample within its limit), and per kept frame what the converter reads when it
+    slices (sample positions and weights, camera message positions, poses) in :class:`~.spill.FrameColumn`
+    temporary files, with the reports' counts; :meth:`outputs` gives the episode's arrays and reports."""
 
-    def __init__(self, times: npt.NDArray[np.int64], first: int) -> None:
-        self.first = first
-        in_order = times.size < 2 or bool(np.all(times[1:] >= times[:-1]))
-        self.local = None if in_order else np.argsort(times, kind="stable")
+    def __init__(self, aligner: Aligner, streams: dict[str, StreamTimes], tf: TfWindows | None, frames: int) -> None:
+        self.aligner = aligner
+        self.streams = streams
+        self.tf = tf
+        self.frames = frames
+        self.columns: dict[str, dict[str, FrameColumn]] = {}
+        self.builders: dict[str, ReportBuilder] = {}
+        where = str(aligner.path)
+        for name, times in streams.items():
+            stream = aligner.plan.streams[name]
+            assert stream.method and stream.clock and stream.max_age_ms
+            self.columns[name] = {
+                "lo": FrameColumn(where, np.int64),
+                "hi": FrameColumn(where, np.int64),
+                "w": FrameColumn(where, np.float64),
+                "dt": FrameColumn(where, np.int64),
+            }
+            self.builders[name] = ReportBuilder(
+                name,
+                stream.method,
+                stream.clock,
+                stream.max_age_ms,
+                times.count,
+                times.largest_gap_ns,
+                self.columns[name]["dt"],
+            )
+        self.lookups = {n: s.tf for n, s in aligner.plan.streams.items() if s.tf is not None}
+        for name in self.lookups:
+            self.columns[name] = {"pose": FrameColumn(where, np.float64, (7,))}
+        #: Per lookup: lookups that succeeded, the largest extrapolation (ns), failures by edge and side.
+        self.tf_counts: dict[str, tuple[int, float, dict[tuple[str, str, str], Failure]]] = {
+            name: (0, 0.0, {}) for name in self.lookups
+        }
+        #: Per lookup, the edges in the order it walks them (its failures are listed in that order).
+        self.walks: dict[str, list[str]] = {}
 
-    def sorted(self, times: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        """``times`` in time order."""
-        return times if self.local is None else times[self.local]
+    def add(self, master: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """Align the master times ``master`` (a window, in order); which of them are kept."""
+        plan = self.aligner.plan
+        valid = np.ones(len(master), dtype=bool)
+        samplings: dict[str, tuple[Sampling, int]] = {}
+        for name, times in self.streams.items():
+            stream = plan.streams[name]
+            assert stream.method and stream.max_age_ms
+            window, first = times.window(int(master[0]), int(master[-1]))
+            sampling = sample_at(master, window, stream.method, int(stream.max_age_ms * 1e6))
+            samplings[name] = (sampling, first)
+            valid &= sampling.valid
+        poses = {}
+        if self.tf is not None:
+            buffer = self.tf.buffer(int(master[0]), int(master[-1]))
+            for name, tf in self.lookups.items():
+                try:
+                    found, offsets, failures = buffer.lookup_many(
+                        tf.target, tf.source, master, int(tf.max_extrapolation_ms * 1e6)
+                    )
+                except TransformError as exc:
+                    raise MappingError(
+                        f"{self.aligner.path}: stream {name}: {exc}",
+                        hint="fix the frames in the plan",
+                        situation="plan-frames-invalid",
+                    ) from exc
+                ok = ~np.isnan(offsets)
+                succeeded, worst, merged = self.tf_counts[name]
+                if ok.any():
+                    worst = max(worst, float(np.max(offsets[ok])))
+                self.tf_counts[name] = (succeeded + int(ok.sum()), worst, merged)
+                for failure in failures:
+                    had = merged.get(failure.key)
+                    merged[failure.key] = failure if had is None else had.merge(failure)
+                self.walks.setdefault(name, buffer.walk(tf.target, tf.source))
+                poses[name] = (np.concatenate([found.translation, found.rotation], axis=1), ok)
+        for _, ok in poses.values():
+            valid &= ok
+        kept = valid
+        for name, (sampling, first) in samplings.items():
+            self.builders[name].add(sampling, kept)
+            times, columns = self.streams[name], self.columns[name]
+            columns["lo"].append(times.positions(first + sampling.lo[kept]))
+            columns["hi"].append(times.positions(first + sampling.hi[kept]))
+            columns["w"].append(sampling.w[kept])
+        for name, (pose, _) in poses.items():
+            self.columns[name]["pose"].append(pose[kept])
+        return kept
 
-    def positions(self, picked: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        """The stream positions of the ``picked`` time-ordered samples."""
-        return self.first + (picked if self.local is None else self.local[picked])
+    def outputs(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """The episode's vectors, images, alignment reports and TF report."""
+        aligner, source = self.aligner, self.aligner.source
+        vectors: dict[str, Any] = {}
+        images: dict[str, Any] = {}
+        reports: dict[str, Any] = {}
+        for name, stream in aligner.plan.streams.items():
+            columns = self.columns[name]
+            if stream.tf is not None:
+                vectors[name] = columns["pose"]
+                continue
+            assert stream.method and stream.topic
+            found = self.builders[name].build()
+            found.findings = list(aligner.by_topic.get(stream.topic, []))
+            reports[name] = found.as_dict()
+            data = aligner.topic(stream.topic)
+            key = source._keys_by_name[name]
+            if data.msgtype == msgfields.COMPRESSED and key.codec is not None:
+                frames = BagFrames(source.window(stream.topic, data), columns["lo"], key.codec)
+                images[name] = EncodedFrames(key.codec, frames)
+            elif data.msgtype in IMAGE_TYPES:  # raw pixels, Bayer, or compressedDepth decoded to depth
+                where = f"{aligner.path}: {stream.topic}"
+                decode = msgfields.raw_image if data.msgtype == msgfields.IMAGE else msgfields.compressed_depth
+                images[name] = BagPixels(
+                    source.window(stream.topic, data),
+                    columns["lo"],
+                    key.shape,
+                    np.dtype(key.dtype),
+                    partial(decode, where=where),
+                )
+            else:
+                if name not in data.rows:
+                    raise EpisodeError(
+                        f"{aligner.path}: {stream.topic}: no message to take {name} from", situation="stream-empty"
+                    )
+                vectors[name] = BagVectors(
+                    data.rows[name].read,
+                    f"{aligner.path}: {stream.topic}",
+                    columns["lo"],
+                    columns["hi"],
+                    columns["w"],
+                    partial(apply_sampling, method=stream.method, quaternions=stream.quaternions),
+                    key.shape,
+                    np.dtype(key.dtype),
+                )
+        tf_report: dict[str, Any] = {}
+        assert self.tf is not None or not self.lookups
+        for name, tf in self.lookups.items():
+            succeeded, worst, failures = self.tf_counts[name]
+            tf_report[name] = {
+                "target": tf.target,
+                "source": tf.source,
+                "lookups": self.frames,
+                "succeeded": succeeded,
+                "success_rate": succeeded / self.frames if self.frames else 0.0,
+                "max_extrapolation_ms": worst / 1e6,
+                "failures": [str(f) for f in _walk_order(failures.values(), self.walks.get(name, []))],
+                "conflicts": list(self.tf.conflicts) if self.tf is not None else [],
+            }
+        return vectors, images, reports, tf_report
+
+    def close(self) -> None:
+        """Drop the per-frame columns (and their temporary files)."""
+        for columns in self.columns.values():
+            for column in columns.values():
+                column.close()
+
+
+def _check_clock(topic: str, data: TopicData, clock: str, *, header: bool) -> ClockCheck:
+    """:func:`~rdstd.streams.align.check_clock` of a topic's kept times, read a block at a time (``header``: its
+    header stamps too)."""
+    scan = ClockScan(topic, header, clock)
+    for start in range(0, len(data.receive), CLOCK_BLOCK):
+        stop = min(len(data.receive), start + CLOCK_BLOCK)
+        scan.add(data.header.range(start, stop) if header else None, data.receive.range(start, stop))
+    return scan.finish(lambda: (data.header.values(), data.receive.values()) if header else None)
+
+
+def _walk_order(failures: Any, walk: list[str]) -> list[Failure]:
+    """Failures merged over windows in the order one lookup over the whole episode lists them (per edge walked,
+    before its first sample then after its last)."""
+    return sorted(failures, key=lambda f: (walk.index(f.child) if f.child in walk else len(walk), f.side != "before"))
 
 
 def _piece_name(piece: Piece) -> str:

@@ -70,10 +70,21 @@ class CompactRos1Reader(Reader):
         ]
 
     def release_index(self) -> None:
-        """Drop the message index (24 bytes a message) until :meth:`messages` is asked for again, which reads it
-        again from the file (the bag's single pass is done: what conversion needs was kept)."""
+        """Drop the message index (24 bytes a message) and rosbags' per-chunk records (a named tuple, a dict of
+        counts and a chunk header per chunk: ~3 MB for a 20-minute recording) until messages or chunks are asked
+        for again (:meth:`reindex`), which reads them again from the file (the bag's single pass is done: what
+        conversion needs was kept)."""
         self.compact = {}
+        self.chunk_infos = []
+        self.chunks = {}
         self._released = True
+
+    def reindex(self) -> None:
+        """Read the index again if :meth:`release_index` dropped it (the same connections, with the same ids)."""
+        if self._released:
+            self._released = False
+            super().close()
+            self.open()
 
     def close(self) -> None:
         """Close the bag and drop the index."""
@@ -132,10 +143,8 @@ class CompactRos1Reader(Reader):
         self._check_open()
         assert self.bio is not None
         if self._released:  # read the index again (same connections, same ids)
-            self._released = False
             ids = {c.id for c in connections}
-            super().close()
-            self.open()
+            self.reindex()
             connections = [c for c in self.connections if c.id in ids]
         chosen = list(connections) or list(self.connections)
         connmap = {c.id: c for c in self.connections}

@@ -10,27 +10,29 @@ from __future__ import annotations
 import os
 import struct
 import tempfile
-from collections.abc import Iterator
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from rdstd.errors import SourceError
-from rdstd.streams.tf import TransformBuffer
 
 #: Bytes held in memory (per kept stream) before they go to the temporary file.
 BUFFER_BYTES = 1 << 18
-#: Transform samples turned into Python values at once when they are read back.
+#: Transform samples read back at once (a block of :meth:`TransformSpill.block`).
 ROWS_AT_ONCE = 4096
+#: Bytes a :class:`FrameColumn` holds in memory before they go to its temporary file.
+COLUMN_BUFFER_BYTES = 1 << 14
 
 
 class ByteSpill:
     """Appended bytes, the first in an anonymous temporary file, the last up to :data:`BUFFER_BYTES` in memory."""
 
-    def __init__(self, where: str, prefix: str) -> None:
+    def __init__(self, where: str, prefix: str, buffer_bytes: int | None = None) -> None:
         self.where = where
         self.prefix = prefix
+        #: Bytes held in memory before they go to the file (:data:`BUFFER_BYTES` unless given).
+        self.buffer_bytes = buffer_bytes
         self._buffer = bytearray()
         self._file: IO[bytes] | None = None
         self._on_disk = 0
@@ -42,7 +44,7 @@ class ByteSpill:
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Append ``data``."""
         self._buffer += data
-        if len(self._buffer) >= BUFFER_BYTES:
+        if len(self._buffer) >= (BUFFER_BYTES if self.buffer_bytes is None else self.buffer_bytes):
             if self._file is None:
                 self._file = tempfile.TemporaryFile(prefix=self.prefix, buffering=0)  # noqa: SIM115 - close()
             view = memoryview(self._buffer)
@@ -112,6 +114,10 @@ class TimeLog:
         """Every time kept, as a new array (the caller holds it only while it needs it)."""
         return np.frombuffer(self._bytes.read(), dtype="<i8").astype(np.int64)
 
+    def range(self, start: int, stop: int) -> npt.NDArray[np.int64]:
+        """The times of messages ``[start, stop)`` (stream order), as a new array."""
+        return np.frombuffer(self._bytes.read(start * 8, stop * 8), dtype="<i8").astype(np.int64)
+
     def close(self) -> None:
         """Drop the times."""
         self._bytes.close()
@@ -147,29 +153,77 @@ class TransformSpill:
         topic."""
         self._bytes.write(self._pack(self._id(parent), self._id(child), t_ns, message, *translation, *rotation))
 
-    def rows(self, messages: tuple[int, int] | None = None) -> Iterator[tuple[str, str, int, list[float], list[float]]]:
-        """(parent, child, t ns, translation, rotation) per sample, in the order appended (only those from messages
-        ``[start, stop)`` when given)."""
-        names, size = self.names, _SAMPLE.itemsize
-        for start in range(0, len(self), ROWS_AT_ONCE):  # a block at a time: Python objects for a few thousand
-            block = self._bytes.read(start * size, min(len(self), start + ROWS_AT_ONCE) * size)
-            samples = np.frombuffer(block, dtype=_SAMPLE)
-            if messages is not None:
-                samples = samples[(samples["message"] >= messages[0]) & (samples["message"] < messages[1])]
-            for parent, child, t, values in zip(
-                samples["parent"].tolist(),
-                samples["child"].tolist(),
-                samples["t"].tolist(),
-                samples["values"].tolist(),
-                strict=True,
-            ):
-                yield names[parent], names[child], t, values[:3], values[3:]
+    @property
+    def blocks(self) -> int:
+        """How many blocks of :data:`ROWS_AT_ONCE` samples :meth:`block` reads."""
+        return -(-len(self) // ROWS_AT_ONCE)
 
-    def into(self, buffer: TransformBuffer, static: bool, messages: tuple[int, int] | None = None) -> None:
-        """Add every sample (from messages ``[start, stop)`` when given) to ``buffer``."""
-        for parent, child, t, translation, rotation in self.rows(messages):
-            buffer.add(parent, child, t, translation, rotation, static)
+    def block(self, k: int, messages: tuple[int, int] | None = None) -> npt.NDArray[np.void]:
+        """Samples ``[k * ROWS_AT_ONCE, (k + 1) * ROWS_AT_ONCE)`` as a structured array (fields ``parent``, ``child``
+        (indices into :attr:`names`), ``t``, ``message``, ``values`` (x y z qx qy qz qw)); only those from messages
+        ``[start, stop)`` when ``messages`` is given."""
+        size, start = _SAMPLE.itemsize, k * ROWS_AT_ONCE
+        samples = np.frombuffer(self._bytes.read(start * size, min(len(self), start + ROWS_AT_ONCE) * size), _SAMPLE)
+        if messages is not None:
+            samples = samples[(samples["message"] >= messages[0]) & (samples["message"] < messages[1])]
+        return samples
 
     def close(self) -> None:
         """Drop the samples."""
+        self._bytes.close()
+
+
+class FrameColumn:
+    """One number (or fixed-shape row) per aligned frame, appended a window at a time and read back by slice: bytes
+    in a :class:`ByteSpill` holding at most :data:`COLUMN_BUFFER_BYTES` in memory, so what an episode keeps per
+    frame while it is written (sample positions, weights, poses) sits in a temporary file, not in memory."""
+
+    def __init__(self, where: str, dtype: npt.DTypeLike, shape: tuple[int, ...] = ()) -> None:
+        self._stored = np.dtype(dtype).newbyteorder("<")
+        self.row_shape = shape
+        self._row = int(np.prod(shape, dtype=np.int64)) * self._stored.itemsize
+        self._bytes = ByteSpill(where, "rdstd-column-", COLUMN_BUFFER_BYTES)
+
+    def __len__(self) -> int:
+        return len(self._bytes) // self._row
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """(frames, *row shape)."""
+        return (len(self), *self.row_shape)
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The element type (native byte order)."""
+        return self._stored.newbyteorder("=")
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> npt.NDArray[Any]:
+        """Every row (numpy's conversion)."""
+        whole = self._read(0, len(self))
+        return whole if dtype is None else whole.astype(dtype)
+
+    def append(self, rows: npt.ArrayLike) -> None:
+        """Rows for the next frames."""
+        self._bytes.write(np.ascontiguousarray(rows, dtype=self._stored).tobytes())
+
+    def __getitem__(self, index: slice | int) -> npt.NDArray[Any]:
+        """The rows of ``index`` (a slice, any step; or one position, negative from the end)."""
+        n = len(self)
+        if not isinstance(index, slice):
+            k = int(index) + (n if int(index) < 0 else 0)
+            if not 0 <= k < n:
+                raise IndexError(f"frame {index} of {n}")
+            index = slice(k, k + 1)
+        start, stop, step = index.indices(n)
+        if step < 0 or stop <= start:
+            whole = self._read(0, n) if step < 0 else self._read(0, 0)
+            return whole[index] if step < 0 else whole
+        return self._read(start, stop)[::step]
+
+    def _read(self, start: int, stop: int) -> npt.NDArray[Any]:
+        data = self._bytes.read(start * self._row, stop * self._row)
+        return np.frombuffer(data, dtype=self._stored).reshape(-1, *self.row_shape).astype(self.dtype)
+
+    def close(self) -> None:
+        """Drop the rows (and the temporary file)."""
         self._bytes.close()
