@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import io
 import mmap
-import os
-import tempfile
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -169,13 +167,11 @@ class EpisodeStats:
                 parent.reserve(end)
             parent.sample[self.rows_seen : end] = sampled
             self.rows_seen = end
-            parent.release(end)
             return
         if fill:  # free slots past the dataset's filled part: written now, they count only once merged
             parent.reserve(self.rows_seen + fill)
             parent.sample[self.rows_seen : self.rows_seen + fill] = sampled[:fill]
             self.rows_seen += fill
-            parent.release(self.rows_seen)
         rest = sampled[fill:]
         if not len(rest):
             return
@@ -216,17 +212,13 @@ class RunningStats:
         #: row added was float32 or a narrower type (each value exact in float32), float64 from the first that
         #: was not.
         self.sample = np.empty((0, size), dtype=np.float32)
-        #: The temporary file mapping ``sample`` lives in (None: memory), and the bytes of it last released.
-        self._mapping: mmap.mmap | None = None
-        self._released = 0
         self._pool: list[_F64] = []  # episodes' last rows (fewer than a block each), folded together
         self._pool_rows = 0
 
     def reserve(self, rows: int) -> None:
         """Make room for ``rows`` reservoir rows: the whole capacity at once (memory is taken as rows are written)."""
         if rows > len(self.sample):
-            self.sample, self._mapping = _resized(self.sample, self.capacity, self.sample.dtype)
-            self._released = 0
+            self.sample = _resized(self.sample, self.capacity, self.sample.dtype)
 
     def widen(self, written: int) -> None:
         """Hold the reservoir in float64 from now on (a row that is not exact in float32 is coming); ``written``:
@@ -234,23 +226,7 @@ class RunningStats:
         never written: copying them read uninitialized memory and touched every page of the new reservoir)."""
         if self.sample.dtype != np.float64:
             held = min(written, len(self.sample))
-            self.sample, self._mapping = _resized(self.sample, len(self.sample), np.float64, held)
-            self._released = 0
-            self.release(held, force=True)
-
-    def release(self, rows: int, *, force: bool = False) -> None:
-        """Hand the resident pages of a reservoir kept in a temporary file back to the kernel (its rows stay in the
-        file: a later read maps them again), once ``rows`` (the rows written so far) have grown by another
-        :data:`_RELEASE_BYTES`, or now (``force``: after rows were replaced anywhere in it). A reservoir in memory
-        is left as it is."""
-        if self._mapping is None:
-            return
-        filled = min(rows, len(self.sample)) * self.sample.shape[1] * self.sample.itemsize
-        if force or filled - self._released >= _RELEASE_BYTES:
-            size = min(len(self._mapping), -(-filled // mmap.PAGESIZE) * mmap.PAGESIZE)
-            if size:
-                self._mapping.madvise(mmap.MADV_DONTNEED, 0, size)
-            self._released = filled
+            self.sample = _resized(self.sample, len(self.sample), np.float64, held)
 
     @property
     def nonfinite(self) -> npt.NDArray[np.int64]:
@@ -274,8 +250,6 @@ class RunningStats:
         for slots, rows in episode.writes:
             self.sample[slots] = rows
         self.rows_seen = episode.rows_seen
-        if episode.writes:
-            self.release(self.rows_seen, force=True)
 
     def discard(self, episode: EpisodeStats) -> None:
         """Drop an episode's statistics: the dataset's are as if it never came (random draws included)."""
@@ -308,51 +282,27 @@ class RunningStats:
 
 #: Reservoirs at least this large get a mapping of their own (see :func:`_resized`).
 _MAPPED_BYTES = 1 << 20
-#: Rows written to a reservoir in a temporary file before its resident pages are handed back.
-_RELEASE_BYTES = 1 << 20
 #: Row types whose every value a float32 holds exactly (the reservoir stays float32 while rows are of these).
 _FLOAT32_EXACT = frozenset(np.dtype(t) for t in (np.float32, np.float16, np.int8, np.uint8, np.int16, np.uint16, bool))
 
 
 def _resized(
     sample: npt.NDArray[np.floating[Any]], rows: int, dtype: npt.DTypeLike, keep: int | None = None
-) -> tuple[npt.NDArray[Any], mmap.mmap | None]:
+) -> npt.NDArray[Any]:
     """``sample`` with ``rows`` rows of ``dtype``, its first ``keep`` rows (all unless given) copied over; the new
-    rows are not touched, so they take no memory until written; and the temporary file mapping it lives in (None:
-    memory).
-
-    A large one lives in an unlinked temporary file, mapped shared (its blocks reserved up front, so a full disk is
-    an error here, not a fault when a row is written; memory where no such file can be made): written rows are
-    the file's pages, which :meth:`RunningStats.release` hands back to the kernel as the reservoir fills, so a long
-    episode's reservoir does not stay resident while the episode is written (#11). Either way it is a mapping of
-    its own, not glibc heap: freeing a reservoir (each batch unit's writer has one) would otherwise raise glibc's
+    rows are not touched, so they take no memory until written. A large one is an anonymous mapping of its own
+    rather than glibc heap: freeing a reservoir (each batch unit's writer has one) would otherwise raise glibc's
     mmap threshold to its size, so the next unit's came from the heap and stayed resident there after it was
     freed (heap fragmentation, #10)."""
     shape = (rows, sample.shape[1])
     nbytes = rows * sample.shape[1] * np.dtype(dtype).itemsize
-    mapping = None
     if nbytes >= _MAPPED_BYTES:  # its own mapping: untouched pages take nothing, and freeing it gives it all back
-        mapping = _file_mapping(nbytes)
-        buffer = mapping if mapping is not None else mmap.mmap(-1, nbytes)
-        out = np.frombuffer(buffer, dtype=dtype).reshape(shape)
+        out = np.frombuffer(mmap.mmap(-1, nbytes), dtype=dtype).reshape(shape)
     else:
         out = np.empty(shape, dtype=dtype)
     held = min(len(sample), rows, len(sample) if keep is None else keep)
     out[:held] = sample[:held]
-    return out, mapping
-
-
-def _file_mapping(nbytes: int) -> mmap.mmap | None:
-    """A shared mapping of an unlinked temporary file of ``nbytes`` with its blocks allocated (None where that
-    cannot be made: no temporary folder space, no ``posix_fallocate`` or ``madvise``)."""
-    if not hasattr(os, "posix_fallocate") or not hasattr(mmap, "MADV_DONTNEED"):
-        return None
-    try:
-        with tempfile.TemporaryFile(prefix="rdstd-reservoir-") as file:
-            os.posix_fallocate(file.fileno(), 0, nbytes)
-            return mmap.mmap(file.fileno(), nbytes)  # the mapping keeps the file: closing it here is fine
-    except OSError:
-        return None
+    return out
 
 
 def _column_quantiles(columns: npt.NDArray[np.floating[Any]], qs: list[float]) -> _F64:

@@ -214,12 +214,9 @@ def test_the_reservoir_is_allocated_once_at_its_capacity_and_never_copied_to_gro
 
 
 @pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads /proc/self/smaps")
-def test_a_reservoir_filled_an_eighth_takes_about_an_eighth_of_its_memory() -> None:
-    """numpy asks for huge pages for arrays over 4 MB: the reservoir is laid out so that the rows written are
-    contiguous (one row per dimension touched a page in every dimension's row, all of it resident)."""
-    stats = RunningStats(56)  # ALOHA's 4 × 14-d vectors: 29 MB at capacity in float64
-    stats.update(np.random.default_rng(0).normal(size=(8192, 56)))
-    start = stats.sample.ctypes.data
+def _resident_kb(array: np.ndarray) -> int:
+    """Resident KiB of the mapping ``array`` starts in (/proc/self/smaps)."""
+    start = array.ctypes.data
     resident_kb = 0
     inside = False
     for line in Path("/proc/self/smaps").read_text().splitlines():
@@ -229,8 +226,29 @@ def test_a_reservoir_filled_an_eighth_takes_about_an_eighth_of_its_memory() -> N
             inside = lo <= start < hi
         elif inside and head == "Rss:":
             resident_kb = int(line.split()[1])
+    return resident_kb
+
+
+def test_a_reservoir_filled_an_eighth_takes_about_an_eighth_of_its_memory() -> None:
+    """numpy asks for huge pages for arrays over 4 MB: the reservoir is laid out so that the rows written are
+    contiguous (one row per dimension touched a page in every dimension's row, all of it resident)."""
+    stats = RunningStats(56)  # ALOHA's 4 × 14-d vectors: 29 MB at capacity in float64
+    stats.update(np.random.default_rng(0).normal(size=(8192, 56)))
+    resident_kb = _resident_kb(stats.sample)
     assert stats.sample.nbytes == 65_536 * 56 * 8
     assert resident_kb * 1024 < stats.sample.nbytes / 3, resident_kb
+
+
+def test_widening_copies_only_the_rows_written() -> None:
+    """Widening copied the whole capacity: it read never-written rows (uninitialized memory for a small reservoir:
+    a signalling NaN there raised numpy's cast warning) and made the whole new float64 reservoir resident (29 MB
+    for 56 dimensions)."""
+    stats = RunningStats(56)
+    stats.update(np.ones((10, 56), dtype=np.float32))
+    stats.update(np.full((10, 56), 0.1))  # not exact in float32: widens
+    assert stats.sample.dtype == np.float64 and stats.sample.nbytes == 65_536 * 56 * 8
+    assert _resident_kb(stats.sample) < 256
+    assert stats.as_dict()["q99"] == np.quantile(np.r_[np.ones(10), np.full(10, 0.1)], 0.99).repeat(56).tolist()
 
 
 def test_a_compacted_sketch_level_keeps_no_view_of_the_sorted_level_it_came_from() -> None:
