@@ -48,9 +48,10 @@ from rdstd.store.stats import EpisodeStats, RunningStats
 #: Frames per Parquet row group: the knob between random access and file overhead (chosen with bench/store_read.py).
 DEFAULT_ROW_GROUP_FRAMES = 8
 #: ... and at least this many bytes, so that small frames do not make thousands of tiny row groups (each row group
-#: costs a ``write_table`` call and its metadata in the footer: 1 MiB rather than 512 KiB took 25–35% off the write
-#: CPU of ALOHA's four 480×640 JPEG cameras, 30 frames a group instead of 15).
-ROW_GROUP_MIN_BYTES = 1024 * 1024
+#: costs a ``write_table`` call and its metadata in the footer). 1 MiB took 10–25% off the write CPU of ALOHA's four
+#: 480×640 JPEG cameras (30 frames a group instead of 15) but no wall time on the quiet machine
+#: (bench/hdf5_convert.py), and doubles what a random frame read decodes: kept at 512 KiB.
+ROW_GROUP_MIN_BYTES = 512 * 1024
 #: A long episode's row groups grow: once this many of its rows are in the shard's file, the frames per row group
 #: double, and double again each time those rows double, up to :data:`MAX_ROW_GROUP_FRAMES`. Parquet keeps every
 #: row group's metadata in memory until the shard closes (and builds the footer from it then); a shard of many

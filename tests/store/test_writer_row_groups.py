@@ -41,7 +41,7 @@ def episode(length: int, chunk: int) -> list[Episode]:
     ]
 
 
-def test_row_groups_of_large_frames_hold_at_least_a_mebibyte(tmp_path: Path) -> None:
+def test_row_groups_of_large_frames_hold_at_least_row_group_min_bytes(tmp_path: Path) -> None:
     with DatasetWriter(tmp_path / "ds", FEATURES, PROVENANCE, rate_hz=50.0) as writer:
         writer.begin_episode(episode(1, 1)[0].meta)
         for part in episode(400, 120):
@@ -50,7 +50,7 @@ def test_row_groups_of_large_frames_hold_at_least_a_mebibyte(tmp_path: Path) -> 
     meta = pq.ParquetFile(next((tmp_path / "ds" / "data").glob("*.parquet"))).metadata
     rows = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
     per_row = FRAME_BYTES + 32 + 8  # the image, the index columns and the 2-d float32 state (as the writer counts)
-    enough = -(-(1 << 20) // per_row)  # 30 rows (was 15 at the 512 KiB floor)
+    enough = -(-writer_module.ROW_GROUP_MIN_BYTES // per_row)  # 15 rows at the 512 KiB floor
     assert rows == [enough] * (400 // enough) + [400 % enough]
 
 
