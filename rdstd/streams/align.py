@@ -152,16 +152,6 @@ class ClockScan:
         return check
 
 
-def split_at_resets(times_ns: I64, reset_ns: int = RESET_NS) -> list[tuple[int, int]]:
-    """``[start, stop)`` ranges of ``times_ns`` between backward jumps larger than ``reset_ns``."""
-    n = len(times_ns)
-    if n == 0:
-        return [(0, 0)]
-    cuts = (np.flatnonzero(np.diff(np.asarray(times_ns, dtype=np.int64)) < -reset_ns) + 1).tolist()
-    bounds = [0, *cuts, n]
-    return [(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
-
-
 def fixed_grid(start_ns: int, stop_ns: int, fps: float) -> I64:
     """Times ``start + round(k * 1e9 / fps)`` for every k that stays at or before ``stop_ns``."""
     if not fps > 0:

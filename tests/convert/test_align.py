@@ -15,7 +15,6 @@ from rdstd.streams.align import (
     report,
     sample_at,
     slerp,
-    split_at_resets,
 )
 
 MS = 1_000_000
@@ -138,7 +137,6 @@ def test_clock_sanity_findings() -> None:
 
 def test_a_backward_jump_over_a_second_splits_the_stream_small_ones_are_disorder() -> None:
     times = np.array([5, 6, 7, 1, 2, 3], dtype=np.int64) * 10**9
-    assert split_at_resets(times) == [(0, 3), (3, 6)]
     c = check_clock("/sim", None, times, "receive")
     assert c.resets == 1 and c.segments == [(0, 3), (3, 6)]
     wobble = np.array([100, 200, 150, 300], dtype=np.int64) * MS
