@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from rdstd.errors import SourceError
 from rdstd.formats.rosbag import RosbagSource
 from tests.formats.rosbag_fixtures import PLAN, T0, with_plan, write_bag
 
@@ -73,3 +74,47 @@ def test_an_episode_aligned_in_windows_of_three_frames_is_the_episode_aligned_wh
     windowed = _episodes(bag)
     assert windowed == whole
     assert sum(e["length"] for e in whole) > 0
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open files in /proc/self/fd (Linux)")
+def test_an_episode_read_and_dropped_leaves_no_temporary_file_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The per-frame columns of an aligned episode (temporary files once they outgrow their buffer) go with the
+    episode: a bag cut into many episodes, read one at a time as the converter does, does not hold one set of files
+    per episode until the bag closes (hundreds of long pieces ran out of file descriptors)."""
+    import gc
+
+    from rdstd.formats.rosbag import spill
+
+    monkeypatch.setattr(spill, "COLUMN_BUFFER_BYTES", 64)  # every column spills to its file
+    bag = with_plan(write_bag(tmp_path / "run.bag", seconds=3.0, events=[0.6, 1.2, 1.8, 2.4]), SPLIT)
+
+    def temporary() -> int:  # unlinked temporary files open in this process
+        gc.collect()
+        return sum(1 for fd in Path("/proc/self/fd").iterdir() if _target(fd).endswith("(deleted)"))
+
+    outside = temporary()
+    with RosbagSource(bag) as source:
+        refs = source.episode_refs()
+        assert len(refs) == 5
+        np.asarray(next(iter(source.read_episode(refs[0]).vectors.values())))
+        before = temporary()  # the bag's single pass keeps its own (times, payloads), opened as they are first read
+        for ref in refs:
+            episode = source.read_episode(ref)
+            assert np.asarray(next(iter(episode.vectors.values()))).shape[0] == episode.length
+            del episode
+            assert temporary() == before  # the episode's columns went with it
+        kept = source.read_episode(refs[0])  # one still held is closed with the bag
+        assert temporary() > before
+    assert temporary() == outside
+    for values in kept.vectors.values():  # read after the bag closed: an error, never an empty episode
+        with pytest.raises(SourceError, match="the bag is closed"):
+            np.asarray(values)
+
+
+def _target(fd: Path) -> str:
+    try:
+        return str(fd.readlink())
+    except OSError:
+        return ""

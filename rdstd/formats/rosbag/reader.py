@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import re
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -491,8 +492,8 @@ class RosbagSource(SourceDataset):
         aligner = self.__dict__.get("_aligner")
         for data in aligner.topics.values() if aligner is not None else ():
             data.close()
-        for aligned in aligner._columns if aligner is not None else ():
-            aligned.close()
+        for column in list(aligner.columns) if aligner is not None else ():
+            column.close()
         self.bag.close()
 
 
@@ -746,8 +747,9 @@ class Aligner:
         self.by_topic: dict[str, list[str]] = {}
         self._pieces: list[Piece] | None = None
         self._cut_kinds: list[str] = []
-        #: The per-frame columns of the episodes built (read while they are converted; dropped with the source).
-        self._columns: list[_Aligned] = []
+        #: The per-frame columns of the episodes built and still held (read while they are converted): closed with
+        #: the source; an episode dropped before takes its columns (and their temporary files) with it.
+        self.columns: weakref.WeakSet[FrameColumn] = weakref.WeakSet()
 
     def topic(self, name: str) -> TopicData:
         if name not in self.topics:
@@ -958,7 +960,7 @@ class Aligner:
         except BaseException:
             aligned.close()
             raise
-        self._columns.append(aligned)
+        self.columns.update(column for columns in aligned.columns.values() for column in columns.values())
         stamps = master[kept]
         meta: dict[str, Any] = {
             "bag": str(self.path),

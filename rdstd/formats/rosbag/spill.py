@@ -185,6 +185,8 @@ class FrameColumn:
         self._bytes = ByteSpill(where, "rdstd-column-", COLUMN_BUFFER_BYTES)
 
     def __len__(self) -> int:
+        """Rows appended (a bag-closed error once closed: the rows are gone, the episode is not empty)."""
+        self._bytes.check_open()
         return len(self._bytes) // self._row
 
     @property
