@@ -179,6 +179,12 @@ class Edge:
         return Pose(tr, rot), off, reasons
 
 
+def parent_conflict(child: str, kept: str, other: str) -> str:
+    """The conflict a sample naming ``other`` as the parent of ``child`` makes, when ``kept`` came first (the first
+    parent seen is kept: :meth:`TransformBuffer.add`, and a window's buffer, ``rosbag.window.TfWindows``)."""
+    return f"frame {child} has two parents ({kept}, {other}); the first is kept"
+
+
 class TransformBuffer:
     """Static and dynamic transforms of one recording."""
 
@@ -195,7 +201,7 @@ class TransformBuffer:
         if edge is None:
             edge = self.edges[child] = Edge(parent, child, static)
         elif edge.parent != parent:
-            self.conflicts.append(f"frame {child} has two parents ({edge.parent}, {parent}); the first is kept")
+            self.conflicts.append(parent_conflict(child, edge.parent, parent))
             return
         if static:
             edge.static = True

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rdstd.formats.rosbag.spill import TimeLog, TransformSpill
-from rdstd.streams.tf import Edge, TransformBuffer
+from rdstd.streams.tf import Edge, TransformBuffer, parent_conflict
 
 #: Master frames aligned at once.
 WINDOW_FRAMES = 4096
@@ -163,9 +163,7 @@ class TfWindows:
             if edge is None:
                 edge = edges[name] = _Static(parent) if static else _Dynamic(parent)
             elif edge.parent != parent:
-                self.conflicts.append(
-                    f"frame {name} has two parents ({names[edge.parent]}, {names[parent]}); the first is kept"
-                )
+                self.conflicts.append(parent_conflict(name, names[edge.parent], names[parent]))
                 continue
             if static:  # a static sample replaces what the edge held, and makes it static for good
                 if isinstance(edge, _Dynamic):
