@@ -223,26 +223,9 @@ class TransformBuffer:
             chain.append(nxt)
         return chain
 
-    def walk(self, target: str, source: str) -> list[str]:
-        """The child frames of the edges a lookup of ``source`` in ``target`` walks, in order (source side first;
-        empty when the frames are not connected)."""
-        target, source = target.lstrip("/"), source.lstrip("/")
-        try:
-            up_source, up_target = self._chain(source), self._chain(target)
-        except TransformError:
-            return []
-        common = next((f for f in up_source if f in up_target), None)
-        if common is None:
-            return []
-        return up_source[: up_source.index(common)] + up_target[: up_target.index(common)]
-
-    def lookup_many(
-        self, target: str, source: str, times_ns: npt.NDArray[np.int64], max_extrapolation_ns: int = 0
-    ) -> tuple[Pose, F64, list[Failure]]:
-        """Poses of ``source`` in ``target`` at each time, the extrapolation each used (ns; NaN where a lookup
-        failed), and the failures (``str()``: the reason), per edge walked (source side first) and side. Unknown or
-        unconnected frames raise :class:`TransformError`."""
-        target, source = target.lstrip("/"), source.lstrip("/")
+    def _legs(self, target: str, source: str) -> tuple[list[str], list[str]]:
+        """The child frames of the edges from ``source`` up to the frames' common ancestor, and from ``target`` up
+        to it (frames without their leading /). Unknown or unconnected frames raise :class:`TransformError`."""
         known = set(self.frames)
         for frame in (target, source):
             if frame not in known:
@@ -251,15 +234,34 @@ class TransformBuffer:
         common = next((f for f in up_source if f in up_target), None)
         if common is None:
             raise TransformError(f"{source} and {target} are not connected in the TF tree")
+        return up_source[: up_source.index(common)], up_target[: up_target.index(common)]
+
+    def walk(self, target: str, source: str) -> list[str]:
+        """The child frames of the edges a lookup of ``source`` in ``target`` walks, in order (source side first;
+        empty when the frames are unknown or not connected)."""
+        try:
+            from_source, from_target = self._legs(target.lstrip("/"), source.lstrip("/"))
+        except TransformError:
+            return []
+        return from_source + from_target
+
+    def lookup_many(
+        self, target: str, source: str, times_ns: npt.NDArray[np.int64], max_extrapolation_ns: int = 0
+    ) -> tuple[Pose, F64, list[Failure]]:
+        """Poses of ``source`` in ``target`` at each time, the extrapolation each used (ns; NaN where a lookup
+        failed), and the failures (``str()``: the reason), per edge walked (source side first) and side. Unknown or
+        unconnected frames raise :class:`TransformError`."""
+        target, source = target.lstrip("/"), source.lstrip("/")
+        from_source, from_target = self._legs(target, source)
         times = np.asarray(times_ns, dtype=np.int64).reshape(-1)
         worst = np.zeros(len(times))
         failed = np.zeros(len(times), dtype=bool)
         reasons: list[Failure] = []
 
-        def to_ancestor(chain: list[str]) -> Pose:
+        def to_ancestor(leg: list[str]) -> Pose:
             nonlocal worst, failed
             pose = Pose(np.zeros((len(times), 3)), np.tile([0.0, 0.0, 0.0, 1.0], (len(times), 1)))
-            for frame in chain[: chain.index(common)]:
+            for frame in leg:
                 edge_pose, off, why = self.edges[frame].at(times, max_extrapolation_ns)
                 failed |= np.isnan(off)
                 worst = np.fmax(worst, off)
@@ -267,8 +269,8 @@ class TransformBuffer:
                 pose = edge_pose.compose(pose)
             return pose
 
-        source_in_common = to_ancestor(up_source)
-        target_in_common = to_ancestor(up_target)
+        source_in_common = to_ancestor(from_source)
+        target_in_common = to_ancestor(from_target)
         worst[failed] = np.nan
         return target_in_common.inverse().compose(source_in_common), worst, reasons
 
