@@ -112,7 +112,7 @@ class TimeLog:
 
     def values(self) -> npt.NDArray[np.int64]:
         """Every time kept, as a new array (the caller holds it only while it needs it)."""
-        return np.frombuffer(self._bytes.read(), dtype="<i8").astype(np.int64)
+        return self.range(0, len(self))
 
     def range(self, start: int, stop: int) -> npt.NDArray[np.int64]:
         """The times of messages ``[start, stop)`` (stream order), as a new array."""
