@@ -17,8 +17,10 @@ row group does not depend on where it sits in the file), and so is the footer: t
 ``ParquetWriter`` given the same ``write_table`` calls writes (``tests/store/test_shardfile.py``). Options that make
 the writer add data at close (a page index, bloom filters, encryption) are refused.
 
-Memory: one segment's Thrift objects (~0.5 MB) plus ~0.8 KB a row group of the shard (1.3 MB for the 20-minute
-recording's 1,637 row groups). CPU: ~0.1 ms a row group to copy its metadata (a pure-Python Thrift scan).
+Memory: one segment's Thrift objects (~0.5 MB). The row groups' serialized metadata (~0.8 KB a row group: 1.3 MB
+for the 20-minute recording's 1,637 row groups) is kept in memory up to :data:`ENTRIES_IN_MEMORY` bytes and in an
+anonymous temporary file beyond, read back in pieces when the footer is written. CPU: ~0.1 ms a row group to copy
+its metadata (a pure-Python Thrift scan).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -40,8 +43,10 @@ MAGIC = b"PAR1"
 #: ``write_table`` calls (row groups, as the canonical writer calls it) given to one ParquetWriter before its footer
 #: is taken apart (it holds their metadata until then).
 SEGMENT_WRITES = 64
-#: Row groups' metadata joined per write of the footer.
-_FOOTER_BATCH = 256
+#: Bytes of row groups' metadata held in memory; a shard's beyond go to a temporary file (a long episode's shard).
+ENTRIES_IN_MEMORY = 256 * 1024
+#: Bytes of row groups' metadata read back per write of the footer.
+_FOOTER_PIECE = 1 << 20
 #: FileMetaData's field ids (parquet.thrift): the row count that sums the row groups', and the row groups.
 _NUM_ROWS, _ROW_GROUPS = 3, 4
 #: RowGroup's: its column chunks, its row count, its file offset, its ordinal.
@@ -69,7 +74,9 @@ class ShardFile:
         self._options = dict(options)
         self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
         self._end = 0  # where the finished segments' row groups end
-        self._groups: list[bytes] = []  # each row group's RowGroup struct, serialized, as in the shard
+        #: Each row group's RowGroup struct, serialized as in the shard, one after another.
+        self._entries = tempfile.SpooledTemporaryFile(max_size=ENTRIES_IN_MEMORY, prefix="rdstd-footer-")  # noqa: SIM115
+        self._groups = 0  # row groups written (their entries)
         self._rows = 0
         self._head: bytes | None = None  # FileMetaData's bytes before its row count (from the first footer) ...
         self._tail: bytes | None = None  # ... and after its row groups
@@ -121,6 +128,7 @@ class ShardFile:
         finally:
             self._fd = None
             os.close(fd)
+            self._entries.close()
 
     def _open_segment(self, fd: int) -> None:
         if self._end:  # the segment's magic goes over the last 4 bytes, put back when it is finished
@@ -195,7 +203,8 @@ class ShardFile:
                     raise _fault(f"{self.path}: a row group's offsets are not where it was written ({data_at})")
                 shift = data_at - first
             moved = _Moved(footer, pos, shift)
-            self._groups.append(moved.row_group(len(self._groups)))
+            self._entries.write(moved.row_group(self._groups))
+            self._groups += 1
             self._rows += moved.rows
             pos = moved.end
         if pos != len(footer) - len(tail):
@@ -209,12 +218,16 @@ class ShardFile:
         thrift.write_field_header(out, _NUM_ROWS, thrift.I64, _NUM_ROWS - 1)
         thrift.write_integer(out, self._rows)
         thrift.write_field_header(out, _ROW_GROUPS, thrift.LIST, _NUM_ROWS)
-        thrift.write_list_header(out, thrift.STRUCT, len(self._groups))
+        thrift.write_list_header(out, thrift.STRUCT, self._groups)
         yield bytes(out)
-        for start in range(0, len(self._groups), _FOOTER_BATCH):
-            yield b"".join(self._groups[start : start + _FOOTER_BATCH])
+        entries = self._entries.tell()
+        self._entries.seek(0)
+        while piece := self._entries.read(_FOOTER_PIECE):
+            yield piece
+        if self._entries.tell() != entries:
+            raise OSError(errno.EIO, f"{self.path}: the row groups' metadata kept aside could not be read back whole")
         yield self._tail
-        length = len(out) + sum(len(g) for g in self._groups) + len(self._tail)
+        length = len(out) + entries + len(self._tail)
         yield length.to_bytes(4, "little") + MAGIC
 
 

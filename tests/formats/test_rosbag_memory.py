@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from rdstd.errors import CorruptSourceError, SourceError
 from rdstd.formats.rosbag import RosbagSource
 from rdstd.formats.rosbag.frames import BagVectors
 from rdstd.formats.rosbag.ros1 import CompactRos1Reader
@@ -70,8 +71,8 @@ def test_an_open_bag_holds_a_few_dozen_bytes_per_message(tmp_path: Path, kind: s
     per_message = (held_long - held_short) / (n_long - n_short)
     # expected ~80 B: receive and header times (16), the ROS 1 index (24), TF samples (72 each, 50 of the 160
     # messages a second: ~22), the joint values kept from the single pass (24 each, 100 of 160 a second: 15; past
-    # 1 MiB a stream they go to a temporary file), the camera payloads' offsets and lengths (16 each, 10 of 160 a
-    # second: 1; the payloads are in a temporary file). The code before held 463 (ROS 1) and 303 (MCAP): a Python
+    # 1 MiB a stream they go to a temporary file); the camera payloads and their offsets and lengths are in
+    # temporary files. The code before held 463 (ROS 1) and 303 (MCAP): a Python
     # tuple per index entry, each vector stream's values and a list of tuples per TF message.
     assert per_message < 100, f"{per_message:.0f} bytes held per message"
 
@@ -160,6 +161,26 @@ def test_vector_values_past_the_memory_limit_go_to_a_temporary_file(monkeypatch:
         rows.append(np.zeros(4))
     rows.close()
     assert rows._bytes._file is None
+
+
+def test_camera_payloads_and_their_places_go_to_temporary_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rdstd.formats.rosbag import frames
+
+    monkeypatch.setattr(frames, "COLUMN_BUFFER_BYTES", 64)  # 4 messages' (offset, length) in memory, the rest on disk
+    camera = frames.FrameSpill("cam", "data")
+    payloads = [bytes([i]) * (i * 37 % 11 + 1) for i in range(50)]
+    for data in payloads:
+        camera.append(data)
+    assert len(camera) == 50
+    index = camera._index
+    assert index._file is not None and 0 < len(index._buffer) < 64  # the index on disk but its tail
+    for picks in ([0, 49, 7, 7, 3], [48, 49], [1, 2, 3], [49], [12, 11, 10]):
+        assert camera.read(np.array(picks, dtype=np.int64)) == [payloads[i] for i in picks]
+    with pytest.raises(CorruptSourceError, match="message 50 asked for, 50 were read"):
+        camera.read(np.array([3, 50], dtype=np.int64))
+    camera.close()
+    with pytest.raises(SourceError, match="the bag is closed"):
+        camera.read(np.array([0], dtype=np.int64))
 
 
 @pytest.mark.parametrize("kind", ["ros1", "db3", "mcap"])

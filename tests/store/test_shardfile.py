@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from rdstd.errors import InternalError
+from rdstd.store import shardfile
 from rdstd.store.shardfile import SEGMENT_WRITES, ShardFile
 from rdstd.store.writer import DatasetWriter, parquet_write_options
 from tests.store.helpers import FEATURES, PROVENANCE, make_episode
@@ -65,11 +66,15 @@ def _written_both_ways(tmp_path: Path, writes: list[tuple[pa.Table, int]], optio
     return ours
 
 
+@pytest.mark.parametrize("entries_in_memory", [shardfile.ENTRIES_IN_MEMORY, 1000])
 @pytest.mark.parametrize("checksums", [True, False])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_a_shard_file_is_byte_for_byte_what_one_parquet_writer_writes(
-    tmp_path: Path, seed: int, checksums: bool
+    tmp_path: Path, seed: int, checksums: bool, entries_in_memory: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Also with the row groups' metadata past ``entries_in_memory`` kept in a temporary file (1000 bytes: the
+    first two or so in memory, the rest on disk)."""
+    monkeypatch.setattr(shardfile, "ENTRIES_IN_MEMORY", entries_in_memory)
     options = parquet_write_options(SCHEMA.names, ["image"], checksums)
     writes = _writes(seed, SEGMENT_WRITES * 2 + 7)  # three segments, the last one short
     ours = _written_both_ways(tmp_path, writes, options)
@@ -149,7 +154,8 @@ def _heap_bytes() -> int:
 )
 def test_memory_per_row_group_is_its_serialized_metadata_not_parquets_objects(tmp_path: Path) -> None:
     """ParquetWriter holds ~7 KB a row group of this schema until it closes (and copies it all to close); a
-    ShardFile keeps the row group's footer entry (~0.5 KB here) and one segment's objects."""
+    ShardFile keeps one segment's objects, and the row groups' footer entries (~0.5 KB each here) only up to
+    ENTRIES_IN_MEMORY bytes: past that, in a temporary file."""
     options = parquet_write_options(SCHEMA.names, ["image"])
     table = _table(np.random.default_rng(0), 4)
     groups = 2000
@@ -164,8 +170,8 @@ def test_memory_per_row_group_is_its_serialized_metadata_not_parquets_objects(tm
         held[name] = (_heap_bytes() - before) / groups
         writer.close()
         assert pq.ParquetFile(path).metadata.num_row_groups == groups + 1
-    assert held["shard"] < 1500, held
-    assert held["shard"] < held["parquet"] / 3, held
+    assert held["shard"] < 200, held  # (the first ENTRIES_IN_MEMORY bytes: 2000 groups hold ~1 MB of entries)
+    assert held["shard"] < held["parquet"] / 20, held
 
 
 def test_the_writer_writes_its_shards_as_shard_files(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """Camera frames kept from the bag's single pass, and aligned vectors, read when the converter slices them.
 
 The pass that builds the ledger sees every camera message once; each image topic's payloads go to a
-:class:`FrameSpill` (an anonymous temporary file, with each message's offset and length in arrays): a
+:class:`FrameSpill` (an anonymous temporary file, with each message's offset and length in another): a
 CompressedImage's encoded bytes (JPEG/PNG, passed through), or the whole serialized message of a raw Image or a
 ``compressedDepth`` image (decoded to pixels when sliced). An aligned episode knows, for each of its frames, which
 message of the topic it uses (its position in the topic's stream order); slicing ``[start:stop]`` reads only those
@@ -12,8 +12,8 @@ chunk, not by the recording, and the bag is not read a second time.
 from __future__ import annotations
 
 import os
+import struct
 import tempfile
-from array import array
 from collections.abc import Callable, Iterator
 from typing import IO, Any, Protocol, SupportsIndex, overload
 
@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from rdstd.errors import CorruptSourceError, SourceError
 from rdstd.formats.rosbag.fields import image_codec
+from rdstd.formats.rosbag.spill import COLUMN_BUFFER_BYTES, ByteSpill
 from rdstd.streams.align import Sampling
 
 #: Frames read per window when the frames are iterated whole.
@@ -39,8 +40,9 @@ class Positions(Protocol):
 
 
 class FrameSpill:
-    """One image topic's message payloads in stream order: bytes in an anonymous temporary file, offsets and
-    lengths in arrays (16 bytes a message in memory).
+    """One image topic's message payloads in stream order: bytes in an anonymous temporary file, each message's
+    offset and length (16 bytes) in a :class:`~.spill.ByteSpill` (a temporary file too, but for its last
+    :data:`~.spill.COLUMN_BUFFER_BYTES`), so a long recording's camera holds nothing per message in memory.
 
     ``payload`` says what each holds: ``data`` (a CompressedImage's encoded bytes) or ``message`` (the serialized
     message, decoded again when read).
@@ -49,14 +51,14 @@ class FrameSpill:
     def __init__(self, where: str, payload: str) -> None:
         self.where = where
         self.payload = payload
-        self.offsets: array[int] = array("q")
-        self.lengths: array[int] = array("q")
+        self._index = ByteSpill(where, "rdstd-frame-index-", COLUMN_BUFFER_BYTES)  # (offset, length) a message
+        self._count = 0
         self.size = 0
         self._file: IO[bytes] | None = None
         self.closed = False
 
     def __len__(self) -> int:
-        return len(self.offsets)
+        return self._count
 
     def append(self, payload: Any) -> None:
         """One message's payload (any buffer: bytes, a memoryview, a uint8 numpy array), written to the file at
@@ -67,8 +69,8 @@ class FrameSpill:
         written = self._file.write(view)
         while written is not None and written < view.nbytes:  # a raw file may write less than asked
             written += self._file.write(view[written:]) or 0
-        self.offsets.append(self.size)
-        self.lengths.append(view.nbytes)
+        self._index.write(_ENTRY.pack(self.size, view.nbytes))
+        self._count += 1
         self.size += view.nbytes
 
     def read(self, positions: npt.NDArray[np.int64]) -> list[bytes]:
@@ -82,9 +84,9 @@ class FrameSpill:
         if len(positions) == 0:
             return []
         lo, hi = int(positions.min()), int(positions.max())
-        if lo < 0 or hi >= len(self.offsets):
+        if lo < 0 or hi >= self._count:
             raise CorruptSourceError(
-                f"{self.where}: message {hi} asked for, {len(self.offsets)} were read",
+                f"{self.where}: message {hi} asked for, {self._count} were read",
                 hint="the bag changed while it was read; open it again",
                 situation="message-index-out-of-range",
             )
@@ -92,9 +94,10 @@ class FrameSpill:
         fd = self._file.fileno()
         # one positioned read per payload, straight into its bytes (reading the span a slice covers and cutting it
         # up copied every byte twice and allocated up to 64 MB at once)
-        offsets, lengths = self.offsets, self.lengths
-        out = [os.pread(fd, lengths[p], offsets[p]) for p in positions.tolist()]
-        if any(len(data) != lengths[p] for data, p in zip(out, positions.tolist(), strict=True)):
+        entries = np.frombuffer(self._index.read(lo * _ENTRY.size, (hi + 1) * _ENTRY.size), dtype="<i8")
+        wanted = entries.reshape(-1, 2)[positions - lo].tolist()  # the span's entries: a slice's are close together
+        out = [os.pread(fd, length, offset) for offset, length in wanted]
+        if any(len(data) != length for data, (_, length) in zip(out, wanted, strict=True)):
             raise SourceError(
                 f"{self.where}: a frame kept in a temporary file could not be read back whole",
                 hint="the temporary folder (TMPDIR) changed or filled while the bag was read; convert again",
@@ -107,7 +110,12 @@ class FrameSpill:
         if self._file is not None:
             self._file.close()
             self._file = None
+        self._index.close()
         self.closed = True
+
+
+#: A message's (offset, length) in a :class:`FrameSpill`'s index.
+_ENTRY = struct.Struct("<qq")
 
 
 class TopicFrames:
