@@ -19,8 +19,8 @@ the writer add data at close (a page index, bloom filters, encryption) are refus
 
 Memory: one segment's Thrift objects (~0.5 MB). The row groups' serialized metadata (~0.8 KB a row group: 1.3 MB
 for the 20-minute recording's 1,637 row groups) is kept in memory up to :data:`ENTRIES_IN_MEMORY` bytes and in an
-anonymous temporary file beyond, read back in pieces when the footer is written. CPU: ~0.1 ms a row group to copy
-its metadata (a pure-Python Thrift scan).
+anonymous temporary file beside the shard beyond, read back in pieces when the footer is written. CPU: ~0.1 ms a
+row group to copy its metadata (a pure-Python Thrift scan).
 """
 
 from __future__ import annotations
@@ -74,8 +74,11 @@ class ShardFile:
         self._options = dict(options)
         self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
         self._end = 0  # where the finished segments' row groups end
-        #: Each row group's RowGroup struct, serialized as in the shard, one after another.
-        self._entries = tempfile.SpooledTemporaryFile(max_size=ENTRIES_IN_MEMORY, prefix="rdstd-footer-")  # noqa: SIM115
+        #: Each row group's RowGroup struct, serialized as in the shard, one after another; past ENTRIES_IN_MEMORY in
+        #: an anonymous file beside the shard (its disk is the one the output needs room on, not TMPDIR's).
+        self._entries = tempfile.SpooledTemporaryFile(  # noqa: SIM115 - closed by close()
+            max_size=ENTRIES_IN_MEMORY, prefix="rdstd-footer-", dir=str(self.path.parent)
+        )
         self._groups = 0  # row groups written (their entries)
         self._rows = 0
         self._head: bytes | None = None  # FileMetaData's bytes before its row count (from the first footer) ...

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +74,9 @@ def test_a_shard_file_is_byte_for_byte_what_one_parquet_writer_writes(
     tmp_path: Path, seed: int, checksums: bool, entries_in_memory: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Also with the row groups' metadata past ``entries_in_memory`` kept in a temporary file (1000 bytes: the
-    first two or so in memory, the rest on disk)."""
+    first two or so in memory, the rest on disk), which goes beside the shard, not to TMPDIR (here missing)."""
     monkeypatch.setattr(shardfile, "ENTRIES_IN_MEMORY", entries_in_memory)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-tmpdir"))
     options = parquet_write_options(SCHEMA.names, ["image"], checksums)
     writes = _writes(seed, SEGMENT_WRITES * 2 + 7)  # three segments, the last one short
     ours = _written_both_ways(tmp_path, writes, options)
