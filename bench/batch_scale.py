@@ -222,6 +222,12 @@ def main() -> None:
         help="episodes of the convert runs (a larger job: fixed costs amortised)",
     )
     parser.add_argument(
+        "--length",
+        type=int,
+        default=LENGTH,
+        help=f"frames per episode ({LENGTH} by default; PushT's own episodes average 125)",
+    )
+    parser.add_argument(
         "--only", default="local-1,local-2,ray-2,ray-2-cluster", help="convert runs to make (A/B: local-1,local-2)"
     )
     parser.add_argument("--no-export", action="store_true", help="skip the batch export runs")
@@ -232,7 +238,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         src = tmp / "pusht.zarr"
         size = max(args.episodes, 400)  # the RSS runs take 100 and 400 of them
-        make_zarr_replay_buffer(src, [LENGTH] * size, image_hw=(64, 64))
+        make_zarr_replay_buffer(src, [args.length] * size, image_hw=(64, 64))
         limit = {"limit": args.episodes} if args.episodes < size else {}
         every: dict[str, dict[str, Any]] = {
             "local-1": {"workers": 1},
@@ -274,7 +280,7 @@ def main() -> None:
                     run("export", canonical, tmp / "lerobot", {"workers": workers, "unit_episodes": 25})
                 )
     stats = {name: summary(r) for name, r in (runs | exports).items()}
-    frames = args.episodes * LENGTH
+    frames = args.episodes * args.length
     rows = []
     for name in [*runs, *exports]:
         s = stats[name]
@@ -291,13 +297,14 @@ def main() -> None:
         )
     headers = ["run", "wall s (best / median)", "CPU s (best / median)", "speed-up vs 1 (best / median)", "frames/s"]
     loads = [r["load"] for rs in (runs | exports).values() for r in rs]
-    print(f"convert: {args.episodes} episodes x {LENGTH} frames, 64x64 PNG camera, units of {UNIT_EPISODES} episodes;")
+    shape = f"{args.episodes} episodes x {args.length} frames, 64x64 PNG camera, units of {UNIT_EPISODES} episodes"
+    print(f"convert: {shape};")
     print("export: 100 of them (camera as video) to LeRobot v3.0, units of 25; interleaved, fresh process each")
     print(f"load average before the runs: {min(loads):.1f} to {max(loads):.1f}")
     print(table(headers, rows))
     results: dict[str, Any] = {
         "episodes": args.episodes,
-        "frames_per_episode": LENGTH,
+        "frames_per_episode": args.length,
         "unit_episodes": UNIT_EPISODES,
         "repeats": args.repeats,
         "load": {"min": min(loads), "max": max(loads)},
@@ -329,7 +336,9 @@ def main() -> None:
     if rss:
         print(f"peak RSS per worker: {rss[100]:.0f} MB at 100 episodes, {rss[400]:.0f} MB at 400 (flat)")
         results["peak_rss_mb_per_worker"] = {str(k): v for k, v in rss.items()}
-    suffix = "" if args.episodes == EPISODES else f"_{args.episodes}"
+    suffix = ("" if args.episodes == EPISODES else f"_{args.episodes}") + (
+        "" if args.length == LENGTH else f"_x{args.length}"
+    )
     print(f"wrote {save('batch_scale' + suffix, results)}")
 
 
