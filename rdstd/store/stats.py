@@ -181,7 +181,9 @@ class EpisodeStats:
         slots = np.floor(parent.rng.random(len(rest)) * (seen + 1)).astype(np.int64)
         keep = slots < parent.capacity
         if keep.any():
-            self.writes.append((slots[keep], rest[keep]))
+            # held in the reservoir's type: float32 while every row so far was exact in it (half the memory of a
+            # long episode's pending writes; widening later copies them exactly)
+            self.writes.append((slots[keep], rest[keep].astype(parent.sample.dtype)))
             self._written += int(keep.sum())
             if self._written > parent.capacity:
                 self._compact()

@@ -189,6 +189,28 @@ def test_float32_rows_keep_a_float32_reservoir_with_the_quantiles_of_their_float
     assert _quantiles(exact) == (expected[0].tolist(), expected[1].tolist())
 
 
+def test_an_episode_past_the_reservoir_holds_its_pending_rows_in_the_reservoirs_type() -> None:
+    """An episode longer than the reservoir keeps its replacements until it ends: in float32 while its rows are (half
+    the memory), and a float64 row later in the same episode widens without changing a number."""
+    rng = np.random.default_rng(8)
+    f32 = rng.normal(size=(3000, 4)).astype(np.float32)
+    f64 = rng.normal(size=(1000, 4))
+    for tail in (None, f64):
+        narrow, wide = RunningStats(4, reservoir_rows=512), RunningStats(4, reservoir_rows=512)
+        ep_narrow, ep_wide = narrow.episode(), wide.episode()
+        for start in range(0, len(f32), 300):
+            ep_narrow.update(f32[start : start + 300])
+            ep_wide.update(f32[start : start + 300].astype(np.float64))
+        assert ep_narrow.writes and all(rows.dtype == np.float32 for _, rows in ep_narrow.writes)
+        if tail is not None:
+            ep_narrow.update(tail)
+            ep_wide.update(tail)
+        narrow.merge(ep_narrow)
+        wide.merge(ep_wide)
+        assert narrow.sample.dtype == (np.float32 if tail is None else np.float64)
+        assert _quantiles(narrow) == _quantiles(wide)  # the same rows sampled, the same numbers
+
+
 def test_a_row_that_is_not_float32_exact_widens_the_reservoir_and_keeps_the_rows_before_it() -> None:
     rng = np.random.default_rng(6)
     first = rng.normal(size=(500, 3)).astype(np.float32)
