@@ -55,9 +55,10 @@ class _Moments:
         self.min = np.full(size, np.inf)
         self.max = np.full(size, -np.inf)
 
-    def fold(self, values: _F64) -> None:
-        """Add a block of rows (non-finite values counted, not used)."""
-        finite = np.isfinite(values)
+    def fold(self, values: _F64, finite: npt.NDArray[np.bool_] | None = None) -> None:
+        """Add a block of rows (non-finite values counted, not used); ``finite``: ``np.isfinite(values)`` when the
+        caller has it already."""
+        finite = np.isfinite(values) if finite is None else finite
         other = _Moments(values.shape[1])
         if finite.all():  # the usual case: the same sums without the masking passes (bit for bit the same)
             other.count = np.full(values.shape[1], len(values), dtype=np.int64)
@@ -183,7 +184,7 @@ class EpisodeStats:
         if keep.any():
             # held in the reservoir's type: float32 while every row so far was exact in it (half the memory of a
             # long episode's pending writes; widening later copies them exactly)
-            self.writes.append((slots[keep], rest[keep].astype(parent.sample.dtype)))
+            self.writes.append((slots[keep], rest[keep].astype(parent.sample.dtype, copy=False)))
             self._written += int(keep.sum())
             if self._written > parent.capacity:
                 self._compact()
@@ -560,21 +561,6 @@ class _Columns:
         columns.flips = [int(f) for f in flip_rows[0]]
         return columns
 
-    @classmethod
-    def joined(cls, sketches: list[QuantileSketch], k: int) -> _Columns | None:
-        """The sketches as one, if they are alike in shape (the same level lengths and flips), else None."""
-        if not sketches or any(
-            s.k != k
-            or s.flips != sketches[0].flips
-            or [len(v) for v in s.levels] != [len(v) for v in sketches[0].levels]
-            for s in sketches
-        ):
-            return None
-        columns = cls(len(sketches), k)
-        columns.levels = [np.stack([s.levels[h] for s in sketches]) for h in range(len(sketches[0].levels))]
-        columns.flips = list(sketches[0].flips)
-        return columns
-
 
 class PartialStats:
     """Statistics of one vector feature over part of a dataset, mergeable exactly into the whole.
@@ -588,7 +574,6 @@ class PartialStats:
 
     def __init__(self, size: int, *, k: int = SKETCH_K) -> None:
         self.size = size
-        self.k = k
         self.moments = _Moments(size)
         #: Every dimension's sketch as one, while they have all seen the same values count (see :class:`_Columns`);
         #: None once they are apart (:attr:`sketches`).
@@ -604,17 +589,15 @@ class PartialStats:
 
     @sketches.setter
     def sketches(self, sketches: list[QuantileSketch]) -> None:
-        """Take these sketches (held as one again when they are alike: see :meth:`_Columns.joined`)."""
-        self._columns = _Columns.joined(sketches, self.k) if len(sketches) == self.size else None
-        self._sketches = [] if self._columns is not None else sketches
+        self._sketches, self._columns = sketches, None
 
     def update(self, rows: npt.NDArray[Any]) -> None:
         """Add rows (N, size)."""
         values = np.asarray(rows, dtype=np.float64).reshape(len(rows), self.size)
         if not len(values):
             return
-        self.moments.fold(values)
         finite = np.isfinite(values)
+        self.moments.fold(values, finite)
         if self._columns is not None and finite.all():  # every dimension gets as many values: one sketch for all
             self._columns.add(values.T)
             return
@@ -695,8 +678,7 @@ def partials_from_bytes(data: bytes) -> dict[str, PartialStats]:
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
         for i, key in enumerate(npz["features"].tolist()):
             mean = npz[f"{i}.mean"]
-            ks = npz[f"{i}.k"]
-            part = PartialStats(len(mean), k=int(ks[0]) if len(ks) else SKETCH_K)
+            part = PartialStats(len(mean))
             for name in _MOMENTS:
                 setattr(part.moments, name, npz[f"{i}.{name}"])
             lengths, values = npz[f"{i}.lengths"], npz[f"{i}.values"]
@@ -719,6 +701,6 @@ def partials_from_bytes(data: bytes) -> dict[str, PartialStats]:
                 sketch.flips = [int(f) for f in flips[flip : flip + flip_counts[d]]]
                 level, flip = level + count, flip + flip_counts[d]
                 sketches.append(sketch)
-            part.sketches = sketches  # held as one when they are alike (merged a feature at a time at assembly)
+            part.sketches = sketches
             out[str(key)] = part
     return out
