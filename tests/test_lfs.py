@@ -42,3 +42,16 @@ def test_other_files_are_not_pointers(tmp_path: Path, content: bytes) -> None:
 
 def test_a_missing_file_is_not_a_pointer(tmp_path: Path) -> None:
     assert not is_pointer(tmp_path / "absent")
+
+
+@pytest.mark.parametrize("name", ["run.bag", "run.mcap", "episode.parquet", "shard.tfrecord-00000-of-00001"])
+def test_a_pointer_no_backend_claims_is_named_as_a_pointer_by_detection(tmp_path: Path, name: str) -> None:
+    """A ROS 1 bag (or any file whose backend recognises it by its bytes) cloned without ``git lfs pull``: the
+    error says it is a pointer and how to fetch it, not that no backend recognises it."""
+    from rdstd.formats.registry import detect
+
+    path = tmp_path / name
+    path.write_bytes(POINTER)
+    with pytest.raises(LfsPointerError, match=r"is a Git LFS pointer, not the real file \(12,345 bytes") as info:
+        detect(path)
+    assert f"git -C {tmp_path} lfs pull --include='{name}'" in (info.value.hint or "")

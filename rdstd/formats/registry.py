@@ -23,6 +23,7 @@ from pathlib import Path
 from rdstd.errors import PluginError, SourceError, SourceNotFoundError, UnknownFormatError, UsageError
 from rdstd.formats.base import FormatBackend
 from rdstd.formats.sniff import sniff, unreadable, unreadable_inside
+from rdstd.lfs import raise_if_pointer
 
 #: rdstd's own backends, as its ``rdstd.formats`` entry points declare them (name -> ``module:Class``).
 BUILTINS: dict[str, str] = {
@@ -192,8 +193,8 @@ def require_exists(path: Path) -> None:
 def detect(path: Path) -> FormatBackend:
     """The backend that recognises ``path`` (specific formats first).
 
-    When none does, the error says what the path looks like (a format rdstd does not read yet, a file inside a
-    dataset instead of its folder, an archive) or, failing that, which formats were tried.
+    When none does, the error says what the path looks like (a Git LFS pointer, a format rdstd does not read yet, a
+    file inside a dataset instead of its folder, an archive) or, failing that, which formats were tried.
     """
     require_exists(path)
     denied = unreadable(path)
@@ -206,6 +207,8 @@ def detect(path: Path) -> FormatBackend:
             raise _permission_error(path, exc) from exc
         if claimed:
             return backend
+    if path.is_file():  # a pointer left by a clone without `git lfs pull` claims no backend (the real file would)
+        raise_if_pointer(path, path.parent)
     looks_like = sniff(path)
     if looks_like is not None:
         raise UnknownFormatError(looks_like.message(path), hint=looks_like.hint, situation="format-not-read-yet")
