@@ -19,14 +19,18 @@ Statistics are gathered per episode (:meth:`RunningStats.episode`) and merged in
 episode ends (:meth:`RunningStats.merge`, exact: Chan's update) or dropped (:meth:`RunningStats.discard`): an
 episode that is abandoned leaves no trace. Rows are folded in fixed blocks of :data:`_POOL_ROWS` per episode
 (an episode's last, shorter block is pooled with other episodes'), and reservoir decisions are made row by row
-as rows arrive and applied at merge, so the result does not depend on how an episode was split into chunks.
-Memory stays bounded whatever the dataset's size.
+as rows arrive, so the result does not depend on how an episode was split into chunks. They are applied at merge;
+an episode with more than :data:`PENDING_ROWS` replacements (one longer than the reservoir) applies them as they
+come instead and keeps the rows they replace in a temporary file, put back if the episode is dropped. Memory stays
+bounded whatever the dataset's or the episode's size.
 """
 
 from __future__ import annotations
 
 import io
 import mmap
+import os
+import tempfile
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -39,6 +43,10 @@ from rdstd.errors import InternalError
 RESERVOIR_ROWS = 65_536
 #: Rows pooled before they are folded into the statistics (a fixed block: chunking does not change results).
 _POOL_ROWS = 4096
+#: Reservoir replacements an open episode holds in memory until it is merged (an episode that is dropped must leave
+#: no trace). Past them, as in an episode longer than the reservoir, they are applied at once and the rows they
+#: replace are kept in a temporary file instead, read back only if the episode is dropped.
+PENDING_ROWS = 4096
 QUANTILES = {"q01": 0.01, "q99": 0.99}
 
 _F64 = npt.NDArray[np.float64]
@@ -121,9 +129,12 @@ class EpisodeStats:
         self.rng_state: Mapping[str, Any] | None = None
         self.pending: list[_F64] = []  # rows not yet in full blocks of _POOL_ROWS
         self._pending_rows = 0
-        #: Reservoir replacements to apply at merge, in order: (slots, rows); at most ``capacity`` rows kept.
+        #: Reservoir replacements to apply at merge, in order: (slots, rows), at most the parent's ``pending_rows``
+        #: rows; past them they are applied at once and what they replace goes to :attr:`undo`.
         self.writes: list[tuple[npt.NDArray[np.int64], _F64]] = []
         self._written = 0
+        #: What the replacements applied during the episode overwrote (None until there are any).
+        self.undo: _UndoLog | None = None
 
     @property
     def moments(self) -> _Moments:
@@ -186,25 +197,39 @@ class EpisodeStats:
             # long episode's pending writes; widening later copies them exactly)
             self.writes.append((slots[keep], rest[keep].astype(parent.sample.dtype, copy=False)))
             self._written += int(keep.sum())
-            if self._written > parent.capacity:
-                self._compact()
+            if self.undo is not None or self._written > parent.pending_rows:
+                self._apply_now()
         self.rows_seen += len(rest)
 
-    def _compact(self) -> None:
-        """Keep only the last write to each slot (what applying them in order would leave)."""
-        slots = np.concatenate([w[0] for w in self.writes])
-        rows = np.concatenate([w[1] for w in self.writes])
-        last = len(slots) - 1 - np.unique(slots[::-1], return_index=True)[1]
-        self.writes = [(slots[last], rows[last])]
-        self._written = len(last)
+    def _apply_now(self) -> None:
+        """Apply the pending replacements to the reservoir, in order, keeping what each overwrites in the undo log
+        (an episode longer than the reservoir: its pending rows would otherwise grow with it, up to the reservoir's
+        size and more)."""
+        if self.undo is None:
+            self.undo = _UndoLog()
+        sample = self._parent.sample
+        for slots, rows in self.writes:
+            self.undo.add(slots, sample[slots])
+            sample[slots] = rows
+        self.writes, self._written = [], 0
+
+    def close(self) -> None:
+        """Let go of the undo log (the episode was merged or discarded)."""
+        if self.undo is not None:
+            self.undo.close()
+            self.undo = None
 
 
 class RunningStats:
     """Streaming statistics of one vector feature (rows of ``size`` elements)."""
 
-    def __init__(self, size: int, *, reservoir_rows: int = RESERVOIR_ROWS, seed: int = 0) -> None:
+    def __init__(
+        self, size: int, *, reservoir_rows: int = RESERVOIR_ROWS, seed: int = 0, pending_rows: int = PENDING_ROWS
+    ) -> None:
         self.size = size
         self.capacity = reservoir_rows
+        #: Reservoir replacements an open episode holds in memory (see :data:`PENDING_ROWS`).
+        self.pending_rows = pending_rows
         self.moments = _Moments(size)
         self.rows_seen = 0
         self.rng = np.random.default_rng(seed)
@@ -252,12 +277,16 @@ class RunningStats:
                 self._fold_pool()
         for slots, rows in episode.writes:
             self.sample[slots] = rows
+        episode.close()  # its replacements applied already stay: they are the episode's
         self.rows_seen = episode.rows_seen
 
     def discard(self, episode: EpisodeStats) -> None:
         """Drop an episode's statistics: the dataset's are as if it never came (random draws included)."""
         if episode.rng_state is not None:
             self.rng.bit_generator.state = episode.rng_state
+        if episode.undo is not None:
+            episode.undo.restore(self.sample)
+        episode.close()
 
     def _fold_pool(self) -> None:
         if self._pool:
@@ -281,6 +310,40 @@ class RunningStats:
             out[name] = _clean(qs[i])
         out["quantiles_exact"] = self.rows_seen <= self.capacity
         return out
+
+
+class _UndoLog:
+    """The reservoir rows an open episode's replacements overwrote, in an anonymous temporary file: each record the
+    slots (int64) and their rows before (float64: exact for a float32 reservoir too), in the order applied;
+    :meth:`restore` puts them back last first. In memory: one row count per record."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile(prefix="rdstd-reservoir-undo-")  # noqa: SIM115 - close()
+        self._records: list[int] = []
+
+    def add(self, slots: npt.NDArray[np.int64], before: npt.NDArray[Any]) -> None:
+        """Log that ``slots`` held ``before`` (rows of the reservoir) until now."""
+        self._file.write(np.ascontiguousarray(slots, dtype=np.int64).tobytes())
+        self._file.write(np.ascontiguousarray(before, dtype=np.float64).tobytes())
+        self._records.append(len(slots))
+
+    def restore(self, sample: npt.NDArray[Any]) -> None:
+        """Put every logged row back into ``sample``, the last logged first (what the reservoir was before)."""
+        size = sample.shape[1]
+        self._file.flush()
+        fd = self._file.fileno()
+        end = sum(n * 8 * (1 + size) for n in self._records)
+        for n in reversed(self._records):
+            end -= n * 8 * (1 + size)
+            data = os.pread(fd, n * 8 * (1 + size), end)
+            if len(data) != n * 8 * (1 + size):
+                raise InternalError(f"the reservoir's undo log ended early ({len(data)} bytes at {end})")
+            slots = np.frombuffer(data, dtype=np.int64, count=n)
+            sample[slots] = np.frombuffer(data, dtype=np.float64, offset=n * 8).reshape(n, size)
+
+    def close(self) -> None:
+        """Delete the log."""
+        self._file.close()
 
 
 #: Reservoirs at least this large get a mapping of their own (see :func:`_resized`).

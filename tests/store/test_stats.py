@@ -10,7 +10,7 @@ import pytest
 
 import rdstd
 from rdstd.store import DatasetWriter, layout
-from rdstd.store.stats import RunningStats
+from rdstd.store.stats import PENDING_ROWS, RunningStats
 from tests.store.helpers import FEATURES, PROVENANCE, make_episode
 
 
@@ -301,3 +301,62 @@ def test_a_large_reservoir_is_a_mapping_of_its_own_and_freeing_it_gives_its_memo
     small = RunningStats(2, reservoir_rows=100)
     small.update(np.ones((10, 2)))
     assert owner(small.sample) is None  # small ones stay ordinary arrays
+
+
+def _long_episode_stats(pending_rows: int, episodes: list[np.ndarray], chunk: int, drop: int | None) -> RunningStats:
+    stats = RunningStats(4, reservoir_rows=700, pending_rows=pending_rows)
+    for i, values in enumerate(episodes):
+        episode = stats.episode()
+        for start in range(0, len(values), chunk):
+            episode.update(values[start : start + chunk])
+        if i == drop:
+            stats.discard(episode)
+        else:
+            stats.merge(episode)
+    return stats
+
+
+def test_replacements_applied_as_they_come_give_the_stats_of_replacements_held_until_the_episode_ends() -> None:
+    """An episode with more reservoir replacements than ``pending_rows`` applies them at once and logs what they
+    overwrite: the reservoir, the stats and a dropped episode's undo are what holding them all gives."""
+    rng = np.random.default_rng(11)
+    long_f32 = rng.normal(size=(6000, 4)).astype(np.float32)
+    widening = np.concatenate([rng.normal(size=(2500, 4)).astype(np.float32), rng.normal(size=(2500, 4))])
+    episodes = [rng.normal(size=(900, 4)).astype(np.float32), long_f32, widening, rng.normal(size=(3000, 4))]
+    for drop in (None, 1, 2, 3):
+        held = _long_episode_stats(10**9, episodes, 333, drop)
+        for pending, chunk in ((0, 333), (5, 1000), (64, 7)):
+            applied = _long_episode_stats(pending, episodes, chunk, drop)
+            assert applied.rows_seen == held.rows_seen
+            np.testing.assert_array_equal(applied.sample[: applied.capacity], held.sample[: held.capacity])
+            assert applied.sample.dtype == held.sample.dtype
+            assert applied.as_dict() == held.as_dict()
+    # and a dropped episode leaves the stats of never having seen it
+    kept = [e for i, e in enumerate(episodes) if i != 2]
+    never = RunningStats(4, reservoir_rows=700, pending_rows=0)
+    for values in kept:
+        never.update(values)
+    dropped = _long_episode_stats(0, episodes, 333, 2)
+    assert never.as_dict() == dropped.as_dict()
+
+
+def test_an_episode_far_longer_than_the_reservoir_holds_a_bounded_number_of_pending_rows() -> None:
+    """A 10-hour recording is one episode: its reservoir replacements (~2.8 × the reservoir) must not wait in
+    memory until it ends. Measured with tracemalloc (numpy's buffers; the reservoir is a mapping, not traced)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(12)
+    block = rng.normal(size=(1024, 14))
+    peaks = {}
+    for pending in (PENDING_ROWS, 10**9):  # the bound, and what holding them all until the end takes
+        stats = RunningStats(14, pending_rows=pending)
+        episode = stats.episode()
+        tracemalloc.start()
+        for _ in range(200_000 // len(block)):
+            episode.update(block)
+        peaks[pending] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        stats.merge(episode)
+        assert stats.as_dict()["quantiles_exact"] is False
+    assert peaks[PENDING_ROWS] < 3e6, peaks
+    assert peaks[10**9] > 3 * peaks[PENDING_ROWS], peaks  # the measure tells the two apart
