@@ -33,6 +33,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -206,7 +207,7 @@ class EpisodeStats:
         (an episode longer than the reservoir: its pending rows would otherwise grow with it, up to the reservoir's
         size and more)."""
         if self.undo is None:
-            self.undo = _UndoLog()
+            self.undo = _UndoLog(self._parent.spill_dir)
         sample = self._parent.sample
         for slots, rows in self.writes:
             self.undo.add(slots, sample[slots])
@@ -230,6 +231,9 @@ class RunningStats:
         self.capacity = reservoir_rows
         #: Reservoir replacements an open episode holds in memory (see :data:`PENDING_ROWS`).
         self.pending_rows = pending_rows
+        #: Where an episode's undo log goes (an anonymous file; None: the system's temporary folder). A dataset
+        #: writer sets its own folder, so the output's disk is the one needed, not TMPDIR's.
+        self.spill_dir: Path | None = None
         self.moments = _Moments(size)
         self.rows_seen = 0
         self.rng = np.random.default_rng(seed)
@@ -317,8 +321,8 @@ class _UndoLog:
     slots (int64) and their rows before (float64: exact for a float32 reservoir too), in the order applied;
     :meth:`restore` puts them back last first. In memory: one row count per record."""
 
-    def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile(prefix="rdstd-reservoir-undo-")  # noqa: SIM115 - close()
+    def __init__(self, folder: Path | None) -> None:
+        self._file = tempfile.TemporaryFile(prefix="rdstd-reservoir-undo-", dir=folder)  # noqa: SIM115 - close()
         self._records: list[int] = []
 
     def add(self, slots: npt.NDArray[np.int64], before: npt.NDArray[Any]) -> None:

@@ -185,6 +185,8 @@ class DatasetWriter:
         )
         #: The folder being written (a hidden sibling of ``path``, renamed to ``path`` by :meth:`close`).
         self.root = self._output.tmp
+        for running in self._stats.values():  # a long episode's reservoir undo log: on the output's disk
+            running.spill_dir = self.root
         try:
             with self._output.guard():
                 (self.root / layout.DATA_DIR).mkdir()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 import rdstd
+from rdstd.schema import Episode
 from rdstd.store import DatasetWriter, layout
 from rdstd.store.stats import PENDING_ROWS, RunningStats
 from tests.store.helpers import FEATURES, PROVENANCE, make_episode
@@ -360,3 +362,39 @@ def test_an_episode_far_longer_than_the_reservoir_holds_a_bounded_number_of_pend
         assert stats.as_dict()["quantiles_exact"] is False
     assert peaks[PENDING_ROWS] < 3e6, peaks
     assert peaks[10**9] > 3 * peaks[PENDING_ROWS], peaks  # the measure tells the two apart
+
+
+def _write_with_small_reservoir(path: Path, episodes: list[Episode], dropped: int | None) -> dict[str, Any]:
+    """A dataset of ``episodes`` (the one at ``dropped`` begun, appended, then abandoned), with a reservoir of 50
+    rows and 2 pending replacements, so every episode past the first applies its replacements at once and logs
+    what they overwrite."""
+    with DatasetWriter(path, FEATURES, PROVENANCE) as writer:
+        for running in writer._stats.values():
+            running.capacity, running.pending_rows = 50, 2
+        for i, episode in enumerate(episodes):
+            if i == dropped:
+                writer.begin_episode(episode.meta)
+                writer.append(episode)
+                writer.abort_episode()
+            else:
+                writer.add(episode)
+    stats: dict[str, Any] = json.loads((path / layout.STATS).read_text())
+    return stats
+
+
+def test_a_writers_long_episodes_log_their_reservoir_undo_in_the_output_folder_not_tmpdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The undo log is an anonymous file in the folder being written (TMPDIR may be missing or small), and an
+    abandoned episode's replacements are undone: the stats are those of a dataset that never had it."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-tmp"))
+    first, dropped, last = make_episode(0, 60), make_episode(1, 400), make_episode(2, 300)
+    with_dropped = _write_with_small_reservoir(tmp_path / "a", [first, dropped, last], dropped=1)
+    never = _write_with_small_reservoir(tmp_path / "b", [first, last], dropped=None)
+    kept = _write_with_small_reservoir(tmp_path / "c", [first, dropped, last], dropped=None)
+    assert with_dropped == never
+    assert never["observation.state"]["count"] == [360, 360, 360]
+    assert never["observation.state"]["quantiles_exact"] is False
+    assert kept["observation.state"]["q01"] != never["observation.state"]["q01"]  # the dropped rows would count
