@@ -120,9 +120,11 @@ class EpisodeStats:
     """The statistics of one episode in progress: :meth:`RunningStats.merge` adds them to the dataset's,
     :meth:`RunningStats.discard` drops them (only one episode is open at a time)."""
 
-    def __init__(self, parent: RunningStats) -> None:
+    def __init__(self, parent: RunningStats, *, undoable: bool = True) -> None:
         self.size = parent.size
         self._parent = parent
+        #: Whether :meth:`RunningStats.discard` may drop it (else replacements are applied as they come, unlogged).
+        self.undoable = undoable
         self._moments: _Moments | None = None  # made at the first full block (most episodes never fill one)
         self.rows_seen = parent.rows_seen
         #: The parent's random state before this episode's first draw (restored by discard: draws are undone);
@@ -198,7 +200,7 @@ class EpisodeStats:
             # long episode's pending writes; widening later copies them exactly)
             self.writes.append((slots[keep], rest[keep].astype(parent.sample.dtype, copy=False)))
             self._written += int(keep.sum())
-            if self.undo is not None or self._written > parent.pending_rows:
+            if self.undo is not None or not self.undoable or self._written > parent.pending_rows:
                 self._apply_now()
         self.rows_seen += len(rest)
 
@@ -206,11 +208,12 @@ class EpisodeStats:
         """Apply the pending replacements to the reservoir, in order, keeping what each overwrites in the undo log
         (an episode longer than the reservoir: its pending rows would otherwise grow with it, up to the reservoir's
         size and more)."""
-        if self.undo is None:
+        if self.undo is None and self.undoable:
             self.undo = _UndoLog(self._parent.spill_dir)
         sample = self._parent.sample
         for slots, rows in self.writes:
-            self.undo.add(slots, sample[slots])
+            if self.undo is not None:
+                self.undo.add(slots, sample[slots])
             sample[slots] = rows
         self.writes, self._written = [], 0
 
@@ -266,9 +269,10 @@ class RunningStats:
         pooled = sum((np.count_nonzero(~np.isfinite(p), axis=0) for p in self._pool), np.zeros(self.size, np.int64))
         return self.moments.nonfinite + pooled
 
-    def episode(self) -> EpisodeStats:
-        """An accumulator for the next episode (nothing changes here until :meth:`merge`)."""
-        return EpisodeStats(self)
+    def episode(self, *, undoable: bool = True) -> EpisodeStats:
+        """An accumulator for the next episode (nothing changes here until :meth:`merge`, or :meth:`discard` undoes
+        it; ``undoable=False``: one that is always merged, whose reservoir replacements are applied as they come)."""
+        return EpisodeStats(self, undoable=undoable)
 
     def merge(self, episode: EpisodeStats) -> None:
         """Add a finished episode's statistics (it must come from :meth:`episode`, the one open episode)."""
@@ -286,6 +290,8 @@ class RunningStats:
 
     def discard(self, episode: EpisodeStats) -> None:
         """Drop an episode's statistics: the dataset's are as if it never came (random draws included)."""
+        if not episode.undoable:
+            raise InternalError("an episode's statistics made with undoable=False were discarded")
         if episode.rng_state is not None:
             self.rng.bit_generator.state = episode.rng_state
         if episode.undo is not None:
@@ -299,7 +305,7 @@ class RunningStats:
 
     def update(self, rows: npt.NDArray[Any]) -> None:
         """Add a batch of rows (N, size) at once."""
-        episode = self.episode()
+        episode = self.episode(undoable=False)
         episode.update(rows)
         self.merge(episode)
 

@@ -398,3 +398,24 @@ def test_a_writers_long_episodes_log_their_reservoir_undo_in_the_output_folder_n
     assert never["observation.state"]["count"] == [360, 360, 360]
     assert never["observation.state"]["quantiles_exact"] is False
     assert kept["observation.state"]["q01"] != never["observation.state"]["q01"]  # the dropped rows would count
+
+
+def test_rows_added_at_once_apply_their_replacements_without_an_undo_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``update`` (merge, validate) is never dropped: it writes no undo log (no TMPDIR needed) and gives the stats
+    an undoable episode gives."""
+    import tempfile
+
+    rng = np.random.default_rng(13)
+    rows = rng.normal(size=(5000, 3))
+    logged = RunningStats(3, reservoir_rows=100, pending_rows=0)
+    episode = logged.episode()
+    episode.update(rows)
+    assert episode.undo is not None
+    logged.merge(episode)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-tmp"))
+    direct = RunningStats(3, reservoir_rows=100, pending_rows=0)
+    direct.update(rows)
+    assert direct.as_dict() == logged.as_dict()
+    np.testing.assert_array_equal(direct.sample, logged.sample)
