@@ -220,9 +220,10 @@ def test_the_ros1_index_is_dropped_after_the_pass_and_read_again_if_asked_for(tm
     with RosbagSource(bag) as source:
         source.ledger  # noqa: B018 - the single pass
         (reader,) = source.bag.readers
-        assert reader.compact == {}  # 24 bytes a message, not held once the pass is done
+        assert reader.compact == {} and reader.spans == []  # no index held once the pass is done
         assert source.tf_frames() == ["base", "tool", "world"]  # reads /tf and /tf_static again: index re-read
-        assert sum(len(c[0]) for c in reader.compact.values()) == sum(led.read for led in source.ledger.values())
+        assert reader.spans and reader.compact == {}  # the chunks' summaries, not an entry per message
+        assert sum(c.msgcount for c in reader.connections) == sum(led.read for led in source.ledger.values())
         again = source.read_topic("/joint_states")
         assert len(again.receive_ns) == 200
 
@@ -356,3 +357,42 @@ def test_after_the_single_pass_a_ros1_bag_keeps_no_record_per_chunk_and_reads_ag
         assert source.bag.chunks_overlap == overlap
         assert [(t, bytes(raw)) for t, raw in source.bag.messages("/joint_states")] == before
         assert len(reader.chunk_infos) == chunks
+
+
+def _peak_reading_ros1(bag: Path) -> tuple[int, int]:
+    """(peak traced bytes while a ROS 1 bag is opened and all its messages read in time order, messages)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        reader = CompactRos1Reader(bag)
+        reader.open()
+        count = sum(1 for _ in reader.views())
+        peak = tracemalloc.get_traced_memory()[1] - base
+        reader.close()
+    finally:
+        tracemalloc.stop()
+    return peak, count
+
+
+def test_reading_a_ros1_bag_in_time_order_holds_the_chunks_it_is_in_not_the_whole_index(tmp_path: Path) -> None:
+    """The index is one summary per chunk; a chunk's entries are read when the time order reaches it. Reading a
+    recording five times as long holds only its chunks' summaries more (the whole index was 24 bytes a message as
+    arrays, and rosbags' tuples while it was read)."""
+    short = write_chunked_ros1(tmp_path / "short.bag", seconds=6.0, chunk_bytes=32 * 1024)
+    long = write_chunked_ros1(tmp_path / "long.bag", seconds=30.0, chunk_bytes=32 * 1024)
+    _peak_reading_ros1(short)  # first use: caches
+    peak_short, n_short = _peak_reading_ros1(short)
+    peak_long, n_long = _peak_reading_ros1(long)
+    per_message = (peak_long - peak_short) / (n_long - n_short)
+    # what grows is one summary per chunk (rosbags' chunk records and ours, ~1 KB; these 32 KiB chunks hold ~150
+    # messages, a recorder's of 768 KiB thousands): 7 bytes a message here; the whole index held 190
+    assert per_message < 12, f"{per_message:.1f} bytes held per message while reading ({peak_short} -> {peak_long})"
+    reader = CompactRos1Reader(long)
+    reader.open()
+    try:
+        spans = reader.spans
+        assert len(spans) > 20 and sum(c.records for c in spans) >= len(spans)
+        assert [c.first for c in spans] == sorted(c.first for c in spans)
+    finally:
+        reader.close()
