@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import TreeCpu, save, table
+from bench.common import TreeCpu, checkout_env, save, table
 from rdstd.testing.fixtures import make_zarr_replay_buffer
 
 EPISODES = 400
@@ -84,7 +84,7 @@ def run(
     the path)."""
     shutil.rmtree(out, ignore_errors=True)
     before = load()
-    env = with_path(dict(os.environ), code)
+    env = checkout_env(code)
     if cluster is not None:
         env |= cluster.env
         options = options | {"ray_address": cluster.address}
@@ -117,13 +117,6 @@ def run(
     result["load"] = before
     shutil.rmtree(out, ignore_errors=True)
     return result
-
-
-def with_path(env: dict[str, str], code: str | None) -> dict[str, str]:
-    """``env`` with the rdstd tree ``code`` first on the Python path (unchanged without one)."""
-    if code is not None:
-        env["PYTHONPATH"] = os.pathsep.join([code, *filter(None, [env.get("PYTHONPATH")])])
-    return env
 
 
 class Trees:
@@ -161,7 +154,7 @@ class Cluster:
         ]
         self._head = subprocess.Popen(
             command,
-            env=with_path(dict(os.environ), code) | self.env,
+            env=checkout_env(code) | self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,

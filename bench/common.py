@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +77,36 @@ def write_dataset(path: Path, eps: list[Episode], row_group_frames: int) -> floa
         for ep in eps:
             writer.add(ep)
     return time.perf_counter() - started
+
+
+_CHECKED: set[tuple[str, str]] = set()
+
+
+def checkout_env(code: str | Path | None, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment (``env``, else this process's) of a child process that must import rdstd from the checkout
+    ``code`` (unchanged without one): ``code`` first on PYTHONPATH, and PYTHONSAFEPATH set, since ``python -c`` and
+    ``python -m`` otherwise put the working directory first on sys.path (a bench run from one checkout "comparing"
+    another ran its own rdstd twice). Checked once per checkout and working directory: a child with this
+    environment must import ``code``'s rdstd, else the bench stops."""
+    out = dict(os.environ if env is None else env)
+    if code is None:
+        return out
+    root = str(Path(code).resolve())
+    out["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [out.get("PYTHONPATH")])])
+    out["PYTHONSAFEPATH"] = "1"
+    key = (root, str(Path.cwd()))
+    if key not in _CHECKED:
+        found = subprocess.run(
+            [sys.executable, "-c", "import rdstd; print(rdstd.__file__)"],
+            env=out,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        if not Path(found).resolve().is_relative_to(root):
+            raise SystemExit(f"a child meant to run the rdstd in {root} imports {found}")
+        _CHECKED.add(key)
+    return out
 
 
 def best_of(repeats: int, fn: Callable[[], float]) -> float:

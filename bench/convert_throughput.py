@@ -44,7 +44,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from bench.common import save, table
+from bench.common import checkout_env, save, table
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 BRIDGE = SAMPLES / "rlds" / "bridge_debug"
@@ -262,7 +262,7 @@ def cli_start(trees: dict[str, Path], rounds: int) -> dict[str, float]:
     for _ in range(rounds):
         for name, tree in trees.items():
             before = os.times()
-            env = {**os.environ, "PYTHONPATH": str(tree)}
+            env = checkout_env(tree)
             subprocess.run([sys.executable, "-m", "rdstd", "--version"], env=env, check=True, capture_output=True)
             after = os.times()
             times[name].append(

@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import TreeCpu, save, table
+from bench.common import TreeCpu, checkout_env, save, table
 
 REPO = Path(__file__).resolve().parents[1]
 LEROBOT_PYTHON = Path("/work/fresh/.venv-lerobot-0.6/bin/lerobot-python")
@@ -117,16 +117,9 @@ def fresh_copy(source: Path, scratch: Path) -> Path:
     return copy
 
 
-def rdstd_env(checkout: Path) -> dict[str, str]:
-    """The environment that imports rdstd from ``checkout``."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(checkout), env.get("PYTHONPATH", "")) if p)
-    return env
-
-
 def run_rdstd(checkout: Path, source: Path, scratch: Path, cli: bool) -> dict[str, float]:
     """The round trip with the rdstd of ``checkout``: in one process, and (``cli``) as two CLI processes."""
-    env = rdstd_env(checkout)
+    env = checkout_env(checkout)
     canon, out = scratch / "canon", scratch / "v30"
     for path in (canon, out):
         shutil.rmtree(path, ignore_errors=True)

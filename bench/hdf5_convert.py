@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import camera_frames, save, table, writer_share
+from bench.common import camera_frames, checkout_env, save, table, writer_share
 
 CAMERAS = ("cam_high", "cam_low", "cam_left_wrist", "cam_right_wrist")
 STEPS = 400
@@ -182,7 +182,7 @@ def child(argv: list[str], pythonpath: str | None = None) -> tuple[float, float,
     from bench.common import TreeCpu
 
     started = time.perf_counter()
-    env = {**os.environ, "PYTHONPATH": pythonpath} if pythonpath else None
+    env = checkout_env(pythonpath) if pythonpath else None
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     tree = TreeCpu(proc.pid)
     peak = 0.0

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import camera_frames, save, table, writer_share
+from bench.common import camera_frames, checkout_env, save, table, writer_share
 
 T0 = 1_700_000_000_000_000_000
 JOINTS = [f"joint{i}" for i in range(1, 8)]
@@ -208,7 +208,7 @@ def rdstd_convert(path: Path, out: Path, spec: Path, code: Path = ROOT) -> tuple
     """(wall seconds, CPU seconds, peak RSS MB) of ``rdstd convert`` in a child process (its own peak, see CHILD),
     with the rdstd of the checkout ``code``; the output is deleted afterwards."""
     hwm = out.parent / f"{out.name}.hwm"
-    env = {**os.environ, "PYTHONPATH": str(code), "RDSTD_BENCH_HWM": str(hwm)}
+    env = checkout_env(code) | {"RDSTD_BENCH_HWM": str(hwm)}
     wall, cpu = _run([sys.executable, "-c", CHILD, "convert", str(path), str(out), "--spec", str(spec)], env)
     rss = int(hwm.read_text()) / 1024
     shutil.rmtree(out, ignore_errors=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import save, table
+from bench.common import checkout_env, save, table
 from rdstd.schema import (
     ActionMode,
     ActionSemantics,
@@ -176,9 +176,7 @@ def _plant(
 def _child(code: str, *args: str, path: str | None = None) -> list[str]:
     """(wall s, CPU s, frames, peak RSS KiB, report JSON or "") of one measurement in a fresh process (``path``
     first on its PYTHONPATH: another rdstd checkout to measure)."""
-    env = dict(os.environ)
-    if path:
-        env["PYTHONPATH"] = os.pathsep.join([path, env.get("PYTHONPATH", "")])
+    env = checkout_env(path)
     # `python -c` puts the working directory first on sys.path: run in ``path`` so that its rdstd is the one imported
     out = subprocess.run(
         [sys.executable, "-c", code, *args], check=True, capture_output=True, text=True, env=env, cwd=path
