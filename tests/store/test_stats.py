@@ -192,8 +192,8 @@ def test_float32_rows_keep_a_float32_reservoir_with_the_quantiles_of_their_float
 
 
 def test_an_episode_past_the_reservoir_holds_its_pending_rows_in_the_reservoirs_type() -> None:
-    """An episode longer than the reservoir keeps its replacements until it ends: in float32 while its rows are (half
-    the memory), and a float64 row later in the same episode widens without changing a number."""
+    """An episode past the reservoir keeps its replacements (up to PENDING_ROWS) until it ends: in float32 while its
+    rows are (half the memory), and a float64 row later in the same episode widens without changing a number."""
     rng = np.random.default_rng(8)
     f32 = rng.normal(size=(3000, 4)).astype(np.float32)
     f64 = rng.normal(size=(1000, 4))
