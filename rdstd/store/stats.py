@@ -291,7 +291,11 @@ class RunningStats:
     def discard(self, episode: EpisodeStats) -> None:
         """Drop an episode's statistics: the dataset's are as if it never came (random draws included)."""
         if not episode.undoable:
-            raise InternalError("an episode's statistics made with undoable=False were discarded")
+            raise InternalError(
+                "an episode's statistics made with undoable=False were discarded",
+                hint="a bug in rdstd: re-run with --debug and report the traceback",
+                situation="statistics-not-undoable",
+            )
         if episode.rng_state is not None:
             self.rng.bit_generator.state = episode.rng_state
         if episode.undo is not None:
@@ -347,7 +351,12 @@ class _UndoLog:
             end -= n * 8 * (1 + size)
             data = os.pread(fd, n * 8 * (1 + size), end)
             if len(data) != n * 8 * (1 + size):
-                raise InternalError(f"the reservoir's undo log ended early ({len(data)} bytes at {end})")
+                raise InternalError(
+                    f"the reservoir's undo log ended early ({len(data)} bytes at {end})",
+                    hint="its temporary file in the output's building folder was cut: check that disk, and report "
+                    "it with --debug's traceback if it is fine",
+                    situation="statistics-undo-log-short",
+                )
             slots = np.frombuffer(data, dtype=np.int64, count=n)
             sample[slots] = np.frombuffer(data, dtype=np.float64, offset=n * 8).reshape(n, size)
 
