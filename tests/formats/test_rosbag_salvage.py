@@ -15,7 +15,7 @@ import pytest
 import rdstd
 from rdstd.cli.app import main
 from rdstd.convert.pipeline import convert
-from rdstd.errors import CorruptSourceError, UsageError
+from rdstd.errors import CorruptSourceError, UnsupportedVersionError, UsageError
 from rdstd.formats.rosbag import RosbagBackend, RosbagSource
 from tests.conftest import sample
 from tests.formats.rosbag_fixtures import _stores, messages, with_plan, write_bag
@@ -274,3 +274,61 @@ def test_the_kuka_sample_cut_at_60_percent_salvages_its_first_chunk(tmp_path: Pa
     assert (salvage.chunks_recovered, salvage.chunks_stated, salvage.messages_recovered) == (1, 2, 2071)
     assert episode.length == 2071 and len(whole) == 4101
     np.testing.assert_array_equal(joints, whole[:2071])
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        ("op", "is not an index record"),
+        ("ver", "says ver=2: a 2.0 bag's are all 1"),
+        ("count", "has no 'count' field"),
+        ("size", "an index data record of 2 entries holds 12 bytes"),
+    ],
+)
+def test_a_damaged_ros1_index_record_is_damage_named_with_the_file_and_salvage_reads_every_chunk(
+    tmp_path: Path, damage: str, said: str
+) -> None:
+    """An index data record (after a chunk) with one field damaged: refused as a damaged bag, naming the file, not
+    as a bag format rdstd does not read; --salvage rebuilds the index from the chunks and reads every frame."""
+    bag = write_chunked_ros1(tmp_path / "run.bag")
+    whole, whole_jpegs = full_episode(bag)
+    data = bytearray(bag.read_bytes())
+    op = data.index(b"op=\x04")  # the first chunk's first index data record
+    if damage == "op":
+        data[op + 3] = 0x09  # no record has op 9
+    elif damage == "ver":
+        data[data.index(b"ver=", op - 60) + 4] = 2
+    elif damage == "count":
+        data[data.index(b"count=", op - 60)] = ord("C")
+    else:  # one more entry than the record's data holds
+        data[data.index(b"count=", op - 60) + 6] += 1
+    damaged = with_plan(tmp_path / "damaged.bag")
+    damaged.write_bytes(data)
+    with pytest.raises(CorruptSourceError) as caught:
+        RosbagSource(damaged)
+    assert caught.value.message.startswith(f"{damaged}: ") and said in caught.value.message
+    assert caught.value.situation == "bag-unreadable" and "--salvage" in caught.value.hint
+    assert caught.value.message.count(str(damaged)) == 1 and "\n" not in caught.value.message
+    with RosbagSource(damaged, salvage=True) as source:
+        episode, jpegs = contents(source)
+        (line,) = [w for w in source.warnings if str(damaged) in w]
+    assert episode.length == whole.length and jpegs == whole_jpegs
+    np.testing.assert_array_equal(episode.vectors["joints"], whole.vectors["joints"])
+    # every chunk the header states was read: not marked partial, nothing said lost
+    partial = episode.meta["partial"]
+    assert partial["complete"] is True and partial["lost"].startswith("nothing")
+    (file,) = partial["files"]
+    assert file["chunks_recovered"] == file["chunks_stated"] == 15
+    assert file["chunks_lost"] == file["messages_lost"] == 0 and said in file["notes"][0]
+    assert episode.meta["notes"][0].startswith("salvaged: the bag's index was rebuilt from all its chunks")
+    assert "nothing lost" in line and "partial" not in line
+
+
+def test_a_ros1_bag_of_a_format_rosbags_does_not_read_is_unsupported_and_named(tmp_path: Path) -> None:
+    bag = write_chunked_ros1(tmp_path / "run.bag")
+    old = with_plan(tmp_path / "old.bag")
+    old.write_bytes(b"#ROSBAG V1.2\n" + bag.read_bytes()[len(b"#ROSBAG V2.0\n") :])
+    with pytest.raises(UnsupportedVersionError) as caught:
+        RosbagSource(old)
+    assert caught.value.message == f"{old}: Bag version 102 is not supported."  # rosbags' words, 1.2
+    assert "format 2.0" in caught.value.hint and caught.value.situation == "bag-version-unsupported"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import re
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -265,9 +266,9 @@ class RawBag:
         except errors as exc:
             if file.is_file():
                 raise_if_pointer(file, file.parent)
-            hint = _hint(exc)
+            hint = _hint(exc, file)
             if not self.salvage and "damaged" in hint:
-                hint += "; if it is truncated, `rdstd convert --salvage` recovers its readable prefix"
+                hint += "; if it is truncated or its index is damaged, `rdstd convert --salvage` recovers what is readable"
             raise CorruptSourceError(f"{file}: {_one_line(exc)}", hint=hint, situation="bag-unreadable") from exc
         except OSError as exc:
             raise CorruptSourceError(f"{file}: cannot read ({exc})", situation="bag-unreadable") from exc
@@ -437,10 +438,17 @@ def _one_line(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def _hint(exc: BaseException) -> str:
+def _hint(exc: BaseException, file: Path) -> str:
+    """What to do about a bag its reader refused to open; a bag format rosbags does not read raises
+    :class:`UnsupportedVersionError` instead (a record's own version field that is off is damage, not a format)."""
     text = str(exc)
     if "Serialization format" in text:
         return "rdstd reads CDR-serialized rosbag2 bags only"
-    if "version" in text.lower():
-        raise UnsupportedVersionError(_one_line(exc), situation="bag-version-unsupported") from exc
+    if re.search(r"^(Bag|Rosbag2) version .* not supported", text, re.IGNORECASE):
+        raise UnsupportedVersionError(
+            f"{file}: {_one_line(exc)}",
+            hint="rdstd reads ROS 1 bags of format 2.0 (ROS's `rosbag filter OLD.bag NEW.bag True` rewrites an older "
+            "one) and the rosbag2 metadata versions of its rosbags dependency",
+            situation="bag-version-unsupported",
+        ) from exc
     return "the bag is damaged, truncated or not a bag; check the copy"

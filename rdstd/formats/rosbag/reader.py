@@ -679,16 +679,19 @@ def partial_meta(salvaged: Sequence[Salvage]) -> dict[str, Any]:
     """``source_meta["partial"]`` of a salvaged episode: per file what was recovered and lost, and the time span."""
     firsts = [s.first_ns for s in salvaged if s.first_ns is not None]
     lasts = [s.last_ns for s in salvaged if s.last_ns is not None]
+    complete = all(s.complete for s in salvaged)
     return {
         "salvaged": True,
-        "complete": False,
+        "complete": complete,
         "files": [s.as_dict() for s in salvaged],
         "recovered_until_ns": max(lasts) if lasts else None,
         "recovered_from_ns": min(firsts) if firsts else None,
         "bytes_lost": "unknown"
         if any(s.container == "sqlite3" for s in salvaged)
         else sum(s.bytes_lost for s in salvaged),
-        "lost": "every message after the recovered prefix of each file named (its count is unknown: the index "
+        "lost": "nothing: every chunk the files' headers state was read (their index was rebuilt from them)"
+        if complete
+        else "every message after the recovered prefix of each file named (its count is unknown: the index "
         "that held it is gone)",
     }
 
@@ -992,7 +995,12 @@ class Aligner:
             )
         if self.source.bag.salvaged:
             meta["partial"] = partial_meta(self.source.bag.salvaged)
-            meta["notes"].insert(0, "partial: salvaged from a truncated bag (see source_meta.partial)")
+            meta["notes"].insert(
+                0,
+                "salvaged: the bag's index was rebuilt from all its chunks (see source_meta.partial)"
+                if meta["partial"]["complete"]
+                else "partial: salvaged from a truncated bag (see source_meta.partial)",
+            )
         return SourceEpisode(
             ref,
             int(kept.sum()),

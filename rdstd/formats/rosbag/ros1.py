@@ -87,7 +87,7 @@ class CompactRos1Reader(Reader):
         summary, its entries not kept (``indexes`` stays empty)."""
         assert self.bio is not None
         at = self.bio.tell()
-        conn, entries = _index_record(self.bio, self.path)
+        conn, entries = _index_record(self.bio)
         span = self._span.get(pos)
         if span is None:
             span = self._span[pos] = [at, 0, 2**63 - 1, -1]
@@ -230,7 +230,7 @@ class CompactRos1Reader(Reader):
         self.bio.seek(span.index_at)
         parts = []
         for _ in range(span.records):
-            conn, entries = _index_record(self.bio, self.path)
+            conn, entries = _index_record(self.bio)
             if conn in rank:
                 held = np.empty(len(entries), dtype=_HELD)
                 held["time"] = _times(entries)
@@ -317,7 +317,7 @@ def _times(entries: npt.NDArray[np.void]) -> I64:
     return entries["sec"].astype(np.int64) * 1_000_000_000 + entries["nsec"].astype(np.int64)
 
 
-def _index_record(bio: BinaryIO, path: object) -> tuple[int, npt.NDArray[np.void]]:
+def _index_record(bio: BinaryIO) -> tuple[int, npt.NDArray[np.void]]:
     """The index data record at the file's position (version 1): its connection and its entries (:data:`_ENTRY`)."""
     try:
         (size,) = _U32.unpack(read_bytes(bio, 4))
@@ -329,13 +329,19 @@ def _index_record(bio: BinaryIO, path: object) -> tuple[int, npt.NDArray[np.void
             name, _, value = header[at + 4 : at + 4 + length].partition(b"=")
             fields[name] = value
             at += 4 + length
-        if fields.get(b"op") != bytes([RecordType.IDXDATA]) or _U32.unpack(fields[b"ver"])[0] != 1:
-            raise ReaderError(f"no index data record (version 1) at byte {bio.tell() - size - 4}")
+        at_byte = bio.tell() - size - 4
+        if fields.get(b"op") != bytes([RecordType.IDXDATA]):
+            raise ReaderError(f"the record at byte {at_byte}, where the chunk's index should be, is not an index record")
+        if (ver := _U32.unpack(fields[b"ver"])[0]) != 1:  # a 2.0 bag's index records are all version 1
+            raise ReaderError(f"the index data record at byte {at_byte} says ver={ver}: a 2.0 bag's are all 1")
         (conn,) = _U32.unpack(fields[b"conn"])
         (count,) = _U32.unpack(fields[b"count"])
         (data_size,) = _U32.unpack(read_bytes(bio, 4))
         if data_size != count * _ENTRY.itemsize:
             raise ReaderError(f"an index data record of {count} entries holds {data_size} bytes")
         return conn, np.frombuffer(read_bytes(bio, data_size), dtype=_ENTRY)
-    except (struct.error, KeyError) as exc:
-        raise ReaderError(f"{path}: an index data record is cut or damaged ({exc})") from exc
+    except KeyError as exc:
+        name = exc.args[0].decode("ascii", "replace") if isinstance(exc.args[0], bytes) else exc.args[0]
+        raise ReaderError(f"an index data record has no '{name}' field") from exc
+    except struct.error as exc:
+        raise ReaderError(f"an index data record is cut or damaged ({exc})") from exc

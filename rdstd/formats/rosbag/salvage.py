@@ -63,6 +63,10 @@ _MCAP_FOOTER = 0x02
 _MCAP_CHUNK = 0x06
 
 
+#: Why a ROS 1 scan that met no damage stopped: the header's index position, or the index's first record.
+_ROS1_END, _ROS1_INDEX = "end of the data", "reached the index"
+
+
 @dataclass
 class Salvage:
     """What a salvaging reader recovered from one file, and what it could not."""
@@ -83,6 +87,17 @@ class Salvage:
     notes: list[str] = field(default_factory=list)
 
     @property
+    def complete(self) -> bool:
+        """Whether every message is known to be there: a ROS 1 bag whose scan read every chunk its finalised
+        header states and ended at the index (a bag refused for a damaged index, not a cut one)."""
+        return (
+            self.container == "ros1"
+            and self.chunks_stated is not None
+            and self.chunks_recovered == self.chunks_stated
+            and self.stopped in (_ROS1_END, _ROS1_INDEX)
+        )
+
+    @property
     def bytes_lost(self) -> int:
         """Bytes after the recovered prefix (index, summary, and any cut or damaged records)."""
         return self.file_bytes - self.bytes_recovered
@@ -91,7 +106,10 @@ class Salvage:
         """JSON-ready, with the lost bytes and what is known about lost messages."""
         data = asdict(self)
         data["bytes_lost"] = "unknown" if self.container == "sqlite3" else self.bytes_lost
-        if self.chunks_stated is not None:
+        data["complete"] = self.complete
+        if self.complete:
+            data["chunks_lost"] = data["messages_lost"] = 0
+        elif self.chunks_stated is not None:
             data["chunks_lost"] = max(self.chunks_stated - self.chunks_recovered, 0)
             data["messages_lost"] = "unknown (the per-chunk counts were in the lost index)"
         else:
@@ -105,6 +123,11 @@ class Salvage:
             return (
                 f"{self.file}: salvaged {self.messages_recovered} messages (rows read until the first that fails: "
                 f"{self.stopped}); how many were lost is unknown: the episode is partial"
+            )
+        if self.complete:
+            return (
+                f"{self.file}: its index could not be read and was rebuilt from its chunks: {self.messages_recovered} "
+                f"messages in all {self.chunks_recovered} chunks its header states, nothing lost"
             )
         chunks = (
             f"{self.chunks_recovered} of {self.chunks_stated} chunks"
@@ -152,7 +175,7 @@ class SalvageRos1Reader(CompactRos1Reader):
         index_pos = header.get_uint64("index_pos") if "index_pos" in header else 0
         bio.seek(read_uint32(bio), os.SEEK_CUR)
         salvage = self.salvage = Salvage(
-            str(self.path), "ros1", size, bio.tell(), 0, stated if index_pos else None, stopped="end of the data"
+            str(self.path), "ros1", size, bio.tell(), 0, stated if index_pos else None, stopped=_ROS1_END
         )
         connections: dict[int, Connection] = {}
         while True:
@@ -165,7 +188,7 @@ class SalvageRos1Reader(CompactRos1Reader):
                 salvage.stopped = f"record at byte {pos} cut or damaged: {' '.join(str(exc).split())[:120]}"
                 break
             if op in (RecordType.CONNECTION, RecordType.CHUNK_INFO):
-                salvage.stopped = "reached the index"
+                salvage.stopped = _ROS1_INDEX
                 break
             salvage.bytes_recovered = bio.tell()
             if found is not None:
