@@ -268,7 +268,7 @@ class RawBag:
                 raise_if_pointer(file, file.parent)
             hint = _hint(exc, file)
             if not self.salvage and "damaged" in hint:
-                hint += "; if it is truncated or its index is damaged, `rdstd convert --salvage` recovers what is readable"
+                hint += "; if it is truncated or its index is damaged, `rdstd convert --salvage` reads what is there"
             raise CorruptSourceError(f"{file}: {_one_line(exc)}", hint=hint, situation="bag-unreadable") from exc
         except OSError as exc:
             raise CorruptSourceError(f"{file}: cannot read ({exc})", situation="bag-unreadable") from exc

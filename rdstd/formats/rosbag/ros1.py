@@ -331,7 +331,7 @@ def _index_record(bio: BinaryIO) -> tuple[int, npt.NDArray[np.void]]:
             at += 4 + length
         at_byte = bio.tell() - size - 4
         if fields.get(b"op") != bytes([RecordType.IDXDATA]):
-            raise ReaderError(f"the record at byte {at_byte}, where the chunk's index should be, is not an index record")
+            raise ReaderError(f"the record at byte {at_byte}, where a chunk's index should be, is not an index record")
         if (ver := _U32.unpack(fields[b"ver"])[0]) != 1:  # a 2.0 bag's index records are all version 1
             raise ReaderError(f"the index data record at byte {at_byte} says ver={ver}: a 2.0 bag's are all 1")
         (conn,) = _U32.unpack(fields[b"conn"])
@@ -341,7 +341,8 @@ def _index_record(bio: BinaryIO) -> tuple[int, npt.NDArray[np.void]]:
             raise ReaderError(f"an index data record of {count} entries holds {data_size} bytes")
         return conn, np.frombuffer(read_bytes(bio, data_size), dtype=_ENTRY)
     except KeyError as exc:
-        name = exc.args[0].decode("ascii", "replace") if isinstance(exc.args[0], bytes) else exc.args[0]
-        raise ReaderError(f"an index data record has no '{name}' field") from exc
+        key = exc.args[0]
+        missing = key.decode("ascii", "replace") if isinstance(key, bytes) else str(key)
+        raise ReaderError(f"an index data record has no '{missing}' field") from exc
     except struct.error as exc:
         raise ReaderError(f"an index data record is cut or damaged ({exc})") from exc
