@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -276,6 +277,46 @@ def test_the_kuka_sample_cut_at_60_percent_salvages_its_first_chunk(tmp_path: Pa
     np.testing.assert_array_equal(joints, whole[:2071])
 
 
+def _index_data(bag: bytes) -> Iterator[int]:
+    """Where each index data record's entries start, walking the bag's records (u32 header length, header, u32 data
+    length, data) from after its magic line."""
+    pos = len(b"#ROSBAG V2.0\n")
+    while pos < len(bag):
+        data_at = pos + 4 + int.from_bytes(bag[pos : pos + 4], "little")
+        if b"op=\x04" in bag[pos + 4 : data_at]:
+            yield data_at + 4
+        pos = data_at + 4 + int.from_bytes(bag[data_at : data_at + 4], "little")
+
+
+def _first_index_data(bag: bytes) -> int:
+    return next(_index_data(bag))
+
+
+def test_an_index_entry_pointing_at_another_connections_message_is_refused_not_read_as_its_own(tmp_path: Path) -> None:
+    """The first chunk's first two index records (two connections) with their first entries' offsets swapped: each
+    points at a real message of the other connection. Reading one connection refuses it instead of decoding the
+    other's message as its own (both offsets are inside the chunk: opening cannot tell)."""
+    from rosbags.rosbag1 import ReaderError
+
+    from rdstd.formats.rosbag.ros1 import CompactRos1Reader
+
+    bag = write_chunked_ros1(tmp_path / "run.bag")
+    data = bytearray(bag.read_bytes())
+    first, second = list(_index_data(bytes(data)))[:2]
+    a, b = bytes(data[first + 8 : first + 12]), bytes(data[second + 8 : second + 12])
+    data[first + 8 : first + 12], data[second + 8 : second + 12] = b, a
+    swapped = tmp_path / "swapped.bag"
+    swapped.write_bytes(data)
+    reader = CompactRos1Reader(swapped)
+    reader.open()
+    try:
+        conn = reader.connections[0]
+        with pytest.raises(ReaderError, match="the index points at a message of connection"):
+            list(reader.views(connections=[conn]))
+    finally:
+        reader.close()
+
+
 @pytest.mark.parametrize(
     ("damage", "said"),
     [
@@ -283,6 +324,7 @@ def test_the_kuka_sample_cut_at_60_percent_salvages_its_first_chunk(tmp_path: Pa
         ("ver", "says ver=2: a 2.0 bag's are all 1"),
         ("count", "has no 'count' field"),
         ("size", "an index data record of 2 entries holds 12 bytes"),
+        ("offset", "points at offset 4294967040 of a chunk of"),
     ],
 )
 def test_a_damaged_ros1_index_record_is_damage_named_with_the_file_and_salvage_reads_every_chunk(
@@ -300,8 +342,11 @@ def test_a_damaged_ros1_index_record_is_damage_named_with_the_file_and_salvage_r
         data[data.index(b"ver=", op - 60) + 4] = 2
     elif damage == "count":
         data[data.index(b"count=", op - 60)] = ord("C")
-    else:  # one more entry than the record's data holds
+    elif damage == "size":  # one more entry than the record's data holds
         data[data.index(b"count=", op - 60) + 6] += 1
+    else:  # the first entry's offset (sec, nsec, offset: u32 each) far past the chunk
+        entry = _first_index_data(bytes(data))
+        data[entry + 8 : entry + 12] = (0xFFFFFF00).to_bytes(4, "little")
     damaged = with_plan(tmp_path / "damaged.bag")
     damaged.write_bytes(data)
     with pytest.raises(CorruptSourceError) as caught:

@@ -27,7 +27,7 @@ from typing import BinaryIO, NamedTuple
 import numpy as np
 import numpy.typing as npt
 from rosbags.interfaces import Connection
-from rosbags.rosbag1.reader import IndexData, Reader, ReaderError, RecordType, read_bytes
+from rosbags.rosbag1.reader import Chunk, Header, IndexData, Reader, ReaderError, RecordType, read_bytes
 
 I64 = npt.NDArray[np.int64]
 #: Index entries merged by time at once when reading (see :meth:`CompactRos1Reader._entries`).
@@ -82,12 +82,28 @@ class CompactRos1Reader(Reader):
         super().open()
         self._finish_index()
 
+    def read_chunk(self) -> Chunk:
+        """rosbags' chunk record header read at the file's position; the size it states for its data decompressed is
+        kept for the index records that follow it (their offsets must fall inside it)."""
+        assert self.bio is not None
+        at = self.bio.tell()
+        header = Header.read(self.bio, RecordType.CHUNK)
+        self._chunk_size = header.get_uint32("size") if "size" in header else None
+        self.bio.seek(at)
+        return super().read_chunk()
+
     def read_index_data(self, pos: int, indexes: dict[int, list[IndexData]]) -> None:
         """One index data record of the chunk at ``pos``, read at the file's position: counted into the chunk's
-        summary, its entries not kept (``indexes`` stays empty)."""
+        summary, its entries not kept (``indexes`` stays empty). An entry pointing past the chunk's data is damage
+        found here, when the bag is opened, rather than when the pass reaches it."""
         assert self.bio is not None
         at = self.bio.tell()
         conn, entries = _index_record(self.bio)
+        if len(entries) and self._chunk_size is not None and int(entries["offset"].max()) >= self._chunk_size:
+            raise ReaderError(
+                f"the index data record at byte {at} points at offset {int(entries['offset'].max())} of a chunk "
+                f"of {self._chunk_size} bytes"
+            )
         span = self._span.get(pos)
         if span is None:
             span = self._span[pos] = [at, 0, 2**63 - 1, -1]
@@ -258,11 +274,16 @@ class CompactRos1Reader(Reader):
             self.reindex()
             connections = [c for c in self.connections if c.id in ids]
         chosen = list(connections) or list(self.connections)
-        connmap = {c.id: c for c in self.connections}
+        connmap = {c.id: c for c in chosen}
         try:
             for times, chunks, offsets in self._entries([c.id for c in chosen], start, stop):
                 for t, chunk_pos, offset in zip(times.tolist(), chunks.tolist(), offsets.tolist(), strict=True):
                     conn, data = message_record(self._chunk_at(chunk_pos), offset)
+                    if conn not in connmap:  # an index entry of one connection points at another's message
+                        raise ReaderError(
+                            f"the index points at a message of connection {conn} (offset {offset} of the chunk at "
+                            f"byte {chunk_pos}) where it lists one of connections {sorted(connmap)}"
+                        )
                     yield connmap[conn], t, data
         finally:  # the decompressed chunk is not kept between reads (up to the chunk size, often 1 MB or more)
             self._chunk = (-1, b"")
@@ -277,6 +298,7 @@ class CompactRos1Reader(Reader):
         return self._chunk[1]
 
     _chunk: tuple[int, bytes] = (-1, b"")
+    _chunk_size: int | None = None
     _released = False
 
 
