@@ -444,11 +444,12 @@ def _hint(exc: BaseException, file: Path) -> str:
     text = str(exc)
     if "Serialization format" in text:
         return "rdstd reads CDR-serialized rosbag2 bags only"
-    if re.search(r"^(Bag|Rosbag2) version .* not supported", text, re.IGNORECASE):
+    if found := re.match(r"(Bag|Rosbag2) version .* not supported", text):
         raise UnsupportedVersionError(
             f"{file}: {_one_line(exc)}",
-            hint="rdstd reads ROS 1 bags of format 2.0 (ROS's `rosbag filter OLD.bag NEW.bag True` rewrites an older "
-            "one) and the rosbag2 metadata versions of its rosbags dependency",
+            hint="rdstd reads ROS 1 bags of format 2.0 (ROS's `rosbag filter OLD.bag NEW.bag True` rewrites one)"
+            if found[1] == "Bag"
+            else "rdstd reads the rosbag2 metadata versions its rosbags dependency reads: a newer rosbags may read it",
             situation="bag-version-unsupported",
         ) from exc
     return "the bag is damaged, truncated or not a bag; check the copy"

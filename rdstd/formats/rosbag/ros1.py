@@ -279,12 +279,12 @@ class CompactRos1Reader(Reader):
             for times, chunks, offsets in self._entries([c.id for c in chosen], start, stop):
                 for t, chunk_pos, offset in zip(times.tolist(), chunks.tolist(), offsets.tolist(), strict=True):
                     conn, data = message_record(self._chunk_at(chunk_pos), offset)
-                    if conn not in connmap:  # an index entry of one connection points at another's message
+                    if (connection := connmap.get(conn)) is None:  # an entry points at another connection's message
                         raise ReaderError(
                             f"the index points at a message of connection {conn} (offset {offset} of the chunk at "
                             f"byte {chunk_pos}) where it lists one of connections {sorted(connmap)}"
                         )
-                    yield connmap[conn], t, data
+                    yield connection, t, data
         finally:  # the decompressed chunk is not kept between reads (up to the chunk size, often 1 MB or more)
             self._chunk = (-1, b"")
 
@@ -362,9 +362,7 @@ def _index_record(bio: BinaryIO) -> tuple[int, npt.NDArray[np.void]]:
         if data_size != count * _ENTRY.itemsize:
             raise ReaderError(f"an index data record of {count} entries holds {data_size} bytes")
         return conn, np.frombuffer(read_bytes(bio, data_size), dtype=_ENTRY)
-    except KeyError as exc:
-        key = exc.args[0]
-        missing = key.decode("ascii", "replace") if isinstance(key, bytes) else str(key)
-        raise ReaderError(f"an index data record has no '{missing}' field") from exc
+    except KeyError as exc:  # a field name of the header: bytes
+        raise ReaderError(f"an index data record has no '{exc.args[0].decode('ascii', 'replace')}' field") from exc
     except struct.error as exc:
         raise ReaderError(f"an index data record is cut or damaged ({exc})") from exc
