@@ -329,8 +329,10 @@ def message_record(chunk: bytes, pos: int) -> tuple[int, memoryview]:
             pos = end + 4 + length
     except (struct.error, IndexError) as exc:
         raise ReaderError(f"a record at offset {pos} of a chunk is cut or damaged") from exc
-    if op != RecordType.MSGDATA or end + 4 + length > len(chunk):
-        raise ReaderError("Expected to find message data.")
+    if op != RecordType.MSGDATA:
+        raise ReaderError(f"the record at offset {pos} of a chunk is not message data (op {op})")
+    if end + 4 + length > len(chunk):
+        raise ReaderError(f"the message at offset {pos} of a chunk runs past the chunk's end")
     return conn, memoryview(chunk)[end + 4 : end + 4 + length]
 
 
