@@ -155,6 +155,10 @@ def run_batch(
             report.batch["phases"]["commit_s"] = round(time.perf_counter() - committing, 3)
         except BaseException as exc:
             output_dir.abort()
+            if output_dir.done:  # an interrupt after the output went into place: the units served their purpose
+                with contextlib.suppress(OSError):
+                    job.staging.remove()
+                raise
             if not any(job.staging.path(JOURNAL_DIR).glob("*.json")):  # no unit finished: nothing to resume from
                 with contextlib.suppress(OSError):
                     job.staging.remove()

@@ -91,8 +91,13 @@ class Terminated(KeyboardInterrupt):
     """The process got SIGTERM; raised in the main thread so that everything unwinds and cleans up."""
 
 
+#: Set when SIGTERM came during :func:`main` (typer turns an interrupt outside a command into exit 130 silently).
+_SIGTERM_CAME = threading.Event()
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not interrupt the cleanup
+    _SIGTERM_CAME.set()
     raise Terminated
 
 
@@ -204,32 +209,38 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns (and, as a script, exits with) the exit code."""
     args = sys.argv[1:] if argv is None else argv
     in_main = threading.current_thread() is threading.main_thread()
+    _SIGTERM_CAME.clear()
+    from rdstd.store.output import finished_outputs
+
+    finished_before = len(finished_outputs())
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
     try:
-        return _run(args, argv)
+        return _run(args, argv, finished_before)
+    except KeyboardInterrupt as exc:  # it landed between the handler's install and _run's own try
+        return _interrupted(exc, argv, finished_before)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _run(args: list[str], argv: list[str] | None) -> int:
+def _run(args: list[str], argv: list[str] | None, finished_before: int) -> int:
     try:
         args = lift_shared_options(args)
         code = _click_app().main(args=args, prog_name="rdstd", standalone_mode=False)
     except _Interrupt as exc:
-        return _interrupted(exc.original, argv)
+        return _interrupted(exc.original, argv, finished_before)
     except typer.TyperException as exc:  # a usage error found by the parser: a bad option, a missing argument
         _print_usage_error(exc)
         return _exit(exc.exit_code, argv)
     except typer.Abort:
-        return _interrupted(KeyboardInterrupt(), argv)
+        return _interrupted(KeyboardInterrupt(), argv, finished_before)
     except RdstdError as exc:
         if GLOBAL.debug:
             traceback.print_exc()
         _print_error(exc)
         return _exit(exc.exit_code, argv)
     except KeyboardInterrupt as exc:
-        return _interrupted(exc, argv)
+        return _interrupted(exc, argv, finished_before)
     except Exception as exc:  # the boundary: a bug in rdstd, shown in full so it can be reported
         traceback.print_exc()
         message = f"{type(exc).__name__}: {exc}"
@@ -239,6 +250,8 @@ def _run(args: list[str], argv: list[str] | None) -> int:
         else:
             print(f"rdstd: internal error: {message} ({hint})", file=sys.stderr)
         return _exit(3, argv)
+    if code == 130:  # typer's own exit for an interrupt outside any command (parsing the line, closing up)
+        return _interrupted(Terminated() if _SIGTERM_CAME.is_set() else KeyboardInterrupt(), argv, finished_before)
     return _exit(code if isinstance(code, int) else 0, argv)
 
 
@@ -267,9 +280,16 @@ def _print_usage_error(exc: typer.TyperException) -> None:
         show() if callable(show) else print(f"rdstd: error: {exc.format_message()}", file=sys.stderr)
 
 
-def _interrupted(exc: KeyboardInterrupt, argv: list[str] | None) -> int:
-    """Exit 143 after SIGTERM, 130 after Ctrl-C; by now every ``with`` block has cleaned up."""
-    left = "; ".join(getattr(exc, "__notes__", ())) or "nothing of this run was left behind"  # (batch: kept units)
+def _interrupted(exc: KeyboardInterrupt, argv: list[str] | None, finished_before: int) -> int:
+    """Exit 143 after SIGTERM, 130 after Ctrl-C; by now every ``with`` block has cleaned up, and an output the
+    interrupt caught before its ``with`` block began is removed here. What the run finished before the signal
+    (outputs in place) and what it kept (a batch's units) is said."""
+    from rdstd.store.output import abandon_unfinished, finished_note, finished_outputs
+
+    abandon_unfinished()
+    notes = list(getattr(exc, "__notes__", ()))
+    notes += [n for n in map(finished_note, finished_outputs()[finished_before:]) if n not in notes]
+    left = "; ".join(notes) or "nothing of this run was left behind"
     if isinstance(exc, Terminated):
         print(f"rdstd: terminated (SIGTERM); {left}", file=sys.stderr)
         return _exit(143, argv)

@@ -16,13 +16,18 @@ split) goes through :class:`Output`:
   writer is refused naming the first; a lock left by a dead writer is named and taken over, and the leftovers of
   that run (its temporary sibling; an old OUT set aside mid-swap is put back) are removed first;
 - ``ENOSPC``/``EDQUOT``/``EACCES``/``EPERM``/``EROFS`` become :class:`~rdstd.errors.OutputError` naming the path
-  (:meth:`Output.guard`, :func:`output_error`), and :meth:`Output.abort` leaves nothing behind.
+  (:meth:`Output.guard`, :func:`output_error`), and :meth:`Output.abort` leaves nothing behind;
+- Ctrl-C and SIGTERM can land between any two steps: they are held back (:func:`~rdstd.io.interrupts.held_interrupts`)
+  while the lock is taken and recorded and while a finished output is swapped in and its lock released, and every
+  output not yet finished is listed, so that :func:`abandon_unfinished` (which the CLI calls on an interrupt, and
+  which runs at interpreter exit) removes what an interrupt landing anywhere else left.
 
 A lock file is used (not a lock on OUT itself) because OUT is replaced by the rename.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import datetime as dt
@@ -40,6 +45,7 @@ from types import TracebackType
 
 from rdstd.errors import OutputLockedError, UsageError
 from rdstd.io.atomic import fsync_dir
+from rdstd.io.interrupts import held_interrupts
 from rdstd.io.write_errors import output_error
 
 LOCK_SUFFIX = ".rdstd-lock"
@@ -200,6 +206,8 @@ class Output:
         self._lock_fd: int | None = lock_fd
         self._made_parents: list[Path] = []
         self.done = False
+        self._pid = os.getpid()
+        _UNFINISHED[id(self)] = self
 
     @classmethod
     def begin(
@@ -231,14 +239,15 @@ class Output:
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
             owner = LockInfo(os.getpid(), socket.gethostname(), _utc_now(), command or " ".join(sys.argv))
-            lock_fd, previous = _acquire(final, owner)
+            with held_interrupts():  # the lock taken is always an Output's, listed for abandon_unfinished
+                lock_fd, previous = _acquire(final, owner)
+                output = cls(final, temp_path(final), lock_fd, previous, kind)
         except OSError as exc:
             _remove_empty(made)
             error = output_error(exc, final)
             if error is None:
                 raise
             raise error from exc
-        output = cls(final, temp_path(final), lock_fd, previous, kind)
         output._is_kind = is_kind
         output._made_parents = made
         try:
@@ -316,24 +325,36 @@ class Output:
         try:
             with self.guard():
                 _fsync_tree(self.tmp)
-                self._check_existing(overwrite=True)  # nobody put something else there meanwhile
-                replaced: Path | None = None
-                if self.final.exists():
-                    replaced = self._swap()
-                else:
-                    self.tmp.rename(self.final)
         except BaseException:
             self.abort()
             raise
-        self.done = True  # the new output is in place: from here on nothing undoes it
-        try:
-            with self.guard():
-                fsync_dir(self.final.parent)
-        finally:
-            if replaced is not None:
-                _remove(replaced)
-            self._release()
+        # From the swap to the lock's release an interrupt waits: it must not land between the new output going
+        # into place and `done` saying so, nor leave the replaced output half removed or the lock behind.
+        with held_interrupts(note=self._finished_note):
+            try:
+                with self.guard():
+                    self._check_existing(overwrite=True)  # nobody put something else there meanwhile
+                    replaced: Path | None = None
+                    if self.final.exists():
+                        replaced = self._swap()
+                    else:
+                        self.tmp.rename(self.final)
+            except BaseException:
+                self.abort()
+                raise
+            self.done = True  # the new output is in place: from here on nothing undoes it
+            _FINISHED.append(self.final)
+            try:
+                with self.guard():
+                    fsync_dir(self.final.parent)
+            finally:
+                if replaced is not None:
+                    _remove(replaced)
+                self._release()
         return self.final
+
+    def _finished_note(self) -> str | None:
+        return finished_note(self.final) if self.done else None
 
     def _swap(self) -> Path:
         """Put the new output in place of the old one; returns where the old one now is (to be removed)."""
@@ -349,10 +370,10 @@ class Output:
         return old
 
     def abort(self) -> None:
-        """Remove the temporary sibling and release the lock; OUT is as it was before."""
-        if self.done:
+        """Remove the temporary sibling and release the lock; OUT is as it was before. A no-op once committed or
+        aborted; an abort cut short by a second interrupt can be called again (:func:`abandon_unfinished` does)."""
+        if self.done or self._lock_fd is None:
             return
-        self.done = True
         _remove(self.tmp)
         self._release()
         _remove_empty(self._made_parents)
@@ -364,6 +385,7 @@ class Output:
             lock_path(self.final).unlink()  # unlinked while still locked: see _acquire
         os.close(self._lock_fd)
         self._lock_fd = None
+        _UNFINISHED.pop(id(self), None)
 
     def __enter__(self) -> Output:
         return self
@@ -375,6 +397,39 @@ class Output:
             self.commit()
         else:
             self.abort()
+
+
+#: The outputs of this process still holding their lock (neither committed nor aborted), by id.
+_UNFINISHED: dict[int, Output] = {}
+#: Every output this process put into place, in order.
+_FINISHED: list[Path] = []
+
+
+def finished_outputs() -> list[Path]:
+    """The outputs this process has put into place so far, in order (a caller keeps how many there were before
+    its own work, to tell which are its own)."""
+    return list(_FINISHED)
+
+
+def finished_note(final: Path) -> str:
+    """What to say of output ``final`` when an interrupt comes after it was put into place."""
+    return f"{final} was complete before the signal came and is in place"
+
+
+def abandon_unfinished() -> list[Path]:
+    """Abort every output this process began and neither committed nor aborted; returns their OUT paths.
+
+    The ``with`` blocks around an output abort it on any exception, but an interrupt can land before one is
+    entered (between taking the lock and the ``try``); the CLI calls this when it stops on an interrupt, and it
+    runs at interpreter exit. Outputs inherited by a forked child are its parent's, never touched here.
+    """
+    left = [o for o in list(_UNFINISHED.values()) if o._pid == os.getpid()]
+    for output in left:
+        output.abort()
+    return [o.final for o in left]
+
+
+atexit.register(abandon_unfinished)
 
 
 def _remove_empty(folders: list[Path]) -> None:

@@ -233,6 +233,27 @@ def test_a_second_convert_into_the_same_output_is_refused(source: Path, tmp_path
     assert not out.exists()
 
 
+def test_an_interrupt_once_the_dataset_is_in_place_removes_the_staging_folder_and_says_it_is_complete(
+    source: Path, reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rdstd.store import output
+
+    out = tmp_path / "out"
+    real = output.fsync_dir
+
+    def interrupted(path: Path) -> None:  # the sync right after the swap into place (units sync their own parent)
+        if path == out.parent:
+            signal.raise_signal(signal.SIGINT)
+        real(path)
+
+    monkeypatch.setattr(output, "fsync_dir", interrupted)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        convert_batch(source, out, workers=1, unit_episodes=6)
+    assert caught.value.__notes__ == [f"{out} was complete before the signal came and is in place"]
+    assert digest(out) == digest(reference)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"], "no staging folder, no lock"
+
+
 def test_resume_refuses_a_job_staged_with_other_options(source: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     convert_batch(source, out, executor="slurm", unit_episodes=6)  # stages the job without running it

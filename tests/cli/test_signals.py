@@ -94,8 +94,8 @@ def test_sigterm_during_an_overwrite_keeps_the_old_dataset(big_source: Path, tmp
     )
     wait_for_temp_dir(proc, out)
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=120)
-    assert proc.returncode == 143
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 

@@ -1,0 +1,158 @@
+"""Ctrl-C and SIGTERM never cut an output's lock-taking or its swap into place in two, and an interrupt that lands
+before an output's ``with`` block leaves nothing behind either (the CI once saw SIGTERM land in such a window)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+import pytest
+
+import rdstd
+from rdstd.cli import app
+from rdstd.cli.app import Terminated, main
+from rdstd.io.interrupts import held_interrupts
+from rdstd.store import DatasetWriter, output
+from rdstd.testing.fixtures import make_zarr_replay_buffer
+from tests.store.helpers import FEATURES, PROVENANCE, make_episode
+
+
+def write(path: Path, episodes: int, **kwargs: object) -> Path:
+    with DatasetWriter(path, FEATURES, PROVENANCE, **kwargs) as writer:  # type: ignore[arg-type]
+        for i in range(episodes):
+            writer.add(make_episode(i, 6))
+    return path
+
+
+def zarr_source(tmp_path: Path) -> Path:
+    path = tmp_path / "src" / "rb.zarr"
+    make_zarr_replay_buffer(path, [5, 6], image_hw=(8, 8))
+    return path
+
+
+def test_a_signal_inside_the_block_is_delivered_when_it_ends() -> None:
+    steps: list[str] = []
+    with pytest.raises(KeyboardInterrupt) as caught, held_interrupts(note=lambda: "the step was finished"):
+        signal.raise_signal(signal.SIGINT)
+        steps.append("after the signal")
+    assert steps == ["after the signal"], "the block ran to its end"
+    assert caught.value.__notes__ == ["the step was finished"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "the handler is put back"
+
+
+def test_the_handler_in_place_decides_what_a_held_signal_does() -> None:
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        with held_interrupts():
+            signal.raise_signal(signal.SIGTERM)  # ignored before the block: still ignored after it
+        seen: list[int] = []
+        signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+        with held_interrupts():
+            signal.raise_signal(signal.SIGTERM)
+            assert seen == [], "not while the block runs"
+        assert seen == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_an_error_in_the_block_does_not_swallow_the_signal_and_gets_no_note() -> None:
+    with pytest.raises(KeyboardInterrupt) as caught, held_interrupts(note=lambda: "finished"):
+        signal.raise_signal(signal.SIGINT)
+        raise OSError("the step failed")
+    assert isinstance(caught.value.__context__, OSError)
+    assert not getattr(caught.value, "__notes__", None)
+
+
+def test_nested_blocks_deliver_once_at_the_outer_end_and_other_threads_are_left_alone() -> None:
+    order: list[str] = []
+    with pytest.raises(KeyboardInterrupt), held_interrupts():
+        with held_interrupts():
+            signal.raise_signal(signal.SIGINT)
+        order.append("inner ended, still held")
+    assert order == ["inner ended, still held"]
+    errors: list[BaseException] = []
+
+    def elsewhere() -> None:
+        try:
+            with held_interrupts():
+                order.append("thread")
+        except BaseException as exc:  # signal.signal would raise ValueError outside the main thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    thread.join()
+    assert errors == [] and order[-1] == "thread"
+
+
+def test_an_interrupt_during_the_swap_lets_the_overwrite_finish_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = write(tmp_path / "ds", 2)
+    real = output.fsync_dir
+
+    def interrupted(path: Path) -> None:
+        if path == out.parent:  # the sync right after the swap: the old dataset is not removed yet
+            signal.raise_signal(signal.SIGINT)
+        real(path)
+
+    monkeypatch.setattr(output, "fsync_dir", interrupted)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        write(out, 3, overwrite=True)
+    assert caught.value.__notes__ == [f"{out} was complete before the signal came and is in place"]
+    assert rdstd.open(out).num_episodes == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"], "the old dataset removed, the lock released"
+
+
+def test_an_interrupt_between_taking_the_lock_and_the_with_block_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = zarr_source(tmp_path)
+    begin = output.Output.begin
+
+    def begun_then_interrupted(*args: object, **kwargs: object) -> output.Output:
+        begin(*args, **kwargs)  # type: ignore[arg-type]
+        raise Terminated  # as if SIGTERM came before the writer stored it
+
+    monkeypatch.setattr(output.Output, "begin", begun_then_interrupted)
+    out = tmp_path / "out"
+    assert main(["convert", str(source), str(out)]) == 143
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"], "no temporary folder, no lock"
+    assert output.abandon_unfinished() == []
+
+
+@pytest.mark.parametrize(("handler", "code"), [(app._on_sigterm, 143), (signal.default_int_handler, 130)])
+def test_an_interrupt_while_click_parses_the_line_is_still_said(
+    handler: Callable[[int, FrameType | None], None],
+    code: int,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    class Interrupting:
+        def __format__(self, spec: str) -> str:
+            handler(signal.SIGTERM, None)  # as the signal's handler runs: inside click's handling of --version
+            return ""
+
+    monkeypatch.setattr(rdstd, "__version__", Interrupting())
+    assert main(["--version"]) == code
+    assert "nothing of this run was left behind" in capsys.readouterr().err
+
+
+def test_an_interrupt_after_a_convert_finished_names_the_output_as_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rdstd.cli.commands import convert
+
+    source = zarr_source(tmp_path)
+    out = tmp_path / "out"
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # the summary is printed after the dataset is in place
+
+    monkeypatch.setattr(convert, "emit", interrupted)
+    assert main(["convert", str(source), str(out)]) == 130
+    assert f"{out} was complete before the signal came and is in place" in capsys.readouterr().err
+    assert rdstd.open(out).num_episodes == 2
