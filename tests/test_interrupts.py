@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -16,6 +17,7 @@ from rdstd.cli import app
 from rdstd.cli.app import Terminated, main
 from rdstd.io.interrupts import held_interrupts
 from rdstd.store import DatasetWriter, output
+from rdstd.store import writer as writer_module
 from rdstd.testing.fixtures import make_zarr_replay_buffer
 from tests.store.helpers import FEATURES, PROVENANCE, make_episode
 
@@ -156,3 +158,55 @@ def test_an_interrupt_after_a_convert_finished_names_the_output_as_complete(
     assert main(["convert", str(source), str(out)]) == 130
     assert f"{out} was complete before the signal came and is in place" in capsys.readouterr().err
     assert rdstd.open(out).num_episodes == 2
+
+
+def _interrupt_main_while_it_waits(events: list[str], done: str, real: Callable[..., None]) -> Callable[..., None]:
+    """A helper-thread step that Ctrl-Cs the main thread once it is waiting for it, then does its work."""
+
+    def step(*args: object) -> None:
+        time.sleep(0.3)  # the main thread is blocked on this step's future by now
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+        time.sleep(0.3)  # an abort that does not wait removes the folder meanwhile
+        real(*args)
+        events.append(done)
+
+    return step
+
+
+def _record_removal(events: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    real = output._remove
+
+    def remove(path: Path) -> None:
+        events.append("folder removed")
+        real(path)
+
+    monkeypatch.setattr(output, "_remove", remove)
+
+
+def test_an_interrupt_while_a_row_group_is_written_waits_for_it_before_removing_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[str] = []
+    monkeypatch.setattr(writer_module, "ROW_GROUP_MIN_BYTES", 1)
+    monkeypatch.setattr(
+        writer_module, "_write_group", _interrupt_main_while_it_waits(events, "written", writer_module._write_group)
+    )
+    _record_removal(events, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        write(tmp_path / "ds", 3, row_group_frames=4)  # the second episode waits for the first one's groups
+    assert events[:2] == ["written", "folder removed"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interrupt_while_a_shard_closes_waits_for_it_before_removing_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[str] = []
+    monkeypatch.setattr(
+        writer_module, "_finish_shard", _interrupt_main_while_it_waits(events, "closed", writer_module._finish_shard)
+    )
+    _record_removal(events, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        write(tmp_path / "ds", 2, shard_bytes=1)  # each episode closes its shard in the background
+    assert events[:2] == ["closed", "folder removed"]
+    assert list(tmp_path.iterdir()) == []

@@ -473,25 +473,25 @@ class VideoCopier:
     def finish(self) -> None:
         """Wait for every copy; raises the first copy error (the copies run in background threads) once all of
         them have ended (none is left running into an output that is then removed)."""
-        pending, self._pending = self._pending, []
         first: Exception | None = None
-        for future in pending:
+        while self._pending:  # each stays listed until it has ended: an interrupt here leaves cancel() its wait
             try:
-                future.result()
+                self._pending[0].result()
             except Exception as exc:  # a copy's error, raised below once the other copies have ended
                 if first is None:
                     first = exc
+            self._pending.pop(0)
         if first is not None:
             raise first
 
     def cancel(self) -> None:
         """Stop copying: drop queued copies and wait for running ones (before the output is removed)."""
-        pending, self._pending = self._pending, []
-        for future in pending:
+        for future in self._pending:
             future.cancel()
-        for future in pending:
+        while self._pending:
             with contextlib.suppress(Exception):  # the output is being removed: a copy's error is moot
-                future.result()
+                self._pending[0].result()
+            self._pending.pop(0)
 
     def refs(self, camera: str, frames: VideoFrames) -> pa.StructArray:
         """The frame-reference column (``VIDEO_REF_TYPE``) of one episode's segment, copying the file if needed."""

@@ -216,19 +216,22 @@ class DatasetWriter:
         """Remove everything this writer created; ``path`` is as it was before the write started."""
         self._closed = True
         self._open = None
+        # Every helper thread still writing into the folder is waited for before it is removed. Their errors, and
+        # any error closing the half-written shard, are not the one being raised: the files go with the folder.
         try:
             if self._videos is not None:
                 self._videos.cancel()
-            while self._writing:  # wait for them (their files go with the folder; their errors are not the one raised)
-                self._writing.popleft()[0].exception()
+            while self._writing:
+                self._writing[0][0].exception()
+                self._writing.popleft()
             self._writing_bytes = 0
-            closing, self._closing = self._closing, None
-            if closing is not None:
-                closing.exception()
+            if self._closing is not None:
+                self._closing.exception()
+                self._closing = None
             if self._parquet is not None:
                 parquet, self._parquet = self._parquet, None
-                with contextlib.suppress(OSError, pa.ArrowException):  # the file goes with the folder; the
-                    parquet.close()  # error being raised is the one that matters
+                with contextlib.suppress(Exception):  # e.g. a footer cut short by the interrupt being raised
+                    parquet.close()
         finally:
             self._output.abort()
 
@@ -614,15 +617,16 @@ class DatasetWriter:
         fit in WRITE_BYTES_IN_FLIGHT (or none is left in flight); the first error among those waited for is raised
         here (the writes run in order on one helper thread, so a later one never finishes first)."""
         while self._writing and (room is None or self._writing_bytes + room > WRITE_BYTES_IN_FLIGHT):
-            future, copied = self._writing.popleft()
+            future, copied = self._writing[0]
+            future.result()  # an interrupt while waiting leaves the write listed: abort() waits for it
+            self._writing.popleft()
             self._writing_bytes -= copied
-            future.result()
 
     def _wait_closing(self) -> None:
         """Wait for the shard closing in the background, if any; its error is raised here."""
-        closing, self._closing = self._closing, None
-        if closing is not None:
-            closing.result()
+        if self._closing is not None:
+            self._closing.result()  # an interrupt while waiting leaves it listed: abort() waits for it
+            self._closing = None
 
     def _drop_rows_from(self, row: int) -> None:
         """Forget the current shard's rows from ``row`` on; rows already in the file are rewritten without them.
