@@ -15,6 +15,7 @@ import pytest
 import rdstd
 from rdstd.cli import app
 from rdstd.cli.app import Terminated, main
+from rdstd.errors import UsageError
 from rdstd.io.interrupts import held_interrupts
 from rdstd.store import DatasetWriter, output
 from rdstd.store import writer as writer_module
@@ -210,3 +211,12 @@ def test_an_interrupt_while_a_shard_closes_waits_for_it_before_removing_the_fold
         write(tmp_path / "ds", 2, shard_bytes=1)  # each episode closes its shard in the background
     assert events[:2] == ["closed", "folder removed"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_aborted_output_cannot_be_committed_and_a_second_abort_does_nothing(tmp_path: Path) -> None:
+    out = output.Output.begin(tmp_path / "ds", is_kind=lambda _: False, kind="test output")
+    out.abort()
+    out.abort()
+    with pytest.raises(UsageError, match="already finished"):
+        out.commit()
+    assert list(tmp_path.iterdir()) == [] and output.abandon_unfinished() == []

@@ -320,7 +320,7 @@ class Output:
 
     def commit(self) -> Path:
         """Move the finished output into place (swapping out a replaced one, then removing it); returns OUT."""
-        if self.done:
+        if self.done or self._lock_fd is None:
             raise UsageError(f"{self.final}: the output is already finished", situation="output-finished")
         try:
             with self.guard():
