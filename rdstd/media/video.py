@@ -581,7 +581,10 @@ class VideoEncoder:
         pix_fmt: str = DEFAULT_PIX_FMT,
     ) -> None:
         av = require_av()
-        os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints a banner on stderr otherwise
+        # SVT-AV1 logs to stderr itself, read once per process: a banner at level 1 and up, and for every encoder
+        # dropped unfinished (a skipped episode, Ctrl-C) "Svt[error]: deinit called without sending EOS!". Its real
+        # failures also come back through FFmpeg's return codes, which rdstd reports as one-line errors: fatal only.
+        os.environ.setdefault("SVT_LOG", "0")
         self.path = path
         self.codec = available_encoder(codec)
         self._tmp = atomic.temp_name(path)

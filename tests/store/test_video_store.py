@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -193,6 +196,23 @@ def test_an_encoder_failure_is_one_line_without_ffmpeg_numbers_or_log_output(
         ok.add(np.zeros((32, 32, 3), np.uint8), 0.5)
         ok.add(np.zeros((32, 32, 3), np.uint8), 0.5)
     ok.abort()
+
+
+def test_an_encoder_dropped_unfinished_prints_nothing(tmp_path: Path) -> None:
+    """(A skipped episode or Ctrl-C aborts encoders: SVT-AV1 used to print an "error" for each on stderr.)"""
+    if video.available_encoder("auto") != "libsvtav1":
+        pytest.skip("this PyAV has no libsvtav1")
+    code = (
+        "import sys, numpy as np; from pathlib import Path; from rdstd.media.video import VideoEncoder\n"
+        "e = VideoEncoder(Path(sys.argv[1]), width=64, height=48, rate_hz=30)\n"
+        "for i in range(5): e.add(np.zeros((48, 64, 3), np.uint8), i / 30)\n"
+        "e.abort(); del e\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "SVT_LOG"}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "v.mp4")], capture_output=True, text=True, env=env, check=False
+    )
+    assert done.returncode == 0 and done.stderr == "" and list(tmp_path.iterdir()) == []
 
 
 def test_a_file_system_without_reflinks_falls_back_to_a_copy_that_is_the_outputs_own_file(
