@@ -17,17 +17,10 @@ from rdstd.cli import app
 from rdstd.cli.app import Terminated, main
 from rdstd.errors import UsageError
 from rdstd.io.interrupts import held_interrupts
-from rdstd.store import DatasetWriter, output
+from rdstd.store import output
 from rdstd.store import writer as writer_module
 from rdstd.testing.fixtures import make_zarr_replay_buffer
-from tests.store.helpers import FEATURES, PROVENANCE, make_episode
-
-
-def write(path: Path, episodes: int, **kwargs: object) -> Path:
-    with DatasetWriter(path, FEATURES, PROVENANCE, **kwargs) as writer:  # type: ignore[arg-type]
-        for i in range(episodes):
-            writer.add(make_episode(i, 6))
-    return path
+from tests.store.helpers import write_dataset
 
 
 def zarr_source(tmp_path: Path) -> Path:
@@ -94,7 +87,7 @@ def test_nested_blocks_deliver_once_at_the_outer_end_and_other_threads_are_left_
 def test_an_interrupt_during_the_swap_lets_the_overwrite_finish_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    out = write(tmp_path / "ds", 2)
+    out = write_dataset(tmp_path / "ds", 2)
     real = output.fsync_dir
 
     def interrupted(path: Path) -> None:
@@ -104,7 +97,7 @@ def test_an_interrupt_during_the_swap_lets_the_overwrite_finish_and_says_so(
 
     monkeypatch.setattr(output, "fsync_dir", interrupted)
     with pytest.raises(KeyboardInterrupt) as caught:
-        write(out, 3, overwrite=True)
+        write_dataset(out, 3, overwrite=True)
     assert caught.value.__notes__ == [f"{out} was complete before the signal came and is in place"]
     assert rdstd.open(out).num_episodes == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"], "the old dataset removed, the lock released"
@@ -194,7 +187,7 @@ def test_an_interrupt_while_a_row_group_is_written_waits_for_it_before_removing_
     )
     _record_removal(events, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
-        write(tmp_path / "ds", 3, row_group_frames=4)  # the second episode waits for the first one's groups
+        write_dataset(tmp_path / "ds", 3, row_group_frames=4)  # the second episode waits for the first one's groups
     assert events[:2] == ["written", "folder removed"]
     assert list(tmp_path.iterdir()) == []
 
@@ -208,7 +201,7 @@ def test_an_interrupt_while_a_shard_closes_waits_for_it_before_removing_the_fold
     )
     _record_removal(events, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
-        write(tmp_path / "ds", 2, shard_bytes=1)  # each episode closes its shard in the background
+        write_dataset(tmp_path / "ds", 2, shard_bytes=1)  # each episode closes its shard in the background
     assert events[:2] == ["closed", "folder removed"]
     assert list(tmp_path.iterdir()) == []
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from rdstd.media.images import encode
@@ -42,3 +44,13 @@ def make_episode(index: int, length: int, seed: int = 0) -> Episode:
             "observation.images.depth": EncodedFrames(ImageCodec.PNG, depth),
         },
     )
+
+
+def write_dataset(path: Path, episodes: int = 2, **kwargs: object) -> Path:
+    """A canonical dataset at ``path`` of ``episodes`` generated episodes of 6 frames (``kwargs``: writer options)."""
+    from rdstd.store import DatasetWriter
+
+    with DatasetWriter(path, FEATURES, PROVENANCE, **kwargs) as writer:  # type: ignore[arg-type]
+        for i in range(episodes):
+            writer.add(make_episode(i, 6))
+    return path

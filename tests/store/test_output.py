@@ -17,14 +17,7 @@ import rdstd
 from rdstd.errors import IncompleteDatasetError, OutputError, OutputLockedError, UsageError
 from rdstd.io import atomic, write_errors
 from rdstd.store import DatasetWriter, layout, output
-from tests.store.helpers import FEATURES, PROVENANCE, make_episode
-
-
-def write(path: Path, episodes: int = 2, **kwargs: object) -> Path:
-    with DatasetWriter(path, FEATURES, PROVENANCE, **kwargs) as writer:  # type: ignore[arg-type]
-        for i in range(episodes):
-            writer.add(make_episode(i, 6))
-    return path
+from tests.store.helpers import FEATURES, PROVENANCE, make_episode, write_dataset
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -38,7 +31,7 @@ def dead_pid() -> int:
 
 
 def test_a_failed_overwrite_leaves_the_existing_dataset_byte_for_byte(tmp_path: Path) -> None:
-    out = write(tmp_path / "ds")
+    out = write_dataset(tmp_path / "ds")
     before = snapshot(out)
     with pytest.raises(RuntimeError), DatasetWriter(out, FEATURES, PROVENANCE, overwrite=True) as writer:
         writer.add(make_episode(7, 30))
@@ -48,22 +41,22 @@ def test_a_failed_overwrite_leaves_the_existing_dataset_byte_for_byte(tmp_path: 
 
 
 def test_an_overwrite_swaps_the_new_dataset_in_and_removes_the_old(tmp_path: Path) -> None:
-    out = write(tmp_path / "ds", episodes=2)
-    write(out, episodes=3, overwrite=True)
+    out = write_dataset(tmp_path / "ds", episodes=2)
+    write_dataset(out, episodes=3, overwrite=True)
     assert rdstd.open(out).num_episodes == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 
 
 def test_without_renameat2_the_swap_is_two_renames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(output, "_exchange", lambda a, b: False)
-    out = write(tmp_path / "ds", episodes=2)
-    write(out, episodes=1, overwrite=True)
+    out = write_dataset(tmp_path / "ds", episodes=2)
+    write_dataset(out, episodes=1, overwrite=True)
     assert rdstd.open(out).num_episodes == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 
 
 def test_a_death_between_the_two_renames_is_undone_by_the_next_run(tmp_path: Path) -> None:
-    out = write(tmp_path / "ds", episodes=2)
+    out = write_dataset(tmp_path / "ds", episodes=2)
     before = snapshot(out)
     pid = dead_pid()
     out.rename(tmp_path / f".ds.rdstd-old-{pid}")  # the first rename happened, the second did not
@@ -118,7 +111,7 @@ def test_a_plain_file_at_the_output_is_refused(tmp_path: Path) -> None:
 
 def test_an_empty_folder_is_written_into_place(tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
-    write(tmp_path / "out")
+    write_dataset(tmp_path / "out")
     assert rdstd.open(tmp_path / "out").num_episodes == 2
 
 
@@ -202,7 +195,7 @@ def test_a_close_that_fails_aborts_and_leaves_nothing(tmp_path: Path, monkeypatc
 
 
 def test_a_lock_from_another_host_does_not_hide_a_complete_dataset(tmp_path: Path) -> None:
-    out = write(tmp_path / "ds")
+    out = write_dataset(tmp_path / "ds")
     lock = {"pid": 1, "host": "elsewhere", "started_utc": "2026-01-01T00:00:00+00:00", "command": "rdstd convert"}
     output.lock_path(out).write_text(json.dumps(lock))
     assert rdstd.open(out).num_episodes == 2, "a node that died mid-overwrite left the old dataset whole"
@@ -213,7 +206,7 @@ def test_a_lock_from_another_host_does_not_hide_a_complete_dataset(tmp_path: Pat
 
 
 def test_a_failed_second_rename_puts_the_old_dataset_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    out = write(tmp_path / "ds")
+    out = write_dataset(tmp_path / "ds")
     before = snapshot(out)
     monkeypatch.setattr(output, "_exchange", lambda a, b: False)
     real_rename = Path.rename
@@ -225,7 +218,7 @@ def test_a_failed_second_rename_puts_the_old_dataset_back(tmp_path: Path, monkey
 
     monkeypatch.setattr(Path, "rename", rename)
     with pytest.raises(OutputError, match="I/O error"):
-        write(out, episodes=1, overwrite=True)
+        write_dataset(out, episodes=1, overwrite=True)
     assert snapshot(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 
