@@ -207,7 +207,7 @@ class Output:
         self._made_parents: list[Path] = []
         self.done = False
         self._pid = os.getpid()
-        _UNFINISHED[id(self)] = self
+        _UNFINISHED.add(self)
 
     @classmethod
     def begin(
@@ -385,7 +385,7 @@ class Output:
             lock_path(self.final).unlink()  # unlinked while still locked: see _acquire
         os.close(self._lock_fd)
         self._lock_fd = None
-        _UNFINISHED.pop(id(self), None)
+        _UNFINISHED.discard(self)
 
     def __enter__(self) -> Output:
         return self
@@ -399,8 +399,8 @@ class Output:
             self.abort()
 
 
-#: The outputs of this process still holding their lock (neither committed nor aborted), by id.
-_UNFINISHED: dict[int, Output] = {}
+#: The outputs of this process still holding their lock (neither committed nor aborted).
+_UNFINISHED: set[Output] = set()
 #: Every output this process put into place, in order.
 _FINISHED: list[Path] = []
 
@@ -423,7 +423,7 @@ def abandon_unfinished() -> list[Path]:
     entered (between taking the lock and the ``try``); the CLI calls this when it stops on an interrupt, and it
     runs at interpreter exit. Outputs inherited by a forked child are its parent's, never touched here.
     """
-    left = [o for o in list(_UNFINISHED.values()) if o._pid == os.getpid()]
+    left = [o for o in _UNFINISHED if o._pid == os.getpid()]
     for output in left:
         output.abort()
     return [o.final for o in left]
