@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import save, table
+from bench.common import checkout_env, save, table
 
 LENGTH = 100
 HW = (128, 128)
@@ -59,6 +59,7 @@ def convert(source: Path, out: Path) -> tuple[float, float]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "rdstd", "convert", str(source), str(out), "--spec", "zarr/pusht", "--images", "jpeg"],
         stdout=subprocess.DEVNULL,
+        env=checkout_env(None),
     )
     _, status, usage = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:

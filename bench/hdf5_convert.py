@@ -182,7 +182,7 @@ def child(argv: list[str], pythonpath: str | None = None) -> tuple[float, float,
     from bench.common import TreeCpu
 
     started = time.perf_counter()
-    env = checkout_env(pythonpath) if pythonpath else None
+    env = checkout_env(pythonpath)
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     tree = TreeCpu(proc.pid)
     peak = 0.0

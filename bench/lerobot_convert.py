@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.common import save, table
+from bench.common import checkout_env, save, table
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared/samples/lerobot/g1_v21_subset"
 CAM = "observation.images.cam_high"
@@ -148,7 +148,7 @@ def stage_random_reads(src: Path, count: int = 300) -> int:
 def run_stage(name: str, src: Path, out: Path, arg: str | None) -> dict[str, Any]:
     """Run one stage in a fresh process; returns seconds, frames, peak RSS (MB)."""
     cmd = [sys.executable, "-m", "bench.lerobot_convert", "--stage", name, str(src), str(out), arg or ""]
-    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True, env=checkout_env(None))
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 

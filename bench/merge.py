@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import camera_frames, save, table
+from bench.common import camera_frames, checkout_env, save, table
 from rdstd.schema.embodiment import Embodiment
 from rdstd.schema.episode import EncodedFrames, Episode, EpisodeMeta
 from rdstd.schema.features import Dimension, ImageFeature, VectorFeature
@@ -123,7 +123,9 @@ def peak_rss_mb(inputs: list[Path], out: Path) -> float:
         f"merge({[str(p) for p in inputs]!r}, {str(out)!r}); "
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=checkout_env(None)
+    )
     shutil.rmtree(out)
     return int(done.stdout.strip().splitlines()[-1]) / 1024
 
