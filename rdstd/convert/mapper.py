@@ -369,12 +369,16 @@ class EpisodeConverter:
     def _timestamps(self, source: SourceEpisode) -> npt.NDArray[np.float64]:
         n = source.length
         stamps: npt.NDArray[np.float64]
-        if self.spec.timestamps is not None:
-            raw = source.vectors.get(self.spec.timestamps.key)
-            if raw is None:
-                raise EpisodeError(
-                    f"episode {source.ref.key}: has no {self.spec.timestamps.key}", situation="episode-key-missing"
-                )
+        raw = source.vectors.get(self.spec.timestamps.key) if self.spec.timestamps is not None else None
+        if (
+            self.spec.timestamps is not None
+            and raw is None
+            and not self._refused_clock(source, self.spec.timestamps.key)
+        ):
+            raise EpisodeError(
+                f"episode {source.ref.key}: has no {self.spec.timestamps.key}", situation="episode-key-missing"
+            )
+        if self.spec.timestamps is not None and raw is not None:
             factor = UNIT_TO_SI.get(self.spec.timestamps.unit, (Unit.S, 1.0))[1]
             stamps = read_frames(raw).reshape(n).astype(np.float64) * factor
             self._clock_paths.add((ClockKind.MEASURED, f"key:{self.spec.timestamps.key}"))
@@ -391,6 +395,14 @@ class EpisodeConverter:
                 situation="rate-unknown",
             )
         return stamps - stamps[0] if n else stamps
+
+    def _refused_clock(self, source: SourceEpisode, key: str) -> bool:
+        """Whether the mapped timestamps ``key`` are a clock the backend derives and checks per episode (a key of kind
+        ``timestamp``) and gives as None for this episode: it refused that episode's clock (its notes say why).
+        Its frames are then at i / rate (or the rate is asked for), and the manifest's clock says the episodes
+        differ. A key the episode lacks altogether is an error."""
+        offered = any(k.key == key and k.kind == "timestamp" for k in self.info.keys)
+        return offered and key in source.vectors and source.vectors[key] is None
 
 
 def _first_text(texts: list[str] | None) -> str:

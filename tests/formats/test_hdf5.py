@@ -326,6 +326,78 @@ def test_steps_concatenated_with_an_episode_ends_index_are_split_into_episodes(t
         )
 
 
+def test_concatenated_steps_keep_their_own_clock_cut_per_episode(tmp_path: Path) -> None:
+    import h5py
+
+    ends = np.array([4, 9, 12])
+    rng = np.random.default_rng(3)
+    times = 1.7e9 + np.cumsum(rng.uniform(0.02, 0.08, 12))  # epoch seconds, uneven steps, one clock for the file
+    with h5py.File(tmp_path / "buffer.hdf5", "w") as f:
+        f.create_dataset("data/state", data=rng.normal(size=(12, 3)))
+        f.create_dataset("timestamp", data=times)
+        f.create_dataset("meta/episode_ends", data=ends)
+    convert(tmp_path / "buffer.hdf5", tmp_path / "out")
+    dataset = rdstd.open(tmp_path / "out")
+    assert dataset.manifest.clock.kind == "measured"
+    for i, (start, stop) in enumerate([(0, 4), (4, 9), (9, 12)]):
+        np.testing.assert_allclose(dataset.episode(i).timestamps, times[start:stop] - times[start], atol=1e-6)
+
+
+def test_a_concatenated_clock_that_goes_back_inside_an_episode_is_refused_there_with_a_note(tmp_path: Path) -> None:
+    import h5py
+
+    times = np.array([0.0, 0.1, 0.2, 0.3, 0.25, 0.35])  # the second episode (rows 3..6) goes back
+    with h5py.File(tmp_path / "buffer.hdf5", "w") as f:
+        f.create_dataset("data/state", data=np.zeros((6, 2)))
+        f.create_dataset("time", data=times)
+        f.create_dataset("meta/episode_ends", data=np.array([3, 6]))
+    with Hdf5Backend().open(tmp_path / "buffer.hdf5") as source:
+        first, second = (source.read_episode(r) for r in source.episode_refs())
+    np.testing.assert_allclose(np.asarray(first.timestamps_s), [0.0, 0.1, 0.2])
+    assert second.timestamps_s is None
+    assert any(
+        "time (seconds) cannot be the clock: it does not increase at step 1 (0.3 then 0.25)" in n
+        for n in second.meta["notes"]
+    )
+
+
+def test_an_episode_whose_clock_is_refused_is_at_the_rate_and_the_manifest_says_the_clocks_differ(
+    tmp_path: Path,
+) -> None:
+    import h5py
+
+    with h5py.File(tmp_path / "buffer.hdf5", "w") as f:
+        f.create_dataset("data/state", data=np.zeros((6, 2)))
+        f.create_dataset("time", data=np.array([0.0, 0.1, 0.2, 0.3, 0.25, 0.35]))  # goes back in episode 2
+        f.create_dataset("meta/episode_ends", data=np.array([3, 6]))
+    with pytest.raises(rdstd.errors.MappingError, match="episode episode_000001 has no timestamps and no frame rate"):
+        convert(tmp_path / "buffer.hdf5", tmp_path / "no-rate")  # the drafted spec maps the clock; no rate to fall to
+    assert not (tmp_path / "no-rate").exists()
+    convert(tmp_path / "buffer.hdf5", tmp_path / "out", rate_hz=4.0)
+    dataset = rdstd.open(tmp_path / "out")
+    np.testing.assert_allclose(dataset.episode(0).timestamps, [0.0, 0.1, 0.2])
+    np.testing.assert_allclose(dataset.episode(1).timestamps, [0.0, 0.25, 0.5])
+    clock = dataset.manifest.clock
+    assert (clock.kind, clock.source) == ("unknown", "mixed") and "synthesized:rate" in (clock.description or "")
+
+
+def test_stacked_episodes_take_each_row_of_a_stacked_clock(tmp_path: Path) -> None:
+    import h5py
+
+    times = np.array([[5.0, 5.1, 5.3], [7.0, 7.2, 7.25]])
+    with h5py.File(tmp_path / "stacked.hdf5", "w") as f:
+        f.create_dataset("obs", data=np.zeros((2, 3, 4)))
+        f.create_dataset("act", data=np.zeros((2, 3, 2)))
+        f.create_dataset("timestamps", data=times)
+        # a "states" array outside robosuite's episode groups: its first column is not taken for a time
+        f.create_dataset("states", data=np.arange(2 * 3 * 2, dtype=np.float64).reshape(2, 3, 2))
+    with Hdf5Backend().open(tmp_path / "stacked.hdf5") as source:
+        assert source.info().extra["flavor"] == "stacked_arrays"
+        episodes = [source.read_episode(r) for r in source.episode_refs()]
+    for episode, row in zip(episodes, times, strict=True):
+        np.testing.assert_allclose(np.asarray(episode.timestamps_s), row - row[0])
+
+
 def test_an_episode_index_that_fits_no_dataset_is_refused(tmp_path: Path) -> None:
     import h5py
 

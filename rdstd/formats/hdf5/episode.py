@@ -1,8 +1,9 @@
 """One HDF5 episode group scanned: its length, per-step datasets, clock, and the episode-level values.
 
 :func:`scan` decides, for one episode (a ``demo_N`` group, a numbered root group, a whole file, or one slice of
-a stacked file), which datasets are per step (first dimension = the episode's length), which are episode-level
-(kept in ``meta``: small arrays as lists, larger ones described), and where the frame times come from.
+a stacked file, or one row range of steps concatenated over episodes), which datasets are per step (first
+dimension = the episode's length), which are episode-level (kept in ``meta``: small arrays as lists, larger ones
+described), and where the frame times come from (the same clocks whatever the layout, cut to the episode's steps).
 """
 
 from __future__ import annotations
@@ -104,7 +105,9 @@ def scan(
                 per_step[key] = ds
             else:
                 meta[key] = small_value(ds, f"{where}/{key}")
-        return Scan(stop - start, per_step, meta, notes)
+        result = Scan(stop - start, per_step, meta, notes)
+        _find_clock(result, where, _Steps(rows=(start, stop)))
+        return result
     if stacked is not None:
         multi = [d for d in datasets.values() if d.ndim >= 3]
         length = int(multi[0].shape[1]) if multi else 0
@@ -116,7 +119,9 @@ def scan(
                 meta[key] = text(ds[stacked])
             else:
                 meta[key] = small_value(ds, f"{where}/{key}")
-        return Scan(length, per_step, meta, notes)
+        result = Scan(length, per_step, meta, notes)
+        _find_clock(result, where, _Steps(stacked=stacked))
+        return result
     length = length_of(datasets)
     for key, ds in datasets.items():
         # compress_len is (n_cams, T): never per step, even when an episode has as many steps as cameras
@@ -130,20 +135,52 @@ def scan(
         else:
             per_step[key] = ds
     result = Scan(length, per_step, meta, notes)
-    _find_clock(result, where)
+    _find_clock(result, where, _Steps())
     return result
 
 
-def _find_clock(result: Scan, where: str) -> None:
+@dataclass(frozen=True)
+class _Steps:
+    """Where one episode's steps are in its per-step datasets: all of their rows (an episode group or file), the
+    rows ``[start, stop)`` (steps concatenated over episodes), or index ``stacked`` along the first axis (a stacked
+    ``(episodes, steps, ...)`` array)."""
+
+    rows: tuple[int, int] | None = None
+    stacked: int | None = None
+
+    def ndim(self, ds: Any) -> int:
+        """The dimensions of one step's values plus the step axis (a stacked dataset's episode axis left out)."""
+        return int(ds.ndim) - (self.stacked is not None)
+
+    def read(self, ds: Any, *column: int) -> npt.NDArray[np.float64]:
+        """The episode's values of ``ds`` (of its ``column`` when given), as float64."""
+        head: tuple[Any, ...]
+        if self.stacked is not None:
+            head = (self.stacked, slice(None))
+        elif self.rows is not None:
+            head = (slice(*self.rows),)
+        else:
+            head = (slice(None),)
+        return np.asarray(ds[(*head, *column)], dtype=np.float64)
+
+
+def _find_clock(result: Scan, where: str, steps: _Steps) -> None:
     """The frame times, where the episode has a trustworthy clock (checked, never assumed)."""
     h5py = import_h5py()
     ps = result.per_step
     candidates: list[tuple[str, np.dtype[Any], Any]] = []
     states = ps.get("states")
-    if isinstance(states, h5py.Dataset) and states.ndim == 2 and states.shape[1] > 1 and states.dtype.kind == "f":
-        candidates.append(
-            ("states[:, 0] (MuJoCo sim time)", states.dtype, lambda: np.asarray(states[:, 0], dtype=np.float64))
-        )
+    # MuJoCo's flattened state starts with the sim time in robosuite's and robomimic's episode groups; elsewhere a
+    # "states" dataset's first column is not known to be a time
+    whole = steps.rows is None and steps.stacked is None
+    if (
+        whole
+        and isinstance(states, h5py.Dataset)
+        and states.ndim == 2
+        and states.shape[1] > 1
+        and states.dtype.kind == "f"
+    ):
+        candidates.append(("states[:, 0] (MuJoCo sim time)", states.dtype, lambda: steps.read(states, 0)))
     secs = ps.get("observation/timestamp/robot_state/robot_timestamp_seconds")
     nanos = ps.get("observation/timestamp/robot_state/robot_timestamp_nanos")
     if secs is not None and nanos is not None:
@@ -151,7 +188,7 @@ def _find_clock(result: Scan, where: str) -> None:
             (
                 "observation/timestamp/robot_state/robot_timestamp_seconds + _nanos (epoch)",
                 np.dtype(np.float64),
-                lambda: np.asarray(secs[()], dtype=np.float64) + np.asarray(nanos[()], dtype=np.float64) * 1e-9,
+                lambda: steps.read(secs) + steps.read(nanos) * 1e-9,
             )
         )
     step_start = ps.get("observation/timestamp/control/step_start")
@@ -160,13 +197,13 @@ def _find_clock(result: Scan, where: str) -> None:
             (
                 "observation/timestamp/control/step_start (epoch milliseconds)",
                 np.dtype(np.float64),
-                lambda: np.asarray(step_start[()], dtype=np.float64) / 1000.0,
+                lambda: steps.read(step_start) / 1000.0,
             )
         )
     for name in _CLOCK_NAMES:
         ds = ps.get(name)
-        if ds is not None and ds.ndim == 1 and ds.dtype.kind == "f":
-            candidates.append((f"{name} (seconds)", ds.dtype, lambda ds=ds: np.asarray(ds[()], dtype=np.float64)))
+        if ds is not None and steps.ndim(ds) == 1 and ds.dtype.kind == "f":
+            candidates.append((f"{name} (seconds)", ds.dtype, lambda ds=ds: steps.read(ds)))
     for label, stored, read in candidates:
         values = read()
         problem = clock_problem(values, np.dtype(stored))
@@ -189,5 +226,5 @@ def clock_problem(values: npt.NDArray[np.float64], stored: np.dtype[Any]) -> str
         return "float32 epoch seconds (resolution 128 s at 1.7e9): every step has the same time"
     if np.any(diffs <= 0):
         i = int(np.flatnonzero(diffs <= 0)[0])
-        return f"it does not increase at step {i + 1} ({values[i]!r} then {values[i + 1]!r})"
+        return f"it does not increase at step {i + 1} ({float(values[i])!r} then {float(values[i + 1])!r})"
     return ""

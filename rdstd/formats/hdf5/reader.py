@@ -539,7 +539,6 @@ class Hdf5Source(SourceDataset):
         base = unit.rows[0] if unit.rows is not None else 0
         for key, sk in keys.items():
             if key == CLOCK_KEY:
-                vectors[key] = result.clock[:length] if result.clock is not None else None
                 continue
             ds = result.per_step[key]
             later = self.shift.get(key, 0)
@@ -595,6 +594,10 @@ class Hdf5Source(SourceDataset):
         success = meta.get("success")
         meta["success"] = bool(success) if isinstance(success, bool | int) else None
         task = self._task(meta)
+        if result.clock is not None:
+            vectors[CLOCK_KEY] = result.clock[:length]
+        elif (first := self._first_scan()) is not None and CLOCK_KEY in first[1]:
+            vectors[CLOCK_KEY] = None  # the source offers a clock, refused for this episode (its notes say why)
         return SourceEpisode(
             ref,
             length,
