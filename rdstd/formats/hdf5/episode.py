@@ -148,6 +148,13 @@ class _Steps:
     rows: tuple[int, int] | None = None
     stacked: int | None = None
 
+    @property
+    def label(self) -> str:
+        """Which steps, for a note ("" for all of them)."""
+        if self.stacked is not None:
+            return f" (episode {self.stacked} of the stacked arrays)"
+        return f" (rows {self.rows[0]}..{self.rows[1]})" if self.rows is not None else ""
+
     def ndim(self, ds: Any) -> int:
         """The dimensions of one step's values plus the step axis (a stacked dataset's episode axis left out)."""
         return int(ds.ndim) - (self.stacked is not None)
@@ -208,7 +215,9 @@ def _find_clock(result: Scan, where: str, steps: _Steps) -> None:
         values = read()
         problem = clock_problem(values, np.dtype(stored))
         if problem:
-            result.notes.append(f"{where}: {label} cannot be the clock: {problem}; frame times come from the rate")
+            result.notes.append(
+                f"{where}{steps.label}: {label} cannot be the clock: {problem}; frame times come from the rate"
+            )
             continue
         result.clock = values - values[0] if len(values) else values
         result.clock_source = label
