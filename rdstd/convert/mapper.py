@@ -369,19 +369,14 @@ class EpisodeConverter:
     def _timestamps(self, source: SourceEpisode) -> npt.NDArray[np.float64]:
         n = source.length
         stamps: npt.NDArray[np.float64]
-        raw = source.vectors.get(self.spec.timestamps.key) if self.spec.timestamps is not None else None
-        if (
-            self.spec.timestamps is not None
-            and raw is None
-            and not self._refused_clock(source, self.spec.timestamps.key)
-        ):
-            raise EpisodeError(
-                f"episode {source.ref.key}: has no {self.spec.timestamps.key}", situation="episode-key-missing"
-            )
-        if self.spec.timestamps is not None and raw is not None:
-            factor = UNIT_TO_SI.get(self.spec.timestamps.unit, (Unit.S, 1.0))[1]
+        mapped = self.spec.timestamps
+        raw = source.vectors.get(mapped.key) if mapped is not None else None
+        if mapped is not None and raw is None and not self._refused_clock(source, mapped.key):
+            raise EpisodeError(f"episode {source.ref.key}: has no {mapped.key}", situation="episode-key-missing")
+        if mapped is not None and raw is not None:
+            factor = UNIT_TO_SI.get(mapped.unit, (Unit.S, 1.0))[1]
             stamps = read_frames(raw).reshape(n).astype(np.float64) * factor
-            self._clock_paths.add((ClockKind.MEASURED, f"key:{self.spec.timestamps.key}"))
+            self._clock_paths.add((ClockKind.MEASURED, f"key:{mapped.key}"))
         elif source.timestamps_s is not None:
             stamps = source.timestamps_s.astype(np.float64)
             self._clock_paths.add((ClockKind.MEASURED, "source_timestamps"))

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from rdstd.formats.hdf5.frames import H5Frames
 from rdstd.formats.hdf5.h5 import LARGE_ATTR_CHARS, SMALL_ARRAY_ELEMENTS, import_h5py, text, walk
 
 #: Dataset names that fix an episode's length when present (in this order).
@@ -159,16 +160,11 @@ class _Steps:
         """The dimensions of one step's values plus the step axis (a stacked dataset's episode axis left out)."""
         return int(ds.ndim) - (self.stacked is not None)
 
-    def read(self, ds: Any, *column: int) -> npt.NDArray[np.float64]:
+    def read(self, ds: Any, column: int | None = None) -> npt.NDArray[np.float64]:
         """The episode's values of ``ds`` (of its ``column`` when given), as float64."""
-        head: tuple[Any, ...]
-        if self.stacked is not None:
-            head = (self.stacked, slice(None))
-        elif self.rows is not None:
-            head = (slice(*self.rows),)
-        else:
-            head = (slice(None),)
-        return np.asarray(ds[(*head, *column)], dtype=np.float64)
+        start, stop = self.rows if self.rows is not None else (0, None)
+        values = H5Frames(ds, episode=self.stacked, start=start, stop=stop)[:]
+        return np.asarray(values[:, column] if column is not None else values, dtype=np.float64)
 
 
 def _find_clock(result: Scan, where: str, steps: _Steps) -> None:
@@ -179,9 +175,8 @@ def _find_clock(result: Scan, where: str, steps: _Steps) -> None:
     states = ps.get("states")
     # MuJoCo's flattened state starts with the sim time in robosuite's and robomimic's episode groups; elsewhere a
     # "states" dataset's first column is not known to be a time
-    whole = steps.rows is None and steps.stacked is None
     if (
-        whole
+        steps == _Steps()
         and isinstance(states, h5py.Dataset)
         and states.ndim == 2
         and states.shape[1] > 1
